@@ -1,0 +1,353 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/uptrace/bun"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// FindingInput is what a client may set on a finding.
+type FindingInput struct {
+	Title           string   `json:"title"`
+	WhatDone        string   `json:"what_done"`
+	Results         string   `json:"results"`
+	Transferability string   `json:"transferability"`
+	NordicProposal  string   `json:"nordic_proposal"`
+	Countries       []string `json:"countries"`
+	Themes          []string `json:"themes"`
+	Ps              []string `json:"ps"`
+	Forms           []string `json:"forms"`
+	VictimGroups    []string `json:"victim_groups"`
+	ActorTypes      []string `json:"actor_types"`
+	Language        string   `json:"language"`
+	ContactName     string   `json:"contact_name"`
+	ContactEmail    string   `json:"contact_email"`
+	ContactConsent  bool     `json:"contact_consent"`
+	Attribution     string   `json:"attribution"`
+}
+
+// Limits on finding text, in characters.
+const (
+	maxTitle = 300
+	maxText  = 20000
+)
+
+// taxonomy is the set of valid term keys by dimension.
+type taxonomy map[string]map[string]bool
+
+func loadTaxonomy(ctx context.Context, db bun.IDB, eventID int64) (taxonomy, error) {
+	var ts []domain.Term
+	if err := db.NewSelect().Model(&ts).Where("event_id = ?", eventID).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("read taxonomy: %w", err)
+	}
+	tax := taxonomy{}
+	for _, t := range ts {
+		if tax[t.Dimension] == nil {
+			tax[t.Dimension] = map[string]bool{}
+		}
+		tax[t.Dimension][t.Key] = true
+	}
+	return tax, nil
+}
+
+// textFields maps a finding's text field names to their limits.
+func textFields() map[string]int {
+	return map[string]int{"title": maxTitle, "what_done": maxText, "results": maxText,
+		"transferability": maxText, "nordic_proposal": maxText, "contact_name": 200, "contact_email": 254}
+}
+
+// termFields maps a finding's multi-valued fields to their taxonomy dimension.
+func termFields() map[string]string {
+	return map[string]string{"countries": domain.DimCountry, "themes": domain.DimTheme, "ps": domain.DimP,
+		"forms": domain.DimForm, "victim_groups": domain.DimVictim, "actor_types": domain.DimActor}
+}
+
+// finding validates the input against the event's taxonomy and returns the
+// finding it describes (not yet placed in an event or workshop).
+func (in FindingInput) finding(tax taxonomy) (domain.Finding, error) {
+	f := domain.Finding{
+		Title: strings.TrimSpace(in.Title), WhatDone: in.WhatDone, Results: in.Results,
+		Transferability: in.Transferability, NordicProposal: in.NordicProposal,
+		Countries: in.Countries, Themes: in.Themes, Ps: in.Ps, Forms: in.Forms,
+		VictimGroups: in.VictimGroups, ActorTypes: in.ActorTypes, Language: in.Language,
+		ContactName: in.ContactName, ContactEmail: in.ContactEmail, ContactConsent: in.ContactConsent,
+		Attribution: in.Attribution, ReleaseState: domain.Draft, Version: 1, FieldVersions: map[string]int{},
+	}
+	if f.Language == "" {
+		f.Language = "en"
+	}
+	if f.Attribution == "" {
+		f.Attribution = "chatham"
+	}
+	return f, validateFinding(&f, tax)
+}
+
+// validateFinding checks every field of f and normalises its term lists.
+func validateFinding(f *domain.Finding, tax taxonomy) error {
+	if f.Title == "" {
+		return domain.Errorf(domain.Invalid, "A finding needs a title.")
+	}
+	texts := map[string]string{"title": f.Title, "what_done": f.WhatDone, "results": f.Results,
+		"transferability": f.Transferability, "nordic_proposal": f.NordicProposal,
+		"contact_name": f.ContactName, "contact_email": f.ContactEmail}
+	for name, limit := range textFields() {
+		if !utf8.ValidString(texts[name]) {
+			return domain.Errorf(domain.Invalid, "The %s is not valid UTF-8.", name)
+		}
+		if n := utf8.RuneCountInString(texts[name]); n > limit {
+			return domain.Errorf(domain.Invalid, "The %s is %d characters long; at most %d are allowed.", name, n, limit)
+		}
+	}
+	if !slices.Contains([]string{"en", "da", "fi", "no", "sv"}, f.Language) {
+		return domain.Errorf(domain.Invalid, "Unknown language %q: use en, da, fi, no or sv.", f.Language)
+	}
+	if !slices.Contains([]string{"chatham", "organisation", "named"}, f.Attribution) {
+		return domain.Errorf(domain.Invalid, "Unknown attribution %q: use chatham, organisation or named.", f.Attribution)
+	}
+	if !f.ContactConsent && (f.ContactName != "" || f.ContactEmail != "") {
+		return domain.Errorf(domain.Invalid, "A contact may be given only with the contact's consent (contact_consent).")
+	}
+	if f.ContactEmail != "" {
+		if _, err := mail.ParseAddress(f.ContactEmail); err != nil {
+			return domain.Errorf(domain.Invalid, "The contact email %q is not an email address.", f.ContactEmail)
+		}
+	}
+	lists := map[string]*[]string{"countries": &f.Countries, "themes": &f.Themes, "ps": &f.Ps,
+		"forms": &f.Forms, "victim_groups": &f.VictimGroups, "actor_types": &f.ActorTypes}
+	for name, dim := range termFields() {
+		l := lists[name]
+		if *l == nil {
+			*l = []string{}
+		}
+		if len(*l) > 50 {
+			return domain.Errorf(domain.Invalid, "Too many %s: at most 50.", name)
+		}
+		for _, k := range *l {
+			if !tax[dim][k] {
+				return domain.Errorf(domain.Invalid, "Unknown %s term %q for %s.", dim, k, name)
+			}
+		}
+		slices.Sort(*l)
+		*l = slices.Compact(*l)
+	}
+	return nil
+}
+
+// WorkshopRoom is the log room of a workshop's findings.
+func WorkshopRoom(id int64) string { return fmt.Sprintf("workshop:%d", id) }
+
+// EventRoom is the log room of an event's own changes (setup, release).
+func EventRoom(id int64) string { return fmt.Sprintf("event:%d", id) }
+
+// CreateFinding records a new finding in a workshop, logged in the
+// workshop's room under opID. A repeated opID returns the original entry.
+func (s *Store) CreateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, in FindingInput) (Applied, error) {
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		var w domain.Workshop
+		if err := tx.NewSelect().Model(&w).Where("id = ?", workshopID).Scan(ctx); err != nil {
+			return "", nil, notFound(err, "There is no workshop %d.", workshopID)
+		}
+		tax, err := loadTaxonomy(ctx, tx, w.EventID)
+		if err != nil {
+			return "", nil, err
+		}
+		f, err := in.finding(tax)
+		if err != nil {
+			return "", nil, err
+		}
+		f.EventID, f.WorkshopID, f.AuthorID = w.EventID, &w.ID, actor
+		if _, err := tx.NewInsert().Model(&f).Returning("id, created_at, updated_at").Exec(ctx); err != nil {
+			return "", nil, fmt.Errorf("insert finding: %w", err)
+		}
+		return "finding.create", f, nil
+	})
+}
+
+// Finding returns one finding that is not deleted.
+func (s *Store) Finding(ctx context.Context, id int64) (domain.Finding, error) {
+	return getFinding(ctx, s.db, id, false)
+}
+
+func getFinding(ctx context.Context, db bun.IDB, id int64, lock bool) (domain.Finding, error) {
+	var f domain.Finding
+	q := db.NewSelect().Model(&f).Where("id = ? AND deleted_at IS NULL", id)
+	if lock {
+		q = q.For("UPDATE")
+	}
+	if err := q.Scan(ctx); err != nil {
+		return f, notFound(err, "There is no finding %d.", id)
+	}
+	return f, nil
+}
+
+// WorkshopFindings returns the live findings of a workshop, oldest first.
+func (s *Store) WorkshopFindings(ctx context.Context, workshopID int64) ([]domain.Finding, error) {
+	fs := []domain.Finding{}
+	err := s.db.NewSelect().Model(&fs).
+		ColumnExpr("finding.*").ColumnExpr("(SELECT count(*) FROM votes v WHERE v.finding_id = finding.id) AS votes").
+		Where("workshop_id = ? AND deleted_at IS NULL", workshopID).Order("id").Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list findings: %w", err)
+	}
+	return fs, nil
+}
+
+// ConflictDetail is the Detail of a Conflict error from UpdateFinding: the
+// fields someone else changed since the update's base version, and the
+// finding as it is now.
+type ConflictDetail struct {
+	Fields  []string       `json:"fields"`
+	Current domain.Finding `json:"current"`
+}
+
+// UpdateFinding applies changes (field name → JSON value) to a finding of
+// the room's workshop. base is the finding version the client edited.
+// Changes to fields nobody changed since base are applied; if any changed
+// field was changed by someone else since base (to a different value), the
+// whole update is refused with a Conflict carrying the current finding.
+func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int, changes map[string]json.RawMessage) (Applied, error) {
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		f, err := getFinding(ctx, tx, id, true)
+		if err != nil {
+			return "", nil, err
+		}
+		if f.WorkshopID == nil || *f.WorkshopID != workshopID {
+			return "", nil, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", id)
+		}
+		if len(changes) == 0 {
+			return "", nil, domain.Errorf(domain.Invalid, "An update needs at least one changed field.")
+		}
+		if base < 1 || base > f.Version {
+			return "", nil, domain.Errorf(domain.Invalid, "Base version %d is not a version of finding %d (now at %d).", base, id, f.Version)
+		}
+		tax, err := loadTaxonomy(ctx, tx, f.EventID)
+		if err != nil {
+			return "", nil, err
+		}
+		next := f
+		next.Countries, next.Themes, next.Ps = slices.Clone(f.Countries), slices.Clone(f.Themes), slices.Clone(f.Ps)
+		next.Forms, next.VictimGroups, next.ActorTypes = slices.Clone(f.Forms), slices.Clone(f.VictimGroups), slices.Clone(f.ActorTypes)
+		var conflicts []string
+		changed := []string{}
+		for name, raw := range changes {
+			ptr, err := fieldPtr(&next, name)
+			if err != nil {
+				return "", nil, err
+			}
+			before := reflect.ValueOf(ptr).Elem().Interface()
+			if err := strictUnmarshal(raw, ptr); err != nil {
+				return "", nil, domain.Errorf(domain.Invalid, "The value of %s has the wrong type: %v.", name, err)
+			}
+			after := reflect.ValueOf(ptr).Elem().Interface()
+			if reflect.DeepEqual(before, after) {
+				continue
+			}
+			if f.FieldVersions[name] > base {
+				conflicts = append(conflicts, name)
+				continue
+			}
+			changed = append(changed, name)
+		}
+		if err := validateFinding(&next, tax); err != nil {
+			return "", nil, err
+		}
+		if len(conflicts) > 0 {
+			slices.Sort(conflicts)
+			return "", nil, &domain.Error{Code: domain.Conflict,
+				Message: fmt.Sprintf("Someone else changed %s since version %d; review the current text.", strings.Join(conflicts, ", "), base),
+				Detail:  ConflictDetail{Fields: conflicts, Current: f}}
+		}
+		if len(changed) == 0 {
+			return "finding.update", map[string]any{"finding": f, "fields": changed}, nil
+		}
+		slices.Sort(changed)
+		next.Version = f.Version + 1
+		next.FieldVersions = map[string]int{}
+		for k, v := range f.FieldVersions {
+			next.FieldVersions[k] = v
+		}
+		for _, name := range changed {
+			next.FieldVersions[name] = next.Version
+		}
+		next.UpdatedAt = time.Now()
+		if _, err := tx.NewUpdate().Model(&next).WherePK().ExcludeColumn("created_at").Exec(ctx); err != nil {
+			return "", nil, fmt.Errorf("update finding: %w", err)
+		}
+		return "finding.update", map[string]any{"finding": next, "fields": changed}, nil
+	})
+}
+
+// fieldPtr returns a pointer to the finding field a client may update by name.
+func fieldPtr(f *domain.Finding, name string) (any, error) {
+	switch name {
+	case "title":
+		return &f.Title, nil
+	case "what_done":
+		return &f.WhatDone, nil
+	case "results":
+		return &f.Results, nil
+	case "transferability":
+		return &f.Transferability, nil
+	case "nordic_proposal":
+		return &f.NordicProposal, nil
+	case "countries":
+		return &f.Countries, nil
+	case "themes":
+		return &f.Themes, nil
+	case "ps":
+		return &f.Ps, nil
+	case "forms":
+		return &f.Forms, nil
+	case "victim_groups":
+		return &f.VictimGroups, nil
+	case "actor_types":
+		return &f.ActorTypes, nil
+	case "language":
+		return &f.Language, nil
+	case "contact_name":
+		return &f.ContactName, nil
+	case "contact_email":
+		return &f.ContactEmail, nil
+	case "contact_consent":
+		return &f.ContactConsent, nil
+	case "attribution":
+		return &f.Attribution, nil
+	}
+	return nil, domain.Errorf(domain.Invalid, "%q is not a field of a finding that can be changed.", name)
+}
+
+func strictUnmarshal(raw json.RawMessage, ptr any) error {
+	if string(raw) == "null" {
+		return fmt.Errorf("null is not allowed")
+	}
+	return json.Unmarshal(raw, ptr)
+}
+
+// DeleteFinding removes a finding of the room's workshop (kept in the
+// database as deleted, so the log and links stay whole).
+func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64) (Applied, error) {
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		f, err := getFinding(ctx, tx, id, true)
+		if err != nil {
+			return "", nil, err
+		}
+		if f.WorkshopID == nil || *f.WorkshopID != workshopID {
+			return "", nil, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", id)
+		}
+		if _, err := tx.NewUpdate().Model((*domain.Finding)(nil)).Set("deleted_at = now(), version = version + 1").
+			Where("id = ?", id).Exec(ctx); err != nil {
+			return "", nil, fmt.Errorf("delete finding: %w", err)
+		}
+		return "finding.delete", map[string]any{"id": id}, nil
+	})
+}

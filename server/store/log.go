@@ -1,0 +1,138 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/uptrace/bun"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// Change is what one client operation does inside its transaction: it
+// writes its rows and returns the entry's kind and payload.
+type Change func(ctx context.Context, tx bun.Tx) (kind string, payload any, err error)
+
+// Applied is the result of one logged change.
+type Applied struct {
+	Entry domain.LogEntry
+	// Replayed is true when the op id was seen before: nothing was applied
+	// and Entry is the original entry.
+	Replayed bool
+}
+
+// Apply runs change and appends its log entry in one transaction. The
+// room's row lock is taken first and held until commit, so the room's
+// entries commit in seq order and seq > n readers skip none; under that
+// lock a repeated op id is found and answered with its original entry
+// instead of being applied again.
+func (s *Store) Apply(ctx context.Context, room, opID string, actor *int64, change Change) (Applied, error) {
+	if opID == "" || len(opID) > 100 {
+		return Applied{}, domain.Errorf(domain.Invalid, "An op id of 1 to 100 characters is required.")
+	}
+	var out Applied
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		seq, err := nextSeq(ctx, tx, room)
+		if err != nil {
+			return err
+		}
+		var prev domain.LogEntry
+		err = tx.NewSelect().Model(&prev).Where("room = ? AND op_id = ?", room, opID).Limit(1).Scan(ctx)
+		if err == nil {
+			out = Applied{Entry: prev, Replayed: true}
+			return errReplayed
+		}
+		if err := notFound(err, ""); domain.ErrorCode(err) != domain.NotFound {
+			return fmt.Errorf("look up op %s: %w", opID, err)
+		}
+		kind, payload, err := change(ctx, tx)
+		if err != nil {
+			return err
+		}
+		e, err := insertEntry(ctx, tx, room, seq, opID, actor, kind, payload)
+		out = Applied{Entry: e}
+		return err
+	})
+	if err == errReplayed {
+		return out, nil
+	}
+	if err != nil {
+		return Applied{}, err
+	}
+	return out, nil
+}
+
+// nextSeq takes the room's row lock (held to commit) and returns its next seq.
+func nextSeq(ctx context.Context, tx bun.Tx, room string) (int64, error) {
+	var seq int64
+	if err := tx.NewRaw(`INSERT INTO rooms (id, seq) VALUES (?, 1)
+		ON CONFLICT (id) DO UPDATE SET seq = rooms.seq + 1 RETURNING seq`, room).Scan(ctx, &seq); err != nil {
+		return 0, fmt.Errorf("next seq of %s: %w", room, err)
+	}
+	return seq, nil
+}
+
+func insertEntry(ctx context.Context, tx bun.Tx, room string, seq int64, opID string, actor *int64, kind string, payload any) (domain.LogEntry, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return domain.LogEntry{}, fmt.Errorf("encode %s payload: %w", kind, err)
+	}
+	e := domain.LogEntry{Room: room, Seq: seq, OpID: opID, ActorID: actor, Kind: kind, Payload: raw}
+	if _, err := tx.NewInsert().Model(&e).Returning("at").Exec(ctx); err != nil {
+		return e, fmt.Errorf("append log entry: %w", err)
+	}
+	return e, nil
+}
+
+// appendEntry logs a change made outside Apply (seeding, administration).
+func appendEntry(ctx context.Context, tx bun.Tx, room, opID string, actor *int64, kind string, payload any) (domain.LogEntry, error) {
+	seq, err := nextSeq(ctx, tx, room)
+	if err != nil {
+		return domain.LogEntry{}, err
+	}
+	return insertEntry(ctx, tx, room, seq, opID, actor, kind, payload)
+}
+
+// errReplayed rolls back the seq bump of a repeated op.
+var errReplayed = &domain.Error{Code: domain.Conflict, Message: "op replayed"}
+
+// EntriesAfter returns the room's entries with seq > after, in order, at most limit.
+func (s *Store) EntriesAfter(ctx context.Context, room string, after int64, limit int) ([]domain.LogEntry, error) {
+	var es []domain.LogEntry
+	err := s.db.NewSelect().Model(&es).Where("room = ? AND seq > ?", room, after).
+		Order("seq").Limit(limit).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read log of %s: %w", room, err)
+	}
+	return es, nil
+}
+
+// Head returns the last seq of room, 0 when it has none.
+func (s *Store) Head(ctx context.Context, room string) (int64, error) {
+	var seq int64
+	err := s.db.NewRaw("SELECT coalesce((SELECT seq FROM rooms WHERE id = ?), 0)", room).Scan(ctx, &seq)
+	if err != nil {
+		return 0, fmt.Errorf("head of %s: %w", room, err)
+	}
+	return seq, nil
+}
+
+// Audit records an administrative change in the audit trail.
+func (s *Store) Audit(ctx context.Context, db bun.IDB, actor, event *int64, action, target string, detail any) error {
+	if db == nil {
+		db = s.db
+	}
+	raw, err := json.Marshal(detail)
+	if err != nil {
+		return fmt.Errorf("encode audit detail: %w", err)
+	}
+	if detail == nil {
+		raw = []byte("{}")
+	}
+	_, err = db.NewInsert().Model(&domain.AuditEntry{ActorID: actor, EventID: event, Action: action, Target: target, Detail: raw}).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("write audit entry: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,391 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/rapporteur/rapporteur/server/demo"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/pgtest"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+var pg *pgtest.Cluster
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
+
+// MustDemo loads the demo event into a fresh store and returns both.
+func MustDemo(tb testing.TB) (*store.Store, domain.Event) {
+	tb.Helper()
+	s := pg.MustStore(tb)
+	spec, err := demo.Spec()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ev, err := s.CreateEvent(context.Background(), spec)
+	if err != nil {
+		tb.Fatalf("create demo event: %v", err)
+	}
+	return s, ev
+}
+
+func tableCount(tb testing.TB, s *store.Store) int {
+	tb.Helper()
+	var n int
+	err := s.DB().NewRaw(`SELECT count(*) FROM information_schema.tables
+		WHERE table_schema = 'public' AND table_name NOT LIKE 'bun_%'`).Scan(context.Background(), &n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+func TestMigrateUpDownUp(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, pg.NewEmptyDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ready(ctx); err == nil {
+		t.Fatal("Ready on an unmigrated database: got nil, want an error")
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	up := tableCount(t, s)
+	if up < 15 {
+		t.Fatalf("after up: %d tables, want at least 15", up)
+	}
+	if err := s.Ready(ctx); err != nil {
+		t.Fatalf("Ready after up: %v", err)
+	}
+	if err := s.Rollback(ctx); err != nil {
+		t.Fatalf("down: %v", err)
+	}
+	if got := tableCount(t, s); got != 0 {
+		t.Fatalf("after down: %d tables, want 0", got)
+	}
+	if err := s.Ready(ctx); err == nil {
+		t.Fatal("Ready after down: got nil, want an error")
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("up again: %v", err)
+	}
+	if got := tableCount(t, s); got != up {
+		t.Fatalf("after up again: %d tables, want %d", got, up)
+	}
+}
+
+func TestFailedMigrationIsNotRecorded(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, pg.NewEmptyDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fsys := fstest.MapFS{
+		"20200101000001_good.tx.up.sql":   {Data: []byte("CREATE TABLE good (id int);")},
+		"20200101000001_good.tx.down.sql": {Data: []byte("DROP TABLE good;")},
+		"20200101000002_bad.tx.up.sql":    {Data: []byte("CREATE TABLE half (id int);\n--bun:split\nSELECT no_such_function();")},
+		"20200101000002_bad.tx.down.sql":  {Data: []byte("DROP TABLE half;")},
+	}
+	if err := s.MigrateFrom(ctx, fsys); err == nil {
+		t.Fatal("migrate with a failing migration: got nil error")
+	}
+	pending, err := s.PendingFrom(ctx, fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) != 1 || pending[0] != "20200101000002" {
+		t.Fatalf("pending = %v, want only the failing migration", pending)
+	}
+	var half bool
+	if err := s.DB().NewRaw("SELECT to_regclass('half') IS NOT NULL").Scan(ctx, &half); err != nil {
+		t.Fatal(err)
+	}
+	if half {
+		t.Fatal("the failing migration left its first statement applied")
+	}
+	// A crash may leave bun's lock row behind; the next migrate must not be stuck on it.
+	if _, err := s.DB().NewRaw("INSERT INTO bun_migration_locks (table_name) VALUES ('bun_migrations')").Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fixed := fstest.MapFS{
+		"20200101000001_good.tx.up.sql":   fsys["20200101000001_good.tx.up.sql"],
+		"20200101000001_good.tx.down.sql": fsys["20200101000001_good.tx.down.sql"],
+		"20200101000002_bad.tx.up.sql":    {Data: []byte("CREATE TABLE half (id int);")},
+		"20200101000002_bad.tx.down.sql":  fsys["20200101000002_bad.tx.down.sql"],
+	}
+	if err := s.MigrateFrom(ctx, fixed); err != nil {
+		t.Fatalf("migrate after the fix, over a stale lock: %v", err)
+	}
+}
+
+func TestApplyFailingHalfWayLeavesNothing(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, err := s.Workshops(ctx, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	room := store.WorkshopRoom(ws[0].ID)
+	before, _ := s.Head(ctx, room)
+	boom := errors.New("boom")
+	_, err = s.Apply(ctx, room, "op-fail", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		f := domain.Finding{EventID: ev.ID, WorkshopID: &ws[0].ID, Title: "half-way", Language: "en",
+			Attribution: "chatham", ReleaseState: "draft", Version: 1, FieldVersions: map[string]int{},
+			Countries: []string{}, Themes: []string{}, Ps: []string{}, Forms: []string{}, VictimGroups: []string{}, ActorTypes: []string{}}
+		if _, err := tx.NewInsert().Model(&f).Exec(ctx); err != nil {
+			return "", nil, err
+		}
+		return "", nil, boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Apply error = %v, want boom", err)
+	}
+	var rows int
+	if err := s.DB().NewRaw("SELECT count(*) FROM findings WHERE title = 'half-way'").Scan(ctx, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Errorf("finding rows after failed change = %d, want 0", rows)
+	}
+	entries, err := s.EntriesAfter(ctx, room, before, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Errorf("log entries after failed change = %d, want 0", len(entries))
+	}
+	if after, _ := s.Head(ctx, room); after != before {
+		t.Errorf("room head moved from %d to %d", before, after)
+	}
+	// The op id was not used up: applying it for real works.
+	a, err := s.CreateFinding(ctx, nil, ws[0].ID, "op-fail", store.FindingInput{Title: "for real"})
+	if err != nil || a.Replayed || a.Entry.Seq != before+1 {
+		t.Fatalf("retry: %+v, %v; want a fresh entry at seq %d", a, err, before+1)
+	}
+}
+
+func TestConcurrentWritersGetGaplessSeqs(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, _ := s.Workshops(ctx, ev.ID)
+	wid := ws[1].ID
+	room := store.WorkshopRoom(wid)
+	start, _ := s.Head(ctx, room)
+	const writers, each = 100, 50
+
+	// A reader follows seq > n as the writers go and must see every entry once.
+	seen := make(chan []int64, 1)
+	stop := make(chan struct{})
+	go func() {
+		var got []int64
+		last := start
+		for {
+			es, err := s.EntriesAfter(ctx, room, last, 1000)
+			if err != nil {
+				t.Error(err)
+				break
+			}
+			for _, e := range es {
+				got = append(got, e.Seq)
+				last = e.Seq
+			}
+			if len(es) == 0 {
+				select {
+				case <-stop:
+					if last == start+writers*each {
+						seen <- got
+						return
+					}
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+		}
+		seen <- got
+	}()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				_, err := s.CreateFinding(ctx, nil, wid, fmt.Sprintf("w%d-%d", w, i), store.FindingInput{Title: fmt.Sprintf("finding %d/%d", w, i)})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(stop)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got := <-seen
+	if len(got) != writers*each {
+		t.Fatalf("reader saw %d entries, want %d", len(got), writers*each)
+	}
+	for i, seq := range got {
+		if want := start + int64(i) + 1; seq != want {
+			t.Fatalf("reader entry %d has seq %d, want %d (gap or duplicate)", i, seq, want)
+		}
+	}
+	all, err := s.EntriesAfter(ctx, room, start, 10*writers*each)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != writers*each || all[len(all)-1].Seq != start+writers*each {
+		t.Fatalf("log holds %d entries ending at %d, want %d ending at %d", len(all), all[len(all)-1].Seq, writers*each, start+writers*each)
+	}
+}
+
+func TestRepeatedOpIsAppliedOnce(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, _ := s.Workshops(ctx, ev.ID)
+	first, err := s.CreateFinding(ctx, nil, ws[2].ID, "same-op", store.FindingInput{Title: "once", Countries: []string{"SE"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.CreateFinding(ctx, nil, ws[2].ID, "same-op", store.FindingInput{Title: "once", Countries: []string{"SE"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Replayed || again.Entry.Seq != first.Entry.Seq {
+		t.Fatalf("retry: replayed=%v seq=%d, want replayed at seq %d", again.Replayed, again.Entry.Seq, first.Entry.Seq)
+	}
+	var n int
+	s.DB().NewRaw("SELECT count(*) FROM findings WHERE title = 'once'").Scan(ctx, &n)
+	if n != 1 {
+		t.Fatalf("%d findings, want 1", n)
+	}
+}
+
+func TestFindingValidation(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, _ := s.Workshops(ctx, ev.ID)
+	cases := []struct {
+		name string
+		in   store.FindingInput
+	}{
+		{"no title", store.FindingInput{}},
+		{"unknown country", store.FindingInput{Title: "x", Countries: []string{"XX"}}},
+		{"unknown theme", store.FindingInput{Title: "x", Themes: []string{"nope"}}},
+		{"contact without consent", store.FindingInput{Title: "x", ContactName: "Anna"}},
+		{"bad contact email", store.FindingInput{Title: "x", ContactConsent: true, ContactEmail: "not-an-email"}},
+		{"bad language", store.FindingInput{Title: "x", Language: "de"}},
+		{"huge title", store.FindingInput{Title: string(make([]byte, 400))}},
+	}
+	head, _ := s.Head(ctx, store.WorkshopRoom(ws[0].ID))
+	for i, c := range cases {
+		_, err := s.CreateFinding(ctx, nil, ws[0].ID, fmt.Sprintf("bad-%d", i), c.in)
+		if got := domain.ErrorCode(err); got != domain.Invalid {
+			t.Errorf("%s: code %q (%v), want invalid", c.name, got, err)
+		}
+	}
+	if after, _ := s.Head(ctx, store.WorkshopRoom(ws[0].ID)); after != head {
+		t.Errorf("bad input moved the room head from %d to %d", head, after)
+	}
+}
+
+func TestUpdateMergesFieldsAndRefusesConflicts(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, _ := s.Workshops(ctx, ev.ID)
+	wid := ws[0].ID
+	a, err := s.CreateFinding(ctx, nil, wid, "c1", store.FindingInput{Title: "start"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f domain.Finding
+	json.Unmarshal(a.Entry.Payload, &f)
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+
+	// Two people edit version 1: one the title, the other the results. Both apply.
+	if _, err := s.UpdateFinding(ctx, nil, wid, "u1", f.ID, 1, map[string]json.RawMessage{"title": raw("new title")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateFinding(ctx, nil, wid, "u2", f.ID, 1, map[string]json.RawMessage{"results": raw("it worked"), "countries": raw([]string{"NO", "DK"})}); err != nil {
+		t.Fatalf("merge of a different field: %v", err)
+	}
+	got, _ := s.Finding(ctx, f.ID)
+	if got.Title != "new title" || got.Results != "it worked" || got.Version != 3 || len(got.Countries) != 2 {
+		t.Fatalf("after merge: %+v", got)
+	}
+	// A third edit of the title based on version 1 conflicts and changes nothing.
+	_, err = s.UpdateFinding(ctx, nil, wid, "u3", f.ID, 1, map[string]json.RawMessage{"title": raw("stale title")})
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != domain.Conflict {
+		t.Fatalf("stale edit: %v, want conflict", err)
+	}
+	cd, ok := de.Detail.(store.ConflictDetail)
+	if !ok || cd.Current.Title != "new title" || len(cd.Fields) != 1 || cd.Fields[0] != "title" {
+		t.Fatalf("conflict detail = %+v", de.Detail)
+	}
+	if now, _ := s.Finding(ctx, f.ID); now.Title != "new title" || now.Version != 3 {
+		t.Fatalf("conflicting edit changed the finding: %+v", now)
+	}
+	// Wrong types and unknown fields are refused.
+	for i, ch := range []map[string]json.RawMessage{{"title": raw(5)}, {"nope": raw("x")}, {"countries": raw("FI")}, {"title": raw(nil)}} {
+		if _, err := s.UpdateFinding(ctx, nil, wid, fmt.Sprintf("bad%d", i), f.ID, 3, ch); domain.ErrorCode(err) != domain.Invalid {
+			t.Errorf("update %v: %v, want invalid", ch, err)
+		}
+	}
+	// Delete, then it is gone.
+	if _, err := s.DeleteFinding(ctx, nil, wid, "d1", f.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Finding(ctx, f.ID); domain.ErrorCode(err) != domain.NotFound {
+		t.Fatalf("after delete: %v, want not_found", err)
+	}
+}
+
+func TestDemoEventIsComplete(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	parts, _ := s.Parts(ctx, ev.ID)
+	if len(parts) != 3 || !parts[0].Streamed || parts[1].Streamed || !parts[2].Streamed {
+		t.Fatalf("parts = %+v, want I streamed, II not, III streamed", parts)
+	}
+	ws, _ := s.Workshops(ctx, ev.ID)
+	se, _ := s.SideEvents(ctx, ev.ID)
+	tax, _ := s.Taxonomy(ctx, ev.ID)
+	if len(ws) != 5 || len(se) != 2 {
+		t.Fatalf("%d workshops and %d side events, want 5 and 2", len(ws), len(se))
+	}
+	if len(tax["country"]) != 11 || len(tax["p"]) != 4 || len(tax["form"]) != 9 || len(tax["theme"]) != 14 || len(tax["victim"]) != 9 || len(tax["actor"]) != 19 {
+		t.Fatalf("taxonomy sizes wrong: %d %d %d %d %d %d", len(tax["country"]), len(tax["p"]), len(tax["form"]), len(tax["theme"]), len(tax["victim"]), len(tax["actor"]))
+	}
+	fs, err := s.WorkshopFindings(ctx, ws[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) == 0 {
+		t.Fatal("workshop 1 has no example findings")
+	}
+	es, _ := s.EntriesAfter(ctx, store.WorkshopRoom(ws[0].ID), 0, 100)
+	if len(es) != len(fs) {
+		t.Fatalf("workshop 1 has %d findings but %d log entries", len(fs), len(es))
+	}
+	spec, _ := demo.Spec()
+	if _, err := s.CreateEvent(ctx, spec); domain.ErrorCode(err) != domain.Conflict {
+		t.Fatalf("second demo: %v, want conflict", err)
+	}
+}
