@@ -221,6 +221,13 @@ CREATE TABLE invites (
     revoked_at timestamptz
 );
 
+-- settings holds the server's own facts, such as whether the demo event
+-- was loaded once (so it is never loaded twice).
+CREATE TABLE settings (
+    key   text PRIMARY KEY,
+    value text NOT NULL
+);
+
 CREATE TABLE audit_log (
     id       bigserial PRIMARY KEY,
     at       timestamptz NOT NULL DEFAULT now(),

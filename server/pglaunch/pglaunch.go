@@ -125,6 +125,16 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 // else the one on PATH, else the newest of the usual Debian/Ubuntu, RHEL
 // and Homebrew locations.
 func FindBinDir(dir string) (string, error) {
+	return findBinDir(dir, exec.LookPath, []string{
+		"/usr/lib/postgresql/*/bin",
+		"/usr/pgsql-*/bin",
+		"/usr/local/opt/postgresql*/bin",
+		"/opt/homebrew/opt/postgresql*/bin",
+		"/usr/local/pgsql/bin",
+	})
+}
+
+func findBinDir(dir string, lookPath func(string) (string, error), patterns []string) (string, error) {
 	has := func(d string) bool {
 		for _, name := range []string{"initdb", "postgres"} {
 			if fi, err := os.Stat(filepath.Join(d, name)); err != nil || fi.IsDir() {
@@ -139,19 +149,16 @@ func FindBinDir(dir string) (string, error) {
 		}
 		return "", fmt.Errorf("PG_BIN=%s holds no initdb and postgres: point PG_BIN at PostgreSQL's bin folder, or set DATABASE_URL", dir)
 	}
-	if p, err := exec.LookPath("initdb"); err == nil {
+	if p, err := lookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
 		if d := filepath.Dir(p); has(d) {
 			return d, nil
 		}
 	}
 	var found []string
-	for _, pattern := range []string{
-		"/usr/lib/postgresql/*/bin",
-		"/usr/pgsql-*/bin",
-		"/usr/local/opt/postgresql*/bin",
-		"/opt/homebrew/opt/postgresql*/bin",
-		"/usr/local/pgsql/bin",
-	} {
+	for _, pattern := range patterns {
 		m, _ := filepath.Glob(pattern)
 		for _, d := range m {
 			if has(d) {
@@ -328,6 +335,9 @@ func (c *Cluster) DropDatabase(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// PID returns the process id of the postmaster.
+func (c *Cluster) PID() int { return c.cmd.Process.Pid }
 
 // Stop shuts Postgres down (fast shutdown: open transactions roll back,
 // committed data is safe) and waits for it to exit.

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// handleHealthz answers while the process is alive.
+func (a *app) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, map[string]string{"status": "ok"})
+}
+
+// handleReadyz answers 200 once the database is reachable and migrated.
+func (a *app) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	if err := a.store.Ready(r.Context()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, map[string]string{"status": "ready"})
+}
+
+func (a *app) handleEvents(w http.ResponseWriter, r *http.Request) {
+	es, err := a.store.Events(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if es == nil {
+		es = []domain.Event{}
+	}
+	writeJSON(w, es)
+}
+
+// eventOf returns the event named by the request's {slug}.
+func (a *app) eventOf(r *http.Request) (domain.Event, error) {
+	return a.store.EventBySlug(r.Context(), r.PathValue("slug"))
+}
+
+func (a *app) handleEvent(w http.ResponseWriter, r *http.Request) {
+	ev, err := a.eventOf(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, ev)
+}
+
+func (a *app) handleParts(w http.ResponseWriter, r *http.Request) {
+	ev, err := a.eventOf(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ps, err := a.store.Parts(r.Context(), ev.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, ps)
+}
+
+func (a *app) handleWorkshops(w http.ResponseWriter, r *http.Request) {
+	ev, err := a.eventOf(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ws, err := a.store.Workshops(r.Context(), ev.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, ws)
+}
+
+func (a *app) handleSideEvents(w http.ResponseWriter, r *http.Request) {
+	ev, err := a.eventOf(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ss, err := a.store.SideEvents(r.Context(), ev.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, ss)
+}
+
+func (a *app) handleTaxonomy(w http.ResponseWriter, r *http.Request) {
+	ev, err := a.eventOf(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	tax, err := a.store.Taxonomy(r.Context(), ev.ID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, tax)
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/store"
+	"github.com/rapporteur/rapporteur/web"
+)
+
+// appDeps is everything the HTTP application is built from.
+type appDeps struct {
+	store   *store.Store
+	logger  *slog.Logger
+	baseURL string
+	pages   *web.Pages
+	now     func() time.Time
+}
+
+// app is the HTTP application: handlers and what they share.
+type app struct {
+	appDeps
+	sessions   *auth.Sessions
+	baseOrigin string
+}
+
+func newApp(d appDeps) *app {
+	if d.now == nil {
+		d.now = time.Now
+	}
+	u, _ := url.Parse(d.baseURL)
+	return &app{
+		appDeps:    d,
+		sessions:   auth.NewSessions(d.store, auth.SessionConfig{Secure: u != nil && u.Scheme == "https", Now: d.now}),
+		baseOrigin: strings.TrimRight(d.baseURL, "/"),
+	}
+}
+
+// close releases what the app holds once the HTTP server has stopped.
+func (a *app) close() {}
+
+// organizerLink makes a fresh one-time sign-in link for the first event's
+// bootstrap organizer ("" when there is no event yet).
+func (a *app) organizerLink(ctx context.Context) (string, error) {
+	events, err := a.store.Events(ctx)
+	if err != nil || len(events) == 0 {
+		return "", err
+	}
+	ev := events[len(events)-1] // the oldest: the one the server was set up with
+	p, err := a.store.EnsureOrganizer(ctx, ev.ID)
+	if err != nil {
+		return "", err
+	}
+	token, hash := auth.NewInviteToken()
+	if _, err := a.store.CreateInvite(ctx, store.Invite{EventID: ev.ID, PersonID: p.ID, TokenHash: hash, Once: true,
+		ExpiresAt: a.now().Add(24 * time.Hour)}); err != nil {
+		return "", err
+	}
+	return a.baseURL + "/signin/" + token, nil
+}

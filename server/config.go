@@ -1,0 +1,75 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// config is the server's settings, from the environment, with flags that
+// mirror each variable and win over it.
+type config struct {
+	Addr         string // ADDR: where to listen
+	BaseURL      string // BASE_URL: the public address people use
+	DataDir      string // DATA_DIR: private Postgres, search index
+	DatabaseURL  string // DATABASE_URL: use this Postgres instead of a private one
+	PGBin        string // PG_BIN: PostgreSQL's bin folder for the private one
+	NoDemo       bool   // NO_DEMO: do not load the demo event
+	ShutdownWait time.Duration
+}
+
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	env := func(k, def string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		return def
+	}
+	cfg := config{ShutdownWait: 10 * time.Second}
+	fs := flag.NewFlagSet("rapporteur", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", env("ADDR", ":8080"), "address to listen on (ADDR)")
+	fs.StringVar(&cfg.BaseURL, "base-url", env("BASE_URL", ""), "public base URL, e.g. https://seminar.example.org (BASE_URL; default http://localhost:PORT)")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("DATA_DIR", "./data"), "data folder: private Postgres and search index (DATA_DIR)")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL; empty starts a private Postgres (DATABASE_URL)")
+	fs.StringVar(&cfg.PGBin, "pg-bin", env("PG_BIN", ""), "PostgreSQL bin folder for the private Postgres (PG_BIN)")
+	fs.BoolVar(&cfg.NoDemo, "no-demo", env("NO_DEMO", "") != "", "do not load the demo event on first start (NO_DEMO)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, fmt.Errorf("%v (see -help)", err)
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
+	}
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
+		return cfg, fmt.Errorf("ADDR %q is not host:port (e.g. :8080 or 127.0.0.1:8080)", cfg.Addr)
+	}
+	if cfg.BaseURL != "" {
+		u, err := url.Parse(cfg.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return cfg, fmt.Errorf("BASE_URL %q must be an http(s) URL such as https://seminar.example.org", cfg.BaseURL)
+		}
+		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	}
+	return cfg, nil
+}
+
+// baseURLFor returns the base URL, derived from the listener when unset.
+func (c config) baseURLFor(l net.Listener) string {
+	if c.BaseURL != "" {
+		return c.BaseURL
+	}
+	host, _, _ := net.SplitHostPort(c.Addr)
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}

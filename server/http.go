@@ -1,0 +1,99 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// statusOf is the one table mapping error codes to HTTP statuses.
+func statusOf(code domain.Code) int {
+	switch code {
+	case domain.Invalid:
+		return http.StatusBadRequest
+	case domain.NotFound:
+		return http.StatusNotFound
+	case domain.Conflict:
+		return http.StatusConflict
+	case domain.Unauthorized:
+		return http.StatusUnauthorized
+	case domain.Forbidden, domain.BadCSRF:
+		return http.StatusForbidden
+	case domain.Unavailable, domain.NotReady:
+		return http.StatusServiceUnavailable
+	case domain.TooLarge:
+		return http.StatusRequestEntityTooLarge
+	case domain.RateLimited:
+		return http.StatusTooManyRequests
+	}
+	return http.StatusInternalServerError
+}
+
+// problem is the JSON body of every API error.
+type problem struct {
+	Status  int         `json:"status"`
+	Code    domain.Code `json:"code"`
+	Message string      `json:"message"`
+	Detail  any         `json:"detail,omitempty"`
+}
+
+// asDomain turns errors of the auth package into the application's Error.
+func asDomain(err error) error {
+	var ae *auth.AuthError
+	if errors.As(err, &ae) {
+		code := domain.Unauthorized
+		if ae.Code == "csrf" {
+			code = domain.BadCSRF
+		}
+		return &domain.Error{Code: code, Message: ae.Message, Err: err}
+	}
+	return err
+}
+
+// fail writes err as a problem response and logs internal errors.
+func (a *app) fail(w http.ResponseWriter, r *http.Request, err error) {
+	err = asDomain(err)
+	code := domain.ErrorCode(err)
+	status := statusOf(code)
+	if status >= 500 && code != domain.Unavailable && code != domain.NotReady {
+		a.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	p := problem{Status: status, Code: code, Message: domain.ErrorMessage(err)}
+	var de *domain.Error
+	if errors.As(err, &de) {
+		p.Detail = de.Detail
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(p)
+}
+
+// writeJSON writes v as a 200 JSON response.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(v)
+}
+
+// page renders an HTML page, or a problem when rendering fails.
+func (a *app) page(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := a.pages.Render(w, name, data); err != nil {
+		a.logger.Error("render page", "page", name, "err", err)
+	}
+}
+
+// message renders a short page that tells a person what happened.
+func (a *app) message(w http.ResponseWriter, r *http.Request, err error) {
+	err = asDomain(err)
+	code := domain.ErrorCode(err)
+	if statusOf(code) >= 500 {
+		a.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	a.page(w, r, statusOf(code), "message.html", map[string]string{"Title": "Sorry", "Message": domain.ErrorMessage(err)})
+}

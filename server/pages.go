@@ -1,0 +1,85 @@
+package main
+
+import (
+	"net/http"
+
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// handleHome lists the events; with exactly one it shows that event.
+func (a *app) handleHome(w http.ResponseWriter, r *http.Request) {
+	es, err := a.store.Events(r.Context())
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	if len(es) == 1 {
+		a.renderEvent(w, r, es[0])
+		return
+	}
+	a.page(w, r, http.StatusOK, "home.html", map[string]any{"Events": es})
+}
+
+func (a *app) handleEventPage(w http.ResponseWriter, r *http.Request) {
+	ev, err := a.eventOf(r)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	a.renderEvent(w, r, ev)
+}
+
+// renderEvent shows an event's programme: parts with their workshops, side events.
+func (a *app) renderEvent(w http.ResponseWriter, r *http.Request, ev domain.Event) {
+	ctx := r.Context()
+	parts, err := a.store.Parts(ctx, ev.ID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	ws, err := a.store.Workshops(ctx, ev.ID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	se, err := a.store.SideEvents(ctx, ev.ID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	type partView struct {
+		Part      domain.Part
+		Workshops []domain.Workshop
+	}
+	var pv []partView
+	for _, p := range parts {
+		v := partView{Part: p}
+		for _, w := range ws {
+			if w.PartID == p.ID {
+				v.Workshops = append(v.Workshops, w)
+			}
+		}
+		pv = append(pv, v)
+	}
+	a.page(w, r, http.StatusOK, "event.html", map[string]any{"Event": ev, "Parts": pv, "SideEvents": se})
+}
+
+// handleSignInLink signs the person of a personal link in on this device.
+func (a *app) handleSignInLink(w http.ResponseWriter, r *http.Request) {
+	inv, err := a.store.RedeemInvite(r.Context(), auth.HashToken(r.PathValue("token")), a.now())
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	if _, err := a.sessions.Start(r.Context(), w, r, inv.PersonID); err != nil {
+		a.message(w, r, err)
+		return
+	}
+	ev, err := a.store.Event(r.Context(), inv.EventID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/events/"+ev.Slug, http.StatusSeeOther)
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/rapporteur/rapporteur/server/demo"
+	"github.com/rapporteur/rapporteur/server/pglaunch"
+	"github.com/rapporteur/rapporteur/server/store"
+	"github.com/rapporteur/rapporteur/web"
+)
+
+// run is the whole program: it returns when ctx is cancelled (SIGINT,
+// SIGTERM) after stopping in order, or with the error that stopped it.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args[1:], getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	// Listen first: a port in use is found before anything starts.
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("address %s is already in use: stop the program using it or set ADDR (e.g. ADDR=:8081)", cfg.Addr)
+		}
+		return fmt.Errorf("cannot listen on %s: %v: set ADDR to an address this machine can use", cfg.Addr, err)
+	}
+	defer ln.Close()
+	baseURL := cfg.baseURLFor(ln)
+
+	dsn := cfg.DatabaseURL
+	if dsn != "" {
+		if err := store.CheckDSN(dsn); err != nil {
+			return err
+		}
+	} else {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("data folder %s cannot be created: %v: choose a writable DATA_DIR", cfg.DataDir, errors.Unwrap(err))
+		}
+		pg, err := pglaunch.Start(ctx, pglaunch.Config{
+			Dir: filepath.Join(cfg.DataDir, "postgres"), BinDir: cfg.PGBin, Database: "rapporteur", Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := pg.Stop(sctx); err != nil {
+				logger.Error("stop private postgres", "err", err)
+			} else {
+				logger.Info("private postgres stopped")
+			}
+		}()
+		dsn = pg.DSN("rapporteur")
+	}
+
+	st, err := store.Open(ctx, dsn)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("%v: fix the database or the migration and start again; nothing of the failed migration was applied", err)
+	}
+	if !cfg.NoDemo {
+		loaded, err := st.LoadOnce(ctx, "demo_loaded", func(ctx context.Context) error {
+			spec, err := demo.Spec()
+			if err != nil {
+				return err
+			}
+			_, err = st.CreateEvent(ctx, spec)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("load the demo event: %w", err)
+		}
+		if loaded {
+			logger.Info("demo event loaded", "slug", demo.Slug)
+		}
+	}
+
+	pages, err := web.Parse()
+	if err != nil {
+		return err
+	}
+	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages})
+	link, err := app.organizerLink(ctx)
+	if err != nil {
+		return fmt.Errorf("make the organizer sign-in link: %w", err)
+	}
+
+	srv := &http.Server{
+		Handler:           app.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "Rapporteur is serving at %s\n", baseURL)
+	if link != "" {
+		fmt.Fprintf(stdout, "Organizer sign-in link (one use, valid 24 hours): %s\n", link)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("http shutdown", "err", err)
+	}
+	app.close()
+	return nil
+}

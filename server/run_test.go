@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rapporteur/rapporteur/server/pgtest"
+)
+
+var pg *pgtest.Cluster
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
+
+// server is a running instance of the real program, started by run().
+type server struct {
+	URL    string
+	Link   string
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returned
+	err    error         // what run returned
+}
+
+// Stop cancels the server's context (as SIGTERM does) and waits for run to return.
+func (s *server) Stop(tb testing.TB) {
+	tb.Helper()
+	s.cancel()
+	select {
+	case <-s.done:
+		if s.err != nil {
+			tb.Fatalf("run returned %v", s.err)
+		}
+	case <-time.After(60 * time.Second):
+		tb.Fatal("server did not stop")
+	}
+}
+
+// MustStart runs the program with env on port 0 and waits until /readyz says ready.
+func MustStart(tb testing.TB, env map[string]string) *server {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	if env["ADDR"] == "" {
+		env["ADDR"] = "127.0.0.1:0"
+	}
+	s := &server{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		s.err = run(ctx, []string{"rapporteur"}, func(k string) string { return env[k] }, pw, io.Discard)
+		pw.CloseWithError(fmt.Errorf("run returned: %v", s.err))
+		close(s.done)
+	}()
+	sc := bufio.NewScanner(pr)
+	urlRE := regexp.MustCompile(`serving at (\S+)`)
+	linkRE := regexp.MustCompile(`sign-in link.*: (\S+)`)
+	for s.URL == "" || s.Link == "" {
+		if !sc.Scan() {
+			cancel()
+			tb.Fatalf("server output ended before its address and link: %v", sc.Err())
+		}
+		if m := urlRE.FindStringSubmatch(sc.Text()); m != nil {
+			s.URL = m[1]
+		}
+		if m := linkRE.FindStringSubmatch(sc.Text()); m != nil {
+			s.Link = m[1]
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	tb.Cleanup(func() {
+		cancel()
+		<-s.done
+	})
+	waitReady(tb, s.URL)
+	return s
+}
+
+func waitReady(tb testing.TB, base string) {
+	tb.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tb.Fatal("server not ready within 30s")
+}
+
+// MustGetJSON fetches url, checks the status and decodes the body into v.
+func MustGetJSON(tb testing.TB, url string, status int, v any) {
+	tb.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != status {
+		b, _ := io.ReadAll(resp.Body)
+		tb.Fatalf("GET %s: status %d, want %d: %s", url, resp.StatusCode, status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		tb.Fatalf("GET %s: decode: %v", url, err)
+	}
+}
+
+func TestServesEventAPIAndPages(t *testing.T) {
+	s := MustStart(t, map[string]string{"DATABASE_URL": pg.NewDB(t)})
+	var health map[string]string
+	MustGetJSON(t, s.URL+"/healthz", 200, &health)
+	if health["status"] != "ok" {
+		t.Fatalf("healthz = %v", health)
+	}
+	var events []struct{ Slug, Title string }
+	MustGetJSON(t, s.URL+"/api/events", 200, &events)
+	if len(events) != 1 || events[0].Slug != "nordic-anti-trafficking-2021" {
+		t.Fatalf("events = %+v, want the demo event", events)
+	}
+	base := s.URL + "/api/events/" + events[0].Slug
+	var parts []struct {
+		Title    string
+		Streamed bool
+		StartsAt time.Time `json:"starts_at"`
+	}
+	MustGetJSON(t, base+"/parts", 200, &parts)
+	if len(parts) != 3 || !parts[0].Streamed || parts[1].Streamed || !parts[2].Streamed {
+		t.Fatalf("parts = %+v", parts)
+	}
+	helsinki, _ := time.LoadLocation("Europe/Helsinki")
+	if got := parts[2].StartsAt.In(helsinki).Format("15:04"); got != "17:10" {
+		t.Errorf("Part III starts %s Helsinki time, want 17:10", got)
+	}
+	var ws []struct{ Name string }
+	MustGetJSON(t, base+"/workshops", 200, &ws)
+	if len(ws) != 5 {
+		t.Fatalf("%d workshops, want 5", len(ws))
+	}
+	var se []struct{ Title string }
+	MustGetJSON(t, base+"/side-events", 200, &se)
+	if len(se) != 2 {
+		t.Fatalf("%d side events, want 2", len(se))
+	}
+	var tax map[string][]struct{ Key, Label string }
+	MustGetJSON(t, base+"/taxonomy", 200, &tax)
+	if len(tax["country"]) != 11 || tax["p"][0].Key != "prevention" {
+		t.Fatalf("taxonomy = %v", tax)
+	}
+	var prob struct {
+		Status  int
+		Code    string
+		Message string
+	}
+	MustGetJSON(t, s.URL+"/api/events/no-such-event", 404, &prob)
+	if prob.Code != "not_found" || !strings.Contains(prob.Message, "no-such-event") {
+		t.Fatalf("problem = %+v", prob)
+	}
+	MustGetJSON(t, s.URL+"/api/nothing-here", 404, &prob)
+
+	resp, err := http.Get(s.URL + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(body)
+	for _, want := range []string{"Part II: Workshops", "On site only, not streamed", "Workshop 5", "Side event", "17:10–18:20"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("home page lacks %q", want)
+		}
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("CSP = %q", csp)
+	}
+}
+
+func TestOrganizerLinkSignsInOnce(t *testing.T) {
+	s := MustStart(t, map[string]string{"DATABASE_URL": pg.NewDB(t)})
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(s.Link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
+		t.Fatalf("first use: status %d, cookies %v; want a redirect with a session cookie", resp.StatusCode, resp.Cookies())
+	}
+	resp, err = noFollow.Get(s.Link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || len(resp.Cookies()) != 0 {
+		t.Fatalf("second use: status %d, cookies %v; want 401 and no cookie", resp.StatusCode, resp.Cookies())
+	}
+}
+
+// TestEmbeddedPostgresRestart runs the real default: no DATABASE_URL, a
+// private Postgres in DATA_DIR; a restart keeps the data and does not load
+// the demo twice.
+func TestEmbeddedPostgresRestart(t *testing.T) {
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	os.Chmod(filepath.Dir(dir), 0o755)
+	env := map[string]string{"DATA_DIR": filepath.Join(dir, "data")}
+	s := MustStart(t, env)
+	var events []struct{ Slug string }
+	MustGetJSON(t, s.URL+"/api/events", 200, &events)
+	if len(events) != 1 {
+		t.Fatalf("first start: %d events", len(events))
+	}
+	s.Stop(t)
+	if _, err := os.Stat(filepath.Join(dir, "data", "postgres", "postmaster.pid")); !os.IsNotExist(err) {
+		t.Fatalf("private Postgres still running after stop (postmaster.pid: %v)", err)
+	}
+	s = MustStart(t, env)
+	MustGetJSON(t, s.URL+"/api/events", 200, &events)
+	if len(events) != 1 {
+		t.Fatalf("after restart: %d events, want the one demo event", len(events))
+	}
+	s.Stop(t)
+}
+
+func TestBadConfigurationSaysWhatToDo(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	file := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(file, nil, 0o644)
+	cases := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"malformed DATABASE_URL", map[string]string{"DATABASE_URL": "mysql://x"}, "DATABASE_URL must start with postgres://"},
+		{"DATABASE_URL without database", map[string]string{"DATABASE_URL": "postgres://u@localhost"}, "no database name"},
+		{"unreachable database", map[string]string{"DATABASE_URL": "postgres://u:p@127.0.0.1:1/db?sslmode=disable"}, "cannot reach the database"},
+		{"port in use", map[string]string{"ADDR": busy.Addr().String(), "DATABASE_URL": "postgres://u@localhost/db"}, "already in use"},
+		{"bad ADDR", map[string]string{"ADDR": "nonsense"}, "ADDR"},
+		{"unwritable data folder", map[string]string{"DATA_DIR": filepath.Join(file, "data")}, "DATA_DIR"},
+		{"no PostgreSQL binaries", map[string]string{"DATA_DIR": t.TempDir(), "PG_BIN": t.TempDir()}, "PG_BIN="},
+		{"bad BASE_URL", map[string]string{"BASE_URL": "ftp://x"}, "BASE_URL"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.env["ADDR"] == "" {
+				c.env["ADDR"] = "127.0.0.1:0"
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err := run(ctx, []string{"rapporteur"}, func(k string) string { return c.env[k] }, io.Discard, io.Discard)
+			if err == nil {
+				t.Fatal("run succeeded, want an error")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, c.want) {
+				t.Fatalf("error %q does not contain %q", msg, c.want)
+			}
+			if strings.Contains(msg, "\n") || strings.Contains(msg, "goroutine ") {
+				t.Fatalf("error is not one clear line: %q", msg)
+			}
+		})
+	}
+}

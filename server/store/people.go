@@ -1,0 +1,168 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// LoadOnce runs load unless the setting key says it ran before, and then
+// records that it did, in one transaction; it reports whether load ran.
+func (s *Store) LoadOnce(ctx context.Context, key string, load func(ctx context.Context) error) (bool, error) {
+	var done bool
+	if err := s.db.NewRaw("SELECT EXISTS (SELECT 1 FROM settings WHERE key = ?)", key).Scan(ctx, &done); err != nil {
+		return false, fmt.Errorf("read setting %s: %w", key, err)
+	}
+	if done {
+		return false, nil
+	}
+	if err := load(ctx); err != nil {
+		return false, err
+	}
+	if _, err := s.db.NewRaw("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING", key, time.Now().UTC().Format(time.RFC3339)).Exec(ctx); err != nil {
+		return false, fmt.Errorf("record setting %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// Person returns one person.
+func (s *Store) Person(ctx context.Context, id int64) (domain.Person, error) {
+	var p domain.Person
+	if err := s.db.NewSelect().Model(&p).Where("id = ?", id).Scan(ctx); err != nil {
+		return p, notFound(err, "There is no person %d.", id)
+	}
+	return p, nil
+}
+
+// Memberships returns a person's memberships in an event.
+func (s *Store) Memberships(ctx context.Context, personID, eventID int64) ([]domain.Membership, error) {
+	ms := []domain.Membership{}
+	if err := s.db.NewSelect().Model(&ms).Where("person_id = ? AND event_id = ?", personID, eventID).Order("id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("read memberships: %w", err)
+	}
+	return ms, nil
+}
+
+// EnsureOrganizer returns the event's bootstrap organizer (the person the
+// printed sign-in link is for), creating them on first use.
+func (s *Store) EnsureOrganizer(ctx context.Context, eventID int64) (domain.Person, error) {
+	var p domain.Person
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		err := tx.NewSelect().Model(&p).
+			Where("id = (SELECT person_id FROM memberships WHERE event_id = ? AND role = 'organizer' ORDER BY id LIMIT 1)", eventID).
+			Scan(ctx)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		p = domain.Person{Name: "Organizer"}
+		if _, err := tx.NewInsert().Model(&p).Returning("id, created_at").Exec(ctx); err != nil {
+			return fmt.Errorf("create organizer: %w", err)
+		}
+		m := domain.Membership{EventID: eventID, PersonID: p.ID, Role: domain.RoleOrganizer, Attribution: "chatham"}
+		if _, err := tx.NewInsert().Model(&m).Exec(ctx); err != nil {
+			return fmt.Errorf("make organizer: %w", err)
+		}
+		return s.Audit(ctx, tx, nil, &eventID, "membership.create", fmt.Sprintf("person:%d", p.ID), map[string]any{"role": domain.RoleOrganizer, "why": "bootstrap organizer"})
+	})
+	return p, err
+}
+
+// Invite is a personal sign-in link as stored (its token only as a hash).
+type Invite struct {
+	bun.BaseModel `bun:"table:invites"`
+	ID            int64 `bun:",pk,autoincrement"`
+	EventID       int64
+	PersonID      int64
+	TokenHash     string
+	Once          bool      `bun:",notnull"`
+	CreatedAt     time.Time `bun:",nullzero,default:now()"`
+	ExpiresAt     time.Time
+	UsedAt        *time.Time
+	RevokedAt     *time.Time
+}
+
+// CreateInvite stores a sign-in link for a person in an event.
+func (s *Store) CreateInvite(ctx context.Context, inv Invite) (Invite, error) {
+	if _, err := s.db.NewInsert().Model(&inv).Returning("id, created_at").Exec(ctx); err != nil {
+		return inv, fmt.Errorf("create invite: %w", err)
+	}
+	return inv, nil
+}
+
+// RedeemInvite checks the link with tokenHash at now and returns it; a
+// one-use link is used up. Unknown, revoked, expired and used links are
+// refused with Unauthorized and a message that says which.
+func (s *Store) RedeemInvite(ctx context.Context, tokenHash string, now time.Time) (Invite, error) {
+	var inv Invite
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&inv).Where("token_hash = ?", tokenHash).For("UPDATE").Scan(ctx); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return domain.Errorf(domain.Unauthorized, "This sign-in link is not valid. Ask an organizer for a new one.")
+			}
+			return err
+		}
+		switch {
+		case inv.RevokedAt != nil:
+			return domain.Errorf(domain.Unauthorized, "This sign-in link was revoked. Ask an organizer for a new one.")
+		case !now.Before(inv.ExpiresAt):
+			return domain.Errorf(domain.Unauthorized, "This sign-in link expired on %s. Ask an organizer for a new one.", inv.ExpiresAt.UTC().Format("2 Jan 2006 15:04 MST"))
+		case inv.Once && inv.UsedAt != nil:
+			return domain.Errorf(domain.Unauthorized, "This one-time sign-in link was used already. Ask an organizer for a new one.")
+		}
+		if _, err := tx.NewUpdate().Model(&inv).Set("used_at = ?", now).WherePK().Exec(ctx); err != nil {
+			return err
+		}
+		return s.Audit(ctx, tx, &inv.PersonID, &inv.EventID, "signin.link", fmt.Sprintf("invite:%d", inv.ID), nil)
+	})
+	return inv, err
+}
+
+// CreateSession stores a session (auth.SessionStore).
+func (s *Store) CreateSession(ctx context.Context, sess auth.Session) error {
+	_, err := s.db.NewRaw("INSERT INTO sessions (id, person_id, csrf, created_at, last_seen) VALUES (?, ?, ?, ?, ?)",
+		sess.ID, sess.PersonID, sess.CSRF, sess.Created, sess.LastSeen).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("create session: %w", err)
+	}
+	return nil
+}
+
+// GetSession reads a session (auth.SessionStore).
+func (s *Store) GetSession(ctx context.Context, id string) (auth.Session, error) {
+	var sess auth.Session
+	err := s.db.NewRaw("SELECT id, person_id, csrf, created_at, last_seen FROM sessions WHERE id = ?", id).
+		Scan(ctx, &sess.ID, &sess.PersonID, &sess.CSRF, &sess.Created, &sess.LastSeen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sess, auth.ErrNoSession
+	}
+	if err != nil {
+		return sess, fmt.Errorf("read session: %w", err)
+	}
+	return sess, nil
+}
+
+// TouchSession records use of a session (auth.SessionStore).
+func (s *Store) TouchSession(ctx context.Context, id string, seen time.Time) error {
+	if _, err := s.db.NewRaw("UPDATE sessions SET last_seen = ? WHERE id = ?", seen, id).Exec(ctx); err != nil {
+		return fmt.Errorf("touch session: %w", err)
+	}
+	return nil
+}
+
+// DeleteSession ends a session (auth.SessionStore).
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	if _, err := s.db.NewRaw("DELETE FROM sessions WHERE id = ?", id).Exec(ctx); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return nil
+}
