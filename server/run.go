@@ -23,6 +23,9 @@ import (
 // run is the whole program: it returns when ctx is cancelled (SIGINT,
 // SIGTERM) after stopping in order, or with the error that stopped it.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 1 && args[1] == "healthcheck" {
+		return healthcheck(ctx, getenv)
+	}
 	cfg, err := parseConfig(args[1:], getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
@@ -129,5 +132,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Warn("http shutdown", "err", err)
 	}
 	app.close()
+	return nil
+}
+
+// healthcheck asks the server on ADDR for /healthz: the container
+// health check of compose.yaml (the image has no curl).
+func healthcheck(ctx context.Context, getenv func(string) string) error {
+	addr := getenv("ADDR")
+	if addr == "" {
+		addr = ":8080"
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("ADDR %q is not host:port", addr)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/healthz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("unhealthy: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("unhealthy: /healthz answered %s", resp.Status)
+	}
 	return nil
 }

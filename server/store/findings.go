@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/mail"
 	"reflect"
@@ -12,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
+	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/rapporteur/rapporteur/server/domain"
 )
@@ -92,7 +96,8 @@ func (in FindingInput) finding(tax taxonomy) (domain.Finding, error) {
 	return f, validateFinding(&f, tax)
 }
 
-// validateFinding checks every field of f and normalises its term lists.
+// validateFinding checks every field of f and normalises its term lists;
+// a nil tax skips the check of term keys against the taxonomy.
 func validateFinding(f *domain.Finding, tax taxonomy) error {
 	if f.Title == "" {
 		return domain.Errorf(domain.Invalid, "A finding needs a title.")
@@ -133,7 +138,7 @@ func validateFinding(f *domain.Finding, tax taxonomy) error {
 			return domain.Errorf(domain.Invalid, "Too many %s: at most 50.", name)
 		}
 		for _, k := range *l {
-			if !tax[dim][k] {
+			if tax != nil && !tax[dim][k] {
 				return domain.Errorf(domain.Invalid, "Unknown %s term %q for %s.", dim, k, name)
 			}
 		}
@@ -151,7 +156,92 @@ func EventRoom(id int64) string { return fmt.Sprintf("event:%d", id) }
 
 // CreateFinding records a new finding in a workshop, logged in the
 // workshop's room under opID. A repeated opID returns the original entry.
+//
+// The common case (a new op with valid terms) is one statement, so one
+// round trip and one commit; anything else — a replay, an unknown
+// workshop or term, a concurrent duplicate — falls back to the general
+// path, which finds out which and says so.
 func (s *Store) CreateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, in FindingInput) (Applied, error) {
+	if a, ok, err := s.createFindingFast(ctx, actor, workshopID, opID, in); ok || err != nil {
+		return a, err
+	}
+	return s.createFindingSlow(ctx, actor, workshopID, opID, in)
+}
+
+// createFindingFast is the one-statement path of CreateFinding. Its
+// statement takes the room row's lock like Apply does, so seqs stay in
+// commit order; it writes nothing unless the workshop exists, the op id is
+// new and every term is in the event's taxonomy.
+func (s *Store) createFindingFast(ctx context.Context, actor *int64, workshopID int64, opID string, in FindingInput) (Applied, bool, error) {
+	if opID == "" || len(opID) > 100 {
+		return Applied{}, false, nil
+	}
+	f, err := in.finding(nil)
+	if err != nil {
+		return Applied{}, false, err
+	}
+	f.WorkshopID, f.AuthorID = &workshopID, actor
+	var dims, keys []string
+	lists := map[string][]string{"countries": f.Countries, "themes": f.Themes, "ps": f.Ps,
+		"forms": f.Forms, "victim_groups": f.VictimGroups, "actor_types": f.ActorTypes}
+	for name, dim := range termFields() {
+		for _, k := range lists[name] {
+			dims, keys = append(dims, dim), append(keys, k)
+		}
+	}
+	payload, err := json.Marshal(f)
+	if err != nil {
+		return Applied{}, false, fmt.Errorf("encode finding: %w", err)
+	}
+	room := WorkshopRoom(workshopID)
+	e := domain.LogEntry{Room: room, OpID: opID, ActorID: actor, Kind: "finding.create"}
+	err = s.db.NewRaw(`
+WITH ok AS (
+    SELECT w.id, w.event_id FROM workshops w
+    WHERE w.id = ?0
+      AND NOT EXISTS (SELECT 1 FROM log_entries WHERE room = ?1 AND op_id = ?2)
+      AND NOT EXISTS (
+          SELECT 1 FROM unnest(?3::text[], ?4::text[]) AS t(dim, key)
+          WHERE NOT EXISTS (SELECT 1 FROM taxonomy_terms tt
+                            WHERE tt.event_id = w.event_id AND tt.dimension = t.dim AND tt.key = t.key))
+), r AS (
+    INSERT INTO rooms (id, seq) SELECT ?1, 1 FROM ok
+    ON CONFLICT (id) DO UPDATE SET seq = rooms.seq + 1
+    RETURNING seq
+), f AS (
+    INSERT INTO findings (event_id, workshop_id, author_id, title, what_done, results, transferability,
+        nordic_proposal, countries, themes, ps, forms, victim_groups, actor_types, language,
+        contact_name, contact_email, contact_consent, attribution, release_state, version, field_versions)
+    SELECT ok.event_id, ok.id, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 'draft', 1, '{}'
+    FROM ok
+    RETURNING id, event_id, created_at, updated_at
+)
+INSERT INTO log_entries (room, seq, op_id, actor_id, kind, payload)
+SELECT ?1, r.seq, ?2, ?5, 'finding.create',
+       ?22::jsonb || jsonb_build_object('id', f.id, 'event_id', f.event_id, 'created_at', f.created_at, 'updated_at', f.updated_at)
+FROM r, f
+RETURNING seq, at, payload`,
+		workshopID, room, opID, pgdialect.Array(dims), pgdialect.Array(keys),
+		actor, f.Title, f.WhatDone, f.Results, f.Transferability, f.NordicProposal,
+		pgdialect.Array(f.Countries), pgdialect.Array(f.Themes), pgdialect.Array(f.Ps), pgdialect.Array(f.Forms),
+		pgdialect.Array(f.VictimGroups), pgdialect.Array(f.ActorTypes), f.Language,
+		f.ContactName, f.ContactEmail, f.ContactConsent, f.Attribution, string(payload),
+	).Scan(ctx, &e.Seq, &e.At, &e.Payload)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Applied{}, false, nil
+	}
+	var pgErr pgdriver.Error
+	if errors.As(err, &pgErr) && pgErr.IntegrityViolation() {
+		return Applied{}, false, nil // a concurrent duplicate op: the general path replays it
+	}
+	if err != nil {
+		return Applied{}, false, fmt.Errorf("create finding: %w", err)
+	}
+	return Applied{Entry: e}, true, nil
+}
+
+// createFindingSlow is the general path of CreateFinding.
+func (s *Store) createFindingSlow(ctx context.Context, actor *int64, workshopID int64, opID string, in FindingInput) (Applied, error) {
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		var w domain.Workshop
 		if err := tx.NewSelect().Model(&w).Where("id = ?", workshopID).Scan(ctx); err != nil {
