@@ -1,0 +1,71 @@
+package hub_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rapporteur/rapporteur/hub"
+)
+
+// BenchmarkFanOut measures one log entry reaching every member of a room:
+// an entry is appended (as by another process), Notify is called, and the
+// iteration ends when every client has read it. Besides ns/op it reports the
+// p50 and p99 latency from Notify to a client having read the entry.
+func BenchmarkFanOut(b *testing.B) {
+	for _, n := range []int{80, 1000} {
+		b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) { benchFanOut(b, n) })
+	}
+}
+
+func benchFanOut(b *testing.B, n int) {
+	th := newTestHub(b, hub.Config{PollInterval: time.Hour})
+	lat := make(chan time.Duration, n)
+	for i := range n {
+		c := th.dial(b, fmt.Sprintf("p%d", i))
+		c.skipPresence = true
+		c.join(room, 0)
+		c.ws.SetReadDeadline(time.Time{}) // join set one
+		go func() {
+			for {
+				_, data, err := c.ws.ReadMessage()
+				if err != nil {
+					return // closed at the end of the benchmark
+				}
+				if strings.HasPrefix(string(data), `{"type":"presence"`) {
+					continue
+				}
+				var f struct {
+					Type    string
+					Payload struct{ Sent int64 }
+				}
+				if json.Unmarshal(data, &f) == nil && f.Type == "entry" {
+					lat <- time.Since(time.Unix(0, f.Payload.Sent))
+				}
+			}
+		}()
+	}
+	// Let the presence broadcasts of the joins settle.
+	time.Sleep(200 * time.Millisecond)
+	if s := th.Stats(); s.Connections != n || s.DroppedSlow != 0 {
+		b.Fatalf("after joining: %+v, want %d connections and none dropped", s, n)
+	}
+	var all []time.Duration
+	b.ResetTimer()
+	for b.Loop() {
+		e := th.b.Append(room, "finding.update", map[string]any{"sent": time.Now().UnixNano(), "title": "A hotline for victims"})
+		th.Notify(room, e.Seq)
+		for range n {
+			all = append(all, <-lat)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(all)
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	}
+}

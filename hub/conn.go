@@ -1,0 +1,487 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Server frames.
+type (
+	entryOut struct {
+		Type string `json:"type"`
+		Entry
+	}
+	snapshotOut struct {
+		Type  string          `json:"type"`
+		Room  string          `json:"room"`
+		Seq   int64           `json:"seq"`
+		State json.RawMessage `json:"state"`
+	}
+	joinedOut struct {
+		Type     string   `json:"type"`
+		Room     string   `json:"room"`
+		Seq      int64    `json:"seq"`
+		Presence []person `json:"presence"`
+		Count    int      `json:"count"`
+	}
+	presenceOut struct {
+		Type   string   `json:"type"`
+		Room   string   `json:"room"`
+		People []person `json:"people"`
+		Count  int      `json:"count"`
+	}
+	ackOut struct {
+		Type string `json:"type"`
+		OpID string `json:"op_id"`
+		Room string `json:"room"`
+		Seq  int64  `json:"seq"`
+	}
+	errorOut struct {
+		Type    string `json:"type"`
+		ReplyTo string `json:"reply_to,omitempty"`
+		Room    string `json:"room,omitempty"`
+		OpID    string `json:"op_id,omitempty"`
+		Code    string `json:"code"`
+		Message string `json:"message"`
+		Detail  any    `json:"detail,omitempty"`
+	}
+	leftOut struct {
+		Type string `json:"type"`
+		Room string `json:"room"`
+	}
+	pongOut struct {
+		Type string          `json:"type"`
+		T    json.RawMessage `json:"t,omitempty"`
+	}
+)
+
+// conn is one WebSocket connection. The read pump (the goroutine running
+// Serve) handles client frames one at a time, in order; the write pump is the
+// only writer to ws.
+type conn struct {
+	h      *Hub
+	ws     *websocket.Conn
+	id     Identity
+	q      *sendQueue
+	ctx    context.Context // canceled when the connection ends
+	cancel context.CancelFunc
+
+	// Used by the read pump only.
+	rooms map[string]*member
+	ops   bucket
+	abuse bucket
+
+	readDone   chan struct{} // closed when the read pump returns
+	writerDone chan struct{}
+}
+
+func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
+	ctx, cancel := context.WithCancel(h.ctx)
+	return &conn{
+		h:          h,
+		ws:         ws,
+		id:         id,
+		q:          newSendQueue(h.cfg.SendQueueBytes),
+		ctx:        ctx,
+		cancel:     cancel,
+		rooms:      make(map[string]*member),
+		ops:        newBucket(h.cfg.OpsPerSecond, h.cfg.OpsBurst),
+		abuse:      newBucket(abuseRate, abuseBurst),
+		readDone:   make(chan struct{}),
+		writerDone: make(chan struct{}),
+	}
+}
+
+// enqueue queues a frame without blocking; on overflow the connection is
+// dropped as too slow. Fan-out uses it.
+func (c *conn) enqueue(b []byte) {
+	if !c.q.push(b) {
+		c.dropSlow()
+	}
+}
+
+// dropSlow closes the connection with 4008, discarding what is queued.
+func (c *conn) dropSlow() {
+	if c.q.close(CloseTooSlow, "too slow: reconnect and resume", true) {
+		c.h.dropped.Add(1)
+		c.h.log.Info("hub: dropped slow connection", "identity", c.id.ID)
+	}
+}
+
+// reply queues a frame for this connection, waiting while its queue is full.
+// Only the read pump uses it.
+func (c *conn) reply(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.h.log.Error("hub: encoding frame", "err", err)
+		return err
+	}
+	return c.q.pushWait(b)
+}
+
+// writePump writes queued frames and pings until the queue is closed or a
+// write fails, then closes the socket.
+func (c *conn) writePump() {
+	defer close(c.writerDone)
+	defer c.cancel()
+	defer c.ws.Close()
+	ping := time.NewTicker(c.h.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		batch, closed, code, reason := c.q.take()
+		for _, b := range batch {
+			c.ws.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteWait))
+			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+				c.q.close(0, "", true)
+				return
+			}
+			if c.q.written(len(b)) {
+				break
+			}
+		}
+		if closed {
+			if code != 0 {
+				// Closing handshake: give the client a moment to read the
+				// close frame and answer it before the socket goes, so that
+				// frames it is still sending do not turn into a TCP reset
+				// that hides the close code.
+				msg := websocket.FormatCloseMessage(code, reason)
+				if c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.h.cfg.WriteWait)) == nil {
+					t := time.NewTimer(closeGrace)
+					select {
+					case <-c.readDone:
+					case <-t.C:
+					}
+					t.Stop()
+				}
+			}
+			return
+		}
+		if len(batch) > 0 {
+			// Busy: ping too when one is due, since a client that only
+			// receives proves it is alive by its pongs alone.
+			select {
+			case <-ping.C:
+				if !c.ping() {
+					return
+				}
+			default:
+			}
+			continue
+		}
+		select {
+		case <-c.q.ready:
+		case <-ping.C:
+			if !c.ping() {
+				return
+			}
+		}
+	}
+}
+
+// ping sends a WebSocket ping; on failure it closes the queue and reports false.
+func (c *conn) ping() bool {
+	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.cfg.WriteWait)); err != nil {
+		c.q.close(0, "", true)
+		return false
+	}
+	return true
+}
+
+// readPump reads and handles client frames until the connection ends. Once
+// the connection is closing it only reads (and drops) frames until the
+// client's close frame arrives or the write pump closes the socket.
+func (c *conn) readPump() {
+	defer close(c.readDone)
+	c.ws.SetReadLimit(c.h.cfg.MaxFrameBytes)
+	c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.PongWait))
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.PongWait))
+	})
+	for {
+		mt, data, err := c.ws.ReadMessage()
+		if err != nil {
+			c.h.log.Debug("hub: connection ended", "identity", c.id.ID, "err", err)
+			if errors.Is(err, websocket.ErrReadLimit) {
+				c.drain()
+			}
+			return
+		}
+		c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.PongWait))
+		if c.q.isClosed() {
+			continue
+		}
+		if mt != websocket.TextMessage {
+			c.bad(Frame{}, badFrame("frames must be text (JSON)"))
+			continue
+		}
+		f, oe := DecodeFrame(data)
+		if oe != nil {
+			c.bad(f, oe)
+			continue
+		}
+		c.handle(f) // an error means the connection is closing: see above
+	}
+}
+
+// drain reads and drops what the client still sends for a moment, after
+// gorilla/websocket has sent close 1009 for an oversized frame, so that
+// closing the socket with unread data does not reset the connection before
+// the client has read the close frame.
+func (c *conn) drain() {
+	nc := c.ws.UnderlyingConn()
+	nc.SetReadDeadline(time.Now().Add(closeGrace))
+	io.Copy(io.Discard, nc)
+}
+
+// finish leaves every room and stops the write pump. It runs on the read
+// pump's goroutine after readPump returns.
+func (c *conn) finish() {
+	c.q.close(0, "", true) // no-op when already closing with a code
+	for name, m := range c.rooms {
+		m.r.mu.Lock()
+		m.r.removeLocked(c)
+		m.r.mu.Unlock()
+		delete(c.rooms, name)
+	}
+	<-c.writerDone
+}
+
+// bad answers a frame that failed envelope validation and closes the
+// connection with 4002 when bad frames keep coming.
+func (c *conn) bad(f Frame, oe *OpError) {
+	c.sendError(f, oe)
+	if ok, _ := c.abuse.take(time.Now()); !ok {
+		c.h.log.Info("hub: closing connection for protocol abuse", "identity", c.id.ID)
+		c.q.close(CloseProtocolAbuse, "too many bad frames", false)
+	}
+}
+
+// sendError sends an error frame about f.
+func (c *conn) sendError(f Frame, oe *OpError) error {
+	return c.reply(errorOut{
+		Type: "error", ReplyTo: f.Type, Room: f.Room, OpID: f.OpID,
+		Code: oe.Code, Message: oe.Message, Detail: oe.Detail,
+	})
+}
+
+// backendError turns an error from the Backend into an error frame's content;
+// anything that is not an *OpError is logged and reported as internal.
+func (c *conn) backendError(f Frame, err error) *OpError {
+	var oe *OpError
+	if errors.As(err, &oe) {
+		return oe
+	}
+	if c.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		c.h.log.Warn("hub: backend timed out", "identity", c.id.ID, "type", f.Type, "room", f.Room, "op_id", f.OpID, "err", err)
+		return &OpError{Code: CodeUnavailable, Message: "the server is busy; try again"}
+	}
+	if c.ctx.Err() == nil {
+		c.h.log.Error("hub: backend failed", "identity", c.id.ID, "type", f.Type, "room", f.Room, "op_id", f.OpID, "err", err)
+	}
+	return &OpError{Code: CodeInternal, Message: "internal error"}
+}
+
+// failBackend sends the error frame for a backend error and closes the
+// connection with 4001 when the backend says the session is not valid.
+func (c *conn) failBackend(f Frame, err error) error {
+	oe := c.backendError(f, err)
+	if e := c.sendError(f, oe); e != nil {
+		return e
+	}
+	if oe.Code == CodeUnauthenticated {
+		c.q.close(CloseUnauthenticated, "session ended", false)
+		return errClosed
+	}
+	return nil
+}
+
+// handle acts on one valid frame. A non-nil error means the connection is closing.
+func (c *conn) handle(f Frame) error {
+	switch f.Type {
+	case TypePing:
+		return c.reply(pongOut{Type: "pong", T: f.T})
+	case TypeJoin:
+		return c.join(f)
+	case TypeLeave:
+		m := c.rooms[f.Room]
+		if m == nil {
+			return c.sendError(f, &OpError{Code: CodeNotJoined, Message: "room not joined"})
+		}
+		c.leave(m)
+		return c.reply(leftOut{Type: "left", Room: f.Room})
+	case TypeOp:
+		return c.op(f)
+	case TypePresence:
+		m := c.rooms[f.Room]
+		if m == nil {
+			return c.sendError(f, &OpError{Code: CodeNotJoined, Message: "room not joined"})
+		}
+		if oe := c.rateLimit(); oe != nil {
+			return c.sendError(f, oe)
+		}
+		m.r.mu.Lock()
+		if m.editing != f.Editing {
+			m.editing = f.Editing
+			m.r.presenceChangedLocked()
+		}
+		m.r.mu.Unlock()
+		return nil
+	}
+	return c.sendError(f, &OpError{Code: CodeUnknownType, Message: "unknown frame type"})
+}
+
+func (c *conn) rateLimit() *OpError {
+	ok, wait := c.ops.take(time.Now())
+	if ok {
+		return nil
+	}
+	return &OpError{
+		Code:    CodeRateLimited,
+		Message: "too many operations; slow down",
+		Detail:  map[string]int64{"retry_after_ms": max(wait.Milliseconds(), 1)},
+	}
+}
+
+func (c *conn) leave(m *member) {
+	m.r.mu.Lock()
+	m.r.removeLocked(c)
+	m.r.mu.Unlock()
+	delete(c.rooms, m.r.name)
+}
+
+// op applies a client operation through the Backend and acks it.
+func (c *conn) op(f Frame) error {
+	m := c.rooms[f.Room]
+	if m == nil {
+		return c.sendError(f, &OpError{Code: CodeNotJoined, Message: "room not joined"})
+	}
+	if oe := c.rateLimit(); oe != nil {
+		return c.sendError(f, oe)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
+	e, err := c.h.b.Apply(ctx, c.id, Op{Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Body: f.Body})
+	cancel()
+	if err != nil {
+		return c.failBackend(f, err)
+	}
+	if e.Room == "" || e.Room == f.Room {
+		m.r.offer(e)
+	} else {
+		c.h.log.Error("hub: backend applied op to another room", "room", f.Room, "entry_room", e.Room, "op_id", f.OpID)
+	}
+	return c.reply(ackOut{Type: "ack", OpID: f.OpID, Room: f.Room, Seq: e.Seq})
+}
+
+// join makes the connection a member of a room: it sends the entries after
+// f.Since (or a snapshot), then "joined", after which the room's follower
+// sends new entries directly. See PROTOCOL.md for the order of frames.
+//
+// Gap- and duplicate-freedom: the member is registered (not live) under the
+// room lock before the log is read, so every entry the follower fans out from
+// then on lands in its pending list; the catch-up reads up to at least the
+// room's lastSeq at registration (Head and Snapshot are read after it). The
+// pending list is then drained, and the member made live under the lock, with
+// every frame filtered by seq > sent.
+func (c *conn) join(f Frame) error {
+	if m := c.rooms[f.Room]; m != nil {
+		c.leave(m) // a join of a joined room resynchronises it
+	}
+	if len(c.rooms) >= c.h.cfg.MaxRoomsPerConn {
+		return c.sendError(f, &OpError{Code: CodeTooManyRooms, Message: "too many rooms joined on this connection"})
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
+	defer cancel()
+	if err := c.h.b.CanJoin(ctx, c.id, f.Room); err != nil {
+		return c.failBackend(f, err)
+	}
+	r, err := c.h.acquireRoom(ctx, f.Room)
+	if err != nil {
+		return c.failBackend(f, err)
+	}
+	m := &member{c: c, r: r}
+	r.members[c] = m
+	r.mu.Unlock()
+	c.rooms[f.Room] = m
+
+	sent, err := c.catchUp(ctx, f)
+	if err != nil {
+		c.leave(m)
+		if errors.Is(err, errClosed) {
+			return err
+		}
+		return c.failBackend(f, err)
+	}
+	for {
+		r.mu.Lock()
+		if len(m.pending) == 0 {
+			m.live, m.sent = true, sent
+			people, n := r.peopleLocked()
+			b, err := json.Marshal(joinedOut{Type: "joined", Room: r.name, Seq: sent, Presence: people, Count: n})
+			if err == nil {
+				c.enqueue(b)
+			}
+			r.presenceChangedLocked()
+			r.mu.Unlock()
+			return nil
+		}
+		pending := m.pending
+		m.pending, m.pendB = nil, 0
+		r.mu.Unlock()
+		for _, p := range pending {
+			if p.seq <= sent {
+				continue
+			}
+			if err := c.q.pushWait(p.b); err != nil {
+				return err // closing; finish() removes the membership
+			}
+			sent = p.seq
+		}
+	}
+}
+
+// catchUp sends what a joining client misses: the entries after f.Since, or a
+// snapshot when that is too far back or not a position in the log. It
+// returns the seq the client then holds.
+func (c *conn) catchUp(ctx context.Context, f Frame) (int64, error) {
+	b := c.h.b
+	head, err := b.Head(ctx, f.Room)
+	if err != nil {
+		return 0, err
+	}
+	if f.Since < 0 || f.Since > head || head-f.Since > int64(c.h.cfg.HistoryLimit) {
+		state, seq, err := b.Snapshot(ctx, f.Room)
+		if err != nil {
+			return 0, err
+		}
+		if len(state) == 0 {
+			state = json.RawMessage("null")
+		}
+		return seq, c.reply(snapshotOut{Type: "snapshot", Room: f.Room, Seq: seq, State: state})
+	}
+	sent := f.Since
+	for sent < head {
+		es, err := b.After(ctx, f.Room, sent, followBatch)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range es {
+			if e.Seq <= sent {
+				continue
+			}
+			if err := c.q.pushWait(c.h.encodeEntry(e).b); err != nil {
+				return 0, err
+			}
+			sent = e.Seq
+		}
+		if len(es) < followBatch {
+			break
+		}
+	}
+	return sent, nil
+}

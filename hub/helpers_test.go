@@ -1,0 +1,359 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rapporteur/rapporteur/hub"
+)
+
+// memBackend is an in-memory hub.Backend: rooms of entries, op-id dedupe.
+//
+// Rooms named "secret:*" may not be joined; op kinds "forbidden.op", "boom"
+// and "logout" fail with forbidden, a plain error and unauthenticated.
+type memBackend struct {
+	mu      sync.Mutex
+	rooms   map[string]*memRoom
+	applied atomic.Int64 // ops actually applied (not deduplicated)
+}
+
+type memRoom struct {
+	entries []hub.Entry
+	ops     map[string]hub.Entry
+}
+
+func newMemBackend() *memBackend { return &memBackend{rooms: make(map[string]*memRoom)} }
+
+func (b *memBackend) roomLocked(name string) *memRoom {
+	r := b.rooms[name]
+	if r == nil {
+		r = &memRoom{ops: make(map[string]hub.Entry)}
+		b.rooms[name] = r
+	}
+	return r
+}
+
+func (b *memBackend) CanJoin(_ context.Context, _ hub.Identity, room string) error {
+	if strings.HasPrefix(room, "secret:") {
+		return &hub.OpError{Code: hub.CodeForbidden, Message: "not a member of this group"}
+	}
+	return nil
+}
+
+func (b *memBackend) Apply(_ context.Context, id hub.Identity, op hub.Op) (hub.Entry, error) {
+	switch op.Kind {
+	case "forbidden.op":
+		return hub.Entry{}, &hub.OpError{Code: hub.CodeForbidden, Message: "rapporteurs only"}
+	case "boom":
+		return hub.Entry{}, errors.New("db exploded with secret details")
+	case "logout":
+		return hub.Entry{}, &hub.OpError{Code: hub.CodeUnauthenticated, Message: "session expired"}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.roomLocked(op.Room)
+	if e, ok := r.ops[op.OpID]; ok {
+		return e, nil
+	}
+	body := op.Body
+	if body == nil {
+		body = json.RawMessage(`{}`)
+	}
+	e := hub.Entry{Room: op.Room, Seq: int64(len(r.entries)) + 1, OpID: op.OpID, Actor: id.Name,
+		Kind: op.Kind, Payload: body, At: time.Now().UTC()}
+	r.entries = append(r.entries, e)
+	r.ops[op.OpID] = e
+	b.applied.Add(1)
+	return e, nil
+}
+
+// Append adds an entry as another server process would.
+func (b *memBackend) Append(room, kind string, payload any) hub.Entry {
+	p, err := json.Marshal(payload)
+	if err != nil {
+		panic(err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.roomLocked(room)
+	e := hub.Entry{Room: room, Seq: int64(len(r.entries)) + 1, Kind: kind, Payload: p, At: time.Now().UTC()}
+	r.entries = append(r.entries, e)
+	return e
+}
+
+func (b *memBackend) After(_ context.Context, room string, after int64, limit int) ([]hub.Entry, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.roomLocked(room)
+	if after < 0 {
+		after = 0
+	}
+	if after >= int64(len(r.entries)) {
+		return nil, nil
+	}
+	es := r.entries[after:]
+	if len(es) > limit {
+		es = es[:limit]
+	}
+	return append([]hub.Entry(nil), es...), nil
+}
+
+func (b *memBackend) Snapshot(_ context.Context, room string) (json.RawMessage, int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.roomLocked(room)
+	return json.RawMessage(fmt.Sprintf(`{"entries":%d}`, len(r.entries))), int64(len(r.entries)), nil
+}
+
+func (b *memBackend) Head(_ context.Context, room string) (int64, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return int64(len(b.roomLocked(room).entries)), nil
+}
+
+// testHub is a Hub behind an httptest server. The identity is taken from the
+// "id" query parameter (a test stand-in for cookie auth).
+type testHub struct {
+	*hub.Hub
+	b   *memBackend
+	srv *httptest.Server
+	url string
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func newTestHub(tb testing.TB, cfg hub.Config) *testHub {
+	tb.Helper()
+	return newTestHubOn(tb, cfg, false)
+}
+
+// smallBufferListener gives accepted connections a small kernel send buffer,
+// so that a client that stops reading backs up quickly.
+type smallBufferListener struct{ net.Listener }
+
+func (l smallBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(16 << 10)
+	}
+	return c, err
+}
+
+func newTestHubOn(tb testing.TB, cfg hub.Config, smallBuffers bool) *testHub {
+	tb.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = quietLogger()
+	}
+	b := newMemBackend()
+	h := hub.New(b, cfg)
+	up := &websocket.Upgrader{} // nil CheckOrigin: same origin only; the test dialer sends no Origin
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		h.Serve(w, r, hub.Identity{ID: id, Name: "Name " + id}, up)
+	}))
+	if smallBuffers {
+		srv.Listener = smallBufferListener{srv.Listener}
+	}
+	srv.Start()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+		srv.Close()
+	})
+	return &testHub{Hub: h, b: b, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http")}
+}
+
+// srvFrame is any server frame.
+type srvFrame struct {
+	Type     string          `json:"type"`
+	Room     string          `json:"room"`
+	Seq      int64           `json:"seq"`
+	OpID     string          `json:"op_id"`
+	Actor    string          `json:"actor"`
+	Kind     string          `json:"kind"`
+	Payload  json.RawMessage `json:"payload"`
+	State    json.RawMessage `json:"state"`
+	ReplyTo  string          `json:"reply_to"`
+	Code     string          `json:"code"`
+	Message  string          `json:"message"`
+	Detail   json.RawMessage `json:"detail"`
+	Presence []personFrame   `json:"presence"`
+	People   []personFrame   `json:"people"`
+	T        json.RawMessage `json:"t"`
+}
+
+type personFrame struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Editing string `json:"editing"`
+}
+
+// client is a real gorilla/websocket client of a testHub.
+type client struct {
+	tb           testing.TB
+	ws           *websocket.Conn
+	skipPresence bool // do not decode presence frames (cheaper with many clients)
+}
+
+func (th *testHub) dial(tb testing.TB, id string) *client {
+	return th.dialWith(tb, id, websocket.DefaultDialer)
+}
+
+func (th *testHub) dialWith(tb testing.TB, id string, d *websocket.Dialer) *client {
+	tb.Helper()
+	ws, _, err := d.Dial(th.url+"/ws?id="+id, nil)
+	if err != nil {
+		tb.Fatalf("dial: %v", err)
+	}
+	tb.Cleanup(func() { ws.Close() })
+	return &client{tb: tb, ws: ws}
+}
+
+func (c *client) sendRaw(s string) {
+	c.tb.Helper()
+	c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := c.ws.WriteMessage(websocket.TextMessage, []byte(s)); err != nil {
+		c.tb.Fatalf("write: %v", err)
+	}
+}
+
+func (c *client) send(f hub.Frame) {
+	c.tb.Helper()
+	b, err := json.Marshal(f)
+	if err != nil {
+		c.tb.Fatal(err)
+	}
+	c.sendRaw(string(b))
+}
+
+// next reads the next frame that is not a presence broadcast (with a
+// deadline), failing the test on error. Presence frames may come at any time.
+func (c *client) next() srvFrame {
+	c.tb.Helper()
+	for {
+		f, err := c.read(5 * time.Second)
+		if err != nil {
+			c.tb.Fatalf("read: %v", err)
+		}
+		if f.Type != "presence" {
+			return f
+		}
+	}
+}
+
+func (c *client) read(timeout time.Duration) (srvFrame, error) {
+	c.ws.SetReadDeadline(time.Now().Add(timeout))
+	_, b, err := c.ws.ReadMessage()
+	if err != nil {
+		return srvFrame{}, err
+	}
+	if c.skipPresence && strings.HasPrefix(string(b), `{"type":"presence"`) {
+		return srvFrame{Type: "presence"}, nil
+	}
+	var f srvFrame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return srvFrame{}, fmt.Errorf("decode %s: %w", b, err)
+	}
+	return f, nil
+}
+
+// nextOf reads the next frame of type typ (presence included), failing on
+// any other frame but presence.
+func (c *client) nextOf(typ string) srvFrame {
+	c.tb.Helper()
+	for {
+		f, err := c.read(5 * time.Second)
+		if err != nil {
+			c.tb.Fatalf("read: %v", err)
+		}
+		if f.Type == typ {
+			return f
+		}
+		if f.Type != "presence" {
+			c.tb.Fatalf("got frame %+v, want type %q", f, typ)
+		}
+	}
+}
+
+// join joins room from since and returns the catch-up frames and the joined frame.
+func (c *client) join(room string, since int64) (catchUp []srvFrame, joined srvFrame) {
+	c.tb.Helper()
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: since})
+	for {
+		f := c.next()
+		switch f.Type {
+		case "entry", "snapshot":
+			catchUp = append(catchUp, f)
+		case "joined":
+			return catchUp, f
+		default:
+			c.tb.Fatalf("joining: unexpected frame %+v", f)
+		}
+	}
+}
+
+func (c *client) op(room, opID, kind string, body string) {
+	c.tb.Helper()
+	c.send(hub.Frame{Type: hub.TypeOp, Room: room, OpID: opID, Kind: kind, Body: json.RawMessage(body)})
+}
+
+// closeCode reads until the connection ends and returns the close code.
+func (c *client) closeCode(timeout time.Duration) int {
+	c.tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		_, err := c.read(time.Until(deadline))
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) {
+			return ce.Code
+		}
+		c.tb.Fatalf("connection ended without a close frame: %v", err)
+	}
+}
+
+// smallBufferDialer makes clients with a tiny kernel receive buffer, so that a
+// client that stops reading backs up quickly.
+func smallBufferDialer() *websocket.Dialer {
+	return &websocket.Dialer{
+		HandshakeTimeout: 5 * time.Second,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var d net.Dialer
+			c, err := d.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetReadBuffer(4096)
+			}
+			return c, nil
+		},
+	}
+}
+
+func waitFor(tb testing.TB, what string, timeout time.Duration, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

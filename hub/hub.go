@@ -1,0 +1,332 @@
+// Package hub keeps the screens of a room in sync over WebSocket.
+//
+// A room's state lives in the server's event log (Postgres); the hub is a
+// projection of that log: every room that has members in this process has one
+// follower that reads new log entries through Backend.After and fans them out,
+// in seq order, to the room's connections. The wire protocol is documented in
+// PROTOCOL.md next to this file.
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Entry is one committed entry of a room's event log.
+type Entry struct {
+	Room    string          `json:"room"`
+	Seq     int64           `json:"seq"`
+	OpID    string          `json:"op_id,omitempty"`
+	Actor   string          `json:"actor,omitempty"` // display attribution, already Chatham-House filtered by the server
+	Kind    string          `json:"kind"`            // e.g. "finding.create"
+	Payload json.RawMessage `json:"payload"`
+	At      time.Time       `json:"at"`
+}
+
+// Identity is the signed-in person behind a connection, as the server's auth decided.
+type Identity struct {
+	ID   string
+	Name string // shown to the other members of a room in presence lists
+	Data any    // opaque to the hub, passed back to the Backend
+}
+
+// Op is a client operation: the envelope is decoded by the hub, Body is
+// validated by the Backend.
+type Op struct {
+	Room string
+	OpID string
+	Kind string
+	Base int64 // version the update is based on; 0 when not given
+	Body json.RawMessage
+}
+
+// OpError is an error a Backend returns to be sent to the client as an error frame.
+type OpError struct {
+	Code    string
+	Message string
+	Detail  any // e.g. the current value on conflict
+}
+
+func (e *OpError) Error() string {
+	if e.Message == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Message
+}
+
+// Error codes sent in error frames. A Backend may return others.
+const (
+	CodeBadFrame        = "bad_frame"       // malformed JSON, wrong field types, missing fields
+	CodeUnknownType     = "unknown_type"    // frame type not known
+	CodeTooLarge        = "too_large"       // content over a limit (frames over MaxFrameBytes are closed with 1009 instead)
+	CodeNotJoined       = "not_joined"      // frame for a room the connection has not joined
+	CodeRateLimited     = "rate_limited"    // too many ops; detail.retry_after_ms
+	CodeTooManyRooms    = "too_many_rooms"  // join over MaxRoomsPerConn
+	CodeForbidden       = "forbidden"       // not allowed (backend)
+	CodeNotFound        = "not_found"       // no such room or object (backend)
+	CodeConflict        = "conflict"        // update based on a stale version (backend); detail holds the current value
+	CodeInvalid         = "invalid"         // body failed validation (backend)
+	CodeInternal        = "internal"        // anything unexpected; details are only logged
+	CodeUnauthenticated = "unauthenticated" // session no longer valid (backend); the connection is closed with 4001
+	CodeUnavailable     = "unavailable"     // server shutting down or backend timed out; retry later
+)
+
+// WebSocket close codes used by the hub.
+const (
+	CloseGoingAway       = websocket.CloseGoingAway     // 1001: Shutdown
+	CloseTooBig          = websocket.CloseMessageTooBig // 1009: frame over MaxFrameBytes (sent by gorilla/websocket)
+	CloseUnauthenticated = 4001                         // session ended or not valid: sign in again
+	CloseProtocolAbuse   = 4002                         // too many bad frames
+	CloseTooSlow         = 4008                         // send queue overflowed: reconnect and resume
+)
+
+// Backend is what the server plugs in: store, auth and the log.
+type Backend interface {
+	// CanJoin returns nil when id may join room, or an *OpError with code
+	// "forbidden" or "not_found".
+	CanJoin(ctx context.Context, id Identity, room string) error
+	// Apply validates, authorizes and applies op in one transaction with its
+	// log entry and returns that entry. It is idempotent by (room, op id): an op
+	// id seen before returns its original entry and no error. The returned
+	// entry must be the entry as After returns it: the hub may broadcast it
+	// directly instead of reading it back.
+	Apply(ctx context.Context, id Identity, op Op) (Entry, error)
+	// After returns the entries of room with seq > after, ascending, at most limit.
+	After(ctx context.Context, room string, after int64, limit int) ([]Entry, error)
+	// Snapshot returns the current state of room and the seq it reflects,
+	// read consistently.
+	Snapshot(ctx context.Context, room string) (state json.RawMessage, seq int64, err error)
+	// Head returns the latest seq of room (0 if none).
+	Head(ctx context.Context, room string) (int64, error)
+}
+
+// Config tunes a Hub. Zero fields get the defaults noted.
+type Config struct {
+	HistoryLimit    int           // entries; a client further behind gets a snapshot (1000)
+	MaxFrameBytes   int64         // largest client frame (64 KiB)
+	SendQueueBytes  int           // per connection; overflow closes it with 4008 (1 MiB)
+	OpsPerSecond    float64       // per connection token bucket rate, ops and presence frames (20)
+	OpsBurst        int           // per connection token bucket size (100)
+	MaxRoomsPerConn int           // (8)
+	PingInterval    time.Duration // (25 s; kept below PongWait)
+	PongWait        time.Duration // read deadline, extended by every pong or frame (60 s)
+	WriteWait       time.Duration // deadline of one write (10 s)
+	PollInterval    time.Duration // slow safety poll of the log of each room with members (15 s)
+	Logger          *slog.Logger  // (slog.Default())
+}
+
+func (c Config) withDefaults() Config {
+	if c.HistoryLimit <= 0 {
+		c.HistoryLimit = 1000
+	}
+	if c.MaxFrameBytes <= 0 {
+		c.MaxFrameBytes = 64 << 10
+	}
+	if c.SendQueueBytes <= 0 {
+		c.SendQueueBytes = 1 << 20
+	}
+	if c.OpsPerSecond <= 0 {
+		c.OpsPerSecond = 20
+	}
+	if c.OpsBurst <= 0 {
+		c.OpsBurst = 100
+	}
+	if c.MaxRoomsPerConn <= 0 {
+		c.MaxRoomsPerConn = 8
+	}
+	if c.PongWait <= 0 {
+		c.PongWait = 60 * time.Second
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = 25 * time.Second
+	}
+	if c.PingInterval >= c.PongWait {
+		c.PingInterval = c.PongWait * 9 / 10
+	}
+	if c.WriteWait <= 0 {
+		c.WriteWait = 10 * time.Second
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = 15 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Internal tuning that need not be configurable.
+const (
+	backendTimeout = 15 * time.Second // one Backend call
+	followBatch    = 256              // entries per After call
+	closeGrace     = 2 * time.Second  // wait for the client's answer to a close frame
+	// presenceThrottle is the least time between two presence broadcasts of
+	// a room; changes in between are sent together at its end.
+	presenceThrottle = 100 * time.Millisecond
+	maxPresence      = 200 // people listed in a presence frame; "count" has the total
+	abuseBurst       = 20  // bad frames tolerated in a burst before 4002
+	abuseRate        = 0.5 // bad frames per second tolerated in the long run
+)
+
+// Hub owns the rooms and connections of one server process.
+type Hub struct {
+	b   Backend
+	cfg Config
+	log *slog.Logger
+
+	ctx    context.Context // canceled when Shutdown gives up waiting
+	cancel context.CancelFunc
+
+	mu      sync.RWMutex
+	rooms   map[string]*room
+	conns   map[*conn]struct{}
+	closing bool
+
+	connWG  sync.WaitGroup // one per Serve call
+	roomWG  sync.WaitGroup // one per room follower
+	dropped atomic.Int64
+	entries atomic.Int64
+}
+
+// Stats is a point-in-time view of a Hub, for tests and metrics.
+type Stats struct {
+	Rooms       int   // rooms with members in this process
+	Connections int   // open connections
+	DroppedSlow int64 // connections closed with 4008 since New
+	Broadcast   int64 // log entries fanned out since New (each counted once per room)
+}
+
+// New returns a Hub that serves rooms through b.
+func New(b Backend, cfg Config) *Hub {
+	cfg = cfg.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Hub{
+		b:      b,
+		cfg:    cfg,
+		log:    cfg.Logger,
+		ctx:    ctx,
+		cancel: cancel,
+		rooms:  make(map[string]*room),
+		conns:  make(map[*conn]struct{}),
+	}
+}
+
+// Serve upgrades the request to a WebSocket with up (whose CheckOrigin the
+// server sets) and runs the connection for id until it ends.
+func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, id Identity, up *websocket.Upgrader) {
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		http.Error(w, "server going away", http.StatusServiceUnavailable)
+		return
+	}
+	h.connWG.Add(1)
+	h.mu.Unlock()
+	defer h.connWG.Done()
+
+	ws, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		h.log.Debug("hub: upgrade failed", "err", err)
+		return // the Upgrader has answered
+	}
+	c := newConn(h, ws, id)
+	h.mu.Lock()
+	h.conns[c] = struct{}{}
+	closing := h.closing
+	h.mu.Unlock()
+	if closing {
+		c.q.close(CloseGoingAway, "server going away", false)
+	}
+	go c.writePump()
+	c.readPump()
+	c.finish()
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+}
+
+// Notify tells the hub that room has log entries up to seq. The hub reads
+// them itself through Backend.After. It is cheap, never blocks and coalesces:
+// call it after local applies and on every Postgres NOTIFY. Rooms without
+// members in this process are ignored; seq <= 0 always wakes the follower.
+func (h *Hub) Notify(room string, seq int64) {
+	h.mu.RLock()
+	r := h.rooms[room]
+	h.mu.RUnlock()
+	if r == nil {
+		return
+	}
+	if seq > 0 && seq <= r.broadcast.Load() {
+		return
+	}
+	r.wake()
+}
+
+// EndSession closes every connection of the identity with ID identityID with
+// close code 4001 (e.g. after sign-out) and reports how many it closed.
+func (h *Hub) EndSession(identityID string) int {
+	h.mu.RLock()
+	var cs []*conn
+	for c := range h.conns {
+		if c.id.ID == identityID {
+			cs = append(cs, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range cs {
+		c.q.close(CloseUnauthenticated, "session ended", true)
+	}
+	return len(cs)
+}
+
+// Shutdown closes every connection with close code 1001 (server going away)
+// and waits for them to end. If ctx ends first it cuts the remaining
+// connections and in-flight backend calls and returns ctx's error.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closing = true
+	cs := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.q.close(CloseGoingAway, "server going away", false)
+	}
+	done := make(chan struct{})
+	go func() {
+		h.connWG.Wait()
+		h.roomWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		h.cancel()
+		return nil
+	case <-ctx.Done():
+		h.cancel()
+		for _, c := range cs {
+			c.ws.Close()
+		}
+		return ctx.Err()
+	}
+}
+
+// Stats returns current counters.
+func (h *Hub) Stats() Stats {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return Stats{
+		Rooms:       len(h.rooms),
+		Connections: len(h.conns),
+		DroppedSlow: h.dropped.Load(),
+		Broadcast:   h.entries.Load(),
+	}
+}

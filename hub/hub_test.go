@@ -1,0 +1,564 @@
+package hub_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rapporteur/rapporteur/hub"
+)
+
+const room = "workshop:12"
+
+func seqs(fs []srvFrame) []int64 {
+	var out []int64
+	for _, f := range fs {
+		out = append(out, f.Seq)
+	}
+	return out
+}
+
+func span(from, to int64) []int64 {
+	var out []int64
+	for s := from; s <= to; s++ {
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestJoinResumeSendsExactlyTheMissingEntries(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	for i := range 10 {
+		th.b.Append(room, "finding.create", map[string]int{"n": i + 1})
+	}
+	for _, since := range []int64{4, 0, 10} {
+		c := th.dial(t, "anna")
+		got, joined := c.join(room, since)
+		if want := span(since+1, 10); !slices.Equal(seqs(got), want) {
+			t.Errorf("since %d: got seqs %v, want %v", since, seqs(got), want)
+		}
+		for _, f := range got {
+			if f.Type != "entry" || f.Room != room || f.Kind != "finding.create" {
+				t.Errorf("since %d: got frame %+v, want a finding.create entry of %s", since, f, room)
+			}
+		}
+		if joined.Seq != 10 || joined.Room != room {
+			t.Errorf("since %d: got joined %+v, want seq 10", since, joined)
+		}
+	}
+}
+
+func TestJoinFarBehindGetsSnapshot(t *testing.T) {
+	th := newTestHub(t, hub.Config{HistoryLimit: 5})
+	for range 20 {
+		th.b.Append(room, "finding.create", map[string]int{})
+	}
+	for _, tc := range []struct {
+		since    int64
+		snapshot bool
+	}{{3, true}, {0, true}, {-1, true}, {25, true}, {15, false}, {16, false}} {
+		c := th.dial(t, "anna")
+		got, joined := c.join(room, tc.since)
+		if tc.snapshot {
+			if len(got) != 1 || got[0].Type != "snapshot" || got[0].Seq != 20 || string(got[0].State) != `{"entries":20}` {
+				t.Errorf("since %d: got %+v, want one snapshot at seq 20", tc.since, got)
+			}
+		} else if want := span(tc.since+1, 20); !slices.Equal(seqs(got), want) {
+			t.Errorf("since %d: got seqs %v, want %v", tc.since, seqs(got), want)
+		}
+		if joined.Seq != 20 {
+			t.Errorf("since %d: joined seq %d, want 20", tc.since, joined.Seq)
+		}
+	}
+}
+
+func TestDuplicateOpIsAckedWithOriginalSeqAndAppliedOnce(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+
+	c.op(room, "op-1", "finding.create", `{"title":"Hotline"}`)
+	got := []srvFrame{c.next(), c.next()} // ack and entry, in either order
+	slices.SortFunc(got, func(a, b srvFrame) int { return strings.Compare(a.Type, b.Type) })
+	if got[0].Type != "ack" || got[0].Seq != 1 || got[0].OpID != "op-1" || got[0].Room != room {
+		t.Fatalf("got %+v, want ack of op-1 at seq 1", got[0])
+	}
+	if got[1].Type != "entry" || got[1].Seq != 1 || got[1].OpID != "op-1" || string(got[1].Payload) != `{"title":"Hotline"}` {
+		t.Fatalf("got %+v, want the entry of op-1", got[1])
+	}
+
+	c.op(room, "op-1", "finding.create", `{"title":"Hotline"}`) // resent after a reconnect
+	if ack := c.next(); ack.Type != "ack" || ack.Seq != 1 || ack.OpID != "op-1" {
+		t.Fatalf("resent op: got %+v, want ack with the original seq 1", ack)
+	}
+	c.op(room, "op-2", "finding.create", `{}`)
+	got = []srvFrame{c.next(), c.next()}
+	for _, f := range got {
+		if f.Seq != 2 || f.OpID != "op-2" {
+			t.Fatalf("got %+v after the resend, want only op-2 at seq 2 (no duplicate entry)", f)
+		}
+	}
+	if n := th.b.applied.Load(); n != 2 {
+		t.Errorf("backend applied %d ops, want 2", n)
+	}
+}
+
+func TestManyClientsConverge(t *testing.T) {
+	const clients, opsEach = 80, 5
+	const total = clients * opsEach
+	th := newTestHub(t, hub.Config{})
+	cs := make([]*client, clients)
+	for i := range cs {
+		cs[i] = th.dial(t, fmt.Sprintf("p%d", i))
+		cs[i].skipPresence = true
+		cs[i].join(room, 0)
+	}
+	logs := make([][]srvFrame, clients)
+	var wg sync.WaitGroup
+	for i, c := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range opsEach {
+				c.op(room, fmt.Sprintf("p%d-op%d", i, j), "vote", fmt.Sprintf(`{"finding_id":"f%d"}`, j))
+			}
+			acks := 0
+			for acks < opsEach || len(logs[i]) < total {
+				f, err := c.read(10 * time.Second)
+				if err != nil {
+					t.Errorf("client %d: %v (acks %d, entries %d)", i, err, acks, len(logs[i]))
+					return
+				}
+				switch f.Type {
+				case "ack":
+					acks++
+				case "entry":
+					logs[i] = append(logs[i], f)
+				case "presence":
+				default:
+					t.Errorf("client %d: unexpected %+v", i, f)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	want, _ := th.b.After(context.Background(), room, 0, total+1)
+	if len(want) != total {
+		t.Fatalf("backend has %d entries, want %d", len(want), total)
+	}
+	for i, got := range logs {
+		if len(got) != total {
+			t.Fatalf("client %d got %d entries, want %d", i, len(got), total)
+		}
+		for k, f := range got {
+			if f.Seq != want[k].Seq || f.OpID != want[k].OpID {
+				t.Fatalf("client %d entry %d: got seq %d op %s, want seq %d op %s", i, k, f.Seq, f.OpID, want[k].Seq, want[k].OpID)
+			}
+		}
+	}
+}
+
+// TestJoinWhileEntriesArrive checks that the switch from catch-up to live is
+// gap-free and duplicate-free while the log grows.
+func TestJoinWhileEntriesArrive(t *testing.T) {
+	const total = 400
+	th := newTestHub(t, hub.Config{HistoryLimit: 50})
+	watcher := th.dial(t, "watcher") // keeps the room alive in this process
+	watcher.join(room, 0)
+	go func() {
+		for i := range total {
+			e := th.b.Append(room, "comment", map[string]int{"i": i})
+			th.Notify(room, e.Seq)
+			if i%4 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(i) * 8 * time.Millisecond)
+			c := th.dial(t, fmt.Sprintf("j%d", i))
+			head, _ := th.b.Head(context.Background(), room)
+			since := rand.Int64N(head + 1)
+			c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: since})
+			next := since + 1
+			for next <= total {
+				f, err := c.read(10 * time.Second)
+				if err != nil {
+					t.Errorf("client %d: %v", i, err)
+					return
+				}
+				switch f.Type {
+				case "snapshot":
+					next = f.Seq + 1
+				case "entry":
+					if f.Seq != next {
+						t.Errorf("client %d (since %d): got seq %d, want %d", i, since, f.Seq, next)
+						return
+					}
+					next++
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestSlowClientIsDroppedWithoutSlowingOthers(t *testing.T) {
+	th := newTestHubOn(t, hub.Config{SendQueueBytes: 64 << 10, WriteWait: 3 * time.Second}, true)
+	slow := th.dialWith(t, "slow", smallBufferDialer())
+	slow.join(room, 0)
+
+	const fastClients = 3
+	lat := make([][]time.Duration, fastClients)
+	last := make([]int64, fastClients)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for i := range fastClients {
+		c := th.dial(t, fmt.Sprintf("fast%d", i))
+		c.join(room, 0)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				f, err := c.read(10 * time.Second)
+				if err != nil {
+					select {
+					case <-stop:
+					default:
+						t.Errorf("fast client %d: %v", i, err)
+					}
+					return
+				}
+				if f.Type != "entry" {
+					continue
+				}
+				var p struct{ Sent int64 }
+				json.Unmarshal(f.Payload, &p)
+				mu.Lock()
+				lat[i] = append(lat[i], time.Since(time.Unix(0, p.Sent)))
+				last[i] = f.Seq
+				mu.Unlock()
+			}
+		}()
+	}
+
+	pad := strings.Repeat("x", 1<<10)
+	var seq int64
+	droppedAt := int64(-1)
+	for i := 0; i < 20000; i++ {
+		e := th.b.Append(room, "finding.update", map[string]any{"sent": time.Now().UnixNano(), "pad": pad})
+		seq = e.Seq
+		th.Notify(room, seq)
+		if droppedAt < 0 && th.Stats().DroppedSlow > 0 {
+			droppedAt = seq
+		}
+		if droppedAt >= 0 && seq > droppedAt+200 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if droppedAt < 0 {
+		t.Fatalf("slow client not dropped after %d entries", seq)
+	}
+	t.Logf("slow client dropped after %d entries of ~1 KiB", droppedAt)
+	waitFor(t, "fast clients to catch up", 10*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, l := range last {
+			if l != seq {
+				return false
+			}
+		}
+		return true
+	})
+	close(stop)
+	if n := th.Stats().DroppedSlow; n != 1 {
+		t.Errorf("dropped %d connections, want only the slow one", n)
+	}
+	for _, d := range lat {
+		slices.Sort(d)
+		p50, p99 := d[len(d)/2], d[len(d)*99/100]
+		t.Logf("fan-out latency over %d entries: p50 %v, p99 %v", len(d), p50, p99)
+		if p99 > 200*time.Millisecond {
+			t.Errorf("fan-out p99 latency %v, want < 200ms", p99)
+		}
+	}
+	if tc, ok := slow.ws.UnderlyingConn().(*net.TCPConn); ok {
+		tc.SetReadBuffer(1 << 20) // read what is buffered quickly now
+	}
+	if code := slow.closeCode(10 * time.Second); code != hub.CloseTooSlow {
+		t.Errorf("slow client closed with %d, want %d", code, hub.CloseTooSlow)
+	}
+	th.Shutdown(context.Background())
+	wg.Wait()
+}
+
+func TestBadFramesGetErrorFramesAndConnectionStaysUsable(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	long := strings.Repeat("x", 101)
+	for _, tc := range []struct {
+		name, frame, code, opID string
+	}{
+		{"malformed JSON", `{"type":"op",`, hub.CodeBadFrame, ""},
+		{"not an object", `[1,2]`, hub.CodeBadFrame, ""},
+		{"no type", `{"room":"x"}`, hub.CodeBadFrame, ""},
+		{"unknown type", `{"type":"dance"}`, hub.CodeUnknownType, ""},
+		{"room not a string", `{"type":"join","room":5}`, hub.CodeBadFrame, ""},
+		{"since not an integer", `{"type":"join","room":"r","since":"7"}`, hub.CodeBadFrame, ""},
+		{"missing op_id", `{"type":"op","room":"` + room + `","kind":"vote"}`, hub.CodeBadFrame, ""},
+		{"op_id too long", `{"type":"op","room":"` + room + `","op_id":"` + long + `","kind":"vote"}`, hub.CodeBadFrame, ""},
+		{"missing kind", `{"type":"op","room":"` + room + `","op_id":"o1"}`, hub.CodeBadFrame, "o1"},
+		{"body not an object", `{"type":"op","room":"` + room + `","op_id":"o2","kind":"vote","body":[1]}`, hub.CodeBadFrame, "o2"},
+		{"op for a room not joined", `{"type":"op","room":"workshop:99","op_id":"o3","kind":"vote","body":{}}`, hub.CodeNotJoined, "o3"},
+		{"backend forbids op", `{"type":"op","room":"` + room + `","op_id":"o4","kind":"forbidden.op","body":{}}`, hub.CodeForbidden, "o4"},
+		{"backend fails", `{"type":"op","room":"` + room + `","op_id":"o5","kind":"boom","body":{}}`, hub.CodeInternal, "o5"},
+		{"join forbidden", `{"type":"join","room":"secret:1"}`, hub.CodeForbidden, ""},
+		{"leave not joined", `{"type":"leave","room":"workshop:99"}`, hub.CodeNotJoined, ""},
+	} {
+		c.sendRaw(tc.frame)
+		f := c.next()
+		if f.Type != "error" || f.Code != tc.code || f.OpID != tc.opID || f.Message == "" {
+			t.Errorf("%s: got %+v, want error %q for op %q", tc.name, f, tc.code, tc.opID)
+		}
+		if strings.Contains(f.Message, "secret") {
+			t.Errorf("%s: internal error leaks %q", tc.name, f.Message)
+		}
+	}
+	c.sendRaw(`{"type":"ping","t":42}`)
+	if f := c.next(); f.Type != "pong" || string(f.T) != "42" {
+		t.Errorf("got %+v, want pong 42", f)
+	}
+	c.op(room, "ok-1", "vote", `{"finding_id":"f1"}`)
+	for f := c.next(); f.Type != "ack"; f = c.next() {
+		if f.Type != "entry" {
+			t.Fatalf("got %+v, want ack or entry of ok-1", f)
+		}
+	}
+}
+
+func TestRepeatedBadFramesClose4002(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	c := th.dial(t, "mallory")
+	for range 40 {
+		c.sendRaw(`nope`)
+	}
+	if code := c.closeCode(5 * time.Second); code != hub.CloseProtocolAbuse {
+		t.Errorf("closed with %d, want %d", code, hub.CloseProtocolAbuse)
+	}
+}
+
+func TestOversizedFrameCloses1009(t *testing.T) {
+	th := newTestHub(t, hub.Config{MaxFrameBytes: 1024})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	c.op(room, "big", "finding.create", `{"text":"`+strings.Repeat("x", 2000)+`"}`)
+	if code := c.closeCode(5 * time.Second); code != hub.CloseTooBig {
+		t.Errorf("closed with %d, want %d", code, hub.CloseTooBig)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	th := newTestHub(t, hub.Config{OpsPerSecond: 1, OpsBurst: 3})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	for i := range 6 {
+		c.op(room, fmt.Sprintf("op%d", i), "vote", `{}`)
+	}
+	acks, limited := 0, 0
+	for acks+limited < 6 {
+		f := c.next()
+		switch {
+		case f.Type == "ack":
+			acks++
+		case f.Type == "error" && f.Code == hub.CodeRateLimited:
+			limited++
+			var d struct {
+				RetryAfterMS int64 `json:"retry_after_ms"`
+			}
+			if err := json.Unmarshal(f.Detail, &d); err != nil || d.RetryAfterMS <= 0 {
+				t.Errorf("rate_limited detail %s, want retry_after_ms > 0", f.Detail)
+			}
+		case f.Type == "entry":
+		default:
+			t.Fatalf("unexpected %+v", f)
+		}
+	}
+	if acks != 3 || limited != 3 {
+		t.Errorf("got %d acks and %d rate_limited, want 3 and 3", acks, limited)
+	}
+}
+
+func TestNotifyFromAnotherProcessReachesClients(t *testing.T) {
+	th := newTestHub(t, hub.Config{PollInterval: time.Hour})
+	a, b := th.dial(t, "anna"), th.dial(t, "bo")
+	a.join(room, 0)
+	b.join(room, 0)
+	for i := range 3 {
+		th.b.Append(room, "comment", map[string]int{"i": i})
+	}
+	th.Notify(room, 3)
+	for _, c := range []*client{a, b} {
+		var got []int64
+		for len(got) < 3 {
+			got = append(got, c.nextOf("entry").Seq)
+		}
+		if !slices.Equal(got, []int64{1, 2, 3}) {
+			t.Errorf("got seqs %v, want [1 2 3]", got)
+		}
+	}
+	th.Notify("workshop:nobody", 5) // a room without members here is ignored
+}
+
+func TestSafetyPollFindsEntriesWithoutNotify(t *testing.T) {
+	th := newTestHub(t, hub.Config{PollInterval: 50 * time.Millisecond})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	th.b.Append(room, "comment", map[string]int{})
+	if f := c.nextOf("entry"); f.Seq != 1 {
+		t.Errorf("got %+v, want entry 1", f)
+	}
+}
+
+func TestShutdownCloses1001(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	a, b := th.dial(t, "anna"), th.dial(t, "bo")
+	a.join(room, 0)
+	b.join("workshop:13", 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- th.Shutdown(ctx) }()
+	for _, c := range []*client{a, b} {
+		if code := c.closeCode(5 * time.Second); code != hub.CloseGoingAway {
+			t.Errorf("closed with %d, want %d", code, hub.CloseGoingAway)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if s := th.Stats(); s.Connections != 0 || s.Rooms != 0 {
+		t.Errorf("after Shutdown: %+v, want no connections or rooms", s)
+	}
+}
+
+func TestSessionEndCloses4001(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	a, b := th.dial(t, "anna"), th.dial(t, "bo")
+	a.join(room, 0)
+	if n := th.EndSession("anna"); n != 1 {
+		t.Errorf("EndSession closed %d connections, want 1", n)
+	}
+	if code := a.closeCode(5 * time.Second); code != hub.CloseUnauthenticated {
+		t.Errorf("closed with %d, want %d", code, hub.CloseUnauthenticated)
+	}
+	b.join(room, 0)
+	b.op(room, "x", "logout", `{}`) // the backend says the session is gone
+	if f := b.nextOf("error"); f.Code != hub.CodeUnauthenticated {
+		t.Errorf("got %+v, want unauthenticated", f)
+	}
+	if code := b.closeCode(5 * time.Second); code != hub.CloseUnauthenticated {
+		t.Errorf("closed with %d, want %d", code, hub.CloseUnauthenticated)
+	}
+}
+
+func TestPresence(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	a := th.dial(t, "anna")
+	if _, j := a.join(room, 0); len(j.Presence) != 1 || j.Presence[0].ID != "anna" {
+		t.Fatalf("joined presence %+v, want only anna", j.Presence)
+	}
+	b := th.dial(t, "bo")
+	_, j := b.join(room, 0)
+	both := []personFrame{{"anna", "Name anna", ""}, {"bo", "Name bo", ""}}
+	if !slices.Equal(j.Presence, both) {
+		t.Fatalf("joined presence %+v, want %+v", j.Presence, both)
+	}
+	a.presenceUntil(both)
+	b.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: "finding-7"})
+	editing := []personFrame{{"anna", "Name anna", ""}, {"bo", "Name bo", "finding-7"}}
+	a.presenceUntil(editing)
+	b.presenceUntil(editing)
+	b.send(hub.Frame{Type: hub.TypeLeave, Room: room})
+	if f := b.next(); f.Type != "left" || f.Room != room {
+		t.Fatalf("got %+v, want left", f)
+	}
+	a.presenceUntil([]personFrame{{"anna", "Name anna", ""}})
+}
+
+// presenceUntil reads presence frames (presence is throttled, so changes may
+// come together) until one lists want.
+func (c *client) presenceUntil(want []personFrame) {
+	c.tb.Helper()
+	for {
+		p := c.nextOf("presence")
+		if p.Room != room {
+			c.tb.Fatalf("presence for room %q, want %q", p.Room, room)
+		}
+		if slices.Equal(p.People, want) {
+			return
+		}
+	}
+}
+
+func TestTooManyRooms(t *testing.T) {
+	th := newTestHub(t, hub.Config{MaxRoomsPerConn: 2})
+	c := th.dial(t, "anna")
+	c.join("a", 0)
+	c.join("b", 0)
+	c.join("b", 0) // rejoining a joined room resynchronises it, no new slot
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: "c"})
+	if f := c.next(); f.Type != "error" || f.Code != hub.CodeTooManyRooms || f.Room != "c" {
+		t.Errorf("got %+v, want too_many_rooms", f)
+	}
+}
+
+func TestPingKeepsIdleConnectionOpen(t *testing.T) {
+	th := newTestHub(t, hub.Config{PingInterval: 30 * time.Millisecond, PongWait: 100 * time.Millisecond})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	// The client only reads; gorilla/websocket answers the server's pings.
+	c.ws.SetReadDeadline(time.Time{})
+	entries := make(chan int64, 1)
+	go func() {
+		for {
+			_, b, err := c.ws.ReadMessage()
+			if err != nil {
+				close(entries)
+				return
+			}
+			var f srvFrame
+			if json.Unmarshal(b, &f) == nil && f.Type == "entry" {
+				entries <- f.Seq
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // five times PongWait
+	e := th.b.Append(room, "comment", map[string]int{})
+	th.Notify(room, e.Seq)
+	select {
+	case seq, ok := <-entries:
+		if !ok || seq != 1 {
+			t.Errorf("after idling: got seq %d (open %v), want entry 1 on a live connection", seq, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no entry after idling")
+	}
+}

@@ -1,0 +1,147 @@
+package hub
+
+import (
+	"errors"
+	"math"
+	"sync"
+	"time"
+)
+
+// errClosed is returned when writing to a connection that is closing.
+var errClosed = errors.New("hub: connection closing")
+
+// sendQueue is a connection's outgoing queue, bounded in bytes. Frames are
+// shared byte slices and are never modified. Only the write pump takes from it.
+type sendQueue struct {
+	mu      sync.Mutex
+	frames  [][]byte
+	bytes   int // queued plus taken but not yet written
+	limit   int
+	closed  bool
+	discard bool          // drop what is queued instead of flushing it
+	code    int           // close code to send, 0 for none
+	reason  string        // close reason
+	ready   chan struct{} // cap 1: something to write or closed
+	space   chan struct{} // cap 1: bytes were released or closed
+}
+
+func newSendQueue(limit int) *sendQueue {
+	return &sendQueue{limit: limit, ready: make(chan struct{}, 1), space: make(chan struct{}, 1)}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// push adds b unless that would overflow the queue; it reports false on
+// overflow. A closed queue swallows b.
+func (q *sendQueue) push(b []byte) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return true
+	}
+	if q.bytes > 0 && q.bytes+len(b) > q.limit {
+		q.mu.Unlock()
+		return false
+	}
+	q.frames = append(q.frames, b)
+	q.bytes += len(b)
+	q.mu.Unlock()
+	signal(q.ready)
+	return true
+}
+
+// pushWait adds b, waiting for room in the queue while it is full. It returns
+// errClosed when the queue is or gets closed.
+func (q *sendQueue) pushWait(b []byte) error {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return errClosed
+		}
+		if q.bytes == 0 || q.bytes+len(b) <= q.limit {
+			q.frames = append(q.frames, b)
+			q.bytes += len(b)
+			q.mu.Unlock()
+			signal(q.ready)
+			return nil
+		}
+		q.mu.Unlock()
+		<-q.space
+	}
+}
+
+// close marks the queue closed; the write pump then sends close code (if not
+// 0) after flushing what is queued, or at once when discard is set. It reports
+// whether this call closed the queue.
+func (q *sendQueue) close(code int, reason string, discard bool) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return false
+	}
+	q.closed, q.code, q.reason, q.discard = true, code, reason, discard
+	if discard {
+		q.frames = nil
+	}
+	q.mu.Unlock()
+	signal(q.ready)
+	signal(q.space)
+	return true
+}
+
+func (q *sendQueue) isClosed() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed
+}
+
+// take hands the queued frames to the write pump.
+func (q *sendQueue) take() (batch [][]byte, closed bool, code int, reason string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	batch, q.frames = q.frames, nil
+	return batch, q.closed, q.code, q.reason
+}
+
+// written releases n bytes after a write and reports whether to stop writing
+// the current batch because the queue was closed with discard.
+func (q *sendQueue) written(n int) (stop bool) {
+	q.mu.Lock()
+	q.bytes = max(q.bytes-n, 0)
+	stop = q.closed && q.discard
+	q.mu.Unlock()
+	signal(q.space)
+	return stop
+}
+
+// bucket is a token bucket; it is used by one goroutine only.
+type bucket struct {
+	rate   float64 // tokens per second
+	size   float64
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(rate float64, size int) bucket {
+	return bucket{rate: rate, size: float64(size), tokens: float64(size)}
+}
+
+// take spends one token if there is one; otherwise it reports how long until
+// there will be.
+func (b *bucket) take(now time.Time) (ok bool, wait time.Duration) {
+	if !b.last.IsZero() {
+		b.tokens = math.Min(b.size, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	}
+	b.last = now
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+}

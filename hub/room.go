@@ -1,0 +1,318 @@
+package hub
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// room is a room with members in this process. Its follower goroutine reads
+// the log after lastSeq and fans entries out; it lives as long as the room has
+// members.
+//
+// Lock order: room.mu, then Hub.mu, then a sendQueue's mu.
+type room struct {
+	name string
+	h    *Hub
+
+	mu      sync.Mutex
+	members map[*conn]*member
+	lastSeq int64 // last seq fanned out; guarded by mu
+	closed  bool  // no members left; removed from Hub.rooms
+
+	presenceAt    time.Time   // when presence was last broadcast; guarded by mu
+	presenceTimer *time.Timer // pending throttled presence broadcast; guarded by mu
+
+	broadcast atomic.Int64  // mirror of lastSeq for Notify's fast check
+	wakeC     chan struct{} // cap 1: coalesced wake-ups for the follower
+	done      chan struct{} // closed with closed
+}
+
+// member is one connection's membership in a room. Fields are guarded by room.mu.
+type member struct {
+	c       *conn
+	r       *room
+	live    bool    // catch-up done: the follower sends directly
+	sent    int64   // highest seq sent (or snapshot seq) to the connection
+	pending []frame // while catching up: entries the follower fanned out meanwhile
+	pendB   int     // bytes in pending
+	editing string  // presence
+}
+
+// frame is an encoded entry frame, shared by every connection it goes to.
+type frame struct {
+	seq int64
+	b   []byte
+}
+
+func (r *room) wake() {
+	select {
+	case r.wakeC <- struct{}{}:
+	default:
+	}
+}
+
+// acquireRoom returns the room called name, creating it and starting its
+// follower when needed, with r.mu held.
+func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
+	for {
+		h.mu.Lock()
+		if h.closing {
+			h.mu.Unlock()
+			return nil, &OpError{Code: CodeUnavailable, Message: "server going away"}
+		}
+		r := h.rooms[name]
+		if r == nil {
+			r = &room{
+				name:    name,
+				h:       h,
+				members: make(map[*conn]*member),
+				wakeC:   make(chan struct{}, 1),
+				done:    make(chan struct{}),
+			}
+			r.mu.Lock() // r is not yet visible: no one else can hold it
+			h.rooms[name] = r
+			h.roomWG.Add(1)
+			h.mu.Unlock()
+			head, err := h.b.Head(ctx, name)
+			if err != nil {
+				r.closeLocked()
+				r.mu.Unlock()
+				h.roomWG.Done()
+				return nil, err
+			}
+			r.lastSeq = head
+			r.broadcast.Store(head)
+			go r.follow()
+			return r, nil
+		}
+		h.mu.Unlock()
+		r.mu.Lock()
+		if !r.closed {
+			return r, nil
+		}
+		r.mu.Unlock() // lost a race with the last member leaving; retry
+	}
+}
+
+// closeLocked marks r closed and removes it from the hub. Call with r.mu held.
+func (r *room) closeLocked() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	close(r.done)
+	if r.presenceTimer != nil {
+		r.presenceTimer.Stop()
+		r.presenceTimer = nil
+	}
+	r.h.mu.Lock()
+	if r.h.rooms[r.name] == r {
+		delete(r.h.rooms, r.name)
+	}
+	r.h.mu.Unlock()
+}
+
+// follow is the room's follower: on every wake-up or poll tick it reads the
+// log after lastSeq and fans the entries out.
+func (r *room) follow() {
+	defer r.h.roomWG.Done()
+	t := time.NewTicker(r.h.cfg.PollInterval)
+	defer t.Stop()
+	r.catchUp() // entries committed between Head and the first Notify
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-r.wakeC:
+		case <-t.C:
+		}
+		r.catchUp()
+	}
+}
+
+// catchUp reads and fans out every entry after lastSeq.
+func (r *room) catchUp() {
+	for {
+		r.mu.Lock()
+		from, closed := r.lastSeq, r.closed
+		r.mu.Unlock()
+		if closed {
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.h.ctx, backendTimeout)
+		es, err := r.h.b.After(ctx, r.name, from, followBatch)
+		cancel()
+		if err != nil {
+			if r.h.ctx.Err() == nil {
+				r.h.log.Warn("hub: reading room log", "room", r.name, "after", from, "err", err)
+			}
+			return // the next wake-up or poll retries
+		}
+		if len(es) == 0 {
+			return
+		}
+		fs := make([]frame, len(es))
+		for i, e := range es {
+			fs[i] = r.h.encodeEntry(e)
+		}
+		r.mu.Lock()
+		for _, f := range fs {
+			r.fanOutLocked(f)
+		}
+		r.mu.Unlock()
+		if len(es) < followBatch {
+			return
+		}
+	}
+}
+
+// offer fans out an entry this process just applied if it is the next one,
+// saving a read of the log; otherwise it wakes the follower.
+func (r *room) offer(e Entry) {
+	f := r.h.encodeEntry(e)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed || f.seq <= r.lastSeq:
+	case f.seq == r.lastSeq+1:
+		r.fanOutLocked(f)
+	default:
+		r.wake()
+	}
+}
+
+// fanOutLocked sends f to every member without blocking: live members get it
+// in their send queue, catching-up members in their pending list. A member
+// whose queue or pending list overflows is dropped as too slow.
+func (r *room) fanOutLocked(f frame) {
+	if f.seq <= r.lastSeq {
+		return
+	}
+	r.lastSeq = f.seq
+	r.broadcast.Store(f.seq)
+	r.h.entries.Add(1)
+	for c, m := range r.members {
+		if !m.live {
+			m.pending = append(m.pending, f)
+			m.pendB += len(f.b)
+			if m.pendB > r.h.cfg.SendQueueBytes {
+				m.pending, m.pendB = nil, 0
+				c.dropSlow()
+			}
+			continue
+		}
+		if f.seq <= m.sent {
+			continue // already sent during its catch-up
+		}
+		m.sent = f.seq
+		c.enqueue(f.b)
+	}
+}
+
+// removeLocked drops c's membership, announces the new presence and closes
+// the room when it was the last member. Call with r.mu held.
+func (r *room) removeLocked(c *conn) {
+	m := r.members[c]
+	if m == nil {
+		return
+	}
+	delete(r.members, c)
+	if len(r.members) == 0 {
+		r.closeLocked()
+		return
+	}
+	if m.live {
+		r.presenceChangedLocked()
+	}
+}
+
+// person is one entry of a presence list.
+type person struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Editing string `json:"editing"`
+}
+
+// peopleLocked lists the live members, one per identity, sorted by name
+// then id, at most maxPresence of them, and how many there are in all.
+func (r *room) peopleLocked() ([]person, int) {
+	byID := make(map[string]int)
+	ps := make([]person, 0, len(r.members))
+	for c, m := range r.members {
+		if !m.live {
+			continue
+		}
+		if i, ok := byID[c.id.ID]; ok {
+			if ps[i].Editing == "" || (m.editing != "" && m.editing < ps[i].Editing) {
+				ps[i].Editing = m.editing
+			}
+			continue
+		}
+		byID[c.id.ID] = len(ps)
+		ps = append(ps, person{ID: c.id.ID, Name: c.id.Name, Editing: m.editing})
+	}
+	slices.SortFunc(ps, func(a, b person) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	n := len(ps)
+	if n > maxPresence {
+		ps = ps[:maxPresence]
+	}
+	return ps, n
+}
+
+// presenceChangedLocked schedules a presence broadcast: at once when none
+// went out in the last presenceThrottle, else at the end of that interval
+// (so a burst of joins costs one broadcast per interval, not one per join).
+func (r *room) presenceChangedLocked() {
+	if r.presenceTimer != nil || r.closed {
+		return // already scheduled
+	}
+	wait := presenceThrottle - time.Since(r.presenceAt)
+	if wait <= 0 {
+		r.presenceLocked()
+		return
+	}
+	r.presenceTimer = time.AfterFunc(wait, func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.presenceTimer = nil
+		if !r.closed {
+			r.presenceLocked()
+		}
+	})
+}
+
+// presenceLocked sends the room's presence list to every live member.
+func (r *room) presenceLocked() {
+	r.presenceAt = time.Now()
+	people, n := r.peopleLocked()
+	b, err := json.Marshal(presenceOut{Type: "presence", Room: r.name, People: people, Count: n})
+	if err != nil {
+		r.h.log.Error("hub: encoding presence", "err", err)
+		return
+	}
+	for c, m := range r.members {
+		if m.live {
+			c.enqueue(b)
+		}
+	}
+}
+
+// encodeEntry encodes the entry frame once for every connection it goes to.
+// An entry whose payload is not valid JSON goes out with a null payload (and
+// is logged) so that the stream never stalls on it.
+func (h *Hub) encodeEntry(e Entry) frame {
+	b, err := json.Marshal(entryOut{Type: "entry", Entry: e})
+	if err != nil {
+		h.log.Error("hub: encoding entry", "room", e.Room, "seq", e.Seq, "err", err)
+		e.Payload = nil
+		b, _ = json.Marshal(entryOut{Type: "entry", Entry: e})
+	}
+	return frame{seq: e.Seq, b: b}
+}
