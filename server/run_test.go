@@ -53,6 +53,12 @@ func MustStart(tb testing.TB, env map[string]string) *server {
 	if env["ADDR"] == "" {
 		env["ADDR"] = "127.0.0.1:0"
 	}
+	if env["DATA_DIR"] == "" {
+		dir := tb.TempDir()
+		os.Chmod(dir, 0o755)
+		os.Chmod(filepath.Dir(dir), 0o755)
+		env["DATA_DIR"] = dir
+	}
 	s := &server{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		s.err = run(ctx, []string{"rapporteur"}, func(k string) string { return env[k] }, pw, io.Discard)

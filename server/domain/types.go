@@ -178,6 +178,9 @@ type LogEntry struct {
 	Kind          string          `json:"kind"`
 	Payload       json.RawMessage `bun:"type:jsonb" json:"payload"`
 	At            time.Time       `bun:",nullzero,default:now()" json:"at"`
+	// ActorLabel attributes the entry under the Chatham House rule: the
+	// actor's country and actor type, never the name.
+	ActorLabel string `bun:"actor_label,scanonly" json:"actor,omitempty"`
 }
 
 // AuditEntry records an administrative change: who, what, when.

@@ -14,7 +14,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -195,38 +194,17 @@ func (s *Store) createFindingFast(ctx context.Context, actor *int64, workshopID 
 	}
 	room := WorkshopRoom(workshopID)
 	e := domain.LogEntry{Room: room, OpID: opID, ActorID: actor, Kind: "finding.create"}
-	err = s.db.NewRaw(`
-WITH ok AS (
-    SELECT w.id, w.event_id FROM workshops w
-    WHERE w.id = ?0
-      AND NOT EXISTS (SELECT 1 FROM log_entries WHERE room = ?1 AND op_id = ?2)
-      AND NOT EXISTS (
-          SELECT 1 FROM unnest(?3::text[], ?4::text[]) AS t(dim, key)
-          WHERE NOT EXISTS (SELECT 1 FROM taxonomy_terms tt
-                            WHERE tt.event_id = w.event_id AND tt.dimension = t.dim AND tt.key = t.key))
-), r AS (
-    INSERT INTO rooms (id, seq) SELECT ?1, 1 FROM ok
-    ON CONFLICT (id) DO UPDATE SET seq = rooms.seq + 1
-    RETURNING seq
-), f AS (
-    INSERT INTO findings (event_id, workshop_id, author_id, title, what_done, results, transferability,
-        nordic_proposal, countries, themes, ps, forms, victim_groups, actor_types, language,
-        contact_name, contact_email, contact_consent, attribution, release_state, version, field_versions)
-    SELECT ok.event_id, ok.id, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 'draft', 1, '{}'
-    FROM ok
-    RETURNING id, event_id, created_at, updated_at
-)
-INSERT INTO log_entries (room, seq, op_id, actor_id, kind, payload)
-SELECT ?1, r.seq, ?2, ?5, 'finding.create',
-       ?22::jsonb || jsonb_build_object('id', f.id, 'event_id', f.event_id, 'created_at', f.created_at, 'updated_at', f.updated_at)
-FROM r, f
-RETURNING seq, at, payload`,
-		workshopID, room, opID, pgdialect.Array(dims), pgdialect.Array(keys),
+	stmt, err := s.prepared(ctx, createFindingSQL)
+	if err != nil {
+		return Applied{}, false, err
+	}
+	err = stmt.QueryRowContext(ctx,
+		workshopID, room, opID, pgTextArray(dims), pgTextArray(keys),
 		actor, f.Title, f.WhatDone, f.Results, f.Transferability, f.NordicProposal,
-		pgdialect.Array(f.Countries), pgdialect.Array(f.Themes), pgdialect.Array(f.Ps), pgdialect.Array(f.Forms),
-		pgdialect.Array(f.VictimGroups), pgdialect.Array(f.ActorTypes), f.Language,
-		f.ContactName, f.ContactEmail, f.ContactConsent, f.Attribution, string(payload),
-	).Scan(ctx, &e.Seq, &e.At, &e.Payload)
+		pgTextArray(f.Countries), pgTextArray(f.Themes), pgTextArray(f.Ps), pgTextArray(f.Forms),
+		pgTextArray(f.VictimGroups), pgTextArray(f.ActorTypes), f.Language,
+		f.ContactName, f.ContactEmail, f.ContactConsent, f.Attribution, string(payload), NotifyChannel,
+	).Scan(&e.Seq, &e.At, &e.Payload, new(bool))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Applied{}, false, nil
 	}
@@ -440,4 +418,52 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 		}
 		return "finding.delete", map[string]any{"id": id}, nil
 	})
+}
+
+// createFindingSQL is the statement of createFindingFast, prepared once per
+// connection so Postgres plans it once, not on every op.
+const createFindingSQL = `
+WITH ok AS (
+    SELECT w.id, w.event_id FROM workshops w
+    WHERE w.id = $1::bigint
+      AND NOT EXISTS (SELECT 1 FROM log_entries WHERE room = $2::text AND op_id = $3::text)
+      AND NOT EXISTS (
+          SELECT 1 FROM unnest($4::text[], $5::text[]) AS t(dim, key)
+          WHERE NOT EXISTS (SELECT 1 FROM taxonomy_terms tt
+                            WHERE tt.event_id = w.event_id AND tt.dimension = t.dim AND tt.key = t.key))
+), r AS (
+    INSERT INTO rooms (id, seq) SELECT $2::text, 1 FROM ok
+    ON CONFLICT (id) DO UPDATE SET seq = rooms.seq + 1
+    RETURNING seq
+), f AS (
+    INSERT INTO findings (event_id, workshop_id, author_id, title, what_done, results, transferability,
+        nordic_proposal, countries, themes, ps, forms, victim_groups, actor_types, language,
+        contact_name, contact_email, contact_consent, attribution, release_state, version, field_versions)
+    SELECT ok.event_id, ok.id, $6::bigint, $7::text, $8::text, $9::text, $10::text, $11::text, $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text, $19::text, $20::text, $21::boolean, $22::text, 'draft', 1, '{}'
+    FROM ok
+    RETURNING id, event_id, created_at, updated_at
+), e AS (
+    INSERT INTO log_entries (room, seq, op_id, actor_id, kind, payload)
+    SELECT $2::text, r.seq, $3::text, $6::bigint, 'finding.create',
+           $23::jsonb || jsonb_build_object('id', f.id, 'event_id', f.event_id, 'created_at', f.created_at, 'updated_at', f.updated_at)
+    FROM r, f
+    RETURNING seq, at, payload
+)
+SELECT e.seq, e.at, e.payload, pg_notify($24::text, $2::text || ' ' || e.seq) IS NULL FROM e`
+
+// pgTextArray writes ss as a Postgres text[] literal, every element quoted.
+func pgTextArray(ss []string) string {
+	esc := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		b.WriteString(esc.Replace(s))
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/rapporteur/rapporteur/server/domain"
 )
@@ -82,7 +85,26 @@ func insertEntry(ctx context.Context, tx bun.Tx, room string, seq int64, opID st
 	if _, err := tx.NewInsert().Model(&e).Returning("at").Exec(ctx); err != nil {
 		return e, fmt.Errorf("append log entry: %w", err)
 	}
+	if _, err := tx.ExecContext(ctx, "SELECT pg_notify(?, ?)", NotifyChannel, notifyPayload(room, seq)); err != nil {
+		return e, fmt.Errorf("notify: %w", err)
+	}
 	return e, nil
+}
+
+// NotifyChannel is the Postgres channel on which every commit of a log
+// entry says "room seq". It is only a wake-up: listeners read the log.
+const NotifyChannel = "rapporteur_log"
+
+func notifyPayload(room string, seq int64) string { return fmt.Sprintf("%s %d", room, seq) }
+
+// ParseNotify reads a NotifyChannel payload.
+func ParseNotify(payload string) (room string, seq int64, ok bool) {
+	room, n, ok := strings.Cut(payload, " ")
+	if !ok {
+		return "", 0, false
+	}
+	seq, err := strconv.ParseInt(n, 10, 64)
+	return room, seq, err == nil
 }
 
 // appendEntry logs a change made outside Apply (seeding, administration).
@@ -100,7 +122,10 @@ var errReplayed = &domain.Error{Code: domain.Conflict, Message: "op replayed"}
 // EntriesAfter returns the room's entries with seq > after, in order, at most limit.
 func (s *Store) EntriesAfter(ctx context.Context, room string, after int64, limit int) ([]domain.LogEntry, error) {
 	var es []domain.LogEntry
-	err := s.db.NewSelect().Model(&es).Where("room = ? AND seq > ?", room, after).
+	err := s.db.NewSelect().Model(&es).ColumnExpr("log_entry.*").
+		ColumnExpr("coalesce(concat_ws(' · ', nullif(p.country, ''), nullif(p.actor_type, '')), '') AS actor_label").
+		Join("LEFT JOIN people AS p ON p.id = log_entry.actor_id").
+		Where("room = ? AND seq > ?", room, after).
 		Order("seq").Limit(limit).Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read log of %s: %w", room, err)
@@ -135,4 +160,29 @@ func (s *Store) Audit(ctx context.Context, db bun.IDB, actor, event *int64, acti
 		return fmt.Errorf("write audit entry: %w", err)
 	}
 	return nil
+}
+
+// Follow calls wake with (room, seq) for every log entry committed by any
+// process on this database, until ctx ends. Notifications can be lost (a
+// full buffer, a reconnect): wake is a hint, and the caller reads the log.
+func (s *Store) Follow(ctx context.Context, wake func(room string, seq int64)) error {
+	ln := pgdriver.NewListener(s.db)
+	defer ln.Close()
+	if err := ln.Listen(ctx, NotifyChannel); err != nil {
+		return fmt.Errorf("listen for log entries: %w", err)
+	}
+	ch := ln.Channel(pgdriver.WithChannelSize(4096))
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case n, ok := <-ch:
+			if !ok {
+				return nil
+			}
+			if room, seq, ok := ParseNotify(n.Payload); ok {
+				wake(room, seq)
+			}
+		}
+	}
 }

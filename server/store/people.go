@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -165,4 +166,78 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
+}
+
+// PersonInput describes a person to add to an event.
+type PersonInput struct {
+	Name         string
+	Email        string
+	Organisation string
+	Country      string
+	ActorType    string
+}
+
+// AddMember creates a person with one membership in an event, in one
+// transaction, and records it in the audit trail. workshopID is 0 for
+// event-wide roles.
+func (s *Store) AddMember(ctx context.Context, actor *int64, eventID int64, in PersonInput, role string, workshopID int64) (domain.Person, error) {
+	p := domain.Person{Name: in.Name, Organisation: in.Organisation, Country: in.Country, ActorType: in.ActorType}
+	if in.Email != "" {
+		p.Email = &in.Email
+	}
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		if err := addMember(ctx, tx, &p, eventID, role, workshopID); err != nil {
+			return err
+		}
+		return s.Audit(ctx, tx, actor, &eventID, "membership.create", fmt.Sprintf("person:%d", p.ID), map[string]any{"role": role, "workshop_id": workshopID})
+	})
+	return p, err
+}
+
+func addMember(ctx context.Context, tx bun.Tx, p *domain.Person, eventID int64, role string, workshopID int64) error {
+	if p.Name == "" {
+		return domain.Errorf(domain.Invalid, "A person needs a name.")
+	}
+	if _, err := tx.NewInsert().Model(p).Returning("id, created_at").Exec(ctx); err != nil {
+		var pgErr pgdriver.Error
+		if errors.As(err, &pgErr) && pgErr.IntegrityViolation() {
+			return domain.Errorf(domain.Conflict, "A person with the email %q exists already.", deref(p.Email))
+		}
+		return fmt.Errorf("create person: %w", err)
+	}
+	m := domain.Membership{EventID: eventID, PersonID: p.ID, Role: role, Attribution: "chatham"}
+	if workshopID != 0 {
+		var ok bool
+		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM workshops WHERE id = ? AND event_id = ?)", workshopID, eventID).Scan(ctx, &ok); err != nil {
+			return err
+		}
+		if !ok {
+			return domain.Errorf(domain.Invalid, "There is no workshop %d in this event.", workshopID)
+		}
+		m.WorkshopID = &workshopID
+	}
+	if _, err := tx.NewInsert().Model(&m).Exec(ctx); err != nil {
+		var pgErr pgdriver.Error
+		if errors.As(err, &pgErr) && pgErr.IntegrityViolation() {
+			return domain.Errorf(domain.Invalid, "Role %q needs a workshop (participants and rapporteurs belong to one), or is not a role.", role)
+		}
+		return fmt.Errorf("create membership: %w", err)
+	}
+	return nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// AllMemberships returns every membership of a person, in all events.
+func (s *Store) AllMemberships(ctx context.Context, personID int64) ([]domain.Membership, error) {
+	ms := []domain.Membership{}
+	if err := s.db.NewSelect().Model(&ms).Where("person_id = ?", personID).Order("id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("read memberships: %w", err)
+	}
+	return ms, nil
 }

@@ -389,3 +389,15 @@ func TestDemoEventIsComplete(t *testing.T) {
 		t.Fatalf("second demo: %v, want conflict", err)
 	}
 }
+
+func TestTermsWithQuotesAreRefusedNotInjected(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, _ := s.Workshops(ctx, ev.ID)
+	for i, k := range []string{`FI","SE`, `FI\`, `{FI}`, `"`} {
+		_, err := s.CreateFinding(ctx, nil, ws[0].ID, fmt.Sprintf("q%d", i), store.FindingInput{Title: "x", Countries: []string{k}})
+		if domain.ErrorCode(err) != domain.Invalid {
+			t.Errorf("country %q: %v, want invalid", k, err)
+		}
+	}
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// process is the real server binary running as a child process.
+type process struct {
+	cmd *exec.Cmd
+	URL string
+}
+
+func mustBuild(tb testing.TB) string {
+	tb.Helper()
+	bin := filepath.Join(tb.TempDir(), "rapporteur")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		tb.Fatalf("build server: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func mustRunProcess(tb testing.TB, bin, addr, dsn string) *process {
+	tb.Helper()
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "ADDR="+addr, "DATABASE_URL="+dsn, "BASE_URL=http://"+addr)
+	if os.Getenv("DATA_DIR") == "" {
+		cmd.Env = append(cmd.Env, "DATA_DIR="+tb.TempDir())
+	}
+	logf, _ := os.Create(filepath.Join(tb.TempDir(), "server.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	p := &process{cmd: cmd, URL: "http://" + addr}
+	tb.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	waitReady(tb, p.URL)
+	return p
+}
+
+// TestSIGKILLLosesNothingAcked kills the server with SIGKILL while 20
+// clients send ops; after a restart the clients resume and resend what was
+// not acked. Every acked op is in the database, and every op is there once.
+func TestSIGKILLLosesNothingAcked(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the real binary")
+	}
+	bin := mustBuild(t)
+	dsn := pg.NewDB(t)
+	l, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l.Addr().String()
+	l.Close()
+	p1 := mustRunProcess(t, bin, addr, dsn)
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	evs, _ := st.Events(context.Background())
+	ws, _ := st.Workshops(context.Background(), evs[0].ID)
+	f := &fixture{srv: &server{URL: p1.URL}, store: st, event: evs[0], ws: ws}
+	w := &ws[4]
+	room := store.WorkshopRoom(w.ID)
+
+	const clients, each = 20, 25
+	var ackedBeforeKill sync.Map // op id → seq
+	var killed atomic.Bool
+	var totalAcks atomic.Int64
+	members := make([]member, clients)
+	for i := range members {
+		members[i] = f.MustMember(t, domain.RoleParticipant, w, "FI", "police")
+	}
+
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			// The device's queue: ops stay in it until acked.
+			pending := map[string]bool{}
+			var order []string
+			for k := 0; k < each; k++ {
+				id := fmt.Sprintf("k%d-%d", i, k)
+				pending[id] = true
+				order = append(order, id)
+			}
+			deadline := time.Now().Add(90 * time.Second)
+			for len(pending) > 0 && time.Now().Before(deadline) {
+				c, err := members[i].dial(p1.URL)
+				if err != nil {
+					time.Sleep(100 * time.Millisecond) // server down: retry
+					continue
+				}
+				c.ws.WriteJSON(map[string]any{"type": "join", "room": room, "since": 0})
+				for _, id := range order {
+					if pending[id] {
+						c.ws.WriteJSON(op(room, id, "finding.create", 0, map[string]any{"title": "Kill test " + id}))
+						time.Sleep(5 * time.Millisecond)
+					}
+				}
+				for fr := range c.frames {
+					if fr.Type == "ack" && pending[fr.OpID] {
+						delete(pending, fr.OpID)
+						totalAcks.Add(1)
+						if !killed.Load() {
+							ackedBeforeKill.Store(fr.OpID, fr.Seq)
+						}
+					}
+					if fr.Type == "error" && fr.Code != "rate_limited" && fr.Code != "unavailable" {
+						errs <- fmt.Errorf("client %d: error frame %+v", i, fr)
+					}
+					if len(pending) == 0 {
+						break
+					}
+				}
+				c.ws.Close()
+			}
+			if len(pending) > 0 {
+				errs <- fmt.Errorf("client %d: %d ops never acked", i, len(pending))
+			}
+		}(i)
+	}
+
+	for totalAcks.Load() < clients*each/3 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	killed.Store(true)
+	if err := p1.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p1.cmd.Wait()
+	t.Logf("killed after %d acks", totalAcks.Load())
+	mustRunProcess(t, bin, addr, dsn)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	// Every acked op is in the log at its acked seq, and every op is there once.
+	es, err := st.EntriesAfter(context.Background(), room, 0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int64{}
+	for _, e := range es {
+		if _, dup := seen[e.OpID]; dup {
+			t.Fatalf("op %s is in the log twice", e.OpID)
+		}
+		seen[e.OpID] = e.Seq
+	}
+	n := 0
+	ackedBeforeKill.Range(func(k, v any) bool {
+		n++
+		if seen[k.(string)] != v.(int64) {
+			t.Errorf("op %s acked at seq %d before the kill; log has it at %d", k, v, seen[k.(string)])
+		}
+		return true
+	})
+	var rows int
+	st.DB().NewRaw("SELECT count(*) FROM findings WHERE title LIKE 'Kill test %'").Scan(context.Background(), &rows)
+	if rows != clients*each {
+		t.Fatalf("%d findings, want %d (nothing lost, nothing twice)", rows, clients*each)
+	}
+	t.Logf("%d ops acked before the kill, all present; %d findings in all", n, rows)
+}

@@ -1,0 +1,334 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/rapporteur/rapporteur/hub"
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// viewer is the signed-in person behind a request or a hub connection,
+// with their memberships in every event (loaded once per connection).
+type viewer struct {
+	Person      domain.Person
+	Memberships []domain.Membership
+}
+
+// principal is the viewer's principal in one event, for auth.Allowed.
+func (v *viewer) principal(eventID int64) auth.Principal {
+	p := auth.Principal{EventID: eventID}
+	if v == nil {
+		return p
+	}
+	p.PersonID = v.Person.ID
+	for _, m := range v.Memberships {
+		if m.EventID != eventID {
+			continue
+		}
+		am := auth.Membership{Role: auth.Role(m.Role)}
+		if m.WorkshopID != nil {
+			am.WorkshopID = *m.WorkshopID
+		}
+		p.Roles = append(p.Roles, am)
+	}
+	return p
+}
+
+// label attributes the viewer's changes under the Chatham House rule.
+func (v *viewer) label() string {
+	var parts []string
+	for _, s := range []string{v.Person.Country, v.Person.ActorType} {
+		if s != "" {
+			parts = append(parts, s)
+		}
+	}
+	return strings.Join(parts, " · ")
+}
+
+// live is the hub's Backend: rooms, ops and the log, checked against the
+// permission table.
+type live struct {
+	store *store.Store
+}
+
+// roomRef is a parsed room name: "workshop:12", "event:3", "plenary:3".
+type roomRef struct {
+	kind string
+	id   int64
+}
+
+func parseRoom(room string) (roomRef, error) {
+	kind, idText, ok := strings.Cut(room, ":")
+	id, err := strconv.ParseInt(idText, 10, 64)
+	if !ok || err != nil || id <= 0 || (kind != "workshop" && kind != "event" && kind != "plenary") {
+		return roomRef{}, &hub.OpError{Code: hub.CodeNotFound, Message: fmt.Sprintf("There is no room %q: rooms are workshop:N, event:N and plenary:N.", room)}
+	}
+	return roomRef{kind: kind, id: id}, nil
+}
+
+func viewerOf(id hub.Identity) *viewer {
+	v, _ := id.Data.(*viewer)
+	return v
+}
+
+// eventOfRoom returns the event a room belongs to and, for workshop rooms, the workshop.
+func (l *live) eventOfRoom(ctx context.Context, r roomRef) (eventID, workshopID int64, err error) {
+	if r.kind != "workshop" {
+		if _, err := l.store.Event(ctx, r.id); err != nil {
+			return 0, 0, toOpError(err)
+		}
+		return r.id, 0, nil
+	}
+	w, err := l.store.Workshop(ctx, r.id)
+	if err != nil {
+		return 0, 0, toOpError(err)
+	}
+	return w.EventID, w.ID, nil
+}
+
+// joinAction is what a viewer must be allowed to join a room of each kind.
+func joinAction(kind string) auth.Action {
+	switch kind {
+	case "workshop":
+		return auth.ActReadDrafts
+	case "event":
+		return auth.ActEventManage
+	}
+	return auth.ActFindingReadRelease
+}
+
+func (l *live) CanJoin(ctx context.Context, id hub.Identity, room string) error {
+	r, err := parseRoom(room)
+	if err != nil {
+		return err
+	}
+	eventID, workshopID, err := l.eventOfRoom(ctx, r)
+	if err != nil {
+		return err
+	}
+	if !auth.Allowed(viewerOf(id).principal(eventID), joinAction(r.kind), workshopID) {
+		return &hub.OpError{Code: hub.CodeForbidden, Message: "Your role does not let you join this room."}
+	}
+	return nil
+}
+
+// opAction maps each op kind to the action it needs.
+func opAction(kind string) (auth.Action, bool) {
+	a, ok := map[string]auth.Action{
+		"finding.create":  auth.ActFindingCreate,
+		"finding.update":  auth.ActFindingUpdate,
+		"finding.delete":  auth.ActFindingDelete,
+		"finding.share":   auth.ActFindingShare,
+		"finding.release": auth.ActReleaseManage,
+		"vote":            auth.ActFindingVote,
+		"unvote":          auth.ActFindingVote,
+		"comment":         auth.ActFindingComment,
+		"key.mark":        auth.ActKeyCurate,
+		"key.unmark":      auth.ActKeyCurate,
+		"key.reorder":     auth.ActKeyCurate,
+		"keymessages.set": auth.ActKeyCurate,
+	}[kind]
+	return a, ok
+}
+
+// decodeBody decodes an op body strictly: unknown fields and wrong types are invalid.
+func decodeBody(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &hub.OpError{Code: hub.CodeInvalid, Message: "The op body does not fit the op: " + err.Error() + "."}
+	}
+	return nil
+}
+
+// findingRef is the body of ops on one finding.
+type findingRef struct {
+	ID        int64 `json:"id"`
+	FindingID int64 `json:"finding_id"`
+}
+
+func (f findingRef) target() (int64, error) {
+	id := f.FindingID
+	if id == 0 {
+		id = f.ID
+	}
+	if id <= 0 {
+		return 0, &hub.OpError{Code: hub.CodeInvalid, Message: "The op needs the finding's id (finding_id)."}
+	}
+	return id, nil
+}
+
+func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry, error) {
+	r, err := parseRoom(op.Room)
+	if err != nil {
+		return hub.Entry{}, err
+	}
+	if r.kind != "workshop" {
+		return hub.Entry{}, &hub.OpError{Code: hub.CodeForbidden, Message: "Ops are made in workshop rooms; this room is read-only."}
+	}
+	action, ok := opAction(op.Kind)
+	if !ok {
+		return hub.Entry{}, &hub.OpError{Code: hub.CodeInvalid, Message: fmt.Sprintf("Unknown op kind %q.", op.Kind)}
+	}
+	v := viewerOf(id)
+	eventID, workshopID, err := l.eventOfRoom(ctx, r)
+	if err != nil {
+		return hub.Entry{}, err
+	}
+	if v == nil || !auth.Allowed(v.principal(eventID), action, workshopID) {
+		return hub.Entry{}, &hub.OpError{Code: hub.CodeForbidden, Message: fmt.Sprintf("Your role does not allow %s here.", op.Kind)}
+	}
+	actor := &v.Person.ID
+	var a store.Applied
+	switch op.Kind {
+	case "finding.create":
+		var in store.FindingInput
+		if err := decodeBody(op.Body, &in); err != nil {
+			return hub.Entry{}, err
+		}
+		a, err = l.store.CreateFinding(ctx, actor, workshopID, op.OpID, in)
+	case "finding.update":
+		var body struct {
+			ID     int64                      `json:"id"`
+			Fields map[string]json.RawMessage `json:"fields"`
+		}
+		if err := decodeBody(op.Body, &body); err != nil {
+			return hub.Entry{}, err
+		}
+		if body.ID <= 0 || op.Base <= 0 {
+			return hub.Entry{}, &hub.OpError{Code: hub.CodeInvalid, Message: "An update needs the finding's id and base (the version edited)."}
+		}
+		a, err = l.store.UpdateFinding(ctx, actor, workshopID, op.OpID, body.ID, int(op.Base), body.Fields)
+	case "finding.delete", "finding.share", "vote", "unvote", "key.mark", "key.unmark":
+		var ref findingRef
+		if err := decodeBody(op.Body, &ref); err != nil {
+			return hub.Entry{}, err
+		}
+		fid, err2 := ref.target()
+		if err2 != nil {
+			return hub.Entry{}, err2
+		}
+		switch op.Kind {
+		case "finding.delete":
+			a, err = l.store.DeleteFinding(ctx, actor, workshopID, op.OpID, fid)
+		case "finding.share":
+			a, err = l.store.SetFindingRelease(ctx, actor, workshopID, op.OpID, fid, domain.Shared)
+		case "vote":
+			a, err = l.store.Vote(ctx, *actor, workshopID, op.OpID, fid)
+		case "unvote":
+			a, err = l.store.Unvote(ctx, *actor, workshopID, op.OpID, fid)
+		case "key.mark":
+			a, err = l.store.MarkKey(ctx, actor, workshopID, op.OpID, fid)
+		case "key.unmark":
+			a, err = l.store.UnmarkKey(ctx, actor, workshopID, op.OpID, fid)
+		}
+	case "finding.release":
+		var body struct {
+			FindingID int64  `json:"finding_id"`
+			State     string `json:"state"`
+		}
+		if err := decodeBody(op.Body, &body); err != nil {
+			return hub.Entry{}, err
+		}
+		a, err = l.store.SetFindingRelease(ctx, actor, workshopID, op.OpID, body.FindingID, body.State)
+	case "comment":
+		var body struct {
+			FindingID int64  `json:"finding_id"`
+			Text      string `json:"text"`
+		}
+		if err := decodeBody(op.Body, &body); err != nil {
+			return hub.Entry{}, err
+		}
+		a, err = l.store.AddComment(ctx, *actor, workshopID, op.OpID, body.FindingID, body.Text)
+	case "key.reorder":
+		var body struct {
+			FindingIDs []int64 `json:"finding_ids"`
+		}
+		if err := decodeBody(op.Body, &body); err != nil {
+			return hub.Entry{}, err
+		}
+		a, err = l.store.ReorderKey(ctx, actor, workshopID, op.OpID, body.FindingIDs)
+	case "keymessages.set":
+		var body struct {
+			Text string `json:"text"`
+		}
+		if err := decodeBody(op.Body, &body); err != nil {
+			return hub.Entry{}, err
+		}
+		a, err = l.store.SetKeyMessages(ctx, actor, workshopID, op.OpID, int(op.Base), body.Text)
+	}
+	if err != nil {
+		return hub.Entry{}, toOpError(err)
+	}
+	e := toEntry(a.Entry)
+	if a.Replayed {
+		// The original may have been made by someone else; read its label back.
+		if es, err := l.store.EntriesAfter(ctx, e.Room, e.Seq-1, 1); err == nil && len(es) == 1 {
+			return toEntry(es[0]), nil
+		}
+	}
+	e.Actor = v.label()
+	return e, nil
+}
+
+func (l *live) After(ctx context.Context, room string, after int64, limit int) ([]hub.Entry, error) {
+	es, err := l.store.EntriesAfter(ctx, room, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]hub.Entry, len(es))
+	for i, e := range es {
+		out[i] = toEntry(e)
+	}
+	return out, nil
+}
+
+func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int64, error) {
+	r, err := parseRoom(room)
+	if err != nil {
+		return nil, 0, err
+	}
+	var state any
+	var seq int64
+	switch r.kind {
+	case "workshop":
+		state, seq, err = l.store.WorkshopSnapshot(ctx, r.id)
+	default:
+		seq, err = l.store.Head(ctx, room)
+		state = map[string]any{}
+	}
+	if err != nil {
+		return nil, 0, toOpError(err)
+	}
+	raw, err := json.Marshal(state)
+	return raw, seq, err
+}
+
+func (l *live) Head(ctx context.Context, room string) (int64, error) {
+	return l.store.Head(ctx, room)
+}
+
+func toEntry(e domain.LogEntry) hub.Entry {
+	return hub.Entry{Room: e.Room, Seq: e.Seq, OpID: e.OpID, Actor: e.ActorLabel, Kind: e.Kind, Payload: e.Payload, At: e.At}
+}
+
+// toOpError turns the application's errors into the hub's error frames;
+// anything else stays an internal error (logged by the hub, not shown).
+func toOpError(err error) error {
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code == domain.Internal {
+		return err
+	}
+	return &hub.OpError{Code: string(de.Code), Message: de.Message, Detail: de.Detail}
+}

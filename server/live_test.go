@@ -1,0 +1,461 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// frame is any frame the hub sends.
+type frame struct {
+	Type    string          `json:"type"`
+	Room    string          `json:"room"`
+	Seq     int64           `json:"seq"`
+	OpID    string          `json:"op_id"`
+	Kind    string          `json:"kind"`
+	Actor   string          `json:"actor"`
+	Payload json.RawMessage `json:"payload"`
+	State   json.RawMessage `json:"state"`
+	Code    string          `json:"code"`
+	Message string          `json:"message"`
+	Detail  json.RawMessage `json:"detail"`
+}
+
+// client is a test's WebSocket client, signed in as one person.
+type client struct {
+	t      testing.TB
+	ws     *websocket.Conn
+	frames chan frame
+	closed chan error
+	mu     sync.Mutex
+}
+
+// member is a person in the demo event with a browser (cookie jar) signed in.
+type member struct {
+	http *http.Client
+	id   int64
+}
+
+// fixture is a running server with its store.
+type fixture struct {
+	srv   *server
+	store *store.Store
+	event domain.Event
+	ws    []domain.Workshop
+}
+
+func MustFixture(tb testing.TB, env map[string]string) *fixture {
+	tb.Helper()
+	dsn := env["DATABASE_URL"]
+	if dsn == "" {
+		dsn = pg.NewDB(tb)
+		env["DATABASE_URL"] = dsn
+	}
+	srv := MustStart(tb, env)
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	evs, _ := st.Events(context.Background())
+	ws, _ := st.Workshops(context.Background(), evs[0].ID)
+	return &fixture{srv: srv, store: st, event: evs[0], ws: ws}
+}
+
+// MustMember adds a person with role (in workshop w, or event-wide when w
+// is nil) and signs them in through a personal link.
+func (f *fixture) MustMember(tb testing.TB, role string, w *domain.Workshop, country, actor string) member {
+	tb.Helper()
+	ctx := context.Background()
+	var wid int64
+	if w != nil {
+		wid = w.ID
+	}
+	p, err := f.store.AddMember(ctx, nil, f.event.ID, store.PersonInput{Name: fmt.Sprintf("%s %d", role, time.Now().UnixNano()), Country: country, ActorType: actor}, role, wid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	token, hash := auth.NewInviteToken()
+	if _, err := f.store.CreateInvite(ctx, store.Invite{EventID: f.event.ID, PersonID: p.ID, TokenHash: hash, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		tb.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Get(f.srv.URL + "/signin/" + token)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		tb.Fatalf("sign-in: %s", resp.Status)
+	}
+	return member{http: c, id: p.ID}
+}
+
+// Dial opens a hub connection for m against base.
+func (m member) Dial(tb testing.TB, base string) *client {
+	tb.Helper()
+	c, err := m.dial(base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.ws.Close() })
+	return c
+}
+
+func (m member) dial(base string) (*client, error) {
+	h := http.Header{"Origin": {base}}
+	req, _ := http.NewRequest("GET", base+"/ws", nil)
+	for _, ck := range m.http.Jar.Cookies(req.URL) {
+		req.AddCookie(ck)
+	}
+	h.Set("Cookie", req.Header.Get("Cookie"))
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/ws", h)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial: %v (%s)", err, resp.Status)
+		}
+		return nil, err
+	}
+	c := &client{ws: ws, frames: make(chan frame, 100000), closed: make(chan error, 1)}
+	go func() {
+		for {
+			_, b, err := ws.ReadMessage()
+			if err != nil {
+				c.closed <- err
+				close(c.frames)
+				return
+			}
+			var f frame
+			json.Unmarshal(b, &f)
+			c.frames <- f
+		}
+	}()
+	return c, nil
+}
+
+func (c *client) send(tb testing.TB, v any) {
+	tb.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.ws.WriteJSON(v); err != nil {
+		tb.Fatalf("send: %v", err)
+	}
+}
+
+// next returns the next frame that match accepts, failing after a timeout.
+func (c *client) next(tb testing.TB, match func(frame) bool) frame {
+	tb.Helper()
+	return c.nextOr(tb, match, func() { tb.Fatal("timed out waiting for a frame") })
+}
+
+func (c *client) nextOr(tb testing.TB, match func(frame) bool, timedOut func()) frame {
+	tb.Helper()
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case f, ok := <-c.frames:
+			if !ok {
+				tb.Fatalf("connection closed while waiting: %v", <-c.closed)
+			}
+			if match(f) {
+				return f
+			}
+		case <-timeout:
+			timedOut()
+			return frame{}
+		}
+	}
+}
+
+func ofType(t string) func(frame) bool { return func(f frame) bool { return f.Type == t } }
+
+func (c *client) join(tb testing.TB, room string, since int64) frame {
+	tb.Helper()
+	c.send(tb, map[string]any{"type": "join", "room": room, "since": since})
+	return c.next(tb, func(f frame) bool { return f.Type == "joined" || f.Type == "error" })
+}
+
+func op(room, id, kind string, base int64, body any) map[string]any {
+	return map[string]any{"type": "op", "room": room, "op_id": id, "kind": kind, "base": base, "body": body}
+}
+
+func TestLiveRoomConvergesWith80Clients(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	const n, each = 80, 4
+	head0, _ := f.store.Head(context.Background(), room)
+	clients := make([]*client, n)
+	for i := range clients {
+		clients[i] = f.MustMember(t, domain.RoleParticipant, w, "FI", "police").Dial(t, f.srv.URL)
+		if j := clients[i].join(t, room, head0); j.Type != "joined" {
+			t.Fatalf("join: %+v", j)
+		}
+	}
+	seed, _ := f.store.WorkshopFindings(context.Background(), w.ID)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Add(1)
+		go func(i int, c *client) {
+			defer wg.Done()
+			for k := 0; k < each; k++ {
+				id := fmt.Sprintf("c%d-%d", i, k)
+				switch k % 4 {
+				case 0:
+					c.send(t, op(room, id, "finding.create", 0, map[string]any{"title": "From client " + id, "countries": []string{"FI"}}))
+				case 1:
+					c.send(t, op(room, id, "vote", 0, map[string]any{"finding_id": seed[i%len(seed)].ID}))
+				case 2:
+					c.send(t, op(room, id, "comment", 0, map[string]any{"finding_id": seed[0].ID, "text": "Agree, " + id}))
+				case 3:
+					c.send(t, op(room, id, "unvote", 0, map[string]any{"finding_id": seed[i%len(seed)].ID}))
+				}
+			}
+		}(i, c)
+	}
+	wg.Wait()
+	want := head0 + n*each
+	// Every client ends at the same seq with the same entries, equal to the log.
+	logEntries, err := f.store.EntriesAfter(context.Background(), room, head0, 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); len(logEntries) < n*each && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		logEntries, _ = f.store.EntriesAfter(context.Background(), room, head0, 100000)
+	}
+	if len(logEntries) != n*each || logEntries[len(logEntries)-1].Seq != want {
+		t.Fatalf("log has %d new entries, want %d ending at seq %d", len(logEntries), n*each, want)
+	}
+	for i, c := range clients {
+		var got []string
+		for len(got) < n*each {
+			fr := c.nextOr(t, func(f frame) bool { return f.Type == "entry" || f.Type == "error" }, func() {
+				t.Fatalf("client %d: has %d entries of %d; first %v last %v", i, len(got), want, got[:3], got[len(got)-3:])
+			})
+			if fr.Type == "error" {
+				t.Fatalf("client %d: error frame %+v", i, fr)
+			}
+			got = append(got, fmt.Sprintf("%d:%s", fr.Seq, fr.OpID))
+		}
+		for k, e := range logEntries {
+			if got[k] != fmt.Sprintf("%d:%s", e.Seq, e.OpID) {
+				t.Fatalf("client %d entry %d = %s, log has %d:%s", i, k, got[k], e.Seq, e.OpID)
+			}
+		}
+	}
+}
+
+func TestRetriedOpIsAppliedOnce(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[1]
+	room := store.WorkshopRoom(w.ID)
+	m := f.MustMember(t, domain.RoleParticipant, w, "SE", "ngo")
+	c := m.Dial(t, f.srv.URL)
+	c.join(t, room, 0)
+	c.send(t, op(room, "retry-1", "finding.create", 0, map[string]any{"title": "Sent once, retried"}))
+	c.ws.Close() // dropped mid-op: the client never sees the ack
+	c2 := m.Dial(t, f.srv.URL)
+	c2.join(t, room, 0)
+	c2.send(t, op(room, "retry-1", "finding.create", 0, map[string]any{"title": "Sent once, retried"}))
+	ack := c2.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" })
+	if ack.Type != "ack" {
+		t.Fatalf("retry: %+v", ack)
+	}
+	c2.send(t, op(room, "retry-1", "finding.create", 0, map[string]any{"title": "Sent once, retried"}))
+	again := c2.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" })
+	if again.Type != "ack" || again.Seq != ack.Seq {
+		t.Fatalf("second retry: %+v, want ack with seq %d", again, ack.Seq)
+	}
+	var count int
+	f.store.DB().NewRaw("SELECT count(*) FROM findings WHERE title = 'Sent once, retried'").Scan(context.Background(), &count)
+	if count != 1 {
+		t.Fatalf("%d findings, want 1", count)
+	}
+}
+
+func TestResumeGetsExactlyTheMissedEntries(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[2]
+	room := store.WorkshopRoom(w.ID)
+	m := f.MustMember(t, domain.RoleParticipant, w, "NO", "police")
+	c := m.Dial(t, f.srv.URL)
+	joined := c.join(t, room, 0)
+	since := joined.Seq
+	c.ws.Close()
+	ctx := context.Background()
+	for i := 0; i < 200; i++ {
+		if _, err := f.store.CreateFinding(ctx, &m.id, w.ID, fmt.Sprintf("away-%d", i), store.FindingInput{Title: fmt.Sprintf("While away %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c = m.Dial(t, f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": since})
+	for i := 0; i < 200; i++ {
+		fr := c.next(t, func(f frame) bool { return f.Type != "presence" })
+		if fr.Type != "entry" || fr.Seq != since+int64(i)+1 || fr.OpID != fmt.Sprintf("away-%d", i) {
+			t.Fatalf("resumed frame %d = %s seq %d op %s, want entry seq %d op away-%d", i, fr.Type, fr.Seq, fr.OpID, since+int64(i)+1, i)
+		}
+	}
+	if fr := c.next(t, func(f frame) bool { return f.Type != "presence" }); fr.Type != "joined" || fr.Seq != since+200 {
+		t.Fatalf("after the missed entries: %+v, want joined at %d", fr, since+200)
+	}
+
+	// Past the history limit (1000 entries) a client gets a snapshot instead.
+	for i := 0; i < 1001; i++ {
+		if _, err := f.store.CreateFinding(ctx, &m.id, w.ID, fmt.Sprintf("far-%d", i), store.FindingInput{Title: "Far"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c2 := m.Dial(t, f.srv.URL)
+	c2.send(t, map[string]any{"type": "join", "room": room, "since": since + 200})
+	snap := c2.next(t, func(f frame) bool { return f.Type != "presence" })
+	if snap.Type != "snapshot" || snap.Seq != since+1201 {
+		t.Fatalf("far behind: %s at %d, want a snapshot at %d", snap.Type, snap.Seq, since+1201)
+	}
+	var st store.WorkshopState
+	json.Unmarshal(snap.State, &st)
+	all, _ := f.store.WorkshopFindings(ctx, w.ID)
+	if len(st.Findings) != len(all) {
+		t.Fatalf("snapshot holds %d findings, the database %d", len(st.Findings), len(all))
+	}
+}
+
+func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	own, other := &f.ws[0], &f.ws[1]
+	room := store.WorkshopRoom(own.ID)
+	c := f.MustMember(t, domain.RoleParticipant, own, "DK", "ngo").Dial(t, f.srv.URL)
+	c.join(t, room, 0)
+	ctx := context.Background()
+	head, _ := f.store.Head(ctx, room)
+	cases := []struct {
+		name string
+		raw  string
+		code string
+	}{
+		{"malformed JSON", `{"type":"op",`, "bad_frame"},
+		{"unknown frame type", `{"type":"dance"}`, "unknown_type"},
+		{"wrong field type", `{"type":"op","room":"` + room + `","op_id":5,"kind":"vote","body":{}}`, "bad_frame"},
+		{"missing op id", `{"type":"op","room":"` + room + `","kind":"vote","body":{}}`, "bad_frame"},
+		{"room not joined", `{"type":"op","room":"workshop:` + fmt.Sprint(other.ID) + `","op_id":"x1","kind":"finding.create","body":{"title":"t"}}`, "not_joined"},
+		{"body of the wrong shape", `{"type":"op","room":"` + room + `","op_id":"x2","kind":"finding.create","body":{"title":7}}`, "invalid"},
+		{"unknown body field", `{"type":"op","room":"` + room + `","op_id":"x3","kind":"finding.create","body":{"title":"t","colour":"red"}}`, "invalid"},
+		{"unknown taxonomy term", `{"type":"op","room":"` + room + `","op_id":"x4","kind":"finding.create","body":{"title":"t","countries":["XX"]}}`, "invalid"},
+		{"op the role may not do", `{"type":"op","room":"` + room + `","op_id":"x5","kind":"key.mark","body":{"finding_id":1}}`, "forbidden"},
+		{"unknown op kind", `{"type":"op","room":"` + room + `","op_id":"x6","kind":"finding.explode","body":{}}`, "invalid"},
+	}
+	for _, tc := range cases {
+		c.mu.Lock()
+		c.ws.WriteMessage(websocket.TextMessage, []byte(tc.raw))
+		c.mu.Unlock()
+		fr := c.next(t, func(f frame) bool { return f.Type == "error" || f.Type == "ack" })
+		if fr.Type != "error" || fr.Code != tc.code || fr.Message == "" {
+			t.Errorf("%s: %+v, want error %s with a message", tc.name, fr, tc.code)
+		}
+	}
+	// Joining another group's room is refused too.
+	if j := c.join(t, store.WorkshopRoom(other.ID), 0); j.Type != "error" || j.Code != "forbidden" {
+		t.Errorf("join of another group: %+v, want forbidden", j)
+	}
+	if after, _ := f.store.Head(ctx, room); after != head {
+		t.Fatalf("bad ops moved the room from %d to %d", head, after)
+	}
+	// The connection survived: a good op still works.
+	c.send(t, op(room, "good", "finding.create", 0, map[string]any{"title": "Still here"}))
+	if fr := c.next(t, func(f frame) bool { return f.Type == "error" || f.Type == "ack" }); fr.Type != "ack" {
+		t.Fatalf("good op after bad ones: %+v", fr)
+	}
+}
+
+func TestConflictingEditsAreNotOverwritten(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	a := f.MustMember(t, domain.RoleParticipant, w, "FI", "police").Dial(t, f.srv.URL)
+	b := f.MustMember(t, domain.RoleParticipant, w, "SE", "ngo").Dial(t, f.srv.URL)
+	a.join(t, room, 0)
+	b.join(t, room, 0)
+	a.send(t, op(room, "new", "finding.create", 0, map[string]any{"title": "Draft"}))
+	created := a.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "new" })
+	var fnd domain.Finding
+	json.Unmarshal(created.Payload, &fnd)
+	a.send(t, op(room, "a1", "finding.update", 1, map[string]any{"id": fnd.ID, "fields": map[string]any{"title": "Title by A"}}))
+	if fr := a.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); fr.Type != "ack" {
+		t.Fatalf("A's edit: %+v", fr)
+	}
+	b.send(t, op(room, "b1", "finding.update", 1, map[string]any{"id": fnd.ID, "fields": map[string]any{"results": "Results by B"}}))
+	if fr := b.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); fr.Type != "ack" {
+		t.Fatalf("B's edit of another field: %+v, want a merge", fr)
+	}
+	b.send(t, op(room, "b2", "finding.update", 1, map[string]any{"id": fnd.ID, "fields": map[string]any{"title": "Title by B"}}))
+	fr := b.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" })
+	if fr.Type != "error" || fr.Code != "conflict" || !strings.Contains(string(fr.Detail), "Title by A") {
+		t.Fatalf("B's stale title edit: %+v, want a conflict carrying A's title", fr)
+	}
+	got, _ := f.store.Finding(context.Background(), fnd.ID)
+	if got.Title != "Title by A" || got.Results != "Results by B" {
+		t.Fatalf("finding = %q / %q", got.Title, got.Results)
+	}
+}
+
+func TestTwoProcessesShareARoom(t *testing.T) {
+	dsn := pg.NewDB(t)
+	f := MustFixture(t, map[string]string{"DATABASE_URL": dsn})
+	other := MustStart(t, map[string]string{"DATABASE_URL": dsn, "NO_DEMO": "1"})
+	w := &f.ws[3]
+	room := store.WorkshopRoom(w.ID)
+	a := f.MustMember(t, domain.RoleParticipant, w, "IS", "police").Dial(t, f.srv.URL)
+	bm := f.MustMember(t, domain.RoleParticipant, w, "IS", "ngo")
+	// B signs in on process A (sessions are in Postgres) and connects to process B.
+	b := bm.Dial(t, other.URL)
+	a.join(t, room, 0)
+	b.join(t, room, 0)
+	start := time.Now()
+	a.send(t, op(room, "cross", "finding.create", 0, map[string]any{"title": "Across processes"}))
+	fr := b.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "cross" })
+	if fr.Kind != "finding.create" || fr.Actor != "IS · police" {
+		t.Fatalf("entry on process B: %+v", fr)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %s to cross processes; NOTIFY should make it near-instant", d)
+	}
+	b.send(t, op(room, "back", "finding.create", 0, map[string]any{"title": "And back"}))
+	a.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "back" })
+}
+
+func TestWebSocketRefusesForeignOriginAndAnonymous(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	m := f.MustMember(t, domain.RoleParticipant, &f.ws[0], "FI", "police")
+	if _, err := m.dial("http://evil.example"); err == nil {
+		t.Fatal("dial with a foreign Origin succeeded")
+	}
+	// Dial builds the URL from base; use the real server with a forged Origin.
+	h := http.Header{"Origin": {"http://evil.example"}}
+	req, _ := http.NewRequest("GET", f.srv.URL+"/ws", nil)
+	for _, ck := range m.http.Jar.Cookies(req.URL) {
+		req.AddCookie(ck)
+	}
+	h.Set("Cookie", req.Header.Get("Cookie"))
+	_, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws", h)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("foreign Origin: err %v, resp %v; want 403", err, resp)
+	}
+	_, resp, err = websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws", http.Header{"Origin": {f.srv.URL}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no session: err %v, resp %v; want 401", err, resp)
+	}
+}

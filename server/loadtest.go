@@ -1,0 +1,482 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// loadConfig is what `rapporteur loadtest` is told.
+type loadConfig struct {
+	URL, DatabaseURL, Scenario string
+	Clients, Rooms, ServerPID  int
+	Rate                       float64
+	Duration                   time.Duration
+	Behind                     int
+}
+
+// loadtest starts real WebSocket clients against a running server and
+// prints latency percentiles. It signs its clients in by creating people
+// and invites in the server's database (DATABASE_URL), so point it at a
+// test deployment, never at a real event.
+func loadtest(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	var c loadConfig
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "the server's BASE_URL")
+	fs.StringVar(&c.DatabaseURL, "database-url", getenv("DATABASE_URL"), "the server's database, to create test people (DATABASE_URL)")
+	fs.StringVar(&c.Scenario, "scenario", "room", "room | idle | throughput | reconnect")
+	fs.IntVar(&c.Clients, "clients", 80, "WebSocket clients")
+	fs.IntVar(&c.Rooms, "rooms", 1, "rooms the clients are spread over (throughput)")
+	fs.Float64Var(&c.Rate, "rate", 10, "ops per second per client (room); total ops/s in the room when -rate-total")
+	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "how long to send")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "server process id, to read its memory (idle)")
+	fs.IntVar(&c.Behind, "behind", 50, "entries made while the clients are away (reconnect)")
+	rateTotal := fs.Bool("rate-total", false, "-rate is the room's total, spread over the clients")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.DatabaseURL == "" {
+		return errors.New("loadtest needs the server's DATABASE_URL (or -database-url) to create its test people")
+	}
+	if *rateTotal {
+		c.Rate /= float64(c.Clients)
+	}
+	st, err := store.Open(ctx, c.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	lt := &loadRun{cfg: c, st: st, out: stdout}
+	switch c.Scenario {
+	case "room":
+		return lt.room(ctx)
+	case "idle":
+		return lt.idle(ctx)
+	case "throughput":
+		return lt.throughput(ctx)
+	case "reconnect":
+		return lt.reconnect(ctx)
+	}
+	return fmt.Errorf("unknown scenario %q: use room, idle, throughput or reconnect", c.Scenario)
+}
+
+type loadRun struct {
+	cfg   loadConfig
+	st    *store.Store
+	out   io.Writer
+	event domain.Event
+}
+
+// ltClient is one load-test WebSocket client.
+type ltClient struct {
+	ws     *websocket.Conn
+	wmu    sync.Mutex
+	person int64
+	cookie string
+	last   atomic.Int64
+}
+
+func (c *ltClient) send(v any) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.ws.WriteJSON(v)
+}
+
+// workshops returns n workshop ids of the first event, adding some when it has fewer.
+func (lt *loadRun) workshops(ctx context.Context, n int) ([]int64, error) {
+	evs, err := lt.st.Events(ctx)
+	if err != nil || len(evs) == 0 {
+		return nil, fmt.Errorf("the server's database has no event: %v", err)
+	}
+	lt.event = evs[len(evs)-1]
+	var ids []int64
+	for i := 0; len(ids) < n; i++ {
+		var id int64
+		err := lt.st.DB().NewRaw(`INSERT INTO workshops (event_id, part_id, position, name)
+			SELECT ?, part_id, ?, ? FROM workshops WHERE event_id = ? LIMIT 1
+			ON CONFLICT (part_id, position) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
+			lt.event.ID, 1000+i, fmt.Sprintf("Load test room %d", i+1), lt.event.ID).Scan(ctx, &id)
+		if err != nil {
+			return nil, fmt.Errorf("make load-test workshop: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+// connect signs n participants of workshop wid in and opens their connections.
+func (lt *loadRun) connect(ctx context.Context, n int, wids []int64) ([]*ltClient, error) {
+	clients := make([]*ltClient, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 32)
+	for i := range clients {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			c, err := lt.newClient(ctx, i, wids[i%len(wids)])
+			if err != nil {
+				errs <- err
+				return
+			}
+			clients[i] = c
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	return clients, nil
+}
+
+func (lt *loadRun) newClient(ctx context.Context, i int, wid int64) (*ltClient, error) {
+	p, err := lt.st.AddMember(ctx, nil, lt.event.ID, store.PersonInput{Name: fmt.Sprintf("Load test %d-%d", time.Now().UnixNano(), i), Country: "FI", ActorType: "police"}, domain.RoleParticipant, wid)
+	if err != nil {
+		return nil, err
+	}
+	token, hash := auth.NewInviteToken()
+	if _, err := lt.st.CreateInvite(ctx, store.Invite{EventID: lt.event.ID, PersonID: p.ID, TokenHash: hash, ExpiresAt: time.Now().Add(24 * time.Hour)}); err != nil {
+		return nil, err
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	resp, err := hc.Get(lt.cfg.URL + "/signin/" + token)
+	if err != nil {
+		return nil, fmt.Errorf("sign in: %w", err)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest("GET", lt.cfg.URL+"/", nil)
+	var cookies []string
+	for _, ck := range jar.Cookies(req.URL) {
+		cookies = append(cookies, ck.Name+"="+ck.Value)
+	}
+	c := &ltClient{person: p.ID, cookie: strings.Join(cookies, "; ")}
+	return c, c.dial(lt.cfg.URL)
+}
+
+func (c *ltClient) dial(base string) error {
+	h := http.Header{"Origin": {base}, "Cookie": {c.cookie}}
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/ws", h)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	c.ws = ws
+	return nil
+}
+
+// ltFrame is the part of a server frame the load test reads.
+type ltFrame struct {
+	Type string `json:"type"`
+	Room string `json:"room"`
+	Seq  int64  `json:"seq"`
+	OpID string `json:"op_id"`
+	Code string `json:"code"`
+}
+
+// room: clients in one room send ops at a rate; ack and fan-out latencies.
+func (lt *loadRun) room(ctx context.Context) error {
+	wids, err := lt.workshops(ctx, 1)
+	if err != nil {
+		return err
+	}
+	room := store.WorkshopRoom(wids[0])
+	clients, err := lt.connect(ctx, lt.cfg.Clients, wids)
+	if err != nil {
+		return err
+	}
+	var sent sync.Map // op id → send time
+	var mu sync.Mutex
+	var acks, fanout []time.Duration
+	var errFrames atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range clients {
+		head, _ := lt.st.Head(ctx, room)
+		c.send(map[string]any{"type": "join", "room": room, "since": head})
+		wg.Add(1)
+		go func(c *ltClient) {
+			defer wg.Done()
+			var a, f []time.Duration
+			for {
+				var fr ltFrame
+				if err := c.ws.ReadJSON(&fr); err != nil {
+					break
+				}
+				now := time.Now()
+				switch fr.Type {
+				case "ack":
+					if t, ok := sent.Load(fr.OpID); ok {
+						a = append(a, now.Sub(t.(time.Time)))
+					}
+				case "entry":
+					if t, ok := sent.Load(fr.OpID); ok {
+						f = append(f, now.Sub(t.(time.Time)))
+					}
+				case "error":
+					errFrames.Add(1)
+				}
+			}
+			mu.Lock()
+			acks, fanout = append(acks, a...), append(fanout, f...)
+			mu.Unlock()
+		}(c)
+	}
+	time.Sleep(time.Second) // joins settle
+	fmt.Fprintf(lt.out, "room %s: %d clients, %.1f ops/s each, %s\n", room, len(clients), lt.cfg.Rate, lt.cfg.Duration)
+	var ops atomic.Int64
+	deadline := time.Now().Add(lt.cfg.Duration)
+	var sendWG sync.WaitGroup
+	for i, c := range clients {
+		sendWG.Add(1)
+		go func(i int, c *ltClient) {
+			defer sendWG.Done()
+			interval := time.Duration(float64(time.Second) / lt.cfg.Rate)
+			time.Sleep(time.Duration(i) * interval / time.Duration(len(clients))) // spread the starts
+			for k := 0; time.Now().Before(deadline); k++ {
+				id := fmt.Sprintf("lt-%d-%d-%d", c.person, i, k)
+				sent.Store(id, time.Now())
+				c.send(map[string]any{"type": "op", "room": room, "op_id": id, "kind": "finding.create",
+					"body": map[string]any{"title": "Load test finding " + id, "countries": []string{"FI"}}})
+				ops.Add(1)
+				time.Sleep(interval)
+			}
+		}(i, c)
+	}
+	sendWG.Wait()
+	time.Sleep(3 * time.Second) // the last entries arrive
+	for _, c := range clients {
+		c.ws.Close()
+	}
+	wg.Wait()
+	fmt.Fprintf(lt.out, "sent %d ops (%.0f/s), %d error frames\n", ops.Load(), float64(ops.Load())/lt.cfg.Duration.Seconds(), errFrames.Load())
+	fmt.Fprintf(lt.out, "ack      %s\n", percentiles(acks))
+	fmt.Fprintf(lt.out, "fan-out  %s (%d deliveries; expected %d)\n", percentiles(fanout), len(fanout), ops.Load()*int64(len(clients)))
+	return nil
+}
+
+// idle: many idle connections; the server's memory per connection.
+func (lt *loadRun) idle(ctx context.Context) error {
+	if lt.cfg.ServerPID == 0 {
+		return errors.New("idle needs -server-pid to read the server's memory")
+	}
+	wids, err := lt.workshops(ctx, 1)
+	if err != nil {
+		return err
+	}
+	before, err := rssKiB(lt.cfg.ServerPID)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	clients, err := lt.connect(ctx, lt.cfg.Clients, wids)
+	if err != nil {
+		return err
+	}
+	room := store.WorkshopRoom(wids[0])
+	for _, c := range clients {
+		c.send(map[string]any{"type": "join", "room": room, "since": -1})
+		go io.Copy(io.Discard, c.ws.UnderlyingConn()) //nolint:errcheck // keep reading so the server's writes complete
+	}
+	time.Sleep(5 * time.Second)
+	after, err := rssKiB(lt.cfg.ServerPID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(lt.out, "%d idle connections (joined, connected in %s): server RSS %d → %d KiB, %.1f KiB per connection\n",
+		len(clients), time.Since(start).Round(time.Millisecond), before, after, float64(after-before)/float64(len(clients)))
+	for _, c := range clients {
+		c.ws.Close()
+	}
+	return nil
+}
+
+// throughput: clients over many rooms send as fast as acks come back
+// (a window of ops in flight each); durable ops/s, next to a plain
+// one-row INSERT per transaction on the same database.
+func (lt *loadRun) throughput(ctx context.Context) error {
+	plain, err := plainInsertRate(ctx, lt.st, lt.cfg.Clients, lt.cfg.Duration/2)
+	if err != nil {
+		return err
+	}
+	wids, err := lt.workshops(ctx, lt.cfg.Rooms)
+	if err != nil {
+		return err
+	}
+	clients, err := lt.connect(ctx, lt.cfg.Clients, wids)
+	if err != nil {
+		return err
+	}
+	var acked atomic.Int64
+	deadline := time.Now().Add(lt.cfg.Duration)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		room := store.WorkshopRoom(wids[i%len(wids)])
+		c.send(map[string]any{"type": "join", "room": room, "since": -1})
+		wg.Add(1)
+		go func(i int, c *ltClient) {
+			defer wg.Done()
+			window := make(chan struct{}, 8)
+			go func() {
+				for {
+					var fr ltFrame
+					if err := c.ws.ReadJSON(&fr); err != nil {
+						return
+					}
+					if fr.Type == "ack" || (fr.Type == "error" && fr.Code != "") {
+						if fr.Type == "ack" && time.Now().Before(deadline) {
+							acked.Add(1)
+						}
+						select {
+						case <-window:
+						default:
+						}
+					}
+				}
+			}()
+			for k := 0; time.Now().Before(deadline); k++ {
+				window <- struct{}{}
+				c.send(map[string]any{"type": "op", "room": room, "op_id": fmt.Sprintf("tp-%d-%d", c.person, k), "kind": "finding.create",
+					"body": map[string]any{"title": "Throughput finding", "countries": []string{"FI"}}})
+			}
+			c.ws.Close()
+		}(i, c)
+	}
+	wg.Wait()
+	rate := float64(acked.Load()) / lt.cfg.Duration.Seconds()
+	fmt.Fprintf(lt.out, "durable ops/s over %d rooms, %d clients: %.0f acked/s\n", len(wids), len(clients), rate)
+	fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, %d writers: %.0f/s\nratio: %.2f\n", lt.cfg.Clients, plain, rate/plain)
+	return nil
+}
+
+// plainInsertRate is the physical limit: one-row INSERTs, each its own transaction.
+func plainInsertRate(ctx context.Context, st *store.Store, writers int, d time.Duration) (float64, error) {
+	if _, err := st.DB().ExecContext(ctx, "CREATE TABLE IF NOT EXISTS loadtest_plain (id bigserial PRIMARY KEY, payload jsonb NOT NULL)"); err != nil {
+		return 0, err
+	}
+	defer st.DB().ExecContext(ctx, "DROP TABLE IF EXISTS loadtest_plain")
+	var n atomic.Int64
+	deadline := time.Now().Add(d)
+	var wg sync.WaitGroup
+	for w := 0; w < min(writers, 32); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if _, err := st.DB().ExecContext(ctx, "INSERT INTO loadtest_plain (payload) VALUES (?)", `{"title":"x"}`); err == nil {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / d.Seconds(), nil
+}
+
+// reconnect: clients joined, all drop, the room moves on, all reconnect at
+// once and resume; the time until every one has caught up.
+func (lt *loadRun) reconnect(ctx context.Context) error {
+	wids, err := lt.workshops(ctx, 1)
+	if err != nil {
+		return err
+	}
+	room := store.WorkshopRoom(wids[0])
+	clients, err := lt.connect(ctx, lt.cfg.Clients, wids)
+	if err != nil {
+		return err
+	}
+	head, _ := lt.st.Head(ctx, room)
+	for _, c := range clients {
+		c.ws.Close()
+	}
+	for i := 0; i < lt.cfg.Behind; i++ {
+		if _, err := lt.st.CreateFinding(ctx, &clients[0].person, wids[0], fmt.Sprintf("rc-%d-%d", time.Now().UnixNano(), i), store.FindingInput{Title: "While away"}); err != nil {
+			return err
+		}
+	}
+	target := head + int64(lt.cfg.Behind)
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for _, c := range clients {
+		wg.Add(1)
+		go func(c *ltClient) {
+			defer wg.Done()
+			for attempt := 0; ; attempt++ {
+				if err := c.dial(lt.cfg.URL); err == nil {
+					break
+				}
+				if attempt > 50 {
+					failed.Add(1)
+					return
+				}
+				time.Sleep(time.Duration(10+attempt*20) * time.Millisecond)
+			}
+			c.send(map[string]any{"type": "join", "room": room, "since": head})
+			for {
+				var fr ltFrame
+				if err := c.ws.ReadJSON(&fr); err != nil {
+					failed.Add(1)
+					return
+				}
+				if (fr.Type == "joined" || fr.Type == "entry") && fr.Seq >= target {
+					c.ws.Close()
+					return
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+	fmt.Fprintf(lt.out, "%d clients reconnected and caught up %d entries in %s (%d failed)\n",
+		len(clients), lt.cfg.Behind, time.Since(start).Round(time.Millisecond), failed.Load())
+	return nil
+}
+
+// percentiles formats p50/p95/p99/max of ds.
+func percentiles(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "no samples"
+	}
+	slices.Sort(ds)
+	p := func(q float64) time.Duration {
+		return ds[min(len(ds)-1, int(q*float64(len(ds))))].Round(10 * time.Microsecond)
+	}
+	return fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s  (n=%d)", p(0.50), p(0.95), p(0.99), ds[len(ds)-1].Round(10*time.Microsecond), len(ds))
+}
+
+// rssKiB reads a process's resident memory from /proc.
+func rssKiB(pid int) (int64, error) {
+	if runtime.GOOS != "linux" {
+		return 0, errors.New("reading another process's memory needs Linux /proc")
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("read server memory: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			return strconv.ParseInt(f[1], 10, 64)
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}

@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/uptrace/bun"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// findingInRoom loads and locks a live finding of the workshop.
+func findingInRoom(ctx context.Context, tx bun.Tx, workshopID, id int64) (domain.Finding, error) {
+	f, err := getFinding(ctx, tx, id, true)
+	if err != nil {
+		return f, err
+	}
+	if f.WorkshopID == nil || *f.WorkshopID != workshopID {
+		return f, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", id)
+	}
+	return f, nil
+}
+
+// Vote records that person supports a finding (once per person).
+func (s *Store) Vote(ctx context.Context, person int64, workshopID int64, opID string, findingID int64) (Applied, error) {
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		if _, err := findingInRoom(ctx, tx, workshopID, findingID); err != nil {
+			return "", nil, err
+		}
+		if _, err := tx.NewRaw("INSERT INTO votes (finding_id, person_id) VALUES (?, ?) ON CONFLICT DO NOTHING", findingID, person).Exec(ctx); err != nil {
+			return "", nil, fmt.Errorf("vote: %w", err)
+		}
+		n, err := countVotes(ctx, tx, findingID)
+		return "vote", map[string]any{"finding_id": findingID, "votes": n, "person_id": person}, err
+	})
+}
+
+// Unvote withdraws person's vote on a finding.
+func (s *Store) Unvote(ctx context.Context, person int64, workshopID int64, opID string, findingID int64) (Applied, error) {
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		if _, err := findingInRoom(ctx, tx, workshopID, findingID); err != nil {
+			return "", nil, err
+		}
+		if _, err := tx.NewRaw("DELETE FROM votes WHERE finding_id = ? AND person_id = ?", findingID, person).Exec(ctx); err != nil {
+			return "", nil, fmt.Errorf("unvote: %w", err)
+		}
+		n, err := countVotes(ctx, tx, findingID)
+		return "unvote", map[string]any{"finding_id": findingID, "votes": n, "person_id": person}, err
+	})
+}
+
+func countVotes(ctx context.Context, tx bun.Tx, findingID int64) (int, error) {
+	var n int
+	err := tx.NewRaw("SELECT count(*) FROM votes WHERE finding_id = ?", findingID).Scan(ctx, &n)
+	return n, err
+}
+
+// Comment is a remark on a finding.
+type Comment struct {
+	bun.BaseModel `bun:"table:comments"`
+	ID            int64  `bun:",pk,autoincrement" json:"id"`
+	FindingID     int64  `json:"finding_id"`
+	PersonID      *int64 `json:"-"`
+	Body          string `json:"body"`
+}
+
+// AddComment adds a comment to a finding.
+func (s *Store) AddComment(ctx context.Context, person int64, workshopID int64, opID string, findingID int64, body string) (Applied, error) {
+	body = strings.TrimSpace(body)
+	if body == "" || !utf8.ValidString(body) {
+		return Applied{}, domain.Errorf(domain.Invalid, "A comment needs text.")
+	}
+	if n := utf8.RuneCountInString(body); n > 5000 {
+		return Applied{}, domain.Errorf(domain.Invalid, "The comment is %d characters long; at most 5000 are allowed.", n)
+	}
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		if _, err := findingInRoom(ctx, tx, workshopID, findingID); err != nil {
+			return "", nil, err
+		}
+		c := Comment{FindingID: findingID, PersonID: &person, Body: body}
+		if _, err := tx.NewInsert().Model(&c).Returning("id").Exec(ctx); err != nil {
+			return "", nil, fmt.Errorf("comment: %w", err)
+		}
+		return "comment", map[string]any{"id": c.ID, "finding_id": findingID, "body": body}, nil
+	})
+}
+
+// MarkKey makes a finding one of its workshop's key findings (last in order).
+func (s *Store) MarkKey(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64) (Applied, error) {
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		f, err := findingInRoom(ctx, tx, workshopID, findingID)
+		if err != nil {
+			return "", nil, err
+		}
+		if !f.IsKey {
+			if _, err := tx.NewRaw(`UPDATE findings SET is_key = true, version = version + 1, updated_at = now(),
+				key_position = (SELECT coalesce(max(key_position), 0) + 1 FROM findings WHERE workshop_id = ? AND is_key AND deleted_at IS NULL)
+				WHERE id = ?`, workshopID, findingID).Exec(ctx); err != nil {
+				return "", nil, fmt.Errorf("mark key: %w", err)
+			}
+		}
+		order, err := keyOrder(ctx, tx, workshopID)
+		return "key.mark", map[string]any{"finding_id": findingID, "order": order}, err
+	})
+}
+
+// UnmarkKey removes a finding from its workshop's key findings.
+func (s *Store) UnmarkKey(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64) (Applied, error) {
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		if _, err := findingInRoom(ctx, tx, workshopID, findingID); err != nil {
+			return "", nil, err
+		}
+		if _, err := tx.NewRaw(`UPDATE findings SET is_key = false, key_position = NULL, version = version + 1, updated_at = now()
+			WHERE id = ? AND is_key`, findingID).Exec(ctx); err != nil {
+			return "", nil, fmt.Errorf("unmark key: %w", err)
+		}
+		order, err := keyOrder(ctx, tx, workshopID)
+		return "key.unmark", map[string]any{"finding_id": findingID, "order": order}, err
+	})
+}
+
+// ReorderKey sets the order of a workshop's key findings; ids must be
+// exactly its key findings.
+func (s *Store) ReorderKey(ctx context.Context, actor *int64, workshopID int64, opID string, ids []int64) (Applied, error) {
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		current, err := keyOrder(ctx, tx, workshopID)
+		if err != nil {
+			return "", nil, err
+		}
+		a, b := slices.Clone(current), slices.Clone(ids)
+		slices.Sort(a)
+		slices.Sort(b)
+		if !slices.Equal(a, b) {
+			return "", nil, &domain.Error{Code: domain.Conflict,
+				Message: "The list must name exactly the workshop's key findings; they changed meanwhile.",
+				Detail:  map[string]any{"order": current}}
+		}
+		for i, id := range ids {
+			if _, err := tx.NewRaw("UPDATE findings SET key_position = ? WHERE id = ?", i+1, id).Exec(ctx); err != nil {
+				return "", nil, fmt.Errorf("reorder key findings: %w", err)
+			}
+		}
+		return "key.reorder", map[string]any{"order": ids}, nil
+	})
+}
+
+func keyOrder(ctx context.Context, tx bun.Tx, workshopID int64) ([]int64, error) {
+	ids := []int64{}
+	err := tx.NewRaw("SELECT id FROM findings WHERE workshop_id = ? AND is_key AND deleted_at IS NULL ORDER BY key_position, id", workshopID).Scan(ctx, &ids)
+	if err != nil {
+		return nil, fmt.Errorf("read key findings: %w", err)
+	}
+	return ids, nil
+}
+
+// SetKeyMessages replaces a workshop's key messages. base is the version
+// the client edited; if someone saved since, it is a Conflict carrying the
+// current text.
+func (s *Store) SetKeyMessages(ctx context.Context, actor *int64, workshopID int64, opID string, base int, text string) (Applied, error) {
+	if !utf8.ValidString(text) || utf8.RuneCountInString(text) > maxText {
+		return Applied{}, domain.Errorf(domain.Invalid, "Key messages must be valid text of at most %d characters.", maxText)
+	}
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		var w domain.Workshop
+		if err := tx.NewSelect().Model(&w).Where("id = ?", workshopID).For("UPDATE").Scan(ctx); err != nil {
+			return "", nil, notFound(err, "There is no workshop %d.", workshopID)
+		}
+		if base != w.KeyMessagesVersion {
+			return "", nil, &domain.Error{Code: domain.Conflict,
+				Message: fmt.Sprintf("Someone else saved the key messages since version %d; review the current text.", base),
+				Detail:  map[string]any{"version": w.KeyMessagesVersion, "text": w.KeyMessages}}
+		}
+		if _, err := tx.NewRaw("UPDATE workshops SET key_messages = ?, key_messages_version = key_messages_version + 1 WHERE id = ?", text, workshopID).Exec(ctx); err != nil {
+			return "", nil, fmt.Errorf("set key messages: %w", err)
+		}
+		return "keymessages.set", map[string]any{"text": text, "version": w.KeyMessagesVersion + 1}, nil
+	})
+}
+
+// SetFindingRelease moves a finding between draft, shared and released.
+func (s *Store) SetFindingRelease(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64, state string) (Applied, error) {
+	if !slices.Contains([]string{domain.Draft, domain.Shared, domain.Released}, state) {
+		return Applied{}, domain.Errorf(domain.Invalid, "Unknown release state %q: use draft, shared or released.", state)
+	}
+	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		if _, err := findingInRoom(ctx, tx, workshopID, findingID); err != nil {
+			return "", nil, err
+		}
+		if _, err := tx.NewRaw("UPDATE findings SET release_state = ?, version = version + 1, updated_at = now() WHERE id = ?", state, findingID).Exec(ctx); err != nil {
+			return "", nil, fmt.Errorf("set release state: %w", err)
+		}
+		if err := s.Audit(ctx, tx, actor, nil, "finding.release", fmt.Sprintf("finding:%d", findingID), map[string]string{"state": state}); err != nil {
+			return "", nil, err
+		}
+		return "finding.release", map[string]any{"finding_id": findingID, "release_state": state}, nil
+	})
+}
+
+// WorkshopState is a workshop room's current state: the snapshot a client
+// far behind gets instead of the entries it missed.
+type WorkshopState struct {
+	Workshop domain.Workshop  `json:"workshop"`
+	Findings []domain.Finding `json:"findings"`
+}
+
+// WorkshopSnapshot returns a workshop's state and the room seq it is at,
+// read in one repeatable-read transaction so the two agree.
+func (s *Store) WorkshopSnapshot(ctx context.Context, workshopID int64) (WorkshopState, int64, error) {
+	var st WorkshopState
+	var seq int64
+	err := s.db.RunInTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true}, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&st.Workshop).Where("id = ?", workshopID).Scan(ctx); err != nil {
+			return notFound(err, "There is no workshop %d.", workshopID)
+		}
+		st.Findings = []domain.Finding{}
+		if err := tx.NewSelect().Model(&st.Findings).
+			ColumnExpr("finding.*").ColumnExpr("(SELECT count(*) FROM votes v WHERE v.finding_id = finding.id) AS votes").
+			Where("workshop_id = ? AND deleted_at IS NULL", workshopID).Order("id").Scan(ctx); err != nil {
+			return fmt.Errorf("read findings: %w", err)
+		}
+		return tx.NewRaw("SELECT coalesce((SELECT seq FROM rooms WHERE id = ?), 0)", WorkshopRoom(workshopID)).Scan(ctx, &seq)
+	})
+	return st, seq, err
+}

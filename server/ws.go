@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/rapporteur/rapporteur/hub"
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// viewerOfRequest returns the signed-in person of the request, nil for the public.
+func (a *app) viewerOfRequest(r *http.Request) (*viewer, error) {
+	sess, ok := a.sessions.Load(r)
+	if !ok {
+		return nil, nil
+	}
+	return a.loadViewer(r.Context(), sess.PersonID)
+}
+
+func (a *app) loadViewer(ctx context.Context, personID int64) (*viewer, error) {
+	p, err := a.store.Person(ctx, personID)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := a.store.AllMemberships(ctx, personID)
+	if err != nil {
+		return nil, err
+	}
+	return &viewer{Person: p, Memberships: ms}, nil
+}
+
+// handleWS upgrades a signed-in browser's request to the hub's WebSocket.
+// The Origin must be our BASE_URL: with cookie sign-in, anything else
+// would let another site act as the person (cross-site WebSocket hijacking).
+func (a *app) handleWS(w http.ResponseWriter, r *http.Request) {
+	if origin := r.Header.Get("Origin"); origin != a.baseOrigin {
+		a.fail(w, r, domain.Errorf(domain.Forbidden, "WebSocket connections are accepted only from %s.", a.baseOrigin))
+		return
+	}
+	v, err := a.viewerOfRequest(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if v == nil {
+		a.fail(w, r, domain.Errorf(domain.Unauthorized, "Sign in first: the live connection needs a session."))
+		return
+	}
+	up := &websocket.Upgrader{
+		ReadBufferSize:  4096,
+		WriteBufferSize: 4096,
+		CheckOrigin:     func(r *http.Request) bool { return r.Header.Get("Origin") == a.baseOrigin },
+	}
+	a.hub.Serve(w, r, hub.Identity{ID: strconv.FormatInt(v.Person.ID, 10), Name: v.Person.Name, Data: v}, up)
+}
