@@ -1,0 +1,45 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// scopeOfWorkshop finds the workshop {id} of the event {slug}.
+func (a *app) scopeOfWorkshop(r *http.Request) (scope, error) {
+	ev, err := a.eventOf(r)
+	if err != nil {
+		return scope{}, err
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return scope{}, domain.Errorf(domain.NotFound, "There is no workshop %q.", r.PathValue("id"))
+	}
+	w, err := a.store.Workshop(r.Context(), id)
+	if err != nil || w.EventID != ev.ID {
+		return scope{}, domain.Errorf(domain.NotFound, "There is no workshop %d in %s.", id, ev.Title)
+	}
+	return scope{event: ev, workshopID: w.ID}, nil
+}
+
+// handleWorkshopPage is a group's live page on the tablets: record
+// findings, see the others' edits, support findings (web/static/live.js).
+func (a *app) handleWorkshopPage(w http.ResponseWriter, r *http.Request) {
+	sc := authOf(r).scope
+	ws, err := a.store.Workshop(r.Context(), sc.workshopID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	tax, err := a.store.Taxonomy(r.Context(), sc.event.ID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	a.page(w, r, http.StatusOK, "workshop.html", map[string]any{
+		"Event": sc.event, "Workshop": ws, "Room": store.WorkshopRoom(ws.ID), "Taxonomy": tax,
+	})
+}
