@@ -35,6 +35,14 @@ type Pages struct {
 // Parse parses every page with the shared layout.
 func Parse() (*Pages, error) {
 	funcs := template.FuncMap{
+		// session returns what the server put under "Session" in map data
+		// (who is signed in, the CSRF token), nil for other data.
+		"session": func(data any) any {
+			if m, ok := data.(map[string]any); ok {
+				return m["Session"]
+			}
+			return nil
+		},
 		"localtime": func(t *time.Time, tz string) string {
 			if t == nil {
 				return ""

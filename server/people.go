@@ -1,0 +1,391 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// eventTerms checks and resolves import values against one event's
+// taxonomy and workshops (auth.Validator): keys, labels and workshop
+// names match without regard to case.
+type eventTerms struct {
+	countries map[string]string // lower key or label → key
+	actors    map[string]string
+	workshops map[string]int64 // lower full name, short name ("workshop 1") or id → id
+	names     map[int64]string
+}
+
+func (a *app) termsOf(ctx context.Context, eventID int64) (*eventTerms, error) {
+	tax, err := a.store.Taxonomy(ctx, eventID)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := a.store.Workshops(ctx, eventID)
+	if err != nil {
+		return nil, err
+	}
+	t := &eventTerms{countries: map[string]string{}, actors: map[string]string{}, workshops: map[string]int64{}, names: map[int64]string{}}
+	for _, term := range tax[domain.DimCountry] {
+		t.countries[strings.ToLower(term.Key)], t.countries[strings.ToLower(term.Label)] = term.Key, term.Key
+	}
+	for _, term := range tax[domain.DimActor] {
+		t.actors[strings.ToLower(term.Key)], t.actors[strings.ToLower(term.Label)] = term.Key, term.Key
+	}
+	for _, w := range ws {
+		t.workshops[strings.ToLower(w.Name)] = w.ID
+		if short, _, ok := strings.Cut(w.Name, ":"); ok {
+			t.workshops[strings.ToLower(strings.TrimSpace(short))] = w.ID
+		}
+		t.workshops[strconv.FormatInt(w.ID, 10)] = w.ID
+		t.names[w.ID] = w.Name
+	}
+	return t, nil
+}
+
+func (t *eventTerms) ValidCountry(s string) bool { _, ok := t.countries[strings.ToLower(s)]; return ok }
+func (t *eventTerms) ValidActor(s string) bool   { _, ok := t.actors[strings.ToLower(s)]; return ok }
+func (t *eventTerms) ValidWorkshop(s string) bool {
+	_, ok := t.workshops[strings.ToLower(s)]
+	return ok
+}
+func (t *eventTerms) ValidRole(s string) bool {
+	return slices.Contains([]string{domain.RoleOrganizer, domain.RoleRapporteur, domain.RoleParticipant, domain.RoleReportAuthor, domain.RoleObserver}, s)
+}
+
+// row turns a checked import row into what the store takes.
+func (t *eventTerms) row(p auth.ParticipantRow) store.ImportRow {
+	r := store.ImportRow{Line: p.Line, Role: p.Role, Person: store.PersonInput{
+		Name: p.Name, Email: p.Email, Organisation: p.Organisation,
+		Country: t.countries[strings.ToLower(p.Country)], ActorType: t.actors[strings.ToLower(p.ActorType)],
+	}}
+	if p.Workshop != "" {
+		r.WorkshopID = t.workshops[strings.ToLower(p.Workshop)]
+	}
+	return r
+}
+
+// isForm reports a request posted by an HTML form (answered with pages)
+// rather than by a script (answered with JSON).
+func isForm(r *http.Request) bool {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return mt == "application/x-www-form-urlencoded" || mt == "multipart/form-data"
+}
+
+// handleImportPeople imports a participant list (CSV body, or the file
+// field of a form): every row is checked first, and any bad row refuses
+// the whole file with each row's line, field and reason.
+func (a *app) handleImportPeople(w http.ResponseWriter, r *http.Request) {
+	ev := authOf(r).scope.event
+	var body io.Reader = http.MaxBytesReader(w, r.Body, maxFormBody)
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		f, _, err := r.FormFile("file")
+		if err != nil {
+			a.answerErr(w, r, domain.Errorf(domain.Invalid, "Choose a CSV file to import."))
+			return
+		}
+		defer f.Close()
+		body = f
+	}
+	terms, err := a.termsOf(r.Context(), ev.ID)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	rows, rowErrs := auth.ParseParticipants(body, terms)
+	if len(rowErrs) > 0 {
+		probs := make([]store.RowProblem, len(rowErrs))
+		for i, e := range rowErrs {
+			probs[i] = store.RowProblem{Line: e.Line, Field: e.Field, Message: e.Message}
+		}
+		a.answerErr(w, r, &domain.Error{Code: domain.Invalid, Detail: probs,
+			Message: fmt.Sprintf("The file has %d problem(s); nothing was imported. Fix the rows listed and import the whole file again.", len(probs))})
+		return
+	}
+	in := make([]store.ImportRow, len(rows))
+	for i, p := range rows {
+		in[i] = terms.row(p)
+	}
+	people, err := a.store.ImportPeople(r.Context(), actor(r), ev.ID, in)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	if isForm(r) {
+		http.Redirect(w, r, "/events/"+ev.Slug+"/people", http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, map[string]any{"imported": len(people), "people": people})
+}
+
+// personForm is one person added by hand.
+type personForm struct {
+	Name         string `json:"name"`
+	Email        string `json:"email"`
+	Organisation string `json:"organisation"`
+	Country      string `json:"country"`
+	ActorType    string `json:"actor_type"`
+	Workshop     string `json:"workshop"`
+	Role         string `json:"role"`
+}
+
+// handleAddPerson adds one person with one role, checked like an import row.
+func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
+	ev := authOf(r).scope.event
+	var in personForm
+	if isForm(r) {
+		in = personForm{Name: r.PostFormValue("name"), Email: r.PostFormValue("email"), Organisation: r.PostFormValue("organisation"),
+			Country: r.PostFormValue("country"), ActorType: r.PostFormValue("actor_type"), Workshop: r.PostFormValue("workshop"), Role: r.PostFormValue("role")}
+	} else if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
+		a.answerErr(w, r, domain.Errorf(domain.Invalid, "The body must be a JSON person: %v.", err))
+		return
+	}
+	terms, err := a.termsOf(r.Context(), ev.ID)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	// One person is a one-row file: the same checks and messages as an import.
+	var csv strings.Builder
+	csv.WriteString("name,email,organisation,country,actor_type,workshop,role\n")
+	for i, v := range []string{in.Name, in.Email, in.Organisation, in.Country, in.ActorType, in.Workshop, in.Role} {
+		if i > 0 {
+			csv.WriteByte(',')
+		}
+		csv.WriteString(`"` + strings.ReplaceAll(strings.ReplaceAll(v, "\n", " "), `"`, `""`) + `"`)
+	}
+	rows, rowErrs := auth.ParseParticipants(strings.NewReader(csv.String()+"\n"), terms)
+	if len(rowErrs) > 0 || len(rows) != 1 {
+		msgs := []string{}
+		probs := []store.RowProblem{}
+		for _, e := range rowErrs {
+			msgs = append(msgs, e.Message)
+			probs = append(probs, store.RowProblem{Field: e.Field, Message: e.Message})
+		}
+		if len(rows) == 0 && len(rowErrs) == 0 {
+			msgs = append(msgs, "the person is empty")
+		}
+		a.answerErr(w, r, &domain.Error{Code: domain.Invalid, Message: "The person cannot be added: " + strings.Join(msgs, "; ") + ".", Detail: probs})
+		return
+	}
+	row := terms.row(rows[0])
+	p, err := a.store.AddMember(r.Context(), actor(r), ev.ID, row.Person, row.Role, row.WorkshopID)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	if isForm(r) {
+		http.Redirect(w, r, "/events/"+ev.Slug+"/people", http.StatusSeeOther)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	json.NewEncoder(w).Encode(p)
+}
+
+// answerErr answers a form with a message page and a script with a problem.
+func (a *app) answerErr(w http.ResponseWriter, r *http.Request, err error) {
+	if isForm(r) {
+		var de *domain.Error
+		if errors.As(err, &de) {
+			if probs, ok := de.Detail.([]store.RowProblem); ok {
+				var lines []string
+				for _, p := range probs {
+					lines = append(lines, fmt.Sprintf("line %d%s: %s", p.Line, map[bool]string{true: ", " + p.Field}[p.Field != ""], p.Message))
+				}
+				err = &domain.Error{Code: de.Code, Message: de.Message + " " + strings.Join(lines, "; ") + ".", Err: err}
+			}
+		}
+		a.message(w, r, err)
+		return
+	}
+	a.fail(w, r, err)
+}
+
+// personView is one row of the people page.
+type personView struct {
+	Person   domain.Person
+	Roles    []string
+	InviteID int64
+	Status   string
+	Active   bool
+}
+
+// inviteStatus words the state of a person's newest link.
+func inviteStatus(inv *store.Invite, now time.Time) (string, bool) {
+	switch {
+	case inv == nil:
+		return "no link yet", false
+	case inv.RevokedAt != nil:
+		return "revoked", false
+	case !now.Before(inv.ExpiresAt):
+		return "expired", false
+	case inv.Once && inv.UsedAt != nil:
+		return "used", false
+	case inv.UsedAt != nil:
+		return "active, used " + inv.UsedAt.UTC().Format("2 Jan 15:04 MST"), true
+	}
+	return "active, not used yet", true
+}
+
+// handlePeoplePage lists the event's people with roles and link status.
+func (a *app) handlePeoplePage(w http.ResponseWriter, r *http.Request) {
+	ev := authOf(r).scope.event
+	people, err := a.store.EventPeople(r.Context(), ev.ID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	terms, err := a.termsOf(r.Context(), ev.ID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	views := make([]personView, len(people))
+	for i, p := range people {
+		v := personView{Person: p.Person}
+		for _, m := range p.Memberships {
+			role := m.Role
+			if m.WorkshopID != nil {
+				role += " · " + terms.names[*m.WorkshopID]
+			}
+			v.Roles = append(v.Roles, role)
+		}
+		v.Status, v.Active = inviteStatus(p.Invite, a.now())
+		if p.Invite != nil {
+			v.InviteID = p.Invite.ID
+		}
+		views[i] = v
+	}
+	a.page(w, r, http.StatusOK, "people.html", map[string]any{"Event": ev, "People": views})
+}
+
+// handleNewInvite issues a new personal link for one person, revoking
+// their earlier ones, and returns it (the token is shown only now).
+func (a *app) handleNewInvite(w http.ResponseWriter, r *http.Request) {
+	ev := authOf(r).scope.event
+	pid, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		a.answerErr(w, r, domain.Errorf(domain.NotFound, "There is no person %q.", r.PathValue("id")))
+		return
+	}
+	token, hash := auth.NewInviteToken()
+	invs, err := a.store.IssueInvites(r.Context(), actor(r), ev.ID, map[int64]string{pid: hash}, a.inviteExpiry(ev))
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	inv, link := invs[pid], a.baseURL+"/signin/"+token
+	if isForm(r) {
+		p, _ := a.store.Person(r.Context(), pid)
+		a.page(w, r, http.StatusOK, "message.html", map[string]any{"Title": "New sign-in link",
+			"Message": fmt.Sprintf("The new sign-in link for %s works until %s; earlier links of theirs no longer work. It is shown only now.", p.Name, inv.ExpiresAt.UTC().Format("2 Jan 2006 15:04 MST")),
+			"Link":    link, "LinkText": link})
+		return
+	}
+	writeJSON(w, map[string]any{"invite_id": inv.ID, "person_id": pid, "url": link, "expires_at": inv.ExpiresAt})
+}
+
+// handleRevokeInvite revokes a link.
+func (a *app) handleRevokeInvite(w http.ResponseWriter, r *http.Request) {
+	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64) // scopeOfInvite checked it
+	inv, err := a.store.RevokeInvite(r.Context(), actor(r), id)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	if isForm(r) {
+		http.Redirect(w, r, "/events/"+authOf(r).scope.event.Slug+"/people", http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, map[string]any{"invite_id": inv.ID, "person_id": inv.PersonID, "revoked_at": inv.RevokedAt})
+}
+
+// handleCardsPage offers to print the QR cards. Printing issues new links,
+// so it is a POST: a reload or a prefetch of this page changes nothing.
+func (a *app) handleCardsPage(w http.ResponseWriter, r *http.Request) {
+	a.page(w, r, http.StatusOK, "cards.html", map[string]any{"Event": authOf(r).scope.event})
+}
+
+// card is one printed QR card.
+type card struct {
+	Name  string
+	Group string
+	QR    template.HTML
+	URL   string
+}
+
+// handlePrintCards issues a fresh link for every person of the event who
+// signs in on a tablet (everyone but organizers and report authors, who
+// use their organisation account), revoking their earlier links, and
+// renders one card per person: name, group, QR code, link.
+func (a *app) handlePrintCards(w http.ResponseWriter, r *http.Request) {
+	ev := authOf(r).scope.event
+	people, err := a.store.EventPeople(r.Context(), ev.ID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	terms, err := a.termsOf(r.Context(), ev.ID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	hashes, tokens := map[int64]string{}, map[int64]string{}
+	var cards []card
+	var ids []int64
+	for _, p := range people {
+		var groups []string
+		tablet := false
+		for _, m := range p.Memberships {
+			if staffRole(m.Role) {
+				continue
+			}
+			tablet = true
+			if m.WorkshopID != nil {
+				groups = append(groups, terms.names[*m.WorkshopID])
+			} else {
+				groups = append(groups, m.Role)
+			}
+		}
+		if !tablet {
+			continue
+		}
+		token, hash := auth.NewInviteToken()
+		hashes[p.Person.ID], tokens[p.Person.ID] = hash, token
+		ids = append(ids, p.Person.ID)
+		cards = append(cards, card{Name: p.Person.Name, Group: strings.Join(groups, ", ")})
+	}
+	if len(ids) > 0 {
+		if _, err := a.store.IssueInvites(r.Context(), actor(r), ev.ID, hashes, a.inviteExpiry(ev)); err != nil {
+			a.message(w, r, err)
+			return
+		}
+	}
+	for i, pid := range ids {
+		link := a.baseURL + "/signin/" + tokens[pid]
+		svg, err := auth.QRCodeSVG(link, 0)
+		if err != nil {
+			a.message(w, r, err)
+			return
+		}
+		cards[i].QR = template.HTML(svg) // our own SVG: shapes only, no text from people
+		cards[i].URL = link
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	a.page(w, r, http.StatusOK, "cards.html", map[string]any{"Event": ev, "Cards": cards, "Printed": true,
+		"Expires": a.inviteExpiry(ev).UTC().Format("2 Jan 2006")})
+}

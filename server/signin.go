@@ -1,0 +1,256 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// authConfig is the sign-in configuration: staff OIDC and invite links.
+type authConfig struct {
+	Issuer       string // OIDC_ISSUER: empty means sign-in by OIDC is not offered
+	ClientID     string // OIDC_CLIENT_ID
+	ClientSecret string // OIDC_CLIENT_SECRET
+	RolesClaim   string // OIDC_ROLES_CLAIM: claim with groups or roles, e.g. "groups"
+	RoleMapText  string // OIDC_ROLE_MAP: "claim-value=role,…"
+	Event        string // OIDC_EVENT: slug of the event the role map grants roles in (default: the first event)
+	InviteGrace  time.Duration
+	RoleMap      map[string][]string // parsed RoleMapText: claim value → our roles
+}
+
+func authFlags(fs *flag.FlagSet, env func(k, def string) string, c *authConfig) {
+	fs.StringVar(&c.Issuer, "oidc-issuer", env("OIDC_ISSUER", ""), "OIDC issuer URL for staff sign-in; empty: not offered (OIDC_ISSUER)")
+	fs.StringVar(&c.ClientID, "oidc-client-id", env("OIDC_CLIENT_ID", ""), "OIDC client id (OIDC_CLIENT_ID)")
+	fs.StringVar(&c.ClientSecret, "oidc-client-secret", env("OIDC_CLIENT_SECRET", ""), "OIDC client secret (OIDC_CLIENT_SECRET)")
+	fs.StringVar(&c.RolesClaim, "oidc-roles-claim", env("OIDC_ROLES_CLAIM", ""), "ID token claim with groups or roles, e.g. groups (OIDC_ROLES_CLAIM)")
+	fs.StringVar(&c.RoleMapText, "oidc-role-map", env("OIDC_ROLE_MAP", ""), "claim values to roles, e.g. admins=organizer,authors=report_author (OIDC_ROLE_MAP)")
+	fs.StringVar(&c.Event, "oidc-event", env("OIDC_EVENT", ""), "slug of the event OIDC_ROLE_MAP grants roles in; default the first event (OIDC_EVENT)")
+	grace, err := time.ParseDuration(env("INVITE_GRACE", "168h"))
+	if err != nil {
+		grace = -1 // reported by check
+	}
+	fs.DurationVar(&c.InviteGrace, "invite-grace", grace, "how long sign-in links stay valid after the event ends (INVITE_GRACE)")
+}
+
+// check validates and parses the sign-in settings.
+func (c *authConfig) check() error {
+	if c.InviteGrace < 0 {
+		return fmt.Errorf("INVITE_GRACE must be a duration such as 168h (7 days) or 72h")
+	}
+	if (c.Issuer == "") != (c.ClientID == "") {
+		return fmt.Errorf("OIDC_ISSUER and OIDC_CLIENT_ID go together: set both for staff sign-in, or neither")
+	}
+	if c.Issuer != "" && !strings.HasPrefix(c.Issuer, "https://") && !strings.HasPrefix(c.Issuer, "http://") {
+		return fmt.Errorf("OIDC_ISSUER %q must be the provider's issuer URL, e.g. https://login.example.org/realms/staff", c.Issuer)
+	}
+	c.RoleMap = map[string][]string{}
+	for _, pair := range strings.Split(c.RoleMapText, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		claim, role, ok := strings.Cut(pair, "=")
+		claim, role = strings.TrimSpace(claim), strings.TrimSpace(role)
+		switch auth.Role(role) {
+		case auth.RoleOrganizer, auth.RoleReportAuthor, auth.RoleObserver:
+		default:
+			ok = false
+		}
+		if !ok || claim == "" {
+			return fmt.Errorf("OIDC_ROLE_MAP entry %q must be claim-value=role with role organizer, report_author or observer (workshop roles are given per person)", pair)
+		}
+		c.RoleMap[claim] = append(c.RoleMap[claim], role)
+	}
+	if len(c.RoleMap) > 0 && c.RolesClaim == "" {
+		return fmt.Errorf("OIDC_ROLE_MAP needs OIDC_ROLES_CLAIM, the claim that carries the groups or roles (e.g. groups)")
+	}
+	return nil
+}
+
+// oidcClient discovers the provider on first use and keeps the client, so
+// a provider that starts after the server (or is briefly down) only delays
+// staff sign-in instead of stopping the server.
+type oidcClient struct {
+	cfg auth.OIDCConfig
+	mu  sync.Mutex
+	o   *auth.OIDC
+}
+
+// get returns the client, discovering the provider if not done yet.
+func (c *oidcClient) get(ctx context.Context) (*auth.OIDC, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.o != nil {
+		return c.o, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	o, err := auth.NewOIDC(ctx, c.cfg, &http.Client{Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, &domain.Error{Code: domain.Unavailable, Message: "Staff sign-in is unavailable right now: the sign-in provider cannot be reached. Try again in a minute.", Err: err}
+	}
+	c.o = o
+	return o, nil
+}
+
+// newOIDCClient returns the staff sign-in client, or nil when OIDC is not configured.
+func newOIDCClient(c authConfig, baseURL string, attempts auth.AttemptStore) *oidcClient {
+	if c.Issuer == "" {
+		return nil
+	}
+	scopes := []string{"openid", "email", "profile"}
+	if c.RolesClaim == "groups" {
+		scopes = append(scopes, "groups")
+	}
+	return &oidcClient{cfg: auth.OIDCConfig{
+		Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret,
+		RedirectURL: baseURL + "/auth/callback", Scopes: scopes, RolesClaim: c.RolesClaim, Attempts: attempts,
+	}}
+}
+
+// errNoOIDC is the answer when staff sign-in is not configured.
+func errNoOIDC() error {
+	return domain.Errorf(domain.NotFound, "Sign-in with an organisation account is not offered on this server. Use your personal sign-in link.")
+}
+
+// handleLogin starts staff sign-in at the provider.
+func (a *app) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if a.oidc == nil {
+		a.message(w, r, errNoOIDC())
+		return
+	}
+	o, err := a.oidc.get(r.Context())
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	u, err := o.Begin(w, r, r.URL.Query().Get("next"))
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u, http.StatusFound)
+}
+
+// handleCallback finishes staff sign-in: the person is found or created,
+// their claim roles synced, and a new session started.
+func (a *app) handleCallback(w http.ResponseWriter, r *http.Request) {
+	if a.oidc == nil {
+		a.message(w, r, errNoOIDC())
+		return
+	}
+	o, err := a.oidc.get(r.Context())
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	id, returnTo, err := o.Finish(r.Context(), r)
+	o.ClearCookie(w)
+	if err != nil {
+		a.logger.Info("staff sign-in refused", "err", err)
+		a.message(w, r, signInRefused(err))
+		return
+	}
+	in := store.OIDCSignIn{Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name}
+	if len(a.auth.RoleMap) > 0 {
+		ev, err := a.roleMapEvent(r.Context())
+		if err != nil {
+			a.message(w, r, err)
+			return
+		}
+		in.EventID, in.SyncRoles, in.Roles = ev.ID, true, map[string]string{}
+		for _, v := range id.Roles {
+			for _, role := range a.auth.RoleMap[v] {
+				in.Roles[role] = v
+			}
+		}
+	}
+	p, err := a.store.SignInOIDC(r.Context(), in)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	if _, err := a.sessions.Start(r.Context(), w, r, p.ID); err != nil {
+		a.message(w, r, err)
+		return
+	}
+	http.Redirect(w, r, auth.LocalPath(returnTo), http.StatusSeeOther)
+}
+
+// signInRefused words a failed OIDC sign-in for the person at the browser.
+func signInRefused(err error) error {
+	if de, ok := asDomain(err).(*domain.Error); ok && de.Code == domain.Unauthorized {
+		return domain.Errorf(domain.Unauthorized, "Sign-in failed: %s", de.Message) // the cause is logged by the caller
+	}
+	return err
+}
+
+// roleMapEvent is the event OIDC_ROLE_MAP grants roles in.
+func (a *app) roleMapEvent(ctx context.Context) (domain.Event, error) {
+	if a.auth.Event != "" {
+		return a.store.EventBySlug(ctx, a.auth.Event)
+	}
+	es, err := a.store.Events(ctx)
+	if err != nil {
+		return domain.Event{}, err
+	}
+	if len(es) == 0 {
+		return domain.Event{}, domain.Errorf(domain.NotFound, "There is no event to sign in to yet.")
+	}
+	return es[len(es)-1], nil // the oldest, as for the organizer link
+}
+
+// handleLogout ends the browser's session and the person's live
+// connections, then leaves through the provider's sign-out when the person
+// signed in there.
+func (a *app) handleLogout(w http.ResponseWriter, r *http.Request) {
+	ra := authOf(r)
+	target := "/"
+	if ra.sess() != nil {
+		v, _ := ra.viewer(r.Context())
+		if err := a.sessions.End(r.Context(), w, r); err != nil {
+			a.message(w, r, err)
+			return
+		}
+		pid := ra.session.PersonID
+		a.hub.EndSession(strconv.FormatInt(pid, 10))
+		if err := a.store.RecordSignOut(r.Context(), pid, a.now()); err != nil {
+			a.logger.Warn("audit sign-out", "err", err)
+		}
+		if a.oidc != nil && v != nil && v.Person.OIDCSubject != nil {
+			if o, err := a.oidc.get(r.Context()); err == nil {
+				if u := o.EndSessionURL(a.baseURL + "/"); u != "" {
+					target = u
+				}
+			}
+		}
+	}
+	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// inviteExpiry is when links issued now for ev stop working: the event's
+// end plus INVITE_GRACE, or now plus the grace when that is already past
+// (or the event has no end), so a new link is never born expired.
+func (a *app) inviteExpiry(ev domain.Event) time.Time {
+	now := a.now()
+	if ev.EndsAt != nil && ev.EndsAt.Add(a.auth.InviteGrace).After(now) {
+		return ev.EndsAt.Add(a.auth.InviteGrace)
+	}
+	return now.Add(max(a.auth.InviteGrace, time.Hour))
+}
+
+// staffRoles are roles that sign in with an organisation account and get no card.
+func staffRole(role string) bool {
+	return slices.Contains([]string{domain.RoleOrganizer, domain.RoleReportAuthor}, role)
+}

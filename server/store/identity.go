@@ -1,0 +1,180 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
+
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// PutAttempt stores an OIDC sign-in in progress (auth.AttemptStore) and
+// drops expired ones. The state is kept only as a hash.
+func (s *Store) PutAttempt(ctx context.Context, a auth.Attempt) error {
+	if _, err := s.db.NewRaw("DELETE FROM oidc_attempts WHERE expires_at < now() - interval '1 hour'").Exec(ctx); err != nil {
+		return fmt.Errorf("drop expired sign-in attempts: %w", err)
+	}
+	_, err := s.db.NewRaw("INSERT INTO oidc_attempts (state_hash, nonce, verifier, return_to, expires_at) VALUES (?, ?, ?, ?, ?)",
+		auth.HashToken(a.State), a.Nonce, a.Verifier, a.ReturnTo, a.Expires).Exec(ctx)
+	if err != nil {
+		return fmt.Errorf("record sign-in attempt: %w", err)
+	}
+	return nil
+}
+
+// TakeAttempt returns and deletes the attempt for state in one statement
+// (auth.AttemptStore), so a state is used once even across processes.
+func (s *Store) TakeAttempt(ctx context.Context, state string) (auth.Attempt, error) {
+	a := auth.Attempt{State: state}
+	err := s.db.NewRaw("DELETE FROM oidc_attempts WHERE state_hash = ? RETURNING nonce, verifier, return_to, expires_at", auth.HashToken(state)).
+		Scan(ctx, &a.Nonce, &a.Verifier, &a.ReturnTo, &a.Expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return auth.Attempt{}, auth.ErrNoAttempt
+	}
+	if err != nil {
+		return auth.Attempt{}, fmt.Errorf("take sign-in attempt: %w", err)
+	}
+	return a, nil
+}
+
+// OIDCSignIn is a verified staff member as the provider describes them,
+// and what their roles claim grants in one event.
+type OIDCSignIn struct {
+	Issuer, Subject string
+	Email           string
+	EmailVerified   bool
+	Name            string
+	// EventID is the event the roles claim applies to; with SyncRoles the
+	// person's claim-granted memberships there are made to equal Roles
+	// (event-wide roles only); roles given by hand are never touched.
+	EventID   int64
+	SyncRoles bool
+	Roles     map[string]string // our role → the claim value that grants it
+}
+
+// SignInOIDC finds the person by issuer and subject (or, the first time,
+// by a verified email of a person not yet linked to any provider), creates
+// them otherwise, takes name and email from the claims, syncs the roles the
+// claim grants, and records the sign-in, all in one transaction.
+func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (domain.Person, error) {
+	var p domain.Person
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		email := strings.TrimSpace(in.Email)
+		err := tx.NewSelect().Model(&p).Where("oidc_issuer = ? AND oidc_subject = ?", in.Issuer, in.Subject).For("UPDATE").Scan(ctx)
+		if errors.Is(err, sql.ErrNoRows) && in.EmailVerified && email != "" {
+			err = tx.NewSelect().Model(&p).Where("lower(email) = lower(?) AND oidc_subject IS NULL", email).For("UPDATE").Scan(ctx)
+		}
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			p = domain.Person{Name: firstNonEmpty(in.Name, email, "Staff member")}
+		case err != nil:
+			return fmt.Errorf("find person by identity: %w", err)
+		}
+		if in.Name != "" {
+			p.Name = in.Name
+		}
+		p.OIDCIssuer, p.OIDCSubject = &in.Issuer, &in.Subject
+		if email != "" {
+			var taken bool
+			if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM people WHERE lower(email) = lower(?) AND id <> ?)", email, p.ID).Scan(ctx, &taken); err != nil {
+				return err
+			}
+			if !taken { // someone else's address stays theirs; an unverified claim cannot take it
+				p.Email = &email
+			}
+		}
+		if p.ID == 0 {
+			if _, err := tx.NewInsert().Model(&p).Returning("id, created_at").Exec(ctx); err != nil {
+				var pgErr pgdriver.Error
+				if errors.As(err, &pgErr) && pgErr.IntegrityViolation() {
+					return domain.Errorf(domain.Conflict, "Another sign-in of this account is under way; please try again.")
+				}
+				return fmt.Errorf("create person: %w", err)
+			}
+		} else if _, err := tx.NewUpdate().Model(&p).Column("name", "email", "oidc_issuer", "oidc_subject").WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("update person: %w", err)
+		}
+		if in.SyncRoles && in.EventID != 0 {
+			if err := s.syncClaimRoles(ctx, tx, p.ID, in.EventID, in.Roles); err != nil {
+				return err
+			}
+		}
+		var ev *int64
+		if in.EventID != 0 {
+			ev = &in.EventID
+		}
+		return s.Audit(ctx, tx, &p.ID, ev, "signin.oidc", fmt.Sprintf("person:%d", p.ID), map[string]any{"issuer": in.Issuer, "subject": in.Subject})
+	})
+	return p, err
+}
+
+// syncClaimRoles makes the person's claim-granted event-wide memberships
+// equal want, auditing each grant and revocation.
+func (s *Store) syncClaimRoles(ctx context.Context, tx bun.Tx, personID, eventID int64, want map[string]string) error {
+	type held struct {
+		ID      int64
+		Role    string
+		Granted bool
+	}
+	var hs []held
+	err := tx.NewRaw(`SELECT m.id, m.role, g.membership_id IS NOT NULL AS granted
+		FROM memberships m LEFT JOIN oidc_role_grants g ON g.membership_id = m.id
+		WHERE m.person_id = ? AND m.event_id = ? AND m.workshop_id IS NULL`, personID, eventID).Scan(ctx, &hs)
+	if err != nil {
+		return fmt.Errorf("read memberships: %w", err)
+	}
+	target := fmt.Sprintf("person:%d", personID)
+	for _, h := range hs {
+		if _, keep := want[h.Role]; h.Granted && !keep {
+			if _, err := tx.NewRaw("DELETE FROM memberships WHERE id = ?", h.ID).Exec(ctx); err != nil {
+				return fmt.Errorf("revoke role: %w", err)
+			}
+			if err := s.Audit(ctx, tx, nil, &eventID, "role.revoke", target, map[string]any{"role": h.Role, "why": "no longer in the OIDC roles claim"}); err != nil {
+				return err
+			}
+		}
+	}
+	roles := make([]string, 0, len(want))
+	for r := range want {
+		roles = append(roles, r)
+	}
+	slices.Sort(roles)
+	for _, role := range roles {
+		if slices.ContainsFunc(hs, func(h held) bool { return h.Role == role }) {
+			continue
+		}
+		m := domain.Membership{EventID: eventID, PersonID: personID, Role: role, Attribution: "chatham"}
+		if _, err := tx.NewInsert().Model(&m).Returning("id").Exec(ctx); err != nil {
+			return fmt.Errorf("grant role %s: %w", role, err)
+		}
+		if _, err := tx.NewRaw("INSERT INTO oidc_role_grants (membership_id, claim_value) VALUES (?, ?)", m.ID, want[role]).Exec(ctx); err != nil {
+			return fmt.Errorf("record role grant: %w", err)
+		}
+		if err := s.Audit(ctx, tx, nil, &eventID, "role.grant", target, map[string]any{"role": role, "claim": want[role]}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecordSignOut writes the audit entry of a sign-out.
+func (s *Store) RecordSignOut(ctx context.Context, personID int64, at time.Time) error {
+	return s.Audit(ctx, nil, &personID, nil, "signout", fmt.Sprintf("person:%d", personID), map[string]any{"at": at.UTC()})
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,194 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// ImportRow is one person of a participant list, with the workshop resolved.
+type ImportRow struct {
+	Line       int // the row's line in the file, for error reports
+	Person     PersonInput
+	Role       string
+	WorkshopID int64 // 0 for event-wide roles
+}
+
+// RowProblem is one bad row of an import, the detail of an Invalid error.
+type RowProblem struct {
+	Line    int    `json:"line"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// ImportPeople adds every row as a person with one membership, in one
+// transaction: an email already in use refuses the whole import with a
+// RowProblem per such row, and nothing is stored.
+func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, rows []ImportRow) ([]domain.Person, error) {
+	var out []domain.Person
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		var emails []string
+		for _, r := range rows {
+			if r.Person.Email != "" {
+				emails = append(emails, strings.ToLower(r.Person.Email))
+			}
+		}
+		var taken []string
+		if len(emails) > 0 {
+			if err := tx.NewRaw("SELECT lower(email) FROM people WHERE lower(email) IN (?)", bun.In(emails)).Scan(ctx, &taken); err != nil {
+				return fmt.Errorf("check emails: %w", err)
+			}
+		}
+		var probs []RowProblem
+		for _, r := range rows {
+			if r.Person.Email != "" && slices.Contains(taken, strings.ToLower(r.Person.Email)) {
+				probs = append(probs, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s belongs to someone already", r.Person.Email)})
+			}
+		}
+		if len(probs) > 0 {
+			return &domain.Error{Code: domain.Invalid, Message: fmt.Sprintf("%d row(s) cannot be imported; nothing was imported.", len(probs)), Detail: probs}
+		}
+		for _, r := range rows {
+			p := domain.Person{Name: r.Person.Name, Organisation: r.Person.Organisation, Country: r.Person.Country, ActorType: r.Person.ActorType}
+			if r.Person.Email != "" {
+				email := r.Person.Email
+				p.Email = &email
+			}
+			if err := addMember(ctx, tx, &p, eventID, r.Role, r.WorkshopID); err != nil {
+				var de *domain.Error
+				if errors.As(err, &de) {
+					return &domain.Error{Code: de.Code, Message: fmt.Sprintf("Line %d: %s Nothing was imported.", r.Line, de.Message),
+						Detail: []RowProblem{{Line: r.Line, Message: de.Message}}}
+				}
+				return err
+			}
+			out = append(out, p)
+		}
+		return s.Audit(ctx, tx, actor, &eventID, "people.import", fmt.Sprintf("event:%d", eventID), map[string]any{"people": len(rows)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EventPerson is a person of an event with their roles there and their
+// newest personal link.
+type EventPerson struct {
+	Person      domain.Person
+	Memberships []domain.Membership
+	Invite      *Invite // newest link, nil when none was made
+}
+
+// EventPeople lists the people with a role in an event, by name.
+func (s *Store) EventPeople(ctx context.Context, eventID int64) ([]EventPerson, error) {
+	var ps []domain.Person
+	if err := s.db.NewSelect().Model(&ps).
+		Where("id IN (SELECT person_id FROM memberships WHERE event_id = ?)", eventID).Order("name", "id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list people: %w", err)
+	}
+	var ms []domain.Membership
+	if err := s.db.NewSelect().Model(&ms).Where("event_id = ?", eventID).Order("id").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list memberships: %w", err)
+	}
+	var invs []Invite
+	if err := s.db.NewSelect().Model(&invs).
+		DistinctOn("person_id").Where("event_id = ?", eventID).Order("person_id", "id DESC").Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list invites: %w", err)
+	}
+	out := make([]EventPerson, len(ps))
+	for i, p := range ps {
+		out[i].Person = p
+		for _, m := range ms {
+			if m.PersonID == p.ID {
+				out[i].Memberships = append(out[i].Memberships, m)
+			}
+		}
+		for j := range invs {
+			if invs[j].PersonID == p.ID {
+				out[i].Invite = &invs[j]
+			}
+		}
+	}
+	return out, nil
+}
+
+// IssueInvites stores a new link for each person (person id → token
+// hash) in one transaction and revokes every earlier unrevoked link of
+// theirs in the event, so only the newest printed card works. A person
+// without a role in the event is NotFound.
+func (s *Store) IssueInvites(ctx context.Context, actor *int64, eventID int64, hashes map[int64]string, expires time.Time) (map[int64]Invite, error) {
+	out := map[int64]Invite{}
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		ids := make([]int64, 0, len(hashes))
+		for id := range hashes {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		for _, pid := range ids {
+			var member bool
+			if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM memberships WHERE event_id = ? AND person_id = ?)", eventID, pid).Scan(ctx, &member); err != nil {
+				return err
+			}
+			if !member {
+				return domain.Errorf(domain.NotFound, "Person %d has no role in this event.", pid)
+			}
+			res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE event_id = ? AND person_id = ? AND revoked_at IS NULL", eventID, pid).Exec(ctx)
+			if err != nil {
+				return fmt.Errorf("revoke earlier links: %w", err)
+			}
+			inv := Invite{EventID: eventID, PersonID: pid, TokenHash: hashes[pid], ExpiresAt: expires}
+			if _, err := tx.NewInsert().Model(&inv).Returning("id, created_at").Exec(ctx); err != nil {
+				return fmt.Errorf("create invite: %w", err)
+			}
+			revoked, _ := res.RowsAffected()
+			if err := s.Audit(ctx, tx, actor, &eventID, "invite.issue", fmt.Sprintf("person:%d", pid),
+				map[string]any{"invite": inv.ID, "revoked_earlier": revoked, "expires_at": expires.UTC()}); err != nil {
+				return err
+			}
+			out[pid] = inv
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// InviteByID returns one invite.
+func (s *Store) InviteByID(ctx context.Context, id int64) (Invite, error) {
+	var inv Invite
+	if err := s.db.NewSelect().Model(&inv).Where("id = ?", id).Scan(ctx); err != nil {
+		return inv, notFound(err, "There is no sign-in link %d.", id)
+	}
+	return inv, nil
+}
+
+// RevokeInvite revokes a link so it signs no one in any more; revoking a
+// revoked link is a no-op. Sessions it already started are not ended.
+func (s *Store) RevokeInvite(ctx context.Context, actor *int64, id int64) (Invite, error) {
+	var inv Invite
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		if err := tx.NewSelect().Model(&inv).Where("id = ?", id).For("UPDATE").Scan(ctx); err != nil {
+			return notFound(err, "There is no sign-in link %d.", id)
+		}
+		if inv.RevokedAt != nil {
+			return nil
+		}
+		now := time.Now()
+		inv.RevokedAt = &now
+		if _, err := tx.NewUpdate().Model(&inv).Column("revoked_at").WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("revoke invite: %w", err)
+		}
+		return s.Audit(ctx, tx, actor, &inv.EventID, "invite.revoke", fmt.Sprintf("invite:%d", inv.ID), map[string]any{"person": inv.PersonID})
+	})
+	return inv, err
+}
