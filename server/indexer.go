@@ -1,0 +1,494 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rapporteur/rapporteur/search"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// Checkpoint keys the indexer stores in the index, in the same batch as
+// the documents they describe.
+const (
+	// cpRooms holds the last seq indexed of every room, as a JSON object.
+	cpRooms = "rooms"
+	// cpOwner names the database the index was built from.
+	cpOwner = "owner"
+)
+
+// Indexer tuning.
+const (
+	indexBatchEntries  = 500              // log entries per index batch
+	rebuildBatch       = 1000             // findings per batch of a rebuild
+	indexPoll          = 5 * time.Second  // slow poll, in case a notification is lost
+	indexRetry         = 10 * time.Second // wait after an error before trying again
+	searchRetryAfter   = 5                // seconds, for 503 answers
+	indexLockTimeout   = 2 * time.Second
+	maxIndexedComments = 200
+)
+
+// indexer keeps the search index a projection of Postgres: it follows the
+// event log, re-reads each changed finding from the database and writes
+// documents and its checkpoint in one batch. When the index is missing,
+// damaged, from an older mapping or from another database it rebuilds it
+// from the findings table in the background; searches meanwhile answer
+// Unavailable.
+type indexer struct {
+	store  *store.Store
+	dir    string
+	opts   search.Options
+	logger *slog.Logger
+	poll   time.Duration
+	wake   chan struct{}
+
+	mu     sync.RWMutex
+	ix     *search.Index // nil while opening or rebuilding
+	status string        // why there is no index, for people
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func newIndexer(st *store.Store, dir string, opts search.Options, logger *slog.Logger) *indexer {
+	if opts.LockTimeout == 0 {
+		opts.LockTimeout = indexLockTimeout
+	}
+	return &indexer{store: st, dir: dir, opts: opts, logger: logger, poll: indexPoll,
+		wake: make(chan struct{}, 1), status: "Search is starting: try again in a moment.", done: make(chan struct{})}
+}
+
+// start runs the indexer in the background until stop.
+func (x *indexer) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	x.cancel = cancel
+	go func() {
+		defer close(x.done)
+		x.run(ctx)
+	}()
+}
+
+// stop ends the indexer and closes the index; it may be called more than once.
+func (x *indexer) stop() {
+	if x.cancel == nil {
+		return
+	}
+	x.cancel()
+	<-x.done
+}
+
+// Notify is the store.Follow hint that room has new entries up to seq.
+func (x *indexer) Notify(room string, seq int64) {
+	select {
+	case x.wake <- struct{}{}:
+	default:
+	}
+}
+
+// setStatus records why search is unavailable.
+func (x *indexer) setStatus(s string) {
+	x.mu.Lock()
+	x.status = s
+	x.mu.Unlock()
+}
+
+// index returns the open index, or an Unavailable error saying why there is none.
+func (x *indexer) index() (*search.Index, func(), error) {
+	x.mu.RLock()
+	if x.ix == nil {
+		msg := x.status
+		x.mu.RUnlock()
+		return nil, nil, domain.Errorf(domain.Unavailable, "%s", msg)
+	}
+	return x.ix, x.mu.RUnlock, nil
+}
+
+// Search runs q on the index; a bad query is Invalid, no index Unavailable.
+func (x *indexer) Search(ctx context.Context, q search.Query) (*search.Result, error) {
+	ix, release, err := x.index()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	res, err := ix.Search(ctx, q)
+	var qe *search.QueryError
+	if errors.As(err, &qe) {
+		return nil, &domain.Error{Code: domain.Invalid, Message: "The search cannot be run: " + qe.Msg + ".", Err: err}
+	}
+	return res, err
+}
+
+// run opens (or rebuilds) the index, then follows the log until ctx ends.
+func (x *indexer) run(ctx context.Context) {
+	defer func() {
+		x.mu.Lock()
+		if x.ix != nil {
+			if err := x.ix.Close(); err != nil {
+				x.logger.Error("close search index", "err", err)
+			}
+			x.ix = nil
+		}
+		x.status = "Search is stopped."
+		x.mu.Unlock()
+	}()
+	for ctx.Err() == nil {
+		cp, err := x.open(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			x.logger.Error("search index unavailable", "dir", x.dir, "err", err)
+			if errors.Is(err, search.ErrLocked) {
+				x.setStatus(fmt.Sprintf("Search is unavailable: its index (%s) is in use by another process; each server process needs its own DATA_DIR.", x.dir))
+			} else {
+				x.setStatus("Search is unavailable: its index could not be opened or rebuilt; the server log says why.")
+			}
+			sleep(ctx, indexRetry)
+			continue
+		}
+		x.follow(ctx, cp)
+	}
+}
+
+// follow catches the index up with the log on every wake and slow poll.
+func (x *indexer) follow(ctx context.Context, cp map[string]int64) {
+	t := time.NewTicker(x.poll)
+	defer t.Stop()
+	for {
+		if err := x.catchUp(ctx, cp); err != nil && ctx.Err() == nil {
+			x.logger.Error("search indexer", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-x.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// open opens the index, rebuilding it when needed, publishes it for
+// searches and returns its checkpoint.
+func (x *indexer) open(ctx context.Context) (map[string]int64, error) {
+	owner, err := x.store.SearchIndexOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := search.Open(x.dir, x.opts)
+	if errors.Is(err, search.ErrNeedsRebuild) {
+		x.logger.Warn("search index needs a rebuild", "dir", x.dir, "err", err)
+	} else if err != nil {
+		return nil, err
+	} else {
+		cp, why, err := readCheckpoint(ix, owner)
+		if err != nil {
+			_ = ix.Close()
+			return nil, err
+		}
+		if why == "" {
+			x.publish(ix)
+			return cp, nil
+		}
+		x.logger.Warn("search index needs a rebuild", "dir", x.dir, "why", why)
+		if err := ix.Close(); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	x.setStatus("Search is rebuilding the index: 0% done.")
+	ix, err = rebuildIndex(ctx, x.store, x.dir, x.opts, func(done, total int) {
+		x.setStatus(fmt.Sprintf("Search is rebuilding the index: %d%% done.", percent(done, total)))
+	})
+	if err != nil {
+		return nil, err
+	}
+	x.logger.Info("search index rebuilt", "dir", x.dir, "took", time.Since(start).Round(time.Millisecond))
+	cp, why, err := readCheckpoint(ix, owner)
+	if err != nil || why != "" {
+		_ = ix.Close()
+		return nil, fmt.Errorf("rebuilt index unusable: %v%s", err, why)
+	}
+	x.publish(ix)
+	return cp, nil
+}
+
+func (x *indexer) publish(ix *search.Index) {
+	x.mu.Lock()
+	x.ix = ix
+	x.mu.Unlock()
+}
+
+func percent(done, total int) int {
+	if total <= 0 {
+		return 0
+	}
+	return min(99, done*100/total)
+}
+
+// readCheckpoint reads the rooms checkpoint; why is non-empty when the
+// index cannot be caught up and must be rebuilt.
+func readCheckpoint(ix *search.Index, owner string) (cp map[string]int64, why string, err error) {
+	o, err := ix.Checkpoint(cpOwner)
+	if err != nil {
+		return nil, "", err
+	}
+	if o == nil {
+		return nil, "new or never filled", nil
+	}
+	if string(o) != owner {
+		return nil, "built from another database", nil
+	}
+	raw, err := ix.Checkpoint(cpRooms)
+	if err != nil {
+		return nil, "", err
+	}
+	cp = map[string]int64{}
+	if err := json.Unmarshal(raw, &cp); err != nil {
+		return nil, "damaged checkpoint", nil
+	}
+	return cp, "", nil
+}
+
+// catchUp indexes every log entry after cp, in batches, advancing cp
+// (which it owns) as each batch is persisted.
+func (x *indexer) catchUp(ctx context.Context, cp map[string]int64) error {
+	x.mu.RLock()
+	ix := x.ix
+	x.mu.RUnlock()
+	for ctx.Err() == nil {
+		heads, err := x.store.RoomHeads(ctx)
+		if err != nil {
+			return err
+		}
+		var behind []string
+		for room, head := range heads {
+			if head > cp[room] {
+				behind = append(behind, room)
+			}
+		}
+		if len(behind) == 0 {
+			return nil
+		}
+		slices.Sort(behind)
+		next := maps.Clone(cp)
+		var entries []domain.LogEntry
+		for _, room := range behind {
+			if len(entries) >= indexBatchEntries {
+				break
+			}
+			es, err := x.store.EntriesAfter(ctx, room, cp[room], indexBatchEntries-len(entries))
+			if err != nil {
+				return err
+			}
+			if len(es) > 0 {
+				next[room] = es[len(es)-1].Seq
+				entries = append(entries, es...)
+			}
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		if err := applyEntries(ctx, x.store, ix, entries, next); err != nil {
+			return err
+		}
+		maps.Copy(cp, next)
+	}
+	return ctx.Err()
+}
+
+// applyEntries re-reads the findings the entries touched and writes them,
+// the deletions and checkpoint cp in one batch.
+func applyEntries(ctx context.Context, st *store.Store, ix *search.Index, entries []domain.LogEntry, cp map[string]int64) error {
+	ids := map[int64]bool{}
+	var workshops []int64
+	for _, e := range entries {
+		fid, wid := touched(e)
+		if fid > 0 {
+			ids[fid] = true
+		}
+		if wid > 0 {
+			workshops = append(workshops, wid)
+		}
+	}
+	if len(workshops) > 0 {
+		more, err := st.FindingIDsOfWorkshops(ctx, workshops)
+		if err != nil {
+			return err
+		}
+		for _, id := range more {
+			ids[id] = true
+		}
+	}
+	fs, err := st.FindingsForIndex(ctx, slices.Collect(maps.Keys(ids)))
+	if err != nil {
+		return err
+	}
+	docs := make([]search.Document, 0, len(fs))
+	for _, f := range fs {
+		docs = append(docs, findingDocument(f))
+		delete(ids, f.ID)
+	}
+	var deletes []string
+	for id := range ids {
+		deletes = append(deletes, strconv.FormatInt(id, 10))
+	}
+	raw, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	return ix.Apply(docs, deletes, map[string][]byte{cpRooms: raw})
+}
+
+// touched returns the finding a log entry changed, or the workshop all of
+// whose findings it changed (key messages are part of each key finding).
+func touched(e domain.LogEntry) (findingID, workshopID int64) {
+	if e.Kind == "keymessages.set" {
+		if id, ok := strings.CutPrefix(e.Room, "workshop:"); ok {
+			n, _ := strconv.ParseInt(id, 10, 64)
+			return 0, n
+		}
+		return 0, 0
+	}
+	var p struct {
+		ID        int64 `json:"id"`
+		FindingID int64 `json:"finding_id"`
+		Finding   *struct {
+			ID int64 `json:"id"`
+		} `json:"finding"`
+	}
+	if json.Unmarshal(e.Payload, &p) != nil {
+		return 0, 0
+	}
+	switch {
+	case p.FindingID > 0:
+		return p.FindingID, 0
+	case p.Finding != nil && p.Finding.ID > 0:
+		return p.Finding.ID, 0
+	case strings.HasPrefix(e.Kind, "finding."):
+		return p.ID, 0
+	}
+	return 0, 0
+}
+
+// findingDocument is the index's view of a finding.
+func findingDocument(f store.IndexFinding) search.Document {
+	d := search.Document{
+		ID:              strconv.FormatInt(f.ID, 10),
+		Event:           strconv.FormatInt(f.EventID, 10),
+		Lang:            f.Language,
+		Title:           f.Title,
+		Done:            f.WhatDone,
+		Results:         f.Results,
+		Transferability: f.Transferability,
+		Proposal:        f.NordicProposal,
+		Comments:        strings.Join(f.Comments[:min(len(f.Comments), maxIndexedComments)], "\n"),
+		Countries:       f.Countries,
+		Themes:          f.Themes,
+		Ps:              f.Ps,
+		Forms:           f.Forms,
+		VictimGroups:    f.VictimGroups,
+		Actors:          f.ActorTypes,
+		Release:         f.ReleaseState,
+		Audience:        findingAudience(f.Finding),
+		Created:         f.CreatedAt,
+		Updated:         f.UpdatedAt,
+	}
+	if f.WorkshopID != nil {
+		d.Workshop = strconv.FormatInt(*f.WorkshopID, 10)
+	}
+	// The group's key messages sum up its key findings: found with those.
+	if f.IsKey {
+		d.KeyMessages = f.KeyMessages
+	}
+	return d
+}
+
+// rebuildIndex builds a new index of every finding beside dir and swaps it
+// in (the index in dir must be closed); it returns the new index, open.
+// progress is told how far it got.
+func rebuildIndex(ctx context.Context, st *store.Store, dir string, opts search.Options, progress func(done, total int)) (*search.Index, error) {
+	owner, err := st.SearchIndexOwner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// The log position first: every change up to it is in the findings
+	// read after; later ones are caught up from it (re-reading is harmless).
+	heads, err := st.RoomHeads(ctx)
+	if err != nil {
+		return nil, err
+	}
+	total, err := st.CountLiveFindings(ctx)
+	if err != nil {
+		return nil, err
+	}
+	tmp := strings.TrimRight(dir, `/\`) + ".rebuild"
+	nx, err := search.Create(tmp, opts)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*search.Index, error) {
+		_ = nx.Close()
+		return nil, err
+	}
+	done := 0
+	var after int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		fs, err := st.AllFindingsForIndex(ctx, after, rebuildBatch)
+		if err != nil {
+			return fail(err)
+		}
+		if len(fs) == 0 {
+			break
+		}
+		docs := make([]search.Document, len(fs))
+		for i, f := range fs {
+			docs[i] = findingDocument(f)
+		}
+		if err := nx.Apply(docs, nil, nil); err != nil {
+			return fail(err)
+		}
+		after = fs[len(fs)-1].ID
+		done += len(fs)
+		progress(done, max(total, done))
+	}
+	raw, err := json.Marshal(heads)
+	if err != nil {
+		return fail(err)
+	}
+	if err := nx.Apply(nil, nil, map[string][]byte{cpRooms: raw, cpOwner: []byte(owner)}); err != nil {
+		return fail(err)
+	}
+	if err := nx.Compact(ctx); err != nil {
+		return fail(err)
+	}
+	if err := nx.Close(); err != nil {
+		return nil, err
+	}
+	if err := search.Replace(tmp, dir); err != nil {
+		return nil, err
+	}
+	return search.Open(dir, opts)
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
