@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/store"
 	"github.com/rapporteur/rapporteur/web"
@@ -18,6 +19,9 @@ type appDeps struct {
 	logger  *slog.Logger
 	baseURL string
 	pages   *web.Pages
+	hub     *hub.Hub
+	search  *indexer   // the search index, fed from the log
+	auth    authConfig // staff OIDC and invite settings (server/signin.go)
 	now     func() time.Time
 }
 
@@ -26,6 +30,7 @@ type app struct {
 	appDeps
 	sessions   *auth.Sessions
 	baseOrigin string
+	oidc       *oidcClient // nil when staff sign-in by OIDC is not configured
 }
 
 func newApp(d appDeps) *app {
@@ -37,6 +42,7 @@ func newApp(d appDeps) *app {
 		appDeps:    d,
 		sessions:   auth.NewSessions(d.store, auth.SessionConfig{Secure: u != nil && u.Scheme == "https", Now: d.now}),
 		baseOrigin: strings.TrimRight(d.baseURL, "/"),
+		oidc:       newOIDCClient(d.auth, strings.TrimRight(d.baseURL, "/"), d.store),
 	}
 }
 

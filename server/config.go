@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -14,13 +15,15 @@ import (
 // config is the server's settings, from the environment, with flags that
 // mirror each variable and win over it.
 type config struct {
-	Addr         string // ADDR: where to listen
-	BaseURL      string // BASE_URL: the public address people use
-	DataDir      string // DATA_DIR: private Postgres, search index
-	DatabaseURL  string // DATABASE_URL: use this Postgres instead of a private one
-	PGBin        string // PG_BIN: PostgreSQL's bin folder for the private one
-	NoDemo       bool   // NO_DEMO: do not load the demo event
+	Addr         string  // ADDR: where to listen
+	BaseURL      string  // BASE_URL: the public address people use
+	DataDir      string  // DATA_DIR: private Postgres, search index
+	DatabaseURL  string  // DATABASE_URL: use this Postgres instead of a private one
+	PGBin        string  // PG_BIN: PostgreSQL's bin folder for the private one
+	NoDemo       bool    // NO_DEMO: do not load the demo event
+	HubRate      float64 // HUB_OPS_PER_SECOND: ops a connection may send per second
 	ShutdownWait time.Duration
+	Auth         authConfig // OIDC_* and INVITE_GRACE: sign-in (server/signin.go)
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -38,7 +41,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.DataDir, "data-dir", env("DATA_DIR", "./data"), "data folder: private Postgres and search index (DATA_DIR)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL; empty starts a private Postgres (DATABASE_URL)")
 	fs.StringVar(&cfg.PGBin, "pg-bin", env("PG_BIN", ""), "PostgreSQL bin folder for the private Postgres (PG_BIN)")
+	hubRate, err := strconv.ParseFloat(env("HUB_OPS_PER_SECOND", "20"), 64)
+	if err != nil || hubRate <= 0 {
+		return cfg, fmt.Errorf("HUB_OPS_PER_SECOND %q must be a positive number", getenv("HUB_OPS_PER_SECOND"))
+	}
+	fs.Float64Var(&cfg.HubRate, "hub-ops-per-second", hubRate, "ops a connection may send per second (HUB_OPS_PER_SECOND)")
 	fs.BoolVar(&cfg.NoDemo, "no-demo", env("NO_DEMO", "") != "", "do not load the demo event on first start (NO_DEMO)")
+	authFlags(fs, env, &cfg.Auth)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return cfg, err
@@ -57,6 +66,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 			return cfg, fmt.Errorf("BASE_URL %q must be an http(s) URL such as https://seminar.example.org", cfg.BaseURL)
 		}
 		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+	}
+	if err := cfg.Auth.check(); err != nil {
+		return cfg, err
 	}
 	return cfg, nil
 }

@@ -68,6 +68,9 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
+	if code == domain.Unavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "5")
+	}
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(p)
 }
@@ -83,6 +86,9 @@ func writeJSON(w http.ResponseWriter, v any) {
 func (a *app) page(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
+	if m, ok := data.(map[string]any); ok {
+		m["Session"] = a.sessionView(r) // who is signed in, for the layout (server/authz.go)
+	}
 	if err := a.pages.Render(w, name, data); err != nil {
 		a.logger.Error("render page", "page", name, "err", err)
 	}
@@ -95,5 +101,5 @@ func (a *app) message(w http.ResponseWriter, r *http.Request, err error) {
 	if statusOf(code) >= 500 {
 		a.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	a.page(w, r, statusOf(code), "message.html", map[string]string{"Title": "Sorry", "Message": domain.ErrorMessage(err)})
+	a.page(w, r, statusOf(code), "message.html", map[string]any{"Title": "Sorry", "Message": domain.ErrorMessage(err)})
 }

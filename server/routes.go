@@ -8,27 +8,49 @@ import (
 	"github.com/rapporteur/rapporteur/web"
 )
 
-// routes registers every route of the server, in one place.
+// routes registers every route of the server, in one place. Each is
+// wrapped by guard with the access it needs (server/authz.go): public(), or
+// an action of the permission table in the route's event.
 func (a *app) routes() http.Handler {
 	mux := http.NewServeMux()
 
-	mux.HandleFunc("GET /healthz", a.handleHealthz)
-	mux.HandleFunc("GET /readyz", a.handleReadyz)
+	mux.Handle("GET /healthz", a.guard(public(), http.HandlerFunc(a.handleHealthz)))
+	mux.Handle("GET /readyz", a.guard(public(), http.HandlerFunc(a.handleReadyz)))
 
-	mux.HandleFunc("GET /api/events", a.handleEvents)
-	mux.HandleFunc("GET /api/events/{slug}", a.handleEvent)
-	mux.HandleFunc("GET /api/events/{slug}/parts", a.handleParts)
-	mux.HandleFunc("GET /api/events/{slug}/workshops", a.handleWorkshops)
-	mux.HandleFunc("GET /api/events/{slug}/side-events", a.handleSideEvents)
-	mux.HandleFunc("GET /api/events/{slug}/taxonomy", a.handleTaxonomy)
-	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("GET /api/events", a.guard(public(), http.HandlerFunc(a.handleEvents)))
+	mux.Handle("GET /api/events/{slug}", a.guard(a.need(auth.ActEventRead), http.HandlerFunc(a.handleEvent)))
+	mux.Handle("GET /api/events/{slug}/parts", a.guard(a.need(auth.ActEventRead), http.HandlerFunc(a.handleParts)))
+	mux.Handle("GET /api/events/{slug}/workshops", a.guard(a.need(auth.ActEventRead), http.HandlerFunc(a.handleWorkshops)))
+	mux.Handle("GET /api/events/{slug}/side-events", a.guard(a.need(auth.ActEventRead), http.HandlerFunc(a.handleSideEvents)))
+	mux.Handle("GET /api/events/{slug}/taxonomy", a.guard(a.need(auth.ActEventRead), http.HandlerFunc(a.handleTaxonomy)))
+	mux.Handle("GET /api/search", a.guard(public(), http.HandlerFunc(a.handleSearch))) // results filtered by the viewer's audience
+	mux.Handle("GET /api/search.csv", a.guard(public(), http.HandlerFunc(a.handleSearchCSV)))
+	mux.Handle("POST /api/events/{slug}/people/import", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleImportPeople)))
+	mux.Handle("POST /api/events/{slug}/people", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleAddPerson)))
+	mux.Handle("POST /api/events/{slug}/people/{id}/invite", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleNewInvite)))
+	mux.Handle("POST /api/invites/{id}/revoke", a.guard(needIn(auth.ActPeopleManage, a.scopeOfInvite), http.HandlerFunc(a.handleRevokeInvite)))
+	mux.Handle("/api/", a.guard(public(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, domain.Errorf(domain.NotFound, "There is no API route %s %s.", r.Method, r.URL.Path))
-	})
+	})))
 
-	mux.HandleFunc("GET /{$}", a.handleHome)
-	mux.HandleFunc("GET /events/{slug}", a.handleEventPage)
-	mux.HandleFunc("GET /signin/{token}", a.handleSignInLink)
-	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(web.Static())))
+	mux.Handle("GET /{$}", a.guard(public(), http.HandlerFunc(a.handleHome)))
+	mux.Handle("GET /events/{slug}", a.guard(a.need(auth.ActEventRead), http.HandlerFunc(a.handleEventPage)))
+	mux.Handle("GET /events/{slug}/workshops/{id}", a.guard(needIn(auth.ActReadDrafts, a.scopeOfWorkshop), http.HandlerFunc(a.handleWorkshopPage)))
+	mux.Handle("GET /events/{slug}/search", a.guard(a.need(auth.ActFindingReadRelease), http.HandlerFunc(a.handleSearchPage)))
+	mux.Handle("GET /events/{slug}/findings/{id}", a.guard(a.need(auth.ActFindingReadRelease), http.HandlerFunc(a.handleFindingPage))) // and the finding's own audience
+	mux.Handle("GET /events/{slug}/people", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handlePeoplePage)))
+	mux.Handle("GET /events/{slug}/cards", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleCardsPage)))
+	mux.Handle("POST /events/{slug}/cards", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handlePrintCards)))
+	mux.Handle("GET /signin/{token}", a.guard(public(), http.HandlerFunc(a.handleSignInLink)))
+	mux.Handle("GET /auth/login", a.guard(public(), http.HandlerFunc(a.handleLogin)))
+	mux.Handle("GET /auth/callback", a.guard(public(), http.HandlerFunc(a.handleCallback)))
+	mux.Handle("POST /auth/logout", a.guard(public(), http.HandlerFunc(a.handleLogout)))
+	mux.Handle("GET /ws", a.guard(public(), http.HandlerFunc(a.handleWS))) // Origin and session checked there, every join and op by the hub Backend
+	mux.Handle("GET /static/", a.guard(public(), http.StripPrefix("/static/", http.FileServerFS(web.Static()))))
 
-	return auth.SecurityHeaders(mux)
+	headers, err := auth.SecurityHeadersFor(a.baseURL)
+	if err != nil { // BASE_URL is checked by parseConfig; this is a fallback
+		return auth.SecurityHeaders(mux)
+	}
+	return headers(mux)
 }

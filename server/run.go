@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rapporteur/rapporteur/hub"
+	"github.com/rapporteur/rapporteur/search"
 	"github.com/rapporteur/rapporteur/server/demo"
 	"github.com/rapporteur/rapporteur/server/pglaunch"
 	"github.com/rapporteur/rapporteur/server/store"
@@ -25,6 +27,12 @@ import (
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 1 && args[1] == "healthcheck" {
 		return healthcheck(ctx, getenv)
+	}
+	if len(args) > 1 && args[1] == "loadtest" {
+		return loadtest(ctx, args[2:], getenv, stdout)
+	}
+	if len(args) > 1 && args[1] == "reindex" {
+		return reindex(ctx, args[2:], getenv, stdout, stderr)
 	}
 	cfg, err := parseConfig(args[1:], getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
@@ -102,7 +110,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages})
+	h := hub.New(&live{store: st}, hub.Config{Logger: logger, OpsPerSecond: cfg.HubRate, OpsBurst: max(100, int(cfg.HubRate))})
+	idx := newIndexer(st, searchDir(cfg), search.Options{}, logger)
+	idx.start()
+	defer idx.stop()
+	followCtx, stopFollow := context.WithCancel(context.Background())
+	defer stopFollow()
+	go func() {
+		// Every process hears every commit; the hub reads the log itself,
+		// and polls it slowly too, so a lost notification delays little.
+		wake := func(room string, seq int64) { h.Notify(room, seq); idx.Notify(room, seq) }
+		if err := st.Follow(followCtx, wake); err != nil {
+			logger.Error("log notifications stopped; the hub falls back to polling", "err", err)
+		}
+	}()
+	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages, hub: h, search: idx, auth: cfg.Auth})
 	link, err := app.organizerLink(ctx)
 	if err != nil {
 		return fmt.Errorf("make the organizer sign-in link: %w", err)
@@ -128,6 +150,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownWait)
 	defer cancel()
+	// WebSockets first (hijacked connections are not the HTTP server's to
+	// close): clients hear 1001 "going away" and resume elsewhere.
+	if err := h.Shutdown(sctx); err != nil {
+		logger.Warn("hub shutdown", "err", err)
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("http shutdown", "err", err)
 	}
