@@ -5,9 +5,10 @@
 -- Multi-valued taxonomy fields of a finding (countries, themes, ...) are
 -- text[] arrays of term keys rather than link tables: a finding is always
 -- read and written with all its terms at once, the store validates the keys
--- against the event's taxonomy_terms on every write, GIN indexes serve the
--- SQL filters, and faceting is Bleve's job. Link tables would add a join per
--- dimension and six tables to keep in step for no query we need.
+-- against the event's taxonomy_terms on every write, and filtering and
+-- faceting are Bleve's job (a GIN index can be added when a SQL filter
+-- needs one). Link tables would add a join per dimension and six tables
+-- to keep in step on the hottest write path, for no query we need.
 
 CREATE TABLE events (
     id          bigserial PRIMARY KEY,
@@ -138,8 +139,6 @@ CREATE TABLE findings (
 );
 CREATE INDEX findings_event_idx ON findings (event_id) WHERE deleted_at IS NULL;
 CREATE INDEX findings_workshop_idx ON findings (workshop_id) WHERE deleted_at IS NULL;
-CREATE INDEX findings_countries_idx ON findings USING gin (countries);
-CREATE INDEX findings_themes_idx ON findings USING gin (themes);
 
 CREATE TABLE votes (
     finding_id bigint NOT NULL REFERENCES findings(id) ON DELETE CASCADE,

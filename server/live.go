@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/auth"
@@ -57,6 +58,9 @@ func (v *viewer) label() string {
 // permission table.
 type live struct {
 	store *store.Store
+	// eventOf caches a workshop's event (it never changes) so an op costs
+	// no lookup; workshop id → event id.
+	eventOf sync.Map
 }
 
 // roomRef is a parsed room name: "workshop:12", "event:3", "plenary:3".
@@ -87,10 +91,14 @@ func (l *live) eventOfRoom(ctx context.Context, r roomRef) (eventID, workshopID 
 		}
 		return r.id, 0, nil
 	}
+	if ev, ok := l.eventOf.Load(r.id); ok {
+		return ev.(int64), r.id, nil
+	}
 	w, err := l.store.Workshop(ctx, r.id)
 	if err != nil {
 		return 0, 0, toOpError(err)
 	}
+	l.eventOf.Store(w.ID, w.EventID)
 	return w.EventID, w.ID, nil
 }
 

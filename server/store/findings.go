@@ -203,8 +203,8 @@ func (s *Store) createFindingFast(ctx context.Context, actor *int64, workshopID 
 		actor, f.Title, f.WhatDone, f.Results, f.Transferability, f.NordicProposal,
 		pgTextArray(f.Countries), pgTextArray(f.Themes), pgTextArray(f.Ps), pgTextArray(f.Forms),
 		pgTextArray(f.VictimGroups), pgTextArray(f.ActorTypes), f.Language,
-		f.ContactName, f.ContactEmail, f.ContactConsent, f.Attribution, string(payload), NotifyChannel,
-	).Scan(&e.Seq, &e.At, &e.Payload, new(bool))
+		f.ContactName, f.ContactEmail, f.ContactConsent, f.Attribution, string(payload),
+	).Scan(&e.Seq, &e.At, &e.Payload)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Applied{}, false, nil
 	}
@@ -215,6 +215,7 @@ func (s *Store) createFindingFast(ctx context.Context, actor *int64, workshopID 
 	if err != nil {
 		return Applied{}, false, fmt.Errorf("create finding: %w", err)
 	}
+	s.ann.add(room, e.Seq)
 	return Applied{Entry: e}, true, nil
 }
 
@@ -449,7 +450,7 @@ WITH ok AS (
     FROM r, f
     RETURNING seq, at, payload
 )
-SELECT e.seq, e.at, e.payload, pg_notify($24::text, $2::text || ' ' || e.seq) IS NULL FROM e`
+SELECT e.seq, e.at, e.payload FROM e`
 
 // pgTextArray writes ss as a Postgres text[] literal, every element quoted.
 func pgTextArray(ss []string) string {

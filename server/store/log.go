@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -63,6 +66,7 @@ func (s *Store) Apply(ctx context.Context, room, opID string, actor *int64, chan
 	if err != nil {
 		return Applied{}, err
 	}
+	s.ann.add(room, out.Entry.Seq)
 	return out, nil
 }
 
@@ -85,17 +89,87 @@ func insertEntry(ctx context.Context, tx bun.Tx, room string, seq int64, opID st
 	if _, err := tx.NewInsert().Model(&e).Returning("at").Exec(ctx); err != nil {
 		return e, fmt.Errorf("append log entry: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, "SELECT pg_notify(?, ?)", NotifyChannel, notifyPayload(room, seq)); err != nil {
-		return e, fmt.Errorf("notify: %w", err)
-	}
 	return e, nil
 }
 
-// NotifyChannel is the Postgres channel on which every commit of a log
-// entry says "room seq". It is only a wake-up: listeners read the log.
+// NotifyChannel is the Postgres channel on which "room seq" is announced
+// after log entries commit. It is only a wake-up: listeners read the log.
 const NotifyChannel = "rapporteur_log"
 
 func notifyPayload(room string, seq int64) string { return fmt.Sprintf("%s %d", room, seq) }
+
+// announcer sends the NOTIFY of committed entries outside their
+// transactions, coalesced per room: a NOTIFY inside each op's transaction
+// would serialise every commit on Postgres's notify queue lock, and a
+// burst of commits needs only one wake-up per room. A notification lost
+// when a process dies between commit and announcement is covered by the
+// listeners' slow polls of the log.
+type announcer struct {
+	db      *bun.DB
+	mu      sync.Mutex
+	pending map[string]int64
+	wake    chan struct{}
+	quit    chan struct{}
+	done    chan struct{}
+}
+
+func newAnnouncer(db *bun.DB) *announcer {
+	a := &announcer{db: db, pending: map[string]int64{}, wake: make(chan struct{}, 1),
+		quit: make(chan struct{}), done: make(chan struct{})}
+	go a.run()
+	return a
+}
+
+// add queues "room has entries up to seq" for announcement.
+func (a *announcer) add(room string, seq int64) {
+	a.mu.Lock()
+	if seq > a.pending[room] {
+		a.pending[room] = seq
+	}
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *announcer) run() {
+	defer close(a.done)
+	for {
+		select {
+		case <-a.wake:
+		case <-a.quit:
+			a.flush()
+			return
+		}
+		time.Sleep(time.Millisecond) // let a burst gather
+		a.flush()
+	}
+}
+
+func (a *announcer) flush() {
+	a.mu.Lock()
+	batch := a.pending
+	a.pending = map[string]int64{}
+	a.mu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	payloads := make([]string, 0, len(batch))
+	for room, seq := range batch {
+		payloads = append(payloads, notifyPayload(room, seq))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Best effort: a failed announcement only delays the listeners to their next poll.
+	_, _ = a.db.ExecContext(ctx, "SELECT pg_notify(?, p) FROM unnest(?::text[]) AS p", NotifyChannel, pgdialect.Array(payloads))
+}
+
+// close announces what is pending and stops.
+func (a *announcer) close() {
+	close(a.quit)
+	<-a.done
+}
 
 // ParseNotify reads a NotifyChannel payload.
 func ParseNotify(payload string) (room string, seq int64, ok bool) {

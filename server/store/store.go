@@ -26,6 +26,7 @@ import (
 type Store struct {
 	db  *bun.DB
 	dsn string
+	ann *announcer
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
@@ -67,7 +68,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("cannot reach the database at %s: %v: check DATABASE_URL and that Postgres is running", redact(dsn), err)
 	}
-	return &Store{db: db, dsn: dsn}, nil
+	return &Store{db: db, dsn: dsn, ann: newAnnouncer(db)}, nil
 }
 
 // CheckDSN tells whether dsn is a usable postgres:// URL, with a message
@@ -100,8 +101,11 @@ func redact(dsn string) string {
 // DB returns the underlying bun database, for tests and benchmarks.
 func (s *Store) DB() *bun.DB { return s.db }
 
-// Close closes the connection pool.
-func (s *Store) Close() error { return s.db.Close() }
+// Close announces the entries not yet announced and closes the pool.
+func (s *Store) Close() error {
+	s.ann.close()
+	return s.db.Close()
+}
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
