@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/rapporteur/rapporteur/search"
-	"github.com/rapporteur/rapporteur/server/pglaunch"
 	"github.com/rapporteur/rapporteur/server/store"
 )
 
@@ -26,23 +25,11 @@ func reindex(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	dsn := cfg.DatabaseURL
-	if dsn == "" {
-		pg, err := pglaunch.Start(ctx, pglaunch.Config{
-			Dir: filepath.Join(cfg.DataDir, "postgres"), BinDir: cfg.PGBin, Database: "rapporteur", Logger: logger,
-		})
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = pg.Stop(sctx)
-		}()
-		dsn = pg.DSN("rapporteur")
-	} else if err := store.CheckDSN(dsn); err != nil {
+	dsn, stopPG, err := database(ctx, cfg, logger)
+	if err != nil {
 		return err
 	}
+	defer stopPG()
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
 		return err

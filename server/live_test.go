@@ -182,6 +182,11 @@ func (c *client) nextOr(tb testing.TB, match func(frame) bool, timedOut func()) 
 
 func ofType(t string) func(frame) bool { return func(f frame) bool { return f.Type == t } }
 
+// answerTo matches the ack or error frame that answers op id.
+func answerTo(id string) func(frame) bool {
+	return func(f frame) bool { return (f.Type == "ack" || f.Type == "error") && f.OpID == id }
+}
+
 func (c *client) join(tb testing.TB, room string, since int64) frame {
 	tb.Helper()
 	c.send(tb, map[string]any{"type": "join", "room": room, "since": since})
@@ -394,15 +399,15 @@ func TestConflictingEditsAreNotOverwritten(t *testing.T) {
 	var fnd domain.Finding
 	json.Unmarshal(created.Payload, &fnd)
 	a.send(t, op(room, "a1", "finding.update", 1, map[string]any{"id": fnd.ID, "fields": map[string]any{"title": "Title by A"}}))
-	if fr := a.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); fr.Type != "ack" {
+	if fr := a.next(t, answerTo("a1")); fr.Type != "ack" {
 		t.Fatalf("A's edit: %+v", fr)
 	}
 	b.send(t, op(room, "b1", "finding.update", 1, map[string]any{"id": fnd.ID, "fields": map[string]any{"results": "Results by B"}}))
-	if fr := b.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); fr.Type != "ack" {
+	if fr := b.next(t, answerTo("b1")); fr.Type != "ack" {
 		t.Fatalf("B's edit of another field: %+v, want a merge", fr)
 	}
 	b.send(t, op(room, "b2", "finding.update", 1, map[string]any{"id": fnd.ID, "fields": map[string]any{"title": "Title by B"}}))
-	fr := b.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" })
+	fr := b.next(t, answerTo("b2"))
 	if fr.Type != "error" || fr.Code != "conflict" || !strings.Contains(string(fr.Detail), "Title by A") {
 		t.Fatalf("B's stale title edit: %+v, want a conflict carrying A's title", fr)
 	}

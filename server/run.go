@@ -54,32 +54,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer ln.Close()
 	baseURL := cfg.baseURLFor(ln)
 
-	dsn := cfg.DatabaseURL
-	if dsn != "" {
-		if err := store.CheckDSN(dsn); err != nil {
-			return err
-		}
-	} else {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return fmt.Errorf("data folder %s cannot be created: %v: choose a writable DATA_DIR", cfg.DataDir, errors.Unwrap(err))
-		}
-		pg, err := pglaunch.Start(ctx, pglaunch.Config{
-			Dir: filepath.Join(cfg.DataDir, "postgres"), BinDir: cfg.PGBin, Database: "rapporteur", Logger: logger,
-		})
-		if err != nil {
-			return err
-		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			if err := pg.Stop(sctx); err != nil {
-				logger.Error("stop private postgres", "err", err)
-			} else {
-				logger.Info("private postgres stopped")
-			}
-		}()
-		dsn = pg.DSN("rapporteur")
+	dsn, stopPG, err := database(ctx, cfg, logger)
+	if err != nil {
+		return err
 	}
+	defer stopPG()
 
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
@@ -185,4 +164,30 @@ func healthcheck(ctx context.Context, getenv func(string) string) error {
 		return fmt.Errorf("unhealthy: /healthz answered %s", resp.Status)
 	}
 	return nil
+}
+
+// database returns the URL of the configured database: DATABASE_URL, or a
+// private Postgres started in DATA_DIR, which stop stops.
+func database(ctx context.Context, cfg config, logger *slog.Logger) (dsn string, stop func(), err error) {
+	if cfg.DatabaseURL != "" {
+		return cfg.DatabaseURL, func() {}, store.CheckDSN(cfg.DatabaseURL)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return "", nil, fmt.Errorf("data folder %s cannot be created: %v: choose a writable DATA_DIR", cfg.DataDir, errors.Unwrap(err))
+	}
+	pg, err := pglaunch.Start(ctx, pglaunch.Config{
+		Dir: filepath.Join(cfg.DataDir, "postgres"), BinDir: cfg.PGBin, Database: "rapporteur", Logger: logger,
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	return pg.DSN("rapporteur"), func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := pg.Stop(sctx); err != nil {
+			logger.Error("stop private postgres", "err", err)
+		} else {
+			logger.Info("private postgres stopped")
+		}
+	}, nil
 }
