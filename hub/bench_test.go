@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -31,19 +32,21 @@ func benchFanOut(b *testing.B, n int) {
 		c.ws.SetReadDeadline(time.Time{}) // join set one
 		go func() {
 			for {
-				_, data, err := c.ws.ReadMessage()
+				_, msg, err := c.ws.ReadMessage()
 				if err != nil {
 					return // closed at the end of the benchmark
 				}
-				if strings.HasPrefix(string(data), `{"type":"presence"`) {
-					continue
-				}
-				var f struct {
-					Type    string
-					Payload struct{ Sent int64 }
-				}
-				if json.Unmarshal(data, &f) == nil && f.Type == "entry" {
-					lat <- time.Since(time.Unix(0, f.Payload.Sent))
+				for _, data := range bytes.Split(msg, []byte("\n")) {
+					if strings.HasPrefix(string(data), `{"type":"presence"`) {
+						continue
+					}
+					var f struct {
+						Type    string
+						Payload struct{ Sent int64 }
+					}
+					if json.Unmarshal(data, &f) == nil && f.Type == "entry" {
+						lat <- time.Since(time.Unix(0, f.Payload.Sent))
+					}
 				}
 			}
 		}()

@@ -134,13 +134,22 @@ func (c *conn) writePump() {
 	defer ping.Stop()
 	for {
 		batch, closed, code, reason := c.q.take()
-		for _, b := range batch {
+		for i := 0; i < len(batch); {
+			// Several queued frames go out as one message, a frame a line
+			// (PROTOCOL.md): one write instead of one per frame when a
+			// room is busy.
+			msg, n := pack(batch[i:], packLimit)
 			c.ws.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, b); err != nil {
+			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
 				c.q.close(0, "", true)
 				return
 			}
-			if c.q.written(len(b)) {
+			size := 0
+			for _, b := range batch[i : i+n] {
+				size += len(b)
+			}
+			i += n
+			if c.q.written(size) {
 				break
 			}
 		}
@@ -484,4 +493,33 @@ func (c *conn) catchUp(ctx context.Context, f Frame) (int64, error) {
 		}
 	}
 	return sent, nil
+}
+
+// packLimit is the size up to which queued frames are packed into one message.
+const packLimit = 32 << 10
+
+// pack joins the first frames of batch with newlines into one message of at
+// most limit bytes (or the first frame alone, whatever its size) and
+// reports how many frames it took. Frames are compact JSON, so they hold
+// no raw newline.
+func pack(batch [][]byte, limit int) ([]byte, int) {
+	if len(batch) == 1 || len(batch[0]) >= limit {
+		return batch[0], 1
+	}
+	size, n := len(batch[0]), 1
+	for n < len(batch) && size+1+len(batch[n]) <= limit {
+		size += 1 + len(batch[n])
+		n++
+	}
+	if n == 1 {
+		return batch[0], 1
+	}
+	msg := make([]byte, 0, size)
+	for i, b := range batch[:n] {
+		if i > 0 {
+			msg = append(msg, '\n')
+		}
+		msg = append(msg, b...)
+	}
+	return msg, n
 }

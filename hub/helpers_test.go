@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -206,7 +207,8 @@ type personFrame struct {
 type client struct {
 	tb           testing.TB
 	ws           *websocket.Conn
-	skipPresence bool // do not decode presence frames (cheaper with many clients)
+	skipPresence bool     // do not decode presence frames (cheaper with many clients)
+	lines        [][]byte // frames of the last message not read yet
 }
 
 func (th *testHub) dial(tb testing.TB, id string) *client {
@@ -256,11 +258,16 @@ func (c *client) next() srvFrame {
 }
 
 func (c *client) read(timeout time.Duration) (srvFrame, error) {
-	c.ws.SetReadDeadline(time.Now().Add(timeout))
-	_, b, err := c.ws.ReadMessage()
-	if err != nil {
-		return srvFrame{}, err
+	if len(c.lines) == 0 {
+		c.ws.SetReadDeadline(time.Now().Add(timeout))
+		_, msg, err := c.ws.ReadMessage()
+		if err != nil {
+			return srvFrame{}, err
+		}
+		c.lines = bytes.Split(msg, []byte("\n")) // a message may hold several frames, a frame a line
 	}
+	b := c.lines[0]
+	c.lines = c.lines[1:]
 	if c.skipPresence && strings.HasPrefix(string(b), `{"type":"presence"`) {
 		return srvFrame{Type: "presence"}, nil
 	}

@@ -1,6 +1,7 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -539,14 +540,16 @@ func TestPingKeepsIdleConnectionOpen(t *testing.T) {
 	entries := make(chan int64, 1)
 	go func() {
 		for {
-			_, b, err := c.ws.ReadMessage()
+			_, msg, err := c.ws.ReadMessage()
 			if err != nil {
 				close(entries)
 				return
 			}
-			var f srvFrame
-			if json.Unmarshal(b, &f) == nil && f.Type == "entry" {
-				entries <- f.Seq
+			for _, b := range bytes.Split(msg, []byte("\n")) {
+				var f srvFrame
+				if json.Unmarshal(b, &f) == nil && f.Type == "entry" {
+					entries <- f.Seq
+				}
 			}
 		}
 	}()

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/store"
@@ -30,7 +32,8 @@ type app struct {
 	appDeps
 	sessions   *auth.Sessions
 	baseOrigin string
-	oidc       *oidcClient // nil when staff sign-in by OIDC is not configured
+	oidc       *oidcClient         // nil when staff sign-in by OIDC is not configured
+	upgrader   *websocket.Upgrader // for /ws; checks Origin against BASE_URL
 }
 
 func newApp(d appDeps) *app {
@@ -42,6 +45,7 @@ func newApp(d appDeps) *app {
 		appDeps:    d,
 		sessions:   auth.NewSessions(d.store, auth.SessionConfig{Secure: u != nil && u.Scheme == "https", Now: d.now}),
 		baseOrigin: strings.TrimRight(d.baseURL, "/"),
+		upgrader:   newUpgrader(strings.TrimRight(d.baseURL, "/")),
 		oidc:       newOIDCClient(d.auth, strings.TrimRight(d.baseURL, "/"), d.store),
 	}
 }

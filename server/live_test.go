@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -132,15 +133,17 @@ func (m member) dial(base string) (*client, error) {
 	c := &client{ws: ws, frames: make(chan frame, 100000), closed: make(chan error, 1)}
 	go func() {
 		for {
-			_, b, err := ws.ReadMessage()
+			_, msg, err := ws.ReadMessage()
 			if err != nil {
 				c.closed <- err
 				close(c.frames)
 				return
 			}
-			var f frame
-			json.Unmarshal(b, &f)
-			c.frames <- f
+			for _, b := range bytes.Split(msg, []byte("\n")) { // a frame a line
+				var f frame
+				json.Unmarshal(b, &f)
+				c.frames <- f
+			}
 		}
 	}()
 	return c, nil

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -100,7 +102,9 @@ func (c *ltClient) send(v any) error {
 	return c.ws.WriteJSON(v)
 }
 
-// workshops returns n workshop ids of the first event, adding some when it has fewer.
+// workshops makes n new workshops in the first event, one per room the
+// run uses, so every run starts from empty rooms (small joins, no snapshot
+// of an earlier run's findings).
 func (lt *loadRun) workshops(ctx context.Context, n int) ([]int64, error) {
 	evs, err := lt.st.Events(ctx)
 	if err != nil || len(evs) == 0 {
@@ -108,12 +112,12 @@ func (lt *loadRun) workshops(ctx context.Context, n int) ([]int64, error) {
 	}
 	lt.event = evs[len(evs)-1]
 	var ids []int64
-	for i := 0; len(ids) < n; i++ {
+	for i := 0; i < n; i++ {
 		var id int64
 		err := lt.st.DB().NewRaw(`INSERT INTO workshops (event_id, part_id, position, name)
-			SELECT ?, part_id, ?, ? FROM workshops WHERE event_id = ? LIMIT 1
-			ON CONFLICT (part_id, position) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
-			lt.event.ID, 1000+i, fmt.Sprintf("Load test room %d", i+1), lt.event.ID).Scan(ctx, &id)
+			SELECT ?, part_id, 1000 + coalesce((SELECT max(position) FROM workshops WHERE event_id = ?), 0), ?
+			FROM workshops WHERE event_id = ? LIMIT 1 RETURNING id`,
+			lt.event.ID, lt.event.ID, fmt.Sprintf("Load test room %d", i+1), lt.event.ID).Scan(ctx, &id)
 		if err != nil {
 			return nil, fmt.Errorf("make load-test workshop: %w", err)
 		}
@@ -185,6 +189,21 @@ func (c *ltClient) dial(base string) error {
 	return nil
 }
 
+// readFrames reads one message from the server: one frame or several,
+// a frame a line.
+func readFrames(ws *websocket.Conn) ([]ltFrame, error) {
+	_, msg, err := ws.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	lines := bytes.Split(msg, []byte("\n"))
+	frames := make([]ltFrame, len(lines))
+	for i, l := range lines {
+		json.Unmarshal(l, &frames[i])
+	}
+	return frames, nil
+}
+
 // ltFrame is the part of a server frame the load test reads.
 type ltFrame struct {
 	Type string `json:"type"`
@@ -218,22 +237,24 @@ func (lt *loadRun) room(ctx context.Context) error {
 			defer wg.Done()
 			var a, f []time.Duration
 			for {
-				var fr ltFrame
-				if err := c.ws.ReadJSON(&fr); err != nil {
+				frames, err := readFrames(c.ws)
+				if err != nil {
 					break
 				}
 				now := time.Now()
-				switch fr.Type {
-				case "ack":
-					if t, ok := sent.Load(fr.OpID); ok {
-						a = append(a, now.Sub(t.(time.Time)))
+				for _, fr := range frames {
+					switch fr.Type {
+					case "ack":
+						if t, ok := sent.Load(fr.OpID); ok {
+							a = append(a, now.Sub(t.(time.Time)))
+						}
+					case "entry":
+						if t, ok := sent.Load(fr.OpID); ok {
+							f = append(f, now.Sub(t.(time.Time)))
+						}
+					case "error":
+						errFrames.Add(1)
 					}
-				case "entry":
-					if t, ok := sent.Load(fr.OpID); ok {
-						f = append(f, now.Sub(t.(time.Time)))
-					}
-				case "error":
-					errFrames.Add(1)
 				}
 			}
 			mu.Lock()
@@ -294,8 +315,14 @@ func (lt *loadRun) idle(ctx context.Context) error {
 	}
 	room := store.WorkshopRoom(wids[0])
 	for _, c := range clients {
-		c.send(map[string]any{"type": "join", "room": room, "since": -1})
-		go io.Copy(io.Discard, c.ws.UnderlyingConn()) //nolint:errcheck // keep reading so the server's writes complete
+		c.send(map[string]any{"type": "join", "room": room, "since": 0})
+		go func(c *ltClient) {
+			for {
+				if _, err := readFrames(c.ws); err != nil {
+					return
+				}
+			}
+		}(c)
 	}
 	time.Sleep(5 * time.Second)
 	after, err := rssKiB(lt.cfg.ServerPID)
@@ -326,7 +353,7 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var acked atomic.Int64
+	var acked, dropped atomic.Int64
 	deadline := time.Now().Add(lt.cfg.Duration)
 	var wg sync.WaitGroup
 	for i, c := range clients {
@@ -336,25 +363,36 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 		go func(i int, c *ltClient) {
 			defer wg.Done()
 			window := make(chan struct{}, 8)
+			gone := make(chan struct{})
 			go func() {
+				defer close(gone)
 				for {
-					var fr ltFrame
-					if err := c.ws.ReadJSON(&fr); err != nil {
+					frames, err := readFrames(c.ws)
+					if err != nil {
 						return
 					}
-					if fr.Type == "ack" || (fr.Type == "error" && fr.Code != "") {
-						if fr.Type == "ack" && time.Now().Before(deadline) {
-							acked.Add(1)
-						}
-						select {
-						case <-window:
-						default:
+					for _, fr := range frames {
+						if fr.Type == "ack" || (fr.Type == "error" && fr.Code != "") {
+							if fr.Type == "ack" && time.Now().Before(deadline) {
+								acked.Add(1)
+							}
+							select {
+							case <-window:
+							default:
+							}
 						}
 					}
 				}
 			}()
 			for k := 0; time.Now().Before(deadline); k++ {
-				window <- struct{}{}
+				select {
+				case window <- struct{}{}:
+				case <-gone:
+					dropped.Add(1)
+					return
+				case <-time.After(time.Until(deadline)):
+					continue
+				}
 				c.send(map[string]any{"type": "op", "room": room, "op_id": fmt.Sprintf("tp-%d-%d", c.person, k), "kind": "finding.create",
 					"body": map[string]any{"title": "Throughput finding", "countries": []string{"FI"}}})
 			}
@@ -363,7 +401,7 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 	}
 	wg.Wait()
 	rate := float64(acked.Load()) / lt.cfg.Duration.Seconds()
-	fmt.Fprintf(lt.out, "durable ops/s over %d rooms, %d clients: %.0f acked/s\n", len(wids), len(clients), rate)
+	fmt.Fprintf(lt.out, "durable ops/s over %d rooms, %d clients: %.0f acked/s (%d clients dropped)\n", len(wids), len(clients), rate, dropped.Load())
 	fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, %d writers: %.0f/s\nratio: %.2f\n", lt.cfg.Clients, plain, rate/plain)
 	return nil
 }
@@ -433,14 +471,16 @@ func (lt *loadRun) reconnect(ctx context.Context) error {
 			}
 			c.send(map[string]any{"type": "join", "room": room, "since": head})
 			for {
-				var fr ltFrame
-				if err := c.ws.ReadJSON(&fr); err != nil {
+				frames, err := readFrames(c.ws)
+				if err != nil {
 					failed.Add(1)
 					return
 				}
-				if (fr.Type == "joined" || fr.Type == "entry") && fr.Seq >= target {
-					c.ws.Close()
-					return
+				for _, fr := range frames {
+					if (fr.Type == "joined" || fr.Type == "entry") && fr.Seq >= target {
+						c.ws.Close()
+						return
+					}
 				}
 			}
 		}(c)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/gorilla/websocket"
 
@@ -49,10 +50,16 @@ func (a *app) handleWS(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, domain.Errorf(domain.Unauthorized, "Sign in first: the live connection needs a session."))
 		return
 	}
-	up := &websocket.Upgrader{
-		ReadBufferSize:  4096,
+	a.hub.Serve(w, r, hub.Identity{ID: strconv.FormatInt(v.Person.ID, 10), Name: v.Person.Name, Data: v}, a.upgrader)
+}
+
+// newUpgrader makes the one Upgrader of the server. Write buffers come from
+// a pool shared by all connections, so an idle connection holds none;
+// reads reuse the HTTP server's buffer.
+func newUpgrader(baseOrigin string) *websocket.Upgrader {
+	return &websocket.Upgrader{
 		WriteBufferSize: 4096,
-		CheckOrigin:     func(r *http.Request) bool { return r.Header.Get("Origin") == a.baseOrigin },
+		WriteBufferPool: &sync.Pool{},
+		CheckOrigin:     func(r *http.Request) bool { return r.Header.Get("Origin") == baseOrigin },
 	}
-	a.hub.Serve(w, r, hub.Identity{ID: strconv.FormatInt(v.Person.ID, 10), Name: v.Person.Name, Data: v}, up)
 }

@@ -132,8 +132,14 @@
       ws.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
     };
     ws.onmessage = function (m) {
+      // A message holds one frame or several, a frame a line.
+      String(m.data).split("\n").forEach(handle);
+      save();
+      render();
+    };
+    function handle(line) {
       var f;
-      try { f = JSON.parse(m.data); } catch (e) { return; }
+      try { f = JSON.parse(line); } catch (e) { return; }
       switch (f.type) {
         case "snapshot":
           state = { seq: f.seq, findings: {} };
@@ -152,18 +158,23 @@
           queue = queue.filter(function (op) { return op.op_id !== f.op_id; });
           break;
         case "error":
-          if (f.op_id && f.code !== "rate_limited" && f.code !== "unavailable" && f.code !== "internal") {
-            var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
-            queue = queue.filter(function (o) { return o.op_id !== f.op_id; });
-            if (op) failed.push({ op: op, message: f.message });
+          if (!f.op_id) break;
+          var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
+          if (!op) break;
+          if (f.code === "rate_limited" || f.code === "unavailable" || f.code === "internal") {
+            // Not applied, and worth trying again: the op stays queued.
+            var wait = (f.detail && f.detail.retry_after_ms) || 2000;
+            setTimeout(function () {
+              if (live && queue.indexOf(op) >= 0) send(op);
+            }, wait);
+          } else {
+            // Refused for good (invalid, forbidden, conflict): say so, keep the text visible.
+            queue = queue.filter(function (o) { return o !== op; });
+            failed.push({ op: op, message: f.message });
           }
           break;
-        default:
-          return;
       }
-      save();
-      render();
-    };
+    }
     ws.onclose = function () {
       live = false;
       setStatus();
