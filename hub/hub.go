@@ -219,7 +219,10 @@ func New(b Backend, cfg Config) *Hub {
 }
 
 // Serve upgrades the request to a WebSocket with up (whose CheckOrigin the
-// server sets) and runs the connection for id until it ends.
+// server sets) and starts the connection for id; it returns once the
+// connection runs. The read pump runs on a goroutine of its own, not on
+// the HTTP handler's, whose stack grew while serving the request: an idle
+// connection then holds two small stacks.
 func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, id Identity, up *websocket.Upgrader) {
 	h.mu.Lock()
 	if h.closing {
@@ -229,13 +232,19 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, id Identity, up *web
 	}
 	h.connWG.Add(1)
 	h.mu.Unlock()
-	defer h.connWG.Done()
 
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
+		h.connWG.Done()
 		h.log.Debug("hub: upgrade failed", "err", err)
 		return // the Upgrader has answered
 	}
+	go h.run(ws, id)
+}
+
+// run runs one connection until it ends.
+func (h *Hub) run(ws *websocket.Conn, id Identity) {
+	defer h.connWG.Done()
 	c := newConn(h, ws, id)
 	h.mu.Lock()
 	h.conns[c] = struct{}{}
