@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -58,6 +59,16 @@ type Cluster struct {
 
 const superuser = "rapporteur"
 
+// fallbackRoot holds the clusters of data folders the postgres user cannot
+// reach when the server runs as root.
+const fallbackRoot = "/var/lib/rapporteur"
+
+// shortHash names a fallback cluster after the data folder it serves.
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:6])
+}
+
 // Start initialises the cluster folder on first use and starts Postgres on a
 // free loopback port, returning once it accepts connections.
 func Start(ctx context.Context, cfg Config) (*Cluster, error) {
@@ -86,7 +97,15 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 	}
 	if cred != nil {
 		if err := checkReachable(parent, cred); err != nil {
-			return nil, fmt.Errorf("%w (Postgres runs as %s because it refuses root)", err, runAs)
+			// Root with a data folder under, say, /root (mode 700): the
+			// postgres user cannot reach it. Keep the cluster in a folder
+			// of our own under /var/lib instead, one per data folder.
+			alt := filepath.Join(fallbackRoot, "postgres-"+shortHash(dir))
+			if err2 := os.MkdirAll(fallbackRoot, 0o755); err2 != nil || checkReachable(fallbackRoot, cred) != nil {
+				return nil, fmt.Errorf("%w (Postgres runs as %s because it refuses root)", err, runAs)
+			}
+			logger.Info("data folder not reachable by the postgres user; keeping the cluster elsewhere", "data", dir, "cluster", alt, "user", runAs)
+			dir, parent = alt, fallbackRoot
 		}
 	}
 	c := &Cluster{dir: dir, logger: logger, exited: make(chan struct{}), logPath: dir + ".log"}
@@ -335,6 +354,9 @@ func (c *Cluster) DropDatabase(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// Dir returns the cluster's folder.
+func (c *Cluster) Dir() string { return c.dir }
 
 // PID returns the process id of the postmaster.
 func (c *Cluster) PID() int { return c.cmd.Process.Pid }

@@ -109,3 +109,33 @@ func processUID(t *testing.T, pid int) int {
 	t.Fatal("no Uid line")
 	return -1
 }
+
+// TestRootWithUnreachableDataFolder: as root with the data folder under a
+// folder only root may enter (a home folder of mode 700), the cluster is
+// kept under /var/lib/rapporteur instead of failing.
+func TestRootWithUnreachableDataFolder(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root runs Postgres as another user")
+	}
+	private := filepath.Join(t.TempDir(), "home")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := pglaunch.Start(ctx, pglaunch.Config{Dir: filepath.Join(private, "data", "postgres"), Database: "app", Fast: true})
+	if err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		c.Stop(context.Background())
+		os.RemoveAll(c.Dir())
+		os.Remove(c.Dir() + ".password")
+		os.Remove(c.Dir() + ".log")
+	})
+	if !strings.HasPrefix(c.Dir(), "/var/lib/rapporteur/") {
+		t.Fatalf("cluster in %s, want it under /var/lib/rapporteur", c.Dir())
+	}
+	if err := c.CreateDatabase(ctx, "works", ""); err != nil {
+		t.Fatal(err)
+	}
+}
