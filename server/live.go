@@ -61,6 +61,8 @@ type live struct {
 	// eventOf caches a workshop's event (it never changes) so an op costs
 	// no lookup; workshop id → event id.
 	eventOf sync.Map
+	// recent caches the entries read last, for resuming clients.
+	recent recentEntries
 }
 
 // roomRef is a parsed room name: "workshop:12", "event:3", "plenary:3".
@@ -290,16 +292,84 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 	return e, nil
 }
 
+// After serves what it can from the recent entries it read before (they
+// are committed, so they never change) and reads only the rest from the
+// log. When a thousand screens resume together, the entries they missed
+// come from Postgres once, not a thousand times; the log is still asked
+// for anything after them, so nothing newer is ever missed.
 func (l *live) After(ctx context.Context, room string, after int64, limit int) ([]hub.Entry, error) {
-	es, err := l.store.EntriesAfter(ctx, room, after, limit)
+	out := l.recent.get(room, after, limit)
+	from := after + int64(len(out))
+	if len(out) == limit {
+		return out, nil
+	}
+	es, err := l.store.EntriesAfter(ctx, room, from, limit-len(out))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]hub.Entry, len(es))
+	read := make([]hub.Entry, len(es))
 	for i, e := range es {
-		out[i] = toEntry(e)
+		read[i] = toEntry(e)
 	}
-	return out, nil
+	l.recent.add(room, from, read)
+	return append(out, read...), nil
+}
+
+// recentEntries keeps the last entries read of each room, by seq, with no
+// gap: a cache of the log for resuming clients.
+type recentEntries struct {
+	mu    sync.Mutex
+	rooms map[string][]hub.Entry // contiguous seqs, oldest first
+}
+
+// recentKeep is how many entries a room keeps; recentRooms how many rooms.
+const (
+	recentKeep  = 2000
+	recentRooms = 512
+)
+
+// get returns the cached entries after seq after, at most limit.
+func (r *recentEntries) get(room string, after int64, limit int) []hub.Entry {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	es := r.rooms[room]
+	if len(es) == 0 || after < es[0].Seq-1 || after >= es[len(es)-1].Seq {
+		return nil
+	}
+	i := int(after - es[0].Seq + 1)
+	return append([]hub.Entry(nil), es[i:min(len(es), i+limit)]...)
+}
+
+// add records entries read from the log after seq from (contiguous by
+// construction), joining the room's cache when they continue it.
+func (r *recentEntries) add(room string, from int64, read []hub.Entry) {
+	if len(read) == 0 || read[0].Seq != from+1 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rooms == nil {
+		r.rooms = map[string][]hub.Entry{}
+	}
+	es := r.rooms[room]
+	switch {
+	case len(es) > 0 && es[len(es)-1].Seq == from:
+		es = append(es, read...)
+	case len(es) > 0 && read[len(read)-1].Seq <= es[len(es)-1].Seq:
+		return // older than what is kept
+	default:
+		es = append([]hub.Entry(nil), read...)
+	}
+	if len(es) > recentKeep {
+		es = append([]hub.Entry(nil), es[len(es)-recentKeep:]...)
+	}
+	if _, ok := r.rooms[room]; !ok && len(r.rooms) >= recentRooms {
+		for k := range r.rooms { // forget any one room
+			delete(r.rooms, k)
+			break
+		}
+	}
+	r.rooms[room] = es
 }
 
 func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int64, error) {
