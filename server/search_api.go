@@ -36,7 +36,7 @@ type searchScope struct {
 // every event).
 func (a *app) parseSearch(r *http.Request, slug string) (searchScope, error) {
 	var s searchScope
-	v, err := a.viewerOfRequest(r)
+	v, err := authOf(r).viewer(r.Context())
 	if err != nil {
 		return s, err
 	}

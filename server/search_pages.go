@@ -154,7 +154,7 @@ func (a *app) handleFindingPage(w http.ResponseWriter, r *http.Request) {
 		a.message(w, r, err)
 		return
 	}
-	v, err := a.viewerOfRequest(r)
+	v, err := authOf(r).viewer(r.Context())
 	if err != nil {
 		a.message(w, r, err)
 		return

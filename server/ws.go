@@ -12,15 +12,7 @@ import (
 	"github.com/rapporteur/rapporteur/server/domain"
 )
 
-// viewerOfRequest returns the signed-in person of the request, nil for the public.
-func (a *app) viewerOfRequest(r *http.Request) (*viewer, error) {
-	sess, ok := a.sessions.Load(r)
-	if !ok {
-		return nil, nil
-	}
-	return a.loadViewer(r.Context(), sess.PersonID)
-}
-
+// loadViewer reads a person with their memberships in every event.
 func (a *app) loadViewer(ctx context.Context, personID int64) (*viewer, error) {
 	p, err := a.store.Person(ctx, personID)
 	if err != nil {
@@ -41,7 +33,7 @@ func (a *app) handleWS(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, domain.Errorf(domain.Forbidden, "WebSocket connections are accepted only from %s.", a.baseOrigin))
 		return
 	}
-	v, err := a.viewerOfRequest(r)
+	v, err := authOf(r).viewer(r.Context()) // loaded once per request by guard
 	if err != nil {
 		a.fail(w, r, err)
 		return
