@@ -161,23 +161,32 @@ func EventRoom(id int64) string { return fmt.Sprintf("event:%d", id) }
 // workshop or term, a concurrent duplicate — falls back to the general
 // path, which finds out which and says so.
 func (s *Store) CreateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, in FindingInput) (Applied, error) {
-	if a, ok, err := s.createFindingFast(ctx, actor, workshopID, opID, in); ok || err != nil {
-		return a, err
+	if err := checkOpID(opID); err != nil {
+		return Applied{}, err
 	}
-	return s.createFindingSlow(ctx, actor, workshopID, opID, in)
+	room := WorkshopRoom(workshopID)
+	args, err := createFindingArgs(actor, workshopID, room, opID, in)
+	if err != nil {
+		return Applied{}, err
+	}
+	e := domain.LogEntry{Room: room, OpID: opID, ActorID: actor, Kind: "finding.create"}
+	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor,
+		change: createFindingChange(workshopID, actor, in),
+		alone: func(ctx context.Context) (Applied, bool, error) {
+			e, ok, err := s.createFindingStmt(ctx, nil, createFindingSQL, args, e)
+			return Applied{Entry: e}, ok, err
+		},
+		logged: func(ctx context.Context, tx bun.Tx, seq int64) (domain.LogEntry, bool, error) {
+			return s.createFindingStmt(ctx, &tx, createFindingAtSQL, append(args[:len(args):len(args)], seq), e)
+		}})
 }
 
-// createFindingFast is the one-statement path of CreateFinding. Its
-// statement takes the room row's lock like Apply does, so seqs stay in
-// commit order; it writes nothing unless the workshop exists, the op id is
-// new and every term is in the event's taxonomy.
-func (s *Store) createFindingFast(ctx context.Context, actor *int64, workshopID int64, opID string, in FindingInput) (Applied, bool, error) {
-	if opID == "" || len(opID) > 100 {
-		return Applied{}, false, nil
-	}
+// createFindingArgs checks in (all but its terms, which the statement
+// checks) and returns the create-finding statement's arguments.
+func createFindingArgs(actor *int64, workshopID int64, room, opID string, in FindingInput) ([]any, error) {
 	f, err := in.finding(nil)
 	if err != nil {
-		return Applied{}, false, err
+		return nil, err
 	}
 	f.WorkshopID, f.AuthorID = &workshopID, actor
 	var dims, keys []string
@@ -190,38 +199,45 @@ func (s *Store) createFindingFast(ctx context.Context, actor *int64, workshopID 
 	}
 	payload, err := json.Marshal(f)
 	if err != nil {
-		return Applied{}, false, fmt.Errorf("encode finding: %w", err)
+		return nil, fmt.Errorf("encode finding: %w", err)
 	}
-	room := WorkshopRoom(workshopID)
-	e := domain.LogEntry{Room: room, OpID: opID, ActorID: actor, Kind: "finding.create"}
-	stmt, err := s.prepared(ctx, createFindingSQL)
-	if err != nil {
-		return Applied{}, false, err
-	}
-	err = stmt.QueryRowContext(ctx,
-		workshopID, room, opID, pgTextArray(dims), pgTextArray(keys),
+	return []any{workshopID, room, opID, pgTextArray(dims), pgTextArray(keys),
 		actor, f.Title, f.WhatDone, f.Results, f.Transferability, f.NordicProposal,
 		pgTextArray(f.Countries), pgTextArray(f.Themes), pgTextArray(f.Ps), pgTextArray(f.Forms),
 		pgTextArray(f.VictimGroups), pgTextArray(f.ActorTypes), f.Language,
-		f.ContactName, f.ContactEmail, f.ContactConsent, f.Attribution, string(payload),
-	).Scan(&e.Seq, &e.At, &e.Payload)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Applied{}, false, nil
-	}
-	var pgErr pgdriver.Error
-	if errors.As(err, &pgErr) && pgErr.IntegrityViolation() {
-		return Applied{}, false, nil // a concurrent duplicate op: the general path replays it
-	}
-	if err != nil {
-		return Applied{}, false, fmt.Errorf("create finding: %w", err)
-	}
-	s.ann.add(room, e.Seq)
-	return Applied{Entry: e}, true, nil
+		f.ContactName, f.ContactEmail, f.ContactConsent, f.Attribution, string(payload)}, nil
 }
 
-// createFindingSlow is the general path of CreateFinding.
-func (s *Store) createFindingSlow(ctx context.Context, actor *int64, workshopID int64, opID string, in FindingInput) (Applied, error) {
-	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+// createFindingStmt runs one of the create-finding statements (in tx when
+// it is not nil) and fills in e. ok is false when it wrote nothing — an
+// unknown workshop or term, a repeated op, a concurrent duplicate — and
+// the general path must find out which.
+func (s *Store) createFindingStmt(ctx context.Context, tx *bun.Tx, query string, args []any, e domain.LogEntry) (domain.LogEntry, bool, error) {
+	stmt, err := s.prepared(ctx, query)
+	if err != nil {
+		return e, false, err
+	}
+	if tx != nil {
+		stmt = tx.StmtContext(ctx, stmt)
+	}
+	err = stmt.QueryRowContext(ctx, args...).Scan(&e.Seq, &e.At, &e.Payload)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, false, nil
+	}
+	var pgErr pgdriver.Error
+	if tx == nil && errors.As(err, &pgErr) && pgErr.IntegrityViolation() {
+		return e, false, nil // a concurrent duplicate op: the general path replays it
+	}
+	if err != nil {
+		return e, false, fmt.Errorf("create finding: %w", err)
+	}
+	return e, true, nil
+}
+
+// createFindingChange is the general path of CreateFinding: it finds out
+// whether the workshop and terms exist and says so.
+func createFindingChange(workshopID int64, actor *int64, in FindingInput) Change {
+	return func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		var w domain.Workshop
 		if err := tx.NewSelect().Model(&w).Where("id = ?", workshopID).Scan(ctx); err != nil {
 			return "", nil, notFound(err, "There is no workshop %d.", workshopID)
@@ -239,7 +255,7 @@ func (s *Store) createFindingSlow(ctx context.Context, actor *int64, workshopID 
 			return "", nil, fmt.Errorf("insert finding: %w", err)
 		}
 		return "finding.create", f, nil
-	})
+	}
 }
 
 // Finding returns one finding that is not deleted.
@@ -423,7 +439,11 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 
 // createFindingSQL is the statement of createFindingFast, prepared once per
 // connection so Postgres plans it once, not on every op.
-const createFindingSQL = `
+// The create-finding statement: ok holds the workshop if it exists, the op
+// id is new and every term is in the event's taxonomy; r is the entry's
+// seq; f and e write the finding and its entry.
+const (
+	createFindingOK = `
 WITH ok AS (
     SELECT w.id, w.event_id FROM workshops w
     WHERE w.id = $1::bigint
@@ -432,10 +452,16 @@ WITH ok AS (
           SELECT 1 FROM unnest($4::text[], $5::text[]) AS t(dim, key)
           WHERE NOT EXISTS (SELECT 1 FROM taxonomy_terms tt
                             WHERE tt.event_id = w.event_id AND tt.dimension = t.dim AND tt.key = t.key))
+`
+	createFindingAlone = `
 ), r AS (
     INSERT INTO rooms (id, seq) SELECT $2::text, 1 FROM ok
     ON CONFLICT (id) DO UPDATE SET seq = rooms.seq + 1
-    RETURNING seq
+    RETURNING seq`
+	createFindingAt = `
+), r AS (
+    SELECT $24::bigint AS seq FROM ok`
+	createFindingWrite = `
 ), f AS (
     INSERT INTO findings (event_id, workshop_id, author_id, title, what_done, results, transferability,
         nordic_proposal, countries, themes, ps, forms, victim_groups, actor_types, language,
@@ -451,6 +477,12 @@ WITH ok AS (
     RETURNING seq, at, payload
 )
 SELECT e.seq, e.at, e.payload FROM e`
+
+	// createFindingSQL takes the room's next seq itself.
+	createFindingSQL = createFindingOK + createFindingAlone + createFindingWrite
+	// createFindingAtSQL is given the seq, inside a room transaction.
+	createFindingAtSQL = createFindingOK + createFindingAt + createFindingWrite
+)
 
 // pgTextArray writes ss as a Postgres text[] literal, every element quoted.
 func pgTextArray(ss []string) string {

@@ -32,42 +32,24 @@ type Applied struct {
 // room's row lock is taken first and held until commit, so the room's
 // entries commit in seq order and seq > n readers skip none; under that
 // lock a repeated op id is found and answered with its original entry
-// instead of being applied again.
+// instead of being applied again. Ops of a busy room share transactions
+// (see committer); each still applies all or nothing.
 func (s *Store) Apply(ctx context.Context, room, opID string, actor *int64, change Change) (Applied, error) {
-	if opID == "" || len(opID) > 100 {
-		return Applied{}, domain.Errorf(domain.Invalid, "An op id of 1 to 100 characters is required.")
-	}
-	var out Applied
-	err := s.inTx(ctx, func(tx bun.Tx) error {
-		seq, err := nextSeq(ctx, tx, room)
-		if err != nil {
-			return err
-		}
-		var prev domain.LogEntry
-		err = tx.NewSelect().Model(&prev).Where("room = ? AND op_id = ?", room, opID).Limit(1).Scan(ctx)
-		if err == nil {
-			out = Applied{Entry: prev, Replayed: true}
-			return errReplayed
-		}
-		if err := notFound(err, ""); domain.ErrorCode(err) != domain.NotFound {
-			return fmt.Errorf("look up op %s: %w", opID, err)
-		}
-		kind, payload, err := change(ctx, tx)
-		if err != nil {
-			return err
-		}
-		e, err := insertEntry(ctx, tx, room, seq, opID, actor, kind, payload)
-		out = Applied{Entry: e}
-		return err
-	})
-	if err == errReplayed {
-		return out, nil
-	}
-	if err != nil {
+	if err := checkOpID(opID); err != nil {
 		return Applied{}, err
 	}
-	s.ann.add(room, out.Entry.Seq)
-	return out, nil
+	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, change: change})
+}
+
+// Queued returns how many ops of room wait for its next transaction.
+func (s *Store) Queued(room string) int { return s.com.queued(room) }
+
+// checkOpID checks that an op id has 1 to 100 characters.
+func checkOpID(opID string) error {
+	if opID == "" || len(opID) > 100 {
+		return domain.Errorf(domain.Invalid, "An op id of 1 to 100 characters is required.")
+	}
+	return nil
 }
 
 // nextSeq takes the room's row lock (held to commit) and returns its next seq.

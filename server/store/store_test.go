@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -400,4 +401,139 @@ func TestTermsWithQuotesAreRefusedNotInjected(t *testing.T) {
 			t.Errorf("country %q: %v, want invalid", k, err)
 		}
 	}
+}
+
+// TestOpsQueuedBehindABusyRoomShareATransaction holds a room's
+// transaction open until four more ops queue behind it; they then run in
+// one transaction where one fails half-way, one repeats an earlier op id,
+// one names a term not in the taxonomy and one is fine. Only the failing
+// ops are left out, each with its own error, and seqs stay gapless.
+func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, err := s.Workshops(ctx, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws[2]
+	room := store.WorkshopRoom(w.ID)
+	first, err := s.CreateFinding(ctx, nil, w.ID, "earlier", store.FindingInput{Title: "Earlier"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := first.Entry.Seq
+
+	blocker := make(chan error, 1)
+	running := make(chan struct{})
+	go func() {
+		_, err := s.Apply(ctx, room, "blocker", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+			close(running)
+			deadline := time.Now().Add(10 * time.Second)
+			for s.Queued(room) < 4 {
+				if time.Now().After(deadline) {
+					return "", nil, errors.New("ops did not queue")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			return "test.block", map[string]any{}, nil
+		})
+		blocker <- err
+	}()
+	<-running // the others queue behind it
+
+	boom := errors.New("boom")
+	type result struct {
+		a   store.Applied
+		err error
+	}
+	results := make([]chan result, 4)
+	ops := []func() (store.Applied, error){
+		func() (store.Applied, error) {
+			return s.Apply(ctx, room, "half-way", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+				if _, err := tx.NewRaw("UPDATE findings SET title = 'overwritten' WHERE id = ?", mustFindingID(t, first)).Exec(ctx); err != nil {
+					return "", nil, err
+				}
+				return "", nil, boom
+			})
+		},
+		func() (store.Applied, error) {
+			return s.CreateFinding(ctx, nil, w.ID, "earlier", store.FindingInput{Title: "Earlier, again"})
+		},
+		func() (store.Applied, error) {
+			return s.CreateFinding(ctx, nil, w.ID, "bad-term", store.FindingInput{Title: "Bad", Countries: []string{"XX"}})
+		},
+		func() (store.Applied, error) {
+			return s.CreateFinding(ctx, nil, w.ID, "fine", store.FindingInput{Title: "Fine", Countries: []string{"NO"}})
+		},
+	}
+	for i, op := range ops {
+		results[i] = make(chan result, 1)
+		go func() {
+			a, err := op()
+			results[i] <- result{a, err}
+		}()
+		for s.Queued(room) < i+1 { // in this order
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
+	halfWay, again, badTerm, fine := <-results[0], <-results[1], <-results[2], <-results[3]
+	if !errors.Is(halfWay.err, boom) {
+		t.Errorf("half-way op: %v, want boom", halfWay.err)
+	}
+	if again.err != nil || !again.a.Replayed || again.a.Entry.Seq != start {
+		t.Errorf("repeated op: %+v %v, want a replay of seq %d", again.a, again.err, start)
+	}
+	if domain.ErrorCode(badTerm.err) != domain.Invalid {
+		t.Errorf("bad term: %v, want Invalid", badTerm.err)
+	}
+	if fine.err != nil || fine.a.Entry.Seq != start+2 {
+		t.Errorf("fine op: %+v %v, want seq %d", fine.a, fine.err, start+2)
+	}
+	f, err := s.Finding(ctx, mustFindingID(t, first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Title != "Earlier" {
+		t.Errorf("the failed op's write stayed: title %q", f.Title)
+	}
+	es, err := s.EntriesAfter(ctx, room, start, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, e := range es {
+		if e.Seq != start+int64(i)+1 {
+			t.Errorf("entry %d has seq %d", i, e.Seq)
+		}
+		got = append(got, e.OpID)
+	}
+	if !slices.Equal(got, []string{"blocker", "fine"}) {
+		t.Errorf("entries after the first: %v, want [blocker fine]", got)
+	}
+	if h := mustHead(t, s, room); h != start+2 {
+		t.Errorf("room head %d, want %d", h, start+2)
+	}
+}
+
+func mustHead(tb testing.TB, s *store.Store, room string) int64 {
+	tb.Helper()
+	h, err := s.Head(context.Background(), room)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return h
+}
+
+func mustFindingID(tb testing.TB, a store.Applied) int64 {
+	tb.Helper()
+	var f struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(a.Entry.Payload, &f); err != nil || f.ID == 0 {
+		tb.Fatalf("no finding id in %s: %v", a.Entry.Payload, err)
+	}
+	return f.ID
 }

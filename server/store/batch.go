@@ -1,0 +1,291 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+)
+
+// maxBatch caps the ops in one room transaction. Each op runs in its own
+// savepoint, and Postgres keeps up to 64 subtransactions per transaction
+// in its fast cache; staying under that keeps snapshots cheap.
+const maxBatch = 48
+
+// batchTimeout bounds one room transaction; callers' contexts do not end
+// it, as it carries other callers' ops too.
+const batchTimeout = 30 * time.Second
+
+// committer is the group commit of the event log. Ops of one room run one
+// transaction at a time (the room row's lock serialises them anyway);
+// the ops that arrive while a room's transaction runs wait and then go
+// together in the next one, each in its own savepoint, so a busy room pays
+// one commit for many ops and a failing op takes back only its own writes.
+// An op that finds the room idle runs alone, as before.
+type committer struct {
+	s     *Store
+	mu    sync.Mutex
+	rooms map[string]*roomQueue
+	wg    sync.WaitGroup
+}
+
+// roomQueue is one room's waiting ops; running tells that a goroutine is
+// draining it.
+type roomQueue struct {
+	pending []*pendingOp
+	running bool
+}
+
+// pendingOp is one op waiting for its room's transaction.
+type pendingOp struct {
+	opID   string
+	actor  *int64
+	change Change
+	// alone, if set, is a cheaper path for when the op is the only one in
+	// its transaction; ok false means "use change instead".
+	alone func(ctx context.Context) (a Applied, ok bool, err error)
+	// logged, if set, is a cheaper path inside a room transaction: one
+	// statement that writes the op's rows and its entry at seq, all or
+	// nothing; ok false means it wrote nothing and change is to be used.
+	logged func(ctx context.Context, tx bun.Tx, seq int64) (e domain.LogEntry, ok bool, err error)
+
+	done chan struct{}
+	res  Applied
+	err  error
+}
+
+func newCommitter(s *Store) *committer {
+	return &committer{s: s, rooms: map[string]*roomQueue{}}
+}
+
+// submit queues op for room and waits for its outcome. When ctx ends first
+// the op may still be applied; a retry with the same op id is answered
+// with its entry.
+func (c *committer) submit(ctx context.Context, room string, op *pendingOp) (Applied, error) {
+	op.done = make(chan struct{})
+	c.mu.Lock()
+	q := c.rooms[room]
+	if q == nil {
+		q = &roomQueue{}
+		c.rooms[room] = q
+	}
+	q.pending = append(q.pending, op)
+	start := !q.running
+	if start {
+		q.running = true
+		c.wg.Add(1)
+	}
+	c.mu.Unlock()
+	if start {
+		go c.drain(room, q)
+	}
+	select {
+	case <-op.done:
+		return op.res, op.err
+	case <-ctx.Done():
+		return Applied{}, ctx.Err()
+	}
+}
+
+// queued returns how many ops of room wait for a transaction.
+func (c *committer) queued(room string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if q := c.rooms[room]; q != nil {
+		return len(q.pending)
+	}
+	return 0
+}
+
+// drain runs the room's waiting ops, up to maxBatch per transaction, until
+// none are left.
+func (c *committer) drain(room string, q *roomQueue) {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		batch := q.pending
+		if len(batch) > maxBatch {
+			batch = batch[:maxBatch:maxBatch]
+			q.pending = append([]*pendingOp(nil), q.pending[maxBatch:]...)
+		} else {
+			q.pending = nil
+		}
+		if len(batch) == 0 {
+			q.running = false
+			delete(c.rooms, room)
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		c.s.runBatch(room, batch)
+	}
+}
+
+// runBatch applies ops in one transaction and tells each its outcome.
+func (s *Store) runBatch(room string, ops []*pendingOp) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	defer func() {
+		for _, op := range ops {
+			close(op.done)
+		}
+	}()
+	var head int64
+	if len(ops) == 1 {
+		op := ops[0]
+		ok := false
+		if op.alone != nil {
+			op.res, ok, op.err = op.alone(ctx)
+			ok = ok || op.err != nil
+		}
+		if !ok {
+			op.res, op.err = s.applyOne(ctx, room, op.opID, op.actor, op.change)
+		}
+		if op.err == nil && !op.res.Replayed {
+			head = op.res.Entry.Seq
+		}
+	} else {
+		var err error
+		if head, err = s.applyBatch(ctx, room, ops); err != nil {
+			// Nothing of the batch committed. Run its ops one by one, so an
+			// op that broke the transaction fails alone.
+			for _, op := range ops {
+				if ctx.Err() != nil {
+					op.res, op.err = Applied{}, err
+					continue
+				}
+				op.res, op.err = s.applyOne(ctx, room, op.opID, op.actor, op.change)
+				if op.err == nil && !op.res.Replayed {
+					head = max(head, op.res.Entry.Seq)
+				}
+			}
+		}
+	}
+	if head > 0 {
+		s.ann.add(room, head)
+	}
+}
+
+// applyOne runs one op in its own transaction.
+func (s *Store) applyOne(ctx context.Context, room, opID string, actor *int64, change Change) (Applied, error) {
+	var out Applied
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		seq, err := nextSeq(ctx, tx, room)
+		if err != nil {
+			return err
+		}
+		var prev domain.LogEntry
+		err = tx.NewSelect().Model(&prev).Where("room = ? AND op_id = ?", room, opID).Limit(1).Scan(ctx)
+		if err == nil {
+			out = Applied{Entry: prev, Replayed: true}
+			return errReplayed
+		}
+		if err := notFound(err, ""); domain.ErrorCode(err) != domain.NotFound {
+			return fmt.Errorf("look up op %s: %w", opID, err)
+		}
+		kind, payload, err := change(ctx, tx)
+		if err != nil {
+			return err
+		}
+		e, err := insertEntry(ctx, tx, room, seq, opID, actor, kind, payload)
+		out = Applied{Entry: e}
+		return err
+	})
+	if err == errReplayed {
+		return out, nil
+	}
+	if err != nil {
+		return Applied{}, err
+	}
+	return out, nil
+}
+
+// applyBatch runs several ops of room in one transaction, each in a
+// savepoint: an op that fails is rolled back to its savepoint and gets its
+// error; the others commit together. It sets each op's outcome unless the
+// transaction itself fails, and returns the room's new head seq (0 when
+// nothing new was logged).
+func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (int64, error) {
+	res := make([]Applied, len(ops))
+	errs := make([]error, len(ops))
+	var head int64
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		// The room row's lock, held to commit, as nextSeq takes it.
+		var seq int64
+		if err := tx.NewRaw(`INSERT INTO rooms (id, seq) VALUES (?, 0)
+			ON CONFLICT (id) DO UPDATE SET seq = rooms.seq RETURNING seq`, room).Scan(ctx, &seq); err != nil {
+			return fmt.Errorf("lock room %s: %w", room, err)
+		}
+		ids := make([]string, len(ops))
+		for i, op := range ops {
+			ids[i] = op.opID
+		}
+		var prev []domain.LogEntry
+		if err := tx.NewSelect().Model(&prev).Where("room = ? AND op_id IN (?)", room, bun.In(ids)).Scan(ctx); err != nil {
+			return fmt.Errorf("look up ops: %w", err)
+		}
+		seen := make(map[string]domain.LogEntry, len(ops))
+		for _, e := range prev {
+			seen[e.OpID] = e
+		}
+		first := seq
+		var err error
+		for i, op := range ops {
+			if e, ok := seen[op.opID]; ok {
+				res[i] = Applied{Entry: e, Replayed: true}
+				continue
+			}
+			var e domain.LogEntry
+			if op.logged != nil {
+				// One statement: it writes all or nothing, so it needs no
+				// savepoint; if it fails, the transaction fails.
+				var ok bool
+				if e, ok, err = op.logged(ctx, tx, seq+1); err != nil {
+					return err
+				}
+				if ok {
+					seq++
+					seen[op.opID] = e
+					res[i] = Applied{Entry: e}
+					continue
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+				return err
+			}
+			kind, payload, err := op.change(ctx, tx)
+			if err == nil {
+				e, err = insertEntry(ctx, tx, room, seq+1, op.opID, op.actor, kind, payload)
+			}
+			if err != nil {
+				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); rerr != nil {
+					return fmt.Errorf("roll back a failed op: %w (after %v)", rerr, err)
+				}
+				errs[i] = err
+				continue
+			}
+			seq++
+			seen[op.opID] = e
+			res[i] = Applied{Entry: e}
+		}
+		if seq == first {
+			return nil
+		}
+		if _, err := tx.NewRaw("UPDATE rooms SET seq = ? WHERE id = ?", seq, room).Exec(ctx); err != nil {
+			return fmt.Errorf("advance room %s: %w", room, err)
+		}
+		head = seq
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for i, op := range ops {
+		op.res, op.err = res[i], errs[i]
+	}
+	return head, nil
+}
