@@ -48,10 +48,9 @@ type pendingOp struct {
 	// alone, if set, is a cheaper path for when the op is the only one in
 	// its transaction; ok false means "use change instead".
 	alone func(ctx context.Context) (a Applied, ok bool, err error)
-	// logged, if set, is a cheaper path inside a room transaction: one
-	// statement that writes the op's rows and its entry at seq, all or
-	// nothing; ok false means it wrote nothing and change is to be used.
-	logged func(ctx context.Context, tx bun.Tx, seq int64) (e domain.LogEntry, ok bool, err error)
+	// create, if set, is the finding this op creates: the new creates of
+	// a transaction are written together in one statement.
+	create *createRow
 
 	done chan struct{}
 	res  Applied
@@ -233,31 +232,44 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 			seen[e.OpID] = e
 		}
 		first := seq
-		var err error
+		// New creates first, all in one statement: the ops of one
+		// transaction come from different connections, so their order
+		// among themselves is free.
+		owner := map[string]int{} // op id → the op whose create is in the statement
+		var creates []*createRow
 		for i, op := range ops {
+			if _, ok := seen[op.opID]; ok || op.create == nil {
+				continue
+			}
+			if _, dup := owner[op.opID]; !dup {
+				owner[op.opID] = i
+				creates = append(creates, op.create)
+			}
+		}
+		if len(creates) > 0 {
+			made, err := createFindings(ctx, tx, room, seq, creates)
+			if err != nil {
+				return err
+			}
+			for id, e := range made {
+				seen[id] = e
+				res[owner[id]] = Applied{Entry: e}
+				seq = max(seq, e.Seq)
+			}
+		}
+		for i, op := range ops {
+			if res[i].Entry.Seq != 0 {
+				continue
+			}
 			if e, ok := seen[op.opID]; ok {
 				res[i] = Applied{Entry: e, Replayed: true}
 				continue
-			}
-			var e domain.LogEntry
-			if op.logged != nil {
-				// One statement: it writes all or nothing, so it needs no
-				// savepoint; if it fails, the transaction fails.
-				var ok bool
-				if e, ok, err = op.logged(ctx, tx, seq+1); err != nil {
-					return err
-				}
-				if ok {
-					seq++
-					seen[op.opID] = e
-					res[i] = Applied{Entry: e}
-					continue
-				}
 			}
 			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
 				return err
 			}
 			kind, payload, err := op.change(ctx, tx)
+			var e domain.LogEntry
 			if err == nil {
 				e, err = insertEntry(ctx, tx, room, seq+1, op.opID, op.actor, kind, payload)
 			}

@@ -165,67 +165,118 @@ func (s *Store) CreateFinding(ctx context.Context, actor *int64, workshopID int6
 		return Applied{}, err
 	}
 	room := WorkshopRoom(workshopID)
-	args, err := createFindingArgs(actor, workshopID, room, opID, in)
+	row, err := newCreateRow(actor, workshopID, opID, in)
 	if err != nil {
 		return Applied{}, err
 	}
 	e := domain.LogEntry{Room: room, OpID: opID, ActorID: actor, Kind: "finding.create"}
-	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor,
+	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, create: row,
 		change: createFindingChange(workshopID, actor, in),
 		alone: func(ctx context.Context) (Applied, bool, error) {
-			e, ok, err := s.createFindingStmt(ctx, nil, createFindingSQL, args, e)
+			e, ok, err := s.createFindingStmt(ctx, createFindingSQL, row.args(workshopID, room), e)
 			return Applied{Entry: e}, ok, err
-		},
-		logged: func(ctx context.Context, tx bun.Tx, seq int64) (domain.LogEntry, bool, error) {
-			return s.createFindingStmt(ctx, &tx, createFindingAtSQL, append(args[:len(args):len(args)], seq), e)
 		}})
 }
 
-// createFindingArgs checks in (all but its terms, which the statement
-// checks) and returns the create-finding statement's arguments.
-func createFindingArgs(actor *int64, workshopID int64, room, opID string, in FindingInput) ([]any, error) {
+// createRow is one finding to create as the create statements take it,
+// checked but for its terms, which the statements check.
+type createRow struct {
+	WorkshopID      int64           `json:"-"`
+	OpID            string          `json:"op_id"`
+	Actor           *int64          `json:"actor_id"`
+	Dims            []string        `json:"dims"`
+	Keys            []string        `json:"keys"`
+	Title           string          `json:"title"`
+	WhatDone        string          `json:"what_done"`
+	Results         string          `json:"results"`
+	Transferability string          `json:"transferability"`
+	NordicProposal  string          `json:"nordic_proposal"`
+	Countries       []string        `json:"countries"`
+	Themes          []string        `json:"themes"`
+	Ps              []string        `json:"ps"`
+	Forms           []string        `json:"forms"`
+	VictimGroups    []string        `json:"victim_groups"`
+	ActorTypes      []string        `json:"actor_types"`
+	Language        string          `json:"language"`
+	ContactName     string          `json:"contact_name"`
+	ContactEmail    string          `json:"contact_email"`
+	ContactConsent  bool            `json:"contact_consent"`
+	Attribution     string          `json:"attribution"`
+	Payload         json.RawMessage `json:"payload"` // the entry's, but for what the database assigns
+}
+
+func newCreateRow(actor *int64, workshopID int64, opID string, in FindingInput) (*createRow, error) {
 	f, err := in.finding(nil)
 	if err != nil {
 		return nil, err
 	}
 	f.WorkshopID, f.AuthorID = &workshopID, actor
-	var dims, keys []string
-	lists := map[string][]string{"countries": f.Countries, "themes": f.Themes, "ps": f.Ps,
-		"forms": f.Forms, "victim_groups": f.VictimGroups, "actor_types": f.ActorTypes}
-	for name, dim := range termFields() {
-		for _, k := range lists[name] {
-			dims, keys = append(dims, dim), append(keys, k)
-		}
-	}
 	payload, err := json.Marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("encode finding: %w", err)
 	}
-	return []any{workshopID, room, opID, pgTextArray(dims), pgTextArray(keys),
-		actor, f.Title, f.WhatDone, f.Results, f.Transferability, f.NordicProposal,
-		pgTextArray(f.Countries), pgTextArray(f.Themes), pgTextArray(f.Ps), pgTextArray(f.Forms),
-		pgTextArray(f.VictimGroups), pgTextArray(f.ActorTypes), f.Language,
-		f.ContactName, f.ContactEmail, f.ContactConsent, f.Attribution, string(payload)}, nil
+	r := &createRow{WorkshopID: workshopID, OpID: opID, Actor: actor, Title: f.Title, WhatDone: f.WhatDone, Results: f.Results,
+		Transferability: f.Transferability, NordicProposal: f.NordicProposal,
+		Countries: f.Countries, Themes: f.Themes, Ps: f.Ps, Forms: f.Forms, VictimGroups: f.VictimGroups,
+		ActorTypes: f.ActorTypes, Language: f.Language, ContactName: f.ContactName,
+		ContactEmail: f.ContactEmail, ContactConsent: f.ContactConsent, Attribution: f.Attribution,
+		Dims: []string{}, Keys: []string{}, Payload: payload}
+	lists := map[string][]string{"countries": f.Countries, "themes": f.Themes, "ps": f.Ps,
+		"forms": f.Forms, "victim_groups": f.VictimGroups, "actor_types": f.ActorTypes}
+	for name, dim := range termFields() {
+		for _, k := range lists[name] {
+			r.Dims, r.Keys = append(r.Dims, dim), append(r.Keys, k)
+		}
+	}
+	return r, nil
 }
 
-// createFindingStmt runs one of the create-finding statements (in tx when
-// it is not nil) and fills in e. ok is false when it wrote nothing — an
+// args returns the single create statement's arguments.
+func (r *createRow) args(workshopID int64, room string) []any {
+	return []any{workshopID, room, r.OpID, pgTextArray(r.Dims), pgTextArray(r.Keys),
+		r.Actor, r.Title, r.WhatDone, r.Results, r.Transferability, r.NordicProposal,
+		pgTextArray(r.Countries), pgTextArray(r.Themes), pgTextArray(r.Ps), pgTextArray(r.Forms),
+		pgTextArray(r.VictimGroups), pgTextArray(r.ActorTypes), r.Language,
+		r.ContactName, r.ContactEmail, r.ContactConsent, r.Attribution, string(r.Payload)}
+}
+
+// createFindings creates rows, new ops all of one workshop, inside its room's
+// transaction, their entries numbered from seq+1, in one statement. It
+// returns the entries of those it created; the others (unknown workshop
+// or term) wrote nothing.
+func createFindings(ctx context.Context, tx bun.Tx, room string, seq int64, rows []*createRow) (map[string]domain.LogEntry, error) {
+	workshopID := rows[0].WorkshopID
+	raw, err := json.Marshal(rows)
+	if err != nil {
+		return nil, fmt.Errorf("encode findings: %w", err)
+	}
+	var es []domain.LogEntry
+	err = tx.NewRaw(createFindingsSQL, workshopID, string(raw), room, seq).Scan(ctx, &es)
+	if err != nil {
+		return nil, fmt.Errorf("create findings: %w", err)
+	}
+	out := make(map[string]domain.LogEntry, len(es))
+	for _, e := range es {
+		e.Room, e.Kind = room, "finding.create"
+		out[e.OpID] = e
+	}
+	return out, nil
+}
+
+// createFindingStmt runs the create-finding statement and fills in e. ok is false when it wrote nothing — an
 // unknown workshop or term, a repeated op, a concurrent duplicate — and
 // the general path must find out which.
-func (s *Store) createFindingStmt(ctx context.Context, tx *bun.Tx, query string, args []any, e domain.LogEntry) (domain.LogEntry, bool, error) {
+func (s *Store) createFindingStmt(ctx context.Context, query string, args []any, e domain.LogEntry) (domain.LogEntry, bool, error) {
 	stmt, err := s.prepared(ctx, query)
 	if err != nil {
 		return e, false, err
-	}
-	if tx != nil {
-		stmt = tx.StmtContext(ctx, stmt)
 	}
 	err = stmt.QueryRowContext(ctx, args...).Scan(&e.Seq, &e.At, &e.Payload)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, false, nil
 	}
 	var pgErr pgdriver.Error
-	if tx == nil && errors.As(err, &pgErr) && pgErr.IntegrityViolation() {
+	if errors.As(err, &pgErr) && pgErr.IntegrityViolation() {
 		return e, false, nil // a concurrent duplicate op: the general path replays it
 	}
 	if err != nil {
@@ -458,9 +509,6 @@ WITH ok AS (
     INSERT INTO rooms (id, seq) SELECT $2::text, 1 FROM ok
     ON CONFLICT (id) DO UPDATE SET seq = rooms.seq + 1
     RETURNING seq`
-	createFindingAt = `
-), r AS (
-    SELECT $24::bigint AS seq FROM ok`
 	createFindingWrite = `
 ), f AS (
     INSERT INTO findings (event_id, workshop_id, author_id, title, what_done, results, transferability,
@@ -480,9 +528,43 @@ SELECT e.seq, e.at, e.payload FROM e`
 
 	// createFindingSQL takes the room's next seq itself.
 	createFindingSQL = createFindingOK + createFindingAlone + createFindingWrite
-	// createFindingAtSQL is given the seq, inside a room transaction.
-	createFindingAtSQL = createFindingOK + createFindingAt + createFindingWrite
 )
+
+// createFindingsSQL creates many findings of one workshop (?0) from a JSON
+// array of createRow (?1) with their entries in room ?2 numbered from
+// ?3+1, skipping rows with a term not in the event's taxonomy. ok is
+// materialised (it is read twice and calls nextval), so each row gets its
+// finding id once and both inserts agree on it.
+const createFindingsSQL = `
+WITH w AS (
+    SELECT id, event_id FROM workshops WHERE id = ?0
+), ok AS (
+    SELECT x.*, w.event_id, nextval('findings_id_seq') AS fid,
+           row_number() OVER (ORDER BY a.ord) AS n
+    FROM w, jsonb_array_elements(?1::jsonb) WITH ORDINALITY AS a(row, ord), jsonb_to_record(a.row) AS x(
+        op_id text, actor_id bigint, dims text[], keys text[], title text, what_done text, results text,
+        transferability text, nordic_proposal text, countries text[], themes text[], ps text[], forms text[],
+        victim_groups text[], actor_types text[], language text, contact_name text, contact_email text,
+        contact_consent boolean, attribution text, payload jsonb)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM unnest(x.dims, x.keys) AS t(dim, key)
+        WHERE NOT EXISTS (SELECT 1 FROM taxonomy_terms tt
+                          WHERE tt.event_id = w.event_id AND tt.dimension = t.dim AND tt.key = t.key))
+), f AS (
+    INSERT INTO findings (id, event_id, workshop_id, author_id, title, what_done, results, transferability,
+        nordic_proposal, countries, themes, ps, forms, victim_groups, actor_types, language,
+        contact_name, contact_email, contact_consent, attribution, release_state, version, field_versions)
+    SELECT fid, event_id, ?0, actor_id, title, what_done, results, transferability, nordic_proposal,
+        countries, themes, ps, forms, victim_groups, actor_types, language,
+        contact_name, contact_email, contact_consent, attribution, 'draft', 1, '{}'
+    FROM ok
+    RETURNING id, created_at, updated_at
+)
+INSERT INTO log_entries (room, seq, op_id, actor_id, kind, payload)
+SELECT ?2, ?3::bigint + ok.n, ok.op_id, ok.actor_id, 'finding.create',
+       ok.payload || jsonb_build_object('id', f.id, 'event_id', ok.event_id, 'created_at', f.created_at, 'updated_at', f.updated_at)
+FROM ok JOIN f ON f.id = ok.fid
+RETURNING seq, op_id, actor_id, payload, at`
 
 // pgTextArray writes ss as a Postgres text[] literal, every element quoted.
 func pgTextArray(ss []string) string {

@@ -404,9 +404,9 @@ func TestTermsWithQuotesAreRefusedNotInjected(t *testing.T) {
 }
 
 // TestOpsQueuedBehindABusyRoomShareATransaction holds a room's
-// transaction open until four more ops queue behind it; they then run in
+// transaction open until five more ops queue behind it; they then run in
 // one transaction where one fails half-way, one repeats an earlier op id,
-// one names a term not in the taxonomy and one is fine. Only the failing
+// one names a term not in the taxonomy and two are fine. Only the failing
 // ops are left out, each with its own error, and seqs stay gapless.
 func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 	ctx := context.Background()
@@ -424,18 +424,16 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 	start := first.Entry.Seq
 
 	blocker := make(chan error, 1)
-	running := make(chan struct{})
+	running, release := make(chan struct{}), make(chan struct{})
 	go func() {
 		_, err := s.Apply(ctx, room, "blocker", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 			close(running)
-			deadline := time.Now().Add(10 * time.Second)
-			for s.Queued(room) < 4 {
-				if time.Now().After(deadline) {
-					return "", nil, errors.New("ops did not queue")
-				}
-				time.Sleep(time.Millisecond)
+			select {
+			case <-release:
+				return "test.block", map[string]any{}, nil
+			case <-time.After(10 * time.Second):
+				return "", nil, errors.New("not released")
 			}
-			return "test.block", map[string]any{}, nil
 		})
 		blocker <- err
 	}()
@@ -446,7 +444,7 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 		a   store.Applied
 		err error
 	}
-	results := make([]chan result, 4)
+	results := make([]chan result, 5)
 	ops := []func() (store.Applied, error){
 		func() (store.Applied, error) {
 			return s.Apply(ctx, room, "half-way", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
@@ -465,6 +463,9 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 		func() (store.Applied, error) {
 			return s.CreateFinding(ctx, nil, w.ID, "fine", store.FindingInput{Title: "Fine", Countries: []string{"NO"}})
 		},
+		func() (store.Applied, error) {
+			return s.CreateFinding(ctx, nil, w.ID, "fine too", store.FindingInput{Title: "Fine too", Themes: []string{"training"}})
+		},
 	}
 	for i, op := range ops {
 		results[i] = make(chan result, 1)
@@ -472,14 +473,19 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 			a, err := op()
 			results[i] <- result{a, err}
 		}()
+		deadline := time.Now().Add(10 * time.Second)
 		for s.Queued(room) < i+1 { // in this order
+			if time.Now().After(deadline) {
+				t.Fatalf("op %d did not queue", i)
+			}
 			time.Sleep(time.Millisecond)
 		}
 	}
+	close(release)
 	if err := <-blocker; err != nil {
 		t.Fatal(err)
 	}
-	halfWay, again, badTerm, fine := <-results[0], <-results[1], <-results[2], <-results[3]
+	halfWay, again, badTerm, fine, fineToo := <-results[0], <-results[1], <-results[2], <-results[3], <-results[4]
 	if !errors.Is(halfWay.err, boom) {
 		t.Errorf("half-way op: %v, want boom", halfWay.err)
 	}
@@ -489,8 +495,11 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 	if domain.ErrorCode(badTerm.err) != domain.Invalid {
 		t.Errorf("bad term: %v, want Invalid", badTerm.err)
 	}
-	if fine.err != nil || fine.a.Entry.Seq != start+2 {
-		t.Errorf("fine op: %+v %v, want seq %d", fine.a, fine.err, start+2)
+	if fine.err != nil || fineToo.err != nil {
+		t.Fatalf("fine ops: %v, %v", fine.err, fineToo.err)
+	}
+	if !fine.a.Entry.At.Equal(fineToo.a.Entry.At) {
+		t.Errorf("the fine ops were not in one transaction: at %v and %v", fine.a.Entry.At, fineToo.a.Entry.At)
 	}
 	f, err := s.Finding(ctx, mustFindingID(t, first))
 	if err != nil {
@@ -510,11 +519,21 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 		}
 		got = append(got, e.OpID)
 	}
-	if !slices.Equal(got, []string{"blocker", "fine"}) {
-		t.Errorf("entries after the first: %v, want [blocker fine]", got)
+	if !slices.Equal(got, []string{"blocker", "fine", "fine too"}) {
+		t.Errorf("entries after the first: %v, want [blocker fine, fine too]", got)
 	}
-	if h := mustHead(t, s, room); h != start+2 {
-		t.Errorf("room head %d, want %d", h, start+2)
+	if h := mustHead(t, s, room); h != start+3 {
+		t.Errorf("room head %d, want %d", h, start+3)
+	}
+	for _, e := range es[1:] {
+		var f domain.Finding
+		if err := json.Unmarshal(e.Payload, &f); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Finding(ctx, f.ID)
+		if err != nil || got.Title != f.Title || !got.CreatedAt.Equal(f.CreatedAt) || got.WorkshopID == nil || *got.WorkshopID != w.ID {
+			t.Errorf("entry %d says %+v; the database has %+v (%v)", e.Seq, f, got, err)
+		}
 	}
 }
 
