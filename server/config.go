@@ -22,6 +22,7 @@ type config struct {
 	PGBin        string  // PG_BIN: PostgreSQL's bin folder for the private one
 	NoDemo       bool    // NO_DEMO: do not load the demo event
 	HubRate      float64 // HUB_OPS_PER_SECOND: ops a connection may send per second
+	DebugAddr    string  // DEBUG_ADDR: where to serve Go's profiler (off when empty)
 	ShutdownWait time.Duration
 	Auth         authConfig // OIDC_* and INVITE_GRACE: sign-in (server/signin.go)
 }
@@ -46,6 +47,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return cfg, fmt.Errorf("HUB_OPS_PER_SECOND %q must be a positive number", getenv("HUB_OPS_PER_SECOND"))
 	}
 	fs.Float64Var(&cfg.HubRate, "hub-ops-per-second", hubRate, "ops a connection may send per second (HUB_OPS_PER_SECOND)")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "address for Go's profiler at /debug/pprof/, e.g. 127.0.0.1:6060; keep it private (DEBUG_ADDR; off when empty)")
 	fs.BoolVar(&cfg.NoDemo, "no-demo", env("NO_DEMO", "") != "", "do not load the demo event on first start (NO_DEMO)")
 	authFlags(fs, env, &cfg.Auth)
 	if err := fs.Parse(args); err != nil {

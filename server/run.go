@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -116,6 +117,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	fmt.Fprintf(stdout, "Rapporteur is serving at %s\n", baseURL)
 	if link != "" {
 		fmt.Fprintf(stdout, "Organizer sign-in link (one use, valid 24 hours): %s\n", link)
@@ -190,4 +198,23 @@ func database(ctx context.Context, cfg config, logger *slog.Logger) (dsn string,
 			logger.Info("private postgres stopped")
 		}
 	}, nil
+}
+
+// serveDebug serves Go's profiler on addr, apart from the public routes,
+// for measuring a running server (see README, "Measuring").
+func serveDebug(addr string, logger *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on DEBUG_ADDR %s: %v: choose a free address or leave DEBUG_ADDR empty", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	logger.Info("profiler serving", "addr", ln.Addr().String())
+	return func() { srv.Close() }, nil
 }

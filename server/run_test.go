@@ -281,3 +281,32 @@ func TestBadConfigurationSaysWhatToDo(t *testing.T) {
 		})
 	}
 }
+
+// TestProfilerOnlyOnDebugAddr checks that Go's profiler is served on
+// DEBUG_ADDR when set, and never on the public address.
+func TestProfilerOnlyOnDebugAddr(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debugAddr := ln.Addr().String()
+	ln.Close()
+	s := MustStart(t, map[string]string{"DATABASE_URL": pg.NewDB(t), "DEBUG_ADDR": debugAddr})
+	resp, err := http.Get(s.URL + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("public /debug/pprof/: %d, want 404", resp.StatusCode)
+	}
+	resp, err = http.Get("http://" + debugAddr + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile") {
+		t.Errorf("DEBUG_ADDR profiler: %d %.200s", resp.StatusCode, body)
+	}
+}
