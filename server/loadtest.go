@@ -33,6 +33,7 @@ type loadConfig struct {
 	Rate                       float64
 	Duration                   time.Duration
 	Behind                     int
+	Mix                        string
 }
 
 // loadtest starts real WebSocket clients against a running server and
@@ -51,12 +52,16 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "how long to send")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "server process id, to read its memory (idle)")
 	fs.IntVar(&c.Behind, "behind", 50, "entries made while the clients are away (reconnect)")
+	fs.StringVar(&c.Mix, "mix", "mixed", "ops of the room scenario: mixed (updates, comments, votes, some creates) or create (creates only)")
 	rateTotal := fs.Bool("rate-total", false, "-rate is the room's total, spread over the clients")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if c.DatabaseURL == "" {
 		return errors.New("loadtest needs the server's DATABASE_URL (or -database-url) to create its test people")
+	}
+	if c.Mix != "mixed" && c.Mix != "create" {
+		return fmt.Errorf("unknown -mix %q: use mixed or create", c.Mix)
 	}
 	if *rateTotal {
 		c.Rate /= float64(c.Clients)
@@ -94,6 +99,10 @@ type ltClient struct {
 	person int64
 	cookie string
 	last   atomic.Int64
+	// In the mixed room scenario: the client's own finding and its
+	// version as far as the client's acked updates took it.
+	finding int64
+	version atomic.Int64
 }
 
 func (c *ltClient) send(v any) error {
@@ -213,6 +222,61 @@ type ltFrame struct {
 	Code string `json:"code"`
 }
 
+// updateSuffix ends the op ids of the room scenario's updates, so that
+// their acks advance the client's version of its finding.
+const updateSuffix = "-u"
+
+// ownFindings gives each client a finding of its own to edit.
+func (lt *loadRun) ownFindings(ctx context.Context, wid int64, clients []*ltClient) error {
+	for i, c := range clients {
+		a, err := lt.st.CreateFinding(ctx, &c.person, wid, fmt.Sprintf("lt-own-%d-%d", c.person, i),
+			store.FindingInput{Title: fmt.Sprintf("Practice of client %d", i), Countries: []string{"FI"}})
+		if err != nil {
+			return err
+		}
+		var f struct {
+			ID      int64 `json:"id"`
+			Version int64 `json:"version"`
+		}
+		if err := json.Unmarshal(a.Entry.Payload, &f); err != nil {
+			return err
+		}
+		c.finding = f.ID
+		c.version.Store(f.Version)
+	}
+	return nil
+}
+
+// roomOp is op k of client c: with -mix create always a create; mixed,
+// like people at a table: 4 in 10 edits of the client's own finding (one
+// of three fields in turn, so a slow ack rarely makes a conflict), 3
+// comments and 2 votes or unvotes on the next client's finding, 1 create.
+func (lt *loadRun) roomOp(room, id string, k int, c, next *ltClient) map[string]any {
+	op := map[string]any{"type": "op", "room": room, "op_id": id}
+	if lt.cfg.Mix == "create" || k%10 == 0 {
+		op["kind"] = "finding.create"
+		op["body"] = map[string]any{"title": "Load test finding " + id, "countries": []string{"FI"}}
+		return op
+	}
+	switch k % 10 {
+	case 1, 3, 5, 7:
+		field := []string{"title", "what_done", "results"}[(k/2)%3]
+		op["op_id"] = id + updateSuffix
+		op["kind"], op["base"] = "finding.update", c.version.Load()
+		op["body"] = map[string]any{"id": c.finding, "fields": map[string]any{field: fmt.Sprintf("Edit %d of the %s", k, field)}}
+	case 2, 6, 9:
+		op["kind"] = "comment"
+		op["body"] = map[string]any{"finding_id": next.finding, "text": "Load test comment " + id}
+	case 4:
+		op["kind"] = "vote"
+		op["body"] = map[string]any{"finding_id": next.finding}
+	case 8:
+		op["kind"] = "unvote"
+		op["body"] = map[string]any{"finding_id": next.finding}
+	}
+	return op
+}
+
 // room: clients in one room send ops at a rate; ack and fan-out latencies.
 func (lt *loadRun) room(ctx context.Context) error {
 	wids, err := lt.workshops(ctx, 1)
@@ -227,7 +291,13 @@ func (lt *loadRun) room(ctx context.Context) error {
 	var sent sync.Map // op id → send time
 	var mu sync.Mutex
 	var acks, fanout []time.Duration
-	var errFrames atomic.Int64
+	var errMu sync.Mutex
+	errFrames := map[string]int{}
+	if lt.cfg.Mix == "mixed" {
+		if err := lt.ownFindings(ctx, wids[0], clients); err != nil {
+			return err
+		}
+	}
 	var wg sync.WaitGroup
 	for _, c := range clients {
 		head, _ := lt.st.Head(ctx, room)
@@ -248,12 +318,17 @@ func (lt *loadRun) room(ctx context.Context) error {
 						if t, ok := sent.Load(fr.OpID); ok {
 							a = append(a, now.Sub(t.(time.Time)))
 						}
+						if strings.HasSuffix(fr.OpID, updateSuffix) {
+							c.version.Add(1)
+						}
 					case "entry":
 						if t, ok := sent.Load(fr.OpID); ok {
 							f = append(f, now.Sub(t.(time.Time)))
 						}
 					case "error":
-						errFrames.Add(1)
+						errMu.Lock()
+						errFrames[fr.Code]++
+						errMu.Unlock()
 					}
 				}
 			}
@@ -263,23 +338,28 @@ func (lt *loadRun) room(ctx context.Context) error {
 		}(c)
 	}
 	time.Sleep(time.Second) // joins settle
-	fmt.Fprintf(lt.out, "room %s: %d clients, %.1f ops/s each, %s\n", room, len(clients), lt.cfg.Rate, lt.cfg.Duration)
+	fmt.Fprintf(lt.out, "room %s: %d clients, %.1f ops/s each, %s, %s ops\n", room, len(clients), lt.cfg.Rate, lt.cfg.Duration, lt.cfg.Mix)
 	var ops atomic.Int64
-	deadline := time.Now().Add(lt.cfg.Duration)
+	start := time.Now()
+	deadline := start.Add(lt.cfg.Duration)
 	var sendWG sync.WaitGroup
 	for i, c := range clients {
 		sendWG.Add(1)
 		go func(i int, c *ltClient) {
 			defer sendWG.Done()
 			interval := time.Duration(float64(time.Second) / lt.cfg.Rate)
-			time.Sleep(time.Duration(i) * interval / time.Duration(len(clients))) // spread the starts
-			for k := 0; time.Now().Before(deadline); k++ {
-				id := fmt.Sprintf("lt-%d-%d-%d", c.person, i, k)
-				sent.Store(id, time.Now())
-				c.send(map[string]any{"type": "op", "room": room, "op_id": id, "kind": "finding.create",
-					"body": map[string]any{"title": "Load test finding " + id, "countries": []string{"FI"}}})
+			// Open loop: op k is due at a fixed time, however late the last was.
+			first := start.Add(time.Duration(i) * interval / time.Duration(len(clients)))
+			for k := 0; ; k++ {
+				due := first.Add(time.Duration(k) * interval)
+				if due.After(deadline) {
+					return
+				}
+				time.Sleep(time.Until(due))
+				op := lt.roomOp(room, fmt.Sprintf("lt-%d-%d-%d", c.person, i, k), k, c, clients[(i+1)%len(clients)])
+				sent.Store(op["op_id"], time.Now())
+				c.send(op)
 				ops.Add(1)
-				time.Sleep(interval)
 			}
 		}(i, c)
 	}
@@ -289,7 +369,7 @@ func (lt *loadRun) room(ctx context.Context) error {
 		c.ws.Close()
 	}
 	wg.Wait()
-	fmt.Fprintf(lt.out, "sent %d ops (%.0f/s), %d error frames\n", ops.Load(), float64(ops.Load())/lt.cfg.Duration.Seconds(), errFrames.Load())
+	fmt.Fprintf(lt.out, "sent %d ops (%.0f/s), error frames by code: %v\n", ops.Load(), float64(ops.Load())/lt.cfg.Duration.Seconds(), errFrames)
 	fmt.Fprintf(lt.out, "ack      %s\n", percentiles(acks))
 	fmt.Fprintf(lt.out, "fan-out  %s (%d deliveries; expected %d)\n", percentiles(fanout), len(fanout), ops.Load()*int64(len(clients)))
 	return nil

@@ -17,7 +17,8 @@ func TestLoadtestCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-scenario", "room", "-clients", "5", "-rate", "5", "-duration", "1s"}, `fan-out  p50 \S+`},
+		{[]string{"-scenario", "room", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+ .*\(\d+ deliveries; expected \d+\)`},
+		{[]string{"-scenario", "room", "-mix", "create", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+`},
 		{[]string{"-scenario", "throughput", "-clients", "4", "-rooms", "2", "-duration", "1s"}, `durable ops/s over 2 rooms, 4 clients: \d+ acked/s`},
 		{[]string{"-scenario", "reconnect", "-clients", "5", "-behind", "10"}, `5 clients reconnected and caught up 10 entries in \S+ \(0 failed\)`},
 	} {
