@@ -51,6 +51,10 @@ type pendingOp struct {
 	// create, if set, is the finding this op creates: the new creates of
 	// a transaction are written together in one statement.
 	create *createRow
+	// singleWrite tells that change writes with at most one statement, its
+	// last, and returns a domain error only when it wrote nothing, so it
+	// needs no savepoint in a shared transaction.
+	singleWrite bool
 
 	done chan struct{}
 	res  Applied
@@ -257,6 +261,9 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 				seq = max(seq, e.Seq)
 			}
 		}
+		// The other ops' entries are written together at the end.
+		var entries []domain.LogEntry
+		var entryOf []int
 		for i, op := range ops {
 			if res[i].Entry.Seq != 0 {
 				continue
@@ -265,13 +272,22 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 				res[i] = Applied{Entry: e, Replayed: true}
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
-				return err
+			if !op.singleWrite {
+				if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
+					return err
+				}
 			}
 			kind, payload, err := op.change(ctx, tx)
 			var e domain.LogEntry
 			if err == nil {
-				e, err = insertEntry(ctx, tx, room, seq+1, op.opID, op.actor, kind, payload)
+				e, err = newEntry(room, seq+1, op.opID, op.actor, kind, payload)
+			}
+			if err != nil && op.singleWrite {
+				if domain.ErrorCode(err) == domain.Internal {
+					return err // it may have written: the batch is retried op by op
+				}
+				errs[i] = err // refused before it wrote anything
+				continue
 			}
 			if err != nil {
 				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); rerr != nil {
@@ -283,6 +299,15 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 			seq++
 			seen[op.opID] = e
 			res[i] = Applied{Entry: e}
+			entries, entryOf = append(entries, e), append(entryOf, i)
+		}
+		if len(entries) > 0 {
+			if _, err := tx.NewInsert().Model(&entries).Returning("at").Exec(ctx); err != nil {
+				return fmt.Errorf("append log entries: %w", err)
+			}
+			for k, i := range entryOf {
+				res[i].Entry.At = entries[k].At
+			}
 		}
 		if seq == first {
 			return nil

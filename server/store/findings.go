@@ -352,7 +352,8 @@ type ConflictDetail struct {
 // field was changed by someone else since base (to a different value), the
 // whole update is refused with a Conflict carrying the current finding.
 func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int, changes map[string]json.RawMessage) (Applied, error) {
-	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+	// It reads, checks, then writes once at the end.
+	return s.applySingleWrite(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := getFinding(ctx, tx, id, true)
 		if err != nil {
 			return "", nil, err
@@ -366,9 +367,15 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		if base < 1 || base > f.Version {
 			return "", nil, domain.Errorf(domain.Invalid, "Base version %d is not a version of finding %d (now at %d).", base, id, f.Version)
 		}
-		tax, err := loadTaxonomy(ctx, tx, f.EventID)
-		if err != nil {
-			return "", nil, err
+		// Terms are checked against the taxonomy only when they change.
+		var tax taxonomy
+		for name := range changes {
+			if _, ok := termFields()[name]; ok {
+				if tax, err = loadTaxonomy(ctx, tx, f.EventID); err != nil {
+					return "", nil, err
+				}
+				break
+			}
 		}
 		next := f
 		next.Countries, next.Themes, next.Ps = slices.Clone(f.Countries), slices.Clone(f.Themes), slices.Clone(f.Ps)

@@ -41,6 +41,16 @@ func (s *Store) Apply(ctx context.Context, room, opID string, actor *int64, chan
 	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, change: change})
 }
 
+// applySingleWrite is Apply for a change that writes with at most one
+// statement, its last, and returns a domain error only when it wrote
+// nothing; in a shared transaction it then needs no savepoint.
+func (s *Store) applySingleWrite(ctx context.Context, room, opID string, actor *int64, change Change) (Applied, error) {
+	if err := checkOpID(opID); err != nil {
+		return Applied{}, err
+	}
+	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, change: change, singleWrite: true})
+}
+
 // Queued returns how many ops of room wait for its next transaction.
 func (s *Store) Queued(room string) int { return s.com.queued(room) }
 
@@ -63,15 +73,23 @@ func nextSeq(ctx context.Context, tx bun.Tx, room string) (int64, error) {
 }
 
 func insertEntry(ctx context.Context, tx bun.Tx, room string, seq int64, opID string, actor *int64, kind string, payload any) (domain.LogEntry, error) {
-	raw, err := json.Marshal(payload)
+	e, err := newEntry(room, seq, opID, actor, kind, payload)
 	if err != nil {
-		return domain.LogEntry{}, fmt.Errorf("encode %s payload: %w", kind, err)
+		return e, err
 	}
-	e := domain.LogEntry{Room: room, Seq: seq, OpID: opID, ActorID: actor, Kind: kind, Payload: raw}
 	if _, err := tx.NewInsert().Model(&e).Returning("at").Exec(ctx); err != nil {
 		return e, fmt.Errorf("append log entry: %w", err)
 	}
 	return e, nil
+}
+
+// newEntry makes the log entry of an op, to be inserted.
+func newEntry(room string, seq int64, opID string, actor *int64, kind string, payload any) (domain.LogEntry, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return domain.LogEntry{}, fmt.Errorf("encode %s payload: %w", kind, err)
+	}
+	return domain.LogEntry{Room: room, Seq: seq, OpID: opID, ActorID: actor, Kind: kind, Payload: raw}, nil
 }
 
 // NotifyChannel is the Postgres channel on which "room seq" is announced

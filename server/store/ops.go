@@ -27,36 +27,44 @@ func findingInRoom(ctx context.Context, tx bun.Tx, workshopID, id int64) (domain
 
 // Vote records that person supports a finding (once per person).
 func (s *Store) Vote(ctx context.Context, person int64, workshopID int64, opID string, findingID int64) (Applied, error) {
-	return s.Apply(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		if _, err := findingInRoom(ctx, tx, workshopID, findingID); err != nil {
-			return "", nil, err
-		}
-		if _, err := tx.NewRaw("INSERT INTO votes (finding_id, person_id) VALUES (?, ?) ON CONFLICT DO NOTHING", findingID, person).Exec(ctx); err != nil {
-			return "", nil, fmt.Errorf("vote: %w", err)
-		}
-		n, err := countVotes(ctx, tx, findingID)
+	return s.applySingleWrite(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		// The count reads the statement's snapshot, before the insert.
+		n, err := voteStatement(ctx, tx, `WITH f AS (
+				SELECT id FROM findings WHERE id = ?0 AND workshop_id = ?1 AND deleted_at IS NULL
+			), ins AS (
+				INSERT INTO votes (finding_id, person_id) SELECT id, ?2 FROM f ON CONFLICT DO NOTHING RETURNING 1
+			)
+			SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM votes WHERE finding_id = ?0) + (SELECT count(*) FROM ins)`,
+			workshopID, findingID, person)
 		return "vote", map[string]any{"finding_id": findingID, "votes": n, "person_id": person}, err
 	})
 }
 
 // Unvote withdraws person's vote on a finding.
 func (s *Store) Unvote(ctx context.Context, person int64, workshopID int64, opID string, findingID int64) (Applied, error) {
-	return s.Apply(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		if _, err := findingInRoom(ctx, tx, workshopID, findingID); err != nil {
-			return "", nil, err
-		}
-		if _, err := tx.NewRaw("DELETE FROM votes WHERE finding_id = ? AND person_id = ?", findingID, person).Exec(ctx); err != nil {
-			return "", nil, fmt.Errorf("unvote: %w", err)
-		}
-		n, err := countVotes(ctx, tx, findingID)
+	return s.applySingleWrite(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		n, err := voteStatement(ctx, tx, `WITH f AS (
+				SELECT id FROM findings WHERE id = ?0 AND workshop_id = ?1 AND deleted_at IS NULL
+			), del AS (
+				DELETE FROM votes WHERE finding_id = (SELECT id FROM f) AND person_id = ?2 RETURNING 1
+			)
+			SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM votes WHERE finding_id = ?0) - (SELECT count(*) FROM del)`,
+			workshopID, findingID, person)
 		return "unvote", map[string]any{"finding_id": findingID, "votes": n, "person_id": person}, err
 	})
 }
 
-func countVotes(ctx context.Context, tx bun.Tx, findingID int64) (int, error) {
-	var n int
-	err := tx.NewRaw("SELECT count(*) FROM votes WHERE finding_id = ?", findingID).Scan(ctx, &n)
-	return n, err
+// voteStatement runs a vote or unvote statement on finding ?0 of workshop
+// ?1 for person ?2 and returns the finding's vote count after it.
+func voteStatement(ctx context.Context, tx bun.Tx, query string, workshopID, findingID, person int64) (int, error) {
+	var found, n int
+	if err := tx.NewRaw(query, findingID, workshopID, person).Scan(ctx, &found, &n); err != nil {
+		return 0, fmt.Errorf("vote: %w", err)
+	}
+	if found == 0 {
+		return 0, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", findingID)
+	}
+	return n, nil
 }
 
 // Comment is a remark on a finding.
@@ -77,13 +85,13 @@ func (s *Store) AddComment(ctx context.Context, person int64, workshopID int64, 
 	if n := utf8.RuneCountInString(body); n > 5000 {
 		return Applied{}, domain.Errorf(domain.Invalid, "The comment is %d characters long; at most 5000 are allowed.", n)
 	}
-	return s.Apply(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		if _, err := findingInRoom(ctx, tx, workshopID, findingID); err != nil {
-			return "", nil, err
-		}
+	return s.applySingleWrite(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		c := Comment{FindingID: findingID, PersonID: &person, Body: body}
-		if _, err := tx.NewInsert().Model(&c).Returning("id").Exec(ctx); err != nil {
-			return "", nil, fmt.Errorf("comment: %w", err)
+		err := tx.NewRaw(`INSERT INTO comments (finding_id, person_id, body)
+			SELECT id, ?, ? FROM findings WHERE id = ? AND workshop_id = ? AND deleted_at IS NULL RETURNING id`,
+			person, body, findingID, workshopID).Scan(ctx, &c.ID)
+		if err != nil {
+			return "", nil, notFound(err, "There is no finding %d in this workshop.", findingID)
 		}
 		return "comment", map[string]any{"id": c.ID, "finding_id": findingID, "body": body}, nil
 	})

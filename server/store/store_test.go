@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -404,9 +405,10 @@ func TestTermsWithQuotesAreRefusedNotInjected(t *testing.T) {
 }
 
 // TestOpsQueuedBehindABusyRoomShareATransaction holds a room's
-// transaction open until five more ops queue behind it; they then run in
+// transaction open until seven more ops queue behind it; they then run in
 // one transaction where one fails half-way, one repeats an earlier op id,
-// one names a term not in the taxonomy and two are fine. Only the failing
+// one names a term not in the taxonomy, one comments on a finding that
+// does not exist, and two creates and a vote are fine. Only the failing
 // ops are left out, each with its own error, and seqs stay gapless.
 func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 	ctx := context.Background()
@@ -417,6 +419,7 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 	}
 	w := ws[2]
 	room := store.WorkshopRoom(w.ID)
+	voter := mustPerson(t, s)
 	first, err := s.CreateFinding(ctx, nil, w.ID, "earlier", store.FindingInput{Title: "Earlier"})
 	if err != nil {
 		t.Fatal(err)
@@ -444,7 +447,6 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 		a   store.Applied
 		err error
 	}
-	results := make([]chan result, 5)
 	ops := []func() (store.Applied, error){
 		func() (store.Applied, error) {
 			return s.Apply(ctx, room, "half-way", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
@@ -466,7 +468,14 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 		func() (store.Applied, error) {
 			return s.CreateFinding(ctx, nil, w.ID, "fine too", store.FindingInput{Title: "Fine too", Themes: []string{"training"}})
 		},
+		func() (store.Applied, error) {
+			return s.AddComment(ctx, voter, w.ID, "comment on nothing", 1<<40, "Lost")
+		},
+		func() (store.Applied, error) {
+			return s.Vote(ctx, voter, w.ID, "vote", mustFindingID(t, first))
+		},
 	}
+	results := make([]chan result, len(ops))
 	for i, op := range ops {
 		results[i] = make(chan result, 1)
 		go func() {
@@ -485,7 +494,13 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 	if err := <-blocker; err != nil {
 		t.Fatal(err)
 	}
-	halfWay, again, badTerm, fine, fineToo := <-results[0], <-results[1], <-results[2], <-results[3], <-results[4]
+	halfWay, again, badTerm, fine, fineToo, lost, vote := <-results[0], <-results[1], <-results[2], <-results[3], <-results[4], <-results[5], <-results[6]
+	if domain.ErrorCode(lost.err) != domain.NotFound {
+		t.Errorf("comment on no finding: %v, want NotFound", lost.err)
+	}
+	if vote.err != nil || !vote.a.Entry.At.Equal(fine.a.Entry.At) || !strings.Contains(string(vote.a.Entry.Payload), `"votes":1`) {
+		t.Errorf("vote: %+v %v (payload %s), want one vote in the shared transaction", vote.a, vote.err, vote.a.Entry.Payload)
+	}
 	if !errors.Is(halfWay.err, boom) {
 		t.Errorf("half-way op: %v, want boom", halfWay.err)
 	}
@@ -519,13 +534,18 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 		}
 		got = append(got, e.OpID)
 	}
-	if !slices.Equal(got, []string{"blocker", "fine", "fine too"}) {
-		t.Errorf("entries after the first: %v, want [blocker fine, fine too]", got)
+	// New creates go first in a shared transaction.
+	if !slices.Equal(got, []string{"blocker", "fine", "fine too", "vote"}) {
+		t.Errorf("entries after the first: %v, want [blocker fine, fine too, vote]", got)
 	}
-	if h := mustHead(t, s, room); h != start+3 {
-		t.Errorf("room head %d, want %d", h, start+3)
+	if h := mustHead(t, s, room); h != start+4 {
+		t.Errorf("room head %d, want %d", h, start+4)
 	}
-	for _, e := range es[1:] {
+	var comments int
+	if err := s.DB().NewRaw("SELECT count(*) FROM comments").Scan(ctx, &comments); err != nil || comments != 0 {
+		t.Errorf("comments: %d (%v), want none", comments, err)
+	}
+	for _, e := range es[1:3] {
 		var f domain.Finding
 		if err := json.Unmarshal(e.Payload, &f); err != nil {
 			t.Fatal(err)
@@ -555,4 +575,14 @@ func mustFindingID(tb testing.TB, a store.Applied) int64 {
 		tb.Fatalf("no finding id in %s: %v", a.Entry.Payload, err)
 	}
 	return f.ID
+}
+
+// mustPerson adds a person to the database.
+func mustPerson(tb testing.TB, s *store.Store) int64 {
+	tb.Helper()
+	p := domain.Person{Name: "Voter", Country: "FI"}
+	if _, err := s.DB().NewInsert().Model(&p).Exec(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return p.ID
 }
