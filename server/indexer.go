@@ -32,7 +32,8 @@ const (
 	indexBatchEntries  = 500                    // log entries per index batch
 	rebuildBatch       = 1000                   // findings per batch of a rebuild
 	indexPoll          = 5 * time.Second        // slow poll, in case a notification is lost
-	indexGather        = 200 * time.Millisecond // least time between two catch-ups
+	indexGatherMin     = 50 * time.Millisecond  // least time between two catch-ups
+	indexGatherMax     = 500 * time.Millisecond // most time between two catch-ups
 	indexRetry         = 10 * time.Second       // wait after an error before trying again
 	searchRetryAfter   = 5                      // seconds, for 503 answers
 	indexLockTimeout   = 2 * time.Second
@@ -166,20 +167,24 @@ func (x *indexer) follow(ctx context.Context, cp map[string]int64) {
 	t := time.NewTicker(x.poll)
 	defer t.Stop()
 	for {
+		start := time.Now()
 		if err := x.catchUp(ctx, cp); err != nil && ctx.Err() == nil {
 			x.logger.Error("search indexer", "err", err)
 		}
+		took := time.Since(start)
 		select {
 		case <-ctx.Done():
 			return
 		case <-x.wake:
 		case <-t.C:
 		}
-		// Let a burst of commits gather into one index batch: batches of
-		// one entry each make many small segments, and merging them costs
-		// a busy server more than indexing does. Findings stay searchable
-		// well within a second.
-		sleep(ctx, indexGather)
+		// Let a burst of commits gather into one index batch, the longer
+		// the busier: one-entry batches make many small segments whose
+		// merging costs more than the indexing, and waiting as long as
+		// the last catch-up took keeps the indexer to about half a core,
+		// leaving the rest to the people typing. Findings stay searchable
+		// within a second.
+		sleep(ctx, min(max(indexGatherMin, took), indexGatherMax))
 	}
 }
 
