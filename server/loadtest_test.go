@@ -30,6 +30,9 @@ func TestLoadtestCommand(t *testing.T) {
 		if !regexp.MustCompile(sc.want).MatchString(out.String()) {
 			t.Fatalf("%v: output lacks %q:\n%s", sc.args, sc.want, out.String())
 		}
+		if m := regexp.MustCompile(`\((\d+) deliveries; expected (\d+)\)`).FindStringSubmatch(out.String()); m != nil && m[1] != m[2] {
+			t.Fatalf("%v: entries lost or not recognised:\n%s", sc.args, out.String())
+		}
 		if strings.Contains(out.String(), "no samples") {
 			t.Fatalf("%v: no latency samples:\n%s", sc.args, out.String())
 		}
