@@ -363,6 +363,10 @@ func applyEntries(ctx context.Context, st *store.Store, ix *search.Index, entrie
 // touched returns the finding a log entry changed, or the workshop all of
 // whose findings it changed (key messages are part of each key finding).
 func touched(e domain.LogEntry) (findingID, workshopID int64) {
+	switch e.Kind {
+	case "vote", "unvote":
+		return 0, 0 // votes are not in the index
+	}
 	if e.Kind == "keymessages.set" {
 		if id, ok := strings.CutPrefix(e.Room, "workshop:"); ok {
 			n, _ := strconv.ParseInt(id, 10, 64)
