@@ -84,6 +84,7 @@ const (
 	CloseTooBig          = websocket.CloseMessageTooBig // 1009: frame over MaxFrameBytes (sent by gorilla/websocket)
 	CloseUnauthenticated = 4001                         // session ended or not valid: sign in again
 	CloseProtocolAbuse   = 4002                         // too many bad frames
+	CloseAccessChanged   = 4003                         // the person's roles changed: reconnect and resume
 	CloseTooSlow         = 4008                         // send queue overflowed: reconnect and resume
 )
 
@@ -281,6 +282,11 @@ func (h *Hub) Notify(room string, seq int64) {
 // EndSession closes every connection of the identity with ID identityID with
 // close code 4001 (e.g. after sign-out) and reports how many it closed.
 func (h *Hub) EndSession(identityID string) int {
+	return h.closeIdentity(identityID, CloseUnauthenticated, "session ended")
+}
+
+// closeIdentity closes the identity's connections with code.
+func (h *Hub) closeIdentity(identityID string, code int, reason string) int {
 	h.mu.RLock()
 	var cs []*conn
 	for c := range h.conns {
@@ -290,9 +296,17 @@ func (h *Hub) EndSession(identityID string) int {
 	}
 	h.mu.RUnlock()
 	for _, c := range cs {
-		c.q.close(CloseUnauthenticated, "session ended", true)
+		c.q.close(code, reason, true)
 	}
 	return len(cs)
+}
+
+// Reauthorize closes the identity's connections with CloseAccessChanged,
+// after the server changed what the person may do: the clients reconnect
+// and join again, and each join and op is checked against the new roles.
+// It returns how many connections it closed.
+func (h *Hub) Reauthorize(identityID string) int {
+	return h.closeIdentity(identityID, CloseAccessChanged, "access changed")
 }
 
 // Shutdown closes every connection with close code 1001 (server going away)

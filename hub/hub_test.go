@@ -460,6 +460,24 @@ func TestShutdownCloses1001(t *testing.T) {
 	}
 }
 
+func TestReauthorizeCloses4003(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	a, b := th.dial(t, "anna"), th.dial(t, "bo")
+	a.join(room, 0)
+	b.join(room, 0)
+	if n := th.Reauthorize("anna"); n != 1 {
+		t.Errorf("Reauthorize closed %d connections, want 1", n)
+	}
+	if code := a.closeCode(5 * time.Second); code != hub.CloseAccessChanged {
+		t.Errorf("closed with %d, want %d", code, hub.CloseAccessChanged)
+	}
+	// Bo is untouched.
+	b.op(room, "still-here", "note", `{}`)
+	if f := b.nextOf("entry"); f.OpID != "still-here" {
+		t.Errorf("bo got %+v, want the entry", f)
+	}
+}
+
 func TestSessionEndCloses4001(t *testing.T) {
 	th := newTestHub(t, hub.Config{})
 	a, b := th.dial(t, "anna"), th.dial(t, "bo")

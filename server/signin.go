@@ -176,10 +176,15 @@ func (a *app) handleCallback(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	p, err := a.store.SignInOIDC(r.Context(), in)
+	p, rolesChanged, err := a.store.SignInOIDC(r.Context(), in)
 	if err != nil {
 		a.message(w, r, err)
 		return
+	}
+	if rolesChanged {
+		// The person's other screens still act on the old roles: make them
+		// reconnect, so every join and op is checked against the new ones.
+		a.hub.Reauthorize(strconv.FormatInt(p.ID, 10))
 	}
 	if _, err := a.sessions.Start(r.Context(), w, r, p.ID); err != nil {
 		a.message(w, r, err)

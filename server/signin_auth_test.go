@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,13 +13,16 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/oauth2-proxy/mockoidc"
 
+	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/demo"
 	"github.com/rapporteur/rapporteur/server/store"
@@ -224,12 +228,38 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 		t.Errorf("people page after sign-out: %d, want 401", status)
 	}
 
+	// Another screen of the person signs in (still an organizer: nothing
+	// changes) and stays connected.
+	b2 := newBrowser()
+	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,
+		PreferredUsername: "Aino Virtanen", Groups: []string{"rapporteur-admins", "staff"}})
+	if status, body := b2.get(t, f.srv.URL+"/auth/login?next="+url.QueryEscape("/events/"+f.event.Slug+"/people")); status != 200 {
+		t.Fatalf("second screen sign-in: %d\n%.300s", status, body)
+	}
+	other := member{http: &http.Client{Jar: b2.jar}}.Dial(t, f.srv.URL)
+
 	// Removed from the admin group: the next sign-in takes the role back.
 	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,
 		PreferredUsername: "Aino V.", Groups: []string{"staff"}})
 	status, body = b.get(t, f.srv.URL+"/auth/login?next="+url.QueryEscape("/events/"+f.event.Slug+"/people"))
 	if status != http.StatusForbidden || !strings.Contains(body, "Signed in as <strong>Aino V.</strong>") {
 		t.Fatalf("people page without the admin group: %d\n%.400s", status, body)
+	}
+	// The other screen acted on the old roles: it is told to reconnect, and
+	// on its new connection the organizer's room is refused.
+	select {
+	case err := <-other.closed:
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != hub.CloseAccessChanged {
+			t.Errorf("other screen closed with %v, want %d", err, hub.CloseAccessChanged)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the other screen stayed connected with the revoked role")
+	}
+	again := member{http: &http.Client{Jar: b2.jar}}.Dial(t, f.srv.URL)
+	again.send(t, map[string]any{"type": "join", "room": "event:" + strconv.FormatInt(f.event.ID, 10), "since": 0})
+	if fr := again.next(t, func(f frame) bool { return f.Type == "error" || f.Type == "joined" }); fr.Type != "error" || fr.Code != "forbidden" {
+		t.Errorf("joining the event room without the role: %+v, want forbidden", fr)
 	}
 	if auditCount(t, f.store, "role.revoke") != 1 {
 		t.Error("no role.revoke audit entry")

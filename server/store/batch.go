@@ -11,8 +11,8 @@ import (
 	"github.com/rapporteur/rapporteur/server/domain"
 )
 
-// maxBatch caps the ops in one room transaction. Each op runs in its own
-// savepoint, and Postgres keeps up to 64 subtransactions per transaction
+// maxBatch caps the ops in one room transaction. Ops may run in their own
+// savepoints, and Postgres keeps up to 64 subtransactions per transaction
 // in its fast cache; staying under that keeps snapshots cheap.
 const maxBatch = 48
 
@@ -23,9 +23,9 @@ const batchTimeout = 30 * time.Second
 // committer is the group commit of the event log. Ops of one room run one
 // transaction at a time (the room row's lock serialises them anyway);
 // the ops that arrive while a room's transaction runs wait and then go
-// together in the next one, each in its own savepoint, so a busy room pays
-// one commit for many ops and a failing op takes back only its own writes.
-// An op that finds the room idle runs alone, as before.
+// together in the next one, so a busy room pays one commit for many ops;
+// an op that fails takes back only its own writes (see applyBatch). An op
+// that finds the room idle runs alone.
 type committer struct {
 	s     *Store
 	mu    sync.Mutex

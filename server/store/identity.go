@@ -64,9 +64,10 @@ type OIDCSignIn struct {
 // by a verified email of a person not yet linked to any provider), creates
 // them otherwise, takes name and email from the claims, syncs the roles the
 // claim grants, and records the sign-in, all in one transaction.
-func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (domain.Person, error) {
-	var p domain.Person
-	err := s.inTx(ctx, func(tx bun.Tx) error {
+// rolesChanged tells that the claim granted or took back a role.
+func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (p domain.Person, rolesChanged bool, err error) {
+	err = s.inTx(ctx, func(tx bun.Tx) error {
+		rolesChanged = false
 		email := strings.TrimSpace(in.Email)
 		err := tx.NewSelect().Model(&p).Where("oidc_issuer = ? AND oidc_subject = ?", in.Issuer, in.Subject).For("UPDATE").Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) && in.EmailVerified && email != "" {
@@ -103,9 +104,11 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (domain.Person, e
 			return fmt.Errorf("update person: %w", err)
 		}
 		if in.SyncRoles && in.EventID != 0 {
-			if err := s.syncClaimRoles(ctx, tx, p.ID, in.EventID, in.Roles); err != nil {
+			changed, err := s.syncClaimRoles(ctx, tx, p.ID, in.EventID, in.Roles)
+			if err != nil {
 				return err
 			}
+			rolesChanged = changed
 		}
 		var ev *int64
 		if in.EventID != 0 {
@@ -113,33 +116,35 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (domain.Person, e
 		}
 		return s.Audit(ctx, tx, &p.ID, ev, "signin.oidc", fmt.Sprintf("person:%d", p.ID), map[string]any{"issuer": in.Issuer, "subject": in.Subject})
 	})
-	return p, err
+	return p, rolesChanged && err == nil, err
 }
 
 // syncClaimRoles makes the person's claim-granted event-wide memberships
-// equal want, auditing each grant and revocation.
-func (s *Store) syncClaimRoles(ctx context.Context, tx bun.Tx, personID, eventID int64, want map[string]string) error {
+// equal want, auditing each grant and revocation; changed tells whether
+// it granted or revoked any.
+func (s *Store) syncClaimRoles(ctx context.Context, tx bun.Tx, personID, eventID int64, want map[string]string) (changed bool, err error) {
 	type held struct {
 		ID      int64
 		Role    string
 		Granted bool
 	}
 	var hs []held
-	err := tx.NewRaw(`SELECT m.id, m.role, g.membership_id IS NOT NULL AS granted
+	err = tx.NewRaw(`SELECT m.id, m.role, g.membership_id IS NOT NULL AS granted
 		FROM memberships m LEFT JOIN oidc_role_grants g ON g.membership_id = m.id
 		WHERE m.person_id = ? AND m.event_id = ? AND m.workshop_id IS NULL`, personID, eventID).Scan(ctx, &hs)
 	if err != nil {
-		return fmt.Errorf("read memberships: %w", err)
+		return false, fmt.Errorf("read memberships: %w", err)
 	}
 	target := fmt.Sprintf("person:%d", personID)
 	for _, h := range hs {
 		if _, keep := want[h.Role]; h.Granted && !keep {
 			if _, err := tx.NewRaw("DELETE FROM memberships WHERE id = ?", h.ID).Exec(ctx); err != nil {
-				return fmt.Errorf("revoke role: %w", err)
+				return false, fmt.Errorf("revoke role: %w", err)
 			}
 			if err := s.Audit(ctx, tx, nil, &eventID, "role.revoke", target, map[string]any{"role": h.Role, "why": "no longer in the OIDC roles claim"}); err != nil {
-				return err
+				return false, err
 			}
+			changed = true
 		}
 	}
 	roles := make([]string, 0, len(want))
@@ -153,16 +158,17 @@ func (s *Store) syncClaimRoles(ctx context.Context, tx bun.Tx, personID, eventID
 		}
 		m := domain.Membership{EventID: eventID, PersonID: personID, Role: role, Attribution: "chatham"}
 		if _, err := tx.NewInsert().Model(&m).Returning("id").Exec(ctx); err != nil {
-			return fmt.Errorf("grant role %s: %w", role, err)
+			return false, fmt.Errorf("grant role %s: %w", role, err)
 		}
 		if _, err := tx.NewRaw("INSERT INTO oidc_role_grants (membership_id, claim_value) VALUES (?, ?)", m.ID, want[role]).Exec(ctx); err != nil {
-			return fmt.Errorf("record role grant: %w", err)
+			return false, fmt.Errorf("record role grant: %w", err)
 		}
 		if err := s.Audit(ctx, tx, nil, &eventID, "role.grant", target, map[string]any{"role": role, "claim": want[role]}); err != nil {
-			return err
+			return false, err
 		}
+		changed = true
 	}
-	return nil
+	return changed, nil
 }
 
 // RecordSignOut writes the audit entry of a sign-out.
