@@ -144,12 +144,9 @@ func (c *conn) writePump() {
 				c.q.close(0, "", true)
 				return
 			}
-			size := 0
-			for _, b := range batch[i : i+n] {
-				size += len(b)
-			}
+			done := batch[i : i+n]
 			i += n
-			if c.q.written(size) {
+			if c.q.written(done) {
 				break
 			}
 		}

@@ -16,6 +16,7 @@ type sendQueue struct {
 	mu      sync.Mutex
 	frames  [][]byte
 	bytes   int // queued plus taken but not yet written
+	over    int // the part of bytes in frames bigger than limit (big snapshots)
 	limit   int
 	closed  bool
 	discard bool          // drop what is queued instead of flushing it
@@ -36,6 +37,27 @@ func signal(c chan struct{}) {
 	}
 }
 
+// fits tells whether b may be queued now. A frame bigger than the limit
+// (a big snapshot) goes only into an empty queue, and does not count
+// against the limit of the frames after it: live entries queue behind it
+// as long as the client keeps reading.
+func (q *sendQueue) fits(b []byte) bool {
+	if len(b) > q.limit {
+		return q.bytes == 0
+	}
+	used := q.bytes - q.over
+	return used == 0 || used+len(b) <= q.limit
+}
+
+// add queues b; the caller holds mu and checked fits.
+func (q *sendQueue) add(b []byte) {
+	q.frames = append(q.frames, b)
+	q.bytes += len(b)
+	if len(b) > q.limit {
+		q.over += len(b)
+	}
+}
+
 // push adds b unless that would overflow the queue; it reports false on
 // overflow. A closed queue swallows b.
 func (q *sendQueue) push(b []byte) bool {
@@ -44,12 +66,11 @@ func (q *sendQueue) push(b []byte) bool {
 		q.mu.Unlock()
 		return true
 	}
-	if q.bytes > 0 && q.bytes+len(b) > q.limit {
+	if !q.fits(b) {
 		q.mu.Unlock()
 		return false
 	}
-	q.frames = append(q.frames, b)
-	q.bytes += len(b)
+	q.add(b)
 	q.mu.Unlock()
 	signal(q.ready)
 	return true
@@ -64,9 +85,8 @@ func (q *sendQueue) pushWait(b []byte) error {
 			q.mu.Unlock()
 			return errClosed
 		}
-		if q.bytes == 0 || q.bytes+len(b) <= q.limit {
-			q.frames = append(q.frames, b)
-			q.bytes += len(b)
+		if q.fits(b) {
+			q.add(b)
 			q.mu.Unlock()
 			signal(q.ready)
 			return nil
@@ -109,11 +129,16 @@ func (q *sendQueue) take() (batch [][]byte, closed bool, code int, reason string
 	return batch, q.closed, q.code, q.reason
 }
 
-// written releases n bytes after a write and reports whether to stop writing
-// the current batch because the queue was closed with discard.
-func (q *sendQueue) written(n int) (stop bool) {
+// written releases the frames after a write and reports whether to stop
+// writing the current batch because the queue was closed with discard.
+func (q *sendQueue) written(frames [][]byte) (stop bool) {
 	q.mu.Lock()
-	q.bytes = max(q.bytes-n, 0)
+	for _, b := range frames {
+		q.bytes = max(q.bytes-len(b), 0)
+		if len(b) > q.limit {
+			q.over = max(q.over-len(b), 0)
+		}
+	}
 	stop = q.closed && q.discard
 	q.mu.Unlock()
 	signal(q.space)

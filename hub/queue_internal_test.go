@@ -1,0 +1,39 @@
+package hub
+
+import "testing"
+
+// TestBigFrameDoesNotCrowdOutLiveFrames checks the send queue's limit
+// around a frame bigger than the limit (a big room's snapshot): it is
+// queued only alone, and the live frames behind it get the whole limit,
+// so a client that reads is not dropped as slow while it downloads.
+func TestBigFrameDoesNotCrowdOutLiveFrames(t *testing.T) {
+	q := newSendQueue(100)
+	big, small := make([]byte, 500), make([]byte, 40)
+	if !q.push(big) {
+		t.Fatal("a big frame was refused by an empty queue")
+	}
+	if q.push(make([]byte, 300)) {
+		t.Fatal("a second big frame was queued behind the first")
+	}
+	if !q.push(small) || !q.push(small) {
+		t.Fatal("live frames were refused behind a big frame")
+	}
+	if q.push(small) {
+		t.Fatal("live frames beyond the limit were queued")
+	}
+	batch, _, _, _ := q.take()
+	if len(batch) != 3 {
+		t.Fatalf("took %d frames, want 3", len(batch))
+	}
+	q.written(batch[:1]) // the snapshot is out
+	if q.bytes != 80 || q.over != 0 {
+		t.Fatalf("after writing the big frame: bytes %d, over %d; want 80, 0", q.bytes, q.over)
+	}
+	if q.push(small) {
+		t.Fatal("live frames beyond the limit were queued after the big frame")
+	}
+	q.written(batch[1:])
+	if q.bytes != 0 || !q.push(big) {
+		t.Fatalf("after writing everything: bytes %d, and a big frame must fit", q.bytes)
+	}
+}
