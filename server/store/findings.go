@@ -156,10 +156,12 @@ func EventRoom(id int64) string { return fmt.Sprintf("event:%d", id) }
 // CreateFinding records a new finding in a workshop, logged in the
 // workshop's room under opID. A repeated opID returns the original entry.
 //
-// The common case (a new op with valid terms) is one statement, so one
-// round trip and one commit; anything else — a replay, an unknown
-// workshop or term, a concurrent duplicate — falls back to the general
-// path, which finds out which and says so.
+// Alone in its room's transaction, the common case (a new op with valid
+// terms) is one statement, so one round trip and one commit; queued with
+// other ops, the transaction's creates are one statement together.
+// Anything else — a replay, an unknown workshop or term, a concurrent
+// duplicate — falls back to the general path, which finds out which and
+// says so.
 func (s *Store) CreateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, in FindingInput) (Applied, error) {
 	if err := checkOpID(opID); err != nil {
 		return Applied{}, err
@@ -173,7 +175,7 @@ func (s *Store) CreateFinding(ctx context.Context, actor *int64, workshopID int6
 	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, create: row,
 		change: createFindingChange(workshopID, actor, in),
 		alone: func(ctx context.Context) (Applied, bool, error) {
-			e, ok, err := s.createFindingStmt(ctx, createFindingSQL, row.args(workshopID, room), e)
+			e, ok, err := s.createFindingStmt(ctx, row.args(room), e)
 			return Applied{Entry: e}, ok, err
 		}})
 }
@@ -232,8 +234,8 @@ func newCreateRow(actor *int64, workshopID int64, opID string, in FindingInput) 
 }
 
 // args returns the single create statement's arguments.
-func (r *createRow) args(workshopID int64, room string) []any {
-	return []any{workshopID, room, r.OpID, pgTextArray(r.Dims), pgTextArray(r.Keys),
+func (r *createRow) args(room string) []any {
+	return []any{r.WorkshopID, room, r.OpID, pgTextArray(r.Dims), pgTextArray(r.Keys),
 		r.Actor, r.Title, r.WhatDone, r.Results, r.Transferability, r.NordicProposal,
 		pgTextArray(r.Countries), pgTextArray(r.Themes), pgTextArray(r.Ps), pgTextArray(r.Forms),
 		pgTextArray(r.VictimGroups), pgTextArray(r.ActorTypes), r.Language,
@@ -263,11 +265,12 @@ func createFindings(ctx context.Context, tx bun.Tx, room string, seq int64, rows
 	return out, nil
 }
 
-// createFindingStmt runs the create-finding statement and fills in e. ok is false when it wrote nothing — an
-// unknown workshop or term, a repeated op, a concurrent duplicate — and
-// the general path must find out which.
-func (s *Store) createFindingStmt(ctx context.Context, query string, args []any, e domain.LogEntry) (domain.LogEntry, bool, error) {
-	stmt, err := s.prepared(ctx, query)
+// createFindingStmt runs the create-finding statement and fills in e. ok
+// is false when it wrote nothing — an unknown workshop or term, a
+// repeated op, a concurrent duplicate — and the general path must find
+// out which.
+func (s *Store) createFindingStmt(ctx context.Context, args []any, e domain.LogEntry) (domain.LogEntry, bool, error) {
+	stmt, err := s.prepared(ctx, createFindingSQL)
 	if err != nil {
 		return e, false, err
 	}
