@@ -183,28 +183,13 @@ func (s *Store) CreateFinding(ctx context.Context, actor *int64, workshopID int6
 // createRow is one finding to create as the create statements take it,
 // checked but for its terms, which the statements check.
 type createRow struct {
-	WorkshopID      int64           `json:"-"`
-	OpID            string          `json:"op_id"`
-	Actor           *int64          `json:"actor_id"`
-	Dims            []string        `json:"dims"`
-	Keys            []string        `json:"keys"`
-	Title           string          `json:"title"`
-	WhatDone        string          `json:"what_done"`
-	Results         string          `json:"results"`
-	Transferability string          `json:"transferability"`
-	NordicProposal  string          `json:"nordic_proposal"`
-	Countries       []string        `json:"countries"`
-	Themes          []string        `json:"themes"`
-	Ps              []string        `json:"ps"`
-	Forms           []string        `json:"forms"`
-	VictimGroups    []string        `json:"victim_groups"`
-	ActorTypes      []string        `json:"actor_types"`
-	Language        string          `json:"language"`
-	ContactName     string          `json:"contact_name"`
-	ContactEmail    string          `json:"contact_email"`
-	ContactConsent  bool            `json:"contact_consent"`
-	Attribution     string          `json:"attribution"`
-	Payload         json.RawMessage `json:"payload"` // the entry's, but for what the database assigns
+	FindingInput                 // normalised; its fields are the statements' columns
+	WorkshopID   int64           `json:"-"`
+	OpID         string          `json:"op_id"`
+	Actor        *int64          `json:"actor_id"`
+	Dims         []string        `json:"dims"`
+	Keys         []string        `json:"keys"`
+	Payload      json.RawMessage `json:"payload"` // the entry's, but for what the database assigns
 }
 
 func newCreateRow(actor *int64, workshopID int64, opID string, in FindingInput) (*createRow, error) {
@@ -217,12 +202,12 @@ func newCreateRow(actor *int64, workshopID int64, opID string, in FindingInput) 
 	if err != nil {
 		return nil, fmt.Errorf("encode finding: %w", err)
 	}
-	r := &createRow{WorkshopID: workshopID, OpID: opID, Actor: actor, Title: f.Title, WhatDone: f.WhatDone, Results: f.Results,
-		Transferability: f.Transferability, NordicProposal: f.NordicProposal,
-		Countries: f.Countries, Themes: f.Themes, Ps: f.Ps, Forms: f.Forms, VictimGroups: f.VictimGroups,
-		ActorTypes: f.ActorTypes, Language: f.Language, ContactName: f.ContactName,
-		ContactEmail: f.ContactEmail, ContactConsent: f.ContactConsent, Attribution: f.Attribution,
-		Dims: []string{}, Keys: []string{}, Payload: payload}
+	r := &createRow{WorkshopID: workshopID, OpID: opID, Actor: actor, Dims: []string{}, Keys: []string{}, Payload: payload,
+		FindingInput: FindingInput{Title: f.Title, WhatDone: f.WhatDone, Results: f.Results,
+			Transferability: f.Transferability, NordicProposal: f.NordicProposal,
+			Countries: f.Countries, Themes: f.Themes, Ps: f.Ps, Forms: f.Forms, VictimGroups: f.VictimGroups,
+			ActorTypes: f.ActorTypes, Language: f.Language, ContactName: f.ContactName,
+			ContactEmail: f.ContactEmail, ContactConsent: f.ContactConsent, Attribution: f.Attribution}}
 	lists := map[string][]string{"countries": f.Countries, "themes": f.Themes, "ps": f.Ps,
 		"forms": f.Forms, "victim_groups": f.VictimGroups, "actor_types": f.ActorTypes}
 	for name, dim := range termFields() {
