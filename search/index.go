@@ -121,6 +121,7 @@ const (
 type Index struct {
 	bi   bleve.Index
 	opts Options
+	cols *colCache
 
 	closeOnce sync.Once
 	closeErr  error
@@ -156,7 +157,7 @@ func Open(dir string, opts Options) (*Index, error) {
 		}
 		return nil, fmt.Errorf("search: open %s: %w: %w", dir, ErrNeedsRebuild, err)
 	}
-	ix := &Index{bi: bi, opts: opts}
+	ix := &Index{bi: bi, opts: opts, cols: newColCache()}
 	if err := ix.check(latest); err != nil {
 		_ = ix.Close()
 		return nil, fmt.Errorf("search: open %s: %w: %w", dir, ErrNeedsRebuild, err)
@@ -290,7 +291,7 @@ func create(dir string, opts Options) (*Index, error) {
 		_ = bi.Close()
 		return nil, fmt.Errorf("search: create %s: store version: %w", dir, err)
 	}
-	return &Index{bi: bi, opts: opts}, nil
+	return &Index{bi: bi, opts: opts, cols: newColCache()}, nil
 }
 
 // Replace moves the closed index in src to dst, replacing the index that

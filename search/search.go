@@ -3,9 +3,7 @@ package search
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
@@ -95,15 +93,6 @@ const (
 	bigFacetSize = 1000
 )
 
-// facetRequest asks for the term counts of dimension dim.
-func facetRequest(dim string) *bleve.FacetRequest {
-	size := facetSize
-	if dim == "workshop" || dim == "event" {
-		size = bigFacetSize
-	}
-	return bleve.NewFacetRequest(dimField[dim], size)
-}
-
 // storedFields are the fields loaded for each hit.
 var storedFields = func() []string {
 	fs := []string{"countries", "themes", "ps", "forms", "victims", "actors", "workshop", "event", "release", "lang", fieldCreated, fieldUpdated}
@@ -114,6 +103,13 @@ var storedFields = func() []string {
 }()
 
 // Search runs q. Bad query text or filters give a *QueryError.
+//
+// Bleve finds (and, sorted by relevance, scores) the documents that match
+// the text. Audience, filters, facet counts, order and paging are then
+// worked out in memory from the segments' columns, and Bleve loads the
+// page's stored fields and highlights. Without text, documents come in
+// date order whatever the sort, and Bleve only loads the page. Sorted by
+// date, hits have score 0.
 func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 	start := time.Now()
 	size := q.Size
@@ -131,156 +127,114 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 		return nil, queryErrorf("page %d is too far (at most %d results can be paged through)", page, maxFrom)
 	}
 	from := (page - 1) * size
-	var sortBy []string
+	var byDate bool
 	switch q.Sort {
 	case "", "relevance":
-		sortBy = []string{"-_score"}
 	case "date":
-		sortBy = []string{"-" + fieldUpdated, "_id"}
+		byDate = true
 	default:
 		return nil, queryErrorf("unknown sort %q (use relevance or date)", q.Sort)
 	}
-
 	parsed, err := parseQuery(q.Text)
 	if err != nil {
 		return nil, err
 	}
-	filters := make(map[string]query.Query, len(q.Filters))
-	for dim, vals := range q.Filters {
-		field, ok := dimField[dim]
-		if !ok {
+	for dim := range q.Filters {
+		if _, ok := dimField[dim]; !ok {
 			return nil, queryErrorf("unknown filter %q", dim)
 		}
-		if len(vals) == 0 {
-			continue
-		}
-		filters[dim] = anyTerm(field, vals)
 	}
 
-	res := &Result{Facets: make(map[string][]FacetCount, len(dimensions))}
+	res := &Result{Facets: make(map[string][]FacetCount, len(dimensions)), Hits: []Hit{}}
+	for _, dim := range dimensions {
+		res.Facets[dim] = []FacetCount{}
+	}
 	if len(q.Audience) == 0 {
-		for _, dim := range dimensions {
-			res.Facets[dim] = []FacetCount{}
-		}
 		res.Took = time.Since(start)
 		return res, nil
 	}
 
-	var text query.Query = query.NewMatchAllQuery()
-	if parsed != nil {
-		c := &compiler{m: ix.bi.Mapping()}
-		text = c.compile(parsed, true)
+	var text query.Query
+	var t *tally
+	var v *view
+	if parsed == nil {
+		v, err = ix.allDocs(ctx, func(v *view) func(int, uint32, float64) {
+			t = ix.newTally(v, q, from+size, true)
+			return t.add
+		})
+	} else {
+		text = (&compiler{m: ix.bi.Mapping()}).compile(parsed, true)
+		v, err = ix.matches(ctx, text, !byDate, func(v *view) func(int, uint32, float64) {
+			t = ix.newTally(v, q, from+size, byDate)
+			return t.add
+		})
 	}
-	audience := anyTerm(fieldAudience, q.Audience)
-	// build is the query with all filters but skip's.
-	build := func(skip string) query.Query {
-		qs := []query.Query{text, audience}
-		for _, dim := range dimensions {
-			if f, ok := filters[dim]; ok && dim != skip {
-				qs = append(qs, f)
-			}
-		}
-		return query.NewConjunctionQuery(qs)
+	if err != nil {
+		return nil, err
 	}
+	if v == nil {
+		res.Took = time.Since(start)
+		return res, nil
+	}
+	defer v.release()
 
-	main := bleve.NewSearchRequestOptions(build(""), size, from, false)
-	main.SortBy(sortBy)
-	main.Fields = storedFields
-	main.Highlight = bleve.NewHighlightWithStyle(htmlhl.Name)
-	for _, dim := range dimensions {
-		if _, filtered := filters[dim]; !filtered {
-			main.AddFacet(dim, facetRequest(dim))
-		}
+	res.Total = t.total
+	t.facets(res.Facets)
+	top := t.sorted()
+	if from >= len(top) {
+		res.Took = time.Since(start)
+		return res, nil
 	}
-
-	// One facet-only search per filtered dimension, run alongside the main one.
-	type facetOut struct {
-		dim    string
-		counts []FacetCount
-		err    error
-	}
-	var wg sync.WaitGroup
-	outs := make(chan facetOut, len(filters))
-	for dim := range filters {
-		wg.Add(1)
-		go func(dim string) {
-			defer wg.Done()
-			req := bleve.NewSearchRequestOptions(build(dim), 0, 0, false)
-			req.Score = "none"
-			req.AddFacet(dim, facetRequest(dim))
-			sr, err := ix.bi.SearchInContext(ctx, req)
-			if err != nil {
-				outs <- facetOut{dim: dim, err: err}
-				return
-			}
-			outs <- facetOut{dim: dim, counts: facetCounts(sr.Facets[dim])}
-		}(dim)
-	}
-
-	sr, mainErr := ix.bi.SearchInContext(ctx, main)
-	wg.Wait()
-	close(outs)
-	if mainErr != nil {
-		return nil, searchError(mainErr)
-	}
-	for o := range outs {
-		if o.err != nil {
-			return nil, searchError(o.err)
-		}
-		res.Facets[o.dim] = o.counts
-	}
-	for _, dim := range dimensions {
-		if _, filtered := filters[dim]; !filtered {
-			res.Facets[dim] = facetCounts(sr.Facets[dim])
-		}
-	}
-
-	res.Total = sr.Total
-	res.Hits = make([]Hit, 0, len(sr.Hits))
-	for _, dm := range sr.Hits {
-		res.Hits = append(res.Hits, toHit(dm.ID, dm.Score, dm.Fields, dm.Fragments))
+	if res.Hits, err = ix.load(ctx, v, top[from:], text); err != nil {
+		return nil, err
 	}
 	res.Took = time.Since(start)
 	return res, nil
+}
+
+// load fetches the stored fields (and, for a text query, highlights) of
+// the hits in top, in that order.
+func (ix *Index) load(ctx context.Context, v *view, top []ranked, text query.Query) ([]Hit, error) {
+	ids := make([]string, len(top))
+	for i, r := range top {
+		seg, local := v.locate(r.g)
+		id, err := v.segs[seg].DocID(uint64(local))
+		if err != nil {
+			return nil, searchError(err)
+		}
+		ids[i] = string(id)
+	}
+	var q query.Query = query.NewDocIDQuery(ids)
+	if text != nil {
+		q = query.NewConjunctionQuery([]query.Query{text, q})
+	}
+	req := bleve.NewSearchRequestOptions(q, len(ids), 0, false)
+	req.Fields = storedFields
+	if text != nil {
+		req.Highlight = bleve.NewHighlightWithStyle(htmlhl.Name)
+	}
+	sr, err := ix.bi.SearchInContext(ctx, req)
+	if err != nil {
+		return nil, searchError(err)
+	}
+	found := make(map[string]*bsearch.DocumentMatch, len(sr.Hits))
+	for _, dm := range sr.Hits {
+		found[dm.ID] = dm
+	}
+	hits := make([]Hit, 0, len(ids))
+	for i, id := range ids {
+		// A document changed since it matched may be gone or no longer match.
+		if dm, ok := found[id]; ok {
+			hits = append(hits, toHit(id, top[i].score, dm.Fields, dm.Fragments))
+		}
+	}
+	return hits, nil
 }
 
 // searchError wraps an error from Bleve; context errors stay visible to
 // errors.Is.
 func searchError(err error) error {
 	return fmt.Errorf("search: %w", err)
-}
-
-// anyTerm matches documents whose keyword field holds one of vals.
-func anyTerm(field string, vals []string) query.Query {
-	qs := make([]query.Query, 0, len(vals))
-	for _, v := range vals {
-		t := query.NewTermQuery(v)
-		t.SetField(field)
-		qs = append(qs, t)
-	}
-	if len(qs) == 1 {
-		return qs[0]
-	}
-	return query.NewDisjunctionQuery(qs)
-}
-
-// facetCounts converts a Bleve facet to counts, most frequent first, then
-// by term.
-func facetCounts(fr *bsearch.FacetResult) []FacetCount {
-	out := []FacetCount{}
-	if fr == nil || fr.Terms == nil {
-		return out
-	}
-	for _, t := range fr.Terms.Terms() {
-		out = append(out, FacetCount{Term: t.Term, Count: t.Count})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Count != out[j].Count {
-			return out[i].Count > out[j].Count
-		}
-		return out[i].Term < out[j].Term
-	})
-	return out
 }
 
 // toHit builds a Hit from a Bleve hit's stored fields and fragments.

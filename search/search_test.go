@@ -164,6 +164,86 @@ func TestFacetsMatchBruteForce(t *testing.T) {
 	}
 }
 
+// TestFacetsFollowUpdatesDeletesAndMerges checks counts, totals and date
+// order against brute force while documents are updated (old versions
+// stay in older segments, marked deleted), deleted, and merged into one
+// segment: the in-memory columns must follow every snapshot.
+func TestFacetsFollowUpdatesDeletesAndMerges(t *testing.T) {
+	docs := everyone(gen.Findings(21, 600, gen.Events(4)))
+	ix := MustOpen(t, t.TempDir(), search.Options{})
+	MustApply(t, ix, docs, 50) // twelve segments, before merging
+
+	live := make(map[string]search.Document, len(docs))
+	for _, d := range docs {
+		live[d.ID] = d
+	}
+	filters := map[string][]string{"country": {"FI", "SE"}, "release": {"released"}}
+	check := func(step string) {
+		t.Helper()
+		cur := make([]search.Document, 0, len(live))
+		for _, d := range live {
+			cur = append(cur, d)
+		}
+		for _, f := range []map[string][]string{nil, filters} {
+			wantTotal, want := bruteFacets(cur, all, f)
+			res := MustSearch(t, ix, search.Query{Audience: all, Filters: f, Sort: "date", Size: 100})
+			if res.Total != wantTotal {
+				t.Fatalf("%s, filters %v: Total = %d, want %d", step, f, res.Total, wantTotal)
+			}
+			for _, dim := range dims {
+				got := make(map[string]int)
+				for _, fc := range res.Facets[dim] {
+					got[fc.Term] = fc.Count
+				}
+				if !reflect.DeepEqual(got, want[dim]) {
+					t.Fatalf("%s, filters %v: facet %s:\n got %v\nwant %v", step, f, dim, got, want[dim])
+				}
+			}
+			for i, h := range res.Hits {
+				d, ok := live[h.ID]
+				if !ok {
+					t.Fatalf("%s: hit %s was deleted", step, h.ID)
+				}
+				if !h.Updated.Equal(d.Updated) || !reflect.DeepEqual(h.Countries, d.Countries) {
+					t.Fatalf("%s: hit %s is a stale version", step, h.ID)
+				}
+				if i > 0 && h.Updated.After(res.Hits[i-1].Updated) {
+					t.Fatalf("%s: hits not newest first", step)
+				}
+			}
+		}
+	}
+	check("indexed")
+
+	// Move every third document to Finland, released, and newest.
+	var upd []search.Document
+	for i := 0; i < len(docs); i += 3 {
+		d := live[docs[i].ID]
+		d.Countries = []string{"FI"}
+		d.Release = "released"
+		d.Updated = d.Updated.Add(1000 * time.Hour)
+		live[d.ID] = d
+		upd = append(upd, d)
+	}
+	MustApply(t, ix, upd, 40)
+	check("updated")
+
+	var del []string
+	for i := 1; i < len(docs); i += 4 {
+		del = append(del, docs[i].ID)
+		delete(live, docs[i].ID)
+	}
+	if err := ix.Apply(nil, del, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("deleted")
+
+	if err := ix.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	check("merged")
+}
+
 func TestAudience(t *testing.T) {
 	docs := gen.Findings(2, 300, gen.Events(3))
 	ix := MustOpen(t, t.TempDir(), search.Options{})
