@@ -22,7 +22,7 @@ import (
 // MappingVersion is the version of the index layout built by this package.
 // Bump it whenever the mapping or the way documents are indexed changes:
 // Open then reports ErrNeedsRebuild for indexes built by an older version.
-const MappingVersion = 1
+const MappingVersion = 2
 
 // langs are the languages the index analyzes, in a fixed order.
 var langs = []string{"en", "da", "fi", "no", "sv"}
@@ -73,13 +73,19 @@ const (
 	fieldCreated  = "created"
 )
 
+// allField is Bleve's composite field: the tokens of every text field, each
+// analyzed in its document's language, with positions that name the field
+// they came from (so highlights still go to that field). An unfielded word
+// or prefix is one lookup there instead of one per field and language.
+const allField = "_all"
+
 // langField is the index field name of a text field in a language.
 func langField(field, lang string) string { return field + "_" + lang }
 
 // newMapping builds the index mapping: one document mapping whose text
 // fields exist once per language (title_en, title_sv, ...) with that
-// language's analyzer, plus keyword and date fields for filters, facets and
-// sorting.
+// language's analyzer and are gathered in allField, plus keyword and date
+// fields for filters, facets and sorting.
 func newMapping() (*mapping.IndexMappingImpl, error) {
 	im := mapping.NewIndexMapping()
 	if err := im.AddCustomCharFilter("sv_definite_elns", map[string]interface{}{
@@ -113,7 +119,7 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 			fm.Analyzer = analyzerFor[lang]
 			fm.Store = true
 			fm.IncludeTermVectors = true
-			fm.IncludeInAll = false
+			fm.IncludeInAll = true // into allField
 			fm.DocValues = false
 			dm.AddFieldMappingsAt(langField(f, lang), fm)
 		}

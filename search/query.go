@@ -405,7 +405,19 @@ func (c *compiler) term(n *termNode, inAnd bool) query.Query {
 	if n.field != "" {
 		fields = []string{n.field}
 	}
+	// Words and prefixes without a field are looked up in allField, once
+	// per distinct form (a stem may be the same in several languages).
+	// Phrases stay per field: their positions must come from one field.
 	var any []query.Query
+	var allForms []string
+	addAll := func(form string) {
+		for _, f := range allForms {
+			if f == form {
+				return
+			}
+		}
+		allForms = append(allForms, form)
+	}
 	for _, lang := range langs {
 		analyzer := c.m.AnalyzerNamed(analyzerFor[lang])
 		if n.prefix {
@@ -419,6 +431,10 @@ func (c *compiler) term(n *termNode, inAnd bool) query.Query {
 				}
 			}
 			for _, p := range prefixes {
+				if n.field == "" {
+					addAll(p)
+					continue
+				}
 				for _, f := range fields {
 					q := query.NewPrefixQuery(p)
 					q.SetField(langField(f, lang))
@@ -427,8 +443,8 @@ func (c *compiler) term(n *termNode, inAnd bool) query.Query {
 			}
 			continue
 		}
-		ntok := len(analyzer.Analyze([]byte(n.text)))
-		if ntok == 0 {
+		toks := analyzer.Analyze([]byte(n.text))
+		if len(toks) == 0 {
 			if inAnd {
 				q := query.NewTermQuery(lang)
 				q.SetField("lang")
@@ -437,8 +453,12 @@ func (c *compiler) term(n *termNode, inAnd bool) query.Query {
 			}
 			continue
 		}
+		if n.field == "" && !n.phrase && len(toks) == 1 {
+			addAll(string(toks[0].Term))
+			continue
+		}
 		for _, f := range fields {
-			if n.phrase || ntok > 1 {
+			if n.phrase || len(toks) > 1 {
 				q := query.NewMatchPhraseQuery(n.text)
 				q.SetField(langField(f, lang))
 				any = append(any, q)
@@ -447,6 +467,17 @@ func (c *compiler) term(n *termNode, inAnd bool) query.Query {
 				q.SetField(langField(f, lang))
 				any = append(any, q)
 			}
+		}
+	}
+	for _, form := range allForms {
+		if n.prefix {
+			q := query.NewPrefixQuery(form)
+			q.SetField(allField)
+			any = append(any, q)
+		} else {
+			q := query.NewTermQuery(form)
+			q.SetField(allField)
+			any = append(any, q)
 		}
 	}
 	if len(any) == 0 {
