@@ -857,3 +857,35 @@ func TestConcurrentApplyAndSearch(t *testing.T) {
 		t.Errorf("Count = %d, want 200", n)
 	}
 }
+
+func TestLoaderAppliesEveryBatchAndReportsErrors(t *testing.T) {
+	docs := everyone(gen.Findings(13, 900))
+	ix := MustOpen(t, t.TempDir(), search.Options{})
+	load := ix.NewLoader(3)
+	for i := 0; i < len(docs); i += 100 {
+		if err := load.Add(docs[i : i+100]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := load.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := ix.Count(); n != 900 {
+		t.Errorf("Count = %d, want 900", n)
+	}
+	wantTotal, _ := bruteFacets(docs, all, nil)
+	if res := MustSearch(t, ix, search.Query{Audience: all}); res.Total != wantTotal {
+		t.Errorf("Total = %d, want %d", res.Total, wantTotal)
+	}
+
+	bad := ix.NewLoader(2)
+	if err := bad.Add([]search.Document{{Title: "no id"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bad.Wait(); err == nil || !strings.Contains(err.Error(), "no id") {
+		t.Errorf("Wait = %v, want the batch's error", err)
+	}
+	if err := bad.Add(docs[:1]); err == nil {
+		t.Error("Add after a failed batch: want its error")
+	}
+}

@@ -451,7 +451,9 @@ func rebuildIndex(ctx context.Context, st *store.Store, dir string, opts search.
 	if err != nil {
 		return nil, err
 	}
+	load := nx.NewLoader(0)
 	fail := func(err error) (*search.Index, error) {
+		_ = load.Wait()
 		_ = nx.Close()
 		return nil, err
 	}
@@ -472,12 +474,15 @@ func rebuildIndex(ctx context.Context, st *store.Store, dir string, opts search.
 		for i, f := range fs {
 			docs[i] = findingDocument(f)
 		}
-		if err := nx.Apply(docs, nil, nil); err != nil {
+		if err := load.Add(docs); err != nil {
 			return fail(err)
 		}
 		after = fs[len(fs)-1].ID
 		done += len(fs)
 		progress(done, max(total, done))
+	}
+	if err := load.Wait(); err != nil {
+		return fail(err)
 	}
 	raw, err := json.Marshal(heads)
 	if err != nil {
