@@ -2,6 +2,7 @@ package search
 
 import (
 	"fmt"
+	"math/bits"
 	"sort"
 	"sync"
 
@@ -77,23 +78,30 @@ func (t *termTable) snapshot() (cols []uint8, terms []string) {
 	return t.col[:len(t.col):len(t.col)], t.term[:len(t.term):len(t.term)]
 }
 
-// columns are one segment's keyword term ids and update times by local
+// columns are one segment's keyword postings and update times by local
 // document number, deleted documents included.
 type columns struct {
-	off     []uint32 // document n's term ids are ids[off[n]:off[n+1]]
-	ids     []uint32
-	updated []int64 // Unix nanoseconds; 0 when the document has none
+	n       int
+	terms   [][]postings // per column, the terms the segment holds
+	updated []int64      // Unix nanoseconds; 0 when the document has none
+}
+
+// postings are the documents of one term in one segment: a bitset when the
+// term is frequent, a sorted list otherwise.
+type postings struct {
+	id    uint32
+	dense bitset
+	docs  []uint32
 }
 
 // readColumns reads a segment's columns from its term dictionaries.
 func readColumns(seg segment.Segment, t *termTable) (*columns, error) {
 	n := int(seg.Count())
-	type pair struct{ doc, id uint32 }
-	var pairs []pair
+	c := &columns{n: n, terms: make([][]postings, len(colFields)), updated: make([]int64, n)}
 	var iter segment.PostingsIterator
 	var list segment.PostingsList
-	// postings calls fn with every document of term in dict.
-	postings := func(dict segment.TermDictionary, term []byte, fn func(doc uint32)) error {
+	// each calls fn with every document of term in dict.
+	each := func(dict segment.TermDictionary, term []byte, fn func(doc uint32)) error {
 		var err error
 		if list, err = dict.PostingsList(term, nil, list); err != nil {
 			return err
@@ -124,24 +132,20 @@ func readColumns(seg segment.Segment, t *termTable) (*columns, error) {
 			if e == nil {
 				break
 			}
-			id := t.add(col, e.Term)
-			if err := postings(dict, []byte(e.Term), func(doc uint32) { pairs = append(pairs, pair{doc, id}) }); err != nil {
+			p := postings{id: t.add(col, e.Term)}
+			if err := each(dict, []byte(e.Term), func(doc uint32) { p.docs = append(p.docs, doc) }); err != nil {
 				return nil, fmt.Errorf("search: read %s postings: %w", field, err)
 			}
+			// A list costs 32 bits a document, a bitset one bit per document of the segment.
+			if len(p.docs) > n/32 {
+				p.dense = newBitset(n)
+				for _, d := range p.docs {
+					p.dense.set(d)
+				}
+				p.docs = nil
+			}
+			c.terms[col] = append(c.terms[col], p)
 		}
-	}
-
-	c := &columns{off: make([]uint32, n+1), ids: make([]uint32, len(pairs)), updated: make([]int64, n)}
-	for _, p := range pairs {
-		c.off[p.doc+1]++
-	}
-	for i := 1; i <= n; i++ {
-		c.off[i] += c.off[i-1]
-	}
-	fill := append([]uint32(nil), c.off[:n]...)
-	for _, p := range pairs {
-		c.ids[fill[p.doc]] = p.id
-		fill[p.doc]++
 	}
 
 	// Dates are indexed at several precisions; shift 0 is the exact value.
@@ -166,11 +170,78 @@ func readColumns(seg segment.Segment, t *termTable) (*columns, error) {
 		if err != nil {
 			continue
 		}
-		if err := postings(dict, []byte(e.Term), func(doc uint32) { c.updated[doc] = v }); err != nil {
+		if err := each(dict, []byte(e.Term), func(doc uint32) { c.updated[doc] = v }); err != nil {
 			return nil, fmt.Errorf("search: read update times: %w", err)
 		}
 	}
 	return c, nil
+}
+
+// orInto sets in b the documents of p.
+func (p *postings) orInto(b bitset) {
+	if p.dense != nil {
+		b.or(p.dense)
+		return
+	}
+	for _, d := range p.docs {
+		b.set(d)
+	}
+}
+
+// countIn counts p's documents that are in b.
+func (p *postings) countIn(b bitset) int {
+	if p.dense != nil {
+		return b.andCount(p.dense)
+	}
+	n := 0
+	for _, d := range p.docs {
+		if b.has(d) {
+			n++
+		}
+	}
+	return n
+}
+
+// bitset is a set of a segment's document numbers.
+type bitset []uint64
+
+func newBitset(n int) bitset       { return make(bitset, (n+63)/64) }
+func (b bitset) set(i uint32)      { b[i/64] |= 1 << (i % 64) }
+func (b bitset) has(i uint32) bool { return b[i/64]&(1<<(i%64)) != 0 }
+func (b bitset) clone() bitset     { return append(bitset(nil), b...) }
+func (b bitset) or(o bitset) {
+	for i := range b {
+		b[i] |= o[i]
+	}
+}
+func (b bitset) and(o bitset) {
+	for i := range b {
+		b[i] &= o[i]
+	}
+}
+func (b bitset) count() int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+func (b bitset) andCount(o bitset) int {
+	n := 0
+	for i, w := range b {
+		n += bits.OnesCount64(w & o[i])
+	}
+	return n
+}
+
+// each calls fn with every member, in order.
+func (b bitset) each(fn func(i uint32)) {
+	for wi, w := range b {
+		for w != 0 {
+			fn(uint32(wi*64 + bits.TrailingZeros64(w)))
+			w &= w - 1
+		}
+	}
 }
 
 // colCache keeps the columns of the segments of recent snapshots.

@@ -158,15 +158,15 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 	var t *tally
 	var v *view
 	if parsed == nil {
-		v, err = ix.allDocs(ctx, func(v *view) func(int, uint32, float64) {
+		if v, err = ix.current(); err == nil {
 			t = ix.newTally(v, q, from+size, true)
-			return t.add
-		})
+			t.hitAll()
+		}
 	} else {
 		text = (&compiler{m: ix.bi.Mapping()}).compile(parsed, true)
 		v, err = ix.matches(ctx, text, !byDate, func(v *view) func(int, uint32, float64) {
 			t = ix.newTally(v, q, from+size, byDate)
-			return t.add
+			return t.hit
 		})
 	}
 	if err != nil {
@@ -177,6 +177,9 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 		return res, nil
 	}
 	defer v.release()
+	if err := t.finish(ctx); err != nil {
+		return nil, err
+	}
 
 	res.Total = t.total
 	t.facets(res.Facets)

@@ -58,9 +58,9 @@ func (ix *Index) matches(ctx context.Context, q query.Query, score bool, start f
 	return v, nil
 }
 
-// allDocs calls the function start returns with every live document of
-// the current snapshot. The caller releases the view.
-func (ix *Index) allDocs(ctx context.Context, start func(*view) func(seg int, local uint32, score float64)) (*view, error) {
+// current returns a view of the index's current snapshot; the caller
+// releases it.
+func (ix *Index) current() (*view, error) {
 	adv, err := ix.bi.Advanced()
 	if err != nil {
 		return nil, searchError(err)
@@ -74,44 +74,33 @@ func (ix *Index) allDocs(ctx context.Context, start func(*view) func(seg int, lo
 	if !ok {
 		return nil, fmt.Errorf("search: index reader is a %T, not a scorch snapshot", rd)
 	}
-	v, err := ix.cols.view(snap)
-	if err != nil {
-		return nil, err
-	}
-	each := start(v)
-	for seg, ss := range v.segs {
-		if err := ctx.Err(); err != nil {
-			v.release()
-			return nil, searchError(err)
-		}
-		n := uint32(ss.Segment().Count())
-		del := ss.Deleted()
-		for local := uint32(0); local < n; local++ {
-			if del == nil || !del.Contains(local) {
-				each(seg, local, 0)
-			}
-		}
-	}
-	return v, nil
+	return ix.cols.view(snap)
 }
 
-// tally applies a query's audience and filters to matching documents, in
-// memory, and counts their facets and keeps the best k.
+// tally applies a query's audience and filters to the documents that
+// match its text, counts their facets and keeps the best k, with bitsets
+// per segment.
 type tally struct {
 	v        *view
-	col      []uint8 // term id → column
-	term     []string
-	sel      []bool // term id → picked by a filter or by the audience
-	filtered uint32 // bit per column with a filter
-	counts   []int32
+	term     []string // term id → term
+	col      []uint8  // term id → column
+	sel      []bool   // term id → picked by a filter or by the audience
+	filtered []int    // columns with a filter
+	counts   []int32  // term id → count
 	total    uint64
 	top      rankHeap
+	match    []bitset    // per segment: documents matching the text
+	scores   [][]float32 // per segment, when sorting by relevance
 }
 
 func (ix *Index) newTally(v *view, q Query, k int, byDate bool) *tally {
 	col, term := ix.cols.terms.snapshot()
-	t := &tally{v: v, col: col, term: term, sel: make([]bool, len(col)), counts: make([]int32, len(col))}
+	t := &tally{v: v, term: term, col: col, sel: make([]bool, len(col)), counts: make([]int32, len(col)),
+		match: make([]bitset, len(v.segs))}
 	t.top = rankHeap{k: k, byDate: byDate}
+	if !byDate {
+		t.scores = make([][]float32, len(v.segs))
+	}
 	pick := func(c int, vals []string) {
 		for _, val := range vals {
 			if id, ok := ix.cols.terms.lookup(c, val); ok && int(id) < len(t.sel) {
@@ -122,44 +111,104 @@ func (ix *Index) newTally(v *view, q Query, k int, byDate bool) *tally {
 	pick(audienceCol, q.Audience)
 	for c, dim := range dimensions {
 		if vals := q.Filters[dim]; len(vals) > 0 {
-			t.filtered |= 1 << c
+			t.filtered = append(t.filtered, c)
 			pick(c, vals)
 		}
 	}
 	return t
 }
 
-// add takes one matching document: a document in the audience that
-// passes every filter is a result and counts in every dimension; one that
-// fails a single filter counts only in that filter's dimension (facet
-// counts of a dimension ignore its own filter).
-func (t *tally) add(seg int, local uint32, score float64) {
-	c := t.v.cols[seg]
-	ids := c.ids[c.off[local]:c.off[local+1]]
-	var passed uint32
-	for _, id := range ids {
-		if t.sel[id] {
-			passed |= 1 << t.col[id]
+// hit records a document that matches the text.
+func (t *tally) hit(seg int, local uint32, score float64) {
+	if t.match[seg] == nil {
+		t.match[seg] = newBitset(t.v.cols[seg].n)
+		if t.scores != nil {
+			t.scores[seg] = make([]float32, t.v.cols[seg].n)
 		}
 	}
-	if passed&(1<<audienceCol) == 0 {
-		return
+	t.match[seg].set(local)
+	if t.scores != nil {
+		t.scores[seg][local] = float32(score)
 	}
-	fail := t.filtered &^ passed
-	switch {
-	case fail == 0:
-		t.total++
-		for _, id := range ids {
-			t.counts[id]++
+}
+
+// hitAll records every live document.
+func (t *tally) hitAll() {
+	for seg, ss := range t.v.segs {
+		m := newBitset(t.v.cols[seg].n)
+		for i := range m {
+			m[i] = ^uint64(0)
 		}
-		t.top.offer(ranked{score: score, updated: c.updated[local], g: t.v.offs[seg] + uint64(local)})
-	case fail&(fail-1) == 0:
-		for _, id := range ids {
-			if 1<<t.col[id] == fail {
-				t.counts[id]++
+		if n := t.v.cols[seg].n; n%64 != 0 {
+			m[len(m)-1] = 1<<(n%64) - 1
+		}
+		if del := ss.Deleted(); del != nil {
+			it := del.Iterator()
+			for it.HasNext() {
+				d := it.Next()
+				m[d/64] &^= 1 << (d % 64)
 			}
 		}
+		t.match[seg] = m
 	}
+}
+
+// finish works out each segment's results and counts: a document in the
+// audience that passes every filter is a result and counts in every
+// dimension; one that fails a single filter counts only in that filter's
+// dimension (a dimension's counts ignore its own filter).
+func (t *tally) finish(ctx context.Context) error {
+	for seg, m := range t.match {
+		if m == nil {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return searchError(err)
+		}
+		c := t.v.cols[seg]
+		union := func(col int) bitset {
+			b := newBitset(c.n)
+			for i := range c.terms[col] {
+				if p := &c.terms[col][i]; t.sel[p.id] {
+					p.orInto(b)
+				}
+			}
+			return b
+		}
+		aud := union(audienceCol)
+		aud.and(m)
+		filters := make(map[int]bitset, len(t.filtered))
+		pass := aud.clone()
+		for _, col := range t.filtered {
+			filters[col] = union(col)
+			pass.and(filters[col])
+		}
+		t.total += uint64(pass.count())
+		for col := range dimensions {
+			base := pass
+			if f := filters[col]; f != nil {
+				base = aud.clone()
+				for other, f := range filters {
+					if other != col {
+						base.and(f)
+					}
+				}
+			}
+			for i := range c.terms[col] {
+				p := &c.terms[col][i]
+				t.counts[p.id] += int32(p.countIn(base))
+			}
+		}
+		g0 := t.v.offs[seg]
+		pass.each(func(local uint32) {
+			r := ranked{updated: c.updated[local], g: g0 + uint64(local)}
+			if t.scores != nil {
+				r.score = float64(t.scores[seg][local])
+			}
+			t.top.offer(r)
+		})
+	}
+	return nil
 }
 
 // facets fills out with each dimension's counts, most frequent first,
