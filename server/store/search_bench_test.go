@@ -46,10 +46,14 @@ func BenchmarkSearchBaseline(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer ix.Close()
+	load := ix.NewLoader(0)
 	for i := 0; i < len(docs); i += 1000 {
-		if err := ix.Apply(docs[i:min(i+1000, len(docs))], nil, nil); err != nil {
+		if err := load.Add(docs[i:min(i+1000, len(docs))]); err != nil {
 			b.Fatal(err)
 		}
+	}
+	if err := load.Wait(); err != nil {
+		b.Fatal(err)
 	}
 	built := time.Since(start)
 	if err := ix.Compact(ctx); err != nil {
