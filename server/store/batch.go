@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,8 +54,12 @@ type pendingOp struct {
 	create *createRow
 	// singleWrite tells that change writes with at most one statement, its
 	// last, and returns a domain error only when it wrote nothing, so it
-	// needs no savepoint in a shared transaction.
+	// needs no savepoint in a shared transaction; and that it reads the
+	// columns of findings that updates change only through lockedFinding
+	// (see batchState).
 	singleWrite bool
+	// lockFinding, if set, is the finding change reads with lockedFinding.
+	lockFinding int64
 
 	done chan struct{}
 	res  Applied
@@ -261,6 +266,20 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 				seq = max(seq, e.Seq)
 			}
 		}
+		// The findings that updates change are locked together, and their
+		// writes held back to one statement at the end.
+		bs := newBatchState()
+		var lock []int64
+		for i, op := range ops {
+			if _, replay := seen[op.opID]; op.lockFinding != 0 && !replay && res[i].Entry.Seq == 0 {
+				lock = append(lock, op.lockFinding)
+			}
+		}
+		slices.Sort(lock)
+		if err := bs.lock(ctx, tx, slices.Compact(lock)); err != nil {
+			return err
+		}
+		bctx := withBatchState(ctx, bs)
 		// The other ops' entries are written together at the end.
 		var entries []domain.LogEntry
 		var entryOf []int
@@ -273,11 +292,14 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 				continue
 			}
 			if !op.singleWrite {
+				if err := bs.flushAndForget(ctx, tx); err != nil {
+					return err
+				}
 				if _, err := tx.ExecContext(ctx, "SAVEPOINT op"); err != nil {
 					return err
 				}
 			}
-			kind, payload, err := op.change(ctx, tx)
+			kind, payload, err := op.change(bctx, tx)
 			var e domain.LogEntry
 			if err == nil {
 				e, err = newEntry(room, seq+1, op.opID, op.actor, kind, payload)
@@ -300,6 +322,9 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 			seen[op.opID] = e
 			res[i] = Applied{Entry: e}
 			entries, entryOf = append(entries, e), append(entryOf, i)
+		}
+		if err := bs.flush(ctx, tx); err != nil {
+			return err
 		}
 		if len(entries) > 0 {
 			if _, err := tx.NewInsert().Model(&entries).Returning("at").Exec(ctx); err != nil {

@@ -341,8 +341,8 @@ type ConflictDetail struct {
 // whole update is refused with a Conflict carrying the current finding.
 func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int, changes map[string]json.RawMessage) (Applied, error) {
 	// It reads, checks, then writes once at the end.
-	return s.applySingleWrite(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		f, err := getFinding(ctx, tx, id, true)
+	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, actor, id, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		f, err := lockedFinding(ctx, tx, id)
 		if err != nil {
 			return "", nil, err
 		}
@@ -411,8 +411,8 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			next.FieldVersions[name] = next.Version
 		}
 		next.UpdatedAt = time.Now()
-		if _, err := tx.NewUpdate().Model(&next).WherePK().ExcludeColumn("created_at").Exec(ctx); err != nil {
-			return "", nil, fmt.Errorf("update finding: %w", err)
+		if err := saveFinding(ctx, tx, &next); err != nil {
+			return "", nil, err
 		}
 		return "finding.update", map[string]any{"finding": next, "fields": changed}, nil
 	})

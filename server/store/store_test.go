@@ -426,27 +426,7 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 	}
 	start := first.Entry.Seq
 
-	blocker := make(chan error, 1)
-	running, release := make(chan struct{}), make(chan struct{})
-	go func() {
-		_, err := s.Apply(ctx, room, "blocker", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-			close(running)
-			select {
-			case <-release:
-				return "test.block", map[string]any{}, nil
-			case <-time.After(10 * time.Second):
-				return "", nil, errors.New("not released")
-			}
-		})
-		blocker <- err
-	}()
-	<-running // the others queue behind it
-
 	boom := errors.New("boom")
-	type result struct {
-		a   store.Applied
-		err error
-	}
 	ops := []func() (store.Applied, error){
 		func() (store.Applied, error) {
 			return s.Apply(ctx, room, "half-way", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
@@ -475,26 +455,8 @@ func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 			return s.Vote(ctx, voter, w.ID, "vote", mustFindingID(t, first))
 		},
 	}
-	results := make([]chan result, len(ops))
-	for i, op := range ops {
-		results[i] = make(chan result, 1)
-		go func() {
-			a, err := op()
-			results[i] <- result{a, err}
-		}()
-		deadline := time.Now().Add(10 * time.Second)
-		for s.Queued(room) < i+1 { // in this order
-			if time.Now().After(deadline) {
-				t.Fatalf("op %d did not queue", i)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	close(release)
-	if err := <-blocker; err != nil {
-		t.Fatal(err)
-	}
-	halfWay, again, badTerm, fine, fineToo, lost, vote := <-results[0], <-results[1], <-results[2], <-results[3], <-results[4], <-results[5], <-results[6]
+	results := queueBehindBusyRoom(t, s, room, ops)
+	halfWay, again, badTerm, fine, fineToo, lost, vote := results[0], results[1], results[2], results[3], results[4], results[5], results[6]
 	if domain.ErrorCode(lost.err) != domain.NotFound {
 		t.Errorf("comment on no finding: %v, want NotFound", lost.err)
 	}
@@ -585,4 +547,131 @@ func mustPerson(tb testing.TB, s *store.Store) int64 {
 		tb.Fatal(err)
 	}
 	return p.ID
+}
+
+// opResult is what a queued op returned.
+type opResult struct {
+	a   store.Applied
+	err error
+}
+
+// queueBehindBusyRoom holds room's transaction open, queues ops behind it
+// one after another (so they run in this order, in one batch), lets the
+// room go and returns what each op returned.
+func queueBehindBusyRoom(t *testing.T, s *store.Store, room string, ops []func() (store.Applied, error)) []opResult {
+	t.Helper()
+	ctx := context.Background()
+	blocker := make(chan error, 1)
+	running, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		_, err := s.Apply(ctx, room, "blocker", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+			close(running)
+			select {
+			case <-release:
+				return "test.block", map[string]any{}, nil
+			case <-time.After(10 * time.Second):
+				return "", nil, errors.New("not released")
+			}
+		})
+		blocker <- err
+	}()
+	<-running // the others queue behind it
+	results := make([]chan opResult, len(ops))
+	for i, op := range ops {
+		results[i] = make(chan opResult, 1)
+		go func() {
+			a, err := op()
+			results[i] <- opResult{a, err}
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for s.Queued(room) < i+1 { // in this order
+			if time.Now().After(deadline) {
+				close(release)
+				t.Fatalf("op %d did not queue", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	close(release)
+	if err := <-blocker; err != nil {
+		t.Fatal(err)
+	}
+	out := make([]opResult, len(ops))
+	for i := range results {
+		out[i] = <-results[i]
+	}
+	return out
+}
+
+// TestBatchedUpdatesChainAndMeetOtherOps runs updates of one finding in
+// one batch with ops that are not single writes between them: each update
+// must see the ones before it (their writes are held back to the batch's
+// end), and an op like marking a key finding or deleting must see them
+// too and not be undone by them.
+func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, err := s.Workshops(ctx, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws[3]
+	room := store.WorkshopRoom(w.ID)
+	a0, err := s.CreateFinding(ctx, nil, w.ID, "make a", store.FindingInput{Title: "A"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b0, err := s.CreateFinding(ctx, nil, w.ID, "make b", store.FindingInput{Title: "B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mustFindingID(t, a0), mustFindingID(t, b0)
+	update := func(opID string, id int64, base int, field, value string) func() (store.Applied, error) {
+		return func() (store.Applied, error) {
+			raw, _ := json.Marshal(value)
+			return s.UpdateFinding(ctx, nil, w.ID, opID, id, base, map[string]json.RawMessage{field: raw})
+		}
+	}
+	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
+		update("a title", a, 1, "title", "A1"),                                         // v2
+		update("a results", a, 1, "results", "R"),                                      // v3: merges, keeps A1
+		update("a title again", a, 1, "title", "A-clobber"),                            // conflict: title changed at v2
+		func() (store.Applied, error) { return s.MarkKey(ctx, nil, w.ID, "a key", a) }, // v4
+		update("a done", a, 4, "what_done", "W"),                                       // v5, still key
+		func() (store.Applied, error) { return s.DeleteFinding(ctx, nil, w.ID, "b delete", b) },
+		update("b title", b, 1, "title", "gone"),    // deleted
+		update("a title last", a, 2, "title", "A2"), // v6
+	})
+	for _, i := range []int{0, 1, 3, 4, 5, 7} {
+		if res[i].err != nil {
+			t.Fatalf("op %d: %v", i, res[i].err)
+		}
+		if !res[i].a.Entry.At.Equal(res[0].a.Entry.At) {
+			t.Errorf("op %d was not in the first op's transaction", i)
+		}
+	}
+	var conflict *domain.Error
+	if !errors.As(res[2].err, &conflict) || conflict.Code != domain.Conflict {
+		t.Fatalf("clobbering update: %v, want a conflict", res[2].err)
+	}
+	if cur := conflict.Detail.(store.ConflictDetail).Current; cur.Title != "A1" || cur.Results != "R" {
+		t.Errorf("conflict shows title %q, results %q; want the batch's A1, R", cur.Title, cur.Results)
+	}
+	if domain.ErrorCode(res[6].err) != domain.NotFound {
+		t.Errorf("update of the deleted finding: %v, want NotFound", res[6].err)
+	}
+	if p := string(res[1].a.Entry.Payload); !strings.Contains(p, `"title":"A1"`) || !strings.Contains(p, `"version":3`) {
+		t.Errorf("second update's entry: %s, want title A1 at version 3", p)
+	}
+	f, err := s.Finding(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Title != "A2" || f.Results != "R" || f.WhatDone != "W" || !f.IsKey || f.Version != 6 {
+		t.Errorf("finding a = title %q results %q done %q key %v version %d; want A2, R, W, key, 6",
+			f.Title, f.Results, f.WhatDone, f.IsKey, f.Version)
+	}
+	if _, err := s.Finding(ctx, b); domain.ErrorCode(err) != domain.NotFound {
+		t.Errorf("finding b: %v, want deleted", err)
+	}
 }
