@@ -60,6 +60,8 @@ type pendingOp struct {
 	singleWrite bool
 	// lockFinding, if set, is the finding change reads with lockedFinding.
 	lockFinding int64
+	// comment tells that change adds a comment with addComment.
+	comment bool
 
 	done chan struct{}
 	res  Applied
@@ -270,13 +272,23 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 		// writes held back to one statement at the end.
 		bs := newBatchState()
 		var lock []int64
+		comments := 0
 		for i, op := range ops {
-			if _, replay := seen[op.opID]; op.lockFinding != 0 && !replay && res[i].Entry.Seq == 0 {
+			if _, replay := seen[op.opID]; replay || res[i].Entry.Seq != 0 {
+				continue
+			}
+			if op.lockFinding != 0 {
 				lock = append(lock, op.lockFinding)
+			}
+			if op.comment {
+				comments++
 			}
 		}
 		slices.Sort(lock)
 		if err := bs.lock(ctx, tx, slices.Compact(lock)); err != nil {
+			return err
+		}
+		if err := bs.takeCommentIDs(ctx, tx, comments); err != nil {
 			return err
 		}
 		bctx := withBatchState(ctx, bs)

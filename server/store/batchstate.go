@@ -14,15 +14,18 @@ import (
 
 // batchState lets the finding updates of one group-commit transaction
 // lock their findings together, in one statement, and write them together
-// at the end, in another, instead of two statements each.
+// at the end, in another, instead of two statements each. Comments are
+// held back likewise, with ids taken for all of them in one statement.
 //
 // Only single-write ops (update, vote, unvote, comment) run while writes
 // are held back: they read no finding column an update changes except
 // through lockedFinding. Before any other op, applyBatch writes what is
 // held back and forgets the findings it read (flushAndForget).
 type batchState struct {
-	findings map[int64]*domain.Finding // locked live findings, as changed so far
-	dirty    []int64                   // findings changed but not yet written
+	findings   map[int64]*domain.Finding // locked live findings, as changed so far
+	dirty      []int64                   // findings changed but not yet written
+	commentIDs []int64                   // ids taken for the batch's comments
+	comments   []Comment                 // comments not yet written
 }
 
 type batchStateKey struct{}
@@ -97,8 +100,54 @@ func (bs *batchState) flushAndForget(ctx context.Context, tx bun.Tx) error {
 	return nil
 }
 
-// flush writes the held-back findings.
+// takeCommentIDs takes n comment ids for the batch's comments.
+func (bs *batchState) takeCommentIDs(ctx context.Context, tx bun.Tx, n int) error {
+	if n == 0 {
+		return nil
+	}
+	if err := tx.NewRaw("SELECT nextval('comments_id_seq') FROM generate_series(1, ?)", n).Scan(ctx, &bs.commentIDs); err != nil {
+		return fmt.Errorf("take comment ids: %w", err)
+	}
+	return nil
+}
+
+// addComment inserts c and sets its id; in a batch, at its end.
+func addComment(ctx context.Context, tx bun.Tx, c *Comment) error {
+	if bs := batchStateOf(ctx); bs != nil && len(bs.commentIDs) > 0 {
+		c.ID, bs.commentIDs = bs.commentIDs[0], bs.commentIDs[1:]
+		bs.comments = append(bs.comments, *c)
+		return nil
+	}
+	if err := tx.NewInsert().Model(c).Returning("id").Scan(ctx, &c.ID); err != nil {
+		return fmt.Errorf("add comment: %w", err)
+	}
+	return nil
+}
+
+// flush writes the held-back findings and comments.
 func (bs *batchState) flush(ctx context.Context, tx bun.Tx) error {
+	if len(bs.comments) > 0 {
+		type commentWrite struct {
+			ID        int64  `json:"id"`
+			FindingID int64  `json:"finding_id"`
+			PersonID  *int64 `json:"person_id"`
+			Body      string `json:"body"`
+		}
+		rows := make([]commentWrite, len(bs.comments))
+		for i, c := range bs.comments {
+			rows[i] = commentWrite{c.ID, c.FindingID, c.PersonID, c.Body}
+		}
+		raw, err := json.Marshal(rows)
+		if err != nil {
+			return fmt.Errorf("add comments: %w", err)
+		}
+		if _, err := tx.NewRaw(`INSERT INTO comments (id, finding_id, person_id, body)
+			SELECT id, finding_id, person_id, body FROM jsonb_to_recordset(?::jsonb)
+			AS d(id bigint, finding_id bigint, person_id bigint, body text)`, string(raw)).Exec(ctx); err != nil {
+			return fmt.Errorf("add comments: %w", err)
+		}
+		bs.comments = bs.comments[:0]
+	}
 	if len(bs.dirty) == 0 {
 		return nil
 	}

@@ -341,7 +341,7 @@ type ConflictDetail struct {
 // whole update is refused with a Conflict carrying the current finding.
 func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int, changes map[string]json.RawMessage) (Applied, error) {
 	// It reads, checks, then writes once at the end.
-	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, actor, id, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, actor, id, false, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := lockedFinding(ctx, tx, id)
 		if err != nil {
 			return "", nil, err

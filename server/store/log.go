@@ -52,13 +52,15 @@ func (s *Store) applySingleWrite(ctx context.Context, room, opID string, actor *
 }
 
 // applyFindingWrite is applySingleWrite for a change that reads finding id
-// with lockedFinding and writes it with saveFinding: in a group commit the
-// findings are locked together first and written together last.
-func (s *Store) applyFindingWrite(ctx context.Context, room, opID string, actor *int64, id int64, change Change) (Applied, error) {
+// with lockedFinding and writes with saveFinding or (when comment is set)
+// addComment: in a group commit the findings are locked together first
+// and written together last.
+func (s *Store) applyFindingWrite(ctx context.Context, room, opID string, actor *int64, id int64, comment bool, change Change) (Applied, error) {
 	if err := checkOpID(opID); err != nil {
 		return Applied{}, err
 	}
-	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, change: change, singleWrite: true, lockFinding: id})
+	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, change: change, singleWrite: true,
+		lockFinding: id, comment: comment})
 }
 
 // Queued returns how many ops of room wait for its next transaction.

@@ -85,13 +85,29 @@ func (s *Store) AddComment(ctx context.Context, person int64, workshopID int64, 
 	if n := utf8.RuneCountInString(body); n > 5000 {
 		return Applied{}, domain.Errorf(domain.Invalid, "The comment is %d characters long; at most 5000 are allowed.", n)
 	}
-	return s.applySingleWrite(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, &person, findingID, true, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		c := Comment{FindingID: findingID, PersonID: &person, Body: body}
-		err := tx.NewRaw(`INSERT INTO comments (finding_id, person_id, body)
-			SELECT id, ?, ? FROM findings WHERE id = ? AND workshop_id = ? AND deleted_at IS NULL RETURNING id`,
-			person, body, findingID, workshopID).Scan(ctx, &c.ID)
-		if err != nil {
-			return "", nil, notFound(err, "There is no finding %d in this workshop.", findingID)
+		if batchStateOf(ctx) == nil {
+			// Alone: check and insert in one statement.
+			err := tx.NewRaw(`INSERT INTO comments (finding_id, person_id, body)
+				SELECT id, ?, ? FROM findings WHERE id = ? AND workshop_id = ? AND deleted_at IS NULL RETURNING id`,
+				person, body, findingID, workshopID).Scan(ctx, &c.ID)
+			if err != nil {
+				return "", nil, notFound(err, "There is no finding %d in this workshop.", findingID)
+			}
+		} else {
+			// In a batch: the finding was locked with the batch's others,
+			// and the comment is written with them.
+			f, err := lockedFinding(ctx, tx, findingID)
+			if domain.ErrorCode(err) == domain.NotFound || (err == nil && (f.WorkshopID == nil || *f.WorkshopID != workshopID)) {
+				return "", nil, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", findingID)
+			}
+			if err != nil {
+				return "", nil, err
+			}
+			if err := addComment(ctx, tx, &c); err != nil {
+				return "", nil, err
+			}
 		}
 		return "comment", map[string]any{"id": c.ID, "finding_id": findingID, "body": body}, nil
 	})

@@ -626,6 +626,7 @@ func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := mustFindingID(t, a0), mustFindingID(t, b0)
+	person := mustPerson(t, s)
 	update := func(opID string, id int64, base int, field, value string) func() (store.Applied, error) {
 		return func() (store.Applied, error) {
 			raw, _ := json.Marshal(value)
@@ -641,8 +642,13 @@ func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 		func() (store.Applied, error) { return s.DeleteFinding(ctx, nil, w.ID, "b delete", b) },
 		update("b title", b, 1, "title", "gone"),    // deleted
 		update("a title last", a, 2, "title", "A2"), // v6
+		func() (store.Applied, error) { return s.AddComment(ctx, person, w.ID, "a comment", a, "Held back") },
+		func() (store.Applied, error) { return s.AddComment(ctx, person, w.ID, "b comment", b, "Too late") },
+		func() (store.Applied, error) {
+			return s.AddComment(ctx, person, w.ID, "a comment 2", a, "Also held back")
+		},
 	})
-	for _, i := range []int{0, 1, 3, 4, 5, 7} {
+	for _, i := range []int{0, 1, 3, 4, 5, 7, 8, 10} {
 		if res[i].err != nil {
 			t.Fatalf("op %d: %v", i, res[i].err)
 		}
@@ -673,5 +679,22 @@ func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 	}
 	if _, err := s.Finding(ctx, b); domain.ErrorCode(err) != domain.NotFound {
 		t.Errorf("finding b: %v, want deleted", err)
+	}
+	if domain.ErrorCode(res[9].err) != domain.NotFound {
+		t.Errorf("comment on the deleted finding: %v, want NotFound", res[9].err)
+	}
+	var comments []store.Comment
+	if err := s.DB().NewSelect().Model(&comments).Where("finding_id IN (?)", bun.In([]int64{a, b})).Order("id").Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(comments) != 2 || comments[0].Body != "Held back" || comments[1].Body != "Also held back" ||
+		comments[0].PersonID == nil || *comments[0].PersonID != person {
+		t.Fatalf("comments = %+v, want the two on finding a, by the person", comments)
+	}
+	for k, i := range []int{8, 10} {
+		var p struct{ ID int64 }
+		if err := json.Unmarshal(res[i].a.Entry.Payload, &p); err != nil || p.ID != comments[k].ID {
+			t.Errorf("comment entry %s does not carry the stored id %d", res[i].a.Entry.Payload, comments[k].ID)
+		}
 	}
 }
