@@ -285,7 +285,7 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 			}
 		}
 		slices.Sort(lock)
-		if err := bs.lock(ctx, tx, slices.Compact(lock)); err != nil {
+		if err := bs.lock(ctx, tx, room, slices.Compact(lock)); err != nil {
 			return err
 		}
 		if err := bs.takeCommentIDs(ctx, tx, comments); err != nil {

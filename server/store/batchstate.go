@@ -43,13 +43,15 @@ func batchStateOf(ctx context.Context) *batchState {
 	return bs
 }
 
-// lock loads and locks the live findings among ids.
-func (bs *batchState) lock(ctx context.Context, tx bun.Tx, ids []int64) error {
+// lock loads and locks the live findings among ids that belong to room's
+// workshop; an op naming another finding finds out on its own.
+func (bs *batchState) lock(ctx context.Context, tx bun.Tx, room string, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	var fs []domain.Finding
-	if err := tx.NewSelect().Model(&fs).Where("id IN (?) AND deleted_at IS NULL", bun.In(ids)).
+	if err := tx.NewSelect().Model(&fs).
+		Where("id IN (?) AND deleted_at IS NULL AND workshop_id IS NOT NULL AND ? = 'workshop:' || workshop_id", bun.In(ids), room).
 		Order("id").For("UPDATE").Scan(ctx); err != nil {
 		return fmt.Errorf("lock findings: %w", err)
 	}

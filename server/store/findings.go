@@ -147,7 +147,8 @@ func validateFinding(f *domain.Finding, tax taxonomy) error {
 	return nil
 }
 
-// WorkshopRoom is the log room of a workshop's findings.
+// WorkshopRoom is the log room of a workshop's findings. (batchState.lock
+// builds the same name in SQL.)
 func WorkshopRoom(id int64) string { return fmt.Sprintf("workshop:%d", id) }
 
 // EventRoom is the log room of an event's own changes (setup, release).

@@ -626,6 +626,11 @@ func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := mustFindingID(t, a0), mustFindingID(t, b0)
+	f0, err := s.CreateFinding(ctx, nil, ws[4].ID, "make foreign", store.FindingInput{Title: "Elsewhere"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := mustFindingID(t, f0)
 	person := mustPerson(t, s)
 	update := func(opID string, id int64, base int, field, value string) func() (store.Applied, error) {
 		return func() (store.Applied, error) {
@@ -647,7 +652,14 @@ func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 		func() (store.Applied, error) {
 			return s.AddComment(ctx, person, w.ID, "a comment 2", a, "Also held back")
 		},
+		update("foreign title", foreign, 1, "title", "Not yours"),
 	})
+	if domain.ErrorCode(res[11].err) != domain.NotFound {
+		t.Errorf("update of another workshop's finding: %v, want NotFound", res[11].err)
+	}
+	if f, err := s.Finding(ctx, foreign); err != nil || f.Title != "Elsewhere" {
+		t.Errorf("the other workshop's finding: %+v %v", f, err)
+	}
 	for _, i := range []int{0, 1, 3, 4, 5, 7, 8, 10} {
 		if res[i].err != nil {
 			t.Fatalf("op %d: %v", i, res[i].err)
