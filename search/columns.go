@@ -148,12 +148,13 @@ func readColumns(seg segment.Segment, t *termTable) (*columns, error) {
 		}
 	}
 
-	// Dates are indexed at several precisions; shift 0 is the exact value.
+	// Dates are indexed at several precisions; shift 0 is the exact value,
+	// and its terms start with the byte ShiftStartInt64.
 	dict, err := seg.Dictionary(fieldUpdated)
 	if err != nil {
 		return nil, fmt.Errorf("search: read update times: %w", err)
 	}
-	it := dict.AutomatonIterator(nil, nil, nil)
+	it := dict.AutomatonIterator(nil, []byte{numeric.ShiftStartInt64}, []byte{numeric.ShiftStartInt64 + 1})
 	for {
 		e, err := it.Next()
 		if err != nil {

@@ -889,3 +889,19 @@ func TestLoaderAppliesEveryBatchAndReportsErrors(t *testing.T) {
 		t.Error("Add after a failed batch: want its error")
 	}
 }
+
+func TestWarmReadsAnyIndex(t *testing.T) {
+	ix := MustOpen(t, t.TempDir(), search.Options{})
+	if err := ix.Warm(); err != nil {
+		t.Fatalf("empty index: %v", err)
+	}
+	docs := everyone(gen.Findings(14, 120))
+	MustApply(t, ix, docs, 40)
+	if err := ix.Warm(); err != nil {
+		t.Fatalf("filled index: %v", err)
+	}
+	wantTotal, _ := bruteFacets(docs, all, map[string][]string{"country": {"FI"}})
+	if res := MustSearch(t, ix, search.Query{Audience: all, Filters: map[string][]string{"country": {"FI"}}}); res.Total != wantTotal {
+		t.Errorf("after warming: Total = %d, want %d", res.Total, wantTotal)
+	}
+}

@@ -77,6 +77,17 @@ func (ix *Index) current() (*view, error) {
 	return ix.cols.view(snap)
 }
 
+// Warm reads the columns of the current snapshot's segments, so that the
+// first search after Open does not wait for them.
+func (ix *Index) Warm() error {
+	v, err := ix.current()
+	if err != nil {
+		return err
+	}
+	v.release()
+	return nil
+}
+
 // tally applies a query's audience and filters to the documents that
 // match its text, counts their facets and keeps the best k, with bitsets
 // per segment.

@@ -237,6 +237,10 @@ func (x *indexer) publish(ix *search.Index) {
 	x.mu.Lock()
 	x.ix = ix
 	x.mu.Unlock()
+	// The first search would otherwise read the filter columns itself.
+	if err := ix.Warm(); err != nil {
+		x.logger.Warn("search index: warm-up failed", "err", err)
+	}
 }
 
 func percent(done, total int) int {
