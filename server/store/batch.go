@@ -338,21 +338,24 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 		if err := bs.flush(ctx, tx); err != nil {
 			return err
 		}
-		if len(entries) > 0 {
-			if _, err := tx.NewInsert().Model(&entries).Returning("at").Exec(ctx); err != nil {
-				return fmt.Errorf("append log entries: %w", err)
-			}
-			for k, i := range entryOf {
-				res[i].Entry.At = entries[k].At
-			}
-		}
 		if seq == first {
 			return nil
 		}
-		if _, err := tx.NewRaw("UPDATE rooms SET seq = ? WHERE id = ?", seq, room).Exec(ctx); err != nil {
-			return fmt.Errorf("advance room %s: %w", room, err)
-		}
 		head = seq
+		advance := tx.NewRaw("UPDATE rooms SET seq = ? WHERE id = ?", seq, room)
+		if len(entries) == 0 { // only creates, whose statement wrote their entries
+			if _, err := advance.Exec(ctx); err != nil {
+				return fmt.Errorf("advance room %s: %w", room, err)
+			}
+			return nil
+		}
+		// The entries and the room's new head in one statement.
+		if _, err := tx.NewInsert().With("advance", advance).Model(&entries).Returning("at").Exec(ctx); err != nil {
+			return fmt.Errorf("append log entries: %w", err)
+		}
+		for k, i := range entryOf {
+			res[i].Entry.At = entries[k].At
+		}
 		return nil
 	})
 	if err != nil {
