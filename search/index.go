@@ -99,6 +99,13 @@ type Options struct {
 	// LockTimeout is how long Open waits for an index held by another
 	// process before returning ErrLocked; 0 means 5 seconds.
 	LockTimeout time.Duration
+	// Async makes Apply return once its batch is searchable, while Bleve
+	// writes it to disk in the background, merging batches into fewer
+	// writes and syncs. After a crash or Close the index holds an earlier
+	// batch, with that batch's checkpoint, so a follower of a log catches
+	// up from there. Create ignores it: a filled index must be complete
+	// when closed.
+	Async bool
 }
 
 func (o Options) withDefaults() Options {
@@ -253,9 +260,15 @@ func openBleve(dir string, opts Options) (bi bleve.Index, err error) {
 			bi, err = nil, fmt.Errorf("damaged index: %v", r)
 		}
 	}()
-	return bleve.OpenUsing(dir, map[string]interface{}{
+	return bleve.OpenUsing(dir, scorchConfig(opts))
+}
+
+// scorchConfig is Bleve's runtime configuration for opts.
+func scorchConfig(opts Options) map[string]interface{} {
+	return map[string]interface{}{
 		"bolt_timeout": opts.LockTimeout.String(),
-	})
+		"unsafe_batch": opts.Async,
+	}
 }
 
 // isLockTimeout reports whether err is bbolt's timeout waiting for the file
@@ -269,6 +282,7 @@ func isLockTimeout(err error) bool {
 // that does not look like a search index.
 func Create(dir string, opts Options) (*Index, error) {
 	opts = opts.withDefaults()
+	opts.Async = false
 	if err := removeIndexDir(dir); err != nil {
 		return nil, fmt.Errorf("search: create %s: %w", dir, err)
 	}
@@ -286,9 +300,7 @@ func create(dir string, opts Options) (*Index, error) {
 	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("search: create %s: %w", dir, err)
 	}
-	bi, err := bleve.NewUsing(dir, m, bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, map[string]interface{}{
-		"bolt_timeout": opts.LockTimeout.String(),
-	})
+	bi, err := bleve.NewUsing(dir, m, bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, scorchConfig(opts))
 	if err != nil {
 		return nil, fmt.Errorf("search: create %s: %w", dir, err)
 	}
@@ -360,8 +372,9 @@ func isEmptyDir(dir string) bool {
 // Apply writes one atomic batch: it upserts docs, deletes the ids in
 // deletes (after the upserts, so an id in both ends up deleted) and sets
 // the checkpoint values (a nil value deletes the key). It returns once the
-// batch is persisted on disk. Put the checkpoint in every batch: after a
-// crash the index holds exactly the batches up to the checkpoint it shows.
+// batch is persisted on disk (with Options.Async, once it is searchable).
+// Put the checkpoint in every batch: after a crash the index holds exactly
+// the batches up to the checkpoint it shows.
 func (ix *Index) Apply(docs []Document, deletes []string, checkpoint map[string][]byte) error {
 	if len(docs) == 0 && len(deletes) == 0 && len(checkpoint) == 0 {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -903,5 +904,40 @@ func TestWarmReadsAnyIndex(t *testing.T) {
 	wantTotal, _ := bruteFacets(docs, all, map[string][]string{"country": {"FI"}})
 	if res := MustSearch(t, ix, search.Query{Audience: all, Filters: map[string][]string{"country": {"FI"}}}); res.Total != wantTotal {
 		t.Errorf("after warming: Total = %d, want %d", res.Total, wantTotal)
+	}
+}
+
+// TestAsyncIndexKeepsItsCheckpointWithItsBatches applies batches without
+// waiting for the disk, closes, and checks that the reopened index holds
+// exactly the batches up to the checkpoint it shows.
+func TestAsyncIndexKeepsItsCheckpointWithItsBatches(t *testing.T) {
+	dir := t.TempDir()
+	docs := everyone(gen.Findings(15, 400))
+	ix := MustOpen(t, dir, search.Options{Async: true})
+	for i := 0; i < len(docs); i += 20 {
+		if err := ix.Apply(docs[i:i+20], nil, map[string][]byte{"n": []byte(fmt.Sprint(i + 20))}); err != nil {
+			t.Fatal(err)
+		}
+		// Searchable at once, before it is on disk.
+		if res := MustSearch(t, ix, search.Query{Audience: all, Size: 1}); res.Total != uint64(i+20) {
+			t.Fatalf("after batch %d: Total = %d, want %d", i/20, res.Total, i+20)
+		}
+	}
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ix = MustOpen(t, dir, search.Options{Async: true})
+	cp, err := ix.Checkpoint("n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	if cp != nil {
+		if want, err = strconv.Atoi(string(cp)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := ix.Count(); n != uint64(want) {
+		t.Errorf("reopened index holds %d findings, its checkpoint says %d", n, want)
 	}
 }
