@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -61,8 +62,9 @@ type (
 )
 
 // conn is one WebSocket connection. The read pump (the goroutine running
-// Serve) handles client frames one at a time, in order; the write pump is the
-// only writer to ws.
+// Serve) handles client frames one at a time, in order (an op is applied on
+// a goroutine of its own once its order is fixed: see op); the write pump
+// is the only writer to ws.
 type conn struct {
 	h      *Hub
 	ws     *websocket.Conn
@@ -75,6 +77,12 @@ type conn struct {
 	rooms map[string]*member
 	ops   bucket
 	abuse bucket
+
+	// Ops in flight: up to maxInFlight ops of one room are applied while
+	// the read pump goes on (see op). flightRoom is read pump only.
+	flight     chan struct{}
+	flightRoom string
+	flightWG   sync.WaitGroup
 
 	readDone   chan struct{} // closed when the read pump returns
 	writerDone chan struct{}
@@ -92,6 +100,7 @@ func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
 		rooms:      make(map[string]*member),
 		ops:        newBucket(h.cfg.OpsPerSecond, h.cfg.OpsBurst),
 		abuse:      newBucket(abuseRate, abuseBurst),
+		flight:     make(chan struct{}, maxInFlight),
 		readDone:   make(chan struct{}),
 		writerDone: make(chan struct{}),
 	}
@@ -111,6 +120,17 @@ func (c *conn) dropSlow() {
 		c.h.dropped.Add(1)
 		c.h.log.Info("hub: dropped slow connection", "identity", c.id.ID)
 	}
+}
+
+// send queues a frame for this connection without waiting; a full queue
+// drops the connection as too slow. For goroutines other than the read pump.
+func (c *conn) send(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.h.log.Error("hub: encoding frame", "err", err)
+		return
+	}
+	c.enqueue(b)
 }
 
 // reply queues a frame for this connection, waiting while its queue is full.
@@ -249,6 +269,7 @@ func (c *conn) drain() {
 // pump's goroutine after readPump returns.
 func (c *conn) finish() {
 	c.q.close(0, "", true) // no-op when already closing with a code
+	c.flightWG.Wait()      // the write pump's end cancels their context
 	for name, m := range c.rooms {
 		m.r.mu.Lock()
 		m.r.removeLocked(c)
@@ -295,9 +316,13 @@ func (c *conn) backendError(f Frame, err error) *OpError {
 
 // failBackend sends the error frame for a backend error and closes the
 // connection with 4001 when the backend says the session is not valid.
-func (c *conn) failBackend(f Frame, err error) error {
+// The read pump waits for room in the send queue; other goroutines do not.
+func (c *conn) failBackend(f Frame, err error, wait bool) error {
 	oe := c.backendError(f, err)
-	if e := c.sendError(f, oe); e != nil {
+	if !wait {
+		c.send(errorOut{Type: "error", ReplyTo: f.Type, Room: f.Room, OpID: f.OpID,
+			Code: oe.Code, Message: oe.Message, Detail: oe.Detail})
+	} else if e := c.sendError(f, oe); e != nil {
 		return e
 	}
 	if oe.Code == CodeUnauthenticated {
@@ -361,7 +386,18 @@ func (c *conn) leave(m *member) {
 	delete(c.rooms, m.r.name)
 }
 
+// maxInFlight is how many ops of one connection may be applied at once
+// (PROTOCOL.md asks clients to keep at most about 16 unacked).
+const maxInFlight = 16
+
 // op applies a client operation through the Backend and acks it.
+//
+// The Backend applies it on a goroutine of its own. The read pump waits
+// only until the op's place in its room's order is fixed (Op.Queued) or
+// it is done, so a busy connection's ops share the room's transactions
+// instead of waiting one transaction each. Ops of one connection keep
+// their order: an op for another room than the ops in flight first waits
+// for all of them.
 func (c *conn) op(f Frame) error {
 	m := c.rooms[f.Room]
 	if m == nil {
@@ -370,18 +406,43 @@ func (c *conn) op(f Frame) error {
 	if oe := c.rateLimit(); oe != nil {
 		return c.sendError(f, oe)
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
-	e, err := c.h.b.Apply(ctx, c.id, Op{Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Body: f.Body})
-	cancel()
-	if err != nil {
-		return c.failBackend(f, err)
+	if f.Room != c.flightRoom {
+		c.flightWG.Wait()
+		c.flightRoom = f.Room
 	}
-	if e.Room == "" || e.Room == f.Room {
-		m.r.offer(e)
-	} else {
-		c.h.log.Error("hub: backend applied op to another room", "room", f.Room, "entry_room", e.Room, "op_id", f.OpID)
+	select {
+	case c.flight <- struct{}{}:
+	case <-c.ctx.Done():
+		return errClosed
 	}
-	return c.reply(ackOut{Type: "ack", OpID: f.OpID, Room: f.Room, Seq: e.Seq})
+	queued, done := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	op := Op{Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Body: f.Body,
+		Queued: func() { once.Do(func() { close(queued) }) }}
+	c.flightWG.Add(1)
+	go func() {
+		defer c.flightWG.Done()
+		defer func() { <-c.flight }()
+		defer close(done)
+		ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
+		e, err := c.h.b.Apply(ctx, c.id, op)
+		cancel()
+		if err != nil {
+			c.failBackend(f, err, false)
+			return
+		}
+		if e.Room == "" || e.Room == f.Room {
+			m.r.offer(e)
+		} else {
+			c.h.log.Error("hub: backend applied op to another room", "room", f.Room, "entry_room", e.Room, "op_id", f.OpID)
+		}
+		c.send(ackOut{Type: "ack", OpID: f.OpID, Room: f.Room, Seq: e.Seq})
+	}()
+	select {
+	case <-queued:
+	case <-done:
+	}
+	return nil
 }
 
 // join makes the connection a member of a room: it sends the entries after
@@ -404,11 +465,11 @@ func (c *conn) join(f Frame) error {
 	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
 	defer cancel()
 	if err := c.h.b.CanJoin(ctx, c.id, f.Room); err != nil {
-		return c.failBackend(f, err)
+		return c.failBackend(f, err, true)
 	}
 	r, err := c.h.acquireRoom(ctx, f.Room)
 	if err != nil {
-		return c.failBackend(f, err)
+		return c.failBackend(f, err, true)
 	}
 	m := &member{c: c, r: r}
 	r.members[c] = m
@@ -421,7 +482,7 @@ func (c *conn) join(f Frame) error {
 		if errors.Is(err, errClosed) {
 			return err
 		}
-		return c.failBackend(f, err)
+		return c.failBackend(f, err, true)
 	}
 	for {
 		r.mu.Lock()

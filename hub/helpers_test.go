@@ -29,6 +29,12 @@ type memBackend struct {
 	mu      sync.Mutex
 	rooms   map[string]*memRoom
 	applied atomic.Int64 // ops actually applied (not deduplicated)
+
+	// Set before use, for pipelining tests: started gets the op id of every
+	// Apply call as it starts; an op of kind "held" calls Queued, then
+	// waits for hold to close before it is applied.
+	started chan string
+	hold    chan struct{}
 }
 
 type memRoom struct {
@@ -55,7 +61,13 @@ func (b *memBackend) CanJoin(_ context.Context, _ hub.Identity, room string) err
 }
 
 func (b *memBackend) Apply(_ context.Context, id hub.Identity, op hub.Op) (hub.Entry, error) {
+	if b.started != nil {
+		b.started <- op.OpID
+	}
 	switch op.Kind {
+	case "held":
+		op.Queued()
+		<-b.hold
 	case "forbidden.op":
 		return hub.Entry{}, &hub.OpError{Code: hub.CodeForbidden, Message: "rapporteurs only"}
 	case "boom":

@@ -45,6 +45,13 @@ type Op struct {
 	Kind string
 	Base int64 // version the update is based on; 0 when not given
 	Body json.RawMessage
+	// Queued, when the Backend calls it, tells the hub that the op's place
+	// in its room's order is fixed (e.g. it waits in the room's commit
+	// queue): any op the connection sends after it will be applied after
+	// it. The hub then reads the connection's next op while this one is
+	// applied. A Backend that never calls it gets a connection's ops one
+	// at a time. Calling it more than once is harmless.
+	Queued func()
 }
 
 // OpError is an error a Backend returns to be sent to the client as an error frame.

@@ -583,3 +583,67 @@ func TestPingKeepsIdleConnectionOpen(t *testing.T) {
 		t.Error("no entry after idling")
 	}
 }
+
+// TestOpsArePipelinedOnceQueuedAndKeepTheirOrderAcrossRooms: while an op
+// the backend has queued is being applied, the connection's next op for
+// the same room goes to the backend too; an op for another room waits
+// until the ops in flight are done.
+func TestOpsArePipelinedOnceQueuedAndKeepTheirOrderAcrossRooms(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	th.b.started = make(chan string, 16)
+	th.b.hold = make(chan struct{})
+	released := false
+	defer func() {
+		if !released {
+			close(th.b.hold)
+		}
+	}()
+	c := th.dial(t, "anna")
+	other := "workshop:other"
+	c.join(room, 0)
+	c.join(other, 0)
+
+	startedNext := func(within time.Duration) string {
+		t.Helper()
+		select {
+		case id := <-th.b.started:
+			return id
+		case <-time.After(within):
+			return ""
+		}
+	}
+	c.op(room, "held-1", "held", `{}`)
+	c.op(room, "same-room-2", "finding.create", `{}`)
+	c.op(other, "other-room-3", "finding.create", `{}`)
+	if id := startedNext(5 * time.Second); id != "held-1" {
+		t.Fatalf("first op started: %q", id)
+	}
+	if id := startedNext(5 * time.Second); id != "same-room-2" {
+		t.Fatalf("while held-1 is in flight, started %q; want same-room-2 pipelined", id)
+	}
+	for {
+		if f := c.next(); f.Type == "ack" {
+			if f.OpID != "same-room-2" {
+				t.Fatalf("ack %+v, want same-room-2's first", f)
+			}
+			break
+		}
+	}
+	if id := startedNext(200 * time.Millisecond); id != "" {
+		t.Fatalf("%s started while held-1 of another room was in flight", id)
+	}
+	released = true
+	close(th.b.hold)
+	if id := startedNext(5 * time.Second); id != "other-room-3" {
+		t.Fatalf("after held-1 was released, started %q; want other-room-3", id)
+	}
+	acks := map[string]bool{}
+	for len(acks) < 2 {
+		if f := c.next(); f.Type == "ack" {
+			acks[f.OpID] = true
+		}
+	}
+	if !acks["held-1"] || !acks["other-room-3"] {
+		t.Errorf("acks %v, want held-1 and other-room-3", acks)
+	}
+}

@@ -180,6 +180,9 @@ func (f findingRef) target() (int64, error) {
 }
 
 func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry, error) {
+	// Every op below makes exactly one store call, whose place in the room's
+	// queue is the op's place.
+	ctx = store.WithQueued(ctx, op.Queued)
 	r, err := parseRoom(op.Room)
 	if err != nil {
 		return hub.Entry{}, err

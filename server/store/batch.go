@@ -93,12 +93,28 @@ func (c *committer) submit(ctx context.Context, room string, op *pendingOp) (App
 	if start {
 		go c.drain(room, q)
 	}
+	if queued, _ := ctx.Value(queuedKey{}).(func()); queued != nil {
+		queued()
+	}
 	select {
 	case <-op.done:
 		return op.res, op.err
 	case <-ctx.Done():
 		return Applied{}, ctx.Err()
 	}
+}
+
+type queuedKey struct{}
+
+// WithQueued returns ctx carrying fn, which an op submitted with it calls
+// once it waits in its room's queue: an op submitted after that call is
+// applied after it. (The hub then goes on reading the connection's next
+// op while this one is applied.)
+func WithQueued(ctx context.Context, fn func()) context.Context {
+	if fn == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, queuedKey{}, fn)
 }
 
 // queued returns how many ops of room wait for a transaction.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -708,5 +709,47 @@ func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 		if err := json.Unmarshal(res[i].a.Entry.Payload, &p); err != nil || p.ID != comments[k].ID {
 			t.Errorf("comment entry %s does not carry the stored id %d", res[i].a.Entry.Payload, comments[k].ID)
 		}
+	}
+}
+
+// TestWithQueuedIsCalledOnceTheOpWaitsInItsRoom: the hook fires while the
+// op still waits behind a busy room, before the op is applied.
+func TestWithQueuedIsCalledOnceTheOpWaitsInItsRoom(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, err := s.Workshops(ctx, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws[0]
+	room := store.WorkshopRoom(w.ID)
+	queued := make(chan struct{})
+	var done atomic.Bool
+	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
+		func() (store.Applied, error) {
+			qctx := store.WithQueued(ctx, func() { close(queued) })
+			a, err := s.CreateFinding(qctx, nil, w.ID, "hooked", store.FindingInput{Title: "Hooked"})
+			done.Store(true)
+			return a, err
+		},
+		func() (store.Applied, error) {
+			// Runs once the first op is queued, behind the same busy room.
+			select {
+			case <-queued:
+			case <-time.After(10 * time.Second):
+				return store.Applied{}, errors.New("the hook was not called")
+			}
+			if done.Load() {
+				return store.Applied{}, errors.New("the hook came after the op was applied")
+			}
+			return s.CreateFinding(ctx, nil, w.ID, "second", store.FindingInput{Title: "Second"})
+		},
+	})
+	got := res[0]
+	if got.err != nil || res[1].err != nil {
+		t.Fatalf("ops: %v, %v", got.err, res[1].err)
+	}
+	if res[1].a.Entry.Seq != got.a.Entry.Seq+1 {
+		t.Errorf("seqs %d then %d: the op queued after the hook must follow it", got.a.Entry.Seq, res[1].a.Entry.Seq)
 	}
 }
