@@ -302,6 +302,10 @@ func TestIndexerSIGKILLMidBatchLosesNothing(t *testing.T) {
 	}
 	p2 := mustRunProcess(t, bin, addr, dsn)
 	want := liveFindings(t, st)
+	// Until the indexer has opened the index, search honestly answers 503.
+	start := time.Now()
+	waitSearch(t, p2.URL, f.event.Slug)
+	t.Logf("search answered %v after the restart", time.Since(start).Round(time.Millisecond))
 	waitFor(t, author.http, p2.URL, q("event", f.event.Slug), 60*time.Second, func(r searchResult) bool { return r.Total == want })
 	// Stop it hard again and compare the index with the database offline.
 	p2.cmd.Process.Signal(syscall.SIGKILL)
