@@ -58,10 +58,10 @@ type pendingOp struct {
 	// columns of findings that updates change only through lockedFinding
 	// (see batchState).
 	singleWrite bool
-	// lockFinding, if set, is the finding change reads with lockedFinding.
+	// lockFinding, if set, is the finding change reads with lockedFinding,
+	// and held what it holds back to the batch's end (see batchState).
 	lockFinding int64
-	// comment tells that change adds a comment with addComment.
-	comment bool
+	held        heldWrite
 
 	done chan struct{}
 	res  Applied
@@ -287,17 +287,18 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 		// The findings that updates change are locked together, and their
 		// writes held back to one statement at the end.
 		bs := newBatchState()
-		var lock []int64
+		var lock, voted []int64
 		comments := 0
 		for i, op := range ops {
-			if _, replay := seen[op.opID]; replay || res[i].Entry.Seq != 0 {
+			if _, replay := seen[op.opID]; replay || res[i].Entry.Seq != 0 || op.lockFinding == 0 {
 				continue
 			}
-			if op.lockFinding != 0 {
-				lock = append(lock, op.lockFinding)
-			}
-			if op.comment {
+			lock = append(lock, op.lockFinding)
+			switch op.held {
+			case heldComment:
 				comments++
+			case heldVote:
+				voted = append(voted, op.lockFinding)
 			}
 		}
 		slices.Sort(lock)
@@ -305,6 +306,10 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 			return err
 		}
 		if err := bs.takeCommentIDs(ctx, tx, comments); err != nil {
+			return err
+		}
+		slices.Sort(voted)
+		if err := bs.loadVotes(ctx, tx, slices.Compact(voted)); err != nil {
 			return err
 		}
 		bctx := withBatchState(ctx, bs)
@@ -327,7 +332,12 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 					return err
 				}
 			}
-			kind, payload, err := op.change(bctx, tx)
+			// Only single writes see the batch's copies (see batchState).
+			cctx := ctx
+			if op.singleWrite {
+				cctx = bctx
+			}
+			kind, payload, err := op.change(cctx, tx)
 			var e domain.LogEntry
 			if err == nil {
 				e, err = newEntry(room, seq+1, op.opID, op.actor, kind, payload)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -15,7 +16,8 @@ import (
 // batchState lets the finding updates of one group-commit transaction
 // lock their findings together, in one statement, and write them together
 // at the end, in another, instead of two statements each. Comments are
-// held back likewise, with ids taken for all of them in one statement.
+// held back likewise, with ids taken for all of them in one statement, and
+// votes, with the voters of their findings read in one statement.
 //
 // Only single-write ops (update, vote, unvote, comment) run while writes
 // are held back: they read no finding column an update changes except
@@ -26,12 +28,18 @@ type batchState struct {
 	dirty      []int64                   // findings changed but not yet written
 	commentIDs []int64                   // ids taken for the batch's comments
 	comments   []Comment                 // comments not yet written
+	votes      map[int64]*voteSet        // by finding: its voters, as changed so far
+}
+
+// voteSet is who votes for a finding: as stored, and as the batch leaves it.
+type voteSet struct {
+	stored, now map[int64]bool
 }
 
 type batchStateKey struct{}
 
 func newBatchState() *batchState {
-	return &batchState{findings: map[int64]*domain.Finding{}}
+	return &batchState{findings: map[int64]*domain.Finding{}, votes: map[int64]*voteSet{}}
 }
 
 func withBatchState(ctx context.Context, bs *batchState) context.Context {
@@ -78,6 +86,15 @@ func lockedFinding(ctx context.Context, tx bun.Tx, id int64) (domain.Finding, er
 	return f, err
 }
 
+// lockedFindingInRoom is lockedFinding for a finding of the workshop.
+func lockedFindingInRoom(ctx context.Context, tx bun.Tx, workshopID, id int64) (domain.Finding, error) {
+	f, err := lockedFinding(ctx, tx, id)
+	if domain.ErrorCode(err) == domain.NotFound || (err == nil && (f.WorkshopID == nil || *f.WorkshopID != workshopID)) {
+		return f, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", id)
+	}
+	return f, err
+}
+
 // saveFinding writes the changeable columns of f (see fieldPtr) with its
 // version, field versions and update time; in a batch, at its end.
 func saveFinding(ctx context.Context, tx bun.Tx, f *domain.Finding) error {
@@ -99,7 +116,49 @@ func (bs *batchState) flushAndForget(ctx context.Context, tx bun.Tx) error {
 		return err
 	}
 	clear(bs.findings)
+	clear(bs.votes)
 	return nil
+}
+
+// loadVotes reads the voters of findings ids (one statement).
+func (bs *batchState) loadVotes(ctx context.Context, tx bun.Tx, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	var rows []struct {
+		FindingID int64
+		PersonID  int64
+	}
+	if err := tx.NewRaw("SELECT finding_id, person_id FROM votes WHERE finding_id IN (?)", bun.In(ids)).Scan(ctx, &rows); err != nil {
+		return fmt.Errorf("read votes: %w", err)
+	}
+	for _, id := range ids {
+		bs.votes[id] = &voteSet{stored: map[int64]bool{}, now: map[int64]bool{}}
+	}
+	for _, r := range rows {
+		bs.votes[r.FindingID].stored[r.PersonID] = true
+		bs.votes[r.FindingID].now[r.PersonID] = true
+	}
+	return nil
+}
+
+// setVote records that person votes (on) or not for finding id, in a
+// batch at its end, and returns the finding's vote count after it.
+func setVote(ctx context.Context, tx bun.Tx, id, person int64, on bool) (int, error) {
+	bs := batchStateOf(ctx)
+	vs := bs.votes[id]
+	if vs == nil {
+		if err := bs.loadVotes(ctx, tx, []int64{id}); err != nil {
+			return 0, err
+		}
+		vs = bs.votes[id]
+	}
+	if on {
+		vs.now[person] = true
+	} else {
+		delete(vs.now, person)
+	}
+	return len(vs.now), nil
 }
 
 // takeCommentIDs takes n comment ids for the batch's comments.
@@ -126,8 +185,55 @@ func addComment(ctx context.Context, tx bun.Tx, c *Comment) error {
 	return nil
 }
 
-// flush writes the held-back findings and comments.
+// flushVotes writes the votes the batch gave and took back.
+func (bs *batchState) flushVotes(ctx context.Context, tx bun.Tx) error {
+	type pair struct {
+		FindingID int64 `json:"finding_id"`
+		PersonID  int64 `json:"person_id"`
+	}
+	var add, remove []pair
+	for id, vs := range bs.votes {
+		for p := range vs.now {
+			if !vs.stored[p] {
+				add = append(add, pair{id, p})
+			}
+		}
+		for p := range vs.stored {
+			if !vs.now[p] {
+				remove = append(remove, pair{id, p})
+			}
+		}
+		vs.stored = maps.Clone(vs.now)
+	}
+	if len(add) > 0 {
+		raw, err := json.Marshal(add)
+		if err != nil {
+			return fmt.Errorf("write votes: %w", err)
+		}
+		if _, err := tx.NewRaw(`INSERT INTO votes (finding_id, person_id)
+			SELECT finding_id, person_id FROM jsonb_to_recordset(?::jsonb) AS d(finding_id bigint, person_id bigint)
+			ON CONFLICT DO NOTHING`, string(raw)).Exec(ctx); err != nil {
+			return fmt.Errorf("write votes: %w", err)
+		}
+	}
+	if len(remove) > 0 {
+		raw, err := json.Marshal(remove)
+		if err != nil {
+			return fmt.Errorf("withdraw votes: %w", err)
+		}
+		if _, err := tx.NewRaw(`DELETE FROM votes v USING jsonb_to_recordset(?::jsonb) AS d(finding_id bigint, person_id bigint)
+			WHERE v.finding_id = d.finding_id AND v.person_id = d.person_id`, string(raw)).Exec(ctx); err != nil {
+			return fmt.Errorf("withdraw votes: %w", err)
+		}
+	}
+	return nil
+}
+
+// flush writes the held-back findings, comments and votes.
 func (bs *batchState) flush(ctx context.Context, tx bun.Tx) error {
+	if err := bs.flushVotes(ctx, tx); err != nil {
+		return err
+	}
 	if len(bs.comments) > 0 {
 		type commentWrite struct {
 			ID        int64  `json:"id"`

@@ -342,13 +342,10 @@ type ConflictDetail struct {
 // whole update is refused with a Conflict carrying the current finding.
 func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int, changes map[string]json.RawMessage) (Applied, error) {
 	// It reads, checks, then writes once at the end.
-	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, actor, id, false, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		f, err := lockedFinding(ctx, tx, id)
+	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, actor, id, heldUpdate, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		f, err := lockedFindingInRoom(ctx, tx, workshopID, id)
 		if err != nil {
 			return "", nil, err
-		}
-		if f.WorkshopID == nil || *f.WorkshopID != workshopID {
-			return "", nil, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", id)
 		}
 		if len(changes) == 0 {
 			return "", nil, domain.Errorf(domain.Invalid, "An update needs at least one changed field.")

@@ -51,16 +51,24 @@ func (s *Store) applySingleWrite(ctx context.Context, room, opID string, actor *
 	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, change: change, singleWrite: true})
 }
 
+// heldWrite is what a finding write op holds back to the end of a batch.
+type heldWrite int
+
+const (
+	heldUpdate  heldWrite = iota // the finding, with saveFinding
+	heldComment                  // a comment, with addComment
+	heldVote                     // a vote given or taken back, with setVote
+)
+
 // applyFindingWrite is applySingleWrite for a change that reads finding id
-// with lockedFinding and writes with saveFinding or (when comment is set)
-// addComment: in a group commit the findings are locked together first
-// and written together last.
-func (s *Store) applyFindingWrite(ctx context.Context, room, opID string, actor *int64, id int64, comment bool, change Change) (Applied, error) {
+// with lockedFinding and writes what held says: in a group commit the
+// findings are locked together first and written together last.
+func (s *Store) applyFindingWrite(ctx context.Context, room, opID string, actor *int64, id int64, held heldWrite, change Change) (Applied, error) {
 	if err := checkOpID(opID); err != nil {
 		return Applied{}, err
 	}
 	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, change: change, singleWrite: true,
-		lockFinding: id, comment: comment})
+		lockFinding: id, held: held})
 }
 
 // Queued returns how many ops of room wait for its next transaction.

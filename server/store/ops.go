@@ -27,31 +27,45 @@ func findingInRoom(ctx context.Context, tx bun.Tx, workshopID, id int64) (domain
 
 // Vote records that person supports a finding (once per person).
 func (s *Store) Vote(ctx context.Context, person int64, workshopID int64, opID string, findingID int64) (Applied, error) {
-	return s.applySingleWrite(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, &person, findingID, heldVote, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		// The count reads the statement's snapshot, before the insert.
-		n, err := voteStatement(ctx, tx, `WITH f AS (
+		n, err := vote(ctx, tx, `WITH f AS (
 				SELECT id FROM findings WHERE id = ?0 AND workshop_id = ?1 AND deleted_at IS NULL
 			), ins AS (
 				INSERT INTO votes (finding_id, person_id) SELECT id, ?2 FROM f ON CONFLICT DO NOTHING RETURNING 1
 			)
 			SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM votes WHERE finding_id = ?0) + (SELECT count(*) FROM ins)`,
-			workshopID, findingID, person)
+			workshopID, findingID, person, true)
 		return "vote", map[string]any{"finding_id": findingID, "votes": n, "person_id": person}, err
 	})
 }
 
 // Unvote withdraws person's vote on a finding.
 func (s *Store) Unvote(ctx context.Context, person int64, workshopID int64, opID string, findingID int64) (Applied, error) {
-	return s.applySingleWrite(ctx, WorkshopRoom(workshopID), opID, &person, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		n, err := voteStatement(ctx, tx, `WITH f AS (
+	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, &person, findingID, heldVote, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		n, err := vote(ctx, tx, `WITH f AS (
 				SELECT id FROM findings WHERE id = ?0 AND workshop_id = ?1 AND deleted_at IS NULL
 			), del AS (
 				DELETE FROM votes WHERE finding_id = (SELECT id FROM f) AND person_id = ?2 RETURNING 1
 			)
 			SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM votes WHERE finding_id = ?0) - (SELECT count(*) FROM del)`,
-			workshopID, findingID, person)
+			workshopID, findingID, person, false)
 		return "unvote", map[string]any{"finding_id": findingID, "votes": n, "person_id": person}, err
 	})
+}
+
+// vote gives (on) or takes back person's vote on finding findingID of
+// workshop workshopID and returns the finding's vote count after it.
+// Alone it runs query, a vote or unvote statement on ?0 (finding), ?1
+// (workshop) and ?2 (person); in a batch the vote waits for the batch's end.
+func vote(ctx context.Context, tx bun.Tx, query string, workshopID, findingID, person int64, on bool) (int, error) {
+	if batchStateOf(ctx) == nil {
+		return voteStatement(ctx, tx, query, workshopID, findingID, person)
+	}
+	if _, err := lockedFindingInRoom(ctx, tx, workshopID, findingID); err != nil {
+		return 0, err
+	}
+	return setVote(ctx, tx, findingID, person, on)
 }
 
 // voteStatement runs a vote or unvote statement on finding ?0 of workshop
@@ -85,7 +99,7 @@ func (s *Store) AddComment(ctx context.Context, person int64, workshopID int64, 
 	if n := utf8.RuneCountInString(body); n > 5000 {
 		return Applied{}, domain.Errorf(domain.Invalid, "The comment is %d characters long; at most 5000 are allowed.", n)
 	}
-	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, &person, findingID, true, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, &person, findingID, heldComment, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		c := Comment{FindingID: findingID, PersonID: &person, Body: body}
 		if batchStateOf(ctx) == nil {
 			// Alone: check and insert in one statement.
@@ -98,11 +112,7 @@ func (s *Store) AddComment(ctx context.Context, person int64, workshopID int64, 
 		} else {
 			// In a batch: the finding was locked with the batch's others,
 			// and the comment is written with them.
-			f, err := lockedFinding(ctx, tx, findingID)
-			if domain.ErrorCode(err) == domain.NotFound || (err == nil && (f.WorkshopID == nil || *f.WorkshopID != workshopID)) {
-				return "", nil, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", findingID)
-			}
-			if err != nil {
+			if _, err := lockedFindingInRoom(ctx, tx, workshopID, findingID); err != nil {
 				return "", nil, err
 			}
 			if err := addComment(ctx, tx, &c); err != nil {

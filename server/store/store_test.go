@@ -753,3 +753,67 @@ func TestWithQueuedIsCalledOnceTheOpWaitsInItsRoom(t *testing.T) {
 		t.Errorf("seqs %d then %d: the op queued after the hook must follow it", got.a.Entry.Seq, res[1].a.Entry.Seq)
 	}
 }
+
+// TestBatchedVotesCountAndLandOnce gives and takes back votes in one
+// batch, on top of a vote given before it: every entry carries the count
+// after its op, and the database ends with exactly the batch's outcome.
+func TestBatchedVotesCountAndLandOnce(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, err := s.Workshops(ctx, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws[1]
+	room := store.WorkshopRoom(w.ID)
+	a0, err := s.CreateFinding(ctx, nil, w.ID, "va", store.FindingInput{Title: "Voted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b0, err := s.CreateFinding(ctx, nil, w.ID, "vb", store.FindingInput{Title: "Deleted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := mustFindingID(t, a0), mustFindingID(t, b0)
+	p1, p2, p3, p4 := mustPerson(t, s), mustPerson(t, s), mustPerson(t, s), mustPerson(t, s)
+	if _, err := s.Vote(ctx, p4, w.ID, "before", a); err != nil {
+		t.Fatal(err)
+	}
+	vote := func(opID string, p, f int64) func() (store.Applied, error) {
+		return func() (store.Applied, error) { return s.Vote(ctx, p, w.ID, opID, f) }
+	}
+	unvote := func(opID string, p, f int64) func() (store.Applied, error) {
+		return func() (store.Applied, error) { return s.Unvote(ctx, p, w.ID, opID, f) }
+	}
+	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
+		vote("p1 a", p1, a),       // 2
+		vote("p2 a", p2, a),       // 3
+		vote("p1 a again", p1, a), // 3: once per person
+		unvote("p1 a off", p1, a), // 2
+		vote("p1 nothing", p1, 1<<40),
+		unvote("p3 a off", p3, a), // 2: p3 never voted
+		func() (store.Applied, error) { return s.DeleteFinding(ctx, nil, w.ID, "b delete", b) },
+		vote("p2 b", p2, b),       // deleted
+		vote("p3 a", p3, a),       // 3
+		unvote("p4 a off", p4, a), // 2: the vote from before the batch
+	})
+	want := map[int]int{0: 2, 1: 3, 2: 3, 3: 2, 5: 2, 8: 3, 9: 2}
+	for i, n := range want {
+		var p struct{ Votes int }
+		if res[i].err != nil || json.Unmarshal(res[i].a.Entry.Payload, &p) != nil || p.Votes != n {
+			t.Errorf("op %d: %v, payload %s; want %d votes", i, res[i].err, res[i].a.Entry.Payload, n)
+		}
+	}
+	for _, i := range []int{4, 7} {
+		if domain.ErrorCode(res[i].err) != domain.NotFound {
+			t.Errorf("op %d: %v, want NotFound", i, res[i].err)
+		}
+	}
+	var voters []int64
+	if err := s.DB().NewRaw("SELECT person_id FROM votes WHERE finding_id = ? ORDER BY person_id", a).Scan(ctx, &voters); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(voters, []int64{p2, p3}) {
+		t.Errorf("voters of a = %v, want p2 %d and p3 %d", voters, p2, p3)
+	}
+}
