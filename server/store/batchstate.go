@@ -272,26 +272,11 @@ func (bs *batchState) flush(ctx context.Context, tx bun.Tx) error {
 
 // findingWrite is the JSON of one row of updateFindingsSQL.
 type findingWrite struct {
-	ID              int64          `json:"id"`
-	Title           string         `json:"title"`
-	WhatDone        string         `json:"what_done"`
-	Results         string         `json:"results"`
-	Transferability string         `json:"transferability"`
-	NordicProposal  string         `json:"nordic_proposal"`
-	Countries       []string       `json:"countries"`
-	Themes          []string       `json:"themes"`
-	Ps              []string       `json:"ps"`
-	Forms           []string       `json:"forms"`
-	VictimGroups    []string       `json:"victim_groups"`
-	ActorTypes      []string       `json:"actor_types"`
-	Language        string         `json:"language"`
-	ContactName     string         `json:"contact_name"`
-	ContactEmail    string         `json:"contact_email"`
-	ContactConsent  bool           `json:"contact_consent"`
-	Attribution     string         `json:"attribution"`
-	Version         int            `json:"version"`
-	FieldVersions   map[string]int `json:"field_versions"`
-	UpdatedAt       time.Time      `json:"updated_at"`
+	ID int64 `json:"id"`
+	FindingInput
+	Version       int            `json:"version"`
+	FieldVersions map[string]int `json:"field_versions"`
+	UpdatedAt     time.Time      `json:"updated_at"`
 }
 
 // updateFindingsSQL writes the rows of a JSON array of findingWrite (?0).
@@ -312,12 +297,8 @@ WHERE f.id = d.id`
 func writeFindings(ctx context.Context, tx bun.Tx, fs []*domain.Finding) error {
 	rows := make([]findingWrite, len(fs))
 	for i, f := range fs {
-		rows[i] = findingWrite{ID: f.ID, Title: f.Title, WhatDone: f.WhatDone, Results: f.Results,
-			Transferability: f.Transferability, NordicProposal: f.NordicProposal,
-			Countries: nonNil(f.Countries), Themes: nonNil(f.Themes), Ps: nonNil(f.Ps), Forms: nonNil(f.Forms),
-			VictimGroups: nonNil(f.VictimGroups), ActorTypes: nonNil(f.ActorTypes), Language: f.Language,
-			ContactName: f.ContactName, ContactEmail: f.ContactEmail, ContactConsent: f.ContactConsent,
-			Attribution: f.Attribution, Version: f.Version, FieldVersions: f.FieldVersions, UpdatedAt: f.UpdatedAt}
+		rows[i] = findingWrite{ID: f.ID, FindingInput: inputOf(f), Version: f.Version,
+			FieldVersions: f.FieldVersions, UpdatedAt: f.UpdatedAt}
 		if rows[i].FieldVersions == nil {
 			rows[i].FieldVersions = map[string]int{}
 		}
@@ -334,12 +315,4 @@ func writeFindings(ctx context.Context, tx bun.Tx, fs []*domain.Finding) error {
 		return fmt.Errorf("update findings: %d of %d rows written (%v)", n, len(fs), err)
 	}
 	return nil
-}
-
-// nonNil turns a nil slice into an empty one (a NOT NULL array column).
-func nonNil(ss []string) []string {
-	if ss == nil {
-		return []string{}
-	}
-	return ss
 }

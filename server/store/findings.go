@@ -193,6 +193,24 @@ type createRow struct {
 	Payload      json.RawMessage `json:"payload"` // the entry's, but for what the database assigns
 }
 
+// inputOf is what a client may set of f, with empty lists for none.
+func inputOf(f *domain.Finding) FindingInput {
+	return FindingInput{Title: f.Title, WhatDone: f.WhatDone, Results: f.Results,
+		Transferability: f.Transferability, NordicProposal: f.NordicProposal,
+		Countries: nonNil(f.Countries), Themes: nonNil(f.Themes), Ps: nonNil(f.Ps), Forms: nonNil(f.Forms),
+		VictimGroups: nonNil(f.VictimGroups), ActorTypes: nonNil(f.ActorTypes), Language: f.Language,
+		ContactName: f.ContactName, ContactEmail: f.ContactEmail, ContactConsent: f.ContactConsent,
+		Attribution: f.Attribution}
+}
+
+// nonNil turns a nil slice into an empty one (a NOT NULL array column).
+func nonNil(ss []string) []string {
+	if ss == nil {
+		return []string{}
+	}
+	return ss
+}
+
 func newCreateRow(actor *int64, workshopID int64, opID string, in FindingInput) (*createRow, error) {
 	f, err := in.finding(nil)
 	if err != nil {
@@ -204,11 +222,7 @@ func newCreateRow(actor *int64, workshopID int64, opID string, in FindingInput) 
 		return nil, fmt.Errorf("encode finding: %w", err)
 	}
 	r := &createRow{WorkshopID: workshopID, OpID: opID, Actor: actor, Dims: []string{}, Keys: []string{}, Payload: payload,
-		FindingInput: FindingInput{Title: f.Title, WhatDone: f.WhatDone, Results: f.Results,
-			Transferability: f.Transferability, NordicProposal: f.NordicProposal,
-			Countries: f.Countries, Themes: f.Themes, Ps: f.Ps, Forms: f.Forms, VictimGroups: f.VictimGroups,
-			ActorTypes: f.ActorTypes, Language: f.Language, ContactName: f.ContactName,
-			ContactEmail: f.ContactEmail, ContactConsent: f.ContactConsent, Attribution: f.Attribution}}
+		FindingInput: inputOf(&f)}
 	lists := map[string][]string{"countries": f.Countries, "themes": f.Themes, "ps": f.Ps,
 		"forms": f.Forms, "victim_groups": f.VictimGroups, "actor_types": f.ActorTypes}
 	for name, dim := range termFields() {

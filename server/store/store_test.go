@@ -618,20 +618,8 @@ func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 	}
 	w := ws[3]
 	room := store.WorkshopRoom(w.ID)
-	a0, err := s.CreateFinding(ctx, nil, w.ID, "make a", store.FindingInput{Title: "A"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b0, err := s.CreateFinding(ctx, nil, w.ID, "make b", store.FindingInput{Title: "B"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := mustFindingID(t, a0), mustFindingID(t, b0)
-	f0, err := s.CreateFinding(ctx, nil, ws[4].ID, "make foreign", store.FindingInput{Title: "Elsewhere"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	foreign := mustFindingID(t, f0)
+	a, b := mustNewFinding(t, s, w.ID, "make a", "A"), mustNewFinding(t, s, w.ID, "make b", "B")
+	foreign := mustNewFinding(t, s, ws[4].ID, "make foreign", "Elsewhere")
 	person := mustPerson(t, s)
 	update := func(opID string, id int64, base int, field, value string) func() (store.Applied, error) {
 		return func() (store.Applied, error) {
@@ -766,15 +754,7 @@ func TestBatchedVotesCountAndLandOnce(t *testing.T) {
 	}
 	w := ws[1]
 	room := store.WorkshopRoom(w.ID)
-	a0, err := s.CreateFinding(ctx, nil, w.ID, "va", store.FindingInput{Title: "Voted"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b0, err := s.CreateFinding(ctx, nil, w.ID, "vb", store.FindingInput{Title: "Deleted"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, b := mustFindingID(t, a0), mustFindingID(t, b0)
+	a, b := mustNewFinding(t, s, w.ID, "va", "Voted"), mustNewFinding(t, s, w.ID, "vb", "Deleted")
 	p1, p2, p3, p4 := mustPerson(t, s), mustPerson(t, s), mustPerson(t, s), mustPerson(t, s)
 	if _, err := s.Vote(ctx, p4, w.ID, "before", a); err != nil {
 		t.Fatal(err)
@@ -816,4 +796,14 @@ func TestBatchedVotesCountAndLandOnce(t *testing.T) {
 	if !slices.Equal(voters, []int64{p2, p3}) {
 		t.Errorf("voters of a = %v, want p2 %d and p3 %d", voters, p2, p3)
 	}
+}
+
+// mustNewFinding creates a finding titled title in workshop w and returns its id.
+func mustNewFinding(tb testing.TB, s *store.Store, w int64, opID, title string) int64 {
+	tb.Helper()
+	a, err := s.CreateFinding(context.Background(), nil, w, opID, store.FindingInput{Title: title})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return mustFindingID(tb, a)
 }
