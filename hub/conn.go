@@ -291,10 +291,15 @@ func (c *conn) bad(f Frame, oe *OpError) {
 
 // sendError sends an error frame about f.
 func (c *conn) sendError(f Frame, oe *OpError) error {
-	return c.reply(errorOut{
+	return c.reply(errorFrame(f, oe))
+}
+
+// errorFrame is the error frame about f.
+func errorFrame(f Frame, oe *OpError) errorOut {
+	return errorOut{
 		Type: "error", ReplyTo: f.Type, Room: f.Room, OpID: f.OpID,
 		Code: oe.Code, Message: oe.Message, Detail: oe.Detail,
-	})
+	}
 }
 
 // backendError turns an error from the Backend into an error frame's content;
@@ -320,8 +325,7 @@ func (c *conn) backendError(f Frame, err error) *OpError {
 func (c *conn) failBackend(f Frame, err error, wait bool) error {
 	oe := c.backendError(f, err)
 	if !wait {
-		c.send(errorOut{Type: "error", ReplyTo: f.Type, Room: f.Room, OpID: f.OpID,
-			Code: oe.Code, Message: oe.Message, Detail: oe.Detail})
+		c.send(errorFrame(f, oe))
 	} else if e := c.sendError(f, oe); e != nil {
 		return e
 	}

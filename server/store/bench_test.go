@@ -20,11 +20,7 @@ import (
 //	PGTEST_DURABLE=1 go test ...   (fsync on, as in production)
 func BenchmarkCreateFinding(b *testing.B) {
 	ctx := context.Background()
-	s, ev := MustDemo(b)
-	ws, err := s.Workshops(ctx, ev.ID)
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, ws := MustDemoWorkshops(b)
 	if _, err := s.DB().ExecContext(ctx, "CREATE TABLE plain (id bigserial PRIMARY KEY, room text NOT NULL, payload jsonb NOT NULL)"); err != nil {
 		b.Fatal(err)
 	}
@@ -46,7 +42,7 @@ func BenchmarkCreateFinding(b *testing.B) {
 					if rooms == "own" {
 						wid = ws[w%len(ws)].ID
 						if w >= len(ws) {
-							wid = mustWorkshop(b, s, ev.ID, w)
+							wid = mustWorkshop(b, s, ws[0].EventID, w)
 						}
 					}
 					_, err := s.CreateFinding(ctx, nil, wid, fmt.Sprintf("b%d", op.Add(1)),

@@ -41,16 +41,6 @@ func (s *Store) Apply(ctx context.Context, room, opID string, actor *int64, chan
 	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, change: change})
 }
 
-// applySingleWrite is Apply for a change that writes with at most one
-// statement, its last, and returns a domain error only when it wrote
-// nothing; in a shared transaction it then needs no savepoint.
-func (s *Store) applySingleWrite(ctx context.Context, room, opID string, actor *int64, change Change) (Applied, error) {
-	if err := checkOpID(opID); err != nil {
-		return Applied{}, err
-	}
-	return s.com.submit(ctx, room, &pendingOp{opID: opID, actor: actor, change: change, singleWrite: true})
-}
-
 // heldWrite is what a finding write op holds back to the end of a batch.
 type heldWrite int
 
@@ -60,9 +50,10 @@ const (
 	heldVote                     // a vote given or taken back, with setVote
 )
 
-// applyFindingWrite is applySingleWrite for a change that reads finding id
-// with lockedFinding and writes what held says: in a group commit the
-// findings are locked together first and written together last.
+// applyFindingWrite is Apply for a single write (see pendingOp.singleWrite)
+// that reads finding id with lockedFinding and writes what held says: in a
+// group commit it needs no savepoint, and the findings are locked together
+// first and written together last.
 func (s *Store) applyFindingWrite(ctx context.Context, room, opID string, actor *int64, id int64, held heldWrite, change Change) (Applied, error) {
 	if err := checkOpID(opID); err != nil {
 		return Applied{}, err

@@ -41,6 +41,17 @@ func MustDemo(tb testing.TB) (*store.Store, domain.Event) {
 	return s, ev
 }
 
+// MustDemoWorkshops is MustDemo's store with the demo event's workshops.
+func MustDemoWorkshops(tb testing.TB) (*store.Store, []domain.Workshop) {
+	tb.Helper()
+	s, ev := MustDemo(tb)
+	ws, err := s.Workshops(context.Background(), ev.ID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s, ws
+}
+
 func tableCount(tb testing.TB, s *store.Store) int {
 	tb.Helper()
 	var n int
@@ -136,16 +147,12 @@ func TestFailedMigrationIsNotRecorded(t *testing.T) {
 
 func TestApplyFailingHalfWayLeavesNothing(t *testing.T) {
 	ctx := context.Background()
-	s, ev := MustDemo(t)
-	ws, err := s.Workshops(ctx, ev.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ws := MustDemoWorkshops(t)
 	room := store.WorkshopRoom(ws[0].ID)
 	before, _ := s.Head(ctx, room)
 	boom := errors.New("boom")
-	_, err = s.Apply(ctx, room, "op-fail", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		f := domain.Finding{EventID: ev.ID, WorkshopID: &ws[0].ID, Title: "half-way", Language: "en",
+	_, err := s.Apply(ctx, room, "op-fail", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		f := domain.Finding{EventID: ws[0].EventID, WorkshopID: &ws[0].ID, Title: "half-way", Language: "en",
 			Attribution: "chatham", ReleaseState: "draft", Version: 1, FieldVersions: map[string]int{},
 			Countries: []string{}, Themes: []string{}, Ps: []string{}, Forms: []string{}, VictimGroups: []string{}, ActorTypes: []string{}}
 		if _, err := tx.NewInsert().Model(&f).Exec(ctx); err != nil {
@@ -413,11 +420,7 @@ func TestTermsWithQuotesAreRefusedNotInjected(t *testing.T) {
 // ops are left out, each with its own error, and seqs stay gapless.
 func TestOpsQueuedBehindABusyRoomShareATransaction(t *testing.T) {
 	ctx := context.Background()
-	s, ev := MustDemo(t)
-	ws, err := s.Workshops(ctx, ev.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ws := MustDemoWorkshops(t)
 	w := ws[2]
 	room := store.WorkshopRoom(w.ID)
 	voter := mustPerson(t, s)
@@ -611,11 +614,7 @@ func queueBehindBusyRoom(t *testing.T, s *store.Store, room string, ops []func()
 // too and not be undone by them.
 func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 	ctx := context.Background()
-	s, ev := MustDemo(t)
-	ws, err := s.Workshops(ctx, ev.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ws := MustDemoWorkshops(t)
 	w := ws[3]
 	room := store.WorkshopRoom(w.ID)
 	a, b := mustNewFinding(t, s, w.ID, "make a", "A"), mustNewFinding(t, s, w.ID, "make b", "B")
@@ -704,11 +703,7 @@ func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 // op still waits behind a busy room, before the op is applied.
 func TestWithQueuedIsCalledOnceTheOpWaitsInItsRoom(t *testing.T) {
 	ctx := context.Background()
-	s, ev := MustDemo(t)
-	ws, err := s.Workshops(ctx, ev.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ws := MustDemoWorkshops(t)
 	w := ws[0]
 	room := store.WorkshopRoom(w.ID)
 	queued := make(chan struct{})
@@ -747,11 +742,7 @@ func TestWithQueuedIsCalledOnceTheOpWaitsInItsRoom(t *testing.T) {
 // after its op, and the database ends with exactly the batch's outcome.
 func TestBatchedVotesCountAndLandOnce(t *testing.T) {
 	ctx := context.Background()
-	s, ev := MustDemo(t)
-	ws, err := s.Workshops(ctx, ev.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, ws := MustDemoWorkshops(t)
 	w := ws[1]
 	room := store.WorkshopRoom(w.ID)
 	a, b := mustNewFinding(t, s, w.ID, "va", "Voted"), mustNewFinding(t, s, w.ID, "vb", "Deleted")
