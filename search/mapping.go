@@ -22,7 +22,7 @@ import (
 // MappingVersion is the version of the index layout built by this package.
 // Bump it whenever the mapping or the way documents are indexed changes:
 // Open then reports ErrNeedsRebuild for indexes built by an older version.
-const MappingVersion = 2
+const MappingVersion = 3
 
 // langs are the languages the index analyzes, in a fixed order.
 var langs = []string{"en", "da", "fi", "no", "sv"}
@@ -47,8 +47,18 @@ var analyzerFor = map[string]string{
 }
 
 // textFields are the full-text fields of a finding, as named in query
-// syntax and in Hit.Fragments. Each is indexed as "<field>_<lang>".
+// syntax and in Hit.Fragments. Each is stored under its name and indexed
+// as one element of textField.
 var textFields = []string{"title", "done", "results", "transferability", "proposal", "comments", "keymessages"}
+
+// textField is the one indexed text field: an array holding a document's
+// text fields in textFields order (element i is textFields[i]), analyzed
+// in the document's language. Every language shares it, so a word is one
+// lookup whatever the language. Positions keep their array element, so a
+// phrase matches within one text field and a fielded query checks the
+// element. One field instead of one per text field and language halves
+// what indexing writes.
+const textField = "text"
 
 // dimensions are the filter and facet dimensions, in a fixed order.
 var dimensions = []string{"country", "theme", "p", "form", "victim", "actor", "workshop", "event", "release", "lang"}
@@ -73,18 +83,9 @@ const (
 	fieldCreated  = "created"
 )
 
-// allField is Bleve's composite field: the tokens of every text field, each
-// analyzed in its document's language, with positions that name the field
-// they came from (so highlights still go to that field). An unfielded word
-// or prefix is one lookup there instead of one per field and language.
-const allField = "_all"
-
-// langField is the index field name of a text field in a language.
-func langField(field, lang string) string { return field + "_" + lang }
-
-// newMapping builds the index mapping: one document mapping whose text
-// fields exist once per language (title_en, title_sv, ...) with that
-// language's analyzer and are gathered in allField, plus keyword and date
+// newMapping builds the index mapping: one document type per language,
+// chosen by the "lang" field, whose textField uses that language's
+// analyzer; the text fields stored for highlighting; keyword and date
 // fields for filters, facets and sorting.
 func newMapping() (*mapping.IndexMappingImpl, error) {
 	im := mapping.NewIndexMapping()
@@ -110,38 +111,56 @@ func newMapping() (*mapping.IndexMappingImpl, error) {
 	}); err != nil {
 		return nil, err
 	}
-
-	dm := mapping.NewDocumentMapping()
-	dm.Dynamic = false
+	im.TypeField = "lang"
 	for _, lang := range langs {
-		for _, f := range textFields {
-			fm := mapping.NewTextFieldMapping()
-			fm.Analyzer = analyzerFor[lang]
-			fm.Store = true
-			fm.IncludeTermVectors = true
-			fm.IncludeInAll = true // into allField
-			fm.DocValues = false
-			dm.AddFieldMappingsAt(langField(f, lang), fm)
-		}
+		im.AddDocumentMapping(lang, docMapping(lang))
 	}
-	for _, dim := range dimensions {
-		dm.AddFieldMappingsAt(dimField[dim], keywordField(true))
-	}
-	dm.AddFieldMappingsAt(fieldAudience, keywordField(false))
-	for _, f := range []string{fieldUpdated, fieldCreated} {
-		fm := mapping.NewDateTimeFieldMapping()
-		fm.Store = true
-		fm.DocValues = true
-		fm.IncludeInAll = false
-		dm.AddFieldMappingsAt(f, fm)
-	}
-
-	im.DefaultMapping = dm
+	im.DefaultMapping = docMapping("en")
 	im.DefaultAnalyzer = "en"
 	im.IndexDynamic = false
 	im.StoreDynamic = false
 	im.DocValuesDynamic = false
 	return im, nil
+}
+
+// docMapping is the mapping of a document in lang.
+func docMapping(lang string) *mapping.DocumentMapping {
+	dm := mapping.NewDocumentMapping()
+	dm.Dynamic = false
+	// No composite _all field: textField already gathers the text.
+	dm.AddSubDocumentMapping("_all", mapping.NewDocumentDisabledMapping())
+
+	text := mapping.NewTextFieldMapping()
+	text.Analyzer = analyzerFor[lang]
+	text.Store = false
+	text.IncludeTermVectors = true // phrases, fielded queries, highlights
+	text.IncludeInAll = false
+	text.DocValues = false
+	dm.AddFieldMappingsAt(textField, text)
+	for _, f := range textFields {
+		fm := mapping.NewTextFieldMapping()
+		fm.Index = false
+		fm.Store = true
+		fm.IncludeTermVectors = false
+		fm.IncludeInAll = false
+		fm.DocValues = false
+		dm.AddFieldMappingsAt(f, fm)
+	}
+	for _, dim := range dimensions {
+		dm.AddFieldMappingsAt(dimField[dim], keywordField(true))
+	}
+	dm.AddFieldMappingsAt(fieldAudience, keywordField(false))
+	// The update time is indexed (the columns read its exact terms for
+	// date order); the creation time is only shown.
+	for _, f := range []string{fieldUpdated, fieldCreated} {
+		fm := mapping.NewDateTimeFieldMapping()
+		fm.Index = f == fieldUpdated
+		fm.Store = true
+		fm.DocValues = false
+		fm.IncludeInAll = false
+		dm.AddFieldMappingsAt(f, fm)
+	}
+	return dm
 }
 
 // keywordField is a single-token field for exact filters and facets.
@@ -155,14 +174,14 @@ func keywordField(store bool) *mapping.FieldMapping {
 	return fm
 }
 
-// bleveDoc turns a Document into the map bleve indexes, with the text
-// fields placed under the names of the document's language.
+// bleveDoc turns a Document into the map bleve indexes, typed by lang.
 func bleveDoc(d *Document, lang string) map[string]interface{} {
 	m := make(map[string]interface{}, 24)
 	texts := []string{d.Title, d.Done, d.Results, d.Transferability, d.Proposal, d.Comments, d.KeyMessages}
+	m[textField] = texts // empty ones too: element i is textFields[i]
 	for i, f := range textFields {
 		if texts[i] != "" {
-			m[langField(f, lang)] = texts[i]
+			m[f] = texts[i]
 		}
 	}
 	put := func(field string, vals []string) {

@@ -1,13 +1,18 @@
 package search
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/blevesearch/bleve/v2/analysis"
 	"github.com/blevesearch/bleve/v2/mapping"
+	bsearch "github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
+	"github.com/blevesearch/bleve/v2/search/searcher"
+	index "github.com/blevesearch/bleve_index_api"
 )
 
 // QueryError reports a query the index cannot run: bad syntax in
@@ -401,87 +406,159 @@ func (c *compiler) term(n *termNode, inAnd bool) query.Query {
 		q.SetField(f)
 		return q
 	}
-	fields := textFields
-	if n.field != "" {
-		fields = []string{n.field}
-	}
-	// Words and prefixes without a field are looked up in allField, once
-	// per distinct form (a stem may be the same in several languages).
-	// Phrases stay per field: their positions must come from one field.
-	var any []query.Query
-	var allForms []string
-	addAll := func(form string) {
-		for _, f := range allForms {
+	// The term is analyzed in every language and each distinct form
+	// (a stem may be the same in several languages) is looked up once in
+	// textField. A phrase matches within one array element, so within one
+	// text field.
+	var forms []string
+	addForm := func(form string) {
+		for _, f := range forms {
 			if f == form {
 				return
 			}
 		}
-		allForms = append(allForms, form)
+		forms = append(forms, form)
 	}
+	var phrases [][][]string
+	addPhrase := func(p [][]string) {
+		for _, q := range phrases {
+			if samePhrase(p, q) {
+				return
+			}
+		}
+		phrases = append(phrases, p)
+	}
+	// neutral stands in for a word a language drops as a stop word.
+	var neutral []query.Query
 	for _, lang := range langs {
 		analyzer := c.m.AnalyzerNamed(analyzerFor[lang])
 		if n.prefix {
 			// Indexed terms are stems, so "indicat*" must also look for
 			// the stem "indic" of the prefix.
-			prefixes := []string{strings.ToLower(n.text)}
+			p := strings.ToLower(n.text)
+			addForm(p)
 			if toks := analyzer.Analyze([]byte(n.text)); len(toks) == 1 {
 				stem := string(toks[0].Term)
-				if stem != prefixes[0] && strings.HasPrefix(prefixes[0], stem) && utf8.RuneCountInString(stem) >= minPrefixRunes {
-					prefixes = append(prefixes, stem)
-				}
-			}
-			for _, p := range prefixes {
-				if n.field == "" {
-					addAll(p)
-					continue
-				}
-				for _, f := range fields {
-					q := query.NewPrefixQuery(p)
-					q.SetField(langField(f, lang))
-					any = append(any, q)
+				if stem != p && strings.HasPrefix(p, stem) && utf8.RuneCountInString(stem) >= minPrefixRunes {
+					addForm(stem)
 				}
 			}
 			continue
 		}
 		toks := analyzer.Analyze([]byte(n.text))
-		if len(toks) == 0 {
+		switch {
+		case len(toks) == 0:
 			if inAnd {
 				q := query.NewTermQuery(lang)
 				q.SetField("lang")
 				q.SetBoost(neutralBoost)
-				any = append(any, q)
+				neutral = append(neutral, q)
 			}
-			continue
-		}
-		if n.field == "" && !n.phrase && len(toks) == 1 {
-			addAll(string(toks[0].Term))
-			continue
-		}
-		for _, f := range fields {
-			if n.phrase || len(toks) > 1 {
-				q := query.NewMatchPhraseQuery(n.text)
-				q.SetField(langField(f, lang))
-				any = append(any, q)
-			} else {
-				q := query.NewMatchQuery(n.text)
-				q.SetField(langField(f, lang))
-				any = append(any, q)
-			}
+		case len(toks) == 1:
+			addForm(string(toks[0].Term))
+		default:
+			addPhrase(phraseOf(toks))
 		}
 	}
-	for _, form := range allForms {
+	var any []query.Query
+	for _, form := range forms {
 		if n.prefix {
 			q := query.NewPrefixQuery(form)
-			q.SetField(allField)
+			q.SetField(textField)
 			any = append(any, q)
 		} else {
 			q := query.NewTermQuery(form)
-			q.SetField(allField)
+			q.SetField(textField)
 			any = append(any, q)
 		}
 	}
+	for _, p := range phrases {
+		any = append(any, query.NewMultiPhraseQuery(p, textField))
+	}
+	if len(any) > 0 && n.field != "" {
+		any = []query.Query{&inTextField{q: query.NewDisjunctionQuery(any), pos: textFieldPos(n.field)}}
+	}
+	any = append(any, neutral...)
 	if len(any) == 0 {
 		return query.NewMatchNoneQuery()
 	}
+	if len(any) == 1 {
+		return any[0]
+	}
 	return query.NewDisjunctionQuery(any)
+}
+
+// textFieldPos is the array element of textField that holds a text field.
+func textFieldPos(field string) uint64 {
+	for i, f := range textFields {
+		if f == field {
+			return uint64(i)
+		}
+	}
+	panic("search: not a text field: " + field)
+}
+
+// inTextField matches the documents where q, a query on textField,
+// matches within one text field (array element pos), as in "title:word".
+// It keeps only the match positions in that field, so that highlights
+// stay there too.
+type inTextField struct {
+	q   query.Query
+	pos uint64
+}
+
+// Searcher implements query.Query.
+func (f *inTextField) Searcher(ctx context.Context, r index.IndexReader, m mapping.IndexMapping, opts bsearch.SearcherOptions) (bsearch.Searcher, error) {
+	keep := opts.IncludeTermVectors
+	opts.IncludeTermVectors = true
+	s, err := f.q.Searcher(ctx, r, m, opts)
+	if err != nil {
+		return nil, err
+	}
+	return searcher.NewFilteringSearcher(ctx, s, func(_ *bsearch.SearchContext, d *bsearch.DocumentMatch) bool {
+		in := d.FieldTermLocations[:0]
+		for _, l := range d.FieldTermLocations {
+			if ap := l.Location.ArrayPositions; len(ap) == 1 && ap[0] == f.pos {
+				in = append(in, l)
+			}
+		}
+		found := len(in) > 0
+		if !keep {
+			in = in[:0]
+		}
+		d.FieldTermLocations = in
+		return found
+	}), nil
+}
+
+// phraseOf lays out analyzed tokens by position, as Bleve's match-phrase
+// query does: a position a stop word left empty matches any term.
+func phraseOf(toks analysis.TokenStream) [][]string {
+	first, last := toks[0].Position, toks[0].Position
+	for _, t := range toks {
+		first, last = min(first, t.Position), max(last, t.Position)
+	}
+	p := make([][]string, last-first+1)
+	for _, t := range toks {
+		p[t.Position-first] = append(p[t.Position-first], string(t.Term))
+	}
+	return p
+}
+
+// samePhrase reports whether two phrases have the same terms at each position.
+func samePhrase(a, b [][]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if len(a[i]) != len(b[i]) {
+			return false
+		}
+		for j := range a[i] {
+			if a[i][j] != b[i][j] {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -3,12 +3,10 @@ package search
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
 	bsearch "github.com/blevesearch/bleve/v2/search"
-	htmlhl "github.com/blevesearch/bleve/v2/search/highlight/highlighter/html"
 	"github.com/blevesearch/bleve/v2/search/query"
 )
 
@@ -94,13 +92,11 @@ const (
 )
 
 // storedFields are the fields loaded for each hit.
-var storedFields = func() []string {
-	fs := []string{"countries", "themes", "ps", "forms", "victims", "actors", "workshop", "event", "release", "lang", fieldCreated, fieldUpdated}
-	for _, l := range langs {
-		fs = append(fs, langField("title", l))
-	}
-	return fs
-}()
+var storedFields = []string{"title", "countries", "themes", "ps", "forms", "victims", "actors", "workshop", "event", "release", "lang", fieldCreated, fieldUpdated}
+
+// highlightFields are the fields loaded for each hit of a text query: the
+// stored fields and the text fields to highlight.
+var highlightFields = append(append([]string(nil), storedFields...), textFields[1:]...)
 
 // Search runs q. Bad query text or filters give a *QueryError.
 //
@@ -214,7 +210,8 @@ func (ix *Index) load(ctx context.Context, v *view, top []ranked, text query.Que
 	req := bleve.NewSearchRequestOptions(q, len(ids), 0, false)
 	req.Fields = storedFields
 	if text != nil {
-		req.Highlight = bleve.NewHighlightWithStyle(htmlhl.Name)
+		req.Fields = highlightFields
+		req.IncludeLocations = true
 	}
 	sr, err := ix.bi.SearchInContext(ctx, req)
 	if err != nil {
@@ -228,7 +225,7 @@ func (ix *Index) load(ctx context.Context, v *view, top []ranked, text query.Que
 	for i, id := range ids {
 		// A document changed since it matched may be gone or no longer match.
 		if dm, ok := found[id]; ok {
-			hits = append(hits, toHit(id, top[i].score, dm.Fields, dm.Fragments))
+			hits = append(hits, toHit(id, top[i].score, dm.Fields, snippets(dm)))
 		}
 	}
 	return hits, nil
@@ -258,21 +255,9 @@ func toHit(id string, score float64, fields map[string]interface{}, frags map[st
 		Created:      parseStoredTime(fields[fieldCreated]),
 		Updated:      parseStoredTime(fields[fieldUpdated]),
 	}
-	for _, l := range langs {
-		if t := str(fields[langField("title", l)]); t != "" {
-			h.Title = t
-			break
-		}
-	}
+	h.Title = str(fields["title"])
 	if len(frags) > 0 {
-		h.Fragments = make(map[string][]string, len(frags))
-		for f, fs := range frags {
-			// f is "<field>_<lang>"; report it as "<field>".
-			if i := strings.LastIndexByte(f, '_'); i > 0 {
-				f = f[:i]
-			}
-			h.Fragments[f] = append(h.Fragments[f], fs...)
-		}
+		h.Fragments = frags
 	}
 	return h
 }

@@ -599,6 +599,7 @@ func TestQuerySemantics(t *testing.T) {
 	}{
 		{`exploitation`, []string{"1", "2", "4"}},
 		{`"labour exploitation"`, []string{"1"}},
+		{`"police inspections"`, []string{}},            // adjacent positions, but in done and in title
 		{`labour exploitation`, []string{"1"}},          // AND
 		{`labour OR shelters`, []string{"1", "2", "3"}}, // OR
 		{`exploitation -sexual`, []string{"1", "4"}},
@@ -692,6 +693,14 @@ func TestHighlightEscapesHTML(t *testing.T) {
 	}
 	if h.Title != d.Title {
 		t.Errorf("Title = %q, want %q", h.Title, d.Title)
+	}
+	// A fielded query highlights its field only.
+	res = MustSearch(t, ix, search.Query{Text: "done:trafficking", Audience: all})
+	if len(res.Hits) != 1 {
+		t.Fatalf("done:trafficking: hits = %v", ids(res))
+	}
+	if f := res.Hits[0].Fragments; len(f["done"]) != 1 || len(f["title"]) != 0 {
+		t.Errorf("done:trafficking: fragments = %q, want done only", f)
 	}
 }
 
