@@ -32,9 +32,10 @@ func benchN(b *testing.B) int {
 const benchBatch = 1000
 
 // buildIndex indexes docs into a new index in dir, as the server's
-// rebuild does (a Loader), and returns it open.
+// rebuild does (a Loader, with BulkGC), and returns it open.
 func buildIndex(b *testing.B, dir string, docs []search.Document) *search.Index {
 	b.Helper()
+	defer search.BulkGC()()
 	ix, err := search.Create(dir, search.Options{})
 	if err != nil {
 		b.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -948,5 +949,24 @@ func TestAsyncIndexKeepsItsCheckpointWithItsBatches(t *testing.T) {
 	}
 	if n, _ := ix.Count(); n != uint64(want) {
 		t.Errorf("reopened index holds %d findings, its checkpoint says %d", n, want)
+	}
+}
+
+func TestBulkGCRaisesAndRestoresTheTarget(t *testing.T) {
+	prev := debug.SetGCPercent(50)
+	defer debug.SetGCPercent(prev)
+	restore := search.BulkGC()
+	if got := debug.SetGCPercent(200); got != 200 {
+		t.Errorf("GOGC during BulkGC = %d, want 200", got)
+	}
+	debug.SetGCPercent(200)
+	restore()
+	if got := debug.SetGCPercent(50); got != 50 {
+		t.Errorf("GOGC after restore = %d, want 50", got)
+	}
+	debug.SetGCPercent(-1)
+	search.BulkGC()()
+	if got := debug.SetGCPercent(50); got != -1 {
+		t.Errorf("GOGC off: BulkGC left %d, want -1", got)
 	}
 }

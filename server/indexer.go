@@ -450,6 +450,7 @@ func rebuildIndex(ctx context.Context, st *store.Store, dir string, opts search.
 	if err != nil {
 		return nil, err
 	}
+	defer search.BulkGC()()
 	tmp := strings.TrimRight(dir, `/\`) + ".rebuild"
 	nx, err := search.Create(tmp, opts)
 	if err != nil {
