@@ -135,6 +135,7 @@ type Index struct {
 	bi   bleve.Index
 	opts Options
 	cols *colCache
+	pos  *posCache // decoded positions of phrase terms
 
 	closeOnce sync.Once
 	closeErr  error
@@ -170,7 +171,7 @@ func Open(dir string, opts Options) (*Index, error) {
 		}
 		return nil, fmt.Errorf("search: open %s: %w: %w", dir, ErrNeedsRebuild, err)
 	}
-	ix := &Index{bi: bi, opts: opts, cols: newColCache()}
+	ix := &Index{bi: bi, opts: opts, cols: newColCache(), pos: newPosCache(posCacheBudget)}
 	if err := ix.check(latest); err != nil {
 		_ = ix.Close()
 		return nil, fmt.Errorf("search: open %s: %w: %w", dir, ErrNeedsRebuild, err)
@@ -309,7 +310,7 @@ func create(dir string, opts Options) (*Index, error) {
 		_ = bi.Close()
 		return nil, fmt.Errorf("search: create %s: store version: %w", dir, err)
 	}
-	return &Index{bi: bi, opts: opts, cols: newColCache()}, nil
+	return &Index{bi: bi, opts: opts, cols: newColCache(), pos: newPosCache(posCacheBudget)}, nil
 }
 
 // Replace moves the closed index in src to dst, replacing the index that

@@ -350,7 +350,8 @@ func isTextField(name string) bool {
 
 // compiler turns parsed nodes into Bleve queries.
 type compiler struct {
-	m mapping.IndexMapping
+	m   mapping.IndexMapping
+	pos *posCache // for words and phrases; nil: Bleve's own queries only
 }
 
 // neutralBoost is the boost of the clause that stands in for a stop word:
@@ -461,19 +462,28 @@ func (c *compiler) term(n *termNode, inAnd bool) query.Query {
 		}
 	}
 	var any []query.Query
-	for _, form := range forms {
-		if n.prefix {
-			q := query.NewPrefixQuery(form)
-			q.SetField(textField)
-			any = append(any, q)
-		} else {
-			q := query.NewTermQuery(form)
-			q.SetField(textField)
-			any = append(any, q)
+	switch {
+	case c.pos == nil: // Bleve's own queries
+		for _, form := range forms {
+			if n.prefix {
+				q := query.NewPrefixQuery(form)
+				q.SetField(textField)
+				any = append(any, q)
+			} else {
+				q := query.NewTermQuery(form)
+				q.SetField(textField)
+				any = append(any, q)
+			}
 		}
+	case n.prefix:
+		for _, form := range forms {
+			any = append(any, &prefixQuery{prefix: form, field: textField})
+		}
+	case len(forms) > 0:
+		any = append(any, &termsQuery{terms: forms, field: textField, pos: c.pos})
 	}
 	for _, p := range phrases {
-		any = append(any, query.NewMultiPhraseQuery(p, textField))
+		any = append(any, c.phraseQueryOf(p))
 	}
 	if len(any) > 0 && n.field != "" {
 		any = []query.Query{&inTextField{q: query.NewDisjunctionQuery(any), pos: textFieldPos(n.field)}}
@@ -485,7 +495,20 @@ func (c *compiler) term(n *termNode, inAnd bool) query.Query {
 	if len(any) == 1 {
 		return any[0]
 	}
+	if c.pos != nil && allSegNative(any) {
+		return &anyQuery{qs: any}
+	}
 	return query.NewDisjunctionQuery(any)
+}
+
+// allSegNative reports whether every query of qs works segment by segment.
+func allSegNative(qs []query.Query) bool {
+	for _, q := range qs {
+		if !segNative(q) {
+			return false
+		}
+	}
+	return true
 }
 
 // textFieldPos is the array element of textField that holds a text field.
@@ -543,6 +566,26 @@ func phraseOf(toks analysis.TokenStream) [][]string {
 		p[t.Position-first] = append(p[t.Position-first], string(t.Term))
 	}
 	return p
+}
+
+// phraseQueryOf is the query for a phrase laid out by phraseOf: our
+// phraseQuery, or Bleve's multi-phrase query where a position holds
+// several terms or the compiler has no position cache.
+func (c *compiler) phraseQueryOf(p [][]string) query.Query {
+	terms := make([]string, len(p))
+	for i, at := range p {
+		switch len(at) {
+		case 0:
+		case 1:
+			terms[i] = at[0]
+		default:
+			return query.NewMultiPhraseQuery(p, textField)
+		}
+	}
+	if c.pos == nil {
+		return query.NewMultiPhraseQuery(p, textField)
+	}
+	return &phraseQuery{terms: terms, field: textField, pos: c.pos}
 }
 
 // samePhrase reports whether two phrases have the same terms at each position.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -850,8 +851,11 @@ func TestConcurrentApplyAndSearch(t *testing.T) {
 		}(w)
 	}
 	go func() {
-		for i := 0; i < 20; i++ {
-			if _, err := ix.Search(context.Background(), search.Query{Text: "victims", Audience: all,
+		// Words and phrases read decoded postings from a cache shared by
+		// all searches; -race watches it.
+		texts := []string{"victims", `"labour exploitation"`, "traffick*", `"safe accommodation" OR police`}
+		for i := 0; i < 40; i++ {
+			if _, err := ix.Search(context.Background(), search.Query{Text: texts[i%len(texts)], Audience: all,
 				Filters: map[string][]string{"country": {"FI", "SE"}}}); err != nil {
 				done <- err
 				return
@@ -969,4 +973,77 @@ func TestBulkGCRaisesAndRestoresTheTarget(t *testing.T) {
 	if got := debug.SetGCPercent(50); got != -1 {
 		t.Errorf("GOGC off: BulkGC left %d, want -1", got)
 	}
+}
+
+// TestSegmentQueriesMatchBleve compares the words, phrases and prefixes
+// matched segment by segment (from decoded postings) with Bleve's own
+// queries over the same index: the same documents, and for words and
+// phrases the same scores. The index has several segments, updated and
+// deleted documents, and is compared again after a merge.
+func TestSegmentQueriesMatchBleve(t *testing.T) {
+	ix := MustOpen(t, t.TempDir(), search.Options{})
+	docs := everyone(gen.Findings(5, 3000))
+	MustApply(t, ix, docs, 500)
+	texts := []string{
+		`victims`, `labour`, `police`, `människohandel`, `ihmiskaupan`, `the`,
+		`"labour exploitation"`, `"national referral mechanism"`, `"victims of forced begging"`, `"safe accommodation"`,
+		`traffick*`, `arbets*`, `inspect*`,
+		`"labour exploitation" OR police`, `labour exploitation`, `police -"labour exploitation"`,
+		`title:police`, `done:"labour exploitation"`, `victims traffick*`,
+	}
+	prefix := func(s string) bool { return strings.Contains(s, "*") }
+	compare := func(stage string) {
+		t.Helper()
+		for _, text := range texts {
+			got, err := ix.MatchScores(context.Background(), text, false)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", stage, text, err)
+			}
+			want, err := ix.MatchScores(context.Background(), text, true)
+			if err != nil {
+				t.Fatalf("%s: %s (Bleve): %v", stage, text, err)
+			}
+			if len(want) == 0 && text != "the" {
+				t.Errorf("%s: %s: Bleve finds nothing; the test data should hold it", stage, text)
+			}
+			if len(got) != len(want) {
+				t.Errorf("%s: %s: %d matches, Bleve %d", stage, text, len(got), len(want))
+				continue
+			}
+			for id, w := range want {
+				g, ok := got[id]
+				if !ok {
+					t.Errorf("%s: %s: document %s missing", stage, text, id)
+					break
+				}
+				if !prefix(text) && math.Abs(g-w) > 1e-9*math.Max(1, math.Abs(w)) {
+					t.Errorf("%s: %s: document %s scores %v, Bleve %v", stage, text, id, g, w)
+					break
+				}
+			}
+		}
+	}
+	compare("built")
+
+	// Rewrite some documents (their old versions stay, deleted, in older
+	// segments) and delete others.
+	var changed []search.Document
+	var deleted []string
+	for i := 0; i < len(docs); i += 7 {
+		d := docs[i]
+		d.Title = "Labour exploitation and safe accommodation for victims"
+		changed = append(changed, d)
+	}
+	for i := 3; i < len(docs); i += 11 {
+		deleted = append(deleted, docs[i].ID)
+	}
+	if err := ix.Apply(changed, deleted, nil); err != nil {
+		t.Fatal(err)
+	}
+	compare("changed")
+
+	if err := ix.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	compare("merged")
 }

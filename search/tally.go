@@ -18,6 +18,9 @@ import (
 // when score is set). start gets the snapshot's view, which the caller
 // must release; matches returns a nil view when Bleve ran no search.
 func (ix *Index) matches(ctx context.Context, q query.Query, score bool, start func(*view) func(seg int, local uint32, score float64)) (*view, error) {
+	if segNative(q) {
+		return ix.segMatches(ctx, q, score, start)
+	}
 	var v *view
 	var viewErr error
 	maker := func(sc *bsearch.SearchContext) (bsearch.DocumentMatchHandler, bool, error) {
@@ -54,6 +57,58 @@ func (ix *Index) matches(ctx context.Context, q query.Query, score bool, start f
 			v.release()
 		}
 		return nil, searchError(err)
+	}
+	return v, nil
+}
+
+// segMatches is matches for a query that works segment by segment: its
+// matcher's hits go to the tally straight, without Bleve's collector.
+func (ix *Index) segMatches(ctx context.Context, q query.Query, score bool, start func(*view) func(seg int, local uint32, score float64)) (*view, error) {
+	v, err := ix.current()
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*view, error) {
+		v.release()
+		return nil, searchError(err)
+	}
+	opts := bsearch.SearcherOptions{}
+	if !score {
+		opts.Score = bleve.ScoreNone
+	}
+	s, err := q.Searcher(ctx, v.snap, ix.bi.Mapping(), opts)
+	if err != nil {
+		return fail(err)
+	}
+	defer s.Close()
+	each := start(v)
+	ss, ok := s.(*segSearcher)
+	if !ok { // a query that matches nothing
+		sctx := &bsearch.SearchContext{DocumentMatchPool: bsearch.NewDocumentMatchPool(s.DocumentMatchPoolSize(), 0)}
+		for {
+			dm, err := s.Next(sctx)
+			if err != nil {
+				return fail(err)
+			}
+			if dm == nil {
+				return v, nil
+			}
+			seg, local := v.locate(binary.BigEndian.Uint64(dm.IndexInternalID))
+			each(seg, local, dm.Score)
+			sctx.DocumentMatchPool.Put(dm)
+		}
+	}
+	var hits []segHit
+	for i, seg := range v.segs {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		if hits, err = ss.m.matches(seg.Segment(), seg.Deleted(), opts, hits[:0]); err != nil {
+			return fail(err)
+		}
+		for _, h := range hits {
+			each(i, h.doc, h.score)
+		}
 	}
 	return v, nil
 }
