@@ -53,11 +53,10 @@
 // those forms: a Swedish query word finds Swedish findings by its Swedish
 // stem and English ones by its English stem. (A form may also turn up in a
 // document of another language; such collisions are rare and harmless.)
-// Phrases and fielded words match per language: in documents of a
-// language, by that language's forms. A word that is a stop word in a
-// language ("the", "och") is ignored for documents in that language.
-// Prefixes match indexed stems. Errors in the text come back as
-// *QueryError.
+// Phrases match the same way, within one text field. A word that is a
+// stop word in a language ("the", "och") is ignored for documents in that
+// language. Prefixes match indexed stems, and every document a prefix
+// matches scores the same. Errors in the text come back as *QueryError.
 package search
 
 import (
