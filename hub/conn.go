@@ -158,9 +158,15 @@ func (c *conn) writePump() {
 			// Several queued frames go out as one message, a frame a line
 			// (PROTOCOL.md): one write instead of one per frame when a
 			// room is busy.
-			msg, n := pack(batch[i:], packLimit)
+			buf := c.h.packs.Get().(*[]byte)
+			msg, n := pack((*buf)[:0], batch[i:], packLimit)
 			c.ws.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteWait))
-			if err := c.ws.WriteMessage(websocket.TextMessage, msg); err != nil {
+			err := c.ws.WriteMessage(websocket.TextMessage, msg)
+			if n > 1 {
+				*buf = msg[:0] // keep what the buffer grew to
+			}
+			c.h.packs.Put(buf)
+			if err != nil {
 				c.q.close(0, "", true)
 				return
 			}
@@ -563,8 +569,8 @@ const packLimit = 32 << 10
 // pack joins the first frames of batch with newlines into one message of at
 // most limit bytes (or the first frame alone, whatever its size) and
 // reports how many frames it took. Frames are compact JSON, so they hold
-// no raw newline.
-func pack(batch [][]byte, limit int) ([]byte, int) {
+// no raw newline. A joined message is appended to dst.
+func pack(dst []byte, batch [][]byte, limit int) ([]byte, int) {
 	if len(batch) == 1 || len(batch[0]) >= limit {
 		return batch[0], 1
 	}
@@ -576,7 +582,7 @@ func pack(batch [][]byte, limit int) ([]byte, int) {
 	if n == 1 {
 		return batch[0], 1
 	}
-	msg := make([]byte, 0, size)
+	msg := dst
 	for i, b := range batch[:n] {
 		if i > 0 {
 			msg = append(msg, '\n')

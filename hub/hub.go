@@ -201,6 +201,10 @@ type Hub struct {
 	roomWG  sync.WaitGroup // one per room follower
 	dropped atomic.Int64
 	entries atomic.Int64
+
+	// packs are the buffers (*[]byte) write pumps join queued frames in,
+	// shared so that an idle connection holds none.
+	packs sync.Pool
 }
 
 // Stats is a point-in-time view of a Hub, for tests and metrics.
@@ -223,6 +227,7 @@ func New(b Backend, cfg Config) *Hub {
 		cancel: cancel,
 		rooms:  make(map[string]*room),
 		conns:  make(map[*conn]struct{}),
+		packs:  sync.Pool{New: func() any { return new([]byte) }},
 	}
 }
 
