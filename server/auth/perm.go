@@ -138,9 +138,13 @@ func table() []Rule {
 	}
 }
 
+// grants is the permission table, built once and never changed: Allowed
+// runs for every op a hub applies.
+var grants = table()
+
 // Table returns a copy of the permission table, one Rule per grant, in a
 // stable order (grouped by action).
-func Table() []Rule { return table() }
+func Table() []Rule { return slices.Clone(grants) }
 
 // Roles lists every role.
 func Roles() []Role {
@@ -160,12 +164,14 @@ func Actions() []Action {
 // scoped to the own workshop, which never match workshop 0. Every
 // principal, signed in or not, has the public role's grants.
 func Allowed(p Principal, a Action, workshopID int64) bool {
-	ms := append(slices.Clip(p.Roles), Membership{Role: RolePublic})
-	for _, r := range table() {
+	for _, r := range grants {
 		if r.Action != a {
 			continue
 		}
-		for _, m := range ms {
+		if r.Role == RolePublic && !r.OwnWorkshop {
+			return true // the public role's membership is in no workshop
+		}
+		for _, m := range p.Roles {
 			if m.Role != r.Role {
 				continue
 			}
