@@ -134,7 +134,7 @@ type Index struct {
 	bi   bleve.Index
 	opts Options
 	cols *colCache
-	pos  *posCache // decoded positions of phrase terms
+	pos  *posCache // decoded postings of words and phrases
 
 	closeOnce sync.Once
 	closeErr  error
