@@ -104,7 +104,8 @@ type Options struct {
 	// writes and syncs. After a crash or Close the index holds an earlier
 	// batch, with that batch's checkpoint, so a follower of a log catches
 	// up from there. Create ignores it: a filled index must be complete
-	// when closed.
+	// when closed. An Async index is fed small batches, and merges small
+	// segments among themselves (see liveFloorSegment).
 	Async bool
 }
 
@@ -266,11 +267,24 @@ func openBleve(dir string, opts Options) (bi bleve.Index, err error) {
 
 // scorchConfig is Bleve's runtime configuration for opts.
 func scorchConfig(opts Options) map[string]interface{} {
-	return map[string]interface{}{
+	c := map[string]interface{}{
 		"bolt_timeout": opts.LockTimeout.String(),
 		"unsafe_batch": opts.Async,
 	}
+	if opts.Async {
+		// Bleve treats every segment under 2,000 documents as that size,
+		// which in an index of a few thousand findings allows about two
+		// segments: each batch of a busy room then set off a merge that
+		// rewrote the whole index, 29% of the server's CPU. Sized by what
+		// they hold, small batch segments merge among themselves.
+		c["scorchMergePlanOptions"] = map[string]interface{}{"FloorSegmentSize": liveFloorSegment}
+	}
+	return c
 }
+
+// liveFloorSegment is the size, in documents, under which Bleve's merge
+// planner counts a segment of a live (Async) index as that size.
+const liveFloorSegment = 100
 
 // isLockTimeout reports whether err is bbolt's timeout waiting for the file
 // lock of root.bolt, i.e. the index is open elsewhere.
