@@ -34,6 +34,7 @@ const (
 	indexPoll          = 5 * time.Second        // slow poll, in case a notification is lost
 	indexGatherMin     = 50 * time.Millisecond  // least time between two catch-ups
 	indexGatherMax     = 500 * time.Millisecond // most time between two catch-ups
+	indexHold          = 300 * time.Millisecond // least time between two indexings of one finding
 	indexRetry         = 10 * time.Second       // wait after an error before trying again
 	searchRetryAfter   = 5                      // seconds, for 503 answers
 	indexLockTimeout   = 2 * time.Second
@@ -162,21 +163,40 @@ func (x *indexer) run(ctx context.Context) {
 	}
 }
 
-// follow catches the index up with the log on every wake and slow poll.
+// follow catches the index up with the log on every wake and slow poll,
+// and when a finding held back is due.
 func (x *indexer) follow(ctx context.Context, cp map[string]int64) {
 	t := time.NewTicker(x.poll)
 	defer t.Stop()
+	f := newFollowing(cp)
 	for {
 		start := time.Now()
-		if err := x.catchUp(ctx, cp); err != nil && ctx.Err() == nil {
+		if err := x.catchUp(ctx, f); err != nil && ctx.Err() == nil {
 			x.logger.Error("search indexer", "err", err)
 		}
 		took := time.Since(start)
+		var due <-chan time.Time
+		var timer *time.Timer
+		if at, ok := f.nextDue(); ok {
+			timer = time.NewTimer(time.Until(at))
+			due = timer.C
+		}
+		byDue := false
 		select {
 		case <-ctx.Done():
-			return
+		case <-due:
+			byDue = true
 		case <-x.wake:
 		case <-t.C:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if byDue {
+			continue // the held finding's change is in already: no need to gather
 		}
 		// Let a burst of commits gather into one index batch, the longer
 		// the busier: one-entry batches make many small segments whose
@@ -276,7 +296,7 @@ func readCheckpoint(ix *search.Index, owner string) (cp map[string]int64, why st
 
 // catchUp indexes every log entry after cp, in batches, advancing cp
 // (which it owns) as each batch is persisted.
-func (x *indexer) catchUp(ctx context.Context, cp map[string]int64) error {
+func (x *indexer) catchUp(ctx context.Context, f *following) error {
 	x.mu.RLock()
 	ix := x.ix
 	x.mu.RUnlock()
@@ -287,74 +307,171 @@ func (x *indexer) catchUp(ctx context.Context, cp map[string]int64) error {
 		}
 		var behind []string
 		for room, head := range heads {
-			if head > cp[room] {
+			if head > f.read[room] {
 				behind = append(behind, room)
 			}
 		}
-		if len(behind) == 0 {
-			return nil
-		}
 		slices.Sort(behind)
-		next := maps.Clone(cp)
 		var entries []domain.LogEntry
+		read := maps.Clone(f.read)
 		for _, room := range behind {
 			if len(entries) >= indexBatchEntries {
 				break
 			}
-			es, err := x.store.EntriesAfter(ctx, room, cp[room], indexBatchEntries-len(entries))
+			es, err := x.store.EntriesAfter(ctx, room, f.read[room], indexBatchEntries-len(entries))
 			if err != nil {
 				return err
 			}
 			if len(es) > 0 {
-				next[room] = es[len(es)-1].Seq
+				read[room] = es[len(es)-1].Seq
 				entries = append(entries, es...)
 			}
 		}
+		now := time.Now()
+		if len(entries) == 0 && !f.anyDue(now) {
+			return nil
+		}
+		changed, err := touchedFindings(ctx, x.store, entries)
+		if err != nil {
+			return err
+		}
+		ids, cp := f.take(changed, read, now)
+		if err := indexFindings(ctx, x.store, ix, ids, cp); err != nil {
+			return err
+		}
+		f.done(ids, read, cp, now)
 		if len(entries) == 0 {
 			return nil
 		}
-		if err := applyEntries(ctx, x.store, ix, entries, next); err != nil {
-			return err
-		}
-		maps.Copy(cp, next)
 	}
 	return ctx.Err()
 }
 
-// applyEntries re-reads the findings the entries touched and writes them,
-// the deletions and checkpoint cp in one batch.
-func applyEntries(ctx context.Context, st *store.Store, ix *search.Index, entries []domain.LogEntry, cp map[string]int64) error {
+// following is where the indexer stands in the log. In a busy room every
+// finding changes several times a second, and indexing each one every
+// time cost a third of the server's CPU; a finding indexed less than
+// indexHold ago is held back until then, one indexing taking all its
+// changes meanwhile. The checkpoint stays before the first change of a
+// held finding, so a restart indexes it again.
+type following struct {
+	read  map[string]int64    // per room, the last entry read
+	cp    map[string]int64    // per room, the checkpoint: every entry up to it is indexed
+	until map[int64]time.Time // finding → when it may be indexed again
+	held  map[int64]logPos    // finding held back → its first change not indexed
+}
+
+// logPos is an entry's place in the log.
+type logPos struct {
+	room string
+	seq  int64
+}
+
+func newFollowing(cp map[string]int64) *following {
+	return &following{read: maps.Clone(cp), cp: maps.Clone(cp), until: map[int64]time.Time{}, held: map[int64]logPos{}}
+}
+
+// take splits the findings changed (with the entry of each one's first
+// change) into those to index now, with any held finding now due, and
+// those to hold; it returns the first and the checkpoint to write with
+// them, given that the log has been read up to read.
+func (f *following) take(changed map[int64]logPos, read map[string]int64, now time.Time) (map[int64]bool, map[string]int64) {
 	ids := map[int64]bool{}
-	var workshops []int64
-	for _, e := range entries {
-		fid, wid := touched(e)
-		if fid > 0 {
-			ids[fid] = true
+	for id, pos := range changed {
+		if now.Before(f.until[id]) {
+			if old, ok := f.held[id]; !ok || pos.seq < old.seq {
+				f.held[id] = pos
+			}
+			continue
 		}
-		if wid > 0 {
-			workshops = append(workshops, wid)
-		}
+		ids[id] = true
 	}
-	if len(workshops) > 0 {
-		more, err := st.FindingIDsOfWorkshops(ctx, workshops)
-		if err != nil {
-			return err
-		}
-		for _, id := range more {
+	for id := range f.held {
+		if !now.Before(f.until[id]) {
 			ids[id] = true
 		}
 	}
+	cp := maps.Clone(read)
+	for id, pos := range f.held {
+		if !ids[id] && pos.seq-1 < cp[pos.room] {
+			cp[pos.room] = pos.seq - 1
+		}
+	}
+	return ids, cp
+}
+
+// done records that ids were indexed with checkpoint cp.
+func (f *following) done(ids map[int64]bool, read, cp map[string]int64, now time.Time) {
+	for id := range ids {
+		delete(f.held, id)
+		f.until[id] = now.Add(indexHold)
+	}
+	for id, t := range f.until {
+		if _, held := f.held[id]; !held && !now.Before(t) {
+			delete(f.until, id)
+		}
+	}
+	f.read, f.cp = read, cp
+}
+
+// nextDue is when the first held finding may be indexed.
+func (f *following) nextDue() (time.Time, bool) {
+	var first time.Time
+	for id := range f.held {
+		if t := f.until[id]; first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	return first, !first.IsZero()
+}
+
+// anyDue reports whether a held finding may be indexed now.
+func (f *following) anyDue(now time.Time) bool {
+	t, ok := f.nextDue()
+	return ok && !now.Before(t)
+}
+
+// touchedFindings returns the findings the entries changed, each with
+// the entry of its first change.
+func touchedFindings(ctx context.Context, st *store.Store, entries []domain.LogEntry) (map[int64]logPos, error) {
+	changed := map[int64]logPos{}
+	add := func(id int64, e domain.LogEntry) {
+		if _, ok := changed[id]; !ok {
+			changed[id] = logPos{e.Room, e.Seq}
+		}
+	}
+	for _, e := range entries {
+		fid, wid := touched(e)
+		if fid > 0 {
+			add(fid, e)
+		}
+		if wid > 0 {
+			more, err := st.FindingIDsOfWorkshops(ctx, []int64{wid})
+			if err != nil {
+				return nil, err
+			}
+			for _, id := range more {
+				add(id, e)
+			}
+		}
+	}
+	return changed, nil
+}
+
+// indexFindings re-reads the findings ids and writes them (or, for those
+// gone, their deletion) and checkpoint cp in one batch.
+func indexFindings(ctx context.Context, st *store.Store, ix *search.Index, ids map[int64]bool, cp map[string]int64) error {
 	fs, err := st.FindingsForIndex(ctx, slices.Collect(maps.Keys(ids)))
 	if err != nil {
 		return err
 	}
 	docs := make([]search.Document, 0, len(fs))
+	gone := maps.Clone(ids)
 	for _, f := range fs {
 		docs = append(docs, findingDocument(f))
-		delete(ids, f.ID)
+		delete(gone, f.ID)
 	}
 	var deletes []string
-	for id := range ids {
+	for id := range gone {
 		deletes = append(deletes, strconv.FormatInt(id, 10))
 	}
 	raw, err := json.Marshal(cp)
