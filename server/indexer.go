@@ -339,7 +339,7 @@ func (x *indexer) catchUp(ctx context.Context, f *following) error {
 		if err := indexFindings(ctx, x.store, ix, ids, cp); err != nil {
 			return err
 		}
-		f.done(ids, read, cp, now)
+		f.done(ids, read, now)
 		if len(entries) == 0 {
 			return nil
 		}
@@ -355,7 +355,6 @@ func (x *indexer) catchUp(ctx context.Context, f *following) error {
 // held finding, so a restart indexes it again.
 type following struct {
 	read  map[string]int64    // per room, the last entry read
-	cp    map[string]int64    // per room, the checkpoint: every entry up to it is indexed
 	until map[int64]time.Time // finding → when it may be indexed again
 	held  map[int64]logPos    // finding held back → its first change not indexed
 }
@@ -367,7 +366,7 @@ type logPos struct {
 }
 
 func newFollowing(cp map[string]int64) *following {
-	return &following{read: maps.Clone(cp), cp: maps.Clone(cp), until: map[int64]time.Time{}, held: map[int64]logPos{}}
+	return &following{read: maps.Clone(cp), until: map[int64]time.Time{}, held: map[int64]logPos{}}
 }
 
 // take splits the findings changed (with the entry of each one's first
@@ -399,8 +398,8 @@ func (f *following) take(changed map[int64]logPos, read map[string]int64, now ti
 	return ids, cp
 }
 
-// done records that ids were indexed with checkpoint cp.
-func (f *following) done(ids map[int64]bool, read, cp map[string]int64, now time.Time) {
+// done records that ids were indexed, the log having been read up to read.
+func (f *following) done(ids map[int64]bool, read map[string]int64, now time.Time) {
 	for id := range ids {
 		delete(f.held, id)
 		f.until[id] = now.Add(indexHold)
@@ -410,7 +409,7 @@ func (f *following) done(ids map[int64]bool, read, cp map[string]int64, now time
 			delete(f.until, id)
 		}
 	}
-	f.read, f.cp = read, cp
+	f.read = read
 }
 
 // nextDue is when the first held finding may be indexed.
@@ -435,23 +434,29 @@ func (f *following) anyDue(now time.Time) bool {
 func touchedFindings(ctx context.Context, st *store.Store, entries []domain.LogEntry) (map[int64]logPos, error) {
 	changed := map[int64]logPos{}
 	add := func(id int64, e domain.LogEntry) {
-		if _, ok := changed[id]; !ok {
+		if old, ok := changed[id]; !ok || (old.room == e.Room && e.Seq < old.seq) {
 			changed[id] = logPos{e.Room, e.Seq}
 		}
 	}
+	workshops := map[int64]domain.LogEntry{} // workshop → its first entry
+	var order []int64
 	for _, e := range entries {
 		fid, wid := touched(e)
 		if fid > 0 {
 			add(fid, e)
 		}
-		if wid > 0 {
-			more, err := st.FindingIDsOfWorkshops(ctx, []int64{wid})
-			if err != nil {
-				return nil, err
-			}
-			for _, id := range more {
-				add(id, e)
-			}
+		if _, ok := workshops[wid]; wid > 0 && !ok {
+			workshops[wid] = e
+			order = append(order, wid)
+		}
+	}
+	for _, wid := range order {
+		more, err := st.FindingIDsOfWorkshops(ctx, []int64{wid})
+		if err != nil {
+			return nil, err
+		}
+		for _, id := range more {
+			add(id, workshops[wid])
 		}
 	}
 	return changed, nil

@@ -29,7 +29,7 @@ func TestIndexerHoldsAFindingIndexedMomentsAgo(t *testing.T) {
 		if !maps.Equal(cp, wantCP) {
 			t.Fatalf("at %v: checkpoint %v, want %v", at, cp, wantCP)
 		}
-		f.done(ids, read, cp, t0.Add(at))
+		f.done(ids, read, t0.Add(at))
 	}
 	// Finding 1 changes and is indexed at once.
 	step(0, map[int64]logPos{1: {room, 6}}, map[string]int64{room: 6, other: 3}, []int64{1}, map[string]int64{room: 6, other: 3})
