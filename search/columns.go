@@ -275,15 +275,12 @@ type view struct {
 // cached columns of segments snap no longer has.
 func (c *colCache) view(snap *scorch.IndexSnapshot) (*view, error) {
 	segs := snap.Segments()
-	v := &view{snap: snap, segs: segs, offs: make([]uint64, len(segs)), cols: make([]*columns, len(segs))}
+	v := &view{snap: snap, segs: segs, offs: segmentOffsets(segs), cols: make([]*columns, len(segs))}
 	entries := make([]*colEntry, len(segs))
 	c.mu.Lock()
 	keep := make(map[segment.Segment]*colEntry, len(segs))
-	var next uint64
 	for i, ss := range segs {
 		s := ss.Segment()
-		v.offs[i] = next
-		next += s.Count()
 		e := c.segs[s]
 		if e == nil {
 			e = &colEntry{}
@@ -308,7 +305,23 @@ func (c *colCache) view(snap *scorch.IndexSnapshot) (*view, error) {
 func (v *view) release() { _ = v.snap.DecRef() }
 
 // locate turns a global document number into a segment and a local one.
-func (v *view) locate(g uint64) (int, uint32) {
-	i := sort.Search(len(v.offs), func(i int) bool { return v.offs[i] > g }) - 1
-	return i, uint32(g - v.offs[i])
+func (v *view) locate(g uint64) (int, uint32) { return locate(v.offs, g) }
+
+// segmentOffsets are the global numbers of each segment's first document,
+// as Bleve numbers a snapshot's documents.
+func segmentOffsets(segs []*scorch.SegmentSnapshot) []uint64 {
+	offs := make([]uint64, len(segs))
+	var next uint64
+	for i, ss := range segs {
+		offs[i] = next
+		next += ss.Segment().Count()
+	}
+	return offs
+}
+
+// locate turns a global document number into the segment whose first
+// document is at offs[i] and a local number.
+func locate(offs []uint64, g uint64) (int, uint32) {
+	i := sort.Search(len(offs), func(i int) bool { return offs[i] > g }) - 1
+	return i, uint32(g - offs[i])
 }

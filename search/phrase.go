@@ -29,7 +29,7 @@ func (q *phraseQuery) Searcher(ctx context.Context, r index.IndexReader, m mappi
 	// Positions for highlights (a page of hits) or a fielded phrase:
 	// Bleve's searcher, which reads them only for the documents asked for.
 	snap, ok := r.(*scorch.IndexSnapshot)
-	if !ok || opts.IncludeTermVectors || q.pos == nil {
+	if !ok || opts.IncludeTermVectors {
 		p := make([][]string, len(q.terms))
 		for i, t := range q.terms {
 			if t != "" {

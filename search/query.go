@@ -462,25 +462,8 @@ func (c *compiler) term(n *termNode, inAnd bool) query.Query {
 		}
 	}
 	var any []query.Query
-	switch {
-	case c.pos == nil: // Bleve's own queries
-		for _, form := range forms {
-			if n.prefix {
-				q := query.NewPrefixQuery(form)
-				q.SetField(textField)
-				any = append(any, q)
-			} else {
-				q := query.NewTermQuery(form)
-				q.SetField(textField)
-				any = append(any, q)
-			}
-		}
-	case n.prefix:
-		for _, form := range forms {
-			any = append(any, &prefixQuery{prefix: form, field: textField})
-		}
-	case len(forms) > 0:
-		any = append(any, &termsQuery{terms: forms, field: textField, pos: c.pos})
+	for _, form := range forms {
+		any = append(any, c.formQuery(form, n.prefix))
 	}
 	for _, p := range phrases {
 		any = append(any, c.phraseQueryOf(p))
@@ -552,6 +535,25 @@ func (f *inTextField) Searcher(ctx context.Context, r index.IndexReader, m mappi
 		d.FieldTermLocations = in
 		return found
 	}), nil
+}
+
+// formQuery is the query for one analyzed form of a word or a prefix in
+// textField: ours, or Bleve's own when the compiler has no position cache.
+func (c *compiler) formQuery(form string, prefix bool) query.Query {
+	switch {
+	case c.pos == nil && prefix:
+		q := query.NewPrefixQuery(form)
+		q.SetField(textField)
+		return q
+	case c.pos == nil:
+		q := query.NewTermQuery(form)
+		q.SetField(textField)
+		return q
+	case prefix:
+		return &prefixQuery{prefix: form, field: textField}
+	default:
+		return &termQuery{term: form, field: textField, pos: c.pos}
+	}
 }
 
 // phraseOf lays out analyzed tokens by position, as Bleve's match-phrase

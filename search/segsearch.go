@@ -92,13 +92,8 @@ type segSearcher struct {
 // normalizes its terms' weights as Bleve's conjunction and disjunction
 // searchers do (a parent searcher normalizes them again).
 func newSegSearcher(snap *scorch.IndexSnapshot, m segMatcher, terms []*segTerm, opts bsearch.SearcherOptions, norm bool) *segSearcher {
-	s := &segSearcher{segs: snap.Segments(), m: m, terms: terms, opts: opts, seg: -1}
-	s.offs = make([]uint64, len(s.segs))
-	var next uint64
-	for i, ss := range s.segs {
-		s.offs[i] = next
-		next += ss.Segment().Count()
-	}
+	segs := snap.Segments()
+	s := &segSearcher{segs: segs, offs: segmentOffsets(segs), m: m, terms: terms, opts: opts, seg: -1}
 	s.count, _ = snap.DocCount()
 	if w := s.Weight(); norm && w > 0 {
 		s.SetQueryNorm(1 / math.Sqrt(w))
@@ -142,14 +137,12 @@ func (s *segSearcher) Advance(ctx *bsearch.SearchContext, id index.IndexInternal
 	if len(id) != 8 {
 		return nil, fmt.Errorf("search: document number %x is not 8 bytes", id)
 	}
-	g := binary.BigEndian.Uint64(id)
-	seg := sort.Search(len(s.offs), func(i int) bool { return s.offs[i] > g }) - 1
+	seg, local := locate(s.offs, binary.BigEndian.Uint64(id))
 	if seg != s.seg {
 		if err := s.load(seg); err != nil {
 			return nil, err
 		}
 	}
-	local := uint32(g - s.offs[seg])
 	s.i = sort.Search(len(s.hits), func(i int) bool { return s.hits[i].doc >= local })
 	return s.Next(ctx)
 }
@@ -231,7 +224,7 @@ type anyQuery struct {
 // segNative reports whether q works segment by segment.
 func segNative(q query.Query) bool {
 	switch q.(type) {
-	case *termsQuery, *phraseQuery, *prefixQuery, *anyQuery:
+	case *termQuery, *phraseQuery, *prefixQuery, *anyQuery:
 		return true
 	}
 	return false

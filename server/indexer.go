@@ -294,8 +294,9 @@ func readCheckpoint(ix *search.Index, owner string) (cp map[string]int64, why st
 	return cp, "", nil
 }
 
-// catchUp indexes every log entry after cp, in batches, advancing cp
-// (which it owns) as each batch is persisted.
+// catchUp reads the log after f's read position in batches and indexes
+// the findings each batch changed, save those f holds back, and those f
+// holds that are due; each batch's checkpoint goes with its documents.
 func (x *indexer) catchUp(ctx context.Context, f *following) error {
 	x.mu.RLock()
 	ix := x.ix
