@@ -1,13 +1,17 @@
 package store
 
 import (
+	"cmp"
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/rapporteur/rapporteur/server/domain"
 )
@@ -63,6 +67,10 @@ type pendingOp struct {
 	lockFinding int64
 	held        heldWrite
 
+	// committed, if set, is handed the op's new entry right after its
+	// transaction commits (see WithCommitted).
+	committed func(e domain.LogEntry, more bool)
+
 	done chan struct{}
 	res  Applied
 	err  error
@@ -77,6 +85,7 @@ func newCommitter(s *Store) *committer {
 // with its entry.
 func (c *committer) submit(ctx context.Context, room string, op *pendingOp) (Applied, error) {
 	op.done = make(chan struct{})
+	op.committed, _ = ctx.Value(committedKey{}).(func(domain.LogEntry, bool))
 	c.mu.Lock()
 	q := c.rooms[room]
 	if q == nil {
@@ -115,6 +124,22 @@ func WithQueued(ctx context.Context, fn func()) context.Context {
 		return ctx
 	}
 	return context.WithValue(ctx, queuedKey{}, fn)
+}
+
+type committedKey struct{}
+
+// WithCommitted returns ctx carrying fn, to which an op submitted with it
+// hands its new entry as soon as its transaction commits, before the op's
+// call returns. One goroutine per room makes these calls, in log order, a
+// transaction's entries one right after another, with more set on all but
+// the last: a listener that passes them on can send a room's entries in
+// order and together, without reading the log back. A replayed op's entry
+// is not handed over: it was long ago.
+func WithCommitted(ctx context.Context, fn func(e domain.LogEntry, more bool)) context.Context {
+	if fn == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, committedKey{}, fn)
 }
 
 // queued returns how many ops of room wait for a transaction.
@@ -176,7 +201,11 @@ func (s *Store) runBatch(room string, ops []*pendingOp) {
 		}
 	} else {
 		var err error
-		if head, err = s.applyBatch(ctx, room, ops); err != nil {
+		head, err = s.applyBatch(ctx, room, ops, false)
+		if repeatedOp(err) {
+			head, err = s.applyBatch(ctx, room, ops, true)
+		}
+		if err != nil {
 			// Nothing of the batch committed. Run its ops one by one, so an
 			// op that broke the transaction fails alone.
 			for _, op := range ops {
@@ -192,7 +221,22 @@ func (s *Store) runBatch(room string, ops []*pendingOp) {
 		}
 	}
 	if head > 0 {
+		handOver(ops)
 		s.ann.add(room, head)
+	}
+}
+
+// handOver gives each op's new entry to its committed listener, in log order.
+func handOver(ops []*pendingOp) {
+	var made []*pendingOp
+	for _, op := range ops {
+		if op.committed != nil && op.err == nil && !op.res.Replayed && op.res.Entry.Seq > 0 {
+			made = append(made, op)
+		}
+	}
+	slices.SortFunc(made, func(a, b *pendingOp) int { return cmp.Compare(a.res.Entry.Seq, b.res.Entry.Seq) })
+	for i, op := range made {
+		op.committed(op.res.Entry, i < len(made)-1)
 	}
 }
 
@@ -230,33 +274,80 @@ func (s *Store) applyOne(ctx context.Context, room, opID string, actor *int64, c
 	return out, nil
 }
 
+// The batch's fixed statements, prepared once per connection: planned at
+// every run, they cost Postgres more than running them does.
+const (
+	// lockRoomSQL takes the room row's lock, held to commit, as nextSeq does,
+	// and returns the room's head.
+	lockRoomSQL = `INSERT INTO rooms (id, seq) VALUES ($1, 0)
+		ON CONFLICT (id) DO UPDATE SET seq = rooms.seq RETURNING seq`
+)
+
+// txStmt returns query, prepared once per connection, for use in tx.
+func (s *Store) txStmt(ctx context.Context, tx bun.Tx, query string) (*sql.Stmt, error) {
+	st, err := s.prepared(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.StmtContext(ctx, st), nil
+}
+
+// loggedOps returns the entries room has logged of the op ids ids, by op id.
+func loggedOps(ctx context.Context, tx bun.Tx, room string, ids []string) (map[string]domain.LogEntry, error) {
+	var prev []domain.LogEntry
+	if err := tx.NewSelect().Model(&prev).Where("room = ? AND op_id IN (?)", room, bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("look up ops: %w", err)
+	}
+	seen := make(map[string]domain.LogEntry, len(ids))
+	for _, e := range prev {
+		seen[e.OpID] = e
+	}
+	return seen, nil
+}
+
+// repeatedOp tells whether err is (or may be) a unique violation: an op
+// id the room has logged already, which the log's unique (room, op_id)
+// refused.
+func repeatedOp(err error) bool {
+	var pgErr pgdriver.Error
+	return errors.As(err, &pgErr) && pgErr.IntegrityViolation()
+}
+
 // applyBatch runs several ops of room in one transaction, each in a
 // savepoint: an op that fails is rolled back to its savepoint and gets its
 // error; the others commit together. It sets each op's outcome unless the
 // transaction itself fails, and returns the room's new head seq (0 when
 // nothing new was logged).
-func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (int64, error) {
+//
+// Without lookup it does not look the op ids up first: a repeated op is
+// rare (a client resending after a reconnect), and the log's unique
+// (room, op_id) refuses it, failing the transaction; the caller then runs
+// the batch again with lookup, which answers it with its entry. Looking
+// every batch up cost a statement per batch whose plan, for a room newer
+// than the planner's statistics, read the room's whole log.
+func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, lookup bool) (int64, error) {
 	res := make([]Applied, len(ops))
 	errs := make([]error, len(ops))
 	var head int64
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		// The room row's lock, held to commit, as nextSeq takes it.
 		var seq int64
-		if err := tx.NewRaw(`INSERT INTO rooms (id, seq) VALUES (?, 0)
-			ON CONFLICT (id) DO UPDATE SET seq = rooms.seq RETURNING seq`, room).Scan(ctx, &seq); err != nil {
+		lockRoom, err := s.txStmt(ctx, tx, lockRoomSQL)
+		if err == nil {
+			err = lockRoom.QueryRowContext(ctx, room).Scan(&seq)
+		}
+		if err != nil {
 			return fmt.Errorf("lock room %s: %w", room, err)
 		}
-		ids := make([]string, len(ops))
-		for i, op := range ops {
-			ids[i] = op.opID
-		}
-		var prev []domain.LogEntry
-		if err := tx.NewSelect().Model(&prev).Where("room = ? AND op_id IN (?)", room, bun.In(ids)).Scan(ctx); err != nil {
-			return fmt.Errorf("look up ops: %w", err)
-		}
 		seen := make(map[string]domain.LogEntry, len(ops))
-		for _, e := range prev {
-			seen[e.OpID] = e
+		if lookup {
+			ids := make([]string, len(ops))
+			for i, op := range ops {
+				ids[i] = op.opID
+			}
+			if seen, err = loggedOps(ctx, tx, room, ids); err != nil {
+				return err
+			}
 		}
 		first := seq
 		// New creates first, all in one statement: the ops of one
@@ -274,7 +365,7 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 			}
 		}
 		if len(creates) > 0 {
-			made, err := createFindings(ctx, tx, room, seq, creates)
+			made, err := s.createFindings(ctx, tx, room, seq, creates)
 			if err != nil {
 				return err
 			}
@@ -368,13 +459,13 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp) (
 			return nil
 		}
 		head = seq
-		advance := tx.NewRaw("UPDATE rooms SET seq = ? WHERE id = ?", seq, room)
 		if len(entries) == 0 { // only creates, whose statement wrote their entries
-			if _, err := advance.Exec(ctx); err != nil {
+			if _, err := tx.NewRaw("UPDATE rooms SET seq = ? WHERE id = ?", seq, room).Exec(ctx); err != nil {
 				return fmt.Errorf("advance room %s: %w", room, err)
 			}
 			return nil
 		}
+		advance := tx.NewRaw("UPDATE rooms SET seq = ? WHERE id = ?", seq, room)
 		// The entries and the room's new head in one statement.
 		if _, err := tx.NewInsert().With("advance", advance).Model(&entries).Returning("at").Exec(ctx); err != nil {
 			return fmt.Errorf("append log entries: %w", err)

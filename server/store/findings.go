@@ -246,21 +246,30 @@ func (r *createRow) args(room string) []any {
 // transaction, their entries numbered from seq+1, in one statement. It
 // returns the entries of those it created; the others (unknown workshop
 // or term) wrote nothing.
-func createFindings(ctx context.Context, tx bun.Tx, room string, seq int64, rows []*createRow) (map[string]domain.LogEntry, error) {
-	workshopID := rows[0].WorkshopID
+func (s *Store) createFindings(ctx context.Context, tx bun.Tx, room string, seq int64, rows []*createRow) (map[string]domain.LogEntry, error) {
 	raw, err := json.Marshal(rows)
 	if err != nil {
 		return nil, fmt.Errorf("encode findings: %w", err)
 	}
-	var es []domain.LogEntry
-	err = tx.NewRaw(createFindingsSQL, workshopID, string(raw), room, seq).Scan(ctx, &es)
+	st, err := s.txStmt(ctx, tx, createFindingsSQL)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := st.QueryContext(ctx, rows[0].WorkshopID, string(raw), room, seq)
 	if err != nil {
 		return nil, fmt.Errorf("create findings: %w", err)
 	}
-	out := make(map[string]domain.LogEntry, len(es))
-	for _, e := range es {
-		e.Room, e.Kind = room, "finding.create"
+	defer rs.Close()
+	out := make(map[string]domain.LogEntry, len(rows))
+	for rs.Next() {
+		e := domain.LogEntry{Room: room, Kind: "finding.create"}
+		if err := rs.Scan(&e.Seq, &e.OpID, &e.ActorID, &e.Payload, &e.At); err != nil {
+			return nil, fmt.Errorf("create findings: %w", err)
+		}
 		out[e.OpID] = e
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("create findings: %w", err)
 	}
 	return out, nil
 }
@@ -497,15 +506,17 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 
 // createFindingSQL is the statement of createFindingFast, prepared once per
 // connection so Postgres plans it once, not on every op.
-// The create-finding statement: ok holds the workshop if it exists, the op
-// id is new and every term is in the event's taxonomy; r is the entry's
-// seq; f and e write the finding and its entry.
+// The create-finding statement: ok holds the workshop if it exists and
+// every term is in the event's taxonomy; r is the entry's seq; f and e
+// write the finding and its entry. A repeated op id fails the statement on
+// the log's unique (room, op_id), and nothing of it is written. (A lookup
+// of the op id here was planned once per connection, while the log was
+// small, and kept reading it whole as it grew.)
 const (
 	createFindingOK = `
 WITH ok AS (
     SELECT w.id, w.event_id FROM workshops w
     WHERE w.id = $1::bigint
-      AND NOT EXISTS (SELECT 1 FROM log_entries WHERE room = $2::text AND op_id = $3::text)
       AND NOT EXISTS (
           SELECT 1 FROM unnest($4::text[], $5::text[]) AS t(dim, key)
           WHERE NOT EXISTS (SELECT 1 FROM taxonomy_terms tt
@@ -537,18 +548,18 @@ SELECT e.seq, e.at, e.payload FROM e`
 	createFindingSQL = createFindingOK + createFindingAlone + createFindingWrite
 )
 
-// createFindingsSQL creates many findings of one workshop (?0) from a JSON
-// array of createRow (?1) with their entries in room ?2 numbered from
-// ?3+1, skipping rows with a term not in the event's taxonomy. ok is
+// createFindingsSQL creates many findings of one workshop ($1) from a JSON
+// array of createRow ($2) with their entries in room $3 numbered from
+// $4+1, skipping rows with a term not in the event's taxonomy. ok is
 // materialised (it is read twice and calls nextval), so each row gets its
 // finding id once and both inserts agree on it.
 const createFindingsSQL = `
 WITH w AS (
-    SELECT id, event_id FROM workshops WHERE id = ?0
+    SELECT id, event_id FROM workshops WHERE id = $1
 ), ok AS (
     SELECT x.*, w.event_id, nextval('findings_id_seq') AS fid,
            row_number() OVER (ORDER BY a.ord) AS n
-    FROM w, jsonb_array_elements(?1::jsonb) WITH ORDINALITY AS a(row, ord), jsonb_to_record(a.row) AS x(
+    FROM w, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS a(row, ord), jsonb_to_record(a.row) AS x(
         op_id text, actor_id bigint, dims text[], keys text[], title text, what_done text, results text,
         transferability text, nordic_proposal text, countries text[], themes text[], ps text[], forms text[],
         victim_groups text[], actor_types text[], language text, contact_name text, contact_email text,
@@ -561,14 +572,14 @@ WITH w AS (
     INSERT INTO findings (id, event_id, workshop_id, author_id, title, what_done, results, transferability,
         nordic_proposal, countries, themes, ps, forms, victim_groups, actor_types, language,
         contact_name, contact_email, contact_consent, attribution, release_state, version, field_versions)
-    SELECT fid, event_id, ?0, actor_id, title, what_done, results, transferability, nordic_proposal,
+    SELECT fid, event_id, $1, actor_id, title, what_done, results, transferability, nordic_proposal,
         countries, themes, ps, forms, victim_groups, actor_types, language,
         contact_name, contact_email, contact_consent, attribution, 'draft', 1, '{}'
     FROM ok
     RETURNING id, created_at, updated_at
 )
 INSERT INTO log_entries (room, seq, op_id, actor_id, kind, payload)
-SELECT ?2, ?3::bigint + ok.n, ok.op_id, ok.actor_id, 'finding.create',
+SELECT $3::text, $4::bigint + ok.n, ok.op_id, ok.actor_id, 'finding.create',
        ok.payload || jsonb_build_object('id', f.id, 'event_id', ok.event_id, 'created_at', f.created_at, 'updated_at', f.updated_at)
 FROM ok JOIN f ON f.id = ok.fid
 RETURNING seq, op_id, actor_id, payload, at`

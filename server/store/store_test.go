@@ -798,3 +798,64 @@ func mustNewFinding(tb testing.TB, s *store.Store, w int64, opID, title string) 
 	}
 	return mustFindingID(tb, a)
 }
+
+// TestRepeatedOpInABatch sends an op id again in a batch with new ops: the
+// batch is not looked up in advance, so the log's unique (room, op_id)
+// refuses it and the batch runs again with a lookup. The repeat is
+// answered with its first entry, the new ops land once, and WithCommitted
+// hands over only the new entries, in log order, more set on all but the
+// last.
+func TestRepeatedOpInABatch(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[0]
+	room := store.WorkshopRoom(w.ID)
+	first, err := s.CreateFinding(ctx, nil, w.ID, "again", store.FindingInput{Title: "Said twice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type handed struct {
+		seq  int64
+		more bool
+	}
+	var mu sync.Mutex
+	var got []handed
+	hctx := store.WithCommitted(ctx, func(e domain.LogEntry, more bool) {
+		mu.Lock()
+		got = append(got, handed{e.Seq, more})
+		mu.Unlock()
+	})
+	create := func(opID, title string) func() (store.Applied, error) {
+		return func() (store.Applied, error) {
+			return s.CreateFinding(hctx, nil, w.ID, opID, store.FindingInput{Title: title})
+		}
+	}
+	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
+		create("new-1", "New one"), create("again", "Said twice"), create("new-2", "New two"),
+	})
+	for i, r := range res {
+		if r.err != nil {
+			t.Fatalf("op %d: %v", i, r.err)
+		}
+	}
+	if !res[1].a.Replayed || res[1].a.Entry.Seq != first.Entry.Seq {
+		t.Errorf("the repeat: replayed %v at seq %d, want its first seq %d", res[1].a.Replayed, res[1].a.Entry.Seq, first.Entry.Seq)
+	}
+	a, b := res[0].a.Entry.Seq, res[2].a.Entry.Seq
+	if res[0].a.Replayed || res[2].a.Replayed || a == b || min(a, b) <= first.Entry.Seq {
+		t.Fatalf("new ops at seqs %d and %d (replayed %v, %v), after %d", a, b, res[0].a.Replayed, res[2].a.Replayed, first.Entry.Seq)
+	}
+	var n int
+	if err := s.DB().NewRaw("SELECT count(*) FROM findings WHERE workshop_id = ? AND title IN ('Said twice', 'New one', 'New two')", w.ID).Scan(ctx, &n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("%d findings, want 3: each op once", n)
+	}
+	want := []handed{{min(a, b), true}, {max(a, b), false}}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("handed over %v, want %v", got, want)
+	}
+}
