@@ -428,7 +428,7 @@ func (c *conn) op(f Frame) error {
 	queued, done := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	op := Op{Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Body: f.Body,
-		Queued: func() { once.Do(func() { close(queued) }) }}
+		Queued: func() { once.Do(func() { close(queued) }) }, Committed: m.r.offer}
 	c.flightWG.Add(1)
 	go func() {
 		defer c.flightWG.Done()
@@ -442,7 +442,7 @@ func (c *conn) op(f Frame) error {
 			return
 		}
 		if e.Room == "" || e.Room == f.Room {
-			m.r.offer(e)
+			m.r.offer(e, false)
 		} else {
 			c.h.log.Error("hub: backend applied op to another room", "room", f.Room, "entry_room", e.Room, "op_id", f.OpID)
 		}

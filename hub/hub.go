@@ -52,6 +52,15 @@ type Op struct {
 	// applied. A Backend that never calls it gets a connection's ops one
 	// at a time. Calling it more than once is harmless.
 	Queued func()
+	// Committed, when the Backend calls it with the op's entry as soon as
+	// that is durable, fans the entry out at once. more tells that the
+	// Backend calls it again at once, from the same goroutine, with the
+	// next entry of the same commit; the entries then go out together.
+	// Called for a room's entries in log order, it saves the room reading
+	// them back from the log; an entry out of order only makes the room
+	// read its log. Apply's result is fanned out too, so a Backend need
+	// not call it.
+	Committed func(e Entry, more bool)
 }
 
 // OpError is an error a Backend returns to be sent to the client as an error frame.

@@ -76,6 +76,27 @@ func (q *sendQueue) push(b []byte) bool {
 	return true
 }
 
+// pushAll adds the frames bs together, waking the write pump once, unless
+// that would overflow the queue; it reports false on overflow. A closed
+// queue swallows them.
+func (q *sendQueue) pushAll(bs [][]byte) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return true
+	}
+	for _, b := range bs {
+		if !q.fits(b) {
+			q.mu.Unlock()
+			return false
+		}
+		q.add(b)
+	}
+	q.mu.Unlock()
+	signal(q.ready)
+	return true
+}
+
 // pushWait adds b, waiting for room in the queue while it is full. It returns
 // errClosed when the queue is or gets closed.
 func (q *sendQueue) pushWait(b []byte) error {

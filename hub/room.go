@@ -21,8 +21,9 @@ type room struct {
 
 	mu      sync.Mutex
 	members map[*conn]*member
-	lastSeq int64 // last seq fanned out; guarded by mu
-	closed  bool  // no members left; removed from Hub.rooms
+	lastSeq int64   // last seq fanned out; guarded by mu
+	staged  []frame // offered entries waiting for the rest of their commit; guarded by mu
+	closed  bool    // no members left; removed from Hub.rooms
 
 	presenceAt    time.Time   // when presence was last broadcast; guarded by mu
 	presenceTimer *time.Timer // pending throttled presence broadcast; guarded by mu
@@ -161,9 +162,7 @@ func (r *room) catchUp() {
 			fs[i] = r.h.encodeEntry(e)
 		}
 		r.mu.Lock()
-		for _, f := range fs {
-			r.fanOutLocked(f)
-		}
+		r.fanOutLocked(fs)
 		r.mu.Unlock()
 		if len(es) < followBatch {
 			return
@@ -172,45 +171,81 @@ func (r *room) catchUp() {
 }
 
 // offer fans out an entry this process just applied if it is the next one,
-// saving a read of the log; otherwise it wakes the follower.
-func (r *room) offer(e Entry) {
+// saving a read of the log; otherwise it wakes the follower. With more set,
+// the entry waits for the call without it that the Backend promises next
+// (see Op.Committed): a transaction's entries then go out together, one
+// write per connection instead of one per entry.
+func (r *room) offer(e Entry, more bool) {
 	f := r.h.encodeEntry(e)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case r.closed || f.seq <= r.lastSeq:
-	case f.seq == r.lastSeq+1:
-		r.fanOutLocked(f)
-	default:
-		r.wake()
+	if r.closed {
+		r.staged = nil
+		return
+	}
+	if f.seq > r.lastSeq {
+		r.staged = append(r.staged, f)
+	}
+	if more {
+		return
+	}
+	fs := r.staged
+	r.staged = nil
+	slices.SortFunc(fs, func(a, b frame) int { return cmp.Compare(a.seq, b.seq) })
+	fs = slices.CompactFunc(fs, func(a, b frame) bool { return a.seq == b.seq })
+	for len(fs) > 0 && fs[0].seq <= r.lastSeq {
+		fs = fs[1:] // fanned out meanwhile, from the log
+	}
+	n := 0
+	for n < len(fs) && fs[n].seq == r.lastSeq+int64(n)+1 {
+		n++
+	}
+	r.fanOutLocked(fs[:n])
+	if n < len(fs) {
+		r.wake() // a gap: the log has the entry missing
 	}
 }
 
-// fanOutLocked sends f to every member without blocking: live members get it
-// in their send queue, catching-up members in their pending list. A member
-// whose queue or pending list overflows is dropped as too slow.
-func (r *room) fanOutLocked(f frame) {
-	if f.seq <= r.lastSeq {
+// fanOutLocked sends the frames fs, in seq order, to every member without
+// blocking: live members get them in their send queue, all at once,
+// catching-up members in their pending list. A member whose queue or
+// pending list overflows is dropped as too slow.
+func (r *room) fanOutLocked(fs []frame) {
+	for len(fs) > 0 && fs[0].seq <= r.lastSeq {
+		fs = fs[1:]
+	}
+	if len(fs) == 0 {
 		return
 	}
-	r.lastSeq = f.seq
-	r.broadcast.Store(f.seq)
-	r.h.entries.Add(1)
+	r.lastSeq = fs[len(fs)-1].seq
+	r.broadcast.Store(r.lastSeq)
+	r.h.entries.Add(int64(len(fs)))
+	bs := make([][]byte, 0, len(fs))
 	for c, m := range r.members {
 		if !m.live {
-			m.pending = append(m.pending, f)
-			m.pendB += len(f.b)
+			for _, f := range fs {
+				m.pending = append(m.pending, f)
+				m.pendB += len(f.b)
+			}
 			if m.pendB > r.h.cfg.SendQueueBytes {
 				m.pending, m.pendB = nil, 0
 				c.dropSlow()
 			}
 			continue
 		}
-		if f.seq <= m.sent {
-			continue // already sent during its catch-up
+		bs = bs[:0]
+		for _, f := range fs {
+			if f.seq > m.sent { // else already sent during its catch-up
+				bs = append(bs, f.b)
+			}
 		}
-		m.sent = f.seq
-		c.enqueue(f.b)
+		if len(bs) == 0 {
+			continue
+		}
+		m.sent = fs[len(fs)-1].seq
+		if !c.q.pushAll(bs) {
+			c.dropSlow()
+		}
 	}
 }
 

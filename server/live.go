@@ -203,6 +203,14 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		return hub.Entry{}, &hub.OpError{Code: hub.CodeForbidden, Message: fmt.Sprintf("Your role does not allow %s here.", op.Kind)}
 	}
 	actor := &v.Person.ID
+	if op.Committed != nil {
+		label := v.label()
+		ctx = store.WithCommitted(ctx, func(le domain.LogEntry, more bool) {
+			e := toEntry(le)
+			e.Actor = label
+			op.Committed(e, more)
+		})
+	}
 	var a store.Applied
 	switch op.Kind {
 	case "finding.create":
