@@ -61,19 +61,7 @@ func (q *sendQueue) add(b []byte) {
 // push adds b unless that would overflow the queue; it reports false on
 // overflow. A closed queue swallows b.
 func (q *sendQueue) push(b []byte) bool {
-	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return true
-	}
-	if !q.fits(b) {
-		q.mu.Unlock()
-		return false
-	}
-	q.add(b)
-	q.mu.Unlock()
-	signal(q.ready)
-	return true
+	return q.pushAll([][]byte{b})
 }
 
 // pushAll adds the frames bs together, waking the write pump once, unless
