@@ -274,16 +274,15 @@ func (s *Store) applyOne(ctx context.Context, room, opID string, actor *int64, c
 	return out, nil
 }
 
-// The batch's fixed statements, prepared once per connection: planned at
-// every run, they cost Postgres more than running them does.
-const (
-	// lockRoomSQL takes the room row's lock, held to commit, as nextSeq does,
-	// and returns the room's head.
-	lockRoomSQL = `INSERT INTO rooms (id, seq) VALUES ($1, 0)
-		ON CONFLICT (id) DO UPDATE SET seq = rooms.seq RETURNING seq`
-)
+// lockRoomSQL takes the room row's lock, held to commit, as nextSeq does,
+// and returns the room's head; a batch runs it prepared (see txStmt).
+const lockRoomSQL = `INSERT INTO rooms (id, seq) VALUES ($1, 0)
+	ON CONFLICT (id) DO UPDATE SET seq = rooms.seq RETURNING seq`
 
-// txStmt returns query, prepared once per connection, for use in tx.
+// txStmt returns query, prepared once per connection, for use in tx: a
+// batch's fixed statements cost Postgres more to plan at every run than
+// to run. Only statements whose plan cannot go stale as tables grow are
+// fit for it (their plan is made once, while the tables may be small).
 func (s *Store) txStmt(ctx context.Context, tx bun.Tx, query string) (*sql.Stmt, error) {
 	st, err := s.prepared(ctx, query)
 	if err != nil {
@@ -459,13 +458,13 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 			return nil
 		}
 		head = seq
+		advance := tx.NewRaw("UPDATE rooms SET seq = ? WHERE id = ?", seq, room)
 		if len(entries) == 0 { // only creates, whose statement wrote their entries
-			if _, err := tx.NewRaw("UPDATE rooms SET seq = ? WHERE id = ?", seq, room).Exec(ctx); err != nil {
+			if _, err := advance.Exec(ctx); err != nil {
 				return fmt.Errorf("advance room %s: %w", room, err)
 			}
 			return nil
 		}
-		advance := tx.NewRaw("UPDATE rooms SET seq = ? WHERE id = ?", seq, room)
 		// The entries and the room's new head in one statement.
 		if _, err := tx.NewInsert().With("advance", advance).Model(&entries).Returning("at").Exec(ctx); err != nil {
 			return fmt.Errorf("append log entries: %w", err)

@@ -245,7 +245,8 @@ func (r *createRow) args(room string) []any {
 // createFindings creates rows, new ops all of one workshop, inside its room's
 // transaction, their entries numbered from seq+1, in one statement. It
 // returns the entries of those it created; the others (unknown workshop
-// or term) wrote nothing.
+// or term) wrote nothing. An op id the room has logged fails it on the
+// log's unique (room, op_id). It runs prepared (see txStmt).
 func (s *Store) createFindings(ctx context.Context, tx bun.Tx, room string, seq int64, rows []*createRow) (map[string]domain.LogEntry, error) {
 	raw, err := json.Marshal(rows)
 	if err != nil {
