@@ -86,6 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
+	defer startGCFloor(gcHeadroom, getenv("GOGC"))()
 	pages, err := web.Parse()
 	if err != nil {
 		return err
