@@ -41,6 +41,9 @@ type loadConfig struct {
 // and invites in the server's database (DATABASE_URL), so point it at a
 // test deployment, never at a real event.
 func loadtest(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	// The load generator shares the machine with the server in a test run:
+	// it collects garbage as sparingly as the server does.
+	defer startGCFloor(gcHeadroom, getenv("GOGC"))()
 	var c loadConfig
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "the server's BASE_URL")
@@ -219,18 +222,18 @@ func readFrames(ws *websocket.Conn) ([]ltFrame, error) {
 // server writes these fields before any payload, so the first occurrence
 // of each key is the frame's own.
 func scanFrame(l []byte) ltFrame {
-	str := func(key string) string {
-		i := bytes.Index(l, []byte(`"`+key+`":"`))
+	str := func(key string) string { // key is `"name":"`
+		i := bytes.Index(l, []byte(key))
 		if i < 0 {
 			return ""
 		}
-		v := l[i+len(key)+4:]
+		v := l[i+len(key):]
 		if j := bytes.IndexByte(v, '"'); j >= 0 {
 			return string(v[:j])
 		}
 		return ""
 	}
-	f := ltFrame{Type: str("type"), Room: str("room"), OpID: str("op_id"), Code: str("code")}
+	f := ltFrame{Type: str(`"type":"`), Room: str(`"room":"`), OpID: str(`"op_id":"`), Code: str(`"code":"`)}
 	if i := bytes.Index(l, []byte(`"seq":`)); i >= 0 {
 		v := l[i+6:]
 		j := 0
