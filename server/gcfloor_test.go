@@ -68,27 +68,23 @@ func TestGCFloorKeepsHeadroomAboveASmallHeap(t *testing.T) {
 	}
 }
 
-func TestGCFloorIsOffWithGOGCOff(t *testing.T) {
-	defer debug.SetGCPercent(debug.SetGCPercent(100))
-	stop := startGCFloor(256<<20, "off")
-	defer stop()
-	runtime.GC()
-	runtime.GC()
-	time.Sleep(20 * time.Millisecond)
-	if got := gogcNow(); got != 100 {
-		t.Errorf("GOGC=off: the floor set GOGC to %d", got)
-	}
-}
-
-// A configured GOGC above what the floor needs is kept.
-func TestGCFloorKeepsAHigherGOGC(t *testing.T) {
-	defer debug.SetGCPercent(debug.SetGCPercent(100000))
-	stop := startGCFloor(1<<20, "100000")
-	defer stop()
-	runtime.GC()
-	runtime.GC()
-	time.Sleep(20 * time.Millisecond)
-	if got := gogcNow(); got != 100000 {
-		t.Errorf("GOGC %d, want the configured 100000 kept", got)
+// GOGC=off turns the floor off, and a configured GOGC above what the
+// floor needs is kept.
+func TestGCFloorLeavesGOGCWhenItNeedsNothing(t *testing.T) {
+	for _, c := range []struct {
+		gogc     string
+		percent  int    // what GOGC is in the process
+		headroom uint64 // far above the live heap for "off", far below for the high GOGC
+	}{{"off", -1, 256 << 20}, {"100000", 100000, 1 << 20}} {
+		prev := debug.SetGCPercent(c.percent)
+		stop := startGCFloor(c.headroom, c.gogc)
+		runtime.GC()
+		runtime.GC()
+		time.Sleep(20 * time.Millisecond)
+		if got := debug.SetGCPercent(c.percent); got != c.percent {
+			t.Errorf("GOGC=%s: the floor set GOGC to %d, want %d kept", c.gogc, got, c.percent)
+		}
+		stop()
+		debug.SetGCPercent(prev)
 	}
 }
