@@ -5,7 +5,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
-	"sync/atomic"
+	"sync"
 )
 
 // gcHeadroom is the least garbage the server lets pile up between two
@@ -28,10 +28,12 @@ const gcHeadroom = 64 << 20
 // still caps the heap.
 type gcFloor struct {
 	headroom uint64
-	base     int          // the configured GOGC percent
-	last     atomic.Int64 // the percent it set last
-	stopped  atomic.Bool
-	samples  []metrics.Sample // used by the finalizer goroutine only
+	base     int // the configured GOGC percent
+
+	mu      sync.Mutex // held by collected and stop
+	last    int        // the percent it set last
+	stopped bool
+	samples []metrics.Sample
 }
 
 // sentinel is garbage made to be collected: its finalizer runs once after
@@ -44,19 +46,22 @@ func startGCFloor(headroom uint64, gogc string) (stop func()) {
 	base := 100
 	if gogc != "" {
 		n, err := strconv.Atoi(gogc)
-		if err != nil || n <= 0 { // "off", or a value Go itself ignores
+		if err != nil || n <= 0 { // off, 0 or not a number: Go's own way
 			return func() {}
 		}
 		base = n
 	}
 	g := &gcFloor{headroom: headroom, base: base,
 		samples: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/gogc:percent"}}}
-	g.last.Store(int64(base))
+	g.last = base
 	g.arm()
 	return func() {
-		if !g.stopped.Swap(true) && g.percent() == int(g.last.Load()) {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if !g.stopped && g.percent() == g.last {
 			debug.SetGCPercent(g.base)
 		}
+		g.stopped = true
 	}
 }
 
@@ -74,18 +79,19 @@ func (g *gcFloor) percent() int {
 // collected runs after each collection: it sets the next target to at
 // least headroom above the live heap just measured.
 func (g *gcFloor) collected() {
-	if g.stopped.Load() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
 		return
 	}
 	defer g.arm()
 	metrics.Read(g.samples)
-	live, cur := g.samples[0].Value.Uint64(), int64(g.samples[1].Value.Uint64())
-	if cur != g.last.Load() || live == 0 {
+	live, cur := g.samples[0].Value.Uint64(), int(g.samples[1].Value.Uint64())
+	if cur != g.last || live == 0 {
 		return // someone else's setting; or nothing measured yet
 	}
-	want := int64(max(g.base, int(g.headroom*100/live)))
-	if want != cur {
-		debug.SetGCPercent(int(want))
-		g.last.Store(want)
+	if want := max(g.base, int(g.headroom*100/live)); want != cur {
+		debug.SetGCPercent(want)
+		g.last = want
 	}
 }
