@@ -176,15 +176,14 @@ func (r *room) catchUp() {
 // (see Op.Committed): a transaction's entries then go out together, one
 // write per connection instead of one per entry.
 func (r *room) offer(e Entry, more bool) {
-	f := r.h.encodeEntry(e)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		r.staged = nil
 		return
 	}
-	if f.seq > r.lastSeq {
-		r.staged = append(r.staged, f)
+	if e.Seq > r.lastSeq { // encoded only then: Apply's result, offered again, was mostly sent already
+		r.staged = append(r.staged, r.h.encodeEntry(e))
 	}
 	if more {
 		return
