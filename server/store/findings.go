@@ -63,16 +63,46 @@ func loadTaxonomy(ctx context.Context, db bun.IDB, eventID int64) (taxonomy, err
 	return tax, nil
 }
 
-// textFields maps a finding's text field names to their limits.
-func textFields() map[string]int {
-	return map[string]int{"title": maxTitle, "what_done": maxText, "results": maxText,
-		"transferability": maxText, "nordic_proposal": maxText, "contact_name": 200, "contact_email": 254}
+// textField is one of a finding's text fields: its name, its value in f
+// and its limit in characters.
+type textField struct {
+	name  string
+	value string
+	limit int
 }
 
-// termFields maps a finding's multi-valued fields to their taxonomy dimension.
-func termFields() map[string]string {
-	return map[string]string{"countries": domain.DimCountry, "themes": domain.DimTheme, "ps": domain.DimP,
-		"forms": domain.DimForm, "victim_groups": domain.DimVictim, "actor_types": domain.DimActor}
+// textFields returns f's text fields in a fixed order. (An array, not a
+// map: validation runs for every op, and this costs no allocation.)
+func textFields(f *domain.Finding) [7]textField {
+	return [7]textField{{"title", f.Title, maxTitle}, {"what_done", f.WhatDone, maxText},
+		{"results", f.Results, maxText}, {"transferability", f.Transferability, maxText},
+		{"nordic_proposal", f.NordicProposal, maxText}, {"contact_name", f.ContactName, 200},
+		{"contact_email", f.ContactEmail, 254}}
+}
+
+// termField is one of a finding's multi-valued fields: its name, its
+// taxonomy dimension and where its list is in f.
+type termField struct {
+	name string
+	dim  string
+	list *[]string
+}
+
+// termFields returns f's multi-valued fields in a fixed order.
+func termFields(f *domain.Finding) [6]termField {
+	return [6]termField{{"countries", domain.DimCountry, &f.Countries}, {"themes", domain.DimTheme, &f.Themes},
+		{"ps", domain.DimP, &f.Ps}, {"forms", domain.DimForm, &f.Forms},
+		{"victim_groups", domain.DimVictim, &f.VictimGroups}, {"actor_types", domain.DimActor, &f.ActorTypes}}
+}
+
+// isTermField tells whether name is one of a finding's multi-valued fields.
+func isTermField(name string) bool {
+	for _, t := range termFields(&domain.Finding{}) {
+		if t.name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // finding validates the input against the event's taxonomy and returns the
@@ -101,15 +131,12 @@ func validateFinding(f *domain.Finding, tax taxonomy) error {
 	if f.Title == "" {
 		return domain.Errorf(domain.Invalid, "A finding needs a title.")
 	}
-	texts := map[string]string{"title": f.Title, "what_done": f.WhatDone, "results": f.Results,
-		"transferability": f.Transferability, "nordic_proposal": f.NordicProposal,
-		"contact_name": f.ContactName, "contact_email": f.ContactEmail}
-	for name, limit := range textFields() {
-		if !utf8.ValidString(texts[name]) {
-			return domain.Errorf(domain.Invalid, "The %s is not valid UTF-8.", name)
+	for _, t := range textFields(f) {
+		if !utf8.ValidString(t.value) {
+			return domain.Errorf(domain.Invalid, "The %s is not valid UTF-8.", t.name)
 		}
-		if n := utf8.RuneCountInString(texts[name]); n > limit {
-			return domain.Errorf(domain.Invalid, "The %s is %d characters long; at most %d are allowed.", name, n, limit)
+		if n := utf8.RuneCountInString(t.value); n > t.limit {
+			return domain.Errorf(domain.Invalid, "The %s is %d characters long; at most %d are allowed.", t.name, n, t.limit)
 		}
 	}
 	if !slices.Contains([]string{"en", "da", "fi", "no", "sv"}, f.Language) {
@@ -126,19 +153,17 @@ func validateFinding(f *domain.Finding, tax taxonomy) error {
 			return domain.Errorf(domain.Invalid, "The contact email %q is not an email address.", f.ContactEmail)
 		}
 	}
-	lists := map[string]*[]string{"countries": &f.Countries, "themes": &f.Themes, "ps": &f.Ps,
-		"forms": &f.Forms, "victim_groups": &f.VictimGroups, "actor_types": &f.ActorTypes}
-	for name, dim := range termFields() {
-		l := lists[name]
+	for _, t := range termFields(f) {
+		l := t.list
 		if *l == nil {
 			*l = []string{}
 		}
 		if len(*l) > 50 {
-			return domain.Errorf(domain.Invalid, "Too many %s: at most 50.", name)
+			return domain.Errorf(domain.Invalid, "Too many %s: at most 50.", t.name)
 		}
 		for _, k := range *l {
-			if tax != nil && !tax[dim][k] {
-				return domain.Errorf(domain.Invalid, "Unknown %s term %q for %s.", dim, k, name)
+			if tax != nil && !tax[t.dim][k] {
+				return domain.Errorf(domain.Invalid, "Unknown %s term %q for %s.", t.dim, k, t.name)
 			}
 		}
 		slices.Sort(*l)
@@ -188,8 +213,9 @@ type createRow struct {
 	WorkshopID   int64           `json:"-"`
 	OpID         string          `json:"op_id"`
 	Actor        *int64          `json:"actor_id"`
-	Dims         []string        `json:"dims"`
-	Keys         []string        `json:"keys"`
+	Dims         []string        `json:"-"`     // the single statement's: each term's dimension
+	Keys         []string        `json:"-"`     // and its key
+	Terms        []string        `json:"terms"` // the batch statement's: each term as "dimension:key"
 	Payload      json.RawMessage `json:"payload"` // the entry's, but for what the database assigns
 }
 
@@ -221,13 +247,11 @@ func newCreateRow(actor *int64, workshopID int64, opID string, in FindingInput) 
 	if err != nil {
 		return nil, fmt.Errorf("encode finding: %w", err)
 	}
-	r := &createRow{WorkshopID: workshopID, OpID: opID, Actor: actor, Dims: []string{}, Keys: []string{}, Payload: payload,
-		FindingInput: inputOf(&f)}
-	lists := map[string][]string{"countries": f.Countries, "themes": f.Themes, "ps": f.Ps,
-		"forms": f.Forms, "victim_groups": f.VictimGroups, "actor_types": f.ActorTypes}
-	for name, dim := range termFields() {
-		for _, k := range lists[name] {
-			r.Dims, r.Keys = append(r.Dims, dim), append(r.Keys, k)
+	r := &createRow{WorkshopID: workshopID, OpID: opID, Actor: actor, Dims: []string{}, Keys: []string{}, Terms: []string{},
+		Payload: payload, FindingInput: inputOf(&f)}
+	for _, t := range termFields(&f) {
+		for _, k := range *t.list {
+			r.Dims, r.Keys, r.Terms = append(r.Dims, t.dim), append(r.Keys, k), append(r.Terms, t.dim+":"+k)
 		}
 	}
 	return r, nil
@@ -380,7 +404,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		// Terms are checked against the taxonomy only when they change.
 		var tax taxonomy
 		for name := range changes {
-			if _, ok := termFields()[name]; ok {
+			if isTermField(name) {
 				if tax, err = loadTaxonomy(ctx, tx, f.EventID); err != nil {
 					return "", nil, err
 				}
@@ -551,24 +575,26 @@ SELECT e.seq, e.at, e.payload FROM e`
 
 // createFindingsSQL creates many findings of one workshop ($1) from a JSON
 // array of createRow ($2) with their entries in room $3 numbered from
-// $4+1, skipping rows with a term not in the event's taxonomy. ok is
-// materialised (it is read twice and calls nextval), so each row gets its
-// finding id once and both inserts agree on it.
+// $4+1, skipping rows with a term not in the event's taxonomy. w reads the
+// taxonomy once (materialised, or the planner reads it again for every
+// row), as "dimension:key" (keys have no colon), for a cheap containment
+// test per row: a per-row lookup was planned as a hash of the whole
+// taxonomy built again for every row, a fifth of the statement's time. ok is materialised (it is read twice and calls nextval), so each
+// row gets its finding id once and both inserts agree on it.
 const createFindingsSQL = `
-WITH w AS (
-    SELECT id, event_id FROM workshops WHERE id = $1
+WITH w AS MATERIALIZED (
+    SELECT id, event_id, ARRAY(SELECT tt.dimension || ':' || tt.key FROM taxonomy_terms tt
+                               WHERE tt.event_id = workshops.event_id) AS terms
+    FROM workshops WHERE id = $1
 ), ok AS (
     SELECT x.*, w.event_id, nextval('findings_id_seq') AS fid,
            row_number() OVER (ORDER BY a.ord) AS n
     FROM w, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS a(row, ord), jsonb_to_record(a.row) AS x(
-        op_id text, actor_id bigint, dims text[], keys text[], title text, what_done text, results text,
+        op_id text, actor_id bigint, terms text[], title text, what_done text, results text,
         transferability text, nordic_proposal text, countries text[], themes text[], ps text[], forms text[],
         victim_groups text[], actor_types text[], language text, contact_name text, contact_email text,
         contact_consent boolean, attribution text, payload jsonb)
-    WHERE NOT EXISTS (
-        SELECT 1 FROM unnest(x.dims, x.keys) AS t(dim, key)
-        WHERE NOT EXISTS (SELECT 1 FROM taxonomy_terms tt
-                          WHERE tt.event_id = w.event_id AND tt.dimension = t.dim AND tt.key = t.key))
+    WHERE x.terms <@ w.terms
 ), f AS (
     INSERT INTO findings (id, event_id, workshop_id, author_id, title, what_done, results, transferability,
         nordic_proposal, countries, themes, ps, forms, victim_groups, actor_types, language,
