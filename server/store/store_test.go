@@ -100,6 +100,43 @@ func TestMigrateUpDownUp(t *testing.T) {
 	}
 }
 
+// A finding's event is its workshop's: the schema refuses a finding placed
+// in another event than its workshop's, or in no workshop or side event,
+// and deleting the event still takes its findings.
+func TestFindingBelongsToItsWorkshopsEvent(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	var other int64
+	if err := s.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('other', 'Other') RETURNING id").Scan(ctx, &other); err != nil {
+		t.Fatal(err)
+	}
+	insert := func(event int64, workshop *int64) error {
+		_, err := s.DB().NewRaw("INSERT INTO findings (event_id, workshop_id, title) VALUES (?, ?, 'Misplaced')", event, workshop).Exec(ctx)
+		return err
+	}
+	for _, c := range []struct {
+		name, constraint string
+		err              error
+	}{
+		{"another event's workshop", "findings_workshop_event_fkey", insert(other, &ws[0].ID)},
+		{"no workshop", "findings_scope_check", insert(ws[0].EventID, nil)},
+	} {
+		if !strings.Contains(fmt.Sprint(c.err), c.constraint) {
+			t.Errorf("%s: insert error = %v, want a violation of %s", c.name, c.err, c.constraint)
+		}
+	}
+	if err := insert(ws[0].EventID, &ws[0].ID); err != nil {
+		t.Fatalf("a finding in its workshop's event: %v", err)
+	}
+	if _, err := s.DB().NewRaw("DELETE FROM events WHERE id = ?", ws[0].EventID).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var left int
+	if err := s.DB().NewRaw("SELECT count(*) FROM findings").Scan(ctx, &left); err != nil || left != 0 {
+		t.Errorf("findings left after their event was deleted: %d (%v), want 0", left, err)
+	}
+}
+
 func TestFailedMigrationIsNotRecorded(t *testing.T) {
 	ctx := context.Background()
 	s, err := store.Open(ctx, pg.NewEmptyDB(t))
