@@ -213,9 +213,9 @@ type createRow struct {
 	WorkshopID   int64           `json:"-"`
 	OpID         string          `json:"op_id"`
 	Actor        *int64          `json:"actor_id"`
-	Dims         []string        `json:"-"`     // the single statement's: each term's dimension
-	Keys         []string        `json:"-"`     // and its key
-	Terms        []string        `json:"terms"` // the batch statement's: each term as "dimension:key"
+	Dims         []string        `json:"-"`       // the single statement's: each term's dimension
+	Keys         []string        `json:"-"`       // and its key
+	Terms        []string        `json:"terms"`   // the batch statement's: each term as "dimension:key"
 	Payload      json.RawMessage `json:"payload"` // the entry's, but for what the database assigns
 }
 
