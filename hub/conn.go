@@ -402,7 +402,7 @@ const maxInFlight = 16
 
 // op applies a client operation through the Backend and acks it.
 //
-// The Backend applies it on a goroutine of its own. The read pump waits
+// The Backend applies it on an op worker (see workers). The read pump waits
 // only until the op's place in its room's order is fixed (Op.Queued) or
 // it is done, so a busy connection's ops share the room's transactions
 // instead of waiting one transaction each. Ops of one connection keep
@@ -430,7 +430,7 @@ func (c *conn) op(f Frame) error {
 	op := Op{Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Body: f.Body,
 		Queued: func() { once.Do(func() { close(queued) }) }, Committed: m.r.offer}
 	c.flightWG.Add(1)
-	go func() {
+	c.h.ops.run(func() {
 		defer c.flightWG.Done()
 		defer func() { <-c.flight }()
 		defer close(done)
@@ -447,7 +447,7 @@ func (c *conn) op(f Frame) error {
 			c.h.log.Error("hub: backend applied op to another room", "room", f.Room, "entry_room", e.Room, "op_id", f.OpID)
 		}
 		c.send(ackOut{Type: "ack", OpID: f.OpID, Room: f.Room, Seq: e.Seq})
-	}()
+	})
 	select {
 	case <-queued:
 	case <-done:

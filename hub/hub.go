@@ -214,6 +214,8 @@ type Hub struct {
 	// packs are the buffers (*[]byte) write pumps join queued frames in,
 	// shared so that an idle connection holds none.
 	packs sync.Pool
+	// ops runs the connections' ops (see workers).
+	ops *workers
 }
 
 // Stats is a point-in-time view of a Hub, for tests and metrics.
@@ -229,6 +231,7 @@ func New(b Backend, cfg Config) *Hub {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Hub{
+		ops:    newWorkers(ctx, workerIdle),
 		b:      b,
 		cfg:    cfg,
 		log:    cfg.Logger,
