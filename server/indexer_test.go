@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -307,6 +309,13 @@ func TestIndexerSIGKILLMidBatchLosesNothing(t *testing.T) {
 	waitSearch(t, p2.URL, f.event.Slug)
 	t.Logf("search answered %v after the restart", time.Since(start).Round(time.Millisecond))
 	waitFor(t, author.http, p2.URL, q("event", f.event.Slug), 60*time.Second, func(r searchResult) bool { return r.Total == want })
+	// A finding created and updated may first be indexed from its creation
+	// entry, then again from the database once its hold is over.
+	var updated int
+	if err := st.DB().NewRaw("SELECT count(*) FROM findings WHERE deleted_at IS NULL AND title LIKE '% updated'").Scan(ctx, &updated); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, author.http, p2.URL, q("event", f.event.Slug, "q", "updated"), 10*time.Second, func(r searchResult) bool { return r.Total == updated })
 	// Stop it hard again and compare the index with the database offline.
 	p2.cmd.Process.Signal(syscall.SIGKILL)
 	p2.cmd.Wait()
@@ -389,4 +398,84 @@ func TestReindexCommand(t *testing.T) {
 	s := MustStart(t, env)
 	author := (&fixture{srv: s, store: f.store, event: f.event, ws: f.ws}).MustMember(t, domain.RoleReportAuthor, nil, "FI", "police")
 	waitFor(t, author.http, s.URL, q("event", f.event.Slug), 30*time.Second, func(r searchResult) bool { return r.Total == want })
+}
+
+// A finding indexed from its creation entry makes the same document as one
+// read back from the database, whichever way it was created (the demo's
+// seed, a create alone in its room, creates sharing a transaction); a
+// finding changed again in the same entries, or in a workshop whose key
+// messages changed, is read back instead.
+func TestCreatedFindingsIndexAsReadBack(t *testing.T) {
+	ctx := context.Background()
+	st := pg.MustStore(t)
+	spec, err := demo.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := st.CreateEvent(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := st.Workshops(ctx, ev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := ws[0]
+	in := store.FindingInput{Title: " Outreach to seasonal workers ", WhatDone: "Visits on farms", Results: "Referrals",
+		Countries: []string{"SE", "FI"}, Themes: []string{"identification"}, Forms: []string{"labour"},
+		Language: "sv", ContactConsent: true, ContactName: "Anna", ContactEmail: "anna@example.org", Attribution: "named"}
+	if _, err := st.CreateFinding(ctx, nil, w.ID, "alone", in); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := st.CreateFinding(ctx, nil, w.ID, fmt.Sprintf("together-%d", i), in)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := st.EntriesAfter(ctx, store.WorkshopRoom(w.ID), 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	made := createdFindings(entries)
+	if len(made) != len(entries) || len(made) < 22 {
+		t.Fatalf("%d findings taken from %d creation entries, want all", len(made), len(entries))
+	}
+	ids := slices.Collect(maps.Keys(made))
+	back, err := st.FindingsForIndex(ctx, ids)
+	if err != nil || len(back) != len(ids) {
+		t.Fatalf("read back %d of %d findings: %v", len(back), len(ids), err)
+	}
+	for _, f := range back {
+		got, want := findingDocument(made[f.ID]), findingDocument(f)
+		for _, d := range []*search.Document{&got, &want} {
+			d.Created, d.Updated = d.Created.UTC(), d.Updated.UTC()
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("finding %d from its entry:\n%+v\nread back:\n%+v", f.ID, got, want)
+		}
+	}
+
+	changed := entries[len(entries)-1]
+	update := domain.LogEntry{Room: changed.Room, Seq: changed.Seq + 1, Kind: "finding.update",
+		Payload: json.RawMessage(fmt.Sprintf(`{"id": %d, "title": "Later"}`, ids[0]))}
+	if _, ok := createdFindings(append(slices.Clone(entries), update))[ids[0]]; ok {
+		t.Error("a finding updated after its creation was taken from its creation entry")
+	}
+	keyMessages := domain.LogEntry{Room: changed.Room, Seq: changed.Seq + 1, Kind: "keymessages.set",
+		Payload: json.RawMessage(`{"text": "Key"}`)}
+	if n := len(createdFindings(append(slices.Clone(entries), keyMessages))); n != 0 {
+		t.Errorf("%d findings taken from their entries though their workshop's key messages changed", n)
+	}
 }
