@@ -332,12 +332,12 @@ func (x *indexer) catchUp(ctx context.Context, f *following) error {
 		if len(entries) == 0 && !f.anyDue(now) {
 			return nil
 		}
-		changed, err := touchedFindings(ctx, x.store, entries)
+		changed, made, err := touchedFindings(ctx, x.store, entries)
 		if err != nil {
 			return err
 		}
 		ids, cp := f.take(changed, read, now)
-		if err := indexFindings(ctx, x.store, ix, ids, createdFindings(entries), cp); err != nil {
+		if err := indexFindings(ctx, x.store, ix, ids, made, cp); err != nil {
 			return err
 		}
 		f.done(ids, read, now)
@@ -430,19 +430,35 @@ func (f *following) anyDue(now time.Time) bool {
 	return ok && !now.Before(t)
 }
 
-// touchedFindings returns the findings the entries changed, each with
-// the entry of its first change.
-func touchedFindings(ctx context.Context, st *store.Store, entries []domain.LogEntry) (map[int64]logPos, error) {
+// touchedFindings returns the findings entries changed, each with the
+// entry of its first change, and those of them that entries created and
+// changed in no other way (nor their workshop's key messages), as their
+// creation entries hold them: the indexer need not read those back. (A
+// later change is in a later catch-up, which indexes the finding again.)
+// Reading every new finding back cost Postgres about a quarter of its time
+// in the throughput load run.
+func touchedFindings(ctx context.Context, st *store.Store, entries []domain.LogEntry) (map[int64]logPos, map[int64]store.IndexFinding, error) {
 	changed := map[int64]logPos{}
+	touches := map[int64]int{}
 	add := func(id int64, e domain.LogEntry) {
+		touches[id]++
 		if old, ok := changed[id]; !ok || (old.room == e.Room && e.Seq < old.seq) {
 			changed[id] = logPos{e.Room, e.Seq}
 		}
 	}
+	made := map[int64]store.IndexFinding{}
 	workshops := map[int64]domain.LogEntry{} // workshop → its first entry
 	var order []int64
 	for _, e := range entries {
-		fid, wid := touched(e)
+		var fid, wid int64
+		if e.Kind == "finding.create" {
+			f := store.IndexFinding{Comments: []string{}}
+			if json.Unmarshal(e.Payload, &f.Finding) == nil && f.ID > 0 {
+				fid, made[f.ID] = f.ID, f
+			}
+		} else {
+			fid, wid = touched(e)
+		}
 		if fid > 0 {
 			add(fid, e)
 		}
@@ -451,46 +467,29 @@ func touchedFindings(ctx context.Context, st *store.Store, entries []domain.LogE
 			order = append(order, wid)
 		}
 	}
+	for id, f := range made {
+		if _, wide := workshops[ptrOr(f.WorkshopID)]; touches[id] != 1 || wide {
+			delete(made, id)
+		}
+	}
 	for _, wid := range order {
 		more, err := st.FindingIDsOfWorkshops(ctx, []int64{wid})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, id := range more {
 			add(id, workshops[wid])
 		}
 	}
-	return changed, nil
+	return changed, made, nil
 }
 
-// createdFindings returns the findings that entries created and that no
-// other of them changed, as their creation entries hold them: the indexer
-// need not read those back. (A later change is in a later catch-up, which
-// indexes the finding again.) Reading every new finding back cost
-// Postgres about a quarter of its time in the throughput load run.
-func createdFindings(entries []domain.LogEntry) map[int64]store.IndexFinding {
-	touches := map[int64]int{}
-	wide := map[int64]bool{} // workshops all of whose findings an entry changed
-	for _, e := range entries {
-		fid, wid := touched(e)
-		touches[fid]++
-		if wid > 0 {
-			wide[wid] = true
-		}
+// ptrOr is *p, or 0 for nil.
+func ptrOr(p *int64) int64 {
+	if p == nil {
+		return 0
 	}
-	made := map[int64]store.IndexFinding{}
-	for _, e := range entries {
-		if e.Kind != "finding.create" {
-			continue
-		}
-		f := store.IndexFinding{Comments: []string{}}
-		if json.Unmarshal(e.Payload, &f.Finding) != nil || f.ID == 0 || touches[f.ID] != 1 ||
-			f.WorkshopID != nil && wide[*f.WorkshopID] {
-			continue
-		}
-		made[f.ID] = f
-	}
-	return made
+	return *p
 }
 
 // indexFindings writes the findings ids (or, for those gone, their
