@@ -580,7 +580,10 @@ SELECT e.seq, e.at, e.payload FROM e`
 // row), as "dimension:key" (keys have no colon), for a cheap containment
 // test per row: a per-row lookup was planned as a hash of the whole
 // taxonomy built again for every row, a fifth of the statement's time. ok is materialised (it is read twice and calls nextval), so each
-// row gets its finding id once and both inserts agree on it.
+// row gets its finding id once and both inserts agree on it. The rows come
+// as json, not jsonb: jsonb input builds every row into a tree with sorted
+// keys only for json_to_record to read it once, and took 0.6 ms for a
+// batch of 40 rows, against 0.26 ms to read it as json.
 const createFindingsSQL = `
 WITH w AS MATERIALIZED (
     SELECT id, event_id, ARRAY(SELECT tt.dimension || ':' || tt.key FROM taxonomy_terms tt
@@ -589,7 +592,7 @@ WITH w AS MATERIALIZED (
 ), ok AS (
     SELECT x.*, w.event_id, nextval('findings_id_seq') AS fid,
            row_number() OVER (ORDER BY a.ord) AS n
-    FROM w, jsonb_array_elements($2::jsonb) WITH ORDINALITY AS a(row, ord), jsonb_to_record(a.row) AS x(
+    FROM w, json_array_elements($2::json) WITH ORDINALITY AS a(row, ord), json_to_record(a.row) AS x(
         op_id text, actor_id bigint, terms text[], title text, what_done text, results text,
         transferability text, nordic_proposal text, countries text[], themes text[], ps text[], forms text[],
         victim_groups text[], actor_types text[], language text, contact_name text, contact_email text,
