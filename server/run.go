@@ -87,6 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	defer startGCFloor(gcHeadroom, getenv("GOGC"))()
+	defer widenProcs(getenv("GOMAXPROCS"))()
 	pages, err := web.Parse()
 	if err != nil {
 		return err
