@@ -574,16 +574,17 @@ SELECT e.seq, e.at, e.payload FROM e`
 )
 
 // createFindingsSQL creates many findings of one workshop ($1) from a JSON
-// array of createRow ($2) with their entries in room $3 numbered from
-// $4+1, skipping rows with a term not in the event's taxonomy. w reads the
+// array of createRow ($2) with their entries in room $3 numbered from $4+1,
+// skipping rows with a term not in the event's taxonomy. w reads the
 // taxonomy once (materialised, or the planner reads it again for every
 // row), as "dimension:key" (keys have no colon), for a cheap containment
 // test per row: a per-row lookup was planned as a hash of the whole
-// taxonomy built again for every row, a fifth of the statement's time. ok is materialised (it is read twice and calls nextval), so each
-// row gets its finding id once and both inserts agree on it. The rows come
-// as json, not jsonb: jsonb input builds every row into a tree with sorted
-// keys only for json_to_record to read it once, and took 0.6 ms for a
-// batch of 40 rows, against 0.26 ms to read it as json.
+// taxonomy built again for every row, a fifth of the statement's time. ok
+// is materialised (it is read twice and calls nextval), so each row gets
+// its finding id once and both inserts agree on it. The rows come as json,
+// not jsonb: jsonb input builds every row into a tree with sorted keys only
+// for json_to_record to read it once, and took 0.6 ms for a batch of 40
+// rows, against 0.26 ms to read it as json.
 const createFindingsSQL = `
 WITH w AS MATERIALIZED (
     SELECT id, event_id, ARRAY(SELECT tt.dimension || ':' || tt.key FROM taxonomy_terms tt
