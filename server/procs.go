@@ -1,6 +1,11 @@
 package main
 
-import "runtime"
+import (
+	"io/fs"
+	"path"
+	"runtime"
+	"strings"
+)
 
 // procsPerCore is how many Ps (Go's slots for running goroutines) the
 // server runs per core when nothing limits its CPU.
@@ -8,9 +13,9 @@ const procsPerCore = 2
 
 // widenProcs gives the Go scheduler procsPerCore Ps per core and returns a
 // func that puts the previous number back. It leaves GOMAXPROCS alone when
-// it is set (gomaxprocs, the environment's value) or when Go chose another
-// number than the cores, as it does under a CPU quota, where more Ps
-// would only get the process throttled.
+// it is set (gomaxprocs, the environment's value), when Go chose another
+// number than the cores, or when a CPU quota limits the process (limited,
+// see cpuLimited): more Ps would then only get the process throttled.
 //
 // The server shares its cores with Postgres and with its own background
 // work: the search indexer's analysis, segment building and merges keep
@@ -19,11 +24,64 @@ const procsPerCore = 2
 // kernel shares the cores in finer slices. In the busy-room load run (80
 // clients, 10 ops/s each) this took the ack p99 from a median of 31 ms to
 // 24 ms over 13 alternating runs; without the indexer it was 15–17 ms.
-func widenProcs(gomaxprocs string) (restore func()) {
+func widenProcs(gomaxprocs string, limited bool) (restore func()) {
 	cores := runtime.NumCPU()
-	if gomaxprocs != "" || runtime.GOMAXPROCS(0) != cores {
+	if gomaxprocs != "" || limited || runtime.GOMAXPROCS(0) != cores {
 		return func() {}
 	}
 	prev := runtime.GOMAXPROCS(procsPerCore * cores)
 	return func() { runtime.GOMAXPROCS(prev) }
+}
+
+// cpuLimited tells whether a cgroup CPU quota applies to this process, in
+// fsys (the root file system): its cgroup or a parent of it has a cpu.max
+// (cgroup v2) or cpu.cfs_quota_us (v1) that is not unlimited. Without
+// /proc/self/cgroup (not Linux) nothing limits it.
+func cpuLimited(fsys fs.FS) bool {
+	raw, err := fs.ReadFile(fsys, "proc/self/cgroup")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var roots []string // where the controller's files are
+		var file, unlimited string
+		switch {
+		case parts[0] == "0" && parts[1] == "":
+			roots, file, unlimited = []string{"sys/fs/cgroup"}, "cpu.max", "max"
+		case hasController(parts[1], "cpu"):
+			roots = []string{"sys/fs/cgroup/cpu", "sys/fs/cgroup/cpu,cpuacct", "sys/fs/cgroup/cpuacct,cpu"}
+			file, unlimited = "cpu.cfs_quota_us", "-1"
+		default:
+			continue
+		}
+		for dir := path.Clean("/" + parts[2]); ; dir = path.Dir(dir) {
+			for _, root := range roots {
+				b, err := fs.ReadFile(fsys, path.Join(root, dir, file))
+				if err != nil {
+					continue
+				}
+				if f := strings.Fields(string(b)); len(f) > 0 && f[0] != unlimited {
+					return true
+				}
+			}
+			if dir == "/" {
+				break
+			}
+		}
+	}
+	return false
+}
+
+// hasController tells whether the comma-separated list has name.
+func hasController(list, name string) bool {
+	for _, c := range strings.Split(list, ",") {
+		if c == name {
+			return true
+		}
+	}
+	return false
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -87,7 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	defer startGCFloor(gcHeadroom, getenv("GOGC"))()
-	defer widenProcs(getenv("GOMAXPROCS"))()
+	defer widenProcs(getenv("GOMAXPROCS"), cpuLimited(os.DirFS("/")))()
+	logger.Info("go scheduler", "gomaxprocs", runtime.GOMAXPROCS(0), "cores", runtime.NumCPU())
 	pages, err := web.Parse()
 	if err != nil {
 		return err
