@@ -4,6 +4,7 @@ import (
 	"io/fs"
 	"path"
 	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -52,7 +53,7 @@ func cpuLimited(fsys fs.FS) bool {
 		switch {
 		case parts[0] == "0" && parts[1] == "":
 			roots, file, unlimited = []string{"sys/fs/cgroup"}, "cpu.max", "max"
-		case hasController(parts[1], "cpu"):
+		case slices.Contains(strings.Split(parts[1], ","), "cpu"):
 			roots = []string{"sys/fs/cgroup/cpu", "sys/fs/cgroup/cpu,cpuacct", "sys/fs/cgroup/cpuacct,cpu"}
 			file, unlimited = "cpu.cfs_quota_us", "-1"
 		default:
@@ -71,16 +72,6 @@ func cpuLimited(fsys fs.FS) bool {
 			if dir == "/" {
 				break
 			}
-		}
-	}
-	return false
-}
-
-// hasController tells whether the comma-separated list has name.
-func hasController(list, name string) bool {
-	for _, c := range strings.Split(list, ",") {
-		if c == name {
-			return true
 		}
 	}
 	return false

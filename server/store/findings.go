@@ -213,9 +213,7 @@ type createRow struct {
 	WorkshopID   int64           `json:"-"`
 	OpID         string          `json:"op_id"`
 	Actor        *int64          `json:"actor_id"`
-	Dims         []string        `json:"-"`       // the single statement's: each term's dimension
-	Keys         []string        `json:"-"`       // and its key
-	Terms        []string        `json:"terms"`   // the batch statement's: each term as "dimension:key"
+	Terms        []string        `json:"terms"`   // each term as "dimension:key" (keys have no colon)
 	Payload      json.RawMessage `json:"payload"` // the entry's, but for what the database assigns
 }
 
@@ -247,11 +245,11 @@ func newCreateRow(actor *int64, workshopID int64, opID string, in FindingInput) 
 	if err != nil {
 		return nil, fmt.Errorf("encode finding: %w", err)
 	}
-	r := &createRow{WorkshopID: workshopID, OpID: opID, Actor: actor, Dims: []string{}, Keys: []string{}, Terms: []string{},
+	r := &createRow{WorkshopID: workshopID, OpID: opID, Actor: actor, Terms: []string{},
 		Payload: payload, FindingInput: inputOf(&f)}
 	for _, t := range termFields(&f) {
 		for _, k := range *t.list {
-			r.Dims, r.Keys, r.Terms = append(r.Dims, t.dim), append(r.Keys, k), append(r.Terms, t.dim+":"+k)
+			r.Terms = append(r.Terms, t.dim+":"+k)
 		}
 	}
 	return r, nil
@@ -259,7 +257,11 @@ func newCreateRow(actor *int64, workshopID int64, opID string, in FindingInput) 
 
 // args returns the single create statement's arguments.
 func (r *createRow) args(room string) []any {
-	return []any{r.WorkshopID, room, r.OpID, pgTextArray(r.Dims), pgTextArray(r.Keys),
+	dims, keys := make([]string, len(r.Terms)), make([]string, len(r.Terms))
+	for i, t := range r.Terms {
+		dims[i], keys[i], _ = strings.Cut(t, ":")
+	}
+	return []any{r.WorkshopID, room, r.OpID, pgTextArray(dims), pgTextArray(keys),
 		r.Actor, r.Title, r.WhatDone, r.Results, r.Transferability, r.NordicProposal,
 		pgTextArray(r.Countries), pgTextArray(r.Themes), pgTextArray(r.Ps), pgTextArray(r.Forms),
 		pgTextArray(r.VictimGroups), pgTextArray(r.ActorTypes), r.Language,
