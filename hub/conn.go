@@ -13,10 +13,6 @@ import (
 
 // Server frames.
 type (
-	entryOut struct {
-		Type string `json:"type"`
-		Entry
-	}
 	snapshotOut struct {
 		Type  string          `json:"type"`
 		Room  string          `json:"room"`

@@ -339,14 +339,14 @@ func (r *room) presenceLocked() {
 }
 
 // encodeEntry encodes the entry frame once for every connection it goes to.
-// An entry whose payload is not valid JSON goes out with a null payload (and
-// is logged) so that the stream never stalls on it.
+// An entry whose payload is not JSON (see appendEntryFrame) goes out with a
+// null payload (and is logged) so that the stream never stalls on it.
 func (h *Hub) encodeEntry(e Entry) frame {
-	b, err := json.Marshal(entryOut{Type: "entry", Entry: e})
-	if err != nil {
-		h.log.Error("hub: encoding entry", "room", e.Room, "seq", e.Seq, "err", err)
+	b, ok := appendEntryFrame(make([]byte, 0, 160+len(e.Payload)), e)
+	if !ok {
+		h.log.Error("hub: encoding entry: the payload is not JSON", "room", e.Room, "seq", e.Seq)
 		e.Payload = nil
-		b, _ = json.Marshal(entryOut{Type: "entry", Entry: e})
+		b, _ = appendEntryFrame(b[:0], e)
 	}
 	return frame{seq: e.Seq, b: b}
 }
