@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -29,16 +30,26 @@ func checkEntryFrame(t *testing.T, e Entry, byteEqual bool) {
 	if byteEqual && string(got) != string(want) {
 		t.Fatalf("appendEntryFrame wrote\n%s\nwant\n%s", got, want)
 	}
-	var g, w any
-	if err := json.Unmarshal(got, &g); err != nil {
+	g, err := decodeNumbers(got)
+	if err != nil {
 		t.Fatalf("appendEntryFrame wrote invalid JSON %s: %v", got, err)
 	}
-	if err := json.Unmarshal(want, &w); err != nil {
+	w, err := decodeNumbers(want)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(g, w) {
 		t.Fatalf("appendEntryFrame wrote %s, want the value of %s", got, want)
 	}
+}
+
+// decodeNumbers decodes b with numbers as written (a float64 cannot hold
+// every JSON number).
+func decodeNumbers(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	return v, d.Decode(&v)
 }
 
 func TestEntryFrameIsWhatJSONMarshalWrites(t *testing.T) {
