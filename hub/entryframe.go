@@ -7,10 +7,11 @@ import (
 )
 
 // appendEntryFrame appends e's entry frame to b: "type":"entry" and then
-// e's fields in order, as json.Marshal writes them. An entry goes to every member of
-// its room and is the frame the hub writes most; json.Marshal spent more
-// time scanning the payload again (to compact a json.RawMessage) than on
-// the rest of the frame. Here the payload is compacted in one plain pass.
+// e's fields in order, as json.Marshal writes them. An entry goes to every
+// member of its room and is the frame the hub writes most; json.Marshal
+// spent more time scanning the payload again (to compact a
+// json.RawMessage) than on the rest of the frame. Here the payload is
+// compacted in one plain pass.
 //
 // The payload must be JSON (the Backend's contract). This pass checks only
 // that its strings and brackets close and that its strings hold no control
@@ -68,14 +69,14 @@ func appendCompactJSON(b, src []byte) (_ []byte, ok bool) {
 		switch {
 		case inString:
 			switch {
+			case c < 0x20: // JSON escapes these; a raw newline would split the message's frames
+				return b, false
 			case escaped:
 				escaped = false
 			case c == '\\':
 				escaped = true
 			case c == '"':
 				inString = false
-			case c < 0x20: // JSON escapes these; a raw newline would split the message's frames
-				return b, false
 			}
 		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
 			b = append(b, src[start:i]...)

@@ -69,7 +69,7 @@ func TestEntryFrameIsWhatJSONMarshalWrites(t *testing.T) {
 }
 
 func TestEntryFrameRefusesAPayloadThatIsNotJSON(t *testing.T) {
-	for _, p := range []string{`{"a": 1`, `{"a": "b}`, `]`, `{"a": [1}`, `"a` + "\n" + `b"`, `{"a": "\"}`} {
+	for _, p := range []string{`{"a": 1`, `{"a": "b}`, `]`, `{"a": [1}`, `"a` + "\n" + `b"`, `"a\` + "\n" + `"`, `{"a": "\"}`} {
 		if b, ok := appendEntryFrame(nil, Entry{Room: "r", Seq: 1, Kind: "k", Payload: json.RawMessage(p)}); ok {
 			t.Errorf("payload %q: wrote %s, want it refused", p, b)
 		}
@@ -77,15 +77,19 @@ func TestEntryFrameRefusesAPayloadThatIsNotJSON(t *testing.T) {
 }
 
 // FuzzEntryFrame: for any payload that is JSON, the frame is the value
-// json.Marshal writes.
+// json.Marshal writes; for any payload at all, a frame written holds no
+// raw newline.
 func FuzzEntryFrame(f *testing.F) {
 	f.Add(`{"id": 1, "t": "x y"}`, "Anna")
 	f.Add(`[1, {"a": "\"}"}]`, "")
 	f.Fuzz(func(t *testing.T, payload, actor string) {
-		if !json.Valid([]byte(payload)) {
-			return
+		e := Entry{Room: "workshop:1", Seq: 9, Actor: actor, Kind: "k", Payload: json.RawMessage(payload), At: time.Unix(1, 5)}
+		if b, ok := appendEntryFrame(nil, e); ok && bytes.IndexByte(b, '\n') >= 0 {
+			t.Fatalf("payload %q: the frame %q holds a raw newline", payload, b)
 		}
-		checkEntryFrame(t, Entry{Room: "workshop:1", Seq: 9, Actor: actor, Kind: "k", Payload: json.RawMessage(payload), At: time.Unix(1, 5)}, false)
+		if json.Valid([]byte(payload)) {
+			checkEntryFrame(t, e, false)
+		}
 	})
 }
 
