@@ -57,11 +57,33 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&c.Behind, "behind", 50, "entries made while the clients are away (reconnect)")
 	fs.StringVar(&c.Mix, "mix", "mixed", "ops of the room scenario: mixed (updates, comments, votes, some creates) or create (creates only)")
 	rateTotal := fs.Bool("rate-total", false, "-rate is the room's total, spread over the clients")
+	serve := fs.Bool("serve", false, "start a fresh server and private Postgres in a temporary folder for this run, and remove them after (in place of -url, -database-url, -server-pid)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *serve {
+		var clash []string
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "url" || f.Name == "database-url" || f.Name == "server-pid" {
+				clash = append(clash, "-"+f.Name)
+			}
+		})
+		if clash != nil {
+			return fmt.Errorf("-serve starts its own server: leave out %s", strings.Join(clash, " and "))
+		}
+		srv, err := startLoadServer(ctx, getenv, stdout)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := srv.Stop(); err != nil {
+				fmt.Fprintln(stdout, err)
+			}
+		}()
+		c.URL, c.DatabaseURL, c.ServerPID = srv.URL, srv.DSN, srv.PID
+	}
 	if c.DatabaseURL == "" {
-		return errors.New("loadtest needs the server's DATABASE_URL (or -database-url) to create its test people")
+		return errors.New("loadtest needs the server's DATABASE_URL (or -database-url) to create its test people, or -serve")
 	}
 	if c.Mix != "mixed" && c.Mix != "create" {
 		return fmt.Errorf("unknown -mix %q: use mixed or create", c.Mix)

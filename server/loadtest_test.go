@@ -3,8 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -36,5 +42,36 @@ func TestLoadtestCommand(t *testing.T) {
 		if strings.Contains(out.String(), "no samples") {
 			t.Fatalf("%v: no latency samples:\n%s", sc.args, out.String())
 		}
+	}
+}
+
+// TestLoadtestServe runs the load command as people rerun a figure: with
+// -serve it starts a fresh server and Postgres of its own, measures, and
+// leaves neither process nor data folder behind.
+func TestLoadtestServe(t *testing.T) {
+	var out bytes.Buffer
+	err := run(context.Background(), []string{"rapporteur", "loadtest", "-serve", "-database-url", "postgres://x", "-scenario", "idle"},
+		func(string) string { return "" }, &out, &out)
+	if err == nil || !strings.Contains(err.Error(), "leave out -database-url") {
+		t.Fatalf("-serve with -database-url: %v, want an error that says to leave it out", err)
+	}
+
+	bin := mustBuild(t)
+	cmd := exec.Command(bin, "loadtest", "-serve", "-scenario", "idle", "-clients", "20")
+	cmd.Dir = t.TempDir()
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("loadtest -serve: %v\n%s", err, b)
+	}
+	m := regexp.MustCompile(`fresh server http://127\.0\.0\.1:\d+ \(pid (\d+)\), data in (\S+)\n`).FindSubmatch(b)
+	if m == nil || !regexp.MustCompile(`20 idle connections .* KiB per connection`).Match(b) {
+		t.Fatalf("loadtest -serve output lacks the server or the figure:\n%s", b)
+	}
+	if _, err := os.Stat(string(m[2])); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the data folder %s is still there (%v)", m[2], err)
+	}
+	pid, _ := strconv.Atoi(string(m[1]))
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("the server (pid %d) still runs: %v", pid, err)
 	}
 }
