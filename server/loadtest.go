@@ -392,7 +392,7 @@ func (lt *loadRun) room(ctx context.Context) error {
 		}(c)
 	}
 	time.Sleep(time.Second) // joins settle
-	fmt.Fprintf(lt.out, "room %s: %d clients, %.1f ops/s each, %s, %s ops\n", room, len(clients), lt.cfg.Rate, lt.cfg.Duration, lt.cfg.Mix)
+	fmt.Fprintf(lt.out, "room %s: %d clients, %.3g ops/s each (%.4g in all), %s, %s ops\n", room, len(clients), lt.cfg.Rate, lt.cfg.Rate*float64(len(clients)), lt.cfg.Duration, lt.cfg.Mix)
 	var ops atomic.Int64
 	start := time.Now()
 	deadline := start.Add(lt.cfg.Duration)
