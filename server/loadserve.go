@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -13,8 +14,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/rapporteur/rapporteur/server/pglaunch"
 )
 
 // loadServer is a fresh server for one load test run (`loadtest -serve`):
@@ -25,7 +24,7 @@ type loadServer struct {
 	URL, DSN string
 	PID      int
 	dir      string
-	pg       *pglaunch.Cluster
+	stopPG   func() // stops the private Postgres (see database)
 	cmd      *exec.Cmd
 	exited   chan struct{}
 }
@@ -51,12 +50,12 @@ func startLoadServer(ctx context.Context, getenv func(string) string, out io.Wri
 		s.Stop()
 		return nil, fmt.Errorf("loadtest -serve: %w", err)
 	}
-	s.pg, err = pglaunch.Start(ctx, pglaunch.Config{Dir: filepath.Join(dir, "postgres"), BinDir: getenv("PG_BIN"), Database: "rapporteur"})
+	s.DSN, s.stopPG, err = database(ctx, config{DataDir: dir, PGBin: getenv("PG_BIN")},
+		slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelError}))) // a failed stop is reported
 	if err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("loadtest -serve: %w", err)
 	}
-	s.DSN = s.pg.DSN("rapporteur")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		s.Stop()
@@ -115,8 +114,8 @@ func (s *loadServer) waitReady(ctx context.Context, limit time.Duration) error {
 	return fmt.Errorf("the server was not ready within %s", limit)
 }
 
-// Stop stops the server (SIGTERM, then SIGKILL after 30 s) and Postgres,
-// and removes the data folder.
+// Stop stops the server (SIGTERM, then SIGKILL after 30 s) and Postgres
+// (whose stop logs its own failure), and removes the data folder.
 func (s *loadServer) Stop() error {
 	var errs []string
 	if s.cmd != nil {
@@ -129,12 +128,8 @@ func (s *loadServer) Stop() error {
 			errs = append(errs, "the server did not stop in 30 s and was killed")
 		}
 	}
-	if s.pg != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := s.pg.Stop(ctx); err != nil {
-			errs = append(errs, err.Error())
-		}
+	if s.stopPG != nil {
+		s.stopPG()
 	}
 	if err := os.RemoveAll(s.dir); err != nil {
 		errs = append(errs, err.Error())
