@@ -30,6 +30,7 @@ import (
 type loadConfig struct {
 	URL, DatabaseURL, Scenario string
 	Clients, Rooms, ServerPID  int
+	Serve                      bool // the server and Postgres are this run's own (-serve)
 	Rate                       float64
 	Duration                   time.Duration
 	Behind                     int
@@ -80,7 +81,7 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 				fmt.Fprintln(stdout, err)
 			}
 		}()
-		c.URL, c.DatabaseURL, c.ServerPID = srv.URL, srv.DSN, srv.PID
+		c.URL, c.DatabaseURL, c.ServerPID, c.Serve = srv.URL, srv.DSN, srv.PID, true
 	}
 	if c.DatabaseURL == "" {
 		return errors.New("loadtest needs the server's DATABASE_URL (or -database-url) to create its test people, or -serve")
@@ -475,10 +476,13 @@ func (lt *loadRun) idle(ctx context.Context) error {
 // (a window of ops in flight each); durable ops/s, next to a plain
 // one-row INSERT per transaction on the same database.
 func (lt *loadRun) throughput(ctx context.Context) error {
-	plain, err := plainInsertRate(ctx, lt.st, lt.cfg.Clients, lt.cfg.Duration/2)
+	writers := min(lt.cfg.Clients, 32)
+	cpu0, cpuErr := readProcTimes()
+	plain, err := plainInsertRate(ctx, lt.st, writers, lt.cfg.Duration/2)
 	if err != nil {
 		return err
 	}
+	cpu1, _ := readProcTimes()
 	wids, err := lt.workshops(ctx, lt.cfg.Rooms)
 	if err != nil {
 		return err
@@ -488,7 +492,10 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 		return err
 	}
 	var acked, dropped atomic.Int64
+	cpu2, _ := readProcTimes()
 	deadline := time.Now().Add(lt.cfg.Duration)
+	cpuEnd := make(chan procTimes, 1)
+	time.AfterFunc(lt.cfg.Duration, func() { pt, _ := readProcTimes(); cpuEnd <- pt })
 	var wg sync.WaitGroup
 	for i, c := range clients {
 		room := store.WorkshopRoom(wids[i%len(wids)])
@@ -534,10 +541,38 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 		}(i, c)
 	}
 	wg.Wait()
+	cpu3 := <-cpuEnd
 	rate := float64(acked.Load()) / lt.cfg.Duration.Seconds()
 	fmt.Fprintf(lt.out, "durable ops/s over %d rooms, %d clients: %.0f acked/s (%d clients dropped)\n", len(wids), len(clients), rate, dropped.Load())
-	fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, %d writers: %.0f/s\nratio: %.2f\n", lt.cfg.Clients, plain, rate/plain)
+	fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, %d writers: %.0f/s\nratio: %.2f\n", writers, plain, rate/plain)
+	if cpuErr != nil {
+		fmt.Fprintf(lt.out, "(no CPU split: %v)\n", cpuErr)
+		return nil
+	}
+	lt.printCPU("durable op", cpuSince(cpu2, cpu3, lt.cfg.ServerPID, lt.cfg.Serve), rate*lt.cfg.Duration.Seconds(), lt.cfg.Duration)
+	lt.printCPU("plain INSERT", cpuSince(cpu0, cpu1, lt.cfg.ServerPID, lt.cfg.Serve), plain*(lt.cfg.Duration/2).Seconds(), lt.cfg.Duration/2)
 	return nil
+}
+
+// printCPU prints the CPU time per op of each part of the run that is
+// known, and the cores they kept busy: on a shared machine, the figure
+// that says where a rate's limit is.
+func (lt *loadRun) printCPU(what string, s cpuSplit, ops float64, d time.Duration) {
+	if ops <= 0 {
+		return
+	}
+	per := func(t time.Duration) string {
+		return fmt.Sprintf("%.0f µs", float64(t.Microseconds())/ops)
+	}
+	line := "CPU per " + what + ": "
+	if lt.cfg.ServerPID > 0 {
+		line += "server " + per(s.Server) + ", "
+	}
+	if lt.cfg.Serve {
+		line += "Postgres " + per(s.Postgres) + ", "
+	}
+	all := s.Load + s.Server + s.Postgres
+	fmt.Fprintf(lt.out, "%sload generator %s (%.2f cores busy of %d)\n", line, per(s.Load), all.Seconds()/d.Seconds(), runtime.NumCPU())
 }
 
 // plainInsertRate is the physical limit: one-row INSERTs, each its own transaction.

@@ -25,8 +25,10 @@ func TestLoadtestCommand(t *testing.T) {
 	}{
 		{[]string{"-scenario", "room", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+ .*\(\d+ deliveries; expected \d+\)`},
 		{[]string{"-scenario", "room", "-mix", "create", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+`},
-		{[]string{"-scenario", "throughput", "-clients", "4", "-rooms", "2", "-duration", "1s"}, `durable ops/s over 2 rooms, 4 clients: \d+ acked/s`},
+		{[]string{"-scenario", "throughput", "-clients", "4", "-rooms", "2", "-duration", "1s"}, `(?s)durable ops/s over 2 rooms, 4 clients: \d+ acked/s.*\nCPU per durable op: load generator \d+ µs \(\d\.\d\d cores busy of \d+\)\nCPU per plain INSERT: load generator`},
 		{[]string{"-scenario", "reconnect", "-clients", "5", "-behind", "10"}, `5 clients reconnected and caught up 10 entries in \S+ \(0 failed\)`},
+		// The server runs in this process: its memory is this process's.
+		{[]string{"-scenario", "idle", "-clients", "20", "-server-pid", strconv.Itoa(os.Getpid())}, `20 idle connections \(joined, connected in \S+\): server RSS \d+ → \d+ KiB, -?\d+\.\d KiB per connection`},
 	} {
 		var out bytes.Buffer
 		args := append([]string{"rapporteur", "loadtest", "-url", s.URL, "-database-url", dsn}, sc.args...)
@@ -46,8 +48,9 @@ func TestLoadtestCommand(t *testing.T) {
 }
 
 // TestLoadtestServe runs the load command as people rerun a figure: with
-// -serve it starts a fresh server and Postgres of its own, measures, and
-// leaves neither process nor data folder behind.
+// -serve it starts a fresh server and Postgres of its own, measures (and
+// tells their CPU apart), and leaves neither process nor data folder
+// behind.
 func TestLoadtestServe(t *testing.T) {
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"rapporteur", "loadtest", "-serve", "-database-url", "postgres://x", "-scenario", "idle"},
@@ -57,15 +60,17 @@ func TestLoadtestServe(t *testing.T) {
 	}
 
 	bin := mustBuild(t)
-	cmd := exec.Command(bin, "loadtest", "-serve", "-scenario", "idle", "-clients", "20")
+	cmd := exec.Command(bin, "loadtest", "-serve", "-scenario", "throughput", "-clients", "4", "-rooms", "2", "-duration", "2s")
 	cmd.Dir = t.TempDir()
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("loadtest -serve: %v\n%s", err, b)
 	}
 	m := regexp.MustCompile(`fresh server http://127\.0\.0\.1:\d+ \(pid (\d+)\), data in (\S+)\n`).FindSubmatch(b)
-	if m == nil || !regexp.MustCompile(`20 idle connections .* KiB per connection`).Match(b) {
-		t.Fatalf("loadtest -serve output lacks the server or the figure:\n%s", b)
+	// The CPU split knows the server and its Postgres: both did work.
+	cpu := regexp.MustCompile(`CPU per durable op: server (\d+) µs, Postgres (\d+) µs, load generator \d+ µs`).FindSubmatch(b)
+	if m == nil || cpu == nil || string(cpu[1]) == "0" || string(cpu[2]) == "0" {
+		t.Fatalf("loadtest -serve output lacks the server, the figure or its CPU split:\n%s", b)
 	}
 	if _, err := os.Stat(string(m[2])); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the data folder %s is still there (%v)", m[2], err)

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func TestParseProcStat(t *testing.T) {
+	// A command name may hold spaces and parentheses.
+	line := "4242 (pg (x) y) S 17 4242 4242 0 -1 4194560 1000 0 0 0 250 130 0 0 20 0 1 0 100 0 0\n"
+	pid, ppid, cpu, ok := parseProcStat(line)
+	if !ok || pid != 4242 || ppid != 17 || cpu != 3800*time.Millisecond {
+		t.Fatalf("parseProcStat = %d, %d, %s, %v; want 4242, 17, 3.8s, true", pid, ppid, cpu, ok)
+	}
+	for _, bad := range []string{"", "x (a) S 1 2", "12 (a) S 1 2 3", "12 (a S 1 2 3 4 5 6 7 8 9 10 11 12 13"} {
+		if _, _, _, ok := parseProcStat(bad); ok {
+			t.Errorf("parseProcStat(%q) ok, want not", bad)
+		}
+	}
+}
+
+func TestProcTimesTree(t *testing.T) {
+	s := time.Second
+	pt := procTimes{
+		cpu:    map[int]time.Duration{1: 1 * s, 10: 2 * s, 11: 4 * s, 12: 8 * s, 20: 16 * s},
+		parent: map[int]int{1: 0, 10: 1, 11: 10, 12: 1, 20: 0},
+	}
+	if got := pt.tree(1); got != 15*s {
+		t.Errorf("tree(1) = %s, want 15s", got)
+	}
+	if got := pt.tree(1, 10); got != 9*s {
+		t.Errorf("tree(1) without 10 = %s, want 9s", got)
+	}
+}
+
+// TestCPUSince checks the split on real processes: this one's own busy
+// loop counts as the load generator's, a busy child's as Postgres's under
+// -serve, and as the server's when it is the server's pid.
+func TestCPUSince(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("needs /proc")
+	}
+	child := exec.Command("sh", "-c", "while :; do :; done")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	before, err := readProcTimes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
+	}
+	after, err := readProcTimes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	asPG := cpuSince(before, after, 0, true)
+	if asPG.Load <= 0 || asPG.Postgres <= 0 || asPG.Server != 0 {
+		t.Errorf("child as Postgres: %+v, want load and Postgres time, no server time", asPG)
+	}
+	asServer := cpuSince(before, after, child.Process.Pid, true)
+	if asServer.Server <= 0 || asServer.Postgres >= asServer.Server {
+		t.Errorf("child as the server: %+v, want its time as the server's, not Postgres's", asServer)
+	}
+	if _, ok := after.cpu[os.Getpid()]; !ok {
+		t.Error("this process is not in the reading")
+	}
+}
