@@ -45,6 +45,27 @@ const (
 	maxText  = 20000
 )
 
+// maxTermKey bounds a term key a client sends, before the taxonomy is
+// read to check it.
+const maxTermKey = 100
+
+// checkText says what is wrong with a client's text, if anything: not
+// UTF-8, a NUL character (which Postgres stores in neither text nor
+// jsonb, so it would fail the write instead of the op) or more than limit
+// characters.
+func checkText(what, s string, limit int) error {
+	if !utf8.ValidString(s) {
+		return domain.Errorf(domain.Invalid, "The %s is not valid UTF-8.", what)
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return domain.Errorf(domain.Invalid, "The %s holds a NUL character, which cannot be stored.", what)
+	}
+	if n := utf8.RuneCountInString(s); n > limit {
+		return domain.Errorf(domain.Invalid, "The %s is %d characters long; at most %d are allowed.", what, n, limit)
+	}
+	return nil
+}
+
 // taxonomy is the set of valid term keys by dimension.
 type taxonomy map[string]map[string]bool
 
@@ -132,11 +153,8 @@ func validateFinding(f *domain.Finding, tax taxonomy) error {
 		return domain.Errorf(domain.Invalid, "A finding needs a title.")
 	}
 	for _, t := range textFields(f) {
-		if !utf8.ValidString(t.value) {
-			return domain.Errorf(domain.Invalid, "The %s is not valid UTF-8.", t.name)
-		}
-		if n := utf8.RuneCountInString(t.value); n > t.limit {
-			return domain.Errorf(domain.Invalid, "The %s is %d characters long; at most %d are allowed.", t.name, n, t.limit)
+		if err := checkText(t.name, t.value, t.limit); err != nil {
+			return err
 		}
 	}
 	if !slices.Contains([]string{"en", "da", "fi", "no", "sv"}, f.Language) {
@@ -162,6 +180,11 @@ func validateFinding(f *domain.Finding, tax taxonomy) error {
 			return domain.Errorf(domain.Invalid, "Too many %s: at most 50.", t.name)
 		}
 		for _, k := range *l {
+			// Checked even without the taxonomy: a NUL would fail the
+			// batch statement that writes the create.
+			if err := checkText(t.name+" term", k, maxTermKey); err != nil {
+				return err
+			}
 			if tax != nil && !tax[t.dim][k] {
 				return domain.Errorf(domain.Invalid, "Unknown %s term %q for %s.", t.dim, k, t.name)
 			}

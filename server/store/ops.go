@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 
@@ -93,11 +92,11 @@ type Comment struct {
 // AddComment adds a comment to a finding.
 func (s *Store) AddComment(ctx context.Context, person int64, workshopID int64, opID string, findingID int64, body string) (Applied, error) {
 	body = strings.TrimSpace(body)
-	if body == "" || !utf8.ValidString(body) {
+	if body == "" {
 		return Applied{}, domain.Errorf(domain.Invalid, "A comment needs text.")
 	}
-	if n := utf8.RuneCountInString(body); n > 5000 {
-		return Applied{}, domain.Errorf(domain.Invalid, "The comment is %d characters long; at most 5000 are allowed.", n)
+	if err := checkText("comment", body, 5000); err != nil {
+		return Applied{}, err
 	}
 	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, &person, findingID, heldComment, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		c := Comment{FindingID: findingID, PersonID: &person, Body: body}
@@ -195,8 +194,8 @@ func keyOrder(ctx context.Context, tx bun.Tx, workshopID int64) ([]int64, error)
 // the client edited; if someone saved since, it is a Conflict carrying the
 // current text.
 func (s *Store) SetKeyMessages(ctx context.Context, actor *int64, workshopID int64, opID string, base int, text string) (Applied, error) {
-	if !utf8.ValidString(text) || utf8.RuneCountInString(text) > maxText {
-		return Applied{}, domain.Errorf(domain.Invalid, "Key messages must be valid text of at most %d characters.", maxText)
+	if err := checkText("key messages' text", text, maxText); err != nil {
+		return Applied{}, err
 	}
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		var w domain.Workshop

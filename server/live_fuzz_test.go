@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/rapporteur/rapporteur/hub"
+	"github.com/rapporteur/rapporteur/server/demo"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// FuzzApplyOp fuzzes op validation behind the hub's frame decoding: any op
+// frame a client can send that DecodeFrame accepts goes to the server's
+// Backend (live.Apply) against a real Postgres, as a rapporteur of the
+// room's workshop. The op is either applied, with exactly one new log
+// entry (the one Apply returns) and its finding still valid, or refused
+// with an error frame's code and nothing written. It never panics and
+// never ends in an internal error, which would hide from the client why
+// its op failed.
+func FuzzApplyOp(f *testing.F) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, pg.NewDB(f))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	spec, err := demo.Spec()
+	if err != nil {
+		f.Fatal(err)
+	}
+	ev, err := st.CreateEvent(ctx, spec)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ws, err := st.Workshops(ctx, ev.ID)
+	if err != nil || len(ws) == 0 {
+		f.Fatalf("demo workshops: %v, %d", err, len(ws))
+	}
+	w := ws[0]
+	p, err := st.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: "Fuzz rapporteur", Country: "FI"}, "rapporteur", w.ID)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ms, err := st.AllMemberships(ctx, p.ID)
+	if err != nil {
+		f.Fatal(err)
+	}
+	who := hub.Identity{ID: fmt.Sprint(p.ID), Name: p.Name, Data: &viewer{Person: p, Memberships: ms}}
+	fs, err := st.WorkshopFindings(ctx, w.ID)
+	if err != nil || len(fs) == 0 {
+		f.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	tax, err := st.Taxonomy(ctx, ev.ID)
+	if err != nil {
+		f.Fatal(err)
+	}
+	l := &live{store: st}
+	room := store.WorkshopRoom(w.ID)
+
+	fid := fs[0].ID
+	for _, s := range []struct {
+		kind string
+		base int64
+		body string
+	}{
+		{"finding.create", 0, `{"title":"Joint inspections","countries":["FI","SE"],"themes":["identification"],"language":"sv"}`},
+		{"finding.create", 0, `{"title":"  ","countries":["XX"]}`},
+		{"finding.create", 0, `{"title":"Contact","contact_consent":true,"contact_name":"A","contact_email":"a@example.org"}`},
+		{"finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"title":"New title","countries":["NO"]}}`, fid)},
+		{"finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"contact_consent":"yes"}}`, fid)},
+		{"finding.delete", 0, `{"finding_id":99999}`},
+		{"finding.share", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
+		{"finding.release", 0, fmt.Sprintf(`{"finding_id":%d,"state":"released"}`, fid)},
+		{"vote", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
+		{"unvote", 0, fmt.Sprintf(`{"id":%d}`, fid)},
+		{"comment", 0, fmt.Sprintf(`{"finding_id":%d,"text":"Which agencies?"}`, fid)},
+		{"key.mark", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
+		{"key.reorder", 0, fmt.Sprintf(`{"finding_ids":[%d]}`, fid)},
+		{"keymessages.set", 0, `{"text":"Share one checklist."}`},
+		// NUL, which Postgres stores in neither text nor jsonb.
+		{"finding.create", 0, `{"title":"a\u0000b"}`},
+		{"finding.create", 0, `{"title":"t","countries":["F\u0000I"]}`},
+		{"finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"results":"x\u0000"}}`, fid)},
+		{"comment", 0, fmt.Sprintf(`{"finding_id":%d,"text":"a\u0000"}`, fid)},
+		{"keymessages.set", 0, `{"text":"\u0000"}`},
+		{"comment", 0, `[1,2]`},
+		{"no.such.kind", 0, `{}`},
+	} {
+		f.Add(s.kind, s.base, []byte(s.body))
+	}
+
+	codes := []string{hub.CodeForbidden, hub.CodeNotFound, hub.CodeConflict, hub.CodeInvalid, hub.CodeTooLarge}
+	n := 0
+	f.Fuzz(func(t *testing.T, kind string, base int64, body []byte) {
+		n++
+		if !json.Valid(body) {
+			return // not a frame: DecodeFrame's own fuzzer covers that
+		}
+		raw, err := json.Marshal(map[string]any{"type": "op", "room": room, "op_id": fmt.Sprintf("fuzz-%d-%d", os.Getpid(), n),
+			"kind": kind, "base": base, "body": json.RawMessage(body)})
+		if err != nil {
+			return
+		}
+		fr, oe := hub.DecodeFrame(raw)
+		if oe != nil {
+			return // the hub answers it and the Backend never sees it
+		}
+		op := hub.Op{Room: fr.Room, OpID: fr.OpID, Kind: fr.Kind, Base: fr.Base, Body: fr.Body}
+		before := fingerprint(t, st, room, w.ID)
+		e, err := l.Apply(ctx, who, op)
+		after := fingerprint(t, st, room, w.ID)
+		if err != nil {
+			if !errors.As(err, &oe) || !slices.Contains(codes, oe.Code) {
+				t.Fatalf("%s base %d body %s: %v; want an error frame with one of %v", fr.Kind, fr.Base, fr.Body, err, codes)
+			}
+			if after != before {
+				t.Fatalf("%s base %d body %s: refused (%s) but wrote: %+v → %+v", fr.Kind, fr.Base, fr.Body, oe.Code, before, after)
+			}
+			return
+		}
+		if after.head != before.head+1 || e.Seq != after.head || e.OpID != op.OpID || e.Room != room {
+			t.Fatalf("%s body %s: applied as %+v, log head %d → %d; want one entry for op %s", fr.Kind, fr.Body, e, before.head, after.head, op.OpID)
+		}
+		var ref struct {
+			ID      int64 `json:"id"`
+			Finding struct {
+				ID int64 `json:"id"`
+			} `json:"finding"`
+		}
+		json.Unmarshal(e.Payload, &ref)
+		if id := max(ref.ID, ref.Finding.ID); (fr.Kind == "finding.create" || fr.Kind == "finding.update") && id > 0 {
+			got, err := st.Finding(ctx, id)
+			if err != nil {
+				t.Fatalf("%s body %s: read finding %d back: %v", fr.Kind, fr.Body, id, err)
+			}
+			if err := checkFinding(got, tax); err != nil {
+				t.Fatalf("%s body %s: applied, and finding %d is not valid: %v\n%+v", fr.Kind, fr.Body, id, err, got)
+			}
+		}
+	})
+}
+
+// roomPrint is what an op can change in one workshop room.
+type roomPrint struct {
+	head                                  int64
+	findings, versions, votes, comments   int64
+	keyMessages                           string
+	releaseStates, keyOrder, deletedCount string
+}
+
+// fingerprint reads roomPrint for the room of workshop wid.
+func fingerprint(t *testing.T, st *store.Store, room string, wid int64) roomPrint {
+	t.Helper()
+	var p roomPrint
+	err := st.DB().QueryRowContext(context.Background(), `SELECT
+		(SELECT seq FROM rooms WHERE id = ?),
+		(SELECT count(*) FROM findings WHERE workshop_id = ?),
+		(SELECT coalesce(sum(version), 0) FROM findings WHERE workshop_id = ?),
+		(SELECT count(*) FROM votes v JOIN findings f ON f.id = v.finding_id WHERE f.workshop_id = ?),
+		(SELECT count(*) FROM comments c JOIN findings f ON f.id = c.finding_id WHERE f.workshop_id = ?),
+		(SELECT coalesce(key_messages, '') FROM workshops WHERE id = ?),
+		(SELECT coalesce(string_agg(release_state, ',' ORDER BY id), '') FROM findings WHERE workshop_id = ?),
+		(SELECT coalesce(string_agg(id || ':' || coalesce(key_position, -1) || ':' || is_key, ',' ORDER BY id), '') FROM findings WHERE workshop_id = ?),
+		(SELECT count(*)::text FROM findings WHERE workshop_id = ? AND deleted_at IS NOT NULL)`,
+		room, wid, wid, wid, wid, wid, wid, wid, wid).Scan(&p.head, &p.findings, &p.versions, &p.votes, &p.comments,
+		&p.keyMessages, &p.releaseStates, &p.keyOrder, &p.deletedCount)
+	if err != nil {
+		t.Fatalf("fingerprint: %v", err)
+	}
+	return p
+}
+
+// checkFinding tells what is wrong with a stored finding, as the event's
+// rules see it.
+func checkFinding(f domain.Finding, tax map[string][]domain.Term) error {
+	if strings.TrimSpace(f.Title) == "" {
+		return errors.New("empty title")
+	}
+	for _, s := range []string{f.Title, f.WhatDone, f.Results, f.Transferability, f.NordicProposal, f.ContactName, f.ContactEmail} {
+		if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+			return fmt.Errorf("text %q is not valid UTF-8 without NUL", s)
+		}
+	}
+	if utf8.RuneCountInString(f.Title) > 300 {
+		return errors.New("title over 300 characters")
+	}
+	if !slices.Contains([]string{"en", "da", "fi", "no", "sv"}, f.Language) {
+		return fmt.Errorf("language %q", f.Language)
+	}
+	if !slices.Contains([]string{"chatham", "organisation", "named"}, f.Attribution) {
+		return fmt.Errorf("attribution %q", f.Attribution)
+	}
+	if !f.ContactConsent && (f.ContactName != "" || f.ContactEmail != "") {
+		return errors.New("a contact without consent")
+	}
+	if f.ContactEmail != "" {
+		if _, err := mail.ParseAddress(f.ContactEmail); err != nil {
+			return fmt.Errorf("contact email %q", f.ContactEmail)
+		}
+	}
+	for dim, list := range map[string][]string{domain.DimCountry: f.Countries, domain.DimTheme: f.Themes, domain.DimP: f.Ps,
+		domain.DimForm: f.Forms, domain.DimVictim: f.VictimGroups, domain.DimActor: f.ActorTypes} {
+		for _, k := range list {
+			if !slices.ContainsFunc(tax[dim], func(t domain.Term) bool { return t.Key == k }) {
+				return fmt.Errorf("%s term %q is not in the taxonomy", dim, k)
+			}
+		}
+	}
+	return nil
+}
