@@ -45,9 +45,9 @@ const (
 	maxText  = 20000
 )
 
-// maxTermKey bounds a term key a client sends, before the taxonomy is
-// read to check it.
-const maxTermKey = 100
+// maxTermKey is the longest term key (taxonomy_terms' check): longer
+// keys a client sends are refused before the taxonomy is read.
+const maxTermKey = 63
 
 // checkText says what is wrong with a client's text, if anything: not
 // UTF-8, a NUL character (which Postgres stores in neither text nor
