@@ -20,12 +20,12 @@ import (
 
 // FuzzApplyOp fuzzes op validation behind the hub's frame decoding: any op
 // frame a client can send that DecodeFrame accepts goes to the server's
-// Backend (live.Apply) against a real Postgres, as a rapporteur of the
-// room's workshop. The op is either applied, with exactly one new log
-// entry (the one Apply returns) and its finding still valid, or refused
-// with an error frame's code and nothing written. It never panics and
-// never ends in an internal error, which would hide from the client why
-// its op failed.
+// Backend (live.Apply) against a real Postgres, from a person in any role
+// or a rapporteur of another workshop. The op is either applied, with
+// exactly one new log entry (the one Apply returns) and its finding still
+// valid, or refused with an error frame's code and nothing written. It
+// never panics and never ends in an internal error, which would hide from
+// the client why its op failed.
 func FuzzApplyOp(f *testing.F) {
 	ctx := context.Background()
 	st, err := store.Open(ctx, pg.NewDB(f))
@@ -42,19 +42,26 @@ func FuzzApplyOp(f *testing.F) {
 		f.Fatal(err)
 	}
 	ws, err := st.Workshops(ctx, ev.ID)
-	if err != nil || len(ws) == 0 {
+	if err != nil || len(ws) < 2 {
 		f.Fatalf("demo workshops: %v, %d", err, len(ws))
 	}
 	w := ws[0]
-	p, err := st.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: "Fuzz rapporteur", Country: "FI"}, "rapporteur", w.ID)
-	if err != nil {
-		f.Fatal(err)
+	// Who sends the op: each role, and a rapporteur of another workshop.
+	var people []hub.Identity
+	for _, m := range []struct {
+		role string
+		wid  int64
+	}{{"rapporteur", w.ID}, {"participant", w.ID}, {"observer", 0}, {"organizer", 0}, {"rapporteur", ws[1].ID}} {
+		p, err := st.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: "Fuzz " + m.role, Country: "FI"}, m.role, m.wid)
+		if err != nil {
+			f.Fatal(err)
+		}
+		ms, err := st.AllMemberships(ctx, p.ID)
+		if err != nil {
+			f.Fatal(err)
+		}
+		people = append(people, hub.Identity{ID: fmt.Sprint(p.ID), Name: p.Name, Data: &viewer{Person: p, Memberships: ms}})
 	}
-	ms, err := st.AllMemberships(ctx, p.ID)
-	if err != nil {
-		f.Fatal(err)
-	}
-	who := hub.Identity{ID: fmt.Sprint(p.ID), Name: p.Name, Data: &viewer{Person: p, Memberships: ms}}
 	fs, err := st.WorkshopFindings(ctx, w.ID)
 	if err != nil || len(fs) == 0 {
 		f.Fatalf("demo findings: %v, %d", err, len(fs))
@@ -68,39 +75,45 @@ func FuzzApplyOp(f *testing.F) {
 
 	fid := fs[0].ID
 	for _, s := range []struct {
+		who  uint8
 		kind string
 		base int64
 		body string
 	}{
-		{"finding.create", 0, `{"title":"Joint inspections","countries":["FI","SE"],"themes":["identification"],"language":"sv"}`},
-		{"finding.create", 0, `{"title":"  ","countries":["XX"]}`},
-		{"finding.create", 0, `{"title":"Contact","contact_consent":true,"contact_name":"A","contact_email":"a@example.org"}`},
-		{"finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"title":"New title","countries":["NO"]}}`, fid)},
-		{"finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"contact_consent":"yes"}}`, fid)},
-		{"finding.delete", 0, `{"finding_id":99999}`},
-		{"finding.share", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
-		{"finding.release", 0, fmt.Sprintf(`{"finding_id":%d,"state":"released"}`, fid)},
-		{"vote", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
-		{"unvote", 0, fmt.Sprintf(`{"id":%d}`, fid)},
-		{"comment", 0, fmt.Sprintf(`{"finding_id":%d,"text":"Which agencies?"}`, fid)},
-		{"key.mark", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
-		{"key.reorder", 0, fmt.Sprintf(`{"finding_ids":[%d]}`, fid)},
-		{"keymessages.set", 0, `{"text":"Share one checklist."}`},
+		{2, "finding.create", 0, `{"title":"An observer's finding"}`},
+		{3, "finding.release", 0, fmt.Sprintf(`{"finding_id":%d,"state":"released"}`, fid)},
+		{4, "comment", 0, fmt.Sprintf(`{"finding_id":%d,"text":"From another group"}`, fid)},
+		{1, "key.mark", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
+		{1, "vote", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
+		{0, "finding.create", 0, `{"title":"Joint inspections","countries":["FI","SE"],"themes":["identification"],"language":"sv"}`},
+		{0, "finding.create", 0, `{"title":"  ","countries":["XX"]}`},
+		{0, "finding.create", 0, `{"title":"Contact","contact_consent":true,"contact_name":"A","contact_email":"a@example.org"}`},
+		{0, "finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"title":"New title","countries":["NO"]}}`, fid)},
+		{0, "finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"contact_consent":"yes"}}`, fid)},
+		{0, "finding.delete", 0, `{"finding_id":99999}`},
+		{0, "finding.share", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
+		{0, "finding.release", 0, fmt.Sprintf(`{"finding_id":%d,"state":"released"}`, fid)},
+		{0, "vote", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
+		{0, "unvote", 0, fmt.Sprintf(`{"id":%d}`, fid)},
+		{0, "comment", 0, fmt.Sprintf(`{"finding_id":%d,"text":"Which agencies?"}`, fid)},
+		{0, "key.mark", 0, fmt.Sprintf(`{"finding_id":%d}`, fid)},
+		{0, "key.reorder", 0, fmt.Sprintf(`{"finding_ids":[%d]}`, fid)},
+		{0, "keymessages.set", 0, `{"text":"Share one checklist."}`},
 		// NUL, which Postgres stores in neither text nor jsonb.
-		{"finding.create", 0, `{"title":"a\u0000b"}`},
-		{"finding.create", 0, `{"title":"t","countries":["F\u0000I"]}`},
-		{"finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"results":"x\u0000"}}`, fid)},
-		{"comment", 0, fmt.Sprintf(`{"finding_id":%d,"text":"a\u0000"}`, fid)},
-		{"keymessages.set", 0, `{"text":"\u0000"}`},
-		{"comment", 0, `[1,2]`},
-		{"no.such.kind", 0, `{}`},
+		{0, "finding.create", 0, `{"title":"a\u0000b"}`},
+		{0, "finding.create", 0, `{"title":"t","countries":["F\u0000I"]}`},
+		{0, "finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"results":"x\u0000"}}`, fid)},
+		{0, "comment", 0, fmt.Sprintf(`{"finding_id":%d,"text":"a\u0000"}`, fid)},
+		{0, "keymessages.set", 0, `{"text":"\u0000"}`},
+		{0, "comment", 0, `[1,2]`},
+		{0, "no.such.kind", 0, `{}`},
 	} {
-		f.Add(s.kind, s.base, []byte(s.body))
+		f.Add(s.who, s.kind, s.base, []byte(s.body))
 	}
 
 	codes := []string{hub.CodeForbidden, hub.CodeNotFound, hub.CodeConflict, hub.CodeInvalid, hub.CodeTooLarge}
 	n := 0
-	f.Fuzz(func(t *testing.T, kind string, base int64, body []byte) {
+	f.Fuzz(func(t *testing.T, who uint8, kind string, base int64, body []byte) {
 		n++
 		if !json.Valid(body) {
 			return // not a frame: DecodeFrame's own fuzzer covers that
@@ -116,7 +129,7 @@ func FuzzApplyOp(f *testing.F) {
 		}
 		op := hub.Op{Room: fr.Room, OpID: fr.OpID, Kind: fr.Kind, Base: fr.Base, Body: fr.Body}
 		before := fingerprint(t, st, room, w.ID)
-		e, err := l.Apply(ctx, who, op)
+		e, err := l.Apply(ctx, people[int(who)%len(people)], op)
 		after := fingerprint(t, st, room, w.ID)
 		if err != nil {
 			if !errors.As(err, &oe) || !slices.Contains(codes, oe.Code) {
