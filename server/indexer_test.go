@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/rapporteur/rapporteur/search"
-	"github.com/rapporteur/rapporteur/server/demo"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 )
@@ -177,14 +176,7 @@ func waitIndexer(tb testing.TB, x *indexer, audience []string) int {
 // rebuilds it.
 func TestIndexMappingVersionBumpRebuilds(t *testing.T) {
 	st := pg.MustStore(t)
-	spec, err := demo.Spec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := st.CreateEvent(context.Background(), spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev, _ := mustDemoEvent(t, st)
 	all := []string{audiencePublic, audienceShared(ev.ID), audienceDrafts(ev.ID)}
 	dir := filepath.Join(t.TempDir(), "search")
 	var logs syncBuffer
@@ -408,18 +400,7 @@ func TestReindexCommand(t *testing.T) {
 func TestCreatedFindingsIndexAsReadBack(t *testing.T) {
 	ctx := context.Background()
 	st := pg.MustStore(t)
-	spec, err := demo.Spec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := st.CreateEvent(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ws, err := st.Workshops(ctx, ev.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ws := mustDemoEvent(t, st)
 	w := ws[0]
 	in := store.FindingInput{Title: " Outreach to seasonal workers ", WhatDone: "Visits on farms", Results: "Referrals",
 		Countries: []string{"SE", "FI"}, Themes: []string{"identification"}, Forms: []string{"labour"},

@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/rapporteur/rapporteur/hub"
-	"github.com/rapporteur/rapporteur/server/demo"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 )
@@ -28,22 +27,10 @@ import (
 // the client why its op failed.
 func FuzzApplyOp(f *testing.F) {
 	ctx := context.Background()
-	st, err := store.Open(ctx, pg.NewDB(f))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { st.Close() })
-	spec, err := demo.Spec()
-	if err != nil {
-		f.Fatal(err)
-	}
-	ev, err := st.CreateEvent(ctx, spec)
-	if err != nil {
-		f.Fatal(err)
-	}
-	ws, err := st.Workshops(ctx, ev.ID)
-	if err != nil || len(ws) < 2 {
-		f.Fatalf("demo workshops: %v, %d", err, len(ws))
+	st := pg.MustStore(f)
+	ev, ws := mustDemoEvent(f, st)
+	if len(ws) < 2 {
+		f.Fatalf("the demo event has %d workshops; the fuzzer needs 2", len(ws))
 	}
 	w := ws[0]
 	// Who sends the op: each role, and a rapporteur of another workshop.

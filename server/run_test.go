@@ -15,10 +15,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rapporteur/rapporteur/server/demo"
+	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/pgtest"
+	"github.com/rapporteur/rapporteur/server/store"
 )
 
 var pg *pgtest.Cluster
+
+// mustDemoEvent loads the demo event into st and returns it with its workshops.
+func mustDemoEvent(tb testing.TB, st *store.Store) (domain.Event, []domain.Workshop) {
+	tb.Helper()
+	spec, err := demo.Spec()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ev, err := st.CreateEvent(context.Background(), spec)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ws, err := st.Workshops(context.Background(), ev.ID)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ev, ws
+}
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m, &pg)) }
 
