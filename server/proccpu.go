@@ -74,36 +74,20 @@ func parseProcStat(s string) (pid, ppid int, cpu time.Duration, ok bool) {
 	return pid, ppid, time.Duration(utime+stime) * time.Second / userHZ, true
 }
 
-// tree is the CPU time of pid and all its descendants, leaving out the
-// subtrees of the pids in except.
-func (pt procTimes) tree(pid int, except ...int) time.Duration {
-	children := map[int][]int{}
-	for p, pp := range pt.parent {
-		children[pp] = append(children[pp], p)
-	}
-	var sum time.Duration
-	stack := []int{pid}
-	for len(stack) > 0 {
-		p := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		skip := false
-		for _, e := range except {
-			skip = skip || p == e
+// descends tells whether pid is root or one of root's descendants.
+func (pt procTimes) descends(pid, root int) bool {
+	for p := pid; p > 0; p = pt.parent[p] {
+		if p == root {
+			return true
 		}
-		if skip {
-			continue
-		}
-		sum += pt.cpu[p]
-		stack = append(stack, children[p]...)
 	}
-	return sum
+	return false
 }
 
 // cpuSplit is the CPU time the parts of a load run used between two
 // readings: the load generator (this process alone), the server (its
 // process and children) and the rest of this process's descendants,
-// which under `loadtest -serve` is the private Postgres. A process that
-// exited between the readings counts for neither.
+// which under `loadtest -serve` is the private Postgres.
 type cpuSplit struct {
 	Load, Server, Postgres time.Duration
 }
@@ -111,19 +95,23 @@ type cpuSplit struct {
 // cpuSince is the split of the CPU time used since the reading before:
 // server is the server's pid (0: not known, as without -serve and
 // -server-pid). Postgres is only known under -serve, where it is this
-// process's child.
+// process's child. Each process counts with what it used between the
+// readings (all of it if it started after before), so one that exited in
+// between counts for nothing and takes nothing off the others.
 func cpuSince(before, after procTimes, server int, serve bool) cpuSplit {
 	self := os.Getpid()
-	d := func(f func(procTimes) time.Duration) time.Duration {
-		return max(f(after)-f(before), 0)
-	}
 	var s cpuSplit
-	s.Load = d(func(pt procTimes) time.Duration { return pt.cpu[self] })
-	if server > 0 {
-		s.Server = d(func(pt procTimes) time.Duration { return pt.tree(server) })
-	}
-	if serve {
-		s.Postgres = d(func(pt procTimes) time.Duration { return pt.tree(self, server) - pt.cpu[self] })
+	for pid, t := range after.cpu {
+		d := t - before.cpu[pid]
+		switch {
+		case d <= 0: // idle, or a new process under a reused pid
+		case pid == self:
+			s.Load += d
+		case server > 0 && after.descends(pid, server):
+			s.Server += d
+		case serve && after.descends(pid, self):
+			s.Postgres += d
+		}
 	}
 	return s
 }

@@ -22,17 +22,34 @@ func TestParseProcStat(t *testing.T) {
 	}
 }
 
-func TestProcTimesTree(t *testing.T) {
-	s := time.Second
-	pt := procTimes{
-		cpu:    map[int]time.Duration{1: 1 * s, 10: 2 * s, 11: 4 * s, 12: 8 * s, 20: 16 * s},
-		parent: map[int]int{1: 0, 10: 1, 11: 10, 12: 1, 20: 0},
+func TestProcTimesDescends(t *testing.T) {
+	pt := procTimes{parent: map[int]int{1: 0, 10: 1, 11: 10, 12: 1, 20: 0}}
+	for _, c := range []struct {
+		pid, root int
+		want      bool
+	}{{1, 1, true}, {11, 1, true}, {11, 10, true}, {12, 10, false}, {20, 1, false}, {99, 1, false}} {
+		if got := pt.descends(c.pid, c.root); got != c.want {
+			t.Errorf("descends(%d, %d) = %v, want %v", c.pid, c.root, got, c.want)
+		}
 	}
-	if got := pt.tree(1); got != 15*s {
-		t.Errorf("tree(1) = %s, want 15s", got)
+}
+
+// TestCPUSinceCountsEachProcessOnce checks that a process that exited
+// between the readings takes nothing off the others, and that a new one
+// counts with all its time.
+func TestCPUSinceCountsEachProcessOnce(t *testing.T) {
+	self, s := os.Getpid(), time.Second
+	before := procTimes{cpu: map[int]time.Duration{self: 1 * s, 100: 5 * s, 101: 50 * s},
+		parent: map[int]int{100: self, 101: self}}
+	after := procTimes{cpu: map[int]time.Duration{self: 2 * s, 100: 7 * s, 102: 3 * s, 200: 9 * s},
+		parent: map[int]int{100: self, 102: 100, 200: 1}} // 101 exited; 102 is new; 200 is not ours
+	got := cpuSince(before, after, 100, true)
+	if want := (cpuSplit{Load: 1 * s, Server: 5 * s}); got != want {
+		t.Errorf("with 100 as the server: %+v, want %+v", got, want)
 	}
-	if got := pt.tree(1, 10); got != 9*s {
-		t.Errorf("tree(1) without 10 = %s, want 9s", got)
+	got = cpuSince(before, after, 0, true)
+	if want := (cpuSplit{Load: 1 * s, Postgres: 5 * s}); got != want {
+		t.Errorf("with no server: %+v, want %+v", got, want)
 	}
 }
 
