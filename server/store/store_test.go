@@ -644,6 +644,73 @@ func queueBehindBusyRoom(t *testing.T, s *store.Store, room string, ops []func()
 	return out
 }
 
+// TestBatchedCreatesStoreWhatWasSent queues creates behind a busy room, so
+// that they are written by the batch statement, with texts that array and
+// JSON literals must escape: each finding and its entry hold exactly what
+// was sent, and the entry says what the database holds.
+func TestBatchedCreatesStoreWhatWasSent(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[1]
+	author := mustPerson(t, s)
+	ins := []store.FindingInput{
+		{Title: `He said "NULL", then {a,b}\ and \"`, WhatDone: "Two lines,\nand a\ttab.", Results: `'quoted', "{}", NULL`,
+			Transferability: "Æøå – ✓ 𝄞 <b>&amp;</b>", NordicProposal: `\\server\share`,
+			Countries: []string{"SE", "FI"}, Themes: []string{"training"}, Language: "sv",
+			ContactName: `Anna "A." Berg`, ContactEmail: "anna@example.org", ContactConsent: true, Attribution: "named"},
+		{Title: "NULL"},
+		{Title: "{}", WhatDone: `","`, Countries: []string{"NO"}, Attribution: "organisation"},
+	}
+	actors := []*int64{&author, nil, &author}
+	ops := make([]func() (store.Applied, error), len(ins))
+	for i := range ins {
+		ops[i] = func() (store.Applied, error) {
+			return s.CreateFinding(ctx, actors[i], w.ID, fmt.Sprintf("odd-%d", i), ins[i])
+		}
+	}
+	results := queueBehindBusyRoom(t, s, store.WorkshopRoom(w.ID), ops)
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("create %d: %v", i, r.err)
+		}
+		if !r.a.Entry.At.Equal(results[0].a.Entry.At) {
+			t.Errorf("create %d was not in the batch's transaction", i)
+		}
+		if a := r.a.Entry.ActorID; (a == nil) != (actors[i] == nil) || a != nil && *a != *actors[i] {
+			t.Errorf("create %d: entry actor %v, want %v", i, a, actors[i])
+		}
+		var sent domain.Finding
+		if err := json.Unmarshal(r.a.Entry.Payload, &sent); err != nil {
+			t.Fatalf("create %d: entry payload %s: %v", i, r.a.Entry.Payload, err)
+		}
+		got, err := s.Finding(ctx, sent.ID)
+		if err != nil {
+			t.Fatalf("create %d: %v", i, err)
+		}
+		in := ins[i]
+		want := []string{strings.TrimSpace(in.Title), in.WhatDone, in.Results, in.Transferability, in.NordicProposal,
+			in.ContactName, in.ContactEmail, strings.Join(sorted(in.Countries), ","), strings.Join(in.Themes, ",")}
+		for name, f := range map[string]domain.Finding{"stored": got, "entry": sent} {
+			have := []string{f.Title, f.WhatDone, f.Results, f.Transferability, f.NordicProposal,
+				f.ContactName, f.ContactEmail, strings.Join(f.Countries, ","), strings.Join(f.Themes, ",")}
+			if !slices.Equal(have, want) || f.ContactConsent != in.ContactConsent {
+				t.Errorf("create %d, %s finding:\n have %q\n want %q", i, name, have, want)
+			}
+		}
+		if sent.EventID != w.EventID || sent.WorkshopID == nil || *sent.WorkshopID != w.ID ||
+			!sent.CreatedAt.Equal(got.CreatedAt) || !sent.UpdatedAt.Equal(got.UpdatedAt) || sent.CreatedAt.IsZero() {
+			t.Errorf("create %d: the entry says %+v, the database %+v", i, sent, got)
+		}
+		if (got.AuthorID == nil) != (actors[i] == nil) || got.AuthorID != nil && *got.AuthorID != author {
+			t.Errorf("create %d: author %v, want %v", i, got.AuthorID, actors[i])
+		}
+	}
+}
+
+func sorted(ss []string) []string {
+	return slices.Sorted(slices.Values(ss))
+}
+
 // TestBatchedUpdatesChainAndMeetOtherOps runs updates of one finding in
 // one batch with ops that are not single writes between them: each update
 // must see the ones before it (their writes are held back to the batch's
