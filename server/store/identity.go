@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/driver/pgdriver"
@@ -68,19 +69,22 @@ type OIDCSignIn struct {
 func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (p domain.Person, rolesChanged bool, err error) {
 	err = s.inTx(ctx, func(tx bun.Tx) error {
 		rolesChanged = false
-		email := strings.TrimSpace(in.Email)
+		email, name := strings.TrimSpace(in.Email), cleanClaim(in.Name, maxPersonName)
+		if checkText("email", email, maxEmail) != nil {
+			email = "" // an address we cannot store is no address to find or keep
+		}
 		err := tx.NewSelect().Model(&p).Where("oidc_issuer = ? AND oidc_subject = ?", in.Issuer, in.Subject).For("UPDATE").Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) && in.EmailVerified && email != "" {
 			err = tx.NewSelect().Model(&p).Where("lower(email) = lower(?) AND oidc_subject IS NULL", email).For("UPDATE").Scan(ctx)
 		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			p = domain.Person{Name: firstNonEmpty(in.Name, email, "Staff member")}
+			p = domain.Person{Name: firstNonEmpty(name, email, "Staff member")}
 		case err != nil:
 			return fmt.Errorf("find person by identity: %w", err)
 		}
-		if in.Name != "" {
-			p.Name = in.Name
+		if name != "" {
+			p.Name = name
 		}
 		p.OIDCIssuer, p.OIDCSubject = &in.Issuer, &in.Subject
 		if email != "" {
@@ -183,4 +187,15 @@ func firstNonEmpty(ss ...string) string {
 		}
 	}
 	return ""
+}
+
+// cleanClaim makes a name an identity provider sent storable: invalid
+// UTF-8 and NULs are dropped and it is cut to limit characters. A sign-in
+// is not refused for the provider's spelling of a name.
+func cleanClaim(s string, limit int) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, ""), "\x00", "")
+	if utf8.RuneCountInString(s) > limit {
+		s = string([]rune(s)[:limit])
+	}
+	return strings.TrimSpace(s)
 }

@@ -195,8 +195,8 @@ func (s *Store) AddMember(ctx context.Context, actor *int64, eventID int64, in P
 }
 
 func addMember(ctx context.Context, tx bun.Tx, p *domain.Person, eventID int64, role string, workshopID int64) error {
-	if p.Name == "" {
-		return domain.Errorf(domain.Invalid, "A person needs a name.")
+	if err := checkPerson(p); err != nil {
+		return err
 	}
 	if _, err := tx.NewInsert().Model(p).Returning("id, created_at").Exec(ctx); err != nil {
 		var pgErr pgdriver.Error
@@ -222,6 +222,35 @@ func addMember(ctx context.Context, tx bun.Tx, p *domain.Person, eventID int64, 
 			return domain.Errorf(domain.Invalid, "Role %q needs a workshop (participants and rapporteurs belong to one), or is not a role.", role)
 		}
 		return fmt.Errorf("create membership: %w", err)
+	}
+	return nil
+}
+
+// Limits of a person's texts, in characters.
+const (
+	maxPersonName = 200
+	maxEmail      = 254 // as SMTP allows
+	maxPersonText = 200 // organisation, country, actor type
+)
+
+// checkPerson refuses a person without a name, or with a text that cannot
+// be stored as given: not UTF-8, with a NUL (which the driver would drop
+// without a word) or too long.
+func checkPerson(p *domain.Person) error {
+	if p.Name == "" {
+		return domain.Errorf(domain.Invalid, "A person needs a name.")
+	}
+	for _, f := range []struct {
+		what, value string
+		limit       int
+	}{
+		{"name", p.Name, maxPersonName}, {"email", deref(p.Email), maxEmail},
+		{"organisation", p.Organisation, maxPersonText}, {"country", p.Country, maxPersonText},
+		{"actor type", p.ActorType, maxPersonText},
+	} {
+		if err := checkText(f.what, f.value, f.limit); err != nil {
+			return err
+		}
 	}
 	return nil
 }

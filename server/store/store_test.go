@@ -963,3 +963,67 @@ func TestRepeatedOpInABatch(t *testing.T) {
 		t.Errorf("handed over %v, want %v", got, want)
 	}
 }
+
+// TestPersonTextsAreCheckedNotAltered: a person's texts that cannot be
+// stored as given (a NUL, which the driver would drop without a word, text
+// that is not UTF-8, too long) are refused, by hand and by import, and
+// nothing is written; the names an identity provider sends are cleaned,
+// since a sign-in is not refused for them.
+func TestPersonTextsAreCheckedNotAltered(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	ev := ws[0].EventID
+	people := func() int {
+		t.Helper()
+		var n int
+		if err := s.DB().NewRaw("SELECT count(*) FROM people").Scan(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := people()
+	for name, in := range map[string]store.PersonInput{
+		"NUL in the name":       {Name: "Ann\x00a"},
+		"NUL in the email":      {Name: "Anna", Email: "anna\x00@example.org"},
+		"country not UTF-8":     {Name: "Anna", Country: "F\xffI"},
+		"organisation too long": {Name: "Anna", Organisation: strings.Repeat("ö", 201)},
+		"name too long":         {Name: strings.Repeat("a", 201)},
+		"NUL in the actor type": {Name: "Anna", ActorType: "police\x00"},
+		"no name":               {Name: ""},
+	} {
+		if _, err := s.AddMember(ctx, nil, ev, in, domain.RoleParticipant, ws[0].ID); domain.ErrorCode(err) != domain.Invalid {
+			t.Errorf("%s: %v, want invalid", name, err)
+		}
+	}
+	long := strings.Repeat("å", 200)
+	p, err := s.AddMember(ctx, nil, ev, store.PersonInput{Name: long, Organisation: `"Quoted" \ org`}, domain.RoleParticipant, ws[0].ID)
+	if err != nil {
+		t.Fatalf("a name at the limit: %v", err)
+	}
+	if got, err := s.Person(ctx, p.ID); err != nil || got.Name != long || got.Organisation != `"Quoted" \ org` {
+		t.Errorf("stored %q / %q (%v)", got.Name, got.Organisation, err)
+	}
+	_, err = s.ImportPeople(ctx, nil, ev, []store.ImportRow{
+		{Line: 2, Person: store.PersonInput{Name: "Fine"}, Role: domain.RoleParticipant, WorkshopID: ws[0].ID},
+		{Line: 3, Person: store.PersonInput{Name: "Bad\x00"}, Role: domain.RoleParticipant, WorkshopID: ws[0].ID},
+	})
+	if domain.ErrorCode(err) != domain.Invalid || !strings.Contains(err.Error(), "Line 3") {
+		t.Errorf("import with a NUL on line 3: %v, want invalid naming line 3", err)
+	}
+	if n := people(); n != before+1 {
+		t.Errorf("%d people were written, want only the one at the limit", n-before)
+	}
+
+	signed, _, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "s1",
+		Name: "Bo\x00b\xffby " + strings.Repeat("x", 300), Email: "bobby\x00@example.org", EmailVerified: true})
+	if err != nil {
+		t.Fatalf("sign-in with an odd name: %v", err)
+	}
+	got, err := s.Person(ctx, signed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := ("Bobby " + strings.Repeat("x", 300))[:200]; got.Name != want || got.Email != nil {
+		t.Errorf("signed-in person: name %q, email %v; want %q and no email", got.Name, got.Email, want)
+	}
+}
