@@ -608,7 +608,8 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 // write the finding and its entry. A repeated op id fails the statement on
 // the log's unique (room, op_id), and nothing of it is written. (A lookup
 // of the op id here was planned once per connection, while the log was
-// small, and kept reading it whole as it grew.)
+// small, and kept reading it whole as it grew.) The entry's payload is
+// built as createFindingsSQL builds it.
 const (
 	createFindingOK = `
 WITH ok AS (
@@ -635,7 +636,8 @@ WITH ok AS (
 ), e AS (
     INSERT INTO log_entries (room, seq, op_id, actor_id, kind, payload)
     SELECT $2::text, r.seq, $3::text, $6::bigint, 'finding.create',
-           $23::jsonb || jsonb_build_object('id', f.id, 'event_id', f.event_id, 'created_at', f.created_at, 'updated_at', f.updated_at)
+           (left($23::text, -1) || ',"id":' || f.id || ',"event_id":' || f.event_id ||
+            ',"created_at":' || to_json(f.created_at) || ',"updated_at":' || to_json(f.updated_at) || '}')::jsonb
     FROM r, f
     RETURNING seq, at, payload
 )
