@@ -80,3 +80,25 @@ func TestLoadtestServe(t *testing.T) {
 		t.Errorf("the server (pid %d) still runs: %v", pid, err)
 	}
 }
+
+// TestScanFrame: the load test reads a frame's own fields, never a
+// payload's, even when the payload holds the same keys.
+func TestScanFrame(t *testing.T) {
+	for _, c := range []struct {
+		frame string
+		want  ltFrame
+	}{
+		{`{"type":"entry","room":"workshop:1","seq":42,"op_id":"tp-1-2","actor":"Participant, \"FI\"","kind":"finding.create","payload":{"code":"inner","op_id":"inner","seq":7,"type":"x"},"at":"2026-11-27T10:00:00Z"}`,
+			ltFrame{Type: "entry", Room: "workshop:1", Seq: 42, OpID: "tp-1-2"}},
+		{`{"type":"entry","room":"workshop:1","seq":5,"kind":"finding.release","payload":{"op_id":"inner","code":"inner"},"at":"2026-11-27T10:00:00Z"}`,
+			ltFrame{Type: "entry", Room: "workshop:1", Seq: 5}},
+		{`{"type":"ack","room":"workshop:1","op_id":"tp-1-3","seq":43}`,
+			ltFrame{Type: "ack", Room: "workshop:1", Seq: 43, OpID: "tp-1-3"}},
+		{`{"type":"error","room":"workshop:1","op_id":"tp-1-4","code":"conflict","message":"Someone else changed it.","current":{"title":"x"}}`,
+			ltFrame{Type: "error", Room: "workshop:1", OpID: "tp-1-4", Code: "conflict"}},
+	} {
+		if got := scanFrame([]byte(c.frame)); got != c.want {
+			t.Errorf("scanFrame(%s)\n = %+v\nwant %+v", c.frame, got, c.want)
+		}
+	}
+}
