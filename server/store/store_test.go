@@ -662,13 +662,31 @@ func TestBatchedCreatesStoreWhatWasSent(t *testing.T) {
 		{Title: "{}", WhatDone: `","`, Countries: []string{"NO"}, Attribution: "organisation"},
 	}
 	actors := []*int64{&author, nil, &author}
-	ops := make([]func() (store.Applied, error), len(ins))
+	// Terms that are not the taxonomy's, written to break out of the
+	// array literals: refused, and the others still go in.
+	bad := []string{`FI","SE`, `{FI}`, `FI\`, `\"FI`}
+	ops := make([]func() (store.Applied, error), len(ins)+len(bad))
 	for i := range ins {
 		ops[i] = func() (store.Applied, error) {
 			return s.CreateFinding(ctx, actors[i], w.ID, fmt.Sprintf("odd-%d", i), ins[i])
 		}
 	}
+	for i, k := range bad {
+		ops[len(ins)+i] = func() (store.Applied, error) {
+			return s.CreateFinding(ctx, nil, w.ID, fmt.Sprintf("bad-%d", i), store.FindingInput{Title: "Bad term", Countries: []string{"SE", k}})
+		}
+	}
 	results := queueBehindBusyRoom(t, s, store.WorkshopRoom(w.ID), ops)
+	for i, r := range results[len(ins):] {
+		if domain.ErrorCode(r.err) != domain.Invalid {
+			t.Errorf("country %q: %+v %v, want invalid", bad[i], r.a, r.err)
+		}
+	}
+	var stored int
+	if err := s.DB().NewRaw("SELECT count(*) FROM findings WHERE title = 'Bad term'").Scan(ctx, &stored); err != nil || stored != 0 {
+		t.Errorf("%d findings with a bad term were stored (%v)", stored, err)
+	}
+	results = results[:len(ins)]
 	for i, r := range results {
 		if r.err != nil {
 			t.Fatalf("create %d: %v", i, r.err)
