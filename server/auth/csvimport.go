@@ -10,6 +10,8 @@ import (
 	"net/mail"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rapporteur/rapporteur/server/domain"
 )
 
 // Validator checks taxonomy values against the event's data; the server
@@ -188,9 +190,21 @@ func ParseParticipants(r io.Reader, taxonomy Validator) ([]ParticipantRow, []Row
 		if p.Name == "" {
 			add("name", "the name is missing")
 		}
+		for _, f := range []struct {
+			field, value string
+			limit        int
+		}{{"name", p.Name, domain.MaxPersonName}, {"organisation", p.Organisation, domain.MaxPersonText}} {
+			if strings.IndexByte(f.value, 0) >= 0 {
+				add(f.field, "the "+f.field+" holds a NUL character, which cannot be stored")
+			} else if n := utf8.RuneCountInString(f.value); n > f.limit {
+				add(f.field, fmt.Sprintf("the %s is %d characters long; at most %d are allowed", f.field, n, f.limit))
+			}
+		}
 		if p.Email != "" {
 			if !validEmail(p.Email) {
 				add("email", fmt.Sprintf("%q is not an email address", oneLine(p.Email)))
+			} else if n := utf8.RuneCountInString(p.Email); n > domain.MaxEmail {
+				add("email", fmt.Sprintf("the email is %d characters long; at most %d are allowed", n, domain.MaxEmail))
 			} else if first, dup := seen[p.Email]; dup {
 				add("email", fmt.Sprintf("%s is already on line %d", p.Email, first))
 			} else {

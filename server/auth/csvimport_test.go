@@ -69,7 +69,10 @@ func TestParseParticipantsBadRows(t *testing.T) {
 		"Lost Rap,lostrap@example.fi,,FI,,,rapporteur\n" + // 11 rapporteur without workshop
 		"Angle,Angle <a@example.fi>,,FI,,W3,\n" + // 12 display-name address
 		"Many,m@example.fi,,FI,,W3,,extra\n" + // 13 too many fields
-		"Bad\xffUTF,u@example.fi,,FI,,W3,\n" // 14 invalid UTF-8
+		"Bad\xffUTF,u@example.fi,,FI,,W3,\n" + // 14 invalid UTF-8
+		"Nul\x00l,n@example.fi,,FI,,W3,\n" + // 15 NUL in the name
+		"Long," + strings.Repeat("l", 250) + "@example.fi,Org\x00,FI,,W3,\n" + // 16 email too long, NUL in the organisation
+		strings.Repeat("ä", 201) + ",,,FI,,W3,\n" // 17 name too long
 	rows, errs := ParseParticipants(strings.NewReader(in), taxo{})
 	if rows != nil {
 		t.Errorf("rows returned despite errors: %+v", rows)
@@ -87,6 +90,10 @@ func TestParseParticipantsBadRows(t *testing.T) {
 		{12, "email", "not an email"},
 		{13, "", "fields"},
 		{14, "", "UTF-8"},
+		{15, "name", "NUL"},
+		{16, "organisation", "NUL"},
+		{16, "email", "261 characters long; at most 254"},
+		{17, "name", "201 characters long; at most 200"},
 	}
 	if len(errs) != len(want) {
 		t.Fatalf("got %d errors, want %d:\n%+v", len(errs), len(want), errs)

@@ -97,6 +97,13 @@ type SideEvent struct {
 	ReleaseState  string     `json:"release_state"`
 }
 
+// Limits of a person's texts, in characters, wherever a person comes from.
+const (
+	MaxPersonName = 200
+	MaxEmail      = 254 // as SMTP allows
+	MaxPersonText = 200 // organisation, country, actor type
+)
+
 // Person is someone who takes part; staff are linked to an OIDC subject.
 type Person struct {
 	bun.BaseModel `bun:"table:people"`

@@ -69,8 +69,8 @@ type OIDCSignIn struct {
 func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (p domain.Person, rolesChanged bool, err error) {
 	err = s.inTx(ctx, func(tx bun.Tx) error {
 		rolesChanged = false
-		email, name := strings.TrimSpace(in.Email), cleanClaim(in.Name, maxPersonName)
-		if checkText("email", email, maxEmail) != nil {
+		email, name := strings.TrimSpace(in.Email), cleanClaim(in.Name, domain.MaxPersonName)
+		if checkText("email", email, domain.MaxEmail) != nil {
 			email = "" // an address we cannot store is no address to find or keep
 		}
 		err := tx.NewSelect().Model(&p).Where("oidc_issuer = ? AND oidc_subject = ?", in.Issuer, in.Subject).For("UPDATE").Scan(ctx)

@@ -226,13 +226,6 @@ func addMember(ctx context.Context, tx bun.Tx, p *domain.Person, eventID int64, 
 	return nil
 }
 
-// Limits of a person's texts, in characters.
-const (
-	maxPersonName = 200
-	maxEmail      = 254 // as SMTP allows
-	maxPersonText = 200 // organisation, country, actor type
-)
-
 // checkPerson refuses a person without a name, or with a text that cannot
 // be stored as given: not UTF-8, with a NUL (which the driver would drop
 // without a word) or too long.
@@ -244,9 +237,9 @@ func checkPerson(p *domain.Person) error {
 		what, value string
 		limit       int
 	}{
-		{"name", p.Name, maxPersonName}, {"email", deref(p.Email), maxEmail},
-		{"organisation", p.Organisation, maxPersonText}, {"country", p.Country, maxPersonText},
-		{"actor type", p.ActorType, maxPersonText},
+		{"name", p.Name, domain.MaxPersonName}, {"email", deref(p.Email), domain.MaxEmail},
+		{"organisation", p.Organisation, domain.MaxPersonText}, {"country", p.Country, domain.MaxPersonText},
+		{"actor type", p.ActorType, domain.MaxPersonText},
 	} {
 		if err := checkText(f.what, f.value, f.limit); err != nil {
 			return err
