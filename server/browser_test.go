@@ -59,17 +59,25 @@ func waitText(sel, want string) chromedp.Action[chromedp.Void] {
 	})
 }
 
-// TestTabletKeepsUnsavedFindingsAndResendsThem drives the workshop page
-// in Chromium: a finding saved live, another typed while the server is
-// down (kept on the device and shown as not saved), then resent by itself
-// after the server is back, and saved exactly once.
-func TestTabletKeepsUnsavedFindingsAndResendsThem(t *testing.T) {
+// tablet is a signed-in participant's browser on a workshop page, with a
+// server it can stop and start again on the same address.
+type tablet struct {
+	f       *fixture
+	env     map[string]string
+	browser context.Context
+	page    string
+	person  domain.Person
+	w       domain.Workshop
+}
+
+// MustTablet starts a server and Chromium, and signs a participant of the
+// first workshop in through a personal link (as when scanning the QR code).
+func MustTablet(t *testing.T) *tablet {
 	browser := MustBrowser(t)
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
-	dsn := pg.NewDB(t)
-	env := map[string]string{"DATABASE_URL": dsn, "ADDR": addr, "BASE_URL": "http://" + addr}
+	env := map[string]string{"DATABASE_URL": pg.NewDB(t), "ADDR": addr, "BASE_URL": "http://" + addr}
 	f := MustFixture(t, env)
 	w := f.ws[0]
 	p, err := f.store.AddMember(context.Background(), nil, f.event.ID, store.PersonInput{Name: "Tablet user", Country: "FI", ActorType: "police"}, domain.RoleParticipant, w.ID)
@@ -81,11 +89,50 @@ func TestTabletKeepsUnsavedFindingsAndResendsThem(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
-	defer cancel()
-	page := fmt.Sprintf("%s/events/%s/workshops/%d", f.srv.URL, f.event.Slug, w.ID)
-	err = chromedp.Do(ctx,
-		chromedp.Navigate(f.srv.URL+"/signin/"+token), // scanning the QR code
-		chromedp.Navigate(page),
+	t.Cleanup(cancel)
+	tb := &tablet{f: f, env: env, browser: ctx, page: fmt.Sprintf("%s/events/%s/workshops/%d", f.srv.URL, f.event.Slug, w.ID), person: p, w: w}
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/signin/"+token)); err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+// stored is what the page keeps on the device under key (queue, failed, state).
+func (tb *tablet) stored(t *testing.T, ctx context.Context, key string) string {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`localStorage.getItem("rapporteur:%d:%s:%s") || ""`, tb.person.ID, store.WorkshopRoom(tb.w.ID), key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// findings counts the findings titled title in the database.
+func (tb *tablet) findings(t *testing.T, title string) int {
+	t.Helper()
+	var n int
+	if err := tb.f.store.DB().NewRaw("SELECT count(*) FROM findings WHERE title = ?", title).Scan(context.Background(), &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// typeFinding fills in a finding's title and submits the form.
+func typeFinding(title string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.SendKeys(chromedp.CSS(`input[name=title]`), title),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)))
+}
+
+// TestTabletKeepsUnsavedFindingsAndResendsThem drives the workshop page
+// in Chromium: a finding saved live, another typed while the server is
+// down (kept on the device and shown as not saved), then resent by itself
+// after the server is back, and saved exactly once.
+func TestTabletKeepsUnsavedFindingsAndResendsThem(t *testing.T) {
+	tb := MustTablet(t)
+	f, w, ctx := tb.f, tb.w, tb.browser
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Saved while online"),
 		chromedp.Click(chromedp.CSS(`input[name=countries][value=FI]`)),
@@ -119,16 +166,12 @@ func TestTabletKeepsUnsavedFindingsAndResendsThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("rapporteur:`+room+`:queue")`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(stored, "Typed while offline") {
+	if stored := tb.stored(t, ctx, "queue"); !strings.Contains(stored, "Typed while offline") {
 		t.Fatalf("the unsaved finding is not in the device's storage: %s", stored)
 	}
 
 	// The server is back: the page reconnects by itself and resends.
-	MustStart(t, env)
+	MustStart(t, tb.env)
 	err = chromedp.Do(ctx,
 		waitText("#status", "every change is saved"),
 		waitText("#findings li.saved", "Typed while offline"),
@@ -136,9 +179,7 @@ func TestTabletKeepsUnsavedFindingsAndResendsThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var n int
-	f.store.DB().NewRaw("SELECT count(*) FROM findings WHERE title = 'Typed while offline'").Scan(context.Background(), &n)
-	if n != 1 {
+	if n := tb.findings(t, "Typed while offline"); n != 1 {
 		t.Fatalf("%d findings typed offline in the database, want exactly 1", n)
 	}
 	pending, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.pending").length`))
@@ -151,6 +192,117 @@ func TestTabletKeepsUnsavedFindingsAndResendsThem(t *testing.T) {
 	if path := os.Getenv("RAPPORTEUR_SCREENSHOT"); path != "" {
 		if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
 			os.WriteFile(path, png, 0o644)
+		}
+	}
+}
+
+// TestTabletKeepsWhatTheServerRefuses: a finding the server refuses (here
+// a country the event's taxonomy no longer has) stays on the device, shown
+// as not saved with the reason, across a reload, and the status says so;
+// "Edit again" brings it back into the form, and saved from there it is
+// saved once. A finding too big for one frame is not sent at all: the form
+// keeps it and says why, and later findings still go through.
+func TestTabletKeepsWhatTheServerRefuses(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	addXX := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](`document.querySelector("fieldset.terms").insertAdjacentHTML("beforeend",
+			'<label class="chip"><input type="checkbox" name="countries" value="XX" checked> Gone</label>'); true`)(ctx, t)
+		return err
+	})
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		addXX,
+		typeFinding("Refused for its country"),
+		waitText("#findings li.failed", "Not saved: Unknown country term"),
+		waitText("#status", "1 change not saved"),
+		chromedp.Reload(),
+		waitText("#status", "Live"),
+		waitText("#findings li.failed", "Refused for its country"),
+		waitText("#status", "1 change not saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tb.stored(t, ctx, "failed"); !strings.Contains(s, "Refused for its country") {
+		t.Fatalf("the refused finding is not kept on the device: %q", s)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#findings li.failed button.edit`)),
+		chromedp.Click(chromedp.CSS(`input[name=countries][value=SE]`)),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.saved", "Refused for its country"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tb.findings(t, "Refused for its country"); n != 1 {
+		t.Fatalf("%d findings saved from the form, want 1", n)
+	}
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.failed").length`)); err != nil || n != 0 {
+		t.Fatalf("%d findings still shown as refused (%v)", n, err)
+	}
+
+	// 70,000 characters set by a script (typing is held to 20,000 per field).
+	err = chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`textarea[name=what_done]`), strings.Repeat("x", 70000)),
+		typeFinding("Far too long"),
+		waitText("#form-error", "Too long to send"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	title, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`input[name=title]`)))
+	if err != nil || title != "Far too long" {
+		t.Fatalf("the form lost the text it could not send: title %q (%v)", title, err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.CSS(`textarea[name=what_done]`), "Short now."),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.saved", "Far too long"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTabletTabsShareUnsentChanges: two tabs of the workshop page on one
+// device, each with a finding typed while the server is down. The first
+// tab is closed before the server is back; the second sends both, and
+// each is saved once. (Each tab used to write its own queue over the
+// other's.)
+func TestTabletTabsShareUnsentChanges(t *testing.T) {
+	tb := MustTablet(t)
+	a := tb.browser
+	b, closeB := chromedp.NewContext(a)
+	defer closeB()
+	for _, tab := range []context.Context{a, b} {
+		if err := chromedp.Do(tab, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb.f.srv.Stop(t)
+	if err := chromedp.Do(a, waitText("#status", "Offline"), typeFinding("From tab A"), waitText("#findings li.pending", "From tab A")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, waitText("#status", "Offline"), typeFinding("From tab B"), waitText("#findings li.pending", "From tab B")); err != nil {
+		t.Fatal(err)
+	}
+	// Tab A's page goes away: what it typed is now only in the device's storage.
+	if err := chromedp.Do(a, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	if err := chromedp.Do(b, waitText("#status", "every change is saved"),
+		waitText("#findings li.saved", "From tab A"), waitText("#findings li.saved", "From tab B")); err != nil {
+		t.Fatal(err)
+	}
+	for _, title := range []string{"From tab A", "From tab B"} {
+		if n := tb.findings(t, title); n != 1 {
+			t.Errorf("%q saved %d times, want once", title, n)
 		}
 	}
 }

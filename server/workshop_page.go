@@ -39,7 +39,11 @@ func (a *app) handleWorkshopPage(w http.ResponseWriter, r *http.Request) {
 		a.message(w, r, err)
 		return
 	}
+	var person int64 // the page keeps unsent changes per person (live.js)
+	if id := actor(r); id != nil {
+		person = *id
+	}
 	a.page(w, r, http.StatusOK, "workshop.html", map[string]any{
-		"Event": sc.event, "Workshop": ws, "Room": store.WorkshopRoom(ws.ID), "Taxonomy": tax,
+		"Event": sc.event, "Workshop": ws, "Room": store.WorkshopRoom(ws.ID), "Taxonomy": tax, "Person": person,
 	})
 }

@@ -2,44 +2,83 @@
 // Nothing typed is lost: every change is kept in this device's storage
 // until the server acknowledges it, resent by itself after a reconnect
 // (with the same op id, so it is applied once), and shown as "on this
-// device" until then.
+// device" until then. A change the server refuses stays on the device too,
+// shown as not saved, until the person edits it again or discards it.
 (function () {
   "use strict";
   var root = document.getElementById("workshop");
   if (!root) return;
   var room = root.dataset.room;
-  var storeKey = "rapporteur:" + room;
+  // Per person and room: on a shared tablet, one person's unsent changes
+  // are never sent under another person's session.
+  var storeKey = "rapporteur:" + (root.dataset.person || "") + ":" + room;
   var statusEl = document.getElementById("status");
   var listEl = document.getElementById("findings");
   var form = document.getElementById("new-finding");
+  var formError = document.getElementById("form-error");
 
-  // Local state: the room's seq and findings as last seen, and the queue of
-  // ops not yet acknowledged, both kept in localStorage.
-  var state = load(storeKey + ":state", { seq: 0, findings: {} });
-  var queue = load(storeKey + ":queue", []);
-  var failed = [];
-  var ws = null, live = false, retry = 500;
+  var maxFrame = 64 * 1024; // the server's frame limit (bytes)
+  var maxInFlight = 16;     // unacked ops on the wire (PROTOCOL.md, Resume)
+  var retryCodes = { rate_limited: 1, unavailable: 1, internal: 1 };
+  var refusedCodes = { bad_frame: 1, unknown_type: 1, too_large: 1, invalid: 1, forbidden: 1, not_found: 1, conflict: 1 };
 
-  function load(key, fallback) {
-    try { var v = localStorage.getItem(key); return v ? JSON.parse(v) : fallback; } catch (e) { return fallback; }
+  // Kept in localStorage: the room's seq and findings as last seen, the
+  // ops not yet acknowledged (in order), and the ops the server refused.
+  var state = load(":state", { seq: 0, findings: {} });
+  var queue = load(":queue", []);
+  var failed = load(":failed", []);
+  var acked = [];  // acked creates whose entry is still on the way: shown as saved
+  var done = {};   // op ids this page saw applied or refused (see merge)
+  var sent = {};   // op ids sent on this connection and not answered yet
+  var ws = null, live = false, paused = false, retry = 500, timer = null;
+  var signedOut = false, blocked = "", lastHeard = 0;
+
+  function load(suffix, fallback) {
+    try { var v = localStorage.getItem(storeKey + suffix); return v ? JSON.parse(v) : fallback; } catch (e) { return fallback; }
+  }
+  // merge takes in the ops another tab of this device stored: each tab
+  // writes the whole queue, so without it two tabs would overwrite each
+  // other's unsent changes.
+  function merge() {
+    [[":queue", queue], [":failed", failed]].forEach(function (kv) {
+      var mine = {};
+      kv[1].forEach(function (op) { mine[op.op_id] = true; });
+      load(kv[0], []).forEach(function (op) {
+        if (!mine[op.op_id] && !done[op.op_id]) kv[1].push(op);
+      });
+    });
+    failed = failed.filter(function (x) { return queue.every(function (op) { return op.op_id !== x.op_id; }); });
   }
   function save() {
-    localStorage.setItem(storeKey + ":state", JSON.stringify(state));
-    localStorage.setItem(storeKey + ":queue", JSON.stringify(queue));
+    merge();
+    try {
+      localStorage.setItem(storeKey + ":state", JSON.stringify(state));
+      localStorage.setItem(storeKey + ":queue", JSON.stringify(queue));
+      localStorage.setItem(storeKey + ":failed", JSON.stringify(failed));
+    } catch (e) {
+      statusEl.textContent = "This device's storage is full: changes may not be kept if the page closes.";
+    }
   }
   function opID() {
     var b = new Uint8Array(16);
     crypto.getRandomValues(b);
     return Array.prototype.map.call(b, function (x) { return ("0" + x.toString(16)).slice(-2); }).join("");
   }
+  function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
 
   function setStatus() {
-    var n = queue.length;
-    var text, cls;
-    if (live && n === 0) { text = "Live · every change is saved"; cls = "live"; }
-    else if (live) { text = "Saving " + n + " change" + (n === 1 ? "" : "s") + "…"; cls = "saving"; }
-    else if (n > 0) { text = "Offline · " + n + " change" + (n === 1 ? "" : "s") + " kept on this device, not saved yet; they will be sent when the connection is back"; cls = "offline"; }
+    var n = queue.length, text, cls;
+    var kept = plural(n, "change") + " kept on this device, not saved yet";
+    if (signedOut) { text = "Signed out" + (n ? " · " + kept + "; sign in again on this device to send them" : ""); cls = "offline"; }
+    else if (blocked) { text = blocked + (n ? " · " + kept : ""); cls = "offline"; }
+    else if (live && n === 0) { text = "Live · every change is saved"; cls = "live"; }
+    else if (live) { text = "Saving " + plural(n, "change") + "…"; cls = "saving"; }
+    else if (n > 0) { text = "Offline · " + kept + "; they will be sent when the connection is back"; cls = "offline"; }
     else { text = "Offline · reconnecting…"; cls = "offline"; }
+    if (failed.length) {
+      text += " · " + plural(failed.length, "change") + " not saved: see below";
+      if (cls === "live") cls = "saving";
+    }
     statusEl.textContent = text;
     statusEl.className = "status " + cls;
   }
@@ -71,22 +110,19 @@
     listEl.textContent = "";
     var items = Object.keys(state.findings).map(function (k) { return state.findings[k]; });
     items.sort(function (a, b) { return a.id - b.id; });
-    items.forEach(function (f) { listEl.appendChild(item(f, false)); });
+    items.forEach(function (f) { listEl.appendChild(item(f, "saved")); });
+    acked = acked.filter(function (a) { return a.seq > state.seq; });
+    acked.forEach(function (a) { listEl.appendChild(item(a.body, "saved")); });
     queue.forEach(function (op) {
-      if (op.kind === "finding.create") listEl.appendChild(item(op.body, true));
+      if (op.kind === "finding.create") listEl.appendChild(item(op.body, "pending"));
     });
-    failed.forEach(function (x) {
-      var li = item(x.op.body || {}, false);
-      li.classList.add("failed");
-      li.querySelector(".state").textContent = "Not saved: " + x.message;
-      listEl.appendChild(li);
-    });
+    failed.forEach(function (op) { listEl.appendChild(failedItem(op)); });
     setStatus();
   }
 
-  function item(f, pending) {
+  function item(f, how) {
     var li = document.createElement("li");
-    li.className = "finding" + (pending ? " pending" : " saved");
+    li.className = "finding " + how;
     var h = document.createElement("h3");
     h.textContent = f.title || "(untitled)";
     li.appendChild(h);
@@ -97,91 +133,240 @@
     li.appendChild(meta);
     var st = document.createElement("p");
     st.className = "state";
-    st.textContent = pending ? "On this device · not saved yet" : "Saved" + (f.is_key ? " · key finding" : "") + (f.votes ? " · " + f.votes + " support" : "");
+    st.textContent = how === "pending" ? "On this device · not saved yet" : "Saved" + (f.is_key ? " · key finding" : "") + (f.votes ? " · " + f.votes + " support" : "");
     li.appendChild(st);
-    if (!pending && f.id) {
-      var b = document.createElement("button");
-      b.type = "button";
-      b.className = "vote";
-      b.textContent = "Support";
-      b.addEventListener("click", function () { enqueue({ kind: "vote", body: { finding_id: f.id } }); });
-      li.appendChild(b);
+    if (how === "saved" && f.id) {
+      li.appendChild(button("Support", "vote", function () { enqueue({ kind: "vote", body: { finding_id: f.id } }); }));
     }
     return li;
   }
 
+  // failedItem shows an op the server refused, with its reason; the text
+  // stays until the person takes it back into the form or discards it.
+  function failedItem(op) {
+    var li;
+    if (op.kind === "finding.create") {
+      li = item(op.body, "failed");
+    } else {
+      li = document.createElement("li");
+      li.className = "finding failed";
+      var h = document.createElement("h3");
+      h.textContent = op.kind === "vote" ? "Support for a finding" : op.kind;
+      li.appendChild(h);
+      li.appendChild(document.createElement("p")).className = "state";
+    }
+    li.querySelector(".state").textContent = "Not saved: " + op.error;
+    if (op.kind === "finding.create") {
+      li.appendChild(button("Edit again", "edit", function () {
+        fillForm(op.body);
+        forget(op);
+        form.scrollIntoView();
+      }));
+    }
+    li.appendChild(button("Discard", "discard", function () {
+      if (op.kind !== "finding.create" || window.confirm("Discard \"" + (op.body.title || "") + "\"? It was not saved.")) forget(op);
+    }));
+    return li;
+  }
+  function button(text, cls, onClick) {
+    var b = document.createElement("button");
+    b.type = "button";
+    b.className = cls;
+    b.textContent = text;
+    b.addEventListener("click", onClick);
+    return b;
+  }
+  function forget(op) {
+    done[op.op_id] = true;
+    failed = failed.filter(function (x) { return x.op_id !== op.op_id; });
+    save();
+    render();
+  }
+  function fillForm(body) {
+    ["title", "what_done", "results", "transferability"].forEach(function (k) { form.elements[k].value = body[k] || ""; });
+    Array.prototype.forEach.call(form.querySelectorAll("input[type=checkbox]"), function (c) {
+      c.checked = (body[c.name] || []).indexOf(c.value) >= 0;
+    });
+  }
+
+  function frameOf(op) {
+    var f = { type: "op", room: room, op_id: op.op_id, kind: op.kind, body: op.body };
+    if (op.base) f.base = op.base;
+    return JSON.stringify(f);
+  }
+  function bytes(s) { return new TextEncoder().encode(s).length; }
+
+  // enqueue keeps op on the device, then sends it when the window allows.
+  // It returns false, keeping nothing, when op is too big for one frame.
   function enqueue(op) {
     op.op_id = opID();
+    var n = bytes(frameOf(op));
+    if (n > maxFrame) {
+      formError.textContent = "Too long to send: " + Math.ceil(n / 1024) + " KiB, at most 64 KiB. Please shorten it.";
+      return false;
+    }
+    formError.textContent = "";
     queue.push(op);
     save();
     render();
-    if (live) send(op);
+    pump();
+    return true;
   }
 
-  function send(op) {
-    var frame = { type: "op", room: room, op_id: op.op_id, kind: op.kind, body: op.body };
-    if (op.base) frame.base = op.base;
-    ws.send(JSON.stringify(frame));
+  // pump sends the queue's next ops in order, at most maxInFlight unanswered.
+  function pump() {
+    if (!live || paused || !ws || ws.readyState !== WebSocket.OPEN) return;
+    var inFlight = Object.keys(sent).length;
+    for (var i = 0; i < queue.length && inFlight < maxInFlight; i++) {
+      var op = queue[i];
+      if (sent[op.op_id]) continue;
+      sent[op.op_id] = true;
+      inFlight++;
+      ws.send(frameOf(op));
+    }
+  }
+  // later resends every unanswered op, in order, after wait ms.
+  function later(wait) {
+    if (paused) return; // one wait for the ops of one burst
+    paused = true;
+    setTimeout(function () { paused = false; sent = {}; pump(); }, wait);
+  }
+  function settle(opID) {
+    delete sent[opID];
+    done[opID] = true;
+    queue = queue.filter(function (op) { return op.op_id !== opID; });
   }
 
   function connect() {
+    timer = null;
+    if (signedOut) return;
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
-    ws = new WebSocket(url);
-    ws.onopen = function () {
-      retry = 500;
-      ws.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
+    var sock = new WebSocket(url);
+    ws = sock;
+    sent = {};
+    var opened = false;
+    sock.onopen = function () {
+      opened = true;
+      lastHeard = Date.now();
+      sock.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
     };
-    ws.onmessage = function (m) {
+    sock.onmessage = function (m) {
+      lastHeard = Date.now();
       // A message holds one frame or several, a frame a line.
       String(m.data).split("\n").forEach(handle);
       save();
       render();
+      pump();
     };
-    function handle(line) {
-      var f;
-      try { f = JSON.parse(line); } catch (e) { return; }
-      switch (f.type) {
-        case "snapshot":
-          state = { seq: f.seq, findings: {} };
-          ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
-          break;
-        case "entry":
-          apply(f);
-          // The entry proves the op committed, even if its ack is still on the way.
-          queue = queue.filter(function (op) { return op.op_id !== f.op_id; });
-          break;
-        case "joined":
-          live = true;
-          queue.forEach(send); // resend everything not yet acknowledged, in order
-          break;
-        case "ack":
-          queue = queue.filter(function (op) { return op.op_id !== f.op_id; });
-          break;
-        case "error":
-          if (!f.op_id) break;
-          var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
-          if (!op) break;
-          if (f.code === "rate_limited" || f.code === "unavailable" || f.code === "internal") {
-            // Not applied, and worth trying again: the op stays queued.
-            var wait = (f.detail && f.detail.retry_after_ms) || 2000;
-            setTimeout(function () {
-              if (live && queue.indexOf(op) >= 0) send(op);
-            }, wait);
-          } else {
-            // Refused for good (invalid, forbidden, conflict): say so, keep the text visible.
-            queue = queue.filter(function (o) { return o !== op; });
-            failed.push({ op: op, message: f.message });
-          }
-          break;
-      }
-    }
-    ws.onclose = function () {
+    sock.onclose = function (ev) {
+      if (ws !== sock) return;
       live = false;
-      setStatus();
-      setTimeout(connect, retry);
-      retry = Math.min(retry * 2, 10000);
+      ws = null;
+      if (ev.code === 4001) { // session ended: only a new sign-in helps
+        signedOut = true;
+      } else if (ev.code === 1009) { // a frame over the limit (enqueue checks, so an old page's op)
+        queue.filter(function (op) { return bytes(frameOf(op)) > maxFrame; }).forEach(function (op) {
+          refuse(op, "too long to send (more than 64 KiB)");
+        });
+        save();
+      }
+      render();
+      if (signedOut) return;
+      if (!opened) probeSignIn();
+      var now = ev.code === 4003 || ev.code === 4008; // roles changed, too slow: resume at once
+      reconnect(now ? 0 : retry * (0.5 + Math.random() / 2));
+      if (!now) retry = Math.min(retry * 2, 30000);
     };
   }
+  // probeSignIn tells a session that ended while the page was away (the
+  // WebSocket upgrade then fails without a close code) from a server that
+  // cannot be reached: the page itself answers 401.
+  function probeSignIn() {
+    fetch(location.href, { method: "HEAD", cache: "no-store" }).then(function (r) {
+      if (r.status !== 401) return;
+      signedOut = true;
+      if (timer !== null) { clearTimeout(timer); timer = null; }
+      render();
+    }, function () {});
+  }
+  function reconnect(wait) {
+    if (timer === null) timer = setTimeout(connect, wait);
+  }
+  function refuse(op, message) {
+    settle(op.op_id);
+    op.error = message;
+    failed.push(op);
+  }
+
+  function handle(line) {
+    var f;
+    try { f = JSON.parse(line); } catch (e) { return; }
+    switch (f.type) {
+      case "snapshot":
+        state = { seq: f.seq, findings: {} };
+        ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
+        break;
+      case "entry":
+        apply(f);
+        // The entry proves the op committed, even if its ack is still on the way.
+        if (f.op_id) settle(f.op_id);
+        break;
+      case "joined":
+        live = true;
+        blocked = "";
+        retry = 500;
+        sent = {};
+        break; // onmessage pumps: everything not yet acknowledged, in order
+      case "ack":
+        var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
+        if (op && op.kind === "finding.create" && f.seq > state.seq) acked.push({ body: op.body, seq: f.seq });
+        settle(f.op_id);
+        break;
+      case "error":
+        onError(f);
+        break;
+    }
+  }
+
+  function onError(f) {
+    var op = f.op_id && queue.filter(function (o) { return o.op_id === f.op_id; })[0];
+    if (!op) {
+      if (f.op_id || f.room !== room) return;
+      // The join failed. Refused: say so and try again later (a role may
+      // come back); anything else: reconnect with backoff.
+      if (f.code === "forbidden" || f.code === "not_found") blocked = "Cannot write in this room: " + f.message;
+      if (ws) ws.close();
+      return;
+    }
+    delete sent[op.op_id];
+    if (f.code === "not_joined") {
+      live = false;
+      ws.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
+    } else if (refusedCodes[f.code]) {
+      refuse(op, f.message || f.code);
+    } else if (f.code === "rate_limited") {
+      later((f.detail && f.detail.retry_after_ms) || 1000);
+    } else { // unavailable, internal and codes this page does not know: try again
+      later(2000);
+    }
+  }
+
+  // A connection can stay open while dead (a tablet that slept, another
+  // access point): ping when it has been quiet, and reconnect when even
+  // the pong does not come.
+  setInterval(function () {
+    if (!ws || ws.readyState !== WebSocket.OPEN) return;
+    var quiet = Date.now() - lastHeard;
+    if (quiet > 40000) ws.close();
+    else if (quiet > 15000) ws.send(JSON.stringify({ type: "ping" }));
+  }, 5000);
+  window.addEventListener("online", function () {
+    if (!ws && timer !== null) { clearTimeout(timer); timer = null; retry = 500; connect(); }
+  });
+  window.addEventListener("storage", function (e) {
+    if (e.key === storeKey + ":queue" || e.key === storeKey + ":failed") { merge(); render(); pump(); }
+  });
+  window.addEventListener("pagehide", save);
 
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
@@ -195,10 +380,10 @@
       themes: data.getAll("themes")
     };
     if (!body.title) return;
-    enqueue({ kind: "finding.create", body: body });
-    form.reset();
+    if (enqueue({ kind: "finding.create", body: body })) form.reset();
   });
 
+  save(); // takes in what other tabs kept
   render();
   connect();
 })();
