@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -175,7 +176,7 @@ func newTestHubOn(tb testing.TB, cfg hub.Config, smallBuffers bool) *testHub {
 	up := &websocket.Upgrader{} // nil CheckOrigin: same origin only; the test dialer sends no Origin
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
-		h.Serve(w, r, hub.Identity{ID: id, Name: "Name " + id}, up)
+		h.Serve(w, r, hub.Identity{ID: id, Name: "Name " + id, Session: r.URL.Query().Get("session")}, up)
 	}))
 	if smallBuffers {
 		srv.Listener = smallBufferListener{srv.Listener}
@@ -225,6 +226,11 @@ type client struct {
 
 func (th *testHub) dial(tb testing.TB, id string) *client {
 	return th.dialWith(tb, id, websocket.DefaultDialer)
+}
+
+// dialSession connects as id in the sign-in session session.
+func (th *testHub) dialSession(tb testing.TB, id, session string) *client {
+	return th.dialWith(tb, id+"&session="+url.QueryEscape(session), websocket.DefaultDialer)
 }
 
 func (th *testHub) dialWith(tb testing.TB, id string, d *websocket.Dialer) *client {

@@ -32,9 +32,10 @@ type Entry struct {
 
 // Identity is the signed-in person behind a connection, as the server's auth decided.
 type Identity struct {
-	ID   string
-	Name string // shown to the other members of a room in presence lists
-	Data any    // opaque to the hub, passed back to the Backend
+	ID      string
+	Name    string // shown to the other members of a room in presence lists
+	Session string // the sign-in session the connection was opened in, for EndSession; may be ""
+	Data    any    // opaque to the hub, passed back to the Backend
 }
 
 // Op is a client operation: the envelope is decoded by the hub, Body is
@@ -303,18 +304,28 @@ func (h *Hub) Notify(room string, seq int64) {
 	r.wake()
 }
 
-// EndSession closes every connection of the identity with ID identityID with
-// close code 4001 (e.g. after sign-out) and reports how many it closed.
-func (h *Hub) EndSession(identityID string) int {
-	return h.closeIdentity(identityID, CloseUnauthenticated, "session ended")
+// EndSession closes every connection opened in the sign-in session
+// session with close code 4001 (e.g. after sign-out) and reports how many
+// it closed. The person's connections of other sessions (another device)
+// stay open.
+func (h *Hub) EndSession(session string) int {
+	if session == "" {
+		return 0
+	}
+	return h.closeWhere(func(id Identity) bool { return id.Session == session }, CloseUnauthenticated, "session ended")
 }
 
 // closeIdentity closes the identity's connections with code.
 func (h *Hub) closeIdentity(identityID string, code int, reason string) int {
+	return h.closeWhere(func(id Identity) bool { return id.ID == identityID }, code, reason)
+}
+
+// closeWhere closes the connections whose identity matches with code.
+func (h *Hub) closeWhere(match func(Identity) bool, code int, reason string) int {
 	h.mu.RLock()
 	var cs []*conn
 	for c := range h.conns {
-		if c.id.ID == identityID {
+		if match(c.id) {
 			cs = append(cs, c)
 		}
 	}

@@ -478,15 +478,27 @@ func TestReauthorizeCloses4003(t *testing.T) {
 	}
 }
 
+// TestSessionEndCloses4001: the connections of the session that ended
+// close with 4001; the same person's connection of another session (a
+// second device) stays open.
 func TestSessionEndCloses4001(t *testing.T) {
 	th := newTestHub(t, hub.Config{})
-	a, b := th.dial(t, "anna"), th.dial(t, "bo")
+	a, b := th.dialSession(t, "anna", "laptop"), th.dial(t, "bo")
+	tablet := th.dialSession(t, "anna", "tablet")
 	a.join(room, 0)
-	if n := th.EndSession("anna"); n != 1 {
+	tablet.join(room, 0)
+	if n := th.EndSession("laptop"); n != 1 {
 		t.Errorf("EndSession closed %d connections, want 1", n)
 	}
 	if code := a.closeCode(5 * time.Second); code != hub.CloseUnauthenticated {
 		t.Errorf("closed with %d, want %d", code, hub.CloseUnauthenticated)
+	}
+	tablet.op(room, "from-the-tablet", "note", `{}`)
+	if f := tablet.nextOf("entry"); f.OpID != "from-the-tablet" {
+		t.Errorf("anna's tablet got %+v, want its entry: its session did not end", f)
+	}
+	if n := th.EndSession(""); n != 0 {
+		t.Errorf("EndSession of no session closed %d connections", n)
 	}
 	b.join(room, 0)
 	b.op(room, "x", "logout", `{}`) // the backend says the session is gone

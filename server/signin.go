@@ -229,7 +229,7 @@ func (a *app) handleLogout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		pid := ra.session.PersonID
-		a.hub.EndSession(strconv.FormatInt(pid, 10))
+		a.hub.EndSession(ra.session.ID) // this browser's; the person's other devices stay signed in
 		if err := a.store.RecordSignOut(r.Context(), pid, a.now()); err != nil {
 			a.logger.Warn("audit sign-out", "err", err)
 		}

@@ -206,7 +206,17 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 		}
 	}
 
-	// Sign out: session gone, hub connections closed.
+	// Another screen of the person signs in (still an organizer: nothing
+	// changes) and connects.
+	b2 := newBrowser()
+	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,
+		PreferredUsername: "Aino Virtanen", Groups: []string{"rapporteur-admins", "staff"}})
+	if status, body := b2.get(t, f.srv.URL+"/auth/login?next="+url.QueryEscape("/events/"+f.event.Slug+"/people")); status != 200 {
+		t.Fatalf("second screen sign-in: %d\n%.300s", status, body)
+	}
+	other := member{http: &http.Client{Jar: b2.jar}}.Dial(t, f.srv.URL)
+
+	// Sign out: session gone, this browser's hub connections closed.
 	conn := member{http: &http.Client{Jar: b.jar}}.Dial(t, f.srv.URL)
 	token := csrfToken(t, b.c, people)
 	req, _ := http.NewRequest("POST", f.srv.URL+"/auth/logout", strings.NewReader(url.Values{"csrf_token": {token}}.Encode()))
@@ -227,16 +237,9 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 	if status, _ := b.get(t, people); status != http.StatusUnauthorized {
 		t.Errorf("people page after sign-out: %d, want 401", status)
 	}
-
-	// Another screen of the person signs in (still an organizer: nothing
-	// changes) and stays connected.
-	b2 := newBrowser()
-	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,
-		PreferredUsername: "Aino Virtanen", Groups: []string{"rapporteur-admins", "staff"}})
-	if status, body := b2.get(t, f.srv.URL+"/auth/login?next="+url.QueryEscape("/events/"+f.event.Slug+"/people")); status != 200 {
-		t.Fatalf("second screen sign-in: %d\n%.300s", status, body)
-	}
-	other := member{http: &http.Client{Jar: b2.jar}}.Dial(t, f.srv.URL)
+	// The other screen's session did not end: its connection is still served.
+	other.send(t, map[string]any{"type": "ping", "t": "still-here"})
+	other.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
 
 	// Removed from the admin group: the next sign-in takes the role back.
 	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,

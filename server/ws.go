@@ -42,7 +42,11 @@ func (a *app) handleWS(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, domain.Errorf(domain.Unauthorized, "Sign in first: the live connection needs a session."))
 		return
 	}
-	a.hub.Serve(w, r, hub.Identity{ID: strconv.FormatInt(v.Person.ID, 10), Name: v.Person.Name, Data: v}, a.upgrader)
+	id := hub.Identity{ID: strconv.FormatInt(v.Person.ID, 10), Name: v.Person.Name, Data: v}
+	if s := authOf(r).sess(); s != nil {
+		id.Session = s.ID
+	}
+	a.hub.Serve(w, r, id, a.upgrader)
 }
 
 // newUpgrader makes the one Upgrader of the server. Write buffers come from
