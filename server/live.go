@@ -74,7 +74,10 @@ type roomRef struct {
 func parseRoom(room string) (roomRef, error) {
 	kind, idText, ok := strings.Cut(room, ":")
 	id, err := strconv.ParseInt(idText, 10, 64)
-	if !ok || err != nil || id <= 0 || (kind != "workshop" && kind != "event" && kind != "plenary") {
+	// Only the canonical spelling: "workshop:012" would be a hub room of
+	// its own while its ops and log went to "workshop:12".
+	canonical := err == nil && strconv.FormatInt(id, 10) == idText
+	if !ok || !canonical || id <= 0 || (kind != "workshop" && kind != "event" && kind != "plenary") {
 		return roomRef{}, &hub.OpError{Code: hub.CodeNotFound, Message: fmt.Sprintf("There is no room %q: rooms are workshop:N, event:N and plenary:N.", room)}
 	}
 	return roomRef{kind: kind, id: id}, nil

@@ -375,9 +375,15 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 			t.Errorf("%s: %+v, want error %s with a message", tc.name, fr, tc.code)
 		}
 	}
-	// Joining another group's room is refused too.
+	// Joining another group's room is refused too, and so is the own room
+	// spelt another way (it would be a hub room of its own, apart from the log).
 	if j := c.join(t, store.WorkshopRoom(other.ID), 0); j.Type != "error" || j.Code != "forbidden" {
 		t.Errorf("join of another group: %+v, want forbidden", j)
+	}
+	for _, alias := range []string{"workshop:0" + fmt.Sprint(own.ID), "workshop:+" + fmt.Sprint(own.ID), "workshop: " + fmt.Sprint(own.ID)} {
+		if j := c.join(t, alias, 0); j.Type != "error" || j.Code != "not_found" {
+			t.Errorf("join of %q: %+v, want not_found", alias, j)
+		}
 	}
 	if after, _ := f.store.Head(ctx, room); after != head {
 		t.Fatalf("bad ops moved the room from %d to %d", head, after)
