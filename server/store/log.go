@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect/pgdialect"
@@ -65,9 +66,10 @@ func (s *Store) applyFindingWrite(ctx context.Context, room, opID string, actor 
 // Queued returns how many ops of room wait for its next transaction.
 func (s *Store) Queued(room string) int { return s.com.queued(room) }
 
-// checkOpID checks that an op id has 1 to 100 characters.
+// checkOpID checks that an op id has 1 to 100 characters, counted as the
+// hub and the log's CHECK count them (not bytes).
 func checkOpID(opID string) error {
-	if opID == "" || len(opID) > 100 {
+	if opID == "" || utf8.RuneCountInString(opID) > 100 {
 		return domain.Errorf(domain.Invalid, "An op id of 1 to 100 characters is required.")
 	}
 	return nil

@@ -1045,3 +1045,16 @@ func TestPersonTextsAreCheckedNotAltered(t *testing.T) {
 		t.Errorf("signed-in person: name %q, email %v; want %q and no email", got.Name, got.Email, want)
 	}
 }
+
+// TestOpIDIsCountedInCharacters: an op id of 100 characters is taken
+// whatever its bytes, as the hub and the log's CHECK count it; 101 is not.
+func TestOpIDIsCountedInCharacters(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	if _, err := s.CreateFinding(ctx, nil, ws[0].ID, strings.Repeat("é", 100), store.FindingInput{Title: "Long op id"}); err != nil {
+		t.Errorf("op id of 100 two-byte characters: %v", err)
+	}
+	if _, err := s.CreateFinding(ctx, nil, ws[0].ID, strings.Repeat("é", 101), store.FindingInput{Title: "Longer op id"}); domain.ErrorCode(err) != domain.Invalid {
+		t.Errorf("op id of 101 characters: %v, want invalid", err)
+	}
+}
