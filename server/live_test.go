@@ -322,7 +322,17 @@ func TestResumeGetsExactlyTheMissedEntries(t *testing.T) {
 		t.Fatalf("after the missed entries: %+v, want joined at %d", fr, since+200)
 	}
 
-	// Past the history limit (1000 entries) a client gets a snapshot instead.
+	// Past the history limit (1000 entries) a client gets a snapshot
+	// instead, with the comments made meanwhile.
+	commented, err := f.store.CreateFinding(ctx, &m.id, w.ID, "to-comment", store.FindingInput{Title: "Commented"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf domain.Finding
+	json.Unmarshal(commented.Entry.Payload, &cf)
+	if _, err := f.store.AddComment(ctx, m.id, w.ID, "a-comment", cf.ID, "Seen in Oslo too"); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 1001; i++ {
 		if _, err := f.store.CreateFinding(ctx, &m.id, w.ID, fmt.Sprintf("far-%d", i), store.FindingInput{Title: "Far"}); err != nil {
 			t.Fatal(err)
@@ -331,14 +341,17 @@ func TestResumeGetsExactlyTheMissedEntries(t *testing.T) {
 	c2 := m.Dial(t, f.srv.URL)
 	c2.send(t, map[string]any{"type": "join", "room": room, "since": since + 200})
 	snap := c2.next(t, func(f frame) bool { return f.Type != "presence" })
-	if snap.Type != "snapshot" || snap.Seq != since+1201 {
-		t.Fatalf("far behind: %s at %d, want a snapshot at %d", snap.Type, snap.Seq, since+1201)
+	if snap.Type != "snapshot" || snap.Seq != since+1203 {
+		t.Fatalf("far behind: %s at %d, want a snapshot at %d", snap.Type, snap.Seq, since+1203)
 	}
 	var st store.WorkshopState
 	json.Unmarshal(snap.State, &st)
 	all, _ := f.store.WorkshopFindings(ctx, w.ID)
 	if len(st.Findings) != len(all) {
 		t.Fatalf("snapshot holds %d findings, the database %d", len(st.Findings), len(all))
+	}
+	if len(st.Comments) != 1 || st.Comments[0].FindingID != cf.ID || st.Comments[0].Body != "Seen in Oslo too" {
+		t.Errorf("snapshot comments %+v, want the one on finding %d", st.Comments, cf.ID)
 	}
 }
 

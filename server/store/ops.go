@@ -234,10 +234,19 @@ func (s *Store) SetFindingRelease(ctx context.Context, actor *int64, workshopID 
 }
 
 // WorkshopState is a workshop room's current state: the snapshot a client
-// far behind gets instead of the entries it missed.
+// far behind gets instead of the entries it missed. The workshop holds the
+// key messages, each finding its vote count and key position.
 type WorkshopState struct {
 	Workshop domain.Workshop  `json:"workshop"`
 	Findings []domain.Finding `json:"findings"`
+	Comments []CommentState   `json:"comments"`
+}
+
+// CommentState is a comment in a snapshot, as its "comment" entry has it.
+type CommentState struct {
+	ID        int64  `json:"id"`
+	FindingID int64  `json:"finding_id"`
+	Body      string `json:"body"`
 }
 
 // WorkshopSnapshot returns a workshop's state and the room seq it is at,
@@ -254,6 +263,11 @@ func (s *Store) WorkshopSnapshot(ctx context.Context, workshopID int64) (Worksho
 			ColumnExpr("finding.*").ColumnExpr("(SELECT count(*) FROM votes v WHERE v.finding_id = finding.id) AS votes").
 			Where("workshop_id = ? AND deleted_at IS NULL", workshopID).Order("id").Scan(ctx); err != nil {
 			return fmt.Errorf("read findings: %w", err)
+		}
+		st.Comments = []CommentState{}
+		if err := tx.NewRaw(`SELECT c.id, c.finding_id, c.body FROM comments c JOIN findings f ON f.id = c.finding_id
+			WHERE f.workshop_id = ? AND f.deleted_at IS NULL AND c.deleted_at IS NULL ORDER BY c.id`, workshopID).Scan(ctx, &st.Comments); err != nil {
+			return fmt.Errorf("read comments: %w", err)
 		}
 		return tx.NewRaw("SELECT coalesce((SELECT seq FROM rooms WHERE id = ?), 0)", WorkshopRoom(workshopID)).Scan(ctx, &seq)
 	})
