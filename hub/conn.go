@@ -74,6 +74,10 @@ type conn struct {
 	ops   bucket
 	abuse bucket
 
+	// held is the op id of the last op refused as rate_limited until it
+	// comes again, at most until heldUntil (see holdOrder); read pump only.
+	held      string
+	heldUntil time.Time
 	// Ops in flight: up to maxInFlight ops of one room are applied while
 	// the read pump goes on (see op). flightRoom is read pump only.
 	flight     chan struct{}
@@ -385,6 +389,35 @@ func (c *conn) rateLimit() *OpError {
 	}
 }
 
+// orderHold bounds how long a connection's ops wait for the resend of an
+// op refused for its rate before them.
+const orderHold = 10 * time.Second
+
+// holdOrder rate-limits an op and keeps a connection's ops in order around
+// the limit: once an op is refused as rate_limited, the ops after it are
+// refused too until it comes again (PROTOCOL.md: the client resends it
+// and every later op, in order), so none of them is applied before it.
+// Without this, a later op arriving once the bucket had refilled was
+// applied first: a vote refused, then an unvote applied, then the vote
+// resent, left the finding voted. An op that never comes again holds the
+// others for orderHold at most.
+func (c *conn) holdOrder(opID string) *OpError {
+	now := time.Now()
+	if c.held != "" && opID != c.held && now.Before(c.heldUntil) {
+		return &OpError{
+			Code:    CodeRateLimited,
+			Message: "an earlier operation was refused for the rate; send it again first, then this one",
+			Detail:  map[string]int64{"retry_after_ms": max(c.ops.wait(now).Milliseconds(), 1)},
+		}
+	}
+	c.held = ""
+	if oe := c.rateLimit(); oe != nil {
+		c.held, c.heldUntil = opID, now.Add(orderHold)
+		return oe
+	}
+	return nil
+}
+
 func (c *conn) leave(m *member) {
 	m.r.mu.Lock()
 	m.r.removeLocked(c)
@@ -409,7 +442,7 @@ func (c *conn) op(f Frame) error {
 	if m == nil {
 		return c.sendError(f, &OpError{Code: CodeNotJoined, Message: "room not joined"})
 	}
-	if oe := c.rateLimit(); oe != nil {
+	if oe := c.holdOrder(f.OpID); oe != nil {
 		return c.sendError(f, oe)
 	}
 	if f.Room != c.flightRoom {

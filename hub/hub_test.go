@@ -659,3 +659,49 @@ func TestOpsArePipelinedOnceQueuedAndKeepTheirOrderAcrossRooms(t *testing.T) {
 		t.Errorf("acks %v, want held-1 and other-room-3", acks)
 	}
 }
+
+// TestRateLimitKeepsOpOrder: after an op is refused for the rate, a later
+// op is refused too, even once the bucket has refilled, until the refused
+// op comes again; so the log holds them in the order they were sent.
+func TestRateLimitKeepsOpOrder(t *testing.T) {
+	th := newTestHub(t, hub.Config{OpsPerSecond: 5, OpsBurst: 1}) // a token every 200 ms
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	answer := func(opID string) srvFrame {
+		t.Helper()
+		for {
+			f := c.next()
+			if f.OpID == opID && (f.Type == "ack" || f.Type == "error") {
+				return f
+			}
+		}
+	}
+	c.op(room, "vote", "vote", `{}`)
+	if f := answer("vote"); f.Type != "ack" {
+		t.Fatalf("first op: %+v", f)
+	}
+	c.op(room, "vote-again", "vote", `{}`)
+	if f := answer("vote-again"); f.Code != hub.CodeRateLimited {
+		t.Fatalf("second op at once: %+v, want rate_limited", f)
+	}
+	time.Sleep(300 * time.Millisecond) // the bucket has a token again
+	c.op(room, "unvote", "unvote", `{}`)
+	if f := answer("unvote"); f.Code != hub.CodeRateLimited {
+		t.Fatalf("a later op before the refused one came again: %+v, want rate_limited", f)
+	}
+	for _, id := range []string{"vote-again", "unvote"} { // resent in order
+		time.Sleep(250 * time.Millisecond)
+		c.op(room, id, "vote", `{}`)
+		if f := answer(id); f.Type != "ack" {
+			t.Fatalf("resent %s: %+v, want ack", id, f)
+		}
+	}
+	es, _ := th.b.After(context.Background(), room, 0, 100)
+	var got []string
+	for _, e := range es {
+		got = append(got, e.OpID)
+	}
+	if want := []string{"vote", "vote-again", "unvote"}; !slices.Equal(got, want) {
+		t.Errorf("log holds %v, want %v", got, want)
+	}
+}

@@ -169,13 +169,22 @@ func newBucket(rate float64, size int) bucket {
 // take spends one token if there is one; otherwise it reports how long until
 // there will be.
 func (b *bucket) take(now time.Time) (ok bool, wait time.Duration) {
+	if wait = b.wait(now); wait > 0 {
+		return false, wait
+	}
+	b.tokens--
+	return true, 0
+}
+
+// wait refills the bucket up to now and reports how long until it holds a
+// token (0 when it does), spending none.
+func (b *bucket) wait(now time.Time) time.Duration {
 	if !b.last.IsZero() {
 		b.tokens = math.Min(b.size, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 	}
 	b.last = now
 	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
+		return 0
 	}
-	return false, time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
+	return time.Duration((1 - b.tokens) / b.rate * float64(time.Second))
 }
