@@ -334,13 +334,24 @@ func (l *live) After(ctx context.Context, room string, after int64, limit int) (
 type recentEntries struct {
 	mu    sync.Mutex
 	rooms map[string][]hub.Entry // contiguous seqs, oldest first
+	size  map[string]int         // bytes of each room's entries (see entrySize)
+	total int
 }
 
-// recentKeep is how many entries a room keeps; recentRooms how many rooms.
+// The cache's bounds: entries a room keeps, rooms, and bytes a room and
+// all rooms keep. (An entry of an update carries the whole finding, up to
+// some 80 KB, so a count alone would let one busy room hold gigabytes.)
 const (
-	recentKeep  = 2000
-	recentRooms = 512
+	recentKeep      = 2000
+	recentRooms     = 512
+	recentRoomBytes = 8 << 20
+	recentBytes     = 64 << 20
 )
+
+// entrySize is what the cache counts for e: its payload and the rest, roughly.
+func entrySize(e hub.Entry) int {
+	return len(e.Payload) + len(e.Room) + len(e.OpID) + len(e.Kind) + len(e.Actor) + 64
+}
 
 // get returns the cached entries after seq after, at most limit.
 func (r *recentEntries) get(room string, after int64, limit int) []hub.Entry {
@@ -363,27 +374,40 @@ func (r *recentEntries) add(room string, from int64, read []hub.Entry) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.rooms == nil {
-		r.rooms = map[string][]hub.Entry{}
+		r.rooms, r.size = map[string][]hub.Entry{}, map[string]int{}
 	}
-	es := r.rooms[room]
+	es, n := r.rooms[room], r.size[room]
 	switch {
 	case len(es) > 0 && es[len(es)-1].Seq == from:
 		es = append(es, read...)
 	case len(es) > 0 && read[len(read)-1].Seq <= es[len(es)-1].Seq:
 		return // older than what is kept
 	default:
-		es = append([]hub.Entry(nil), read...)
+		es, n = append([]hub.Entry(nil), read...), 0
 	}
-	if len(es) > recentKeep {
-		es = append([]hub.Entry(nil), es[len(es)-recentKeep:]...)
+	for _, e := range es[len(es)-len(read):] {
+		n += entrySize(e)
 	}
-	if _, ok := r.rooms[room]; !ok && len(r.rooms) >= recentRooms {
-		for k := range r.rooms { // forget any one room
-			delete(r.rooms, k)
+	drop := 0 // the oldest go, so the newest stay contiguous
+	for drop < len(es)-1 && (len(es)-drop > recentKeep || n > recentRoomBytes) {
+		n -= entrySize(es[drop])
+		drop++
+	}
+	if drop > 0 {
+		es = append([]hub.Entry(nil), es[drop:]...)
+	}
+	r.total += n - r.size[room]
+	r.rooms[room], r.size[room] = es, n
+	for k := range r.rooms { // forget other rooms while over the bounds
+		if len(r.rooms) <= recentRooms && r.total <= recentBytes {
 			break
 		}
+		if k != room {
+			r.total -= r.size[k]
+			delete(r.rooms, k)
+			delete(r.size, k)
+		}
 	}
-	r.rooms[room] = es
 }
 
 func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int64, error) {

@@ -54,3 +54,44 @@ func TestRecentEntriesNeverHaveAGap(t *testing.T) {
 		t.Fatalf("the cache keeps only the last %d entries, got %v", recentKeep, seqs(got))
 	}
 }
+
+// TestRecentEntriesAreBoundedInBytes: entries with big payloads (an
+// update carries the whole finding) are kept up to the byte bounds of a
+// room and of all rooms, not only up to the count.
+func TestRecentEntriesAreBoundedInBytes(t *testing.T) {
+	var r recentEntries
+	big := make([]byte, 80<<10)
+	heavy := func(room string, from, to int64) []hub.Entry {
+		es := entries(from, to)
+		for i := range es {
+			es[i].Room, es[i].Payload = room, big
+		}
+		return es
+	}
+	r.add("a", 0, heavy("a", 1, 1000)) // 80 MB of updates
+	kept := r.rooms["a"]
+	if len(kept) < 90 || kept[len(kept)-1].Seq != 1000 || r.size["a"] > recentRoomBytes {
+		t.Fatalf("room a keeps %d entries up to %d in %d bytes; want the newest, at most %d bytes",
+			len(kept), kept[len(kept)-1].Seq, r.size["a"], recentRoomBytes)
+	}
+	if got := r.get("a", kept[0].Seq-1, 2000); len(got) != len(kept) || got[len(got)-1].Seq != 1000 {
+		t.Fatalf("get from the oldest kept: %d entries, want %d", len(got), len(kept))
+	}
+	for i := range 20 { // 20 rooms of 8 MB each, over the 64 MB bound
+		room := string(rune('b' + i))
+		r.add(room, 0, heavy(room, 1, 100))
+	}
+	sum := 0
+	for room, n := range r.size {
+		sum += n
+		if len(r.rooms[room]) == 0 {
+			t.Errorf("room %s counted but empty", room)
+		}
+	}
+	if sum != r.total || r.total > recentBytes {
+		t.Fatalf("all rooms keep %d bytes (counted %d), want at most %d", sum, r.total, recentBytes)
+	}
+	if got := r.get(string(rune('b'+19)), 0, 1000); len(got) == 0 {
+		t.Fatal("the room added last was forgotten")
+	}
+}
