@@ -495,6 +495,11 @@ func (c *conn) op(f Frame) error {
 // pending list is then drained, and the member made live under the lock, with
 // every frame filtered by seq > sent.
 func (c *conn) join(f Frame) error {
+	// A join costs a catch-up or a snapshot of the room: it spends a token
+	// of the connection's bucket, as ops do.
+	if oe := c.rateLimit(); oe != nil {
+		return c.sendError(f, oe)
+	}
 	if m := c.rooms[f.Room]; m != nil {
 		c.leave(m) // a join of a joined room resynchronises it
 	}

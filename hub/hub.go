@@ -130,7 +130,7 @@ type Config struct {
 	HistoryLimit    int           // entries; a client further behind gets a snapshot (1000)
 	MaxFrameBytes   int64         // largest client frame (64 KiB)
 	SendQueueBytes  int           // per connection; overflow closes it with 4008 (1 MiB)
-	OpsPerSecond    float64       // per connection token bucket rate, ops and presence frames (20)
+	OpsPerSecond    float64       // per connection token bucket rate, ops, joins and presence frames (20)
 	OpsBurst        int           // per connection token bucket size (100)
 	MaxRoomsPerConn int           // (8)
 	PingInterval    time.Duration // (25 s; kept below PongWait)

@@ -377,7 +377,7 @@ func TestOversizedFrameCloses1009(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	th := newTestHub(t, hub.Config{OpsPerSecond: 1, OpsBurst: 3})
+	th := newTestHub(t, hub.Config{OpsPerSecond: 1, OpsBurst: 4}) // the join spends one
 	c := th.dial(t, "anna")
 	c.join(room, 0)
 	for i := range 6 {
@@ -664,7 +664,7 @@ func TestOpsArePipelinedOnceQueuedAndKeepTheirOrderAcrossRooms(t *testing.T) {
 // op is refused too, even once the bucket has refilled, until the refused
 // op comes again; so the log holds them in the order they were sent.
 func TestRateLimitKeepsOpOrder(t *testing.T) {
-	th := newTestHub(t, hub.Config{OpsPerSecond: 5, OpsBurst: 1}) // a token every 200 ms
+	th := newTestHub(t, hub.Config{OpsPerSecond: 5, OpsBurst: 2}) // a token every 200 ms; the join spends one
 	c := th.dial(t, "anna")
 	c.join(room, 0)
 	answer := func(opID string) srvFrame {
@@ -703,5 +703,28 @@ func TestRateLimitKeepsOpOrder(t *testing.T) {
 	}
 	if want := []string{"vote", "vote-again", "unvote"}; !slices.Equal(got, want) {
 		t.Errorf("log holds %v, want %v", got, want)
+	}
+}
+
+// TestJoinsSpendTheRate: a join costs the server a catch-up or a
+// snapshot, so a loop of joins is rate-limited like ops.
+func TestJoinsSpendTheRate(t *testing.T) {
+	th := newTestHub(t, hub.Config{OpsPerSecond: 0.5, OpsBurst: 2})
+	c := th.dial(t, "anna")
+	for range 2 {
+		c.join(room, -1) // fails the test unless joined
+	}
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: -1})
+	for {
+		f := c.next()
+		if f.Type == "error" {
+			if f.Code != hub.CodeRateLimited || f.Room != room {
+				t.Fatalf("third join: %+v, want rate_limited", f)
+			}
+			return
+		}
+		if f.Type == "joined" {
+			t.Fatal("third join at once was served")
+		}
 	}
 }
