@@ -349,13 +349,21 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 			}
 		}
 		first := seq
-		// New creates first, all in one statement: the ops of one
-		// transaction come from different connections, so their order
-		// among themselves is free.
+		// New creates first, all in one statement. Ops of different people
+		// are free in their order; one person's ops (a connection's, sent
+		// one after another) keep theirs: a create after another op of its
+		// author stays in its place and runs on its own below.
 		owner := map[string]int{} // op id → the op whose create is in the statement
 		var creates []*createRow
+		after := map[int64]bool{} // authors with an op before, not hoisted
 		for i, op := range ops {
-			if _, ok := seen[op.opID]; ok || op.create == nil {
+			if _, ok := seen[op.opID]; ok {
+				continue
+			}
+			if op.create == nil || op.actor != nil && after[*op.actor] {
+				if op.actor != nil {
+					after[*op.actor] = true
+				}
 				continue
 			}
 			if _, dup := owner[op.opID]; !dup {

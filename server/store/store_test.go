@@ -1058,3 +1058,46 @@ func TestOpIDIsCountedInCharacters(t *testing.T) {
 		t.Errorf("op id of 101 characters: %v, want invalid", err)
 	}
 }
+
+// TestBatchKeepsEachPersonsOrder: a shared transaction writes new creates
+// first, but a person's create sent after another op of theirs keeps its
+// place after it; another person's create may go first.
+func TestBatchKeepsEachPersonsOrder(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[3]
+	room := store.WorkshopRoom(w.ID)
+	p := mustPerson(t, s)
+	target, err := s.CreateFinding(ctx, nil, w.ID, "target", store.FindingInput{Title: "Supported"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
+		func() (store.Applied, error) { return s.Vote(ctx, p, w.ID, "p-vote", mustFindingID(t, target)) },
+		func() (store.Applied, error) {
+			return s.CreateFinding(ctx, &p, w.ID, "p-create", store.FindingInput{Title: "After my vote"})
+		},
+		func() (store.Applied, error) {
+			return s.CreateFinding(ctx, nil, w.ID, "other-create", store.FindingInput{Title: "Someone else's"})
+		},
+	})
+	for i, r := range results {
+		if r.err != nil {
+			t.Fatalf("op %d: %v", i, r.err)
+		}
+	}
+	if !results[0].a.Entry.At.Equal(results[1].a.Entry.At) {
+		t.Fatal("the ops were not in one transaction")
+	}
+	es, err := s.EntriesAfter(ctx, room, target.Entry.Seq, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.OpID)
+	}
+	if want := []string{"blocker", "other-create", "p-vote", "p-create"}; !slices.Equal(got, want) {
+		t.Errorf("log order %v, want %v", got, want)
+	}
+}
