@@ -531,11 +531,21 @@ func (c *conn) join(f Frame) error {
 	for {
 		r.mu.Lock()
 		if len(m.pending) == 0 {
-			m.live, m.sent = true, sent
+			m.live, m.sent = true, sent // listed in its own presence
 			people, n := r.peopleLocked()
 			b, err := json.Marshal(joinedOut{Type: "joined", Room: r.name, Seq: sent, Presence: people, Count: n})
-			if err == nil {
-				c.enqueue(b)
+			// joined, and the presence broadcast that the join sets off
+			// (about as long), must both fit: after a slow reader's
+			// catch-up the queue is full, and it waits for room (not
+			// holding the room, whose new entries pend meanwhile) rather
+			// than be dropped for frames the catch-up left no room for.
+			if err == nil && !c.q.pushSpare(b, len(b)) {
+				m.live = false
+				r.mu.Unlock()
+				if err := c.q.waitRoom(2 * len(b)); err != nil {
+					return err
+				}
+				continue
 			}
 			r.presenceChangedLocked()
 			r.mu.Unlock()

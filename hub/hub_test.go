@@ -221,7 +221,7 @@ func TestJoinWhileEntriesArrive(t *testing.T) {
 
 func TestSlowClientIsDroppedWithoutSlowingOthers(t *testing.T) {
 	th := newTestHubOn(t, hub.Config{SendQueueBytes: 64 << 10, WriteWait: 3 * time.Second}, true)
-	slow := th.dialWith(t, "slow", smallBufferDialer())
+	slow := th.dial(t, "slow")
 	slow.join(room, 0)
 
 	const fastClients = 3
@@ -725,6 +725,56 @@ func TestJoinsSpendTheRate(t *testing.T) {
 		}
 		if f.Type == "joined" {
 			t.Fatal("third join at once was served")
+		}
+	}
+}
+
+// TestSlowReaderCatchUpEndsInJoined: a client that reads slowly through a
+// long catch-up keeps the send queue full to its end; the joined frame
+// (here with a long presence list) and the presence broadcast its join
+// sets off then wait for room instead of overflowing the queue and
+// dropping the client with 4008. (Without that it failed 5 runs of 8.)
+func TestSlowReaderCatchUpEndsInJoined(t *testing.T) {
+	th := newTestHubOn(t, hub.Config{SendQueueBytes: 8 << 10, HistoryLimit: 5000}, true)
+	pad := strings.Repeat("x", 1<<10)
+	const n = 1000
+	for range n { // before the others join, so that no fan-out carries them
+		th.b.Append(room, "finding.update", map[string]any{"pad": pad})
+	}
+	for i := range 50 { // a presence list of some 1.5 KB in the joined frame, more than an entry
+		c := th.dial(t, fmt.Sprintf("person-%02d", i))
+		c.join(room, -1)
+		go func() { // they read along, as screens do
+			for {
+				if _, err := c.read(time.Minute); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	slow := th.dial(t, "slow")
+	slow.skipPresence = true
+	slow.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: 0})
+	var got int64
+	for {
+		if len(slow.lines) == 0 {
+			time.Sleep(2 * time.Millisecond) // reads a message every 2 ms at most
+		}
+		f, err := slow.read(10 * time.Second)
+		if err != nil {
+			t.Fatalf("after %d entries: %v (dropped slow: %d)", got, err, th.Stats().DroppedSlow)
+		}
+		switch f.Type {
+		case "entry":
+			if f.Seq != got+1 {
+				t.Fatalf("entry %d after %d", f.Seq, got)
+			}
+			got = f.Seq
+		case "joined":
+			if got != n || f.Seq != n {
+				t.Fatalf("joined at %d after %d entries, want %d", f.Seq, got, n)
+			}
+			return
 		}
 	}
 }

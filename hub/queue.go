@@ -105,6 +105,42 @@ func (q *sendQueue) pushWait(b []byte) error {
 	}
 }
 
+// pushSpare adds b only if spare bytes of the queue stay free after it (or
+// the queue is empty), reporting whether it did. A closed queue swallows it.
+func (q *sendQueue) pushSpare(b []byte, spare int) bool {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return true
+	}
+	if q.bytes != 0 && q.bytes+len(b)+spare > q.limit {
+		q.mu.Unlock()
+		return false
+	}
+	q.add(b)
+	q.mu.Unlock()
+	signal(q.ready)
+	return true
+}
+
+// waitRoom waits until n bytes are free in the queue (or it is empty). It
+// returns errClosed when the queue closes.
+func (q *sendQueue) waitRoom(n int) error {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return errClosed
+		}
+		if q.bytes == 0 || q.bytes+n <= q.limit {
+			q.mu.Unlock()
+			return nil
+		}
+		q.mu.Unlock()
+		<-q.space
+	}
+}
+
 // close marks the queue closed; the write pump then sends close code (if not
 // 0) after flushing what is queued, or at once when discard is set. It reports
 // whether this call closed the queue.
