@@ -49,13 +49,22 @@ func MustBrowser(tb testing.TB) context.Context {
 }
 
 // waitText waits until an element matching the CSS selector sel contains want.
+// A poll started while a new tab's first page replaces about:blank can
+// find its JavaScript context gone; it then starts again in the page's.
 func waitText(sel, want string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		js := fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).some(e => e.textContent.includes(%q))`, sel, want)
-		if _, err := chromedp.Poll[bool](js)(ctx, t); err != nil {
-			return fmt.Errorf("waiting for %q in %s: %w", want, sel, err)
+		for {
+			_, err := chromedp.Poll[bool](js)(ctx, t)
+			if err != nil && strings.Contains(err.Error(), "Cannot find context with specified id") && ctx.Err() == nil {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("waiting for %q in %s: %w", want, sel, err)
+			}
+			return nil
 		}
-		return nil
 	})
 }
 
