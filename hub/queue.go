@@ -45,8 +45,14 @@ func (q *sendQueue) fits(b []byte) bool {
 	if len(b) > q.limit {
 		return q.bytes == 0
 	}
+	return q.room(len(b))
+}
+
+// room tells whether n more bytes fit under the limit (which frames over
+// it do not count against); the caller holds mu.
+func (q *sendQueue) room(n int) bool {
 	used := q.bytes - q.over
-	return used == 0 || used+len(b) <= q.limit
+	return used == 0 || used+n <= q.limit
 }
 
 // add queues b; the caller holds mu and checked fits.
@@ -105,26 +111,17 @@ func (q *sendQueue) pushWait(b []byte) error {
 	}
 }
 
-// pushSpare adds b only if spare bytes of the queue stay free after it (or
-// the queue is empty), reporting whether it did. A closed queue swallows it.
+// pushSpare adds b only if spare bytes of the queue stay free after it,
+// reporting whether it did. A closed queue swallows it.
 func (q *sendQueue) pushSpare(b []byte, spare int) bool {
 	q.mu.Lock()
-	if q.closed {
-		q.mu.Unlock()
-		return true
-	}
-	if q.bytes != 0 && q.bytes+len(b)+spare > q.limit {
-		q.mu.Unlock()
-		return false
-	}
-	q.add(b)
+	ok := q.closed || q.room(len(b)+spare)
 	q.mu.Unlock()
-	signal(q.ready)
-	return true
+	return ok && q.push(b)
 }
 
-// waitRoom waits until n bytes are free in the queue (or it is empty). It
-// returns errClosed when the queue closes.
+// waitRoom waits until n bytes are free in the queue. It returns errClosed
+// when the queue closes.
 func (q *sendQueue) waitRoom(n int) error {
 	for {
 		q.mu.Lock()
@@ -132,7 +129,7 @@ func (q *sendQueue) waitRoom(n int) error {
 			q.mu.Unlock()
 			return errClosed
 		}
-		if q.bytes == 0 || q.bytes+n <= q.limit {
+		if q.room(n) {
 			q.mu.Unlock()
 			return nil
 		}
