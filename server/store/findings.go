@@ -657,10 +657,11 @@ SELECT e.seq, e.at, e.payload FROM e`
 // containment test per row: a per-row lookup was planned as a hash of the
 // whole taxonomy built again for every row. ok is materialised (it is read
 // twice and calls nextval), so each row gets its finding id once and both
-// inserts agree on it. An entry's payload is the row's, from json.Marshal,
-// with the fields the database assigns appended as text: jsonb keeps the
-// last of repeated keys, and one parse of the text is cheaper than
-// concatenating two jsonb values.
+// inserts agree on it. An entry's payload is the row's, from json.Marshal
+// of a domain.Finding (an object with fields, never "{}"), with the fields
+// the database assigns appended as text before its closing brace: jsonb
+// keeps the last of repeated keys, and one parse of the text is cheaper
+// than concatenating two jsonb values.
 const createFindingsSQL = `
 WITH w AS MATERIALIZED (
     SELECT id, event_id, ARRAY(SELECT tt.dimension || ':' || tt.key FROM taxonomy_terms tt
