@@ -205,6 +205,24 @@ func TestTabletKeepsUnsavedFindingsAndResendsThem(t *testing.T) {
 	}
 }
 
+// waitNone waits until no element matches the CSS selector sel.
+func waitNone(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		if _, err := chromedp.Poll[bool](fmt.Sprintf(`document.querySelectorAll(%q).length === 0`, sel))(ctx, t); err != nil {
+			return fmt.Errorf("waiting for no %s: %w", sel, err)
+		}
+		return nil
+	})
+}
+
+// addGoneCountry adds a country the event's taxonomy does not have to the
+// form, checked: a finding with it is refused.
+var addGoneCountry = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	_, err := chromedp.Evaluate[bool](`document.querySelector("fieldset.terms").insertAdjacentHTML("beforeend",
+		'<label class="chip"><input type="checkbox" name="countries" value="XX" checked> Gone</label>'); true`)(ctx, t)
+	return err
+})
+
 // TestTabletKeepsWhatTheServerRefuses: a finding the server refuses (here
 // a country the event's taxonomy no longer has) stays on the device, shown
 // as not saved with the reason, across a reload, and the status says so;
@@ -214,15 +232,10 @@ func TestTabletKeepsUnsavedFindingsAndResendsThem(t *testing.T) {
 func TestTabletKeepsWhatTheServerRefuses(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
-	addXX := chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](`document.querySelector("fieldset.terms").insertAdjacentHTML("beforeend",
-			'<label class="chip"><input type="checkbox" name="countries" value="XX" checked> Gone</label>'); true`)(ctx, t)
-		return err
-	})
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
-		addXX,
+		addGoneCountry,
 		typeFinding("Refused for its country"),
 		waitText("#findings li.failed", "Not saved: Unknown country term"),
 		waitText("#status", "1 change not saved"),
@@ -313,5 +326,43 @@ func TestTabletTabsShareUnsentChanges(t *testing.T) {
 		if n := tb.findings(t, title); n != 1 {
 			t.Errorf("%q saved %d times, want once", title, n)
 		}
+	}
+}
+
+// TestTabletTabsAgreeOnWhatIsSettled: a refused finding shows in both tabs
+// of a device; taken back into the form in one tab, it goes from the other
+// too and does not come back when either tab saves or reloads.
+func TestTabletTabsAgreeOnWhatIsSettled(t *testing.T) {
+	tb := MustTablet(t)
+	a := tb.browser
+	b, closeB := chromedp.NewContext(a)
+	defer closeB()
+	for _, tab := range []context.Context{a, b} {
+		if err := chromedp.Do(tab, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Do(a, addGoneCountry, typeFinding("Refused in tab A"), waitText("#findings li.failed", "Refused in tab A")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, waitText("#findings li.failed", "Refused in tab A")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(a, chromedp.Click(chromedp.CSS(`#findings li.failed button.edit`)), waitNone("#findings li.failed")); err != nil {
+		t.Fatal(err)
+	}
+	// Tab B lets it go, and writes its lists without it.
+	if err := chromedp.Do(b, waitNone("#findings li.failed"), typeFinding("From tab B"),
+		waitText("#findings li.saved", "From tab B")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(a, chromedp.Reload(), waitText("#status", "every change is saved"), waitText("#findings li.saved", "From tab B")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := chromedp.Run(a, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.failed").length`)); err != nil || n != 0 {
+		t.Fatalf("tab A shows %d refused findings after reloading, want none (%v)", n, err)
+	}
+	if s := tb.stored(t, a, "failed"); strings.Contains(s, "Refused in tab A") {
+		t.Fatalf("the finding taken back into the form is still kept as refused: %s", s)
 	}
 }

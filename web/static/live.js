@@ -19,7 +19,7 @@
 
   var maxFrame = 64 * 1024; // the server's frame limit (bytes)
   var maxInFlight = 16;     // unacked ops on the wire (PROTOCOL.md, Resume)
-  var retryCodes = { rate_limited: 1, unavailable: 1, internal: 1 };
+  var maxDone = 1000;       // settled op ids kept for the other tabs (see merge)
   var refusedCodes = { bad_frame: 1, unknown_type: 1, too_large: 1, invalid: 1, forbidden: 1, not_found: 1, conflict: 1 };
 
   // Kept in localStorage: the room's seq and findings as last seen, the
@@ -27,27 +27,36 @@
   var state = load(":state", { seq: 0, findings: {} });
   var queue = load(":queue", []);
   var failed = load(":failed", []);
+  var done = load(":done", []); // op ids applied or discarded, newest last (see merge)
   var acked = [];  // acked creates whose entry is still on the way: shown as saved
-  var done = {};   // op ids this page saw applied or refused (see merge)
   var sent = {};   // op ids sent on this connection and not answered yet
   var ws = null, live = false, paused = false, retry = 500, timer = null;
-  var signedOut = false, blocked = "", lastHeard = 0;
+  var signedOut = false, blocked = "", trouble = "", storageFull = false, lastHeard = 0;
+  var rejoining = false, internalWait = 2000;
 
   function load(suffix, fallback) {
     try { var v = localStorage.getItem(storeKey + suffix); return v ? JSON.parse(v) : fallback; } catch (e) { return fallback; }
   }
-  // merge takes in the ops another tab of this device stored: each tab
-  // writes the whole queue, so without it two tabs would overwrite each
-  // other's unsent changes.
+  // merge takes in what another tab of this device stored. Each tab
+  // writes its whole lists, so without it two tabs would overwrite each
+  // other's unsent changes; and the op ids either settled (applied, or
+  // discarded by the person) are kept too, so that neither tab brings back
+  // an op the other one saw saved or discarded.
   function merge() {
+    var settled = {};
+    done = done.concat(load(":done", [])).filter(function (id) {
+      return settled[id] ? false : (settled[id] = true);
+    }).slice(-maxDone);
+    var mine = {}; // in either list here: this tab knows where it belongs
+    queue.concat(failed).forEach(function (op) { mine[op.op_id] = true; });
     [[":queue", queue], [":failed", failed]].forEach(function (kv) {
-      var mine = {};
-      kv[1].forEach(function (op) { mine[op.op_id] = true; });
       load(kv[0], []).forEach(function (op) {
-        if (!mine[op.op_id] && !done[op.op_id]) kv[1].push(op);
+        if (!mine[op.op_id]) { mine[op.op_id] = true; kv[1].push(op); }
       });
     });
-    failed = failed.filter(function (x) { return queue.every(function (op) { return op.op_id !== x.op_id; }); });
+    var open = function (op) { return !settled[op.op_id]; };
+    queue = queue.filter(open);
+    failed = failed.filter(open).filter(function (x) { return queue.every(function (op) { return op.op_id !== x.op_id; }); });
   }
   function save() {
     merge();
@@ -55,8 +64,10 @@
       localStorage.setItem(storeKey + ":state", JSON.stringify(state));
       localStorage.setItem(storeKey + ":queue", JSON.stringify(queue));
       localStorage.setItem(storeKey + ":failed", JSON.stringify(failed));
+      localStorage.setItem(storeKey + ":done", JSON.stringify(done));
+      storageFull = false;
     } catch (e) {
-      statusEl.textContent = "This device's storage is full: changes may not be kept if the page closes.";
+      storageFull = true;
     }
   }
   function opID() {
@@ -71,13 +82,17 @@
     var kept = plural(n, "change") + " kept on this device, not saved yet";
     if (signedOut) { text = "Signed out" + (n ? " · " + kept + "; sign in again on this device to send them" : ""); cls = "offline"; }
     else if (blocked) { text = blocked + (n ? " · " + kept : ""); cls = "offline"; }
-    else if (live && n === 0) { text = "Live · every change is saved"; cls = "live"; }
-    else if (live) { text = "Saving " + plural(n, "change") + "…"; cls = "saving"; }
+    else if (live && n === 0) { text = failed.length ? "Live" : "Live · every change is saved"; cls = "live"; }
+    else if (live) { text = "Saving " + plural(n, "change") + "…" + (trouble ? " The server has trouble (" + trouble + "); still trying." : ""); cls = "saving"; }
     else if (n > 0) { text = "Offline · " + kept + "; they will be sent when the connection is back"; cls = "offline"; }
     else { text = "Offline · reconnecting…"; cls = "offline"; }
     if (failed.length) {
       text += " · " + plural(failed.length, "change") + " not saved: see below";
       if (cls === "live") cls = "saving";
+    }
+    if (storageFull) {
+      text += " · This device's storage is full: changes not saved yet may be lost if the page closes.";
+      cls = "offline";
     }
     statusEl.textContent = text;
     statusEl.className = "status " + cls;
@@ -177,7 +192,7 @@
     return b;
   }
   function forget(op) {
-    done[op.op_id] = true;
+    done.push(op.op_id);
     failed = failed.filter(function (x) { return x.op_id !== op.op_id; });
     save();
     render();
@@ -225,16 +240,22 @@
       ws.send(frameOf(op));
     }
   }
-  // later resends every unanswered op, in order, after wait ms.
-  function later(wait) {
+  // later sends op and every op after it again, in order, after wait ms
+  // (the server refuses the ones after it until it comes again); the ops
+  // before it are still in flight.
+  function later(op, wait) {
+    var i = queue.indexOf(op);
+    queue.slice(i < 0 ? 0 : i).forEach(function (o) { delete sent[o.op_id]; });
     if (paused) return; // one wait for the ops of one burst
     paused = true;
-    setTimeout(function () { paused = false; sent = {}; pump(); }, wait);
+    var sock = ws;
+    setTimeout(function () { paused = false; if (ws === sock) pump(); }, wait);
   }
   function settle(opID) {
     delete sent[opID];
-    done[opID] = true;
+    done.push(opID);
     queue = queue.filter(function (op) { return op.op_id !== opID; });
+    failed = failed.filter(function (op) { return op.op_id !== opID; });
   }
 
   function connect() {
@@ -244,13 +265,13 @@
     var sock = new WebSocket(url);
     ws = sock;
     sent = {};
-    var opened = false;
     sock.onopen = function () {
-      opened = true;
+      sock.opened = true;
       lastHeard = Date.now();
       sock.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
     };
     sock.onmessage = function (m) {
+      if (ws !== sock) return; // given up (see closed)
       lastHeard = Date.now();
       // A message holds one frame or several, a frame a line.
       String(m.data).split("\n").forEach(handle);
@@ -258,25 +279,29 @@
       render();
       pump();
     };
-    sock.onclose = function (ev) {
-      if (ws !== sock) return;
-      live = false;
-      ws = null;
-      if (ev.code === 4001) { // session ended: only a new sign-in helps
-        signedOut = true;
-      } else if (ev.code === 1009) { // a frame over the limit (enqueue checks, so an old page's op)
-        queue.filter(function (op) { return bytes(frameOf(op)) > maxFrame; }).forEach(function (op) {
-          refuse(op, "too long to send (more than 64 KiB)");
-        });
-        save();
-      }
-      render();
-      if (signedOut) return;
-      if (!opened) probeSignIn();
-      var now = ev.code === 4003 || ev.code === 4008; // roles changed, too slow: resume at once
-      reconnect(now ? 0 : retry * (0.5 + Math.random() / 2));
-      if (!now) retry = Math.min(retry * 2, 30000);
-    };
+    sock.onclose = function (ev) { closed(sock, ev.code); };
+  }
+  // closed handles the end of sock: at once when the page gave it up (a
+  // dead link can take a minute to report its close), else on its close.
+  function closed(sock, code) {
+    if (ws !== sock) return;
+    live = false;
+    ws = null;
+    rejoining = false;
+    if (code === 4001) { // session ended: only a new sign-in helps
+      signedOut = true;
+    } else if (code === 1009) { // a frame over the limit (enqueue checks, so an old page's op)
+      queue.filter(function (op) { return bytes(frameOf(op)) > maxFrame; }).forEach(function (op) {
+        refuse(op, "too long to send (more than 64 KiB)");
+      });
+      save();
+    }
+    render();
+    if (signedOut) return;
+    if (!sock.opened) probeSignIn();
+    var now = code === 4003 || code === 4008; // roles changed, too slow: resume at once
+    reconnect(now ? 0 : retry * (0.5 + Math.random() / 2));
+    if (!now) retry = Math.min(retry * 2, 30000);
   }
   // probeSignIn tells a session that ended while the page was away (the
   // WebSocket upgrade then fails without a close code) from a server that
@@ -292,8 +317,11 @@
   function reconnect(wait) {
     if (timer === null) timer = setTimeout(connect, wait);
   }
+  // refuse moves op from the queue to the refused ones (not settled: the
+  // person still has to edit or discard it).
   function refuse(op, message) {
-    settle(op.op_id);
+    delete sent[op.op_id];
+    queue = queue.filter(function (o) { return o.op_id !== op.op_id; });
     op.error = message;
     failed.push(op);
   }
@@ -307,12 +335,18 @@
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
         break;
       case "entry":
+        if (f.seq > state.seq + 1 && live) {
+          // A gap (the server promises none): join again from what is held.
+          if (!rejoining) rejoin();
+          break;
+        }
         apply(f);
         // The entry proves the op committed, even if its ack is still on the way.
         if (f.op_id) settle(f.op_id);
         break;
       case "joined":
         live = true;
+        rejoining = false;
         blocked = "";
         retry = 500;
         sent = {};
@@ -321,6 +355,8 @@
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
         if (op && op.kind === "finding.create" && f.seq > state.seq) acked.push({ body: op.body, seq: f.seq });
         settle(f.op_id);
+        trouble = "";
+        internalWait = 2000;
         break;
       case "error":
         onError(f);
@@ -340,15 +376,23 @@
     }
     delete sent[op.op_id];
     if (f.code === "not_joined") {
-      live = false;
-      ws.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
+      if (!rejoining) rejoin();
     } else if (refusedCodes[f.code]) {
       refuse(op, f.message || f.code);
     } else if (f.code === "rate_limited") {
-      later((f.detail && f.detail.retry_after_ms) || 1000);
-    } else { // unavailable, internal and codes this page does not know: try again
-      later(2000);
+      later(op, (f.detail && f.detail.retry_after_ms) || 1000);
+    } else { // unavailable, internal and codes this page does not know: try again, slower each time
+      trouble = f.message || f.code;
+      later(op, internalWait);
+      internalWait = Math.min(internalWait * 2, 30000);
     }
+  }
+  // rejoin joins the room again from the seq held; ops wait for "joined".
+  function rejoin() {
+    rejoining = true;
+    live = false;
+    sent = {};
+    ws.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
   }
 
   // A connection can stay open while dead (a tablet that slept, another
@@ -357,14 +401,17 @@
   setInterval(function () {
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     var quiet = Date.now() - lastHeard;
-    if (quiet > 40000) ws.close();
-    else if (quiet > 15000) ws.send(JSON.stringify({ type: "ping" }));
+    if (quiet > 40000) {
+      var sock = ws;
+      closed(sock, 1006); // given up now: the page says so and reconnects
+      sock.close();
+    } else if (quiet > 15000) ws.send(JSON.stringify({ type: "ping" }));
   }, 5000);
   window.addEventListener("online", function () {
     if (!ws && timer !== null) { clearTimeout(timer); timer = null; retry = 500; connect(); }
   });
   window.addEventListener("storage", function (e) {
-    if (e.key === storeKey + ":queue" || e.key === storeKey + ":failed") { merge(); render(); pump(); }
+    if (e.key === storeKey + ":queue" || e.key === storeKey + ":failed" || e.key === storeKey + ":done") { merge(); render(); pump(); }
   });
   window.addEventListener("pagehide", save);
 
