@@ -315,6 +315,21 @@ func (h *Hub) EndSession(session string) int {
 	return h.closeWhere(func(id Identity) bool { return id.Session == session }, CloseUnauthenticated, "session ended")
 }
 
+// Sessions returns the sign-in sessions of the open connections, each once.
+func (h *Hub) Sessions() []string {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	seen := map[string]bool{}
+	var out []string
+	for c := range h.conns {
+		if s := c.id.Session; s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // closeIdentity closes the identity's connections with code.
 func (h *Hub) closeIdentity(identityID string, code int, reason string) int {
 	return h.closeWhere(func(id Identity) bool { return id.ID == identityID }, code, reason)

@@ -109,6 +109,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}()
 	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages, hub: h, search: idx, auth: cfg.Auth})
+	go app.keepSessions(followCtx, sessionCheck)
 	link, err := app.organizerLink(ctx)
 	if err != nil {
 		return fmt.Errorf("make the organizer sign-in link: %w", err)

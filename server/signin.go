@@ -259,3 +259,35 @@ func (a *app) inviteExpiry(ev domain.Event) time.Time {
 func staffRole(role string) bool {
 	return slices.Contains([]string{domain.RoleOrganizer, domain.RoleReportAuthor}, role)
 }
+
+// sessionCheck is how often the sessions of open WebSockets are checked.
+const sessionCheck = time.Minute
+
+// keepSessions checks, every interval until ctx ends, the session of each
+// open WebSocket: an open connection counts as use, and the connections
+// of a session that expired or was deleted meanwhile are closed with 4001,
+// as a request of that session would be refused. A database that cannot
+// answer closes nothing.
+func (a *app) keepSessions(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, s := range a.hub.Sessions() {
+			alive, err := a.sessions.Keep(ctx, s)
+			if err != nil {
+				if ctx.Err() == nil {
+					a.logger.Warn("check a live connection's session", "err", err)
+				}
+				continue
+			}
+			if !alive {
+				a.hub.EndSession(s)
+			}
+		}
+	}
+}

@@ -92,23 +92,42 @@ func (m *Sessions) Load(r *http.Request) (Session, bool) {
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
 		return Session{}, false
 	}
-	ctx := r.Context()
-	id := HashToken(c.Value)
+	s, err := m.use(r.Context(), HashToken(c.Value))
+	return s, err == nil
+}
+
+// Keep tells whether the session with ID id is still live, for a
+// connection opened in it, and counts the connection as use (as Load
+// counts a request): a tablet whose page stays open does not idle out.
+// An ended or expired session is (false, nil); a store that cannot answer
+// is an error, which says nothing about the session.
+func (m *Sessions) Keep(ctx context.Context, id string) (bool, error) {
+	_, err := m.use(ctx, id)
+	if errors.Is(err, ErrNoSession) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// use returns the live session id and marks it used: an idle or too-old
+// session is deleted and is ErrNoSession, as is one that does not exist.
+// LastSeen is updated at most once a minute.
+func (m *Sessions) use(ctx context.Context, id string) (Session, error) {
 	s, err := m.store.GetSession(ctx, id)
 	if err != nil {
-		return Session{}, false
+		return Session{}, err
 	}
 	now := m.cfg.Now()
 	if now.Sub(s.Created) >= m.cfg.Absolute || now.Sub(s.LastSeen) >= m.cfg.Idle {
 		_ = m.store.DeleteSession(ctx, id)
-		return Session{}, false
+		return Session{}, ErrNoSession
 	}
 	if now.Sub(s.LastSeen) >= touchEvery {
 		if m.store.TouchSession(ctx, id, now) == nil {
 			s.LastSeen = now
 		}
 	}
-	return s, true
+	return s, nil
 }
 
 // End signs the browser out: the session is deleted and the cookie cleared.

@@ -207,3 +207,42 @@ func TestMemoryStoresConcurrent(t *testing.T) {
 		t.Error("expired attempt kept")
 	}
 }
+
+// failingStore is a SessionStore whose database cannot answer.
+type failingStore struct{ SessionStore }
+
+func (failingStore) GetSession(context.Context, string) (Session, error) {
+	return Session{}, errors.New("connection refused")
+}
+
+// TestSessionKeep: an open connection keeps its session in use; an expired
+// or unknown session is not live; a store that cannot answer says nothing
+// about the session (an error, not "ended").
+func TestSessionKeep(t *testing.T) {
+	m, st, clk := newTestSessions(false)
+	ctx := context.Background()
+	s, _ := start(t, m, reqWith(nil), 1)
+	for range 3 { // 50 minutes apart, each under the hour's idle limit
+		clk.Add(50 * time.Minute)
+		if alive, err := m.Keep(ctx, s.ID); !alive || err != nil {
+			t.Fatalf("Keep after 50 minutes: %v %v", alive, err)
+		}
+	}
+	if stored, _ := st.GetSession(ctx, s.ID); !stored.LastSeen.Equal(clk.Now()) {
+		t.Errorf("Keep did not count as use: last seen %v, now %v", stored.LastSeen, clk.Now())
+	}
+	if alive, err := m.Keep(ctx, "no-such-session"); alive || err != nil {
+		t.Errorf("unknown session: %v %v, want not live and no error", alive, err)
+	}
+	clk.Add(3 * time.Hour) // past the absolute limit
+	if alive, err := m.Keep(ctx, s.ID); alive || err != nil {
+		t.Errorf("expired session: %v %v, want not live and no error", alive, err)
+	}
+	if _, err := st.GetSession(ctx, s.ID); !errors.Is(err, ErrNoSession) {
+		t.Errorf("the expired session is still stored: %v", err)
+	}
+	down := NewSessions(failingStore{st}, SessionConfig{Now: clk.Now})
+	if alive, err := down.Keep(ctx, s.ID); alive || err == nil {
+		t.Errorf("a store that cannot answer: %v %v, want an error", alive, err)
+	}
+}

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/rapporteur/rapporteur/hub"
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+	"github.com/rapporteur/rapporteur/web"
+)
+
+// TestOpenSocketsFollowTheirSessions: the session of each open WebSocket
+// is checked. A session that ended meanwhile (here deleted, as an expired
+// one is) has its connection closed with 4001; a live one stays open, and
+// the connection counts as use of its session.
+func TestOpenSocketsFollowTheirSessions(t *testing.T) {
+	ctx := context.Background()
+	st := pg.MustStore(t)
+	ev, ws := mustDemoEvent(t, st)
+	pages, err := web.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := hub.New(&live{store: st}, hub.Config{Logger: quiet})
+	defer h.Shutdown(ctx)
+	srv := httptest.NewUnstartedServer(nil)
+	base := "http://" + srv.Listener.Addr().String()
+	a := newApp(appDeps{store: st, logger: quiet, baseURL: base, pages: pages, hub: h})
+	srv.Config.Handler = a.routes()
+	srv.Start()
+	defer srv.Close()
+
+	signIn := func(name string) (member, int64) {
+		t.Helper()
+		p, err := st.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: name}, domain.RoleParticipant, ws[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		token, hash := auth.NewInviteToken()
+		if _, err := st.CreateInvite(ctx, store.Invite{EventID: ev.ID, PersonID: p.ID, TokenHash: hash, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar}
+		resp, err := c.Get(base + "/signin/" + token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return member{http: c, id: p.ID}, p.ID
+	}
+	stay, stayID := signIn("Stays signed in")
+	gone, goneID := signIn("Signed out elsewhere")
+	stayConn, goneConn := stay.Dial(t, base), gone.Dial(t, base)
+
+	if _, err := st.DB().ExecContext(ctx, "DELETE FROM sessions WHERE person_id = ?", goneID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.DB().ExecContext(ctx, "UPDATE sessions SET last_seen = now() - interval '2 minutes' WHERE person_id = ?", stayID); err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go a.keepSessions(cctx, 20*time.Millisecond)
+
+	select {
+	case err := <-goneConn.closed:
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != hub.CloseUnauthenticated {
+			t.Errorf("the ended session's socket closed with %v, want %d", err, hub.CloseUnauthenticated)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the socket of a session that ended stayed open")
+	}
+	stayConn.send(t, map[string]any{"type": "ping"})
+	stayConn.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
+	var seen time.Time
+	if err := st.DB().NewRaw("SELECT last_seen FROM sessions WHERE person_id = ?", stayID).Scan(ctx, &seen); err != nil {
+		t.Fatal(err)
+	}
+	if time.Since(seen) > time.Minute {
+		t.Errorf("the open connection did not count as use: last seen %v ago", time.Since(seen))
+	}
+}
