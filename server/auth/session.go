@@ -109,7 +109,7 @@ func (m *Sessions) Keep(ctx context.Context, id string) (bool, error) {
 	return err == nil, err
 }
 
-// use returns the live session id and marks it used: an idle or too-old
+// use returns the live session with ID id and marks it used: an idle or too-old
 // session is deleted and is ErrNoSession, as is one that does not exist.
 // LastSeen is updated at most once a minute.
 func (m *Sessions) use(ctx context.Context, id string) (Session, error) {
