@@ -12,7 +12,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 )
@@ -89,14 +88,7 @@ func MustTablet(t *testing.T) *tablet {
 	env := map[string]string{"DATABASE_URL": pg.NewDB(t), "ADDR": addr, "BASE_URL": "http://" + addr}
 	f := MustFixture(t, env)
 	w := f.ws[0]
-	p, err := f.store.AddMember(context.Background(), nil, f.event.ID, store.PersonInput{Name: "Tablet user", Country: "FI", ActorType: "police"}, domain.RoleParticipant, w.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	token, hash := auth.NewInviteToken()
-	if _, err := f.store.CreateInvite(context.Background(), store.Invite{EventID: f.event.ID, PersonID: p.ID, TokenHash: hash, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-		t.Fatal(err)
-	}
+	p, token := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Tablet user", Country: "FI", ActorType: "police"}, domain.RoleParticipant, w.ID)
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	t.Cleanup(cancel)
 	tb := &tablet{f: f, env: env, browser: ctx, page: fmt.Sprintf("%s/events/%s/workshops/%d", f.srv.URL, f.event.Slug, w.ID), person: p, w: w}

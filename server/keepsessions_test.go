@@ -5,8 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/rapporteur/rapporteur/hub"
-	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 	"github.com/rapporteur/rapporteur/web"
@@ -44,22 +41,8 @@ func TestOpenSocketsFollowTheirSessions(t *testing.T) {
 
 	signIn := func(name string) (member, int64) {
 		t.Helper()
-		p, err := st.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: name}, domain.RoleParticipant, ws[0].ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		token, hash := auth.NewInviteToken()
-		if _, err := st.CreateInvite(ctx, store.Invite{EventID: ev.ID, PersonID: p.ID, TokenHash: hash, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
-			t.Fatal(err)
-		}
-		jar, _ := cookiejar.New(nil)
-		c := &http.Client{Jar: jar}
-		resp, err := c.Get(base + "/signin/" + token)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return member{http: c, id: p.ID}, p.ID
+		p, token := mustInvite(t, st, ev.ID, store.PersonInput{Name: name}, domain.RoleParticipant, ws[0].ID)
+		return mustSignIn(t, base, token, p.ID), p.ID
 	}
 	stay, stayID := signIn("Stays signed in")
 	gone, goneID := signIn("Signed out elsewhere")

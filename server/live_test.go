@@ -79,22 +79,38 @@ func MustFixture(tb testing.TB, env map[string]string) *fixture {
 // is nil) and signs them in through a personal link.
 func (f *fixture) MustMember(tb testing.TB, role string, w *domain.Workshop, country, actor string) member {
 	tb.Helper()
-	ctx := context.Background()
 	var wid int64
 	if w != nil {
 		wid = w.ID
 	}
-	p, err := f.store.AddMember(ctx, nil, f.event.ID, store.PersonInput{Name: fmt.Sprintf("%s %d", role, time.Now().UnixNano()), Country: country, ActorType: actor}, role, wid)
+	p, token := mustInvite(tb, f.store, f.event.ID, store.PersonInput{Name: fmt.Sprintf("%s %d", role, time.Now().UnixNano()), Country: country, ActorType: actor}, role, wid)
+	return mustSignIn(tb, f.srv.URL, token, p.ID)
+}
+
+// mustInvite adds a person with role to the event (in workshop wid, 0
+// for event-wide roles) and returns them with a personal sign-in token,
+// valid for an hour.
+func mustInvite(tb testing.TB, st *store.Store, eventID int64, in store.PersonInput, role string, wid int64) (domain.Person, string) {
+	tb.Helper()
+	ctx := context.Background()
+	p, err := st.AddMember(ctx, nil, eventID, in, role, wid)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	token, hash := auth.NewInviteToken()
-	if _, err := f.store.CreateInvite(ctx, store.Invite{EventID: f.event.ID, PersonID: p.ID, TokenHash: hash, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+	if _, err := st.CreateInvite(ctx, store.Invite{EventID: eventID, PersonID: p.ID, TokenHash: hash, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
 		tb.Fatal(err)
 	}
+	return p, token
+}
+
+// mustSignIn opens the sign-in link of token on the server at base in a
+// new cookie jar: the member of person id.
+func mustSignIn(tb testing.TB, base, token string, id int64) member {
+	tb.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
-	resp, err := c.Get(f.srv.URL + "/signin/" + token)
+	resp, err := c.Get(base + "/signin/" + token)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -102,7 +118,7 @@ func (f *fixture) MustMember(tb testing.TB, role string, w *domain.Workshop, cou
 	if resp.StatusCode != 200 {
 		tb.Fatalf("sign-in: %s", resp.Status)
 	}
-	return member{http: c, id: p.ID}
+	return member{http: c, id: id}
 }
 
 // Dial opens a hub connection for m against base.

@@ -346,7 +346,11 @@ func createColumns(rows []*createRow) []any {
 		} else {
 			actors = strconv.AppendInt(actors, *r.Actor, 10)
 		}
-		consents = append(consents, "ft"[b2i(r.ContactConsent)])
+		consent := byte('f')
+		if r.ContactConsent {
+			consent = 't'
+		}
+		consents = append(consents, consent)
 	}
 	actors, consents = append(actors, '}'), append(consents, '}')
 	return []any{
@@ -362,13 +366,6 @@ func createColumns(rows []*createRow) []any {
 		col(func(r *createRow) string { return r.ContactEmail }), string(consents),
 		col(func(r *createRow) string { return r.Attribution }), col(func(r *createRow) string { return string(r.Payload) }),
 	}
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // createFindingStmt runs the create-finding statement and fills in e. ok
