@@ -480,9 +480,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 				break
 			}
 		}
-		next := f
-		next.Countries, next.Themes, next.Ps = slices.Clone(f.Countries), slices.Clone(f.Themes), slices.Clone(f.Ps)
-		next.Forms, next.VictimGroups, next.ActorTypes = slices.Clone(f.Forms), slices.Clone(f.VictimGroups), slices.Clone(f.ActorTypes)
+		next := f // fields are replaced below, never changed in place
 		var conflicts []string
 		changed := []string{}
 		for name, raw := range changes {
@@ -490,14 +488,17 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			if err != nil {
 				return "", nil, err
 			}
-			before := reflect.ValueOf(ptr).Elem().Interface()
-			if err := strictUnmarshal(raw, ptr); err != nil {
+			// Decoded into a new value, not over the field: json.Unmarshal
+			// reuses a slice's array, which would change "before" too.
+			field := reflect.ValueOf(ptr).Elem()
+			after := reflect.New(field.Type())
+			if err := strictUnmarshal(raw, after.Interface()); err != nil {
 				return "", nil, domain.Errorf(domain.Invalid, "The value of %s has the wrong type: %v.", name, err)
 			}
-			after := reflect.ValueOf(ptr).Elem().Interface()
-			if reflect.DeepEqual(before, after) {
+			if reflect.DeepEqual(field.Interface(), after.Elem().Interface()) || (field.Kind() == reflect.Slice && field.Len() == 0 && after.Elem().Len() == 0) {
 				continue
 			}
+			field.Set(after.Elem())
 			if f.FieldVersions[name] > base {
 				conflicts = append(conflicts, name)
 				continue

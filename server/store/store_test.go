@@ -404,6 +404,47 @@ func TestUpdateMergesFieldsAndRefusesConflicts(t *testing.T) {
 	}
 }
 
+// A list changed to another of the same length: json.Unmarshal reuses a
+// slice's array, which once made the old value look like the new one, so
+// the change was acked but not saved, or saved over someone else's.
+func TestUpdateOfAListToOneOfTheSameLength(t *testing.T) {
+	ctx := context.Background()
+	s, ev := MustDemo(t)
+	ws, _ := s.Workshops(ctx, ev.ID)
+	wid := ws[0].ID
+	a, err := s.CreateFinding(ctx, nil, wid, "c1", store.FindingInput{Title: "start", Countries: []string{"DK"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f domain.Finding
+	json.Unmarshal(a.Entry.Payload, &f)
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+
+	u, err := s.UpdateFinding(ctx, nil, wid, "u1", f.ID, 1, map[string]json.RawMessage{"countries": raw([]string{"SE"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Finding domain.Finding `json:"finding"`
+		Fields  []string       `json:"fields"`
+	}
+	json.Unmarshal(u.Entry.Payload, &p)
+	if !slices.Equal(p.Fields, []string{"countries"}) || !slices.Equal(p.Finding.Countries, []string{"SE"}) || p.Finding.Version != 2 {
+		t.Fatalf("entry of DK → SE: fields %v, countries %v, version %d", p.Fields, p.Finding.Countries, p.Finding.Version)
+	}
+	if got, _ := s.Finding(ctx, f.ID); !slices.Equal(got.Countries, []string{"SE"}) || got.FieldVersions["countries"] != 2 {
+		t.Fatalf("stored after DK → SE: %v, field versions %v", got.Countries, got.FieldVersions)
+	}
+	// Someone else, still at version 1, changes the same list: a conflict.
+	_, err = s.UpdateFinding(ctx, nil, wid, "u2", f.ID, 1, map[string]json.RawMessage{"title": raw("x"), "countries": raw([]string{"NO"})})
+	if domain.ErrorCode(err) != domain.Conflict {
+		t.Fatalf("stale change of the list: %v, want conflict", err)
+	}
+	if got, _ := s.Finding(ctx, f.ID); !slices.Equal(got.Countries, []string{"SE"}) || got.Title != "start" {
+		t.Fatalf("the conflict wrote: %+v", got)
+	}
+}
+
 func TestDemoEventIsComplete(t *testing.T) {
 	ctx := context.Background()
 	s, ev := MustDemo(t)
