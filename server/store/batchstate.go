@@ -58,7 +58,7 @@ func (bs *batchState) lock(ctx context.Context, tx bun.Tx, room string, ids []in
 		return nil
 	}
 	var fs []domain.Finding
-	if err := tx.NewSelect().Model(&fs).
+	if err := tx.NewSelect().Model(&fs).ColumnExpr("finding.*").ColumnExpr(votesColumn).
 		Where("id IN (?) AND deleted_at IS NULL AND workshop_id IS NOT NULL AND ? = 'workshop:' || workshop_id", bun.In(ids), room).
 		Order("id").For("UPDATE").Scan(ctx); err != nil {
 		return fmt.Errorf("lock findings: %w", err)
@@ -159,6 +159,17 @@ func setVote(ctx context.Context, tx bun.Tx, id, person int64, on bool) (int, er
 		delete(vs.now, person)
 	}
 	return len(vs.now), nil
+}
+
+// batchVotes is finding id's vote count: as the batch's earlier votes
+// left it when it has them, else stored (as read with the finding).
+func batchVotes(ctx context.Context, id int64, stored int) int {
+	if bs := batchStateOf(ctx); bs != nil {
+		if vs := bs.votes[id]; vs != nil {
+			return len(vs.now)
+		}
+	}
+	return stored
 }
 
 // takeCommentIDs takes n comment ids for the batch's comments.

@@ -415,6 +415,9 @@ func createFindingChange(workshopID int64, actor *int64, in FindingInput) Change
 	}
 }
 
+// votesColumn selects a finding's vote count (Votes is scanonly).
+const votesColumn = "(SELECT count(*) FROM votes v WHERE v.finding_id = finding.id) AS votes"
+
 // Finding returns one finding that is not deleted.
 func (s *Store) Finding(ctx context.Context, id int64) (domain.Finding, error) {
 	return getFinding(ctx, s.db, id, false)
@@ -422,7 +425,7 @@ func (s *Store) Finding(ctx context.Context, id int64) (domain.Finding, error) {
 
 func getFinding(ctx context.Context, db bun.IDB, id int64, lock bool) (domain.Finding, error) {
 	var f domain.Finding
-	q := db.NewSelect().Model(&f).Where("id = ? AND deleted_at IS NULL", id)
+	q := db.NewSelect().Model(&f).ColumnExpr("finding.*").ColumnExpr(votesColumn).Where("id = ? AND deleted_at IS NULL", id)
 	if lock {
 		q = q.For("UPDATE")
 	}
@@ -436,7 +439,7 @@ func getFinding(ctx context.Context, db bun.IDB, id int64, lock bool) (domain.Fi
 func (s *Store) WorkshopFindings(ctx context.Context, workshopID int64) ([]domain.Finding, error) {
 	fs := []domain.Finding{}
 	err := s.db.NewSelect().Model(&fs).
-		ColumnExpr("finding.*").ColumnExpr("(SELECT count(*) FROM votes v WHERE v.finding_id = finding.id) AS votes").
+		ColumnExpr("finding.*").ColumnExpr(votesColumn).
 		Where("workshop_id = ? AND deleted_at IS NULL", workshopID).Order("id").Scan(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list findings: %w", err)
@@ -464,6 +467,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		if err != nil {
 			return "", nil, err
 		}
+		f.Votes = batchVotes(ctx, f.ID, f.Votes)
 		if len(changes) == 0 {
 			return "", nil, domain.Errorf(domain.Invalid, "An update needs at least one changed field.")
 		}

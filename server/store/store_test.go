@@ -952,6 +952,51 @@ func TestBatchedVotesCountAndLandOnce(t *testing.T) {
 	}
 }
 
+// An update's entry carries the whole finding, which screens put in place
+// of theirs: its vote count must be the finding's, alone and in a batch
+// after the batch's own votes (it was always 0).
+func TestUpdateEntriesCarryTheVoteCount(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[1]
+	f := mustNewFinding(t, s, w.ID, "c", "Voted on")
+	p1, p2 := mustPerson(t, s), mustPerson(t, s)
+	if _, err := s.Vote(ctx, p1, w.ID, "v1", f); err != nil {
+		t.Fatal(err)
+	}
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	votesOf := func(a store.Applied) int {
+		var p struct{ Finding domain.Finding }
+		if err := json.Unmarshal(a.Entry.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		return p.Finding.Votes
+	}
+	a, err := s.UpdateFinding(ctx, nil, w.ID, "u1", f, 1, map[string]json.RawMessage{"title": raw("Alone")})
+	if err != nil || votesOf(a) != 1 {
+		t.Fatalf("update alone: %v, %d votes, want 1", err, votesOf(a))
+	}
+	res := queueBehindBusyRoom(t, s, store.WorkshopRoom(w.ID), []func() (store.Applied, error){
+		func() (store.Applied, error) { return s.Vote(ctx, p2, w.ID, "v2", f) },
+		func() (store.Applied, error) {
+			return s.UpdateFinding(ctx, nil, w.ID, "u2", f, 2, map[string]json.RawMessage{"title": raw("In a batch")})
+		},
+		func() (store.Applied, error) {
+			return s.UpdateFinding(ctx, nil, w.ID, "u3", f, 1, map[string]json.RawMessage{"title": raw("Stale")})
+		},
+	})
+	if res[1].err != nil || votesOf(res[1].a) != 2 {
+		t.Errorf("update after a vote in its batch: %v, %d votes, want 2", res[1].err, votesOf(res[1].a))
+	}
+	var de *domain.Error
+	if !errors.As(res[2].err, &de) || de.Code != domain.Conflict {
+		t.Fatalf("stale update: %v, want conflict", res[2].err)
+	}
+	if cd, ok := de.Detail.(store.ConflictDetail); !ok || cd.Current.Votes != 2 {
+		t.Errorf("conflict's current finding: %+v, want 2 votes", de.Detail)
+	}
+}
+
 // mustNewFinding creates a finding titled title in workshop w and returns its id.
 func mustNewFinding(tb testing.TB, s *store.Store, w int64, opID, title string) int64 {
 	tb.Helper()
