@@ -206,6 +206,9 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		return hub.Entry{}, &hub.OpError{Code: hub.CodeForbidden, Message: fmt.Sprintf("Your role does not allow %s here.", op.Kind)}
 	}
 	actor := &v.Person.ID
+	if auth.Allowed(v.principal(eventID), auth.ActReleaseManage, workshopID) {
+		ctx = store.WithReleaseRight(ctx)
+	}
 	if op.Committed != nil {
 		label := v.label()
 		ctx = store.WithCommitted(ctx, func(le domain.LogEntry, more bool) {
@@ -247,7 +250,7 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		case "finding.delete":
 			a, err = l.store.DeleteFinding(ctx, actor, workshopID, op.OpID, fid)
 		case "finding.share":
-			a, err = l.store.SetFindingRelease(ctx, actor, workshopID, op.OpID, fid, domain.Shared)
+			a, err = l.store.ShareFinding(ctx, actor, workshopID, op.OpID, fid)
 		case "vote":
 			a, err = l.store.Vote(ctx, *actor, workshopID, op.OpID, fid)
 		case "unvote":

@@ -440,3 +440,58 @@ func TestPermissionTableOverWebSocket(t *testing.T) {
 		t.Errorf("%d entries in group B's room by members of group A", n)
 	}
 }
+
+// A released finding may be public: a participant's or rapporteur's edit or
+// delete would go out unreviewed, and a rapporteur's share would take back
+// the organizer's release. Only an organizer changes it.
+func TestReleasedFindingsChangeOnlyByOrganizers(t *testing.T) {
+	f := mustPermFixture(t)
+	ctx := context.Background()
+	room := store.WorkshopRoom(f.a.ID)
+	rel, err := f.store.Finding(ctx, f.releasedA.ID)
+	if err != nil || rel.ReleaseState != domain.Released {
+		t.Fatalf("fixture's released finding: %+v (%v)", rel, err)
+	}
+	reply := func(role, opID, kind string, base int64, body any) frame {
+		t.Helper()
+		c := f.who[role].m.Dial(t, f.srv.URL)
+		if fr := c.join(t, room, 0); fr.Type != "joined" {
+			t.Fatalf("join as %s: %+v", role, fr)
+		}
+		c.send(t, op(room, opID, kind, base, body))
+		return c.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" })
+	}
+	for _, role := range []string{rPartA, rRapA} {
+		for _, o := range []struct {
+			kind string
+			body any
+		}{
+			{"finding.update", map[string]any{"id": rel.ID, "fields": map[string]any{"title": "Changed by " + role}}},
+			{"finding.delete", map[string]any{"finding_id": rel.ID}},
+		} {
+			if fr := reply(role, o.kind+" "+role, o.kind, int64(rel.Version), o.body); fr.Code != "forbidden" {
+				t.Errorf("%s of a released finding as %s: %+v, want forbidden", o.kind, role, fr)
+			}
+		}
+	}
+	if fr := reply(rRapA, "share released", "finding.share", 0, map[string]any{"finding_id": rel.ID}); fr.Type != "ack" {
+		t.Errorf("share of a released finding: %+v, want an ack that changes nothing", fr)
+	}
+	got, err := f.store.Finding(ctx, rel.ID)
+	if err != nil || got.ReleaseState != domain.Released || got.Title != rel.Title || got.Version != rel.Version {
+		t.Fatalf("released finding after the others' ops: %+v (%v); want it as it was", got, err)
+	}
+	// A share still shares a draft.
+	if fr := reply(rRapA, "share draft", "finding.share", 0, map[string]any{"finding_id": f.draftA.ID}); fr.Type != "ack" {
+		t.Fatalf("share of a draft: %+v", fr)
+	}
+	if d, _ := f.store.Finding(ctx, f.draftA.ID); d.ReleaseState != domain.Shared {
+		t.Errorf("draft after share: %s, want shared", d.ReleaseState)
+	}
+	if fr := reply(rOrg, "org update", "finding.update", int64(rel.Version), map[string]any{"id": rel.ID, "fields": map[string]any{"title": "Corrected by the organizer"}}); fr.Type != "ack" {
+		t.Fatalf("organizer's update of a released finding: %+v", fr)
+	}
+	if got, _ := f.store.Finding(ctx, rel.ID); got.Title != "Corrected by the organizer" || got.ReleaseState != domain.Released {
+		t.Errorf("after the organizer's update: %+v", got)
+	}
+}

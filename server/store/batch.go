@@ -126,6 +126,31 @@ func WithQueued(ctx context.Context, fn func()) context.Context {
 	return context.WithValue(ctx, queuedKey{}, fn)
 }
 
+type releaseRightKey struct{}
+
+// WithReleaseRight returns ctx marking an op as made by someone who may
+// change released content (an organizer). Without it, an update or delete
+// of a released finding is Forbidden: its new text would go public
+// without the review a release is.
+func WithReleaseRight(ctx context.Context) context.Context {
+	return context.WithValue(ctx, releaseRightKey{}, true)
+}
+
+// mayChangeReleased tells whether ctx carries WithReleaseRight. It is read
+// when an op is submitted: a batch runs ops under a context of its own.
+func mayChangeReleased(ctx context.Context) bool {
+	ok, _ := ctx.Value(releaseRightKey{}).(bool)
+	return ok
+}
+
+// checkNotReleased refuses a change to a released finding without the release right.
+func checkNotReleased(f domain.Finding, right bool) error {
+	if f.ReleaseState == domain.Released && !right {
+		return domain.Errorf(domain.Forbidden, "Finding %d is released and may be public; only an organizer can change it now.", f.ID)
+	}
+	return nil
+}
+
 type committedKey struct{}
 
 // WithCommitted returns ctx carrying fn, to which an op submitted with it

@@ -462,9 +462,13 @@ type ConflictDetail struct {
 // whole update is refused with a Conflict carrying the current finding.
 func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int, changes map[string]json.RawMessage) (Applied, error) {
 	// It reads, checks, then writes once at the end.
+	right := mayChangeReleased(ctx)
 	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, actor, id, heldUpdate, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := lockedFindingInRoom(ctx, tx, workshopID, id)
 		if err != nil {
+			return "", nil, err
+		}
+		if err := checkNotReleased(f, right); err != nil {
 			return "", nil, err
 		}
 		f.Votes = batchVotes(ctx, f.ID, f.Votes)
@@ -587,6 +591,7 @@ func strictUnmarshal(raw json.RawMessage, ptr any) error {
 // DeleteFinding removes a finding of the room's workshop (kept in the
 // database as deleted, so the log and links stay whole).
 func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64) (Applied, error) {
+	right := mayChangeReleased(ctx)
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := getFinding(ctx, tx, id, true)
 		if err != nil {
@@ -594,6 +599,9 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 		}
 		if f.WorkshopID == nil || *f.WorkshopID != workshopID {
 			return "", nil, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", id)
+		}
+		if err := checkNotReleased(f, right); err != nil {
+			return "", nil, err
 		}
 		if _, err := tx.NewUpdate().Model((*domain.Finding)(nil)).Set("deleted_at = now(), version = version + 1").
 			Where("id = ?", id).Exec(ctx); err != nil {

@@ -219,9 +219,25 @@ func (s *Store) SetFindingRelease(ctx context.Context, actor *int64, workshopID 
 	if !slices.Contains([]string{domain.Draft, domain.Shared, domain.Released}, state) {
 		return Applied{}, domain.Errorf(domain.Invalid, "Unknown release state %q: use draft, shared or released.", state)
 	}
+	return s.setRelease(ctx, actor, workshopID, opID, findingID, state, false)
+}
+
+// ShareFinding shares a draft with the whole event. A finding shared or
+// released already stays as it is (the op is acked with its state): a
+// share never takes back an organizer's release.
+func (s *Store) ShareFinding(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64) (Applied, error) {
+	return s.setRelease(ctx, actor, workshopID, opID, findingID, domain.Shared, true)
+}
+
+// setRelease sets a finding's release state; fromDraft only a draft's.
+func (s *Store) setRelease(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64, state string, fromDraft bool) (Applied, error) {
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		if _, err := findingInRoom(ctx, tx, workshopID, findingID); err != nil {
+		f, err := findingInRoom(ctx, tx, workshopID, findingID)
+		if err != nil {
 			return "", nil, err
+		}
+		if fromDraft && f.ReleaseState != domain.Draft {
+			return "finding.release", map[string]any{"finding_id": findingID, "release_state": f.ReleaseState}, nil
 		}
 		if _, err := tx.NewRaw("UPDATE findings SET release_state = ?, version = version + 1, updated_at = now() WHERE id = ?", state, findingID).Exec(ctx); err != nil {
 			return "", nil, fmt.Errorf("set release state: %w", err)
