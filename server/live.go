@@ -268,6 +268,9 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		if err := decodeBody(op.Body, &body); err != nil {
 			return hub.Entry{}, err
 		}
+		if body.FindingID <= 0 {
+			return hub.Entry{}, &hub.OpError{Code: hub.CodeInvalid, Message: "A release needs the finding's id (finding_id)."}
+		}
 		a, err = l.store.SetFindingRelease(ctx, actor, workshopID, op.OpID, body.FindingID, body.State)
 	case "comment":
 		var body struct {
@@ -276,6 +279,9 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		}
 		if err := decodeBody(op.Body, &body); err != nil {
 			return hub.Entry{}, err
+		}
+		if body.FindingID <= 0 {
+			return hub.Entry{}, &hub.OpError{Code: hub.CodeInvalid, Message: "A comment needs the finding's id (finding_id)."}
 		}
 		a, err = l.store.AddComment(ctx, *actor, workshopID, op.OpID, body.FindingID, body.Text)
 	case "key.reorder":

@@ -378,6 +378,13 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 	c := f.MustMember(t, domain.RoleParticipant, own, "DK", "ngo").Dial(t, f.srv.URL)
 	c.join(t, room, 0)
 	ctx := context.Background()
+	created, err := f.store.CreateFinding(ctx, nil, own.ID, "mine", store.FindingInput{Title: "Mine"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mf domain.Finding
+	json.Unmarshal(created.Entry.Payload, &mf)
+	mine := mf.ID
 	head, _ := f.store.Head(ctx, room)
 	cases := []struct {
 		name string
@@ -394,6 +401,8 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		{"unknown taxonomy term", `{"type":"op","room":"` + room + `","op_id":"x4","kind":"finding.create","body":{"title":"t","countries":["XX"]}}`, "invalid"},
 		{"op the role may not do", `{"type":"op","room":"` + room + `","op_id":"x5","kind":"key.mark","body":{"finding_id":1}}`, "forbidden"},
 		{"unknown op kind", `{"type":"op","room":"` + room + `","op_id":"x6","kind":"finding.explode","body":{}}`, "invalid"},
+		{"comment without its finding", `{"type":"op","room":"` + room + `","op_id":"x7","kind":"comment","body":{"text":"c"}}`, "invalid"},
+		{"update to a blank title", `{"type":"op","room":"` + room + `","op_id":"x8","kind":"finding.update","base":1,"body":{"id":` + fmt.Sprint(mine) + `,"fields":{"title":"   "}}}`, "invalid"},
 	}
 	for _, tc := range cases {
 		c.mu.Lock()

@@ -503,6 +503,9 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			if err := strictUnmarshal(raw, after.Interface()); err != nil {
 				return "", nil, domain.Errorf(domain.Invalid, "The value of %s has the wrong type: %v.", name, err)
 			}
+			if name == "title" { // as a create trims it
+				after.Elem().SetString(strings.TrimSpace(after.Elem().String()))
+			}
 			if reflect.DeepEqual(field.Interface(), after.Elem().Interface()) || (field.Kind() == reflect.Slice && field.Len() == 0 && after.Elem().Len() == 0) {
 				continue
 			}

@@ -167,10 +167,13 @@ func (s *Store) ReorderKey(ctx context.Context, actor *int64, workshopID int64, 
 		a, b := slices.Clone(current), slices.Clone(ids)
 		slices.Sort(a)
 		slices.Sort(b)
+		if len(slices.Compact(slices.Clone(b))) != len(b) {
+			return "", nil, domain.Errorf(domain.Invalid, "The list names a key finding more than once.")
+		}
 		if !slices.Equal(a, b) {
 			return "", nil, &domain.Error{Code: domain.Conflict,
 				Message: "The list must name exactly the workshop's key findings; they changed meanwhile.",
-				Detail:  map[string]any{"order": current}}
+				Detail:  map[string]any{"current": map[string]any{"order": current}}}
 		}
 		for i, id := range ids {
 			if _, err := tx.NewRaw("UPDATE findings SET key_position = ? WHERE id = ?", i+1, id).Exec(ctx); err != nil {
@@ -205,7 +208,7 @@ func (s *Store) SetKeyMessages(ctx context.Context, actor *int64, workshopID int
 		if base != w.KeyMessagesVersion {
 			return "", nil, &domain.Error{Code: domain.Conflict,
 				Message: fmt.Sprintf("Someone else saved the key messages since version %d; review the current text.", base),
-				Detail:  map[string]any{"version": w.KeyMessagesVersion, "text": w.KeyMessages}}
+				Detail:  map[string]any{"current": map[string]any{"version": w.KeyMessagesVersion, "text": w.KeyMessages}}}
 		}
 		if _, err := tx.NewRaw("UPDATE workshops SET key_messages = ?, key_messages_version = key_messages_version + 1 WHERE id = ?", text, workshopID).Exec(ctx); err != nil {
 			return "", nil, fmt.Errorf("set key messages: %w", err)

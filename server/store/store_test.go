@@ -997,6 +997,45 @@ func TestUpdateEntriesCarryTheVoteCount(t *testing.T) {
 	}
 }
 
+// Key findings and key messages: a conflict carries detail.current (as
+// PROTOCOL.md says), and a list that can never be right is invalid.
+func TestKeyOpsConflictWithTheCurrentValue(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[2]
+	a, b := mustNewFinding(t, s, w.ID, "a", "A"), mustNewFinding(t, s, w.ID, "b", "B")
+	for _, id := range []int64{a, b} {
+		if _, err := s.MarkKey(ctx, nil, w.ID, fmt.Sprint("mark-", id), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	head := mustHead(t, s, store.WorkshopRoom(w.ID))
+	if _, err := s.ReorderKey(ctx, nil, w.ID, "twice", []int64{a, a, b}); domain.ErrorCode(err) != domain.Invalid {
+		t.Errorf("reorder naming a finding twice: %v, want invalid", err)
+	}
+	_, err := s.ReorderKey(ctx, nil, w.ID, "one missing", []int64{b})
+	var de *domain.Error
+	if !errors.As(err, &de) || de.Code != domain.Conflict {
+		t.Fatalf("reorder missing a key finding: %v, want conflict", err)
+	}
+	if d, _ := json.Marshal(de.Detail); string(d) != fmt.Sprintf(`{"current":{"order":[%d,%d]}}`, a, b) {
+		t.Errorf("reorder conflict detail %s", d)
+	}
+	if _, err := s.SetKeyMessages(ctx, nil, w.ID, "km1", 0, "First"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.SetKeyMessages(ctx, nil, w.ID, "km2", 0, "Stale")
+	if !errors.As(err, &de) || de.Code != domain.Conflict {
+		t.Fatalf("stale key messages: %v, want conflict", err)
+	}
+	if d, _ := json.Marshal(de.Detail); string(d) != `{"current":{"text":"First","version":1}}` {
+		t.Errorf("key messages conflict detail %s", d)
+	}
+	if after := mustHead(t, s, store.WorkshopRoom(w.ID)); after != head+1 {
+		t.Errorf("room moved from %d to %d; only the first key messages should be logged", head, after)
+	}
+}
+
 // mustNewFinding creates a finding titled title in workshop w and returns its id.
 func mustNewFinding(tb testing.TB, s *store.Store, w int64, opID, title string) int64 {
 	tb.Helper()
