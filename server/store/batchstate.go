@@ -29,6 +29,15 @@ type batchState struct {
 	commentIDs []int64                   // ids taken for the batch's comments
 	comments   []Comment                 // comments not yet written
 	votes      map[int64]*voteSet        // by finding: its voters, as changed so far
+	// updated is, by finding, who changed which field in the batch; their
+	// entries are not in the log until its end (see changedByOthers).
+	updated map[int64][]fieldChange
+}
+
+// fieldChange is one field of a finding changed by actor.
+type fieldChange struct {
+	field string
+	actor *int64
 }
 
 // voteSet is who votes for a finding: as stored, and as the batch leaves it.
@@ -39,7 +48,7 @@ type voteSet struct {
 type batchStateKey struct{}
 
 func newBatchState() *batchState {
-	return &batchState{findings: map[int64]*domain.Finding{}, votes: map[int64]*voteSet{}}
+	return &batchState{findings: map[int64]*domain.Finding{}, votes: map[int64]*voteSet{}, updated: map[int64][]fieldChange{}}
 }
 
 func withBatchState(ctx context.Context, bs *batchState) context.Context {

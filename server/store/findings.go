@@ -458,8 +458,9 @@ type ConflictDetail struct {
 // UpdateFinding applies changes (field name → JSON value) to a finding of
 // the room's workshop. base is the finding version the client edited.
 // Changes to fields nobody changed since base are applied; if any changed
-// field was changed by someone else since base (to a different value), the
-// whole update is refused with a Conflict carrying the current finding.
+// field was changed by someone else since base (see changedByOthers) and
+// the update sets it to a different value, the whole update is refused
+// with a Conflict carrying the current finding.
 func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int, changes map[string]json.RawMessage) (Applied, error) {
 	// It reads, checks, then writes once at the end.
 	right := mayChangeReleased(ctx)
@@ -511,8 +512,14 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			}
 			field.Set(after.Elem())
 			if f.FieldVersions[name] > base {
-				conflicts = append(conflicts, name)
-				continue
+				other, err := changedByOthers(ctx, tx, id, base, name, actor)
+				if err != nil {
+					return "", nil, err
+				}
+				if other {
+					conflicts = append(conflicts, name)
+					continue
+				}
 			}
 			changed = append(changed, name)
 		}
@@ -541,8 +548,42 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		if err := saveFinding(ctx, tx, &next); err != nil {
 			return "", nil, err
 		}
+		if bs := batchStateOf(ctx); bs != nil {
+			for _, name := range changed {
+				bs.updated[id] = append(bs.updated[id], fieldChange{name, actor})
+			}
+		}
 		return "finding.update", map[string]any{"finding": next, "fields": changed}, nil
 	})
+}
+
+// changedByOthers tells whether field of finding id was changed since
+// version base by anyone but actor: only then is a stale update of it a
+// conflict. A person's own later edits (two saves of one field sent
+// before the first was acked, say) are no conflict. Changes without a
+// known actor count as others'. It reads the log, and in a batch the
+// batch's own changes, whose entries are written at its end.
+func changedByOthers(ctx context.Context, tx bun.Tx, id int64, base int, field string, actor *int64) (bool, error) {
+	if actor == nil {
+		return true, nil
+	}
+	if bs := batchStateOf(ctx); bs != nil {
+		for _, c := range bs.updated[id] {
+			if c.field == field && (c.actor == nil || *c.actor != *actor) {
+				return true, nil
+			}
+		}
+	}
+	var other bool
+	err := tx.NewRaw(`SELECT EXISTS (SELECT 1 FROM log_entries e JOIN findings f ON f.id = ?
+		WHERE e.room = 'workshop:' || f.workshop_id AND e.kind = 'finding.update'
+		  AND (e.payload->'finding'->>'id')::bigint = f.id AND (e.payload->'finding'->>'version')::int > ?
+		  AND e.payload->'fields' @> jsonb_build_array(?::text) AND e.actor_id IS DISTINCT FROM ?)`,
+		id, base, field, *actor).Scan(ctx, &other)
+	if err != nil {
+		return false, fmt.Errorf("read the changes of finding %d: %w", id, err)
+	}
+	return other, nil
 }
 
 // fieldPtr returns a pointer to the finding field a client may update by name.

@@ -997,6 +997,55 @@ func TestUpdateEntriesCarryTheVoteCount(t *testing.T) {
 	}
 }
 
+// A stale update conflicts only over changes by someone else: two saves of
+// one field from one person, the second sent before the first was acked,
+// both apply; alone and in a batch, whose entries reach the log at its end.
+func TestOwnEarlierEditsAreNoConflict(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[3]
+	id := mustNewFinding(t, s, w.ID, "c", "Start")
+	p1, p2 := mustPerson(t, s), mustPerson(t, s)
+	upd := func(p int64, opID string, base int, field, value string) func() (store.Applied, error) {
+		return func() (store.Applied, error) {
+			v, _ := json.Marshal(value)
+			return s.UpdateFinding(ctx, &p, w.ID, opID, id, base, map[string]json.RawMessage{field: v})
+		}
+	}
+	steps := []struct {
+		op       func() (store.Applied, error)
+		conflict bool
+	}{
+		{upd(p1, "p1 title", 1, "title", "A1"), false},
+		{upd(p1, "p1 title again", 1, "title", "A2"), false},     // own: applies over A1
+		{upd(p2, "p2 title", 1, "title", "B"), true},             // p1 changed it since 1
+		{upd(p2, "p2 results", 1, "results", "R"), false},        // another field: merges
+		{upd(p1, "p1 stale results", 3, "results", "R1"), true},  // p2 changed it since 3
+		{upd(p1, "p1 title at 4", 4, "title", "A3"), false},      // nobody changed it since 4
+		{upd(p1, "p1 title once more", 2, "title", "A4"), false}, // since 2 only p1's own
+	}
+	for i, st := range steps {
+		_, err := st.op()
+		if got := domain.ErrorCode(err) == domain.Conflict; got != st.conflict || (!st.conflict && err != nil) {
+			t.Fatalf("step %d: %v, want conflict %v", i, err, st.conflict)
+		}
+	}
+	if f, _ := s.Finding(ctx, id); f.Title != "A4" || f.Results != "R" || f.Version != 6 {
+		t.Fatalf("after the steps: title %q, results %q, version %d; want A4, R, 6", f.Title, f.Results, f.Version)
+	}
+	res := queueBehindBusyRoom(t, s, store.WorkshopRoom(w.ID), []func() (store.Applied, error){
+		upd(p2, "b p2", 6, "title", "B2"),
+		upd(p1, "b p1", 6, "title", "A5"),       // p2's change, earlier in the batch
+		upd(p2, "b p2 again", 6, "title", "B3"), // p2's own
+	})
+	if res[0].err != nil || domain.ErrorCode(res[1].err) != domain.Conflict || res[2].err != nil {
+		t.Fatalf("in a batch: %v, %v, %v; want ok, conflict, ok", res[0].err, res[1].err, res[2].err)
+	}
+	if f, _ := s.Finding(ctx, id); f.Title != "B3" || f.Version != 8 {
+		t.Fatalf("after the batch: title %q, version %d; want B3, 8", f.Title, f.Version)
+	}
+}
+
 // Key findings and key messages: a conflict carries detail.current (as
 // PROTOCOL.md says), and a list that can never be right is invalid.
 func TestKeyOpsConflictWithTheCurrentValue(t *testing.T) {
