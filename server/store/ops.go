@@ -35,7 +35,7 @@ func (s *Store) Vote(ctx context.Context, person int64, workshopID int64, opID s
 			)
 			SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM votes WHERE finding_id = ?0) + (SELECT count(*) FROM ins)`,
 			workshopID, findingID, person, true)
-		return "vote", map[string]any{"finding_id": findingID, "votes": n, "person_id": person}, err
+		return "vote", map[string]any{"finding_id": findingID, "votes": n}, err
 	})
 }
 
@@ -49,7 +49,7 @@ func (s *Store) Unvote(ctx context.Context, person int64, workshopID int64, opID
 			)
 			SELECT (SELECT count(*) FROM f), (SELECT count(*) FROM votes WHERE finding_id = ?0) - (SELECT count(*) FROM del)`,
 			workshopID, findingID, person, false)
-		return "unvote", map[string]any{"finding_id": findingID, "votes": n, "person_id": person}, err
+		return "unvote", map[string]any{"finding_id": findingID, "votes": n}, err
 	})
 }
 

@@ -1,10 +1,12 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/uptrace/bun"
 
+	"github.com/rapporteur/rapporteur/migrations"
 	"github.com/rapporteur/rapporteur/server/demo"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/pgtest"
@@ -97,6 +100,48 @@ func TestMigrateUpDownUp(t *testing.T) {
 	}
 	if got := tableCount(t, s); got != up {
 		t.Fatalf("after up again: %d tables, want %d", got, up)
+	}
+}
+
+// Vote entries logged before they stopped naming the voter lose the name
+// when the server is upgraded; other entries keep their payloads.
+func TestMigrationTakesVotersOutOfOldEntries(t *testing.T) {
+	ctx := context.Background()
+	s, err := store.Open(ctx, pg.NewEmptyDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	before := fstest.MapFS{}
+	err = fs.WalkDir(migrations.FS(), ".", func(name string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && name < "20261127000002" {
+			b, _ := fs.ReadFile(migrations.FS(), name)
+			before[name] = &fstest.MapFile{Data: b}
+		}
+		return err
+	})
+	if err != nil || len(before) == 0 {
+		t.Fatalf("older migrations: %d files, %v", len(before), err)
+	}
+	if err := s.MigrateFrom(ctx, before); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, `INSERT INTO log_entries (room, seq, op_id, kind, payload) VALUES
+		('workshop:1', 1, 'v', 'vote', '{"finding_id":3,"votes":1,"person_id":9}'),
+		('workshop:1', 2, 'u', 'unvote', '{"finding_id":3,"votes":0,"person_id":9}'),
+		('workshop:1', 3, 'c', 'comment', '{"id":1,"finding_id":3,"body":"person_id","person_id":9}')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.DB().NewRaw("SELECT payload::text FROM log_entries ORDER BY seq").Scan(ctx, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`{"votes": 1, "finding_id": 3}`, `{"votes": 0, "finding_id": 3}`, `{"id": 1, "body": "person_id", "person_id": 9, "finding_id": 3}`}
+	if !slices.Equal(got, want) {
+		t.Errorf("payloads after the migration:\n%q\nwant\n%q", got, want)
 	}
 }
 
@@ -933,9 +978,15 @@ func TestBatchedVotesCountAndLandOnce(t *testing.T) {
 	})
 	want := map[int]int{0: 2, 1: 3, 2: 3, 3: 2, 5: 2, 8: 3, 9: 2}
 	for i, n := range want {
-		var p struct{ Votes int }
-		if res[i].err != nil || json.Unmarshal(res[i].a.Entry.Payload, &p) != nil || p.Votes != n {
-			t.Errorf("op %d: %v, payload %s; want %d votes", i, res[i].err, res[i].a.Entry.Payload, n)
+		// Exactly these keys: the entry must not say who voted.
+		var p struct {
+			FindingID int64 `json:"finding_id"`
+			Votes     int   `json:"votes"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(res[i].a.Entry.Payload))
+		dec.DisallowUnknownFields()
+		if res[i].err != nil || dec.Decode(&p) != nil || p.Votes != n || p.FindingID == 0 {
+			t.Errorf("op %d: %v, payload %s; want the finding and %d votes, nothing else", i, res[i].err, res[i].a.Entry.Payload, n)
 		}
 	}
 	for _, i := range []int{4, 7} {
