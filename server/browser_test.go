@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -357,4 +359,145 @@ func TestTabletTabsAgreeOnWhatIsSettled(t *testing.T) {
 	if s := tb.stored(t, a, "failed"); strings.Contains(s, "Refused in tab A") {
 		t.Fatalf("the finding taken back into the form is still kept as refused: %s", s)
 	}
+}
+
+// TestTabletEditsFindingsAndShowsConflicts: a saved finding is edited on
+// the tablet (the room sees who edits what) and saved; an edit based on a
+// version someone else changed since is refused as a conflict, shown with
+// the person's text kept, and saved after "Edit again"; a delete removes
+// the finding for the group.
+func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
+	tb := MustTablet(t)
+	ctx, st := tb.browser, tb.f.store
+	bg := context.Background()
+	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	created, err := st.CreateFinding(bg, &other.id, tb.w.ID, "seed", store.FindingInput{Title: "Joint inspections", Countries: []string{"SE"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed domain.Finding
+	json.Unmarshal(created.Entry.Payload, &seed)
+	room := store.WorkshopRoom(tb.w.ID)
+	watcher := other.Dial(t, tb.f.srv.URL)
+	if fr := watcher.join(t, room, 0); fr.Type != "joined" {
+		t.Fatalf("join: %+v", fr)
+	}
+	title := func() string {
+		t.Helper()
+		f, err := st.Finding(bg, seed.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f.Title
+	}
+	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
+	setTitle := func(s string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+				_, err := chromedp.Evaluate[bool](`document.querySelector("#new-finding input[name=title]").value = ""; true`)(ctx, t)
+				return err
+			}),
+			chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), s))
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		waitText(mine+".saved", "Joint inspections"),
+		chromedp.Click(chromedp.CSS(mine+`.saved button.edit`)),
+		waitText("#form-title", "Edit"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The room hears which finding the tablet edits, and the tablet who else is there.
+	editing := fmt.Sprintf(`"editing":"f-%d"`, seed.ID)
+	watcher.next(t, func(f frame) bool { return f.Type == "presence" && strings.Contains(string(f.People), editing) })
+	watcher.send(t, map[string]any{"type": "presence", "room": room, "editing": fmt.Sprintf("f-%d", seed.ID)})
+	err = chromedp.Do(ctx,
+		waitText("#presence", "Also here: "+other.name),
+		waitText(mine+".saved .editing", other.name+" is editing this"),
+		setTitle("Joint labour inspections"),
+		chromedp.Click(chromedp.CSS(`input[name=countries][value=NO]`)),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.saved", "Joint labour inspections"),
+		waitText("#status", "every change is saved"),
+		waitText("#form-title", "Record a best practice"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := st.Finding(bg, seed.ID); got.Title != "Joint labour inspections" || !sameSet(got.Countries, []string{"NO", "SE"}) || got.Version != 2 {
+		t.Fatalf("after the tablet's edit: %q %v version %d", got.Title, got.Countries, got.Version)
+	}
+
+	// Someone else changes the title while the tablet has the form open.
+	err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(mine+`.saved button.edit`)), waitText("#form-title", "Edit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal("Inspections, by the other")
+	if _, err := st.UpdateFinding(bg, &other.id, tb.w.ID, "other", seed.ID, 2, map[string]json.RawMessage{"title": raw}); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		waitText("#findings li.saved", "Inspections, by the other"),
+		setTitle("Inspections, as the tablet says"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.failed", "Not saved: Someone else changed title"),
+		waitText("#findings li.failed h3", "Inspections, as the tablet says"),
+		waitText("#status", "1 change not saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := title(); got != "Inspections, by the other" {
+		t.Fatalf("the conflict wrote: title %q", got)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#findings li.failed button.edit`)),
+		waitText("#form-title", "Edit"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`input[name=title]`))); err != nil || v != "Inspections, as the tablet says" {
+		t.Fatalf("Edit again: the form holds %q (%v), want the tablet's text", v, err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.saved", "Inspections, as the tablet says"),
+		waitText("#status", "every change is saved"),
+		waitNone("#findings li.failed"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := title(); got != "Inspections, as the tablet says" {
+		t.Fatalf("after Edit again: title %q", got)
+	}
+
+	// Delete, confirmed.
+	err = chromedp.Do(ctx,
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`window.confirm = () => true; true`)(ctx, t)
+			return err
+		}),
+		chromedp.Click(chromedp.CSS(mine+`.saved button.delete`)),
+		waitNone(mine),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Finding(bg, seed.ID); domain.ErrorCode(err) != domain.NotFound {
+		t.Fatalf("after the delete: %v, want not_found", err)
+	}
+}
+
+// sameSet tells whether a and b hold the same strings, in any order.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }

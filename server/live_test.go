@@ -32,6 +32,7 @@ type frame struct {
 	Code    string          `json:"code"`
 	Message string          `json:"message"`
 	Detail  json.RawMessage `json:"detail"`
+	People  json.RawMessage `json:"people"`
 }
 
 // client is a test's WebSocket client, signed in as one person.
@@ -47,6 +48,7 @@ type client struct {
 type member struct {
 	http *http.Client
 	id   int64
+	name string // as MustMember named them
 }
 
 // fixture is a running server with its store.
@@ -84,7 +86,9 @@ func (f *fixture) MustMember(tb testing.TB, role string, w *domain.Workshop, cou
 		wid = w.ID
 	}
 	p, token := mustInvite(tb, f.store, f.event.ID, store.PersonInput{Name: fmt.Sprintf("%s %d", role, time.Now().UnixNano()), Country: country, ActorType: actor}, role, wid)
-	return mustSignIn(tb, f.srv.URL, token, p.ID)
+	m := mustSignIn(tb, f.srv.URL, token, p.ID)
+	m.name = p.Name
+	return m
 }
 
 // mustInvite adds a person with role to the event (in workshop wid, 0

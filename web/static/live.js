@@ -4,6 +4,10 @@
 // (with the same op id, so it is applied once), and shown as "on this
 // device" until then. A change the server refuses stays on the device too,
 // shown as not saved, until the person edits it again or discards it.
+// A saved finding can be edited (an update based on the version shown,
+// so that a change someone else made meanwhile is a conflict the person
+// sees, never overwritten unseen) or deleted; who else is in the room,
+// and what they are editing, is shown as the server's presence says.
 (function () {
   "use strict";
   var root = document.getElementById("workshop");
@@ -16,6 +20,13 @@
   var listEl = document.getElementById("findings");
   var form = document.getElementById("new-finding");
   var formError = document.getElementById("form-error");
+  var formTitle = document.getElementById("form-title");
+  var submitButton = form.querySelector("button[type=submit]");
+  var cancelButton = document.getElementById("cancel-edit");
+  var presenceEl = document.getElementById("presence");
+  var me = root.dataset.person || "";
+  var textFields = ["title", "what_done", "results", "transferability"];
+  var listFields = ["countries", "themes"];
 
   var maxFrame = 64 * 1024; // the server's frame limit (bytes)
   var maxInFlight = 16;     // unacked ops on the wire (PROTOCOL.md, Resume)
@@ -28,7 +39,9 @@
   var queue = load(":queue", []);
   var failed = load(":failed", []);
   var done = load(":done", []); // op ids applied or discarded, newest last (see merge)
-  var acked = [];  // acked creates whose entry is still on the way: shown as saved
+  var acked = [];  // acked ops ({op, seq}) whose entry is still on the way: shown as saved
+  var editing = null; // the saved finding in the form: {id, base (its version), orig (its fields)}
+  var people = [];    // the room's presence list
   var sent = {};   // op ids sent on this connection and not answered yet
   var ws = null, live = false, paused = false, retry = 500, timer = null;
   var signedOut = false, blocked = "", trouble = "", storageFull = false, lastHeard = 0;
@@ -123,21 +136,48 @@
 
   function render() {
     listEl.textContent = "";
+    acked = acked.filter(function (a) { return a.seq > state.seq; });
     var items = Object.keys(state.findings).map(function (k) { return state.findings[k]; });
     items.sort(function (a, b) { return a.id - b.id; });
-    items.forEach(function (f) { listEl.appendChild(item(f, "saved")); });
-    acked = acked.filter(function (a) { return a.seq > state.seq; });
-    acked.forEach(function (a) { listEl.appendChild(item(a.body, "saved")); });
+    items.forEach(function (f) {
+      // This device's changes on top: acked ones (their entry is on the
+      // way) as saved, the others as on this device.
+      var view = f, how = "saved";
+      acked.forEach(function (a) { view = overlay(view, a.op); });
+      queue.forEach(function (op) {
+        var v = overlay(view, op);
+        if (v !== view) { view = v; how = "pending"; }
+      });
+      if (!view.gone) listEl.appendChild(item(view, how));
+    });
+    acked.forEach(function (a) { if (a.op.kind === "finding.create") listEl.appendChild(item(a.op.body, "saved")); });
     queue.forEach(function (op) {
       if (op.kind === "finding.create") listEl.appendChild(item(op.body, "pending"));
     });
     failed.forEach(function (op) { listEl.appendChild(failedItem(op)); });
+    renderPresence();
     setStatus();
+  }
+  // overlay returns finding f as op (an update or delete of it) leaves it,
+  // or f itself when op is about something else.
+  function overlay(f, op) {
+    if (!op.body || op.body.id !== f.id || (op.kind !== "finding.update" && op.kind !== "finding.delete")) return f;
+    var v = {};
+    Object.keys(f).forEach(function (k) { v[k] = f[k]; });
+    if (op.kind === "finding.delete") v.gone = true;
+    else Object.keys(op.body.fields || {}).forEach(function (k) { v[k] = op.body.fields[k]; });
+    return v;
+  }
+  // renderPresence lists who else is in the room.
+  function renderPresence() {
+    var others = people.filter(function (p) { return p.id !== me; });
+    presenceEl.textContent = others.length ? "Also here: " + others.map(function (p) { return p.name; }).join(", ") : "";
   }
 
   function item(f, how) {
     var li = document.createElement("li");
     li.className = "finding " + how;
+    if (f.id) li.dataset.id = f.id;
     var h = document.createElement("h3");
     h.textContent = f.title || "(untitled)";
     li.appendChild(h);
@@ -150,8 +190,19 @@
     st.className = "state";
     st.textContent = how === "pending" ? "On this device · not saved yet" : "Saved" + (f.is_key ? " · key finding" : "") + (f.votes ? " · " + f.votes + " support" : "");
     li.appendChild(st);
-    if (how === "saved" && f.id) {
+    if (f.id && state.findings[f.id] && how !== "failed") {
+      var by = people.filter(function (p) { return p.id !== me && p.editing === "f-" + f.id; }).map(function (p) { return p.name; });
+      if (by.length) {
+        var ed = document.createElement("p");
+        ed.className = "editing";
+        ed.textContent = by.join(", ") + (by.length === 1 ? " is" : " are") + " editing this";
+        li.appendChild(ed);
+      }
       li.appendChild(button("Support", "vote", function () { enqueue({ kind: "vote", body: { finding_id: f.id } }); }));
+      li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
+      li.appendChild(button("Delete", "delete", function () {
+        if (window.confirm("Delete \"" + (f.title || "") + "\" for the whole group?")) enqueue({ kind: "finding.delete", body: { id: f.id } });
+      }));
     }
     return li;
   }
@@ -159,9 +210,12 @@
   // failedItem shows an op the server refused, with its reason; the text
   // stays until the person takes it back into the form or discards it.
   function failedItem(op) {
-    var li;
+    var li, now = op.body && state.findings[op.body.id];
     if (op.kind === "finding.create") {
       li = item(op.body, "failed");
+    } else if (op.kind === "finding.update") {
+      // The person's text, over the finding as it is now (if it still is).
+      li = item(overlay(now || { id: op.body.id }, op), "failed");
     } else {
       li = document.createElement("li");
       li.className = "finding failed";
@@ -173,13 +227,22 @@
     li.querySelector(".state").textContent = "Not saved: " + op.error;
     if (op.kind === "finding.create") {
       li.appendChild(button("Edit again", "edit", function () {
+        stopEdit();
         fillForm(op.body);
         forget(op);
         form.scrollIntoView();
       }));
+    } else if (op.kind === "finding.update" && now) {
+      // Based on the finding as it is now: what someone else changed is
+      // on screen, and saving again keeps what the form then says.
+      li.appendChild(button("Edit again", "edit", function () {
+        startEdit(now.id, op.body.fields);
+        forget(op);
+      }));
     }
+    var typed = op.kind === "finding.create" || op.kind === "finding.update";
     li.appendChild(button("Discard", "discard", function () {
-      if (op.kind !== "finding.create" || window.confirm("Discard \"" + (op.body.title || "") + "\"? It was not saved.")) forget(op);
+      if (!typed || window.confirm("Discard \"" + li.querySelector("h3").textContent + "\"? It was not saved.")) forget(op);
     }));
     return li;
   }
@@ -198,10 +261,57 @@
     render();
   }
   function fillForm(body) {
-    ["title", "what_done", "results", "transferability"].forEach(function (k) { form.elements[k].value = body[k] || ""; });
+    textFields.forEach(function (k) { form.elements[k].value = body[k] || ""; });
     Array.prototype.forEach.call(form.querySelectorAll("input[type=checkbox]"), function (c) {
       c.checked = (body[c.name] || []).indexOf(c.value) >= 0;
     });
+  }
+  function formBody() {
+    var data = new FormData(form), body = {};
+    textFields.forEach(function (k) { body[k] = data.get(k) || ""; });
+    listFields.forEach(function (k) { body[k] = data.getAll(k); });
+    return body;
+  }
+
+  // startEdit puts saved finding id in the form, with changes (the fields
+  // of a refused update) on top, and tells the room it is being edited.
+  function startEdit(id, changes) {
+    var f = state.findings[id];
+    if (!f) return;
+    var orig = { id: id };
+    textFields.forEach(function (k) { orig[k] = f[k] || ""; });
+    listFields.forEach(function (k) { orig[k] = (f[k] || []).slice(); });
+    editing = { id: id, base: f.version, orig: orig };
+    fillForm(overlay(orig, { kind: "finding.update", body: { id: id, fields: changes || {} } }));
+    formTitle.textContent = "Edit \u201c" + (f.title || "") + "\u201d";
+    submitButton.textContent = "Save changes";
+    cancelButton.hidden = false;
+    formError.textContent = "";
+    sendPresence();
+    form.scrollIntoView();
+  }
+  function stopEdit() {
+    if (!editing) return;
+    editing = null;
+    form.reset();
+    formTitle.textContent = "Record a best practice";
+    submitButton.textContent = "Save finding";
+    cancelButton.hidden = true;
+    sendPresence();
+  }
+  function sendPresence() {
+    if (!live || !ws || ws.readyState !== WebSocket.OPEN) return; // sent again on joined
+    ws.send(JSON.stringify({ type: "presence", room: room, editing: editing ? "f-" + editing.id : "" }));
+  }
+  // changedFields is what the form changes of the finding being edited,
+  // or null when nothing.
+  function changedFields(body) {
+    var out = {}, n = 0;
+    textFields.forEach(function (k) { if (body[k] !== editing.orig[k]) { out[k] = body[k]; n++; } });
+    listFields.forEach(function (k) {
+      if (body[k].slice().sort().join("\n") !== editing.orig[k].slice().sort().join("\n")) { out[k] = body[k]; n++; }
+    });
+    return n ? out : null;
   }
 
   function frameOf(op) {
@@ -350,10 +460,15 @@
         blocked = "";
         retry = 500;
         sent = {};
+        people = f.presence || [];
+        if (editing) sendPresence();
         break; // onmessage pumps: everything not yet acknowledged, in order
+      case "presence":
+        if (f.room === room) people = f.people || [];
+        break;
       case "ack":
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
-        if (op && op.kind === "finding.create" && f.seq > state.seq) acked.push({ body: op.body, seq: f.seq });
+        if (op && f.seq > state.seq) acked.push({ op: op, seq: f.seq });
         settle(f.op_id);
         trouble = "";
         internalWait = 2000;
@@ -417,18 +532,16 @@
 
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
-    var data = new FormData(form);
-    var body = {
-      title: data.get("title"),
-      what_done: data.get("what_done") || "",
-      results: data.get("results") || "",
-      transferability: data.get("transferability") || "",
-      countries: data.getAll("countries"),
-      themes: data.getAll("themes")
-    };
+    var body = formBody();
     if (!body.title) return;
+    if (editing) {
+      var fields = changedFields(body);
+      if (!fields || enqueue({ kind: "finding.update", base: editing.base, body: { id: editing.id, fields: fields } })) stopEdit();
+      return;
+    }
     if (enqueue({ kind: "finding.create", body: body })) form.reset();
   });
+  cancelButton.addEventListener("click", stopEdit);
 
   save(); // takes in what other tabs kept
   render();
