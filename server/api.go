@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 
+	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 )
 
@@ -70,6 +71,19 @@ func (a *app) handleWorkshops(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	v, err := authOf(r).viewer(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	// Key messages are the group's drafts for the plenary: only those who
+	// may read the group's drafts see them before they are released.
+	p := v.principal(ev.ID)
+	for i := range ws {
+		if ws[i].ReleaseState != domain.Released && !auth.Allowed(p, auth.ActReadDrafts, ws[i].ID) {
+			ws[i].KeyMessages, ws[i].KeyMessagesVersion = "", 0
+		}
 	}
 	writeJSON(w, ws)
 }

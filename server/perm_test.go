@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -493,5 +494,36 @@ func TestReleasedFindingsChangeOnlyByOrganizers(t *testing.T) {
 	}
 	if got, _ := f.store.Finding(ctx, rel.ID); got.Title != "Corrected by the organizer" || got.ReleaseState != domain.Released {
 		t.Errorf("after the organizer's update: %+v", got)
+	}
+}
+
+// A group's key messages are its drafts for the plenary: the programme's
+// workshop list shows them only to those who may read the group's drafts.
+func TestKeyMessagesStayWithTheirGroup(t *testing.T) {
+	f := mustPermFixture(t)
+	if _, err := f.store.SetKeyMessages(context.Background(), nil, f.a.ID, "km", 0, "Draft key message of group A"); err != nil {
+		t.Fatal(err)
+	}
+	sees := map[string]bool{rOrg: true, rRapA: true, rPartA: true, rAuth: true}
+	for _, role := range everyone() {
+		client := http.DefaultClient
+		if role != rPub {
+			client = f.who[role].m.http
+		}
+		resp, err := client.Get(f.srv.URL + "/api/events/" + f.event.Slug + "/workshops")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var ws []domain.Workshop
+		if err := json.Unmarshal(body, &ws); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("as %s: %d %s", role, resp.StatusCode, body)
+		}
+		for _, w := range ws {
+			if w.ID == f.a.ID && (w.KeyMessages == "Draft key message of group A") != sees[role] {
+				t.Errorf("as %s: group A's key messages %q; want them shown: %v", role, w.KeyMessages, sees[role])
+			}
+		}
 	}
 }
