@@ -555,3 +555,41 @@ func TestSearchPageAndCSV(t *testing.T) {
 		t.Errorf("countries cell %q", got)
 	}
 }
+
+// A group's key messages are found with its key findings, but they are
+// its drafts: a key finding shared or released does not take them to
+// readers who may not read the group's drafts.
+func TestSearchKeepsKeyMessagesWithTheirGroup(t *testing.T) {
+	f := MustSearchFixture(t)
+	ctx := context.Background()
+	w := f.ws[0]
+	if _, err := f.store.SetKeyMessages(ctx, nil, w.ID, "km", 0, "Wombats everywhere"); err != nil {
+		t.Fatal(err)
+	}
+	draft := mustCreate(t, f.store, w, store.FindingInput{Title: "Draft key finding"})
+	released := mustCreate(t, f.store, w, store.FindingInput{Title: "Released key finding"})
+	for i, id := range []int64{draft, released} {
+		if _, err := f.store.MarkKey(ctx, nil, w.ID, fmt.Sprint("mark-", i), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustRelease(t, f.store, w, released, domain.Released)
+	// Both indexed in their last state: the released one is read after the
+	// key messages were written.
+	author := f.MustMember(t, domain.RoleReportAuthor, nil, "FI", "researchers")
+	waitFor(t, author.http, f.srv.URL, q("event", f.event.Slug, "q", "key finding"), 10*time.Second, func(r searchResult) bool {
+		for _, h := range r.Hits {
+			if h.ID == released && h.Release == domain.Released {
+				return r.Total == 2
+			}
+		}
+		return false
+	})
+	params := q("event", f.event.Slug, "q", "wombats")
+	if got := mustSearch(t, author.http, f.srv.URL, params); fmt.Sprint(got.ids()) != fmt.Sprint([]int64{draft}) {
+		t.Errorf("report author finds the key messages with %v, want only the draft key finding %d", got.ids(), draft)
+	}
+	if pub := mustSearch(t, nil, f.srv.URL, params); pub.Total != 0 {
+		t.Errorf("the public finds the draft key messages with %v", pub.ids())
+	}
+}

@@ -21,10 +21,15 @@ type IndexFinding struct {
 	KeyMessages    string   `bun:"key_messages,scanonly"`
 }
 
-// indexColumns selects a finding with its comments and workshop's key messages.
+// indexColumns selects a finding with its comments and workshop's key
+// messages. The key messages are the group's drafts: they come with a
+// finding only when they are released, or when the finding is a draft
+// too (its document is then for the same readers), never with a finding
+// shared or released before them.
 const indexColumns = `finding.*,
 	coalesce((SELECT array_agg(c.body ORDER BY c.id) FROM comments c WHERE c.finding_id = finding.id AND c.deleted_at IS NULL), '{}') AS comment_bodies,
-	coalesce((SELECT w.key_messages FROM workshops w WHERE w.id = finding.workshop_id), '') AS key_messages`
+	coalesce((SELECT w.key_messages FROM workshops w WHERE w.id = finding.workshop_id
+		AND (w.release_state = 'released' OR finding.release_state = 'draft')), '') AS key_messages`
 
 // RoomHeads returns the last seq of every room of the event log.
 func (s *Store) RoomHeads(ctx context.Context) (map[string]int64, error) {
