@@ -137,7 +137,11 @@ type Config struct {
 	PongWait        time.Duration // read deadline, extended by every pong or frame (60 s)
 	WriteWait       time.Duration // deadline of one write (10 s)
 	PollInterval    time.Duration // slow safety poll of the log of each room with members (15 s)
-	Logger          *slog.Logger  // (slog.Default())
+	// CountOnly tells whether the presence of room lists only how many
+	// are there, not who (for a room where names are not for everyone,
+	// such as a plenary anyone may watch). Nil: every room lists people.
+	CountOnly func(room string) bool
+	Logger    *slog.Logger // (slog.Default())
 }
 
 func (c Config) withDefaults() Config {

@@ -16,8 +16,9 @@ import (
 //
 // Lock order: room.mu, then Hub.mu, then a sendQueue's mu.
 type room struct {
-	name string
-	h    *Hub
+	name      string
+	h         *Hub
+	countOnly bool // presence says how many, not who (Config.CountOnly)
 
 	mu      sync.Mutex
 	members map[*conn]*member
@@ -69,11 +70,12 @@ func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
 		r := h.rooms[name]
 		if r == nil {
 			r = &room{
-				name:    name,
-				h:       h,
-				members: make(map[*conn]*member),
-				wakeC:   make(chan struct{}, 1),
-				done:    make(chan struct{}),
+				name:      name,
+				h:         h,
+				countOnly: h.cfg.CountOnly != nil && h.cfg.CountOnly(name),
+				members:   make(map[*conn]*member),
+				wakeC:     make(chan struct{}, 1),
+				done:      make(chan struct{}),
 			}
 			r.mu.Lock() // r is not yet visible: no one else can hold it
 			h.rooms[name] = r
@@ -273,7 +275,8 @@ type person struct {
 }
 
 // peopleLocked lists the live members, one per identity, sorted by name
-// then id, at most maxPresence of them, and how many there are in all.
+// then id, at most maxPresence of them (none in a count-only room), and
+// how many there are in all.
 func (r *room) peopleLocked() ([]person, int) {
 	byID := make(map[string]int)
 	ps := make([]person, 0, len(r.members))
@@ -294,6 +297,9 @@ func (r *room) peopleLocked() ([]person, int) {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
 	})
 	n := len(ps)
+	if r.countOnly {
+		return []person{}, n
+	}
 	if n > maxPresence {
 		ps = ps[:maxPresence]
 	}

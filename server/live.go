@@ -83,6 +83,13 @@ func parseRoom(room string) (roomRef, error) {
 	return roomRef{kind: kind, id: id}, nil
 }
 
+// plenaryRoom tells the hub which rooms list only how many are present:
+// the plenary, which anyone signed in may watch, shows no one's name.
+func plenaryRoom(room string) bool {
+	r, err := parseRoom(room)
+	return err == nil && r.kind == "plenary"
+}
+
 func viewerOf(id hub.Identity) *viewer {
 	v, _ := id.Data.(*viewer)
 	return v

@@ -21,18 +21,20 @@ import (
 
 // frame is any frame the hub sends.
 type frame struct {
-	Type    string          `json:"type"`
-	Room    string          `json:"room"`
-	Seq     int64           `json:"seq"`
-	OpID    string          `json:"op_id"`
-	Kind    string          `json:"kind"`
-	Actor   string          `json:"actor"`
-	Payload json.RawMessage `json:"payload"`
-	State   json.RawMessage `json:"state"`
-	Code    string          `json:"code"`
-	Message string          `json:"message"`
-	Detail  json.RawMessage `json:"detail"`
-	People  json.RawMessage `json:"people"`
+	Type     string          `json:"type"`
+	Room     string          `json:"room"`
+	Seq      int64           `json:"seq"`
+	OpID     string          `json:"op_id"`
+	Kind     string          `json:"kind"`
+	Actor    string          `json:"actor"`
+	Payload  json.RawMessage `json:"payload"`
+	State    json.RawMessage `json:"state"`
+	Code     string          `json:"code"`
+	Message  string          `json:"message"`
+	Detail   json.RawMessage `json:"detail"`
+	People   json.RawMessage `json:"people"`
+	Presence json.RawMessage `json:"presence"`
+	Count    int             `json:"count"`
 }
 
 // client is a test's WebSocket client, signed in as one person.
@@ -513,5 +515,30 @@ func TestWebSocketRefusesForeignOriginAndAnonymous(t *testing.T) {
 	_, resp, err = websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws", http.Header{"Origin": {f.srv.URL}})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("no session: err %v, resp %v; want 401", err, resp)
+	}
+}
+
+// The plenary, which anyone signed in may watch, says how many are there
+// but not who; a workshop room lists its people by name.
+func TestPlenaryPresenceIsACountOnly(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	a := f.MustMember(t, domain.RoleParticipant, w, "FI", "police")
+	b := f.MustMember(t, domain.RoleObserver, nil, "SE", "ngo")
+	plenary := fmt.Sprintf("plenary:%d", f.event.ID)
+	ca, cb := a.Dial(t, f.srv.URL), b.Dial(t, f.srv.URL)
+	if fr := ca.join(t, plenary, 0); fr.Type != "joined" {
+		t.Fatalf("join the plenary: %+v", fr)
+	}
+	if fr := cb.join(t, plenary, 0); fr.Type != "joined" || string(fr.Presence) != "[]" || fr.Count != 2 {
+		t.Fatalf("second in the plenary: %s, presence %s, count %d; want joined, [] and 2", fr.Type, fr.Presence, fr.Count)
+	}
+	fr := ca.next(t, func(f frame) bool { return f.Type == "presence" && f.Count == 2 })
+	if string(fr.People) != "[]" || strings.Contains(string(fr.People), a.name) {
+		t.Errorf("plenary presence lists %s, want no one", fr.People)
+	}
+	// In the workshop room, names.
+	if fr := ca.join(t, store.WorkshopRoom(w.ID), 0); fr.Type != "joined" || !strings.Contains(string(fr.Presence), a.name) {
+		t.Errorf("workshop presence %s, want %q in it", fr.Presence, a.name)
 	}
 }

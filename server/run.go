@@ -94,7 +94,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	h := hub.New(&live{store: st}, hub.Config{Logger: logger, OpsPerSecond: cfg.HubRate, OpsBurst: max(100, int(cfg.HubRate)), PollInterval: 5 * time.Second})
+	h := hub.New(&live{store: st}, hub.Config{Logger: logger, OpsPerSecond: cfg.HubRate, OpsBurst: max(100, int(cfg.HubRate)), PollInterval: 5 * time.Second,
+		CountOnly: plenaryRoom})
 	idx := newIndexer(st, searchDir(cfg), search.Options{Async: true}, logger)
 	idx.start()
 	defer idx.stop()
