@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -74,13 +75,34 @@ func (a *app) parseSearch(r *http.Request, slug string) (searchScope, error) {
 	return s, nil
 }
 
-// runSearch runs a search and answers Unavailable with a Retry-After.
+// runSearch runs a search and answers Unavailable with a Retry-After. The
+// hits are checked against the database: a finding deleted, or taken back
+// from release, since it was indexed is left out, even when the indexer
+// lags or is down. (Total and facet counts are the index's.)
 func (a *app) runSearch(w http.ResponseWriter, r *http.Request, q search.Query) (*search.Result, error) {
 	res, err := a.search.Search(r.Context(), q)
 	if domain.ErrorCode(err) == domain.Unavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(searchRetryAfter))
 	}
-	return res, err
+	if err != nil || len(res.Hits) == 0 {
+		return res, err
+	}
+	ids := make([]int64, 0, len(res.Hits))
+	for _, h := range res.Hits {
+		if id, err := strconv.ParseInt(h.ID, 10, 64); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	fs, err := a.store.FindingsAudience(r.Context(), ids)
+	if err != nil {
+		return nil, err
+	}
+	ok := make(map[string]bool, len(fs))
+	for _, f := range fs {
+		ok[strconv.FormatInt(f.ID, 10)] = mayRead(q.Audience, f)
+	}
+	res.Hits = slices.DeleteFunc(res.Hits, func(h search.Hit) bool { return !ok[h.ID] })
+	return res, nil
 }
 
 // facetJSON is one facet term with its count and label.

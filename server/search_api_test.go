@@ -593,3 +593,35 @@ func TestSearchKeepsKeyMessagesWithTheirGroup(t *testing.T) {
 		t.Errorf("the public finds the draft key messages with %v", pub.ids())
 	}
 }
+
+// Search hits are checked against the database: a finding taken back from
+// release (or deleted) is not shown from an index that has not caught up,
+// here one that never hears of it.
+func TestSearchHitsFollowTheDatabaseNotJustTheIndex(t *testing.T) {
+	f := MustSearchFixture(t)
+	w := f.ws[0]
+	id := mustCreate(t, f.store, w, store.FindingInput{Title: "Platypus practice"})
+	mustRelease(t, f.store, w, id, domain.Released)
+	params := q("event", f.event.Slug, "q", "platypus")
+	waitFor(t, nil, f.srv.URL, params, 10*time.Second, func(r searchResult) bool { return len(r.Hits) == 1 })
+	// Behind the log's back: the indexer is not told.
+	if _, err := f.store.DB().ExecContext(context.Background(), "UPDATE findings SET release_state = 'shared' WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	if r := mustSearch(t, nil, f.srv.URL, params); len(r.Hits) != 0 {
+		t.Errorf("the public still finds the withdrawn finding: %v", r.ids())
+	}
+	observer := f.MustMember(t, domain.RoleObserver, nil, "IS", "io")
+	if r := mustSearch(t, observer.http, f.srv.URL, params); fmt.Sprint(r.ids()) != fmt.Sprint([]int64{id}) {
+		t.Errorf("an observer (who may read shared findings) finds %v, want %d", r.ids(), id)
+	}
+	resp, err := http.Get(f.srv.URL + "/events/" + f.event.Slug + "/search?" + params.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(page), "Platypus") {
+		t.Errorf("the public search page still shows the withdrawn finding")
+	}
+}

@@ -63,6 +63,22 @@ func (s *Store) FindingsForIndex(ctx context.Context, ids []int64) ([]IndexFindi
 	return fs, nil
 }
 
+// FindingsAudience returns, of the live findings among ids, what says who
+// may read them (ids, event, workshop, release state): the database's
+// truth to check search hits against.
+func (s *Store) FindingsAudience(ctx context.Context, ids []int64) ([]domain.Finding, error) {
+	fs := []domain.Finding{}
+	if len(ids) == 0 {
+		return fs, nil
+	}
+	err := s.db.NewSelect().Model(&fs).Column("id", "event_id", "workshop_id", "side_event_id", "release_state").
+		Where("id = ANY(?) AND deleted_at IS NULL", pgdialect.Array(ids)).Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read who may read findings: %w", err)
+	}
+	return fs, nil
+}
+
 // AllFindingsForIndex returns up to limit live findings with id > afterID,
 // in id order: a rebuild pages through all findings with it.
 func (s *Store) AllFindingsForIndex(ctx context.Context, afterID int64, limit int) ([]IndexFinding, error) {
