@@ -199,6 +199,19 @@ func TestTabletKeepsUnsavedFindingsAndResendsThem(t *testing.T) {
 	}
 }
 
+// tap clicks the first element matching sel once there is one, in one
+// step in the page: the list is drawn anew on every message the page
+// gets, so a node found first and clicked after may be gone.
+func tap(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e) return false; e.click(); return true; })()`, sel)
+		if _, err := chromedp.Poll[bool](js)(ctx, t); err != nil {
+			return fmt.Errorf("tap %s: %w", sel, err)
+		}
+		return nil
+	})
+}
+
 // waitNone waits until no element matches the CSS selector sel.
 func waitNone(sel string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -213,7 +226,8 @@ func waitNone(sel string) chromedp.Action[chromedp.Void] {
 // form, checked: a finding with it is refused.
 var addGoneCountry = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 	_, err := chromedp.Evaluate[bool](`document.querySelector("fieldset.terms").insertAdjacentHTML("beforeend",
-		'<label class="chip"><input type="checkbox" name="countries" value="XX" checked> Gone</label>'); true`)(ctx, t)
+		'<label class="chip"><input type="checkbox" name="countries" value="XX"> Gone</label>');
+		document.querySelector("input[value=XX]").checked = true; true`)(ctx, t)
 	return err
 })
 
@@ -245,7 +259,7 @@ func TestTabletKeepsWhatTheServerRefuses(t *testing.T) {
 		t.Fatalf("the refused finding is not kept on the device: %q", s)
 	}
 	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#findings li.failed button.edit`)),
+		tap(`#findings li.failed button.edit`),
 		chromedp.Click(chromedp.CSS(`input[name=countries][value=SE]`)),
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
 		waitText("#findings li.saved", "Refused for its country"),
@@ -342,7 +356,7 @@ func TestTabletTabsAgreeOnWhatIsSettled(t *testing.T) {
 	if err := chromedp.Do(b, waitText("#findings li.failed", "Refused in tab A")); err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(a, chromedp.Click(chromedp.CSS(`#findings li.failed button.edit`)), waitNone("#findings li.failed")); err != nil {
+	if err := chromedp.Do(a, tap(`#findings li.failed button.edit`), waitNone("#findings li.failed")); err != nil {
 		t.Fatal(err)
 	}
 	// Tab B lets it go, and writes its lists without it.
@@ -403,7 +417,7 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
 		waitText(mine+".saved", "Joint inspections"),
-		chromedp.Click(chromedp.CSS(mine+`.saved button.edit`)),
+		tap(mine+`.saved button.edit`),
 		waitText("#form-title", "Edit"),
 	)
 	if err != nil {
@@ -431,7 +445,7 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 	}
 
 	// Someone else changes the title while the tablet has the form open.
-	err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(mine+`.saved button.edit`)), waitText("#form-title", "Edit"))
+	err = chromedp.Do(ctx, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +468,7 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 		t.Fatalf("the conflict wrote: title %q", got)
 	}
 	err = chromedp.Do(ctx,
-		chromedp.Click(chromedp.CSS(`#findings li.failed button.edit`)),
+		tap(`#findings li.failed button.edit`),
 		waitText("#form-title", "Edit"),
 	)
 	if err != nil {
@@ -482,7 +496,7 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 			_, err := chromedp.Evaluate[bool](`window.confirm = () => true; true`)(ctx, t)
 			return err
 		}),
-		chromedp.Click(chromedp.CSS(mine+`.saved button.delete`)),
+		tap(mine+`.saved button.delete`),
 		waitNone(mine),
 		waitText("#status", "every change is saved"),
 	)
@@ -500,4 +514,117 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestTabletKeepsEditsOfFindingsDeletedMeanwhile: what is typed in the
+// form is kept on the device (a reload keeps an edit half done); an edit
+// of a finding someone deletes stays in the form, to be saved as new; and
+// an edit saved offline for a finding deleted meanwhile comes back as not
+// saved, with "Save as new finding".
+func TestTabletKeepsEditsOfFindingsDeletedMeanwhile(t *testing.T) {
+	tb := MustTablet(t)
+	ctx, st := tb.browser, tb.f.store
+	bg := context.Background()
+	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	seed := func(title string) int64 {
+		t.Helper()
+		a, err := st.CreateFinding(bg, &other.id, tb.w.ID, "seed "+title, store.FindingInput{Title: title})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f domain.Finding
+		json.Unmarshal(a.Entry.Payload, &f)
+		return f.ID
+	}
+	del := func(id int64) {
+		t.Helper()
+		if _, err := st.DeleteFinding(bg, &other.id, tb.w.ID, fmt.Sprint("delete ", id), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	titleInForm := func() string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`#new-finding input[name=title]`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	first := seed("First to go")
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		tap(fmt.Sprintf(`#findings li[data-id="%d"] button.edit`, first)),
+		waitText("#form-title", "First to go"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), ", half edited"),
+		chromedp.Reload(),
+		waitText("#status", "Live"),
+		waitText("#form-title", "Edit"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := titleInForm(); v != "First to go, half edited" {
+		t.Fatalf("after a reload the form holds %q, want the half-done edit", v)
+	}
+	del(first)
+	err = chromedp.Do(ctx,
+		waitText("#form-error", "deleted meanwhile"),
+		waitText("#form-title", "Record a best practice"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := titleInForm(); v != "First to go, half edited" {
+		t.Fatalf("after the delete the form holds %q, want the text kept", v)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)), waitText("#status", "every change is saved")); err != nil {
+		t.Fatal(err)
+	}
+	if n := tb.findings(t, "First to go, half edited"); n != 1 {
+		t.Fatalf("the kept text saved as %d findings, want 1", n)
+	}
+
+	// Offline: an edit saved on the device; the finding is deleted before
+	// the server is back.
+	second := seed("Second to go")
+	err = chromedp.Do(ctx,
+		waitText(fmt.Sprintf(`#findings li[data-id="%d"]`, second), "Second to go"),
+		tap(fmt.Sprintf(`#findings li[data-id="%d"] button.edit`, second)),
+		waitText("#form-title", "Second to go"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(ctx,
+		waitText("#status", "Offline"),
+		chromedp.SendKeys(chromedp.CSS(`textarea[name=results]`), "Results typed offline."),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.pending", "Second to go"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	del(second)
+	MustStart(t, tb.env)
+	err = chromedp.Do(ctx,
+		waitText("#findings li.failed", "Not saved: There is no finding"),
+		tap(`#findings li.failed button.edit`),
+		waitText("#form-title", "Record a best practice"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`textarea[name=results]`)))
+	if err != nil || results != "Results typed offline." || titleInForm() != "Second to go" {
+		t.Fatalf("Save as new finding: the form holds %q / %q (%v)", titleInForm(), results, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)), waitText("#status", "every change is saved")); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := st.DB().NewRaw("SELECT count(*) FROM findings WHERE title = 'Second to go' AND results = 'Results typed offline.' AND deleted_at IS NULL").Scan(bg, &n); err != nil || n != 1 {
+		t.Fatalf("%d live findings with the offline edit's text, want 1 (%v)", n, err)
+	}
 }

@@ -40,8 +40,9 @@
   var failed = load(":failed", []);
   var done = load(":done", []); // op ids applied or discarded, newest last (see merge)
   var acked = [];  // acked ops ({op, seq}) whose entry is still on the way: shown as saved
-  var editing = null; // the saved finding in the form: {id, base (its version), orig (its fields)}
+  var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
   var people = [];    // the room's presence list
+  var presenceSent = null; // the "editing" value the room has from this connection
   var sent = {};   // op ids sent on this connection and not answered yet
   var ws = null, live = false, paused = false, retry = 500, timer = null;
   var signedOut = false, blocked = "", trouble = "", storageFull = false, lastHeard = 0;
@@ -137,6 +138,14 @@
   function render() {
     listEl.textContent = "";
     acked = acked.filter(function (a) { return a.seq > state.seq; });
+    if (editing && !state.findings[editing.id]) {
+      // Deleted meanwhile: the text stays in the form, to be saved as new.
+      editing = null;
+      setFormMode();
+      formError.textContent = "The finding you were editing was deleted meanwhile. Your text is still here: Save finding records it as a new finding.";
+      saveDraft();
+      sendPresence();
+    }
     var items = Object.keys(state.findings).map(function (k) { return state.findings[k]; });
     items.sort(function (a, b) { return a.id - b.id; });
     items.forEach(function (f) {
@@ -153,6 +162,8 @@
     acked.forEach(function (a) { if (a.op.kind === "finding.create") listEl.appendChild(item(a.op.body, "saved")); });
     queue.forEach(function (op) {
       if (op.kind === "finding.create") listEl.appendChild(item(op.body, "pending"));
+      // An edit of a finding gone meanwhile: shown until the server answers.
+      else if (op.kind === "finding.update" && !state.findings[op.body.id]) listEl.appendChild(item(op.draft || { title: op.title }, "pending"));
     });
     failed.forEach(function (op) { listEl.appendChild(failedItem(op)); });
     renderPresence();
@@ -168,6 +179,15 @@
     else Object.keys(op.body.fields || {}).forEach(function (k) { v[k] = op.body.fields[k]; });
     return v;
   }
+  // view is finding id as this device shows it: the server's copy with
+  // this device's acked and unsent changes on top; null when there is none.
+  function view(id) {
+    var f = state.findings[id];
+    if (!f) return null;
+    acked.forEach(function (a) { f = overlay(f, a.op); });
+    queue.forEach(function (op) { f = overlay(f, op); });
+    return f.gone ? null : f;
+  }
   // renderPresence lists who else is in the room.
   function renderPresence() {
     var others = people.filter(function (p) { return p.id !== me; });
@@ -177,7 +197,7 @@
   function item(f, how) {
     var li = document.createElement("li");
     li.className = "finding " + how;
-    if (f.id) li.dataset.id = f.id;
+    if (f.id && how !== "failed") li.dataset.id = f.id;
     var h = document.createElement("h3");
     h.textContent = f.title || "(untitled)";
     li.appendChild(h);
@@ -201,7 +221,7 @@
       li.appendChild(button("Support", "vote", function () { enqueue({ kind: "vote", body: { finding_id: f.id } }); }));
       li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
       li.appendChild(button("Delete", "delete", function () {
-        if (window.confirm("Delete \"" + (f.title || "") + "\" for the whole group?")) enqueue({ kind: "finding.delete", body: { id: f.id } });
+        if (window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?")) enqueue({ kind: "finding.delete", body: { id: f.id }, title: f.title || "" });
       }));
     }
     return li;
@@ -210,39 +230,40 @@
   // failedItem shows an op the server refused, with its reason; the text
   // stays until the person takes it back into the form or discards it.
   function failedItem(op) {
-    var li, now = op.body && state.findings[op.body.id];
+    var li, now = op.body && op.body.id && state.findings[op.body.id];
     if (op.kind === "finding.create") {
       li = item(op.body, "failed");
     } else if (op.kind === "finding.update") {
-      // The person's text, over the finding as it is now (if it still is).
-      li = item(overlay(now || { id: op.body.id }, op), "failed");
+      // The person's text, over the finding as it is now, or whole if the
+      // finding is gone.
+      li = item(now ? overlay(now, op) : (op.draft || { title: op.title }), "failed");
     } else {
       li = document.createElement("li");
       li.className = "finding failed";
       var h = document.createElement("h3");
-      h.textContent = op.kind === "vote" ? "Support for a finding" : op.kind;
+      h.textContent = op.kind === "vote" ? "Support for a finding" : op.kind === "unvote" ? "Support taken back" :
+        op.kind === "finding.delete" ? "Deleting \u201c" + (op.title || "a finding") + "\u201d" : op.kind;
       li.appendChild(h);
       li.appendChild(document.createElement("p")).className = "state";
     }
+    li.dataset.op = op.op_id;
     li.querySelector(".state").textContent = "Not saved: " + op.error;
+    // The op stays kept until its text is back in the form, where the
+    // draft keeps it (see saveDraft).
     if (op.kind === "finding.create") {
-      li.appendChild(button("Edit again", "edit", function () {
-        stopEdit();
-        fillForm(op.body);
-        forget(op);
-        form.scrollIntoView();
-      }));
+      li.appendChild(button("Edit again", "edit", function () { if (intoForm(op.body, null)) forget(op); }));
     } else if (op.kind === "finding.update" && now) {
       // Based on the finding as it is now: what someone else changed is
       // on screen, and saving again keeps what the form then says.
-      li.appendChild(button("Edit again", "edit", function () {
-        startEdit(now.id, op.body.fields);
-        forget(op);
-      }));
+      li.appendChild(button("Edit again", "edit", function () { if (startEdit(now.id, op.body.fields, op.current)) forget(op); }));
+    } else if (op.kind === "finding.update" && op.draft) {
+      li.appendChild(button("Save as new finding", "edit", function () { if (intoForm(op.draft, null)) forget(op); }));
     }
-    var typed = op.kind === "finding.create" || op.kind === "finding.update";
+    var title = li.querySelector("h3").textContent;
+    var ask = op.kind === "finding.create" ? "Discard \u201c" + title + "\u201d? It was not saved." :
+      op.kind === "finding.update" ? "Discard your changes to \u201c" + title + "\u201d? They were not saved." : "";
     li.appendChild(button("Discard", "discard", function () {
-      if (!typed || window.confirm("Discard \"" + li.querySelector("h3").textContent + "\"? It was not saved.")) forget(op);
+      if (!ask || window.confirm(ask)) forget(op);
     }));
     return li;
   }
@@ -266,42 +287,96 @@
       c.checked = (body[c.name] || []).indexOf(c.value) >= 0;
     });
   }
+  // formBody is what the form says. Terms of the finding edited that the
+  // form has no box for (taken out of the taxonomy, or set elsewhere) are
+  // kept, not dropped by the edit.
   function formBody() {
     var data = new FormData(form), body = {};
     textFields.forEach(function (k) { body[k] = data.get(k) || ""; });
-    listFields.forEach(function (k) { body[k] = data.getAll(k); });
+    listFields.forEach(function (k) {
+      var boxed = {};
+      form.querySelectorAll("input[type=checkbox][name=" + k + "]").forEach(function (c) { boxed[c.value] = true; });
+      var kept = editing ? editing.orig[k].filter(function (v) { return !boxed[v]; }) : [];
+      body[k] = kept.concat(data.getAll(k));
+    });
     return body;
   }
-
-  // startEdit puts saved finding id in the form, with changes (the fields
-  // of a refused update) on top, and tells the room it is being edited.
-  function startEdit(id, changes) {
-    var f = state.findings[id];
-    if (!f) return;
-    var orig = { id: id };
-    textFields.forEach(function (k) { orig[k] = f[k] || ""; });
-    listFields.forEach(function (k) { orig[k] = (f[k] || []).slice(); });
-    editing = { id: id, base: f.version, orig: orig };
-    fillForm(overlay(orig, { kind: "finding.update", body: { id: id, fields: changes || {} } }));
-    formTitle.textContent = "Edit \u201c" + (f.title || "") + "\u201d";
-    submitButton.textContent = "Save changes";
-    cancelButton.hidden = false;
+  function fieldsOf(f) {
+    var o = {};
+    textFields.forEach(function (k) { o[k] = f[k] || ""; });
+    listFields.forEach(function (k) { o[k] = (f[k] || []).slice(); });
+    return o;
+  }
+  // formDirty tells whether the form holds text not saved anywhere but in
+  // the draft: a change to the finding edited, or anything for a new one.
+  function formDirty() {
+    var b = formBody();
+    if (editing) return changedFields(b) !== null;
+    return textFields.some(function (k) { return b[k] !== ""; }) || listFields.some(function (k) { return b[k].length > 0; });
+  }
+  // intoForm puts body in the form, to edit (edit: {id, base, orig, title})
+  // or to create (null), after asking when that would replace unsaved
+  // text. It reports whether it did.
+  function intoForm(body, edit) {
+    if (formDirty() && !window.confirm("Replace what is in the form? It is not saved yet.")) return false;
+    editing = edit;
+    fillForm(body);
+    setFormMode();
     formError.textContent = "";
+    saveDraft();
     sendPresence();
     form.scrollIntoView();
+    return true;
+  }
+  // startEdit puts finding id in the form as this device shows it, with
+  // changes (the fields of a refused update) on top. The base is the
+  // server's version (this device's own unsent changes are no conflict),
+  // or current's, a conflict's newer copy. It reports whether it did.
+  function startEdit(id, changes, current) {
+    var f = view(id);
+    if (!f) return false;
+    var base = state.findings[id].version;
+    if (current && current.id === id && current.version > base) { f = current; base = current.version; }
+    var body = fieldsOf(f);
+    Object.keys(changes || {}).forEach(function (k) { body[k] = changes[k]; });
+    return intoForm(body, { id: id, base: base, orig: fieldsOf(f), title: f.title || "" });
   }
   function stopEdit() {
-    if (!editing) return;
     editing = null;
     form.reset();
-    formTitle.textContent = "Record a best practice";
-    submitButton.textContent = "Save finding";
-    cancelButton.hidden = true;
+    setFormMode();
+    saveDraft();
     sendPresence();
   }
+  function setFormMode() {
+    formTitle.textContent = editing ? "Edit \u201c" + editing.title + "\u201d" : "Record a best practice";
+    submitButton.textContent = editing ? "Save changes" : "Save finding";
+    cancelButton.hidden = !editing;
+  }
+  // The form's text is kept on the device as it is typed: a reload, a
+  // crash or a tab the system closed does not lose it.
+  function saveDraft() {
+    try {
+      if (!editing && !formDirty()) localStorage.removeItem(storeKey + ":draft");
+      else localStorage.setItem(storeKey + ":draft", JSON.stringify({ editing: editing, body: formBody() }));
+    } catch (e) {
+      storageFull = true;
+    }
+  }
+  function restoreDraft() {
+    var d = load(":draft", null);
+    if (!d || !d.body) return;
+    editing = d.editing && state.findings[d.editing.id] ? d.editing : null;
+    fillForm(d.body);
+    setFormMode();
+    if (d.editing && !editing) formError.textContent = "The finding you were editing was deleted meanwhile. Your text is still here: Save finding records it as a new finding.";
+  }
+  // sendPresence tells the room which finding this page edits, when that changed.
   function sendPresence() {
-    if (!live || !ws || ws.readyState !== WebSocket.OPEN) return; // sent again on joined
-    ws.send(JSON.stringify({ type: "presence", room: room, editing: editing ? "f-" + editing.id : "" }));
+    var value = editing ? "f-" + editing.id : "";
+    if (value === presenceSent || !live || !ws || ws.readyState !== WebSocket.OPEN) return; // sent on joined
+    presenceSent = value;
+    ws.send(JSON.stringify({ type: "presence", room: room, editing: value }));
   }
   // changedFields is what the form changes of the finding being edited,
   // or null when nothing.
@@ -461,7 +536,8 @@
         retry = 500;
         sent = {};
         people = f.presence || [];
-        if (editing) sendPresence();
+        presenceSent = ""; // a new member edits nothing
+        sendPresence();
         break; // onmessage pumps: everything not yet acknowledged, in order
       case "presence":
         if (f.room === room) people = f.people || [];
@@ -482,7 +558,12 @@
   function onError(f) {
     var op = f.op_id && queue.filter(function (o) { return o.op_id === f.op_id; })[0];
     if (!op) {
-      if (f.op_id || f.room !== room) return;
+      if (f.reply_to === "presence") { // not worth a reconnect: say it again later
+        presenceSent = null;
+        if (f.code === "rate_limited") setTimeout(sendPresence, (f.detail && f.detail.retry_after_ms) || 1000);
+        return;
+      }
+      if (f.op_id || f.room !== room || f.reply_to !== "join") return;
       // The join failed. Refused: say so and try again later (a role may
       // come back); anything else: reconnect with backoff.
       if (f.code === "forbidden" || f.code === "not_found") blocked = "Cannot write in this room: " + f.message;
@@ -493,6 +574,7 @@
     if (f.code === "not_joined") {
       if (!rejoining) rejoin();
     } else if (refusedCodes[f.code]) {
+      if (f.code === "conflict" && f.detail && f.detail.current) op.current = f.detail.current;
       refuse(op, f.message || f.code);
     } else if (f.code === "rate_limited") {
       later(op, (f.detail && f.detail.retry_after_ms) || 1000);
@@ -535,15 +617,25 @@
     var body = formBody();
     if (!body.title) return;
     if (editing) {
+      // draft and title stay on the device (not sent): what to show, and
+      // what can be saved as new, should the finding be gone.
       var fields = changedFields(body);
-      if (!fields || enqueue({ kind: "finding.update", base: editing.base, body: { id: editing.id, fields: fields } })) stopEdit();
+      if (!fields || enqueue({ kind: "finding.update", base: editing.base, body: { id: editing.id, fields: fields }, draft: body, title: editing.title })) stopEdit();
       return;
     }
-    if (enqueue({ kind: "finding.create", body: body })) form.reset();
+    if (enqueue({ kind: "finding.create", body: body })) {
+      form.reset();
+      saveDraft();
+    }
   });
-  cancelButton.addEventListener("click", stopEdit);
+  cancelButton.addEventListener("click", function () {
+    if (!formDirty() || window.confirm("Discard your changes? They are not saved.")) stopEdit();
+  });
+  form.addEventListener("input", saveDraft);
+  form.addEventListener("change", saveDraft);
 
   save(); // takes in what other tabs kept
+  restoreDraft();
   render();
   connect();
 })();
