@@ -258,8 +258,12 @@ func TestTabletKeepsWhatTheServerRefuses(t *testing.T) {
 	if s := tb.stored(t, ctx, "failed"); !strings.Contains(s, "Refused for its country") {
 		t.Fatalf("the refused finding is not kept on the device: %q", s)
 	}
+	// The country the taxonomy lacks comes back into the form as a box of
+	// its own, checked: the person sees it and takes it out.
 	err = chromedp.Do(ctx,
 		tap(`#findings li.failed button.edit`),
+		waitText("#new-finding label.chip.extra", "XX (not in the list)"),
+		chromedp.Click(chromedp.CSS(`#new-finding input[name=countries][value=XX]`)),
 		chromedp.Click(chromedp.CSS(`input[name=countries][value=SE]`)),
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
 		waitText("#findings li.saved", "Refused for its country"),
@@ -626,5 +630,58 @@ func TestTabletKeepsEditsOfFindingsDeletedMeanwhile(t *testing.T) {
 	var n int
 	if err := st.DB().NewRaw("SELECT count(*) FROM findings WHERE title = 'Second to go' AND results = 'Results typed offline.' AND deleted_at IS NULL").Scan(bg, &n); err != nil || n != 1 {
 		t.Fatalf("%d live findings with the offline edit's text, want 1 (%v)", n, err)
+	}
+}
+
+// TestTabletOffersTheFormOfAClosedTab: text typed in a tab's form, never
+// saved, is kept on the device; when that tab is gone, another tab offers
+// it as not saved, and "Edit again" saves it once.
+func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
+	tb := MustTablet(t)
+	a := tb.browser
+	err := chromedp.Do(a,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Typed in a closed tab"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](`sessionStorage.getItem("rapporteur:tab")`))
+	if err != nil || tabA == "" {
+		t.Fatalf("tab id: %q (%v)", tabA, err)
+	}
+	if s := tb.stored(t, a, "draft:"+tabA); !strings.Contains(s, "Typed in a closed tab") {
+		t.Fatalf("the form's text is not kept on the device: %q", s)
+	}
+	if err := chromedp.Do(a, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	defer closeB()
+	// Tab A's last sign of life is made old, rather than waited for.
+	alive := fmt.Sprintf("rapporteur:%d:%s:alive:%s", tb.person.ID, store.WorkshopRoom(tb.w.ID), tabA)
+	err = chromedp.Do(b,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](fmt.Sprintf(`localStorage.setItem(%q, "0"); true`, alive))(ctx, t)
+			return err
+		}),
+		waitText("#findings li.failed", "typed in a tab or window that was closed"),
+		tap(`#findings li.failed button.edit`),
+		waitNone("#findings li.failed"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := chromedp.Run(b, chromedp.Value(chromedp.CSS(`#new-finding input[name=title]`))); err != nil || v != "Typed in a closed tab" {
+		t.Fatalf("Edit again put %q in the form (%v)", v, err)
+	}
+	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)), waitText("#findings li.saved", "Typed in a closed tab")); err != nil {
+		t.Fatal(err)
+	}
+	if n := tb.findings(t, "Typed in a closed tab"); n != 1 {
+		t.Fatalf("saved %d times, want once", n)
 	}
 }

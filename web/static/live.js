@@ -43,6 +43,13 @@
   var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
   var people = [];    // the room's presence list
   var presenceSent = null; // the "editing" value the room has from this connection
+  // This tab's form is kept under a key of its own (two tabs would write
+  // over each other's), with a sign of life beside it: the form of a tab
+  // closed, or killed, with text in it is offered to the others (orphans).
+  var tabID = sessionStorage.getItem("rapporteur:tab") || opID();
+  sessionStorage.setItem("rapporteur:tab", tabID);
+  var draftPrefix = storeKey + ":draft:", alivePrefix = storeKey + ":alive:";
+  var orphans = [];   // {key, tab, draft} of tabs gone
   var sent = {};   // op ids sent on this connection and not answered yet
   var ws = null, live = false, paused = false, retry = 500, timer = null;
   var signedOut = false, blocked = "", trouble = "", storageFull = false, lastHeard = 0;
@@ -138,13 +145,19 @@
   function render() {
     listEl.textContent = "";
     acked = acked.filter(function (a) { return a.seq > state.seq; });
-    if (editing && !state.findings[editing.id]) {
-      // Deleted meanwhile: the text stays in the form, to be saved as new.
-      editing = null;
-      setFormMode();
-      formError.textContent = "The finding you were editing was deleted meanwhile. Your text is still here: Save finding records it as a new finding.";
-      saveDraft();
-      sendPresence();
+    if (editing && live && !state.findings[editing.id]) {
+      // Deleted meanwhile (known once caught up): changes typed stay in the
+      // form, to be saved as new; with none, the form just closes.
+      if (formDirty()) {
+        editing = null;
+        setFormMode();
+        formError.textContent = "The finding you were editing was deleted meanwhile. Your text is still here: Save finding records it as a new finding.";
+        saveDraft();
+        sendPresence();
+      } else {
+        stopEdit();
+        formError.textContent = "The finding you were editing was deleted.";
+      }
     }
     var items = Object.keys(state.findings).map(function (k) { return state.findings[k]; });
     items.sort(function (a, b) { return a.id - b.id; });
@@ -166,6 +179,7 @@
       else if (op.kind === "finding.update" && !state.findings[op.body.id]) listEl.appendChild(item(op.draft || { title: op.title }, "pending"));
     });
     failed.forEach(function (op) { listEl.appendChild(failedItem(op)); });
+    orphans.forEach(function (o) { listEl.appendChild(orphanItem(o)); });
     renderPresence();
     setStatus();
   }
@@ -221,7 +235,9 @@
       li.appendChild(button("Support", "vote", function () { enqueue({ kind: "vote", body: { finding_id: f.id } }); }));
       li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
       li.appendChild(button("Delete", "delete", function () {
-        if (window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?")) enqueue({ kind: "finding.delete", body: { id: f.id }, title: f.title || "" });
+        if (!window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?")) return;
+        if (editing && editing.id === f.id) stopEdit(); // what the form held goes with it
+        enqueue({ kind: "finding.delete", body: { id: f.id }, title: f.title || "" });
       }));
     }
     return li;
@@ -267,6 +283,42 @@
     }));
     return li;
   }
+  // orphanItem offers the form of a tab gone, with its text.
+  function orphanItem(o) {
+    var d = o.draft, li = item(d.body, "failed");
+    li.dataset.orphan = o.tab;
+    li.querySelector(".state").textContent = "Not saved: typed in a tab or window that was closed" + (d.editing ? " (changes to \u201c" + d.editing.title + "\u201d)" : "");
+    li.appendChild(button("Edit again", "edit", function () {
+      var edit = d.editing && state.findings[d.editing.id] ? d.editing : null;
+      if (intoForm(d.body, edit)) dropOrphan(o);
+    }));
+    li.appendChild(button("Discard", "discard", function () {
+      if (window.confirm("Discard \u201c" + (d.body.title || "(untitled)") + "\u201d? It was not saved.")) dropOrphan(o);
+    }));
+    return li;
+  }
+  function dropOrphan(o) {
+    try { localStorage.removeItem(o.key); localStorage.removeItem(alivePrefix + o.tab); } catch (e) {}
+    orphans = orphans.filter(function (x) { return x.key !== o.key; });
+    render();
+  }
+  // findOrphans lists the forms of other tabs not heard from for 20 s.
+  function findOrphans() {
+    var found = [], now = Date.now();
+    try {
+      for (var i = 0; i < localStorage.length; i++) {
+        var key = localStorage.key(i);
+        if (key.indexOf(draftPrefix) !== 0) continue;
+        var tab = key.slice(draftPrefix.length);
+        if (tab === tabID || now - Number(localStorage.getItem(alivePrefix + tab) || 0) < 20000) continue;
+        var d = JSON.parse(localStorage.getItem(key));
+        if (d && d.body) found.push({ key: key, tab: tab, draft: d });
+      }
+    } catch (e) {}
+    var changed = found.length !== orphans.length;
+    orphans = found;
+    return changed;
+  }
   function button(text, cls, onClick) {
     var b = document.createElement("button");
     b.type = "button";
@@ -281,24 +333,46 @@
     save();
     render();
   }
+  // fillForm puts body in the form. A term the form has no box for (taken
+  // out of the taxonomy, or set by another client) gets one, checked: an
+  // edit keeps it, and the person sees it and can take it out.
   function fillForm(body) {
+    removeExtraBoxes();
     textFields.forEach(function (k) { form.elements[k].value = body[k] || ""; });
+    var boxed = {};
     Array.prototype.forEach.call(form.querySelectorAll("input[type=checkbox]"), function (c) {
       c.checked = (body[c.name] || []).indexOf(c.value) >= 0;
+      boxed[c.name + "\n" + c.value] = true;
+    });
+    listFields.forEach(function (k) {
+      var first = form.querySelector("input[type=checkbox][name=" + k + "]");
+      if (!first) return;
+      (body[k] || []).forEach(function (v) {
+        if (boxed[k + "\n" + v]) return;
+        boxed[k + "\n" + v] = true;
+        var label = document.createElement("label"), c = document.createElement("input");
+        label.className = "chip extra";
+        c.type = "checkbox";
+        c.name = k;
+        c.value = v;
+        c.checked = true;
+        label.appendChild(c);
+        label.appendChild(document.createTextNode(" " + v + " (not in the list)"));
+        first.closest("fieldset").appendChild(label);
+      });
     });
   }
-  // formBody is what the form says. Terms of the finding edited that the
-  // form has no box for (taken out of the taxonomy, or set elsewhere) are
-  // kept, not dropped by the edit.
+  function removeExtraBoxes() {
+    Array.prototype.forEach.call(form.querySelectorAll("label.chip.extra"), function (l) { l.remove(); });
+  }
+  function clearForm() {
+    form.reset();
+    removeExtraBoxes();
+  }
   function formBody() {
     var data = new FormData(form), body = {};
     textFields.forEach(function (k) { body[k] = data.get(k) || ""; });
-    listFields.forEach(function (k) {
-      var boxed = {};
-      form.querySelectorAll("input[type=checkbox][name=" + k + "]").forEach(function (c) { boxed[c.value] = true; });
-      var kept = editing ? editing.orig[k].filter(function (v) { return !boxed[v]; }) : [];
-      body[k] = kept.concat(data.getAll(k));
-    });
+    listFields.forEach(function (k) { body[k] = data.getAll(k); });
     return body;
   }
   function fieldsOf(f) {
@@ -316,17 +390,18 @@
   }
   // intoForm puts body in the form, to edit (edit: {id, base, orig, title})
   // or to create (null), after asking when that would replace unsaved
-  // text. It reports whether it did.
+  // text. It reports whether the text is now kept on the device as the
+  // form's (the caller may then let go of its own copy).
   function intoForm(body, edit) {
     if (formDirty() && !window.confirm("Replace what is in the form? It is not saved yet.")) return false;
     editing = edit;
     fillForm(body);
     setFormMode();
     formError.textContent = "";
-    saveDraft();
+    var kept = saveDraft();
     sendPresence();
     form.scrollIntoView();
-    return true;
+    return kept;
   }
   // startEdit puts finding id in the form as this device shows it, with
   // changes (the fields of a refused update) on top. The base is the
@@ -343,7 +418,7 @@
   }
   function stopEdit() {
     editing = null;
-    form.reset();
+    clearForm();
     setFormMode();
     saveDraft();
     sendPresence();
@@ -354,22 +429,34 @@
     cancelButton.hidden = !editing;
   }
   // The form's text is kept on the device as it is typed: a reload, a
-  // crash or a tab the system closed does not lose it.
+  // crash or a tab the system closed does not lose it. It reports whether
+  // it could.
   function saveDraft() {
+    var empty = !editing && !formDirty();
+    var text = empty ? "" : JSON.stringify({ editing: editing, body: formBody() });
     try {
-      if (!editing && !formDirty()) localStorage.removeItem(storeKey + ":draft");
-      else localStorage.setItem(storeKey + ":draft", JSON.stringify({ editing: editing, body: formBody() }));
+      if (empty) localStorage.removeItem(draftPrefix + tabID);
+      else localStorage.setItem(draftPrefix + tabID, text);
+      return true;
     } catch (e) {
       storageFull = true;
+      setStatus();
+      return false;
     }
   }
+  // restoreDraft puts this tab's form back after a reload. Whether a
+  // finding edited still exists is known once the room is caught up (see
+  // render).
   function restoreDraft() {
-    var d = load(":draft", null);
+    var d = load(":draft:" + tabID, null);
     if (!d || !d.body) return;
-    editing = d.editing && state.findings[d.editing.id] ? d.editing : null;
+    editing = d.editing || null;
     fillForm(d.body);
     setFormMode();
-    if (d.editing && !editing) formError.textContent = "The finding you were editing was deleted meanwhile. Your text is still here: Save finding records it as a new finding.";
+  }
+  function beAlive() {
+    try { localStorage.setItem(alivePrefix + tabID, String(Date.now())); } catch (e) {}
+    if (findOrphans()) render();
   }
   // sendPresence tells the room which finding this page edits, when that changed.
   function sendPresence() {
@@ -624,7 +711,7 @@
       return;
     }
     if (enqueue({ kind: "finding.create", body: body })) {
-      form.reset();
+      clearForm();
       saveDraft();
     }
   });
@@ -636,6 +723,8 @@
 
   save(); // takes in what other tabs kept
   restoreDraft();
+  beAlive();
+  setInterval(beAlive, 5000);
   render();
   connect();
 })();
