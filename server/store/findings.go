@@ -512,7 +512,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			}
 			field.Set(after.Elem())
 			if f.FieldVersions[name] > base {
-				other, err := changedByOthers(ctx, tx, id, base, name, actor)
+				other, err := changedByOthers(ctx, tx, WorkshopRoom(workshopID), id, base, name, actor)
 				if err != nil {
 					return "", nil, err
 				}
@@ -563,7 +563,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 // before the first was acked, say) are no conflict. Changes without a
 // known actor count as others'. It reads the log, and in a batch the
 // batch's own changes, whose entries are written at its end.
-func changedByOthers(ctx context.Context, tx bun.Tx, id int64, base int, field string, actor *int64) (bool, error) {
+func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base int, field string, actor *int64) (bool, error) {
 	if actor == nil {
 		return true, nil
 	}
@@ -575,11 +575,12 @@ func changedByOthers(ctx context.Context, tx bun.Tx, id int64, base int, field s
 		}
 	}
 	var other bool
-	err := tx.NewRaw(`SELECT EXISTS (SELECT 1 FROM log_entries e JOIN findings f ON f.id = ?
-		WHERE e.room = 'workshop:' || f.workshop_id AND e.kind = 'finding.update'
-		  AND (e.payload->'finding'->>'id')::bigint = f.id AND (e.payload->'finding'->>'version')::int > ?
+	// The finding's update entries only, by log_entries_finding_update_idx.
+	err := tx.NewRaw(`SELECT EXISTS (SELECT 1 FROM log_entries e
+		WHERE e.room = ? AND e.kind = 'finding.update' AND (e.payload->'finding'->>'id')::bigint = ?
+		  AND (e.payload->'finding'->>'version')::int > ?
 		  AND e.payload->'fields' @> jsonb_build_array(?::text) AND e.actor_id IS DISTINCT FROM ?)`,
-		id, base, field, *actor).Scan(ctx, &other)
+		room, id, base, field, *actor).Scan(ctx, &other)
 	if err != nil {
 		return false, fmt.Errorf("read the changes of finding %d: %w", id, err)
 	}
