@@ -50,19 +50,24 @@ func MustBrowser(tb testing.TB) context.Context {
 }
 
 // waitText waits until an element matching the CSS selector sel contains want.
-// A poll started while a new tab's first page replaces about:blank can
-// find its JavaScript context gone; it then starts again in the page's.
 func waitText(sel, want string) chromedp.Action[chromedp.Void] {
+	return pollAcross(fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).some(e => e.textContent.includes(%q))`, sel, want),
+		fmt.Sprintf("%q in %s", want, sel))
+}
+
+// pollAcross polls js until it is true. A poll started while a page
+// replaces another (a new tab's first page, a form's answer) can find its
+// JavaScript context gone; it then starts again in the new page's.
+func pollAcross(js, what string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		js := fmt.Sprintf(`Array.from(document.querySelectorAll(%q)).some(e => e.textContent.includes(%q))`, sel, want)
 		for {
 			_, err := chromedp.Poll[bool](js)(ctx, t)
-			if err != nil && strings.Contains(err.Error(), "Cannot find context with specified id") && ctx.Err() == nil {
+			if err != nil && (strings.Contains(err.Error(), "Cannot find context with specified id") || strings.Contains(err.Error(), "Inspected target navigated")) && ctx.Err() == nil {
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}
 			if err != nil {
-				return fmt.Errorf("waiting for %q in %s: %w", want, sel, err)
+				return fmt.Errorf("waiting for %s: %w", what, err)
 			}
 			return nil
 		}
@@ -214,12 +219,7 @@ func tap(sel string) chromedp.Action[chromedp.Void] {
 
 // waitNone waits until no element matches the CSS selector sel.
 func waitNone(sel string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		if _, err := chromedp.Poll[bool](fmt.Sprintf(`document.querySelectorAll(%q).length === 0`, sel))(ctx, t); err != nil {
-			return fmt.Errorf("waiting for no %s: %w", sel, err)
-		}
-		return nil
-	})
+	return pollAcross(fmt.Sprintf(`document.querySelectorAll(%q).length === 0`, sel), "no "+sel)
 }
 
 // addGoneCountry adds a country the event's taxonomy does not have to the
@@ -683,5 +683,64 @@ func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 	}
 	if n := tb.findings(t, "Typed in a closed tab"); n != 1 {
 		t.Fatalf("saved %d times, want once", n)
+	}
+}
+
+// TestTabletPageLoadsWithoutTheNetwork: a workshop page opened once loads
+// again while the server cannot be reached (a tablet reloading while the
+// Wi-Fi is down), shows what it keeps, takes a new finding, and sends it
+// once the server is back.
+func TestTabletPageLoadsWithoutTheNetwork(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		typeFinding("Saved before the outage"),
+		waitText("#findings li.saved", "Saved before the outage"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The page and its files are kept on the device.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Promise.all([location.pathname, "/static/live.js", "/static/style.css"].map(u => caches.match(u))).then(rs => rs.every(r => !!r))`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the page is not kept on the device")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(ctx,
+		chromedp.Reload(),
+		waitText("#status", "Offline"),
+		waitText("#findings li.saved", "Saved before the outage"),
+		typeFinding("Typed after an offline reload"),
+		waitText("#findings li.pending", "Typed after an offline reload"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	if err := chromedp.Do(ctx, waitText("#status", "every change is saved"), waitText("#findings li.saved", "Typed after an offline reload")); err != nil {
+		t.Fatal(err)
+	}
+	if n := tb.findings(t, "Typed after an offline reload"); n != 1 {
+		t.Fatalf("saved %d times, want once", n)
+	}
+	// Signing out lets go of the pages kept: they were this person's.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`form[action="/auth/logout"] button`)), waitNone(`form[action="/auth/logout"]`)); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`caches.match(%q).then(r => !!r)`, strings.TrimPrefix(tb.page, tb.f.srv.URL)), chromedp.EvalAwaitPromise))
+	if err != nil || kept {
+		t.Fatalf("after signing out the page is still kept: %v (%v)", kept, err)
 	}
 }

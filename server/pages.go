@@ -5,6 +5,7 @@ import (
 
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/web"
 )
 
 // handleHome lists the events; with exactly one it shows that event.
@@ -82,4 +83,12 @@ func (a *app) handleSignInLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/events/"+ev.Slug, http.StatusSeeOther)
+}
+
+// handleServiceWorker serves the tablet page's service worker (see
+// web/static/sw.js). Browsers check it for a new version on every load
+// when it is not cached.
+func handleServiceWorker(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-cache")
+	http.ServeFileFS(w, r, web.Static(), "sw.js")
 }

@@ -253,6 +253,7 @@ func httpPermCases() []httpPermCase {
 			}},
 		{route: "GET /ws", name: "WebSocket without upgrade or Origin", method: "GET", path: fixed("/ws"), allowed: nil, denied: 403},
 		get("GET /static/", "static file", fixed("/static/style.css"), everyone()),
+		get("GET /sw.js", "service worker", fixed("/sw.js"), everyone()),
 	}
 }
 

@@ -47,6 +47,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /auth/logout", a.guard(public(), http.HandlerFunc(a.handleLogout)))
 	mux.Handle("GET /ws", a.guard(public(), http.HandlerFunc(a.handleWS))) // Origin and session checked there, every join and op by the hub Backend
 	mux.Handle("GET /static/", a.guard(public(), http.StripPrefix("/static/", http.FileServerFS(web.Static()))))
+	mux.Handle("GET /sw.js", a.guard(public(), http.HandlerFunc(handleServiceWorker))) // at the root: its scope is the whole site
 
 	headers, err := auth.SecurityHeadersFor(a.baseURL)
 	if err != nil { // BASE_URL is checked by parseConfig; this is a fallback

@@ -721,6 +721,18 @@
   form.addEventListener("input", saveDraft);
   form.addEventListener("change", saveDraft);
 
+  // Loading without a network (web/static/sw.js, https or localhost only):
+  // the page and its files are kept on the device from the first load on,
+  // before the worker controls the page.
+  if ("serviceWorker" in navigator && window.caches) {
+    navigator.serviceWorker.register("/sw.js").catch(function () {});
+    if (!navigator.serviceWorker.controller) {
+      caches.open("rapporteur-pages-v1").then(function (c) { // the cache sw.js answers from
+        return c.addAll([location.pathname, "/static/live.js", "/static/style.css"]);
+      }).catch(function () {});
+    }
+  }
+
   save(); // takes in what other tabs kept
   restoreDraft();
   beAlive();
