@@ -196,6 +196,7 @@ type srvFrame struct {
 	Type     string          `json:"type"`
 	Room     string          `json:"room"`
 	Seq      int64           `json:"seq"`
+	Me       string          `json:"me"`
 	OpID     string          `json:"op_id"`
 	Actor    string          `json:"actor"`
 	Kind     string          `json:"kind"`

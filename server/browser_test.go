@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -12,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -647,9 +650,10 @@ func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](`sessionStorage.getItem("rapporteur:tab")`))
-	if err != nil || tabA == "" {
-		t.Fatalf("tab id: %q (%v)", tabA, err)
+	prefix := fmt.Sprintf("rapporteur:%d:%s:draft:", tb.person.ID, store.WorkshopRoom(tb.w.ID))
+	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
+	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
+		t.Fatalf("tab A's kept form: %q (%v), want one", tabA, err)
 	}
 	if s := tb.stored(t, a, "draft:"+tabA); !strings.Contains(s, "Typed in a closed tab") {
 		t.Fatalf("the form's text is not kept on the device: %q", s)
@@ -668,7 +672,7 @@ func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 			_, err := chromedp.Evaluate[bool](fmt.Sprintf(`localStorage.setItem(%q, "0"); true`, alive))(ctx, t)
 			return err
 		}),
-		waitText("#findings li.failed", "typed in a tab or window that was closed"),
+		waitText("#findings li.failed", "typed in another tab or window, closed or asleep"),
 		tap(`#findings li.failed button.edit`),
 		waitNone("#findings li.failed"),
 	)
@@ -735,12 +739,86 @@ func TestTabletPageLoadsWithoutTheNetwork(t *testing.T) {
 	if n := tb.findings(t, "Typed after an offline reload"); n != 1 {
 		t.Fatalf("saved %d times, want once", n)
 	}
-	// Signing out lets go of the pages kept: they were this person's.
+	// Signing in as someone else, or out, lets go of the pages kept: they
+	// were this person's.
+	pageKept := func() bool {
+		t.Helper()
+		kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`caches.match(%q).then(r => !!r)`, strings.TrimPrefix(tb.page, tb.f.srv.URL)), chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kept
+	}
+	_, token := mustInvite(t, tb.f.store, tb.f.event.ID, store.PersonInput{Name: "Next on this tablet"}, domain.RoleParticipant, tb.w.ID)
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.f.srv.URL+"/signin/"+token), waitText("header", "Next on this tablet")); err != nil {
+		t.Fatal(err)
+	}
+	if pageKept() {
+		t.Fatal("after someone else signed in the last person's page is still kept")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !pageKept(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the new person's page is not kept")
+		}
+	}
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`form[action="/auth/logout"] button`)), waitNone(`form[action="/auth/logout"]`)); err != nil {
 		t.Fatal(err)
 	}
-	kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`caches.match(%q).then(r => !!r)`, strings.TrimPrefix(tb.page, tb.f.srv.URL)), chromedp.EvalAwaitPromise))
-	if err != nil || kept {
-		t.Fatalf("after signing out the page is still kept: %v (%v)", kept, err)
+	if pageKept() {
+		t.Fatal("after signing out the page is still kept")
+	}
+}
+
+// TestTabletPageKeptForAnotherPersonSendsNothing: a page kept on the
+// device for one person (A), whose connection comes back signed in as
+// someone else (B, who signed in on the same browser meanwhile), sends
+// none of A's unsent changes in B's name: it loads B's page instead, and
+// A's changes stay on the device under A.
+func TestTabletPageKeptForAnotherPersonSendsNothing(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	b := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "NO", "ngo")
+	base, _ := url.Parse(tb.f.srv.URL)
+	var bSession string
+	for _, c := range b.http.Jar.Cookies(base) {
+		if c.Name == "rapporteur_session" {
+			bSession = c.Value
+		}
+	}
+	if bSession == "" {
+		t.Fatal("B has no session cookie")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	err := chromedp.Do(ctx,
+		waitText("#status", "Offline"),
+		typeFinding("Unsent by A"),
+		waitText("#findings li.pending", "Unsent by A"),
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, network.SetCookie, network.SetCookieParams{Name: "rapporteur_session", Value: bSession, URL: tb.f.srv.URL + "/"})
+			return err
+		}),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	err = chromedp.Do(ctx,
+		pollAcross(fmt.Sprintf(`document.getElementById("workshop") && document.getElementById("workshop").dataset.person === "%d"`, b.id), "B's page"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := tb.findings(t, "Unsent by A"); n != 0 {
+		t.Fatalf("A's unsent finding was saved %d times under B's session", n)
+	}
+	if q := tb.stored(t, ctx, "queue"); !strings.Contains(q, "Unsent by A") {
+		t.Fatalf("A's unsent finding is no longer kept under A: %q", q)
 	}
 }

@@ -46,13 +46,17 @@
   // This tab's form is kept under a key of its own (two tabs would write
   // over each other's), with a sign of life beside it: the form of a tab
   // closed, or killed, with text in it is offered to the others (orphans).
+  // The id is taken out of sessionStorage while the page is open and put
+  // back as it goes: a reload keeps it, a duplicated tab gets its own.
   var tabID = sessionStorage.getItem("rapporteur:tab") || opID();
-  sessionStorage.setItem("rapporteur:tab", tabID);
+  sessionStorage.removeItem("rapporteur:tab");
+  var lastBeat = 0;
   var draftPrefix = storeKey + ":draft:", alivePrefix = storeKey + ":alive:";
   var orphans = [];   // {key, tab, draft} of tabs gone
   var sent = {};   // op ids sent on this connection and not answered yet
   var ws = null, live = false, paused = false, retry = 500, timer = null;
   var signedOut = false, blocked = "", trouble = "", storageFull = false, lastHeard = 0;
+  var foreign = false; // this page is kept for another person than the one signed in (see joined)
   var rejoining = false, internalWait = 2000;
 
   function load(suffix, fallback) {
@@ -283,41 +287,57 @@
     }));
     return li;
   }
-  // orphanItem offers the form of a tab gone, with its text.
+  // orphanItem offers the form of a tab gone, with its text. It is taken
+  // only if still there: another tab may have taken it first.
   function orphanItem(o) {
     var d = o.draft, li = item(d.body, "failed");
     li.dataset.orphan = o.tab;
-    li.querySelector(".state").textContent = "Not saved: typed in a tab or window that was closed" + (d.editing ? " (changes to \u201c" + d.editing.title + "\u201d)" : "");
+    li.querySelector(".state").textContent = "Not saved: typed in another tab or window, closed or asleep" + (d.editing ? " (changes to \u201c" + d.editing.title + "\u201d)" : "");
     li.appendChild(button("Edit again", "edit", function () {
+      if (!stillThere(o)) return;
       var edit = d.editing && state.findings[d.editing.id] ? d.editing : null;
       if (intoForm(d.body, edit)) dropOrphan(o);
     }));
     li.appendChild(button("Discard", "discard", function () {
-      if (window.confirm("Discard \u201c" + (d.body.title || "(untitled)") + "\u201d? It was not saved.")) dropOrphan(o);
+      if (stillThere(o) && window.confirm("Discard \u201c" + (d.body.title || "(untitled)") + "\u201d? It was not saved.")) dropOrphan(o);
     }));
     return li;
+  }
+  function stillThere(o) {
+    var there = false;
+    try { there = localStorage.getItem(o.key) !== null; } catch (e) {}
+    if (!there) { orphans = orphans.filter(function (x) { return x.key !== o.key; }); render(); }
+    return there;
   }
   function dropOrphan(o) {
     try { localStorage.removeItem(o.key); localStorage.removeItem(alivePrefix + o.tab); } catch (e) {}
     orphans = orphans.filter(function (x) { return x.key !== o.key; });
     render();
   }
-  // findOrphans lists the forms of other tabs not heard from for 20 s.
+  // findOrphans lists the forms of other tabs not heard from for 20 s, and
+  // clears signs of life an hour old that keep no form. It reports whether
+  // the list changed.
   function findOrphans() {
-    var found = [], now = Date.now();
+    var found = [], now = Date.now(), keys = [];
     try {
-      for (var i = 0; i < localStorage.length; i++) {
-        var key = localStorage.key(i);
-        if (key.indexOf(draftPrefix) !== 0) continue;
+      for (var i = 0; i < localStorage.length; i++) keys.push(localStorage.key(i));
+    } catch (e) { return false; }
+    keys.forEach(function (key) {
+      try {
+        if (key && key.indexOf(alivePrefix) === 0 && now - Number(localStorage.getItem(key)) > 3600000 &&
+            localStorage.getItem(draftPrefix + key.slice(alivePrefix.length)) === null) {
+          localStorage.removeItem(key);
+        }
+        if (!key || key.indexOf(draftPrefix) !== 0) return;
         var tab = key.slice(draftPrefix.length);
-        if (tab === tabID || now - Number(localStorage.getItem(alivePrefix + tab) || 0) < 20000) continue;
+        if (tab === tabID || now - Number(localStorage.getItem(alivePrefix + tab) || 0) < 20000) return;
         var d = JSON.parse(localStorage.getItem(key));
         if (d && d.body) found.push({ key: key, tab: tab, draft: d });
-      }
-    } catch (e) {}
-    var changed = found.length !== orphans.length;
+      } catch (e) {}
+    });
+    var before = orphans.map(function (o) { return o.key; }).join(" ");
     orphans = found;
-    return changed;
+    return found.map(function (o) { return o.key; }).join(" ") !== before;
   }
   function button(text, cls, onClick) {
     var b = document.createElement("button");
@@ -454,9 +474,13 @@
     fillForm(d.body);
     setFormMode();
   }
+  // beAlive is this tab's sign of life. A tab that was asleep itself (its
+  // last beat long ago) does not judge the others until they could beat.
   function beAlive() {
-    try { localStorage.setItem(alivePrefix + tabID, String(Date.now())); } catch (e) {}
-    if (findOrphans()) render();
+    var now = Date.now(), slept = lastBeat && now - lastBeat > 20000;
+    lastBeat = now;
+    try { localStorage.setItem(alivePrefix + tabID, String(now)); } catch (e) {}
+    if (!slept && findOrphans()) render();
   }
   // sendPresence tells the room which finding this page edits, when that changed.
   function sendPresence() {
@@ -532,7 +556,7 @@
 
   function connect() {
     timer = null;
-    if (signedOut) return;
+    if (signedOut || foreign) return;
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
     var sock = new WebSocket(url);
     ws = sock;
@@ -617,6 +641,7 @@
         if (f.op_id) settle(f.op_id);
         break;
       case "joined":
+        if (f.me && me && me !== "0" && f.me !== me) { notMine(); return; }
         live = true;
         rejoining = false;
         blocked = "";
@@ -671,6 +696,25 @@
       internalWait = Math.min(internalWait * 2, 30000);
     }
   }
+  // notMine handles a page kept on this device for another person than
+  // the one now signed in (the page came from the device's cache, say):
+  // that person's unsent changes must not go out in this one's name. It
+  // stops, and loads the page again from the server, once.
+  function notMine() {
+    foreign = true;
+    live = false;
+    var sock = ws;
+    ws = null;
+    if (sock) sock.close();
+    var last = Number(sessionStorage.getItem("rapporteur:reloaded") || 0);
+    if (Date.now() - last > 10000) {
+      sessionStorage.setItem("rapporteur:reloaded", String(Date.now()));
+      blocked = "This page was kept for someone else who used this device: loading yours…";
+      location.reload();
+    } else {
+      blocked = "This page was kept for someone else who used this device: reload it.";
+    }
+  }
   // rejoin joins the room again from the seq held; ops wait for "joined".
   function rejoin() {
     rejoining = true;
@@ -696,8 +740,27 @@
   });
   window.addEventListener("storage", function (e) {
     if (e.key === storeKey + ":queue" || e.key === storeKey + ":failed" || e.key === storeKey + ":done") { merge(); render(); pump(); }
+    if (e.key === draftPrefix + tabID && e.newValue === null && (editing || formDirty())) {
+      // Another tab took this tab's form (it thought this one gone): it is
+      // there now, not here, so it is not saved twice.
+      editing = null;
+      clearForm();
+      setFormMode();
+      sendPresence();
+      formError.textContent = "What was in this form was taken into another tab or window of this device.";
+    } else if (e.key && e.key.indexOf(draftPrefix) === 0 && findOrphans()) {
+      render();
+    }
   });
-  window.addEventListener("pagehide", save);
+  window.addEventListener("pagehide", function () {
+    save();
+    sessionStorage.setItem("rapporteur:tab", tabID);
+    // A tab going with nothing in its form leaves no sign of life behind.
+    if (!editing && !formDirty()) { try { localStorage.removeItem(alivePrefix + tabID); } catch (e) {} }
+  });
+  ["visibilitychange", "pageshow", "resume", "focus"].forEach(function (ev) {
+    (ev === "visibilitychange" || ev === "resume" ? document : window).addEventListener(ev, function () { if (!document.hidden) beAlive(); });
+  });
 
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();

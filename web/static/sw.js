@@ -18,19 +18,25 @@ function offline(req, url) {
 
 self.addEventListener("fetch", function (e) {
   var req = e.request, url = new URL(req.url);
-  if (req.method === "POST" && url.pathname === "/auth/logout") {
-    // Signing out: the pages kept were this person's.
+  // Signing out, or in as someone (perhaps someone else): the pages kept
+  // were the last person's. (live.js also checks, on joining, that the
+  // page is the signed-in person's.)
+  if ((req.method === "POST" && url.pathname === "/auth/logout") ||
+      (req.mode === "navigate" && (url.pathname.indexOf("/signin/") === 0 || url.pathname === "/auth/callback"))) {
     e.waitUntil(caches.delete(CACHE));
     return;
   }
   if (!offline(req, url)) return;
+  var kept = function () { return caches.match(url.pathname, { cacheName: CACHE }); };
   e.respondWith(fetch(req).then(function (resp) {
     if (resp.ok) {
       var copy = resp.clone();
       e.waitUntil(caches.open(CACHE).then(function (c) { return c.put(url.pathname, copy); }));
+    } else if (resp.status >= 500) { // a proxy's 502 while the server is down
+      return kept().then(function (hit) { return hit || resp; });
     }
     return resp;
   }, function () {
-    return caches.match(url.pathname, { cacheName: CACHE }).then(function (hit) { return hit || Response.error(); });
+    return kept().then(function (hit) { return hit || Response.error(); });
   }));
 });
