@@ -299,6 +299,33 @@ func (a *app) handleNewInvite(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, map[string]any{"invite_id": inv.ID, "person_id": pid, "url": link, "expires_at": inv.ExpiresAt})
 }
 
+// handleSignOutEverywhere signs a person out on every device (a lost
+// tablet): their sessions end, their open connections close at once, and
+// their links stop working; an organizer then gives them a new link.
+func (a *app) handleSignOutEverywhere(w http.ResponseWriter, r *http.Request) {
+	ev := authOf(r).scope.event
+	pid, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		a.answerErr(w, r, domain.Errorf(domain.NotFound, "There is no person %q.", r.PathValue("id")))
+		return
+	}
+	ids, revoked, err := a.store.SignOutEverywhere(r.Context(), actor(r), ev.ID, pid)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	for _, id := range ids {
+		a.hub.EndSession(id)
+	}
+	if isForm(r) {
+		p, _ := a.store.Person(r.Context(), pid)
+		a.page(w, r, http.StatusOK, "message.html", map[string]any{"Title": "Signed out everywhere",
+			"Message": fmt.Sprintf("%s is signed out on every device (%d sessions ended) and their sign-in links no longer work (%d revoked). Give them a new link or card to sign in again.", p.Name, len(ids), revoked)})
+		return
+	}
+	writeJSON(w, map[string]any{"person_id": pid, "sessions_ended": len(ids), "links_revoked": revoked})
+}
+
 // handleRevokeInvite revokes a link.
 func (a *app) handleRevokeInvite(w http.ResponseWriter, r *http.Request) {
 	id, _ := strconv.ParseInt(r.PathValue("id"), 10, 64) // scopeOfInvite checked it

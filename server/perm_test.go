@@ -242,6 +242,10 @@ func httpPermCases() []httpPermCase {
 			path: func(f *permFixture) string {
 				return fmt.Sprintf("/api/events/%s/people/%d/invite", slug(f), f.victimPerson)
 			}},
+		{route: "POST /api/events/{slug}/people/{id}/signout", name: "sign out everywhere", method: "POST", allowed: org, okStatus: 200,
+			path: func(f *permFixture) string {
+				return fmt.Sprintf("/api/events/%s/people/%d/signout", slug(f), f.victimPerson)
+			}},
 		{route: "POST /api/invites/{id}/revoke", name: "revoke a link", method: "POST", allowed: org, okStatus: 200,
 			path: func(f *permFixture) string { return fmt.Sprintf("/api/invites/%d/revoke", f.inviteID) }},
 		{route: "GET /signin/{token}", name: "unknown link (refused for all)", method: "GET", path: fixed("/signin/nope"), allowed: everyone(), okStatus: 401},

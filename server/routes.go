@@ -28,6 +28,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /api/events/{slug}/people/import", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleImportPeople)))
 	mux.Handle("POST /api/events/{slug}/people", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleAddPerson)))
 	mux.Handle("POST /api/events/{slug}/people/{id}/invite", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleNewInvite)))
+	mux.Handle("POST /api/events/{slug}/people/{id}/signout", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleSignOutEverywhere)))
 	mux.Handle("POST /api/invites/{id}/revoke", a.guard(needIn(auth.ActPeopleManage, a.scopeOfInvite), http.HandlerFunc(a.handleRevokeInvite)))
 	mux.Handle("/api/", a.guard(public(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, domain.Errorf(domain.NotFound, "There is no API route %s %s.", r.Method, r.URL.Path))

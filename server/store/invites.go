@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -161,6 +162,40 @@ func (s *Store) IssueInvites(ctx context.Context, actor *int64, eventID int64, h
 		return nil, err
 	}
 	return out, nil
+}
+
+// SignOutEverywhere ends every session of a person of the event and
+// revokes their sign-in links in it: for a lost tablet, whose browser
+// keeps both its session and the link it was opened with. It returns the
+// ended sessions' ids (their open connections are the caller's to close)
+// and how many links it revoked. Sessions are a person's, not an event's:
+// the person is signed out of every event.
+func (s *Store) SignOutEverywhere(ctx context.Context, actor *int64, eventID, personID int64) ([]string, int64, error) {
+	ids := []string{}
+	var revoked int64
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		var member bool
+		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM memberships WHERE event_id = ? AND person_id = ?)", eventID, personID).Scan(ctx, &member); err != nil {
+			return err
+		}
+		if !member {
+			return domain.Errorf(domain.NotFound, "Person %d has no role in this event.", personID)
+		}
+		if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", personID).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("end sessions: %w", err)
+		}
+		res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE event_id = ? AND person_id = ? AND revoked_at IS NULL", eventID, personID).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("revoke links: %w", err)
+		}
+		revoked, _ = res.RowsAffected()
+		return s.Audit(ctx, tx, actor, &eventID, "person.signout_everywhere", fmt.Sprintf("person:%d", personID),
+			map[string]any{"sessions": len(ids), "links_revoked": revoked})
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return ids, revoked, nil
 }
 
 // InviteByID returns one invite.

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/rapporteur/rapporteur/hub"
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// TestSignOutEverywhere: an organizer signs a person out on every device
+// (a lost tablet). The person's open socket closes with 4001 at once,
+// their browser is signed out, and the link the tablet was opened with no
+// longer signs anyone in; someone else stays signed in.
+func TestSignOutEverywhere(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	p, token := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Lost tablet", Country: "FI", ActorType: "police"}, domain.RoleParticipant, w.ID)
+	lost := mustSignIn(t, f.srv.URL, token, p.ID)
+	other := f.MustMember(t, domain.RoleParticipant, w, "SE", "ngo")
+	room := store.WorkshopRoom(w.ID)
+	lostConn, otherConn := lost.Dial(t, f.srv.URL), other.Dial(t, f.srv.URL)
+	for _, c := range []*client{lostConn, otherConn} {
+		if fr := c.join(t, room, 0); fr.Type != "joined" {
+			t.Fatalf("join: %+v", fr)
+		}
+	}
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	signOut := func(id int64) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/events/%s/people/%d/signout", f.srv.URL, f.event.Slug, id), nil)
+		req.Header.Set(auth.CSRFHeader, csrf)
+		resp, err := org.http.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := signOut(p.ID); resp.StatusCode != 200 {
+		t.Fatalf("sign out everywhere: %s", resp.Status)
+	}
+	select {
+	case err := <-lostConn.closed:
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != hub.CloseUnauthenticated {
+			t.Errorf("the lost tablet's socket closed with %v, want %d", err, hub.CloseUnauthenticated)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the lost tablet's socket stayed open")
+	}
+	otherConn.send(t, map[string]any{"type": "ping"})
+	otherConn.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
+	status := func(c *http.Client, url string) int {
+		t.Helper()
+		resp, err := c.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := status(lost.http, fmt.Sprintf("%s/events/%s/workshops/%d", f.srv.URL, f.event.Slug, w.ID)); got != http.StatusUnauthorized {
+		t.Errorf("the lost tablet's browser after the sign-out: %d, want 401", got)
+	}
+	jar, _ := cookiejar.New(nil)
+	if got := status(&http.Client{Jar: jar}, f.srv.URL+"/signin/"+token); got != http.StatusUnauthorized {
+		t.Errorf("the tablet's link after the sign-out: %d, want 401", got)
+	}
+	var n int
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM audit_log WHERE action = 'person.signout_everywhere'").Scan(context.Background(), &n); err != nil || n != 1 {
+		t.Errorf("%d audit entries of the sign-out (%v), want 1", n, err)
+	}
+	// A person of no role in the event is not found, and nothing changes.
+	if resp := signOut(1 << 40); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("sign out an unknown person: %s, want 404", resp.Status)
+	}
+}
