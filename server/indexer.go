@@ -574,7 +574,6 @@ func findingDocument(f store.IndexFinding) search.Document {
 		Results:         f.Results,
 		Transferability: f.Transferability,
 		Proposal:        f.NordicProposal,
-		Comments:        strings.Join(f.Comments[:min(len(f.Comments), maxIndexedComments)], "\n"),
 		Countries:       f.Countries,
 		Themes:          f.Themes,
 		Ps:              f.Ps,
@@ -588,6 +587,12 @@ func findingDocument(f store.IndexFinding) search.Document {
 	}
 	if f.WorkshopID != nil {
 		d.Workshop = strconv.FormatInt(*f.WorkshopID, 10)
+	}
+	// Comments are the group's discussion: a release makes the finding
+	// public, not what was said about it, so a released finding's document
+	// (read by anyone) has none.
+	if f.ReleaseState != domain.Released {
+		d.Comments = strings.Join(f.Comments[:min(len(f.Comments), maxIndexedComments)], "\n")
 	}
 	// The group's key messages sum up its key findings: found with those.
 	if f.IsKey {

@@ -75,15 +75,22 @@ func (a *app) parseSearch(r *http.Request, slug string) (searchScope, error) {
 	return s, nil
 }
 
-// runSearch runs a search and answers Unavailable with a Retry-After. The
-// hits are checked against the database: a finding deleted, or taken back
-// from release, since it was indexed is left out, even when the indexer
-// lags or is down. (Total and facet counts are the index's.)
-func (a *app) runSearch(w http.ResponseWriter, r *http.Request, q search.Query) (*search.Result, error) {
+// searchIndex runs a search on the index alone and answers Unavailable
+// with a Retry-After.
+func (a *app) searchIndex(w http.ResponseWriter, r *http.Request, q search.Query) (*search.Result, error) {
 	res, err := a.search.Search(r.Context(), q)
 	if domain.ErrorCode(err) == domain.Unavailable {
 		w.Header().Set("Retry-After", strconv.Itoa(searchRetryAfter))
 	}
+	return res, err
+}
+
+// runSearch runs a search (see searchIndex). The
+// hits are checked against the database: a finding deleted, or taken back
+// from release, since it was indexed is left out, even when the indexer
+// lags or is down. (Total and facet counts are the index's.)
+func (a *app) runSearch(w http.ResponseWriter, r *http.Request, q search.Query) (*search.Result, error) {
+	res, err := a.searchIndex(w, r, q)
 	if err != nil || len(res.Hits) == 0 {
 		return res, err
 	}
@@ -269,7 +276,9 @@ func (a *app) handleSearchCSV(w http.ResponseWriter, r *http.Request) {
 	q := s.Query
 	q.Size = search.MaxSize
 	for q.Page = 1; len(ids) < maxCSVRows; q.Page++ {
-		res, err := a.runSearch(w, r, q)
+		// The index's pages as they are (the rows are checked against the
+		// database below): a page shortened by that check is no last page.
+		res, err := a.searchIndex(w, r, q)
 		if err != nil {
 			a.fail(w, r, err)
 			return

@@ -16,6 +16,7 @@ import (
 
 	"github.com/uptrace/bun/dialect/pgdialect"
 
+	"github.com/rapporteur/rapporteur/search"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 )
@@ -624,4 +625,87 @@ func TestSearchHitsFollowTheDatabaseNotJustTheIndex(t *testing.T) {
 	if strings.Contains(string(page), "Platypus") {
 		t.Errorf("the public search page still shows the withdrawn finding")
 	}
+}
+
+// The CSV export goes through the index's pages as they are: hits the
+// database check leaves out of a page do not end the export early.
+func TestSearchCSVGoesPastWithdrawnHits(t *testing.T) {
+	f := MustSearchFixture(t)
+	w := f.ws[0]
+	var ids []int64
+	for i := 0; i < search.MaxSize+1; i++ {
+		id := mustCreate(t, f.store, w, store.FindingInput{Title: fmt.Sprintf("Numbat practice %d", i)})
+		mustRelease(t, f.store, w, id, domain.Released)
+		ids = append(ids, id)
+	}
+	params := q("event", f.event.Slug, "q", "numbat")
+	waitFor(t, nil, f.srv.URL, params, 30*time.Second, func(r searchResult) bool { return r.Total == len(ids) })
+	// Ten of the first page taken back behind the index's back.
+	first := mustSearch(t, nil, f.srv.URL, q("event", f.event.Slug, "q", "numbat", "size", fmt.Sprint(search.MaxSize))).ids()
+	if len(first) != search.MaxSize {
+		t.Fatalf("first page: %d hits, want %d", len(first), search.MaxSize)
+	}
+	withdrawn := first[:10]
+	if _, err := f.store.DB().ExecContext(context.Background(), "UPDATE findings SET release_state = 'shared' WHERE id = ANY(?)", pgdialect.Array(withdrawn)); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(f.srv.URL + "/api/search.csv?" + params.Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(resp.Body).ReadAll()
+	resp.Body.Close()
+	if want := 1 + len(ids) - len(withdrawn); err != nil || len(recs) != want {
+		t.Fatalf("the public's CSV: %d rows (%v), want %d (a header and every finding still released)", len(recs), err, want)
+	}
+}
+
+// Comments are the group's discussion: a released finding is public, its
+// comments are not (page and search); members of the event see them.
+func TestReleasedFindingsKeepTheirCommentsToTheEvent(t *testing.T) {
+	f := MustSearchFixture(t)
+	ctx := context.Background()
+	w := f.ws[0]
+	id := mustCreate(t, f.store, w, store.FindingInput{Title: "Echidna practice"})
+	if _, err := f.store.AddComment(ctx, mustPersonIn(t, f, w), w.ID, "c1", id, "Bilby worries from the group"); err != nil {
+		t.Fatal(err)
+	}
+	mustRelease(t, f.store, w, id, domain.Released)
+	waitFor(t, nil, f.srv.URL, q("event", f.event.Slug, "q", "echidna"), 10*time.Second, func(r searchResult) bool {
+		return len(r.Hits) == 1 && r.Hits[0].Release == domain.Released
+	})
+	if r := mustSearch(t, nil, f.srv.URL, q("event", f.event.Slug, "q", "bilby")); r.Total != 0 {
+		t.Errorf("the public finds the released finding by its comment: %v", r.ids())
+	}
+	page := fmt.Sprintf("%s/events/%s/findings/%d", f.srv.URL, f.event.Slug, id)
+	body := func(c *http.Client) string {
+		t.Helper()
+		resp, err := c.Get(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("finding page: %s", resp.Status)
+		}
+		return string(b)
+	}
+	if strings.Contains(body(http.DefaultClient), "Bilby") {
+		t.Error("the public finding page shows the group's comment")
+	}
+	observer := f.MustMember(t, domain.RoleObserver, nil, "IS", "io")
+	if !strings.Contains(body(observer.http), "Bilby worries from the group") {
+		t.Error("a member of the event does not see the comment on the finding page")
+	}
+}
+
+// mustPersonIn adds a participant of w and returns their id.
+func mustPersonIn(t *testing.T, f *fixture, w domain.Workshop) int64 {
+	t.Helper()
+	p, err := f.store.AddMember(context.Background(), nil, f.event.ID, store.PersonInput{Name: fmt.Sprintf("Commenter %d", time.Now().UnixNano())}, domain.RoleParticipant, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.ID
 }

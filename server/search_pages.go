@@ -196,8 +196,14 @@ func (a *app) handleFindingPage(w http.ResponseWriter, r *http.Request) {
 		workshop = names.label("workshop", strconv.FormatInt(*f.WorkshopID, 10))
 	}
 	showContact := f.ContactConsent && auth.Allowed(v.principal(ev.ID), auth.ActSearchAll, 0)
+	// Comments are the group's discussion, for the event's members: a
+	// release publishes the finding, not what was said about it.
+	var comments []string
+	if auth.Allowed(v.principal(ev.ID), auth.ActFindingReadShared, 0) {
+		comments = f.Comments
+	}
 	a.page(w, r, http.StatusOK, "finding.html", map[string]any{
-		"Event": ev, "Finding": f.Finding, "Comments": f.Comments, "Workshop": workshop, "Terms": terms,
+		"Event": ev, "Finding": f.Finding, "Comments": comments, "Workshop": workshop, "Terms": terms,
 		"Release": names.label("release", f.ReleaseState), "Language": names.label("lang", f.Language),
 		"ShowContact": showContact,
 	})
