@@ -489,7 +489,9 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 				break
 			}
 		}
-		next := f // fields are replaced below, never changed in place
+		next := f // fields are replaced below; validateFinding sorts the lists in place:
+		next.Countries, next.Themes, next.Ps = slices.Clone(f.Countries), slices.Clone(f.Themes), slices.Clone(f.Ps)
+		next.Forms, next.VictimGroups, next.ActorTypes = slices.Clone(f.Forms), slices.Clone(f.VictimGroups), slices.Clone(f.ActorTypes)
 		var conflicts []string
 		changed := []string{}
 		for name, raw := range changes {
@@ -506,6 +508,12 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			}
 			if name == "title" { // as a create trims it
 				after.Elem().SetString(strings.TrimSpace(after.Elem().String()))
+			}
+			if terms, ok := after.Interface().(*[]string); ok && isTermField(name) {
+				// A set, as validateFinding stores it: the same terms in
+				// another order are no change (and no conflict).
+				slices.Sort(*terms)
+				*terms = slices.Compact(*terms)
 			}
 			if reflect.DeepEqual(field.Interface(), after.Elem().Interface()) || (field.Kind() == reflect.Slice && field.Len() == 0 && after.Elem().Len() == 0) {
 				continue

@@ -480,6 +480,20 @@ func TestUpdateOfAListToOneOfTheSameLength(t *testing.T) {
 	if got, _ := s.Finding(ctx, f.ID); !slices.Equal(got.Countries, []string{"SE"}) || got.FieldVersions["countries"] != 2 {
 		t.Fatalf("stored after DK → SE: %v, field versions %v", got.Countries, got.FieldVersions)
 	}
+	// The same terms in another order are no change, and so no conflict
+	// for someone still at version 1.
+	if _, err := s.UpdateFinding(ctx, nil, wid, "u-order", f.ID, 2, map[string]json.RawMessage{"countries": raw([]string{"SE", "DK"})}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateFinding(ctx, nil, wid, "u-set", f.ID, 2, map[string]json.RawMessage{"countries": raw([]string{"SE", "DK"})}); err != nil {
+		t.Fatalf("the same set in another order: %v", err)
+	}
+	if got, _ := s.Finding(ctx, f.ID); !slices.Equal(got.Countries, []string{"DK", "SE"}) || got.Version != 3 {
+		t.Fatalf("after SE,DK sent twice: %v at version %d, want DK,SE at 3 (one change)", got.Countries, got.Version)
+	}
+	if _, err := s.UpdateFinding(ctx, nil, wid, "u-back", f.ID, 3, map[string]json.RawMessage{"countries": raw([]string{"SE"})}); err != nil {
+		t.Fatal(err)
+	}
 	// Someone else, still at version 1, changes the same list: a conflict.
 	_, err = s.UpdateFinding(ctx, nil, wid, "u2", f.ID, 1, map[string]json.RawMessage{"title": raw("x"), "countries": raw([]string{"NO"})})
 	if domain.ErrorCode(err) != domain.Conflict {
