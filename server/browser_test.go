@@ -756,14 +756,34 @@ func TestTabletPageLoadsWithoutTheNetwork(t *testing.T) {
 	if pageKept() {
 		t.Fatal("after someone else signed in the last person's page is still kept")
 	}
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(10 * time.Second); !pageKept(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the new person's page is not kept")
+	openAndKeep := func() {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); !pageKept(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the page is not kept")
+			}
 		}
 	}
+	openAndKeep()
+	// The session ends on the server (signed out elsewhere, expired): the
+	// page answers 401 and the copy goes.
+	if _, err := tb.f.store.DB().ExecContext(context.Background(), "DELETE FROM sessions"); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitNone("#workshop")); err != nil {
+		t.Fatal(err)
+	}
+	if pageKept() {
+		t.Fatal("after the session ended the page is still kept")
+	}
+	_, token = mustInvite(t, tb.f.store, tb.f.event.ID, store.PersonInput{Name: "Third on this tablet"}, domain.RoleParticipant, tb.w.ID)
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.f.srv.URL+"/signin/"+token), waitText("header", "Third on this tablet")); err != nil {
+		t.Fatal(err)
+	}
+	openAndKeep()
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`form[action="/auth/logout"] button`)), waitNone(`form[action="/auth/logout"]`)); err != nil {
 		t.Fatal(err)
 	}

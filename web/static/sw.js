@@ -34,6 +34,8 @@ self.addEventListener("fetch", function (e) {
       e.waitUntil(caches.open(CACHE).then(function (c) { return c.put(url.pathname, copy); }));
     } else if (resp.status >= 500) { // a proxy's 502 while the server is down
       return kept().then(function (hit) { return hit || resp; });
+    } else if (resp.status === 401) { // signed out: the copies are no one's now
+      e.waitUntil(caches.delete(CACHE));
     }
     return resp;
   }, function () {
