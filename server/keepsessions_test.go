@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -58,15 +55,7 @@ func TestOpenSocketsFollowTheirSessions(t *testing.T) {
 	defer stop()
 	go a.keepSessions(cctx, 20*time.Millisecond)
 
-	select {
-	case err := <-goneConn.closed:
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != hub.CloseUnauthenticated {
-			t.Errorf("the ended session's socket closed with %v, want %d", err, hub.CloseUnauthenticated)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the socket of a session that ended stayed open")
-	}
+	goneConn.mustCloseWith(t, hub.CloseUnauthenticated, 10*time.Second, "the socket of a session that ended")
 	stayConn.send(t, map[string]any{"type": "ping"})
 	stayConn.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
 	var seen time.Time

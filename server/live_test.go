@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
@@ -202,6 +203,20 @@ func (c *client) nextOr(tb testing.TB, match func(frame) bool, timedOut func()) 
 			timedOut()
 			return frame{}
 		}
+	}
+}
+
+// mustCloseWith waits until c is closed with code, failing after within.
+func (c *client) mustCloseWith(tb testing.TB, code int, within time.Duration, what string) {
+	tb.Helper()
+	select {
+	case err := <-c.closed:
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != code {
+			tb.Errorf("%s: closed with %v, want %d", what, err, code)
+		}
+	case <-time.After(within):
+		tb.Fatalf("%s: still open after %v, want closed with %d", what, within, code)
 	}
 }
 

@@ -273,13 +273,22 @@ func (a *app) handlePeoplePage(w http.ResponseWriter, r *http.Request) {
 	a.page(w, r, http.StatusOK, "people.html", map[string]any{"Event": ev, "People": views})
 }
 
+// personOf reads the person id of the request's path.
+func personOf(r *http.Request) (int64, error) {
+	pid, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return 0, domain.Errorf(domain.NotFound, "There is no person %q.", r.PathValue("id"))
+	}
+	return pid, nil
+}
+
 // handleNewInvite issues a new personal link for one person, revoking
 // their earlier ones, and returns it (the token is shown only now).
 func (a *app) handleNewInvite(w http.ResponseWriter, r *http.Request) {
 	ev := authOf(r).scope.event
-	pid, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	pid, err := personOf(r)
 	if err != nil {
-		a.answerErr(w, r, domain.Errorf(domain.NotFound, "There is no person %q.", r.PathValue("id")))
+		a.answerErr(w, r, err)
 		return
 	}
 	token, hash := auth.NewInviteToken()
@@ -304,9 +313,9 @@ func (a *app) handleNewInvite(w http.ResponseWriter, r *http.Request) {
 // their links stop working; an organizer then gives them a new link.
 func (a *app) handleSignOutEverywhere(w http.ResponseWriter, r *http.Request) {
 	ev := authOf(r).scope.event
-	pid, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	pid, err := personOf(r)
 	if err != nil {
-		a.answerErr(w, r, domain.Errorf(domain.NotFound, "There is no person %q.", r.PathValue("id")))
+		a.answerErr(w, r, err)
 		return
 	}
 	ids, revoked, err := a.store.SignOutEverywhere(r.Context(), actor(r), ev.ID, pid)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/rapporteur/rapporteur/hub"
@@ -250,15 +248,7 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 	}
 	// The other screen acted on the old roles: it is told to reconnect, and
 	// on its new connection the organizer's room is refused.
-	select {
-	case err := <-other.closed:
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != hub.CloseAccessChanged {
-			t.Errorf("other screen closed with %v, want %d", err, hub.CloseAccessChanged)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the other screen stayed connected with the revoked role")
-	}
+	other.mustCloseWith(t, hub.CloseAccessChanged, 10*time.Second, "the other screen, with the revoked role")
 	again := member{http: &http.Client{Jar: b2.jar}}.Dial(t, f.srv.URL)
 	again.send(t, map[string]any{"type": "join", "room": "event:" + strconv.FormatInt(f.event.ID, 10), "since": 0})
 	if fr := again.next(t, func(f frame) bool { return f.Type == "error" || f.Type == "joined" }); fr.Type != "error" || fr.Code != "forbidden" {

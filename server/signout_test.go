@@ -2,14 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/auth"
@@ -50,15 +47,7 @@ func TestSignOutEverywhere(t *testing.T) {
 	if resp := signOut(p.ID); resp.StatusCode != 200 {
 		t.Fatalf("sign out everywhere: %s", resp.Status)
 	}
-	select {
-	case err := <-lostConn.closed:
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != hub.CloseUnauthenticated {
-			t.Errorf("the lost tablet's socket closed with %v, want %d", err, hub.CloseUnauthenticated)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the lost tablet's socket stayed open")
-	}
+	lostConn.mustCloseWith(t, hub.CloseUnauthenticated, 5*time.Second, "the lost tablet's socket")
 	otherConn.send(t, map[string]any{"type": "ping"})
 	otherConn.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
 	status := func(c *http.Client, url string) int {
