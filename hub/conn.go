@@ -24,6 +24,7 @@ type (
 		Room     string   `json:"room"`
 		Seq      int64    `json:"seq"`
 		Me       string   `json:"me"`
+		MaxFrame int64    `json:"max_frame"`
 		Presence []person `json:"presence"`
 		Count    int      `json:"count"`
 	}
@@ -534,7 +535,7 @@ func (c *conn) join(f Frame) error {
 		if len(m.pending) == 0 {
 			m.live, m.sent = true, sent // listed in its own presence
 			people, n := r.peopleLocked()
-			b, err := json.Marshal(joinedOut{Type: "joined", Room: r.name, Seq: sent, Me: c.id.ID, Presence: people, Count: n})
+			b, err := json.Marshal(joinedOut{Type: "joined", Room: r.name, Seq: sent, Me: c.id.ID, MaxFrame: c.h.cfg.MaxFrameBytes, Presence: people, Count: n})
 			// joined, and the presence broadcast that the join sets off
 			// (about as long), must both fit: after a slow reader's
 			// catch-up the queue is full, and it waits for room (not

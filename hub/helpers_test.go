@@ -197,6 +197,7 @@ type srvFrame struct {
 	Room     string          `json:"room"`
 	Seq      int64           `json:"seq"`
 	Me       string          `json:"me"`
+	MaxFrame int64           `json:"max_frame"`
 	OpID     string          `json:"op_id"`
 	Actor    string          `json:"actor"`
 	Kind     string          `json:"kind"`

@@ -50,8 +50,8 @@ func TestJoinResumeSendsExactlyTheMissingEntries(t *testing.T) {
 				t.Errorf("since %d: got frame %+v, want a finding.create entry of %s", since, f, room)
 			}
 		}
-		if joined.Seq != 10 || joined.Room != room || joined.Me != "anna" {
-			t.Errorf("since %d: got joined %+v, want seq 10 for anna", since, joined)
+		if joined.Seq != 10 || joined.Room != room || joined.Me != "anna" || joined.MaxFrame != 64<<10 {
+			t.Errorf("since %d: got joined %+v, want seq 10 for anna, frames up to 64 KiB", since, joined)
 		}
 	}
 }

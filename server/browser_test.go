@@ -842,3 +842,55 @@ func TestTabletPageKeptForAnotherPersonSendsNothing(t *testing.T) {
 		t.Fatalf("A's unsent finding is no longer kept under A: %q", q)
 	}
 }
+
+// evalJS runs js in the page, for a test's setup.
+func evalJS(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](js+"; true")(ctx, t)
+		return err
+	})
+}
+
+// TestTabletKeepsChangesWhenStorageIsFull: with the device's storage full,
+// a finding typed offline is still kept on the device (the page's copy of
+// the room goes first: the server has it) and sent once the server is
+// back; a damaged entry in storage does not stop the page.
+func TestTabletKeepsChangesWhenStorageIsFull(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	key := fmt.Sprintf("rapporteur:%d:%s", tb.person.ID, store.WorkshopRoom(tb.w.ID))
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		// Damaged entries, as a bug or another program might leave them.
+		evalJS(fmt.Sprintf(`localStorage.setItem(%q, "null"); localStorage.setItem(%q, "5"); localStorage.setItem(%q, "{}")`, key+":queue", key+":failed", key+":state")),
+		chromedp.Reload(),
+		waitText("#status", "Live"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(ctx,
+		waitText("#status", "Offline"),
+		evalJS(`for (let n = 1 << 20, i = 0; n > 0; n >>= 1) { try { for (;;) localStorage.setItem("junk-" + n + "-" + i++, "x".repeat(n)); } catch (e) {} }`),
+		typeFinding("Kept though storage is full"),
+		waitText("#findings li.pending", "Kept though storage is full"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := tb.stored(t, ctx, "queue"); !strings.Contains(q, "Kept though storage is full") {
+		t.Fatalf("with the storage full the finding is not kept on the device: queue %q", q)
+	}
+	if err := chromedp.Do(ctx, evalJS(`Object.keys(localStorage).filter(k => k.startsWith("junk-")).forEach(k => localStorage.removeItem(k))`)); err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	if err := chromedp.Do(ctx, waitText("#status", "every change is saved"), waitText("#findings li.saved", "Kept though storage is full")); err != nil {
+		t.Fatal(err)
+	}
+	if n := tb.findings(t, "Kept though storage is full"); n != 1 {
+		t.Fatalf("saved %d times, want once", n)
+	}
+}

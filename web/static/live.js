@@ -36,6 +36,7 @@
   // Kept in localStorage: the room's seq and findings as last seen, the
   // ops not yet acknowledged (in order), and the ops the server refused.
   var state = load(":state", { seq: 0, findings: {} });
+  if (!state || typeof state.seq !== "number" || !state.findings || typeof state.findings !== "object") state = { seq: 0, findings: {} };
   var queue = load(":queue", []);
   var failed = load(":failed", []);
   var done = load(":done", []); // op ids applied or discarded, newest last (see merge)
@@ -55,12 +56,20 @@
   var orphans = [];   // {key, tab, draft} of tabs gone
   var sent = {};   // op ids sent on this connection and not answered yet
   var ws = null, live = false, paused = false, retry = 500, timer = null;
-  var signedOut = false, blocked = "", trouble = "", storageFull = false, lastHeard = 0;
+  var signedOut = false, blocked = "", trouble = "", storageFull = false, draftFull = false, lastHeard = 0;
   var foreign = false; // this page is kept for another person than the one signed in (see joined)
   var rejoining = false, internalWait = 2000;
 
+  // load reads what is kept under suffix; what is not of fallback's kind
+  // (a list for a list) is fallback: a damaged entry must not stop the page.
   function load(suffix, fallback) {
-    try { var v = localStorage.getItem(storeKey + suffix); return v ? JSON.parse(v) : fallback; } catch (e) { return fallback; }
+    try {
+      var v = localStorage.getItem(storeKey + suffix), x = v ? JSON.parse(v) : fallback;
+      if (Array.isArray(fallback)) return Array.isArray(x) ? x.filter(function (o) { return o !== null && o !== undefined; }) : fallback;
+      return x !== null && typeof x === "object" ? x : fallback;
+    } catch (e) {
+      return fallback;
+    }
   }
   // merge takes in what another tab of this device stored. Each tab
   // writes its whole lists, so without it two tabs would overwrite each
@@ -83,17 +92,33 @@
     queue = queue.filter(open);
     failed = failed.filter(open).filter(function (x) { return queue.every(function (op) { return op.op_id !== x.op_id; }); });
   }
+  // save keeps the lists on the device, then the room's state. The lists
+  // are what must not be lost; the state is a copy of the server's, for
+  // showing the room offline: when the storage is full it goes first. It
+  // reports whether the lists are kept.
   function save() {
     merge();
     try {
-      localStorage.setItem(storeKey + ":state", JSON.stringify(state));
       localStorage.setItem(storeKey + ":queue", JSON.stringify(queue));
       localStorage.setItem(storeKey + ":failed", JSON.stringify(failed));
       localStorage.setItem(storeKey + ":done", JSON.stringify(done));
       storageFull = false;
     } catch (e) {
-      storageFull = true;
+      try { localStorage.removeItem(storeKey + ":state"); } catch (e2) {}
+      try {
+        localStorage.setItem(storeKey + ":queue", JSON.stringify(queue));
+        localStorage.setItem(storeKey + ":failed", JSON.stringify(failed));
+        localStorage.setItem(storeKey + ":done", JSON.stringify(done));
+        storageFull = false;
+      } catch (e3) {
+        storageFull = true;
+        return false;
+      }
     }
+    try { localStorage.setItem(storeKey + ":state", JSON.stringify(state)); } catch (e) {
+      try { localStorage.removeItem(storeKey + ":state"); } catch (e2) {}
+    }
+    return true;
   }
   function opID() {
     var b = new Uint8Array(16);
@@ -105,18 +130,19 @@
   function setStatus() {
     var n = queue.length, text, cls;
     var kept = plural(n, "change") + " kept on this device, not saved yet";
-    if (signedOut) { text = "Signed out" + (n ? " · " + kept + "; sign in again on this device to send them" : ""); cls = "offline"; }
+    if (signedOut) { text = "Signed out" + (n ? " · " + kept + "; sign in again on this device to send them" : " · sign in again on this device"); cls = "offline"; }
     else if (blocked) { text = blocked + (n ? " · " + kept : ""); cls = "offline"; }
     else if (live && n === 0) { text = failed.length ? "Live" : "Live · every change is saved"; cls = "live"; }
     else if (live) { text = "Saving " + plural(n, "change") + "…" + (trouble ? " The server has trouble (" + trouble + "); still trying." : ""); cls = "saving"; }
     else if (n > 0) { text = "Offline · " + kept + "; they will be sent when the connection is back"; cls = "offline"; }
     else { text = "Offline · reconnecting…"; cls = "offline"; }
-    if (failed.length) {
-      text += " · " + plural(failed.length, "change") + " not saved: see below";
+    if (failed.length || orphans.length) {
+      if (live && n === 0) text = "Live";
+      text += " · " + plural(failed.length + orphans.length, "change") + " not saved: see below";
       if (cls === "live") cls = "saving";
     }
-    if (storageFull) {
-      text += " · This device's storage is full: changes not saved yet may be lost if the page closes.";
+    if (storageFull || draftFull) {
+      text += " · This device's storage is full: " + (storageFull ? "changes not saved yet" : "the form's text") + " may be lost if the page closes.";
       cls = "offline";
     }
     statusEl.textContent = text;
@@ -239,7 +265,8 @@
       li.appendChild(button("Support", "vote", function () { enqueue({ kind: "vote", body: { finding_id: f.id } }); }));
       li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
       li.appendChild(button("Delete", "delete", function () {
-        if (!window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?")) return;
+        var drop = editing && editing.id === f.id && formDirty() ? " Your changes in the form go too." : "";
+        if (!window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?" + drop)) return;
         if (editing && editing.id === f.id) stopEdit(); // what the form held goes with it
         enqueue({ kind: "finding.delete", body: { id: f.id }, title: f.title || "" });
       }));
@@ -294,20 +321,31 @@
     li.dataset.orphan = o.tab;
     li.querySelector(".state").textContent = "Not saved: typed in another tab or window, closed or asleep" + (d.editing ? " (changes to \u201c" + d.editing.title + "\u201d)" : "");
     li.appendChild(button("Edit again", "edit", function () {
-      if (!stillThere(o)) return;
-      var edit = d.editing && state.findings[d.editing.id] ? d.editing : null;
-      if (intoForm(d.body, edit)) dropOrphan(o);
+      var now = freshOrphan(o);
+      if (!now) return;
+      var edit = now.editing && state.findings[now.editing.id] ? now.editing : null;
+      if (intoForm(now.body, edit)) dropOrphan(o);
     }));
     li.appendChild(button("Discard", "discard", function () {
-      if (stillThere(o) && window.confirm("Discard \u201c" + (d.body.title || "(untitled)") + "\u201d? It was not saved.")) dropOrphan(o);
+      var now = freshOrphan(o);
+      if (now && window.confirm("Discard \u201c" + (now.body.title || "(untitled)") + "\u201d? It was not saved.")) dropOrphan(o);
     }));
     return li;
   }
-  function stillThere(o) {
-    var there = false;
-    try { there = localStorage.getItem(o.key) !== null; } catch (e) {}
-    if (!there) { orphans = orphans.filter(function (x) { return x.key !== o.key; }); render(); }
-    return there;
+  // freshOrphan reads o's form as it is now; null, and o goes from the
+  // list, when another tab took it or its own tab woke up meanwhile.
+  function freshOrphan(o) {
+    var d = null;
+    try {
+      var v = localStorage.getItem(o.key);
+      if (v !== null && Date.now() - Number(localStorage.getItem(alivePrefix + o.tab) || 0) >= 20000) d = JSON.parse(v);
+    } catch (e) {}
+    if (!d || !d.body) {
+      orphans = orphans.filter(function (x) { return x.key !== o.key; });
+      render();
+      return null;
+    }
+    return d;
   }
   function dropOrphan(o) {
     try { localStorage.removeItem(o.key); localStorage.removeItem(alivePrefix + o.tab); } catch (e) {}
@@ -457,9 +495,10 @@
     try {
       if (empty) localStorage.removeItem(draftPrefix + tabID);
       else localStorage.setItem(draftPrefix + tabID, text);
+      if (draftFull) { draftFull = false; setStatus(); }
       return true;
     } catch (e) {
-      storageFull = true;
+      draftFull = true;
       setStatus();
       return false;
     }
@@ -513,12 +552,18 @@
     op.op_id = opID();
     var n = bytes(frameOf(op));
     if (n > maxFrame) {
-      formError.textContent = "Too long to send: " + Math.ceil(n / 1024) + " KiB, at most 64 KiB. Please shorten it.";
+      formError.textContent = "Too long to send: " + Math.ceil(n / 1024) + " KiB, at most " + Math.floor(maxFrame / 1024) + " KiB. Please shorten it.";
       return false;
     }
     formError.textContent = "";
     queue.push(op);
-    save();
+    if (!save()) {
+      // Not kept on the device: the text stays where it is (the form).
+      queue = queue.filter(function (o) { return o !== op; });
+      formError.textContent = "This device's storage is full, so this cannot be kept until it is saved. Your text is still here; free some space (or go online) and try again.";
+      render();
+      return false;
+    }
     render();
     pump();
     return true;
@@ -545,7 +590,7 @@
     if (paused) return; // one wait for the ops of one burst
     paused = true;
     var sock = ws;
-    setTimeout(function () { paused = false; if (ws === sock) pump(); }, wait);
+    setTimeout(function () { if (ws === sock) { paused = false; pump(); } }, wait);
   }
   function settle(opID) {
     delete sent[opID];
@@ -561,6 +606,7 @@
     var sock = new WebSocket(url);
     ws = sock;
     sent = {};
+    paused = false; // a wait was for the old connection's rate
     sock.onopen = function () {
       sock.opened = true;
       lastHeard = Date.now();
@@ -587,9 +633,15 @@
     if (code === 4001) { // session ended: only a new sign-in helps
       signedOut = true;
     } else if (code === 1009) { // a frame over the limit (enqueue checks, so an old page's op)
-      queue.filter(function (op) { return bytes(frameOf(op)) > maxFrame; }).forEach(function (op) {
-        refuse(op, "too long to send (more than 64 KiB)");
-      });
+      var over = queue.filter(function (op) { return bytes(frameOf(op)) > maxFrame; });
+      if (!over.length) {
+        // The server's limit is below what this page knew: the largest op
+        // in flight is the one, or the page would resend it forever.
+        over = queue.filter(function (op) { return sent[op.op_id]; }).sort(function (a, b) {
+          return bytes(frameOf(b)) - bytes(frameOf(a));
+        }).slice(0, 1);
+      }
+      over.forEach(function (op) { refuse(op, "too long to send (over the server's limit of one frame)"); });
       save();
     }
     render();
@@ -631,9 +683,10 @@
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
         break;
       case "entry":
-        if (f.seq > state.seq + 1 && live) {
-          // A gap (the server promises none): join again from what is held.
-          if (!rejoining) rejoin();
+        if (f.seq > state.seq + 1) {
+          // A gap (the server promises none): dropped, and joined again
+          // from what is held (once; the entries after it wait for that).
+          if (live && !rejoining) rejoin();
           break;
         }
         apply(f);
@@ -648,6 +701,7 @@
         retry = 500;
         sent = {};
         people = f.presence || [];
+        if (f.max_frame > 0) maxFrame = f.max_frame;
         presenceSent = ""; // a new member edits nothing
         sendPresence();
         break; // onmessage pumps: everything not yet acknowledged, in order
@@ -735,6 +789,19 @@
       sock.close();
     } else if (quiet > 15000) ws.send(JSON.stringify({ type: "ping" }));
   }, 5000);
+  // Signed out: look now and then whether this device is signed in again
+  // (in another tab), and if so connect (joined then checks it is the
+  // same person).
+  setInterval(function () {
+    if (!signedOut) return;
+    fetch(location.href, { method: "HEAD", cache: "no-store" }).then(function (r) {
+      if (!r.ok || !signedOut) return;
+      signedOut = false;
+      retry = 500;
+      render();
+      connect();
+    }, function () {});
+  }, 30000);
   window.addEventListener("online", function () {
     if (!ws && timer !== null) { clearTimeout(timer); timer = null; retry = 500; connect(); }
   });
@@ -758,6 +825,7 @@
     // A tab going with nothing in its form leaves no sign of life behind.
     if (!editing && !formDirty()) { try { localStorage.removeItem(alivePrefix + tabID); } catch (e) {} }
   });
+  window.addEventListener("pageshow", function () { sessionStorage.removeItem("rapporteur:tab"); }); // back from the page cache
   ["visibilitychange", "pageshow", "resume", "focus"].forEach(function (ev) {
     (ev === "visibilitychange" || ev === "resume" ? document : window).addEventListener(ev, function () { if (!document.hidden) beAlive(); });
   });
