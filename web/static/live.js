@@ -98,26 +98,25 @@
   // reports whether the lists are kept.
   function save() {
     merge();
-    try {
-      localStorage.setItem(storeKey + ":queue", JSON.stringify(queue));
-      localStorage.setItem(storeKey + ":failed", JSON.stringify(failed));
-      localStorage.setItem(storeKey + ":done", JSON.stringify(done));
-      storageFull = false;
-    } catch (e) {
-      try { localStorage.removeItem(storeKey + ":state"); } catch (e2) {}
+    var lists = [[":queue", queue], [":failed", failed], [":done", done]];
+    var write = function () {
       try {
-        localStorage.setItem(storeKey + ":queue", JSON.stringify(queue));
-        localStorage.setItem(storeKey + ":failed", JSON.stringify(failed));
-        localStorage.setItem(storeKey + ":done", JSON.stringify(done));
-        storageFull = false;
-      } catch (e3) {
+        lists.forEach(function (kv) { localStorage.setItem(storeKey + kv[0], JSON.stringify(kv[1])); });
+        return true;
+      } catch (e) {
+        return false;
+      }
+    };
+    var dropState = function () { try { localStorage.removeItem(storeKey + ":state"); } catch (e) {} };
+    if (!write()) {
+      dropState();
+      if (!write()) {
         storageFull = true;
         return false;
       }
     }
-    try { localStorage.setItem(storeKey + ":state", JSON.stringify(state)); } catch (e) {
-      try { localStorage.removeItem(storeKey + ":state"); } catch (e2) {}
-    }
+    storageFull = false;
+    try { localStorage.setItem(storeKey + ":state", JSON.stringify(state)); } catch (e) { dropState(); }
     return true;
   }
   function opID() {
