@@ -118,6 +118,14 @@ func (tb *tablet) stored(t *testing.T, ctx context.Context, key string) string {
 	return v
 }
 
+// mustBeSavedOnce fails unless exactly one finding titled title is in the database.
+func (tb *tablet) mustBeSavedOnce(t *testing.T, title string) {
+	t.Helper()
+	if n := tb.findings(t, title); n != 1 {
+		t.Fatalf("%q saved %d times, want once", title, n)
+	}
+}
+
 // findings counts the findings titled title in the database.
 func (tb *tablet) findings(t *testing.T, title string) int {
 	t.Helper()
@@ -190,9 +198,7 @@ func TestTabletKeepsUnsavedFindingsAndResendsThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := tb.findings(t, "Typed while offline"); n != 1 {
-		t.Fatalf("%d findings typed offline in the database, want exactly 1", n)
-	}
+	tb.mustBeSavedOnce(t, "Typed while offline")
 	pending, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.pending").length`))
 	if err != nil {
 		t.Fatal(err)
@@ -220,6 +226,14 @@ func tap(sel string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// evalJS runs js in the page, for a test's setup.
+func evalJS(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[bool](js+"; true")(ctx, t)
+		return err
+	})
+}
+
 // waitNone waits until no element matches the CSS selector sel.
 func waitNone(sel string) chromedp.Action[chromedp.Void] {
 	return pollAcross(fmt.Sprintf(`document.querySelectorAll(%q).length === 0`, sel), "no "+sel)
@@ -227,12 +241,9 @@ func waitNone(sel string) chromedp.Action[chromedp.Void] {
 
 // addGoneCountry adds a country the event's taxonomy does not have to the
 // form, checked: a finding with it is refused.
-var addGoneCountry = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-	_, err := chromedp.Evaluate[bool](`document.querySelector("fieldset.terms").insertAdjacentHTML("beforeend",
+var addGoneCountry = evalJS(`document.querySelector("fieldset.terms").insertAdjacentHTML("beforeend",
 		'<label class="chip"><input type="checkbox" name="countries" value="XX"> Gone</label>');
-		document.querySelector("input[value=XX]").checked = true; true`)(ctx, t)
-	return err
-})
+		document.querySelector("input[value=XX]").checked = true`)
 
 // TestTabletKeepsWhatTheServerRefuses: a finding the server refuses (here
 // a country the event's taxonomy no longer has) stays on the device, shown
@@ -275,9 +286,7 @@ func TestTabletKeepsWhatTheServerRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := tb.findings(t, "Refused for its country"); n != 1 {
-		t.Fatalf("%d findings saved from the form, want 1", n)
-	}
+	tb.mustBeSavedOnce(t, "Refused for its country")
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.failed").length`)); err != nil || n != 0 {
 		t.Fatalf("%d findings still shown as refused (%v)", n, err)
 	}
@@ -414,10 +423,7 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
 	setTitle := func(s string) chromedp.Action[chromedp.Void] {
 		return chromedp.Steps(
-			chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-				_, err := chromedp.Evaluate[bool](`document.querySelector("#new-finding input[name=title]").value = ""; true`)(ctx, t)
-				return err
-			}),
+			evalJS(`document.querySelector("#new-finding input[name=title]").value = ""`),
 			chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), s))
 	}
 	err = chromedp.Do(ctx,
@@ -499,10 +505,7 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 
 	// Delete, confirmed.
 	err = chromedp.Do(ctx,
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := chromedp.Evaluate[bool](`window.confirm = () => true; true`)(ctx, t)
-			return err
-		}),
+		evalJS(`window.confirm = () => true`),
 		tap(mine+`.saved button.delete`),
 		waitNone(mine),
 		waitText("#status", "every change is saved"),
@@ -588,9 +591,7 @@ func TestTabletKeepsEditsOfFindingsDeletedMeanwhile(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)), waitText("#status", "every change is saved")); err != nil {
 		t.Fatal(err)
 	}
-	if n := tb.findings(t, "First to go, half edited"); n != 1 {
-		t.Fatalf("the kept text saved as %d findings, want 1", n)
-	}
+	tb.mustBeSavedOnce(t, "First to go, half edited")
 
 	// Offline: an edit saved on the device; the finding is deleted before
 	// the server is back.
@@ -668,10 +669,7 @@ func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 	err = chromedp.Do(b,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
-		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-			_, err := chromedp.Evaluate[bool](fmt.Sprintf(`localStorage.setItem(%q, "0"); true`, alive))(ctx, t)
-			return err
-		}),
+		evalJS(fmt.Sprintf(`localStorage.setItem(%q, "0")`, alive)),
 		waitText("#findings li.failed", "typed in another tab or window, closed or asleep"),
 		tap(`#findings li.failed button.edit`),
 		waitNone("#findings li.failed"),
@@ -685,9 +683,7 @@ func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 	if err := chromedp.Do(b, chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)), waitText("#findings li.saved", "Typed in a closed tab")); err != nil {
 		t.Fatal(err)
 	}
-	if n := tb.findings(t, "Typed in a closed tab"); n != 1 {
-		t.Fatalf("saved %d times, want once", n)
-	}
+	tb.mustBeSavedOnce(t, "Typed in a closed tab")
 }
 
 // TestTabletPageLoadsWithoutTheNetwork: a workshop page opened once loads
@@ -736,9 +732,7 @@ func TestTabletPageLoadsWithoutTheNetwork(t *testing.T) {
 	if err := chromedp.Do(ctx, waitText("#status", "every change is saved"), waitText("#findings li.saved", "Typed after an offline reload")); err != nil {
 		t.Fatal(err)
 	}
-	if n := tb.findings(t, "Typed after an offline reload"); n != 1 {
-		t.Fatalf("saved %d times, want once", n)
-	}
+	tb.mustBeSavedOnce(t, "Typed after an offline reload")
 	// Signing in as someone else, or out, lets go of the pages kept: they
 	// were this person's.
 	pageKept := func() bool {
@@ -843,14 +837,6 @@ func TestTabletPageKeptForAnotherPersonSendsNothing(t *testing.T) {
 	}
 }
 
-// evalJS runs js in the page, for a test's setup.
-func evalJS(js string) chromedp.Action[chromedp.Void] {
-	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
-		_, err := chromedp.Evaluate[bool](js+"; true")(ctx, t)
-		return err
-	})
-}
-
 // TestTabletKeepsChangesWhenStorageIsFull: with the device's storage full,
 // a finding typed offline is still kept on the device (the page's copy of
 // the room goes first: the server has it) and sent once the server is
@@ -890,7 +876,5 @@ func TestTabletKeepsChangesWhenStorageIsFull(t *testing.T) {
 	if err := chromedp.Do(ctx, waitText("#status", "every change is saved"), waitText("#findings li.saved", "Kept though storage is full")); err != nil {
 		t.Fatal(err)
 	}
-	if n := tb.findings(t, "Kept though storage is full"); n != 1 {
-		t.Fatalf("saved %d times, want once", n)
-	}
+	tb.mustBeSavedOnce(t, "Kept though storage is full")
 }

@@ -667,7 +667,8 @@ func TestReleasedFindingsKeepTheirCommentsToTheEvent(t *testing.T) {
 	ctx := context.Background()
 	w := f.ws[0]
 	id := mustCreate(t, f.store, w, store.FindingInput{Title: "Echidna practice"})
-	if _, err := f.store.AddComment(ctx, mustPersonIn(t, f, w), w.ID, "c1", id, "Bilby worries from the group"); err != nil {
+	commenter, _ := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Commenter"}, domain.RoleParticipant, w.ID)
+	if _, err := f.store.AddComment(ctx, commenter.ID, w.ID, "c1", id, "Bilby worries from the group"); err != nil {
 		t.Fatal(err)
 	}
 	mustRelease(t, f.store, w, id, domain.Released)
@@ -698,14 +699,4 @@ func TestReleasedFindingsKeepTheirCommentsToTheEvent(t *testing.T) {
 	if !strings.Contains(body(observer.http), "Bilby worries from the group") {
 		t.Error("a member of the event does not see the comment on the finding page")
 	}
-}
-
-// mustPersonIn adds a participant of w and returns their id.
-func mustPersonIn(t *testing.T, f *fixture, w domain.Workshop) int64 {
-	t.Helper()
-	p, err := f.store.AddMember(context.Background(), nil, f.event.ID, store.PersonInput{Name: fmt.Sprintf("Commenter %d", time.Now().UnixNano())}, domain.RoleParticipant, w.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p.ID
 }

@@ -134,12 +134,8 @@ func (s *Store) IssueInvites(ctx context.Context, actor *int64, eventID int64, h
 		}
 		slices.Sort(ids)
 		for _, pid := range ids {
-			var member bool
-			if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM memberships WHERE event_id = ? AND person_id = ?)", eventID, pid).Scan(ctx, &member); err != nil {
+			if err := checkMember(ctx, tx, eventID, pid); err != nil {
 				return err
-			}
-			if !member {
-				return domain.Errorf(domain.NotFound, "Person %d has no role in this event.", pid)
 			}
 			res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE event_id = ? AND person_id = ? AND revoked_at IS NULL", eventID, pid).Exec(ctx)
 			if err != nil {
@@ -174,12 +170,8 @@ func (s *Store) SignOutEverywhere(ctx context.Context, actor *int64, eventID, pe
 	ids := []string{}
 	var revoked int64
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		var member bool
-		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM memberships WHERE event_id = ? AND person_id = ?)", eventID, personID).Scan(ctx, &member); err != nil {
+		if err := checkMember(ctx, tx, eventID, personID); err != nil {
 			return err
-		}
-		if !member {
-			return domain.Errorf(domain.NotFound, "Person %d has no role in this event.", personID)
 		}
 		if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", personID).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("end sessions: %w", err)
@@ -196,6 +188,18 @@ func (s *Store) SignOutEverywhere(ctx context.Context, actor *int64, eventID, pe
 		return nil, 0, err
 	}
 	return ids, revoked, nil
+}
+
+// checkMember is NotFound unless the person has a role in the event.
+func checkMember(ctx context.Context, tx bun.Tx, eventID, personID int64) error {
+	var member bool
+	if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM memberships WHERE event_id = ? AND person_id = ?)", eventID, personID).Scan(ctx, &member); err != nil {
+		return err
+	}
+	if !member {
+		return domain.Errorf(domain.NotFound, "Person %d has no role in this event.", personID)
+	}
+	return nil
 }
 
 // InviteByID returns one invite.
