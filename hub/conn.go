@@ -80,6 +80,9 @@ type conn struct {
 	// comes again, at most until heldUntil (see holdOrder); read pump only.
 	held      string
 	heldUntil time.Time
+	// chain places the ops sent since the last one that broke (see
+	// OpOrder); the pointer is read pump only.
+	chain *opChain
 	// Ops in flight: up to maxInFlight ops of one room are applied while
 	// the read pump goes on (see op). flightRoom is read pump only.
 	flight     chan struct{}
@@ -100,6 +103,7 @@ func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
 		ctx:        ctx,
 		cancel:     cancel,
 		rooms:      make(map[string]*member),
+		chain:      &opChain{},
 		ops:        newBucket(h.cfg.OpsPerSecond, h.cfg.OpsBurst),
 		abuse:      newBucket(abuseRate, abuseBurst),
 		flight:     make(chan struct{}, maxInFlight),
@@ -331,7 +335,11 @@ func (c *conn) backendError(f Frame, err error) *OpError {
 // connection with 4001 when the backend says the session is not valid.
 // The read pump waits for room in the send queue; other goroutines do not.
 func (c *conn) failBackend(f Frame, err error, wait bool) error {
-	oe := c.backendError(f, err)
+	return c.failOp(f, c.backendError(f, err), wait)
+}
+
+// failOp is failBackend for an error already turned into oe.
+func (c *conn) failOp(f Frame, oe *OpError, wait bool) error {
 	if !wait {
 		c.send(errorFrame(f, oe))
 	} else if e := c.sendError(f, oe); e != nil {
@@ -392,17 +400,18 @@ func (c *conn) rateLimit() *OpError {
 }
 
 // orderHold bounds how long a connection's ops wait for the resend of an
-// op refused for its rate before them.
+// op refused before them.
 const orderHold = 10 * time.Second
 
 // holdOrder rate-limits an op and keeps a connection's ops in order around
-// the limit: once an op is refused as rate_limited, the ops after it are
-// refused too until it comes again (PROTOCOL.md: the client resends it
-// and every later op, in order), so none of them is applied before it.
-// Without this, a later op arriving once the bucket had refilled was
-// applied first: a vote refused, then an unvote applied, then the vote
-// resent, left the finding voted. An op that never comes again holds the
-// others for orderHold at most.
+// the limit and around failures: once an op is refused as rate_limited,
+// or failed as unavailable or internal in the Backend (see OpOrder), the
+// ops after it are refused too until it comes again (PROTOCOL.md: the
+// client resends it and every later op, in order), so none of them is
+// applied before it. Without this, a later op arriving once the bucket
+// had refilled was applied first: a vote refused, then an unvote applied,
+// then the vote resent, left the finding voted. An op that never comes
+// again holds the others for orderHold at most.
 func (c *conn) holdOrder(opID string) *OpError {
 	now := time.Now()
 	if c.held != "" && opID != c.held && now.Before(c.heldUntil) {
@@ -413,6 +422,12 @@ func (c *conn) holdOrder(opID string) *OpError {
 		}
 	}
 	c.held = ""
+	if broken, at := c.chain.brokenBy(); broken != "" {
+		if opID != broken && now.Before(at.Add(orderHold)) {
+			return &OpError{Code: CodeUnavailable, Message: "an earlier operation failed; send it again first, then this one"}
+		}
+		c.chain = &opChain{}
+	}
 	if oe := c.rateLimit(); oe != nil {
 		c.held, c.heldUntil = opID, now.Add(orderHold)
 		return oe
@@ -459,7 +474,8 @@ func (c *conn) op(f Frame) error {
 	queued, done := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	op := Op{Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Body: f.Body,
-		Queued: func() { once.Do(func() { close(queued) }) }, Committed: m.r.offer}
+		Queued: func() { once.Do(func() { close(queued) }) }, Committed: m.r.offer,
+		Order: c.chain.place(f.OpID)}
 	c.flightWG.Add(1)
 	c.h.ops.run(func() {
 		defer c.flightWG.Done()
@@ -469,7 +485,13 @@ func (c *conn) op(f Frame) error {
 		e, err := c.h.b.Apply(ctx, c.id, op)
 		cancel()
 		if err != nil {
-			c.failBackend(f, err, false)
+			oe := c.backendError(f, err)
+			if oe.Code == CodeInternal || oe.Code == CodeUnavailable {
+				// The ops read after it wait for its resend. (A Backend
+				// using op.Order has already held back those it had.)
+				op.Order.Break()
+			}
+			c.failOp(f, oe, false)
 			return
 		}
 		if e.Room == "" || e.Room == f.Room {

@@ -62,6 +62,10 @@ type Op struct {
 	// read its log. Apply's result is fanned out too, so a Backend need
 	// not call it.
 	Committed func(e Entry, more bool)
+	// Order is the op's place among the connection's ops, for a Backend
+	// that applies them while the next are read to keep them in order
+	// when one fails (see OpOrder).
+	Order *OpOrder
 }
 
 // OpError is an error a Backend returns to be sent to the client as an error frame.

@@ -347,10 +347,13 @@ func TestBadFramesGetErrorFramesAndConnectionStaysUsable(t *testing.T) {
 	if f := c.next(); f.Type != "pong" || string(f.T) != "42" {
 		t.Errorf("got %+v, want pong 42", f)
 	}
+	// The op the Backend failed holds back the later ones until it comes
+	// again (TestFailedOpKeepsOpOrder): resend it first, as a client does.
+	c.op(room, "o5", "vote", `{"finding_id":"f1"}`)
 	c.op(room, "ok-1", "vote", `{"finding_id":"f1"}`)
-	for f := c.next(); f.Type != "ack"; f = c.next() {
-		if f.Type != "entry" {
-			t.Fatalf("got %+v, want ack or entry of ok-1", f)
+	for f := c.next(); f.Type != "ack" || f.OpID != "ok-1"; f = c.next() {
+		if f.Type != "entry" && f.Type != "ack" {
+			t.Fatalf("got %+v, want acks or entries of o5 and ok-1", f)
 		}
 	}
 }
@@ -702,6 +705,45 @@ func TestRateLimitKeepsOpOrder(t *testing.T) {
 		got = append(got, e.OpID)
 	}
 	if want := []string{"vote", "vote-again", "unvote"}; !slices.Equal(got, want) {
+		t.Errorf("log holds %v, want %v", got, want)
+	}
+}
+
+// TestFailedOpKeepsOpOrder: an op that fails in the Backend before its
+// place in the room's order is fixed holds back the ops sent after it
+// until it comes again, as a rate-limited one does.
+func TestFailedOpKeepsOpOrder(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	answer := func(opID string) srvFrame {
+		t.Helper()
+		for {
+			if f := c.next(); f.OpID == opID && (f.Type == "ack" || f.Type == "error") {
+				return f
+			}
+		}
+	}
+	c.op(room, "first", "boom", `{}`)
+	if f := answer("first"); f.Code != hub.CodeInternal {
+		t.Fatalf("failing op: %+v, want internal", f)
+	}
+	c.op(room, "second", "vote", `{}`)
+	if f := answer("second"); f.Code != hub.CodeUnavailable {
+		t.Fatalf("an op sent after it: %+v, want unavailable until it comes again", f)
+	}
+	for _, id := range []string{"first", "second"} { // resent in order; the Backend takes the first now
+		c.op(room, id, "vote", `{}`)
+		if f := answer(id); f.Type != "ack" {
+			t.Fatalf("resent %s: %+v, want ack", id, f)
+		}
+	}
+	es, _ := th.b.After(context.Background(), room, 0, 100)
+	var got []string
+	for _, e := range es {
+		got = append(got, e.OpID)
+	}
+	if want := []string{"first", "second"}; !slices.Equal(got, want) {
 		t.Errorf("log holds %v, want %v", got, want)
 	}
 }

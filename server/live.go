@@ -193,6 +193,9 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 	// Every op below makes exactly one store call, whose place in the room's
 	// queue is the op's place.
 	ctx = store.WithQueued(ctx, op.Queued)
+	if op.Order != nil {
+		ctx = store.WithOrder(ctx, op.Order)
+	}
 	r, err := parseRoom(op.Room)
 	if err != nil {
 		return hub.Entry{}, err

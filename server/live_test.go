@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -225,6 +226,18 @@ func ofType(t string) func(frame) bool { return func(f frame) bool { return f.Ty
 // answerTo matches the ack or error frame that answers op id.
 func answerTo(id string) func(frame) bool {
 	return func(f frame) bool { return (f.Type == "ack" || f.Type == "error") && f.OpID == id }
+}
+
+// answers returns the ack or error frames that answer the op ids, in
+// whatever order they come.
+func (c *client) answers(tb testing.TB, ids ...string) map[string]frame {
+	tb.Helper()
+	got := map[string]frame{}
+	for len(got) < len(ids) {
+		fr := c.next(tb, func(f frame) bool { return (f.Type == "ack" || f.Type == "error") && slices.Contains(ids, f.OpID) })
+		got[fr.OpID] = fr
+	}
+	return got
 }
 
 func (c *client) join(tb testing.TB, room string, since int64) frame {
@@ -482,6 +495,94 @@ func TestConflictingEditsAreNotOverwritten(t *testing.T) {
 	got, _ := f.store.Finding(context.Background(), fnd.ID)
 	if got.Title != "Title by A" || got.Results != "Results by B" {
 		t.Fatalf("finding = %q / %q", got.Title, got.Results)
+	}
+}
+
+// A save that fails on a database error holds back the ops sent after it
+// until it is sent again: two saves of one title, the first failing, end
+// with the second, not with the first applied last on its resend.
+func TestFailedOpHoldsBackTheOpsSentAfterIt(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	a := f.MustMember(t, domain.RoleParticipant, w, "FI", "police").Dial(t, f.srv.URL)
+	a.join(t, room, 0)
+	a.send(t, op(room, "new", "finding.create", 0, map[string]any{"title": "Draft"}))
+	created := a.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "new" })
+	var fnd domain.Finding
+	json.Unmarshal(created.Payload, &fnd)
+
+	// A real database error, for as long as the title is listed.
+	ctx := context.Background()
+	db := f.store.DB()
+	for _, q := range []string{
+		`CREATE TABLE test_failing_titles (title text PRIMARY KEY)`,
+		`CREATE FUNCTION test_fail_title() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF EXISTS (SELECT 1 FROM test_failing_titles WHERE title = NEW.title) THEN
+				RAISE EXCEPTION 'test: title % fails', NEW.title;
+			END IF;
+			RETURN NEW;
+		END $$`,
+		`CREATE TRIGGER test_fail_title BEFORE UPDATE ON findings FOR EACH ROW EXECUTE FUNCTION test_fail_title()`,
+		`INSERT INTO test_failing_titles VALUES ('First save')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save := func(id, title string) map[string]any {
+		return op(room, id, "finding.update", int64(fnd.Version), map[string]any{"id": fnd.ID, "fields": map[string]any{"title": title}})
+	}
+	// The first save gets a transaction of its own (two saves of one
+	// transaction are one write): it waits for the room's lock while the
+	// second is sent.
+	lock, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback()
+	if _, err := lock.ExecContext(ctx, `SELECT 1 FROM rooms WHERE id = ? FOR UPDATE`, room); err != nil {
+		t.Fatal(err)
+	}
+	a.send(t, save("s1", "First save"))
+	for waiting := 0; waiting == 0; time.Sleep(5 * time.Millisecond) {
+		if err := db.NewRaw(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(ctx, &waiting); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.send(t, save("s2", "Second save"))
+	time.Sleep(50 * time.Millisecond) // the second save queued behind the first, or not yet read: both must hold
+	lock.Rollback()
+	got := a.answers(t, "s1", "s2") // the two answers may come in either order
+	if fr := got["s1"]; fr.Type != "error" || fr.Code != "internal" {
+		t.Fatalf("first save: %+v, want internal", fr)
+	}
+	if fr := got["s2"]; fr.Type != "error" || fr.Code != "unavailable" {
+		t.Fatalf("second save, sent right after the first: %+v, want unavailable until the first comes again", fr)
+	}
+	a.send(t, op(room, "c1", "comment", 0, map[string]any{"finding_id": fnd.ID, "text": "Sent later"}))
+	if fr := a.next(t, answerTo("c1")); fr.Type != "error" || fr.Code != "unavailable" {
+		t.Fatalf("an op sent later: %+v, want unavailable until the first save comes again", fr)
+	}
+	if now, _ := f.store.Finding(ctx, fnd.ID); now.Title != "Draft" {
+		t.Fatalf("title = %q while the first save failed, want Draft", now.Title)
+	}
+
+	if _, err := db.ExecContext(ctx, `DELETE FROM test_failing_titles`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []map[string]any{save("s1", "First save"), save("s2", "Second save"),
+		op(room, "c1", "comment", 0, map[string]any{"finding_id": fnd.ID, "text": "Sent later"})} {
+		a.send(t, m)
+	}
+	for id, fr := range a.answers(t, "s1", "s2", "c1") {
+		if fr.Type != "ack" {
+			t.Fatalf("%s resent in order: %+v, want ack", id, fr)
+		}
+	}
+	if now, _ := f.store.Finding(ctx, fnd.ID); now.Title != "Second save" {
+		t.Fatalf("title = %q, want the second save's", now.Title)
 	}
 }
 

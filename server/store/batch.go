@@ -70,6 +70,8 @@ type pendingOp struct {
 	// committed, if set, is handed the op's new entry right after its
 	// transaction commits (see WithCommitted).
 	committed func(e domain.LogEntry, more bool)
+	// order, if set, is the op's place among its client's ops (see WithOrder).
+	order Order
 
 	done chan struct{}
 	res  Applied
@@ -86,6 +88,7 @@ func newCommitter(s *Store) *committer {
 func (c *committer) submit(ctx context.Context, room string, op *pendingOp) (Applied, error) {
 	op.done = make(chan struct{})
 	op.committed, _ = ctx.Value(committedKey{}).(func(domain.LogEntry, bool))
+	op.order, _ = ctx.Value(orderKey{}).(Order)
 	c.mu.Lock()
 	q := c.rooms[room]
 	if q == nil {
@@ -167,6 +170,52 @@ func WithCommitted(ctx context.Context, fn func(e domain.LogEntry, more bool)) c
 	return context.WithValue(ctx, committedKey{}, fn)
 }
 
+// Order is an op's place among the ops one client sent (the hub's
+// OpOrder). An op that fails for a reason a retry may cure (Internal,
+// Unavailable) breaks it; an op sent after one that broke is refused as
+// Unavailable instead of applied, so that the client's resend of the
+// failed op and of those after it lands in the order they were sent.
+// (In a shared transaction the creates are written first, held back only
+// by a failure in an earlier transaction: a new finding depends on no
+// op before it.)
+type Order interface {
+	// Broken tells whether an op sent before this one broke the order.
+	Broken() bool
+	// Break records that this op failed for a reason a retry may cure.
+	Break()
+}
+
+type orderKey struct{}
+
+// WithOrder returns ctx carrying o, the place of an op submitted with it
+// among its client's ops (see Order).
+func WithOrder(ctx context.Context, o Order) context.Context {
+	if o == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, orderKey{}, o)
+}
+
+// errOrderBroken refuses an op sent after one that failed (see Order).
+var errOrderBroken = domain.Errorf(domain.Unavailable, "An earlier operation failed; send it again first, then this one.")
+
+// heldBack tells whether an op that op's client sent before it broke
+// their order: op is then refused with errOrderBroken.
+func heldBack(op *pendingOp) bool {
+	return op.order != nil && op.order.Broken()
+}
+
+// breakOrder breaks op's order when err is a failure a retry may cure:
+// the ops its client sent after it must wait for its resend.
+func breakOrder(op *pendingOp, err error) {
+	if op.order == nil || err == nil {
+		return
+	}
+	if c := domain.ErrorCode(err); c == domain.Internal || c == domain.Unavailable {
+		op.order.Break()
+	}
+}
+
 // queued returns how many ops of room wait for a transaction.
 func (c *committer) queued(room string) int {
 	c.mu.Lock()
@@ -202,14 +251,22 @@ func (c *committer) drain(room string, q *roomQueue) {
 }
 
 // runBatch applies ops in one transaction and tells each its outcome.
-func (s *Store) runBatch(room string, ops []*pendingOp) {
+func (s *Store) runBatch(room string, all []*pendingOp) {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	defer func() {
-		for _, op := range ops {
+		for _, op := range all {
 			close(op.done)
 		}
 	}()
+	ops := make([]*pendingOp, 0, len(all))
+	for _, op := range all {
+		if heldBack(op) {
+			op.err = errOrderBroken
+		} else {
+			ops = append(ops, op)
+		}
+	}
 	var head int64
 	if len(ops) == 1 {
 		op := ops[0]
@@ -221,10 +278,11 @@ func (s *Store) runBatch(room string, ops []*pendingOp) {
 		if !ok {
 			op.res, op.err = s.applyOne(ctx, room, op.opID, op.actor, op.change)
 		}
+		breakOrder(op, op.err)
 		if op.err == nil && !op.res.Replayed {
 			head = op.res.Entry.Seq
 		}
-	} else {
+	} else if len(ops) > 1 {
 		var err error
 		head, err = s.applyBatch(ctx, room, ops, false)
 		if repeatedOp(err) {
@@ -232,13 +290,19 @@ func (s *Store) runBatch(room string, ops []*pendingOp) {
 		}
 		if err != nil {
 			// Nothing of the batch committed. Run its ops one by one, so an
-			// op that broke the transaction fails alone.
+			// op that broke the transaction fails alone and holds back the
+			// ops its client sent after it (see Order).
 			for _, op := range ops {
-				if ctx.Err() != nil {
-					op.res, op.err = Applied{}, err
+				if heldBack(op) {
+					op.res, op.err = Applied{}, errOrderBroken
 					continue
 				}
-				op.res, op.err = s.applyOne(ctx, room, op.opID, op.actor, op.change)
+				if ctx.Err() != nil {
+					op.res, op.err = Applied{}, err
+				} else {
+					op.res, op.err = s.applyOne(ctx, room, op.opID, op.actor, op.change)
+				}
+				breakOrder(op, op.err)
 				if op.err == nil && !op.res.Replayed {
 					head = max(head, op.res.Entry.Seq)
 				}
@@ -447,6 +511,10 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 				res[i] = Applied{Entry: e, Replayed: true}
 				continue
 			}
+			if heldBack(op) {
+				errs[i] = errOrderBroken
+				continue
+			}
 			if !op.singleWrite {
 				if err := bs.flushAndForget(ctx, tx); err != nil {
 					return err
@@ -477,6 +545,9 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 					return fmt.Errorf("roll back a failed op: %w (after %v)", rerr, err)
 				}
 				errs[i] = err
+				// The ops its client sent after it wait for its resend. (If
+				// the batch fails after all, they wait in the op by op run.)
+				breakOrder(op, err)
 				continue
 			}
 			seq++

@@ -681,6 +681,77 @@ func mustFindingID(tb testing.TB, a store.Applied) int64 {
 }
 
 // mustPerson adds a person to the database.
+// clientOrder is one client's ops in the order sent, as the hub keeps it
+// (store.Order): place n is broken when an op before it broke.
+type clientOrder struct{ broken atomic.Int64 }
+
+type orderPlace struct {
+	o *clientOrder
+	n int64
+}
+
+func (p orderPlace) Broken() bool { b := p.o.broken.Load(); return b != 0 && b < p.n }
+func (p orderPlace) Break()       { p.o.broken.CompareAndSwap(0, p.n) }
+
+// TestFailedOpHoldsBackItsClientsLaterOps has a client's op fail half-way
+// in a shared transaction: the op it sent next, in the same transaction,
+// and the one after, in a later one, are refused as unavailable and write
+// nothing, while another client's op in the same transaction is applied.
+func TestFailedOpHoldsBackItsClientsLaterOps(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[2]
+	room := store.WorkshopRoom(w.ID)
+	voter := mustPerson(t, s)
+	first, err := s.CreateFinding(ctx, nil, w.ID, "earlier", store.FindingInput{Title: "Earlier"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid := mustFindingID(t, first)
+	a, b := &clientOrder{}, &clientOrder{}
+	at := func(o *clientOrder, n int64) context.Context { return store.WithOrder(ctx, orderPlace{o, n}) }
+	results := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
+		func() (store.Applied, error) {
+			return s.Apply(at(a, 1), room, "a1", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+				if _, err := tx.NewRaw("UPDATE findings SET title = 'overwritten' WHERE id = ?", fid).Exec(ctx); err != nil {
+					return "", nil, err
+				}
+				return "", nil, errors.New("the database failed")
+			})
+		},
+		func() (store.Applied, error) {
+			return s.AddComment(at(b, 1), voter, w.ID, "b1", fid, "Another client's")
+		},
+		func() (store.Applied, error) {
+			return s.AddComment(at(a, 2), voter, w.ID, "a2", fid, "Sent after the failed op")
+		},
+	})
+	if domain.ErrorCode(results[0].err) != domain.Internal {
+		t.Errorf("failing op: %v, want internal", results[0].err)
+	}
+	if results[1].err != nil {
+		t.Errorf("another client's op: %v, want applied", results[1].err)
+	}
+	if domain.ErrorCode(results[2].err) != domain.Unavailable {
+		t.Errorf("op sent after the failed one, same transaction: %+v %v, want unavailable", results[2].a, results[2].err)
+	}
+	_, err = s.AddComment(at(a, 3), voter, w.ID, "a3", fid, "Sent later still")
+	if domain.ErrorCode(err) != domain.Unavailable {
+		t.Errorf("op sent after the failed one, later transaction: %v, want unavailable", err)
+	}
+	var texts []string
+	if err := s.DB().NewRaw("SELECT body FROM comments ORDER BY id").Scan(ctx, &texts); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(texts, []string{"Another client's"}) {
+		t.Errorf("comments %q, want only the other client's", texts)
+	}
+	// Its resend starts the order again (the hub gives it a new chain).
+	if _, err := s.AddComment(at(&clientOrder{}, 1), voter, w.ID, "a2", fid, "Sent after the failed op"); err != nil {
+		t.Errorf("resent op: %v", err)
+	}
+}
+
 func mustPerson(tb testing.TB, s *store.Store) int64 {
 	tb.Helper()
 	p := domain.Person{Name: "Voter", Country: "FI"}
