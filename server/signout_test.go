@@ -74,4 +74,29 @@ func TestSignOutEverywhere(t *testing.T) {
 	if resp := signOut(1 << 40); resp.StatusCode != http.StatusNotFound {
 		t.Errorf("sign out an unknown person: %s, want 404", resp.Status)
 	}
+
+	// A person who is also in another event is signed out there too: only
+	// an organizer of both may do it.
+	ctx := context.Background()
+	var otherEvent int64
+	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('other', 'Other seminar') RETURNING id").Scan(ctx, &otherEvent); err != nil {
+		t.Fatal(err)
+	}
+	both := f.MustMember(t, domain.RoleParticipant, w, "NO", "ngo")
+	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'observer')", otherEvent, both.id); err != nil {
+		t.Fatal(err)
+	}
+	bothConn := both.Dial(t, f.srv.URL)
+	if resp := signOut(both.id); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("sign out a person also in an event the organizer does not organize: %s, want 403", resp.Status)
+	}
+	bothConn.send(t, map[string]any{"type": "ping"})
+	bothConn.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
+	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'organizer')", otherEvent, org.id); err != nil {
+		t.Fatal(err)
+	}
+	if resp := signOut(both.id); resp.StatusCode != 200 {
+		t.Errorf("sign out by an organizer of both events: %s, want 200", resp.Status)
+	}
+	bothConn.mustCloseWith(t, hub.CloseUnauthenticated, 5*time.Second, "the socket of the person in both events")
 }

@@ -165,13 +165,28 @@ func (s *Store) IssueInvites(ctx context.Context, actor *int64, eventID int64, h
 // keeps both its session and the link it was opened with. It returns the
 // ended sessions' ids (their open connections are the caller's to close)
 // and how many links it revoked. Sessions are a person's, not an event's:
-// the person is signed out of every event.
+// the person is signed out of every event, so an actor must organize
+// every event the person is in (Forbidden otherwise).
 func (s *Store) SignOutEverywhere(ctx context.Context, actor *int64, eventID, personID int64) ([]string, int64, error) {
 	ids := []string{}
 	var revoked int64
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		if err := checkMember(ctx, tx, eventID, personID); err != nil {
 			return err
+		}
+		// A session is the person's, not the event's: it ends in every
+		// event they are in, so the actor must organize each of them.
+		if actor != nil {
+			var other []string
+			if err := tx.NewRaw(`SELECT DISTINCT e.title FROM memberships m JOIN events e ON e.id = m.event_id
+				WHERE m.person_id = ? AND m.event_id <> ? AND NOT EXISTS (SELECT 1 FROM memberships o
+					WHERE o.person_id = ? AND o.event_id = m.event_id AND o.role = 'organizer')
+				ORDER BY e.title`, personID, eventID, *actor).Scan(ctx, &other); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("events of person %d: %w", personID, err)
+			}
+			if len(other) > 0 {
+				return domain.Errorf(domain.Forbidden, "This person is also in %s, which you do not organize; signing out everywhere would sign them out there too. An organizer of every event they are in can do it.", strings.Join(other, ", "))
+			}
 		}
 		if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", personID).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("end sessions: %w", err)
