@@ -422,9 +422,14 @@ func (c *conn) holdOrder(opID string) *OpError {
 		}
 	}
 	c.held = ""
-	if broken, at := c.chain.brokenBy(); broken != "" {
-		if opID != broken && now.Before(at.Add(orderHold)) {
-			return &OpError{Code: CodeUnavailable, Message: "an earlier operation failed; send it again first, then this one"}
+	if broken, _ := c.chain.brokenBy(); broken != "" {
+		// The ops sent before the broken one may fail yet: wait for them
+		// (rarely more than a moment), then look again.
+		c.flightWG.Wait()
+		broken, at := c.chain.brokenBy()
+		if broken != "" && opID != broken && time.Now().Before(at.Add(orderHold)) {
+			return &OpError{Code: CodeUnavailable, Message: "an earlier operation failed; send it again first, then this one",
+				Detail: map[string]bool{"held_back": true}}
 		}
 		c.chain = &opChain{}
 	}

@@ -33,7 +33,8 @@ type memBackend struct {
 
 	// Set before use, for pipelining tests: started gets the op id of every
 	// Apply call as it starts; an op of kind "held" calls Queued, then
-	// waits for hold to close before it is applied.
+	// waits for hold to close before it is applied ("held.boom": before
+	// it fails).
 	started chan string
 	hold    chan struct{}
 }
@@ -69,6 +70,10 @@ func (b *memBackend) Apply(_ context.Context, id hub.Identity, op hub.Op) (hub.E
 	case "held":
 		op.Queued()
 		<-b.hold
+	case "held.boom": // as held, then fails
+		op.Queued()
+		<-b.hold
+		return hub.Entry{}, errors.New("db exploded after a wait")
 	case "forbidden.op":
 		return hub.Entry{}, &hub.OpError{Code: hub.CodeForbidden, Message: "rapporteurs only"}
 	case "boom":

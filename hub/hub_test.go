@@ -748,6 +748,52 @@ func TestFailedOpKeepsOpOrder(t *testing.T) {
 	}
 }
 
+// TestFailedOpWaitsForTheOpsBeforeIt: an op fails at once while an op
+// sent before it is still being applied; its resend waits for that one,
+// and when that one fails too, the resend is held back for it.
+func TestFailedOpWaitsForTheOpsBeforeIt(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	th.b.hold = make(chan struct{})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	answer := func(opID string) srvFrame {
+		t.Helper()
+		for {
+			if f := c.next(); f.OpID == opID && (f.Type == "ack" || f.Type == "error") {
+				return f
+			}
+		}
+	}
+	c.op(room, "before", "held.boom", `{}`)
+	c.op(room, "failed", "boom", `{}`)
+	if f := answer("failed"); f.Code != hub.CodeInternal {
+		t.Fatalf("failing op: %+v, want internal", f)
+	}
+	c.op(room, "failed", "vote", `{}`) // resent while "before" is still applied
+	time.Sleep(50 * time.Millisecond)
+	close(th.b.hold)
+	if f := answer("before"); f.Code != hub.CodeInternal {
+		t.Fatalf("op sent before: %+v, want internal", f)
+	}
+	if f := answer("failed"); f.Code != hub.CodeUnavailable || !strings.Contains(string(f.Detail), "held_back") {
+		t.Fatalf("resent op, after the op before it failed: %+v, want unavailable, held back", f)
+	}
+	for _, id := range []string{"before", "failed"} { // resent in order
+		c.op(room, id, "vote", `{}`)
+		if f := answer(id); f.Type != "ack" {
+			t.Fatalf("resent %s: %+v, want ack", id, f)
+		}
+	}
+	es, _ := th.b.After(context.Background(), room, 0, 100)
+	var got []string
+	for _, e := range es {
+		got = append(got, e.OpID)
+	}
+	if want := []string{"before", "failed"}; !slices.Equal(got, want) {
+		t.Errorf("log holds %v, want %v", got, want)
+	}
+}
+
 // TestJoinsSpendTheRate: a join costs the server a catch-up or a
 // snapshot, so a loop of joins is rate-limited like ops.
 func TestJoinsSpendTheRate(t *testing.T) {

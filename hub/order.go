@@ -13,7 +13,9 @@ import (
 //     not a refusal), the Backend calls Break;
 //   - right before it would apply an op, the Backend asks Broken; true
 //     means an op sent before this one broke, and this one must be
-//     refused as CodeUnavailable, not applied before that one comes again.
+//     refused as CodeUnavailable, not applied before that one comes again;
+//   - a Backend that breaks an order inside a transaction that then does
+//     not commit, and so applies the op again, calls Mend.
 //
 // Without it, a title saved twice, the first save failing on a database
 // error and the second applied, ended with the first text once the client
@@ -57,6 +59,19 @@ func (o *OpOrder) Break() {
 	defer o.c.mu.Unlock()
 	if o.c.broken == 0 || o.n < o.c.broken {
 		o.c.broken, o.c.brokenID, o.c.at = o.n, o.opID, time.Now()
+	}
+}
+
+// Mend undoes o's Break: the Backend broke it in a transaction that did
+// not commit, and applies the op again.
+func (o *OpOrder) Mend() {
+	if o == nil {
+		return
+	}
+	o.c.mu.Lock()
+	defer o.c.mu.Unlock()
+	if o.c.broken == o.n {
+		o.c.broken, o.c.brokenID = 0, ""
 	}
 }
 

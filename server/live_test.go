@@ -546,7 +546,11 @@ func TestFailedOpHoldsBackTheOpsSentAfterIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.send(t, save("s1", "First save"))
+	deadline := time.Now().Add(10 * time.Second)
 	for waiting := 0; waiting == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first save does not wait for the room's lock")
+		}
 		if err := db.NewRaw(`SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`).Scan(ctx, &waiting); err != nil {
 			t.Fatal(err)
 		}

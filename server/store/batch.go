@@ -175,14 +175,16 @@ func WithCommitted(ctx context.Context, fn func(e domain.LogEntry, more bool)) c
 // Unavailable) breaks it; an op sent after one that broke is refused as
 // Unavailable instead of applied, so that the client's resend of the
 // failed op and of those after it lands in the order they were sent.
-// (In a shared transaction the creates are written first, held back only
-// by a failure in an earlier transaction: a new finding depends on no
-// op before it.)
+// (In a shared transaction the new findings are written first, but only
+// those sent before any other op of their client in it.)
 type Order interface {
 	// Broken tells whether an op sent before this one broke the order.
 	Broken() bool
 	// Break records that this op failed for a reason a retry may cure.
 	Break()
+	// Mend undoes this op's Break: it broke in a transaction that did not
+	// commit, and runs again.
+	Mend()
 }
 
 type orderKey struct{}
@@ -197,7 +199,8 @@ func WithOrder(ctx context.Context, o Order) context.Context {
 }
 
 // errOrderBroken refuses an op sent after one that failed (see Order).
-var errOrderBroken = domain.Errorf(domain.Unavailable, "An earlier operation failed; send it again first, then this one.")
+var errOrderBroken = &domain.Error{Code: domain.Unavailable, Message: "An earlier operation failed; send it again first, then this one.",
+	Detail: map[string]bool{"held_back": true}}
 
 // heldBack tells whether an op that op's client sent before it broke
 // their order: op is then refused with errOrderBroken.
@@ -205,15 +208,17 @@ func heldBack(op *pendingOp) bool {
 	return op.order != nil && op.order.Broken()
 }
 
-// breakOrder breaks op's order when err is a failure a retry may cure:
-// the ops its client sent after it must wait for its resend.
-func breakOrder(op *pendingOp, err error) {
+// breakOrder breaks op's order when err is a failure a retry may cure,
+// and tells so: the ops its client sent after it must wait for its resend.
+func breakOrder(op *pendingOp, err error) bool {
 	if op.order == nil || err == nil {
-		return
+		return false
 	}
 	if c := domain.ErrorCode(err); c == domain.Internal || c == domain.Unavailable {
 		op.order.Break()
+		return true
 	}
+	return false
 }
 
 // queued returns how many ops of room wait for a transaction.
@@ -417,7 +422,9 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 	res := make([]Applied, len(ops))
 	errs := make([]error, len(ops))
 	var head int64
+	var broke []*pendingOp // ops that broke their order in the transaction
 	err := s.inTx(ctx, func(tx bun.Tx) error {
+		broke = broke[:0]
 		// The room row's lock, held to commit, as nextSeq takes it.
 		var seq int64
 		lockRoom, err := s.txStmt(ctx, tx, lockRoomSQL)
@@ -545,9 +552,10 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 					return fmt.Errorf("roll back a failed op: %w (after %v)", rerr, err)
 				}
 				errs[i] = err
-				// The ops its client sent after it wait for its resend. (If
-				// the batch fails after all, they wait in the op by op run.)
-				breakOrder(op, err)
+				// The ops its client sent after it wait for its resend.
+				if breakOrder(op, err) {
+					broke = append(broke, op)
+				}
 				continue
 			}
 			seq++
@@ -579,6 +587,10 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 		return nil
 	})
 	if err != nil {
+		// Its failures are not final: the ops run again op by op.
+		for _, op := range broke {
+			op.order.Mend()
+		}
 		return 0, err
 	}
 	for i, op := range ops {

@@ -680,7 +680,6 @@ func mustFindingID(tb testing.TB, a store.Applied) int64 {
 	return f.ID
 }
 
-// mustPerson adds a person to the database.
 // clientOrder is one client's ops in the order sent, as the hub keeps it
 // (store.Order): place n is broken when an op before it broke.
 type clientOrder struct{ broken atomic.Int64 }
@@ -692,6 +691,7 @@ type orderPlace struct {
 
 func (p orderPlace) Broken() bool { b := p.o.broken.Load(); return b != 0 && b < p.n }
 func (p orderPlace) Break()       { p.o.broken.CompareAndSwap(0, p.n) }
+func (p orderPlace) Mend()        { p.o.broken.CompareAndSwap(p.n, 0) }
 
 // TestFailedOpHoldsBackItsClientsLaterOps has a client's op fail half-way
 // in a shared transaction: the op it sent next, in the same transaction,
@@ -752,6 +752,113 @@ func TestFailedOpHoldsBackItsClientsLaterOps(t *testing.T) {
 	}
 }
 
+// TestFailedOpHoldsBackItsClientsLaterOpsOneByOne: a shared transaction
+// fails as a whole (a comment's write fails at its end), and its ops run
+// one by one: the failing comment's client's next op is refused, another
+// client's op is applied.
+func TestFailedOpHoldsBackItsClientsLaterOpsOneByOne(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[2]
+	room := store.WorkshopRoom(w.ID)
+	voter := mustPerson(t, s)
+	first, err := s.CreateFinding(ctx, nil, w.ID, "earlier", store.FindingInput{Title: "Earlier"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid := mustFindingID(t, first)
+	for _, q := range []string{
+		`CREATE FUNCTION test_fail_comment() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.body = 'Fails' THEN RAISE EXCEPTION 'test: this comment fails'; END IF;
+			RETURN NEW;
+		END $$`,
+		`CREATE TRIGGER test_fail_comment BEFORE INSERT ON comments FOR EACH ROW EXECUTE FUNCTION test_fail_comment()`,
+	} {
+		if _, err := s.DB().ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := &clientOrder{}, &clientOrder{}
+	at := func(o *clientOrder, n int64) context.Context { return store.WithOrder(ctx, orderPlace{o, n}) }
+	results := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
+		func() (store.Applied, error) { return s.AddComment(at(a, 1), voter, w.ID, "a1", fid, "Fails") },
+		func() (store.Applied, error) { return s.AddComment(at(a, 2), voter, w.ID, "a2", fid, "Sent after it") },
+		func() (store.Applied, error) {
+			return s.AddComment(at(b, 1), voter, w.ID, "b1", fid, "Another client's")
+		},
+	})
+	if domain.ErrorCode(results[0].err) != domain.Internal {
+		t.Errorf("failing comment: %v, want internal", results[0].err)
+	}
+	if domain.ErrorCode(results[1].err) != domain.Unavailable {
+		t.Errorf("op sent after it: %+v %v, want unavailable", results[1].a, results[1].err)
+	}
+	if results[2].err != nil {
+		t.Errorf("another client's op: %v, want applied", results[2].err)
+	}
+	var texts []string
+	if err := s.DB().NewRaw("SELECT body FROM comments ORDER BY id").Scan(ctx, &texts); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(texts, []string{"Another client's"}) {
+		t.Errorf("comments %q, want only the other client's", texts)
+	}
+}
+
+// TestOpFailingInATransactionThatRollsBackHoldsNothingBack: an op fails
+// in a shared transaction that then fails for another reason (a repeated
+// op id) and runs again; the op succeeds the second time, and the op its
+// client sent next is applied, not held back by the first failure.
+func TestOpFailingInATransactionThatRollsBackHoldsNothingBack(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[2]
+	room := store.WorkshopRoom(w.ID)
+	voter := mustPerson(t, s)
+	first, err := s.CreateFinding(ctx, nil, w.ID, "earlier", store.FindingInput{Title: "Earlier"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fid := mustFindingID(t, first)
+	if _, err := s.AddComment(ctx, voter, w.ID, "b1", fid, "Sent before"); err != nil {
+		t.Fatal(err)
+	}
+	a, b := &clientOrder{}, &clientOrder{}
+	at := func(o *clientOrder, n int64) context.Context { return store.WithOrder(ctx, orderPlace{o, n}) }
+	var calls atomic.Int32
+	results := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
+		func() (store.Applied, error) {
+			return s.Apply(at(a, 1), room, "a1", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+				if calls.Add(1) == 1 {
+					return "", nil, errors.New("the database failed, once")
+				}
+				return "test.flaky", map[string]any{}, nil
+			})
+		},
+		func() (store.Applied, error) { return s.AddComment(at(b, 1), voter, w.ID, "b1", fid, "Sent before") }, // resent
+		func() (store.Applied, error) {
+			return s.AddComment(at(a, 2), voter, w.ID, "a2", fid, "Sent after the flaky op")
+		},
+	})
+	if calls.Load() != 2 {
+		t.Fatalf("the flaky op ran %d times, want twice (the transaction ran again)", calls.Load())
+	}
+	if results[0].err != nil {
+		t.Errorf("flaky op: %v, want applied the second time", results[0].err)
+	}
+	if results[1].err != nil || !results[1].a.Replayed {
+		t.Errorf("resent op: %+v %v, want a replay", results[1].a, results[1].err)
+	}
+	if results[2].err != nil {
+		t.Errorf("op sent after the flaky one: %v, want applied", results[2].err)
+	}
+	if n := a.broken.Load(); n != 0 {
+		t.Errorf("the client's order is still broken at %d", n)
+	}
+}
+
+// mustPerson adds a person to the database.
 func mustPerson(tb testing.TB, s *store.Store) int64 {
 	tb.Helper()
 	p := domain.Person{Name: "Voter", Country: "FI"}

@@ -743,6 +743,8 @@
       refuse(op, f.message || f.code);
     } else if (f.code === "rate_limited") {
       later(op, (f.detail && f.detail.retry_after_ms) || 1000);
+    } else if (f.detail && f.detail.held_back) { // waits for an earlier op that failed: sent again after it
+      later(op, internalWait);
     } else { // unavailable, internal and codes this page does not know: try again, slower each time
       trouble = f.message || f.code;
       later(op, internalWait);
