@@ -315,6 +315,63 @@ func TestTabletKeepsWhatTheServerRefuses(t *testing.T) {
 	}
 }
 
+// TestTabletSetsAsideAChangeTheServerKeepsFailing: the server fails on
+// one finding every time (a fault of that finding, here a trigger) while
+// it saves another tablet's findings. The server holds the tablet's later
+// changes back until that one is saved; after three failures the page
+// sets it aside as not saved, kept on the device, and the next finding is
+// saved.
+func TestTabletSetsAsideAChangeTheServerKeepsFailing(t *testing.T) {
+	tb := MustTablet(t)
+	ctx, st := tb.browser, tb.f.store
+	bg := context.Background()
+	for _, q := range []string{
+		`CREATE FUNCTION test_fail_finding() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.title = 'Fails every time' THEN RAISE EXCEPTION 'test: this finding fails'; END IF;
+			RETURN NEW;
+		END $$`,
+		`CREATE TRIGGER test_fail_finding BEFORE INSERT ON findings FOR EACH ROW EXECUTE FUNCTION test_fail_finding()`,
+	} {
+		if _, err := st.DB().ExecContext(bg, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() { // another tablet keeps saving
+		defer close(stopped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(300 * time.Millisecond):
+				st.CreateFinding(bg, &other.id, tb.w.ID, fmt.Sprintf("other-%d", i), store.FindingInput{Title: fmt.Sprintf("Another tablet's %d", i)})
+			}
+		}
+	}()
+	defer func() { close(stop); <-stopped }()
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		typeFinding("Fails every time"),
+		typeFinding("Saved after it"),
+		waitText("#findings li.failed", "Not saved: The server failed on this change three times"),
+		waitText("#findings li.saved", "Saved after it"),
+		waitText("#status", "1 change not saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.mustBeSavedOnce(t, "Saved after it")
+	if s := tb.stored(t, ctx, "failed"); !strings.Contains(s, "Fails every time") {
+		t.Fatalf("the finding set aside is not kept on the device: %q", s)
+	}
+	if n := tb.findings(t, "Fails every time"); n != 0 {
+		t.Fatalf("%d findings saved with the failing title", n)
+	}
+}
+
 // TestTabletTabsShareUnsentChanges: two tabs of the workshop page on one
 // device, each with a finding typed while the server is down. The first
 // tab is closed before the server is back; the second sends both, and
