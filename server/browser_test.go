@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -90,12 +91,16 @@ type tablet struct {
 
 // MustTablet starts a server and Chromium, and signs a participant of the
 // first workshop in through a personal link (as when scanning the QR code).
-func MustTablet(t *testing.T) *tablet {
+func MustTablet(t *testing.T) *tablet { return MustTabletWith(t, nil) }
+
+// MustTabletWith is MustTablet with the server's environment added to.
+func MustTabletWith(t *testing.T, extra map[string]string) *tablet {
 	browser := MustBrowser(t)
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
 	l.Close()
 	env := map[string]string{"DATABASE_URL": pg.NewDB(t), "ADDR": addr, "BASE_URL": "http://" + addr}
+	maps.Copy(env, extra)
 	f := MustFixture(t, env)
 	w := f.ws[0]
 	p, token := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Tablet user", Country: "FI", ActorType: "police"}, domain.RoleParticipant, w.ID)
@@ -369,6 +374,41 @@ func TestTabletSetsAsideAChangeTheServerKeepsFailing(t *testing.T) {
 	}
 	if n := tb.findings(t, "Fails every time"); n != 0 {
 		t.Fatalf("%d findings saved with the failing title", n)
+	}
+}
+
+// TestTabletSendsAtOnceOnANewConnection: the server refuses the page's
+// ops for their rate and asks it to wait 20 s; the connection drops
+// meanwhile. The new connection has a rate of its own: the page sends at
+// once, not after a wait that was the old connection's (it used to wait
+// forever).
+func TestTabletSendsAtOnceOnANewConnection(t *testing.T) {
+	tb := MustTabletWith(t, map[string]string{"HUB_OPS_PER_SECOND": "0.05"}) // after a burst of 100, an op every 20 s
+	ctx := tb.browser
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		evalJS(`for (let i = 0; i < 110; i++) {
+			document.querySelector("#new-finding input[name=title]").value = "Bulk " + i;
+			document.querySelector("#new-finding button[type=submit]").click();
+		}`),
+		pollAcross(`document.querySelectorAll("#findings li.saved").length >= 95 && document.querySelectorAll("#findings li.pending").length > 0`,
+			"the rate to hold the last ops back"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the page waits for the rate now
+	tb.f.srv.Stop(t)
+	MustStart(t, tb.env)
+	wait, cancel := context.WithTimeout(ctx, 15*time.Second) // well before the old wait would end
+	defer cancel()
+	if err := chromedp.Do(wait, waitText("#status", "every change is saved")); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tb.f.store.DB().NewRaw("SELECT count(DISTINCT title) FROM findings WHERE title LIKE 'Bulk %'").Scan(context.Background(), &n); err != nil || n != 110 {
+		t.Fatalf("%d of the 110 findings saved (%v)", n, err)
 	}
 }
 
