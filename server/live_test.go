@@ -590,6 +590,41 @@ func TestFailedOpHoldsBackTheOpsSentAfterIt(t *testing.T) {
 	}
 }
 
+// TestContactsStayOffTheRoom: a finding's contact, given with consent,
+// is stored, but entries and snapshots, which reach every tablet of the
+// room, leave it out.
+func TestContactsStayOffTheRoom(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	a := f.MustMember(t, domain.RoleParticipant, w, "FI", "police").Dial(t, f.srv.URL)
+	b := f.MustMember(t, domain.RoleParticipant, w, "SE", "ngo").Dial(t, f.srv.URL)
+	a.join(t, room, 0)
+	b.join(t, room, 0)
+	a.send(t, op(room, "new", "finding.create", 0, map[string]any{"title": "Joint inspections",
+		"contact_consent": true, "contact_name": "Anna Berg", "contact_email": "anna@example.org"}))
+	created := b.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "new" })
+	var fnd domain.Finding
+	json.Unmarshal(created.Payload, &fnd)
+	a.send(t, op(room, "mail", "finding.update", int64(fnd.Version), map[string]any{"id": fnd.ID, "fields": map[string]any{"contact_email": "berg@example.org"}}))
+	updated := b.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "mail" })
+	c := f.MustMember(t, domain.RoleParticipant, w, "NO", "ngo").Dial(t, f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": -1})
+	snap := c.next(t, ofType("snapshot"))
+	for what, b := range map[string][]byte{"create entry": created.Payload, "update entry": updated.Payload, "snapshot": snap.State} {
+		if bytes.Contains(b, []byte("Anna")) || bytes.Contains(b, []byte("example.org")) {
+			t.Errorf("the %s carries the contact: %s", what, b)
+		}
+	}
+	if !strings.Contains(string(updated.Payload), `"contact_email"`) {
+		t.Errorf("the update entry does not name the field changed: %s", updated.Payload)
+	}
+	got, err := f.store.Finding(context.Background(), fnd.ID)
+	if err != nil || got.ContactName != "Anna Berg" || got.ContactEmail != "berg@example.org" {
+		t.Fatalf("stored contact %q %q (%v)", got.ContactName, got.ContactEmail, err)
+	}
+}
+
 func TestTwoProcessesShareARoom(t *testing.T) {
 	dsn := pg.NewDB(t)
 	f := MustFixture(t, map[string]string{"DATABASE_URL": dsn})

@@ -140,7 +140,10 @@ type Term struct {
 	Position      int    `json:"position"`
 }
 
-// Finding is a best practice recorded by a group.
+// Finding is a best practice recorded by a group. Its JSON (log entries,
+// snapshots, conflict replies) reaches every tablet of its room, so it
+// leaves the contact out: only organizers and report authors see that,
+// on the pages.
 type Finding struct {
 	bun.BaseModel   `bun:"table:findings"`
 	ID              int64          `bun:",pk,autoincrement" json:"id"`
@@ -160,8 +163,8 @@ type Finding struct {
 	VictimGroups    []string       `bun:",array" json:"victim_groups"`
 	ActorTypes      []string       `bun:",array" json:"actor_types"`
 	Language        string         `json:"language"`
-	ContactName     string         `json:"contact_name,omitempty"`
-	ContactEmail    string         `json:"contact_email,omitempty"`
+	ContactName     string         `json:"-"` // off the JSON: see Finding
+	ContactEmail    string         `json:"-"`
 	ContactConsent  bool           `bun:",notnull" json:"contact_consent"`
 	Attribution     string         `json:"attribution"`
 	ReleaseState    string         `json:"release_state"`
