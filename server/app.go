@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +36,7 @@ type app struct {
 	baseOrigin string
 	oidc       *oidcClient         // nil when staff sign-in by OIDC is not configured
 	upgrader   *websocket.Upgrader // for /ws; checks Origin against BASE_URL
+	proc       string              // this process's name in access announcements
 }
 
 func newApp(d appDeps) *app {
@@ -47,6 +50,44 @@ func newApp(d appDeps) *app {
 		baseOrigin: strings.TrimRight(d.baseURL, "/"),
 		upgrader:   newUpgrader(strings.TrimRight(d.baseURL, "/")),
 		oidc:       newOIDCClient(d.auth, strings.TrimRight(d.baseURL, "/"), d.store),
+		proc:       rand.Text(),
+	}
+}
+
+// endSessions closes the connections opened in the sessions ids, on this
+// process at once and on the others through Postgres (within a minute
+// when the announcement is lost: see keepSessions).
+func (a *app) endSessions(ctx context.Context, ids ...string) {
+	for _, id := range ids {
+		a.hub.EndSession(id)
+		a.announce(ctx, store.AccessSession, id)
+	}
+}
+
+// reauthorize makes the person's connections, on every process, reconnect
+// to be checked against their new roles.
+func (a *app) reauthorize(ctx context.Context, personID int64) {
+	id := strconv.FormatInt(personID, 10)
+	a.hub.Reauthorize(id)
+	a.announce(ctx, store.AccessPerson, id)
+}
+
+func (a *app) announce(ctx context.Context, kind, id string) {
+	if err := a.store.AnnounceAccess(ctx, a.proc, kind, id); err != nil {
+		a.logger.Warn("tell the other processes of an access change", "kind", kind, "err", err)
+	}
+}
+
+// onAccess acts on an access change another process announced.
+func (a *app) onAccess(from, kind, id string) {
+	if from == a.proc {
+		return // acted on already
+	}
+	switch kind {
+	case store.AccessSession:
+		a.hub.EndSession(id)
+	case store.AccessPerson:
+		a.hub.Reauthorize(id)
 	}
 }
 

@@ -323,9 +323,7 @@ func (a *app) handleSignOutEverywhere(w http.ResponseWriter, r *http.Request) {
 		a.answerErr(w, r, err)
 		return
 	}
-	for _, id := range ids {
-		a.hub.EndSession(id)
-	}
+	a.endSessions(r.Context(), ids...)
 	if isForm(r) {
 		p, _ := a.store.Person(r.Context(), pid)
 		a.page(w, r, http.StatusOK, "message.html", map[string]any{"Title": "Signed out everywhere",

@@ -99,17 +99,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	idx := newIndexer(st, searchDir(cfg), search.Options{Async: true}, logger)
 	idx.start()
 	defer idx.stop()
+	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages, hub: h, search: idx, auth: cfg.Auth})
 	followCtx, stopFollow := context.WithCancel(context.Background())
 	defer stopFollow()
 	go func() {
 		// Every process hears every commit; the hub reads the log itself,
 		// and polls it slowly too, so a lost notification delays little.
+		// It hears the others' access changes too (sessions are checked
+		// every minute as well).
 		wake := func(room string, seq int64) { h.Notify(room, seq); idx.Notify(room, seq) }
-		if err := st.Follow(followCtx, wake); err != nil {
+		if err := st.Follow(followCtx, wake, app.onAccess); err != nil {
 			logger.Error("log notifications stopped; the hub falls back to polling", "err", err)
 		}
 	}()
-	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages, hub: h, search: idx, auth: cfg.Auth})
 	go app.keepSessions(followCtx, sessionCheck)
 	link, err := app.organizerLink(ctx)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -184,7 +183,7 @@ func (a *app) handleCallback(w http.ResponseWriter, r *http.Request) {
 	if rolesChanged {
 		// The person's other screens still act on the old roles: make them
 		// reconnect, so every join and op is checked against the new ones.
-		a.hub.Reauthorize(strconv.FormatInt(p.ID, 10))
+		a.reauthorize(r.Context(), p.ID)
 	}
 	if _, err := a.sessions.Start(r.Context(), w, r, p.ID); err != nil {
 		a.message(w, r, err)
@@ -229,7 +228,7 @@ func (a *app) handleLogout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		pid := ra.session.PersonID
-		a.hub.EndSession(ra.session.ID) // this browser's; the person's other devices stay signed in
+		a.endSessions(r.Context(), ra.session.ID) // this browser's; the person's other devices stay signed in
 		if err := a.store.RecordSignOut(r.Context(), pid, a.now()); err != nil {
 			a.logger.Warn("audit sign-out", "err", err)
 		}

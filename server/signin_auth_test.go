@@ -167,7 +167,11 @@ func auditCount(t *testing.T, st *store.Store, action string) int {
 
 func TestOIDCSignInThroughTheServer(t *testing.T) {
 	p := startTestIDP(t)
-	f := MustFixture(t, p.env(pg.NewDB(t)))
+	dsn := pg.NewDB(t)
+	f := MustFixture(t, p.env(dsn))
+	// A second server process on the same database: sign-outs and role
+	// changes made on the first reach the connections it holds.
+	second := MustStart(t, map[string]string{"DATABASE_URL": dsn, "NO_DEMO": "1"})
 	people := f.srv.URL + "/events/" + f.event.Slug + "/people"
 
 	// The browser first holds a tablet session; staff sign-in replaces it.
@@ -214,8 +218,11 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 	}
 	other := member{http: &http.Client{Jar: b2.jar}}.Dial(t, f.srv.URL)
 
-	// Sign out: session gone, this browser's hub connections closed.
+	// Sign out: session gone, this browser's hub connections closed, on
+	// both processes.
 	conn := member{http: &http.Client{Jar: b.jar}}.Dial(t, f.srv.URL)
+	connSecond := member{http: &http.Client{Jar: b.jar}}.Dial(t, second.URL)
+	otherSecond := member{http: &http.Client{Jar: b2.jar}}.Dial(t, second.URL)
 	token := csrfToken(t, b.c, people)
 	req, _ := http.NewRequest("POST", f.srv.URL+"/auth/logout", strings.NewReader(url.Values{"csrf_token": {token}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -232,6 +239,8 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("the person's WebSocket stayed open after sign-out")
 	}
+	// Well before the other process's minutely check of its sessions.
+	connSecond.mustCloseWith(t, hub.CloseUnauthenticated, 5*time.Second, "the signed-out browser's connection to the other process")
 	if status, _ := b.get(t, people); status != http.StatusUnauthorized {
 		t.Errorf("people page after sign-out: %d, want 401", status)
 	}
@@ -249,6 +258,7 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 	// The other screen acted on the old roles: it is told to reconnect, and
 	// on its new connection the organizer's room is refused.
 	other.mustCloseWith(t, hub.CloseAccessChanged, 10*time.Second, "the other screen, with the revoked role")
+	otherSecond.mustCloseWith(t, hub.CloseAccessChanged, 5*time.Second, "the other screen's connection to the other process")
 	again := member{http: &http.Client{Jar: b2.jar}}.Dial(t, f.srv.URL)
 	again.send(t, map[string]any{"type": "join", "room": "event:" + strconv.FormatInt(f.event.ID, 10), "since": 0})
 	if fr := again.next(t, func(f frame) bool { return f.Type == "error" || f.Type == "joined" }); fr.Type != "error" || fr.Code != "forbidden" {

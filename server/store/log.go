@@ -250,12 +250,14 @@ func (s *Store) Audit(ctx context.Context, db bun.IDB, actor, event *int64, acti
 }
 
 // Follow calls wake with (room, seq) for every log entry committed by any
-// process on this database, until ctx ends. Notifications can be lost (a
-// full buffer, a reconnect): wake is a hint, and the caller reads the log.
-func (s *Store) Follow(ctx context.Context, wake func(room string, seq int64)) error {
+// process on this database, and access with every access change announced
+// (AnnounceAccess), until ctx ends. Notifications can be lost (a full
+// buffer, a reconnect): wake is a hint, and the caller reads the log;
+// sessions are also checked now and then.
+func (s *Store) Follow(ctx context.Context, wake func(room string, seq int64), access func(from, kind, id string)) error {
 	ln := pgdriver.NewListener(s.db)
 	defer ln.Close()
-	if err := ln.Listen(ctx, NotifyChannel); err != nil {
+	if err := ln.Listen(ctx, NotifyChannel, AccessChannel); err != nil {
 		return fmt.Errorf("listen for log entries: %w", err)
 	}
 	ch := ln.Channel(pgdriver.WithChannelSize(4096))
@@ -267,7 +269,11 @@ func (s *Store) Follow(ctx context.Context, wake func(room string, seq int64)) e
 			if !ok {
 				return nil
 			}
-			if room, seq, ok := ParseNotify(n.Payload); ok {
+			if n.Channel == AccessChannel {
+				if from, kind, id, ok := parseAccess(n.Payload); ok {
+					access(from, kind, id)
+				}
+			} else if room, seq, ok := ParseNotify(n.Payload); ok {
 				wake(room, seq)
 			}
 		}

@@ -1,0 +1,37 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// AccessChannel is the Postgres channel on which a change of access is
+// announced to every server process, for the connections each holds
+// (see Follow): a sign-in session ended (AccessSession), or a person's
+// roles changed (AccessPerson).
+const AccessChannel = "rapporteur_access"
+
+// Kinds of access change.
+const (
+	AccessSession = "session" // the id is a session's: close its connections
+	AccessPerson  = "person"  // the id is a person's: their connections reconnect, to be checked against the new roles
+)
+
+// AnnounceAccess announces a change of kind about id to every process.
+// from names the announcing process, which has acted on it already.
+func (s *Store) AnnounceAccess(ctx context.Context, from, kind, id string) error {
+	if _, err := s.db.ExecContext(ctx, "SELECT pg_notify(?, ?)", AccessChannel, kind+" "+id+" "+from); err != nil {
+		return fmt.Errorf("announce %s %s: %w", kind, id, err)
+	}
+	return nil
+}
+
+// parseAccess reads an AccessChannel payload.
+func parseAccess(payload string) (from, kind, id string, ok bool) {
+	f := strings.Fields(payload)
+	if len(f) != 3 {
+		return "", "", "", false
+	}
+	return f[2], f[0], f[1], true
+}
