@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -166,7 +167,7 @@ func (c *conn) writePump() {
 			// room is busy.
 			buf := c.h.packs.Get().(*[]byte)
 			msg, n := pack((*buf)[:0], batch[i:], packLimit)
-			c.ws.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteWait))
+			c.ws.SetWriteDeadline(time.Now().Add(writeDeadline(c.h.cfg.WriteWait, len(msg))))
 			err := c.ws.WriteMessage(websocket.TextMessage, msg)
 			if n > 1 {
 				*buf = msg[:0] // keep what the buffer grew to
@@ -486,7 +487,16 @@ func (c *conn) op(f Frame) error {
 		defer c.flightWG.Done()
 		defer func() { <-c.flight }()
 		defer close(done)
-		ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
+		defer func() {
+			// A Backend that panics on an op (a bug its body sets off)
+			// fails that op, not the whole server.
+			if p := recover(); p != nil {
+				c.h.log.Error("hub: backend panicked", "identity", c.id.ID, "room", f.Room, "op_id", f.OpID, "panic", p, "stack", string(debug.Stack()))
+				op.Order.Break()
+				c.send(errorFrame(f, &OpError{Code: CodeInternal, Message: "internal error"}))
+			}
+		}()
+		ctx, cancel := c.backendCtx()
 		e, err := c.h.b.Apply(ctx, c.id, op)
 		cancel()
 		if err != nil {
@@ -524,18 +534,18 @@ func (c *conn) op(f Frame) error {
 // pending list is then drained, and the member made live under the lock, with
 // every frame filtered by seq > sent.
 func (c *conn) join(f Frame) error {
+	if m := c.rooms[f.Room]; m != nil {
+		c.leave(m) // a join of a joined room resynchronises it (refused, it leaves it unjoined)
+	}
 	// A join costs a catch-up or a snapshot of the room: it spends a token
 	// of the connection's bucket, as ops do.
 	if oe := c.rateLimit(); oe != nil {
 		return c.sendError(f, oe)
 	}
-	if m := c.rooms[f.Room]; m != nil {
-		c.leave(m) // a join of a joined room resynchronises it
-	}
 	if len(c.rooms) >= c.h.cfg.MaxRoomsPerConn {
 		return c.sendError(f, &OpError{Code: CodeTooManyRooms, Message: "too many rooms joined on this connection"})
 	}
-	ctx, cancel := context.WithTimeout(c.ctx, backendTimeout)
+	ctx, cancel := c.backendCtx()
 	defer cancel()
 	if err := c.h.b.CanJoin(ctx, c.id, f.Room); err != nil {
 		return c.failBackend(f, err, true)
@@ -549,7 +559,7 @@ func (c *conn) join(f Frame) error {
 	r.mu.Unlock()
 	c.rooms[f.Room] = m
 
-	sent, err := c.catchUp(ctx, f)
+	sent, err := c.catchUp(f)
 	if err != nil {
 		c.leave(m)
 		if errors.Is(err, errClosed) {
@@ -587,7 +597,7 @@ func (c *conn) join(f Frame) error {
 			if p.seq <= sent {
 				continue
 			}
-			if err := c.q.pushWait(p.b); err != nil {
+			if err := c.pushCatchUp(p.b); err != nil {
 				return err // closing; finish() removes the membership
 			}
 			sent = p.seq
@@ -595,17 +605,36 @@ func (c *conn) join(f Frame) error {
 	}
 }
 
+// backendCtx is the context of one Backend call for this connection.
+func (c *conn) backendCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, c.h.cfg.BackendTimeout)
+}
+
+// pushCatchUp queues a frame of a join's catch-up, waiting while the
+// queue is over half full: the other half is for what the connection
+// gets meanwhile without waiting (its other rooms' entries, acks).
+func (c *conn) pushCatchUp(b []byte) error {
+	return c.q.pushWaitSpare(b, c.h.cfg.SendQueueBytes/2)
+}
+
 // catchUp sends what a joining client misses: the entries after f.Since, or a
 // snapshot when that is too far back or not a position in the log. It
 // returns the seq the client then holds.
-func (c *conn) catchUp(ctx context.Context, f Frame) (int64, error) {
+//
+// Each Backend call has its own timeout: the catch-up as a whole also
+// waits for the client to read, which a slow link makes long.
+func (c *conn) catchUp(f Frame) (int64, error) {
 	b := c.h.b
+	ctx, cancel := c.backendCtx()
 	head, err := b.Head(ctx, f.Room)
+	cancel()
 	if err != nil {
 		return 0, err
 	}
 	if f.Since < 0 || f.Since > head || head-f.Since > int64(c.h.cfg.HistoryLimit) {
+		ctx, cancel := c.backendCtx()
 		state, seq, err := b.Snapshot(ctx, f.Room)
+		cancel()
 		if err != nil {
 			return 0, err
 		}
@@ -616,7 +645,9 @@ func (c *conn) catchUp(ctx context.Context, f Frame) (int64, error) {
 	}
 	sent := f.Since
 	for sent < head {
+		ctx, cancel := c.backendCtx()
 		es, err := b.After(ctx, f.Room, sent, followBatch)
+		cancel()
 		if err != nil {
 			return 0, err
 		}
@@ -624,7 +655,7 @@ func (c *conn) catchUp(ctx context.Context, f Frame) (int64, error) {
 			if e.Seq <= sent {
 				continue
 			}
-			if err := c.q.pushWait(c.h.encodeEntry(e).b); err != nil {
+			if err := c.pushCatchUp(c.h.encodeEntry(e).b); err != nil {
 				return 0, err
 			}
 			sent = e.Seq
@@ -634,6 +665,17 @@ func (c *conn) catchUp(ctx context.Context, f Frame) (int64, error) {
 		}
 	}
 	return sent, nil
+}
+
+// slowLink is the rate, in bytes per second, a write of a big message
+// (a snapshot) is given time for beyond WriteWait: a slow link then gets
+// it, where under one fixed deadline it would fail it, reconnect, and be
+// sent the same snapshot again, forever.
+const slowLink = 64 << 10
+
+// writeDeadline is how long a write of n bytes may take.
+func writeDeadline(wait time.Duration, n int) time.Duration {
+	return wait + time.Duration(n)*time.Second/slowLink
 }
 
 // packLimit is the size up to which queued frames are packed into one message.

@@ -25,7 +25,9 @@ import (
 // memBackend is an in-memory hub.Backend: rooms of entries, op-id dedupe.
 //
 // Rooms named "secret:*" may not be joined; op kinds "forbidden.op", "boom"
-// and "logout" fail with forbidden, a plain error and unauthenticated.
+// and "logout" fail with forbidden, a plain error and unauthenticated;
+// "panic" panics. Its reads fail once their context ends, as a
+// database's do.
 type memBackend struct {
 	mu      sync.Mutex
 	rooms   map[string]*memRoom
@@ -37,6 +39,8 @@ type memBackend struct {
 	// it fails).
 	started chan string
 	hold    chan struct{}
+	// snapshotPad is how many bytes of padding a snapshot's state has.
+	snapshotPad int
 }
 
 type memRoom struct {
@@ -70,6 +74,8 @@ func (b *memBackend) Apply(_ context.Context, id hub.Identity, op hub.Op) (hub.E
 	case "held":
 		op.Queued()
 		<-b.hold
+	case "panic":
+		panic("a bug the op's body sets off")
 	case "held.boom": // as held, then fails
 		op.Queued()
 		<-b.hold
@@ -113,7 +119,10 @@ func (b *memBackend) Append(room, kind string, payload any) hub.Entry {
 	return e
 }
 
-func (b *memBackend) After(_ context.Context, room string, after int64, limit int) ([]hub.Entry, error) {
+func (b *memBackend) After(ctx context.Context, room string, after int64, limit int) ([]hub.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.roomLocked(room)
@@ -134,6 +143,9 @@ func (b *memBackend) Snapshot(_ context.Context, room string) (json.RawMessage, 
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.roomLocked(room)
+	if b.snapshotPad > 0 {
+		return json.RawMessage(fmt.Sprintf(`{"entries":%d,"pad":%q}`, len(r.entries), strings.Repeat("x", b.snapshotPad))), int64(len(r.entries)), nil
+	}
 	return json.RawMessage(fmt.Sprintf(`{"entries":%d}`, len(r.entries))), int64(len(r.entries)), nil
 }
 
@@ -250,6 +262,35 @@ func (th *testHub) dialWith(tb testing.TB, id string, d *websocket.Dialer) *clie
 	return &client{tb: tb, ws: ws}
 }
 
+// readSlowly reads c's messages at rate bytes per second, 4 KiB at a
+// time, until one holds want, and fails the test on an error frame or a
+// read error.
+func (c *client) readSlowly(rate int, want string) {
+	c.tb.Helper()
+	chunk := make([]byte, 4096)
+	for read := 0; ; {
+		c.ws.SetReadDeadline(time.Now().Add(30 * time.Second))
+		_, r, err := c.ws.NextReader()
+		var msg []byte
+		for err == nil {
+			var n int
+			n, err = r.Read(chunk)
+			msg = append(msg, chunk[:n]...)
+			read += n
+			time.Sleep(time.Duration(n) * time.Second / time.Duration(rate))
+		}
+		if err != io.EOF {
+			c.tb.Fatalf("after %d bytes: %v", read, err)
+		}
+		if i := bytes.Index(msg, []byte(`{"type":"error"`)); i >= 0 {
+			c.tb.Fatalf("after %d bytes: %s", read, msg[i:])
+		}
+		if bytes.Contains(msg, []byte(want)) {
+			return
+		}
+	}
+}
+
 func (c *client) sendRaw(s string) {
 	c.tb.Helper()
 	c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -362,7 +403,10 @@ func (c *client) closeCode(timeout time.Duration) int {
 
 // smallBufferDialer makes clients with a tiny kernel receive buffer, so that a
 // client that stops reading backs up quickly.
-func smallBufferDialer() *websocket.Dialer {
+func smallBufferDialer() *websocket.Dialer { return bufferDialer(4096) }
+
+// bufferDialer dials with a kernel read buffer of n bytes.
+func bufferDialer(n int) *websocket.Dialer {
 	return &websocket.Dialer{
 		HandshakeTimeout: 5 * time.Second,
 		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -372,7 +416,7 @@ func smallBufferDialer() *websocket.Dialer {
 				return nil, err
 			}
 			if tc, ok := c.(*net.TCPConn); ok {
-				tc.SetReadBuffer(4096)
+				tc.SetReadBuffer(n)
 			}
 			return c, nil
 		},

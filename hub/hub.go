@@ -139,8 +139,9 @@ type Config struct {
 	MaxRoomsPerConn int           // (8)
 	PingInterval    time.Duration // (25 s; kept below PongWait)
 	PongWait        time.Duration // read deadline, extended by every pong or frame (60 s)
-	WriteWait       time.Duration // deadline of one write (10 s)
+	WriteWait       time.Duration // deadline of one write (10 s), plus a second per 64 KiB of it
 	PollInterval    time.Duration // slow safety poll of the log of each room with members (15 s)
+	BackendTimeout  time.Duration // one Backend call (15 s); a join's catch-up gives each of its calls this long
 	// CountOnly tells whether the presence of room lists only how many
 	// are there, not who (for a room where names are not for everyone,
 	// such as a plenary anyone may watch). Nil: every room lists people.
@@ -167,6 +168,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxRoomsPerConn <= 0 {
 		c.MaxRoomsPerConn = 8
 	}
+	if c.BackendTimeout <= 0 {
+		c.BackendTimeout = 15 * time.Second
+	}
 	if c.PongWait <= 0 {
 		c.PongWait = 60 * time.Second
 	}
@@ -190,9 +194,8 @@ func (c Config) withDefaults() Config {
 
 // Internal tuning that need not be configurable.
 const (
-	backendTimeout = 15 * time.Second // one Backend call
-	followBatch    = 256              // entries per After call
-	closeGrace     = 2 * time.Second  // wait for the client's answer to a close frame
+	followBatch = 256             // entries per After call
+	closeGrace  = 2 * time.Second // wait for the client's answer to a close frame
 	// presenceThrottle is the least time between two presence broadcasts of
 	// a room; changes in between are sent together at its end.
 	presenceThrottle = 100 * time.Millisecond

@@ -794,6 +794,112 @@ func TestFailedOpWaitsForTheOpsBeforeIt(t *testing.T) {
 	}
 }
 
+// TestCatchUpLeavesRoomForOtherRooms: a client live in one busy room
+// joins another with a long history, and reads as fast as a tablet on
+// Wi-Fi. The catch-up fills the send queue only half, so the busy room's
+// entries, queued without waiting, still fit; the client is not dropped
+// as too slow (it was, as the catch-up kept the queue full).
+func TestCatchUpLeavesRoomForOtherRooms(t *testing.T) {
+	th := newTestHubOn(t, hub.Config{SendQueueBytes: 64 << 10}, true)
+	pad := strings.Repeat("x", 2000)
+	for range 300 {
+		th.b.Append("workshop:2", "finding.create", map[string]string{"pad": pad})
+	}
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() { // another process keeps writing in the room joined
+		defer close(stopped)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+				th.Notify(room, th.b.Append(room, "comment", map[string]string{"pad": pad[:1000]}).Seq)
+			}
+		}
+	}()
+	defer func() { close(stop); <-stopped }()
+	time.Sleep(50 * time.Millisecond)
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: "workshop:2"})
+	c.readSlowly(512<<10, `"type":"joined","room":"workshop:2"`)
+	c.ws.Close()
+}
+
+// TestSlowCatchUpOutlastsTheBackendTimeout: a catch-up that takes longer
+// than one Backend call may, as the client reads slowly, still ends in
+// "joined" (each call has its own timeout; the join as a whole used to
+// have one, and failed as unavailable after megabytes sent).
+func TestSlowCatchUpOutlastsTheBackendTimeout(t *testing.T) {
+	th := newTestHubOn(t, hub.Config{BackendTimeout: 300 * time.Millisecond, SendQueueBytes: 64 << 10}, true)
+	pad := strings.Repeat("x", 2000)
+	for range 300 {
+		th.b.Append(room, "finding.create", map[string]string{"pad": pad})
+	}
+	c := th.dial(t, "anna")
+	start := time.Now()
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: room})
+	c.readSlowly(256<<10, `"type":"joined"`)
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("the catch-up took only %v: not longer than the Backend timeout", d)
+	}
+	c.ws.Close()
+}
+
+// TestBigSnapshotReachesASlowLink: a snapshot that takes longer to write
+// than WriteWait on a slow link still arrives (the deadline grows with
+// the message; under a fixed one the write failed, and the client got
+// the same snapshot again on every reconnect).
+func TestBigSnapshotReachesASlowLink(t *testing.T) {
+	th := newTestHubOn(t, hub.Config{WriteWait: 300 * time.Millisecond}, true)
+	th.b.snapshotPad = 400 << 10
+	c := th.dialWith(t, "anna", bufferDialer(64<<10))
+	start := time.Now()
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: -1})
+	c.readSlowly(128<<10, `"type":"joined"`)
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("the snapshot took only %v: not longer than WriteWait", d)
+	}
+	c.ws.Close()
+}
+
+// TestPanickingOpFailsAlone: a Backend that panics on an op fails that op
+// as internal; the connection and the server go on.
+func TestPanickingOpFailsAlone(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	c.op(room, "bad", "panic", `{}`)
+	for f := c.next(); f.OpID != "bad"; f = c.next() {
+		if f.Type == "error" && f.Code != hub.CodeInternal {
+			t.Fatalf("the op that panics: %+v, want internal", f)
+		}
+	}
+	c.op(room, "bad", "vote", `{}`) // resent; the ops after it wait for it
+	c.op(room, "good", "vote", `{}`)
+	for f := c.next(); f.Type != "ack" || f.OpID != "good"; f = c.next() {
+		if f.Type == "error" {
+			t.Fatalf("after the panic: %+v", f)
+		}
+	}
+}
+
+// TestRateLimitedRejoinLeavesTheRoom: a join of a joined room refused for
+// the rate leaves it unjoined, as PROTOCOL.md says of a refused join.
+func TestRateLimitedRejoinLeavesTheRoom(t *testing.T) {
+	th := newTestHub(t, hub.Config{OpsPerSecond: 0.1, OpsBurst: 1})
+	c := th.dial(t, "anna")
+	c.join(room, 0) // spends the one token
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: room})
+	if f := c.next(); f.Type != "error" || f.Code != hub.CodeRateLimited {
+		t.Fatalf("rejoin at once: %+v, want rate_limited", f)
+	}
+	c.op(room, "o1", "vote", `{}`)
+	if f := c.next(); f.Code != hub.CodeNotJoined {
+		t.Fatalf("an op after the refused rejoin: %+v, want not_joined", f)
+	}
+}
+
 // TestJoinsSpendTheRate: a join costs the server a catch-up or a
 // snapshot, so a loop of joins is rate-limited like ops.
 func TestJoinsSpendTheRate(t *testing.T) {

@@ -93,14 +93,21 @@ func (q *sendQueue) pushAll(bs [][]byte) bool {
 
 // pushWait adds b, waiting for room in the queue while it is full. It returns
 // errClosed when the queue is or gets closed.
-func (q *sendQueue) pushWait(b []byte) error {
+func (q *sendQueue) pushWait(b []byte) error { return q.pushWaitSpare(b, 0) }
+
+// pushWaitSpare is pushWait that also leaves spare bytes of the queue
+// free (frames bigger than the limit still go into an empty queue): a
+// catch-up leaves room for what its connection gets meanwhile (entries of
+// its other rooms, acks), which is queued without waiting and would
+// otherwise find the queue full and drop the connection as too slow.
+func (q *sendQueue) pushWaitSpare(b []byte, spare int) error {
 	for {
 		q.mu.Lock()
 		if q.closed {
 			q.mu.Unlock()
 			return errClosed
 		}
-		if q.fits(b) {
+		if q.fits(b) && (len(b) > q.limit || q.room(len(b)+spare)) {
 			q.add(b)
 			q.mu.Unlock()
 			signal(q.ready)

@@ -147,7 +147,7 @@ func (r *room) catchUp() {
 		if closed {
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.h.ctx, backendTimeout)
+		ctx, cancel := context.WithTimeout(r.h.ctx, r.h.cfg.BackendTimeout)
 		es, err := r.h.b.After(ctx, r.name, from, followBatch)
 		cancel()
 		if err != nil {
