@@ -497,8 +497,8 @@ func (c *conn) op(f Frame) error {
 			}
 		}()
 		ctx, cancel := c.backendCtx()
+		defer cancel()
 		e, err := c.h.b.Apply(ctx, c.id, op)
-		cancel()
 		if err != nil {
 			oe := c.backendError(f, err)
 			if oe.Code == CodeInternal || oe.Code == CodeUnavailable {
@@ -641,7 +641,11 @@ func (c *conn) catchUp(f Frame) (int64, error) {
 		if len(state) == 0 {
 			state = json.RawMessage("null")
 		}
-		return seq, c.reply(snapshotOut{Type: "snapshot", Room: f.Room, Seq: seq, State: state})
+		b, err := json.Marshal(snapshotOut{Type: "snapshot", Room: f.Room, Seq: seq, State: state})
+		if err != nil {
+			return 0, err
+		}
+		return seq, c.pushCatchUp(b)
 	}
 	sent := f.Since
 	for sent < head {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -262,6 +263,20 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 	defer func() {
 		for _, op := range all {
 			close(op.done)
+		}
+	}()
+	defer func() {
+		// An op whose body sets off a bug fails, with the ops of its
+		// transaction that have no outcome yet, not the whole server
+		// (its transaction was rolled back).
+		if p := recover(); p != nil {
+			err := fmt.Errorf("panic applying ops of %s: %v\n%s", room, p, debug.Stack())
+			for _, op := range all {
+				if op.err == nil && op.res.Entry.Seq == 0 {
+					op.res, op.err = Applied{}, err
+					breakOrder(op, err)
+				}
+			}
 		}
 	}()
 	ops := make([]*pendingOp, 0, len(all))

@@ -715,6 +715,34 @@ func mustFindingID(tb testing.TB, a store.Applied) int64 {
 	return f.ID
 }
 
+// TestPanickingOpFailsAlone: an op whose change panics fails as internal
+// (its transaction rolled back, its client's later ops held back); the
+// room's next op is applied, and the process goes on.
+func TestPanickingOpFailsAlone(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	room := store.WorkshopRoom(ws[0].ID)
+	o := &clientOrder{}
+	_, err := s.Apply(store.WithOrder(ctx, orderPlace{o, 1}), room, "bug", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		if _, err := tx.NewRaw("UPDATE rooms SET seq = seq + 100 WHERE id = ?", room).Exec(ctx); err != nil {
+			return "", nil, err
+		}
+		panic("a bug the op's body sets off")
+	})
+	if domain.ErrorCode(err) != domain.Internal || !strings.Contains(err.Error(), "a bug the op's body sets off") {
+		t.Fatalf("panicking op: %v, want internal naming the panic", err)
+	}
+	if o.broken.Load() != 1 {
+		t.Error("the panicking op did not hold back its client's later ops")
+	}
+	a, err := s.Apply(ctx, room, "next", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+		return "test.next", map[string]any{}, nil
+	})
+	if err != nil || a.Entry.Seq != mustHead(t, s, room) || a.Entry.Seq > 100 {
+		t.Fatalf("the next op: %+v %v (head %d), want applied after a rolled back panic", a.Entry, err, mustHead(t, s, room))
+	}
+}
+
 // clientOrder is one client's ops in the order sent, as the hub keeps it
 // (store.Order): place n is broken when an op before it broke.
 type clientOrder struct{ broken atomic.Int64 }
