@@ -102,16 +102,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages, hub: h, search: idx, auth: cfg.Auth})
 	followCtx, stopFollow := context.WithCancel(context.Background())
 	defer stopFollow()
+	listening, followed := make(chan struct{}), make(chan struct{})
 	go func() {
 		// Every process hears every commit; the hub reads the log itself,
 		// and polls it slowly too, so a lost notification delays little.
 		// It hears the others' access changes too (sessions are checked
 		// every minute as well).
+		defer close(followed)
 		wake := func(room string, seq int64) { h.Notify(room, seq); idx.Notify(room, seq) }
-		if err := st.Follow(followCtx, wake, app.onAccess); err != nil {
+		err := st.Follow(followCtx, store.Followers{Wake: wake, Access: app.onAccess, Listening: func() { close(listening) }})
+		if err != nil {
 			logger.Error("log notifications stopped; the hub falls back to polling", "err", err)
 		}
 	}()
+	// Serve once the others' announcements are heard.
+	select {
+	case <-listening:
+	case <-followed:
+	case <-time.After(10 * time.Second):
+		logger.Warn("not yet listening for notifications; serving anyway")
+	}
 	go app.keepSessions(followCtx, sessionCheck)
 	link, err := app.organizerLink(ctx)
 	if err != nil {

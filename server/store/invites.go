@@ -177,15 +177,15 @@ func (s *Store) SignOutEverywhere(ctx context.Context, actor *int64, eventID, pe
 		// A session is the person's, not the event's: it ends in every
 		// event they are in, so the actor must organize each of them.
 		if actor != nil {
-			var other []string
-			if err := tx.NewRaw(`SELECT DISTINCT e.title FROM memberships m JOIN events e ON e.id = m.event_id
+			var other int
+			if err := tx.NewRaw(`SELECT count(DISTINCT m.event_id) FROM memberships m
 				WHERE m.person_id = ? AND m.event_id <> ? AND NOT EXISTS (SELECT 1 FROM memberships o
-					WHERE o.person_id = ? AND o.event_id = m.event_id AND o.role = 'organizer')
-				ORDER BY e.title`, personID, eventID, *actor).Scan(ctx, &other); err != nil && !errors.Is(err, sql.ErrNoRows) {
+					WHERE o.person_id = ? AND o.event_id = m.event_id AND o.role = 'organizer')`,
+				personID, eventID, *actor).Scan(ctx, &other); err != nil {
 				return fmt.Errorf("events of person %d: %w", personID, err)
 			}
-			if len(other) > 0 {
-				return domain.Errorf(domain.Forbidden, "This person is also in %s, which you do not organize; signing out everywhere would sign them out there too. An organizer of every event they are in can do it.", strings.Join(other, ", "))
+			if other > 0 {
+				return domain.Errorf(domain.Forbidden, "This person is also in %d other event(s) that you do not organize; signing out everywhere would sign them out there too. An organizer of every event they are in can do it.", other)
 			}
 		}
 		if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", personID).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {

@@ -249,16 +249,26 @@ func (s *Store) Audit(ctx context.Context, db bun.IDB, actor, event *int64, acti
 	return nil
 }
 
-// Follow calls wake with (room, seq) for every log entry committed by any
-// process on this database, and access with every access change announced
-// (AnnounceAccess), until ctx ends. Notifications can be lost (a full
-// buffer, a reconnect): wake is a hint, and the caller reads the log;
-// sessions are also checked now and then.
-func (s *Store) Follow(ctx context.Context, wake func(room string, seq int64), access func(from, kind, id string)) error {
+// Followers are what Follow calls.
+type Followers struct {
+	Wake      func(room string, seq int64) // entries of room are committed up to seq
+	Access    func(from, kind, id string)  // an access change was announced (see AnnounceAccess)
+	Listening func()                       // Postgres listens now: nothing announced from here on is missed
+}
+
+// Follow calls f.Wake for every log entry committed by any process on
+// this database, and f.Access for every access change announced, until
+// ctx ends. Notifications can be lost (a full buffer, a reconnect): Wake
+// is a hint, and the caller reads the log; sessions are also checked now
+// and then.
+func (s *Store) Follow(ctx context.Context, f Followers) error {
 	ln := pgdriver.NewListener(s.db)
 	defer ln.Close()
 	if err := ln.Listen(ctx, NotifyChannel, AccessChannel); err != nil {
 		return fmt.Errorf("listen for log entries: %w", err)
+	}
+	if f.Listening != nil {
+		f.Listening()
 	}
 	ch := ln.Channel(pgdriver.WithChannelSize(4096))
 	for {
@@ -271,10 +281,10 @@ func (s *Store) Follow(ctx context.Context, wake func(room string, seq int64), a
 			}
 			if n.Channel == AccessChannel {
 				if from, kind, id, ok := parseAccess(n.Payload); ok {
-					access(from, kind, id)
+					f.Access(from, kind, id)
 				}
 			} else if room, seq, ok := ParseNotify(n.Payload); ok {
-				wake(room, seq)
+				f.Wake(room, seq)
 			}
 		}
 	}
