@@ -59,9 +59,6 @@
   var signedOut = false, blocked = "", trouble = "", storageFull = false, draftFull = false, lastHeard = 0;
   var foreign = false; // this page is kept for another person than the one signed in (see joined)
   var rejoining = false, internalWait = 2000;
-  // savedSince: the server saved a change (an ack, or a live entry) since
-  // an op of this page last failed (see onError).
-  var savedSince = false;
 
   // load reads what is kept under suffix; what is not of fallback's kind
   // (a list for a list) is fallback: a damaged entry must not stop the page.
@@ -692,7 +689,6 @@
           break;
         }
         apply(f);
-        if (live) savedSince = true;
         // The entry proves the op committed, even if its ack is still on the way.
         if (f.op_id) settle(f.op_id);
         break;
@@ -712,7 +708,6 @@
         if (f.room === room) people = f.people || [];
         break;
       case "ack":
-        savedSince = true;
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
         if (op && f.seq > state.seq) acked.push({ op: op, seq: f.seq });
         settle(f.op_id);
@@ -751,22 +746,28 @@
     } else if (f.detail && f.detail.held_back) { // waits for an earlier op that failed: sent again after it
       later(op, internalWait);
     } else { // unavailable, internal and codes this page does not know: try again, slower each time
-      // The server holds this page's later changes back until this one is
-      // saved. One that fails again and again while the server saves
-      // other changes is at fault, not the server: after three such
-      // failures it is set aside as not saved, kept here to edit or drop,
-      // and the others go on.
-      if (savedSince) op.failures = (op.failures || 0) + 1;
-      savedSince = false;
-      if (op.failures >= 3) {
-        refuse(op, "The server failed on this change three times while it saved others (" + (f.message || f.code) + ")");
-        internalWait = 2000;
-        return;
-      }
+      if (f.code === "internal") blame(op, f.message || f.code);
       trouble = f.message || f.code;
       later(op, internalWait);
       internalWait = Math.min(internalWait * 2, 30000);
     }
+  }
+  // blame looks, after op failed as internal, whether the server is
+  // otherwise working (its database answers /readyz). The server holds
+  // this page's later changes back until op is saved: an op that fails
+  // so three times while the server works is at fault, not the server,
+  // and is set aside as not saved, kept here to edit or drop, so that the
+  // others go on. In an outage nothing is set aside.
+  function blame(op, message) {
+    fetch("/readyz", { cache: "no-store" }).then(function (r) {
+      if (!r.ok || queue.indexOf(op) < 0) return;
+      op.failures = (op.failures || 0) + 1;
+      if (op.failures < 3) return save();
+      refuse(op, "The server failed on this change three times while it was otherwise working (" + message + ")");
+      internalWait = 2000;
+      save();
+      render();
+    }, function () {});
   }
   // notMine handles a page kept on this device for another person than
   // the one now signed in (the page came from the device's cache, say):
