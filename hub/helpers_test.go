@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,6 +104,19 @@ func (b *memBackend) Apply(_ context.Context, id hub.Identity, op hub.Op) (hub.E
 	r.ops[op.OpID] = e
 	b.applied.Add(1)
 	return e, nil
+}
+
+// mustLog fails the test unless room's log holds the op ids want, in order.
+func (b *memBackend) mustLog(t *testing.T, room string, want ...string) {
+	t.Helper()
+	es, _ := b.After(context.Background(), room, 0, 1000)
+	var got []string
+	for _, e := range es {
+		got = append(got, e.OpID)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("log holds %v, want %v", got, want)
+	}
 }
 
 // Append adds an entry as another server process would.
@@ -260,6 +274,17 @@ func (th *testHub) dialWith(tb testing.TB, id string, d *websocket.Dialer) *clie
 	}
 	tb.Cleanup(func() { ws.Close() })
 	return &client{tb: tb, ws: ws}
+}
+
+// answer returns the ack or error frame that answers op opID, skipping
+// other frames.
+func (c *client) answer(opID string) srvFrame {
+	c.tb.Helper()
+	for {
+		if f := c.next(); f.OpID == opID && (f.Type == "ack" || f.Type == "error") {
+			return f
+		}
+	}
 }
 
 // readSlowly reads c's messages at rate bytes per second, 4 KiB at a

@@ -670,43 +670,27 @@ func TestRateLimitKeepsOpOrder(t *testing.T) {
 	th := newTestHub(t, hub.Config{OpsPerSecond: 5, OpsBurst: 2}) // a token every 200 ms; the join spends one
 	c := th.dial(t, "anna")
 	c.join(room, 0)
-	answer := func(opID string) srvFrame {
-		t.Helper()
-		for {
-			f := c.next()
-			if f.OpID == opID && (f.Type == "ack" || f.Type == "error") {
-				return f
-			}
-		}
-	}
 	c.op(room, "vote", "vote", `{}`)
-	if f := answer("vote"); f.Type != "ack" {
+	if f := c.answer("vote"); f.Type != "ack" {
 		t.Fatalf("first op: %+v", f)
 	}
 	c.op(room, "vote-again", "vote", `{}`)
-	if f := answer("vote-again"); f.Code != hub.CodeRateLimited {
+	if f := c.answer("vote-again"); f.Code != hub.CodeRateLimited {
 		t.Fatalf("second op at once: %+v, want rate_limited", f)
 	}
 	time.Sleep(300 * time.Millisecond) // the bucket has a token again
 	c.op(room, "unvote", "unvote", `{}`)
-	if f := answer("unvote"); f.Code != hub.CodeRateLimited {
+	if f := c.answer("unvote"); f.Code != hub.CodeRateLimited {
 		t.Fatalf("a later op before the refused one came again: %+v, want rate_limited", f)
 	}
 	for _, id := range []string{"vote-again", "unvote"} { // resent in order
 		time.Sleep(250 * time.Millisecond)
 		c.op(room, id, "vote", `{}`)
-		if f := answer(id); f.Type != "ack" {
+		if f := c.answer(id); f.Type != "ack" {
 			t.Fatalf("resent %s: %+v, want ack", id, f)
 		}
 	}
-	es, _ := th.b.After(context.Background(), room, 0, 100)
-	var got []string
-	for _, e := range es {
-		got = append(got, e.OpID)
-	}
-	if want := []string{"vote", "vote-again", "unvote"}; !slices.Equal(got, want) {
-		t.Errorf("log holds %v, want %v", got, want)
-	}
+	th.b.mustLog(t, room, "vote", "vote-again", "unvote")
 }
 
 // TestFailedOpKeepsOpOrder: an op that fails in the Backend before its
@@ -716,36 +700,21 @@ func TestFailedOpKeepsOpOrder(t *testing.T) {
 	th := newTestHub(t, hub.Config{})
 	c := th.dial(t, "anna")
 	c.join(room, 0)
-	answer := func(opID string) srvFrame {
-		t.Helper()
-		for {
-			if f := c.next(); f.OpID == opID && (f.Type == "ack" || f.Type == "error") {
-				return f
-			}
-		}
-	}
 	c.op(room, "first", "boom", `{}`)
-	if f := answer("first"); f.Code != hub.CodeInternal {
+	if f := c.answer("first"); f.Code != hub.CodeInternal {
 		t.Fatalf("failing op: %+v, want internal", f)
 	}
 	c.op(room, "second", "vote", `{}`)
-	if f := answer("second"); f.Code != hub.CodeUnavailable {
+	if f := c.answer("second"); f.Code != hub.CodeUnavailable {
 		t.Fatalf("an op sent after it: %+v, want unavailable until it comes again", f)
 	}
 	for _, id := range []string{"first", "second"} { // resent in order; the Backend takes the first now
 		c.op(room, id, "vote", `{}`)
-		if f := answer(id); f.Type != "ack" {
+		if f := c.answer(id); f.Type != "ack" {
 			t.Fatalf("resent %s: %+v, want ack", id, f)
 		}
 	}
-	es, _ := th.b.After(context.Background(), room, 0, 100)
-	var got []string
-	for _, e := range es {
-		got = append(got, e.OpID)
-	}
-	if want := []string{"first", "second"}; !slices.Equal(got, want) {
-		t.Errorf("log holds %v, want %v", got, want)
-	}
+	th.b.mustLog(t, room, "first", "second")
 }
 
 // TestFailedOpWaitsForTheOpsBeforeIt: an op fails at once while an op
@@ -756,42 +725,27 @@ func TestFailedOpWaitsForTheOpsBeforeIt(t *testing.T) {
 	th.b.hold = make(chan struct{})
 	c := th.dial(t, "anna")
 	c.join(room, 0)
-	answer := func(opID string) srvFrame {
-		t.Helper()
-		for {
-			if f := c.next(); f.OpID == opID && (f.Type == "ack" || f.Type == "error") {
-				return f
-			}
-		}
-	}
 	c.op(room, "before", "held.boom", `{}`)
 	c.op(room, "failed", "boom", `{}`)
-	if f := answer("failed"); f.Code != hub.CodeInternal {
+	if f := c.answer("failed"); f.Code != hub.CodeInternal {
 		t.Fatalf("failing op: %+v, want internal", f)
 	}
 	c.op(room, "failed", "vote", `{}`) // resent while "before" is still applied
 	time.Sleep(50 * time.Millisecond)
 	close(th.b.hold)
-	if f := answer("before"); f.Code != hub.CodeInternal {
+	if f := c.answer("before"); f.Code != hub.CodeInternal {
 		t.Fatalf("op sent before: %+v, want internal", f)
 	}
-	if f := answer("failed"); f.Code != hub.CodeUnavailable || !strings.Contains(string(f.Detail), "held_back") {
+	if f := c.answer("failed"); f.Code != hub.CodeUnavailable || !strings.Contains(string(f.Detail), "held_back") {
 		t.Fatalf("resent op, after the op before it failed: %+v, want unavailable, held back", f)
 	}
 	for _, id := range []string{"before", "failed"} { // resent in order
 		c.op(room, id, "vote", `{}`)
-		if f := answer(id); f.Type != "ack" {
+		if f := c.answer(id); f.Type != "ack" {
 			t.Fatalf("resent %s: %+v, want ack", id, f)
 		}
 	}
-	es, _ := th.b.After(context.Background(), room, 0, 100)
-	var got []string
-	for _, e := range es {
-		got = append(got, e.OpID)
-	}
-	if want := []string{"before", "failed"}; !slices.Equal(got, want) {
-		t.Errorf("log holds %v, want %v", got, want)
-	}
+	th.b.mustLog(t, room, "before", "failed")
 }
 
 // TestCatchUpLeavesRoomForOtherRooms: a client live in one busy room

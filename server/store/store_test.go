@@ -743,6 +743,45 @@ func TestPanickingOpFailsAlone(t *testing.T) {
 	}
 }
 
+// orderRoom is a demo workshop's room with a finding, a person to
+// comment on it, and two clients' orders, for the op order tests.
+type orderRoom struct {
+	s          *store.Store
+	w          domain.Workshop
+	room       string
+	voter, fid int64
+	a, b       *clientOrder
+}
+
+func newOrderRoom(t *testing.T) *orderRoom {
+	t.Helper()
+	s, ws := MustDemoWorkshops(t)
+	r := &orderRoom{s: s, w: ws[2], room: store.WorkshopRoom(ws[2].ID), voter: mustPerson(t, s), a: &clientOrder{}, b: &clientOrder{}}
+	first, err := s.CreateFinding(context.Background(), nil, r.w.ID, "earlier", store.FindingInput{Title: "Earlier"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.fid = mustFindingID(t, first)
+	return r
+}
+
+// at is the context of the n-th op client o sent.
+func (r *orderRoom) at(o *clientOrder, n int64) context.Context {
+	return store.WithOrder(context.Background(), orderPlace{o, n})
+}
+
+// mustComments fails the test unless the comments are want, in order.
+func (r *orderRoom) mustComments(t *testing.T, want ...string) {
+	t.Helper()
+	var texts []string
+	if err := r.s.DB().NewRaw("SELECT body FROM comments ORDER BY id").Scan(context.Background(), &texts); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(texts, want) {
+		t.Errorf("comments %q, want %q", texts, want)
+	}
+}
+
 // clientOrder is one client's ops in the order sent, as the hub keeps it
 // (store.Order): place n is broken when an op before it broke.
 type clientOrder struct{ broken atomic.Int64 }
@@ -761,18 +800,9 @@ func (p orderPlace) Mend()        { p.o.broken.CompareAndSwap(p.n, 0) }
 // and the one after, in a later one, are refused as unavailable and write
 // nothing, while another client's op in the same transaction is applied.
 func TestFailedOpHoldsBackItsClientsLaterOps(t *testing.T) {
-	ctx := context.Background()
-	s, ws := MustDemoWorkshops(t)
-	w := ws[2]
-	room := store.WorkshopRoom(w.ID)
-	voter := mustPerson(t, s)
-	first, err := s.CreateFinding(ctx, nil, w.ID, "earlier", store.FindingInput{Title: "Earlier"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fid := mustFindingID(t, first)
-	a, b := &clientOrder{}, &clientOrder{}
-	at := func(o *clientOrder, n int64) context.Context { return store.WithOrder(ctx, orderPlace{o, n}) }
+	r := newOrderRoom(t)
+	s, w, room, voter, fid := r.s, r.w, r.room, r.voter, r.fid
+	a, b, at := r.a, r.b, r.at
 	results := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
 		func() (store.Applied, error) {
 			return s.Apply(at(a, 1), room, "a1", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
@@ -798,17 +828,11 @@ func TestFailedOpHoldsBackItsClientsLaterOps(t *testing.T) {
 	if domain.ErrorCode(results[2].err) != domain.Unavailable {
 		t.Errorf("op sent after the failed one, same transaction: %+v %v, want unavailable", results[2].a, results[2].err)
 	}
-	_, err = s.AddComment(at(a, 3), voter, w.ID, "a3", fid, "Sent later still")
+	_, err := s.AddComment(at(a, 3), voter, w.ID, "a3", fid, "Sent later still")
 	if domain.ErrorCode(err) != domain.Unavailable {
 		t.Errorf("op sent after the failed one, later transaction: %v, want unavailable", err)
 	}
-	var texts []string
-	if err := s.DB().NewRaw("SELECT body FROM comments ORDER BY id").Scan(ctx, &texts); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(texts, []string{"Another client's"}) {
-		t.Errorf("comments %q, want only the other client's", texts)
-	}
+	r.mustComments(t, "Another client's")
 	// Its resend starts the order again (the hub gives it a new chain).
 	if _, err := s.AddComment(at(&clientOrder{}, 1), voter, w.ID, "a2", fid, "Sent after the failed op"); err != nil {
 		t.Errorf("resent op: %v", err)
@@ -820,16 +844,8 @@ func TestFailedOpHoldsBackItsClientsLaterOps(t *testing.T) {
 // one by one: the failing comment's client's next op is refused, another
 // client's op is applied.
 func TestFailedOpHoldsBackItsClientsLaterOpsOneByOne(t *testing.T) {
-	ctx := context.Background()
-	s, ws := MustDemoWorkshops(t)
-	w := ws[2]
-	room := store.WorkshopRoom(w.ID)
-	voter := mustPerson(t, s)
-	first, err := s.CreateFinding(ctx, nil, w.ID, "earlier", store.FindingInput{Title: "Earlier"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fid := mustFindingID(t, first)
+	r := newOrderRoom(t)
+	ctx, s, w, room, voter, fid := context.Background(), r.s, r.w, r.room, r.voter, r.fid
 	for _, q := range []string{
 		`CREATE FUNCTION test_fail_comment() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
@@ -842,8 +858,7 @@ func TestFailedOpHoldsBackItsClientsLaterOpsOneByOne(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a, b := &clientOrder{}, &clientOrder{}
-	at := func(o *clientOrder, n int64) context.Context { return store.WithOrder(ctx, orderPlace{o, n}) }
+	a, b, at := r.a, r.b, r.at
 	results := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
 		func() (store.Applied, error) { return s.AddComment(at(a, 1), voter, w.ID, "a1", fid, "Fails") },
 		func() (store.Applied, error) { return s.AddComment(at(a, 2), voter, w.ID, "a2", fid, "Sent after it") },
@@ -860,13 +875,7 @@ func TestFailedOpHoldsBackItsClientsLaterOpsOneByOne(t *testing.T) {
 	if results[2].err != nil {
 		t.Errorf("another client's op: %v, want applied", results[2].err)
 	}
-	var texts []string
-	if err := s.DB().NewRaw("SELECT body FROM comments ORDER BY id").Scan(ctx, &texts); err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(texts, []string{"Another client's"}) {
-		t.Errorf("comments %q, want only the other client's", texts)
-	}
+	r.mustComments(t, "Another client's")
 }
 
 // TestOpFailingInATransactionThatRollsBackHoldsNothingBack: an op fails
@@ -874,21 +883,12 @@ func TestFailedOpHoldsBackItsClientsLaterOpsOneByOne(t *testing.T) {
 // op id) and runs again; the op succeeds the second time, and the op its
 // client sent next is applied, not held back by the first failure.
 func TestOpFailingInATransactionThatRollsBackHoldsNothingBack(t *testing.T) {
-	ctx := context.Background()
-	s, ws := MustDemoWorkshops(t)
-	w := ws[2]
-	room := store.WorkshopRoom(w.ID)
-	voter := mustPerson(t, s)
-	first, err := s.CreateFinding(ctx, nil, w.ID, "earlier", store.FindingInput{Title: "Earlier"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fid := mustFindingID(t, first)
+	r := newOrderRoom(t)
+	ctx, s, w, room, voter, fid := context.Background(), r.s, r.w, r.room, r.voter, r.fid
 	if _, err := s.AddComment(ctx, voter, w.ID, "b1", fid, "Sent before"); err != nil {
 		t.Fatal(err)
 	}
-	a, b := &clientOrder{}, &clientOrder{}
-	at := func(o *clientOrder, n int64) context.Context { return store.WithOrder(ctx, orderPlace{o, n}) }
+	a, b, at := r.a, r.b, r.at
 	var calls atomic.Int32
 	results := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
 		func() (store.Applied, error) {
