@@ -758,9 +758,10 @@
   // so three times while the server works is at fault, not the server,
   // and is set aside as not saved, kept here to edit or drop, so that the
   // others go on. In an outage nothing is set aside.
-  function blame(op, message) {
+  function blame(failedOp, message) {
     fetch("/readyz", { cache: "no-store" }).then(function (r) {
-      if (!r.ok || queue.indexOf(op) < 0) return;
+      var op = queue.filter(function (o) { return o.op_id === failedOp.op_id; })[0];
+      if (!r.ok || !op) return;
       op.failures = (op.failures || 0) + 1;
       if (op.failures < 3) return save();
       refuse(op, "The server failed on this change three times while it was otherwise working (" + message + ")");
