@@ -38,12 +38,13 @@ func signal(c chan struct{}) {
 }
 
 // fits tells whether b may be queued now. A frame bigger than the limit
-// (a big snapshot) goes only into an empty queue, and does not count
-// against the limit of the frames after it: live entries queue behind it
-// as long as the client keeps reading.
+// (a big snapshot) goes in when no other such frame is queued, and does
+// not count against the limit of the frames around it: live entries
+// queue behind it as long as the client keeps reading. (It used to wait
+// for an empty queue, which a busy room on a slow link may never leave.)
 func (q *sendQueue) fits(b []byte) bool {
 	if len(b) > q.limit {
-		return q.bytes == 0
+		return q.over == 0
 	}
 	return q.room(len(b))
 }

@@ -1,6 +1,9 @@
 package hub
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestBigFrameDoesNotCrowdOutLiveFrames checks the send queue's limit
 // around a frame bigger than the limit (a big room's snapshot): it is
@@ -35,5 +38,29 @@ func TestBigFrameDoesNotCrowdOutLiveFrames(t *testing.T) {
 	q.written(batch[1:])
 	if q.bytes != 0 || !q.push(big) {
 		t.Fatalf("after writing everything: bytes %d, and a big frame must fit", q.bytes)
+	}
+}
+
+// TestBigFrameGoesBehindLiveFrames: a big frame (a snapshot) is queued
+// behind live frames still unwritten; it does not wait for an empty
+// queue, which a busy room on a slow link may never leave.
+func TestBigFrameGoesBehindLiveFrames(t *testing.T) {
+	q := newSendQueue(100)
+	if !q.push(make([]byte, 40)) {
+		t.Fatal("a live frame was refused")
+	}
+	queued := make(chan error, 1)
+	go func() { queued <- q.pushWait(make([]byte, 500)) }()
+	select {
+	case err := <-queued:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		q.close(0, "", true)
+		t.Fatal("the big frame waits for the live frame to be written")
+	}
+	if batch, _, _, _ := q.take(); len(batch) != 2 || len(batch[1]) != 500 {
+		t.Fatalf("queued %d frames, want the live frame, then the big one", len(batch))
 	}
 }
