@@ -16,7 +16,7 @@ type sendQueue struct {
 	mu      sync.Mutex
 	frames  [][]byte
 	bytes   int // queued plus taken but not yet written
-	over    int // the part of bytes in frames bigger than limit (big snapshots)
+	over    int // the part of bytes in big frames (over half the limit: big snapshots)
 	limit   int
 	closed  bool
 	discard bool          // drop what is queued instead of flushing it
@@ -37,17 +37,21 @@ func signal(c chan struct{}) {
 	}
 }
 
-// fits tells whether b may be queued now. A frame bigger than the limit
-// (a big snapshot) goes in when no other such frame is queued, and does
-// not count against the limit of the frames around it: live entries
-// queue behind it as long as the client keeps reading. (It used to wait
-// for an empty queue, which a busy room on a slow link may never leave.)
+// fits tells whether b may be queued now. A big frame (a big snapshot)
+// goes in when no other such frame is queued, and does not count against
+// the limit of the frames around it: live entries queue behind it as long
+// as the client keeps reading. (It used to wait for an empty queue, which
+// a busy room on a slow link may never leave.)
 func (q *sendQueue) fits(b []byte) bool {
-	if len(b) > q.limit {
+	if q.big(b) {
 		return q.over == 0
 	}
 	return q.room(len(b))
 }
+
+// big tells whether b is over half the limit: it would leave a catch-up
+// (see pushWaitSpare) no room to spare, so it is kept apart as above.
+func (q *sendQueue) big(b []byte) bool { return len(b) > q.limit/2 }
 
 // room tells whether n more bytes fit under the limit (which frames over
 // it do not count against); the caller holds mu.
@@ -60,7 +64,7 @@ func (q *sendQueue) room(n int) bool {
 func (q *sendQueue) add(b []byte) {
 	q.frames = append(q.frames, b)
 	q.bytes += len(b)
-	if len(b) > q.limit {
+	if q.big(b) {
 		q.over += len(b)
 	}
 }
@@ -97,7 +101,7 @@ func (q *sendQueue) pushAll(bs [][]byte) bool {
 func (q *sendQueue) pushWait(b []byte) error { return q.pushWaitSpare(b, 0) }
 
 // pushWaitSpare is pushWait that also leaves spare bytes of the queue
-// free (frames bigger than the limit still go into an empty queue): a
+// free (spare at most half the limit; big frames go as fits says): a
 // catch-up leaves room for what its connection gets meanwhile (entries of
 // its other rooms, acks), which is queued without waiting and would
 // otherwise find the queue full and drop the connection as too slow.
@@ -108,7 +112,7 @@ func (q *sendQueue) pushWaitSpare(b []byte, spare int) error {
 			q.mu.Unlock()
 			return errClosed
 		}
-		if q.fits(b) && (len(b) > q.limit || q.room(len(b)+spare)) {
+		if q.fits(b) && (q.big(b) || q.room(len(b)+spare)) {
 			q.add(b)
 			q.mu.Unlock()
 			signal(q.ready)
@@ -185,7 +189,7 @@ func (q *sendQueue) written(frames [][]byte) (stop bool) {
 	q.mu.Lock()
 	for _, b := range frames {
 		q.bytes = max(q.bytes-len(b), 0)
-		if len(b) > q.limit {
+		if q.big(b) {
 			q.over = max(q.over-len(b), 0)
 		}
 	}

@@ -63,4 +63,22 @@ func TestBigFrameGoesBehindLiveFrames(t *testing.T) {
 	if batch, _, _, _ := q.take(); len(batch) != 2 || len(batch[1]) != 500 {
 		t.Fatalf("queued %d frames, want the live frame, then the big one", len(batch))
 	}
+
+	// A frame over half the limit cannot leave half the queue spare, as a
+	// catch-up's frames do; it too goes behind a live frame at once.
+	q = newSendQueue(100)
+	q.push(make([]byte, 10))
+	go func() { queued <- q.pushWaitSpare(make([]byte, 60), 50) }()
+	select {
+	case err := <-queued:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		q.close(0, "", true)
+		t.Fatal("a frame over half the limit waits for an empty queue")
+	}
+	if !q.push(make([]byte, 40)) {
+		t.Fatal("a live frame was refused behind the big one")
+	}
 }

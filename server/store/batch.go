@@ -90,6 +90,7 @@ func (c *committer) submit(ctx context.Context, room string, op *pendingOp) (App
 	op.done = make(chan struct{})
 	op.committed, _ = ctx.Value(committedKey{}).(func(domain.LogEntry, bool))
 	op.order, _ = ctx.Value(orderKey{}).(Order)
+	op.change = guarded(op.change)
 	c.mu.Lock()
 	q := c.rooms[room]
 	if q == nil {
@@ -169,6 +170,23 @@ func WithCommitted(ctx context.Context, fn func(e domain.LogEntry, more bool)) c
 		return ctx
 	}
 	return context.WithValue(ctx, committedKey{}, fn)
+}
+
+// guarded returns change with a panic turned into an error: an op whose
+// body sets off a bug fails alone, as if its statement had failed, and
+// the other ops of its transaction go on (see applyBatch).
+func guarded(change Change) Change {
+	if change == nil {
+		return nil
+	}
+	return func(ctx context.Context, tx bun.Tx) (kind string, payload any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				kind, payload, err = "", nil, fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+			}
+		}()
+		return change(ctx, tx)
+	}
 }
 
 // Order is an op's place among the ops one client sent (the hub's
@@ -266,16 +284,23 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 		}
 	}()
 	defer func() {
-		// An op whose body sets off a bug fails, with the ops of its
-		// transaction that have no outcome yet, not the whole server
-		// (its transaction was rolled back).
+		// A bug of the store's own (an op's body cannot panic: see
+		// guarded) fails the ops without an outcome yet, not the whole
+		// server; those that committed before are handed over.
 		if p := recover(); p != nil {
 			err := fmt.Errorf("panic applying ops of %s: %v\n%s", room, p, debug.Stack())
+			var head int64
 			for _, op := range all {
 				if op.err == nil && op.res.Entry.Seq == 0 {
 					op.res, op.err = Applied{}, err
 					breakOrder(op, err)
+				} else if op.err == nil && !op.res.Replayed {
+					head = max(head, op.res.Entry.Seq)
 				}
+			}
+			if head > 0 {
+				handOver(all)
+				s.ann.add(room, head)
 			}
 		}
 	}()

@@ -743,6 +743,30 @@ func TestPanickingOpFailsAlone(t *testing.T) {
 	}
 }
 
+// TestPanickingOpInASharedTransactionFailsAlone: the op that panics
+// fails; another client's op in the same transaction is applied, and
+// that client's order stays whole.
+func TestPanickingOpInASharedTransactionFailsAlone(t *testing.T) {
+	r := newOrderRoom(t)
+	results := queueBehindBusyRoom(t, r.s, r.room, []func() (store.Applied, error){
+		func() (store.Applied, error) {
+			return r.s.Apply(r.at(r.a, 1), r.room, "bug", nil, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+				panic("a bug the op's body sets off")
+			})
+		},
+		func() (store.Applied, error) {
+			return r.s.AddComment(r.at(r.b, 1), r.voter, r.w.ID, "b1", r.fid, "Another client's")
+		},
+	})
+	if domain.ErrorCode(results[0].err) != domain.Internal {
+		t.Errorf("panicking op: %v, want internal", results[0].err)
+	}
+	if results[1].err != nil || r.b.broken.Load() != 0 {
+		t.Errorf("another client's op in the same transaction: %v (order broken at %d), want applied", results[1].err, r.b.broken.Load())
+	}
+	r.mustComments(t, "Another client's")
+}
+
 // orderRoom is a demo workshop's room with a finding, a person to
 // comment on it, and two clients' orders, for the op order tests.
 type orderRoom struct {
