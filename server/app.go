@@ -73,8 +73,11 @@ func (a *app) reauthorize(ctx context.Context, personID int64) {
 }
 
 func (a *app) announce(ctx context.Context, kind, id string) {
-	// Announced even when the request that made the change is gone.
-	if err := a.store.AnnounceAccess(context.WithoutCancel(ctx), a.proc, kind, id); err != nil {
+	// Announced even when the request that made the change is gone, but
+	// not waited for long.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := a.store.AnnounceAccess(ctx, a.proc, kind, id); err != nil {
 		a.logger.Warn("tell the other processes of an access change", "kind", kind, "err", err)
 	}
 }

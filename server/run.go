@@ -119,6 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	select {
 	case <-listening:
 	case <-followed:
+	case <-ctx.Done():
 	case <-time.After(10 * time.Second):
 		logger.Warn("not yet listening for notifications; serving anyway")
 	}

@@ -16,6 +16,9 @@ const AccessChannel = "rapporteur_access"
 const (
 	AccessSession = "session" // the id is a session's: close its connections
 	AccessPerson  = "person"  // the id is a person's: their connections reconnect, to be checked against the new roles
+	// accessListening is a process's note to itself that it listens
+	// (see Follow); the others pass over it.
+	accessListening = "listening"
 )
 
 // AnnounceAccess announces a change of kind about id to every process.

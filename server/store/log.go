@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -267,21 +268,42 @@ func (s *Store) Follow(ctx context.Context, f Followers) error {
 	if err := ln.Listen(ctx, NotifyChannel, AccessChannel); err != nil {
 		return fmt.Errorf("listen for log entries: %w", err)
 	}
-	if f.Listening != nil {
-		f.Listening()
-	}
 	ch := ln.Channel(pgdriver.WithChannelSize(4096))
+	// Listen does not wait for Postgres to take the LISTEN: a notification
+	// to ourselves, once heard, tells that it did (see Listening). One sent
+	// before is not heard; it is sent again until one is.
+	hello := rand.Text()
+	retry := time.NewTicker(50 * time.Millisecond)
+	defer retry.Stop()
+	tick := retry.C // nil once heard
+	say := func() error { return s.AnnounceAccess(ctx, hello, accessListening, "-") }
+	if err := say(); err != nil {
+		return err
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-tick:
+			if err := say(); err != nil && ctx.Err() == nil {
+				return err
+			}
 		case n, ok := <-ch:
 			if !ok {
 				return nil
 			}
 			if n.Channel == AccessChannel {
-				if from, kind, id, ok := parseAccess(n.Payload); ok {
+				from, kind, id, ok := parseAccess(n.Payload)
+				switch {
+				case !ok:
+				case kind != accessListening:
 					f.Access(from, kind, id)
+				case from == hello && tick != nil:
+					retry.Stop()
+					tick = nil
+					if f.Listening != nil {
+						f.Listening()
+					}
 				}
 			} else if room, seq, ok := ParseNotify(n.Payload); ok {
 				f.Wake(room, seq)

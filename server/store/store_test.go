@@ -767,6 +767,48 @@ func TestPanickingOpInASharedTransactionFailsAlone(t *testing.T) {
 	r.mustComments(t, "Another client's")
 }
 
+// TestFollowHearsAccessChanges: Follow says when Postgres listens, and
+// from then on hears every access change announced, by any process.
+func TestFollowHearsAccessChanges(t *testing.T) {
+	s, _ := MustDemo(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for range 3 { // a new listener each time: its LISTEN races with the first notes
+		listening, heard := make(chan struct{}), make(chan string, 10)
+		followed := make(chan error, 1)
+		fctx, stop := context.WithCancel(ctx)
+		go func() {
+			followed <- s.Follow(fctx, store.Followers{
+				Wake:      func(string, int64) {},
+				Access:    func(from, kind, id string) { heard <- from + " " + kind + " " + id },
+				Listening: func() { close(listening) },
+			})
+		}()
+		select {
+		case <-listening:
+		case err := <-followed:
+			t.Fatalf("Follow ended: %v", err)
+		case <-time.After(5 * time.Second):
+			t.Fatal("Follow never said it listens")
+		}
+		if err := s.AnnounceAccess(ctx, "other", store.AccessSession, "s1"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got := <-heard:
+			if got != "other session s1" {
+				t.Fatalf("heard %q", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("an access change announced after Listening was not heard")
+		}
+		stop()
+		if err := <-followed; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // orderRoom is a demo workshop's room with a finding, a person to
 // comment on it, and two clients' orders, for the op order tests.
 type orderRoom struct {
