@@ -49,17 +49,7 @@ func TestBigFrameGoesBehindLiveFrames(t *testing.T) {
 	if !q.push(make([]byte, 40)) {
 		t.Fatal("a live frame was refused")
 	}
-	queued := make(chan error, 1)
-	go func() { queued <- q.pushWait(make([]byte, 500)) }()
-	select {
-	case err := <-queued:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		q.close(0, "", true)
-		t.Fatal("the big frame waits for the live frame to be written")
-	}
+	mustQueueSoon(t, q, func() error { return q.pushWait(make([]byte, 500)) }, "the big frame")
 	if batch, _, _, _ := q.take(); len(batch) != 2 || len(batch[1]) != 500 {
 		t.Fatalf("queued %d frames, want the live frame, then the big one", len(batch))
 	}
@@ -68,7 +58,18 @@ func TestBigFrameGoesBehindLiveFrames(t *testing.T) {
 	// catch-up's frames do; it too goes behind a live frame at once.
 	q = newSendQueue(100)
 	q.push(make([]byte, 10))
-	go func() { queued <- q.pushWaitSpare(make([]byte, 60), 50) }()
+	mustQueueSoon(t, q, func() error { return q.pushWaitSpare(make([]byte, 60), 50) }, "a frame over half the limit")
+	if !q.push(make([]byte, 40)) {
+		t.Fatal("a live frame was refused behind the big one")
+	}
+}
+
+// mustQueueSoon fails the test unless push, which waits for room in q,
+// returns within a few seconds.
+func mustQueueSoon(t *testing.T, q *sendQueue, push func() error, what string) {
+	t.Helper()
+	queued := make(chan error, 1)
+	go func() { queued <- push() }()
 	select {
 	case err := <-queued:
 		if err != nil {
@@ -76,9 +77,6 @@ func TestBigFrameGoesBehindLiveFrames(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		q.close(0, "", true)
-		t.Fatal("a frame over half the limit waits for an empty queue")
-	}
-	if !q.push(make([]byte, 40)) {
-		t.Fatal("a live frame was refused behind the big one")
+		t.Fatalf("%s waits for the frames queued before it to be written", what)
 	}
 }
