@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -207,7 +208,11 @@ func newTestHubOn(tb testing.TB, cfg hub.Config, smallBuffers bool) *testHub {
 	up := &websocket.Upgrader{} // nil CheckOrigin: same origin only; the test dialer sends no Origin
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
-		h.Serve(w, r, hub.Identity{ID: id, Name: "Name " + id, Session: r.URL.Query().Get("session")}, up)
+		var since time.Time
+		if n, err := strconv.ParseInt(r.URL.Query().Get("since"), 10, 64); err == nil {
+			since = time.Unix(0, n)
+		}
+		h.Serve(w, r, hub.Identity{ID: id, Name: "Name " + id, Session: r.URL.Query().Get("session"), Since: since}, up)
 	}))
 	if smallBuffers {
 		srv.Listener = smallBufferListener{srv.Listener}

@@ -36,6 +36,11 @@ type Identity struct {
 	Name    string // shown to the other members of a room in presence lists
 	Session string // the sign-in session the connection was opened in, for EndSession; may be ""
 	Data    any    // opaque to the hub, passed back to the Backend
+	// Since is when the server read the identity's session and roles
+	// (zero: not known). A Reauthorize or EndSession of it made after
+	// Since but before its connection was registered closes the
+	// connection as soon as it is: it would act on what was taken back.
+	Since time.Time
 }
 
 // Op is a client operation: the envelope is decoded by the hub, Body is
@@ -217,6 +222,9 @@ type Hub struct {
 	rooms   map[string]*room
 	conns   map[*conn]struct{}
 	closing bool
+	// revoked holds when each identity ("p:" ID) was last reauthorized and
+	// each session ("s:" ID) ended, for revokedMemory (see Identity.Since).
+	revoked map[string]time.Time
 
 	connWG  sync.WaitGroup // one per Serve call
 	roomWG  sync.WaitGroup // one per room follower
@@ -243,15 +251,16 @@ func New(b Backend, cfg Config) *Hub {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Hub{
-		ops:    newWorkers(ctx, workerIdle),
-		b:      b,
-		cfg:    cfg,
-		log:    cfg.Logger,
-		ctx:    ctx,
-		cancel: cancel,
-		rooms:  make(map[string]*room),
-		conns:  make(map[*conn]struct{}),
-		packs:  sync.Pool{New: func() any { return new([]byte) }},
+		ops:     newWorkers(ctx, workerIdle),
+		b:       b,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		ctx:     ctx,
+		cancel:  cancel,
+		rooms:   make(map[string]*room),
+		conns:   make(map[*conn]struct{}),
+		revoked: make(map[string]time.Time),
+		packs:   sync.Pool{New: func() any { return new([]byte) }},
 	}
 }
 
@@ -286,9 +295,12 @@ func (h *Hub) run(ws *websocket.Conn, id Identity) {
 	h.mu.Lock()
 	h.conns[c] = struct{}{}
 	closing := h.closing
+	code, reason := h.revokedLocked(id)
 	h.mu.Unlock()
 	if closing {
 		c.q.close(CloseGoingAway, "server going away", false)
+	} else if code != 0 {
+		c.q.close(code, reason, true)
 	}
 	go c.writePump()
 	c.readPump()
@@ -323,7 +335,41 @@ func (h *Hub) EndSession(session string) int {
 	if session == "" {
 		return 0
 	}
+	h.revoke("s:" + session)
 	return h.closeWhere(func(id Identity) bool { return id.Session == session }, CloseUnauthenticated, "session ended")
+}
+
+// revokedMemory is how long a Reauthorize or EndSession is remembered for
+// connections being opened meanwhile (see Identity.Since).
+const revokedMemory = time.Minute
+
+// revoke records that key's access was taken back now, before the
+// connections registered are closed: one registered after sees it.
+func (h *Hub) revoke(key string) {
+	now := time.Now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, at := range h.revoked {
+		if now.Sub(at) > revokedMemory {
+			delete(h.revoked, k)
+		}
+	}
+	h.revoked[key] = now
+}
+
+// revokedLocked returns the close code for a connection of id whose access
+// was taken back after id.Since, or 0; the caller holds mu.
+func (h *Hub) revokedLocked(id Identity) (int, string) {
+	if id.Since.IsZero() {
+		return 0, ""
+	}
+	if at, ok := h.revoked["s:"+id.Session]; ok && id.Session != "" && at.After(id.Since) {
+		return CloseUnauthenticated, "session ended"
+	}
+	if at, ok := h.revoked["p:"+id.ID]; ok && at.After(id.Since) {
+		return CloseAccessChanged, "access changed"
+	}
+	return 0, ""
 }
 
 // Sessions returns the sign-in sessions of the open connections, each once.
@@ -367,6 +413,7 @@ func (h *Hub) closeWhere(match func(Identity) bool, code int, reason string) int
 // and join again, and each join and op is checked against the new roles.
 // It returns how many connections it closed.
 func (h *Hub) Reauthorize(identityID string) int {
+	h.revoke("p:" + identityID)
 	return h.closeIdentity(identityID, CloseAccessChanged, "access changed")
 }
 

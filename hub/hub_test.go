@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -852,6 +853,26 @@ func TestRateLimitedRejoinLeavesTheRoom(t *testing.T) {
 	if f := c.next(); f.Code != hub.CodeNotJoined {
 		t.Fatalf("an op after the refused rejoin: %+v, want not_joined", f)
 	}
+}
+
+// TestAccessTakenBackWhileConnectingCloses: a connection whose identity
+// was read before a Reauthorize or EndSession, and registered after it
+// (so the close missed it), is closed as soon as it is registered; one
+// read after is not.
+func TestAccessTakenBackWhileConnectingCloses(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	read := strconv.FormatInt(time.Now().UnixNano(), 10)
+	time.Sleep(time.Millisecond)
+	th.Reauthorize("anna")
+	th.EndSession("s1")
+	if code := th.dial(t, "anna&since="+read).closeCode(5 * time.Second); code != hub.CloseAccessChanged {
+		t.Errorf("roles read before a Reauthorize: closed with %d, want %d", code, hub.CloseAccessChanged)
+	}
+	if code := th.dial(t, "bo&session=s1&since="+read).closeCode(5 * time.Second); code != hub.CloseUnauthenticated {
+		t.Errorf("session read before it ended: closed with %d, want %d", code, hub.CloseUnauthenticated)
+	}
+	fresh := th.dial(t, "anna&since="+strconv.FormatInt(time.Now().UnixNano(), 10))
+	fresh.join(room, 0) // fails the test unless joined
 }
 
 // TestJoinsSpendTheRate: a join costs the server a catch-up or a

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -65,6 +66,7 @@ func (a *app) scopeOfInvite(r *http.Request) (scope, error) {
 type reqAuth struct {
 	app        *app
 	req        *http.Request
+	at         time.Time // when guard took the request: the session and roles are read after it
 	sessLoaded bool
 	session    *auth.Session // use sess(): loaded on first use
 	scope      scope
@@ -123,7 +125,7 @@ func authOf(r *http.Request) *reqAuth {
 // allow it.
 func (a *app) guard(ac access, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ra := &reqAuth{app: a, req: r}
+		ra := &reqAuth{app: a, req: r, at: time.Now()}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions {
 			if s := ra.sess(); s != nil {
 				r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)

@@ -42,7 +42,7 @@ func (a *app) handleWS(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, domain.Errorf(domain.Unauthorized, "Sign in first: the live connection needs a session."))
 		return
 	}
-	id := hub.Identity{ID: strconv.FormatInt(v.Person.ID, 10), Name: v.Person.Name, Data: v}
+	id := hub.Identity{ID: strconv.FormatInt(v.Person.ID, 10), Name: v.Person.Name, Data: v, Since: authOf(r).at}
 	if s := authOf(r).sess(); s != nil {
 		id.Session = s.ID
 	}
