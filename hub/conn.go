@@ -77,12 +77,8 @@ type conn struct {
 	ops   bucket
 	abuse bucket
 
-	// held is the op id of the last op refused as rate_limited until it
-	// comes again, at most until heldUntil (see holdOrder); read pump only.
-	held      string
-	heldUntil time.Time
 	// chain places the ops sent since the last one that broke (see
-	// OpOrder); the pointer is read pump only.
+	// OpOrder and holdOrder); the pointer is read pump only.
 	chain *opChain
 	// Ops in flight: up to maxInFlight ops of one room are applied while
 	// the read pump goes on (see op). flightRoom is read pump only.
@@ -414,28 +410,27 @@ const orderHold = 10 * time.Second
 // then the vote resent, left the finding voted. An op that never comes
 // again holds the others for orderHold at most.
 func (c *conn) holdOrder(opID string) *OpError {
-	now := time.Now()
-	if c.held != "" && opID != c.held && now.Before(c.heldUntil) {
-		return &OpError{
-			Code:    CodeRateLimited,
-			Message: "an earlier operation was refused for the rate; send it again first, then this one",
-			Detail:  map[string]int64{"retry_after_ms": max(c.ops.wait(now).Milliseconds(), 1)},
-		}
-	}
-	c.held = ""
-	if broken, _ := c.chain.brokenBy(); broken != "" {
+	if broken, _, _ := c.chain.brokenBy(); broken != "" {
 		// The ops sent before the broken one may fail yet: wait for them
 		// (rarely more than a moment), then look again.
 		c.flightWG.Wait()
-		broken, at := c.chain.brokenBy()
-		if broken != "" && opID != broken && time.Now().Before(at.Add(orderHold)) {
+		broken, code, at := c.chain.brokenBy()
+		now := time.Now()
+		if broken != "" && opID != broken && now.Before(at.Add(orderHold)) {
+			if code == CodeRateLimited {
+				return &OpError{
+					Code:    CodeRateLimited,
+					Message: "an earlier operation was refused for the rate; send it again first, then this one",
+					Detail:  map[string]int64{"retry_after_ms": max(c.ops.wait(now).Milliseconds(), 1)},
+				}
+			}
 			return &OpError{Code: CodeUnavailable, Message: "an earlier operation failed; send it again first, then this one",
 				Detail: map[string]bool{"held_back": true}}
 		}
 		c.chain = &opChain{}
 	}
 	if oe := c.rateLimit(); oe != nil {
-		c.held, c.heldUntil = opID, now.Add(orderHold)
+		c.chain.place(opID).breakAs(CodeRateLimited)
 		return oe
 	}
 	return nil

@@ -20,8 +20,8 @@ import (
 // Without it, a title saved twice, the first save failing on a database
 // error and the second applied, ended with the first text once the client
 // resent it. The hub refuses the connection's later ops too until the
-// broken op comes again (see conn.holdOrder). A nil *OpOrder is never
-// broken.
+// broken op comes again (see conn.holdOrder), and breaks the order itself
+// at an op it refuses for the rate. A nil *OpOrder is never broken.
 type OpOrder struct {
 	c    *opChain
 	n    uint64 // place in c, from 1
@@ -35,6 +35,7 @@ type opChain struct {
 	mu       sync.Mutex
 	broken   uint64 // place of the first op that broke; 0: none
 	brokenID string
+	code     string    // what the ops after it get: CodeUnavailable, or CodeRateLimited (refused by the hub)
 	at       time.Time // when it broke
 	next     uint64    // read pump only: the last place given
 }
@@ -51,14 +52,17 @@ func (o *OpOrder) Broken() bool {
 
 // Break records that o's op failed for a reason a retry may cure: the ops
 // sent after it wait for it.
-func (o *OpOrder) Break() {
+func (o *OpOrder) Break() { o.breakAs(CodeUnavailable) }
+
+// breakAs is Break, the ops after o to be refused with code.
+func (o *OpOrder) breakAs(code string) {
 	if o == nil {
 		return
 	}
 	o.c.mu.Lock()
 	defer o.c.mu.Unlock()
 	if o.c.broken == 0 || o.n < o.c.broken {
-		o.c.broken, o.c.brokenID, o.c.at = o.n, o.opID, time.Now()
+		o.c.broken, o.c.brokenID, o.c.code, o.c.at = o.n, o.opID, code, time.Now()
 	}
 }
 
@@ -81,9 +85,10 @@ func (ch *opChain) place(opID string) *OpOrder {
 	return &OpOrder{c: ch, n: ch.next, opID: opID}
 }
 
-// brokenBy returns the op id of the op that broke the chain and when, or "".
-func (ch *opChain) brokenBy() (string, time.Time) {
+// brokenBy returns the op id of the op that broke the chain, what the
+// ops after it get, and when; or "".
+func (ch *opChain) brokenBy() (opID, code string, at time.Time) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
-	return ch.brokenID, ch.at
+	return ch.brokenID, ch.code, ch.at
 }

@@ -246,6 +246,27 @@ func (c *client) join(tb testing.TB, room string, since int64) frame {
 	return c.next(tb, func(f frame) bool { return f.Type == "joined" || f.Type == "error" })
 }
 
+// mustJoined is a participant of workshop w, from country and actor
+// type, connected and joined to w's room.
+func (f *fixture) mustJoined(tb testing.TB, w *domain.Workshop, country, actor string) *client {
+	tb.Helper()
+	c := f.MustMember(tb, domain.RoleParticipant, w, country, actor).Dial(tb, f.srv.URL)
+	c.join(tb, store.WorkshopRoom(w.ID), 0)
+	return c
+}
+
+// created waits for the entry of create op opID and returns it with the
+// finding it holds.
+func (c *client) created(tb testing.TB, opID string) (frame, domain.Finding) {
+	tb.Helper()
+	e := c.next(tb, func(f frame) bool { return f.Type == "entry" && f.OpID == opID })
+	var fnd domain.Finding
+	if err := json.Unmarshal(e.Payload, &fnd); err != nil {
+		tb.Fatalf("entry of %s: %v", opID, err)
+	}
+	return e, fnd
+}
+
 func op(room, id, kind string, base int64, body any) map[string]any {
 	return map[string]any{"type": "op", "room": room, "op_id": id, "kind": kind, "base": base, "body": body}
 }
@@ -471,14 +492,9 @@ func TestConflictingEditsAreNotOverwritten(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	w := &f.ws[0]
 	room := store.WorkshopRoom(w.ID)
-	a := f.MustMember(t, domain.RoleParticipant, w, "FI", "police").Dial(t, f.srv.URL)
-	b := f.MustMember(t, domain.RoleParticipant, w, "SE", "ngo").Dial(t, f.srv.URL)
-	a.join(t, room, 0)
-	b.join(t, room, 0)
+	a, b := f.mustJoined(t, w, "FI", "police"), f.mustJoined(t, w, "SE", "ngo")
 	a.send(t, op(room, "new", "finding.create", 0, map[string]any{"title": "Draft"}))
-	created := a.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "new" })
-	var fnd domain.Finding
-	json.Unmarshal(created.Payload, &fnd)
+	_, fnd := a.created(t, "new")
 	a.send(t, op(room, "a1", "finding.update", 1, map[string]any{"id": fnd.ID, "fields": map[string]any{"title": "Title by A"}}))
 	if fr := a.next(t, answerTo("a1")); fr.Type != "ack" {
 		t.Fatalf("A's edit: %+v", fr)
@@ -505,12 +521,9 @@ func TestFailedOpHoldsBackTheOpsSentAfterIt(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	w := &f.ws[0]
 	room := store.WorkshopRoom(w.ID)
-	a := f.MustMember(t, domain.RoleParticipant, w, "FI", "police").Dial(t, f.srv.URL)
-	a.join(t, room, 0)
+	a := f.mustJoined(t, w, "FI", "police")
 	a.send(t, op(room, "new", "finding.create", 0, map[string]any{"title": "Draft"}))
-	created := a.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "new" })
-	var fnd domain.Finding
-	json.Unmarshal(created.Payload, &fnd)
+	_, fnd := a.created(t, "new")
 
 	// A real database error, for as long as the title is listed.
 	ctx := context.Background()
@@ -597,15 +610,10 @@ func TestContactsStayOffTheRoom(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	w := &f.ws[0]
 	room := store.WorkshopRoom(w.ID)
-	a := f.MustMember(t, domain.RoleParticipant, w, "FI", "police").Dial(t, f.srv.URL)
-	b := f.MustMember(t, domain.RoleParticipant, w, "SE", "ngo").Dial(t, f.srv.URL)
-	a.join(t, room, 0)
-	b.join(t, room, 0)
+	a, b := f.mustJoined(t, w, "FI", "police"), f.mustJoined(t, w, "SE", "ngo")
 	a.send(t, op(room, "new", "finding.create", 0, map[string]any{"title": "Joint inspections",
 		"contact_consent": true, "contact_name": "Anna Berg", "contact_email": "anna@example.org"}))
-	created := b.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "new" })
-	var fnd domain.Finding
-	json.Unmarshal(created.Payload, &fnd)
+	created, fnd := b.created(t, "new")
 	a.send(t, op(room, "mail", "finding.update", int64(fnd.Version), map[string]any{"id": fnd.ID, "fields": map[string]any{"contact_email": "berg@example.org"}}))
 	updated := b.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "mail" })
 	c := f.MustMember(t, domain.RoleParticipant, w, "NO", "ngo").Dial(t, f.srv.URL)

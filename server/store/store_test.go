@@ -106,21 +106,10 @@ func TestMigrateUpDownUp(t *testing.T) {
 // Vote entries logged before they stopped naming the voter lose the name
 // when the server is upgraded; other entries keep their payloads.
 func TestMigrationTakesVotersOutOfOldEntries(t *testing.T) {
-	ctx := context.Background()
-	s := mustMigrateBefore(t, "20261127000002")
-	if _, err := s.DB().ExecContext(ctx, `INSERT INTO log_entries (room, seq, op_id, kind, payload) VALUES
+	got := payloadsAfterMigration(t, "20261127000002", `
 		('workshop:1', 1, 'v', 'vote', '{"finding_id":3,"votes":1,"person_id":9}'),
 		('workshop:1', 2, 'u', 'unvote', '{"finding_id":3,"votes":0,"person_id":9}'),
-		('workshop:1', 3, 'c', 'comment', '{"id":1,"finding_id":3,"body":"person_id","person_id":9}')`); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	if err := s.DB().NewRaw("SELECT payload::text FROM log_entries ORDER BY seq").Scan(ctx, &got); err != nil {
-		t.Fatal(err)
-	}
+		('workshop:1', 3, 'c', 'comment', '{"id":1,"finding_id":3,"body":"person_id","person_id":9}')`)
 	want := []string{`{"votes": 1, "finding_id": 3}`, `{"votes": 0, "finding_id": 3}`, `{"id": 1, "body": "person_id", "person_id": 9, "finding_id": 3}`}
 	if !slices.Equal(got, want) {
 		t.Errorf("payloads after the migration:\n%q\nwant\n%q", got, want)
@@ -130,12 +119,26 @@ func TestMigrationTakesVotersOutOfOldEntries(t *testing.T) {
 // Entries logged before they left the finding's contact out lose it when
 // the server is upgraded; the rest of their payloads stays.
 func TestMigrationTakesContactsOutOfOldEntries(t *testing.T) {
-	ctx := context.Background()
-	s := mustMigrateBefore(t, "20261127000004")
-	if _, err := s.DB().ExecContext(ctx, `INSERT INTO log_entries (room, seq, op_id, kind, payload) VALUES
+	got := payloadsAfterMigration(t, "20261127000004", `
 		('workshop:1', 1, 'c', 'finding.create', '{"id":3,"title":"T","contact_name":"Anna","contact_email":"a@example.org","contact_consent":true}'),
 		('workshop:1', 2, 'u', 'finding.update', '{"finding":{"id":3,"title":"T","contact_email":"a@example.org","contact_consent":true},"fields":["contact_email"]}'),
-		('workshop:1', 3, 'k', 'comment', '{"id":1,"finding_id":3,"body":"contact_name"}')`); err != nil {
+		('workshop:1', 3, 'k', 'comment', '{"id":1,"finding_id":3,"body":"contact_name"}')`)
+	want := []string{`{"id": 3, "title": "T", "contact_consent": true}`,
+		`{"fields": ["contact_email"], "finding": {"id": 3, "title": "T", "contact_consent": true}}`,
+		`{"id": 1, "body": "contact_name", "finding_id": 3}`}
+	if !slices.Equal(got, want) {
+		t.Errorf("payloads after the migration:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// payloadsAfterMigration logs the entries values (rows of room, seq,
+// op_id, kind, payload) in a database migrated up to, not including,
+// migration name, migrates it to the end, and returns the payloads.
+func payloadsAfterMigration(t *testing.T, name, values string) []string {
+	t.Helper()
+	ctx := context.Background()
+	s := mustMigrateBefore(t, name)
+	if _, err := s.DB().ExecContext(ctx, "INSERT INTO log_entries (room, seq, op_id, kind, payload) VALUES "+values); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Migrate(ctx); err != nil {
@@ -145,12 +148,7 @@ func TestMigrationTakesContactsOutOfOldEntries(t *testing.T) {
 	if err := s.DB().NewRaw("SELECT payload::text FROM log_entries ORDER BY seq").Scan(ctx, &got); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{`{"id": 3, "title": "T", "contact_consent": true}`,
-		`{"fields": ["contact_email"], "finding": {"id": 3, "title": "T", "contact_consent": true}}`,
-		`{"id": 1, "body": "contact_name", "finding_id": 3}`}
-	if !slices.Equal(got, want) {
-		t.Errorf("payloads after the migration:\n%q\nwant\n%q", got, want)
-	}
+	return got
 }
 
 // mustMigrateBefore opens an empty database migrated up to, not
