@@ -26,13 +26,13 @@ type (
 		Seq      int64    `json:"seq"`
 		Me       string   `json:"me"`
 		MaxFrame int64    `json:"max_frame"`
-		Presence []person `json:"presence"`
+		Presence []Person `json:"presence"`
 		Count    int      `json:"count"`
 	}
 	presenceOut struct {
 		Type   string   `json:"type"`
 		Room   string   `json:"room"`
-		People []person `json:"people"`
+		People []Person `json:"people"`
 		Count  int      `json:"count"`
 	}
 	ackOut struct {

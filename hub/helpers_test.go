@@ -245,6 +245,7 @@ type srvFrame struct {
 	Detail   json.RawMessage `json:"detail"`
 	Presence []personFrame   `json:"presence"`
 	People   []personFrame   `json:"people"`
+	Count    int             `json:"count"`
 	T        json.RawMessage `json:"t"`
 }
 

@@ -151,7 +151,15 @@ type Config struct {
 	// are there, not who (for a room where names are not for everyone,
 	// such as a plenary anyone may watch). Nil: every room lists people.
 	CountOnly func(room string) bool
-	Logger    *slog.Logger // (slog.Default())
+	// SharePresence, when set, is given this process's part of a room's
+	// presence whenever it changes (at most every presenceThrottle), again
+	// every PresenceEvery while the room has people here, and with Count 0
+	// once it has none, for the server to pass on to the other processes
+	// serving the room, which give it to their Hub.RemotePresence. It is
+	// called from one goroutine, never with a lock held.
+	SharePresence func(ctx context.Context, p Presence)
+	PresenceEvery time.Duration // (10 s) see SharePresence; another process's part not said again within 3 times this is dropped
+	Logger        *slog.Logger  // (slog.Default())
 }
 
 func (c Config) withDefaults() Config {
@@ -190,6 +198,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = 15 * time.Second
+	}
+	if c.PresenceEvery <= 0 {
+		c.PresenceEvery = 10 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -236,6 +247,11 @@ type Hub struct {
 	packs sync.Pool
 	// ops runs the connections' ops (see workers).
 	ops *workers
+	// remote is the other processes' part of each room's presence.
+	remote *remotePresence
+	// shares is this process's presence waiting for Config.SharePresence;
+	// nil when that is not set.
+	shares *shareQueue
 }
 
 // Stats is a point-in-time view of a Hub, for tests and metrics.
@@ -250,7 +266,7 @@ type Stats struct {
 func New(b Backend, cfg Config) *Hub {
 	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Hub{
+	h := &Hub{
 		ops:     newWorkers(ctx, workerIdle),
 		b:       b,
 		cfg:     cfg,
@@ -261,7 +277,13 @@ func New(b Backend, cfg Config) *Hub {
 		conns:   make(map[*conn]struct{}),
 		revoked: make(map[string]time.Time),
 		packs:   sync.Pool{New: func() any { return new([]byte) }},
+		remote:  &remotePresence{ttl: 3 * cfg.PresenceEvery, rooms: make(map[string]map[string]heard)},
 	}
+	if cfg.SharePresence != nil {
+		h.shares = newShareQueue()
+		go h.share()
+	}
+	return h
 }
 
 // Serve upgrades the request to a WebSocket with up (whose CheckOrigin the
@@ -435,6 +457,10 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	go func() {
 		h.connWG.Wait()
 		h.roomWG.Wait()
+		if h.shares != nil {
+			// The rooms' last shares say that no one is here now.
+			h.shares.end()
+		}
 		close(done)
 	}()
 	select {

@@ -28,6 +28,8 @@ type room struct {
 
 	presenceAt    time.Time   // when presence was last broadcast; guarded by mu
 	presenceTimer *time.Timer // pending throttled presence broadcast; guarded by mu
+	unshared      bool        // presence here changed since last shared; guarded by mu
+	shared        bool        // the other processes were told of people here; guarded by mu
 
 	broadcast atomic.Int64  // mirror of lastSeq for Notify's fast check
 	wakeC     chan struct{} // cap 1: coalesced wake-ups for the follower
@@ -113,6 +115,7 @@ func (r *room) closeLocked() {
 		r.presenceTimer.Stop()
 		r.presenceTimer = nil
 	}
+	r.shareLocked() // no one here now
 	r.h.mu.Lock()
 	if r.h.rooms[r.name] == r {
 		delete(r.h.rooms, r.name)
@@ -267,49 +270,81 @@ func (r *room) removeLocked(c *conn) {
 	}
 }
 
-// person is one entry of a presence list.
-type person struct {
+// Person is one entry of a presence list.
+type Person struct {
 	ID      string `json:"id"`
 	Name    string `json:"name"`
-	Editing string `json:"editing"`
+	Editing string `json:"editing"` // id of what the person is editing, "" for nothing
 }
 
-// peopleLocked lists the live members, one per identity, sorted by name
-// then id, at most maxPresence of them (none in a count-only room), and
-// how many there are in all.
-func (r *room) peopleLocked() ([]person, int) {
-	byID := make(map[string]int)
-	ps := make([]person, 0, len(r.members))
+// localPeopleLocked lists the live members in this process, one per
+// identity, unsorted.
+func (r *room) localPeopleLocked() []Person {
+	ps := make([]Person, 0, len(r.members))
 	for c, m := range r.members {
-		if !m.live {
-			continue
+		if m.live {
+			ps = append(ps, Person{ID: c.id.ID, Name: c.id.Name, Editing: m.editing})
 		}
-		if i, ok := byID[c.id.ID]; ok {
-			if ps[i].Editing == "" || (m.editing != "" && m.editing < ps[i].Editing) {
-				ps[i].Editing = m.editing
-			}
-			continue
-		}
-		byID[c.id.ID] = len(ps)
-		ps = append(ps, person{ID: c.id.ID, Name: c.id.Name, Editing: m.editing})
 	}
-	slices.SortFunc(ps, func(a, b person) int {
+	return mergePeople(ps)
+}
+
+// mergePeople keeps one entry per identity (of several tabs or processes),
+// editing what any of them edits, the least id when several edit.
+func mergePeople(ps []Person) []Person {
+	byID := make(map[string]int, len(ps))
+	out := ps[:0]
+	for _, p := range ps {
+		i, ok := byID[p.ID]
+		if !ok {
+			byID[p.ID] = len(out)
+			out = append(out, p)
+			continue
+		}
+		if out[i].Editing == "" || (p.Editing != "" && p.Editing < out[i].Editing) {
+			out[i].Editing = p.Editing
+		}
+	}
+	return out
+}
+
+// peopleLocked lists the people in the room, in this process and (as they
+// last said) in the others, one per identity, sorted by name then id, at
+// most maxPresence of them (none in a count-only room), and how many there
+// are in all.
+func (r *room) peopleLocked() ([]Person, int) {
+	ps := r.localPeopleLocked()
+	unlisted := 0 // counted by another process but not listed by it
+	for _, p := range r.h.remote.of(r.name, time.Now()) {
+		ps = append(ps, p.People...)
+		unlisted += max(0, p.Count-len(p.People))
+	}
+	ps = mergePeople(ps)
+	slices.SortFunc(ps, func(a, b Person) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
 	})
-	n := len(ps)
+	n := len(ps) + unlisted
 	if r.countOnly {
-		return []person{}, n
+		return []Person{}, n
 	}
-	if n > maxPresence {
+	if len(ps) > maxPresence {
 		ps = ps[:maxPresence]
 	}
 	return ps, n
 }
 
-// presenceChangedLocked schedules a presence broadcast: at once when none
+// presenceChangedLocked schedules a presence broadcast after a change in
+// this process (a join, a leave, an editing change), which is shared with
+// the other processes too (see Config.SharePresence).
+func (r *room) presenceChangedLocked() {
+	r.unshared = true
+	r.presenceDueLocked()
+}
+
+// presenceDueLocked schedules a presence broadcast: at once when none
 // went out in the last presenceThrottle, else at the end of that interval
 // (so a burst of joins costs one broadcast per interval, not one per join).
-func (r *room) presenceChangedLocked() {
+func (r *room) presenceDueLocked() {
 	if r.presenceTimer != nil || r.closed {
 		return // already scheduled
 	}
@@ -328,9 +363,14 @@ func (r *room) presenceChangedLocked() {
 	})
 }
 
-// presenceLocked sends the room's presence list to every live member.
+// presenceLocked sends the room's presence list to every live member, and
+// queues this process's part for the others when it changed.
 func (r *room) presenceLocked() {
 	r.presenceAt = time.Now()
+	if r.unshared {
+		r.unshared = false
+		r.shareLocked()
+	}
 	people, n := r.peopleLocked()
 	b, err := json.Marshal(presenceOut{Type: "presence", Room: r.name, People: people, Count: n})
 	if err != nil {
@@ -342,6 +382,32 @@ func (r *room) presenceLocked() {
 			c.enqueue(b)
 		}
 	}
+}
+
+// shareLocked queues this process's presence in the room for the other
+// processes (see Config.SharePresence).
+func (r *room) shareLocked() {
+	if r.h.shares == nil {
+		return
+	}
+	p := Presence{Room: r.name}
+	if !r.closed {
+		p.People = r.localPeopleLocked()
+		p.Count = len(p.People)
+	}
+	if r.countOnly {
+		p.People = nil
+	} else if len(p.People) > maxPresence {
+		slices.SortFunc(p.People, func(a, b Person) int {
+			return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+		})
+		p.People = p.People[:maxPresence]
+	}
+	if p.Count == 0 && !r.shared {
+		return // the others never heard of it
+	}
+	r.shared = p.Count > 0
+	r.h.shares.put(p)
 }
 
 // encodeEntry encodes the entry frame once for every connection it goes to.

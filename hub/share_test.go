@@ -1,0 +1,132 @@
+package hub_test
+
+import (
+	"context"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rapporteur/rapporteur/hub"
+)
+
+// processes are two hubs that share presence as two server processes
+// would through Postgres; link decides whether what one says reaches the
+// other.
+type processes struct {
+	a, b atomic.Pointer[testHub]
+	link atomic.Bool
+}
+
+func newProcesses(t *testing.T, every time.Duration) (*processes, *testHub, *testHub) {
+	t.Helper()
+	ps := &processes{}
+	ps.link.Store(true)
+	say := func(to *atomic.Pointer[testHub], from string) func(context.Context, hub.Presence) {
+		return func(_ context.Context, p hub.Presence) {
+			if th := to.Load(); th != nil && ps.link.Load() {
+				th.RemotePresence(from, p)
+			}
+		}
+	}
+	countOnly := func(r string) bool { return r == "plenary:1" }
+	a := newTestHub(t, hub.Config{SharePresence: say(&ps.b, "A"), PresenceEvery: every, CountOnly: countOnly})
+	b := newTestHub(t, hub.Config{SharePresence: say(&ps.a, "B"), PresenceEvery: every, CountOnly: countOnly})
+	ps.a.Store(a)
+	ps.b.Store(b)
+	return ps, a, b
+}
+
+// presenceOf reads presence frames of room until one has want people and
+// count people in all.
+func (c *client) presenceOf(room string, count int, want ...personFrame) {
+	c.tb.Helper()
+	if want == nil {
+		want = []personFrame{}
+	}
+	for {
+		p := c.nextOf("presence")
+		if p.Room == room && p.Count == count && slices.Equal(p.People, want) {
+			return
+		}
+	}
+}
+
+var (
+	anna = personFrame{"anna", "Name anna", ""}
+	bo   = personFrame{"bo", "Name bo", ""}
+)
+
+func TestPresenceAcrossProcesses(t *testing.T) {
+	_, a, b := newProcesses(t, time.Hour) // no heartbeats: changes alone
+	ca, cb := a.dial(t, "anna"), b.dial(t, "bo")
+	ca.join(room, 0)
+	cb.join(room, 0)
+	ca.presenceOf(room, 2, anna, bo)
+	cb.presenceOf(room, 2, anna, bo)
+
+	cb.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: "f-7"})
+	ca.presenceOf(room, 2, anna, personFrame{"bo", "Name bo", "f-7"})
+
+	// One person on both processes is listed once, editing what either edits.
+	ca2 := a.dial(t, "bo")
+	ca2.join(room, 0)
+	ca.presenceOf(room, 2, anna, personFrame{"bo", "Name bo", "f-7"})
+
+	for _, c := range []*client{ca2, cb} {
+		c.send(hub.Frame{Type: hub.TypeLeave, Room: room})
+		if f := c.next(); f.Type != "left" {
+			t.Fatalf("got %+v, want left", f)
+		}
+	}
+	ca.presenceOf(room, 1, anna)
+
+	// A count-only room adds up the counts and lists no one.
+	ca.join("plenary:1", 0)
+	cb.join("plenary:1", 0)
+	ca.presenceOf("plenary:1", 2)
+	cb.presenceOf("plenary:1", 2)
+}
+
+// A process that comes to a room hears at once who is there on the others,
+// without waiting for their next heartbeat: they answer what it says.
+func TestPresenceOfANewcomerProcess(t *testing.T) {
+	ps, a, b := newProcesses(t, time.Hour)
+	ps.link.Store(false) // what A says of anna is lost
+	ca := a.dial(t, "anna")
+	ca.join(room, 0)
+	ca.presenceOf(room, 1, anna)
+	ps.link.Store(true)
+	cb := b.dial(t, "bo")
+	cb.join(room, 0)
+	cb.presenceOf(room, 2, anna, bo)
+	ca.presenceOf(room, 2, anna, bo)
+}
+
+// What a process stops saying (it was killed) is dropped after three
+// heartbeats.
+func TestPresenceOfAProcessGoneIsDropped(t *testing.T) {
+	ps, a, b := newProcesses(t, 50*time.Millisecond)
+	ca, cb := a.dial(t, "anna"), b.dial(t, "bo")
+	ca.join(room, 0)
+	cb.join(room, 0)
+	ca.presenceOf(room, 2, anna, bo)
+	// Heartbeats keep bo listed for six of them.
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
+		f, err := ca.read(time.Until(end))
+		if err != nil {
+			break // the deadline; the connection is done with
+		}
+		if f.Type == "presence" && f.Count != 2 {
+			t.Fatalf("presence %+v while B still says bo is there", f)
+		}
+	}
+	ca = a.dial(t, "anna")
+	ca.join(room, 0)
+	ps.link.Store(false)
+	start := time.Now()
+	ca.presenceOf(room, 1, anna)
+	if d := time.Since(start); d < 100*time.Millisecond {
+		t.Errorf("bo dropped after %s, before three heartbeats were missed", d)
+	}
+}
