@@ -26,6 +26,7 @@ type appDeps struct {
 	hub     *hub.Hub
 	search  *indexer   // the search index, fed from the log
 	auth    authConfig // staff OIDC and invite settings (server/signin.go)
+	proc    string     // this process's name in what it tells the others ("": a new one)
 	now     func() time.Time
 }
 
@@ -36,12 +37,14 @@ type app struct {
 	baseOrigin string
 	oidc       *oidcClient         // nil when staff sign-in by OIDC is not configured
 	upgrader   *websocket.Upgrader // for /ws; checks Origin against BASE_URL
-	proc       string              // this process's name in access announcements
 }
 
 func newApp(d appDeps) *app {
 	if d.now == nil {
 		d.now = time.Now
+	}
+	if d.proc == "" {
+		d.proc = rand.Text()
 	}
 	u, _ := url.Parse(d.baseURL)
 	return &app{
@@ -50,7 +53,6 @@ func newApp(d appDeps) *app {
 		baseOrigin: strings.TrimRight(d.baseURL, "/"),
 		upgrader:   newUpgrader(strings.TrimRight(d.baseURL, "/")),
 		oidc:       newOIDCClient(d.auth, strings.TrimRight(d.baseURL, "/"), d.store),
-		proc:       rand.Text(),
 	}
 }
 

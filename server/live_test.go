@@ -658,6 +658,35 @@ func TestTwoProcessesShareARoom(t *testing.T) {
 	a.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "back" })
 }
 
+// A room's presence lists its people on every process serving it, and
+// drops them there when they leave.
+func TestTwoProcessesSharePresence(t *testing.T) {
+	dsn := pg.NewDB(t)
+	f := MustFixture(t, map[string]string{"DATABASE_URL": dsn})
+	other := MustStart(t, map[string]string{"DATABASE_URL": dsn, "NO_DEMO": "1"})
+	w := &f.ws[3]
+	room := store.WorkshopRoom(w.ID)
+	am := f.MustMember(t, domain.RoleParticipant, w, "IS", "police")
+	bm := f.MustMember(t, domain.RoleParticipant, w, "IS", "ngo")
+	a, b := am.Dial(t, f.srv.URL), bm.Dial(t, other.URL)
+	a.join(t, room, 0)
+	b.join(t, room, 0)
+	both := func(f frame) bool {
+		return f.Type == "presence" && f.Count == 2 &&
+			strings.Contains(string(f.People), am.name) && strings.Contains(string(f.People), bm.name)
+	}
+	a.next(t, both)
+	b.next(t, both)
+	b.send(t, map[string]any{"type": "presence", "room": room, "editing": "f-9"})
+	a.next(t, func(f frame) bool {
+		return f.Type == "presence" && strings.Contains(string(f.People), `"editing":"f-9"`)
+	})
+	b.ws.Close()
+	a.next(t, func(f frame) bool {
+		return f.Type == "presence" && f.Count == 1 && !strings.Contains(string(f.People), bm.name)
+	})
+}
+
 func TestWebSocketRefusesForeignOriginAndAnonymous(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	m := f.MustMember(t, domain.RoleParticipant, &f.ws[0], "FI", "police")

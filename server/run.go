@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -94,12 +95,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	proc := rand.Text() // this process, in what it tells the others
 	h := hub.New(&live{store: st}, hub.Config{Logger: logger, OpsPerSecond: cfg.HubRate, OpsBurst: max(100, int(cfg.HubRate)), PollInterval: 5 * time.Second,
-		CountOnly: plenaryRoom})
+		CountOnly: plenaryRoom, SharePresence: presenceSharer(st, proc, logger)})
 	idx := newIndexer(st, searchDir(cfg), search.Options{Async: true}, logger)
 	idx.start()
 	defer idx.stop()
-	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages, hub: h, search: idx, auth: cfg.Auth})
+	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages, hub: h, search: idx, auth: cfg.Auth, proc: proc})
 	followCtx, stopFollow := context.WithCancel(context.Background())
 	defer stopFollow()
 	listening, followed := make(chan struct{}), make(chan struct{})
@@ -110,7 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// every minute as well).
 		defer close(followed)
 		wake := func(room string, seq int64) { h.Notify(room, seq); idx.Notify(room, seq) }
-		err := st.Follow(followCtx, store.Followers{Wake: wake, Access: app.onAccess, Listening: func() { close(listening) }})
+		err := st.Follow(followCtx, store.Followers{Wake: wake, Access: app.onAccess, Presence: app.onPresence, Listening: func() { close(listening) }})
 		if err != nil {
 			logger.Error("log notifications stopped; the hub falls back to polling", "err", err)
 		}

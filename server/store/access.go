@@ -30,6 +30,27 @@ func (s *Store) AnnounceAccess(ctx context.Context, from, kind, id string) error
 	return nil
 }
 
+// PresenceChannel is the Postgres channel on which each server process
+// says who is in its part of a room (a note the server encodes; see
+// Follow). It is never stored.
+const PresenceChannel = "rapporteur_presence"
+
+// MaxNote is the largest note AnnouncePresence takes: Postgres takes
+// notifications under 8000 bytes.
+const MaxNote = 7900
+
+// AnnouncePresence passes note to every process's Followers.Presence. A
+// note over MaxNote bytes is refused.
+func (s *Store) AnnouncePresence(ctx context.Context, note string) error {
+	if len(note) > MaxNote {
+		return fmt.Errorf("announce presence: %d bytes, over %d", len(note), MaxNote)
+	}
+	if _, err := s.db.ExecContext(ctx, "SELECT pg_notify(?, ?)", PresenceChannel, note); err != nil {
+		return fmt.Errorf("announce presence: %w", err)
+	}
+	return nil
+}
+
 // parseAccess reads an AccessChannel payload.
 func parseAccess(payload string) (from, kind, id string, ok bool) {
 	f := strings.Fields(payload)

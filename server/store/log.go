@@ -254,18 +254,19 @@ func (s *Store) Audit(ctx context.Context, db bun.IDB, actor, event *int64, acti
 type Followers struct {
 	Wake      func(room string, seq int64) // entries of room are committed up to seq
 	Access    func(from, kind, id string)  // an access change was announced (see AnnounceAccess)
+	Presence  func(note string)            // a process said who is in its part of a room (see AnnouncePresence); may be nil
 	Listening func()                       // Postgres listens now: nothing announced from here on is missed
 }
 
 // Follow calls f.Wake for every log entry committed by any process on
-// this database, and f.Access for every access change announced, until
-// ctx ends. Notifications can be lost (a full buffer, a reconnect): Wake
+// this database, f.Access for every access change announced, and
+// f.Presence for every presence note, until ctx ends. Notifications can be lost (a full buffer, a reconnect): Wake
 // is a hint, and the caller reads the log; sessions are also checked now
 // and then.
 func (s *Store) Follow(ctx context.Context, f Followers) error {
 	ln := pgdriver.NewListener(s.db)
 	defer ln.Close()
-	if err := ln.Listen(ctx, NotifyChannel, AccessChannel); err != nil {
+	if err := ln.Listen(ctx, NotifyChannel, AccessChannel, PresenceChannel); err != nil {
 		return fmt.Errorf("listen for log entries: %w", err)
 	}
 	ch := ln.Channel(pgdriver.WithChannelSize(4096))
@@ -292,7 +293,12 @@ func (s *Store) Follow(ctx context.Context, f Followers) error {
 			if !ok {
 				return nil
 			}
-			if n.Channel == AccessChannel {
+			switch n.Channel {
+			case PresenceChannel:
+				if f.Presence != nil {
+					f.Presence(n.Payload)
+				}
+			case AccessChannel:
 				from, kind, id, ok := parseAccess(n.Payload)
 				switch {
 				case !ok:
@@ -305,8 +311,10 @@ func (s *Store) Follow(ctx context.Context, f Followers) error {
 						f.Listening()
 					}
 				}
-			} else if room, seq, ok := ParseNotify(n.Payload); ok {
-				f.Wake(room, seq)
+			default:
+				if room, seq, ok := ParseNotify(n.Payload); ok {
+					f.Wake(room, seq)
+				}
 			}
 		}
 	}
