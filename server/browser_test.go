@@ -328,20 +328,8 @@ func TestTabletKeepsWhatTheServerRefuses(t *testing.T) {
 // alone in its room: nothing else shows the server works but /readyz.
 func TestTabletSetsAsideAChangeTheServerKeepsFailing(t *testing.T) {
 	tb := MustTablet(t)
-	ctx, st := tb.browser, tb.f.store
-	bg := context.Background()
-	for _, q := range []string{
-		`CREATE FUNCTION test_fail_finding() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN
-			IF NEW.title = 'Fails every time' THEN RAISE EXCEPTION 'test: this finding fails'; END IF;
-			RETURN NEW;
-		END $$`,
-		`CREATE TRIGGER test_fail_finding BEFORE INSERT ON findings FOR EACH ROW EXECUTE FUNCTION test_fail_finding()`,
-	} {
-		if _, err := st.DB().ExecContext(bg, q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	ctx := tb.browser
+	tb.failCreating(t, "Fails every time")
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
@@ -361,6 +349,73 @@ func TestTabletSetsAsideAChangeTheServerKeepsFailing(t *testing.T) {
 	if n := tb.findings(t, "Fails every time"); n != 0 {
 		t.Fatalf("%d findings saved with the failing title", n)
 	}
+}
+
+// failCreating makes the database fail every insert of a finding titled
+// title, as a bug set off by its content would; drop ends that.
+func (tb *tablet) failCreating(t *testing.T, title string) (drop func()) {
+	t.Helper()
+	db, bg := tb.f.store.DB(), context.Background()
+	for _, q := range []string{
+		`CREATE FUNCTION test_fail_finding() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.title = ` + "'" + strings.ReplaceAll(title, "'", "''") + "'" + ` THEN RAISE EXCEPTION 'test: this finding fails'; END IF;
+			RETURN NEW;
+		END $$`,
+		`CREATE TRIGGER test_fail_finding BEFORE INSERT ON findings FOR EACH ROW EXECUTE FUNCTION test_fail_finding()`,
+	} {
+		if _, err := db.ExecContext(bg, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return func() {
+		if _, err := db.ExecContext(bg, `DROP TRIGGER test_fail_finding ON findings`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTabletSetsNothingAsideInAnOutage: a change fails as internal while
+// /readyz says the server is not working either (an outage, here faked in
+// the page). Those failures are the server's, not the change's: it is not
+// set aside however often it fails, and it is saved once the server works.
+func TestTabletSetsNothingAsideInAnOutage(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	drop := tb.failCreating(t, "Fails in the outage")
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		evalJS(`window.readyzDown = true; window.readyzAsked = 0;
+			const realFetch = window.fetch;
+			window.fetch = function (url, opts) {
+				if (String(url).includes("/readyz") && window.readyzDown) {
+					window.readyzAsked++;
+					return Promise.resolve(new Response("database down", { status: 503 }));
+				}
+				return realFetch.call(this, url, opts);
+			};`),
+		typeFinding("Fails in the outage"),
+		typeFinding("Saved after it"),
+		pollAcross(`window.readyzAsked >= 3`, "three failures blamed on the server"),
+		chromedp.Sleep(300*time.Millisecond), // the page acts on the last answer
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aside, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.failed").length`)); err != nil || aside != 0 {
+		t.Fatalf("%d changes set aside in an outage (%v), want none", aside, err)
+	}
+	drop()
+	err = chromedp.Do(ctx,
+		evalJS(`window.readyzDown = false`),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.mustBeSavedOnce(t, "Fails in the outage")
+	tb.mustBeSavedOnce(t, "Saved after it")
 }
 
 // TestTabletSendsAtOnceOnANewConnection: the server refuses the page's
