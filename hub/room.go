@@ -308,6 +308,13 @@ func mergePeople(ps []Person) []Person {
 	return out
 }
 
+// sortPeople sorts a presence list by name, then id.
+func sortPeople(ps []Person) {
+	slices.SortFunc(ps, func(a, b Person) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+}
+
 // peopleLocked lists the people in the room, in this process and (as they
 // last said) in the others, one per identity, sorted by name then id, at
 // most maxPresence of them (none in a count-only room), and how many there
@@ -320,9 +327,7 @@ func (r *room) peopleLocked() ([]Person, int) {
 		unlisted += max(0, p.Count-len(p.People))
 	}
 	ps = mergePeople(ps)
-	slices.SortFunc(ps, func(a, b Person) int {
-		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
-	})
+	sortPeople(ps)
 	n := len(ps) + unlisted
 	if r.countOnly {
 		return []Person{}, n
@@ -397,11 +402,11 @@ func (r *room) shareLocked() {
 	}
 	if r.countOnly {
 		p.People = nil
-	} else if len(p.People) > maxPresence {
-		slices.SortFunc(p.People, func(a, b Person) int {
-			return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
-		})
-		p.People = p.People[:maxPresence]
+	} else {
+		// In order, so that the same people say the same (see
+		// RemotePresence), and a list cut short keeps the same ones.
+		sortPeople(p.People)
+		p.People = p.People[:min(len(p.People), maxPresence)]
 	}
 	if p.Count == 0 && !r.shared {
 		return // the others never heard of it

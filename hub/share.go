@@ -50,15 +50,16 @@ func (rp *remotePresence) set(from string, p Presence, now time.Time) (changed, 
 	rp.mu.Lock()
 	defer rp.mu.Unlock()
 	procs := rp.rooms[p.Room]
-	old, known := procs[from]
-	known = known && now.Sub(old.at) < rp.ttl
+	old, held := procs[from]
 	if p.Count <= 0 {
 		delete(procs, from)
 		if len(procs) == 0 {
 			delete(rp.rooms, p.Room)
 		}
-		return known, false
+		// Expired but not yet swept, it may still be on the screens.
+		return held, false
 	}
+	known := held && now.Sub(old.at) < rp.ttl
 	if procs == nil {
 		procs = make(map[string]heard)
 		rp.rooms[p.Room] = procs
@@ -140,9 +141,15 @@ func (h *Hub) share() {
 	defer close(q.done)
 	t := time.NewTicker(h.cfg.PresenceEvery)
 	defer t.Stop()
+	// What the others stop saying is dropped within a quarter heartbeat
+	// of its expiry.
+	sweep := time.NewTicker(h.cfg.PresenceEvery / 4)
+	defer sweep.Stop()
 	send := func() {
 		for _, p := range q.take() {
-			ctx, cancel := context.WithTimeout(h.ctx, h.cfg.BackendTimeout)
+			// Not so long that a stalled database holds the heartbeats
+			// back until the others drop the people here.
+			ctx, cancel := context.WithTimeout(h.ctx, min(h.cfg.BackendTimeout, h.cfg.PresenceEvery/2))
 			h.cfg.SharePresence(ctx, p)
 			cancel()
 		}
@@ -155,7 +162,11 @@ func (h *Hub) share() {
 		case <-h.ctx.Done():
 			return
 		case <-q.wake:
-		case now := <-t.C:
+		case now := <-sweep.C:
+			for _, name := range h.remote.expire(now) {
+				h.remoteChanged(name, false)
+			}
+		case <-t.C:
 			h.mu.RLock()
 			rooms := make([]*room, 0, len(h.rooms))
 			for _, r := range h.rooms {
@@ -169,9 +180,6 @@ func (h *Hub) share() {
 				}
 				r.mu.Unlock()
 			}
-			for _, name := range h.remote.expire(now) {
-				h.remoteChanged(name, false)
-			}
 		}
 		send()
 	}
@@ -181,7 +189,8 @@ func (h *Hub) share() {
 // that process's Config.SharePresence gave it (from names the process),
 // and updates the room's presence here. A Count of 0 says the process has
 // no one in the room. What a process does not say again within three
-// PresenceEvery is dropped, as from a process that is gone.
+// PresenceEvery is dropped, as from a process that is gone, within a
+// quarter PresenceEvery more.
 func (h *Hub) RemotePresence(from string, p Presence) {
 	changed, newcomer := h.remote.set(from, p, time.Now())
 	if changed || newcomer {

@@ -16,6 +16,7 @@ import (
 type processes struct {
 	a, b atomic.Pointer[testHub]
 	link atomic.Bool
+	lost atomic.Int32 // what was said while the link was down
 }
 
 func newProcesses(t *testing.T, every time.Duration) (*processes, *testHub, *testHub) {
@@ -24,7 +25,9 @@ func newProcesses(t *testing.T, every time.Duration) (*processes, *testHub, *tes
 	ps.link.Store(true)
 	say := func(to *atomic.Pointer[testHub], from string) func(context.Context, hub.Presence) {
 		return func(_ context.Context, p hub.Presence) {
-			if th := to.Load(); th != nil && ps.link.Load() {
+			if !ps.link.Load() {
+				ps.lost.Add(1)
+			} else if th := to.Load(); th != nil {
 				th.RemotePresence(from, p)
 			}
 		}
@@ -96,6 +99,7 @@ func TestPresenceOfANewcomerProcess(t *testing.T) {
 	ca := a.dial(t, "anna")
 	ca.join(room, 0)
 	ca.presenceOf(room, 1, anna)
+	waitFor(t, "A to say anna is there", 5*time.Second, func() bool { return ps.lost.Load() > 0 })
 	ps.link.Store(true)
 	cb := b.dial(t, "bo")
 	cb.join(room, 0)
@@ -126,7 +130,30 @@ func TestPresenceOfAProcessGoneIsDropped(t *testing.T) {
 	ps.link.Store(false)
 	start := time.Now()
 	ca.presenceOf(room, 1, anna)
-	if d := time.Since(start); d < 100*time.Millisecond {
-		t.Errorf("bo dropped after %s, before three heartbeats were missed", d)
+	if d := time.Since(start); d < 50*time.Millisecond || d > 2*time.Second {
+		t.Errorf("bo dropped after %s, want after three heartbeats were missed (150 ms)", d)
+	}
+}
+
+// Heartbeats that say what was said before send no presence frame: the
+// people of a process are said in the same order every time.
+func TestPresenceHeartbeatsChangeNothing(t *testing.T) {
+	_, a, b := newProcesses(t, 20*time.Millisecond)
+	ca := a.dial(t, "anna")
+	ca.join(room, 0)
+	var want []personFrame
+	for _, id := range []string{"bo", "cy", "di", "ed"} {
+		b.dial(t, id).join(room, 0)
+		want = append(want, personFrame{id, "Name " + id, ""})
+	}
+	ca.presenceOf(room, 5, append([]personFrame{anna}, want...)...)
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
+		f, err := ca.read(time.Until(end))
+		if err != nil {
+			break // the deadline
+		}
+		if f.Type == "presence" {
+			t.Fatalf("presence %+v with nothing changed", f)
+		}
 	}
 }
