@@ -43,6 +43,8 @@ type memBackend struct {
 	hold    chan struct{}
 	// snapshotPad is how many bytes of padding a snapshot's state has.
 	snapshotPad int
+	// panicked is the context of the last op of kind "panic".
+	panicked atomic.Pointer[context.Context]
 }
 
 type memRoom struct {
@@ -68,7 +70,7 @@ func (b *memBackend) CanJoin(_ context.Context, _ hub.Identity, room string) err
 	return nil
 }
 
-func (b *memBackend) Apply(_ context.Context, id hub.Identity, op hub.Op) (hub.Entry, error) {
+func (b *memBackend) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry, error) {
 	if b.started != nil {
 		b.started <- op.OpID
 	}
@@ -77,6 +79,7 @@ func (b *memBackend) Apply(_ context.Context, id hub.Identity, op hub.Op) (hub.E
 		op.Queued()
 		<-b.hold
 	case "panic":
+		b.panicked.Store(&ctx)
 		panic("a bug the op's body sets off")
 	case "held.boom": // as held, then fails
 		op.Queued()

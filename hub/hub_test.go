@@ -830,6 +830,9 @@ func TestPanickingOpFailsAlone(t *testing.T) {
 			t.Fatalf("the op that panics: %+v, want internal", f)
 		}
 	}
+	if ctx := th.b.panicked.Load(); ctx == nil || (*ctx).Err() == nil {
+		t.Error("the context of the op that panicked is not cancelled")
+	}
 	c.op(room, "bad", "vote", `{}`) // resent; the ops after it wait for it
 	c.op(room, "good", "vote", `{}`)
 	for f := c.next(); f.Type != "ack" || f.OpID != "good"; f = c.next() {
