@@ -140,22 +140,26 @@ func (l *live) CanJoin(ctx context.Context, id hub.Identity, room string) error 
 	return nil
 }
 
-// opAction maps each op kind to the action it needs.
+// opActions maps each op kind to the action it needs (hub/PROTOCOL.md's
+// "Op kinds"). Built once and never changed.
+var opActions = map[string]auth.Action{
+	"finding.create":  auth.ActFindingCreate,
+	"finding.update":  auth.ActFindingUpdate,
+	"finding.delete":  auth.ActFindingDelete,
+	"finding.share":   auth.ActFindingShare,
+	"finding.release": auth.ActReleaseManage,
+	"vote":            auth.ActFindingVote,
+	"unvote":          auth.ActFindingVote,
+	"comment":         auth.ActFindingComment,
+	"key.mark":        auth.ActKeyCurate,
+	"key.unmark":      auth.ActKeyCurate,
+	"key.reorder":     auth.ActKeyCurate,
+	"keymessages.set": auth.ActKeyCurate,
+}
+
+// opAction returns the action an op kind needs.
 func opAction(kind string) (auth.Action, bool) {
-	a, ok := map[string]auth.Action{
-		"finding.create":  auth.ActFindingCreate,
-		"finding.update":  auth.ActFindingUpdate,
-		"finding.delete":  auth.ActFindingDelete,
-		"finding.share":   auth.ActFindingShare,
-		"finding.release": auth.ActReleaseManage,
-		"vote":            auth.ActFindingVote,
-		"unvote":          auth.ActFindingVote,
-		"comment":         auth.ActFindingComment,
-		"key.mark":        auth.ActKeyCurate,
-		"key.unmark":      auth.ActKeyCurate,
-		"key.reorder":     auth.ActKeyCurate,
-		"keymessages.set": auth.ActKeyCurate,
-	}[kind]
+	a, ok := opActions[kind]
 	return a, ok
 }
 
