@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,17 +165,60 @@ func opAction(kind string) (auth.Action, bool) {
 	return a, ok
 }
 
-// decodeBody decodes an op body strictly: unknown fields and wrong types are invalid.
-func decodeBody(raw json.RawMessage, v any) error {
+// decodeBody decodes an op body strictly into v, a pointer to a struct:
+// every key must be one of v's JSON names, spelled exactly, and not null,
+// and the keys in required must be there. encoding/json alone would take
+// a null or a missing key as "leave it empty" (so a keymessages.set of {}
+// would wipe the key messages) and match names in any case. Anything else
+// is invalid, and the op changes nothing.
+func decodeBody(raw json.RawMessage, v any, required ...string) error {
 	if len(raw) == 0 {
 		raw = []byte("{}")
+	}
+	invalid := func(why string) error {
+		return &hub.OpError{Code: hub.CodeInvalid, Message: "The op body does not fit the op: " + why + "."}
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil || keys == nil {
+		return invalid("it is not a JSON object")
+	}
+	names := jsonNames(reflect.TypeOf(v).Elem())
+	for k, val := range keys {
+		if !slices.Contains(names, k) {
+			return invalid(fmt.Sprintf("unknown field %q", k))
+		}
+		if string(val) == "null" {
+			return invalid(fmt.Sprintf("%q is null", k))
+		}
+	}
+	for _, k := range required {
+		if _, ok := keys[k]; !ok {
+			return invalid(fmt.Sprintf("%q is missing", k))
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return &hub.OpError{Code: hub.CodeInvalid, Message: "The op body does not fit the op: " + err.Error() + "."}
+		return invalid(err.Error())
 	}
 	return nil
+}
+
+// jsonNames lists the JSON names of a struct type's fields.
+func jsonNames(t reflect.Type) []string {
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case name == "-" || !f.IsExported():
+		case name == "":
+			names = append(names, f.Name)
+		default:
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // findingRef is the body of ops on one finding.
@@ -302,7 +347,7 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		var body struct {
 			FindingIDs []int64 `json:"finding_ids"`
 		}
-		if err := decodeBody(op.Body, &body); err != nil {
+		if err := decodeBody(op.Body, &body, "finding_ids"); err != nil {
 			return hub.Entry{}, err
 		}
 		a, err = l.store.ReorderKey(ctx, actor, workshopID, op.OpID, body.FindingIDs)
@@ -310,7 +355,7 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		var body struct {
 			Text string `json:"text"`
 		}
-		if err := decodeBody(op.Body, &body); err != nil {
+		if err := decodeBody(op.Body, &body, "text"); err != nil {
 			return hub.Entry{}, err
 		}
 		a, err = l.store.SetKeyMessages(ctx, actor, workshopID, op.OpID, int(op.Base), body.Text)

@@ -488,6 +488,48 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 	}
 }
 
+// An op body is strict (PROTOCOL.md): a null, a key spelt in another
+// case, or a required key left out is invalid and changes nothing, where
+// encoding/json alone would take it as empty (a keymessages.set of {}
+// wiped the key messages).
+func TestStrictOpBodies(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	c := f.MustMember(t, domain.RoleRapporteur, w, "NO", "police").Dial(t, f.srv.URL)
+	c.join(t, room, 0)
+	c.send(t, op(room, "km", "keymessages.set", 0, map[string]any{"text": "Ours"}))
+	if fr := c.next(t, answerTo("km")); fr.Type != "ack" {
+		t.Fatalf("first key messages: %+v", fr)
+	}
+	c.send(t, op(room, "new", "finding.create", 0, map[string]any{"title": "A finding"}))
+	_, fnd := c.created(t, "new")
+	ctx := context.Background()
+	head, _ := f.store.Head(ctx, room)
+	for i, tc := range []struct {
+		name, kind, body string
+	}{
+		{"key messages without text", "keymessages.set", `{}`},
+		{"key messages of null", "keymessages.set", `{"text":null}`},
+		{"a key in another case", "keymessages.set", `{"TEXT":"Theirs"}`},
+		{"a reorder without its list", "key.reorder", `{"finding_ids":null}`},
+		{"a null list of terms", "finding.create", `{"title":"t","countries":null}`},
+		{"a null id beside the finding's", "vote", fmt.Sprintf(`{"finding_id":%d,"id":null}`, fnd.ID)},
+	} {
+		id := fmt.Sprintf("bad%d", i)
+		c.send(t, map[string]any{"type": "op", "room": room, "op_id": id, "kind": tc.kind, "base": 1, "body": json.RawMessage(tc.body)})
+		if fr := c.next(t, answerTo(id)); fr.Type != "error" || fr.Code != "invalid" {
+			t.Errorf("%s: %+v, want invalid", tc.name, fr)
+		}
+	}
+	if after, _ := f.store.Head(ctx, room); after != head {
+		t.Fatalf("bad bodies moved the room from %d to %d", head, after)
+	}
+	if ws, err := f.store.Workshop(ctx, w.ID); err != nil || ws.KeyMessages != "Ours" {
+		t.Fatalf("key messages %q (%v), want them kept", ws.KeyMessages, err)
+	}
+}
+
 func TestConflictingEditsAreNotOverwritten(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	w := &f.ws[0]
