@@ -143,15 +143,16 @@ func (h *Hub) share() {
 	defer t.Stop()
 	// What the others stop saying is dropped within a quarter heartbeat
 	// of its expiry.
-	sweep := time.NewTicker(h.cfg.PresenceEvery / 4)
+	sweep := time.NewTicker(max(h.cfg.PresenceEvery/4, time.Millisecond))
 	defer sweep.Stop()
 	send := func() {
+		// One deadline for the whole round, not so long that a stalled
+		// database holds the heartbeats and the sweep back until the
+		// others drop the people here.
+		ctx, cancel := context.WithTimeout(h.ctx, min(h.cfg.BackendTimeout, h.cfg.PresenceEvery/2))
+		defer cancel()
 		for _, p := range q.take() {
-			// Not so long that a stalled database holds the heartbeats
-			// back until the others drop the people here.
-			ctx, cancel := context.WithTimeout(h.ctx, min(h.cfg.BackendTimeout, h.cfg.PresenceEvery/2))
 			h.cfg.SharePresence(ctx, p)
-			cancel()
 		}
 	}
 	for {
@@ -190,7 +191,8 @@ func (h *Hub) share() {
 // and updates the room's presence here. A Count of 0 says the process has
 // no one in the room. What a process does not say again within three
 // PresenceEvery is dropped, as from a process that is gone, within a
-// quarter PresenceEvery more.
+// quarter PresenceEvery more (when Config.SharePresence is set: its
+// goroutine drops it).
 func (h *Hub) RemotePresence(from string, p Presence) {
 	changed, newcomer := h.remote.set(from, p, time.Now())
 	if changed || newcomer {
