@@ -332,14 +332,19 @@ func (h *Hub) run(ws *websocket.Conn, id Identity) {
 	h.mu.Unlock()
 }
 
+// room returns the room called name, or nil when it has no members here.
+func (h *Hub) room(name string) *room {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.rooms[name]
+}
+
 // Notify tells the hub that room has log entries up to seq. The hub reads
 // them itself through Backend.After. It is cheap, never blocks and coalesces:
 // call it after local applies and on every Postgres NOTIFY. Rooms without
 // members in this process are ignored; seq <= 0 always wakes the follower.
 func (h *Hub) Notify(room string, seq int64) {
-	h.mu.RLock()
-	r := h.rooms[room]
-	h.mu.RUnlock()
+	r := h.room(room)
 	if r == nil {
 		return
 	}

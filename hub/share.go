@@ -204,9 +204,7 @@ func (h *Hub) RemotePresence(from string, p Presence) {
 // other processes' part changed; tell also shares this process's part, for
 // a process that has just come to the room.
 func (h *Hub) remoteChanged(name string, tell bool) {
-	h.mu.RLock()
-	r := h.rooms[name]
-	h.mu.RUnlock()
+	r := h.room(name)
 	if r == nil {
 		return
 	}

@@ -675,12 +675,19 @@ func TestContactsStayOffTheRoom(t *testing.T) {
 	}
 }
 
-func TestTwoProcessesShareARoom(t *testing.T) {
+// twoProcesses starts a fixture's server and a second process on its
+// database, and returns a workshop and its room.
+func twoProcesses(t *testing.T) (f *fixture, other *server, w *domain.Workshop, room string) {
+	t.Helper()
 	dsn := pg.NewDB(t)
-	f := MustFixture(t, map[string]string{"DATABASE_URL": dsn})
-	other := MustStart(t, map[string]string{"DATABASE_URL": dsn, "NO_DEMO": "1"})
-	w := &f.ws[3]
-	room := store.WorkshopRoom(w.ID)
+	f = MustFixture(t, map[string]string{"DATABASE_URL": dsn})
+	other = MustStart(t, map[string]string{"DATABASE_URL": dsn, "NO_DEMO": "1"})
+	w = &f.ws[3]
+	return f, other, w, store.WorkshopRoom(w.ID)
+}
+
+func TestTwoProcessesShareARoom(t *testing.T) {
+	f, other, w, room := twoProcesses(t)
 	a := f.MustMember(t, domain.RoleParticipant, w, "IS", "police").Dial(t, f.srv.URL)
 	bm := f.MustMember(t, domain.RoleParticipant, w, "IS", "ngo")
 	// B signs in on process A (sessions are in Postgres) and connects to process B.
@@ -703,11 +710,7 @@ func TestTwoProcessesShareARoom(t *testing.T) {
 // A room's presence lists its people on every process serving it, and
 // drops them there when they leave.
 func TestTwoProcessesSharePresence(t *testing.T) {
-	dsn := pg.NewDB(t)
-	f := MustFixture(t, map[string]string{"DATABASE_URL": dsn})
-	other := MustStart(t, map[string]string{"DATABASE_URL": dsn, "NO_DEMO": "1"})
-	w := &f.ws[3]
-	room := store.WorkshopRoom(w.ID)
+	f, other, w, room := twoProcesses(t)
 	am := f.MustMember(t, domain.RoleParticipant, w, "IS", "police")
 	bm := f.MustMember(t, domain.RoleParticipant, w, "IS", "ngo")
 	a, b := am.Dial(t, f.srv.URL), bm.Dial(t, other.URL)
