@@ -500,11 +500,13 @@ func (lt *loadRun) idle(ctx context.Context) error {
 
 // throughput: clients over many rooms send as fast as acks come back
 // (a window of ops in flight each); durable ops/s, next to a plain
-// one-row INSERT per transaction on the same database.
+// one-row INSERT per transaction on the same database, measured before
+// and after (a shared host's speed drifts within minutes: the two say by
+// how much).
 func (lt *loadRun) throughput(ctx context.Context) error {
 	writers := min(lt.cfg.Clients, 32)
 	cpu0, cpuErr := readProcTimes()
-	plain, err := plainInsertRate(ctx, lt.st, writers, lt.cfg.Duration/2)
+	before, err := plainInsertRate(ctx, lt.st, writers, lt.cfg.Duration/4)
 	if err != nil {
 		return err
 	}
@@ -574,16 +576,53 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 	}
 	wg.Wait()
 	cpu3 := <-cpuEnd
+	// The server still indexes what it was sent: measured meanwhile, the
+	// plain rate would be lower than it is.
+	quiet := lt.waitQuiet(30 * time.Second)
+	cpu4, _ := readProcTimes()
+	after, err := plainInsertRate(ctx, lt.st, writers, lt.cfg.Duration/4)
+	if err != nil {
+		return err
+	}
+	cpu5, _ := readProcTimes()
+	plain := (before + after) / 2
 	rate := float64(acked.Load()) / lt.cfg.Duration.Seconds()
 	fmt.Fprintf(lt.out, "durable ops/s over %d rooms, %d clients: %.0f acked/s (%d clients dropped)\n", len(wids), len(clients), rate, dropped.Load())
-	fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, %d writers: %.0f/s\nratio: %.2f\n", writers, plain, rate/plain)
+	fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, %d writers: %.0f/s (%.0f before, %.0f after, once the server was quiet: %s)\nratio: %.2f\n",
+		writers, plain, before, after, quiet.Round(100*time.Millisecond), rate/plain)
 	if cpuErr != nil {
 		fmt.Fprintf(lt.out, "(no CPU split: %v)\n", cpuErr)
 		return nil
 	}
 	lt.printCPU("durable op", cpuSince(cpu2, cpu3, lt.cfg.ServerPID, lt.cfg.Serve), rate*lt.cfg.Duration.Seconds(), lt.cfg.Duration)
-	lt.printCPU("plain INSERT", cpuSince(cpu0, cpu1, lt.cfg.ServerPID, lt.cfg.Serve), plain*(lt.cfg.Duration/2).Seconds(), lt.cfg.Duration/2)
+	b, a := cpuSince(cpu0, cpu1, lt.cfg.ServerPID, lt.cfg.Serve), cpuSince(cpu4, cpu5, lt.cfg.ServerPID, lt.cfg.Serve)
+	both := cpuSplit{Load: b.Load + a.Load, Server: b.Server + a.Server, Postgres: b.Postgres + a.Postgres}
+	lt.printCPU("plain INSERT", both, plain*(lt.cfg.Duration/2).Seconds(), lt.cfg.Duration/2)
 	return nil
+}
+
+// waitQuiet waits until the server and its Postgres (as far as they are
+// known) use under a twentieth of a core, for at most max, and returns how
+// long that took; without either known it waits two seconds.
+func (lt *loadRun) waitQuiet(max time.Duration) time.Duration {
+	start := time.Now()
+	const window = 250 * time.Millisecond
+	if lt.cfg.ServerPID <= 0 && !lt.cfg.Serve {
+		time.Sleep(2 * time.Second)
+		return time.Since(start)
+	}
+	for time.Since(start) < max {
+		a, err := readProcTimes()
+		time.Sleep(window)
+		b, err2 := readProcTimes()
+		if err != nil || err2 != nil {
+			break
+		}
+		if s := cpuSince(a, b, lt.cfg.ServerPID, lt.cfg.Serve); s.Server+s.Postgres < window/20 {
+			break
+		}
+	}
+	return time.Since(start)
 }
 
 // printCPU prints the CPU time per op of each part of the run that is
