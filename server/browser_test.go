@@ -418,6 +418,30 @@ func TestTabletSetsNothingAsideInAnOutage(t *testing.T) {
 	tb.mustBeSavedOnce(t, "Saved after it")
 }
 
+// TestTabletSeesWhoIsHereOnAnotherProcess: the tablet's page lists a
+// person whose device is connected to another server process of the same
+// database, and drops them when they leave.
+func TestTabletSeesWhoIsHereOnAnotherProcess(t *testing.T) {
+	tb := MustTablet(t)
+	other := MustStart(t, map[string]string{"DATABASE_URL": tb.env["DATABASE_URL"], "NO_DEMO": "1"})
+	m := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Dial(t, other.URL)
+	c.join(t, store.WorkshopRoom(tb.w.ID), 0)
+	err = chromedp.Do(tb.browser, waitText("#presence", "Also here: "+m.name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ws.Close()
+	err = chromedp.Do(tb.browser, pollAcross(fmt.Sprintf(`!document.querySelector("#presence").textContent.includes(%q)`, m.name), m.name+" gone from the page"))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestTabletSendsAtOnceOnANewConnection: the server refuses the page's
 // ops for their rate and asks it to wait 20 s; the connection drops
 // meanwhile. The new connection has a rate of its own: the page sends at
