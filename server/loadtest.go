@@ -602,16 +602,16 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 }
 
 // waitQuiet waits until the server and its Postgres (as far as they are
-// known) use under a twentieth of a core, for at most max, and returns how
+// known) use under a twentieth of a core, for at most limit, and returns how
 // long that took; without either known it waits two seconds.
-func (lt *loadRun) waitQuiet(max time.Duration) time.Duration {
+func (lt *loadRun) waitQuiet(limit time.Duration) time.Duration {
 	start := time.Now()
 	const window = 250 * time.Millisecond
 	if lt.cfg.ServerPID <= 0 && !lt.cfg.Serve {
 		time.Sleep(2 * time.Second)
 		return time.Since(start)
 	}
-	for time.Since(start) < max {
+	for time.Since(start) < limit {
 		a, err := readProcTimes()
 		time.Sleep(window)
 		b, err2 := readProcTimes()
