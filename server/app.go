@@ -13,6 +13,7 @@ import (
 
 	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 	"github.com/rapporteur/rapporteur/web"
 )
@@ -103,11 +104,13 @@ func (a *app) close() {}
 // organizerLink makes a fresh one-time sign-in link for the first event's
 // bootstrap organizer ("" when there is no event yet).
 func (a *app) organizerLink(ctx context.Context) (string, error) {
-	events, err := a.store.Events(ctx)
-	if err != nil || len(events) == 0 {
+	ev, err := a.store.FirstEvent(ctx)
+	if domain.ErrorCode(err) == domain.NotFound {
+		return "", nil
+	}
+	if err != nil {
 		return "", err
 	}
-	ev := events[len(events)-1] // the oldest: the one the server was set up with
 	p, err := a.store.EnsureOrganizer(ctx, ev.ID)
 	if err != nil {
 		return "", err

@@ -403,6 +403,26 @@ func (a *app) handlePrintCards(w http.ResponseWriter, r *http.Request) {
 		ids = append(ids, p.Person.ID)
 		cards = append(cards, card{Name: p.Person.Name, Group: strings.Join(groups, ", ")})
 	}
+	// People the organizer may not give a link to get no card; the page
+	// says who and why.
+	refused, err := a.store.LinkRefusals(r.Context(), actor(r), ev.ID, ids)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	var skipped []string
+	if len(refused) > 0 {
+		keep, kept := ids[:0], cards[:0]
+		for i, pid := range ids {
+			if why, ok := refused[pid]; ok {
+				skipped = append(skipped, why)
+				delete(hashes, pid)
+				continue
+			}
+			keep, kept = append(keep, pid), append(kept, cards[i])
+		}
+		ids, cards = keep, kept
+	}
 	if len(ids) > 0 {
 		if _, err := a.store.IssueInvites(r.Context(), actor(r), ev.ID, hashes, a.inviteExpiry(ev)); err != nil {
 			a.message(w, r, err)
@@ -420,6 +440,6 @@ func (a *app) handlePrintCards(w http.ResponseWriter, r *http.Request) {
 		cards[i].URL = link
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	a.page(w, r, http.StatusOK, "cards.html", map[string]any{"Event": ev, "Cards": cards, "Printed": true,
+	a.page(w, r, http.StatusOK, "cards.html", map[string]any{"Event": ev, "Cards": cards, "Printed": true, "Skipped": skipped,
 		"Expires": a.inviteExpiry(ev).UTC().Format("2 Jan 2006")})
 }

@@ -175,17 +175,20 @@ func (a *app) handleCallback(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	p, rolesChanged, err := a.store.SignInOIDC(r.Context(), in)
+	out, err := a.store.SignInOIDC(r.Context(), in)
 	if err != nil {
 		a.message(w, r, err)
 		return
 	}
-	if rolesChanged {
+	// Sessions that others began for the person (see SignInOIDC) lose
+	// their live connections too.
+	a.endSessions(r.Context(), out.Ended...)
+	if out.RolesChanged {
 		// The person's other screens still act on the old roles: make them
 		// reconnect, so every join and op is checked against the new ones.
-		a.reauthorize(r.Context(), p.ID)
+		a.reauthorize(r.Context(), out.Person.ID)
 	}
-	if _, err := a.sessions.Start(r.Context(), w, r, p.ID); err != nil {
+	if _, err := a.sessions.Start(r.Context(), w, r, out.Person.ID); err != nil {
 		a.message(w, r, err)
 		return
 	}
@@ -205,14 +208,7 @@ func (a *app) roleMapEvent(ctx context.Context) (domain.Event, error) {
 	if a.auth.Event != "" {
 		return a.store.EventBySlug(ctx, a.auth.Event)
 	}
-	es, err := a.store.Events(ctx)
-	if err != nil {
-		return domain.Event{}, err
-	}
-	if len(es) == 0 {
-		return domain.Event{}, domain.Errorf(domain.NotFound, "There is no event to sign in to yet.")
-	}
-	return es[len(es)-1], nil // the oldest, as for the organizer link
+	return a.store.FirstEvent(ctx) // as for the organizer link
 }
 
 // handleLogout ends the browser's session and the person's live

@@ -16,6 +16,16 @@ func (s *Store) Events(ctx context.Context) ([]domain.Event, error) {
 	return es, nil
 }
 
+// FirstEvent returns the event made first: the one the server was set up
+// with, whatever events were added since and whenever they are held.
+func (s *Store) FirstEvent(ctx context.Context) (domain.Event, error) {
+	var e domain.Event
+	if err := s.db.NewSelect().Model(&e).Order("id").Limit(1).Scan(ctx); err != nil {
+		return e, notFound(err, "There is no event yet.")
+	}
+	return e, nil
+}
+
 // EventBySlug returns the event with slug.
 func (s *Store) EventBySlug(ctx context.Context, slug string) (domain.Event, error) {
 	var e domain.Event

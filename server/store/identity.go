@@ -61,14 +61,28 @@ type OIDCSignIn struct {
 	Roles     map[string]string // our role → the claim value that grants it
 }
 
+// OIDCOutcome is what a sign-in with an organisation account did.
+type OIDCOutcome struct {
+	Person       domain.Person
+	RolesChanged bool     // the claim granted or took back a role
+	Ended        []string // sessions ended (their connections are the caller's to close)
+}
+
 // SignInOIDC finds the person by issuer and subject (or, the first time,
 // by a verified email of a person not yet linked to any provider), creates
 // them otherwise, takes name and email from the claims, syncs the roles the
 // claim grants, and records the sign-in, all in one transaction.
-// rolesChanged tells that the claim granted or took back a role.
-func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (p domain.Person, rolesChanged bool, err error) {
-	err = s.inTx(ctx, func(tx bun.Tx) error {
-		rolesChanged = false
+//
+// A person found by email was made by someone else (an organizer, an
+// import), who may hold a session of theirs from a link: their sessions
+// end and their links are revoked, so that the roles the account brings
+// reach only sessions the account itself starts.
+func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (OIDCOutcome, error) {
+	var out OIDCOutcome
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		out = OIDCOutcome{}
+		var p domain.Person
+		rolesChanged, byEmail := false, false
 		email, name := strings.TrimSpace(in.Email), cleanClaim(in.Name, domain.MaxPersonName)
 		if checkText("email", email, domain.MaxEmail) != nil {
 			email = "" // an address we cannot store is no address to find or keep
@@ -76,6 +90,7 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (p domain.Person,
 		err := tx.NewSelect().Model(&p).Where("oidc_issuer = ? AND oidc_subject = ?", in.Issuer, in.Subject).For("UPDATE").Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) && in.EmailVerified && email != "" {
 			err = tx.NewSelect().Model(&p).Where("lower(email) = lower(?) AND oidc_subject IS NULL", email).For("UPDATE").Scan(ctx)
+			byEmail = err == nil
 		}
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -107,6 +122,19 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (p domain.Person,
 		} else if _, err := tx.NewUpdate().Model(&p).Column("name", "email", "oidc_issuer", "oidc_subject").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update person: %w", err)
 		}
+		detail := map[string]any{"issuer": in.Issuer, "subject": in.Subject}
+		if byEmail {
+			out.Ended = []string{}
+			if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", p.ID).Scan(ctx, &out.Ended); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("end sessions: %w", err)
+			}
+			res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE person_id = ? AND revoked_at IS NULL", p.ID).Exec(ctx)
+			if err != nil {
+				return fmt.Errorf("revoke links: %w", err)
+			}
+			revoked, _ := res.RowsAffected()
+			detail["linked_by_email"], detail["sessions_ended"], detail["links_revoked"] = true, len(out.Ended), revoked
+		}
 		if in.SyncRoles && in.EventID != 0 {
 			changed, err := s.syncClaimRoles(ctx, tx, p.ID, in.EventID, in.Roles)
 			if err != nil {
@@ -118,9 +146,13 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (p domain.Person,
 		if in.EventID != 0 {
 			ev = &in.EventID
 		}
-		return s.Audit(ctx, tx, &p.ID, ev, "signin.oidc", fmt.Sprintf("person:%d", p.ID), map[string]any{"issuer": in.Issuer, "subject": in.Subject})
+		out.Person, out.RolesChanged = p, rolesChanged
+		return s.Audit(ctx, tx, &p.ID, ev, "signin.oidc", fmt.Sprintf("person:%d", p.ID), detail)
 	})
-	return p, rolesChanged && err == nil, err
+	if err != nil {
+		return OIDCOutcome{}, err
+	}
+	return out, nil
 }
 
 // syncClaimRoles makes the person's claim-granted event-wide memberships

@@ -124,7 +124,8 @@ func (s *Store) EventPeople(ctx context.Context, eventID int64) ([]EventPerson, 
 // IssueInvites stores a new link for each person (person id → token
 // hash) in one transaction and revokes every earlier unrevoked link of
 // theirs in the event, so only the newest printed card works. A person
-// without a role in the event is NotFound.
+// without a role in the event is NotFound; one the actor may not give a
+// link to (see LinkRefusals) is Forbidden, and nothing is issued.
 func (s *Store) IssueInvites(ctx context.Context, actor *int64, eventID int64, hashes map[int64]string, expires time.Time) (map[int64]Invite, error) {
 	out := map[int64]Invite{}
 	err := s.inTx(ctx, func(tx bun.Tx) error {
@@ -133,9 +134,16 @@ func (s *Store) IssueInvites(ctx context.Context, actor *int64, eventID int64, h
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
+		refused, err := linkRefusals(ctx, tx, actor, eventID, ids)
+		if err != nil {
+			return err
+		}
 		for _, pid := range ids {
 			if err := checkMember(ctx, tx, eventID, pid); err != nil {
 				return err
+			}
+			if why, ok := refused[pid]; ok {
+				return domain.Errorf(domain.Forbidden, "%s", why)
 			}
 			res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE event_id = ? AND person_id = ? AND revoked_at IS NULL", eventID, pid).Exec(ctx)
 			if err != nil {
@@ -176,17 +184,12 @@ func (s *Store) SignOutEverywhere(ctx context.Context, actor *int64, eventID, pe
 		}
 		// A session is the person's, not the event's: it ends in every
 		// event they are in, so the actor must organize each of them.
-		if actor != nil {
-			var other int
-			if err := tx.NewRaw(`SELECT count(DISTINCT m.event_id) FROM memberships m
-				WHERE m.person_id = ? AND m.event_id <> ? AND NOT EXISTS (SELECT 1 FROM memberships o
-					WHERE o.person_id = ? AND o.event_id = m.event_id AND o.role = 'organizer')`,
-				personID, eventID, *actor).Scan(ctx, &other); err != nil {
-				return fmt.Errorf("events of person %d: %w", personID, err)
-			}
-			if other > 0 {
-				return domain.Errorf(domain.Forbidden, "This person is also in %d other event(s) that you do not organize; signing out everywhere would sign them out there too. An organizer of every event they are in can do it.", other)
-			}
+		other, err := eventsNotOrganized(ctx, tx, actor, eventID, []int64{personID})
+		if err != nil {
+			return err
+		}
+		if n := other[personID]; n > 0 {
+			return domain.Errorf(domain.Forbidden, "This person is also in %d other event(s) that you do not organize; signing out everywhere would sign them out there too. An organizer of every event they are in can do it.", n)
 		}
 		if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", personID).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("end sessions: %w", err)
@@ -206,6 +209,77 @@ func (s *Store) SignOutEverywhere(ctx context.Context, actor *int64, eventID, pe
 }
 
 // checkMember is NotFound unless the person has a role in the event.
+// LinkRefusals tells, for each of the people of the event the actor may
+// not give a sign-in link to, why (person id → message). A link starts a
+// session with every role of the person, in every event, so:
+//   - the actor must organize every event the person is in, or a link
+//     would let them act as the person where they have no say;
+//   - a person who signs in with an organisation account gets no link: it
+//     would bypass that account's sign-in, and a session begun with one
+//     would carry the roles the account's claims grant.
+//
+// A nil actor (the server itself) may link anyone.
+func (s *Store) LinkRefusals(ctx context.Context, actor *int64, eventID int64, personIDs []int64) (map[int64]string, error) {
+	var out map[int64]string
+	err := s.inTx(ctx, func(tx bun.Tx) (err error) {
+		out, err = linkRefusals(ctx, tx, actor, eventID, personIDs)
+		return err
+	})
+	return out, err
+}
+
+func linkRefusals(ctx context.Context, tx bun.Tx, actor *int64, eventID int64, personIDs []int64) (map[int64]string, error) {
+	out := map[int64]string{}
+	if actor == nil || len(personIDs) == 0 {
+		return out, nil
+	}
+	other, err := eventsNotOrganized(ctx, tx, actor, eventID, personIDs)
+	if err != nil {
+		return nil, err
+	}
+	var ps []struct {
+		ID    int64
+		Name  string
+		Staff bool
+	}
+	if err := tx.NewRaw("SELECT id, name, oidc_subject IS NOT NULL AS staff FROM people WHERE id IN (?)", bun.In(personIDs)).Scan(ctx, &ps); err != nil {
+		return nil, fmt.Errorf("people to link: %w", err)
+	}
+	for _, p := range ps {
+		switch {
+		case p.Staff:
+			out[p.ID] = fmt.Sprintf("%s signs in with their organisation account, so they get no sign-in link.", p.Name)
+		case other[p.ID] > 0:
+			out[p.ID] = fmt.Sprintf("%s is also in %d other event(s) that you do not organize, and a sign-in link would let its holder act for them there too. An organizer of every event they are in can give them a link.", p.Name, other[p.ID])
+		}
+	}
+	return out, nil
+}
+
+// eventsNotOrganized counts, for each person, the events other than
+// eventID that they are in and the actor does not organize (none for a
+// nil actor, the server itself).
+func eventsNotOrganized(ctx context.Context, tx bun.Tx, actor *int64, eventID int64, personIDs []int64) (map[int64]int, error) {
+	out := map[int64]int{}
+	if actor == nil {
+		return out, nil
+	}
+	var rows []struct {
+		PersonID int64
+		Other    int
+	}
+	if err := tx.NewRaw(`SELECT m.person_id, count(DISTINCT m.event_id) AS other FROM memberships m
+		WHERE m.person_id IN (?) AND m.event_id <> ? AND NOT EXISTS (SELECT 1 FROM memberships o
+			WHERE o.person_id = ? AND o.event_id = m.event_id AND o.role = 'organizer')
+		GROUP BY m.person_id`, bun.In(personIDs), eventID, *actor).Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("other events of people: %w", err)
+	}
+	for _, r := range rows {
+		out[r.PersonID] = r.Other
+	}
+	return out, nil
+}
+
 func checkMember(ctx context.Context, tx bun.Tx, eventID, personID int64) error {
 	var member bool
 	if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM memberships WHERE event_id = ? AND person_id = ?)", eventID, personID).Scan(ctx, &member); err != nil {

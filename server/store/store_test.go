@@ -1584,12 +1584,12 @@ func TestPersonTextsAreCheckedNotAltered(t *testing.T) {
 		t.Errorf("%d people were written, want only the one at the limit", n-before)
 	}
 
-	signed, _, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "s1",
+	signed, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "s1",
 		Name: "Bo\x00b\xffby " + strings.Repeat("x", 300), Email: "bobby\x00@example.org", EmailVerified: true})
 	if err != nil {
 		t.Fatalf("sign-in with an odd name: %v", err)
 	}
-	got, err := s.Person(ctx, signed.ID)
+	got, err := s.Person(ctx, signed.Person.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

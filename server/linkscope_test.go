@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oauth2-proxy/mockoidc"
+
+	"github.com/rapporteur/rapporteur/hub"
+	"github.com/rapporteur/rapporteur/server/auth"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// issueLink asks for a new sign-in link of person pid in event slug as
+// the organizer c (with its CSRF token), returning the status and link.
+func issueLink(t *testing.T, c *http.Client, csrf, base, slug string, pid int64) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/events/%s/people/%d/invite", base, slug, pid), nil)
+	req.Header.Set(auth.CSRFHeader, csrf)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		URL string `json:"url"`
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out.URL
+}
+
+// postAs sends body to u as c, with the CSRF token when there is one.
+func postAs(t *testing.T, c *http.Client, u, ctype, body, csrf string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", u, strings.NewReader(body))
+	req.Header.Set("Content-Type", ctype)
+	if csrf != "" {
+		req.Header.Set(auth.CSRFHeader, csrf)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// TestLinksOnlyFromOrganizersOfEveryEvent: a sign-in link starts a
+// session with all of a person's roles, in every event. So an organizer
+// of one event may not give a link to a person who is also in an event
+// they do not organize (it would make them that person there), neither
+// one at a time nor on the printed cards, and the attempt issues nothing.
+// An organizer of both events may.
+func TestLinksOnlyFromOrganizersOfEveryEvent(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	var other int64
+	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('other', 'Other seminar') RETURNING id").Scan(ctx, &other); err != nil {
+		t.Fatal(err)
+	}
+	// Both a participant here and an organizer of the other event.
+	both := f.MustMember(t, domain.RoleParticipant, &f.ws[0], "NO", "ngo")
+	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'organizer')", other, both.id); err != nil {
+		t.Fatal(err)
+	}
+	plain, _ := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Only here", Country: "SE", ActorType: "police"}, domain.RoleParticipant, f.ws[0].ID)
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	invites := func() (n int) {
+		t.Helper()
+		if err := f.store.DB().NewRaw("SELECT count(*) FROM invites WHERE person_id = ? AND revoked_at IS NULL", both.id).Scan(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := invites()
+
+	if status, link := issueLink(t, org.http, csrf, f.srv.URL, f.event.Slug, both.id); status != http.StatusForbidden || link != "" {
+		t.Fatalf("link for a person of another event: %d %q, want 403 and no link", status, link)
+	}
+	if got := invites(); got != before {
+		t.Errorf("the refused link changed the person's links: %d live, want %d", got, before)
+	}
+	if status, _ := issueLink(t, org.http, csrf, f.srv.URL, f.event.Slug, plain.ID); status != http.StatusOK {
+		t.Errorf("link for a person of this event only: %d, want 200", status)
+	}
+
+	// The cards: one for everyone but that person, and the page says why.
+	status, body := postAs(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/cards", "application/x-www-form-urlencoded",
+		url.Values{"csrf_token": {csrf}}.Encode(), "")
+	page := string(body)
+	if status != http.StatusOK || !strings.Contains(page, "No card for:") || !strings.Contains(page, "other event(s) that you do not organize") {
+		t.Fatalf("cards: %d, want the page to name the person without a card:\n%.800s", status, page)
+	}
+	if strings.Count(page, `<div class="card">`) == 0 {
+		t.Errorf("cards: none printed for the people of this event only")
+	}
+	if got := invites(); got != before {
+		t.Errorf("the cards gave the person of another event a link: %d live, want %d", got, before)
+	}
+
+	// An organizer of both events may.
+	boss := f.MustMember(t, domain.RoleOrganizer, nil, "DK", "coordinator")
+	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'organizer')", other, boss.id); err != nil {
+		t.Fatal(err)
+	}
+	bossCSRF := csrfToken(t, boss.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	if status, link := issueLink(t, boss.http, bossCSRF, f.srv.URL, f.event.Slug, both.id); status != http.StatusOK || link == "" {
+		t.Errorf("link from an organizer of both events: %d %q, want 200 and a link", status, link)
+	}
+}
+
+// TestOrganisationSignInEndsSessionsOthersBegan: an organizer may add a
+// person with a staff member's email and sign in with a link of theirs
+// before the staff member first signs in with their organisation account.
+// That first sign-in finds the person by email; the sessions and links
+// others made for the person must end there, or the roles the account
+// brings would reach the organizer's session. A staff member, once
+// linked to their account, gets no sign-in link at all.
+func TestOrganisationSignInEndsSessionsOthersBegan(t *testing.T) {
+	p := startTestIDP(t)
+	f := MustFixture(t, p.env(pg.NewDB(t)))
+	ctx := context.Background()
+	var side int64
+	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('side', 'Side seminar') RETURNING id").Scan(ctx, &side); err != nil {
+		t.Fatal(err)
+	}
+	sideOrg, tok := mustInvite(t, f.store, side, store.PersonInput{Name: "Side organizer", Country: "FI", ActorType: "ngo"}, domain.RoleOrganizer, 0)
+	org := mustSignIn(t, f.srv.URL, tok, sideOrg.ID)
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/side/people")
+	status, body := postAs(t, org.http, f.srv.URL+"/api/events/side/people", "application/json",
+		`{"name":"Not yet staff","email":"aino@example.fi","role":"observer"}`, csrf)
+	if status != http.StatusOK && status != http.StatusCreated {
+		t.Fatalf("add a person: %d %s", status, body)
+	}
+	var added struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(body, &added); err != nil || added.ID == 0 {
+		t.Fatalf("added person: %s (%v)", body, err)
+	}
+	status, link := issueLink(t, org.http, csrf, f.srv.URL, "side", added.ID)
+	if status != http.StatusOK {
+		t.Fatalf("link for the added person: %d", status)
+	}
+	held := newBrowser()
+	if status, _ := held.get(t, link); status != http.StatusOK {
+		t.Fatalf("sign in with the link: %d", status)
+	}
+	conn := member{id: added.ID, http: held.c}.Dial(t, f.srv.URL)
+	if fr := conn.join(t, fmt.Sprintf("plenary:%d", side), 0); fr.Type != "joined" {
+		t.Fatalf("join with the link's session: %+v", fr)
+	}
+	people := f.srv.URL + "/events/" + f.event.Slug + "/people"
+
+	// The staff member signs in for the first time; the claim makes them
+	// an organizer of the main event.
+	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,
+		PreferredUsername: "Aino Virtanen", Groups: []string{"rapporteur-admins"}})
+	staff := newBrowser()
+	if status, page := staff.get(t, f.srv.URL+"/auth/login?next="+url.QueryEscape("/events/"+f.event.Slug+"/people")); status != http.StatusOK || !strings.Contains(page, "People of") {
+		t.Fatalf("staff sign-in: %d, want the people page:\n%.400s", status, page)
+	}
+	if status, _ := held.get(t, people); status != http.StatusUnauthorized {
+		t.Errorf("the session begun with the organizer's link, after the staff sign-in: %d on the people page, want 401", status)
+	}
+	conn.mustCloseWith(t, hub.CloseUnauthenticated, 5*time.Second, "the link session's socket")
+	if status, _ := newBrowser().get(t, link); status != http.StatusUnauthorized {
+		t.Errorf("the organizer's link after the staff sign-in: %d, want 401 (revoked)", status)
+	}
+	if status, _ := issueLink(t, org.http, csrf, f.srv.URL, "side", added.ID); status != http.StatusForbidden {
+		t.Errorf("a new link for a person with an organisation account: %d, want 403", status)
+	}
+	if status, _ := staff.get(t, people); status != http.StatusOK {
+		t.Errorf("the staff member's own session: %d, want 200", status)
+	}
+}
