@@ -88,6 +88,62 @@ type conn struct {
 
 	readDone   chan struct{} // closed when the read pump returns
 	writerDone chan struct{}
+
+	alive alive // the read deadline
+}
+
+// alive keeps a connection's read deadline: PongWait after the client was
+// last heard from. A client cannot answer pings that are not sent, so
+// while a write is under way (the write pump sends no ping during it) the
+// deadline waits for the write too, and a write that blocked longer than
+// a ping interval and then went through counts as hearing from the client:
+// its data was read. A dead client is still found: writes to it block
+// until their deadline, and small ones that do not block extend nothing.
+type alive struct {
+	mu      sync.Mutex
+	ws      *websocket.Conn
+	wait    time.Duration // PongWait
+	heard   time.Time
+	writing time.Time // the write under way must end by then; zero: none
+}
+
+// setLocked applies the deadline.
+func (a *alive) setLocked() {
+	d := a.heard.Add(a.wait)
+	if !a.writing.IsZero() && a.writing.Add(a.wait).After(d) {
+		d = a.writing.Add(a.wait)
+	}
+	a.ws.SetReadDeadline(d)
+}
+
+// heardNow restarts the deadline: a frame or a pong came, or the read
+// pump is back from handling a frame (it read no pong meanwhile).
+func (a *alive) heardNow() {
+	a.mu.Lock()
+	a.heard = time.Now()
+	a.setLocked()
+	a.mu.Unlock()
+}
+
+// writeStart tells that a write that must end by deadline begins.
+func (a *alive) writeStart(deadline time.Time) {
+	a.mu.Lock()
+	a.writing = deadline
+	a.setLocked()
+	a.mu.Unlock()
+}
+
+// writeEnd tells that the write begun at start ended, and whether it went
+// through; one that went through after blocking longer than slow counts as
+// hearing from the client.
+func (a *alive) writeEnd(start time.Time, ok bool, slow time.Duration) {
+	a.mu.Lock()
+	a.writing = time.Time{}
+	if now := time.Now(); ok && now.Sub(start) > slow {
+		a.heard = now
+	}
+	a.setLocked()
+	a.mu.Unlock()
 }
 
 func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
@@ -106,6 +162,7 @@ func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
 		flight:     make(chan struct{}, maxInFlight),
 		readDone:   make(chan struct{}),
 		writerDone: make(chan struct{}),
+		alive:      alive{ws: ws, wait: h.cfg.PongWait},
 	}
 }
 
@@ -163,8 +220,12 @@ func (c *conn) writePump() {
 			// room is busy.
 			buf := c.h.packs.Get().(*[]byte)
 			msg, n := pack((*buf)[:0], batch[i:], packLimit)
-			c.ws.SetWriteDeadline(time.Now().Add(writeDeadline(c.h.cfg.WriteWait, len(msg))))
+			start := time.Now()
+			deadline := start.Add(writeDeadline(c.h.cfg.WriteWait, len(msg)))
+			c.ws.SetWriteDeadline(deadline)
+			c.alive.writeStart(deadline)
 			err := c.ws.WriteMessage(websocket.TextMessage, msg)
+			c.alive.writeEnd(start, err == nil, c.h.cfg.PingInterval)
 			if n > 1 {
 				*buf = msg[:0] // keep what the buffer grew to
 			}
@@ -234,9 +295,10 @@ func (c *conn) ping() bool {
 func (c *conn) readPump() {
 	defer close(c.readDone)
 	c.ws.SetReadLimit(c.h.cfg.MaxFrameBytes)
-	c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.PongWait))
+	c.alive.heardNow()
 	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.PongWait))
+		c.alive.heardNow()
+		return nil
 	})
 	for {
 		mt, data, err := c.ws.ReadMessage()
@@ -247,7 +309,7 @@ func (c *conn) readPump() {
 			}
 			return
 		}
-		c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.PongWait))
+		c.alive.heardNow()
 		if c.q.isClosed() {
 			continue
 		}
@@ -261,6 +323,9 @@ func (c *conn) readPump() {
 			continue
 		}
 		c.handle(f) // an error means the connection is closing: see above
+		// A join may have waited long for room in the send queue (a
+		// catch-up to a slow link), reading no pong meanwhile.
+		c.alive.heardNow()
 	}
 }
 

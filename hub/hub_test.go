@@ -818,6 +818,77 @@ func TestBigSnapshotReachesASlowLink(t *testing.T) {
 	c.ws.Close()
 }
 
+// TestSilentClientDroppedAfterPongWait: a client that stops reading
+// answers no ping; it is dropped about PongWait after it was last heard
+// from, even while its room keeps sending it small frames that its socket
+// still takes without blocking (they are no sign that it reads).
+func TestSilentClientDroppedAfterPongWait(t *testing.T) {
+	th := newTestHub(t, hub.Config{PingInterval: 100 * time.Millisecond, PongWait: 300 * time.Millisecond})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	silent := time.Now() // from here the client reads nothing
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			th.Notify(room, th.b.Append(room, "comment", map[string]int{}).Seq)
+		}
+	}()
+	waitFor(t, "the silent client to be dropped", 5*time.Second, func() bool { return th.Stats().Connections == 0 })
+	if d := time.Since(silent); d > 2*time.Second {
+		t.Errorf("dropped %v after it went silent, want about PongWait (300 ms)", d)
+	}
+}
+
+// TestLongCatchUpOutlastsPongWait: a catch-up to a slow link that takes
+// longer than PongWait. The read pump waits for room in the send queue
+// meanwhile and reads no pong; the client, alive and reading all along,
+// must not be dropped once the catch-up ends.
+func TestLongCatchUpOutlastsPongWait(t *testing.T) {
+	th := newTestHubOn(t, hub.Config{PongWait: time.Second, PingInterval: 200 * time.Millisecond, SendQueueBytes: 64 << 10}, true)
+	pad := strings.Repeat("x", 2000)
+	for range 300 {
+		th.b.Append(room, "finding.create", map[string]string{"pad": pad})
+	}
+	c := th.dial(t, "anna")
+	start := time.Now()
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: room})
+	c.readSlowly(256<<10, `"type":"joined"`)
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Fatalf("the catch-up took only %v: not longer than PongWait", d)
+	}
+	c.send(hub.Frame{Type: hub.TypePing})
+	for {
+		f, err := c.read(3 * time.Second)
+		if err != nil {
+			t.Fatalf("a live client lost after a long catch-up: %v", err)
+		}
+		if f.Type == "pong" {
+			return
+		}
+	}
+}
+
+// TestBigSnapshotOutlastsPongWait: while one long write goes on, the
+// write pump sends no ping and the client, waiting for "joined", sends
+// nothing; the read deadline must wait for the write.
+func TestBigSnapshotOutlastsPongWait(t *testing.T) {
+	th := newTestHubOn(t, hub.Config{PongWait: time.Second, PingInterval: 200 * time.Millisecond, WriteWait: 300 * time.Millisecond}, true)
+	th.b.snapshotPad = 400 << 10
+	c := th.dialWith(t, "anna", bufferDialer(64<<10))
+	start := time.Now()
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: -1})
+	c.readSlowly(128<<10, `"type":"joined"`)
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Fatalf("the snapshot took only %v: not longer than PongWait", d)
+	}
+}
+
 // TestPanickingOpFailsAlone: a Backend that panics on an op fails that op
 // as internal; the connection and the server go on.
 func TestPanickingOpFailsAlone(t *testing.T) {
