@@ -61,8 +61,12 @@ func (r *room) wake() {
 }
 
 // acquireRoom returns the room called name, creating it and starting its
-// follower when needed, with r.mu held.
+// follower when needed, with r.mu held. A new room's head is read before
+// the room is published, with no lock held: a slow database must not hold
+// the presence and wake-ups of others behind a room that is not yet ready.
 func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
+	var head int64
+	headRead := false
 	for {
 		h.mu.Lock()
 		if h.closing {
@@ -70,7 +74,18 @@ func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
 			return nil, &OpError{Code: CodeUnavailable, Message: "server going away"}
 		}
 		r := h.rooms[name]
+		if r == nil && !headRead {
+			h.mu.Unlock()
+			var err error
+			if head, err = h.b.Head(ctx, name); err != nil {
+				return nil, err
+			}
+			headRead = true
+			continue // someone may have made the room meanwhile
+		}
 		if r == nil {
+			// Entries committed since Head was read are the follower's
+			// first catch-up.
 			r = &room{
 				name:      name,
 				h:         h,
@@ -78,20 +93,13 @@ func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
 				members:   make(map[*conn]*member),
 				wakeC:     make(chan struct{}, 1),
 				done:      make(chan struct{}),
+				lastSeq:   head,
 			}
+			r.broadcast.Store(head)
 			r.mu.Lock() // r is not yet visible: no one else can hold it
 			h.rooms[name] = r
 			h.roomWG.Add(1)
 			h.mu.Unlock()
-			head, err := h.b.Head(ctx, name)
-			if err != nil {
-				r.closeLocked()
-				r.mu.Unlock()
-				h.roomWG.Done()
-				return nil, err
-			}
-			r.lastSeq = head
-			r.broadcast.Store(head)
 			go r.follow()
 			return r, nil
 		}

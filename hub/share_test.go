@@ -1,11 +1,17 @@
 package hub_test
 
 import (
+	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/rapporteur/rapporteur/hub"
 )
@@ -157,6 +163,72 @@ func TestPresenceHeartbeatsChangeNothing(t *testing.T) {
 		}
 		if f.Type == "presence" {
 			t.Fatalf("presence %+v with nothing changed", f)
+		}
+	}
+}
+
+// slowHead is a Backend whose first Head waits for release: a slow
+// database as a room is made.
+type slowHead struct {
+	*memBackend
+	calls   atomic.Int64
+	release chan struct{}
+}
+
+func (b *slowHead) Head(ctx context.Context, room string) (int64, error) {
+	if b.calls.Add(1) == 1 {
+		select {
+		case <-b.release:
+		case <-ctx.Done():
+		}
+	}
+	return b.memBackend.Head(ctx, room)
+}
+
+// TestSlowHeadHoldsNoOneElse: while a new room's head is read from a slow
+// database, another process's presence for that room (which the server
+// passes on from its LISTEN loop, ahead of every wake-up) is not held
+// behind it; and the join then completes.
+func TestSlowHeadHoldsNoOneElse(t *testing.T) {
+	b := &slowHead{memBackend: newMemBackend(), release: make(chan struct{})}
+	h := hub.New(b, hub.Config{Logger: quietLogger(), SharePresence: func(context.Context, hub.Presence) {}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.Serve(w, r, hub.Identity{ID: "anna", Name: "Anna"}, &websocket.Upgrader{})
+	}))
+	defer srv.Close()
+	released := false
+	defer func() {
+		if !released {
+			close(b.release)
+		}
+	}()
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	ws.WriteMessage(websocket.TextMessage, []byte(`{"type":"join","room":"`+room+`"}`))
+	waitFor(t, "the room's Head", 5*time.Second, func() bool { return b.calls.Load() == 1 })
+	done := make(chan struct{})
+	go func() {
+		h.RemotePresence("other", hub.Presence{Room: room, Count: 1, People: []hub.Person{{ID: "9", Name: "Bo"}}})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("RemotePresence waited for a Head read for a room being made")
+	}
+	close(b.release)
+	released = true
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, msg, err := ws.ReadMessage()
+		if err != nil {
+			t.Fatalf("join after a slow head: %v", err)
+		}
+		if bytes.Contains(msg, []byte(`"type":"joined"`)) {
+			return
 		}
 	}
 }
