@@ -624,16 +624,23 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// It changes the results too, a field the list does not show: the
+	// tablet must still show both values of each field in conflict.
 	raw, _ := json.Marshal("Inspections, by the other")
-	if _, err := st.UpdateFinding(bg, &other.id, tb.w.ID, "other", seed.ID, 2, map[string]json.RawMessage{"title": raw}); err != nil {
+	rawResults, _ := json.Marshal("Fewer cases, says the other")
+	if _, err := st.UpdateFinding(bg, &other.id, tb.w.ID, "other", seed.ID, 2, map[string]json.RawMessage{"title": raw, "results": rawResults}); err != nil {
 		t.Fatal(err)
 	}
 	err = chromedp.Do(ctx,
 		waitText("#findings li.saved", "Inspections, by the other"),
 		setTitle("Inspections, as the tablet says"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding textarea[name=results]`), "More cases, says the tablet"),
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
-		waitText("#findings li.failed", "Not saved: Someone else changed title"),
+		waitText("#findings li.failed", "Not saved: Someone else changed"),
 		waitText("#findings li.failed h3", "Inspections, as the tablet says"),
+		waitText("#findings li.failed", "Now: Inspections, by the other"),
+		waitText("#findings li.failed", "Now: Fewer cases, says the other"),
+		waitText("#findings li.failed", "Yours (not saved): More cases, says the tablet"),
 		waitText("#status", "1 change not saved"),
 	)
 	if err != nil {
@@ -642,9 +649,16 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 	if got := title(); got != "Inspections, by the other" {
 		t.Fatalf("the conflict wrote: title %q", got)
 	}
+	// Edit again: the form holds the tablet's text, and beside each field
+	// in conflict what the other saved; the tablet keeps its title and
+	// takes the other's results.
 	err = chromedp.Do(ctx,
 		tap(`#findings li.failed button.edit`),
 		waitText("#form-title", "Edit"),
+		waitText(`#new-finding .theirs[data-field=title]`, "Inspections, by the other"),
+		waitText(`#new-finding .theirs[data-field=results]`, "Fewer cases, says the other"),
+		tap(`#new-finding .theirs[data-field=results] button.use-theirs`),
+		waitNone(`#new-finding .theirs[data-field=results]`),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -652,17 +666,21 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 	if v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`input[name=title]`))); err != nil || v != "Inspections, as the tablet says" {
 		t.Fatalf("Edit again: the form holds %q (%v), want the tablet's text", v, err)
 	}
+	if v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`textarea[name=results]`))); err != nil || v != "Fewer cases, says the other" {
+		t.Fatalf("Use theirs: the form holds %q (%v), want the other's results", v, err)
+	}
 	err = chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
 		waitText("#findings li.saved", "Inspections, as the tablet says"),
 		waitText("#status", "every change is saved"),
 		waitNone("#findings li.failed"),
+		waitNone("#new-finding .theirs"),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := title(); got != "Inspections, as the tablet says" {
-		t.Fatalf("after Edit again: title %q", got)
+	if got, err := st.Finding(bg, seed.ID); err != nil || got.Title != "Inspections, as the tablet says" || got.Results != "Fewer cases, says the other" {
+		t.Fatalf("after Edit again: %q, results %q (%v)", got.Title, got.Results, err)
 	}
 
 	// Delete, confirmed.

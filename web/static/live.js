@@ -27,6 +27,8 @@
   var me = root.dataset.person || "";
   var textFields = ["title", "what_done", "results", "transferability"];
   var listFields = ["countries", "themes"];
+  var fieldNames = { title: "Title", what_done: "What was done", results: "Results or evidence",
+    transferability: "Could another country adopt it?", countries: "Countries", themes: "Themes" };
 
   var maxFrame = 64 * 1024; // the server's frame limit (bytes)
   var maxInFlight = 16;     // unacked ops on the wire (PROTOCOL.md, Resume)
@@ -294,6 +296,18 @@
     }
     li.dataset.op = op.op_id;
     li.querySelector(".state").textContent = "Not saved: " + op.error;
+    if (op.kind === "finding.update" && now && op.current && op.conflict) {
+      // Both values of each field in conflict, so that nothing is decided
+      // unseen: what someone else saved, and what this person wrote.
+      op.conflict.forEach(function (k) {
+        var c = document.createElement("div");
+        c.className = "conflict";
+        c.appendChild(document.createElement("strong")).textContent = fieldNames[k] + " was changed by someone else meanwhile.";
+        c.appendChild(document.createElement("p")).textContent = "Now: " + shown(op.current[k]);
+        c.appendChild(document.createElement("p")).textContent = "Yours (not saved): " + shown(op.body.fields[k]);
+        li.appendChild(c);
+      });
+    }
     // The op stays kept until its text is back in the form, where the
     // draft keeps it (see saveDraft).
     if (op.kind === "finding.create") {
@@ -301,7 +315,7 @@
     } else if (op.kind === "finding.update" && now) {
       // Based on the finding as it is now: what someone else changed is
       // on screen, and saving again keeps what the form then says.
-      li.appendChild(button("Edit again", "edit", function () { if (startEdit(now.id, op.body.fields, op.current)) forget(op); }));
+      li.appendChild(button("Edit again", "edit", function () { if (startEdit(now.id, op.body.fields, op.current, op.conflict)) forget(op); }));
     } else if (op.kind === "finding.update" && op.draft) {
       li.appendChild(button("Save as new finding", "edit", function () { if (intoForm(op.draft, null)) forget(op); }));
     }
@@ -464,14 +478,52 @@
   // changes (the fields of a refused update) on top. The base is the
   // server's version (this device's own unsent changes are no conflict),
   // or current's, a conflict's newer copy. It reports whether it did.
-  function startEdit(id, changes, current) {
+  // After a conflict, conflict names the fields someone else changed: the
+  // form then shows their value beside each (see showTheirs).
+  function startEdit(id, changes, current, conflict) {
     var f = view(id);
     if (!f) return false;
     var base = state.findings[id].version;
     if (current && current.id === id && current.version > base) { f = current; base = current.version; }
-    var body = fieldsOf(f);
+    var body = fieldsOf(f), theirs = null, orig = fieldsOf(f);
     Object.keys(changes || {}).forEach(function (k) { body[k] = changes[k]; });
-    return intoForm(body, { id: id, base: base, orig: fieldsOf(f), title: f.title || "" });
+    (conflict || []).forEach(function (k) {
+      if (!(k in orig)) return;
+      theirs = theirs || {};
+      theirs[k] = orig[k];
+    });
+    return intoForm(body, { id: id, base: base, orig: orig, title: f.title || "", theirs: theirs });
+  }
+  // shown is a field's value as text, for people.
+  function shown(v) {
+    if (Array.isArray(v)) return v.length ? v.join(", ") : "(none)";
+    return v ? String(v) : "(empty)";
+  }
+  // showTheirs puts, under each form field in conflict, what someone else
+  // saved there meanwhile, with a button to take it instead of the
+  // person's own text: saving again is then a choice made in sight of both.
+  function showTheirs() {
+    Array.prototype.forEach.call(form.querySelectorAll(".theirs"), function (e) { e.remove(); });
+    if (!editing || !editing.theirs) return;
+    Object.keys(editing.theirs).forEach(function (k) {
+      var field = textFields.indexOf(k) >= 0 ? form.elements[k] && form.elements[k].closest("label") :
+        form.querySelector("input[type=checkbox][name=" + k + "]");
+      if (field && listFields.indexOf(k) >= 0) field = field.closest("fieldset");
+      if (!field) return;
+      var p = document.createElement("p");
+      p.className = "theirs";
+      p.dataset.field = k;
+      p.textContent = "Someone else changed this meanwhile to: " + shown(editing.theirs[k]) + " ";
+      p.appendChild(button("Use theirs", "use-theirs", function () {
+        var body = formBody();
+        body[k] = editing.theirs[k];
+        delete editing.theirs[k];
+        fillForm(body);
+        showTheirs();
+        saveDraft();
+      }));
+      field.insertAdjacentElement("afterend", p);
+    });
   }
   function stopEdit() {
     editing = null;
@@ -484,6 +536,7 @@
     formTitle.textContent = editing ? "Edit \u201c" + editing.title + "\u201d" : "Record a best practice";
     submitButton.textContent = editing ? "Save changes" : "Save finding";
     cancelButton.hidden = !editing;
+    showTheirs();
   }
   // The form's text is kept on the device as it is typed: a reload, a
   // crash or a tab the system closed does not lose it. It reports whether
@@ -739,7 +792,10 @@
     if (f.code === "not_joined") {
       if (!rejoining) rejoin();
     } else if (refusedCodes[f.code]) {
-      if (f.code === "conflict" && f.detail && f.detail.current) op.current = f.detail.current;
+      if (f.code === "conflict" && f.detail && f.detail.current) {
+        op.current = f.detail.current;
+        op.conflict = (f.detail.fields || []).filter(function (k) { return k in fieldNames; });
+      }
       refuse(op, f.message || f.code);
     } else if (f.code === "rate_limited") {
       later(op, (f.detail && f.detail.retry_after_ms) || 1000);
