@@ -1058,3 +1058,81 @@ func TestTabletKeepsChangesWhenStorageIsFull(t *testing.T) {
 	}
 	tb.mustBeSavedOnce(t, "Kept though storage is full")
 }
+
+// TestTabletStorageWritesAllOrNothing: when the device's storage takes
+// the unsent list but not the next one, the page lets go of the change
+// (and says so, the text staying in the form); the list written must not
+// bring it back at the next save and send it behind the person's back.
+func TestTabletStorageWritesAllOrNothing(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		evalJS(`window.realSetItem = Storage.prototype.setItem;
+			Storage.prototype.setItem = function (k, v) {
+				if (String(k).endsWith(":failed")) throw new DOMException("full", "QuotaExceededError");
+				return window.realSetItem.call(this, k, v);
+			}`),
+		typeFinding("Let go of, never sent"),
+		waitText("#form-error", "storage is full"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := tb.stored(t, ctx, "queue"); strings.Contains(q, "Let go of, never sent") {
+		t.Fatalf("the change let go of is still in the stored queue: %q", q)
+	}
+	// Storage works again; the next message makes the page save and merge.
+	if err := chromedp.Do(ctx, evalJS(`Storage.prototype.setItem = window.realSetItem`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.f.store.CreateFinding(context.Background(), &other.id, tb.w.ID, "after", store.FindingInput{Title: "A later finding"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, waitText("#findings li.saved", "A later finding"), waitText("#status", "every change is saved")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // what a resurrected op would need to reach the server
+	if n := tb.findings(t, "Let go of, never sent"); n != 0 {
+		t.Fatalf("a change the page said it could not keep was saved %d times", n)
+	}
+	if v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`input[name=title]`))); err != nil || v != "Let go of, never sent" {
+		t.Fatalf("the form holds %q (%v), want the text still there", v, err)
+	}
+}
+
+// TestTabletRemembersOnlyItsOwnSettledOps: the list of settled op ids
+// that keeps other tabs from resending a change holds this device's ops,
+// not every entry of the room (those would push its own out of it).
+func TestTabletRemembersOnlyItsOwnSettledOps(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := tb.f.store.CreateFinding(context.Background(), &other.id, tb.w.ID, fmt.Sprintf("theirs-%d", i), store.FindingInput{Title: fmt.Sprintf("Theirs %d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := chromedp.Do(ctx,
+		waitText("#findings", "Theirs 2"),
+		typeFinding("Mine"),
+		waitText("#findings li.saved", "Mine"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := tb.stored(t, ctx, "done")
+	var ids []string
+	if err := json.Unmarshal([]byte(done), &ids); err != nil {
+		t.Fatalf("stored done list %q: %v", done, err)
+	}
+	if len(ids) != 1 || strings.HasPrefix(ids[0], "theirs-") {
+		t.Fatalf("settled op ids kept: %q, want only this device's one", ids)
+	}
+}

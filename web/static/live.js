@@ -101,11 +101,21 @@
   function save() {
     merge();
     var lists = [[":queue", queue], [":failed", failed], [":done", done]];
+    // All or nothing: a list written before another failed would bring
+    // back, at the next merge, an op this page has let go of (and told
+    // the person so), to be sent behind their back.
     var write = function () {
+      var before = lists.map(function (kv) { return localStorage.getItem(storeKey + kv[0]); }), i = 0;
       try {
-        lists.forEach(function (kv) { localStorage.setItem(storeKey + kv[0], JSON.stringify(kv[1])); });
+        for (; i < lists.length; i++) localStorage.setItem(storeKey + lists[i][0], JSON.stringify(lists[i][1]));
         return true;
       } catch (e) {
+        for (var j = 0; j < i; j++) {
+          try {
+            if (before[j] === null) localStorage.removeItem(storeKey + lists[j][0]);
+            else localStorage.setItem(storeKey + lists[j][0], before[j]);
+          } catch (e2) {}
+        }
         return false;
       }
     };
@@ -644,9 +654,14 @@
     var sock = ws;
     setTimeout(function () { if (ws === sock) { paused = false; pump(); } }, wait);
   }
+  // settle ends op opID: it committed.
+  // Only this device's ops go into done, the list that keeps other tabs
+  // from bringing them back: the entries of other devices would push them
+  // out of it.
   function settle(opID) {
     delete sent[opID];
-    done.push(opID);
+    var mine = function (op) { return op.op_id === opID; };
+    if (queue.some(mine) || failed.some(mine)) done.push(opID);
     queue = queue.filter(function (op) { return op.op_id !== opID; });
     failed = failed.filter(function (op) { return op.op_id !== opID; });
   }
@@ -747,6 +762,12 @@
         break;
       case "joined":
         if (f.me && me && me !== "0" && f.me !== me) { notMine(); return; }
+        if (f.room === room && f.seq > state.seq && !rejoining) {
+          // The catch-up lacks entries the server says it sent (one was
+          // dropped at a gap): join again from what is held, once.
+          rejoin();
+          return;
+        }
         live = true;
         rejoining = false;
         blocked = "";
@@ -775,6 +796,7 @@
 
   function onError(f) {
     var op = f.op_id && queue.filter(function (o) { return o.op_id === f.op_id; })[0];
+    if (f.op_id) delete sent[f.op_id]; // answered: its sending slot is free, whether it is still here or not
     if (!op) {
       if (f.reply_to === "presence") { // not worth a reconnect: say it again later
         presenceSent = null;
