@@ -366,6 +366,46 @@ func TestRetriedOpIsAppliedOnce(t *testing.T) {
 	}
 }
 
+// TestOpResentAfterItsRoleWentIsAcked: an op applied, whose ack was lost,
+// is resent after the person lost the role that allowed it (a rapporteur
+// made a participant). It was applied, so it is acked with its seq, not
+// refused as forbidden (a client would say "not saved"); a new op of the
+// kind is refused.
+func TestOpResentAfterItsRoleWentIsAcked(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[1]
+	room := store.WorkshopRoom(w.ID)
+	m := f.MustMember(t, domain.RoleRapporteur, w, "SE", "ngo")
+	ctx := context.Background()
+	created, err := f.store.CreateFinding(ctx, &m.id, w.ID, "to-share", store.FindingInput{Title: "Shared before the change"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fnd domain.Finding
+	json.Unmarshal(created.Entry.Payload, &fnd)
+	c := m.Dial(t, f.srv.URL)
+	c.join(t, room, 0)
+	c.send(t, op(room, "share-1", "finding.share", 0, map[string]any{"finding_id": fnd.ID}))
+	first := c.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" })
+	if first.Type != "ack" {
+		t.Fatalf("share: %+v", first)
+	}
+	c.ws.Close() // as if the ack never came
+	if _, err := f.store.DB().ExecContext(ctx, "UPDATE memberships SET role = 'participant' WHERE person_id = ? AND workshop_id = ?", m.id, w.ID); err != nil {
+		t.Fatal(err)
+	}
+	c2 := m.Dial(t, f.srv.URL)
+	c2.join(t, room, 0)
+	c2.send(t, op(room, "share-1", "finding.share", 0, map[string]any{"finding_id": fnd.ID}))
+	if again := c2.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); again.Type != "ack" || again.Seq != first.Seq {
+		t.Fatalf("the share resent after the role went: %+v, want ack with seq %d", again, first.Seq)
+	}
+	c2.send(t, op(room, "share-2", "finding.share", 0, map[string]any{"finding_id": fnd.ID}))
+	if refused := c2.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); refused.Type != "error" || refused.Code != "forbidden" {
+		t.Fatalf("a new share by a participant: %+v, want forbidden", refused)
+	}
+}
+
 func TestResumeGetsExactlyTheMissedEntries(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	w := &f.ws[2]

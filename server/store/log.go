@@ -207,6 +207,17 @@ func appendEntry(ctx context.Context, tx bun.Tx, room, opID string, actor *int64
 // errReplayed rolls back the seq bump of a repeated op.
 var errReplayed = &domain.Error{Code: domain.Conflict, Message: "op replayed"}
 
+// OpSeq returns the seq of the entry op opID made in room (NotFound when
+// it was never applied).
+func (s *Store) OpSeq(ctx context.Context, room, opID string) (int64, error) {
+	var seq int64
+	err := s.db.NewRaw("SELECT seq FROM log_entries WHERE room = ? AND op_id = ?", room, opID).Scan(ctx, &seq)
+	if err != nil {
+		return 0, notFound(err, "Op %s was not applied in %s.", opID, room)
+	}
+	return seq, nil
+}
+
 // EntriesAfter returns the room's entries with seq > after, in order, at most limit.
 func (s *Store) EntriesAfter(ctx context.Context, room string, after int64, limit int) ([]domain.LogEntry, error) {
 	var es []domain.LogEntry
