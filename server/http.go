@@ -82,9 +82,14 @@ func writeJSON(w http.ResponseWriter, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// page renders an HTML page, or a problem when rendering fails.
+// page renders an HTML page, or a problem when rendering fails. Pages
+// are not kept in the browser's cache or history: on a shared tablet, the
+// back button after a sign-out must not show the last person's findings,
+// contacts or people list. (The tablet page's offline copy is the service
+// worker's, which signing out clears.)
 func (a *app) page(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	if m, ok := data.(map[string]any); ok {
 		m["Session"] = a.sessionView(r) // who is signed in, for the layout (server/authz.go)

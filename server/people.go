@@ -439,7 +439,6 @@ func (a *app) handlePrintCards(w http.ResponseWriter, r *http.Request) {
 		cards[i].QR = template.HTML(svg) // our own SVG: shapes only, no text from people
 		cards[i].URL = link
 	}
-	w.Header().Set("Cache-Control", "no-store")
 	a.page(w, r, http.StatusOK, "cards.html", map[string]any{"Event": ev, "Cards": cards, "Printed": true, "Skipped": skipped,
 		"Expires": a.inviteExpiry(ev).UTC().Format("2 Jan 2006")})
 }

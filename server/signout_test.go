@@ -100,3 +100,26 @@ func TestSignOutEverywhere(t *testing.T) {
 	}
 	bothConn.mustCloseWith(t, hub.CloseUnauthenticated, 5*time.Second, "the socket of the person in both events")
 }
+
+// TestPagesAreNotCached: on a shared tablet the browser must not keep a
+// signed-in person's pages (their group's findings, the people list with
+// emails) for the back button after a sign-out.
+func TestPagesAreNotCached(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	for _, path := range []string{
+		"/events/" + f.event.Slug + "/people",
+		fmt.Sprintf("/events/%s/workshops/%d", f.event.Slug, f.ws[0].ID),
+		"/events/" + f.event.Slug + "/search",
+		"/events/" + f.event.Slug,
+	} {
+		resp, err := org.http.Get(f.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: %s, Cache-Control %q; want 200 and no-store", path, resp.Status, resp.Header.Get("Cache-Control"))
+		}
+	}
+}
