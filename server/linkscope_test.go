@@ -184,3 +184,76 @@ func TestOrganisationSignInEndsSessionsOthersBegan(t *testing.T) {
 		t.Errorf("the staff member's own session: %d, want 200", status)
 	}
 }
+
+// TestSignInLinkFromAnotherSiteAsksFirst: a sign-in link opened from
+// another site (a planted link: login CSRF) signs nobody in until the
+// person confirms on this site's page; the link stays unused meanwhile.
+// A post from another site is refused. A link scanned or typed (no
+// Sec-Fetch-Site, or none) signs in at once, as before.
+func TestSignInLinkFromAnotherSiteAsksFirst(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	p, _ := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Planted", Country: "FI", ActorType: "ngo"}, domain.RoleParticipant, f.ws[0].ID)
+	token, hash := auth.NewInviteToken()
+	if _, err := f.store.CreateInvite(ctx, store.Invite{EventID: f.event.ID, PersonID: p.ID, TokenHash: hash, Once: true, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	link := f.srv.URL + "/signin/" + token
+	victim := newBrowser()
+	signedIn := func() bool { return victim.cookie(f.srv.URL) != "" }
+	req, _ := http.NewRequest("GET", link, nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := victim.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Sign in on this device?") || signedIn() {
+		t.Fatalf("a link opened from another site: %d, signed in %v, want the question and no session:\n%.500s", resp.StatusCode, signedIn(), page)
+	}
+	var used bool
+	if err := f.store.DB().NewRaw("SELECT used_at IS NOT NULL FROM invites WHERE token_hash = ?", hash).Scan(ctx, &used); err != nil || used {
+		t.Fatalf("the one-time link after the question: used %v (%v), want unused", used, err)
+	}
+	// Another site posting the form itself is refused.
+	for _, h := range []map[string]string{{"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}} {
+		req, _ := http.NewRequest("POST", link, nil)
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+		resp, err := victim.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || signedIn() {
+			t.Errorf("a sign-in posted with %v: %d, signed in %v; want 403 and no session", h, resp.StatusCode, signedIn())
+		}
+	}
+	// The person confirms on our page.
+	req, _ = http.NewRequest("POST", link, nil)
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	req.Header.Set("Origin", f.srv.URL)
+	resp, err = victim.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 400 || !signedIn() {
+		t.Fatalf("the confirmed sign-in: %d, signed in %v", resp.StatusCode, signedIn())
+	}
+	// Scanned from a card: at once.
+	_, tok2 := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Scanned", Country: "SE", ActorType: "police"}, domain.RoleParticipant, f.ws[0].ID)
+	scanner := newBrowser()
+	req, _ = http.NewRequest("GET", f.srv.URL+"/signin/"+tok2, nil)
+	req.Header.Set("Sec-Fetch-Site", "none")
+	resp, err = scanner.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 400 || scanner.cookie(f.srv.URL) == "" {
+		t.Errorf("a scanned link: %d, signed in %v; want signed in at once", resp.StatusCode, scanner.cookie(f.srv.URL) != "")
+	}
+}

@@ -67,7 +67,23 @@ func (a *app) renderEvent(w http.ResponseWriter, r *http.Request, ev domain.Even
 }
 
 // handleSignInLink signs the person of a personal link in on this device.
+// A link opened from another site (Sec-Fetch-Site cross-site or
+// same-site) asks first, with a button that posts back here: otherwise a
+// link planted on a web page would sign the visitor's tablet in as
+// whoever made it, and their findings would go in under that name. A
+// link scanned or typed (none) signs in at once. The post must come from
+// this site's page.
 func (a *app) handleSignInLink(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet {
+		switch r.Header.Get("Sec-Fetch-Site") {
+		case "cross-site", "same-site":
+			a.page(w, r, http.StatusOK, "signin.html", map[string]any{"Token": r.PathValue("token")})
+			return
+		}
+	} else if !auth.SameOrigin(r, a.baseOrigin) {
+		a.message(w, r, domain.Errorf(domain.Forbidden, "This sign-in was sent from another site and is refused. Open your sign-in link again."))
+		return
+	}
 	inv, err := a.store.RedeemInvite(r.Context(), auth.HashToken(r.PathValue("token")), a.now())
 	if err != nil {
 		a.message(w, r, err)

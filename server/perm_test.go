@@ -249,6 +249,7 @@ func httpPermCases() []httpPermCase {
 		{route: "POST /api/invites/{id}/revoke", name: "revoke a link", method: "POST", allowed: org, okStatus: 200,
 			path: func(f *permFixture) string { return fmt.Sprintf("/api/invites/%d/revoke", f.inviteID) }},
 		{route: "GET /signin/{token}", name: "unknown link (refused for all)", method: "GET", path: fixed("/signin/nope"), allowed: everyone(), okStatus: 401},
+		{route: "POST /signin/{token}", name: "unknown link, confirmed (refused for all)", method: "POST", path: fixed("/signin/nope"), allowed: everyone(), okStatus: 401},
 		{route: "GET /auth/login", name: "staff sign-in not configured", method: "GET", path: fixed("/auth/login"), allowed: everyone(), okStatus: 404},
 		{route: "GET /auth/callback", name: "callback, staff sign-in not configured", method: "GET", path: fixed("/auth/callback?state=x&code=y"), allowed: everyone(), okStatus: 404},
 		{route: "POST /auth/logout", name: "sign-out", method: "POST", path: fixed("/auth/logout"), allowed: everyone(), okStatus: 303,

@@ -43,6 +43,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /events/{slug}/cards", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleCardsPage)))
 	mux.Handle("POST /events/{slug}/cards", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handlePrintCards)))
 	mux.Handle("GET /signin/{token}", a.guard(public(), http.HandlerFunc(a.handleSignInLink)))
+	mux.Handle("POST /signin/{token}", a.guard(public(), http.HandlerFunc(a.handleSignInLink)))
 	mux.Handle("GET /auth/login", a.guard(public(), http.HandlerFunc(a.handleLogin)))
 	mux.Handle("GET /auth/callback", a.guard(public(), http.HandlerFunc(a.handleCallback)))
 	mux.Handle("POST /auth/logout", a.guard(public(), http.HandlerFunc(a.handleLogout)))

@@ -40,13 +40,8 @@ func CheckCSRF(r *http.Request, s Session, baseOrigin string) error {
 	if safeMethod(r.Method) {
 		return nil
 	}
-	switch sfs := r.Header.Get("Sec-Fetch-Site"); sfs {
-	case "", "same-origin", "none":
-	default:
-		return newErr(CodeCSRF, "refused a "+oneLine(sfs)+" request: changes must come from this site's own pages", nil)
-	}
-	if origin := r.Header.Get("Origin"); origin != "" && !originMatches(origin, baseOrigin, r.Host) {
-		return newErr(CodeCSRF, "refused a request from another origin ("+oneLine(origin)+")", nil)
+	if err := checkOrigin(r, baseOrigin); err != nil {
+		return err
 	}
 	got := r.Header.Get(CSRFHeader)
 	if got == "" {
@@ -57,6 +52,27 @@ func CheckCSRF(r *http.Request, s Session, baseOrigin string) error {
 	}
 	if s.CSRF == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.CSRF)) != 1 {
 		return newErr(CodeCSRF, "the CSRF token does not match this session; reload the page and try again", nil)
+	}
+	return nil
+}
+
+// SameOrigin tells whether a request comes from this site's own pages
+// (or from no browser page at all), by the first two checks of CheckCSRF:
+// for a request that has no session to hold a token yet.
+func SameOrigin(r *http.Request, baseOrigin string) bool {
+	return checkOrigin(r, baseOrigin) == nil
+}
+
+// checkOrigin refuses a request that Sec-Fetch-Site or Origin says came
+// from another site.
+func checkOrigin(r *http.Request, baseOrigin string) error {
+	switch sfs := r.Header.Get("Sec-Fetch-Site"); sfs {
+	case "", "same-origin", "none":
+	default:
+		return newErr(CodeCSRF, "refused a "+oneLine(sfs)+" request: changes must come from this site's own pages", nil)
+	}
+	if origin := r.Header.Get("Origin"); origin != "" && !originMatches(origin, baseOrigin, r.Host) {
+		return newErr(CodeCSRF, "refused a request from another origin ("+oneLine(origin)+")", nil)
 	}
 	return nil
 }
