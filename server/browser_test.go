@@ -1136,3 +1136,38 @@ func TestTabletRemembersOnlyItsOwnSettledOps(t *testing.T) {
 		t.Fatalf("settled op ids kept: %q, want only this device's one", ids)
 	}
 }
+
+// TestTabletMakesRoomByDroppingOtherRoomsCopies: when the device's storage
+// is full of copies of other rooms (other groups, other people of a shared
+// tablet), a change typed is still kept: those copies go, as they are the
+// server's to send again, and a draft typed in the form is kept too.
+func TestTabletMakesRoomByDroppingOtherRoomsCopies(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	err := chromedp.Do(ctx,
+		waitText("#status", "Offline"),
+		evalJS(`for (let n = 1 << 20, i = 0; n > 0; n >>= 1) { try { for (;;) localStorage.setItem("rapporteur:999:workshop:" + i++ + ":state", "x".repeat(n)); } catch (e) {} }`),
+		// Longer than this room's own copy, which alone would not make room.
+		evalJS(`document.querySelector("#new-finding textarea[name=what_done]").value = "y".repeat(20000)`),
+		typeFinding("Kept in place of other rooms"),
+		waitText("#findings li.pending", "Kept in place of other rooms"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := tb.stored(t, ctx, "queue"); !strings.Contains(q, "Kept in place of other rooms") {
+		t.Fatalf("the change is not kept on the device: queue %q", q)
+	}
+	if msg, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#form-error"))); err != nil || strings.Contains(msg, "storage is full") {
+		t.Fatalf("form error %q (%v), want none", msg, err)
+	}
+	MustStart(t, tb.env)
+	if err := chromedp.Do(ctx, waitText("#status", "every change is saved"), waitText("#findings li.saved", "Kept in place of other rooms")); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustBeSavedOnce(t, "Kept in place of other rooms")
+}

@@ -121,15 +121,34 @@
     };
     var dropState = function () { try { localStorage.removeItem(storeKey + ":state"); } catch (e) {} };
     if (!write()) {
-      dropState();
-      if (!write()) {
-        storageFull = true;
-        return false;
+      if (!dropOtherStates() || !write()) {
+        dropState();
+        if (!write()) {
+          storageFull = true;
+          return false;
+        }
       }
     }
     storageFull = false;
     try { localStorage.setItem(storeKey + ":state", JSON.stringify(state)); } catch (e) { dropState(); }
     return true;
+  }
+  // dropOtherStates frees space taken by the copies of other rooms (and of
+  // other people on this device): copies of the server's, fetched again
+  // on their next visit. Unsent and refused changes are never dropped. It
+  // reports whether it dropped any.
+  function dropOtherStates() {
+    var gone = false;
+    try {
+      for (var i = localStorage.length - 1; i >= 0; i--) {
+        var k = localStorage.key(i);
+        if (k && k.indexOf("rapporteur:") === 0 && /:state$/.test(k) && k !== storeKey + ":state") {
+          localStorage.removeItem(k);
+          gone = true;
+        }
+      }
+    } catch (e) {}
+    return gone;
   }
   function opID() {
     var b = new Uint8Array(16);
@@ -554,9 +573,15 @@
   function saveDraft() {
     var empty = !editing && !formDirty();
     var text = empty ? "" : JSON.stringify({ editing: editing, body: formBody() });
-    try {
+    var put = function () {
       if (empty) localStorage.removeItem(draftPrefix + tabID);
       else localStorage.setItem(draftPrefix + tabID, text);
+    };
+    try {
+      try { put(); } catch (e) {
+        if (!dropOtherStates()) throw e;
+        put();
+      }
       if (draftFull) { draftFull = false; setStatus(); }
       return true;
     } catch (e) {
