@@ -606,6 +606,8 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 		waitText("#presence", "Also here: "+other.name),
 		waitText(mine+".saved .editing", other.name+" is editing this"),
 		setTitle("Joint labour inspections"),
+		// The status does not say all is saved without the form's text.
+		waitText("#status", "the form's text is kept on this device until you save it"),
 		chromedp.Click(chromedp.CSS(`input[name=countries][value=NO]`)),
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
 		waitText("#findings li.saved", "Joint labour inspections"),
@@ -614,6 +616,9 @@ func TestTabletEditsFindingsAndShowsConflicts(t *testing.T) {
 	)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if st, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status"))); err != nil || strings.Contains(st, "form's text") {
+		t.Fatalf("status after saving the form: %q (%v), want no word of the form", st, err)
 	}
 	if got, _ := st.Finding(bg, seed.ID); got.Title != "Joint labour inspections" || !sameSet(got.Countries, []string{"NO", "SE"}) || got.Version != 2 {
 		t.Fatalf("after the tablet's edit: %q %v version %d", got.Title, got.Countries, got.Version)

@@ -171,11 +171,12 @@
       text += " · " + plural(failed.length + orphans.length, "change") + " not saved: see below";
       if (cls === "live") cls = "saving";
     }
+    if (!storageFull && !draftFull && !signedOut && formDirty()) text += " · the form's text is kept on this device until you save it";
     if (storageFull || draftFull) {
       text += " · This device's storage is full: " + (storageFull ? "changes not saved yet" : "the form's text") + " may be lost if the page closes.";
       cls = "offline";
     }
-    statusEl.textContent = text;
+    if (statusEl.textContent !== text) statusEl.textContent = text; // a live region: say only what changed
     statusEl.className = "status " + cls;
   }
 
@@ -972,8 +973,10 @@
   cancelButton.addEventListener("click", function () {
     if (!formDirty() || window.confirm("Discard your changes? They are not saved.")) stopEdit();
   });
-  form.addEventListener("input", saveDraft);
-  form.addEventListener("change", saveDraft);
+  // The status also says whether the form holds text not yet saved.
+  var onFormEdit = function () { saveDraft(); setStatus(); };
+  form.addEventListener("input", onFormEdit);
+  form.addEventListener("change", onFormEdit);
 
   // Loading without a network (web/static/sw.js, https or localhost only):
   // the page and its files are kept on the device from the first load on,
