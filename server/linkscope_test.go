@@ -209,12 +209,35 @@ func TestSignInLinkFromAnotherSiteAsksFirst(t *testing.T) {
 	}
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Sign in on this device?") || signedIn() {
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "Sign in on this device as Planted?") || signedIn() {
 		t.Fatalf("a link opened from another site: %d, signed in %v, want the question and no session:\n%.500s", resp.StatusCode, signedIn(), page)
 	}
 	var used bool
 	if err := f.store.DB().NewRaw("SELECT used_at IS NOT NULL FROM invites WHERE token_hash = ?", hash).Scan(ctx, &used); err != nil || used {
 		t.Fatalf("the one-time link after the question: used %v (%v), want unused", used, err)
+	}
+	// A browser that sends no Sec-Fetch-Site (Safari before 16.4) is asked too.
+	req, _ = http.NewRequest("GET", link, nil)
+	req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	if resp, err = victim.c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "Sign in on this device as Planted?") || signedIn() {
+		t.Fatalf("a link opened by a browser without Sec-Fetch-Site: %d, signed in %v, want the question", resp.StatusCode, signedIn())
+	}
+	// What is not a token is not echoed into the question's form: a path
+	// there would make the button post elsewhere on this site.
+	req, _ = http.NewRequest("GET", f.srv.URL+"/signin/..%2F..%2Fevents%2F"+f.event.Slug+"%2Fcards", nil)
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	if resp, err = victim.c.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	page, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(page), "<form") {
+		t.Fatalf("a path as a token: %d, want 401 and no form:\n%.500s", resp.StatusCode, page)
 	}
 	// Another site posting the form itself is refused.
 	for _, h := range []map[string]string{{"Sec-Fetch-Site": "cross-site"}, {"Origin": "https://evil.example"}} {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -67,24 +68,31 @@ func (a *app) renderEvent(w http.ResponseWriter, r *http.Request, ev domain.Even
 }
 
 // handleSignInLink signs the person of a personal link in on this device.
-// A link opened from another site (Sec-Fetch-Site cross-site or
-// same-site) asks first, with a button that posts back here: otherwise a
-// link planted on a web page would sign the visitor's tablet in as
-// whoever made it, and their findings would go in under that name. A
-// link scanned or typed (none) signs in at once. The post must come from
-// this site's page.
+// A link opened from another site asks first (see linkNeedsQuestion),
+// naming the person, with a button that posts back here: otherwise a link
+// planted on a web page would sign the visitor's tablet in as whoever
+// made it, and their findings would go in under that name. The post must
+// come from this site's page.
 func (a *app) handleSignInLink(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet {
-		switch r.Header.Get("Sec-Fetch-Site") {
-		case "cross-site", "same-site":
-			a.page(w, r, http.StatusOK, "signin.html", map[string]any{"Token": r.PathValue("token")})
+	token := r.PathValue("token")
+	if !auth.WellFormedToken(token) {
+		a.message(w, r, domain.Errorf(domain.Unauthorized, "This sign-in link is not valid. Ask an organizer for a new one."))
+		return
+	}
+	if r.Method == http.MethodGet && linkNeedsQuestion(r) {
+		_, p, err := a.store.CheckInvite(r.Context(), auth.HashToken(token), a.now())
+		if err != nil {
+			a.message(w, r, err)
 			return
 		}
-	} else if !auth.SameOrigin(r, a.baseOrigin) {
+		a.page(w, r, http.StatusOK, "signin.html", map[string]any{"Token": token, "Name": p.Name})
+		return
+	}
+	if r.Method != http.MethodGet && !auth.SameOrigin(r, a.baseOrigin) {
 		a.message(w, r, domain.Errorf(domain.Forbidden, "This sign-in was sent from another site and is refused. Open your sign-in link again."))
 		return
 	}
-	inv, err := a.store.RedeemInvite(r.Context(), auth.HashToken(r.PathValue("token")), a.now())
+	inv, err := a.store.RedeemInvite(r.Context(), auth.HashToken(token), a.now())
 	if err != nil {
 		a.message(w, r, err)
 		return
@@ -99,6 +107,20 @@ func (a *app) handleSignInLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, "/events/"+ev.Slug, http.StatusSeeOther)
+}
+
+// linkNeedsQuestion tells whether a sign-in link was opened from another
+// site, or by a browser that cannot say where from (Safari before 16.4
+// sends no Sec-Fetch-Site; its navigations accept HTML). Scanned or typed
+// (none), opened from our own pages, or by a program, it signs in at once.
+func linkNeedsQuestion(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "none", "same-origin":
+		return false
+	case "":
+		return strings.Contains(r.Header.Get("Accept"), "text/html")
+	}
+	return true
 }
 
 // handleServiceWorker serves the tablet page's service worker (see

@@ -22,6 +22,21 @@ func NewInviteToken() (token string, hash string) {
 	return token, HashToken(token)
 }
 
+// WellFormedToken tells whether s could be a token of this package: URL-safe
+// base64 of at most 128 characters. Anything else is no token, and must
+// not be echoed into a page (a path with "/" or "..").
+func WellFormedToken(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
 // HashToken is the storage form of a secret token (invite or session):
 // hex SHA-256. The tokens carry 128+ random bits, so a plain fast hash is
 // the right tool; a database leak does not reveal usable tokens.

@@ -106,19 +106,9 @@ func (s *Store) CreateInvite(ctx context.Context, inv Invite) (Invite, error) {
 func (s *Store) RedeemInvite(ctx context.Context, tokenHash string, now time.Time) (Invite, error) {
 	var inv Invite
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		if err := tx.NewSelect().Model(&inv).Where("token_hash = ?", tokenHash).For("UPDATE").Scan(ctx); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return domain.Errorf(domain.Unauthorized, "This sign-in link is not valid. Ask an organizer for a new one.")
-			}
+		var err error
+		if inv, err = usableInvite(ctx, tx, tokenHash, now, true); err != nil {
 			return err
-		}
-		switch {
-		case inv.RevokedAt != nil:
-			return domain.Errorf(domain.Unauthorized, "This sign-in link was revoked. Ask an organizer for a new one.")
-		case !now.Before(inv.ExpiresAt):
-			return domain.Errorf(domain.Unauthorized, "This sign-in link expired on %s. Ask an organizer for a new one.", inv.ExpiresAt.UTC().Format("2 Jan 2006 15:04 MST"))
-		case inv.Once && inv.UsedAt != nil:
-			return domain.Errorf(domain.Unauthorized, "This one-time sign-in link was used already. Ask an organizer for a new one.")
 		}
 		if _, err := tx.NewUpdate().Model(&inv).Set("used_at = ?", now).WherePK().Exec(ctx); err != nil {
 			return err
@@ -126,6 +116,46 @@ func (s *Store) RedeemInvite(ctx context.Context, tokenHash string, now time.Tim
 		return s.Audit(ctx, tx, &inv.PersonID, &inv.EventID, "signin.link", fmt.Sprintf("invite:%d", inv.ID), nil)
 	})
 	return inv, err
+}
+
+// CheckInvite tells whether the link with tokenHash would sign someone in
+// now, without using it, and whose it is.
+func (s *Store) CheckInvite(ctx context.Context, tokenHash string, now time.Time) (Invite, domain.Person, error) {
+	var inv Invite
+	var p domain.Person
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		var err error
+		if inv, err = usableInvite(ctx, tx, tokenHash, now, false); err != nil {
+			return err
+		}
+		return tx.NewSelect().Model(&p).Where("id = ?", inv.PersonID).Scan(ctx)
+	})
+	return inv, p, err
+}
+
+// usableInvite reads the link with tokenHash (locked when lock) and
+// refuses, as Unauthorized, one that cannot sign anyone in now.
+func usableInvite(ctx context.Context, tx bun.Tx, tokenHash string, now time.Time, lock bool) (Invite, error) {
+	var inv Invite
+	q := tx.NewSelect().Model(&inv).Where("token_hash = ?", tokenHash)
+	if lock {
+		q = q.For("UPDATE")
+	}
+	if err := q.Scan(ctx); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return inv, domain.Errorf(domain.Unauthorized, "This sign-in link is not valid. Ask an organizer for a new one.")
+		}
+		return inv, err
+	}
+	switch {
+	case inv.RevokedAt != nil:
+		return inv, domain.Errorf(domain.Unauthorized, "This sign-in link was revoked. Ask an organizer for a new one.")
+	case !now.Before(inv.ExpiresAt):
+		return inv, domain.Errorf(domain.Unauthorized, "This sign-in link expired on %s. Ask an organizer for a new one.", inv.ExpiresAt.UTC().Format("2 Jan 2006 15:04 MST"))
+	case inv.Once && inv.UsedAt != nil:
+		return inv, domain.Errorf(domain.Unauthorized, "This one-time sign-in link was used already. Ask an organizer for a new one.")
+	}
+	return inv, nil
 }
 
 // CreateSession stores a session (auth.SessionStore).
