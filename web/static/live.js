@@ -138,17 +138,15 @@
   // on their next visit. Unsent and refused changes are never dropped. It
   // reports whether it dropped any.
   function dropOtherStates() {
-    var gone = false;
+    var keys = [];
     try {
-      for (var i = localStorage.length - 1; i >= 0; i--) {
+      for (var i = 0; i < localStorage.length; i++) {
         var k = localStorage.key(i);
-        if (k && k.indexOf("rapporteur:") === 0 && /:state$/.test(k) && k !== storeKey + ":state") {
-          localStorage.removeItem(k);
-          gone = true;
-        }
+        if (k && k.indexOf("rapporteur:") === 0 && /:state$/.test(k) && k !== storeKey + ":state") keys.push(k);
       }
+      keys.forEach(function (k) { localStorage.removeItem(k); });
     } catch (e) {}
-    return gone;
+    return keys.length > 0;
   }
   function opID() {
     var b = new Uint8Array(16);
@@ -328,12 +326,14 @@
     li.querySelector(".state").textContent = "Not saved: " + op.error;
     if (op.kind === "finding.update" && now && op.current && op.conflict) {
       // Both values of each field in conflict, so that nothing is decided
-      // unseen: what someone else saved, and what this person wrote.
+      // unseen: what is saved now (the room's copy, when newer than the
+      // one the refusal carried), and what this person wrote.
+      var cur = now.version >= (op.current.version || 0) ? now : op.current;
       op.conflict.forEach(function (k) {
         var c = document.createElement("div");
         c.className = "conflict";
         c.appendChild(document.createElement("strong")).textContent = fieldNames[k] + " was changed by someone else meanwhile.";
-        c.appendChild(document.createElement("p")).textContent = "Now: " + shown(op.current[k]);
+        c.appendChild(document.createElement("p")).textContent = "Now: " + shown(cur[k]);
         c.appendChild(document.createElement("p")).textContent = "Yours (not saved): " + shown(op.body.fields[k]);
         li.appendChild(c);
       });
@@ -539,7 +539,7 @@
       var field = textFields.indexOf(k) >= 0 ? form.elements[k] && form.elements[k].closest("label") :
         form.querySelector("input[type=checkbox][name=" + k + "]");
       if (field && listFields.indexOf(k) >= 0) field = field.closest("fieldset");
-      if (!field) return;
+      if (!field) field = formError.previousElementSibling || formError; // a field the form has no box for: shown all the same
       var p = document.createElement("p");
       p.className = "theirs";
       p.dataset.field = k;
