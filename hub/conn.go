@@ -125,11 +125,15 @@ func (a *alive) heardNow() {
 	a.mu.Unlock()
 }
 
-// writeStart tells that a write that must end by deadline begins.
+// writeStart tells that a write that must end by deadline begins. The
+// deadline moves only when the write could outlast it (a busy room's
+// writes mostly cannot: they leave it alone).
 func (a *alive) writeStart(deadline time.Time) {
 	a.mu.Lock()
-	a.writing = deadline
-	a.setLocked()
+	if deadline.After(a.heard.Add(a.wait)) {
+		a.writing = deadline
+		a.setLocked()
+	}
 	a.mu.Unlock()
 }
 
@@ -138,11 +142,14 @@ func (a *alive) writeStart(deadline time.Time) {
 // hearing from the client.
 func (a *alive) writeEnd(start time.Time, ok bool, slow time.Duration) {
 	a.mu.Lock()
+	changed := !a.writing.IsZero()
 	a.writing = time.Time{}
 	if now := time.Now(); ok && now.Sub(start) > slow {
-		a.heard = now
+		a.heard, changed = now, true
 	}
-	a.setLocked()
+	if changed {
+		a.setLocked()
+	}
 	a.mu.Unlock()
 }
 
@@ -322,10 +329,13 @@ func (c *conn) readPump() {
 			c.bad(f, oe)
 			continue
 		}
+		start := time.Now()
 		c.handle(f) // an error means the connection is closing: see above
-		// A join may have waited long for room in the send queue (a
-		// catch-up to a slow link), reading no pong meanwhile.
-		c.alive.heardNow()
+		if time.Since(start) > time.Second {
+			// A join waited long for room in the send queue (a catch-up to
+			// a slow link), or an op for a slot, reading no pong meanwhile.
+			c.alive.heardNow()
+		}
 	}
 }
 
