@@ -547,6 +547,21 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 			return err
 		}
 		bctx := withBatchState(ctx, bs)
+		// replayed looks up an op the batch refused, when it did not look
+		// its ops up first: a resend of an op committed before is refused
+		// by the state it made itself (a delete of the finding it deleted,
+		// a conflict with its own save), and is answered with its entry.
+		replayed := func(i int, op *pendingOp) (bool, error) {
+			if lookup {
+				return false, nil // looked up already: seen had it
+			}
+			found, err := loggedOps(ctx, tx, room, []string{op.opID})
+			if e, ok := found[op.opID]; ok && err == nil {
+				res[i], seen[op.opID] = Applied{Entry: e, Replayed: true}, e
+				return true, nil
+			}
+			return false, err
+		}
 		// The other ops' entries are written together at the end.
 		var entries []domain.LogEntry
 		var entryOf []int
@@ -584,12 +599,23 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 				if domain.ErrorCode(err) == domain.Internal {
 					return err // it may have written: the batch is retried op by op
 				}
-				errs[i] = err // refused before it wrote anything
+				// Refused before it wrote anything.
+				if ok, lerr := replayed(i, op); lerr != nil {
+					return lerr
+				} else if ok {
+					continue
+				}
+				errs[i] = err
 				continue
 			}
 			if err != nil {
 				if _, rerr := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT op"); rerr != nil {
 					return fmt.Errorf("roll back a failed op: %w (after %v)", rerr, err)
+				}
+				if ok, lerr := replayed(i, op); lerr != nil {
+					return lerr
+				} else if ok {
+					continue
 				}
 				errs[i] = err
 				// The ops its client sent after it wait for its resend.

@@ -133,8 +133,10 @@ func (in FindingInput) finding(tax taxonomy) (domain.Finding, error) {
 	f := domain.Finding{
 		Title: strings.TrimSpace(in.Title), WhatDone: in.WhatDone, Results: in.Results,
 		Transferability: in.Transferability, NordicProposal: in.NordicProposal,
-		Countries: in.Countries, Themes: in.Themes, Ps: in.Ps, Forms: in.Forms,
-		VictimGroups: in.VictimGroups, ActorTypes: in.ActorTypes, Language: in.Language,
+		// Copies: validateFinding sorts and compacts them in place, and the
+		// input may be validated again (an op run on its own after its batch).
+		Countries: slices.Clone(in.Countries), Themes: slices.Clone(in.Themes), Ps: slices.Clone(in.Ps), Forms: slices.Clone(in.Forms),
+		VictimGroups: slices.Clone(in.VictimGroups), ActorTypes: slices.Clone(in.ActorTypes), Language: in.Language,
 		ContactName: in.ContactName, ContactEmail: in.ContactEmail, ContactConsent: in.ContactConsent,
 		Attribution: in.Attribution, ReleaseState: domain.Draft, Version: 1, FieldVersions: map[string]int{},
 	}
