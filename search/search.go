@@ -184,7 +184,7 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 		res.Took = time.Since(start)
 		return res, nil
 	}
-	if res.Hits, err = ix.load(ctx, v, top[from:], text); err != nil {
+	if res.Hits, err = ix.load(ctx, v, top[from:], text, q.Audience); err != nil {
 		return nil, err
 	}
 	res.Took = time.Since(start)
@@ -192,8 +192,11 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 }
 
 // load fetches the stored fields (and, for a text query, highlights) of
-// the hits in top, in that order.
-func (ix *Index) load(ctx context.Context, v *view, top []ranked, text query.Query) ([]Hit, error) {
+// the hits in top, in that order. It reads the index as it is now, which
+// may be newer than the view the hits were found in: a document changed
+// meanwhile is loaded only if the viewer's audience still matches it, or
+// a finding moved back to draft would show its draft text.
+func (ix *Index) load(ctx context.Context, v *view, top []ranked, text query.Query, audience []string) ([]Hit, error) {
 	ids := make([]string, len(top))
 	for i, r := range top {
 		seg, local := v.locate(r.g)
@@ -203,10 +206,17 @@ func (ix *Index) load(ctx context.Context, v *view, top []ranked, text query.Que
 		}
 		ids[i] = string(id)
 	}
-	var q query.Query = query.NewDocIDQuery(ids)
-	if text != nil {
-		q = query.NewConjunctionQuery([]query.Query{text, q})
+	aud := make([]query.Query, len(audience))
+	for i, a := range audience {
+		tq := query.NewTermQuery(a)
+		tq.SetField(fieldAudience)
+		aud[i] = tq
 	}
+	and := []query.Query{query.NewDocIDQuery(ids), query.NewDisjunctionQuery(aud)}
+	if text != nil {
+		and = append(and, text)
+	}
+	q := query.NewConjunctionQuery(and)
 	req := bleve.NewSearchRequestOptions(q, len(ids), 0, false)
 	req.Fields = storedFields
 	if text != nil {
