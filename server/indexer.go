@@ -25,6 +25,9 @@ const (
 	cpRooms = "rooms"
 	// cpOwner names the database the index was built from.
 	cpOwner = "owner"
+	// cpMarks holds, for every room of cpRooms, the op id of its entry at
+	// that seq (see diverged).
+	cpMarks = "marks"
 )
 
 // Indexer tuning.
@@ -160,6 +163,16 @@ func (x *indexer) run(ctx context.Context) {
 			continue
 		}
 		x.follow(ctx, cp)
+		if ctx.Err() == nil {
+			// It stopped for a rebuild: open takes the folder again.
+			x.mu.Lock()
+			ix := x.ix
+			x.ix, x.status = nil, "Search is rebuilding the index."
+			x.mu.Unlock()
+			if err := ix.Close(); err != nil {
+				x.logger.Error("close search index", "err", err)
+			}
+		}
 	}
 }
 
@@ -171,7 +184,10 @@ func (x *indexer) follow(ctx context.Context, cp map[string]int64) {
 	f := newFollowing(cp)
 	for {
 		start := time.Now()
-		if err := x.catchUp(ctx, f); err != nil && ctx.Err() == nil {
+		if err := x.catchUp(ctx, f); errors.Is(err, errLogBehind) {
+			x.logger.Warn("search index must be rebuilt", "why", err)
+			return // run opens it again, and open rebuilds it
+		} else if err != nil && ctx.Err() == nil {
 			x.logger.Error("search indexer", "err", err)
 		}
 		took := time.Since(start)
@@ -181,13 +197,14 @@ func (x *indexer) follow(ctx context.Context, cp map[string]int64) {
 			timer = time.NewTimer(time.Until(at))
 			due = timer.C
 		}
-		byDue := false
+		byDue, polled := false, false
 		select {
 		case <-ctx.Done():
 		case <-due:
 			byDue = true
 		case <-x.wake:
 		case <-t.C:
+			polled = true
 		}
 		if timer != nil {
 			timer.Stop()
@@ -197,6 +214,17 @@ func (x *indexer) follow(ctx context.Context, cp map[string]int64) {
 		}
 		if byDue {
 			continue // the held finding's change is in already: no need to gather
+		}
+		if polled {
+			x.mu.RLock()
+			ix := x.ix
+			x.mu.RUnlock()
+			if why, err := x.diverged(ctx, ix); err != nil && ctx.Err() == nil {
+				x.logger.Error("search indexer: check the index against the log", "err", err)
+			} else if why != "" {
+				x.logger.Warn("search index must be rebuilt", "why", why)
+				return // run opens it again, and open rebuilds it
+			}
 		}
 		// Let a burst of commits gather into one index batch, the longer
 		// the busier: one-entry batches make many small segments whose
@@ -222,6 +250,9 @@ func (x *indexer) open(ctx context.Context) (map[string]int64, error) {
 		return nil, err
 	} else {
 		cp, why, err := readCheckpoint(ix, owner)
+		if err == nil && why == "" {
+			why, err = x.diverged(ctx, ix)
+		}
 		if err != nil {
 			_ = ix.Close()
 			return nil, err
@@ -270,6 +301,75 @@ func percent(done, total int) int {
 	return min(99, done*100/total)
 }
 
+// errLogBehind stops following when the log is behind what the index has
+// read: the database was restored from a backup, or rolled back in time,
+// under an index that stayed. Its new entries reuse seqs the index has
+// passed; only a rebuild (see open) catches them.
+var errLogBehind = errors.New("the log is behind the search index (database restored?)")
+
+// diverged tells why the index no longer follows the log ("" when it
+// does): a room's checkpoint is past its head, or the log has another op at
+// a checkpoint's seq. Both mean the database was restored from a backup,
+// or rolled back in time, under an index that stayed: its new entries
+// reuse seqs the index has passed, and only a rebuild catches them. Rooms
+// are never deleted. An index without marks (made before them) is checked
+// by heads alone.
+func (x *indexer) diverged(ctx context.Context, ix *search.Index) (string, error) {
+	raw, err := ix.Checkpoint(cpRooms)
+	if err != nil {
+		return "", err
+	}
+	cp := map[string]int64{}
+	if err := json.Unmarshal(raw, &cp); err != nil {
+		return "damaged checkpoint", nil
+	}
+	heads, err := x.store.RoomHeads(ctx)
+	if err != nil {
+		return "", err
+	}
+	for room, seq := range cp {
+		if seq > heads[room] {
+			return fmt.Sprintf("ahead of the database in %s (%d, the log's head is %d): restored from a backup?", room, seq, heads[room]), nil
+		}
+	}
+	raw, err = ix.Checkpoint(cpMarks)
+	if err != nil || raw == nil {
+		return "", err
+	}
+	marks := map[string]string{}
+	if err := json.Unmarshal(raw, &marks); err != nil {
+		return "damaged checkpoint", nil
+	}
+	now, err := x.store.OpsAt(ctx, cp)
+	if err != nil {
+		return "", err
+	}
+	for room, op := range marks {
+		if now[room] != op {
+			return fmt.Sprintf("the log of %s holds another entry at %d than the index read: restored from a backup?", room, cp[room]), nil
+		}
+	}
+	return "", nil
+}
+
+// checkpoint is the index's checkpoint for cp: the rooms' seqs and the
+// op ids of their entries there.
+func checkpoint(ctx context.Context, st *store.Store, cp map[string]int64) (map[string][]byte, error) {
+	marks, err := st.OpsAt(ctx, cp)
+	if err != nil {
+		return nil, err
+	}
+	rooms, err := json.Marshal(cp)
+	if err != nil {
+		return nil, err
+	}
+	m, err := json.Marshal(marks)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{cpRooms: rooms, cpMarks: m}, nil
+}
+
 // readCheckpoint reads the rooms checkpoint; why is non-empty when the
 // index cannot be caught up and must be rebuilt.
 func readCheckpoint(ix *search.Index, owner string) (cp map[string]int64, why string, err error) {
@@ -310,6 +410,11 @@ func (x *indexer) catchUp(ctx context.Context, f *following) error {
 		for room, head := range heads {
 			if head > f.read[room] {
 				behind = append(behind, room)
+			}
+		}
+		for room, read := range f.read {
+			if read > heads[room] {
+				return errLogBehind
 			}
 		}
 		slices.Sort(behind)
@@ -521,11 +626,11 @@ func indexFindings(ctx context.Context, st *store.Store, ix *search.Index, ids m
 	for id := range gone {
 		deletes = append(deletes, strconv.FormatInt(id, 10))
 	}
-	raw, err := json.Marshal(cp)
+	cps, err := checkpoint(ctx, st, cp)
 	if err != nil {
 		return err
 	}
-	return ix.Apply(docs, deletes, map[string][]byte{cpRooms: raw})
+	return ix.Apply(docs, deletes, cps)
 }
 
 // touched returns the finding a log entry changed, or the workshop all of
@@ -658,11 +763,12 @@ func rebuildIndex(ctx context.Context, st *store.Store, dir string, opts search.
 	if err := load.Wait(); err != nil {
 		return fail(err)
 	}
-	raw, err := json.Marshal(heads)
+	cps, err := checkpoint(ctx, st, heads)
 	if err != nil {
 		return fail(err)
 	}
-	if err := nx.Apply(nil, nil, map[string][]byte{cpRooms: raw, cpOwner: []byte(owner)}); err != nil {
+	cps[cpOwner] = []byte(owner)
+	if err := nx.Apply(nil, nil, cps); err != nil {
 		return fail(err)
 	}
 	if err := nx.Compact(ctx); err != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/rapporteur/rapporteur/search"
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 )
@@ -120,8 +121,9 @@ func (a *app) handleSearchPage(w http.ResponseWriter, r *http.Request) {
 	page := max(1, s.Query.Page)
 	size := s.Query.Size
 	if size == 0 {
-		size = 20
+		size = search.DefaultSize
 	}
+	size = min(size, search.MaxSize) // as the index cut the page
 	pageURL := func(p int) string {
 		v := url.Values{}
 		for k, vs := range params {

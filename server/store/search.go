@@ -31,6 +31,36 @@ const indexColumns = `finding.*,
 	coalesce((SELECT w.key_messages FROM workshops w WHERE w.id = finding.workshop_id
 		AND (w.release_state = 'released' OR finding.release_state = 'draft')), '') AS key_messages`
 
+// OpsAt returns, for each room of at with a seq above 0, the op id of its
+// entry at that seq (rooms without one are left out): what tells one log
+// from another that reuses its seqs, as a database restored from a backup
+// does once new entries come.
+func (s *Store) OpsAt(ctx context.Context, at map[string]int64) (map[string]string, error) {
+	rooms, seqs := make([]string, 0, len(at)), make([]int64, 0, len(at))
+	for room, seq := range at {
+		if seq > 0 {
+			rooms, seqs = append(rooms, room), append(seqs, seq)
+		}
+	}
+	out := make(map[string]string, len(rooms))
+	if len(rooms) == 0 {
+		return out, nil
+	}
+	var rows []struct {
+		Room string
+		OpID string
+	}
+	if err := s.db.NewRaw(`SELECT e.room, e.op_id FROM log_entries e
+		JOIN unnest(?::text[], ?::bigint[]) AS c(room, seq) ON e.room = c.room AND e.seq = c.seq`,
+		pgdialect.Array(rooms), pgdialect.Array(seqs)).Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("read the log's ops at the index checkpoint: %w", err)
+	}
+	for _, r := range rows {
+		out[r.Room] = r.OpID
+	}
+	return out, nil
+}
+
 // RoomHeads returns the last seq of every room of the event log.
 func (s *Store) RoomHeads(ctx context.Context) (map[string]int64, error) {
 	var rows []struct {
