@@ -46,12 +46,18 @@ type Query struct {
 	Page, Size int
 	// Sort is "relevance" (default) or "date" (Updated, newest first).
 	Sort string
+	// IDs, when above 0, asks for the ids of the first IDs matches, in
+	// order, in Result.IDs instead of a page of hits: one list from one
+	// snapshot, for an export (paging through changes would skip and
+	// repeat findings edited meanwhile). Page and Size are then ignored.
+	IDs int
 }
 
 // Result is one page of hits with facet counts.
 type Result struct {
 	Total uint64
 	Hits  []Hit
+	IDs   []string // see Query.IDs
 	// Facets maps each dimension to its term counts, most frequent first.
 	// A dimension's counts apply all filters except that dimension's own.
 	Facets map[string][]FacetCount
@@ -123,6 +129,9 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 		return nil, queryErrorf("page %d is too far (at most %d results can be paged through)", page, maxFrom)
 	}
 	from := (page - 1) * size
+	if q.IDs > 0 {
+		from, size = 0, q.IDs
+	}
 	var byDate bool
 	switch q.Sort {
 	case "", "relevance":
@@ -180,6 +189,19 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 	res.Total = t.total
 	t.facets(res.Facets)
 	top := t.sorted()
+	if q.IDs > 0 {
+		res.IDs = make([]string, 0, min(len(top), q.IDs))
+		for _, r := range top[:min(len(top), q.IDs)] {
+			seg, local := v.locate(r.g)
+			id, err := v.segs[seg].DocID(uint64(local))
+			if err != nil {
+				return nil, searchError(err)
+			}
+			res.IDs = append(res.IDs, string(id))
+		}
+		res.Took = time.Since(start)
+		return res, nil
+	}
 	if from >= len(top) {
 		res.Took = time.Since(start)
 		return res, nil

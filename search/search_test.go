@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -758,6 +759,16 @@ func TestSortByDateAndPaging(t *testing.T) {
 	}
 	if n := len(MustSearch(t, ix, search.Query{Audience: all, Size: 1000}).Hits); n != search.MaxSize {
 		t.Errorf("capped size: %d hits", n)
+	}
+	// An export's ids: the pages' order, in one list, and at most as asked.
+	if ids := MustSearch(t, ix, search.Query{Audience: all, Sort: "date", IDs: 1000}).IDs; !slices.Equal(ids, seen) {
+		t.Errorf("ids for an export: %d, not the pages' %d in order", len(ids), len(seen))
+	}
+	if res := MustSearch(t, ix, search.Query{Audience: all, Sort: "date", IDs: 7}); len(res.IDs) != 7 || len(res.Hits) != 0 || res.Total != 230 {
+		t.Errorf("7 ids for an export: %d ids, %d hits, total %d", len(res.IDs), len(res.Hits), res.Total)
+	}
+	if ids := MustSearch(t, ix, search.Query{Audience: []string{"nobody"}, IDs: 1000}).IDs; len(ids) != 0 {
+		t.Errorf("ids for an export outside the audience: %d", len(ids))
 	}
 }
 

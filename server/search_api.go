@@ -272,24 +272,19 @@ func (a *app) handleSearchCSV(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var ids []int64
+	// One list of ids from one snapshot of the index (the rows are checked
+	// against the database below).
 	q := s.Query
-	q.Size = search.MaxSize
-	for q.Page = 1; len(ids) < maxCSVRows; q.Page++ {
-		// The index's pages as they are (the rows are checked against the
-		// database below): a page shortened by that check is no last page.
-		res, err := a.searchIndex(w, r, q)
-		if err != nil {
-			a.fail(w, r, err)
-			return
-		}
-		for _, h := range res.Hits {
-			if id, err := strconv.ParseInt(h.ID, 10, 64); err == nil && len(ids) < maxCSVRows {
-				ids = append(ids, id)
-			}
-		}
-		if len(res.Hits) < q.Size || uint64(len(ids)) >= res.Total {
-			break
+	q.IDs = maxCSVRows
+	res, err := a.searchIndex(w, r, q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ids := make([]int64, 0, len(res.IDs))
+	for _, s := range res.IDs {
+		if id, err := strconv.ParseInt(s, 10, 64); err == nil {
+			ids = append(ids, id)
 		}
 	}
 	fs, err := a.store.FindingsForIndex(r.Context(), ids)
