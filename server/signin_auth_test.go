@@ -387,21 +387,7 @@ func TestInviteFlowEndToEnd(t *testing.T) {
 	}
 	api := f.srv.URL + "/api/events/" + f.event.Slug
 	token := csrfToken(t, org.c, f.srv.URL+"/events/"+f.event.Slug+"/people")
-	post := func(t *testing.T, c *http.Client, u, ctype, body, csrf string) (int, []byte) {
-		t.Helper()
-		req, _ := http.NewRequest("POST", u, strings.NewReader(body))
-		req.Header.Set("Content-Type", ctype)
-		if csrf != "" {
-			req.Header.Set(auth.CSRFHeader, csrf)
-		}
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
+	post := postAs
 	countPeople := func() int {
 		var n int
 		f.store.DB().NewRaw("SELECT count(*) FROM people").Scan(context.Background(), &n)
