@@ -280,3 +280,56 @@ func TestSignInLinkFromAnotherSiteAsksFirst(t *testing.T) {
 		t.Errorf("a scanned link: %d, signed in %v; want signed in at once", resp.StatusCode, scanner.cookie(f.srv.URL) != "")
 	}
 }
+
+// TestSignInLinkBetweenItsTwoTransactions: a sign-in by link redeems the
+// link, then starts a session. A one-time link whose session cannot start
+// (the database fails) is given back; and a session whose link was
+// revoked in between (a sign-out everywhere, a first organisation
+// sign-in) does not outlive it. Triggers on sessions stand in for both.
+func TestSignInLinkBetweenItsTwoTransactions(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx, db := context.Background(), f.store.DB()
+	p, _ := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Between", Country: "FI", ActorType: "ngo"}, domain.RoleParticipant, f.ws[0].ID)
+	token, hash := auth.NewInviteToken()
+	if _, err := f.store.CreateInvite(ctx, store.Invite{EventID: f.event.ID, PersonID: p.ID, TokenHash: hash, Once: true, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(qs ...string) {
+		t.Helper()
+		for _, q := range qs {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	sessions := func() (n int) {
+		t.Helper()
+		if err := db.NewRaw("SELECT count(*) FROM sessions WHERE person_id = ?", p.ID).Scan(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	link := f.srv.URL + "/signin/" + token
+
+	exec(`CREATE FUNCTION test_no_session() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'test: no sessions now'; END $$`,
+		`CREATE TRIGGER test_no_session BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION test_no_session()`)
+	if status, _ := newBrowser().get(t, link); status == http.StatusOK || sessions() != 0 {
+		t.Fatalf("sign-in while sessions cannot start: %d, %d sessions; want it refused", status, sessions())
+	}
+	exec(`DROP TRIGGER test_no_session ON sessions`, `DROP FUNCTION test_no_session()`)
+	b := newBrowser()
+	if status, _ := b.get(t, link); status != http.StatusOK || b.cookie(f.srv.URL) == "" || sessions() != 1 {
+		t.Fatalf("the one-time link once sessions work: %d, %d sessions; want it given back and signed in", status, sessions())
+	}
+
+	// Revoked while the session starts.
+	token2, hash2 := auth.NewInviteToken()
+	if _, err := f.store.CreateInvite(ctx, store.Invite{EventID: f.event.ID, PersonID: p.ID, TokenHash: hash2, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	exec(`CREATE FUNCTION test_revoke() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE invites SET revoked_at = now() WHERE person_id = NEW.person_id; RETURN NEW; END $$`,
+		`CREATE TRIGGER test_revoke BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION test_revoke()`)
+	if status, page := newBrowser().get(t, f.srv.URL+"/signin/"+token2); status != http.StatusUnauthorized || !strings.Contains(page, "revoked") || sessions() != 1 {
+		t.Fatalf("a link revoked while its session started: %d, %d sessions; want 401 and no new session", status, sessions())
+	}
+}

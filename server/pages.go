@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"strings"
 
@@ -97,7 +98,26 @@ func (a *app) handleSignInLink(w http.ResponseWriter, r *http.Request) {
 		a.message(w, r, err)
 		return
 	}
-	if _, err := a.sessions.Start(r.Context(), w, r, inv.PersonID); err != nil {
+	sess, err := a.sessions.Start(r.Context(), w, r, inv.PersonID)
+	if err != nil {
+		if inv.Once {
+			if uerr := a.store.UnuseInvite(context.WithoutCancel(r.Context()), inv.ID); uerr != nil {
+				a.logger.Warn("give back a one-time link", "err", uerr)
+			}
+		}
+		a.message(w, r, err)
+		return
+	}
+	// Redeeming the link and starting the session are two transactions:
+	// a sign-out everywhere, or the person's first organisation sign-in,
+	// may have revoked the link in between, too early to end this session.
+	if revoked, err := a.store.InviteRevoked(r.Context(), inv.ID); err != nil || revoked {
+		if derr := a.store.DeleteSession(context.WithoutCancel(r.Context()), sess.ID); derr != nil {
+			a.logger.Error("end a session whose link was revoked meanwhile", "err", derr)
+		}
+		if err == nil {
+			err = domain.Errorf(domain.Unauthorized, "This sign-in link was revoked. Ask an organizer for a new one.")
+		}
 		a.message(w, r, err)
 		return
 	}

@@ -118,6 +118,24 @@ func (s *Store) RedeemInvite(ctx context.Context, tokenHash string, now time.Tim
 	return inv, err
 }
 
+// UnuseInvite gives back a one-time link whose sign-in failed before a
+// session began, so that a database error does not use it up.
+func (s *Store) UnuseInvite(ctx context.Context, id int64) error {
+	if _, err := s.db.NewRaw("UPDATE invites SET used_at = NULL WHERE id = ? AND once", id).Exec(ctx); err != nil {
+		return fmt.Errorf("give back link %d: %w", id, err)
+	}
+	return nil
+}
+
+// InviteRevoked tells whether link id is revoked.
+func (s *Store) InviteRevoked(ctx context.Context, id int64) (bool, error) {
+	var revoked bool
+	if err := s.db.NewRaw("SELECT revoked_at IS NOT NULL FROM invites WHERE id = ?", id).Scan(ctx, &revoked); err != nil {
+		return false, notFound(err, "There is no sign-in link %d.", id)
+	}
+	return revoked, nil
+}
+
 // CheckInvite tells whether the link with tokenHash would sign someone in
 // now, without using it, and whose it is.
 func (s *Store) CheckInvite(ctx context.Context, tokenHash string, now time.Time) (Invite, domain.Person, error) {
