@@ -298,6 +298,14 @@ func isLockTimeout(err error) bool {
 func Create(dir string, opts Options) (*Index, error) {
 	opts = opts.withDefaults()
 	opts.Async = false
+	// An index being built there by another process (a server's rebuild
+	// and an offline reindex both build next to the live index) is never
+	// removed from under it: ErrLocked, as Open.
+	if looksLikeIndex(dir) {
+		if _, err := latestBatchID(dir, opts.LockTimeout); errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("search: create %s: %w", dir, ErrLocked)
+		}
+	}
 	if err := removeIndexDir(dir); err != nil {
 		return nil, fmt.Errorf("search: create %s: %w", dir, err)
 	}

@@ -529,6 +529,25 @@ func TestRebuildAndReplace(t *testing.T) {
 	}
 }
 
+// TestCreateOverAnOpenIndexIsLocked: an index being built (a server's
+// rebuild) is not removed by another Create in its folder (an offline
+// reindex), which gets ErrLocked; the first goes on.
+func TestCreateOverAnOpenIndexIsLocked(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "search.rebuild")
+	ix, err := search.Create(dir, search.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Close()
+	MustApply(t, ix, everyone(gen.Findings(3, 5)), 10)
+	if _, err := search.Create(dir, search.Options{LockTimeout: 100 * time.Millisecond}); !errors.Is(err, search.ErrLocked) {
+		t.Fatalf("Create over an open index: %v, want ErrLocked", err)
+	}
+	if n, err := ix.Count(); err != nil || n != 5 {
+		t.Fatalf("the first index after the second Create: %d documents (%v), want 5", n, err)
+	}
+}
+
 func TestOpenTwiceIsLocked(t *testing.T) {
 	dir := t.TempDir()
 	MustOpen(t, dir, search.Options{})

@@ -64,6 +64,9 @@ func reindex(ctx context.Context, args []string, getenv func(string) string, std
 			fmt.Fprintf(stdout, "reindex: %d of %d findings (%d%%)\n", done, total, p)
 		}
 	})
+	if errors.Is(err, search.ErrLocked) {
+		return fmt.Errorf("reindex: a running server is rebuilding the search index %s: let it finish, or stop it first", dir)
+	}
 	if err != nil {
 		return fmt.Errorf("reindex: %w", err)
 	}
