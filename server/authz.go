@@ -162,9 +162,10 @@ func (a *app) guard(ac access, h http.Handler) http.Handler {
 }
 
 // refuse answers an API request with a problem and a page request with a
-// message page.
+// message page. A form of one of our pages posting to the API is a page
+// request: the browser shows what comes back.
 func (a *app) refuse(w http.ResponseWriter, r *http.Request, err error) {
-	if strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/ws" {
+	if (strings.HasPrefix(r.URL.Path, "/api/") && !isForm(r)) || r.URL.Path == "/ws" {
 		a.fail(w, r, err)
 		return
 	}

@@ -333,3 +333,33 @@ func TestSignInLinkBetweenItsTwoTransactions(t *testing.T) {
 		t.Fatalf("a link revoked while its session started: %d, %d sessions; want 401 and no new session", status, sessions())
 	}
 }
+
+// TestImportRefusesAWorkshopNameTwoShare: two parts each with a
+// "Workshop 1" make "Workshop 1" in a participant list mean neither: the
+// row is refused (nothing imported) rather than the person put in one
+// group by chance; the full name still works. A form posted to the API
+// and refused at the door gets a page, not JSON.
+func TestImportRefusesAWorkshopNameTwoShare(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	if _, err := f.store.DB().ExecContext(ctx, `INSERT INTO workshops (event_id, part_id, position, name)
+		SELECT event_id, part_id, position + 100, 'Workshop 1: A second group' FROM workshops WHERE id = ?`, f.ws[len(f.ws)-1].ID); err != nil {
+		t.Fatal(err)
+	}
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people/import"
+	status, body := postAs(t, org.http, api, "text/csv", "name,country,workshop,role\nAmbiguous,FI,Workshop 1,participant\n", csrf)
+	if status != http.StatusBadRequest || !strings.Contains(string(body), "workshop") {
+		t.Fatalf("a workshop name two share: %d %s, want 400 naming the workshop", status, body)
+	}
+	status, body = postAs(t, org.http, api, "text/csv", "name,country,workshop,role\nPlain,FI,Workshop 1: A second group,participant\n", csrf)
+	if status != http.StatusOK {
+		t.Fatalf("the full name: %d %s", status, body)
+	}
+	// Signed out, a form posting to the API is refused with a page.
+	status, body = postAs(t, http.DefaultClient, api, "application/x-www-form-urlencoded", "x=1", "")
+	if status != http.StatusUnauthorized || !strings.Contains(string(body), "<html") {
+		t.Errorf("a form refused at the door: %d, want 401 as a page:\n%.200s", status, body)
+	}
+}

@@ -45,12 +45,21 @@ func (a *app) termsOf(ctx context.Context, eventID int64) (*eventTerms, error) {
 	for _, term := range tax[domain.DimActor] {
 		t.actors[strings.ToLower(term.Key)], t.actors[strings.ToLower(term.Label)] = term.Key, term.Key
 	}
-	for _, w := range ws {
-		t.workshops[strings.ToLower(w.Name)] = w.ID
-		if short, _, ok := strings.Cut(w.Name, ":"); ok {
-			t.workshops[strings.ToLower(strings.TrimSpace(short))] = w.ID
+	// A name that could mean two workshops (two parts' "Workshop 1", a
+	// workshop named like another's id) means none: 0, refused as unknown,
+	// rather than putting people in a group by chance.
+	addWorkshop := func(key string, id int64) {
+		if had, ok := t.workshops[key]; ok && had != id {
+			id = 0
 		}
-		t.workshops[strconv.FormatInt(w.ID, 10)] = w.ID
+		t.workshops[key] = id
+	}
+	for _, w := range ws {
+		addWorkshop(strings.ToLower(w.Name), w.ID)
+		if short, _, ok := strings.Cut(w.Name, ":"); ok {
+			addWorkshop(strings.ToLower(strings.TrimSpace(short)), w.ID)
+		}
+		addWorkshop(strconv.FormatInt(w.ID, 10), w.ID)
 		t.names[w.ID] = w.Name
 	}
 	return t, nil
@@ -59,8 +68,7 @@ func (a *app) termsOf(ctx context.Context, eventID int64) (*eventTerms, error) {
 func (t *eventTerms) ValidCountry(s string) bool { _, ok := t.countries[strings.ToLower(s)]; return ok }
 func (t *eventTerms) ValidActor(s string) bool   { _, ok := t.actors[strings.ToLower(s)]; return ok }
 func (t *eventTerms) ValidWorkshop(s string) bool {
-	_, ok := t.workshops[strings.ToLower(s)]
-	return ok
+	return t.workshops[strings.ToLower(s)] != 0
 }
 func (t *eventTerms) ValidRole(s string) bool {
 	return slices.Contains([]string{domain.RoleOrganizer, domain.RoleRapporteur, domain.RoleParticipant, domain.RoleReportAuthor, domain.RoleObserver}, s)

@@ -86,6 +86,11 @@ func TestSignOutEverywhere(t *testing.T) {
 	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'observer')", otherEvent, both.id); err != nil {
 		t.Fatal(err)
 	}
+	// A card of the other event: it signs in with all their roles too.
+	otherToken, otherHash := auth.NewInviteToken()
+	if _, err := f.store.CreateInvite(ctx, store.Invite{EventID: otherEvent, PersonID: both.id, TokenHash: otherHash, ExpiresAt: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
 	bothConn := both.Dial(t, f.srv.URL)
 	if resp := signOut(both.id); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("sign out a person also in an event the organizer does not organize: %s, want 403", resp.Status)
@@ -99,6 +104,10 @@ func TestSignOutEverywhere(t *testing.T) {
 		t.Errorf("sign out by an organizer of both events: %s, want 200", resp.Status)
 	}
 	bothConn.mustCloseWith(t, hub.CloseUnauthenticated, 5*time.Second, "the socket of the person in both events")
+	jar2, _ := cookiejar.New(nil)
+	if got := status(&http.Client{Jar: jar2}, f.srv.URL+"/signin/"+otherToken); got != http.StatusUnauthorized {
+		t.Errorf("their link of the other event after signing out everywhere: %d, want 401", got)
+	}
 }
 
 // TestPagesAreNotCached: on a shared tablet the browser must not keep a

@@ -218,7 +218,7 @@ func ParseParticipants(r io.Reader, taxonomy Validator) ([]ParticipantRow, []Row
 			add("actor_type", fmt.Sprintf("unknown actor type %q", oneLine(p.ActorType)))
 		}
 		if p.Workshop != "" && !taxonomy.ValidWorkshop(p.Workshop) {
-			add("workshop", fmt.Sprintf("unknown workshop %q", oneLine(p.Workshop)))
+			add("workshop", fmt.Sprintf("unknown workshop %q (or a name two workshops share: give its full name or id)", oneLine(p.Workshop)))
 		}
 		if !taxonomy.ValidRole(p.Role) {
 			add("role", fmt.Sprintf("unknown role %q", oneLine(p.Role)))

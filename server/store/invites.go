@@ -169,7 +169,7 @@ func (s *Store) IssueInvites(ctx context.Context, actor *int64, eventID int64, h
 }
 
 // SignOutEverywhere ends every session of a person of the event and
-// revokes their sign-in links in it: for a lost tablet, whose browser
+// revokes their sign-in links, in every event: for a lost tablet, whose browser
 // keeps both its session and the link it was opened with. It returns the
 // ended sessions' ids (their open connections are the caller's to close)
 // and how many links it revoked. Sessions are a person's, not an event's:
@@ -194,7 +194,9 @@ func (s *Store) SignOutEverywhere(ctx context.Context, actor *int64, eventID, pe
 		if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", personID).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("end sessions: %w", err)
 		}
-		res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE event_id = ? AND person_id = ? AND revoked_at IS NULL", eventID, personID).Exec(ctx)
+		// Every link of theirs, in every event: each signs in with all
+		// their roles (the actor organizes every event they are in).
+		res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE person_id = ? AND revoked_at IS NULL", personID).Exec(ctx)
 		if err != nil {
 			return fmt.Errorf("revoke links: %w", err)
 		}
