@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -88,15 +89,19 @@ func writeJSON(w http.ResponseWriter, v any) {
 // contacts or people list. (The tablet page's offline copy is the service
 // worker's, which signing out clears.)
 func (a *app) page(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
 	if m, ok := data.(map[string]any); ok {
 		m["Session"] = a.sessionView(r) // who is signed in, for the layout (server/authz.go)
 	}
-	if err := a.pages.Render(w, name, data); err != nil {
+	var buf bytes.Buffer
+	if err := a.pages.Render(&buf, name, data); err != nil {
 		a.logger.Error("render page", "page", name, "err", err)
+		a.fail(w, r, domain.Errorf(domain.Internal, "This page could not be shown."))
+		return
 	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	buf.WriteTo(w)
 }
 
 // message renders a short page that tells a person what happened.

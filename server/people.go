@@ -431,12 +431,8 @@ func (a *app) handlePrintCards(w http.ResponseWriter, r *http.Request) {
 		}
 		ids, cards = keep, kept
 	}
-	if len(ids) > 0 {
-		if _, err := a.store.IssueInvites(r.Context(), actor(r), ev.ID, hashes, a.inviteExpiry(ev)); err != nil {
-			a.message(w, r, err)
-			return
-		}
-	}
+	// The cards are made before the links are issued: issuing revokes
+	// the old cards, so nothing may fail after it.
 	for i, pid := range ids {
 		link := a.baseURL + "/signin/" + tokens[pid]
 		svg, err := auth.QRCodeSVG(link, 0)
@@ -446,6 +442,12 @@ func (a *app) handlePrintCards(w http.ResponseWriter, r *http.Request) {
 		}
 		cards[i].QR = template.HTML(svg) // our own SVG: shapes only, no text from people
 		cards[i].URL = link
+	}
+	if len(ids) > 0 {
+		if _, err := a.store.IssueInvites(r.Context(), actor(r), ev.ID, hashes, a.inviteExpiry(ev)); err != nil {
+			a.message(w, r, err)
+			return
+		}
 	}
 	a.page(w, r, http.StatusOK, "cards.html", map[string]any{"Event": ev, "Cards": cards, "Printed": true, "Skipped": skipped,
 		"Expires": a.inviteExpiry(ev).UTC().Format("2 Jan 2006")})
