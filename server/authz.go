@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -129,6 +131,11 @@ func (a *app) guard(ac access, h http.Handler) http.Handler {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && r.Method != http.MethodOptions {
 			if s := ra.sess(); s != nil {
 				r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
+				if err := parseFormBody(r); errors.As(err, new(*http.MaxBytesError)) {
+					// Else the token, in a body cut short, reads as missing.
+					a.refuse(w, r, tooLarge())
+					return
+				}
 				if err := auth.CheckCSRF(r, *s, a.baseOrigin); err != nil {
 					a.refuse(w, r, err)
 					return
@@ -159,6 +166,28 @@ func (a *app) guard(ac access, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// parseFormBody reads a form's body (what CheckCSRF would read for its
+// token field), so that a body over the limit can be told apart. Other
+// bodies are left for their handler.
+func parseFormBody(r *http.Request) error {
+	if r.Header.Get(auth.CSRFHeader) != "" {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mt {
+	case "multipart/form-data":
+		return r.ParseMultipartForm(maxFormBody)
+	case "application/x-www-form-urlencoded":
+		return r.ParseForm()
+	}
+	return nil
+}
+
+// tooLarge is the error of a request body over maxFormBody.
+func tooLarge() error {
+	return domain.Errorf(domain.TooLarge, "The request is larger than %d MiB; for a participant list, import it in parts.", maxFormBody>>20)
 }
 
 // refuse answers an API request with a problem and a page request with a

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -361,5 +363,37 @@ func TestImportRefusesAWorkshopNameTwoShare(t *testing.T) {
 	status, body = postAs(t, http.DefaultClient, api, "application/x-www-form-urlencoded", "x=1", "")
 	if status != http.StatusUnauthorized || !strings.Contains(string(body), "<html") {
 		t.Errorf("a form refused at the door: %d, want 401 as a page:\n%.200s", status, body)
+	}
+}
+
+// TestImportOverTheLimitIsTooLarge: a participant list over the 4 MiB
+// limit is answered 413 too_large, uploaded from the people page's form
+// (where the cut body once read as a missing CSRF token) or sent as a
+// CSV body; nothing is imported.
+func TestImportOverTheLimitIsTooLarge(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people/import"
+	big := "name,country,role\n" + strings.Repeat("Someone Somebody,FI,observer\n", (maxFormBody/29)+1000)
+
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	mw.WriteField("csrf_token", csrf)
+	fw, _ := mw.CreateFormFile("file", "people.csv")
+	fw.Write([]byte(big))
+	mw.Close()
+	if status, body := postAs(t, org.http, api, mw.FormDataContentType(), form.String(), ""); status != http.StatusRequestEntityTooLarge {
+		t.Errorf("a form upload over the limit: %d %.300s, want 413", status, body)
+	}
+	status, body := postAs(t, org.http, api, "text/csv", big, csrf)
+	var prob struct{ Code string }
+	json.Unmarshal(body, &prob)
+	if status != http.StatusRequestEntityTooLarge || prob.Code != "too_large" {
+		t.Errorf("a CSV body over the limit: %d %.300s, want 413 too_large", status, body)
+	}
+	var n int
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM people WHERE name = 'Someone Somebody'").Scan(context.Background(), &n); err != nil || n != 0 {
+		t.Errorf("%d people imported (%v), want none", n, err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -98,15 +99,32 @@ func isForm(r *http.Request) bool {
 // the whole file with each row's line, field and reason.
 func (a *app) handleImportPeople(w http.ResponseWriter, r *http.Request) {
 	ev := authOf(r).scope.event
-	var body io.Reader = http.MaxBytesReader(w, r.Body, maxFormBody)
+	var body io.Reader
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
 		f, _, err := r.FormFile("file")
+		if errors.As(err, new(*http.MaxBytesError)) {
+			a.answerErr(w, r, tooLarge())
+			return
+		}
 		if err != nil {
 			a.answerErr(w, r, domain.Errorf(domain.Invalid, "Choose a CSV file to import."))
 			return
 		}
 		defer f.Close()
 		body = f
+	} else {
+		// Read whole, so that a file over the limit is told as such, not
+		// as a row that is cut short.
+		b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBody))
+		if errors.As(err, new(*http.MaxBytesError)) {
+			a.answerErr(w, r, tooLarge())
+			return
+		}
+		if err != nil {
+			a.answerErr(w, r, domain.Errorf(domain.Invalid, "The file could not be read: %v.", err))
+			return
+		}
+		body = bytes.NewReader(b)
 	}
 	terms, err := a.termsOf(r.Context(), ev.ID)
 	if err != nil {
@@ -157,7 +175,10 @@ func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
 	if isForm(r) {
 		in = personForm{Name: r.PostFormValue("name"), Email: r.PostFormValue("email"), Organisation: r.PostFormValue("organisation"),
 			Country: r.PostFormValue("country"), ActorType: r.PostFormValue("actor_type"), Workshop: r.PostFormValue("workshop"), Role: r.PostFormValue("role")}
-	} else if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); err != nil {
+	} else if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); errors.As(err, new(*http.MaxBytesError)) {
+		a.answerErr(w, r, domain.Errorf(domain.TooLarge, "A person is at most 1 MiB of JSON."))
+		return
+	} else if err != nil {
 		a.answerErr(w, r, domain.Errorf(domain.Invalid, "The body must be a JSON person: %v.", err))
 		return
 	}

@@ -68,6 +68,13 @@ func csvColumn(h string) string {
 	return h
 }
 
+// Bounds of one participant list: an event is at most some thousands of
+// people, and a bad file's report stays readable.
+const (
+	MaxParticipantRows = 5000
+	MaxRowErrors       = 100
+)
+
 // ParseParticipants reads a participant list: UTF-8 (optional BOM), ","
 // or ";" delimited (detected from the header), a header row naming the
 // columns name, email, organisation, country, actor_type, workshop, role in
@@ -126,7 +133,15 @@ func ParseParticipants(r io.Reader, taxonomy Validator) ([]ParticipantRow, []Row
 
 	var rows []ParticipantRow
 	seen := map[string]int{} // email → line
-	for {
+	for lines := 0; ; lines++ {
+		if len(errs) >= MaxRowErrors {
+			errs = append(errs, RowError{Message: fmt.Sprintf("reading stopped after %d problems; fix these and import the file again", len(errs))})
+			break
+		}
+		if lines == MaxParticipantRows {
+			errs = append(errs, RowError{Message: fmt.Sprintf("the file has over %d rows; import it in parts", MaxParticipantRows)})
+			break
+		}
 		rec, err := cr.Read()
 		if err == io.EOF {
 			break

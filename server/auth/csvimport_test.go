@@ -133,3 +133,33 @@ func TestParseParticipantsBadFiles(t *testing.T) {
 		})
 	}
 }
+
+// TestParseParticipantsBounds: a list of over MaxParticipantRows rows is
+// refused as a whole; a bad file's report stops after MaxRowErrors
+// problems, saying so.
+func TestParseParticipantsBounds(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("name,country,role\n")
+	for i := range MaxParticipantRows + 1 {
+		fmt.Fprintf(&b, "Person %d,FI,observer\n", i)
+	}
+	if rows, errs := ParseParticipants(strings.NewReader(b.String()), taxo{}); rows != nil || len(errs) != 1 || !strings.Contains(errs[0].Message, "import it in parts") {
+		t.Errorf("a list of %d rows: %d rows, problems %+v; want it refused as too long", MaxParticipantRows+1, len(rows), errs)
+	}
+	b.Reset()
+	b.WriteString("name,country,role\n")
+	for range 3 * MaxRowErrors {
+		b.WriteString("Someone,XX,observer\n")
+	}
+	errs := problemsOf(t, b.String())
+	if len(errs) != MaxRowErrors+1 || !strings.Contains(errs[MaxRowErrors].Message, "reading stopped") {
+		t.Errorf("a file of %d bad rows: %d problems reported, want %d and a last word", 3*MaxRowErrors, len(errs), MaxRowErrors+1)
+	}
+}
+
+// problemsOf returns only the problems ParseParticipants finds in in.
+func problemsOf(t *testing.T, in string) []RowError {
+	t.Helper()
+	_, errs := ParseParticipants(strings.NewReader(in), taxo{})
+	return errs
+}
