@@ -20,6 +20,7 @@ import (
 	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/search"
 	"github.com/rapporteur/rapporteur/server/demo"
+	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/pglaunch"
 	"github.com/rapporteur/rapporteur/server/store"
 	"github.com/rapporteur/rapporteur/web"
@@ -78,6 +79,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return err
 			}
 			_, err = st.CreateEvent(ctx, spec)
+			if domain.ErrorCode(err) == domain.Conflict {
+				// Made (in one transaction) by a start that died before
+				// recording it, or by another process starting with this one.
+				return nil
+			}
 			return err
 		})
 		if err != nil {

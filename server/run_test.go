@@ -331,3 +331,82 @@ func TestProfilerOnlyOnDebugAddr(t *testing.T) {
 		t.Errorf("DEBUG_ADDR profiler: %d %.200s", resp.StatusCode, body)
 	}
 }
+
+// TestProcessesStartingTogetherOnAFreshDatabase: several processes (the
+// README's deployment) started at once on an empty database all serve;
+// the demo event and its bootstrap organizer are made once. A demo event
+// made by a start that died before recording it does not stop the next.
+func TestProcessesStartingTogetherOnAFreshDatabase(t *testing.T) {
+	dsn := pg.NewDB(t)
+	const n = 3
+	type started struct {
+		url string
+		err error
+	}
+	out := make(chan started, n)
+	var stops []func()
+	for range n {
+		ctx, cancel := context.WithCancel(context.Background())
+		pr, pw := io.Pipe()
+		done := make(chan struct{})
+		env := map[string]string{"DATABASE_URL": dsn, "ADDR": "127.0.0.1:0", "DATA_DIR": t.TempDir()}
+		go func() {
+			err := run(ctx, []string{"rapporteur"}, func(k string) string { return env[k] }, pw, io.Discard)
+			pw.CloseWithError(fmt.Errorf("run returned: %v", err))
+			close(done)
+		}()
+		go func() {
+			sc := bufio.NewScanner(pr)
+			for sc.Scan() {
+				if m := regexp.MustCompile(`serving at (\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+					out <- started{url: m[1]}
+					io.Copy(io.Discard, pr)
+					return
+				}
+			}
+			out <- started{err: sc.Err()}
+		}()
+		stops = append(stops, func() { cancel(); <-done })
+	}
+	defer func() {
+		for _, stop := range stops {
+			stop()
+		}
+	}()
+	for range n {
+		select {
+		case s := <-out:
+			if s.url == "" {
+				t.Fatalf("a process started with the others did not serve: %v", s.err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("processes not serving within 60 s")
+		}
+	}
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var events, organizers int
+	if err := st.DB().NewRaw("SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM memberships WHERE role = 'organizer')").Scan(context.Background(), &events, &organizers); err != nil {
+		t.Fatal(err)
+	}
+	if events != 1 || organizers != 1 {
+		t.Errorf("%d events and %d bootstrap organizers, want one of each", events, organizers)
+	}
+
+	// The demo event made, but not recorded: the next start goes on.
+	dsn2 := pg.NewDB(t)
+	first := MustStart(t, map[string]string{"DATABASE_URL": dsn2})
+	first.Stop(t)
+	st2, err := store.Open(context.Background(), dsn2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if _, err := st2.DB().ExecContext(context.Background(), "DELETE FROM settings WHERE key = 'demo_loaded'"); err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, map[string]string{"DATABASE_URL": dsn2})
+}

@@ -15,7 +15,9 @@ import (
 )
 
 // LoadOnce runs load unless the setting key says it ran before, and then
-// records that it did, in one transaction; it reports whether load ran.
+// records that it did; it reports whether load ran. The two are not one
+// transaction: load must take having run already (a start that died
+// before the record, another process starting at the same time).
 func (s *Store) LoadOnce(ctx context.Context, key string, load func(ctx context.Context) error) (bool, error) {
 	var done bool
 	if err := s.db.NewRaw("SELECT EXISTS (SELECT 1 FROM settings WHERE key = ?)", key).Scan(ctx, &done); err != nil {
@@ -56,6 +58,10 @@ func (s *Store) Memberships(ctx context.Context, personID, eventID int64) ([]dom
 func (s *Store) EnsureOrganizer(ctx context.Context, eventID int64) (domain.Person, error) {
 	var p domain.Person
 	err := s.inTx(ctx, func(tx bun.Tx) error {
+		// Processes starting together make one organizer, not one each.
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('rapporteur.bootstrap-organizer:' || ?::text))", eventID); err != nil {
+			return fmt.Errorf("lock the bootstrap organizer: %w", err)
+		}
 		err := tx.NewSelect().Model(&p).
 			Where("id = (SELECT person_id FROM memberships WHERE event_id = ? AND role = 'organizer' ORDER BY id LIMIT 1)", eventID).
 			Scan(ctx)

@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/rapporteur/rapporteur/server/domain"
 )
@@ -84,6 +86,11 @@ func (s *Store) CreateEvent(ctx context.Context, spec EventSpec) (domain.Event, 
 			return domain.Errorf(domain.Conflict, "An event %q exists already.", spec.Slug)
 		}
 		if _, err := tx.NewInsert().Model(&ev).Returning("*").Exec(ctx); err != nil {
+			var pgErr pgdriver.Error
+			if errors.As(err, &pgErr) && pgErr.IntegrityViolation() {
+				// Made meanwhile, by another process.
+				return domain.Errorf(domain.Conflict, "An event %q exists already.", spec.Slug)
+			}
 			return fmt.Errorf("insert event: %w", err)
 		}
 		var workshops []domain.Workshop
