@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"strconv"
@@ -43,7 +44,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL; empty starts a private Postgres (DATABASE_URL)")
 	fs.StringVar(&cfg.PGBin, "pg-bin", env("PG_BIN", ""), "PostgreSQL bin folder for the private Postgres (PG_BIN)")
 	hubRate, err := strconv.ParseFloat(env("HUB_OPS_PER_SECOND", "20"), 64)
-	if err != nil || hubRate <= 0 {
+	if err != nil || !(hubRate > 0) || math.IsInf(hubRate, 0) {
 		return cfg, fmt.Errorf("HUB_OPS_PER_SECOND %q must be a positive number", getenv("HUB_OPS_PER_SECOND"))
 	}
 	fs.Float64Var(&cfg.HubRate, "hub-ops-per-second", hubRate, "ops a connection may send per second (HUB_OPS_PER_SECOND)")
@@ -59,15 +60,30 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
 	}
+	if !(cfg.HubRate > 0) || math.IsInf(cfg.HubRate, 0) {
+		return cfg, fmt.Errorf("-hub-ops-per-second %v must be a positive number", cfg.HubRate)
+	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return cfg, fmt.Errorf("ADDR %q is not host:port (e.g. :8080 or 127.0.0.1:8080)", cfg.Addr)
 	}
 	if cfg.BaseURL != "" {
+		// Browsers' Origin headers are compared with it as they are sent:
+		// scheme and host in lower case, no default port, no path.
 		u, err := url.Parse(cfg.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 			return cfg, fmt.Errorf("BASE_URL %q must be an http(s) URL such as https://seminar.example.org", cfg.BaseURL)
 		}
-		cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
+		if strings.Trim(u.Path, "/") != "" || u.RawQuery != "" || u.Fragment != "" {
+			return cfg, fmt.Errorf("BASE_URL %q must be the site's root, with no path, query or fragment: Rapporteur is served at the root of its host (e.g. https://seminar.example.org)", cfg.BaseURL)
+		}
+		host := strings.ToLower(u.Host)
+		if p := u.Port(); (u.Scheme == "http" && p == "80") || (u.Scheme == "https" && p == "443") {
+			host = strings.ToLower(u.Hostname())
+			if strings.Contains(host, ":") {
+				host = "[" + host + "]"
+			}
+		}
+		cfg.BaseURL = strings.ToLower(u.Scheme) + "://" + host
 	}
 	if err := cfg.Auth.check(); err != nil {
 		return cfg, err

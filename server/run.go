@@ -57,6 +57,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer ln.Close()
 	baseURL := cfg.baseURLFor(ln)
+	if err := writableDir(cfg.DataDir); err != nil {
+		return err
+	}
 
 	dsn, stopPG, err := database(ctx, cfg, logger)
 	if err != nil {
@@ -225,6 +228,21 @@ func database(ctx context.Context, cfg config, logger *slog.Logger) (dsn string,
 			logger.Info("private postgres stopped")
 		}
 	}, nil
+}
+
+// writableDir makes sure the data folder exists and takes files (the
+// search index lives there whatever the database): one clear error at
+// start, not a search that stays unavailable.
+func writableDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data folder %s cannot be created: %v: choose a writable DATA_DIR", dir, errors.Unwrap(err))
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return fmt.Errorf("data folder %s is not writable: %v: choose a writable DATA_DIR (in a container, one the server's user owns)", dir, errors.Unwrap(err))
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // serveDebug serves Go's profiler on addr, apart from the public routes,

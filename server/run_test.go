@@ -280,6 +280,9 @@ func TestBadConfigurationSaysWhatToDo(t *testing.T) {
 		{"unwritable data folder", map[string]string{"DATA_DIR": filepath.Join(file, "data")}, "DATA_DIR"},
 		{"no PostgreSQL binaries", map[string]string{"DATA_DIR": t.TempDir(), "PG_BIN": t.TempDir()}, "PG_BIN="},
 		{"bad BASE_URL", map[string]string{"BASE_URL": "ftp://x"}, "BASE_URL"},
+		{"BASE_URL with a path", map[string]string{"BASE_URL": "https://example.org/app"}, "no path"},
+		{"HUB_OPS_PER_SECOND not a number", map[string]string{"HUB_OPS_PER_SECOND": "NaN"}, "positive number"},
+		{"unwritable data folder with DATABASE_URL", map[string]string{"DATA_DIR": filepath.Join(file, "data"), "DATABASE_URL": "postgres://u@localhost/db"}, "DATA_DIR"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -409,4 +412,26 @@ func TestProcessesStartingTogetherOnAFreshDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	MustStart(t, map[string]string{"DATABASE_URL": dsn2})
+}
+
+// TestBaseURLIsAnOrigin: BASE_URL is compared with browsers' Origin
+// headers, which say scheme and host in lower case with no default port:
+// it is kept in that form, so that a BASE_URL written otherwise does not
+// refuse every WebSocket and form.
+func TestBaseURLIsAnOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"HTTPS://Seminar.Example.org:443/": "https://seminar.example.org",
+		"http://localhost:8080":            "http://localhost:8080",
+		"http://[::1]:80":                  "http://[::1]",
+	} {
+		cfg, err := parseConfig(nil, func(k string) string {
+			if k == "BASE_URL" {
+				return in
+			}
+			return ""
+		}, io.Discard)
+		if err != nil || cfg.BaseURL != want {
+			t.Errorf("BASE_URL %q: %q (%v), want %q", in, cfg.BaseURL, err, want)
+		}
+	}
 }

@@ -67,7 +67,11 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	defer cancel()
 	if err := db.PingContext(pctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("cannot reach the database at %s: %v: check DATABASE_URL and that Postgres is running", redact(dsn), err)
+		hint := "check DATABASE_URL and that Postgres is running"
+		if strings.Contains(err.Error(), "SSL is not enabled") {
+			hint = "this Postgres takes no TLS: add ?sslmode=disable to DATABASE_URL if the network between them is private"
+		}
+		return nil, fmt.Errorf("cannot reach the database at %s: %v: %s", redact(dsn), err, hint)
 	}
 	s := &Store{db: db, dsn: dsn, ann: newAnnouncer(db)}
 	s.com = newCommitter(s)
