@@ -60,6 +60,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := writableDir(cfg.DataDir); err != nil {
 		return err
 	}
+	// The profiler's address too, before anything starts that a failure
+	// here would leave running.
+	if cfg.DebugAddr != "" {
+		stopDebug, err := serveDebug(cfg.DebugAddr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 
 	dsn, stopPG, err := database(ctx, cfg, logger)
 	if err != nil {
@@ -147,13 +156,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	if cfg.DebugAddr != "" {
-		stopDebug, err := serveDebug(cfg.DebugAddr, logger)
-		if err != nil {
-			return err
-		}
-		defer stopDebug()
-	}
 	fmt.Fprintf(stdout, "Rapporteur is serving at %s\n", baseURL)
 	if link != "" {
 		fmt.Fprintf(stdout, "Organizer sign-in link (one use, valid 24 hours): %s\n", link)

@@ -281,6 +281,7 @@ func TestBadConfigurationSaysWhatToDo(t *testing.T) {
 		{"no PostgreSQL binaries", map[string]string{"DATA_DIR": t.TempDir(), "PG_BIN": t.TempDir()}, "PG_BIN="},
 		{"bad BASE_URL", map[string]string{"BASE_URL": "ftp://x"}, "BASE_URL"},
 		{"BASE_URL with a path", map[string]string{"BASE_URL": "https://example.org/app"}, "no path"},
+		{"DEBUG_ADDR in use", map[string]string{"DEBUG_ADDR": busy.Addr().String(), "DATABASE_URL": "postgres://u@localhost/db"}, "DEBUG_ADDR"},
 		{"HUB_OPS_PER_SECOND not a number", map[string]string{"HUB_OPS_PER_SECOND": "NaN"}, "positive number"},
 		{"unwritable data folder with DATABASE_URL", map[string]string{"DATA_DIR": filepath.Join(file, "data"), "DATABASE_URL": "postgres://u@localhost/db"}, "DATA_DIR"},
 	}
