@@ -53,6 +53,15 @@ type Query struct {
 	IDs int
 }
 
+// PageSize is the number of hits a page of q holds: Size, DefaultSize
+// when unset, at most MaxSize.
+func (q Query) PageSize() int {
+	if q.Size <= 0 {
+		return DefaultSize
+	}
+	return min(q.Size, MaxSize)
+}
+
 // Result is one page of hits with facet counts.
 type Result struct {
 	Total uint64
@@ -114,13 +123,7 @@ var highlightFields = append(append([]string(nil), storedFields...), textFields[
 // date, hits have score 0.
 func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 	start := time.Now()
-	size := q.Size
-	if size <= 0 {
-		size = DefaultSize
-	}
-	if size > MaxSize {
-		size = MaxSize
-	}
+	size := q.PageSize()
 	page := q.Page
 	if page < 1 {
 		page = 1
@@ -190,14 +193,8 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 	t.facets(res.Facets)
 	top := t.sorted()
 	if q.IDs > 0 {
-		res.IDs = make([]string, 0, min(len(top), q.IDs))
-		for _, r := range top[:min(len(top), q.IDs)] {
-			seg, local := v.locate(r.g)
-			id, err := v.segs[seg].DocID(uint64(local))
-			if err != nil {
-				return nil, searchError(err)
-			}
-			res.IDs = append(res.IDs, string(id))
+		if res.IDs, err = v.docIDs(top[:min(len(top), q.IDs)]); err != nil {
+			return nil, err
 		}
 		res.Took = time.Since(start)
 		return res, nil
@@ -219,14 +216,9 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 // meanwhile is loaded only if the viewer's audience still matches it, or
 // a finding moved back to draft would show its draft text.
 func (ix *Index) load(ctx context.Context, v *view, top []ranked, text query.Query, audience []string) ([]Hit, error) {
-	ids := make([]string, len(top))
-	for i, r := range top {
-		seg, local := v.locate(r.g)
-		id, err := v.segs[seg].DocID(uint64(local))
-		if err != nil {
-			return nil, searchError(err)
-		}
-		ids[i] = string(id)
+	ids, err := v.docIDs(top)
+	if err != nil {
+		return nil, err
 	}
 	aud := make([]query.Query, len(audience))
 	for i, a := range audience {
@@ -261,6 +253,20 @@ func (ix *Index) load(ctx context.Context, v *view, top []ranked, text query.Que
 		}
 	}
 	return hits, nil
+}
+
+// docIDs returns the document ids of the hits in top, in that order.
+func (v *view) docIDs(top []ranked) ([]string, error) {
+	ids := make([]string, len(top))
+	for i, r := range top {
+		seg, local := v.locate(r.g)
+		id, err := v.segs[seg].DocID(uint64(local))
+		if err != nil {
+			return nil, searchError(err)
+		}
+		ids[i] = string(id)
+	}
+	return ids, nil
 }
 
 // searchError wraps an error from Bleve; context errors stay visible to

@@ -81,7 +81,7 @@ func (a *app) handleSignInLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet && linkNeedsQuestion(r) {
-		_, p, err := a.store.CheckInvite(r.Context(), auth.HashToken(token), a.now())
+		p, err := a.store.CheckInvite(r.Context(), auth.HashToken(token), a.now())
 		if err != nil {
 			a.message(w, r, err)
 			return

@@ -252,12 +252,8 @@ func (a *app) handleSearch(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	out := searchJSON{Total: res.Total, Page: max(1, s.Query.Page), Size: s.Query.Size, Hits: []hitJSON{},
+	out := searchJSON{Total: res.Total, Page: max(1, s.Query.Page), Size: s.Query.PageSize(), Hits: []hitJSON{},
 		Facets: names.facets(res), TookMS: float64(res.Took.Microseconds()) / 1000}
-	if out.Size == 0 {
-		out.Size = search.DefaultSize
-	}
-	out.Size = min(out.Size, search.MaxSize)
 	for _, h := range res.Hits {
 		out.Hits = append(out.Hits, names.hit(h))
 	}

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/rapporteur/rapporteur/search"
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 )
@@ -119,11 +118,7 @@ func (a *app) handleSearchPage(w http.ResponseWriter, r *http.Request) {
 	}
 	csv.Set("event", s.Event.Slug)
 	page := max(1, s.Query.Page)
-	size := s.Query.Size
-	if size == 0 {
-		size = search.DefaultSize
-	}
-	size = min(size, search.MaxSize) // as the index cut the page
+	size := s.Query.PageSize() // as the index cut the page
 	pageURL := func(p int) string {
 		v := url.Values{}
 		for k, vs := range params {

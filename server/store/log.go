@@ -271,9 +271,9 @@ type Followers struct {
 
 // Follow calls f.Wake for every log entry committed by any process on
 // this database, f.Access for every access change announced, and
-// f.Presence for every presence note, until ctx ends. Notifications can be lost (a full buffer, a reconnect): Wake
-// is a hint, and the caller reads the log; sessions are also checked now
-// and then.
+// f.Presence for every presence note, until ctx ends. Notifications can
+// be lost (a full buffer, a reconnect): Wake is a hint, and the caller
+// reads the log; sessions are also checked now and then.
 func (s *Store) Follow(ctx context.Context, f Followers) error {
 	ln := pgdriver.NewListener(s.db)
 	defer ln.Close()

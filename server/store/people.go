@@ -143,18 +143,17 @@ func (s *Store) InviteRevoked(ctx context.Context, id int64) (bool, error) {
 }
 
 // CheckInvite tells whether the link with tokenHash would sign someone in
-// now, without using it, and whose it is.
-func (s *Store) CheckInvite(ctx context.Context, tokenHash string, now time.Time) (Invite, domain.Person, error) {
-	var inv Invite
+// now, without using it, and whom.
+func (s *Store) CheckInvite(ctx context.Context, tokenHash string, now time.Time) (domain.Person, error) {
 	var p domain.Person
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		var err error
-		if inv, err = usableInvite(ctx, tx, tokenHash, now, false); err != nil {
+		inv, err := usableInvite(ctx, tx, tokenHash, now, false)
+		if err != nil {
 			return err
 		}
 		return tx.NewSelect().Model(&p).Where("id = ?", inv.PersonID).Scan(ctx)
 	})
-	return inv, p, err
+	return p, err
 }
 
 // usableInvite reads the link with tokenHash (locked when lock) and
