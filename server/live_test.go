@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -271,12 +273,24 @@ func op(room, id, kind string, base int64, body any) map[string]any {
 	return map[string]any{"type": "op", "room": room, "op_id": id, "kind": kind, "base": base, "body": body}
 }
 
+// TestLiveRoomConvergesWith80Clients: 80 people in one room create,
+// vote, comment, edit and withdraw votes at once. Every client ends with
+// the log's entries in its order, and the state each builds from them
+// (findings, votes, comments) is what the database holds. Edits of one
+// field of one finding, all based on the same version, are applied for
+// the first and refused as conflicts for the rest.
 func TestLiveRoomConvergesWith80Clients(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	w := &f.ws[0]
 	room := store.WorkshopRoom(w.ID)
-	const n, each = 80, 4
-	head0, _ := f.store.Head(context.Background(), room)
+	ctx := context.Background()
+	const n, each = 80, 5
+	head0, _ := f.store.Head(ctx, room)
+	start := roomState(t, f, w.ID)
+	seed, _ := f.store.WorkshopFindings(ctx, w.ID)
+	if len(seed) < 2 {
+		t.Fatalf("the demo workshop has %d findings, want at least 2", len(seed))
+	}
 	clients := make([]*client, n)
 	for i := range clients {
 		clients[i] = f.MustMember(t, domain.RoleParticipant, w, "FI", "police").Dial(t, f.srv.URL)
@@ -284,58 +298,221 @@ func TestLiveRoomConvergesWith80Clients(t *testing.T) {
 			t.Fatalf("join: %+v", j)
 		}
 	}
-	seed, _ := f.store.WorkshopFindings(context.Background(), w.ID)
+	// Client i edits one of a few text fields of seed finding i%len(seed):
+	// several clients share each (finding, field).
+	fields := []string{"results", "transferability", "what_done"}
+	edit := func(i int) (int64, string) {
+		return seed[i%len(seed)].ID, fields[(i/len(seed))%len(fields)]
+	}
 	var wg sync.WaitGroup
 	for i, c := range clients {
 		wg.Add(1)
 		go func(i int, c *client) {
 			defer wg.Done()
+			target := seed[i%len(seed)]
 			for k := 0; k < each; k++ {
 				id := fmt.Sprintf("c%d-%d", i, k)
-				switch k % 4 {
+				switch k {
 				case 0:
 					c.send(t, op(room, id, "finding.create", 0, map[string]any{"title": "From client " + id, "countries": []string{"FI"}}))
 				case 1:
-					c.send(t, op(room, id, "vote", 0, map[string]any{"finding_id": seed[i%len(seed)].ID}))
+					c.send(t, op(room, id, "vote", 0, map[string]any{"finding_id": target.ID}))
 				case 2:
 					c.send(t, op(room, id, "comment", 0, map[string]any{"finding_id": seed[0].ID, "text": "Agree, " + id}))
 				case 3:
-					c.send(t, op(room, id, "unvote", 0, map[string]any{"finding_id": seed[i%len(seed)].ID}))
+					fid, field := edit(i)
+					c.send(t, op(room, id, "finding.update", int64(target.Version), map[string]any{"id": fid, "fields": map[string]any{field: "Edited by " + id}}))
+				case 4:
+					if i%2 == 0 { // half take their vote back
+						c.send(t, op(room, id, "unvote", 0, map[string]any{"finding_id": target.ID}))
+					} else {
+						c.send(t, op(room, id, "vote", 0, map[string]any{"finding_id": seed[(i+1)%len(seed)].ID}))
+					}
 				}
 			}
 		}(i, c)
 	}
 	wg.Wait()
-	want := head0 + n*each
-	// Every client ends at the same seq with the same entries, equal to the log.
-	logEntries, err := f.store.EntriesAfter(context.Background(), room, head0, 100000)
+	// Every op is answered: acked, or (only an edit) refused as a conflict.
+	entries := make([][]frame, n)
+	acked := map[string]int64{}
+	winners := map[string]int{} // "finding/field": edits applied
+	edited := func(i int) string { fid, field := edit(i); return fmt.Sprintf("%d/%s", fid, field) }
+	for i := range n {
+		winners[edited(i)] = 0
+	}
+	for i, c := range clients {
+		answered := 0
+		for answered < each {
+			fr := c.next(t, func(f frame) bool { return f.Type == "entry" || f.Type == "ack" || f.Type == "error" })
+			switch {
+			case fr.Type == "entry":
+				entries[i] = append(entries[i], fr)
+				continue
+			case fr.Type == "ack":
+				acked[fr.OpID] = fr.Seq
+			case fr.Code != "conflict" || !strings.HasSuffix(fr.OpID, "-3"):
+				t.Fatalf("client %d: %+v", i, fr)
+			}
+			if fr.Type == "ack" && strings.HasSuffix(fr.OpID, "-3") {
+				winners[edited(i)]++
+			}
+			answered++
+		}
+	}
+	for k, v := range winners {
+		if v != 1 {
+			t.Errorf("%s: %d edits applied, want exactly 1 (the rest are conflicts)", k, v)
+		}
+	}
+	head, _ := f.store.Head(ctx, room)
+	logEntries, err := f.store.EntriesAfter(ctx, room, head0, 100000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); len(logEntries) < n*each && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Millisecond)
-		logEntries, _ = f.store.EntriesAfter(context.Background(), room, head0, 100000)
+	if int64(len(logEntries)) != head-head0 || len(logEntries) != len(acked) {
+		t.Fatalf("log has %d new entries up to seq %d, for %d acked ops", len(logEntries), head, len(acked))
 	}
-	if len(logEntries) != n*each || logEntries[len(logEntries)-1].Seq != want {
-		t.Fatalf("log has %d new entries, want %d ending at seq %d", len(logEntries), n*each, want)
+	for _, e := range logEntries {
+		if seq, ok := acked[e.OpID]; !ok || seq != e.Seq {
+			t.Fatalf("log entry %d:%s; its op was acked with seq %d (%v)", e.Seq, e.OpID, seq, ok)
+		}
 	}
+	// Every client has the log's entries in order, and builds from them
+	// the state the database holds.
+	end := roomState(t, f, w.ID)
 	for i, c := range clients {
-		var got []string
-		for len(got) < n*each {
-			fr := c.nextOr(t, func(f frame) bool { return f.Type == "entry" || f.Type == "error" }, func() {
-				t.Fatalf("client %d: has %d entries of %d; first %v last %v", i, len(got), want, got[:3], got[len(got)-3:])
-			})
-			if fr.Type == "error" {
-				t.Fatalf("client %d: error frame %+v", i, fr)
-			}
-			got = append(got, fmt.Sprintf("%d:%s", fr.Seq, fr.OpID))
+		for len(entries[i]) == 0 || entries[i][len(entries[i])-1].Seq < head {
+			entries[i] = append(entries[i], c.nextOr(t, ofType("entry"), func() {
+				t.Fatalf("client %d: has %d entries of %d", i, len(entries[i]), len(logEntries))
+			}))
+		}
+		if len(entries[i]) != len(logEntries) {
+			t.Fatalf("client %d: %d entries, log has %d", i, len(entries[i]), len(logEntries))
 		}
 		for k, e := range logEntries {
-			if got[k] != fmt.Sprintf("%d:%s", e.Seq, e.OpID) {
-				t.Fatalf("client %d entry %d = %s, log has %d:%s", i, k, got[k], e.Seq, e.OpID)
+			if got := entries[i][k]; got.Seq != e.Seq || got.OpID != e.OpID {
+				t.Fatalf("client %d entry %d = %d:%s, log has %d:%s", i, k, got.Seq, got.OpID, e.Seq, e.OpID)
+			}
+		}
+		got := start.clone()
+		for _, e := range entries[i] {
+			got.apply(t, e)
+		}
+		if diff := got.diff(end); diff != "" {
+			t.Fatalf("client %d's state is not the database's: %s", i, diff)
+		}
+	}
+}
+
+// liveState is a room's findings (each as its JSON object, times as
+// instants) and comments, as a client builds them from entries.
+type liveState struct {
+	findings map[int64]map[string]any
+	comments map[int64]string // id: "finding id: body"
+}
+
+// roomState reads workshop wid's findings and comments from the database.
+func roomState(tb testing.TB, f *fixture, wid int64) liveState {
+	tb.Helper()
+	ctx := context.Background()
+	fs, err := f.store.WorkshopFindings(ctx, wid)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := liveState{findings: map[int64]map[string]any{}, comments: map[int64]string{}}
+	for _, fnd := range fs {
+		b, _ := json.Marshal(fnd)
+		s.findings[fnd.ID] = jsonObject(tb, b)
+	}
+	var rows []struct {
+		ID        int64
+		FindingID int64
+		Body      string
+	}
+	if err := f.store.DB().NewRaw("SELECT c.id, c.finding_id, c.body FROM comments c JOIN findings f ON f.id = c.finding_id WHERE f.workshop_id = ? AND f.deleted_at IS NULL AND c.deleted_at IS NULL", wid).Scan(ctx, &rows); err != nil {
+		tb.Fatal(err)
+	}
+	for _, r := range rows {
+		s.comments[r.ID] = fmt.Sprintf("%d: %s", r.FindingID, r.Body)
+	}
+	return s
+}
+
+// jsonObject decodes b, with times as UTC instants and nulls left out, so
+// that two encodings of one finding compare equal.
+func jsonObject(tb testing.TB, b []byte) map[string]any {
+	tb.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		tb.Fatalf("%s: %v", b, err)
+	}
+	for k, v := range m {
+		if v == nil {
+			delete(m, k)
+		} else if s, ok := v.(string); ok && strings.HasSuffix(k, "_at") {
+			if tm, err := time.Parse(time.RFC3339Nano, s); err == nil {
+				m[k] = tm.UTC().Format(time.RFC3339Nano)
 			}
 		}
 	}
+	return m
+}
+
+func (s liveState) clone() liveState {
+	c := liveState{findings: map[int64]map[string]any{}, comments: maps.Clone(s.comments)}
+	for id, m := range s.findings {
+		c.findings[id] = maps.Clone(m)
+	}
+	return c
+}
+
+// apply is what a client does with entry e.
+func (s liveState) apply(tb testing.TB, e frame) {
+	tb.Helper()
+	var p struct {
+		Finding   json.RawMessage `json:"finding"`
+		FindingID int64           `json:"finding_id"`
+		Votes     *float64        `json:"votes"`
+		ID        int64           `json:"id"`
+		Body      string          `json:"body"`
+	}
+	if err := json.Unmarshal(e.Payload, &p); err != nil {
+		tb.Fatalf("entry %d: %v", e.Seq, err)
+	}
+	switch e.Kind {
+	case "finding.create":
+		m := jsonObject(tb, e.Payload)
+		s.findings[p.ID] = m
+	case "finding.update":
+		m := jsonObject(tb, p.Finding)
+		s.findings[int64(m["id"].(float64))] = m
+	case "vote", "unvote":
+		if s.findings[p.FindingID] == nil || p.Votes == nil {
+			tb.Fatalf("entry %d: %s of finding %d: %s", e.Seq, e.Kind, p.FindingID, e.Payload)
+		}
+		s.findings[p.FindingID]["votes"] = *p.Votes
+	case "comment":
+		s.comments[p.ID] = fmt.Sprintf("%d: %s", p.FindingID, p.Body)
+	default:
+		tb.Fatalf("entry %d: unexpected kind %s", e.Seq, e.Kind)
+	}
+}
+
+// diff says how s differs from want, or "" when they are the same.
+func (s liveState) diff(want liveState) string {
+	if !maps.Equal(s.comments, want.comments) {
+		return fmt.Sprintf("comments %v, want %v", s.comments, want.comments)
+	}
+	if len(s.findings) != len(want.findings) {
+		return fmt.Sprintf("%d findings, want %d", len(s.findings), len(want.findings))
+	}
+	for id, w := range want.findings {
+		if g := s.findings[id]; !reflect.DeepEqual(g, w) {
+			return fmt.Sprintf("finding %d is %v, want %v", id, g, w)
+		}
+	}
+	return ""
 }
 
 func TestRetriedOpIsAppliedOnce(t *testing.T) {

@@ -554,7 +554,8 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		for _, name := range changed {
 			next.FieldVersions[name] = next.Version
 		}
-		next.UpdatedAt = time.Now()
+		// At the database's precision: the entry's finding is what a snapshot reads back.
+		next.UpdatedAt = time.Now().Truncate(time.Microsecond)
 		if err := saveFinding(ctx, tx, &next); err != nil {
 			return "", nil, err
 		}
