@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -393,7 +394,10 @@ func (c *conn) backendError(f Frame, err error) *OpError {
 	if errors.As(err, &oe) {
 		return oe
 	}
-	if c.ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+	var ne net.Error
+	if c.ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()) {
+		// Too slow (the Backend's own I/O timed out, say): the op may go
+		// through when sent again.
 		c.h.log.Warn("hub: backend timed out", "identity", c.id.ID, "type", f.Type, "room", f.Room, "op_id", f.OpID, "err", err)
 		return &OpError{Code: CodeUnavailable, Message: "the server is busy; try again"}
 	}

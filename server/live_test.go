@@ -996,3 +996,44 @@ func TestPlenaryPresenceIsACountOnly(t *testing.T) {
 		t.Errorf("workshop presence %s, want %q in it", fr.Presence, a.name)
 	}
 }
+
+// TestSlowDatabaseIsUnavailable: an op whose database work outlasts the
+// driver's read timeout (a lock held elsewhere, a stalled Postgres) is
+// answered unavailable, as PROTOCOL.md says of a database that is too
+// slow, not internal (which a client shows as the server's fault and,
+// after three, gives up on). The op applies once when resent.
+func TestSlowDatabaseIsUnavailable(t *testing.T) {
+	dsn := pg.NewDB(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	f := MustFixture(t, map[string]string{"DATABASE_URL": dsn + sep + "read_timeout=1s"})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	ctx := context.Background()
+	seed, _ := f.store.WorkshopFindings(ctx, w.ID)
+	c := f.mustJoined(t, w, "DK", "police")
+	tx, err := f.store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM findings WHERE id = ? FOR UPDATE", seed[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	edit := op(room, "slow-1", "finding.update", int64(seed[0].Version), map[string]any{"id": seed[0].ID, "fields": map[string]any{"results": "Saved once"}})
+	c.send(t, edit)
+	if fr := c.next(t, answerTo("slow-1")); fr.Type != "error" || fr.Code != "unavailable" {
+		t.Fatalf("an op held up by the database: %+v, want error unavailable", fr)
+	}
+	tx.Rollback()
+	c.send(t, edit)
+	if fr := c.next(t, answerTo("slow-1")); fr.Type != "ack" {
+		t.Fatalf("the op resent: %+v, want ack", fr)
+	}
+	var n int
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM log_entries WHERE room = ? AND op_id = 'slow-1'", room).Scan(ctx, &n); err != nil || n != 1 {
+		t.Fatalf("%d log entries of the op (%v), want 1", n, err)
+	}
+}

@@ -59,7 +59,9 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	if err := CheckDSN(dsn); err != nil {
 		return nil, err
 	}
-	sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn), pgdriver.WithTimeout(10*time.Second), genericPlans))
+	// 10 s for each read and write, unless the URL says otherwise
+	// (timeout, read_timeout, write_timeout, dial_timeout).
+	sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithTimeout(10*time.Second), pgdriver.WithDSN(dsn), genericPlans))
 	sqldb.SetMaxOpenConns(40)
 	sqldb.SetMaxIdleConns(40)
 	db := bun.NewDB(sqldb, pgdialect.New())
