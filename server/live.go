@@ -264,9 +264,9 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 	if v == nil || !auth.Allowed(v.principal(eventID), action, workshopID) {
 		// A resend of an op applied before the role changed (its ack lost)
 		// is answered as applied, as every repeated op is: it was.
-		if seq, err := l.store.OpSeq(ctx, op.Room, op.OpID); err == nil {
+		if seq, err := l.store.OpSeq(ctx, op.Room, op.OpID); err == nil && v != nil {
 			if es, err := l.store.EntriesAfter(ctx, op.Room, seq-1, 1); err == nil && len(es) == 1 {
-				return toEntry(es[0]), nil
+				return replayOf(es[0], v.Person.ID)
 			}
 		}
 		return hub.Entry{}, &hub.OpError{Code: hub.CodeForbidden, Message: fmt.Sprintf("Your role does not allow %s here.", op.Kind)}
@@ -370,15 +370,26 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 	if err != nil {
 		return hub.Entry{}, toOpError(err)
 	}
-	e := toEntry(a.Entry)
 	if a.Replayed {
-		// The original may have been made by someone else; read its label back.
-		if es, err := l.store.EntriesAfter(ctx, e.Room, e.Seq-1, 1); err == nil && len(es) == 1 {
-			return toEntry(es[0]), nil
+		if es, err := l.store.EntriesAfter(ctx, op.Room, a.Entry.Seq-1, 1); err == nil && len(es) == 1 {
+			return replayOf(es[0], *actor) // with its actor's label
 		}
+		return replayOf(a.Entry, *actor)
 	}
+	e := toEntry(a.Entry)
 	e.Actor = v.label()
 	return e, nil
+}
+
+// replayOf answers an op whose id the room's log has already, at entry e:
+// its own resend is acked with e. Anyone else's op with that id (another
+// client's, the demo's) is refused, not acked with e: that op was never
+// applied, and an ack would say it was saved.
+func replayOf(e domain.LogEntry, person int64) (hub.Entry, error) {
+	if e.ActorID == nil || *e.ActorID != person {
+		return hub.Entry{}, &hub.OpError{Code: hub.CodeInvalid, Message: "This op id was used before in this room by someone else; send the op again with a new op id."}
+	}
+	return toEntry(e), nil
 }
 
 // After serves what it can from the recent entries it read before (they

@@ -1037,3 +1037,39 @@ func TestSlowDatabaseIsUnavailable(t *testing.T) {
 		t.Fatalf("%d log entries of the op (%v), want 1", n, err)
 	}
 }
+
+// TestOpIDOfSomeoneElseIsRefused: op ids are kept per room, so another
+// person's op with an id the log has (a client that makes poor ids, the
+// demo's seed-N) was acked with the first op's seq while nothing of it
+// was applied: the screen said saved. It is refused; the first op's own
+// resend is still acked.
+func TestOpIDOfSomeoneElseIsRefused(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	ctx := context.Background()
+	anna, bo := f.mustJoined(t, w, "SE", "ngo"), f.mustJoined(t, w, "NO", "police")
+	anna.send(t, op(room, "same-1", "finding.create", 0, map[string]any{"title": "Anna's finding"}))
+	first := anna.next(t, answerTo("same-1"))
+	if first.Type != "ack" {
+		t.Fatalf("Anna's create: %+v", first)
+	}
+	var seedOp string
+	if err := f.store.DB().NewRaw("SELECT op_id FROM log_entries WHERE room = ? AND actor_id IS NULL ORDER BY seq LIMIT 1", room).Scan(ctx, &seedOp); err != nil {
+		t.Fatalf("the demo's entries: %v", err)
+	}
+	head, _ := f.store.Head(ctx, room)
+	for _, id := range []string{"same-1", seedOp} {
+		bo.send(t, op(room, id, "finding.create", 0, map[string]any{"title": "Bo's finding"}))
+		if fr := bo.next(t, answerTo(id)); fr.Type != "error" || fr.Code != "invalid" {
+			t.Fatalf("Bo's op with the id %s: %+v, want error invalid", id, fr)
+		}
+	}
+	if h, _ := f.store.Head(ctx, room); h != head {
+		t.Fatalf("the room moved from %d to %d", head, h)
+	}
+	anna.send(t, op(room, "same-1", "finding.create", 0, map[string]any{"title": "Anna's finding"}))
+	if fr := anna.next(t, answerTo("same-1")); fr.Type != "ack" || fr.Seq != first.Seq {
+		t.Fatalf("Anna's resend: %+v, want ack with seq %d", fr, first.Seq)
+	}
+}
