@@ -367,6 +367,9 @@ func (c *conn) finish() {
 // bad answers a frame that failed envelope validation and closes the
 // connection with 4002 when bad frames keep coming.
 func (c *conn) bad(f Frame, oe *OpError) {
+	if m := c.rooms[f.Room]; m != nil && f.Type == TypeJoin {
+		c.leave(m) // as every refused join of a joined room does
+	}
 	c.sendError(f, oe)
 	if ok, _ := c.abuse.take(time.Now()); !ok {
 		c.h.log.Info("hub: closing connection for protocol abuse", "identity", c.id.ID)

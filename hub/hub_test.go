@@ -974,6 +974,23 @@ func TestJoinsSpendTheRate(t *testing.T) {
 	}
 }
 
+// TestRefusedJoinLeavesTheRoom: a join refused for its envelope (a
+// malformed since) leaves a joined room unjoined, as every refused join
+// does (PROTOCOL.md), so a client knows where it stands.
+func TestRefusedJoinLeavesTheRoom(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	c := th.dial(t, "anna")
+	c.join(room, -1)
+	c.sendRaw(`{"type":"join","room":"` + room + `","since":"x"}`)
+	if f := c.nextOf("error"); f.Code != hub.CodeBadFrame || f.Room != room {
+		t.Fatalf("malformed join: %+v, want bad_frame", f)
+	}
+	c.op(room, "after", "finding.create", `{"title":"x"}`)
+	if f := c.answer("after"); f.Code != hub.CodeNotJoined {
+		t.Fatalf("an op after the refused join: %+v, want not_joined", f)
+	}
+}
+
 // TestSlowReaderCatchUpEndsInJoined: a client that reads slowly through a
 // long catch-up keeps the send queue full to its end; the joined frame
 // (here with a long presence list) and the presence broadcast its join
