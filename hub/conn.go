@@ -503,7 +503,7 @@ func (c *conn) holdOrder(opID string) *OpError {
 				return &OpError{
 					Code:    CodeRateLimited,
 					Message: "an earlier operation was refused for the rate; send it again first, then this one",
-					Detail:  map[string]int64{"retry_after_ms": max(c.ops.wait(now).Milliseconds(), 1)},
+					Detail:  map[string]any{"retry_after_ms": max(c.ops.wait(now).Milliseconds(), 1), "held_back": true},
 				}
 			}
 			return &OpError{Code: CodeUnavailable, Message: "an earlier operation failed; send it again first, then this one",

@@ -676,13 +676,13 @@ func TestRateLimitKeepsOpOrder(t *testing.T) {
 		t.Fatalf("first op: %+v", f)
 	}
 	c.op(room, "vote-again", "vote", `{}`)
-	if f := c.answer("vote-again"); f.Code != hub.CodeRateLimited {
-		t.Fatalf("second op at once: %+v, want rate_limited", f)
+	if f := c.answer("vote-again"); f.Code != hub.CodeRateLimited || strings.Contains(string(f.Detail), "held_back") {
+		t.Fatalf("second op at once: %+v, want rate_limited (not held back)", f)
 	}
 	time.Sleep(300 * time.Millisecond) // the bucket has a token again
 	c.op(room, "unvote", "unvote", `{}`)
-	if f := c.answer("unvote"); f.Code != hub.CodeRateLimited {
-		t.Fatalf("a later op before the refused one came again: %+v, want rate_limited", f)
+	if f := c.answer("unvote"); f.Code != hub.CodeRateLimited || !strings.Contains(string(f.Detail), `"held_back":true`) {
+		t.Fatalf("a later op before the refused one came again: %+v, want rate_limited, held back", f)
 	}
 	for _, id := range []string{"vote-again", "unvote"} { // resent in order
 		time.Sleep(250 * time.Millisecond)
