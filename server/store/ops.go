@@ -205,6 +205,9 @@ func (s *Store) SetKeyMessages(ctx context.Context, actor *int64, workshopID int
 		if err := tx.NewSelect().Model(&w).Where("id = ?", workshopID).For("UPDATE").Scan(ctx); err != nil {
 			return "", nil, notFound(err, "There is no workshop %d.", workshopID)
 		}
+		if base > w.KeyMessagesVersion {
+			return "", nil, domain.Errorf(domain.Invalid, "The key messages have no version %d: they are at version %d.", base, w.KeyMessagesVersion)
+		}
 		if base != w.KeyMessagesVersion {
 			return "", nil, &domain.Error{Code: domain.Conflict,
 				Message: fmt.Sprintf("Someone else saved the key messages since version %d; review the current text.", base),

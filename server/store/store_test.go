@@ -1458,6 +1458,9 @@ func TestKeyOpsConflictWithTheCurrentValue(t *testing.T) {
 	if d, _ := json.Marshal(de.Detail); string(d) != `{"current":{"text":"First","version":1}}` {
 		t.Errorf("key messages conflict detail %s", d)
 	}
+	if _, err := s.SetKeyMessages(ctx, nil, w.ID, "km3", 2, "Ahead"); domain.ErrorCode(err) != domain.Invalid {
+		t.Fatalf("key messages based on a version to come: %v, want invalid", err)
+	}
 	if after := mustHead(t, s, store.WorkshopRoom(w.ID)); after != head+1 {
 		t.Errorf("room moved from %d to %d; only the first key messages should be logged", head, after)
 	}
