@@ -228,6 +228,9 @@ type findingRef struct {
 }
 
 func (f findingRef) target() (int64, error) {
+	if f.ID != 0 && f.FindingID != 0 {
+		return 0, &hub.OpError{Code: hub.CodeInvalid, Message: "Name the finding once: finding_id or id, not both."}
+	}
 	id := f.FindingID
 	if id == 0 {
 		id = f.ID

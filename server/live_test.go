@@ -732,6 +732,8 @@ func TestStrictOpBodies(t *testing.T) {
 		{"a reorder without its list", "key.reorder", `{"finding_ids":null}`},
 		{"a null list of terms", "finding.create", `{"title":"t","countries":null}`},
 		{"a null id beside the finding's", "vote", fmt.Sprintf(`{"finding_id":%d,"id":null}`, fnd.ID)},
+		{"two ids of the finding", "vote", fmt.Sprintf(`{"finding_id":%d,"id":%d}`, fnd.ID, fnd.ID+1)},
+		{"two ids of one finding", "finding.delete", fmt.Sprintf(`{"finding_id":%d,"id":%d}`, fnd.ID, fnd.ID)},
 	} {
 		id := fmt.Sprintf("bad%d", i)
 		c.send(t, map[string]any{"type": "op", "room": room, "op_id": id, "kind": tc.kind, "base": 1, "body": json.RawMessage(tc.body)})
