@@ -55,8 +55,10 @@ func mustRunProcess(tb testing.TB, bin, addr, dsn string) *process {
 }
 
 // TestSIGKILLLosesNothingAcked kills the server with SIGKILL while 20
-// clients send ops; after a restart the clients resume and resend what was
-// not acked. Every acked op is in the database, and every op is there once.
+// clients send ops; after a restart the clients resume from the last
+// entry they hold and resend what was not acked. Every acked op is in the
+// database, every op is there once, and every client holds the log's
+// entries, none skipped or repeated across the kill.
 func TestSIGKILLLosesNothingAcked(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and kills the real binary")
@@ -81,7 +83,9 @@ func TestSIGKILLLosesNothingAcked(t *testing.T) {
 	const clients, each = 20, 25
 	var ackedBeforeKill sync.Map // op id → seq
 	var killed atomic.Bool
-	var totalAcks atomic.Int64
+	var totalAcks, resent atomic.Int64
+	// What each client holds: the entries it was sent, in order, up to last.
+	held := make([]heldEntries, clients)
 	members := make([]member, clients)
 	for i := range members {
 		members[i] = f.MustMember(t, domain.RoleParticipant, w, "FI", "police")
@@ -101,6 +105,8 @@ func TestSIGKILLLosesNothingAcked(t *testing.T) {
 				pending[id] = true
 				order = append(order, id)
 			}
+			sentBeforeKill := map[string]bool{}
+			h := &held[i]
 			deadline := time.Now().Add(90 * time.Second)
 			for len(pending) > 0 && time.Now().Before(deadline) {
 				c, err := members[i].dial(p1.URL)
@@ -108,19 +114,25 @@ func TestSIGKILLLosesNothingAcked(t *testing.T) {
 					time.Sleep(100 * time.Millisecond) // server down: retry
 					continue
 				}
-				c.ws.WriteJSON(map[string]any{"type": "join", "room": room, "since": 0})
+				c.ws.WriteJSON(map[string]any{"type": "join", "room": room, "since": h.last})
 				for _, id := range order {
 					if pending[id] {
+						if !killed.Load() {
+							sentBeforeKill[id] = true
+						}
 						c.ws.WriteJSON(op(room, id, "finding.create", 0, map[string]any{"title": "Kill test " + id}))
 						time.Sleep(5 * time.Millisecond)
 					}
 				}
 				for fr := range c.frames {
+					h.take(fr)
 					if fr.Type == "ack" && pending[fr.OpID] {
 						delete(pending, fr.OpID)
 						totalAcks.Add(1)
 						if !killed.Load() {
 							ackedBeforeKill.Store(fr.OpID, fr.Seq)
+						} else if sentBeforeKill[fr.OpID] {
+							resent.Add(1)
 						}
 					}
 					if fr.Type == "error" && fr.Code != "rate_limited" && fr.Code != "unavailable" {
@@ -135,6 +147,9 @@ func TestSIGKILLLosesNothingAcked(t *testing.T) {
 			if len(pending) > 0 {
 				errs <- fmt.Errorf("client %d: %d ops never acked", i, len(pending))
 			}
+			if h.err != nil {
+				errs <- fmt.Errorf("client %d: %v", i, h.err)
+			}
 		}(i)
 	}
 
@@ -147,7 +162,7 @@ func TestSIGKILLLosesNothingAcked(t *testing.T) {
 	}
 	p1.cmd.Wait()
 	t.Logf("killed after %d acks", totalAcks.Load())
-	mustRunProcess(t, bin, addr, dsn)
+	p2 := mustRunProcess(t, bin, addr, dsn)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -179,5 +194,53 @@ func TestSIGKILLLosesNothingAcked(t *testing.T) {
 	if rows != clients*each {
 		t.Fatalf("%d findings, want %d (nothing lost, nothing twice)", rows, clients*each)
 	}
-	t.Logf("%d ops acked before the kill, all present; %d findings in all", n, rows)
+	t.Logf("%d ops acked before the kill, all present; %d sent before it and acked after; %d findings in all", n, resent.Load(), rows)
+	if n == clients*each || resent.Load() == 0 {
+		t.Fatalf("%d of %d ops acked before the kill, %d acked after it of those sent before: the kill tested no resend", n, clients*each, resent.Load())
+	}
+	// Each client, resuming once more, holds exactly the log.
+	for i := range held {
+		c, err := members[i].dial(p2.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.send(t, map[string]any{"type": "join", "room": room, "since": held[i].last})
+		for fr := c.next(t, func(f frame) bool { return f.Type != "ack" }); fr.Type != "joined"; fr = c.next(t, func(f frame) bool { return f.Type != "ack" }) {
+			held[i].take(fr)
+		}
+		if held[i].err != nil {
+			t.Fatalf("client %d: %v", i, held[i].err)
+		}
+		c.ws.Close()
+		if len(held[i].ops) != len(es) {
+			t.Fatalf("client %d holds %d entries, the log has %d", i, len(held[i].ops), len(es))
+		}
+		for k, e := range es {
+			if held[i].ops[k] != e.OpID {
+				t.Fatalf("client %d: entry %d is %s, the log has %s", i, e.Seq, held[i].ops[k], e.OpID)
+			}
+		}
+	}
+}
+
+// heldEntries is what a client holds of a room's log: the op ids of its
+// entries in order, up to seq last, as it resumes from last; err is the
+// first frame that did not follow.
+type heldEntries struct {
+	last int64
+	ops  []string
+	err  error
+}
+
+// take adds an entry frame, which must follow the last one held.
+func (h *heldEntries) take(fr frame) {
+	switch {
+	case h.err != nil:
+	case fr.Type == "entry" && fr.Seq != h.last+1:
+		h.err = fmt.Errorf("entry %d (%s) after %d: an entry skipped or repeated", fr.Seq, fr.OpID, h.last)
+	case fr.Type == "entry":
+		h.last, h.ops = fr.Seq, append(h.ops, fr.OpID)
+	case fr.Type == "snapshot":
+		h.err = fmt.Errorf("a snapshot at %d, after %d: the log is within the history limit", fr.Seq, h.last)
+	}
 }
