@@ -92,6 +92,17 @@ func FuzzApplyOp(f *testing.F) {
 		{0, "finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"results":"x\u0000"}}`, fid)},
 		{0, "comment", 0, fmt.Sprintf(`{"finding_id":%d,"text":"a\u0000"}`, fid)},
 		{0, "keymessages.set", 0, `{"text":"\u0000"}`},
+		// One seed breaking each rule of a finding, so that the seeds alone
+		// (what CI runs) catch a rule that went missing.
+		{0, "finding.create", 0, `{"title":"No consent","contact_name":"A","contact_email":"a@example.org"}`},
+		{0, "finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"contact_name":"A"}}`, fid)},
+		{0, "finding.create", 0, `{"title":"Bad email","contact_consent":true,"contact_email":"not an address"}`},
+		{0, "finding.create", 0, `{"title":"Language","language":"de"}`},
+		{0, "finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"attribution":"everyone"}}`, fid)},
+		{0, "finding.create", 0, `{"title":"` + strings.Repeat("é", 301) + `"}`},
+		{0, "finding.update", 1, fmt.Sprintf(`{"id":%d,"fields":{"title":""}}`, fid)},
+		{0, "finding.create", 0, `{"title":"Unknown theme","themes":["no-such-theme"]}`},
+		{0, "vote", 0, fmt.Sprintf(`{"finding_id":%d,"id":%d}`, fid, fid+1)},
 		{0, "comment", 0, `[1,2]`},
 		{0, "no.such.kind", 0, `{}`},
 	} {
