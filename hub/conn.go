@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime/debug"
@@ -302,14 +303,20 @@ func (c *conn) ping() bool {
 // client's close frame arrives or the write pump closes the socket.
 func (c *conn) readPump() {
 	defer close(c.readDone)
-	c.ws.SetReadLimit(c.h.cfg.MaxFrameBytes)
+	c.ws.SetReadLimit(hardFrameFactor * c.h.cfg.MaxFrameBytes)
 	c.alive.heardNow()
 	c.ws.SetPongHandler(func(string) error {
 		c.alive.heardNow()
 		return nil
 	})
 	for {
-		mt, data, err := c.ws.ReadMessage()
+		mt, r, err := c.ws.NextReader()
+		var data []byte
+		var over bool
+		var env Frame
+		if err == nil {
+			data, over, env, err = readFrame(r, c.h.cfg.MaxFrameBytes)
+		}
 		if err != nil {
 			c.h.log.Debug("hub: connection ended", "identity", c.id.ID, "err", err)
 			if errors.Is(err, websocket.ErrReadLimit) {
@@ -319,6 +326,10 @@ func (c *conn) readPump() {
 		}
 		c.alive.heardNow()
 		if c.q.isClosed() {
+			continue
+		}
+		if over {
+			c.bad(env, &OpError{Code: CodeTooLarge, Message: fmt.Sprintf("frame over the %d-byte limit", c.h.cfg.MaxFrameBytes)})
 			continue
 		}
 		if mt != websocket.TextMessage {

@@ -91,7 +91,7 @@ func (e *OpError) Error() string {
 const (
 	CodeBadFrame        = "bad_frame"       // malformed JSON, wrong field types, missing fields
 	CodeUnknownType     = "unknown_type"    // frame type not known
-	CodeTooLarge        = "too_large"       // content over a limit (frames over MaxFrameBytes are closed with 1009 instead)
+	CodeTooLarge        = "too_large"       // a frame over MaxFrameBytes (the connection stays open)
 	CodeNotJoined       = "not_joined"      // frame for a room the connection has not joined
 	CodeRateLimited     = "rate_limited"    // too many ops; detail.retry_after_ms
 	CodeTooManyRooms    = "too_many_rooms"  // join over MaxRoomsPerConn
@@ -107,7 +107,7 @@ const (
 // WebSocket close codes used by the hub.
 const (
 	CloseGoingAway       = websocket.CloseGoingAway     // 1001: Shutdown
-	CloseTooBig          = websocket.CloseMessageTooBig // 1009: frame over MaxFrameBytes (sent by gorilla/websocket)
+	CloseTooBig          = websocket.CloseMessageTooBig // 1009: frame over 16 times MaxFrameBytes (sent by gorilla/websocket)
 	CloseUnauthenticated = 4001                         // session ended or not valid: sign in again
 	CloseProtocolAbuse   = 4002                         // too many bad frames
 	CloseAccessChanged   = 4003                         // the person's roles changed: reconnect and resume

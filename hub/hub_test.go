@@ -370,14 +370,29 @@ func TestRepeatedBadFramesClose4002(t *testing.T) {
 	}
 }
 
-func TestOversizedFrameCloses1009(t *testing.T) {
+// TestOversizedFrameIsRefusedAndTheConnectionLives: a frame over the limit
+// is answered with a too_large error frame naming its op (found after the
+// body here), nothing is applied, and the connection goes on; only a frame
+// over 16 times the limit closes it with 1009.
+func TestOversizedFrameIsRefusedAndTheConnectionLives(t *testing.T) {
 	th := newTestHub(t, hub.Config{MaxFrameBytes: 1024})
 	c := th.dial(t, "anna")
 	c.join(room, 0)
-	c.op(room, "big", "finding.create", `{"text":"`+strings.Repeat("x", 2000)+`"}`)
-	if code := c.closeCode(5 * time.Second); code != hub.CloseTooBig {
-		t.Errorf("closed with %d, want %d", code, hub.CloseTooBig)
+	c.sendRaw(`{"type":"op","room":"` + room + `","kind":"finding.create","body":{"title":"` + strings.Repeat("x", 2000) + `"},"op_id":"big"}`)
+	f := c.answer("big")
+	if f.Type != "error" || f.Code != hub.CodeTooLarge || f.ReplyTo != "op" || f.Room != room || !strings.Contains(f.Message, "1024") {
+		t.Fatalf("an op over the frame limit: %+v, want error too_large naming it", f)
 	}
+	c.op(room, "small", "finding.create", `{"title":"Fits"}`)
+	if f := c.answer("small"); f.Type != "ack" {
+		t.Fatalf("an op after the big one: %+v, want ack", f)
+	}
+	th.b.mustLog(t, room, "small")
+	c.sendRaw(`{"type":"op","room":"` + room + `","op_id":"huge","kind":"finding.create","body":{"title":"` + strings.Repeat("x", 16*1024) + `"}}`)
+	if code := c.closeCode(5 * time.Second); code != hub.CloseTooBig {
+		t.Errorf("a frame over 16 times the limit: closed with %d, want %d", code, hub.CloseTooBig)
+	}
+	th.b.mustLog(t, room, "small")
 }
 
 func TestRateLimit(t *testing.T) {

@@ -1,0 +1,54 @@
+package hub
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// FuzzEnvelopeScanner: fed a JSON value in two pieces, the scanner finds
+// the envelope encoding/json finds in it (DecodeFrame's reading).
+func FuzzEnvelopeScanner(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"op","room":"workshop:1","op_id":"a","body":{"type":"x","room":"y"}}`,
+		`{"body":{"title":"` + "\\\"quoted\\\"" + `"},"op_id":"after-body","TYPE":"op","Room":"workshop:2"}`,
+		`{"room":"a","room":null,"op_id":"x","op_id":5}`,
+		`{"\u0074ype":"join","room":"w\u00e9","since":3}`,
+		`["type","op"]`,
+		`{"room":["workshop:1"],"op_id":{"op_id":"inner"}}`,
+		`{"op_id":"\ud83d\ude00"}`,
+	} {
+		f.Add([]byte(s), uint16(7))
+	}
+	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
+		if !json.Valid(data) {
+			return
+		}
+		var w struct {
+			Type *string `json:"type"`
+			Room *string `json:"room"`
+			OpID *string `json:"op_id"`
+		}
+		json.Unmarshal(data, &w) // type errors leave the other fields read
+		var want Frame
+		if w.Type != nil {
+			switch *w.Type {
+			case TypeJoin, TypeLeave, TypeOp, TypePresence, TypePing:
+				want.Type = *w.Type
+			}
+		}
+		if w.Room != nil && validText(*w.Room, MaxRoomLen) {
+			want.Room = *w.Room
+		}
+		if w.OpID != nil && validText(*w.OpID, MaxOpIDLen) {
+			want.OpID = *w.OpID
+		}
+		i := int(cut) % (len(data) + 1)
+		var s envelopeScanner
+		s.feed(data[:i])
+		s.feed(data[i:])
+		if got := s.frame(); got.Type != want.Type || got.Room != want.Room || got.OpID != want.OpID {
+			t.Fatalf("%s (cut at %d): scanned %q %q %q, encoding/json reads %q %q %q",
+				data, i, got.Type, got.Room, got.OpID, want.Type, want.Room, want.OpID)
+		}
+	})
+}
