@@ -675,6 +675,7 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		{"unknown op kind", `{"type":"op","room":"` + room + `","op_id":"x6","kind":"finding.explode","body":{}}`, "invalid"},
 		{"comment without its finding", `{"type":"op","room":"` + room + `","op_id":"x7","kind":"comment","body":{"text":"c"}}`, "invalid"},
 		{"update to a blank title", `{"type":"op","room":"` + room + `","op_id":"x8","kind":"finding.update","base":1,"body":{"id":` + fmt.Sprint(mine) + `,"fields":{"title":"   "}}}`, "invalid"},
+		{"oversized frame", `{"type":"op","room":"` + room + `","op_id":"x9","kind":"finding.create","body":{"title":"t","results":"` + strings.Repeat("x", 70000) + `"}}`, "too_large"},
 	}
 	for _, tc := range cases {
 		c.mu.Lock()
