@@ -1176,3 +1176,59 @@ func TestTabletMakesRoomByDroppingOtherRoomsCopies(t *testing.T) {
 	}
 	tb.mustBeSavedOnce(t, "Kept in place of other rooms")
 }
+
+// TestTabletShowsWhatThePersonSupports: the room's entries do not say who
+// voted, so the page asks on each join which findings the person supports.
+// Support turns into Take back support once saved; a vote from another
+// device shows after a reload; taking support back removes the vote.
+func TestTabletShowsWhatThePersonSupports(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := context.Background()
+	fs, err := tb.f.store.WorkshopFindings(ctx, tb.w.ID)
+	if err != nil || len(fs) < 2 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	first, second := fs[0], fs[1]
+	votes := func(id int64) int {
+		t.Helper()
+		var n int
+		if err := tb.f.store.DB().NewRaw("SELECT count(*) FROM votes WHERE finding_id = ? AND person_id = ?", id, tb.person.ID).Scan(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	item := func(id int64) string { return fmt.Sprintf(`#findings li[data-id="%d"]`, id) }
+	err = chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		tap(item(first.ID)+" button.vote"),
+		waitText(item(first.ID)+" button.unvote", "Take back support"),
+		waitText(item(first.ID)+" .state", "you support it"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := votes(first.ID); n != 1 {
+		t.Fatalf("%d votes of the person on the first finding, want 1", n)
+	}
+	// A vote given on another device shows after a reload.
+	if _, err := tb.f.store.Vote(ctx, tb.person.ID, tb.w.ID, "other-device", second.ID); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		waitText(item(second.ID)+" button.unvote", "Take back support"),
+		waitText(item(first.ID)+" button.unvote", "Take back support"),
+		tap(item(first.ID)+" button.unvote"),
+		waitText(item(first.ID)+" button.vote", "Support"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, m := votes(first.ID), votes(second.ID); n != 0 || m != 1 {
+		t.Fatalf("votes of the person: %d on the first finding (want 0, taken back), %d on the second (want 1)", n, m)
+	}
+}

@@ -25,6 +25,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /api/events/{slug}/taxonomy", a.guard(a.need(auth.ActEventRead), http.HandlerFunc(a.handleTaxonomy)))
 	mux.Handle("GET /api/search", a.guard(public(), http.HandlerFunc(a.handleSearch))) // results filtered by the viewer's audience
 	mux.Handle("GET /api/search.csv", a.guard(public(), http.HandlerFunc(a.handleSearchCSV)))
+	mux.Handle("GET /api/events/{slug}/workshops/{id}/my-votes", a.guard(needIn(auth.ActReadDrafts, a.scopeOfWorkshop), http.HandlerFunc(a.handleMyVotes)))
 	mux.Handle("POST /api/events/{slug}/people/import", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleImportPeople)))
 	mux.Handle("POST /api/events/{slug}/people", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleAddPerson)))
 	mux.Handle("POST /api/events/{slug}/people/{id}/invite", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleNewInvite)))

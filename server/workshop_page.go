@@ -47,3 +47,20 @@ func (a *app) handleWorkshopPage(w http.ResponseWriter, r *http.Request) {
 		"Event": sc.event, "Workshop": ws, "Room": store.WorkshopRoom(ws.ID), "Taxonomy": tax, "Person": person,
 	})
 }
+
+// handleMyVotes lists the findings of a workshop the signed-in person
+// supports, for the tablet's Support buttons: {"finding_ids": [...]}.
+func (a *app) handleMyVotes(w http.ResponseWriter, r *http.Request) {
+	v, err := authOf(r).viewer(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ids, err := a.store.VotedIn(r.Context(), v.Person.ID, authOf(r).scope.workshopID)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, map[string][]int64{"finding_ids": ids})
+}

@@ -39,6 +39,18 @@ func (s *Store) Vote(ctx context.Context, person int64, workshopID int64, opID s
 	})
 }
 
+// VotedIn returns the findings of a workshop that person supports, by id
+// (the room's entries do not say who voted).
+func (s *Store) VotedIn(ctx context.Context, person, workshopID int64) ([]int64, error) {
+	ids := []int64{}
+	err := s.db.NewRaw(`SELECT v.finding_id FROM votes v JOIN findings f ON f.id = v.finding_id
+		WHERE v.person_id = ? AND f.workshop_id = ? AND f.deleted_at IS NULL ORDER BY v.finding_id`, person, workshopID).Scan(ctx, &ids)
+	if err != nil {
+		return nil, fmt.Errorf("read the votes of person %d: %w", person, err)
+	}
+	return ids, nil
+}
+
 // Unvote withdraws person's vote on a finding.
 func (s *Store) Unvote(ctx context.Context, person int64, workshopID int64, opID string, findingID int64) (Applied, error) {
 	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, &person, findingID, heldVote, func(ctx context.Context, tx bun.Tx) (string, any, error) {

@@ -39,6 +39,7 @@
   // ops not yet acknowledged (in order), and the ops the server refused.
   var state = load(":state", { seq: 0, findings: {} });
   if (!state || typeof state.seq !== "number" || !state.findings || typeof state.findings !== "object") state = { seq: 0, findings: {} };
+  if (!state.voted || typeof state.voted !== "object") state.voted = {}; // the findings this person supports, by id
   var queue = load(":queue", []);
   var failed = load(":failed", []);
   var done = load(":done", []); // op ids applied or discarded, newest last (see merge)
@@ -281,7 +282,8 @@
     li.appendChild(meta);
     var st = document.createElement("p");
     st.className = "state";
-    st.textContent = how === "pending" ? "On this device · not saved yet" : "Saved" + (f.is_key ? " · key finding" : "") + (f.votes ? " · " + f.votes + " support" : "");
+    var mine = f.id && how !== "failed" && supports(f.id);
+    st.textContent = how === "pending" ? "On this device · not saved yet" : "Saved" + (f.is_key ? " · key finding" : "") + (f.votes ? " · " + f.votes + " support" : "") + (mine ? " · you support it" : "");
     li.appendChild(st);
     if (f.id && state.findings[f.id] && how !== "failed") {
       var by = people.filter(function (p) { return p.id !== me && p.editing === "f-" + f.id; }).map(function (p) { return p.name; });
@@ -291,7 +293,8 @@
         ed.textContent = by.join(", ") + (by.length === 1 ? " is" : " are") + " editing this";
         li.appendChild(ed);
       }
-      li.appendChild(button("Support", "vote", function () { enqueue({ kind: "vote", body: { finding_id: f.id } }); }));
+      li.appendChild(mine ? button("Take back support", "unvote", function () { enqueue({ kind: "unvote", body: { finding_id: f.id } }); })
+        : button("Support", "vote", function () { enqueue({ kind: "vote", body: { finding_id: f.id } }); }));
       li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
       li.appendChild(button("Delete", "delete", function () {
         var drop = editing && editing.id === f.id && formDirty() ? " Your changes in the form go too." : "";
@@ -686,10 +689,51 @@
   // out of it.
   function settle(opID) {
     delete sent[opID];
+    queue.filter(function (op) { return op.op_id === opID; }).forEach(supported);
     var mine = function (op) { return op.op_id === opID; };
     if (queue.some(mine) || failed.some(mine)) done.push(opID);
     queue = queue.filter(function (op) { return op.op_id !== opID; });
     failed = failed.filter(function (op) { return op.op_id !== opID; });
+  }
+
+  // supports tells whether the person supports finding id: as the server
+  // last said, with this device's unsent votes and unvotes on top.
+  function supports(id) {
+    var on = !!state.voted[id];
+    queue.forEach(function (op) {
+      if ((op.kind === "vote" || op.kind === "unvote") && op.body && op.body.finding_id === id) on = op.kind === "vote";
+    });
+    return on;
+  }
+  // supported records the person's own vote or unvote, applied.
+  function supported(op) {
+    if (op.kind !== "vote" && op.kind !== "unvote") return;
+    if (op.kind === "vote") state.voted[op.body.finding_id] = true;
+    else delete state.voted[op.body.finding_id];
+    if (votesSince) votesSince.push(op);
+  }
+  // fetchVotes asks which findings the person supports (entries do not
+  // say who voted), on every join: votes from another device show too.
+  // What this page saw applied while it asked is laid over the answer.
+  var votesSince = null;
+  function fetchVotes() {
+    var mine = [];
+    votesSince = mine;
+    fetch("/api/events/" + encodeURIComponent(root.dataset.event || "") + "/workshops/" + room.split(":")[1] + "/my-votes", { cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (b) {
+        if (votesSince !== mine) return; // a newer question is on its way
+        votesSince = null;
+        if (!b || !Array.isArray(b.finding_ids)) return;
+        var v = {};
+        b.finding_ids.forEach(function (id) { v[id] = true; });
+        mine.forEach(function (op) {
+          if (op.kind === "vote") v[op.body.finding_id] = true; else delete v[op.body.finding_id];
+        });
+        state.voted = v;
+        save();
+        render();
+      }, function () { if (votesSince === mine) votesSince = null; });
   }
 
   function connect() {
@@ -772,7 +816,7 @@
     try { f = JSON.parse(line); } catch (e) { return; }
     switch (f.type) {
       case "snapshot":
-        state = { seq: f.seq, findings: {} };
+        state = { seq: f.seq, findings: {}, voted: state.voted };
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
         break;
       case "entry":
@@ -803,6 +847,7 @@
         if (f.max_frame > 0) maxFrame = f.max_frame;
         presenceSent = ""; // a new member edits nothing
         sendPresence();
+        fetchVotes();
         break; // onmessage pumps: everything not yet acknowledged, in order
       case "presence":
         if (f.room === room) people = f.people || [];
