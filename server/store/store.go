@@ -61,7 +61,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	// 10 s for each read and write, unless the URL says otherwise
 	// (timeout, read_timeout, write_timeout, dial_timeout).
-	sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithTimeout(10*time.Second), pgdriver.WithDSN(dsn), genericPlans))
+	sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithTimeout(10*time.Second), pgdriver.WithDSN(dsn), untimed, genericPlans))
 	sqldb.SetMaxOpenConns(40)
 	sqldb.SetMaxIdleConns(40)
 	db := bun.NewDB(sqldb, pgdialect.New())
@@ -78,6 +78,14 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	s := &Store{db: db, dsn: dsn, ann: newAnnouncer(db)}
 	s.com = newCommitter(s)
 	return s, nil
+}
+
+// untimed makes a timeout of 0 in DATABASE_URL mean none, as in libpq:
+// pgdriver turns it into a deadline already past, and nothing connects.
+func untimed(c *pgdriver.Config) {
+	for _, d := range []*time.Duration{&c.DialTimeout, &c.ReadTimeout, &c.WriteTimeout} {
+		*d = max(*d, 0)
+	}
 }
 
 // genericPlans has Postgres plan our prepared statements once per

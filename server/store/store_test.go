@@ -1656,3 +1656,24 @@ func TestBatchKeepsEachPersonsOrder(t *testing.T) {
 		t.Errorf("log order %v, want %v", got, want)
 	}
 }
+
+// TestZeroTimeoutsInTheURLMeanNone: DATABASE_URL's timeouts override the
+// 10 s default, and 0 means none (as in libpq), not a deadline already
+// past that fails every connection.
+func TestZeroTimeoutsInTheURLMeanNone(t *testing.T) {
+	dsn := pg.NewDB(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	for _, params := range []string{"connect_timeout=0", "read_timeout=0", "timeout=0"} {
+		s, err := store.Open(context.Background(), dsn+sep+params)
+		if err != nil {
+			t.Fatalf("%s: %v", params, err)
+		}
+		if _, err := s.Head(context.Background(), "workshop:1"); err != nil {
+			t.Errorf("%s: a query: %v", params, err)
+		}
+		s.Close()
+	}
+}
