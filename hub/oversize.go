@@ -3,7 +3,7 @@ package hub
 import (
 	"encoding/json"
 	"io"
-	"strings"
+	"strconv"
 )
 
 // A frame over Config.MaxFrameBytes is answered with a too_large error
@@ -38,31 +38,40 @@ func readFrame(r io.Reader, limit int64) (data []byte, over bool, env Frame, err
 }
 
 // envelopeScanner picks the top-level "type", "room" and "op_id" strings
-// out of a JSON object fed to it in pieces, in constant memory. Keys match
-// as encoding/json matches them (any case); a key given twice counts with
-// its last value. It never fails: on input that is not JSON, what it has
-// is merely incomplete.
+// out of a JSON object fed to it in pieces, in constant memory and with
+// no allocation per key or value (a frame of a million keys must cost no
+// more than reading it). Keys match as encoding/json matches them (ASCII
+// case folded); a key given twice counts with its last value. It never
+// fails: on input that is not JSON, what it has is merely incomplete.
 type envelopeScanner struct {
 	depth     int
 	inString  bool
 	escaped   bool
-	expectKey bool   // at depth 1, the next string is a key
-	capturing bool   // the current string is kept in cur
-	isKey     bool   // ... as a key (else as want's value)
-	overflow  bool   // it was too long to keep
-	lastKey   string // the last key at depth 1, lower case, if wanted
-	want      string // the key whose string value comes next
+	expectKey bool // at depth 1, the next string is a key
+	capturing bool // the current string is kept in cur
+	isKey     bool // ... as a key (else as the value of field want)
+	overflow  bool // it was too long to keep
+	lastKey   int  // the field of the last key at depth 1, or -1
+	want      int  // the field whose string value comes next, or -1
 	cur       []byte
-	typ, room string
-	opID      string
+	raw       [3][]byte // type, room and op_id as last given, raw (escaped)
+	ok        [3]bool   // whether it was a string that fits
 }
 
-// maxEnvelopeString bounds the bytes kept of one string: enough for the
+// maxEnvelopeString bounds the bytes kept of a value: enough for the
 // longest valid room, op_id or type, each character escaped as a
-// surrogate pair (12 bytes).
-const maxEnvelopeString = 12 * MaxRoomLen
+// surrogate pair (12 bytes). A key longer than maxEnvelopeKey cannot be
+// one of the three.
+const (
+	maxEnvelopeString = 12 * MaxRoomLen
+	maxEnvelopeKey    = 6 * 5
+)
 
 func (s *envelopeScanner) feed(p []byte) {
+	if s.cur == nil {
+		s.lastKey, s.want = -1, -1
+		s.cur = make([]byte, 0, 64)
+	}
 	for _, b := range p {
 		if s.inString {
 			switch {
@@ -78,7 +87,11 @@ func (s *envelopeScanner) feed(p []byte) {
 				continue
 			}
 			if s.capturing {
-				if len(s.cur) < maxEnvelopeString {
+				limit := maxEnvelopeString
+				if s.isKey {
+					limit = maxEnvelopeKey
+				}
+				if len(s.cur) < limit {
 					s.cur = append(s.cur, b)
 				} else {
 					s.overflow = true
@@ -91,7 +104,7 @@ func (s *envelopeScanner) feed(p []byte) {
 			continue
 		case '"':
 			s.inString = true
-			s.capturing = s.depth == 1 && (s.expectKey || s.want != "")
+			s.capturing = s.depth == 1 && (s.expectKey || s.want >= 0)
 			s.isKey = s.expectKey
 			s.cur, s.overflow = s.cur[:0], false
 			continue
@@ -111,57 +124,90 @@ func (s *envelopeScanner) feed(p []byte) {
 			}
 		}
 		if s.depth <= 1 {
-			if b == 'n' && s.want != "" {
-				s.set("") // null, as encoding/json takes it
+			if b == 'n' && s.want >= 0 {
+				s.ok[s.want] = false // null, as encoding/json takes it
 			}
-			s.want = "" // a value that is not a string, or its end
+			s.want = -1 // a value that is not a string, or its end
 		}
 	}
 }
 
 // endString handles the end of a string kept in cur.
 func (s *envelopeScanner) endString() {
-	var v string
-	if s.overflow || json.Unmarshal(append(append([]byte{'"'}, s.cur...), '"'), &v) != nil {
-		v = ""
-	}
 	if s.isKey {
-		s.lastKey = ""
-		for _, k := range []string{"type", "room", "op_id"} {
-			if strings.EqualFold(v, k) {
-				s.lastKey = k
-			}
+		s.lastKey = -1
+		if !s.overflow {
+			s.lastKey = envelopeField(s.cur)
 		}
 		return
 	}
-	s.set(v)
-	s.want = ""
+	s.raw[s.want] = append(s.raw[s.want][:0], s.cur...)
+	s.ok[s.want] = !s.overflow
+	s.want = -1
 }
 
-// set gives the wanted key the value v.
-func (s *envelopeScanner) set(v string) {
-	switch s.want {
-	case "type":
-		s.typ = v
-	case "room":
-		s.room = v
-	case "op_id":
-		s.opID = v
+// envelopeField is the field (0 type, 1 room, 2 op_id) of the key whose
+// raw (escaped) text is raw, or -1. The fields' names are ASCII without k or
+// s, so ASCII case folding is all of encoding/json's folding they need.
+func envelopeField(raw []byte) int {
+	var k [5]byte
+	n := 0
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c == '\\' && i+1 < len(raw) {
+			i++
+			switch c = raw[i]; c {
+			case '"', '\\', '/':
+			case 'u':
+				if i+4 >= len(raw) {
+					return -1
+				}
+				r, err := strconv.ParseUint(string(raw[i+1:i+5]), 16, 16)
+				if err != nil || r >= 0x80 {
+					return -1
+				}
+				c, i = byte(r), i+4
+			default:
+				return -1
+			}
+		}
+		if n == len(k) {
+			return -1
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		k[n], n = c, n+1
 	}
+	switch string(k[:n]) {
+	case "type":
+		return 0
+	case "room":
+		return 1
+	case "op_id":
+		return 2
+	}
+	return -1
 }
 
 // frame is the envelope found, each field kept only when valid.
 func (s *envelopeScanner) frame() Frame {
+	var v [3]string
+	for i := range v {
+		if s.ok[i] {
+			json.Unmarshal(append(append([]byte{'"'}, s.raw[i]...), '"'), &v[i])
+		}
+	}
 	var f Frame
-	switch s.typ {
+	switch v[0] {
 	case TypeJoin, TypeLeave, TypeOp, TypePresence, TypePing:
-		f.Type = s.typ
+		f.Type = v[0]
 	}
-	if validText(s.room, MaxRoomLen) {
-		f.Room = s.room
+	if validText(v[1], MaxRoomLen) {
+		f.Room = v[1]
 	}
-	if validText(s.opID, MaxOpIDLen) {
-		f.OpID = s.opID
+	if validText(v[2], MaxOpIDLen) {
+		f.OpID = v[2]
 	}
 	return f
 }

@@ -1,7 +1,9 @@
 package hub
 
 import (
+	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -51,4 +53,27 @@ func FuzzEnvelopeScanner(f *testing.F) {
 				data, i, got.Type, got.Room, got.OpID, want.Type, want.Room, want.OpID)
 		}
 	})
+}
+
+// BenchmarkOversizedFrame reads 1 MiB frames over the 64 KiB limit, made
+// of the keys the scanner looks for: one costs about what reading it
+// does, however many keys it has.
+func BenchmarkOversizedFrame(b *testing.B) {
+	for _, c := range []struct{ name, pair string }{
+		{"wanted pairs", `"type":"op","room":"workshop:1",`},
+		{"escaped keys", `"\u0074ype":"op","op_id":1,`},
+		{"other keys", `"a":1,`},
+	} {
+		frame := []byte("{" + strings.Repeat(c.pair, (1<<20)/len(c.pair)) + `"op_id":"last"}`)
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(frame)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, over, env, err := readFrame(bytes.NewReader(frame), 64<<10)
+				if err != nil || !over || env.OpID != "last" {
+					b.Fatalf("over %v, envelope %+v, %v", over, env, err)
+				}
+			}
+		})
+	}
 }

@@ -377,7 +377,11 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		if es, err := l.store.EntriesAfter(ctx, op.Room, a.Entry.Seq-1, 1); err == nil && len(es) == 1 {
 			return replayOf(es[0], *actor) // with its actor's label
 		}
-		return replayOf(a.Entry, *actor)
+		e, err := replayOf(a.Entry, *actor)
+		if err == nil {
+			e.Actor = v.label() // the op was this person's
+		}
+		return e, err
 	}
 	e := toEntry(a.Entry)
 	e.Actor = v.label()
