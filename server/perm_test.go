@@ -217,9 +217,13 @@ func httpPermCases() []httpPermCase {
 			[]string{rOrg, rRapA, rPartA, rAuth}),
 		get("GET /events/{slug}/workshops/{id}", "group B's live page", func(f *permFixture) string { return fmt.Sprintf("/events/%s/workshops/%d", slug(f), f.b.ID) },
 			[]string{rOrg, rPartB, rAuth}),
-		get("GET /api/events/{slug}/workshops/{id}/my-votes", "own votes in group A", func(f *permFixture) string { return fmt.Sprintf("/api/events/%s/workshops/%d/my-votes", slug(f), f.a.ID) },
+		get("GET /api/events/{slug}/workshops/{id}/my-votes", "own votes in group A", func(f *permFixture) string {
+			return fmt.Sprintf("/api/events/%s/workshops/%d/my-votes", slug(f), f.a.ID)
+		},
 			[]string{rOrg, rRapA, rPartA, rAuth}),
-		get("GET /api/events/{slug}/workshops/{id}/my-votes", "own votes in group B", func(f *permFixture) string { return fmt.Sprintf("/api/events/%s/workshops/%d/my-votes", slug(f), f.b.ID) },
+		get("GET /api/events/{slug}/workshops/{id}/my-votes", "own votes in group B", func(f *permFixture) string {
+			return fmt.Sprintf("/api/events/%s/workshops/%d/my-votes", slug(f), f.b.ID)
+		},
 			[]string{rOrg, rPartB, rAuth}),
 		get("GET /events/{slug}/findings/{id}", "released finding", finding(func(f *permFixture) domain.Finding { return f.releasedA }), everyone()),
 		{route: "GET /events/{slug}/findings/{id}", name: "shared finding", method: "GET", denied: 404,
