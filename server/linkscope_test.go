@@ -397,3 +397,37 @@ func TestImportOverTheLimitIsTooLarge(t *testing.T) {
 		t.Errorf("%d people imported (%v), want none", n, err)
 	}
 }
+
+// TestImportFromThePeoplePageSaysWhatItDid: a list uploaded from the
+// people page lands back on it, saying how many people were added and
+// how many rows were left out as people of the event already (the same
+// list uploaded again adds no one).
+func TestImportFromThePeoplePageSaysWhatItDid(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people/import"
+	upload := func() string {
+		var form bytes.Buffer
+		mw := multipart.NewWriter(&form)
+		mw.WriteField("csrf_token", csrf)
+		fw, _ := mw.CreateFormFile("file", "people.csv")
+		fw.Write([]byte("name,email,country,role\nUlla Upload,ulla@example.fi,FI,observer\nOla Upload,,NO,observer\n"))
+		mw.Close()
+		status, body := postAs(t, org.http, api, mw.FormDataContentType(), form.String(), "")
+		if status != http.StatusOK {
+			t.Fatalf("upload: %d %.300s", status, body)
+		}
+		return string(body)
+	}
+	if page := upload(); !strings.Contains(page, "Imported 2 people.</p>") {
+		t.Fatalf("first upload's page says:\n%.2000s", page)
+	}
+	if page := upload(); !strings.Contains(page, "Imported 0 people. 2 rows were left out") {
+		t.Fatalf("second upload's page says:\n%.2000s", page)
+	}
+	var n int
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM people WHERE name LIKE '% Upload'").Scan(context.Background(), &n); err != nil || n != 2 {
+		t.Fatalf("%d people (%v), want 2", n, err)
+	}
+}

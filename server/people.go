@@ -145,16 +145,16 @@ func (a *app) handleImportPeople(w http.ResponseWriter, r *http.Request) {
 	for i, p := range rows {
 		in[i] = terms.row(p)
 	}
-	people, err := a.store.ImportPeople(r.Context(), actor(r), ev.ID, in)
+	res, err := a.store.ImportPeople(r.Context(), actor(r), ev.ID, in)
 	if err != nil {
 		a.answerErr(w, r, err)
 		return
 	}
 	if isForm(r) {
-		http.Redirect(w, r, "/events/"+ev.Slug+"/people", http.StatusSeeOther)
+		http.Redirect(w, r, fmt.Sprintf("/events/%s/people?imported=%d&already=%d", ev.Slug, len(res.Added), len(res.Already)), http.StatusSeeOther)
 		return
 	}
-	writeJSON(w, map[string]any{"imported": len(people), "people": people})
+	writeJSON(w, map[string]any{"imported": len(res.Added), "people": res.Added, "already": res.Already})
 }
 
 // personForm is one person added by hand.
@@ -299,7 +299,13 @@ func (a *app) handlePeoplePage(w http.ResponseWriter, r *http.Request) {
 		}
 		views[i] = v
 	}
-	a.page(w, r, http.StatusOK, "people.html", map[string]any{"Event": ev, "People": views})
+	data := map[string]any{"Event": ev, "People": views}
+	if n, err := strconv.Atoi(r.URL.Query().Get("imported")); err == nil {
+		// Back from an import (a form has no other way to say what it did).
+		already, _ := strconv.Atoi(r.URL.Query().Get("already"))
+		data["Imported"] = map[string]int{"Added": n, "Already": already}
+	}
+	a.page(w, r, http.StatusOK, "people.html", data)
 }
 
 // personOf reads the person id of the request's path.

@@ -441,13 +441,20 @@ func TestInviteFlowEndToEnd(t *testing.T) {
 	if len(imported.People) != 3 || imported.People[1].Country != "NO" {
 		t.Fatalf("imported %+v", imported.People)
 	}
-	// The same emails again: nothing imported, each row named.
-	status, body = post(t, org.c, api+"/people/import", "text/csv", good, token)
-	if status != 400 || !strings.Contains(string(body), `"line":2`) || countPeople() != n0+3 {
-		t.Fatalf("re-import: %d %s", status, body)
+	// The list again, with a late registration: only she is added; the
+	// others are left out as people of the event already, each row named.
+	again := good + "Liisa Late;liisa@example.fi;FI;;Workshop 1;participant\n"
+	status, body = post(t, org.c, api+"/people/import", "text/csv", again, token)
+	var reimport struct {
+		Imported int
+		Already  []store.RowProblem
 	}
-	if auditCount(t, f.store, "people.import") != 1 {
-		t.Error("want one people.import audit entry")
+	json.Unmarshal(body, &reimport)
+	if status != 200 || reimport.Imported != 1 || len(reimport.Already) != 3 || reimport.Already[0].Line != 2 || reimport.Already[2].Field != "name" || countPeople() != n0+4 {
+		t.Fatalf("re-import with one new row: %d %s", status, body)
+	}
+	if auditCount(t, f.store, "people.import") != 2 {
+		t.Error("want a people.import audit entry per import that added people")
 	}
 
 	// A personal link signs Aino in on a tablet.
@@ -490,11 +497,11 @@ func TestInviteFlowEndToEnd(t *testing.T) {
 		t.Fatalf("expired link: %d %.300s", status, page)
 	}
 
-	// QR cards: one per tablet person, each a working link; earlier links die.
+	// QR cards: one per tablet person (Liisa too), each a working link; earlier links die.
 	status, body = post(t, org.c, f.srv.URL+"/events/"+f.event.Slug+"/cards", "application/x-www-form-urlencoded",
 		url.Values{"csrf_token": {token}}.Encode(), "")
 	page := string(body)
-	if status != 200 || strings.Count(page, `<div class="card">`) != 3 || strings.Count(page, "<svg") != 3 ||
+	if status != 200 || strings.Count(page, `<div class="card">`) != 4 || strings.Count(page, "<svg") != 4 ||
 		!strings.Contains(page, "Björn Ødegård") || !strings.Contains(page, "Workshop 2: Labour") {
 		t.Fatalf("cards: %d %.800s", status, page)
 	}

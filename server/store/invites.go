@@ -29,16 +29,43 @@ type RowProblem struct {
 	Message string `json:"message"`
 }
 
-// ImportPeople adds every row as a person with one membership, in one
-// transaction: an email already in use refuses the whole import with a
-// RowProblem per such row, and nothing is stored.
-func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, rows []ImportRow) ([]domain.Person, error) {
-	var out []domain.Person
+// ImportResult is what an import did: the people it added, and the rows
+// it left out as people of the event already.
+type ImportResult struct {
+	Added   []domain.Person
+	Already []RowProblem
+}
+
+// ImportPeople adds the rows' people, each with one membership, in one
+// transaction. People of the event already are left out, so that a list
+// imported again (with late registrations added, say) adds only its new
+// people: a row with the email of a person of the event, and a row
+// without an email whose name is a person's of the event (as many such
+// rows of one name as the event has people of it). Nothing of theirs is
+// changed; Already lists those rows. An email of anyone outside the event
+// refuses the whole import with a RowProblem per such row, and nothing is
+// stored.
+func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, rows []ImportRow) (ImportResult, error) {
+	var out ImportResult
 	err := s.inTx(ctx, func(tx bun.Tx) error {
+		var here []struct {
+			Email sql.NullString
+			Name  string
+		}
+		if err := tx.NewRaw("SELECT email, name FROM people WHERE id IN (SELECT person_id FROM memberships WHERE event_id = ?)", eventID).Scan(ctx, &here); err != nil {
+			return fmt.Errorf("read the event's people: %w", err)
+		}
+		hereEmail, hereName := map[string]bool{}, map[string]int{}
+		for _, p := range here {
+			if p.Email.Valid {
+				hereEmail[strings.ToLower(p.Email.String)] = true
+			}
+			hereName[strings.ToLower(strings.TrimSpace(p.Name))]++
+		}
 		var emails []string
 		for _, r := range rows {
-			if r.Person.Email != "" {
-				emails = append(emails, strings.ToLower(r.Person.Email))
+			if e := strings.ToLower(r.Person.Email); e != "" && !hereEmail[e] {
+				emails = append(emails, e)
 			}
 		}
 		var taken []string
@@ -48,15 +75,25 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 			}
 		}
 		var probs []RowProblem
+		var add []ImportRow
 		for _, r := range rows {
-			if r.Person.Email != "" && slices.Contains(taken, strings.ToLower(r.Person.Email)) {
+			email, name := strings.ToLower(r.Person.Email), strings.ToLower(strings.TrimSpace(r.Person.Name))
+			switch {
+			case email != "" && hereEmail[email]:
+				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s is in the event already; the row was left out (roles are changed on the people page)", r.Person.Email)})
+			case email != "" && slices.Contains(taken, email):
 				probs = append(probs, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s belongs to someone already", r.Person.Email)})
+			case email == "" && hereName[name] > 0:
+				hereName[name]--
+				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "name", Message: fmt.Sprintf("%s is in the event already; the row was left out (give an email to tell two people of one name apart)", r.Person.Name)})
+			default:
+				add = append(add, r)
 			}
 		}
 		if len(probs) > 0 {
 			return &domain.Error{Code: domain.Invalid, Message: fmt.Sprintf("%d row(s) cannot be imported; nothing was imported.", len(probs)), Detail: probs}
 		}
-		for _, r := range rows {
+		for _, r := range add {
 			p := domain.Person{Name: r.Person.Name, Organisation: r.Person.Organisation, Country: r.Person.Country, ActorType: r.Person.ActorType}
 			if r.Person.Email != "" {
 				email := r.Person.Email
@@ -70,12 +107,15 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 				}
 				return err
 			}
-			out = append(out, p)
+			out.Added = append(out.Added, p)
 		}
-		return s.Audit(ctx, tx, actor, &eventID, "people.import", fmt.Sprintf("event:%d", eventID), map[string]any{"people": len(rows)})
+		if len(add) == 0 {
+			return nil
+		}
+		return s.Audit(ctx, tx, actor, &eventID, "people.import", fmt.Sprintf("event:%d", eventID), map[string]any{"people": len(add), "already": len(out.Already)})
 	})
 	if err != nil {
-		return nil, err
+		return ImportResult{}, err
 	}
 	return out, nil
 }

@@ -1677,3 +1677,57 @@ func TestZeroTimeoutsInTheURLMeanNone(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestImportAgainAddsOnlyNewPeople: people of the event already (by
+// email; without one, by name, as many rows of a name as the event has
+// people of it) are left out of an import and listed, with nothing of
+// theirs changed; an email of someone outside the event still refuses
+// the whole file.
+func TestImportAgainAddsOnlyNewPeople(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	ev := ws[0].EventID
+	row := func(line int, name, email string) store.ImportRow {
+		return store.ImportRow{Line: line, Person: store.PersonInput{Name: name, Email: email, Country: "FI"}, Role: domain.RoleParticipant, WorkshopID: ws[0].ID}
+	}
+	first, err := s.ImportPeople(ctx, nil, ev, []store.ImportRow{row(2, "Anna Aalto", "anna@example.fi"), row(3, "Sara Lind", "")})
+	if err != nil || len(first.Added) != 2 || len(first.Already) != 0 {
+		t.Fatalf("first import: %+v, %v", first, err)
+	}
+	again, err := s.ImportPeople(ctx, nil, ev, []store.ImportRow{
+		row(2, "Anna A.", "ANNA@example.fi"), // her email, another spelling of her name
+		row(3, " sara lind ", ""),            // her name, as the event has it once
+		row(4, "Sara Lind", ""),              // a second Sara
+		row(5, "Bo Berg", "bo@example.se"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var added []string
+	for _, p := range again.Added {
+		added = append(added, p.Name)
+	}
+	if !slices.Equal(added, []string{"Sara Lind", "Bo Berg"}) || len(again.Already) != 2 || again.Already[0].Line != 2 || again.Already[1].Line != 3 {
+		t.Fatalf("import again: added %v, left out %+v", added, again.Already)
+	}
+	if p, err := s.Person(ctx, first.Added[0].ID); err != nil || p.Name != "Anna Aalto" {
+		t.Errorf("Anna left out is %q (%v), want her name kept", p.Name, err)
+	}
+	// Someone of another event: the whole file is refused.
+	other, err := s.CreateEvent(ctx, store.EventSpec{Slug: "other", Title: "Other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Outside", Email: "out@example.org"}, domain.RoleObserver, 0); err != nil {
+		t.Fatal(err)
+	}
+	refused, err := s.ImportPeople(ctx, nil, ev, []store.ImportRow{row(2, "New", "new@example.org"), row(3, "Outside", "out@example.org")})
+	if domain.ErrorCode(err) != domain.Invalid || len(refused.Added) != 0 {
+		t.Fatalf("an email of another event's person: %+v, %v; want invalid", refused, err)
+	}
+	var n int
+	s.DB().NewRaw("SELECT count(*) FROM people WHERE email = 'new@example.org'").Scan(ctx, &n)
+	if n != 0 {
+		t.Fatal("a refused file added people")
+	}
+}
