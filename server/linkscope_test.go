@@ -399,9 +399,9 @@ func TestImportOverTheLimitIsTooLarge(t *testing.T) {
 }
 
 // TestImportFromThePeoplePageSaysWhatItDid: a list uploaded from the
-// people page lands back on it, saying how many people were added and
-// how many rows were left out as people of the event already (the same
-// list uploaded again adds no one).
+// people page is answered with the page, saying how many people were
+// added and which rows were left out as people of the event already (the
+// same list uploaded again adds no one).
 func TestImportFromThePeoplePageSaysWhatItDid(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
@@ -420,10 +420,10 @@ func TestImportFromThePeoplePageSaysWhatItDid(t *testing.T) {
 		}
 		return string(body)
 	}
-	if page := upload(); !strings.Contains(page, "Imported 2 people.</p>") {
+	if page := upload(); !strings.Contains(page, "Imported 2 people.</p>") || strings.Contains(page, "Line 2:") {
 		t.Fatalf("first upload's page says:\n%.2000s", page)
 	}
-	if page := upload(); !strings.Contains(page, "Imported 0 people. 2 rows were left out") {
+	if page := upload(); !strings.Contains(page, "Imported 0 people. 2 rows were left out") || !strings.Contains(page, "Line 3: Ola Upload is in the event already") {
 		t.Fatalf("second upload's page says:\n%.2000s", page)
 	}
 	var n int

@@ -151,7 +151,7 @@ func (a *app) handleImportPeople(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if isForm(r) {
-		http.Redirect(w, r, fmt.Sprintf("/events/%s/people?imported=%d&already=%d", ev.Slug, len(res.Added), len(res.Already)), http.StatusSeeOther)
+		a.peoplePage(w, r, &res) // the page, saying what the import did (sent again, it adds no one)
 		return
 	}
 	writeJSON(w, map[string]any{"imported": len(res.Added), "people": res.Added, "already": res.Already})
@@ -271,7 +271,11 @@ func inviteStatus(inv *store.Invite, now time.Time) (string, bool) {
 }
 
 // handlePeoplePage lists the event's people with roles and link status.
-func (a *app) handlePeoplePage(w http.ResponseWriter, r *http.Request) {
+func (a *app) handlePeoplePage(w http.ResponseWriter, r *http.Request) { a.peoplePage(w, r, nil) }
+
+// peoplePage renders the people page, with what an import did when
+// imported is not nil.
+func (a *app) peoplePage(w http.ResponseWriter, r *http.Request, imported *store.ImportResult) {
 	ev := authOf(r).scope.event
 	people, err := a.store.EventPeople(r.Context(), ev.ID)
 	if err != nil {
@@ -299,13 +303,7 @@ func (a *app) handlePeoplePage(w http.ResponseWriter, r *http.Request) {
 		}
 		views[i] = v
 	}
-	data := map[string]any{"Event": ev, "People": views}
-	if n, err := strconv.Atoi(r.URL.Query().Get("imported")); err == nil {
-		// Back from an import (a form has no other way to say what it did).
-		already, _ := strconv.Atoi(r.URL.Query().Get("already"))
-		data["Imported"] = map[string]int{"Added": n, "Already": already}
-	}
-	a.page(w, r, http.StatusOK, "people.html", data)
+	a.page(w, r, http.StatusOK, "people.html", map[string]any{"Event": ev, "People": views, "Imported": imported})
 }
 
 // personOf reads the person id of the request's path.

@@ -39,15 +39,20 @@ type ImportResult struct {
 // ImportPeople adds the rows' people, each with one membership, in one
 // transaction. People of the event already are left out, so that a list
 // imported again (with late registrations added, say) adds only its new
-// people: a row with the email of a person of the event, and a row
-// without an email whose name is a person's of the event (as many such
-// rows of one name as the event has people of it). Nothing of theirs is
-// changed; Already lists those rows. An email of anyone outside the event
-// refuses the whole import with a RowProblem per such row, and nothing is
-// stored.
+// people: a row with the email of a person of the event, and a row whose
+// name is that of a person of the event who has no email (as many such
+// rows of one name as the event has people of it without an email: a
+// list that gives her email now is still her). Nothing of theirs is
+// changed; Already lists those rows, saying when the row's name is not
+// the person's. An email of anyone outside the event refuses the whole
+// import with a RowProblem per such row, and nothing is stored. Imports
+// of one event run one at a time (a form sent twice adds its people once).
 func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, rows []ImportRow) (ImportResult, error) {
-	var out ImportResult
+	out := ImportResult{Added: []domain.Person{}, Already: []RowProblem{}}
 	err := s.inTx(ctx, func(tx bun.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('rapporteur.import:' || ?::text))", eventID); err != nil {
+			return fmt.Errorf("wait for other imports: %w", err)
+		}
 		var here []struct {
 			Email sql.NullString
 			Name  string
@@ -55,17 +60,20 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 		if err := tx.NewRaw("SELECT email, name FROM people WHERE id IN (SELECT person_id FROM memberships WHERE event_id = ?)", eventID).Scan(ctx, &here); err != nil {
 			return fmt.Errorf("read the event's people: %w", err)
 		}
-		hereEmail, hereName := map[string]bool{}, map[string]int{}
+		byEmail, noEmail := map[string]string{}, map[string]int{} // lower-case email: name; name key: people without an email
 		for _, p := range here {
 			if p.Email.Valid {
-				hereEmail[strings.ToLower(p.Email.String)] = true
+				byEmail[strings.ToLower(p.Email.String)] = p.Name
+			} else {
+				noEmail[nameKey(p.Name)]++
 			}
-			hereName[strings.ToLower(strings.TrimSpace(p.Name))]++
 		}
 		var emails []string
 		for _, r := range rows {
-			if e := strings.ToLower(r.Person.Email); e != "" && !hereEmail[e] {
-				emails = append(emails, e)
+			if e := strings.ToLower(r.Person.Email); e != "" {
+				if _, ok := byEmail[e]; !ok {
+					emails = append(emails, e)
+				}
 			}
 		}
 		var taken []string
@@ -77,15 +85,18 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 		var probs []RowProblem
 		var add []ImportRow
 		for _, r := range rows {
-			email, name := strings.ToLower(r.Person.Email), strings.ToLower(strings.TrimSpace(r.Person.Name))
+			email, name := strings.ToLower(r.Person.Email), nameKey(r.Person.Name)
+			known, isHere := byEmail[email]
 			switch {
-			case email != "" && hereEmail[email]:
-				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s is in the event already; the row was left out (roles are changed on the people page)", r.Person.Email)})
+			case email != "" && isHere && nameKey(known) != name:
+				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s is the email of %s, who is in the event already; the row (%s) was left out", r.Person.Email, known, r.Person.Name)})
+			case email != "" && isHere:
+				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s (%s) is in the event already; the row was left out", r.Person.Name, r.Person.Email)})
 			case email != "" && slices.Contains(taken, email):
 				probs = append(probs, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s belongs to someone already", r.Person.Email)})
-			case email == "" && hereName[name] > 0:
-				hereName[name]--
-				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "name", Message: fmt.Sprintf("%s is in the event already; the row was left out (give an email to tell two people of one name apart)", r.Person.Name)})
+			case noEmail[name] > 0:
+				noEmail[name]--
+				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "name", Message: fmt.Sprintf("%s is in the event already (without an email); the row was left out. Someone else of this name is added on the people page", r.Person.Name)})
 			default:
 				add = append(add, r)
 			}
@@ -109,15 +120,18 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 			}
 			out.Added = append(out.Added, p)
 		}
-		if len(add) == 0 {
-			return nil
-		}
 		return s.Audit(ctx, tx, actor, &eventID, "people.import", fmt.Sprintf("event:%d", eventID), map[string]any{"people": len(add), "already": len(out.Already)})
 	})
 	if err != nil {
 		return ImportResult{}, err
 	}
 	return out, nil
+}
+
+// nameKey is a name as an import compares it: in lower case, its words
+// one space apart.
+func nameKey(name string) string {
+	return strings.Join(strings.Fields(strings.ToLower(name)), " ")
 }
 
 // EventPerson is a person of an event with their roles there and their

@@ -1678,11 +1678,12 @@ func TestZeroTimeoutsInTheURLMeanNone(t *testing.T) {
 	}
 }
 
-// TestImportAgainAddsOnlyNewPeople: people of the event already (by
-// email; without one, by name, as many rows of a name as the event has
-// people of it) are left out of an import and listed, with nothing of
-// theirs changed; an email of someone outside the event still refuses
-// the whole file.
+// TestImportAgainAddsOnlyNewPeople: people of the event already are left
+// out of an import and listed, with nothing of theirs changed: by email,
+// and by name for people of the event without an email (as many rows as
+// there are such people of the name, whether the row now gives an email
+// or not). The same list imported twice adds its people once. An email of
+// someone outside the event still refuses the whole file.
 func TestImportAgainAddsOnlyNewPeople(t *testing.T) {
 	ctx := context.Background()
 	s, ws := MustDemoWorkshops(t)
@@ -1694,24 +1695,35 @@ func TestImportAgainAddsOnlyNewPeople(t *testing.T) {
 	if err != nil || len(first.Added) != 2 || len(first.Already) != 0 {
 		t.Fatalf("first import: %+v, %v", first, err)
 	}
-	again, err := s.ImportPeople(ctx, nil, ev, []store.ImportRow{
-		row(2, "Anna A.", "ANNA@example.fi"), // her email, another spelling of her name
-		row(3, " sara lind ", ""),            // her name, as the event has it once
-		row(4, "Sara Lind", ""),              // a second Sara
+	list := []store.ImportRow{
+		row(2, "Anna A.", "ANNA@example.fi"),      // her email, another name: left out, and said
+		row(3, " sara  LIND ", "sara@example.se"), // the Sara without an email, who has one now
+		row(4, "Sara Lind", ""),                   // a second Sara
 		row(5, "Bo Berg", "bo@example.se"),
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	var added []string
-	for _, p := range again.Added {
-		added = append(added, p.Name)
-	}
-	if !slices.Equal(added, []string{"Sara Lind", "Bo Berg"}) || len(again.Already) != 2 || again.Already[0].Line != 2 || again.Already[1].Line != 3 {
-		t.Fatalf("import again: added %v, left out %+v", added, again.Already)
+	for i, want := range [][]string{{"Sara Lind", "Bo Berg"}, {}} {
+		res, err := s.ImportPeople(ctx, nil, ev, list)
+		if err != nil {
+			t.Fatal(err)
+		}
+		added := []string{}
+		for _, p := range res.Added {
+			added = append(added, p.Name)
+		}
+		if !slices.Equal(added, want) || len(res.Already) != len(list)-len(want) {
+			t.Fatalf("import %d of the list: added %v, want %v; left out %+v", i+1, added, want, res.Already)
+		}
+		if !strings.Contains(res.Already[0].Message, "Anna Aalto") {
+			t.Errorf("a row with Anna's email and another name: %q, want her name said", res.Already[0].Message)
+		}
 	}
 	if p, err := s.Person(ctx, first.Added[0].ID); err != nil || p.Name != "Anna Aalto" {
 		t.Errorf("Anna left out is %q (%v), want her name kept", p.Name, err)
+	}
+	// Bo has an email: a row of his name without one is someone else.
+	res, err := s.ImportPeople(ctx, nil, ev, []store.ImportRow{row(2, "Bo Berg", "bo@example.se"), row(3, "Bo Berg", "")})
+	if err != nil || len(res.Added) != 1 || res.Added[0].Email != nil || len(res.Already) != 1 || res.Already[0].Line != 2 {
+		t.Fatalf("Bo by email and another Bo without one: %+v, %v; want the second added", res, err)
 	}
 	// Someone of another event: the whole file is refused.
 	other, err := s.CreateEvent(ctx, store.EventSpec{Slug: "other", Title: "Other"})
