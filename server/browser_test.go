@@ -1201,7 +1201,8 @@ func TestTabletShowsWhatThePersonSupports(t *testing.T) {
 	err = chromedp.Do(tb.browser,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
-		tap(item(first.ID)+" button.vote"),
+		// A double tap: the second lands on Take back support, drawn at once.
+		evalJS(fmt.Sprintf(`document.querySelector(%q).click(); document.querySelector(%q).click()`, item(first.ID)+" button.vote", item(first.ID)+" button.unvote")),
 		waitText(item(first.ID)+" button.unvote", "Take back support"),
 		waitText(item(first.ID)+" .state", "you support it"),
 		waitText("#status", "every change is saved"),

@@ -49,7 +49,8 @@ func (a *app) handleWorkshopPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleMyVotes lists the findings of a workshop the signed-in person
-// supports, for the tablet's Support buttons: {"finding_ids": [...]}.
+// supports, for the tablet's Support buttons: {"person_id": "7",
+// "finding_ids": [...]} (the id as the hub's joined frame gives it).
 func (a *app) handleMyVotes(w http.ResponseWriter, r *http.Request) {
 	v, err := authOf(r).viewer(r.Context())
 	if err != nil {
@@ -62,5 +63,5 @@ func (a *app) handleMyVotes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, map[string][]int64{"finding_ids": ids})
+	writeJSON(w, map[string]any{"person_id": strconv.FormatInt(v.Person.ID, 10), "finding_ids": ids})
 }

@@ -293,8 +293,16 @@
         ed.textContent = by.join(", ") + (by.length === 1 ? " is" : " are") + " editing this";
         li.appendChild(ed);
       }
-      li.appendChild(mine ? button("Take back support", "unvote", function () { enqueue({ kind: "unvote", body: { finding_id: f.id } }); })
-        : button("Support", "vote", function () { enqueue({ kind: "vote", body: { finding_id: f.id } }); }));
+      var toggle = function (kind) {
+        return function () {
+          // The button changes in place at once: a double tap is one tap.
+          var now = Date.now();
+          if (now - (toggled[f.id] || 0) < 800) return;
+          toggled[f.id] = now;
+          enqueue({ kind: kind, body: { finding_id: f.id } });
+        };
+      };
+      li.appendChild(mine ? button("Take back support", "unvote", toggle("unvote")) : button("Support", "vote", toggle("vote")));
       li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
       li.appendChild(button("Delete", "delete", function () {
         var drop = editing && editing.id === f.id && formDirty() ? " Your changes in the form go too." : "";
@@ -716,6 +724,7 @@
   // say who voted), on every join: votes from another device show too.
   // What this page saw applied while it asked is laid over the answer.
   var votesSince = null;
+  var toggled = {}; // finding id: when its Support button was last pressed
   function fetchVotes() {
     var mine = [];
     votesSince = mine;
@@ -724,7 +733,9 @@
       .then(function (b) {
         if (votesSince !== mine) return; // a newer question is on its way
         votesSince = null;
-        if (!b || !Array.isArray(b.finding_ids)) return;
+        // Asked with the browser's session: the answer of another person
+        // (signed in on this device meanwhile) is not this page's.
+        if (!b || !Array.isArray(b.finding_ids) || b.person_id !== me) return;
         var v = {};
         b.finding_ids.forEach(function (id) { v[id] = true; });
         mine.forEach(function (op) {
