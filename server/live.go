@@ -412,7 +412,7 @@ func (l *live) After(ctx context.Context, room string, after int64, limit int) (
 	}
 	es, err := l.store.EntriesAfter(ctx, room, from, limit-len(out))
 	if err != nil {
-		return nil, err
+		return nil, toOpError(err)
 	}
 	read := make([]hub.Entry, len(es))
 	for i, e := range es {
@@ -525,7 +525,11 @@ func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int6
 }
 
 func (l *live) Head(ctx context.Context, room string) (int64, error) {
-	return l.store.Head(ctx, room)
+	seq, err := l.store.Head(ctx, room)
+	if err != nil {
+		return 0, toOpError(err)
+	}
+	return seq, nil
 }
 
 func toEntry(e domain.LogEntry) hub.Entry {
@@ -535,6 +539,9 @@ func toEntry(e domain.LogEntry) hub.Entry {
 // toOpError turns the application's errors into the hub's error frames;
 // anything else stays an internal error (logged by the hub, not shown).
 func toOpError(err error) error {
+	if store.Busy(err) {
+		return &hub.OpError{Code: hub.CodeUnavailable, Message: "The database is too busy; send it again."}
+	}
 	var de *domain.Error
 	if !errors.As(err, &de) || de.Code == domain.Internal {
 		return err

@@ -1033,10 +1033,11 @@ func TestPlenaryPresenceIsACountOnly(t *testing.T) {
 }
 
 // TestSlowDatabaseIsUnavailable: an op whose database work outlasts the
-// driver's read timeout (a lock held elsewhere, a stalled Postgres) is
-// answered unavailable, as PROTOCOL.md says of a database that is too
-// slow, not internal (which a client shows as the server's fault and,
-// after three, gives up on). The op applies once when resent.
+// statement timeout (a lock held elsewhere) is answered unavailable, as
+// PROTOCOL.md says of a database that is too slow, not internal (which a
+// client shows as the server's fault and, after three, gives up on). Its
+// transaction ends, holding up no other op of the room, and the op
+// applies once when resent.
 func TestSlowDatabaseIsUnavailable(t *testing.T) {
 	dsn := pg.NewDB(t)
 	sep := "?"
@@ -1061,6 +1062,14 @@ func TestSlowDatabaseIsUnavailable(t *testing.T) {
 	c.send(t, edit)
 	if fr := c.next(t, answerTo("slow-1")); fr.Type != "error" || fr.Code != "unavailable" {
 		t.Fatalf("an op held up by the database: %+v, want error unavailable", fr)
+	}
+	// Postgres ended the statement itself (statement_timeout), so its
+	// transaction let go of the room: another op there goes through while
+	// the finding is still locked.
+	other := f.mustJoined(t, w, "SE", "ngo")
+	other.send(t, op(room, "slow-2", "finding.create", 0, map[string]any{"title": "Not held up"}))
+	if fr := other.next(t, answerTo("slow-2")); fr.Type != "ack" {
+		t.Fatalf("another op of the room meanwhile: %+v, want ack", fr)
 	}
 	tx.Rollback()
 	c.send(t, edit)

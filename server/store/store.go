@@ -61,7 +61,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	}
 	// 10 s for each read and write, unless the URL says otherwise
 	// (timeout, read_timeout, write_timeout, dial_timeout).
-	sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithTimeout(10*time.Second), pgdriver.WithDSN(dsn), untimed, genericPlans))
+	sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithTimeout(10*time.Second), pgdriver.WithDSN(dsn), untimed, statementTimeout, genericPlans))
 	sqldb.SetMaxOpenConns(40)
 	sqldb.SetMaxIdleConns(40)
 	db := bun.NewDB(sqldb, pgdialect.New())
@@ -86,6 +86,32 @@ func untimed(c *pgdriver.Config) {
 	for _, d := range []*time.Duration{&c.DialTimeout, &c.ReadTimeout, &c.WriteTimeout} {
 		*d = max(*d, 0)
 	}
+}
+
+// statementTimeout has Postgres end a statement a little before the
+// driver stops waiting for it (at nine tenths of the read timeout). A
+// statement the driver gave up on would run on, holding its
+// transaction's locks (its room's row, and with it every op of the room)
+// until what it waits for ends; ended by Postgres, its transaction rolls
+// back at once, and Busy tells the error. A statement_timeout in
+// DATABASE_URL wins.
+func statementTimeout(c *pgdriver.Config) {
+	if c.ReadTimeout <= 0 {
+		return
+	}
+	if c.ConnParams == nil {
+		c.ConnParams = map[string]any{}
+	}
+	if _, ok := c.ConnParams["statement_timeout"]; !ok {
+		c.ConnParams["statement_timeout"] = fmt.Sprintf("%dms", (c.ReadTimeout - c.ReadTimeout/10).Milliseconds())
+	}
+}
+
+// Busy tells whether err is the database giving up on a statement that
+// took too long (statement_timeout, lock_timeout): worth trying again.
+func Busy(err error) bool {
+	var pe pgdriver.Error
+	return errors.As(err, &pe) && (pe.StatementTimeout() || pe.Field('C') == "55P03")
 }
 
 // genericPlans has Postgres plan our prepared statements once per
