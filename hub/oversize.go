@@ -22,7 +22,7 @@ func readFrame(r io.Reader, limit int64) (data []byte, over bool, env Frame, err
 	if err != nil || int64(len(data)) <= limit {
 		return data, false, Frame{}, err
 	}
-	var s envelopeScanner
+	s := newEnvelopeScanner()
 	s.feed(data)
 	buf := make([]byte, 8<<10)
 	for {
@@ -67,11 +67,9 @@ const (
 	maxEnvelopeKey    = 6 * 5
 )
 
+func newEnvelopeScanner() *envelopeScanner { return &envelopeScanner{lastKey: -1, want: -1} }
+
 func (s *envelopeScanner) feed(p []byte) {
-	if s.cur == nil {
-		s.lastKey, s.want = -1, -1
-		s.cur = make([]byte, 0, 64)
-	}
 	for _, b := range p {
 		if s.inString {
 			switch {

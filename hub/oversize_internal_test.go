@@ -45,7 +45,7 @@ func FuzzEnvelopeScanner(f *testing.F) {
 			want.OpID = *w.OpID
 		}
 		i := int(cut) % (len(data) + 1)
-		var s envelopeScanner
+		s := newEnvelopeScanner()
 		s.feed(data[:i])
 		s.feed(data[i:])
 		if got := s.frame(); got.Type != want.Type || got.Room != want.Room || got.OpID != want.OpID {

@@ -377,13 +377,8 @@ func TestImportOverTheLimitIsTooLarge(t *testing.T) {
 	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people/import"
 	big := "name,country,role\n" + strings.Repeat("Someone Somebody,FI,observer\n", (maxFormBody/29)+1000)
 
-	var form bytes.Buffer
-	mw := multipart.NewWriter(&form)
-	mw.WriteField("csrf_token", csrf)
-	fw, _ := mw.CreateFormFile("file", "people.csv")
-	fw.Write([]byte(big))
-	mw.Close()
-	if status, body := postAs(t, org.http, api, mw.FormDataContentType(), form.String(), ""); status != http.StatusRequestEntityTooLarge {
+	ctype, form := csvUpload(csrf, big)
+	if status, body := postAs(t, org.http, api, ctype, form, ""); status != http.StatusRequestEntityTooLarge {
 		t.Errorf("a form upload over the limit: %d %.300s, want 413", status, body)
 	}
 	status, body := postAs(t, org.http, api, "text/csv", big, csrf)
@@ -408,13 +403,8 @@ func TestImportFromThePeoplePageSaysWhatItDid(t *testing.T) {
 	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
 	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people/import"
 	upload := func() string {
-		var form bytes.Buffer
-		mw := multipart.NewWriter(&form)
-		mw.WriteField("csrf_token", csrf)
-		fw, _ := mw.CreateFormFile("file", "people.csv")
-		fw.Write([]byte("name,email,country,role\nUlla Upload,ulla@example.fi,FI,observer\nOla Upload,,NO,observer\n"))
-		mw.Close()
-		status, body := postAs(t, org.http, api, mw.FormDataContentType(), form.String(), "")
+		ctype, form := csvUpload(csrf, "name,email,country,role\nUlla Upload,ulla@example.fi,FI,observer\nOla Upload,,NO,observer\n")
+		status, body := postAs(t, org.http, api, ctype, form, "")
 		if status != http.StatusOK {
 			t.Fatalf("upload: %d %.300s", status, body)
 		}
@@ -430,4 +420,16 @@ func TestImportFromThePeoplePageSaysWhatItDid(t *testing.T) {
 	if err := f.store.DB().NewRaw("SELECT count(*) FROM people WHERE name LIKE '% Upload'").Scan(context.Background(), &n); err != nil || n != 2 {
 		t.Fatalf("%d people (%v), want 2", n, err)
 	}
+}
+
+// csvUpload is the people page's import form with csv as its file (the
+// form carries the CSRF token): its content type and body.
+func csvUpload(csrf, csv string) (ctype, body string) {
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	mw.WriteField("csrf_token", csrf)
+	fw, _ := mw.CreateFormFile("file", "people.csv")
+	fw.Write([]byte(csv))
+	mw.Close()
+	return mw.FormDataContentType(), form.String()
 }

@@ -76,11 +76,15 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 				}
 			}
 		}
-		var taken []string
+		var takenList []string
 		if len(emails) > 0 {
-			if err := tx.NewRaw("SELECT lower(email) FROM people WHERE lower(email) IN (?)", bun.In(emails)).Scan(ctx, &taken); err != nil {
+			if err := tx.NewRaw("SELECT lower(email) FROM people WHERE lower(email) IN (?)", bun.In(emails)).Scan(ctx, &takenList); err != nil {
 				return fmt.Errorf("check emails: %w", err)
 			}
+		}
+		taken := map[string]bool{}
+		for _, e := range takenList {
+			taken[e] = true
 		}
 		var probs []RowProblem
 		var add []ImportRow
@@ -92,7 +96,7 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s is the email of %s, who is in the event already; the row (%s) was left out", r.Person.Email, known, r.Person.Name)})
 			case email != "" && isHere:
 				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s (%s) is in the event already; the row was left out", r.Person.Name, r.Person.Email)})
-			case email != "" && slices.Contains(taken, email):
+			case email != "" && taken[email]:
 				probs = append(probs, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s belongs to someone already", r.Person.Email)})
 			case noEmail[name] > 0:
 				noEmail[name]--
