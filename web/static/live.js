@@ -62,6 +62,13 @@
   var signedOut = false, blocked = "", trouble = "", storageFull = false, draftFull = false, lastHeard = 0;
   var foreign = false; // this page is kept for another person than the one signed in (see joined)
   var rejoining = false, internalWait = 2000;
+  // A dead link (a tablet that slept, another access point) can look
+  // open for minutes. The page pings when it has waited 3 s for an op's
+  // answer, when it wakes, or after 15 s of quiet, and gives the
+  // connection up when nothing comes for patience ms after the ping.
+  // patience doubles each time (a long message on a slow link is not a
+  // dead one), and is back to 8 s once a join has come through.
+  var opSentAt = 0, pingedAt = 0, patience = 8000;
 
   // load reads what is kept under suffix; what is not of fallback's kind
   // (a list for a list) is fallback: a damaged entry must not stop the page.
@@ -675,6 +682,7 @@
     for (var i = 0; i < queue.length && inFlight < maxInFlight; i++) {
       var op = queue[i];
       if (sent[op.op_id]) continue;
+      if (inFlight === 0) opSentAt = Date.now();
       sent[op.op_id] = true;
       inFlight++;
       ws.send(frameOf(op));
@@ -853,6 +861,7 @@
         rejoining = false;
         blocked = "";
         retry = 500;
+        patience = 8000;
         sent = {};
         people = f.presence || [];
         if (f.max_frame > 0) maxFrame = f.max_frame;
@@ -957,18 +966,27 @@
     ws.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
   }
 
-  // A connection can stay open while dead (a tablet that slept, another
-  // access point): ping when it has been quiet, and reconnect when even
-  // the pong does not come.
+  // The watchdog of a dead link (see patience).
+  function ping() {
+    if (!ws || ws.readyState !== WebSocket.OPEN || pingedAt > lastHeard) return;
+    pingedAt = Date.now();
+    ws.send(JSON.stringify({ type: "ping" }));
+  }
   setInterval(function () {
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    var quiet = Date.now() - lastHeard;
-    if (quiet > 40000) {
+    var now = Date.now();
+    if (pingedAt > lastHeard && now - pingedAt > patience) {
+      patience = Math.min(patience * 2, 40000);
       var sock = ws;
       closed(sock, 1006); // given up now: the page says so and reconnects
       sock.close();
-    } else if (quiet > 15000) ws.send(JSON.stringify({ type: "ping" }));
-  }, 5000);
+    } else if (now - lastHeard > 15000 || (Object.keys(sent).length && now - Math.max(lastHeard, opSentAt) > 3000)) {
+      ping();
+    }
+  }, 1000);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") ping();
+  });
   // Signed out: look now and then whether this device is signed in again
   // (in another tab), and if so connect (joined then checks it is the
   // same person).
