@@ -17,6 +17,7 @@ require (
 	github.com/uptrace/bun/dialect/pgdialect v1.2.18
 	github.com/uptrace/bun/driver/pgdriver v1.2.18
 	golang.org/x/oauth2 v0.38.0
+	golang.org/x/text v0.37.0
 )
 
 require (

@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
+	"golang.org/x/text/unicode/norm"
 )
 
 // issueLink asks for a new sign-in link of person pid in event slug as
@@ -419,6 +421,45 @@ func TestImportFromThePeoplePageSaysWhatItDid(t *testing.T) {
 	var n int
 	if err := f.store.DB().NewRaw("SELECT count(*) FROM people WHERE name LIKE '% Upload'").Scan(context.Background(), &n); err != nil || n != 2 {
 		t.Fatalf("%d people (%v), want 2", n, err)
+	}
+}
+
+// TestImportFromAMacsExport: a list written in Unicode NFD (as a Mac may
+// export it: "Å" as "A" and a combining ring) matches the event's terms
+// and the people already imported in NFC, and what it adds is stored in
+// NFC, so that it matches what is typed later.
+func TestImportFromAMacsExport(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people/import"
+	upload := func(csv string) string {
+		ctype, form := csvUpload(csrf, csv)
+		status, body := postAs(t, org.http, api, ctype, form, "")
+		if status != http.StatusOK {
+			t.Fatalf("upload of %q: %d %.300s", csv, status, body)
+		}
+		return string(body)
+	}
+	const list = "name,email,country,role\nÅsa Öberg,,Åland Islands,observer\nJörgen Ås,jörgen@example.ax,AX,observer\n"
+	if page := upload(list); !strings.Contains(page, "Imported 2 people.</p>") {
+		t.Fatalf("the list in NFC: the page says:\n%.2000s", page)
+	}
+	if !norm.NFC.IsNormalString(list) || norm.NFD.String(list) == list {
+		t.Fatal("the list is not in NFC, or the same in NFD")
+	}
+	if page := upload(norm.NFD.String(list)); !strings.Contains(page, "Imported 0 people. 2 rows were left out") {
+		t.Fatalf("the same list in NFD: the page says:\n%.2000s", page)
+	}
+	if page := upload(norm.NFD.String("name,email,country,role\nÖrjan Åberg,örjan@example.ax,Åland Islands,observer\n")); !strings.Contains(page, "Imported 1 person.</p>") {
+		t.Fatalf("a new person in NFD: the page says:\n%.2000s", page)
+	}
+	var names []string
+	if err := f.store.DB().NewRaw("SELECT name || ' ' || coalesce(email, '') FROM people WHERE country = 'AX' ORDER BY id").Scan(context.Background(), &names); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"Åsa Öberg ", "Jörgen Ås jörgen@example.ax", "Örjan Åberg örjan@example.ax"}; !slices.Equal(names, want) {
+		t.Fatalf("people stored: %q, want %q (in NFC)", names, want)
 	}
 }
 

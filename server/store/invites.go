@@ -12,6 +12,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rapporteur/rapporteur/server/domain"
+	"golang.org/x/text/unicode/norm"
 )
 
 // ImportRow is one person of a participant list, with the workshop resolved.
@@ -63,14 +64,14 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 		byEmail, noEmail := map[string]string{}, map[string]int{} // lower-case email: name; name key: people without an email
 		for _, p := range here {
 			if p.Email.Valid {
-				byEmail[strings.ToLower(p.Email.String)] = p.Name
+				byEmail[emailKey(p.Email.String)] = p.Name
 			} else {
 				noEmail[nameKey(p.Name)]++
 			}
 		}
 		var emails []string
 		for _, r := range rows {
-			if e := strings.ToLower(r.Person.Email); e != "" {
+			if e := emailKey(r.Person.Email); e != "" {
 				if _, ok := byEmail[e]; !ok {
 					emails = append(emails, e)
 				}
@@ -89,7 +90,7 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 		var probs []RowProblem
 		var add []ImportRow
 		for _, r := range rows {
-			email, name := strings.ToLower(r.Person.Email), nameKey(r.Person.Name)
+			email, name := emailKey(r.Person.Email), nameKey(r.Person.Name)
 			known, isHere := byEmail[email]
 			switch {
 			case email != "" && isHere && nameKey(known) != name:
@@ -109,11 +110,7 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 			return &domain.Error{Code: domain.Invalid, Message: fmt.Sprintf("%d row(s) cannot be imported; nothing was imported.", len(probs)), Detail: probs}
 		}
 		for _, r := range add {
-			p := domain.Person{Name: r.Person.Name, Organisation: r.Person.Organisation, Country: r.Person.Country, ActorType: r.Person.ActorType}
-			if r.Person.Email != "" {
-				email := r.Person.Email
-				p.Email = &email
-			}
+			p := r.Person.person()
 			if err := addMember(ctx, tx, &p, eventID, r.Role, r.WorkshopID); err != nil {
 				var de *domain.Error
 				if errors.As(err, &de) {
@@ -132,10 +129,15 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 	return out, nil
 }
 
-// nameKey is a name as an import compares it: in lower case, its words
-// one space apart.
+// nameKey is a name as an import compares it: in NFC and lower case, its
+// words one space apart.
 func nameKey(name string) string {
-	return strings.Join(strings.Fields(strings.ToLower(name)), " ")
+	return strings.Join(strings.Fields(strings.ToLower(norm.NFC.String(name))), " ")
+}
+
+// emailKey is an email as an import compares it: in NFC and lower case.
+func emailKey(email string) string {
+	return strings.ToLower(norm.NFC.String(email))
 }
 
 // EventPerson is a person of an event with their roles there and their

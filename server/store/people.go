@@ -12,6 +12,7 @@ import (
 
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
+	"golang.org/x/text/unicode/norm"
 )
 
 // LoadOnce runs load unless the setting key says it ran before, and then
@@ -230,14 +231,23 @@ type PersonInput struct {
 	ActorType    string
 }
 
+// person is the person in describes, its texts in Unicode NFC: a name
+// typed on one device and exported from another (a Mac's NFD "Å" is two
+// code points) is then one name, to the eye and to a comparison.
+func (in PersonInput) person() domain.Person {
+	p := domain.Person{Name: norm.NFC.String(in.Name), Organisation: norm.NFC.String(in.Organisation), Country: in.Country, ActorType: in.ActorType}
+	if in.Email != "" {
+		email := norm.NFC.String(in.Email)
+		p.Email = &email
+	}
+	return p
+}
+
 // AddMember creates a person with one membership in an event, in one
 // transaction, and records it in the audit trail. workshopID is 0 for
 // event-wide roles.
 func (s *Store) AddMember(ctx context.Context, actor *int64, eventID int64, in PersonInput, role string, workshopID int64) (domain.Person, error) {
-	p := domain.Person{Name: in.Name, Organisation: in.Organisation, Country: in.Country, ActorType: in.ActorType}
-	if in.Email != "" {
-		p.Email = &in.Email
-	}
+	p := in.person()
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		if err := addMember(ctx, tx, &p, eventID, role, workshopID); err != nil {
 			return err
