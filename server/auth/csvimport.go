@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rapporteur/rapporteur/server/domain"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Validator checks taxonomy values against the event's data; the server
@@ -82,7 +83,9 @@ const (
 // every problem found; the caller must import nothing if there is any
 // RowError. Limit the reader's size (http.MaxBytesReader) before calling.
 func ParseParticipants(r io.Reader, taxonomy Validator) ([]ParticipantRow, []RowError) {
-	br := bufio.NewReader(r)
+	// In NFC (a Mac's export may write "Å" as two code points), so that
+	// the checks below, and the people stored, see one form.
+	br := bufio.NewReader(norm.NFC.Reader(r))
 	if bom, err := br.Peek(3); err == nil && bytes.Equal(bom, []byte{0xEF, 0xBB, 0xBF}) {
 		_, _ = br.Discard(3)
 	}

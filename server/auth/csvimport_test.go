@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // taxo is a small test taxonomy.
@@ -162,4 +164,21 @@ func problemsOf(t *testing.T, in string) []RowError {
 	t.Helper()
 	_, errs := ParseParticipants(strings.NewReader(in), taxo{})
 	return errs
+}
+
+// TestParseParticipantsInNFD: a list in Unicode NFD (a Mac's export: "ö"
+// as "o" and a combining mark) is read in NFC: a name of 200 letters fits
+// though its NFD form is 400 code points, the same email in both forms
+// is one email, and the rows hold NFC.
+func TestParseParticipantsInNFD(t *testing.T) {
+	long := strings.Repeat("ö", 200)
+	in := norm.NFD.String("name,email,country,role\n" + long + ",jörgen@example.ax,AX,observer\nJörgen Ås,,AX,observer\n")
+	rows, errs := ParseParticipants(strings.NewReader(in), taxo{})
+	if len(errs) != 0 || len(rows) != 2 || rows[0].Name != long || rows[0].Email != "jörgen@example.ax" || rows[1].Name != "Jörgen Ås" {
+		t.Fatalf("rows %+v, errors %+v; want two rows in NFC", rows, errs)
+	}
+	_, errs = ParseParticipants(strings.NewReader("name,email,role\nA,jörgen@example.ax,observer\nB,"+norm.NFD.String("jörgen@example.ax")+",observer\n"), taxo{})
+	if len(errs) != 1 || errs[0].Line != 3 || !strings.Contains(errs[0].Message, "already on line 2") {
+		t.Fatalf("an email in NFC and in NFD: %+v, want line 3 refused as a repeat", errs)
+	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
+	"golang.org/x/text/unicode/norm"
 )
 
 // PutAttempt stores an OIDC sign-in in progress (auth.AttemptStore) and
@@ -83,7 +84,8 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (OIDCOutcome, err
 		out = OIDCOutcome{}
 		var p domain.Person
 		rolesChanged, byEmail := false, false
-		email, name := strings.TrimSpace(in.Email), cleanClaim(in.Name, domain.MaxPersonName)
+		// In NFC, as people are stored (see PersonInput.person).
+		email, name := norm.NFC.String(strings.TrimSpace(in.Email)), cleanClaim(norm.NFC.String(in.Name), domain.MaxPersonName)
 		if checkText("email", email, domain.MaxEmail) != nil {
 			email = "" // an address we cannot store is no address to find or keep
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/pgtest"
 	"github.com/rapporteur/rapporteur/server/store"
+	"golang.org/x/text/unicode/norm"
 )
 
 var pg *pgtest.Cluster
@@ -128,6 +129,31 @@ func TestMigrationTakesContactsOutOfOldEntries(t *testing.T) {
 		`{"id": 1, "body": "contact_name", "finding_id": 3}`}
 	if !slices.Equal(got, want) {
 		t.Errorf("payloads after the migration:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// People stored before names and emails were kept in NFC are put in NFC
+// when the server is upgraded; an email whose NFC form another person has
+// already stays as it was, and the upgrade goes through.
+func TestMigrationPutsPeopleInNFC(t *testing.T) {
+	ctx := context.Background()
+	s := mustMigrateBefore(t, "20261127000005")
+	nfd := norm.NFD.String
+	if _, err := s.DB().ExecContext(ctx, "INSERT INTO people (name, organisation, email) VALUES (?, ?, ?), (?, '', ?), (?, '', ?)",
+		nfd("Åsa Öberg"), nfd("Länsstyrelsen"), nfd("åsa@example.se"),
+		"Jörgen Ås", "jörgen@example.ax", nfd("Jörgen Ås"), nfd("jörgen@example.ax")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := s.DB().NewRaw("SELECT name || '|' || organisation || '|' || email FROM people ORDER BY id").Scan(ctx, &got); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Åsa Öberg|Länsstyrelsen|åsa@example.se", "Jörgen Ås||jörgen@example.ax", "Jörgen Ås||" + nfd("jörgen@example.ax")}
+	if !slices.Equal(got, want) {
+		t.Errorf("people after the migration:\n%q\nwant\n%q", got, want)
 	}
 }
 
@@ -1598,6 +1624,30 @@ func TestPersonTextsAreCheckedNotAltered(t *testing.T) {
 	}
 	if want := ("Bobby " + strings.Repeat("x", 300))[:200]; got.Name != want || got.Email != nil {
 		t.Errorf("signed-in person: name %q, email %v; want %q and no email", got.Name, got.Email, want)
+	}
+}
+
+// TestSignInFindsAPersonWhateverTheUnicodeForm: a provider that sends the
+// name and email of a person added by hand in NFD (a decomposed "ö")
+// signs that person in, not someone new, and what it stores is in NFC.
+func TestSignInFindsAPersonWhateverTheUnicodeForm(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	p, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Jörgen Ås", Email: "jörgen@example.ax"}, domain.RoleOrganizer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "j",
+		Name: norm.NFD.String("Jörgen Ås"), Email: norm.NFD.String("JÖRGEN@example.ax"), EmailVerified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Person(ctx, signed.Person.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != p.ID || got.Name != "Jörgen Ås" || got.Email == nil || *got.Email != "JÖRGEN@example.ax" {
+		t.Errorf("signed in %d %q %v, want person %d, %q and the claim's email in NFC", got.ID, got.Name, got.Email, p.ID, "Jörgen Ås")
 	}
 }
 
