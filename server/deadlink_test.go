@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"net"
 	"strings"
 	"sync"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/rapporteur/rapporteur/server/store"
 )
 
 // linkProxy forwards TCP connections to a server. freeze turns the
@@ -17,10 +20,11 @@ import (
 // way is dropped, and nothing closes them. New connections work.
 type linkProxy struct {
 	addr     string
-	accepted atomic.Int32
+	upgrades atomic.Int32 // WebSocket connections asked for (GET /ws)
 	mu       sync.Mutex
 	links    []*atomic.Bool // each connection's "dead"
 	conns    []net.Conn
+	stopped  bool
 }
 
 // startLinkProxy listens on a port of its own and forwards to target.
@@ -35,6 +39,7 @@ func startLinkProxy(t *testing.T, target string) *linkProxy {
 	t.Cleanup(func() {
 		l.Close()
 		p.mu.Lock()
+		p.stopped = true
 		for _, c := range p.conns {
 			c.Close()
 		}
@@ -52,20 +57,28 @@ func startLinkProxy(t *testing.T, target string) *linkProxy {
 				c.Close()
 				continue
 			}
-			p.accepted.Add(1)
 			dead := new(atomic.Bool)
 			p.mu.Lock()
+			if p.stopped {
+				p.mu.Unlock()
+				c.Close()
+				s.Close()
+				return
+			}
 			p.links = append(p.links, dead)
 			p.conns = append(p.conns, c, s)
-			p.mu.Unlock()
 			open.Add(2)
-			pipe := func(dst, src net.Conn) {
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn, fromBrowser bool) {
 				defer open.Done()
 				defer dst.Close()
 				defer src.Close()
 				buf := make([]byte, 32<<10)
-				for {
+				for first := true; ; first = false {
 					n, err := src.Read(buf)
+					if first && fromBrowser && bytes.HasPrefix(buf[:n], []byte("GET /ws ")) {
+						p.upgrades.Add(1)
+					}
 					if n > 0 && !dead.Load() {
 						if _, err := dst.Write(buf[:n]); err != nil {
 							return
@@ -76,8 +89,8 @@ func startLinkProxy(t *testing.T, target string) *linkProxy {
 					}
 				}
 			}
-			go pipe(s, c)
-			go pipe(c, s)
+			go pipe(s, c, true)
+			go pipe(c, s, false)
 		}
 	}()
 	return p
@@ -119,7 +132,7 @@ func TestTabletGivesUpADeadLinkSoon(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
 		t.Fatal(err)
 	}
-	before := p.accepted.Load()
+	before := p.upgrades.Load()
 	p.freeze()
 	start := time.Now()
 	err := chromedp.Do(ctx,
@@ -138,7 +151,7 @@ func TestTabletGivesUpADeadLinkSoon(t *testing.T) {
 	if took > 25*time.Second {
 		t.Fatalf("the change was saved %v after it was typed on a dead link", took.Round(time.Millisecond))
 	}
-	if p.accepted.Load() == before {
+	if p.upgrades.Load() == before {
 		t.Fatal("saved without a new connection: the link was not dead")
 	}
 	tb.mustBeSavedOnce(t, "Typed on a dead link")
@@ -154,7 +167,7 @@ func TestTabletChecksItsLinkWhenItWakes(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
 		t.Fatal(err)
 	}
-	before := p.accepted.Load()
+	before := p.upgrades.Load()
 	p.freeze()
 	start := time.Now()
 	if err := chromedp.Do(ctx, evalJS(`document.dispatchEvent(new Event("visibilitychange"))`)); err != nil {
@@ -162,7 +175,7 @@ func TestTabletChecksItsLinkWhenItWakes(t *testing.T) {
 	}
 	// 8 s of patience after the ping, with room to spare on a busy
 	// machine; the quiet-link watchdog alone takes 40 s.
-	for p.accepted.Load() == before {
+	for p.upgrades.Load() == before {
 		if time.Since(start) > 20*time.Second {
 			t.Fatal("a woken page did not leave its dead link within 20 s")
 		}
@@ -173,4 +186,45 @@ func TestTabletChecksItsLinkWhenItWakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("connected again %v after waking on a dead link", took.Round(time.Millisecond))
+}
+
+// TestTabletWaitsOutASlowDatabase: a change the database holds up (the
+// room's lock held elsewhere) is not taken for a dead link: the server
+// answers the page's pings meanwhile, so the page keeps its connection,
+// shows the change as not saved yet, and saves it once the lock goes.
+func TestTabletWaitsOutASlowDatabase(t *testing.T) {
+	tb, p := mustDeadLinkTablet(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	before := p.upgrades.Load()
+	bg := context.Background()
+	tx, err := tb.f.store.DB().BeginTx(bg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(bg, "INSERT INTO rooms (id, seq) VALUES (?, 0) ON CONFLICT (id) DO UPDATE SET seq = rooms.seq", store.WorkshopRoom(tb.w.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, typeFinding("Typed while the database is slow"), waitText("#findings li.pending", "not saved yet")); err != nil {
+		t.Fatal(err)
+	}
+	// Longer than a ping's wait and patience (3 s and 8 s), and than the
+	// statement timeout (9 s), after which the page sends it again.
+	time.Sleep(16 * time.Second)
+	if got := p.upgrades.Load(); got != before {
+		t.Fatalf("the page connected anew %d time(s) while the database was slow", got-before)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, waitText("#findings li.saved", "Typed while the database is slow"), waitText("#status", "every change is saved")); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustBeSavedOnce(t, "Typed while the database is slow")
+	if got := p.upgrades.Load(); got != before {
+		t.Fatalf("the page connected anew %d time(s)", got-before)
+	}
 }

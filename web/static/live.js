@@ -63,12 +63,16 @@
   var foreign = false; // this page is kept for another person than the one signed in (see joined)
   var rejoining = false, internalWait = 2000;
   // A dead link (a tablet that slept, another access point) can look
-  // open for minutes. The page pings when it has waited 3 s for an op's
-  // answer, when it wakes, or after 15 s of quiet, and gives the
-  // connection up when nothing comes for patience ms after the ping.
-  // patience doubles each time (a long message on a slow link is not a
-  // dead one), and is back to 8 s once a join has come through.
-  var opSentAt = 0, pingedAt = 0, patience = 8000;
+  // open for minutes. When live, the page pings when it has waited 3 s
+  // for an op's answer, when it is shown again, or after 15 s of quiet,
+  // and gives the connection up when nothing comes for patience ms after
+  // the ping. patience doubles each time (a long message on a slow link
+  // is not a dead one), and is back to 8 s when a pong or an ack shows
+  // the server reads this connection. While a join is answered (the
+  // server reads nothing else meanwhile, and a snapshot can be long), it
+  // pings after 15 s of quiet and waits 25 s more. Times are
+  // performance.now()'s: the wall clock can jump when a tablet wakes.
+  var opSentAt = 0, pingedAt = -1, patience = 8000; // pingedAt: -1 when no ping waits for an answer
 
   // load reads what is kept under suffix; what is not of fallback's kind
   // (a list for a list) is fallback: a damaged entry must not stop the page.
@@ -682,7 +686,7 @@
     for (var i = 0; i < queue.length && inFlight < maxInFlight; i++) {
       var op = queue[i];
       if (sent[op.op_id]) continue;
-      if (inFlight === 0) opSentAt = Date.now();
+      if (inFlight === 0) opSentAt = performance.now();
       sent[op.op_id] = true;
       inFlight++;
       ws.send(frameOf(op));
@@ -765,12 +769,14 @@
     paused = false; // a wait was for the old connection's rate
     sock.onopen = function () {
       sock.opened = true;
-      lastHeard = Date.now();
+      lastHeard = performance.now();
+      pingedAt = -1;
       sock.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
     };
     sock.onmessage = function (m) {
       if (ws !== sock) return; // given up (see closed)
-      lastHeard = Date.now();
+      lastHeard = performance.now();
+      pingedAt = -1;
       // A message holds one frame or several, a frame a line.
       String(m.data).split("\n").forEach(handle);
       save();
@@ -861,7 +867,6 @@
         rejoining = false;
         blocked = "";
         retry = 500;
-        patience = 8000;
         sent = {};
         people = f.presence || [];
         if (f.max_frame > 0) maxFrame = f.max_frame;
@@ -872,12 +877,16 @@
       case "presence":
         if (f.room === room) people = f.people || [];
         break;
+      case "pong":
+        patience = 8000;
+        break;
       case "ack":
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
         if (op && f.seq > state.seq) acked.push({ op: op, seq: f.seq });
         settle(f.op_id);
         trouble = "";
         internalWait = 2000;
+        patience = 8000;
         break;
       case "error":
         onError(f);
@@ -966,26 +975,34 @@
     ws.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
   }
 
-  // The watchdog of a dead link (see patience).
-  function ping() {
-    if (!ws || ws.readyState !== WebSocket.OPEN || pingedAt > lastHeard) return;
-    pingedAt = Date.now();
+  // The watchdog of a dead link (see patience). ping sends a ping
+  // unless one waits for its answer; again, it sends one anew.
+  function ping(again) {
+    if (!ws || ws.readyState !== WebSocket.OPEN || (pingedAt >= 0 && !again)) return;
+    pingedAt = performance.now();
     ws.send(JSON.stringify({ type: "ping" }));
   }
+  var lastTick = performance.now();
   setInterval(function () {
+    var now = performance.now(), slept = now - lastTick > 3000;
+    lastTick = now;
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
-    var now = Date.now();
-    if (pingedAt > lastHeard && now - pingedAt > patience) {
-      patience = Math.min(patience * 2, 40000);
+    var joining = !live || rejoining;
+    if (slept) {
+      // This page did not run for a while (a frozen tab, a sleeping
+      // tablet): what came meanwhile may not be handled yet. Ask anew.
+      if (pingedAt >= 0) ping(true);
+    } else if (pingedAt >= 0 && now - pingedAt > (joining ? 25000 : patience)) {
+      if (!joining) patience = Math.min(patience * 2, 40000);
       var sock = ws;
       closed(sock, 1006); // given up now: the page says so and reconnects
       sock.close();
-    } else if (now - lastHeard > 15000 || (Object.keys(sent).length && now - Math.max(lastHeard, opSentAt) > 3000)) {
+    } else if (now - lastHeard > 15000 || (!joining && Object.keys(sent).length && now - Math.max(lastHeard, opSentAt) > 3000)) {
       ping();
     }
   }, 1000);
   document.addEventListener("visibilitychange", function () {
-    if (document.visibilityState === "visible") ping();
+    if (document.visibilityState === "visible" && live && !rejoining) ping(true);
   });
   // Signed out: look now and then whether this device is signed in again
   // (in another tab), and if so connect (joined then checks it is the
