@@ -117,6 +117,7 @@ type permFixture struct {
 
 func mustPermFixture(t *testing.T) *permFixture {
 	f := &permFixture{fixture: MustFixture(t, map[string]string{}), who: map[string]permWho{}}
+	waitSearch(t, f.srv.URL, f.event.Slug) // the search routes answer 503 while the index is built
 	f.a, f.b = f.ws[0], f.ws[1]
 	add := func(role string, w *domain.Workshop) permWho {
 		m := f.MustMember(t, role, w, "FI", "police")

@@ -115,6 +115,7 @@ func TestSignOutEverywhere(t *testing.T) {
 // emails) for the back button after a sign-out.
 func TestPagesAreNotCached(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
+	waitSearch(t, f.srv.URL, f.event.Slug) // the search page answers 503 while the index is built
 	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
 	for _, path := range []string{
 		"/events/" + f.event.Slug + "/people",
