@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/uptrace/bun"
 
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -405,6 +407,86 @@ func TestLiveRoomConvergesWith80Clients(t *testing.T) {
 	}
 }
 
+// TestEntriesCarryWhatReleasesAndKeyMarksChange: a client that builds
+// the room from its entries while findings are marked key, unmarked,
+// reordered, shared and released (some to what they are already) ends
+// with what the database holds, versions and times of change included.
+func TestEntriesCarryWhatReleasesAndKeyMarksChange(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	ctx := context.Background()
+	head0, _ := f.store.Head(ctx, room)
+	start := roomState(t, f, w.ID)
+	follower := f.MustMember(t, domain.RoleParticipant, w, "SE", "ngo").Dial(t, f.srv.URL)
+	follower.join(t, room, head0)
+	rap := f.MustMember(t, domain.RoleRapporteur, w, "FI", "police").Dial(t, f.srv.URL)
+	rap.join(t, room, head0)
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "DK", "coordinator").Dial(t, f.srv.URL)
+	org.join(t, room, head0)
+	n := 0
+	do := func(c *client, kind string, body map[string]any) frame {
+		t.Helper()
+		n++
+		id := fmt.Sprintf("k%d", n)
+		c.send(t, op(room, id, kind, 0, body))
+		fr := c.next(t, answerTo(id))
+		if fr.Type != "ack" {
+			t.Fatalf("%s %v: %+v", kind, body, fr)
+		}
+		return fr
+	}
+	var ids []int64
+	var entries []frame
+	for i := range 4 {
+		do(rap, "finding.create", map[string]any{"title": fmt.Sprintf("Key candidate %d", i)})
+		e := follower.next(t, ofType("entry"))
+		entries = append(entries, e)
+		ids = append(ids, int64(jsonObject(t, e.Payload)["id"].(float64)))
+	}
+	a, b, c, d := ids[0], ids[1], ids[2], ids[3]
+	do(rap, "key.mark", map[string]any{"finding_id": a})
+	do(rap, "key.mark", map[string]any{"finding_id": b})
+	do(rap, "key.mark", map[string]any{"finding_id": c})
+	do(rap, "key.reorder", map[string]any{"finding_ids": []int64{c, a, b}})
+	do(rap, "key.unmark", map[string]any{"finding_id": a})
+	do(rap, "key.mark", map[string]any{"finding_id": b})   // key already
+	do(rap, "key.unmark", map[string]any{"finding_id": d}) // not key
+	do(rap, "finding.share", map[string]any{"finding_id": a})
+	do(rap, "finding.share", map[string]any{"finding_id": a}) // shared already
+	do(org, "finding.release", map[string]any{"finding_id": b, "state": "released"})
+	do(org, "finding.release", map[string]any{"finding_id": b, "state": "released"}) // released already
+	do(org, "finding.release", map[string]any{"finding_id": a, "state": "draft"})
+	do(rap, "vote", map[string]any{"finding_id": c})
+	do(rap, "key.mark", map[string]any{"finding_id": d})
+
+	head, _ := f.store.Head(ctx, room)
+	for int64(len(entries)) < head-head0 {
+		entries = append(entries, follower.next(t, ofType("entry")))
+	}
+	got := start.clone()
+	for i, e := range entries {
+		if e.Seq != head0+int64(i)+1 {
+			t.Fatalf("entry %d is seq %d, want %d", i, e.Seq, head0+int64(i)+1)
+		}
+		got.apply(t, e)
+	}
+	want := roomState(t, f, w.ID)
+	got.keyRanks()
+	want.keyRanks()
+	if diff := got.diff(want); diff != "" {
+		t.Fatalf("the state built from entries is not the database's: %s", diff)
+	}
+	// A release to the state it has changes nothing, not even the version.
+	var versions []int
+	if err := f.store.DB().NewRaw("SELECT version FROM findings WHERE id IN (?) ORDER BY id", bun.In([]int64{a, b})).Scan(ctx, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{5, 3}; !slices.Equal(versions, want) { // a: made, marked, unmarked, shared, back to draft; b: made, marked, released
+		t.Errorf("versions of the findings: %v, want %v", versions, want)
+	}
+}
+
 // liveState is a room's findings (each as its JSON object, times as
 // instants) and comments, as a client builds them from entries.
 type liveState struct {
@@ -471,11 +553,15 @@ func (s liveState) clone() liveState {
 func (s liveState) apply(tb testing.TB, e frame) {
 	tb.Helper()
 	var p struct {
-		Finding   json.RawMessage `json:"finding"`
-		FindingID int64           `json:"finding_id"`
-		Votes     *float64        `json:"votes"`
-		ID        int64           `json:"id"`
-		Body      string          `json:"body"`
+		Finding      json.RawMessage `json:"finding"`
+		FindingID    int64           `json:"finding_id"`
+		Votes        *float64        `json:"votes"`
+		ID           int64           `json:"id"`
+		Body         string          `json:"body"`
+		Order        []int64         `json:"order"`
+		ReleaseState string          `json:"release_state"`
+		Version      *float64        `json:"version"`
+		UpdatedAt    *time.Time      `json:"updated_at"`
 	}
 	if err := json.Unmarshal(e.Payload, &p); err != nil {
 		tb.Fatalf("entry %d: %v", e.Seq, err)
@@ -494,8 +580,45 @@ func (s liveState) apply(tb testing.TB, e frame) {
 		s.findings[p.FindingID]["votes"] = *p.Votes
 	case "comment":
 		s.comments[p.ID] = fmt.Sprintf("%d: %s", p.FindingID, p.Body)
+	case "finding.release", "key.mark", "key.unmark", "key.reorder":
+		if e.Kind == "finding.release" {
+			s.findings[p.FindingID]["release_state"] = p.ReleaseState
+		} else {
+			for id, m := range s.findings {
+				if i := slices.Index(p.Order, id); i >= 0 {
+					m["is_key"], m["key_position"] = true, float64(i+1)
+				} else {
+					m["is_key"] = false
+					delete(m, "key_position")
+				}
+			}
+		}
+		if e.Kind != "key.reorder" {
+			if p.Version == nil || p.UpdatedAt == nil {
+				tb.Fatalf("entry %d: %s without the finding's version and time: %s", e.Seq, e.Kind, e.Payload)
+			}
+			s.findings[p.FindingID]["version"] = *p.Version
+			s.findings[p.FindingID]["updated_at"] = p.UpdatedAt.UTC().Format(time.RFC3339Nano)
+		}
 	default:
 		tb.Fatalf("entry %d: unexpected kind %s", e.Seq, e.Kind)
+	}
+}
+
+// keyRanks puts key_position as each key finding's place among them: the
+// database keeps a sort key with gaps, an entry's order has none.
+func (s liveState) keyRanks() {
+	var key []int64
+	for id, m := range s.findings {
+		if m["key_position"] != nil {
+			key = append(key, id)
+		}
+	}
+	slices.SortFunc(key, func(a, b int64) int {
+		return cmp.Compare(s.findings[a]["key_position"].(float64), s.findings[b]["key_position"].(float64))
+	})
+	for i, id := range key {
+		s.findings[id]["key_position"] = float64(i + 1)
 	}
 }
 

@@ -142,29 +142,32 @@ func (s *Store) MarkKey(ctx context.Context, actor *int64, workshopID int64, opI
 			return "", nil, err
 		}
 		if !f.IsKey {
-			if _, err := tx.NewRaw(`UPDATE findings SET is_key = true, version = version + 1, updated_at = now(),
+			if err := tx.NewRaw(`UPDATE findings SET is_key = true, version = version + 1, updated_at = now(),
 				key_position = (SELECT coalesce(max(key_position), 0) + 1 FROM findings WHERE workshop_id = ? AND is_key AND deleted_at IS NULL)
-				WHERE id = ?`, workshopID, findingID).Exec(ctx); err != nil {
+				WHERE id = ? RETURNING version, updated_at`, workshopID, findingID).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
 				return "", nil, fmt.Errorf("mark key: %w", err)
 			}
 		}
 		order, err := keyOrder(ctx, tx, workshopID)
-		return "key.mark", map[string]any{"finding_id": findingID, "order": order}, err
+		return "key.mark", map[string]any{"finding_id": findingID, "order": order, "version": f.Version, "updated_at": f.UpdatedAt}, err
 	})
 }
 
 // UnmarkKey removes a finding from its workshop's key findings.
 func (s *Store) UnmarkKey(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64) (Applied, error) {
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		if _, err := findingInRoom(ctx, tx, workshopID, findingID); err != nil {
+		f, err := findingInRoom(ctx, tx, workshopID, findingID)
+		if err != nil {
 			return "", nil, err
 		}
-		if _, err := tx.NewRaw(`UPDATE findings SET is_key = false, key_position = NULL, version = version + 1, updated_at = now()
-			WHERE id = ? AND is_key`, findingID).Exec(ctx); err != nil {
-			return "", nil, fmt.Errorf("unmark key: %w", err)
+		if f.IsKey {
+			if err := tx.NewRaw(`UPDATE findings SET is_key = false, key_position = NULL, version = version + 1, updated_at = now()
+				WHERE id = ? RETURNING version, updated_at`, findingID).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
+				return "", nil, fmt.Errorf("unmark key: %w", err)
+			}
 		}
 		order, err := keyOrder(ctx, tx, workshopID)
-		return "key.unmark", map[string]any{"finding_id": findingID, "order": order}, err
+		return "key.unmark", map[string]any{"finding_id": findingID, "order": order, "version": f.Version, "updated_at": f.UpdatedAt}, err
 	})
 }
 
@@ -254,16 +257,23 @@ func (s *Store) setRelease(ctx context.Context, actor *int64, workshopID int64, 
 		if err != nil {
 			return "", nil, err
 		}
-		if fromDraft && f.ReleaseState != domain.Draft {
-			return "finding.release", map[string]any{"finding_id": findingID, "release_state": f.ReleaseState}, nil
+		// The entry says the finding's version and time of change, as a
+		// snapshot has them; a state it has already changes nothing.
+		entry := func() map[string]any {
+			return map[string]any{"finding_id": findingID, "release_state": f.ReleaseState, "version": f.Version, "updated_at": f.UpdatedAt}
 		}
-		if _, err := tx.NewRaw("UPDATE findings SET release_state = ?, version = version + 1, updated_at = now() WHERE id = ?", state, findingID).Exec(ctx); err != nil {
+		if fromDraft && f.ReleaseState != domain.Draft || f.ReleaseState == state {
+			return "finding.release", entry(), nil
+		}
+		if err := tx.NewRaw("UPDATE findings SET release_state = ?, version = version + 1, updated_at = now() WHERE id = ? RETURNING version, updated_at",
+			state, findingID).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
 			return "", nil, fmt.Errorf("set release state: %w", err)
 		}
+		f.ReleaseState = state
 		if err := s.Audit(ctx, tx, actor, nil, "finding.release", fmt.Sprintf("finding:%d", findingID), map[string]string{"state": state}); err != nil {
 			return "", nil, err
 		}
-		return "finding.release", map[string]any{"finding_id": findingID, "release_state": state}, nil
+		return "finding.release", entry(), nil
 	})
 }
 

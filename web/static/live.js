@@ -210,6 +210,12 @@
         });
         break;
     }
+    // A release or a key mark changes the finding's version too.
+    var changed = (e.kind === "finding.release" || e.kind === "key.mark" || e.kind === "key.unmark") && state.findings[p.finding_id];
+    if (changed && typeof p.version === "number") {
+      changed.version = p.version;
+      changed.updated_at = p.updated_at;
+    }
     state.seq = e.seq;
   }
 
