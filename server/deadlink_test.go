@@ -105,8 +105,9 @@ func (p *linkProxy) freeze() {
 	}
 }
 
-// mustDeadLinkTablet is a tablet that reaches its server through a
-// linkProxy (BASE_URL is the proxy's, so the Origin check passes).
+// mustDeadLinkTablet is a tablet, live on its workshop page, that reaches
+// its server through a linkProxy (BASE_URL is the proxy's, so the Origin
+// check passes).
 func mustDeadLinkTablet(t *testing.T) (*tablet, *linkProxy) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -119,6 +120,9 @@ func mustDeadLinkTablet(t *testing.T) (*tablet, *linkProxy) {
 	if !strings.Contains(tb.page, p.addr) {
 		t.Fatalf("the page %s is not reached through the proxy %s", tb.page, p.addr)
 	}
+	if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
 	return tb, p
 }
 
@@ -129,9 +133,6 @@ func mustDeadLinkTablet(t *testing.T) (*tablet, *linkProxy) {
 func TestTabletGivesUpADeadLinkSoon(t *testing.T) {
 	tb, p := mustDeadLinkTablet(t)
 	ctx := tb.browser
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
-		t.Fatal(err)
-	}
 	before := p.upgrades.Load()
 	p.freeze()
 	start := time.Now()
@@ -164,9 +165,6 @@ func TestTabletGivesUpADeadLinkSoon(t *testing.T) {
 func TestTabletChecksItsLinkWhenItWakes(t *testing.T) {
 	tb, p := mustDeadLinkTablet(t)
 	ctx := tb.browser
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
-		t.Fatal(err)
-	}
 	before := p.upgrades.Load()
 	p.freeze()
 	start := time.Now()
@@ -195,9 +193,6 @@ func TestTabletChecksItsLinkWhenItWakes(t *testing.T) {
 func TestTabletWaitsOutASlowDatabase(t *testing.T) {
 	tb, p := mustDeadLinkTablet(t)
 	ctx := tb.browser
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
-		t.Fatal(err)
-	}
 	before := p.upgrades.Load()
 	bg := context.Background()
 	tx, err := tb.f.store.DB().BeginTx(bg, nil)
