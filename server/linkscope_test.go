@@ -424,45 +424,6 @@ func TestImportFromThePeoplePageSaysWhatItDid(t *testing.T) {
 	}
 }
 
-// TestImportAReturningExpert: a list with the email of a person of
-// another event adds that person to this event as they are, and the page
-// says so; the JSON answer lists the row under "joined".
-func TestImportAReturningExpert(t *testing.T) {
-	f := MustFixture(t, map[string]string{})
-	ctx := context.Background()
-	other, err := f.store.CreateEvent(ctx, store.EventSpec{Slug: "last-year", Title: "Last year"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	known, err := f.store.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Kari Nordmann", Email: "kari@example.no"}, domain.RoleObserver, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
-	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
-	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people/import"
-	ctype, form := csvUpload(csrf, "name,email,role\nK. Nordmann,kari@example.no,observer\n")
-	status, body := postAs(t, org.http, api, ctype, form, "")
-	if page := string(body); status != http.StatusOK || !strings.Contains(page, "Imported 1 person.") ||
-		!strings.Contains(page, "1 of the people imported was on this server already") || !strings.Contains(page, "kari@example.no is Kari Nordmann on this server already") {
-		t.Fatalf("upload: %d, the page says:\n%.2000s", status, page)
-	}
-	ms, err := f.store.Memberships(ctx, known.ID, f.event.ID)
-	if err != nil || len(ms) != 1 || ms[0].Role != domain.RoleObserver {
-		t.Fatalf("Kari's roles in the event: %+v, %v; want observer", ms, err)
-	}
-	// Imported again by a script: in the event already now.
-	status, body = postAs(t, org.http, api, "text/csv", "name,email,role\nKari Nordmann,kari@example.no,observer\n", csrf)
-	var res struct {
-		Imported int
-		Joined   []store.RowProblem
-		Already  []store.RowProblem
-	}
-	if err := json.Unmarshal(body, &res); status != http.StatusOK || err != nil || res.Imported != 0 || len(res.Joined) != 0 || len(res.Already) != 1 {
-		t.Fatalf("imported again: %d %s (%v)", status, body, err)
-	}
-}
-
 // TestImportFromAMacsExport: a list written in Unicode NFD (as a Mac may
 // export it: "Å" as "A" and a combining ring) matches the event's terms
 // and the people already imported in NFC, and what it adds is stored in

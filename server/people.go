@@ -159,7 +159,7 @@ func (a *app) handleImportPeople(w http.ResponseWriter, r *http.Request) {
 		a.peoplePage(w, r, &res) // the page, saying what the import did (sent again, it adds no one)
 		return
 	}
-	writeJSON(w, map[string]any{"imported": len(res.Added), "people": res.Added, "joined": res.Joined, "already": res.Already})
+	writeJSON(w, map[string]any{"imported": len(res.Added), "people": res.Added, "already": res.Already})
 }
 
 // personForm is one person added by hand.

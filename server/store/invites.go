@@ -30,12 +30,10 @@ type RowProblem struct {
 	Message string `json:"message"`
 }
 
-// ImportResult is what an import did: the people it added, those of them
-// who were on the server already (from another event), and the rows it
-// left out as people of the event already.
+// ImportResult is what an import did: the people it added, and the rows
+// it left out as people of the event already.
 type ImportResult struct {
 	Added   []domain.Person
-	Joined  []RowProblem
 	Already []RowProblem
 }
 
@@ -47,14 +45,11 @@ type ImportResult struct {
 // rows of one name as the event has people of it without an email: a
 // list that gives her email now is still her). Nothing of theirs is
 // changed; Already lists those rows, saying when the row's name is not
-// the person's. A row with the email of a person of another event (a
-// returning expert) adds that person to this event, with the row's role,
-// and keeps their name and details: a person is one across events, and
-// an organizer of this event does not change what another event shows.
-// Joined lists those rows. Imports of one event run one at a time (a
-// form sent twice adds its people once).
+// the person's. An email of anyone outside the event refuses the whole
+// import with a RowProblem per such row, and nothing is stored. Imports
+// of one event run one at a time (a form sent twice adds its people once).
 func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, rows []ImportRow) (ImportResult, error) {
-	out := ImportResult{Added: []domain.Person{}, Joined: []RowProblem{}, Already: []RowProblem{}}
+	out := ImportResult{Added: []domain.Person{}, Already: []RowProblem{}}
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('rapporteur.import:' || ?::text))", eventID); err != nil {
 			return fmt.Errorf("wait for other imports: %w", err)
@@ -82,12 +77,18 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 				}
 			}
 		}
-		elsewhere, err := peopleByEmail(ctx, tx, emails)
-		if err != nil {
-			return err
+		var takenList []string
+		if len(emails) > 0 {
+			if err := tx.NewRaw("SELECT lower(email) FROM people WHERE lower(email) IN (?)", bun.In(emails)).Scan(ctx, &takenList); err != nil {
+				return fmt.Errorf("check emails: %w", err)
+			}
 		}
+		taken := map[string]bool{}
+		for _, e := range takenList {
+			taken[e] = true
+		}
+		var probs []RowProblem
 		var add []ImportRow
-		var join []ImportRow
 		for _, r := range rows {
 			email, name := emailKey(r.Person.Email), nameKey(r.Person.Name)
 			known, isHere := byEmail[email]
@@ -96,8 +97,8 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s is the email of %s, who is in the event already; the row (%s) was left out", r.Person.Email, known, r.Person.Name)})
 			case email != "" && isHere:
 				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s (%s) is in the event already; the row was left out", r.Person.Name, r.Person.Email)})
-			case email != "" && elsewhere[email] != nil:
-				join = append(join, r)
+			case email != "" && taken[email]:
+				probs = append(probs, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s belongs to someone already", r.Person.Email)})
 			case noEmail[name] > 0:
 				noEmail[name]--
 				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "name", Message: fmt.Sprintf("%s is in the event already (without an email); the row was left out. Someone else of this name is added on the people page", r.Person.Name)})
@@ -105,58 +106,27 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 				add = append(add, r)
 			}
 		}
-		rowErr := func(r ImportRow, err error) error {
-			var de *domain.Error
-			if errors.As(err, &de) {
-				return &domain.Error{Code: de.Code, Message: fmt.Sprintf("Line %d: %s Nothing was imported.", r.Line, de.Message),
-					Detail: []RowProblem{{Line: r.Line, Message: de.Message}}}
-			}
-			return err
+		if len(probs) > 0 {
+			return &domain.Error{Code: domain.Invalid, Message: fmt.Sprintf("%d row(s) cannot be imported; nothing was imported.", len(probs)), Detail: probs}
 		}
 		for _, r := range add {
 			p := r.Person.person()
 			if err := addMember(ctx, tx, &p, eventID, r.Role, r.WorkshopID); err != nil {
-				return rowErr(r, err)
+				var de *domain.Error
+				if errors.As(err, &de) {
+					return &domain.Error{Code: de.Code, Message: fmt.Sprintf("Line %d: %s Nothing was imported.", r.Line, de.Message),
+						Detail: []RowProblem{{Line: r.Line, Message: de.Message}}}
+				}
+				return err
 			}
 			out.Added = append(out.Added, p)
 		}
-		for _, r := range join {
-			p := *elsewhere[emailKey(r.Person.Email)]
-			if err := addMembership(ctx, tx, p.ID, eventID, r.Role, r.WorkshopID); err != nil {
-				return rowErr(r, err)
-			}
-			out.Added = append(out.Added, p)
-			out.Joined = append(out.Joined, RowProblem{Line: r.Line, Field: "email", Message: knownElsewhere(p)})
-		}
-		return s.Audit(ctx, tx, actor, &eventID, "people.import", fmt.Sprintf("event:%d", eventID), map[string]any{"people": len(add), "joined": len(join), "already": len(out.Already)})
+		return s.Audit(ctx, tx, actor, &eventID, "people.import", fmt.Sprintf("event:%d", eventID), map[string]any{"people": len(add), "already": len(out.Already)})
 	})
 	if err != nil {
 		return ImportResult{}, err
 	}
 	return out, nil
-}
-
-// peopleByEmail finds the people who have the emails (each in emailKey's
-// form), by that form.
-func peopleByEmail(ctx context.Context, tx bun.Tx, emails []string) (map[string]*domain.Person, error) {
-	out := map[string]*domain.Person{}
-	if len(emails) == 0 {
-		return out, nil
-	}
-	var ps []domain.Person
-	if err := tx.NewSelect().Model(&ps).Where("lower(email) IN (?)", bun.In(emails)).Scan(ctx); err != nil {
-		return nil, fmt.Errorf("find people by email: %w", err)
-	}
-	for i := range ps {
-		out[emailKey(*ps[i].Email)] = &ps[i]
-	}
-	return out, nil
-}
-
-// knownElsewhere says that p, on the server from another event, was
-// added to this one as they are.
-func knownElsewhere(p domain.Person) string {
-	return fmt.Sprintf("%s is %s on this server already (from another event): added to this event, with their name and details as they are", *p.Email, p.Name)
 }
 
 // nameKey is a name as an import compares it: in NFC and lower case, its

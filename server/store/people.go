@@ -245,38 +245,14 @@ func (in PersonInput) person() domain.Person {
 
 // AddMember creates a person with one membership in an event, in one
 // transaction, and records it in the audit trail. workshopID is 0 for
-// event-wide roles. A person of another event with in's email (a
-// returning expert) is given the membership instead, and keeps their
-// name and details; one of this event already is a Conflict.
+// event-wide roles.
 func (s *Store) AddMember(ctx context.Context, actor *int64, eventID int64, in PersonInput, role string, workshopID int64) (domain.Person, error) {
 	p := in.person()
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		joined := false
-		if p.Email != nil {
-			key := emailKey(*p.Email)
-			known, err := peopleByEmail(ctx, tx, []string{key})
-			if err != nil {
-				return err
-			}
-			if k := known[key]; k != nil {
-				var here bool
-				if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM memberships WHERE person_id = ? AND event_id = ?)", k.ID, eventID).Scan(ctx, &here); err != nil {
-					return err
-				}
-				if here {
-					return domain.Errorf(domain.Conflict, "%s (%s) is in this event already.", k.Name, *k.Email)
-				}
-				p, joined = *k, true
-			}
-		}
-		if joined {
-			if err := addMembership(ctx, tx, p.ID, eventID, role, workshopID); err != nil {
-				return err
-			}
-		} else if err := addMember(ctx, tx, &p, eventID, role, workshopID); err != nil {
+		if err := addMember(ctx, tx, &p, eventID, role, workshopID); err != nil {
 			return err
 		}
-		return s.Audit(ctx, tx, actor, &eventID, "membership.create", fmt.Sprintf("person:%d", p.ID), map[string]any{"role": role, "workshop_id": workshopID, "known": joined})
+		return s.Audit(ctx, tx, actor, &eventID, "membership.create", fmt.Sprintf("person:%d", p.ID), map[string]any{"role": role, "workshop_id": workshopID})
 	})
 	return p, err
 }
@@ -292,13 +268,7 @@ func addMember(ctx context.Context, tx bun.Tx, p *domain.Person, eventID int64, 
 		}
 		return fmt.Errorf("create person: %w", err)
 	}
-	return addMembership(ctx, tx, p.ID, eventID, role, workshopID)
-}
-
-// addMembership gives person a role in an event (in workshopID, or
-// event-wide when 0).
-func addMembership(ctx context.Context, tx bun.Tx, person, eventID int64, role string, workshopID int64) error {
-	m := domain.Membership{EventID: eventID, PersonID: person, Role: role, Attribution: "chatham"}
+	m := domain.Membership{EventID: eventID, PersonID: p.ID, Role: role, Attribution: "chatham"}
 	if workshopID != 0 {
 		var ok bool
 		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM workshops WHERE id = ? AND event_id = ?)", workshopID, eventID).Scan(ctx, &ok); err != nil {

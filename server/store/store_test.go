@@ -1775,64 +1775,21 @@ func TestImportAgainAddsOnlyNewPeople(t *testing.T) {
 	if err != nil || len(res.Added) != 1 || res.Added[0].Email != nil || len(res.Already) != 1 || res.Already[0].Line != 2 {
 		t.Fatalf("Bo by email and another Bo without one: %+v, %v; want the second added", res, err)
 	}
-	// Someone of another event (a returning expert): the same person joins
-	// this event with the row's role, and keeps their name and details.
+	// Someone of another event: the whole file is refused.
 	other, err := s.CreateEvent(ctx, store.EventSpec{Slug: "other", Title: "Other"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	outside, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Outside Person", Email: "out@example.org", Organisation: "Old org"}, domain.RoleObserver, 0)
-	if err != nil {
+	if _, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Outside", Email: "out@example.org"}, domain.RoleObserver, 0); err != nil {
 		t.Fatal(err)
 	}
-	res, err = s.ImportPeople(ctx, nil, ev, []store.ImportRow{row(2, "New", "new@example.org"), row(3, "O. Person", "OUT@example.org")})
-	if err != nil || len(res.Added) != 2 || res.Added[1].ID != outside.ID || len(res.Joined) != 1 || res.Joined[0].Line != 3 ||
-		!strings.Contains(res.Joined[0].Message, "Outside Person") {
-		t.Fatalf("an email of another event's person: %+v, %v; want New added and Outside Person joined", res, err)
-	}
-	var roles []string
-	if err := s.DB().NewRaw("SELECT event_id || ':' || role || ':' || coalesce(workshop_id, 0) FROM memberships WHERE person_id = ? ORDER BY event_id", outside.ID).Scan(ctx, &roles); err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{fmt.Sprintf("%d:participant:%d", ev, ws[0].ID), fmt.Sprintf("%d:observer:0", other.ID)}; ev > other.ID || !slices.Equal(roles, want) {
-		t.Errorf("Outside Person's roles: %q, want %q", roles, want)
-	}
-	if p, err := s.Person(ctx, outside.ID); err != nil || p.Name != "Outside Person" || p.Organisation != "Old org" {
-		t.Errorf("Outside Person is now %q of %q (%v), want their details kept", p.Name, p.Organisation, err)
-	}
-	// Imported again, and added by hand: in the event already.
-	if res, err := s.ImportPeople(ctx, nil, ev, []store.ImportRow{row(2, "Outside Person", "out@example.org")}); err != nil || len(res.Added) != 0 || len(res.Already) != 1 {
-		t.Fatalf("the returning expert imported again: %+v, %v; want left out", res, err)
-	}
-	if _, err := s.AddMember(ctx, nil, ev, store.PersonInput{Name: "Outside Person", Email: "out@example.org"}, domain.RoleObserver, 0); domain.ErrorCode(err) != domain.Conflict {
-		t.Fatalf("the returning expert added by hand again: %v, want a conflict", err)
-	}
-}
-
-// TestAddMemberKnownFromAnotherEvent: a person added by hand with the
-// email of a person of another event is that person, given the role, with
-// their name and details kept.
-func TestAddMemberKnownFromAnotherEvent(t *testing.T) {
-	ctx := context.Background()
-	s, ws := MustDemoWorkshops(t)
-	other, err := s.CreateEvent(ctx, store.EventSpec{Slug: "other", Title: "Other"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Anna Aalto", Email: "anna@example.fi", Country: "FI"}, domain.RoleOrganizer, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "A. Aalto", Email: "Anna@Example.fi", Country: "SE"}, domain.RoleRapporteur, ws[0].ID)
-	if err != nil || again.ID != first.ID || again.Name != "Anna Aalto" || again.Country != "FI" {
-		t.Fatalf("added again in another event: %+v, %v; want person %d as she is", again, err, first.ID)
-	}
-	ms, err := s.Memberships(ctx, first.ID, ws[0].EventID)
-	if err != nil || len(ms) != 1 || ms[0].Role != domain.RoleRapporteur || ms[0].WorkshopID == nil || *ms[0].WorkshopID != ws[0].ID {
-		t.Fatalf("her roles in the event: %+v, %v; want rapporteur of workshop %d", ms, err, ws[0].ID)
+	refused, err := s.ImportPeople(ctx, nil, ev, []store.ImportRow{row(2, "New", "new@example.org"), row(3, "Outside", "out@example.org")})
+	if domain.ErrorCode(err) != domain.Invalid || len(refused.Added) != 0 {
+		t.Fatalf("an email of another event's person: %+v, %v; want invalid", refused, err)
 	}
 	var n int
-	if err := s.DB().NewRaw("SELECT count(*) FROM people WHERE lower(email) = 'anna@example.fi'").Scan(ctx, &n); err != nil || n != 1 {
-		t.Fatalf("%d people with her email (%v), want 1", n, err)
+	s.DB().NewRaw("SELECT count(*) FROM people WHERE email = 'new@example.org'").Scan(ctx, &n)
+	if n != 0 {
+		t.Fatal("a refused file added people")
 	}
 }
