@@ -109,6 +109,7 @@ func (p *linkProxy) freeze() {
 // its server through a linkProxy (BASE_URL is the proxy's, so the Origin
 // check passes).
 func mustDeadLinkTablet(t *testing.T) (*tablet, *linkProxy) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
