@@ -400,17 +400,9 @@ func TestImportOverTheLimitIsTooLarge(t *testing.T) {
 // added and which rows were left out as people of the event already (the
 // same list uploaded again adds no one).
 func TestImportFromThePeoplePageSaysWhatItDid(t *testing.T) {
-	f := MustFixture(t, map[string]string{})
-	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
-	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
-	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people/import"
+	f, uploadCSV := mustImportForm(t)
 	upload := func() string {
-		ctype, form := csvUpload(csrf, "name,email,country,role\nUlla Upload,ulla@example.fi,FI,observer\nOla Upload,,NO,observer\n")
-		status, body := postAs(t, org.http, api, ctype, form, "")
-		if status != http.StatusOK {
-			t.Fatalf("upload: %d %.300s", status, body)
-		}
-		return string(body)
+		return uploadCSV("name,email,country,role\nUlla Upload,ulla@example.fi,FI,observer\nOla Upload,,NO,observer\n")
 	}
 	if page := upload(); !strings.Contains(page, "Imported 2 people.</p>") || strings.Contains(page, "Line 2:") {
 		t.Fatalf("first upload's page says:\n%.2000s", page)
@@ -429,18 +421,7 @@ func TestImportFromThePeoplePageSaysWhatItDid(t *testing.T) {
 // and the people already imported in NFC, and what it adds is stored in
 // NFC, so that it matches what is typed later.
 func TestImportFromAMacsExport(t *testing.T) {
-	f := MustFixture(t, map[string]string{})
-	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
-	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
-	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people/import"
-	upload := func(csv string) string {
-		ctype, form := csvUpload(csrf, csv)
-		status, body := postAs(t, org.http, api, ctype, form, "")
-		if status != http.StatusOK {
-			t.Fatalf("upload of %q: %d %.300s", csv, status, body)
-		}
-		return string(body)
-	}
+	f, upload := mustImportForm(t)
 	const list = "name,email,country,role\nÅsa Öberg,,Åland Islands,observer\nJörgen Ås,jörgen@example.ax,AX,observer\n"
 	if page := upload(list); !strings.Contains(page, "Imported 2 people.</p>") {
 		t.Fatalf("the list in NFC: the page says:\n%.2000s", page)
@@ -460,6 +441,26 @@ func TestImportFromAMacsExport(t *testing.T) {
 	}
 	if want := []string{"Åsa Öberg ", "Jörgen Ås jörgen@example.ax", "Örjan Åberg örjan@example.ax"}; !slices.Equal(names, want) {
 		t.Fatalf("people stored: %q, want %q (in NFC)", names, want)
+	}
+}
+
+// mustImportForm starts a server with an organizer signed in, and returns
+// it with a function that uploads a CSV file from the people page's
+// import form and returns the page that answers (failing unless 200).
+func mustImportForm(t *testing.T) (*fixture, func(csv string) string) {
+	t.Helper()
+	f := MustFixture(t, map[string]string{})
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people/import"
+	return f, func(csv string) string {
+		t.Helper()
+		ctype, form := csvUpload(csrf, csv)
+		status, body := postAs(t, org.http, api, ctype, form, "")
+		if status != http.StatusOK {
+			t.Fatalf("upload of %q: %d %.300s", csv, status, body)
+		}
+		return string(body)
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
-	"golang.org/x/text/unicode/norm"
 )
 
 // eventTerms checks and resolves import values against one event's
@@ -31,10 +30,6 @@ type eventTerms struct {
 	names     map[int64]string
 }
 
-// fold is a term or name as an import compares it: in NFC (a Mac's
-// export writes "Å" as two code points) and lower case.
-func fold(s string) string { return strings.ToLower(norm.NFC.String(s)) }
-
 func (a *app) termsOf(ctx context.Context, eventID int64) (*eventTerms, error) {
 	tax, err := a.store.Taxonomy(ctx, eventID)
 	if err != nil {
@@ -46,10 +41,10 @@ func (a *app) termsOf(ctx context.Context, eventID int64) (*eventTerms, error) {
 	}
 	t := &eventTerms{countries: map[string]string{}, actors: map[string]string{}, workshops: map[string]int64{}, names: map[int64]string{}}
 	for _, term := range tax[domain.DimCountry] {
-		t.countries[fold(term.Key)], t.countries[fold(term.Label)] = term.Key, term.Key
+		t.countries[store.Fold(term.Key)], t.countries[store.Fold(term.Label)] = term.Key, term.Key
 	}
 	for _, term := range tax[domain.DimActor] {
-		t.actors[fold(term.Key)], t.actors[fold(term.Label)] = term.Key, term.Key
+		t.actors[store.Fold(term.Key)], t.actors[store.Fold(term.Label)] = term.Key, term.Key
 	}
 	// A name that could mean two workshops (two parts' "Workshop 1", a
 	// workshop named like another's id) means none: 0, refused as unknown,
@@ -61,9 +56,9 @@ func (a *app) termsOf(ctx context.Context, eventID int64) (*eventTerms, error) {
 		t.workshops[key] = id
 	}
 	for _, w := range ws {
-		addWorkshop(fold(w.Name), w.ID)
+		addWorkshop(store.Fold(w.Name), w.ID)
 		if short, _, ok := strings.Cut(w.Name, ":"); ok {
-			addWorkshop(fold(strings.TrimSpace(short)), w.ID)
+			addWorkshop(store.Fold(strings.TrimSpace(short)), w.ID)
 		}
 		addWorkshop(strconv.FormatInt(w.ID, 10), w.ID)
 		t.names[w.ID] = w.Name
@@ -71,10 +66,10 @@ func (a *app) termsOf(ctx context.Context, eventID int64) (*eventTerms, error) {
 	return t, nil
 }
 
-func (t *eventTerms) ValidCountry(s string) bool { _, ok := t.countries[fold(s)]; return ok }
-func (t *eventTerms) ValidActor(s string) bool   { _, ok := t.actors[fold(s)]; return ok }
+func (t *eventTerms) ValidCountry(s string) bool { _, ok := t.countries[store.Fold(s)]; return ok }
+func (t *eventTerms) ValidActor(s string) bool   { _, ok := t.actors[store.Fold(s)]; return ok }
 func (t *eventTerms) ValidWorkshop(s string) bool {
-	return t.workshops[fold(s)] != 0
+	return t.workshops[store.Fold(s)] != 0
 }
 func (t *eventTerms) ValidRole(s string) bool {
 	return slices.Contains([]string{domain.RoleOrganizer, domain.RoleRapporteur, domain.RoleParticipant, domain.RoleReportAuthor, domain.RoleObserver}, s)
@@ -84,10 +79,10 @@ func (t *eventTerms) ValidRole(s string) bool {
 func (t *eventTerms) row(p auth.ParticipantRow) store.ImportRow {
 	r := store.ImportRow{Line: p.Line, Role: p.Role, Person: store.PersonInput{
 		Name: p.Name, Email: p.Email, Organisation: p.Organisation,
-		Country: t.countries[fold(p.Country)], ActorType: t.actors[fold(p.ActorType)],
+		Country: t.countries[store.Fold(p.Country)], ActorType: t.actors[store.Fold(p.ActorType)],
 	}}
 	if p.Workshop != "" {
-		r.WorkshopID = t.workshops[fold(p.Workshop)]
+		r.WorkshopID = t.workshops[store.Fold(p.Workshop)]
 	}
 	return r
 }

@@ -64,14 +64,14 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 		byEmail, noEmail := map[string]string{}, map[string]int{} // lower-case email: name; name key: people without an email
 		for _, p := range here {
 			if p.Email.Valid {
-				byEmail[emailKey(p.Email.String)] = p.Name
+				byEmail[Fold(p.Email.String)] = p.Name
 			} else {
 				noEmail[nameKey(p.Name)]++
 			}
 		}
 		var emails []string
 		for _, r := range rows {
-			if e := emailKey(r.Person.Email); e != "" {
+			if e := Fold(r.Person.Email); e != "" {
 				if _, ok := byEmail[e]; !ok {
 					emails = append(emails, e)
 				}
@@ -90,7 +90,7 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 		var probs []RowProblem
 		var add []ImportRow
 		for _, r := range rows {
-			email, name := emailKey(r.Person.Email), nameKey(r.Person.Name)
+			email, name := Fold(r.Person.Email), nameKey(r.Person.Name)
 			known, isHere := byEmail[email]
 			switch {
 			case email != "" && isHere && nameKey(known) != name:
@@ -129,15 +129,15 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 	return out, nil
 }
 
-// nameKey is a name as an import compares it: in NFC and lower case, its
-// words one space apart.
-func nameKey(name string) string {
-	return strings.Join(strings.Fields(strings.ToLower(norm.NFC.String(name))), " ")
-}
+// Fold is a text as an import compares it (an email, a taxonomy term, a
+// workshop's name): in NFC (a Mac's export may write "Å" as two code
+// points) and lower case.
+func Fold(s string) string { return strings.ToLower(norm.NFC.String(s)) }
 
-// emailKey is an email as an import compares it: in NFC and lower case.
-func emailKey(email string) string {
-	return strings.ToLower(norm.NFC.String(email))
+// nameKey is a name as an import compares it: folded, its words one
+// space apart.
+func nameKey(name string) string {
+	return strings.Join(strings.Fields(Fold(name)), " ")
 }
 
 // EventPerson is a person of an event with their roles there and their
