@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"slices"
 	"strings"
@@ -474,4 +475,95 @@ func csvUpload(csrf, csv string) (ctype, body string) {
 	fw.Write([]byte(csv))
 	mw.Close()
 	return mw.FormDataContentType(), form.String()
+}
+
+// TestAReturningExpertJoinsOnlyThroughAnOrganizerOfAll: an expert of
+// another event, on an imported list or added by hand, becomes a person
+// of this event too, but only by an organizer of every event they are
+// in. Their card from that event (which its organizers may have kept a
+// copy of) stops working, and their open socket and browser are signed
+// out, so that no one reaches this event with a link or session made
+// before; the page says so. An organizer of this event only is refused,
+// and nothing changes.
+func TestAReturningExpertJoinsOnlyThroughAnOrganizerOfAll(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	var other int64
+	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('last-year', 'Last year') RETURNING id").Scan(ctx, &other); err != nil {
+		t.Fatal(err)
+	}
+	kari, token := mustInvite(t, f.store, other, store.PersonInput{Name: "Kari Nordmann", Email: "kari@example.no", Country: "NO"}, domain.RoleObserver, 0)
+	liisa, _ := mustInvite(t, f.store, other, store.PersonInput{Name: "Liisa Virtanen", Email: "liisa@example.fi", Country: "FI"}, domain.RoleObserver, 0)
+	tablet := mustSignIn(t, f.srv.URL, token, kari.ID)
+	conn := tablet.Dial(t, f.srv.URL)
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	api := f.srv.URL + "/api/events/" + f.event.Slug + "/people"
+	list := fmt.Sprintf("name,email,country,workshop,role\nK. Nordmann,KARI@example.no,NO,%d,participant\nNew Person,new@example.se,SE,%d,participant\n", f.ws[0].ID, f.ws[0].ID)
+	inEvent := func(id int64) int {
+		t.Helper()
+		ms, err := f.store.Memberships(ctx, id, f.event.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ms)
+	}
+
+	// An organizer of this event only.
+	ctype, form := csvUpload(csrf, list)
+	if status, body := postAs(t, org.http, api+"/import", ctype, form, ""); status != http.StatusBadRequest || !strings.Contains(string(body), "that you do not organize") {
+		t.Fatalf("import by an organizer of this event only: %d %.1000s; want 400 saying why", status, body)
+	}
+	add := `{"name":"Liisa V.","email":"liisa@example.fi","role":"observer"}`
+	if status, body := postAs(t, org.http, api, "application/json", add, csrf); status != http.StatusConflict || !strings.Contains(string(body), "that you do not organize") {
+		t.Fatalf("added by hand by an organizer of this event only: %d %s; want 409 saying why", status, body)
+	}
+	var n int
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM people WHERE email = 'new@example.se'").Scan(ctx, &n); err != nil || n != 0 || inEvent(kari.ID)+inEvent(liisa.ID) != 0 {
+		t.Fatalf("the refused import and add changed the event: %d new people (%v)", n, err)
+	}
+	conn.send(t, map[string]any{"type": "ping"})
+	conn.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
+
+	// Once the organizer organizes last year's event too.
+	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'organizer')", other, org.id); err != nil {
+		t.Fatal(err)
+	}
+	ctype, form = csvUpload(csrf, list)
+	status, body := postAs(t, org.http, api+"/import", ctype, form, "")
+	if page := string(body); status != http.StatusOK || !strings.Contains(page, "Imported 2 people.") ||
+		!strings.Contains(page, "1 of the people imported was a person of another event") ||
+		!strings.Contains(page, "kari@example.no is Kari Nordmann, a person of another event") || !strings.Contains(page, "revoked (1)") {
+		t.Fatalf("import by an organizer of both events: %d, the page says:\n%.3000s", status, page)
+	}
+	conn.mustCloseWith(t, hub.CloseUnauthenticated, 5*time.Second, "Kari's socket")
+	resp, err := tablet.http.Get(fmt.Sprintf("%s/events/%s/workshops/%d", f.srv.URL, f.event.Slug, f.ws[0].ID)) // hers now
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("Kari's browser after the join: %d, want 401", resp.StatusCode)
+	}
+	jar, _ := cookiejar.New(nil)
+	if resp, err := (&http.Client{Jar: jar}).Get(f.srv.URL + "/signin/" + token); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("Kari's card of last year after the join: %v %v, want 401", resp.Status, err)
+	}
+	if p, err := f.store.Person(ctx, kari.ID); err != nil || p.Name != "Kari Nordmann" || inEvent(kari.ID) != 1 {
+		t.Errorf("Kari is %q (%v) with %d roles here; want her name kept and 1 role", p.Name, err, inEvent(kari.ID))
+	}
+
+	// By hand: the JSON answer says what the join did.
+	status, body = postAs(t, org.http, api, "application/json", add, csrf)
+	var got struct {
+		ID     int64
+		Name   string
+		Joined string
+	}
+	if err := json.Unmarshal(body, &got); status != http.StatusCreated || err != nil || got.ID != liisa.ID || got.Name != "Liisa Virtanen" || !strings.Contains(got.Joined, "signed out") {
+		t.Fatalf("Liisa added by hand: %d %s (%v); want her, as she is, and what the join did", status, body, err)
+	}
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM audit_log WHERE action = 'person.join' AND actor_id = ?", org.id).Scan(ctx, &n); err != nil || n != 2 {
+		t.Errorf("%d audit records of joins (%v), want 2", n, err)
+	}
 }

@@ -39,7 +39,7 @@ func FuzzApplyOp(f *testing.F) {
 		role string
 		wid  int64
 	}{{"rapporteur", w.ID}, {"participant", w.ID}, {"observer", 0}, {"organizer", 0}, {"rapporteur", ws[1].ID}} {
-		p, err := st.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: "Fuzz " + m.role, Country: "FI"}, m.role, m.wid)
+		p, _, err := st.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: "Fuzz " + m.role, Country: "FI"}, m.role, m.wid)
 		if err != nil {
 			f.Fatal(err)
 		}

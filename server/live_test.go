@@ -105,7 +105,7 @@ func (f *fixture) MustMember(tb testing.TB, role string, w *domain.Workshop, cou
 func mustInvite(tb testing.TB, st *store.Store, eventID int64, in store.PersonInput, role string, wid int64) (domain.Person, string) {
 	tb.Helper()
 	ctx := context.Background()
-	p, err := st.AddMember(ctx, nil, eventID, in, role, wid)
+	p, _, err := st.AddMember(ctx, nil, eventID, in, role, wid)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -198,7 +198,7 @@ func (lt *loadRun) connect(ctx context.Context, n int, wids []int64) ([]*ltClien
 }
 
 func (lt *loadRun) newClient(ctx context.Context, i int, wid int64) (*ltClient, error) {
-	p, err := lt.st.AddMember(ctx, nil, lt.event.ID, store.PersonInput{Name: fmt.Sprintf("Load test %d-%d", time.Now().UnixNano(), i), Country: "FI", ActorType: "police"}, domain.RoleParticipant, wid)
+	p, _, err := lt.st.AddMember(ctx, nil, lt.event.ID, store.PersonInput{Name: fmt.Sprintf("Load test %d-%d", time.Now().UnixNano(), i), Country: "FI", ActorType: "police"}, domain.RoleParticipant, wid)
 	if err != nil {
 		return nil, err
 	}

@@ -150,11 +150,12 @@ func (a *app) handleImportPeople(w http.ResponseWriter, r *http.Request) {
 		a.answerErr(w, r, err)
 		return
 	}
+	a.endSessions(r.Context(), res.Ended...) // of the people of other events it joined
 	if isForm(r) {
-		a.peoplePage(w, r, &res) // the page, saying what the import did (sent again, it adds no one)
+		a.peoplePage(w, r, &res, "") // the page, saying what the import did (sent again, it adds no one)
 		return
 	}
-	writeJSON(w, map[string]any{"imported": len(res.Added), "people": res.Added, "already": res.Already})
+	writeJSON(w, map[string]any{"imported": len(res.Added), "people": res.Added, "joined": res.Joined, "already": res.Already})
 }
 
 // personForm is one person added by hand.
@@ -211,18 +212,30 @@ func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	row := terms.row(rows[0])
-	p, err := a.store.AddMember(r.Context(), actor(r), ev.ID, row.Person, row.Role, row.WorkshopID)
+	p, joined, err := a.store.AddMember(r.Context(), actor(r), ev.ID, row.Person, row.Role, row.WorkshopID)
 	if err != nil {
 		a.answerErr(w, r, err)
 		return
 	}
+	said := ""
+	if joined != nil {
+		a.endSessions(r.Context(), joined.Sessions...)
+		said = joined.Say(p)
+	}
 	if isForm(r) {
+		if said != "" {
+			a.peoplePage(w, r, nil, said) // what else the join did, which a redirect would not say
+			return
+		}
 		http.Redirect(w, r, "/events/"+ev.Slug+"/people", http.StatusSeeOther)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(p)
+	json.NewEncoder(w).Encode(struct {
+		domain.Person
+		Joined string `json:"joined,omitempty"` // set for a person of other events, saying what joining them did
+	}{p, said})
 }
 
 // answerErr answers a form with a message page and a script with a problem.
@@ -271,11 +284,11 @@ func inviteStatus(inv *store.Invite, now time.Time) (string, bool) {
 }
 
 // handlePeoplePage lists the event's people with roles and link status.
-func (a *app) handlePeoplePage(w http.ResponseWriter, r *http.Request) { a.peoplePage(w, r, nil) }
+func (a *app) handlePeoplePage(w http.ResponseWriter, r *http.Request) { a.peoplePage(w, r, nil, "") }
 
 // peoplePage renders the people page, with what an import did when
 // imported is not nil.
-func (a *app) peoplePage(w http.ResponseWriter, r *http.Request, imported *store.ImportResult) {
+func (a *app) peoplePage(w http.ResponseWriter, r *http.Request, imported *store.ImportResult, joined string) {
 	ev := authOf(r).scope.event
 	people, err := a.store.EventPeople(r.Context(), ev.ID)
 	if err != nil {
@@ -303,7 +316,7 @@ func (a *app) peoplePage(w http.ResponseWriter, r *http.Request, imported *store
 		}
 		views[i] = v
 	}
-	a.page(w, r, http.StatusOK, "people.html", map[string]any{"Event": ev, "People": views, "Imported": imported})
+	a.page(w, r, http.StatusOK, "people.html", map[string]any{"Event": ev, "People": views, "Imported": imported, "JoinedOne": joined})
 }
 
 // personOf reads the person id of the request's path.

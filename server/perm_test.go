@@ -155,7 +155,7 @@ func mustPermFixture(t *testing.T) *permFixture {
 	f.draftB = mk(f.b, "Draft of B", domain.Draft)
 	f.sharedA = mk(f.a, "Shared by A", domain.Shared)
 	f.releasedA = mk(f.a, "Released by A", domain.Released)
-	p, err := f.store.AddMember(ctx, nil, f.event.ID, store.PersonInput{Name: "Link holder"}, domain.RoleParticipant, f.a.ID)
+	p, _, err := f.store.AddMember(ctx, nil, f.event.ID, store.PersonInput{Name: "Link holder"}, domain.RoleParticipant, f.a.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,11 +30,16 @@ type RowProblem struct {
 	Message string `json:"message"`
 }
 
-// ImportResult is what an import did: the people it added, and the rows
-// it left out as people of the event already.
+// ImportResult is what an import did: the people it added, those of
+// them who were people of other events (Joined, by row), and the rows it
+// left out as people of the event already.
 type ImportResult struct {
 	Added   []domain.Person
+	Joined  []RowProblem
 	Already []RowProblem
+	// Ended lists the sessions the joins ended: their open connections
+	// are the caller's to close.
+	Ended []string `json:"-"`
 }
 
 // ImportPeople adds the rows' people, each with one membership, in one
@@ -45,11 +50,14 @@ type ImportResult struct {
 // rows of one name as the event has people of it without an email: a
 // list that gives her email now is still her). Nothing of theirs is
 // changed; Already lists those rows, saying when the row's name is not
-// the person's. An email of anyone outside the event refuses the whole
-// import with a RowProblem per such row, and nothing is stored. Imports
-// of one event run one at a time (a form sent twice adds its people once).
+// the person's. A row with the email of a person of other events (an
+// expert who comes back) gives that person the row's role here, as
+// joinPerson does; Joined lists those rows. Unless the actor organizes
+// every event such a person is in, the whole import is refused with a
+// RowProblem per such row, and nothing is stored. Imports of one event
+// run one at a time (a form sent twice adds its people once).
 func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, rows []ImportRow) (ImportResult, error) {
-	out := ImportResult{Added: []domain.Person{}, Already: []RowProblem{}}
+	out := ImportResult{Added: []domain.Person{}, Joined: []RowProblem{}, Already: []RowProblem{}}
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('rapporteur.import:' || ?::text))", eventID); err != nil {
 			return fmt.Errorf("wait for other imports: %w", err)
@@ -77,18 +85,12 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 				}
 			}
 		}
-		var takenList []string
-		if len(emails) > 0 {
-			if err := tx.NewRaw("SELECT lower(email) FROM people WHERE lower(email) IN (?)", bun.In(emails)).Scan(ctx, &takenList); err != nil {
-				return fmt.Errorf("check emails: %w", err)
-			}
-		}
-		taken := map[string]bool{}
-		for _, e := range takenList {
-			taken[e] = true
+		elsewhere, refusals, err := peopleElsewhere(ctx, tx, actor, eventID, emails)
+		if err != nil {
+			return err
 		}
 		var probs []RowProblem
-		var add []ImportRow
+		var add, join []ImportRow
 		for _, r := range rows {
 			email, name := Fold(r.Person.Email), nameKey(r.Person.Name)
 			known, isHere := byEmail[email]
@@ -97,8 +99,10 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s is the email of %s, who is in the event already; the row (%s) was left out", r.Person.Email, known, r.Person.Name)})
 			case email != "" && isHere:
 				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s (%s) is in the event already; the row was left out", r.Person.Name, r.Person.Email)})
-			case email != "" && taken[email]:
-				probs = append(probs, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s belongs to someone already", r.Person.Email)})
+			case email != "" && refusals[email] != "":
+				probs = append(probs, RowProblem{Line: r.Line, Field: "email", Message: refusals[email]})
+			case email != "" && elsewhere[email] != nil:
+				join = append(join, r)
 			case noEmail[name] > 0:
 				noEmail[name]--
 				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "name", Message: fmt.Sprintf("%s is in the event already (without an email); the row was left out. Someone else of this name is added on the people page", r.Person.Name)})
@@ -109,24 +113,111 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 		if len(probs) > 0 {
 			return &domain.Error{Code: domain.Invalid, Message: fmt.Sprintf("%d row(s) cannot be imported; nothing was imported.", len(probs)), Detail: probs}
 		}
+		rowErr := func(r ImportRow, err error) error {
+			var de *domain.Error
+			if errors.As(err, &de) {
+				return &domain.Error{Code: de.Code, Message: fmt.Sprintf("Line %d: %s Nothing was imported.", r.Line, de.Message),
+					Detail: []RowProblem{{Line: r.Line, Message: de.Message}}}
+			}
+			return err
+		}
 		for _, r := range add {
 			p := r.Person.person()
 			if err := addMember(ctx, tx, &p, eventID, r.Role, r.WorkshopID); err != nil {
-				var de *domain.Error
-				if errors.As(err, &de) {
-					return &domain.Error{Code: de.Code, Message: fmt.Sprintf("Line %d: %s Nothing was imported.", r.Line, de.Message),
-						Detail: []RowProblem{{Line: r.Line, Message: de.Message}}}
-				}
-				return err
+				return rowErr(r, err)
 			}
 			out.Added = append(out.Added, p)
 		}
-		return s.Audit(ctx, tx, actor, &eventID, "people.import", fmt.Sprintf("event:%d", eventID), map[string]any{"people": len(add), "already": len(out.Already)})
+		for _, r := range join {
+			p := *elsewhere[Fold(r.Person.Email)]
+			j, err := s.joinPerson(ctx, tx, actor, eventID, p, r.Role, r.WorkshopID)
+			if err != nil {
+				return rowErr(r, err)
+			}
+			out.Added = append(out.Added, p)
+			out.Joined = append(out.Joined, RowProblem{Line: r.Line, Field: "email", Message: j.Say(p)})
+			out.Ended = append(out.Ended, j.Sessions...)
+		}
+		return s.Audit(ctx, tx, actor, &eventID, "people.import", fmt.Sprintf("event:%d", eventID), map[string]any{"people": len(add), "joined": len(join), "already": len(out.Already)})
 	})
 	if err != nil {
 		return ImportResult{}, err
 	}
 	return out, nil
+}
+
+// peopleElsewhere finds the people of other events who have the emails
+// (each Fold-ed), by that form, their rows locked until tx ends (see
+// joinPerson); and, by email, why the actor may not join them to eventID:
+// only an organizer of every event a person is in may (nil actor: the
+// server itself may join anyone).
+func peopleElsewhere(ctx context.Context, tx bun.Tx, actor *int64, eventID int64, emails []string) (map[string]*domain.Person, map[string]string, error) {
+	found, refusals := map[string]*domain.Person{}, map[string]string{}
+	if len(emails) == 0 {
+		return found, refusals, nil
+	}
+	var ps []domain.Person
+	if err := tx.NewSelect().Model(&ps).Where("lower(email) IN (?)", bun.In(emails)).Order("id").For("UPDATE").Scan(ctx); err != nil {
+		return nil, nil, fmt.Errorf("find people by email: %w", err)
+	}
+	ids := make([]int64, len(ps))
+	for i := range ps {
+		ids[i] = ps[i].ID
+	}
+	other := map[int64]int{}
+	if len(ids) > 0 {
+		var err error
+		if other, err = eventsNotOrganized(ctx, tx, actor, eventID, ids); err != nil {
+			return nil, nil, err
+		}
+	}
+	for i := range ps {
+		key := Fold(*ps[i].Email)
+		found[key] = &ps[i]
+		if n := other[ps[i].ID]; n > 0 {
+			refusals[key] = fmt.Sprintf("%s is the email of a person of %d other event(s) that you do not organize. Only an organizer of every event they are in can add them here; or give the row another email", *ps[i].Email, n)
+		}
+	}
+	return found, refusals, nil
+}
+
+// Joining is what giving a person of other events a role here did besides
+// the role (see joinPerson).
+type Joining struct {
+	Sessions     []string // the person's sessions it ended: their connections are the caller's to close
+	LinksRevoked int64
+}
+
+// Say tells an organizer what joining p did.
+func (j Joining) Say(p domain.Person) string {
+	return fmt.Sprintf("%s is %s, a person of another event on this server: added to this event as they are (their name and details are kept); their earlier sign-in links were revoked (%d) and they were signed out, so give them a new link", *p.Email, p.Name, j.LinksRevoked)
+}
+
+// joinPerson gives p, a person of other events whose row the caller has
+// locked (peopleElsewhere), a role in eventID. p keeps their name and
+// details: a person is one across events. A sign-in link starts a
+// session with every role of its person, so a link issued before, by an
+// organizer of one of p's other events, would now reach this event too,
+// and so would a session begun with one: joinPerson revokes all of p's
+// links and ends all of p's sessions. Row locks keep a link from being
+// issued meanwhile (IssueInvites locks the people it links). It records
+// the join in the audit trail. The caller checks that the actor may join
+// p (peopleElsewhere).
+func (s *Store) joinPerson(ctx context.Context, tx bun.Tx, actor *int64, eventID int64, p domain.Person, role string, workshopID int64) (Joining, error) {
+	j := Joining{Sessions: []string{}}
+	if err := addMembership(ctx, tx, p.ID, eventID, role, workshopID); err != nil {
+		return j, err
+	}
+	if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", p.ID).Scan(ctx, &j.Sessions); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return j, fmt.Errorf("end sessions: %w", err)
+	}
+	res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE person_id = ? AND revoked_at IS NULL", p.ID).Exec(ctx)
+	if err != nil {
+		return j, fmt.Errorf("revoke links: %w", err)
+	}
+	j.LinksRevoked, _ = res.RowsAffected()
+	return j, s.Audit(ctx, tx, actor, &eventID, "person.join", fmt.Sprintf("person:%d", p.ID),
+		map[string]any{"role": role, "workshop_id": workshopID, "sessions": len(j.Sessions), "links_revoked": j.LinksRevoked})
 }
 
 // Fold is a text as an import compares it (an email, a taxonomy term, a
@@ -194,6 +285,14 @@ func (s *Store) IssueInvites(ctx context.Context, actor *int64, eventID int64, h
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
+		// Locked against a join to another event meanwhile, which revokes
+		// their links: one issued after its check, before its commit, would
+		// escape it (see joinPerson).
+		if len(ids) > 0 {
+			if _, err := tx.NewRaw("SELECT id FROM people WHERE id IN (?) ORDER BY id FOR SHARE", bun.In(ids)).Exec(ctx); err != nil {
+				return fmt.Errorf("lock people to link: %w", err)
+			}
+		}
 		refused, err := linkRefusals(ctx, tx, actor, eventID, ids)
 		if err != nil {
 			return err

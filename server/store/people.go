@@ -245,16 +245,46 @@ func (in PersonInput) person() domain.Person {
 
 // AddMember creates a person with one membership in an event, in one
 // transaction, and records it in the audit trail. workshopID is 0 for
-// event-wide roles.
-func (s *Store) AddMember(ctx context.Context, actor *int64, eventID int64, in PersonInput, role string, workshopID int64) (domain.Person, error) {
+// event-wide roles. A person of other events with in's email (an expert
+// who comes back) is given the membership instead, as they are, and the
+// Joining says what else that did (see joinPerson); it is nil for a new
+// person. Such a person is a Conflict unless the actor organizes every
+// event they are in, and so is one of this event already.
+func (s *Store) AddMember(ctx context.Context, actor *int64, eventID int64, in PersonInput, role string, workshopID int64) (domain.Person, *Joining, error) {
 	p := in.person()
+	var joined *Joining
 	err := s.inTx(ctx, func(tx bun.Tx) error {
+		if p.Email != nil {
+			key := Fold(*p.Email)
+			var here bool
+			if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM people WHERE lower(email) = ? AND id IN (SELECT person_id FROM memberships WHERE event_id = ?))", key, eventID).Scan(ctx, &here); err != nil {
+				return fmt.Errorf("look the email up: %w", err)
+			}
+			if here {
+				return domain.Errorf(domain.Conflict, "A person of this event has the email %q already.", *p.Email)
+			}
+			found, refusals, err := peopleElsewhere(ctx, tx, actor, eventID, []string{key})
+			if err != nil {
+				return err
+			}
+			if why := refusals[key]; why != "" {
+				return domain.Errorf(domain.Conflict, "%s.", why)
+			}
+			if k := found[key]; k != nil {
+				j, err := s.joinPerson(ctx, tx, actor, eventID, *k, role, workshopID)
+				p, joined = *k, &j
+				return err
+			}
+		}
 		if err := addMember(ctx, tx, &p, eventID, role, workshopID); err != nil {
 			return err
 		}
 		return s.Audit(ctx, tx, actor, &eventID, "membership.create", fmt.Sprintf("person:%d", p.ID), map[string]any{"role": role, "workshop_id": workshopID})
 	})
-	return p, err
+	if err != nil {
+		return domain.Person{}, nil, err
+	}
+	return p, joined, nil
 }
 
 func addMember(ctx context.Context, tx bun.Tx, p *domain.Person, eventID int64, role string, workshopID int64) error {
@@ -268,7 +298,13 @@ func addMember(ctx context.Context, tx bun.Tx, p *domain.Person, eventID int64, 
 		}
 		return fmt.Errorf("create person: %w", err)
 	}
-	m := domain.Membership{EventID: eventID, PersonID: p.ID, Role: role, Attribution: "chatham"}
+	return addMembership(ctx, tx, p.ID, eventID, role, workshopID)
+}
+
+// addMembership gives a person a role in an event (in workshopID, or
+// event-wide when 0).
+func addMembership(ctx context.Context, tx bun.Tx, person, eventID int64, role string, workshopID int64) error {
+	m := domain.Membership{EventID: eventID, PersonID: person, Role: role, Attribution: "chatham"}
 	if workshopID != 0 {
 		var ok bool
 		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM workshops WHERE id = ? AND event_id = ?)", workshopID, eventID).Scan(ctx, &ok); err != nil {

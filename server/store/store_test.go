@@ -19,6 +19,7 @@ import (
 	"github.com/uptrace/bun"
 
 	"github.com/rapporteur/rapporteur/migrations"
+	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/demo"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/pgtest"
@@ -1590,12 +1591,12 @@ func TestPersonTextsAreCheckedNotAltered(t *testing.T) {
 		"NUL in the actor type": {Name: "Anna", ActorType: "police\x00"},
 		"no name":               {Name: ""},
 	} {
-		if _, err := s.AddMember(ctx, nil, ev, in, domain.RoleParticipant, ws[0].ID); domain.ErrorCode(err) != domain.Invalid {
+		if _, _, err := s.AddMember(ctx, nil, ev, in, domain.RoleParticipant, ws[0].ID); domain.ErrorCode(err) != domain.Invalid {
 			t.Errorf("%s: %v, want invalid", name, err)
 		}
 	}
 	long := strings.Repeat("å", 200)
-	p, err := s.AddMember(ctx, nil, ev, store.PersonInput{Name: long, Organisation: `"Quoted" \ org`}, domain.RoleParticipant, ws[0].ID)
+	p, _, err := s.AddMember(ctx, nil, ev, store.PersonInput{Name: long, Organisation: `"Quoted" \ org`}, domain.RoleParticipant, ws[0].ID)
 	if err != nil {
 		t.Fatalf("a name at the limit: %v", err)
 	}
@@ -1633,7 +1634,7 @@ func TestPersonTextsAreCheckedNotAltered(t *testing.T) {
 func TestSignInFindsAPersonWhateverTheUnicodeForm(t *testing.T) {
 	ctx := context.Background()
 	s, ws := MustDemoWorkshops(t)
-	p, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Jörgen Ås", Email: "jörgen@example.ax"}, domain.RoleOrganizer, 0)
+	p, _, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Jörgen Ås", Email: "jörgen@example.ax"}, domain.RoleOrganizer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1775,21 +1776,120 @@ func TestImportAgainAddsOnlyNewPeople(t *testing.T) {
 	if err != nil || len(res.Added) != 1 || res.Added[0].Email != nil || len(res.Already) != 1 || res.Already[0].Line != 2 {
 		t.Fatalf("Bo by email and another Bo without one: %+v, %v; want the second added", res, err)
 	}
-	// Someone of another event: the whole file is refused.
+	// Someone of another event that the importer does not organize: the
+	// whole file is refused.
 	other, err := s.CreateEvent(ctx, store.EventSpec{Slug: "other", Title: "Other"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Outside", Email: "out@example.org"}, domain.RoleObserver, 0); err != nil {
+	outside, _, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Outside Person", Email: "out@example.org", Organisation: "Old org"}, domain.RoleObserver, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	refused, err := s.ImportPeople(ctx, nil, ev, []store.ImportRow{row(2, "New", "new@example.org"), row(3, "Outside", "out@example.org")})
-	if domain.ErrorCode(err) != domain.Invalid || len(refused.Added) != 0 {
-		t.Fatalf("an email of another event's person: %+v, %v; want invalid", refused, err)
+	hereOnly, _, err := s.AddMember(ctx, nil, ev, store.PersonInput{Name: "Organizer here"}, domain.RoleOrganizer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused, err := s.ImportPeople(ctx, &hereOnly.ID, ev, []store.ImportRow{row(2, "New", "new@example.org"), row(3, "Outside", "out@example.org")})
+	if de := (*domain.Error)(nil); !errors.As(err, &de) || de.Code != domain.Invalid || len(refused.Added) != 0 ||
+		!strings.Contains(fmt.Sprint(de.Detail), "1 other event(s) that you do not organize") {
+		t.Fatalf("an email of a person of an event the importer does not organize: %+v, %v; want invalid, saying why", refused, err)
 	}
 	var n int
 	s.DB().NewRaw("SELECT count(*) FROM people WHERE email = 'new@example.org'").Scan(ctx, &n)
 	if n != 0 {
 		t.Fatal("a refused file added people")
+	}
+	if _, _, err := s.AddMember(ctx, &hereOnly.ID, ev, store.PersonInput{Name: "Outside", Email: "OUT@example.org"}, domain.RoleObserver, 0); domain.ErrorCode(err) != domain.Conflict {
+		t.Fatalf("added by hand by the same organizer: %v, want a conflict", err)
+	}
+	// By an organizer of both (here: the server itself), the person joins
+	// this event with the row's role, and keeps their name and details.
+	res, err = s.ImportPeople(ctx, nil, ev, []store.ImportRow{row(2, "New", "new@example.org"), row(3, "O. Person", "OUT@example.org")})
+	if err != nil || len(res.Added) != 2 || res.Added[1].ID != outside.ID || len(res.Joined) != 1 || res.Joined[0].Line != 3 ||
+		!strings.Contains(res.Joined[0].Message, "Outside Person") {
+		t.Fatalf("an email of another event's person: %+v, %v; want New added and Outside Person joined", res, err)
+	}
+	var roles []string
+	if err := s.DB().NewRaw("SELECT event_id || ':' || role || ':' || coalesce(workshop_id, 0) FROM memberships WHERE person_id = ? ORDER BY event_id", outside.ID).Scan(ctx, &roles); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{fmt.Sprintf("%d:participant:%d", ev, ws[0].ID), fmt.Sprintf("%d:observer:0", other.ID)}; ev > other.ID || !slices.Equal(roles, want) {
+		t.Errorf("Outside Person's roles: %q, want %q", roles, want)
+	}
+	if p, err := s.Person(ctx, outside.ID); err != nil || p.Name != "Outside Person" || p.Organisation != "Old org" {
+		t.Errorf("Outside Person is now %q of %q (%v), want their details kept", p.Name, p.Organisation, err)
+	}
+	// Imported again, and added by hand: in the event already.
+	if res, err := s.ImportPeople(ctx, nil, ev, []store.ImportRow{row(2, "Outside Person", "out@example.org")}); err != nil || len(res.Added) != 0 || len(res.Already) != 1 {
+		t.Fatalf("the returning expert imported again: %+v, %v; want left out", res, err)
+	}
+	if _, _, err := s.AddMember(ctx, nil, ev, store.PersonInput{Name: "Outside Person", Email: "out@example.org"}, domain.RoleObserver, 0); domain.ErrorCode(err) != domain.Conflict {
+		t.Fatalf("the returning expert added by hand again: %v, want a conflict", err)
+	}
+}
+
+// TestJoiningAPersonEndsTheirSessionsAndLinks: a sign-in link starts a
+// session with every role of its person, so a person of another event
+// given a role here (by hand, by an organizer of both events) loses the
+// links and sessions they had: those were given by that event's
+// organizers, who would otherwise reach this event through them. The
+// join is in the audit trail.
+func TestJoiningAPersonEndsTheirSessionsAndLinks(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	other, err := s.CreateEvent(ctx, store.EventSpec{Slug: "other", Title: "Other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	boss, _, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Boss", Email: "boss@example.fi"}, domain.RoleOrganizer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anna, _, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Anna Aalto", Email: "anna@example.fi", Country: "FI"}, domain.RoleObserver, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := s.IssueInvites(ctx, nil, other.ID, map[int64]string{anna.ID: "hash-of-annas-card"}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, auth.Session{ID: "annas-tablet", PersonID: anna.ID, CSRF: "x", Created: time.Now(), LastSeen: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// The boss organizes this event only: a conflict, and nothing changes.
+	if _, j, err := s.AddMember(ctx, &boss.ID, ws[0].EventID, store.PersonInput{Name: "A. Aalto", Email: "Anna@Example.fi"}, domain.RoleRapporteur, ws[0].ID); domain.ErrorCode(err) != domain.Conflict || j != nil {
+		t.Fatalf("joined by an organizer of this event only: %+v, %v; want a conflict", j, err)
+	}
+	if _, err := s.GetSession(ctx, "annas-tablet"); err != nil {
+		t.Fatalf("the refused join ended Anna's session: %v", err)
+	}
+	// Once the boss organizes the other event too, Anna joins.
+	if _, j, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Boss", Email: "boss@example.fi"}, domain.RoleOrganizer, 0); err != nil || j == nil {
+		t.Fatalf("the boss joins the other event: %+v, %v", j, err)
+	}
+	again, j, err := s.AddMember(ctx, &boss.ID, ws[0].EventID, store.PersonInput{Name: "A. Aalto", Email: "Anna@Example.fi", Country: "SE"}, domain.RoleRapporteur, ws[0].ID)
+	if err != nil || j == nil || again.ID != anna.ID || again.Name != "Anna Aalto" || again.Country != "FI" {
+		t.Fatalf("added again in another event: %+v %+v, %v; want person %d as she is", again, j, err, anna.ID)
+	}
+	if !slices.Equal(j.Sessions, []string{"annas-tablet"}) || j.LinksRevoked != 1 || !strings.Contains(j.Say(again), "revoked (1)") {
+		t.Errorf("the join: %+v; want Anna's session ended and her link revoked", j)
+	}
+	if _, err := s.GetSession(ctx, "annas-tablet"); err == nil {
+		t.Error("Anna's session lives on after the join")
+	}
+	if revoked, err := s.InviteRevoked(ctx, links[anna.ID].ID); err != nil || !revoked {
+		t.Errorf("Anna's card of the other event: revoked %v (%v), want revoked", revoked, err)
+	}
+	ms, err := s.Memberships(ctx, anna.ID, ws[0].EventID)
+	if err != nil || len(ms) != 1 || ms[0].Role != domain.RoleRapporteur || ms[0].WorkshopID == nil || *ms[0].WorkshopID != ws[0].ID {
+		t.Fatalf("her roles in the event: %+v, %v; want rapporteur of workshop %d", ms, err, ws[0].ID)
+	}
+	var n int
+	if err := s.DB().NewRaw("SELECT count(*) FROM people WHERE lower(email) = 'anna@example.fi'").Scan(ctx, &n); err != nil || n != 1 {
+		t.Fatalf("%d people with her email (%v), want 1", n, err)
+	}
+	if err := s.DB().NewRaw("SELECT count(*) FROM audit_log WHERE action = 'person.join' AND actor_id = ? AND target = ?", boss.ID, fmt.Sprintf("person:%d", anna.ID)).Scan(ctx, &n); err != nil || n != 1 {
+		t.Errorf("%d audit records of the boss joining Anna (%v), want 1", n, err)
 	}
 }
