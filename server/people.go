@@ -169,8 +169,10 @@ type personForm struct {
 	Role         string `json:"role"`
 }
 
-// handleAddPerson adds one person with one role, checked like an import row.
-func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
+// personRow reads one person with one role (JSON, or a form with the same
+// fields), checked like an import row; when it is bad it answers the
+// request and returns false.
+func (a *app) personRow(w http.ResponseWriter, r *http.Request) (store.ImportRow, bool) {
 	ev := authOf(r).scope.event
 	var in personForm
 	if isForm(r) {
@@ -178,15 +180,15 @@ func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
 			Country: r.PostFormValue("country"), ActorType: r.PostFormValue("actor_type"), Workshop: r.PostFormValue("workshop"), Role: r.PostFormValue("role")}
 	} else if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); errors.As(err, new(*http.MaxBytesError)) {
 		a.answerErr(w, r, domain.Errorf(domain.TooLarge, "A person is at most 1 MiB of JSON."))
-		return
+		return store.ImportRow{}, false
 	} else if err != nil {
 		a.answerErr(w, r, domain.Errorf(domain.Invalid, "The body must be a JSON person: %v.", err))
-		return
+		return store.ImportRow{}, false
 	}
 	terms, err := a.termsOf(r.Context(), ev.ID)
 	if err != nil {
 		a.answerErr(w, r, err)
-		return
+		return store.ImportRow{}, false
 	}
 	// One person is a one-row file: the same checks and messages as an import.
 	var csv strings.Builder
@@ -208,10 +210,19 @@ func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
 		if len(rows) == 0 && len(rowErrs) == 0 {
 			msgs = append(msgs, "the person is empty")
 		}
-		a.answerErr(w, r, &domain.Error{Code: domain.Invalid, Message: "The person cannot be added: " + strings.Join(msgs, "; ") + ".", Detail: probs})
+		a.answerErr(w, r, &domain.Error{Code: domain.Invalid, Message: "The person is not right: " + strings.Join(msgs, "; ") + ".", Detail: probs})
+		return store.ImportRow{}, false
+	}
+	return terms.row(rows[0]), true
+}
+
+// handleAddPerson adds one person with one role, checked like an import row.
+func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
+	ev := authOf(r).scope.event
+	row, ok := a.personRow(w, r)
+	if !ok {
 		return
 	}
-	row := terms.row(rows[0])
 	p, joined, err := a.store.AddMember(r.Context(), actor(r), ev.ID, row.Person, row.Role, row.WorkshopID)
 	if err != nil {
 		a.answerErr(w, r, err)
@@ -238,6 +249,36 @@ func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
 	}{p, said})
 }
 
+// handleEditPerson sets a person's name, details and role in the event
+// (the same fields as adding one, checked the same way): a typo in the
+// list, a participant moved to another group. Their open connections are
+// checked again against a new role.
+func (a *app) handleEditPerson(w http.ResponseWriter, r *http.Request) {
+	ev := authOf(r).scope.event
+	pid, err := personOf(r)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	row, ok := a.personRow(w, r)
+	if !ok {
+		return
+	}
+	p, roleChanged, err := a.store.UpdateMember(r.Context(), actor(r), ev.ID, pid, row.Person, row.Role, row.WorkshopID)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	if roleChanged {
+		a.reauthorize(r.Context(), pid)
+	}
+	if isForm(r) {
+		http.Redirect(w, r, "/events/"+ev.Slug+"/people", http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, p)
+}
+
 // answerErr answers a form with a message page and a script with a problem.
 func (a *app) answerErr(w http.ResponseWriter, r *http.Request, err error) {
 	if isForm(r) {
@@ -261,6 +302,8 @@ func (a *app) answerErr(w http.ResponseWriter, r *http.Request, err error) {
 type personView struct {
 	Person   domain.Person
 	Roles    []string
+	Role     string // their role, and its workshop's name, as the edit form shows them
+	Workshop string
 	InviteID int64
 	Status   string
 	Active   bool
@@ -310,13 +353,21 @@ func (a *app) peoplePage(w http.ResponseWriter, r *http.Request, imported *store
 			}
 			v.Roles = append(v.Roles, role)
 		}
+		if len(p.Memberships) > 0 {
+			m := p.Memberships[0]
+			v.Role = m.Role
+			if m.WorkshopID != nil {
+				v.Workshop = terms.names[*m.WorkshopID]
+			}
+		}
 		v.Status, v.Active = inviteStatus(p.Invite, a.now())
 		if p.Invite != nil {
 			v.InviteID = p.Invite.ID
 		}
 		views[i] = v
 	}
-	a.page(w, r, http.StatusOK, "people.html", map[string]any{"Event": ev, "People": views, "Imported": imported, "JoinedOne": joined})
+	a.page(w, r, http.StatusOK, "people.html", map[string]any{"Event": ev, "People": views, "Imported": imported, "JoinedOne": joined,
+		"RoleChoices": []string{domain.RoleParticipant, domain.RoleRapporteur, domain.RoleObserver, domain.RoleReportAuthor, domain.RoleOrganizer}})
 }
 
 // personOf reads the person id of the request's path.

@@ -247,6 +247,13 @@ func httpPermCases() []httpPermCase {
 			body: func(f *permFixture, role string) (string, string) {
 				return "application/json", `{"name":"Added by ` + role + `","role":"observer"}`
 			}},
+		{route: "POST /api/events/{slug}/people/{id}", name: "edit a person", method: "POST", allowed: org, okStatus: 200,
+			path: func(f *permFixture) string {
+				return fmt.Sprintf("/api/events/%s/people/%d", slug(f), f.victimPerson)
+			},
+			body: func(f *permFixture, role string) (string, string) {
+				return "application/json", fmt.Sprintf(`{"name":"Link holder","workshop":"%d","role":"participant"}`, f.a.ID)
+			}},
 		{route: "POST /api/events/{slug}/people/{id}/invite", name: "new link", method: "POST", allowed: org, okStatus: 200,
 			path: func(f *permFixture) string {
 				return fmt.Sprintf("/api/events/%s/people/%d/invite", slug(f), f.victimPerson)

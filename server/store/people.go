@@ -362,3 +362,132 @@ func (s *Store) AllMemberships(ctx context.Context, personID int64) ([]domain.Me
 	}
 	return ms, nil
 }
+
+// UpdateMember sets a person's name and details, and their role in an
+// event (in workshopID, or event-wide when 0), in one transaction, and
+// records what changed in the audit trail: a typo in an imported list, a
+// participant moved to another group, a new rapporteur. The role
+// replaces the person's roles in the event and keeps their attribution
+// choice. A person is one across events, so their name and details may
+// be changed only by an organizer of every event they are in (Forbidden
+// otherwise; their role here may still be changed). It tells whether the
+// role changed: the person's open connections must then be checked
+// again. A person of no role in the event is NotFound; another person's
+// email, or taking the event's last organizer away, is a Conflict.
+func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personID int64, in PersonInput, role string, workshopID int64) (domain.Person, bool, error) {
+	var p domain.Person
+	roleChanged := false
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		// One change to an event's people at a time, imports included: two
+		// organizers taking the organizer role from each other at once
+		// would otherwise leave the event without one.
+		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('rapporteur.import:' || ?::text))", eventID); err != nil {
+			return fmt.Errorf("wait for other changes to the event's people: %w", err)
+		}
+		if err := checkMember(ctx, tx, eventID, personID); err != nil {
+			return err
+		}
+		if err := tx.NewSelect().Model(&p).Where("id = ?", personID).For("UPDATE").Scan(ctx); err != nil {
+			return fmt.Errorf("read person %d: %w", personID, err)
+		}
+		next := in.person()
+		var changed []string
+		for _, f := range []struct {
+			name     string
+			old, new string
+		}{
+			{"name", p.Name, next.Name}, {"email", deref(p.Email), deref(next.Email)}, {"organisation", p.Organisation, next.Organisation},
+			{"country", p.Country, next.Country}, {"actor_type", p.ActorType, next.ActorType},
+		} {
+			if f.old != f.new {
+				changed = append(changed, f.name)
+			}
+		}
+		if len(changed) > 0 {
+			other, err := eventsNotOrganized(ctx, tx, actor, eventID, []int64{personID})
+			if err != nil {
+				return err
+			}
+			if n := other[personID]; n > 0 {
+				return domain.Errorf(domain.Forbidden, "%s is also in %d other event(s) that you do not organize, which show the same name and details; only an organizer of every event they are in can change them. Their role here can still be changed.", p.Name, n)
+			}
+			if err := checkPerson(&next); err != nil {
+				return err
+			}
+			p.Name, p.Email, p.Organisation, p.Country, p.ActorType = next.Name, next.Email, next.Organisation, next.Country, next.ActorType
+			if _, err := tx.NewUpdate().Model(&p).Column("name", "email", "organisation", "country", "actor_type").WherePK().Exec(ctx); err != nil {
+				var pgErr pgdriver.Error
+				if errors.As(err, &pgErr) && pgErr.IntegrityViolation() {
+					return domain.Errorf(domain.Conflict, "A person with the email %q exists already.", deref(p.Email))
+				}
+				return fmt.Errorf("update person: %w", err)
+			}
+		}
+		var ms []domain.Membership
+		if err := tx.NewSelect().Model(&ms).Where("event_id = ? AND person_id = ?", eventID, personID).Order("id").For("UPDATE").Scan(ctx); err != nil {
+			return fmt.Errorf("read roles: %w", err)
+		}
+		was := make([]string, len(ms))
+		for i, m := range ms {
+			was[i] = roleName(m.Role, m.WorkshopID)
+		}
+		wid := &workshopID
+		if workshopID == 0 {
+			wid = nil
+		}
+		if len(ms) != 1 || roleName(role, wid) != was[0] {
+			roleChanged = true
+			if err := keepAnOrganizer(ctx, tx, eventID, personID, role); err != nil {
+				return err
+			}
+			if _, err := tx.NewDelete().Model((*domain.Membership)(nil)).Where("event_id = ? AND person_id = ?", eventID, personID).Exec(ctx); err != nil {
+				return fmt.Errorf("replace roles: %w", err)
+			}
+			if err := addMembership(ctx, tx, personID, eventID, role, workshopID); err != nil {
+				return err
+			}
+			if _, err := tx.NewRaw("UPDATE memberships SET attribution = ? WHERE event_id = ? AND person_id = ?", ms[0].Attribution, eventID, personID).Exec(ctx); err != nil {
+				return fmt.Errorf("keep attribution: %w", err)
+			}
+		}
+		if len(changed) == 0 && !roleChanged {
+			return nil
+		}
+		detail := map[string]any{"changed": changed}
+		if roleChanged {
+			detail["roles_before"], detail["role"] = was, roleName(role, wid)
+		}
+		return s.Audit(ctx, tx, actor, &eventID, "person.update", fmt.Sprintf("person:%d", personID), detail)
+	})
+	if err != nil {
+		return domain.Person{}, false, err
+	}
+	return p, roleChanged, nil
+}
+
+// roleName is a role as the audit trail names it: "participant@12", or
+// "organizer" for an event-wide one.
+func roleName(role string, workshopID *int64) string {
+	if workshopID == nil {
+		return role
+	}
+	return fmt.Sprintf("%s@%d", role, *workshopID)
+}
+
+// keepAnOrganizer refuses to take the event's organizer role from
+// personID (who is to have role now) when no one else has it: no one
+// could manage the event's people any more.
+func keepAnOrganizer(ctx context.Context, tx bun.Tx, eventID, personID int64, role string) error {
+	if role == domain.RoleOrganizer {
+		return nil
+	}
+	var others, theirs int
+	if err := tx.NewRaw(`SELECT count(*) FILTER (WHERE person_id <> ?), count(*) FILTER (WHERE person_id = ?)
+		FROM memberships WHERE event_id = ? AND role = 'organizer'`, personID, personID, eventID).Scan(ctx, &others, &theirs); err != nil {
+		return fmt.Errorf("count organizers: %w", err)
+	}
+	if theirs > 0 && others == 0 {
+		return domain.Errorf(domain.Conflict, "This is the event's only organizer: make someone else an organizer first.")
+	}
+	return nil
+}

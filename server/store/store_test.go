@@ -1893,3 +1893,37 @@ func TestJoiningAPersonEndsTheirSessionsAndLinks(t *testing.T) {
 		t.Errorf("%d audit records of the boss joining Anna (%v), want 1", n, err)
 	}
 }
+
+// TestUpdateMemberKeepsAnOrganizer: the organizer role cannot be taken
+// from an event's only organizer (no one could then manage its people),
+// but can once someone else has it; the attribution choice stays.
+func TestUpdateMemberKeepsAnOrganizer(t *testing.T) {
+	ctx := context.Background()
+	s := pg.MustStore(t)
+	ev, err := s.CreateEvent(ctx, store.EventSpec{Slug: "small", Title: "Small"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	only, _, err := s.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: "Only organizer"}, domain.RoleOrganizer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, "UPDATE memberships SET attribution = 'named' WHERE person_id = ?", only.ID); err != nil {
+		t.Fatal(err)
+	}
+	in := store.PersonInput{Name: "Only organizer"}
+	if _, changed, err := s.UpdateMember(ctx, &only.ID, ev.ID, only.ID, in, domain.RoleObserver, 0); domain.ErrorCode(err) != domain.Conflict || changed {
+		t.Fatalf("the only organizer made an observer: %v (changed %v), want a conflict", err, changed)
+	}
+	second, _, err := s.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: "Second organizer"}, domain.RoleOrganizer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, changed, err := s.UpdateMember(ctx, &second.ID, ev.ID, only.ID, in, domain.RoleObserver, 0); err != nil || !changed {
+		t.Fatalf("an organizer of two made an observer: %v (changed %v)", err, changed)
+	}
+	ms, err := s.Memberships(ctx, only.ID, ev.ID)
+	if err != nil || len(ms) != 1 || ms[0].Role != domain.RoleObserver || ms[0].Attribution != "named" {
+		t.Fatalf("their roles: %+v (%v), want observer, attribution kept", ms, err)
+	}
+}

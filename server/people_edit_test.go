@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rapporteur/rapporteur/hub"
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// TestOrganizerEditsAPerson: an organizer fixes a mistyped email and
+// moves a participant to another group. The participant's open socket
+// is closed to be checked again (4003), and a rejoin of the old group's
+// room is refused; the change is in the audit trail. Saving what is
+// there already changes nothing and closes nothing. Bad input, another
+// person's email and a person of no role here are refused, and change
+// nothing.
+func TestOrganizerEditsAPerson(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	w0, w1 := f.ws[0], f.ws[1]
+	p, token := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Moved Person", Email: "moved@exmaple.fi", Country: "FI", ActorType: "police"}, domain.RoleParticipant, w0.ID)
+	moved := mustSignIn(t, f.srv.URL, token, p.ID)
+	conn := moved.Dial(t, f.srv.URL)
+	if fr := conn.join(t, store.WorkshopRoom(w0.ID), 0); fr.Type != "joined" {
+		t.Fatalf("join: %+v", fr)
+	}
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	edit := func(id int64, body string) (int, []byte) {
+		t.Helper()
+		return postAs(t, org.http, fmt.Sprintf("%s/api/events/%s/people/%d", f.srv.URL, f.event.Slug, id), "application/json", body, csrf)
+	}
+	roles := func() string {
+		t.Helper()
+		ms, err := f.store.Memberships(ctx, p.ID, f.event.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, m := range ms {
+			out = append(out, fmt.Sprintf("%s@%d", m.Role, *m.WorkshopID))
+		}
+		return strings.Join(out, ",")
+	}
+	audits := func() (n int) {
+		t.Helper()
+		if err := f.store.DB().NewRaw("SELECT count(*) FROM audit_log WHERE action = 'person.update' AND target = ?", fmt.Sprintf("person:%d", p.ID)).Scan(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := roles()
+
+	// Refused, and nothing changes.
+	for _, c := range []struct {
+		what, body string
+		status     int
+	}{
+		{"an unknown workshop", `{"name":"Moved Person","email":"moved@example.fi","workshop":"No such group","role":"participant"}`, http.StatusBadRequest},
+		{"no name", `{"email":"moved@example.fi","workshop":"` + fmt.Sprint(w1.ID) + `","role":"participant"}`, http.StatusBadRequest},
+		{"a participant without a group", `{"name":"Moved Person","role":"participant"}`, http.StatusBadRequest},
+		{"not JSON", `{"name":`, http.StatusBadRequest},
+		{"the organizer's email", `{"name":"Moved Person","email":"` + mustEmailOf(t, f, org.id) + `","workshop":"` + fmt.Sprint(w1.ID) + `","role":"participant"}`, http.StatusConflict},
+	} {
+		if status, body := edit(p.ID, c.body); status != c.status || !strings.Contains(string(body), `"code"`) {
+			t.Errorf("%s: %d %s, want %d with a problem", c.what, status, body, c.status)
+		}
+	}
+	if status, _ := edit(1<<40, `{"name":"Nobody","role":"observer"}`); status != http.StatusNotFound {
+		t.Errorf("a person of no role here: %d, want 404", status)
+	}
+	if got, err := f.store.Person(ctx, p.ID); err != nil || *got.Email != "moved@exmaple.fi" || roles() != before || audits() != 0 {
+		t.Fatalf("the refused edits changed the person: %+v (%v), roles %s", got, err, roles())
+	}
+	conn.send(t, map[string]any{"type": "ping"})
+	conn.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
+
+	// The typo fixed and the group changed.
+	status, body := edit(p.ID, `{"name":"Moved Person","email":"moved@example.fi","country":"FI","actor_type":"police","workshop":"`+fmt.Sprint(w1.ID)+`","role":"participant"}`)
+	var got domain.Person
+	if err := json.Unmarshal(body, &got); status != http.StatusOK || err != nil || got.Email == nil || *got.Email != "moved@example.fi" {
+		t.Fatalf("edit: %d %s (%v)", status, body, err)
+	}
+	if want := fmt.Sprintf("participant@%d", w1.ID); roles() != want {
+		t.Errorf("roles after the move: %s, want %s", roles(), want)
+	}
+	conn.mustCloseWith(t, hub.CloseAccessChanged, 5*time.Second, "the moved participant's socket")
+	again := moved.Dial(t, f.srv.URL)
+	if fr := again.join(t, store.WorkshopRoom(w0.ID), 0); fr.Type != "error" {
+		t.Errorf("rejoin of the old group's room: %+v, want an error", fr)
+	}
+	if fr := again.join(t, store.WorkshopRoom(w1.ID), 0); fr.Type != "joined" {
+		t.Errorf("join of the new group's room: %+v", fr)
+	}
+	if n := audits(); n != 1 {
+		t.Errorf("%d audit records of the edit, want 1", n)
+	}
+
+	// The same again: nothing to change, no record, no socket closed.
+	if status, body := edit(p.ID, `{"name":"Moved Person","email":"moved@example.fi","country":"FI","actor_type":"police","workshop":"`+fmt.Sprint(w1.ID)+`","role":"participant"}`); status != http.StatusOK {
+		t.Fatalf("the same again: %d %s", status, body)
+	}
+	again.send(t, map[string]any{"type": "ping"})
+	again.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
+	if n := audits(); n != 1 {
+		t.Errorf("%d audit records after saving what was there, want 1", n)
+	}
+
+	// From the people page's form: a redirect to the page, which shows
+	// the new role.
+	form := url.Values{"csrf_token": {csrf}, "name": {"Moved Person"}, "email": {"moved@example.fi"}, "country": {"FI"}, "actor_type": {"police"},
+		"workshop": {fmt.Sprint(w0.ID)}, "role": {"rapporteur"}}
+	status, body = postAs(t, org.http, fmt.Sprintf("%s/api/events/%s/people/%d", f.srv.URL, f.event.Slug, p.ID), "application/x-www-form-urlencoded", form.Encode(), "")
+	if status != http.StatusOK || !strings.Contains(string(body), "rapporteur · "+w0.Name) {
+		t.Fatalf("edit from the page: %d, the page says:\n%.3000s", status, body)
+	}
+}
+
+// TestEditingAPersonOfAnotherEvent: a person's name and details are
+// shown in every event they are in, so only an organizer of all of them
+// may change those; an organizer of this event may still change their
+// role here.
+func TestEditingAPersonOfAnotherEvent(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	var other int64
+	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('other', 'Other seminar') RETURNING id").Scan(ctx, &other); err != nil {
+		t.Fatal(err)
+	}
+	both := f.MustMember(t, domain.RoleParticipant, &f.ws[0], "NO", "ngo")
+	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'observer')", other, both.id); err != nil {
+		t.Fatal(err)
+	}
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	api := fmt.Sprintf("%s/api/events/%s/people/%d", f.srv.URL, f.event.Slug, both.id)
+	status, body := postAs(t, org.http, api, "application/json", `{"name":"Renamed","country":"NO","actor_type":"ngo","role":"observer"}`, csrf)
+	if status != http.StatusForbidden || !strings.Contains(string(body), "other event(s) that you do not organize") {
+		t.Fatalf("a new name for a person of another event: %d %s, want 403 saying why", status, body)
+	}
+	if p, err := f.store.Person(ctx, both.id); err != nil || p.Name != both.name {
+		t.Fatalf("the refused edit renamed them: %q (%v)", p.Name, err)
+	}
+	status, body = postAs(t, org.http, api, "application/json", fmt.Sprintf(`{"name":%q,"country":"NO","actor_type":"ngo","role":"observer"}`, both.name), csrf)
+	if status != http.StatusOK {
+		t.Fatalf("a new role only: %d %s, want 200", status, body)
+	}
+	ms, err := f.store.Memberships(ctx, both.id, f.event.ID)
+	if err != nil || len(ms) != 1 || ms[0].Role != domain.RoleObserver || ms[0].WorkshopID != nil {
+		t.Fatalf("their roles here: %+v (%v), want observer", ms, err)
+	}
+	if ms, err := f.store.Memberships(ctx, both.id, other); err != nil || len(ms) != 1 || ms[0].Role != domain.RoleObserver {
+		t.Fatalf("their roles in the other event: %+v (%v), want them unchanged", ms, err)
+	}
+}
+
+// mustEmailOf gives a person of the fixture an email, and returns it.
+func mustEmailOf(t *testing.T, f *fixture, id int64) string {
+	t.Helper()
+	email := fmt.Sprintf("person-%d@example.org", id)
+	if _, err := f.store.DB().ExecContext(context.Background(), "UPDATE people SET email = ? WHERE id = ?", email, id); err != nil {
+		t.Fatal(err)
+	}
+	return email
+}
