@@ -150,7 +150,9 @@ func (a *app) handleImportPeople(w http.ResponseWriter, r *http.Request) {
 		a.answerErr(w, r, err)
 		return
 	}
-	a.endSessions(r.Context(), res.Ended...) // of the people of other events it joined
+	for _, j := range res.Joinings {
+		a.joined(r.Context(), j)
+	}
 	if isForm(r) {
 		a.peoplePage(w, r, &res, "") // the page, saying what the import did (sent again, it adds no one)
 		return
@@ -230,7 +232,7 @@ func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
 	}
 	said := ""
 	if joined != nil {
-		a.endSessions(r.Context(), joined.Sessions...)
+		a.joined(r.Context(), *joined)
 		said = joined.Say(p)
 	}
 	if isForm(r) {
@@ -277,6 +279,15 @@ func (a *app) handleEditPerson(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, p)
+}
+
+// joined closes the connections a join of a person of other events ended,
+// or has those of a staff member checked again, for their new role.
+func (a *app) joined(ctx context.Context, j store.Joining) {
+	a.endSessions(ctx, j.Sessions...)
+	if j.Staff {
+		a.reauthorize(ctx, j.PersonID)
+	}
 }
 
 // answerErr answers a form with a message page and a script with a problem.

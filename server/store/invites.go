@@ -37,9 +37,10 @@ type ImportResult struct {
 	Added   []domain.Person
 	Joined  []RowProblem
 	Already []RowProblem
-	// Ended lists the sessions the joins ended: their open connections
-	// are the caller's to close.
-	Ended []string `json:"-"`
+	// Joinings are what the joins did besides the roles: their ended
+	// sessions' connections are the caller's to close, and the open
+	// connections of people who keep theirs to check again.
+	Joinings []Joining `json:"-"`
 }
 
 // ImportPeople adds the rows' people, each with one membership, in one
@@ -59,8 +60,8 @@ type ImportResult struct {
 func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, rows []ImportRow) (ImportResult, error) {
 	out := ImportResult{Added: []domain.Person{}, Joined: []RowProblem{}, Already: []RowProblem{}}
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('rapporteur.import:' || ?::text))", eventID); err != nil {
-			return fmt.Errorf("wait for other imports: %w", err)
+		if err := lockPeopleOf(ctx, tx, eventID); err != nil {
+			return err
 		}
 		var here []struct {
 			Email sql.NullString
@@ -91,16 +92,25 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 		}
 		var probs []RowProblem
 		var add, join []ImportRow
+		lineOf := map[string]int{} // folded email → the first row with it
 		for _, r := range rows {
 			email, name := Fold(r.Person.Email), nameKey(r.Person.Name)
 			known, isHere := byEmail[email]
+			first, repeated := lineOf[email]
+			if email != "" && !repeated {
+				lineOf[email] = r.Line
+			}
 			switch {
+			case email != "" && repeated:
+				// The parser refuses an email given twice, but compares
+				// without Unicode normalisation.
+				probs = append(probs, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s is the email of line %d too", r.Person.Email, first)})
 			case email != "" && isHere && nameKey(known) != name:
 				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s is the email of %s, who is in the event already; the row (%s) was left out", r.Person.Email, known, r.Person.Name)})
 			case email != "" && isHere:
 				out.Already = append(out.Already, RowProblem{Line: r.Line, Field: "email", Message: fmt.Sprintf("%s (%s) is in the event already; the row was left out", r.Person.Name, r.Person.Email)})
-			case email != "" && refusals[email] != "":
-				probs = append(probs, RowProblem{Line: r.Line, Field: "email", Message: refusals[email]})
+			case email != "" && refusals[email] > 0:
+				probs = append(probs, RowProblem{Line: r.Line, Field: "email", Message: notOrganized(r.Person.Email, refusals[email]) + "; or give the row another email"})
 			case email != "" && elsewhere[email] != nil:
 				join = append(join, r)
 			case noEmail[name] > 0:
@@ -136,7 +146,7 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 			}
 			out.Added = append(out.Added, p)
 			out.Joined = append(out.Joined, RowProblem{Line: r.Line, Field: "email", Message: j.Say(p)})
-			out.Ended = append(out.Ended, j.Sessions...)
+			out.Joinings = append(out.Joinings, j)
 		}
 		return s.Audit(ctx, tx, actor, &eventID, "people.import", fmt.Sprintf("event:%d", eventID), map[string]any{"people": len(add), "joined": len(join), "already": len(out.Already)})
 	})
@@ -146,18 +156,23 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 	return out, nil
 }
 
-// peopleElsewhere finds the people of other events who have the emails
+// peopleElsewhere finds the people not of eventID who have the emails
 // (each Fold-ed), by that form, their rows locked until tx ends (see
-// joinPerson); and, by email, why the actor may not join them to eventID:
-// only an organizer of every event a person is in may (nil actor: the
-// server itself may join anyone).
-func peopleElsewhere(ctx context.Context, tx bun.Tx, actor *int64, eventID int64, emails []string) (map[string]*domain.Person, map[string]string, error) {
-	found, refusals := map[string]*domain.Person{}, map[string]string{}
+// joinPerson); and, by email, in how many events the actor does not
+// organize each is: only an organizer of every event a person is in may
+// join them to eventID (a nil actor, the server itself, may join
+// anyone).
+func peopleElsewhere(ctx context.Context, tx bun.Tx, actor *int64, eventID int64, emails []string) (map[string]*domain.Person, map[string]int, error) {
+	found, refusals := map[string]*domain.Person{}, map[string]int{}
 	if len(emails) == 0 {
 		return found, refusals, nil
 	}
+	// NO KEY UPDATE, not UPDATE: it excludes IssueInvites' FOR SHARE, but
+	// not the key-share locks of foreign keys to the person, which a
+	// sign-in holding a link's row takes for its audit record while the
+	// join waits to revoke that link (a deadlock with FOR UPDATE).
 	var ps []domain.Person
-	if err := tx.NewSelect().Model(&ps).Where("lower(email) IN (?)", bun.In(emails)).Order("id").For("UPDATE").Scan(ctx); err != nil {
+	if err := tx.NewSelect().Model(&ps).Where("lower(email) IN (?)", bun.In(emails)).Order("id").For("NO KEY UPDATE").Scan(ctx); err != nil {
 		return nil, nil, fmt.Errorf("find people by email: %w", err)
 	}
 	ids := make([]int64, len(ps))
@@ -175,38 +190,60 @@ func peopleElsewhere(ctx context.Context, tx bun.Tx, actor *int64, eventID int64
 		key := Fold(*ps[i].Email)
 		found[key] = &ps[i]
 		if n := other[ps[i].ID]; n > 0 {
-			refusals[key] = fmt.Sprintf("%s is the email of a person of %d other event(s) that you do not organize. Only an organizer of every event they are in can add them here; or give the row another email", *ps[i].Email, n)
+			refusals[key] = n
 		}
 	}
 	return found, refusals, nil
 }
 
-// Joining is what giving a person of other events a role here did besides
-// the role (see joinPerson).
+// notOrganized refuses to join the person with email, who is in n events
+// the actor does not organize.
+func notOrganized(email string, n int) string {
+	return fmt.Sprintf("%s is the email of a person of %d other event(s) that you do not organize. Only an organizer of every event they are in can add them here", email, n)
+}
+
+// Joining is what giving a person already on the server a role in an
+// event did besides the role (see joinPerson).
 type Joining struct {
-	Sessions     []string // the person's sessions it ended: their connections are the caller's to close
+	PersonID     int64
+	Sessions     []string // the sessions it ended: their connections are the caller's to close
 	LinksRevoked int64
+	// Staff is set for a person who signs in with an organisation
+	// account: their sessions go on, and their open connections are the
+	// caller's to check again, for the new role.
+	Staff bool
 }
 
 // Say tells an organizer what joining p did.
 func (j Joining) Say(p domain.Person) string {
-	return fmt.Sprintf("%s is %s, a person of another event on this server: added to this event as they are (their name and details are kept); their earlier sign-in links were revoked (%d) and they were signed out, so give them a new link", *p.Email, p.Name, j.LinksRevoked)
+	head := fmt.Sprintf("%s is %s, a person already on this server: added to this event as they are (their name and details are kept)", *p.Email, p.Name)
+	if j.Staff {
+		return head + "; they sign in with their organisation account"
+	}
+	return head + fmt.Sprintf("; their earlier sign-in links were revoked (%d) and they were signed out on every device, so give them a new link", j.LinksRevoked)
 }
 
-// joinPerson gives p, a person of other events whose row the caller has
-// locked (peopleElsewhere), a role in eventID. p keeps their name and
-// details: a person is one across events. A sign-in link starts a
-// session with every role of its person, so a link issued before, by an
-// organizer of one of p's other events, would now reach this event too,
-// and so would a session begun with one: joinPerson revokes all of p's
-// links and ends all of p's sessions. Row locks keep a link from being
-// issued meanwhile (IssueInvites locks the people it links). It records
-// the join in the audit trail. The caller checks that the actor may join
-// p (peopleElsewhere).
+// joinPerson gives p, a person of other events (or of none) whose row
+// the caller has locked (peopleElsewhere), a role in eventID. p keeps
+// their name and details: a person is one across events. A sign-in link
+// starts a session with every role of its person, so a link issued
+// before, by an organizer of one of p's other events, would now reach
+// this event too, and so would a session begun with one: joinPerson
+// revokes all of p's links and ends all of p's sessions. Row locks keep
+// a link from being issued meanwhile (IssueInvites locks the people it
+// links). A person who signs in with an organisation account has no
+// links (see linkRefusals), and sessions begun by that account only, so
+// theirs go on. It records the join in the audit trail. The caller holds
+// the event's people lock and checks that the actor may join p
+// (peopleElsewhere).
 func (s *Store) joinPerson(ctx context.Context, tx bun.Tx, actor *int64, eventID int64, p domain.Person, role string, workshopID int64) (Joining, error) {
-	j := Joining{Sessions: []string{}}
+	j := Joining{PersonID: p.ID, Sessions: []string{}, Staff: p.OIDCSubject != nil}
 	if err := addMembership(ctx, tx, p.ID, eventID, role, workshopID); err != nil {
 		return j, err
+	}
+	if j.Staff {
+		return j, s.Audit(ctx, tx, actor, &eventID, "person.join", fmt.Sprintf("person:%d", p.ID),
+			map[string]any{"role": role, "workshop_id": workshopID, "staff": true})
 	}
 	if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", p.ID).Scan(ctx, &j.Sessions); err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return j, fmt.Errorf("end sessions: %w", err)
@@ -218,6 +255,18 @@ func (s *Store) joinPerson(ctx context.Context, tx bun.Tx, actor *int64, eventID
 	j.LinksRevoked, _ = res.RowsAffected()
 	return j, s.Audit(ctx, tx, actor, &eventID, "person.join", fmt.Sprintf("person:%d", p.ID),
 		map[string]any{"role": role, "workshop_id": workshopID, "sessions": len(j.Sessions), "links_revoked": j.LinksRevoked})
+}
+
+// lockPeopleOf waits for, and holds until tx ends, the lock on changes
+// to an event's people: imports, additions and edits run one at a time,
+// so that a check of who is in the event holds until its change commits
+// (a form sent twice adds its people once; two organizers cannot take
+// the organizer role from each other at once).
+func lockPeopleOf(ctx context.Context, tx bun.Tx, eventID int64) error {
+	if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('rapporteur.import:' || ?::text))", eventID); err != nil {
+		return fmt.Errorf("wait for other changes to the event's people: %w", err)
+	}
+	return nil
 }
 
 // Fold is a text as an import compares it (an email, a taxonomy term, a

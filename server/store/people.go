@@ -248,12 +248,15 @@ func (in PersonInput) person() domain.Person {
 // event-wide roles. A person of other events with in's email (an expert
 // who comes back) is given the membership instead, as they are, and the
 // Joining says what else that did (see joinPerson); it is nil for a new
-// person. Such a person is a Conflict unless the actor organizes every
-// event they are in, and so is one of this event already.
+// person. Such a person is Forbidden unless the actor organizes every
+// event they are in; one of this event already is a Conflict.
 func (s *Store) AddMember(ctx context.Context, actor *int64, eventID int64, in PersonInput, role string, workshopID int64) (domain.Person, *Joining, error) {
 	p := in.person()
 	var joined *Joining
 	err := s.inTx(ctx, func(tx bun.Tx) error {
+		if err := lockPeopleOf(ctx, tx, eventID); err != nil {
+			return err
+		}
 		if p.Email != nil {
 			key := Fold(*p.Email)
 			var here bool
@@ -267,8 +270,8 @@ func (s *Store) AddMember(ctx context.Context, actor *int64, eventID int64, in P
 			if err != nil {
 				return err
 			}
-			if why := refusals[key]; why != "" {
-				return domain.Errorf(domain.Conflict, "%s.", why)
+			if n := refusals[key]; n > 0 {
+				return domain.Errorf(domain.Forbidden, "%s.", notOrganized(*p.Email, n))
 			}
 			if k := found[key]; k != nil {
 				j, err := s.joinPerson(ctx, tx, actor, eventID, *k, role, workshopID)
@@ -378,16 +381,13 @@ func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personI
 	var p domain.Person
 	roleChanged := false
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		// One change to an event's people at a time, imports included: two
-		// organizers taking the organizer role from each other at once
-		// would otherwise leave the event without one.
-		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('rapporteur.import:' || ?::text))", eventID); err != nil {
-			return fmt.Errorf("wait for other changes to the event's people: %w", err)
+		if err := lockPeopleOf(ctx, tx, eventID); err != nil {
+			return err
 		}
 		if err := checkMember(ctx, tx, eventID, personID); err != nil {
 			return err
 		}
-		if err := tx.NewSelect().Model(&p).Where("id = ?", personID).For("UPDATE").Scan(ctx); err != nil {
+		if err := tx.NewSelect().Model(&p).Where("id = ?", personID).For("NO KEY UPDATE").Scan(ctx); err != nil { // see peopleElsewhere
 			return fmt.Errorf("read person %d: %w", personID, err)
 		}
 		next := in.person()

@@ -1800,8 +1800,13 @@ func TestImportAgainAddsOnlyNewPeople(t *testing.T) {
 	if n != 0 {
 		t.Fatal("a refused file added people")
 	}
-	if _, _, err := s.AddMember(ctx, &hereOnly.ID, ev, store.PersonInput{Name: "Outside", Email: "OUT@example.org"}, domain.RoleObserver, 0); domain.ErrorCode(err) != domain.Conflict {
-		t.Fatalf("added by hand by the same organizer: %v, want a conflict", err)
+	if _, _, err := s.AddMember(ctx, &hereOnly.ID, ev, store.PersonInput{Name: "Outside", Email: "OUT@example.org"}, domain.RoleObserver, 0); domain.ErrorCode(err) != domain.Forbidden {
+		t.Fatalf("added by hand by the same organizer: %v, want forbidden", err)
+	}
+	// One email twice, in two Unicode forms: refused, not joined twice.
+	twice, err := s.ImportPeople(ctx, nil, ev, []store.ImportRow{row(2, "Jörgen", "jörgen@example.org"), row(3, "Jörgen", norm.NFD.String("JÖRGEN@example.org"))})
+	if de := (*domain.Error)(nil); !errors.As(err, &de) || de.Code != domain.Invalid || len(twice.Added) != 0 || !strings.Contains(fmt.Sprint(de.Detail), "is the email of line 2 too") {
+		t.Fatalf("one email twice: %+v, %v; want invalid, saying so", twice, err)
 	}
 	// By an organizer of both (here: the server itself), the person joins
 	// this event with the row's role, and keeps their name and details.
@@ -1857,9 +1862,9 @@ func TestJoiningAPersonEndsTheirSessionsAndLinks(t *testing.T) {
 	if err := s.CreateSession(ctx, auth.Session{ID: "annas-tablet", PersonID: anna.ID, CSRF: "x", Created: time.Now(), LastSeen: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	// The boss organizes this event only: a conflict, and nothing changes.
-	if _, j, err := s.AddMember(ctx, &boss.ID, ws[0].EventID, store.PersonInput{Name: "A. Aalto", Email: "Anna@Example.fi"}, domain.RoleRapporteur, ws[0].ID); domain.ErrorCode(err) != domain.Conflict || j != nil {
-		t.Fatalf("joined by an organizer of this event only: %+v, %v; want a conflict", j, err)
+	// The boss organizes this event only: forbidden, and nothing changes.
+	if _, j, err := s.AddMember(ctx, &boss.ID, ws[0].EventID, store.PersonInput{Name: "A. Aalto", Email: "Anna@Example.fi"}, domain.RoleRapporteur, ws[0].ID); domain.ErrorCode(err) != domain.Forbidden || j != nil {
+		t.Fatalf("joined by an organizer of this event only: %+v, %v; want forbidden", j, err)
 	}
 	if _, err := s.GetSession(ctx, "annas-tablet"); err != nil {
 		t.Fatalf("the refused join ended Anna's session: %v", err)
@@ -1925,5 +1930,146 @@ func TestUpdateMemberKeepsAnOrganizer(t *testing.T) {
 	ms, err := s.Memberships(ctx, only.ID, ev.ID)
 	if err != nil || len(ms) != 1 || ms[0].Role != domain.RoleObserver || ms[0].Attribution != "named" {
 		t.Fatalf("their roles: %+v (%v), want observer, attribution kept", ms, err)
+	}
+}
+
+// TestJoiningAStaffMemberKeepsTheirSessions: a person who signs in with
+// an organisation account has no links, and sessions of that account
+// only, so a join leaves their sessions alone (the caller checks their
+// connections again instead).
+func TestJoiningAStaffMemberKeepsTheirSessions(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	other, err := s.CreateEvent(ctx, store.EventSpec{Slug: "other", Title: "Other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	staff, _, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Staff Member", Email: "staff@example.org"}, domain.RoleOrganizer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, "UPDATE people SET oidc_issuer = 'https://idp.example', oidc_subject = 'staff-1' WHERE id = ?", staff.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateSession(ctx, auth.Session{ID: "staff-laptop", PersonID: staff.ID, CSRF: "x", Created: time.Now(), LastSeen: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	_, j, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Staff", Email: "staff@example.org"}, domain.RoleOrganizer, 0)
+	if err != nil || j == nil || !j.Staff || j.PersonID != staff.ID || len(j.Sessions) != 0 {
+		t.Fatalf("the join: %+v, %v; want a staff join that ends nothing", j, err)
+	}
+	if _, err := s.GetSession(ctx, "staff-laptop"); err != nil {
+		t.Errorf("the staff member's session after the join: %v, want it kept", err)
+	}
+}
+
+// TestALinkIsNotIssuedPastAJoin: a join holds the person's row from its
+// check to its commit, and issuing a link waits for it: a link issued by
+// an organizer of the person's other event in between would otherwise
+// miss both the join's revocation and its new membership, and sign in
+// with the new role.
+func TestALinkIsNotIssuedPastAJoin(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	other, err := s.CreateEvent(ctx, store.EventSpec{Slug: "other", Title: "Other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherOrg, _, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Organizer there"}, domain.RoleOrganizer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expert, _, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Expert", Email: "expert@example.org"}, domain.RoleObserver, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A join half done: the person's row locked as peopleElsewhere locks
+	// it, and the new membership written, not yet committed.
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "SELECT id FROM people WHERE id = ? FOR NO KEY UPDATE", expert.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'organizer')", ws[0].EventID, expert.ID); err != nil {
+		t.Fatal(err)
+	}
+	issued := make(chan error, 1)
+	go func() {
+		_, err := s.IssueInvites(ctx, &otherOrg.ID, other.ID, map[int64]string{expert.ID: "hash-issued-meanwhile"}, time.Now().Add(time.Hour))
+		issued <- err
+	}()
+	select {
+	case err := <-issued:
+		t.Fatalf("a link was issued (%v) while a join held the person", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-issued; domain.ErrorCode(err) != domain.Forbidden {
+		t.Fatalf("the link after the join: %v, want forbidden (the expert is in an event its issuer does not organize)", err)
+	}
+}
+
+// TestAJoinAndASignInDoNotDeadlock: a sign-in holds its link's row and
+// then writes an audit record that names the person (a key-share lock on
+// their row), while a join holds the person's row and waits to revoke
+// that link. Both must go through.
+func TestAJoinAndASignInDoNotDeadlock(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	other, err := s.CreateEvent(ctx, store.EventSpec{Slug: "other", Title: "Other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	expert, _, err := s.AddMember(ctx, nil, other.ID, store.PersonInput{Name: "Expert", Email: "expert@example.org"}, domain.RoleObserver, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	links, err := s.IssueInvites(ctx, nil, other.ID, map[int64]string{expert.ID: "hash-of-the-card"}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A sign-in half done, as RedeemInvite does it: the link's row locked.
+	signIn, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer signIn.Rollback()
+	if _, err := signIn.ExecContext(ctx, "SELECT id FROM invites WHERE id = ? FOR UPDATE", links[expert.ID].ID); err != nil {
+		t.Fatal(err)
+	}
+	joined := make(chan error, 1)
+	go func() {
+		_, _, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Expert", Email: "expert@example.org"}, domain.RoleObserver, 0)
+		joined <- err
+	}()
+	// Until the join waits for the link's row.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var waiting int
+		if err := s.DB().NewRaw("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'").Scan(ctx, &waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the join never waited for the link")
+		}
+	}
+	if _, err := signIn.ExecContext(ctx, "INSERT INTO audit_log (actor_id, event_id, action, target) VALUES (?, ?, 'signin.link', 'invite')", expert.ID, other.ID); err != nil {
+		t.Fatalf("the sign-in's audit record: %v", err)
+	}
+	if err := signIn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-joined; err != nil {
+		t.Fatalf("the join: %v", err)
+	}
+	if revoked, err := s.InviteRevoked(ctx, links[expert.ID].ID); err != nil || !revoked {
+		t.Errorf("the card after the join: revoked %v (%v), want revoked", revoked, err)
 	}
 }
