@@ -576,3 +576,42 @@ func TestAReturningExpertJoinsOnlyThroughAnOrganizerOfAll(t *testing.T) {
 		t.Errorf("%d audit records of joins (%v), want 2", n, err)
 	}
 }
+
+// TestJoiningAStaffMemberKeepsThemSignedIn: a person who signs in with an
+// organisation account has no links, and only sessions of that account,
+// so joining them to another event leaves them signed in; their open
+// socket is closed with 4003, to resume under the new role.
+func TestJoiningAStaffMemberKeepsThemSignedIn(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	var other int64
+	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('last-year', 'Last year') RETURNING id").Scan(ctx, &other); err != nil {
+		t.Fatal(err)
+	}
+	staff, token := mustInvite(t, f.store, other, store.PersonInput{Name: "Staff Member", Email: "staff@example.org"}, domain.RoleOrganizer, 0)
+	laptop := mustSignIn(t, f.srv.URL, token, staff.ID)
+	// As if their first organisation sign-in had come since (which revokes
+	// their links): a staff member's sessions are their account's.
+	if _, err := f.store.DB().ExecContext(ctx, "UPDATE people SET oidc_issuer = 'https://idp.example', oidc_subject = 'staff-1' WHERE id = ?", staff.ID); err != nil {
+		t.Fatal(err)
+	}
+	conn := laptop.Dial(t, f.srv.URL)
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'organizer')", other, org.id); err != nil {
+		t.Fatal(err)
+	}
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	status, body := postAs(t, org.http, f.srv.URL+"/api/events/"+f.event.Slug+"/people", "application/json", `{"name":"Staff","email":"staff@example.org","role":"report_author"}`, csrf)
+	if status != http.StatusCreated || !strings.Contains(string(body), "they sign in with their organisation account") {
+		t.Fatalf("the staff member added: %d %s", status, body)
+	}
+	conn.mustCloseWith(t, hub.CloseAccessChanged, 5*time.Second, "the staff member's socket")
+	resp, err := laptop.http.Get(fmt.Sprintf("%s/events/%s/workshops/%d", f.srv.URL, f.event.Slug, f.ws[0].ID)) // a group's drafts: theirs to read now
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("the staff member's browser after the join, on a group's page: %d, want 200", resp.StatusCode)
+	}
+}

@@ -173,8 +173,11 @@ type personForm struct {
 
 // personRow reads one person with one role (JSON, or a form with the same
 // fields), checked like an import row; when it is bad it answers the
-// request and returns false.
-func (a *app) personRow(w http.ResponseWriter, r *http.Request) (store.ImportRow, bool) {
+// request and returns false. A country, actor type or email the same as
+// stored's (an edit of a person as they are) is taken as stored: it may
+// be another event's term, or an email in capitals from an organisation
+// account, which a new row could not have.
+func (a *app) personRow(w http.ResponseWriter, r *http.Request, stored *domain.Person) (store.ImportRow, bool) {
 	ev := authOf(r).scope.event
 	var in personForm
 	if isForm(r) {
@@ -186,6 +189,20 @@ func (a *app) personRow(w http.ResponseWriter, r *http.Request) (store.ImportRow
 	} else if err != nil {
 		a.answerErr(w, r, domain.Errorf(domain.Invalid, "The body must be a JSON person: %v.", err))
 		return store.ImportRow{}, false
+	}
+	var keepCountry, keepActor, keepEmail bool
+	if stored != nil {
+		keepCountry, keepActor = in.Country != "" && in.Country == stored.Country, in.ActorType != "" && in.ActorType == stored.ActorType
+		keepEmail = stored.Email != nil && store.Fold(in.Email) == store.Fold(*stored.Email)
+		if keepCountry {
+			in.Country = ""
+		}
+		if keepActor {
+			in.ActorType = ""
+		}
+		if keepEmail {
+			in.Email = ""
+		}
 	}
 	terms, err := a.termsOf(r.Context(), ev.ID)
 	if err != nil {
@@ -215,13 +232,23 @@ func (a *app) personRow(w http.ResponseWriter, r *http.Request) (store.ImportRow
 		a.answerErr(w, r, &domain.Error{Code: domain.Invalid, Message: "The person is not right: " + strings.Join(msgs, "; ") + ".", Detail: probs})
 		return store.ImportRow{}, false
 	}
-	return terms.row(rows[0]), true
+	row := terms.row(rows[0])
+	if keepCountry {
+		row.Person.Country = stored.Country
+	}
+	if keepActor {
+		row.Person.ActorType = stored.ActorType
+	}
+	if keepEmail {
+		row.Person.Email = *stored.Email
+	}
+	return row, true
 }
 
 // handleAddPerson adds one person with one role, checked like an import row.
 func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
 	ev := authOf(r).scope.event
-	row, ok := a.personRow(w, r)
+	row, ok := a.personRow(w, r, nil)
 	if !ok {
 		return
 	}
@@ -252,9 +279,10 @@ func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
 }
 
 // handleEditPerson sets a person's name, details and role in the event
-// (the same fields as adding one, checked the same way): a typo in the
-// list, a participant moved to another group. Their open connections are
-// checked again against a new role.
+// (the same fields as adding one, checked the same way, every field
+// given): a typo in the list, a participant moved to another group. Their
+// open connections, which carry their name, label and roles, are checked
+// again after a change.
 func (a *app) handleEditPerson(w http.ResponseWriter, r *http.Request) {
 	ev := authOf(r).scope.event
 	pid, err := personOf(r)
@@ -262,16 +290,21 @@ func (a *app) handleEditPerson(w http.ResponseWriter, r *http.Request) {
 		a.answerErr(w, r, err)
 		return
 	}
-	row, ok := a.personRow(w, r)
-	if !ok {
-		return
-	}
-	p, roleChanged, err := a.store.UpdateMember(r.Context(), actor(r), ev.ID, pid, row.Person, row.Role, row.WorkshopID)
+	stored, err := a.store.Person(r.Context(), pid)
 	if err != nil {
 		a.answerErr(w, r, err)
 		return
 	}
-	if roleChanged {
+	row, ok := a.personRow(w, r, &stored)
+	if !ok {
+		return
+	}
+	p, changed, err := a.store.UpdateMember(r.Context(), actor(r), ev.ID, pid, row.Person, row.Role, row.WorkshopID)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	if changed {
 		a.reauthorize(r.Context(), pid)
 	}
 	if isForm(r) {
@@ -313,8 +346,8 @@ func (a *app) answerErr(w http.ResponseWriter, r *http.Request, err error) {
 type personView struct {
 	Person   domain.Person
 	Roles    []string
-	Role     string // their role, and its workshop's name, as the edit form shows them
-	Workshop string
+	Role     string // their role, and its workshop, as the edit form shows them
+	Workshop int64
 	InviteID int64
 	Status   string
 	Active   bool
@@ -368,7 +401,7 @@ func (a *app) peoplePage(w http.ResponseWriter, r *http.Request, imported *store
 			m := p.Memberships[0]
 			v.Role = m.Role
 			if m.WorkshopID != nil {
-				v.Workshop = terms.names[*m.WorkshopID]
+				v.Workshop = *m.WorkshopID
 			}
 		}
 		v.Status, v.Active = inviteStatus(p.Invite, a.now())
@@ -377,7 +410,12 @@ func (a *app) peoplePage(w http.ResponseWriter, r *http.Request, imported *store
 		}
 		views[i] = v
 	}
-	a.page(w, r, http.StatusOK, "people.html", map[string]any{"Event": ev, "People": views, "Imported": imported, "JoinedOne": joined,
+	ws, err := a.store.Workshops(r.Context(), ev.ID)
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	a.page(w, r, http.StatusOK, "people.html", map[string]any{"Event": ev, "People": views, "Imported": imported, "JoinedOne": joined, "Workshops": ws,
 		"RoleChoices": []string{domain.RoleParticipant, domain.RoleRapporteur, domain.RoleObserver, domain.RoleReportAuthor, domain.RoleOrganizer}})
 }
 

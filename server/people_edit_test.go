@@ -74,8 +74,18 @@ func TestOrganizerEditsAPerson(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d with a problem", c.what, status, body, c.status)
 		}
 	}
-	if status, _ := edit(1<<40, `{"name":"Nobody","role":"observer"}`); status != http.StatusNotFound {
-		t.Errorf("a person of no role here: %d, want 404", status)
+	var otherEvent int64
+	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('other', 'Other seminar') RETURNING id").Scan(ctx, &otherEvent); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere, _ := mustInvite(t, f.store, otherEvent, store.PersonInput{Name: "Not here"}, domain.RoleObserver, 0)
+	for _, id := range []int64{elsewhere.ID, 1 << 40} {
+		if status, _ := edit(id, `{"name":"Renamed","role":"observer"}`); status != http.StatusNotFound {
+			t.Errorf("person %d, of no role here: %d, want 404", id, status)
+		}
+	}
+	if got, err := f.store.Person(ctx, elsewhere.ID); err != nil || got.Name != "Not here" {
+		t.Errorf("the person of another event is now %q (%v)", got.Name, err)
 	}
 	if got, err := f.store.Person(ctx, p.ID); err != nil || *got.Email != "moved@exmaple.fi" || roles() != before || audits() != 0 {
 		t.Fatalf("the refused edits changed the person: %+v (%v), roles %s", got, err, roles())
@@ -122,6 +132,10 @@ func TestOrganizerEditsAPerson(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(string(body), "rapporteur · "+w0.Name) {
 		t.Fatalf("edit from the page: %d, the page says:\n%.3000s", status, body)
 	}
+	again.mustCloseWith(t, hub.CloseAccessChanged, 5*time.Second, "the new rapporteur's socket")
+	if n := audits(); n != 2 {
+		t.Errorf("%d audit records after the page's edit, want 2", n)
+	}
 }
 
 // TestEditingAPersonOfAnotherEvent: a person's name and details are
@@ -139,6 +153,12 @@ func TestEditingAPersonOfAnotherEvent(t *testing.T) {
 	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'observer')", other, both.id); err != nil {
 		t.Fatal(err)
 	}
+	// A country this event's taxonomy lacks (the other event's), and an
+	// email in capitals (as an organisation account may give it): echoed
+	// back as they are, they are no change.
+	if _, err := f.store.DB().ExecContext(ctx, "UPDATE people SET country = 'XK', email = 'Both.Events@Example.org' WHERE id = ?", both.id); err != nil {
+		t.Fatal(err)
+	}
 	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
 	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
 	api := fmt.Sprintf("%s/api/events/%s/people/%d", f.srv.URL, f.event.Slug, both.id)
@@ -149,9 +169,12 @@ func TestEditingAPersonOfAnotherEvent(t *testing.T) {
 	if p, err := f.store.Person(ctx, both.id); err != nil || p.Name != both.name {
 		t.Fatalf("the refused edit renamed them: %q (%v)", p.Name, err)
 	}
-	status, body = postAs(t, org.http, api, "application/json", fmt.Sprintf(`{"name":%q,"country":"NO","actor_type":"ngo","role":"observer"}`, both.name), csrf)
+	status, body = postAs(t, org.http, api, "application/json", fmt.Sprintf(`{"name":%q,"email":"Both.Events@Example.org","country":"XK","actor_type":"ngo","role":"observer"}`, both.name), csrf)
 	if status != http.StatusOK {
 		t.Fatalf("a new role only: %d %s, want 200", status, body)
+	}
+	if p, err := f.store.Person(ctx, both.id); err != nil || p.Country != "XK" || *p.Email != "Both.Events@Example.org" {
+		t.Errorf("their details after a new role: %+v (%v), want them as they were", p, err)
 	}
 	ms, err := f.store.Memberships(ctx, both.id, f.event.ID)
 	if err != nil || len(ms) != 1 || ms[0].Role != domain.RoleObserver || ms[0].WorkshopID != nil {

@@ -369,29 +369,38 @@ func (s *Store) AllMemberships(ctx context.Context, personID int64) ([]domain.Me
 // UpdateMember sets a person's name and details, and their role in an
 // event (in workshopID, or event-wide when 0), in one transaction, and
 // records what changed in the audit trail: a typo in an imported list, a
-// participant moved to another group, a new rapporteur. The role
+// participant moved to another group, a new rapporteur. A new role
 // replaces the person's roles in the event and keeps their attribution
 // choice. A person is one across events, so their name and details may
 // be changed only by an organizer of every event they are in (Forbidden
-// otherwise; their role here may still be changed). It tells whether the
-// role changed: the person's open connections must then be checked
-// again. A person of no role in the event is NotFound; another person's
-// email, or taking the event's last organizer away, is a Conflict.
+// otherwise; their role here may still be changed). Roles granted by an
+// organisation account's claims (see syncClaimRoles) are changed there,
+// not here (Conflict). It tells whether anything changed: the person's
+// open connections, which carry their name, label and roles, must then
+// be checked again. A person of no role in the event is NotFound;
+// another person's email, or taking the event's last organizer away, is
+// a Conflict.
 func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personID int64, in PersonInput, role string, workshopID int64) (domain.Person, bool, error) {
 	var p domain.Person
 	roleChanged := false
+	var changed []string
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		if err := lockPeopleOf(ctx, tx, eventID); err != nil {
 			return err
 		}
-		if err := checkMember(ctx, tx, eventID, personID); err != nil {
-			return err
-		}
 		if err := tx.NewSelect().Model(&p).Where("id = ?", personID).For("NO KEY UPDATE").Scan(ctx); err != nil { // see peopleElsewhere
-			return fmt.Errorf("read person %d: %w", personID, err)
+			return notFound(err, "Person %d has no role in this event.", personID)
+		}
+		// Read after the person's lock: a sign-in may change their roles
+		// until then (syncClaimRoles).
+		var ms []domain.Membership
+		if err := tx.NewSelect().Model(&ms).Where("event_id = ? AND person_id = ?", eventID, personID).Order("id").Scan(ctx); err != nil {
+			return fmt.Errorf("read roles: %w", err)
+		}
+		if len(ms) == 0 {
+			return domain.Errorf(domain.NotFound, "Person %d has no role in this event.", personID)
 		}
 		next := in.person()
-		var changed []string
 		for _, f := range []struct {
 			name     string
 			old, new string
@@ -423,10 +432,6 @@ func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personI
 				return fmt.Errorf("update person: %w", err)
 			}
 		}
-		var ms []domain.Membership
-		if err := tx.NewSelect().Model(&ms).Where("event_id = ? AND person_id = ?", eventID, personID).Order("id").For("UPDATE").Scan(ctx); err != nil {
-			return fmt.Errorf("read roles: %w", err)
-		}
 		was := make([]string, len(ms))
 		for i, m := range ms {
 			was[i] = roleName(m.Role, m.WorkshopID)
@@ -437,7 +442,14 @@ func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personI
 		}
 		if len(ms) != 1 || roleName(role, wid) != was[0] {
 			roleChanged = true
-			if err := keepAnOrganizer(ctx, tx, eventID, personID, role); err != nil {
+			var granted bool
+			if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM oidc_role_grants WHERE membership_id IN (?))", bun.In(membershipIDs(ms))).Scan(ctx, &granted); err != nil {
+				return fmt.Errorf("read role grants: %w", err)
+			}
+			if granted {
+				return domain.Errorf(domain.Conflict, "%s has roles here from their organisation account's groups (OIDC_ROLE_MAP), which their next sign-in would set again: change their groups there.", p.Name)
+			}
+			if err := keepAnOrganizer(ctx, tx, eventID, personID, role, workshopID); err != nil {
 				return err
 			}
 			if _, err := tx.NewDelete().Model((*domain.Membership)(nil)).Where("event_id = ? AND person_id = ?", eventID, personID).Exec(ctx); err != nil {
@@ -462,7 +474,15 @@ func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personI
 	if err != nil {
 		return domain.Person{}, false, err
 	}
-	return p, roleChanged, nil
+	return p, roleChanged || len(changed) > 0, nil
+}
+
+func membershipIDs(ms []domain.Membership) []int64 {
+	ids := make([]int64, len(ms))
+	for i, m := range ms {
+		ids[i] = m.ID
+	}
+	return ids
 }
 
 // roleName is a role as the audit trail names it: "participant@12", or
@@ -474,16 +494,17 @@ func roleName(role string, workshopID *int64) string {
 	return fmt.Sprintf("%s@%d", role, *workshopID)
 }
 
-// keepAnOrganizer refuses to take the event's organizer role from
-// personID (who is to have role now) when no one else has it: no one
-// could manage the event's people any more.
-func keepAnOrganizer(ctx context.Context, tx bun.Tx, eventID, personID int64, role string) error {
-	if role == domain.RoleOrganizer {
+// keepAnOrganizer refuses to take the event's organizer role (event-wide:
+// the one that manages its people) from personID, who is to have role in
+// workshopID now, when no one else has it: no one could manage the
+// event's people any more.
+func keepAnOrganizer(ctx context.Context, tx bun.Tx, eventID, personID int64, role string, workshopID int64) error {
+	if role == domain.RoleOrganizer && workshopID == 0 {
 		return nil
 	}
 	var others, theirs int
 	if err := tx.NewRaw(`SELECT count(*) FILTER (WHERE person_id <> ?), count(*) FILTER (WHERE person_id = ?)
-		FROM memberships WHERE event_id = ? AND role = 'organizer'`, personID, personID, eventID).Scan(ctx, &others, &theirs); err != nil {
+		FROM memberships WHERE event_id = ? AND role = 'organizer' AND workshop_id IS NULL`, personID, personID, eventID).Scan(ctx, &others, &theirs); err != nil {
 		return fmt.Errorf("count organizers: %w", err)
 	}
 	if theirs > 0 && others == 0 {

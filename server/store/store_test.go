@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/rapporteur/rapporteur/migrations"
 	"github.com/rapporteur/rapporteur/server/auth"
@@ -1967,7 +1968,8 @@ func TestJoiningAStaffMemberKeepsTheirSessions(t *testing.T) {
 // check to its commit, and issuing a link waits for it: a link issued by
 // an organizer of the person's other event in between would otherwise
 // miss both the join's revocation and its new membership, and sign in
-// with the new role.
+// with the new role. The join is held up midway by a sign-in that holds
+// the person's card (see TestAJoinAndASignInDoNotDeadlock).
 func TestALinkIsNotIssuedPastAJoin(t *testing.T) {
 	ctx := context.Background()
 	s, ws := MustDemoWorkshops(t)
@@ -1983,34 +1985,79 @@ func TestALinkIsNotIssuedPastAJoin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A join half done: the person's row locked as peopleElsewhere locks
-	// it, and the new membership written, not yet committed.
-	tx, err := s.DB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, "SELECT id FROM people WHERE id = ? FOR NO KEY UPDATE", expert.ID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'organizer')", ws[0].EventID, expert.ID); err != nil {
-		t.Fatal(err)
-	}
+	card, signIn, signInPID := mustHoldCard(t, s, other.ID, expert.ID)
+	joined := make(chan error, 1)
+	go func() {
+		_, _, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Expert", Email: "expert@example.org"}, domain.RoleOrganizer, 0)
+		joined <- err
+	}()
+	joinPID := mustWaitBlocked(t, s, []int{signInPID}, joined)
 	issued := make(chan error, 1)
 	go func() {
 		_, err := s.IssueInvites(ctx, &otherOrg.ID, other.ID, map[int64]string{expert.ID: "hash-issued-meanwhile"}, time.Now().Add(time.Hour))
 		issued <- err
 	}()
-	select {
-	case err := <-issued:
-		t.Fatalf("a link was issued (%v) while a join held the person", err)
-	case <-time.After(500 * time.Millisecond):
-	}
-	if err := tx.Commit(); err != nil {
+	mustWaitBlocked(t, s, []int{joinPID}, issued)
+	if err := signIn.Commit(); err != nil {
 		t.Fatal(err)
+	}
+	if err := <-joined; err != nil {
+		t.Fatalf("the join: %v", err)
 	}
 	if err := <-issued; domain.ErrorCode(err) != domain.Forbidden {
 		t.Fatalf("the link after the join: %v, want forbidden (the expert is in an event its issuer does not organize)", err)
+	}
+	if revoked, err := s.InviteRevoked(ctx, card); err != nil || !revoked {
+		t.Errorf("the card after the join: revoked %v (%v), want revoked", revoked, err)
+	}
+}
+
+// mustHoldCard gives person a link of eventID and holds its row as a
+// sign-in does (RedeemInvite) in a transaction left open: the link's id,
+// the transaction, and its backend's pid.
+func mustHoldCard(t *testing.T, s *store.Store, eventID, person int64) (int64, bun.Tx, int) {
+	t.Helper()
+	ctx := context.Background()
+	links, err := s.IssueInvites(ctx, nil, eventID, map[int64]string{person: fmt.Sprintf("hash-of-card-%d", person)}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback() })
+	var pid int
+	if err := tx.NewRaw("SELECT pg_backend_pid()").Scan(ctx, &pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, "SELECT id FROM invites WHERE id = ? FOR UPDATE", links[person].ID); err != nil {
+		t.Fatal(err)
+	}
+	return links[person].ID, tx, pid
+}
+
+// mustWaitBlocked waits until a backend waits for a lock of one of the
+// backends by, and returns its pid; done is the waiting call's outcome,
+// which must not come first.
+func mustWaitBlocked(t *testing.T, s *store.Store, by []int, done <-chan error) int {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		select {
+		case err := <-done:
+			t.Fatalf("went through (%v) instead of waiting for backend(s) %v", err, by)
+		default:
+		}
+		var pids []int
+		if err := s.DB().NewRaw("SELECT pid FROM pg_stat_activity WHERE pg_blocking_pids(pid) && ?::int[]", pgdialect.Array(by)).Scan(context.Background(), &pids); err != nil {
+			t.Fatal(err)
+		}
+		if len(pids) > 0 {
+			return pids[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing waited for backend(s) %v", by)
+		}
 	}
 }
 
@@ -2029,37 +2076,13 @@ func TestAJoinAndASignInDoNotDeadlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	links, err := s.IssueInvites(ctx, nil, other.ID, map[int64]string{expert.ID: "hash-of-the-card"}, time.Now().Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A sign-in half done, as RedeemInvite does it: the link's row locked.
-	signIn, err := s.DB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer signIn.Rollback()
-	if _, err := signIn.ExecContext(ctx, "SELECT id FROM invites WHERE id = ? FOR UPDATE", links[expert.ID].ID); err != nil {
-		t.Fatal(err)
-	}
+	card, signIn, signInPID := mustHoldCard(t, s, other.ID, expert.ID)
 	joined := make(chan error, 1)
 	go func() {
 		_, _, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Expert", Email: "expert@example.org"}, domain.RoleObserver, 0)
 		joined <- err
 	}()
-	// Until the join waits for the link's row.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var waiting int
-		if err := s.DB().NewRaw("SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'").Scan(ctx, &waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the join never waited for the link")
-		}
-	}
+	mustWaitBlocked(t, s, []int{signInPID}, joined)
 	if _, err := signIn.ExecContext(ctx, "INSERT INTO audit_log (actor_id, event_id, action, target) VALUES (?, ?, 'signin.link', 'invite')", expert.ID, other.ID); err != nil {
 		t.Fatalf("the sign-in's audit record: %v", err)
 	}
@@ -2069,7 +2092,35 @@ func TestAJoinAndASignInDoNotDeadlock(t *testing.T) {
 	if err := <-joined; err != nil {
 		t.Fatalf("the join: %v", err)
 	}
-	if revoked, err := s.InviteRevoked(ctx, links[expert.ID].ID); err != nil || !revoked {
+	if revoked, err := s.InviteRevoked(ctx, card); err != nil || !revoked {
 		t.Errorf("the card after the join: revoked %v (%v), want revoked", revoked, err)
+	}
+}
+
+// TestUpdateMemberLeavesRolesFromClaimsAlone: a role granted by an
+// organisation account's claims is set again at every sign-in, so it is
+// changed there: an edit of it is a conflict, while an edit that keeps it
+// goes through.
+func TestUpdateMemberLeavesRolesFromClaimsAlone(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	staff, _, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Staff Member", Email: "staff@example.org"}, domain.RoleReportAuthor, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, `INSERT INTO oidc_role_grants (membership_id, claim_value)
+		SELECT id, 'authors' FROM memberships WHERE person_id = ?`, staff.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, changed, err := s.UpdateMember(ctx, nil, ws[0].EventID, staff.ID, store.PersonInput{Name: "Staff Member", Email: "staff@example.org"}, domain.RoleObserver, 0); domain.ErrorCode(err) != domain.Conflict || changed {
+		t.Fatalf("a role from claims changed by hand: %v (changed %v), want a conflict", err, changed)
+	}
+	p, changed, err := s.UpdateMember(ctx, nil, ws[0].EventID, staff.ID, store.PersonInput{Name: "Staff Member", Email: "staff@example.org", Organisation: "Ministry"}, domain.RoleReportAuthor, 0)
+	if err != nil || !changed || p.Organisation != "Ministry" {
+		t.Fatalf("their organisation changed, their role kept: %+v (changed %v), %v", p, changed, err)
+	}
+	var grants int
+	if err := s.DB().NewRaw("SELECT count(*) FROM oidc_role_grants g JOIN memberships m ON m.id = g.membership_id WHERE m.person_id = ?", staff.ID).Scan(ctx, &grants); err != nil || grants != 1 {
+		t.Errorf("%d role grants after the edit (%v), want 1", grants, err)
 	}
 }
