@@ -314,6 +314,29 @@ func (a *app) handleEditPerson(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, p)
 }
 
+// handleRemovePerson takes a person's roles in the event away (and the
+// event's links of theirs); their open connections are checked again, so
+// their screens leave the event's rooms at once.
+func (a *app) handleRemovePerson(w http.ResponseWriter, r *http.Request) {
+	ev := authOf(r).scope.event
+	pid, err := personOf(r)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	p, err := a.store.RemoveMember(r.Context(), actor(r), ev.ID, pid)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	a.reauthorize(r.Context(), pid)
+	if isForm(r) {
+		http.Redirect(w, r, "/events/"+ev.Slug+"/people", http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, p)
+}
+
 // joined closes the connections a join of a person of other events ended,
 // or has those of a staff member checked again, for their new role.
 func (a *app) joined(ctx context.Context, j store.Joining) {

@@ -194,3 +194,67 @@ func mustEmailOf(t *testing.T, f *fixture, id int64) string {
 	}
 	return email
 }
+
+// TestOrganizerRemovesAPerson: someone imported by mistake is taken out
+// of the event: their socket is closed (4003) and they cannot rejoin the
+// group's room, their card for the event stops working, their findings
+// keep their author, and the removal is in the audit trail. The event's
+// only organizer cannot be removed, nor can a person of no role here.
+func TestOrganizerRemovesAPerson(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	w := f.ws[0]
+	p, token := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "By mistake", Country: "SE", ActorType: "ngo"}, domain.RoleParticipant, w.ID)
+	mistake := mustSignIn(t, f.srv.URL, token, p.ID)
+	conn := mistake.Dial(t, f.srv.URL)
+	if fr := conn.join(t, store.WorkshopRoom(w.ID), 0); fr.Type != "joined" {
+		t.Fatalf("join: %+v", fr)
+	}
+	if _, err := f.store.CreateFinding(ctx, &p.ID, w.ID, "removed-1", store.FindingInput{Title: "Written before the removal"}); err != nil {
+		t.Fatal(err)
+	}
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	remove := func(id int64) (int, []byte) {
+		t.Helper()
+		return postAs(t, org.http, fmt.Sprintf("%s/api/events/%s/people/%d/remove", f.srv.URL, f.event.Slug, id), "application/x-www-form-urlencoded", url.Values{"csrf_token": {csrf}}.Encode(), "")
+	}
+	if status, body := remove(p.ID); status != http.StatusOK || strings.Contains(string(body), "By mistake") {
+		t.Fatalf("remove from the page: %d, the page still lists them or failed:\n%.2000s", status, body)
+	}
+	conn.mustCloseWith(t, hub.CloseAccessChanged, 5*time.Second, "the removed person's socket")
+	if fr := mistake.Dial(t, f.srv.URL).join(t, store.WorkshopRoom(w.ID), 0); fr.Type != "error" {
+		t.Errorf("the removed person rejoins the group's room: %+v, want an error", fr)
+	}
+	if ms, err := f.store.Memberships(ctx, p.ID, f.event.ID); err != nil || len(ms) != 0 {
+		t.Errorf("their roles after the removal: %+v (%v), want none", ms, err)
+	}
+	var revoked bool
+	if err := f.store.DB().NewRaw("SELECT revoked_at IS NOT NULL FROM invites WHERE person_id = ?", p.ID).Scan(ctx, &revoked); err != nil || !revoked {
+		t.Errorf("their card after the removal: revoked %v (%v), want revoked", revoked, err)
+	}
+	var author int64
+	if err := f.store.DB().NewRaw("SELECT author_id FROM findings WHERE title = 'Written before the removal'").Scan(ctx, &author); err != nil || author != p.ID {
+		t.Errorf("the finding's author after the removal: %d (%v), want %d", author, err, p.ID)
+	}
+	var n int
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM audit_log WHERE action = 'person.remove' AND target = ?", fmt.Sprintf("person:%d", p.ID)).Scan(ctx, &n); err != nil || n != 1 {
+		t.Errorf("%d audit records of the removal (%v), want 1", n, err)
+	}
+	if status, _ := remove(p.ID); status != http.StatusNotFound {
+		t.Errorf("removed again: %d, want 404", status)
+	}
+	// The organizers but one removed; then that one is refused.
+	var orgs []int64
+	if err := f.store.DB().NewRaw("SELECT person_id FROM memberships WHERE event_id = ? AND role = 'organizer' AND workshop_id IS NULL AND person_id <> ?", f.event.ID, org.id).Scan(ctx, &orgs); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range orgs {
+		if status, body := remove(id); status != http.StatusOK {
+			t.Fatalf("remove organizer %d: %d %.300s", id, status, body)
+		}
+	}
+	if status, body := remove(org.id); status != http.StatusConflict || !strings.Contains(string(body), "only organizer") {
+		t.Errorf("remove the only organizer: %d %.500s, want 409", status, body)
+	}
+}

@@ -112,6 +112,7 @@ type permFixture struct {
 	sharedA      domain.Finding
 	releasedA    domain.Finding
 	victimPerson int64 // a person whose links the table's invite routes work on
+	removable    int64 // a person the table's remove route takes out of the event
 	inviteID     int64
 }
 
@@ -160,6 +161,11 @@ func mustPermFixture(t *testing.T) *permFixture {
 		t.Fatal(err)
 	}
 	f.victimPerson = p.ID
+	gone, _, err := f.store.AddMember(ctx, nil, f.event.ID, store.PersonInput{Name: "To be removed"}, domain.RoleObserver, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.removable = gone.ID
 	invs, err := f.store.IssueInvites(ctx, nil, f.event.ID, map[int64]string{p.ID: auth.HashToken("perm-test-token")}, f.event.CreatedAt.AddDate(10, 0, 0))
 	if err != nil {
 		t.Fatal(err)
@@ -253,6 +259,10 @@ func httpPermCases() []httpPermCase {
 			},
 			body: func(f *permFixture, role string) (string, string) {
 				return "application/json", fmt.Sprintf(`{"name":"Link holder","workshop":"%d","role":"participant"}`, f.a.ID)
+			}},
+		{route: "POST /api/events/{slug}/people/{id}/remove", name: "remove a person", method: "POST", allowed: org, okStatus: 200,
+			path: func(f *permFixture) string {
+				return fmt.Sprintf("/api/events/%s/people/%d/remove", slug(f), f.removable)
 			}},
 		{route: "POST /api/events/{slug}/people/{id}/invite", name: "new link", method: "POST", allowed: org, okStatus: 200,
 			path: func(f *permFixture) string {

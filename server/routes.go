@@ -29,6 +29,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("POST /api/events/{slug}/people/import", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleImportPeople)))
 	mux.Handle("POST /api/events/{slug}/people", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleAddPerson)))
 	mux.Handle("POST /api/events/{slug}/people/{id}", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleEditPerson)))
+	mux.Handle("POST /api/events/{slug}/people/{id}/remove", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleRemovePerson)))
 	mux.Handle("POST /api/events/{slug}/people/{id}/invite", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleNewInvite)))
 	mux.Handle("POST /api/events/{slug}/people/{id}/signout", a.guard(a.need(auth.ActPeopleManage), http.HandlerFunc(a.handleSignOutEverywhere)))
 	mux.Handle("POST /api/invites/{id}/revoke", a.guard(needIn(auth.ActPeopleManage, a.scopeOfInvite), http.HandlerFunc(a.handleRevokeInvite)))

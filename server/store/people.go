@@ -512,3 +512,56 @@ func keepAnOrganizer(ctx context.Context, tx bun.Tx, eventID, personID int64, ro
 	}
 	return nil
 }
+
+// RemoveMember takes all of a person's roles in an event away (someone
+// imported by mistake, or who did not come), revokes the links given for
+// the event (the event's cards), and records it in the audit trail. The
+// person stays on the server: their findings keep their author, and
+// their other events are theirs still. It returns the person. A person
+// of no role in the event is NotFound; roles from an organisation
+// account's claims, or the event's only organizer, are a Conflict.
+func (s *Store) RemoveMember(ctx context.Context, actor *int64, eventID, personID int64) (domain.Person, error) {
+	var p domain.Person
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		if err := lockPeopleOf(ctx, tx, eventID); err != nil {
+			return err
+		}
+		if err := tx.NewSelect().Model(&p).Where("id = ?", personID).For("NO KEY UPDATE").Scan(ctx); err != nil { // see peopleElsewhere
+			return notFound(err, "Person %d has no role in this event.", personID)
+		}
+		var ms []domain.Membership
+		if err := tx.NewSelect().Model(&ms).Where("event_id = ? AND person_id = ?", eventID, personID).Order("id").Scan(ctx); err != nil {
+			return fmt.Errorf("read roles: %w", err)
+		}
+		if len(ms) == 0 {
+			return domain.Errorf(domain.NotFound, "Person %d has no role in this event.", personID)
+		}
+		var granted bool
+		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM oidc_role_grants WHERE membership_id IN (?))", bun.In(membershipIDs(ms))).Scan(ctx, &granted); err != nil {
+			return fmt.Errorf("read role grants: %w", err)
+		}
+		if granted {
+			return domain.Errorf(domain.Conflict, "%s has roles here from their organisation account's groups (OIDC_ROLE_MAP), which their next sign-in would set again: change their groups there.", p.Name)
+		}
+		if err := keepAnOrganizer(ctx, tx, eventID, personID, "", 0); err != nil {
+			return err
+		}
+		if _, err := tx.NewDelete().Model((*domain.Membership)(nil)).Where("event_id = ? AND person_id = ?", eventID, personID).Exec(ctx); err != nil {
+			return fmt.Errorf("remove roles: %w", err)
+		}
+		res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE event_id = ? AND person_id = ? AND revoked_at IS NULL", eventID, personID).Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("revoke the event's links: %w", err)
+		}
+		revoked, _ := res.RowsAffected()
+		was := make([]string, len(ms))
+		for i, m := range ms {
+			was[i] = roleName(m.Role, m.WorkshopID)
+		}
+		return s.Audit(ctx, tx, actor, &eventID, "person.remove", fmt.Sprintf("person:%d", personID), map[string]any{"roles_before": was, "links_revoked": revoked})
+	})
+	if err != nil {
+		return domain.Person{}, err
+	}
+	return p, nil
+}
