@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"maps"
 	"net"
 	"net/url"
@@ -95,6 +96,11 @@ func MustTablet(t *testing.T) *tablet { return MustTabletWith(t, nil) }
 
 // MustTabletWith is MustTablet with the server's environment added to.
 func MustTabletWith(t *testing.T, extra map[string]string) *tablet {
+	return mustTabletAs(t, extra, domain.RoleParticipant)
+}
+
+// mustTabletAs is MustTabletWith for a person of role in the workshop.
+func mustTabletAs(t *testing.T, extra map[string]string, role string) *tablet {
 	browser := MustBrowser(t)
 	l, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := l.Addr().String()
@@ -103,7 +109,7 @@ func MustTabletWith(t *testing.T, extra map[string]string) *tablet {
 	maps.Copy(env, extra)
 	f := MustFixture(t, env)
 	w := f.ws[0]
-	p, token := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Tablet user", Country: "FI", ActorType: "police"}, domain.RoleParticipant, w.ID)
+	p, token := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Tablet user", Country: "FI", ActorType: "police"}, role, w.ID)
 	ctx, cancel := context.WithTimeout(browser, 90*time.Second)
 	t.Cleanup(cancel)
 	tb := &tablet{f: f, env: env, browser: ctx, page: fmt.Sprintf("%s/events/%s/workshops/%d", f.srv.URL, f.event.Slug, w.ID), person: p, w: w}
@@ -1231,5 +1237,102 @@ func TestTabletShowsWhatThePersonSupports(t *testing.T) {
 	}
 	if n, m := votes(first.ID), votes(second.ID); n != 0 || m != 1 {
 		t.Fatalf("votes of the person: %d on the first finding (want 0, taken back), %d on the second (want 1)", n, m)
+	}
+}
+
+// TestRapporteurPicksAndOrdersKeyFindings: on the rapporteur's tablet,
+// findings are marked key, listed as the plenary will have them, moved
+// up, and one is taken out again; each tap is saved, in order. A mark
+// made offline is kept on the device, shown as not saved, and sent when
+// the server is back. A participant's page offers none of it.
+func TestRapporteurPicksAndOrdersKeyFindings(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
+	ctx := context.Background()
+	fs, err := tb.f.store.WorkshopFindings(ctx, tb.w.ID)
+	if err != nil || len(fs) < 2 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	first, second := fs[0], fs[1]
+	item := func(id int64) string { return fmt.Sprintf(`#findings li[data-id="%d"]`, id) }
+	key := func(id int64) string { return fmt.Sprintf(`#key-findings li[data-id="%d"]`, id) }
+	keyOrder := func() []int64 {
+		t.Helper()
+		var ids []int64
+		if err := tb.f.store.DB().NewRaw("SELECT id FROM findings WHERE workshop_id = ? AND is_key ORDER BY key_position", tb.w.ID).Scan(ctx, &ids); err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	shownOrder := func(want ...int64) chromedp.Action[chromedp.Void] {
+		js := fmt.Sprintf(`Array.from(document.querySelectorAll("#key-findings li")).map(li => li.dataset.id).join(",") === %q`, strings.Trim(strings.Join(strings.Fields(fmt.Sprint(want)), ","), "[]"))
+		return pollAcross(js, fmt.Sprintf("key findings %v on the page", want))
+	}
+	err = chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		tap(item(first.ID)+" button.mark-key"),
+		waitText(key(first.ID)+" .state", "Saved"),
+		tap(item(second.ID)+" button.mark-key"),
+		waitText(key(second.ID)+" .state", "Saved"),
+		shownOrder(first.ID, second.ID),
+		waitText(item(first.ID)+" .state", "key finding"),
+		tap(key(second.ID)+" button.up"),
+		shownOrder(second.ID, first.ID),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := keyOrder(); !slices.Equal(got, []int64{second.ID, first.ID}) {
+		t.Fatalf("key findings in the database: %v, want [%d %d]", got, second.ID, first.ID)
+	}
+	err = chromedp.Do(tb.browser,
+		// A second tap on the same finding's button within 0.8 s is taken
+		// as a double tap, and ignored: this one comes later.
+		chromedp.Sleep(time.Second),
+		tap(item(second.ID)+" button.unmark-key"),
+		shownOrder(first.ID),
+		waitText("#status", "every change is saved"),
+		// After a reload, from the server's copy.
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		shownOrder(first.ID),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := keyOrder(); !slices.Equal(got, []int64{first.ID}) {
+		t.Fatalf("key findings in the database after the unmark: %v, want [%d]", got, first.ID)
+	}
+	// Offline: the mark stays on the device, shown as not saved, and is
+	// sent when the server is back.
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(tb.browser,
+		waitText("#status", "Offline"),
+		tap(item(second.ID)+" button.mark-key"),
+		waitText(key(second.ID)+".pending .state", "not saved yet"),
+		shownOrder(first.ID, second.ID),
+		waitText("#status", "kept on this device"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	if err := chromedp.Do(tb.browser, waitText("#status", "every change is saved"), waitText(key(second.ID)+".saved .state", "Saved")); err != nil {
+		t.Fatal(err)
+	}
+	if got := keyOrder(); !slices.Equal(got, []int64{first.ID, second.ID}) {
+		t.Fatalf("key findings in the database after the reconnect: %v, want [%d %d]", got, first.ID, second.ID)
+	}
+	// A participant's page of the same group: no rapporteur's controls.
+	part := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	resp, err := part.http.Get(tb.page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), `data-curate=""`) {
+		t.Errorf("a participant's page offers the rapporteur's controls:\n%.1500s", page)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 )
@@ -43,8 +44,16 @@ func (a *app) handleWorkshopPage(w http.ResponseWriter, r *http.Request) {
 	if id := actor(r); id != nil {
 		person = *id
 	}
+	v, err := authOf(r).viewer(r.Context())
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
+	// Curate offers the rapporteur's (and organizers') controls: marking
+	// key findings and ordering them. The hub checks every such op again.
+	curate := auth.Allowed(v.principal(sc.event.ID), auth.ActKeyCurate, ws.ID)
 	a.page(w, r, http.StatusOK, "workshop.html", map[string]any{
-		"Event": sc.event, "Workshop": ws, "Room": store.WorkshopRoom(ws.ID), "Taxonomy": tax, "Person": person,
+		"Event": sc.event, "Workshop": ws, "Room": store.WorkshopRoom(ws.ID), "Taxonomy": tax, "Person": person, "Curate": curate,
 	})
 }
 

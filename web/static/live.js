@@ -24,7 +24,13 @@
   var submitButton = form.querySelector("button[type=submit]");
   var cancelButton = document.getElementById("cancel-edit");
   var presenceEl = document.getElementById("presence");
+  var keySection = document.getElementById("key-section");
+  var keyEl = document.getElementById("key-findings");
+  var keyHint = document.getElementById("key-hint");
   var me = root.dataset.person || "";
+  // The rapporteur's controls (and organizers'): marking key findings and
+  // ordering them. The server checks each such op again.
+  var curate = root.dataset.curate === "1";
   var textFields = ["title", "what_done", "results", "transferability"];
   var listFields = ["countries", "themes"];
   var fieldNames = { title: "Title", what_done: "What was done", results: "Results or evidence",
@@ -222,6 +228,7 @@
   function render() {
     listEl.textContent = "";
     acked = acked.filter(function (a) { return a.seq > state.seq; });
+    var keys = keyOrder();
     if (editing && live && !state.findings[editing.id]) {
       // Deleted meanwhile (known once caught up): changes typed stay in the
       // form, to be saved as new; with none, the form just closes.
@@ -247,6 +254,14 @@
         var v = overlay(view, op);
         if (v !== view) { view = v; how = "pending"; }
       });
+      var isKey = keys.order.indexOf(f.id) >= 0;
+      if (!!view.is_key !== isKey) {
+        var k = {};
+        Object.keys(view).forEach(function (x) { k[x] = view[x]; });
+        k.is_key = isKey;
+        view = k;
+      }
+      if (keys.pending[f.id]) how = "pending";
       if (!view.gone) listEl.appendChild(item(view, how));
     });
     acked.forEach(function (a) { if (a.op.kind === "finding.create") listEl.appendChild(item(a.op.body, "saved")); });
@@ -257,8 +272,66 @@
     });
     failed.forEach(function (op) { listEl.appendChild(failedItem(op)); });
     orphans.forEach(function (o) { listEl.appendChild(orphanItem(o)); });
+    renderKeys(keys);
     renderPresence();
     setStatus();
+  }
+  // keyOrder is the group's key findings, in order, as this device shows
+  // them: the server's order with this device's acked and unsent key
+  // marks, unmarks, reorders and deletes on top; pending names the
+  // findings whose place an unsent op changes.
+  function keyOrder() {
+    var ids = Object.keys(state.findings).map(Number).filter(function (id) { return state.findings[id].is_key; });
+    ids.sort(function (a, b) { return (state.findings[a].key_position || 0) - (state.findings[b].key_position || 0) || a - b; });
+    var step = function (op) {
+      var id = op.body && (op.body.finding_id || op.body.id);
+      if (op.kind === "key.mark" && ids.indexOf(id) < 0 && state.findings[id]) ids.push(id);
+      else if (op.kind === "key.unmark" || op.kind === "finding.delete") ids = ids.filter(function (x) { return x !== id; });
+      else if (op.kind === "key.reorder") ids = ((op.body && op.body.finding_ids) || []).filter(function (x) { return state.findings[x]; });
+    };
+    acked.forEach(function (a) { step(a.op); });
+    var saved = ids.slice();
+    queue.forEach(step);
+    var pending = {};
+    ids.forEach(function (id, i) { if (saved[i] !== id) pending[id] = true; });
+    saved.forEach(function (id) { if (ids.indexOf(id) < 0) pending[id] = true; });
+    return { order: ids, pending: pending };
+  }
+  // renderKeys lists the key findings in their order, with the
+  // rapporteur's buttons to move them.
+  function renderKeys(keys) {
+    keyEl.textContent = "";
+    keySection.hidden = !curate && keys.order.length === 0;
+    keyHint.hidden = !curate;
+    keys.order.forEach(function (id, i) {
+      var f = view(id);
+      if (!f) return;
+      var li = document.createElement("li");
+      li.className = "finding key " + (keys.pending[id] ? "pending" : "saved");
+      li.dataset.id = id;
+      li.appendChild(document.createElement("h3")).textContent = f.title || "(untitled)";
+      var st = li.appendChild(document.createElement("p"));
+      st.className = "state";
+      st.textContent = keys.pending[id] ? "On this device · not saved yet" : "Saved";
+      if (curate) {
+        if (i > 0) li.appendChild(button("Move up", "up", function () { moveKey(keys.order, i, -1); }));
+        if (i < keys.order.length - 1) li.appendChild(button("Move down", "down", function () { moveKey(keys.order, i, 1); }));
+      }
+      keyEl.appendChild(li);
+    });
+  }
+  // moveKey sends the key findings' order with the one at i moved by one
+  // place. The list is drawn again at once, so a second tap of a double
+  // tap would land on another finding's button: it is ignored.
+  var movedAt = 0;
+  function moveKey(order, i, by) {
+    var now = Date.now();
+    if (now - movedAt < 400) return;
+    movedAt = now;
+    var ids = order.slice(), t = ids[i];
+    ids[i] = ids[i + by];
+    ids[i + by] = t;
+    enqueue({ kind: "key.reorder", body: { finding_ids: ids } });
   }
   // overlay returns finding f as op (an update or delete of it) leaves it,
   // or f itself when op is about something else.
@@ -320,6 +393,15 @@
         };
       };
       li.appendChild(mine ? button("Take back support", "unvote", toggle("unvote")) : button("Support", "vote", toggle("vote")));
+      if (curate) {
+        var keyKind = f.is_key ? "key.unmark" : "key.mark";
+        li.appendChild(button(f.is_key ? "Unmark key" : "Mark as key", f.is_key ? "unmark-key" : "mark-key", function () {
+          var now = Date.now(); // a double tap is one tap, as for support
+          if (now - (toggled["key" + f.id] || 0) < 800) return;
+          toggled["key" + f.id] = now;
+          enqueue({ kind: keyKind, body: { finding_id: f.id }, title: f.title || "" });
+        }));
+      }
       li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
       li.appendChild(button("Delete", "delete", function () {
         var drop = editing && editing.id === f.id && formDirty() ? " Your changes in the form go too." : "";
@@ -346,7 +428,10 @@
       li.className = "finding failed";
       var h = document.createElement("h3");
       h.textContent = op.kind === "vote" ? "Support for a finding" : op.kind === "unvote" ? "Support taken back" :
-        op.kind === "finding.delete" ? "Deleting \u201c" + (op.title || "a finding") + "\u201d" : op.kind;
+        op.kind === "finding.delete" ? "Deleting \u201c" + (op.title || "a finding") + "\u201d" :
+        op.kind === "key.mark" ? "Marking \u201c" + (op.title || "a finding") + "\u201d as key" :
+        op.kind === "key.unmark" ? "Taking \u201c" + (op.title || "a finding") + "\u201d out of the key findings" :
+        op.kind === "key.reorder" ? "A new order of the key findings" : op.kind;
       li.appendChild(h);
       li.appendChild(document.createElement("p")).className = "state";
     }
