@@ -1293,7 +1293,8 @@ func TestRapporteurPicksAndOrdersKeyFindings(t *testing.T) {
 		tap(item(second.ID)+" button.unmark-key"),
 		shownOrder(first.ID),
 		waitText("#status", "every change is saved"),
-		// After a reload, from the server's copy.
+		// After a reload, from the server's log (the device's copy dropped).
+		evalJS(fmt.Sprintf(`localStorage.removeItem("rapporteur:%d:%s:state")`, tb.person.ID, store.WorkshopRoom(tb.w.ID))),
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
 		shownOrder(first.ID),
@@ -1334,5 +1335,116 @@ func TestRapporteurPicksAndOrdersKeyFindings(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(page), `data-curate=""`) {
 		t.Errorf("a participant's page offers the rapporteur's controls:\n%.1500s", page)
+	}
+}
+
+// TestTabletShowsAKeyOrderOthersOvertook: a new order of the key findings
+// made offline, while someone else marks another finding, is laid over
+// the key findings as they are when the tablet catches up (the other's
+// mark shown, and saved); the server then refuses it (it no longer names
+// every key finding), and the tablet says so among the changes not saved
+// and shows the server's order. A key finding edited elsewhere keeps its
+// place (the edit's entry carries the database's position, which has
+// gaps where findings were unmarked).
+func TestTabletShowsAKeyOrderOthersOvertook(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
+	ctx := context.Background()
+	fs, err := tb.f.store.WorkshopFindings(ctx, tb.w.ID)
+	if err != nil || len(fs) < 2 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	a, b := fs[0].ID, fs[1].ID
+	made := map[string]int64{}
+	for _, title := range []string{"Gone 1", "Gone 2", "Third finding"} {
+		if _, err := tb.f.store.CreateFinding(ctx, nil, tb.w.ID, "create-"+title, store.FindingInput{Title: title}); err != nil {
+			t.Fatal(err)
+		}
+		var id int64
+		if err := tb.f.store.DB().NewRaw("SELECT id FROM findings WHERE title = ?", title).Scan(ctx, &id); err != nil {
+			t.Fatal(err)
+		}
+		made[title] = id
+	}
+	third := made["Third finding"]
+	for i, id := range []int64{made["Gone 1"], made["Gone 2"], a, b} {
+		if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, fmt.Sprintf("mark-%d", i), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, id := range []int64{made["Gone 1"], made["Gone 2"]} {
+		if _, err := tb.f.store.UnmarkKey(ctx, nil, tb.w.ID, fmt.Sprintf("unmark-%d", i), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := func(id int64) string { return fmt.Sprintf(`#key-findings li[data-id="%d"]`, id) }
+	ids := func(xs ...int64) string { return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(xs)), ","), "[]") }
+	shownOrder := func(xs ...int64) chromedp.Action[chromedp.Void] {
+		return pollAcross(fmt.Sprintf(`Array.from(document.querySelectorAll("#key-findings li")).map(li => li.dataset.id).join(",") === %q`, ids(xs...)), "key findings "+ids(xs...))
+	}
+	err = chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		shownOrder(a, b),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(tb.browser,
+		waitText("#status", "Offline"),
+		tap(key(b)+" button.up"),
+		shownOrder(b, a),
+		waitText(key(b)+".pending .state", "not saved yet"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile, on another device: the third marked. The room's lock is
+	// then held, so that the tablet's order, once resent, waits.
+	if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, "mark-third", third); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := tb.f.store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "UPDATE rooms SET seq = seq WHERE id = ?", store.WorkshopRoom(tb.w.ID)); err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	err = chromedp.Do(tb.browser,
+		waitText("#status", "Saving 1 change"), // caught up, the order sent and waiting
+		shownOrder(b, a, third),
+		waitText(key(third)+".saved .state", "Saved"),
+		waitText(key(b)+".pending .state", "not saved yet"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(tb.browser,
+		waitText("#findings li.failed h3", "A new order of the key findings"),
+		shownOrder(a, b, third),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first edited elsewhere: it stays first.
+	cur, err := tb.f.store.Finding(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.f.store.UpdateFinding(ctx, nil, tb.w.ID, "edit-a", a, cur.Version, map[string]json.RawMessage{"title": json.RawMessage(`"Edited elsewhere"`)}); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(tb.browser,
+		waitText(key(a)+" h3", "Edited elsewhere"),
+		shownOrder(a, b, third),
+	)
+	if err != nil {
+		t.Fatal(err)
 	}
 }

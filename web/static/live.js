@@ -201,7 +201,14 @@
     var p = e.payload || {};
     switch (e.kind) {
       case "finding.create": state.findings[p.id] = p; break;
-      case "finding.update": if (p.finding) state.findings[p.finding.id] = p.finding; break;
+      case "finding.update":
+        if (!p.finding) break;
+        // An update changes no key mark; the copy's rank (set by the key
+        // entries) stays, as the database's position may have gaps.
+        var was = state.findings[p.finding.id];
+        if (was) { p.finding.is_key = was.is_key; p.finding.key_position = was.key_position; }
+        state.findings[p.finding.id] = p.finding;
+        break;
       case "finding.delete": delete state.findings[p.id]; break;
       case "vote": case "unvote":
         if (state.findings[p.finding_id]) state.findings[p.finding_id].votes = p.votes; break;
@@ -279,7 +286,10 @@
   // keyOrder is the group's key findings, in order, as this device shows
   // them: the server's order with this device's acked and unsent key
   // marks, unmarks, reorders and deletes on top; pending names the
-  // findings whose place an unsent op changes.
+  // findings an unsent op marks, unmarks or moves. A reorder is laid over
+  // the key findings as they are now: those it names in its order, then
+  // any marked since (by someone else: the server will refuse it as a
+  // conflict, and the list is then the server's again).
   function keyOrder() {
     var ids = Object.keys(state.findings).map(Number).filter(function (id) { return state.findings[id].is_key; });
     ids.sort(function (a, b) { return (state.findings[a].key_position || 0) - (state.findings[b].key_position || 0) || a - b; });
@@ -287,14 +297,20 @@
       var id = op.body && (op.body.finding_id || op.body.id);
       if (op.kind === "key.mark" && ids.indexOf(id) < 0 && state.findings[id]) ids.push(id);
       else if (op.kind === "key.unmark" || op.kind === "finding.delete") ids = ids.filter(function (x) { return x !== id; });
-      else if (op.kind === "key.reorder") ids = ((op.body && op.body.finding_ids) || []).filter(function (x) { return state.findings[x]; });
+      else if (op.kind === "key.reorder") {
+        var now = ids;
+        ids = ((op.body && op.body.finding_ids) || []).filter(function (x) { return now.indexOf(x) >= 0; });
+        now.forEach(function (x) { if (ids.indexOf(x) < 0) ids.push(x); });
+      }
     };
     acked.forEach(function (a) { step(a.op); });
-    var saved = ids.slice();
-    queue.forEach(step);
     var pending = {};
-    ids.forEach(function (id, i) { if (saved[i] !== id) pending[id] = true; });
-    saved.forEach(function (id) { if (ids.indexOf(id) < 0) pending[id] = true; });
+    queue.forEach(function (op) {
+      var before = ids.slice(), id = op.body && op.body.finding_id;
+      step(op);
+      if (op.kind === "key.mark" || op.kind === "key.unmark") pending[id] = true;
+      else if (op.kind === "key.reorder") ids.forEach(function (x, i) { if (before[i] !== x) pending[x] = true; });
+    });
     return { order: ids, pending: pending };
   }
   // renderKeys lists the key findings in their order, with the
@@ -309,16 +325,23 @@
       var li = document.createElement("li");
       li.className = "finding key " + (keys.pending[id] ? "pending" : "saved");
       li.dataset.id = id;
-      li.appendChild(document.createElement("h3")).textContent = f.title || "(untitled)";
-      var st = li.appendChild(document.createElement("p"));
-      st.className = "state";
-      st.textContent = keys.pending[id] ? "On this device · not saved yet" : "Saved";
-      if (curate) {
-        if (i > 0) li.appendChild(button("Move up", "up", function () { moveKey(keys.order, i, -1); }));
-        if (i < keys.order.length - 1) li.appendChild(button("Move down", "down", function () { moveKey(keys.order, i, 1); }));
+      var title = f.title || "(untitled)";
+      li.appendChild(document.createElement("h3")).textContent = title;
+      if (curate) { // a state line means something only to whoever changes the list
+        var st = li.appendChild(document.createElement("p"));
+        st.className = "state";
+        st.textContent = keys.pending[id] ? "On this device · not saved yet" : "Saved";
+        if (i > 0) named(li.appendChild(button("Move up", "up", function () { moveKey(keys.order, i, -1); })), title);
+        if (i < keys.order.length - 1) named(li.appendChild(button("Move down", "down", function () { moveKey(keys.order, i, 1); })), title);
       }
       keyEl.appendChild(li);
     });
+  }
+  // named gives a button of a finding's an accessible name with its title:
+  // a screen reader lists many "Move up" buttons otherwise.
+  function named(b, title) {
+    b.setAttribute("aria-label", b.textContent + ": " + title);
+    return b;
   }
   // moveKey sends the key findings' order with the one at i moved by one
   // place. The list is drawn again at once, so a second tap of a double
@@ -395,12 +418,12 @@
       li.appendChild(mine ? button("Take back support", "unvote", toggle("unvote")) : button("Support", "vote", toggle("vote")));
       if (curate) {
         var keyKind = f.is_key ? "key.unmark" : "key.mark";
-        li.appendChild(button(f.is_key ? "Unmark key" : "Mark as key", f.is_key ? "unmark-key" : "mark-key", function () {
+        named(li.appendChild(button(f.is_key ? "Unmark key" : "Mark as key", f.is_key ? "unmark-key" : "mark-key", function () {
           var now = Date.now(); // a double tap is one tap, as for support
           if (now - (toggled["key" + f.id] || 0) < 800) return;
           toggled["key" + f.id] = now;
           enqueue({ kind: keyKind, body: { finding_id: f.id }, title: f.title || "" });
-        }));
+        })), f.title || "(untitled)");
       }
       li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
       li.appendChild(button("Delete", "delete", function () {
