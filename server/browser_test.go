@@ -1448,3 +1448,85 @@ func TestTabletShowsAKeyOrderOthersOvertook(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRapporteurWritesKeyMessages: the group's key messages are written
+// on the rapporteur's tablet. Text typed and not saved is kept on the
+// device through a reload; a save made offline is kept and sent when the
+// server is back; and when someone else saved meanwhile, the tablet shows
+// both texts instead of saving over theirs, and "Edit again" saves the
+// rapporteur's knowingly.
+func TestRapporteurWritesKeyMessages(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
+	ctx := context.Background()
+	saved := func() (string, int) {
+		t.Helper()
+		w, err := tb.f.store.Workshop(ctx, tb.w.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.KeyMessages, w.KeyMessagesVersion
+	}
+	box := `#km-form textarea[name=text]`
+	err := chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(box), "Referral works when agencies share one checklist."),
+		waitText("#km-state", "Written here"),
+		chromedp.Navigate(tb.page), // not saved: kept on the device
+		waitText("#status", "Live"),
+		pollAcross(fmt.Sprintf(`document.querySelector(%q).value === "Referral works when agencies share one checklist."`, box), "the typed text after a reload"),
+		tap(`#km-form button[type=submit]`),
+		waitText("#km-state", "Saved"),
+		waitText("#km-shown", "Referral works"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, v := saved(); text != "Referral works when agencies share one checklist." || v != 1 {
+		t.Fatalf("key messages saved: %q, version %d", text, v)
+	}
+
+	// Offline, while someone else saves theirs.
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(tb.browser,
+		waitText("#status", "Offline"),
+		evalJS(fmt.Sprintf(`document.querySelector(%q).value = ""`, box)),
+		chromedp.SendKeys(chromedp.CSS(box), "Mine, written offline."),
+		tap(`#km-form button[type=submit]`),
+		waitText("#km-state", "not saved yet"),
+		waitText("#km-shown.pending", "Mine, written offline."),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.f.store.SetKeyMessages(ctx, nil, tb.w.ID, "elsewhere", 1, "Theirs, saved elsewhere."); err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	err = chromedp.Do(tb.browser,
+		waitText("#findings li.failed h3", "Key messages"),
+		waitText("#findings li.failed .conflict", "Now: Theirs, saved elsewhere."),
+		waitText("#findings li.failed .conflict", "Yours (not saved): Mine, written offline."),
+		waitText("#km-shown", "Theirs, saved elsewhere."),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, v := saved(); text != "Theirs, saved elsewhere." || v != 2 {
+		t.Fatalf("after the conflict: %q, version %d; want theirs kept", text, v)
+	}
+	err = chromedp.Do(tb.browser,
+		tap(`#findings li.failed button.edit`),
+		pollAcross(fmt.Sprintf(`document.querySelector(%q).value === "Mine, written offline."`, box), "the rapporteur's text back in the box"),
+		tap(`#km-form button[type=submit]`),
+		waitText("#km-state", "Saved"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, v := saved(); text != "Mine, written offline." || v != 3 {
+		t.Fatalf("saved again: %q, version %d", text, v)
+	}
+}

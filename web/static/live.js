@@ -27,6 +27,11 @@
   var keySection = document.getElementById("key-section");
   var keyEl = document.getElementById("key-findings");
   var keyHint = document.getElementById("key-hint");
+  var kmState = document.getElementById("km-state");
+  var kmShown = document.getElementById("km-shown");
+  var kmForm = document.getElementById("km-form");
+  var kmError = document.getElementById("km-error");
+  var kmBox = kmForm.elements.text;
   var me = root.dataset.person || "";
   // The rapporteur's controls (and organizers'): marking key findings and
   // ordering them. The server checks each such op again.
@@ -46,6 +51,13 @@
   var state = load(":state", { seq: 0, findings: {} });
   if (!state || typeof state.seq !== "number" || !state.findings || typeof state.findings !== "object") state = { seq: 0, findings: {} };
   if (!state.voted || typeof state.voted !== "object") state.voted = {}; // the findings this person supports, by id
+  // The group's key messages ({text, version}). A copy kept before the
+  // page knew them is read again whole from the server.
+  if (!state.km || typeof state.km.version !== "number") state = { seq: 0, findings: {}, voted: state.voted, km: { text: "", version: 0 } };
+  // The key messages being written here, kept on the device as typed:
+  // {text, base (the version they were written over)}; null when the box
+  // shows the group's.
+  var kmDraft = load(":km", null);
   var queue = load(":queue", []);
   var failed = load(":failed", []);
   var done = load(":done", []); // op ids applied or discarded, newest last (see merge)
@@ -188,6 +200,7 @@
       if (cls === "live") cls = "saving";
     }
     if (!storageFull && !draftFull && !signedOut && formDirty()) text += " · the form's text is kept on this device until you save it";
+    if (!storageFull && !signedOut && kmDraft) text += " · the key messages typed are kept on this device until you save them";
     if (storageFull || draftFull) {
       text += " · This device's storage is full: " + (storageFull ? "changes not saved yet" : "the form's text") + " may be lost if the page closes.";
       cls = "offline";
@@ -214,6 +227,12 @@
         if (state.findings[p.finding_id]) state.findings[p.finding_id].votes = p.votes; break;
       case "finding.release":
         if (state.findings[p.finding_id]) state.findings[p.finding_id].release_state = p.release_state; break;
+      case "keymessages.set":
+        state.km = { text: p.text || "", version: p.version || 0 };
+        // Written over this device's own save: the text typed since
+        // builds on it.
+        if (kmDraft && kmDraft.after === e.op_id) { kmDraft.base = state.km.version; kmDraft.after = ""; keepKmDraft(); }
+        break;
       case "key.mark": case "key.unmark": case "key.reorder":
         var order = p.order || [];
         Object.keys(state.findings).forEach(function (id) {
@@ -280,6 +299,7 @@
     failed.forEach(function (op) { listEl.appendChild(failedItem(op)); });
     orphans.forEach(function (o) { listEl.appendChild(orphanItem(o)); });
     renderKeys(keys);
+    renderKeyMessages();
     renderPresence();
     setStatus();
   }
@@ -336,6 +356,34 @@
       }
       keyEl.appendChild(li);
     });
+  }
+  // kmPending is this device's key messages save not yet applied (unsent,
+  // in flight, or acked with its entry on the way), or null.
+  function kmPending() {
+    var ops = queue.concat(acked.map(function (a) { return a.op; })).filter(function (op) { return op.kind === "keymessages.set"; });
+    return ops.length ? ops[ops.length - 1] : null;
+  }
+  // renderKeyMessages shows the group's key messages (this device's save
+  // on top, as not saved yet), and fills the box with them unless text is
+  // being written in it.
+  function renderKeyMessages() {
+    var mine = kmPending(), text = mine ? mine.body.text : state.km.text;
+    kmShown.textContent = text || (curate ? "None yet: write them below." : "None yet.");
+    kmShown.className = "km-shown" + (mine ? " pending" : "");
+    if (keySection.hidden && text) keySection.hidden = false;
+    kmForm.hidden = !curate;
+    if (!curate) return;
+    kmState.textContent = mine ? "On this device · not saved yet" : kmDraft ? "Written here · not saved: Save key messages keeps them" : state.km.version ? "Saved" : "";
+    if (!kmDraft && kmBox.value !== text) kmBox.value = text; // nothing typed: the box shows the group's
+  }
+  // keepKmDraft keeps what is typed in the key messages' box on the device.
+  function keepKmDraft() {
+    try {
+      if (kmDraft) localStorage.setItem(storeKey + ":km", JSON.stringify(kmDraft));
+      else localStorage.removeItem(storeKey + ":km");
+    } catch (e) {
+      kmError.textContent = "This device's storage is full: the key messages typed here may be lost if the page closes.";
+    }
   }
   // named gives a button of a finding's an accessible name with its title:
   // a screen reader lists many "Move up" buttons otherwise.
@@ -454,7 +502,8 @@
         op.kind === "finding.delete" ? "Deleting \u201c" + (op.title || "a finding") + "\u201d" :
         op.kind === "key.mark" ? "Marking \u201c" + (op.title || "a finding") + "\u201d as key" :
         op.kind === "key.unmark" ? "Taking \u201c" + (op.title || "a finding") + "\u201d out of the key findings" :
-        op.kind === "key.reorder" ? "A new order of the key findings" : op.kind;
+        op.kind === "key.reorder" ? "A new order of the key findings" :
+        op.kind === "keymessages.set" ? "Key messages" : op.kind;
       li.appendChild(h);
       li.appendChild(document.createElement("p")).className = "state";
     }
@@ -473,6 +522,25 @@
         c.appendChild(document.createElement("p")).textContent = "Yours (not saved): " + shown(op.body.fields[k]);
         li.appendChild(c);
       });
+    }
+    if (op.kind === "keymessages.set") {
+      // Both texts: what is saved now, and what this person wrote.
+      var curKm = op.current && op.current.version > state.km.version ? op.current : state.km;
+      var c = li.appendChild(document.createElement("div"));
+      c.className = "conflict";
+      c.appendChild(document.createElement("p")).textContent = "Now: " + (curKm.text || "(empty)");
+      c.appendChild(document.createElement("p")).textContent = "Yours (not saved): " + (op.body.text || "(empty)");
+      if (curate) {
+        li.appendChild(button("Edit again", "edit", function () {
+          // Written over the version now saved: saving keeps this text,
+          // knowing what it replaces.
+          kmDraft = { text: op.body.text, base: curKm.version, after: "" };
+          keepKmDraft();
+          kmBox.value = op.body.text;
+          forget(op);
+          kmBox.focus();
+        }));
+      }
     }
     // The op stays kept until its text is back in the form, where the
     // draft keeps it (see saveDraft).
@@ -772,19 +840,22 @@
 
   // enqueue keeps op on the device, then sends it when the window allows.
   // It returns false, keeping nothing, when op is too big for one frame.
-  function enqueue(op) {
+  // enqueue keeps op on the device and sends it; errEl (the finding form's
+  // by default) says why when it cannot.
+  function enqueue(op, errEl) {
+    var errorEl = errEl || formError;
     op.op_id = opID();
     var n = bytes(frameOf(op));
     if (n > maxFrame) {
-      formError.textContent = "Too long to send: " + Math.ceil(n / 1024) + " KiB, at most " + Math.floor(maxFrame / 1024) + " KiB. Please shorten it.";
+      errorEl.textContent = "Too long to send: " + Math.ceil(n / 1024) + " KiB, at most " + Math.floor(maxFrame / 1024) + " KiB. Please shorten it.";
       return false;
     }
-    formError.textContent = "";
+    errorEl.textContent = "";
     queue.push(op);
     if (!save()) {
       // Not kept on the device: the text stays where it is (the form).
       queue = queue.filter(function (o) { return o !== op; });
-      formError.textContent = "This device's storage is full, so this cannot be kept until it is saved. Your text is still here; free some space (or go online) and try again.";
+      errorEl.textContent = "This device's storage is full, so this cannot be kept until it is saved. Your text is still here; free some space (or go online) and try again.";
       render();
       return false;
     }
@@ -955,7 +1026,8 @@
     try { f = JSON.parse(line); } catch (e) { return; }
     switch (f.type) {
       case "snapshot":
-        state = { seq: f.seq, findings: {}, voted: state.voted };
+        var ws = (f.state && f.state.workshop) || {};
+        state = { seq: f.seq, findings: {}, voted: state.voted, km: { text: ws.key_messages || "", version: ws.key_messages_version || 0 } };
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
         break;
       case "entry":
@@ -1178,6 +1250,45 @@
   cancelButton.addEventListener("click", function () {
     if (!formDirty() || window.confirm("Discard your changes? They are not saved.")) stopEdit();
   });
+  kmForm.addEventListener("input", function () {
+    if (!kmDraft) {
+      // Written over the version shown; or, while this device's own save
+      // is on its way, over that save (its entry gives the version; see
+      // apply), or over what it was based on should it be refused.
+      var mine = kmPending();
+      kmDraft = mine ? { base: -1, prev: mine.base, after: mine.op_id } : { base: state.km.version, prev: state.km.version, after: "" };
+    }
+    kmDraft.text = kmBox.value;
+    keepKmDraft();
+    renderKeyMessages();
+    setStatus();
+  });
+  kmForm.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var mine = kmPending();
+    var base = !kmDraft ? state.km.version : kmDraft.base >= 0 ? kmDraft.base : kmDraft.prev;
+    if (mine && !sent[mine.op_id] && queue.indexOf(mine) >= 0) {
+      // Not sent yet: it takes the new text (one save, not two).
+      mine.body.text = kmBox.value;
+      if (!save()) { kmError.textContent = "This device's storage is full, so this cannot be kept until it is saved. Your text is still here."; return; }
+      kmDraft = null;
+      keepKmDraft();
+      render();
+      return;
+    }
+    if (mine) {
+      // Two saves over one version would refuse the second as a conflict
+      // with the first; one waits for the other.
+      kmError.textContent = "Your previous save is on its way: save again once it is saved. Your text is kept here.";
+      return;
+    }
+    var op = { kind: "keymessages.set", base: base, body: { text: kmBox.value } };
+    if (enqueue(op, kmError)) {
+      kmDraft = null;
+      keepKmDraft();
+      render();
+    }
+  });
   // The status also says whether the form holds text not yet saved.
   var onFormEdit = function () { saveDraft(); setStatus(); };
   form.addEventListener("input", onFormEdit);
@@ -1197,6 +1308,8 @@
 
   save(); // takes in what other tabs kept
   restoreDraft();
+  if (kmDraft && typeof kmDraft.text === "string") kmBox.value = kmDraft.text;
+  else kmDraft = null;
   beAlive();
   setInterval(beAlive, 5000);
   render();
