@@ -1491,7 +1491,7 @@ func TestRapporteurWritesKeyMessages(t *testing.T) {
 	tb.f.srv.Stop(t)
 	err = chromedp.Do(tb.browser,
 		waitText("#status", "Offline"),
-		evalJS(fmt.Sprintf(`document.querySelector(%q).value = ""`, box)),
+		evalJS(fmt.Sprintf(`const b = document.querySelector(%q); b.value = ""; b.dispatchEvent(new Event("input", {bubbles: true}))`, box)),
 		chromedp.SendKeys(chromedp.CSS(box), "Mine, written offline."),
 		tap(`#km-form button[type=submit]`),
 		waitText("#km-state", "not saved yet"),
@@ -1528,5 +1528,67 @@ func TestRapporteurWritesKeyMessages(t *testing.T) {
 	}
 	if text, v := saved(); text != "Mine, written offline." || v != 3 {
 		t.Fatalf("saved again: %q, version %d", text, v)
+	}
+}
+
+// TestTabletKeepsKeyMessagesOfAClosedTab: key messages typed in a tab
+// that was then closed, and not saved, are taken in by the next page of
+// the group on the device; two tabs do not write over each other's text.
+func TestTabletKeepsKeyMessagesOfAClosedTab(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
+	a := tb.browser
+	box := `#km-form textarea[name=text]`
+	err := chromedp.Do(a,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(box), "Typed in a closed tab."),
+		waitText("#km-state", "Written here"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("rapporteur:%d:%s:km:", tb.person.ID, store.WorkshopRoom(tb.w.ID))
+	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
+	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
+		t.Fatalf("tab A's kept key messages: %q (%v), want one", tabA, err)
+	}
+	// Tab B, open meanwhile, types its own: A's text stays kept.
+	b, closeB := chromedp.NewContext(a)
+	defer closeB()
+	err = chromedp.Do(b,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(box), "Typed in tab B."),
+		waitText("#km-state", "Written here"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tb.stored(t, b, "km:"+tabA); !strings.Contains(s, "Typed in a closed tab.") {
+		t.Fatalf("tab A's text after tab B typed: %q", s)
+	}
+	// A is closed; B saves and is closed too; a new page takes A's text.
+	if err := chromedp.Do(a, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, tap(`#km-form button[type=submit]`), waitText("#km-state", "Saved"), chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	c, closeC := chromedp.NewContext(a)
+	defer closeC()
+	alive := fmt.Sprintf("rapporteur:%d:%s:alive:%s", tb.person.ID, store.WorkshopRoom(tb.w.ID), tabA)
+	err = chromedp.Do(c,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		// Tab A's last sign of life is made old, rather than waited for.
+		evalJS(fmt.Sprintf(`localStorage.setItem(%q, "0")`, alive)),
+		chromedp.Reload(),
+		waitText("#status", "Live"),
+		pollAcross(fmt.Sprintf(`document.querySelector(%q).value === "Typed in a closed tab."`, box), "tab A's key messages in the new page's box"),
+		waitText("#km-state", "Written here"),
+		waitText("#km-shown", "Typed in tab B."),
+	)
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -51,13 +51,15 @@
   var state = load(":state", { seq: 0, findings: {} });
   if (!state || typeof state.seq !== "number" || !state.findings || typeof state.findings !== "object") state = { seq: 0, findings: {} };
   if (!state.voted || typeof state.voted !== "object") state.voted = {}; // the findings this person supports, by id
-  // The group's key messages ({text, version}). A copy kept before the
-  // page knew them is read again whole from the server.
-  if (!state.km || typeof state.km.version !== "number") state = { seq: 0, findings: {}, voted: state.voted, km: { text: "", version: 0 } };
-  // The key messages being written here, kept on the device as typed:
-  // {text, base (the version they were written over)}; null when the box
-  // shows the group's.
-  var kmDraft = load(":km", null);
+  // The group's key messages ({text, version}; version -1: not known on
+  // this device yet). A copy kept before the page knew them catches up
+  // from the start of the room's log, which has them.
+  if (!state.km || typeof state.km.version !== "number") { state.seq = 0; state.km = { text: "", version: -1 }; }
+  // The key messages being written in this tab, kept on the device as
+  // typed (under the tab's own key: see keepKmDraft): {text, base (the
+  // version written over), prev, after, afterText (see the box's input
+  // handler)}; null when the box shows the group's.
+  var kmDraft = null, kmFull = false;
   var queue = load(":queue", []);
   var failed = load(":failed", []);
   var done = load(":done", []); // op ids applied or discarded, newest last (see merge)
@@ -73,7 +75,7 @@
   var tabID = sessionStorage.getItem("rapporteur:tab") || opID();
   sessionStorage.removeItem("rapporteur:tab");
   var lastBeat = 0;
-  var draftPrefix = storeKey + ":draft:", alivePrefix = storeKey + ":alive:";
+  var draftPrefix = storeKey + ":draft:", alivePrefix = storeKey + ":alive:", kmKeyPrefix = storeKey + ":km:";
   var orphans = [];   // {key, tab, draft} of tabs gone
   var sent = {};   // op ids sent on this connection and not answered yet
   var ws = null, live = false, paused = false, retry = 500, timer = null;
@@ -200,7 +202,7 @@
       if (cls === "live") cls = "saving";
     }
     if (!storageFull && !draftFull && !signedOut && formDirty()) text += " · the form's text is kept on this device until you save it";
-    if (!storageFull && !signedOut && kmDraft) text += " · the key messages typed are kept on this device until you save them";
+    if (!storageFull && !signedOut && kmDraft && curate) text += kmFull ? " · This device's storage is full: the key messages typed may be lost if the page closes." : " · the key messages typed are kept on this device until you save them";
     if (storageFull || draftFull) {
       text += " · This device's storage is full: " + (storageFull ? "changes not saved yet" : "the form's text") + " may be lost if the page closes.";
       cls = "offline";
@@ -231,7 +233,7 @@
         state.km = { text: p.text || "", version: p.version || 0 };
         // Written over this device's own save: the text typed since
         // builds on it.
-        if (kmDraft && kmDraft.after === e.op_id) { kmDraft.base = state.km.version; kmDraft.after = ""; keepKmDraft(); }
+        if (kmDraft && kmDraft.after && kmDraft.after === e.op_id) { kmDraft.base = state.km.version; kmDraft.after = ""; keepKmDraft(); }
         break;
       case "key.mark": case "key.unmark": case "key.reorder":
         var order = p.order || [];
@@ -364,26 +366,70 @@
     return ops.length ? ops[ops.length - 1] : null;
   }
   // renderKeyMessages shows the group's key messages (this device's save
-  // on top, as not saved yet), and fills the box with them unless text is
-  // being written in it.
+  // on top), and fills the box with them unless text is being written in
+  // it.
   function renderKeyMessages() {
-    var mine = kmPending(), text = mine ? mine.body.text : state.km.text;
-    kmShown.textContent = text || (curate ? "None yet: write them below." : "None yet.");
-    kmShown.className = "km-shown" + (mine ? " pending" : "");
+    var mine = kmPending(), unsent = mine && queue.indexOf(mine) >= 0;
+    if (kmDraft && kmDraft.base < 0 && kmDraft.after && !mine && state.km.version >= 0) {
+      // The save this text was written after is no longer on its way. Saved
+      // (its text is the group's now): the text builds on it. Refused:
+      // on what that save was based on, so saving again is refused too,
+      // with both texts shown.
+      kmDraft.base = state.km.text === kmDraft.afterText ? state.km.version : kmDraft.prev;
+      kmDraft.after = "";
+      keepKmDraft();
+    }
+    var text = mine ? mine.body.text : state.km.text;
+    kmShown.textContent = state.km.version < 0 && !mine ? "Not known on this device yet." : text || (curate ? "None yet: write them below." : "None yet.");
+    kmShown.className = "km-shown" + (unsent ? " pending" : "");
     if (keySection.hidden && text) keySection.hidden = false;
     kmForm.hidden = !curate;
     if (!curate) return;
-    kmState.textContent = mine ? "On this device · not saved yet" : kmDraft ? "Written here · not saved: Save key messages keeps them" : state.km.version ? "Saved" : "";
-    if (!kmDraft && kmBox.value !== text) kmBox.value = text; // nothing typed: the box shows the group's
+    var refused = failed.some(function (op) { return op.kind === "keymessages.set"; });
+    kmState.textContent = unsent ? "On this device · not saved yet" : kmDraft ? "Written here · not saved: Save key messages keeps them" :
+      refused ? "Your last save was not saved: see below" : mine || state.km.version > 0 ? "Saved" : "";
+    if (!kmDraft && state.km.version >= 0 && kmBox.value !== text) kmBox.value = text; // nothing typed: the box shows the group's
   }
-  // keepKmDraft keeps what is typed in the key messages' box on the device.
+  // keepKmDraft keeps what is typed in the key messages' box on the
+  // device, under this tab's key (two tabs do not write over each other's
+  // text; a tab gone leaves its text to the next page: see adoptKmDraft),
+  // and reports whether it is kept.
   function keepKmDraft() {
+    var key = kmKeyPrefix + tabID;
+    var put = function () {
+      if (kmDraft) localStorage.setItem(key, JSON.stringify(kmDraft));
+      else localStorage.removeItem(key);
+    };
     try {
-      if (kmDraft) localStorage.setItem(storeKey + ":km", JSON.stringify(kmDraft));
-      else localStorage.removeItem(storeKey + ":km");
+      put();
     } catch (e) {
-      kmError.textContent = "This device's storage is full: the key messages typed here may be lost if the page closes.";
+      try {
+        if (!dropOtherStates()) throw e;
+        put();
+      } catch (e2) {
+        kmFull = true;
+        return false;
+      }
     }
+    kmFull = false;
+    return true;
+  }
+  // adoptKmDraft takes in the key messages typed in a tab gone (closed, or
+  // killed, with text in its box), when this tab has none.
+  function adoptKmDraft() {
+    try {
+      for (var i = 0; i < localStorage.length && !kmDraft; i++) {
+        var key = localStorage.key(i);
+        if (!key || key.indexOf(kmKeyPrefix) !== 0 || key === kmKeyPrefix + tabID) continue;
+        var tab = key.slice(kmKeyPrefix.length);
+        if (Date.now() - Number(localStorage.getItem(alivePrefix + tab) || 0) < 20000) continue; // alive
+        var d = JSON.parse(localStorage.getItem(key));
+        if (d && typeof d.text === "string") {
+          kmDraft = d;
+          if (keepKmDraft()) localStorage.removeItem(key);
+        }
+      }
+    } catch (e) {}
   }
   // named gives a button of a finding's an accessible name with its title:
   // a screen reader lists many "Move up" buttons otherwise.
@@ -532,10 +578,12 @@
       c.appendChild(document.createElement("p")).textContent = "Yours (not saved): " + (op.body.text || "(empty)");
       if (curate) {
         li.appendChild(button("Edit again", "edit", function () {
+          if (kmDraft && kmDraft.text !== op.body.text && !window.confirm("Replace the key messages typed in the box with these? The box's text is not saved.")) return;
           // Written over the version now saved: saving keeps this text,
           // knowing what it replaces.
-          kmDraft = { text: op.body.text, base: curKm.version, after: "" };
-          keepKmDraft();
+          var was = kmDraft;
+          kmDraft = { text: op.body.text, base: curKm.version, prev: curKm.version, after: "", afterText: "" };
+          if (!keepKmDraft()) { kmDraft = was; kmError.textContent = "This device's storage is full: free some space, then try again."; return; }
           kmBox.value = op.body.text;
           forget(op);
           kmBox.focus();
@@ -555,7 +603,8 @@
     }
     var title = li.querySelector("h3").textContent;
     var ask = op.kind === "finding.create" ? "Discard \u201c" + title + "\u201d? It was not saved." :
-      op.kind === "finding.update" ? "Discard your changes to \u201c" + title + "\u201d? They were not saved." : "";
+      op.kind === "finding.update" ? "Discard your changes to \u201c" + title + "\u201d? They were not saved." :
+      op.kind === "keymessages.set" ? "Discard the key messages you wrote? They were not saved." : "";
     li.appendChild(button("Discard", "discard", function () {
       if (!ask || window.confirm(ask)) forget(op);
     }));
@@ -1026,8 +1075,8 @@
     try { f = JSON.parse(line); } catch (e) { return; }
     switch (f.type) {
       case "snapshot":
-        var ws = (f.state && f.state.workshop) || {};
-        state = { seq: f.seq, findings: {}, voted: state.voted, km: { text: ws.key_messages || "", version: ws.key_messages_version || 0 } };
+        var shop = (f.state && f.state.workshop) || {};
+        state = { seq: f.seq, findings: {}, voted: state.voted, km: { text: shop.key_messages || "", version: shop.key_messages_version || 0 } };
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
         break;
       case "entry":
@@ -1253,37 +1302,30 @@
   kmForm.addEventListener("input", function () {
     if (!kmDraft) {
       // Written over the version shown; or, while this device's own save
-      // is on its way, over that save (its entry gives the version; see
-      // apply), or over what it was based on should it be refused.
+      // is on its way, over that save once it is saved (afterText tells,
+      // see renderKeyMessages), else over what it was based on.
       var mine = kmPending();
-      kmDraft = mine ? { base: -1, prev: mine.base, after: mine.op_id } : { base: state.km.version, prev: state.km.version, after: "" };
+      kmDraft = mine ? { base: -1, prev: mine.base, after: mine.op_id, afterText: mine.body.text } :
+        { base: state.km.version, prev: state.km.version, after: "", afterText: "" };
     }
     kmDraft.text = kmBox.value;
-    keepKmDraft();
+    kmError.textContent = keepKmDraft() ? "" : "This device's storage is full: the key messages typed here may be lost if the page closes.";
     renderKeyMessages();
     setStatus();
   });
   kmForm.addEventListener("submit", function (ev) {
     ev.preventDefault();
-    var mine = kmPending();
-    var base = !kmDraft ? state.km.version : kmDraft.base >= 0 ? kmDraft.base : kmDraft.prev;
-    if (mine && !sent[mine.op_id] && queue.indexOf(mine) >= 0) {
-      // Not sent yet: it takes the new text (one save, not two).
-      mine.body.text = kmBox.value;
-      if (!save()) { kmError.textContent = "This device's storage is full, so this cannot be kept until it is saved. Your text is still here."; return; }
-      kmDraft = null;
-      keepKmDraft();
-      render();
-      return;
-    }
-    if (mine) {
-      // Two saves over one version would refuse the second as a conflict
-      // with the first; one waits for the other.
+    if (kmPending()) {
+      // One save at a time: a second over the same version would be
+      // refused as a conflict with the first, and an op once kept is never
+      // changed (it may have reached the server already).
       kmError.textContent = "Your previous save is on its way: save again once it is saved. Your text is kept here.";
       return;
     }
-    var op = { kind: "keymessages.set", base: base, body: { text: kmBox.value } };
-    if (enqueue(op, kmError)) {
+    // A base not known (-1: written before the group's text was known
+    // here) is sent as 0: a conflict if anyone saved, with both texts.
+    var base = Math.max(0, !kmDraft ? state.km.version : kmDraft.base >= 0 ? kmDraft.base : kmDraft.prev);
+    if (enqueue({ kind: "keymessages.set", base: base, body: { text: kmBox.value } }, kmError)) {
       kmDraft = null;
       keepKmDraft();
       render();
@@ -1308,8 +1350,10 @@
 
   save(); // takes in what other tabs kept
   restoreDraft();
-  if (kmDraft && typeof kmDraft.text === "string") kmBox.value = kmDraft.text;
-  else kmDraft = null;
+  kmDraft = load(":km:" + tabID, null);
+  if (!kmDraft || typeof kmDraft.text !== "string") kmDraft = null;
+  adoptKmDraft();
+  if (kmDraft) kmBox.value = kmDraft.text;
   beAlive();
   setInterval(beAlive, 5000);
   render();
