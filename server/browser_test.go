@@ -1486,6 +1486,20 @@ func TestRapporteurWritesKeyMessages(t *testing.T) {
 	if text, v := saved(); text != "Referral works when agencies share one checklist." || v != 1 {
 		t.Fatalf("key messages saved: %q, version %d", text, v)
 	}
+	// Written on at once, over the rapporteur's own save: no conflict.
+	err = chromedp.Do(tb.browser,
+		chromedp.SendKeys(chromedp.CSS(box), " And it is cheap."),
+		tap(`#km-form button[type=submit]`),
+		waitText("#km-shown", "And it is cheap."),
+		waitText("#km-state", "Saved"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text, v := saved(); text != "Referral works when agencies share one checklist. And it is cheap." || v != 2 {
+		t.Fatalf("key messages saved again: %q, version %d", text, v)
+	}
 
 	// Offline, while someone else saves theirs.
 	tb.f.srv.Stop(t)
@@ -1500,7 +1514,7 @@ func TestRapporteurWritesKeyMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tb.f.store.SetKeyMessages(ctx, nil, tb.w.ID, "elsewhere", 1, "Theirs, saved elsewhere."); err != nil {
+	if _, err := tb.f.store.SetKeyMessages(ctx, nil, tb.w.ID, "elsewhere", 2, "Theirs, saved elsewhere."); err != nil {
 		t.Fatal(err)
 	}
 	MustStart(t, tb.env)
@@ -1513,7 +1527,7 @@ func TestRapporteurWritesKeyMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if text, v := saved(); text != "Theirs, saved elsewhere." || v != 2 {
+	if text, v := saved(); text != "Theirs, saved elsewhere." || v != 3 {
 		t.Fatalf("after the conflict: %q, version %d; want theirs kept", text, v)
 	}
 	err = chromedp.Do(tb.browser,
@@ -1526,7 +1540,7 @@ func TestRapporteurWritesKeyMessages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if text, v := saved(); text != "Mine, written offline." || v != 3 {
+	if text, v := saved(); text != "Mine, written offline." || v != 4 {
 		t.Fatalf("saved again: %q, version %d", text, v)
 	}
 }
@@ -1580,6 +1594,9 @@ func TestTabletKeepsKeyMessagesOfAClosedTab(t *testing.T) {
 	err = chromedp.Do(c,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
+		// A was alive moments ago (it may be back, from the page cache):
+		// its text is not taken yet.
+		pollAcross(fmt.Sprintf(`document.querySelector(%q).value === "Typed in tab B."`, box), "the group's key messages in the new page's box"),
 		// Tab A's last sign of life is made old, rather than waited for.
 		evalJS(fmt.Sprintf(`localStorage.setItem(%q, "0")`, alive)),
 		chromedp.Reload(),

@@ -53,8 +53,8 @@
   if (!state.voted || typeof state.voted !== "object") state.voted = {}; // the findings this person supports, by id
   // The group's key messages ({text, version}; version -1: not known on
   // this device yet). A copy kept before the page knew them catches up
-  // from the start of the room's log, which has them.
-  if (!state.km || typeof state.km.version !== "number") { state.seq = 0; state.km = { text: "", version: -1 }; }
+  // with a snapshot, which has them.
+  if (!state.km || typeof state.km.version !== "number") { state.seq = -1; state.km = { text: "", version: -1 }; } // -1: join with a snapshot
   // The key messages being written in this tab, kept on the device as
   // typed (under the tab's own key: see keepKmDraft): {text, base (the
   // version written over), prev, after, afterText (see the box's input
@@ -359,25 +359,39 @@
       keyEl.appendChild(li);
     });
   }
-  // kmPending is this device's key messages save not yet applied (unsent,
-  // in flight, or acked with its entry on the way), or null.
+  // kmPending is this device's key messages save not yet acked (unsent or
+  // in flight), or null.
   function kmPending() {
-    var ops = queue.concat(acked.map(function (a) { return a.op; })).filter(function (op) { return op.kind === "keymessages.set"; });
+    var ops = queue.filter(function (op) { return op.kind === "keymessages.set"; });
     return ops.length ? ops[ops.length - 1] : null;
+  }
+  // kmAcked is this device's key messages save acked with its entry still
+  // on the way, or null: saved, as the version after its base.
+  function kmAcked() {
+    var ops = acked.filter(function (a) { return a.op.kind === "keymessages.set"; });
+    return ops.length ? ops[ops.length - 1].op : null;
   }
   // renderKeyMessages shows the group's key messages (this device's save
   // on top), and fills the box with them unless text is being written in
   // it.
   function renderKeyMessages() {
-    var mine = kmPending(), unsent = mine && queue.indexOf(mine) >= 0;
-    if (kmDraft && kmDraft.base < 0 && kmDraft.after && !mine && state.km.version >= 0) {
-      // The save this text was written after is no longer on its way. Saved
-      // (its text is the group's now): the text builds on it. Refused:
-      // on what that save was based on, so saving again is refused too,
-      // with both texts shown.
-      kmDraft.base = state.km.text === kmDraft.afterText ? state.km.version : kmDraft.prev;
-      kmDraft.after = "";
-      keepKmDraft();
+    var unsent = kmPending(), mine = unsent || kmAcked();
+    if (kmDraft && kmDraft.after && !unsent) {
+      // The save this text was written after is no longer on its way.
+      // Refused: the text is based on what that save was, so saving it is
+      // refused too, with both texts shown. Saved, as learnt from another
+      // tab or a snapshot (an ack or its entry set the base: see handle
+      // and apply): once its text is the group's, the text builds on it.
+      var after = kmDraft.after;
+      if (failed.some(function (op) { return op.op_id === after; })) {
+        kmDraft.base = kmDraft.prev;
+        kmDraft.after = "";
+        keepKmDraft();
+      } else if (state.km.version >= 0 && state.km.text === kmDraft.afterText) {
+        kmDraft.base = state.km.version;
+        kmDraft.after = "";
+        keepKmDraft();
+      }
     }
     var text = mine ? mine.body.text : state.km.text;
     kmShown.textContent = state.km.version < 0 && !mine ? "Not known on this device yet." : text || (curate ? "None yet: write them below." : "None yet.");
@@ -388,7 +402,7 @@
     var refused = failed.some(function (op) { return op.kind === "keymessages.set"; });
     kmState.textContent = unsent ? "On this device · not saved yet" : kmDraft ? "Written here · not saved: Save key messages keeps them" :
       refused ? "Your last save was not saved: see below" : mine || state.km.version > 0 ? "Saved" : "";
-    if (!kmDraft && state.km.version >= 0 && kmBox.value !== text) kmBox.value = text; // nothing typed: the box shows the group's
+    if (!kmDraft && (mine || state.km.version >= 0) && kmBox.value !== text) kmBox.value = text; // nothing typed: the box shows the group's
   }
   // keepKmDraft keeps what is typed in the key messages' box on the
   // device, under this tab's key (two tabs do not write over each other's
@@ -574,7 +588,7 @@
       var curKm = op.current && op.current.version > state.km.version ? op.current : state.km;
       var c = li.appendChild(document.createElement("div"));
       c.className = "conflict";
-      c.appendChild(document.createElement("p")).textContent = "Now: " + (curKm.text || "(empty)");
+      c.appendChild(document.createElement("p")).textContent = "Now: " + (curKm.version < 0 ? "(not known on this device yet)" : curKm.text || "(empty)");
       c.appendChild(document.createElement("p")).textContent = "Yours (not saved): " + (op.body.text || "(empty)");
       if (curate) {
         li.appendChild(button("Edit again", "edit", function () {
@@ -1118,6 +1132,9 @@
       case "ack":
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
         if (op && f.seq > state.seq) acked.push({ op: op, seq: f.seq });
+        // A key messages save is applied only over the version it names:
+        // text typed after it builds on the next one.
+        if (op && op.kind === "keymessages.set" && kmDraft && kmDraft.after === op.op_id) { kmDraft.base = op.base + 1; kmDraft.after = ""; keepKmDraft(); }
         settle(f.op_id);
         trouble = "";
         internalWait = 2000;
@@ -1273,7 +1290,7 @@
     save();
     sessionStorage.setItem("rapporteur:tab", tabID);
     // A tab going with nothing in its form leaves no sign of life behind.
-    if (!editing && !formDirty()) { try { localStorage.removeItem(alivePrefix + tabID); } catch (e) {} }
+    if (!editing && !formDirty() && !kmDraft) { try { localStorage.removeItem(alivePrefix + tabID); } catch (e) {} }
   });
   window.addEventListener("pageshow", function () { sessionStorage.removeItem("rapporteur:tab"); }); // back from the page cache
   ["visibilitychange", "pageshow", "resume", "focus"].forEach(function (ev) {
@@ -1304,9 +1321,10 @@
       // Written over the version shown; or, while this device's own save
       // is on its way, over that save once it is saved (afterText tells,
       // see renderKeyMessages), else over what it was based on.
-      var mine = kmPending();
+      var mine = kmPending(), saved = kmAcked();
+      var over = saved ? saved.base + 1 : state.km.version;
       kmDraft = mine ? { base: -1, prev: mine.base, after: mine.op_id, afterText: mine.body.text } :
-        { base: state.km.version, prev: state.km.version, after: "", afterText: "" };
+        { base: over, prev: over, after: "", afterText: "" };
     }
     kmDraft.text = kmBox.value;
     kmError.textContent = keepKmDraft() ? "" : "This device's storage is full: the key messages typed here may be lost if the page closes.";
@@ -1324,7 +1342,8 @@
     }
     // A base not known (-1: written before the group's text was known
     // here) is sent as 0: a conflict if anyone saved, with both texts.
-    var base = Math.max(0, !kmDraft ? state.km.version : kmDraft.base >= 0 ? kmDraft.base : kmDraft.prev);
+    var saved = kmAcked();
+    var base = Math.max(0, kmDraft ? (kmDraft.base >= 0 ? kmDraft.base : kmDraft.prev) : saved ? saved.base + 1 : state.km.version);
     if (enqueue({ kind: "keymessages.set", base: base, body: { text: kmBox.value } }, kmError)) {
       kmDraft = null;
       keepKmDraft();
