@@ -290,7 +290,21 @@ func (a *app) handleEditPerson(w http.ResponseWriter, r *http.Request) {
 		a.answerErr(w, r, err)
 		return
 	}
-	stored, err := a.store.Person(r.Context(), pid)
+	// Of this event, or not found alike: nothing of a person of other
+	// events only is read, nor whether the id exists.
+	ms, err := a.store.Memberships(r.Context(), pid, ev.ID)
+	if err != nil {
+		a.answerErr(w, r, err)
+		return
+	}
+	var stored domain.Person
+	if len(ms) > 0 {
+		stored, err = a.store.Person(r.Context(), pid)
+	}
+	if len(ms) == 0 || domain.ErrorCode(err) == domain.NotFound {
+		a.answerErr(w, r, domain.Errorf(domain.NotFound, "Person %d has no role in this event.", pid))
+		return
+	}
 	if err != nil {
 		a.answerErr(w, r, err)
 		return

@@ -80,8 +80,12 @@ func TestOrganizerEditsAPerson(t *testing.T) {
 	}
 	elsewhere, _ := mustInvite(t, f.store, otherEvent, store.PersonInput{Name: "Not here"}, domain.RoleObserver, 0)
 	for _, id := range []int64{elsewhere.ID, 1 << 40} {
-		if status, _ := edit(id, `{"name":"Renamed","role":"observer"}`); status != http.StatusNotFound {
-			t.Errorf("person %d, of no role here: %d, want 404", id, status)
+		// A country this event lacks: still 404, so that nothing of a
+		// person of other events only can be learnt through the form.
+		for _, body := range []string{`{"name":"Renamed","role":"observer"}`, `{"name":"Renamed","country":"XX","role":"observer"}`} {
+			if status, got := edit(id, body); status != http.StatusNotFound || !strings.Contains(string(got), "has no role in this event") {
+				t.Errorf("person %d, of no role here, edited with %s: %d %s, want 404", id, body, status, got)
+			}
 		}
 	}
 	if got, err := f.store.Person(ctx, elsewhere.ID); err != nil || got.Name != "Not here" {

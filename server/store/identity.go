@@ -91,7 +91,11 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (OIDCOutcome, err
 		}
 		err := tx.NewSelect().Model(&p).Where("oidc_issuer = ? AND oidc_subject = ?", in.Issuer, in.Subject).For("UPDATE").Scan(ctx)
 		if errors.Is(err, sql.ErrNoRows) && in.EmailVerified && email != "" {
-			err = tx.NewSelect().Model(&p).Where("lower(email) = lower(?) AND oidc_subject IS NULL", email).For("UPDATE").Scan(ctx)
+			// NO KEY UPDATE: a sign-in with one of the person's links may
+			// hold the link's row and need a key-share lock on the person
+			// for its audit record, while this one waits to revoke that
+			// link (FOR UPDATE would deadlock with it).
+			err = tx.NewSelect().Model(&p).Where("lower(email) = lower(?) AND oidc_subject IS NULL", email).For("NO KEY UPDATE").Scan(ctx)
 			byEmail = err == nil
 		}
 		switch {
@@ -99,6 +103,21 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (OIDCOutcome, err
 			p = domain.Person{Name: firstNonEmpty(name, email, "Staff member")}
 		case err != nil:
 			return fmt.Errorf("find person by identity: %w", err)
+		}
+		detail := map[string]any{"issuer": in.Issuer, "subject": in.Subject}
+		// Before the person's row is updated (setting oidc_subject, a key,
+		// takes the strongest lock on it).
+		if byEmail {
+			out.Ended = []string{}
+			if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", p.ID).Scan(ctx, &out.Ended); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("end sessions: %w", err)
+			}
+			res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE person_id = ? AND revoked_at IS NULL", p.ID).Exec(ctx)
+			if err != nil {
+				return fmt.Errorf("revoke links: %w", err)
+			}
+			revoked, _ := res.RowsAffected()
+			detail["linked_by_email"], detail["sessions_ended"], detail["links_revoked"] = true, len(out.Ended), revoked
 		}
 		if name != "" {
 			p.Name = name
@@ -123,19 +142,6 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (OIDCOutcome, err
 			}
 		} else if _, err := tx.NewUpdate().Model(&p).Column("name", "email", "oidc_issuer", "oidc_subject").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update person: %w", err)
-		}
-		detail := map[string]any{"issuer": in.Issuer, "subject": in.Subject}
-		if byEmail {
-			out.Ended = []string{}
-			if err := tx.NewRaw("DELETE FROM sessions WHERE person_id = ? RETURNING id", p.ID).Scan(ctx, &out.Ended); err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("end sessions: %w", err)
-			}
-			res, err := tx.NewRaw("UPDATE invites SET revoked_at = now() WHERE person_id = ? AND revoked_at IS NULL", p.ID).Exec(ctx)
-			if err != nil {
-				return fmt.Errorf("revoke links: %w", err)
-			}
-			revoked, _ := res.RowsAffected()
-			detail["linked_by_email"], detail["sessions_ended"], detail["links_revoked"] = true, len(out.Ended), revoked
 		}
 		if in.SyncRoles && in.EventID != 0 {
 			changed, err := s.syncClaimRoles(ctx, tx, p.ID, in.EventID, in.Roles)

@@ -156,8 +156,8 @@ func (s *Store) ImportPeople(ctx context.Context, actor *int64, eventID int64, r
 	return out, nil
 }
 
-// peopleElsewhere finds the people not of eventID who have the emails
-// (each Fold-ed), by that form, their rows locked until tx ends (see
+// peopleElsewhere finds the people who have the emails (each Fold-ed;
+// the callers ask only for emails of no one in eventID), by that form, their rows locked until tx ends (see
 // joinPerson); and, by email, in how many events the actor does not
 // organize each is: only an organizer of every event a person is in may
 // join them to eventID (a nil actor, the server itself, may join
@@ -258,7 +258,7 @@ func (s *Store) joinPerson(ctx context.Context, tx bun.Tx, actor *int64, eventID
 }
 
 // lockPeopleOf waits for, and holds until tx ends, the lock on changes
-// to an event's people: imports, additions and edits run one at a time,
+// to an event's people: imports, additions, edits and removals run one at a time,
 // so that a check of who is in the event holds until its change commits
 // (a form sent twice adds its people once; two organizers cannot take
 // the organizer role from each other at once).

@@ -63,8 +63,10 @@ func (s *Store) EnsureOrganizer(ctx context.Context, eventID int64) (domain.Pers
 		if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('rapporteur.bootstrap-organizer:' || ?::text))", eventID); err != nil {
 			return fmt.Errorf("lock the bootstrap organizer: %w", err)
 		}
+		// Never one who signs in with an organisation account: they get no
+		// link (see linkRefusals).
 		err := tx.NewSelect().Model(&p).
-			Where("id = (SELECT person_id FROM memberships WHERE event_id = ? AND role = 'organizer' ORDER BY id LIMIT 1)", eventID).
+			Where("id = (SELECT m.person_id FROM memberships m JOIN people x ON x.id = m.person_id WHERE m.event_id = ? AND m.role = 'organizer' AND x.oidc_subject IS NULL ORDER BY m.id LIMIT 1)", eventID).
 			Scan(ctx)
 		if err == nil {
 			return nil
@@ -385,20 +387,10 @@ func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personI
 	roleChanged := false
 	var changed []string
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		if err := lockPeopleOf(ctx, tx, eventID); err != nil {
-			return err
-		}
-		if err := tx.NewSelect().Model(&p).Where("id = ?", personID).For("NO KEY UPDATE").Scan(ctx); err != nil { // see peopleElsewhere
-			return notFound(err, "Person %d has no role in this event.", personID)
-		}
-		// Read after the person's lock: a sign-in may change their roles
-		// until then (syncClaimRoles).
 		var ms []domain.Membership
-		if err := tx.NewSelect().Model(&ms).Where("event_id = ? AND person_id = ?", eventID, personID).Order("id").Scan(ctx); err != nil {
-			return fmt.Errorf("read roles: %w", err)
-		}
-		if len(ms) == 0 {
-			return domain.Errorf(domain.NotFound, "Person %d has no role in this event.", personID)
+		var err error
+		if p, ms, err = lockedMember(ctx, tx, eventID, personID); err != nil {
+			return err
 		}
 		next := in.person()
 		for _, f := range []struct {
@@ -442,14 +434,10 @@ func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personI
 		}
 		if len(ms) != 1 || roleName(role, wid) != was[0] {
 			roleChanged = true
-			var granted bool
-			if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM oidc_role_grants WHERE membership_id IN (?))", bun.In(membershipIDs(ms))).Scan(ctx, &granted); err != nil {
-				return fmt.Errorf("read role grants: %w", err)
+			if err := refuseClaimRoles(ctx, tx, p, ms); err != nil {
+				return err
 			}
-			if granted {
-				return domain.Errorf(domain.Conflict, "%s has roles here from their organisation account's groups (OIDC_ROLE_MAP), which their next sign-in would set again: change their groups there.", p.Name)
-			}
-			if err := keepAnOrganizer(ctx, tx, eventID, personID, role, workshopID); err != nil {
+			if err := keepAnOrganizer(ctx, tx, eventID, personID, role); err != nil {
 				return err
 			}
 			if _, err := tx.NewDelete().Model((*domain.Membership)(nil)).Where("event_id = ? AND person_id = ?", eventID, personID).Exec(ctx); err != nil {
@@ -477,12 +465,44 @@ func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personI
 	return p, roleChanged || len(changed) > 0, nil
 }
 
-func membershipIDs(ms []domain.Membership) []int64 {
+// lockedMember takes the lock on eventID's people and the person's row,
+// and returns the person with their roles in the event, read after the
+// lock (a sign-in may change them until then: syncClaimRoles). A person
+// of no role in the event is NotFound.
+func lockedMember(ctx context.Context, tx bun.Tx, eventID, personID int64) (domain.Person, []domain.Membership, error) {
+	var p domain.Person
+	if err := lockPeopleOf(ctx, tx, eventID); err != nil {
+		return p, nil, err
+	}
+	if err := tx.NewSelect().Model(&p).Where("id = ?", personID).For("NO KEY UPDATE").Scan(ctx); err != nil { // see peopleElsewhere
+		return p, nil, notFound(err, "Person %d has no role in this event.", personID)
+	}
+	var ms []domain.Membership
+	if err := tx.NewSelect().Model(&ms).Where("event_id = ? AND person_id = ?", eventID, personID).Order("id").Scan(ctx); err != nil {
+		return p, nil, fmt.Errorf("read roles: %w", err)
+	}
+	if len(ms) == 0 {
+		return p, nil, domain.Errorf(domain.NotFound, "Person %d has no role in this event.", personID)
+	}
+	return p, ms, nil
+}
+
+// refuseClaimRoles is a Conflict when one of ms was granted by p's
+// organisation account's claims: their next sign-in would set it again,
+// so it is changed at the identity provider.
+func refuseClaimRoles(ctx context.Context, tx bun.Tx, p domain.Person, ms []domain.Membership) error {
 	ids := make([]int64, len(ms))
 	for i, m := range ms {
 		ids[i] = m.ID
 	}
-	return ids
+	var granted bool
+	if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM oidc_role_grants WHERE membership_id IN (?))", bun.In(ids)).Scan(ctx, &granted); err != nil {
+		return fmt.Errorf("read role grants: %w", err)
+	}
+	if granted {
+		return domain.Errorf(domain.Conflict, "%s has roles here from their organisation account's groups (OIDC_ROLE_MAP), which their next sign-in would set again: change their groups there.", p.Name)
+	}
+	return nil
 }
 
 // roleName is a role as the audit trail names it: "participant@12", or
@@ -494,17 +514,17 @@ func roleName(role string, workshopID *int64) string {
 	return fmt.Sprintf("%s@%d", role, *workshopID)
 }
 
-// keepAnOrganizer refuses to take the event's organizer role (event-wide:
-// the one that manages its people) from personID, who is to have role in
-// workshopID now, when no one else has it: no one could manage the
-// event's people any more.
-func keepAnOrganizer(ctx context.Context, tx bun.Tx, eventID, personID int64, role string, workshopID int64) error {
-	if role == domain.RoleOrganizer && workshopID == 0 {
+// keepAnOrganizer refuses to take the event's organizer role (any
+// organizer manages its people: auth's ActPeopleManage) from personID,
+// who is to have role now, when no one else has it: no one could manage
+// the event's people any more.
+func keepAnOrganizer(ctx context.Context, tx bun.Tx, eventID, personID int64, role string) error {
+	if role == domain.RoleOrganizer {
 		return nil
 	}
 	var others, theirs int
 	if err := tx.NewRaw(`SELECT count(*) FILTER (WHERE person_id <> ?), count(*) FILTER (WHERE person_id = ?)
-		FROM memberships WHERE event_id = ? AND role = 'organizer' AND workshop_id IS NULL`, personID, personID, eventID).Scan(ctx, &others, &theirs); err != nil {
+		FROM memberships WHERE event_id = ? AND role = 'organizer'`, personID, personID, eventID).Scan(ctx, &others, &theirs); err != nil {
 		return fmt.Errorf("count organizers: %w", err)
 	}
 	if theirs > 0 && others == 0 {
@@ -523,27 +543,15 @@ func keepAnOrganizer(ctx context.Context, tx bun.Tx, eventID, personID int64, ro
 func (s *Store) RemoveMember(ctx context.Context, actor *int64, eventID, personID int64) (domain.Person, error) {
 	var p domain.Person
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		if err := lockPeopleOf(ctx, tx, eventID); err != nil {
+		var ms []domain.Membership
+		var err error
+		if p, ms, err = lockedMember(ctx, tx, eventID, personID); err != nil {
 			return err
 		}
-		if err := tx.NewSelect().Model(&p).Where("id = ?", personID).For("NO KEY UPDATE").Scan(ctx); err != nil { // see peopleElsewhere
-			return notFound(err, "Person %d has no role in this event.", personID)
+		if err := refuseClaimRoles(ctx, tx, p, ms); err != nil {
+			return err
 		}
-		var ms []domain.Membership
-		if err := tx.NewSelect().Model(&ms).Where("event_id = ? AND person_id = ?", eventID, personID).Order("id").Scan(ctx); err != nil {
-			return fmt.Errorf("read roles: %w", err)
-		}
-		if len(ms) == 0 {
-			return domain.Errorf(domain.NotFound, "Person %d has no role in this event.", personID)
-		}
-		var granted bool
-		if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM oidc_role_grants WHERE membership_id IN (?))", bun.In(membershipIDs(ms))).Scan(ctx, &granted); err != nil {
-			return fmt.Errorf("read role grants: %w", err)
-		}
-		if granted {
-			return domain.Errorf(domain.Conflict, "%s has roles here from their organisation account's groups (OIDC_ROLE_MAP), which their next sign-in would set again: change their groups there.", p.Name)
-		}
-		if err := keepAnOrganizer(ctx, tx, eventID, personID, "", 0); err != nil {
+		if err := keepAnOrganizer(ctx, tx, eventID, personID, ""); err != nil {
 			return err
 		}
 		if _, err := tx.NewDelete().Model((*domain.Membership)(nil)).Where("event_id = ? AND person_id = ?", eventID, personID).Exec(ctx); err != nil {

@@ -2124,3 +2124,63 @@ func TestUpdateMemberLeavesRolesFromClaimsAlone(t *testing.T) {
 		t.Errorf("%d role grants after the edit (%v), want 1", grants, err)
 	}
 }
+
+// TestAnOrganisationSignInAndALinkSignInDoNotDeadlock: a person's first
+// organisation sign-in, found by email, revokes their links while a
+// sign-in with one of those links holds the link's row and writes its
+// audit record (a key-share lock on the person). Both must go through.
+func TestAnOrganisationSignInAndALinkSignInDoNotDeadlock(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	staff, _, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Staff", Email: "staff@example.org"}, domain.RoleObserver, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card, linkSignIn, pid := mustHoldCard(t, s, ws[0].EventID, staff.ID)
+	signedIn := make(chan error, 1)
+	go func() {
+		_, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "staff-1", Email: "staff@example.org", EmailVerified: true, Name: "Staff"})
+		signedIn <- err
+	}()
+	mustWaitBlocked(t, s, []int{pid}, signedIn)
+	if _, err := linkSignIn.ExecContext(ctx, "INSERT INTO audit_log (actor_id, event_id, action, target) VALUES (?, ?, 'signin.link', 'invite')", staff.ID, ws[0].EventID); err != nil {
+		t.Fatalf("the link sign-in's audit record: %v", err)
+	}
+	if err := linkSignIn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-signedIn; err != nil {
+		t.Fatalf("the organisation sign-in: %v", err)
+	}
+	if revoked, err := s.InviteRevoked(ctx, card); err != nil || !revoked {
+		t.Errorf("the card after the organisation sign-in: revoked %v (%v), want revoked", revoked, err)
+	}
+}
+
+// TestEnsureOrganizerIsNeverStaff: the printed sign-in link is for the
+// bootstrap organizer, so that is never a person who signs in with an
+// organisation account (who gets no link), even when such a person is
+// the event's first organizer.
+func TestEnsureOrganizerIsNeverStaff(t *testing.T) {
+	ctx := context.Background()
+	s := pg.MustStore(t)
+	ev, err := s.CreateEvent(ctx, store.EventSpec{Slug: "staffed", Title: "Staffed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	staff, _, err := s.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: "Staff organizer", Email: "staff@example.org"}, domain.RoleOrganizer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB().ExecContext(ctx, "UPDATE people SET oidc_issuer = 'https://idp.example', oidc_subject = 'staff-1' WHERE id = ?", staff.ID); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.EnsureOrganizer(ctx, ev.ID)
+	if err != nil || p.ID == staff.ID || p.OIDCSubject != nil {
+		t.Fatalf("bootstrap organizer: %+v, %v; want someone other than the staff member", p, err)
+	}
+	again, err := s.EnsureOrganizer(ctx, ev.ID)
+	if err != nil || again.ID != p.ID {
+		t.Fatalf("bootstrap organizer again: %+v, %v; want %d", again, err, p.ID)
+	}
+}

@@ -874,7 +874,12 @@
     var now = Date.now(), slept = lastBeat && now - lastBeat > 20000;
     lastBeat = now;
     try { localStorage.setItem(alivePrefix + tabID, String(now)); } catch (e) {}
-    if (!slept && findOrphans()) render();
+    var adopted = false;
+    if (!slept && !kmDraft) { // key messages typed in a tab gone, into an empty box
+      adoptKmDraft();
+      if (kmDraft) { kmBox.value = kmDraft.text; adopted = true; }
+    }
+    if ((!slept && findOrphans()) || adopted) render();
   }
   // sendPresence tells the room which finding this page edits, when that changed.
   function sendPresence() {
@@ -902,9 +907,9 @@
   function bytes(s) { return new TextEncoder().encode(s).length; }
 
   // enqueue keeps op on the device, then sends it when the window allows.
-  // It returns false, keeping nothing, when op is too big for one frame.
-  // enqueue keeps op on the device and sends it; errEl (the finding form's
-  // by default) says why when it cannot.
+  // It returns false, keeping nothing, when op is too big for one frame or
+  // the device's storage is full; errEl (the finding form's by default)
+  // says which.
   function enqueue(op, errEl) {
     var errorEl = errEl || formError;
     op.op_id = opID();
