@@ -1238,6 +1238,11 @@ func TestTabletShowsWhatThePersonSupports(t *testing.T) {
 	if n, m := votes(first.ID), votes(second.ID); n != 0 || m != 1 {
 		t.Fatalf("votes of the person: %d on the first finding (want 0, taken back), %d on the second (want 1)", n, m)
 	}
+	// A participant gets none of the rapporteur's controls.
+	shown, err := chromedp.Run(tb.browser, chromedp.Evaluate[string](`getComputedStyle(document.getElementById("km-form")).display + " " + document.querySelectorAll("button.mark-key, button.unmark-key, button.up, button.down").length`))
+	if err != nil || shown != "none 0" {
+		t.Fatalf("the rapporteur's controls on a participant's page: %q (%v), want the key messages' box hidden and no key buttons", shown, err)
+	}
 }
 
 // TestRapporteurPicksAndOrdersKeyFindings: on the rapporteur's tablet,
