@@ -68,10 +68,7 @@ func postAs(t *testing.T, c *http.Client, u, ctype, body, csrf string) (int, []b
 func TestLinksOnlyFromOrganizersOfEveryEvent(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	ctx := context.Background()
-	var other int64
-	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('other', 'Other seminar') RETURNING id").Scan(ctx, &other); err != nil {
-		t.Fatal(err)
-	}
+	other := f.mustEvent(t, "other", "Other seminar")
 	// Both a participant here and an organizer of the other event.
 	both := f.MustMember(t, domain.RoleParticipant, &f.ws[0], "NO", "ngo")
 	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'organizer')", other, both.id); err != nil {
@@ -134,11 +131,7 @@ func TestLinksOnlyFromOrganizersOfEveryEvent(t *testing.T) {
 func TestOrganisationSignInEndsSessionsOthersBegan(t *testing.T) {
 	p := startTestIDP(t)
 	f := MustFixture(t, p.env(pg.NewDB(t)))
-	ctx := context.Background()
-	var side int64
-	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('side', 'Side seminar') RETURNING id").Scan(ctx, &side); err != nil {
-		t.Fatal(err)
-	}
+	side := f.mustEvent(t, "side", "Side seminar")
 	sideOrg, tok := mustInvite(t, f.store, side, store.PersonInput{Name: "Side organizer", Country: "FI", ActorType: "ngo"}, domain.RoleOrganizer, 0)
 	org := mustSignIn(t, f.srv.URL, tok, sideOrg.ID)
 	csrf := csrfToken(t, org.http, f.srv.URL+"/events/side/people")
@@ -488,10 +481,7 @@ func csvUpload(csrf, csv string) (ctype, body string) {
 func TestAReturningExpertJoinsOnlyThroughAnOrganizerOfAll(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	ctx := context.Background()
-	var other int64
-	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('last-year', 'Last year') RETURNING id").Scan(ctx, &other); err != nil {
-		t.Fatal(err)
-	}
+	other := f.mustEvent(t, "last-year", "Last year")
 	kari, token := mustInvite(t, f.store, other, store.PersonInput{Name: "Kari Nordmann", Email: "kari@example.no", Country: "NO"}, domain.RoleObserver, 0)
 	liisa, _ := mustInvite(t, f.store, other, store.PersonInput{Name: "Liisa Virtanen", Email: "liisa@example.fi", Country: "FI"}, domain.RoleObserver, 0)
 	tablet := mustSignIn(t, f.srv.URL, token, kari.ID)
@@ -584,10 +574,7 @@ func TestAReturningExpertJoinsOnlyThroughAnOrganizerOfAll(t *testing.T) {
 func TestJoiningAStaffMemberKeepsThemSignedIn(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	ctx := context.Background()
-	var other int64
-	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('last-year', 'Last year') RETURNING id").Scan(ctx, &other); err != nil {
-		t.Fatal(err)
-	}
+	other := f.mustEvent(t, "last-year", "Last year")
 	staff, token := mustInvite(t, f.store, other, store.PersonInput{Name: "Staff Member", Email: "staff@example.org"}, domain.RoleOrganizer, 0)
 	laptop := mustSignIn(t, f.srv.URL, token, staff.ID)
 	// As if their first organisation sign-in had come since (which revokes

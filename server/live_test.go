@@ -99,6 +99,17 @@ func (f *fixture) MustMember(tb testing.TB, role string, w *domain.Workshop, cou
 	return m
 }
 
+// mustEvent adds an event beside the fixture's (with nothing in it) and
+// returns its id.
+func (f *fixture) mustEvent(tb testing.TB, slug, title string) int64 {
+	tb.Helper()
+	ev, err := f.store.CreateEvent(context.Background(), store.EventSpec{Slug: slug, Title: title})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ev.ID
+}
+
 // mustInvite adds a person with role to the event (in workshop wid, 0
 // for event-wide roles) and returns them with a personal sign-in token,
 // valid for an hour.

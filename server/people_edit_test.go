@@ -74,10 +74,7 @@ func TestOrganizerEditsAPerson(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d with a problem", c.what, status, body, c.status)
 		}
 	}
-	var otherEvent int64
-	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('other', 'Other seminar') RETURNING id").Scan(ctx, &otherEvent); err != nil {
-		t.Fatal(err)
-	}
+	otherEvent := f.mustEvent(t, "other", "Other seminar")
 	elsewhere, _ := mustInvite(t, f.store, otherEvent, store.PersonInput{Name: "Not here"}, domain.RoleObserver, 0)
 	for _, id := range []int64{elsewhere.ID, 1 << 40} {
 		// A country this event lacks: still 404, so that nothing of a
@@ -149,10 +146,7 @@ func TestOrganizerEditsAPerson(t *testing.T) {
 func TestEditingAPersonOfAnotherEvent(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	ctx := context.Background()
-	var other int64
-	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('other', 'Other seminar') RETURNING id").Scan(ctx, &other); err != nil {
-		t.Fatal(err)
-	}
+	other := f.mustEvent(t, "other", "Other seminar")
 	both := f.MustMember(t, domain.RoleParticipant, &f.ws[0], "NO", "ngo")
 	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'observer')", other, both.id); err != nil {
 		t.Fatal(err)

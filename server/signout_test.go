@@ -78,10 +78,7 @@ func TestSignOutEverywhere(t *testing.T) {
 	// A person who is also in another event is signed out there too: only
 	// an organizer of both may do it.
 	ctx := context.Background()
-	var otherEvent int64
-	if err := f.store.DB().NewRaw("INSERT INTO events (slug, title) VALUES ('other', 'Other seminar') RETURNING id").Scan(ctx, &otherEvent); err != nil {
-		t.Fatal(err)
-	}
+	otherEvent := f.mustEvent(t, "other", "Other seminar")
 	both := f.MustMember(t, domain.RoleParticipant, w, "NO", "ngo")
 	if _, err := f.store.DB().ExecContext(ctx, "INSERT INTO memberships (event_id, person_id, role) VALUES (?, ?, 'observer')", otherEvent, both.id); err != nil {
 		t.Fatal(err)

@@ -2076,24 +2076,35 @@ func TestAJoinAndASignInDoNotDeadlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	card, signIn, signInPID := mustHoldCard(t, s, other.ID, expert.ID)
-	joined := make(chan error, 1)
-	go func() {
+	mustOutlastALinkSignIn(t, s, other.ID, expert.ID, "the join", func() error {
 		_, _, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Expert", Email: "expert@example.org"}, domain.RoleObserver, 0)
-		joined <- err
-	}()
-	mustWaitBlocked(t, s, []int{signInPID}, joined)
-	if _, err := signIn.ExecContext(ctx, "INSERT INTO audit_log (actor_id, event_id, action, target) VALUES (?, ?, 'signin.link', 'invite')", expert.ID, other.ID); err != nil {
-		t.Fatalf("the sign-in's audit record: %v", err)
+		return err
+	})
+}
+
+// mustOutlastALinkSignIn runs revoke, a call that revokes person's links,
+// while a sign-in with one of them (a link of eventID) holds the link's
+// row, and lets that sign-in write its audit record (a key-share lock on
+// the person) while revoke waits for it. Both must go through, and the
+// link be revoked.
+func mustOutlastALinkSignIn(t *testing.T, s *store.Store, eventID, person int64, what string, revoke func() error) {
+	t.Helper()
+	ctx := context.Background()
+	card, signIn, signInPID := mustHoldCard(t, s, eventID, person)
+	done := make(chan error, 1)
+	go func() { done <- revoke() }()
+	mustWaitBlocked(t, s, []int{signInPID}, done)
+	if _, err := signIn.ExecContext(ctx, "INSERT INTO audit_log (actor_id, event_id, action, target) VALUES (?, ?, 'signin.link', 'invite')", person, eventID); err != nil {
+		t.Fatalf("the link sign-in's audit record: %v", err)
 	}
 	if err := signIn.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-joined; err != nil {
-		t.Fatalf("the join: %v", err)
+	if err := <-done; err != nil {
+		t.Fatalf("%s: %v", what, err)
 	}
 	if revoked, err := s.InviteRevoked(ctx, card); err != nil || !revoked {
-		t.Errorf("the card after the join: revoked %v (%v), want revoked", revoked, err)
+		t.Errorf("the card after %s: revoked %v (%v), want revoked", what, revoked, err)
 	}
 }
 
@@ -2136,25 +2147,10 @@ func TestAnOrganisationSignInAndALinkSignInDoNotDeadlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	card, linkSignIn, pid := mustHoldCard(t, s, ws[0].EventID, staff.ID)
-	signedIn := make(chan error, 1)
-	go func() {
+	mustOutlastALinkSignIn(t, s, ws[0].EventID, staff.ID, "the organisation sign-in", func() error {
 		_, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "staff-1", Email: "staff@example.org", EmailVerified: true, Name: "Staff"})
-		signedIn <- err
-	}()
-	mustWaitBlocked(t, s, []int{pid}, signedIn)
-	if _, err := linkSignIn.ExecContext(ctx, "INSERT INTO audit_log (actor_id, event_id, action, target) VALUES (?, ?, 'signin.link', 'invite')", staff.ID, ws[0].EventID); err != nil {
-		t.Fatalf("the link sign-in's audit record: %v", err)
-	}
-	if err := linkSignIn.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-signedIn; err != nil {
-		t.Fatalf("the organisation sign-in: %v", err)
-	}
-	if revoked, err := s.InviteRevoked(ctx, card); err != nil || !revoked {
-		t.Errorf("the card after the organisation sign-in: revoked %v (%v), want revoked", revoked, err)
-	}
+		return err
+	})
 }
 
 // TestEnsureOrganizerIsNeverStaff: the printed sign-in link is for the

@@ -514,24 +514,20 @@
         ed.textContent = by.join(", ") + (by.length === 1 ? " is" : " are") + " editing this";
         li.appendChild(ed);
       }
-      var toggle = function (kind) {
+      // toggle sends kind for the finding. The button changes in place at
+      // once: a double tap is one tap (guard names the button's pair).
+      var toggle = function (kind, guard) {
         return function () {
-          // The button changes in place at once: a double tap is one tap.
           var now = Date.now();
-          if (now - (toggled[f.id] || 0) < 800) return;
-          toggled[f.id] = now;
-          enqueue({ kind: kind, body: { finding_id: f.id } });
+          if (now - (toggled[guard + f.id] || 0) < 800) return;
+          toggled[guard + f.id] = now;
+          enqueue({ kind: kind, body: { finding_id: f.id }, title: f.title || "" });
         };
       };
-      li.appendChild(mine ? button("Take back support", "unvote", toggle("unvote")) : button("Support", "vote", toggle("vote")));
+      li.appendChild(mine ? button("Take back support", "unvote", toggle("unvote", "")) : button("Support", "vote", toggle("vote", "")));
       if (curate) {
-        var keyKind = f.is_key ? "key.unmark" : "key.mark";
-        named(li.appendChild(button(f.is_key ? "Unmark key" : "Mark as key", f.is_key ? "unmark-key" : "mark-key", function () {
-          var now = Date.now(); // a double tap is one tap, as for support
-          if (now - (toggled["key" + f.id] || 0) < 800) return;
-          toggled["key" + f.id] = now;
-          enqueue({ kind: keyKind, body: { finding_id: f.id }, title: f.title || "" });
-        })), f.title || "(untitled)");
+        named(li.appendChild(f.is_key ? button("Unmark key", "unmark-key", toggle("key.unmark", "key")) :
+          button("Mark as key", "mark-key", toggle("key.mark", "key"))), f.title || "(untitled)");
       }
       li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
       li.appendChild(button("Delete", "delete", function () {
