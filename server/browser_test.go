@@ -483,6 +483,56 @@ func TestTabletSendsAtOnceOnANewConnection(t *testing.T) {
 	}
 }
 
+// TestTabletGivesUpAHandshakeNoOneAnswers: while the server is away, the
+// page's reconnection reaches something that takes the connection and
+// never answers the upgrade (a lost reply, a link gone dead meanwhile).
+// The browser would wait for it for minutes; the page gives up on it,
+// connects again once the server is back, and sends what it kept.
+func TestTabletGivesUpAHandshakeNoOneAnswers(t *testing.T) {
+	tb := MustTablet(t)
+	if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	if err := chromedp.Do(tb.browser, waitText("#status", "Offline"), typeFinding("Past a dead handshake"), waitText("#findings li.pending", "Past a dead handshake")); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", tb.env["ADDR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := make(chan net.Conn, 100)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			taken <- c // held open, never answered
+		}
+	}()
+	defer func() {
+		for len(taken) > 0 {
+			(<-taken).Close()
+		}
+	}()
+	var held net.Conn
+	select {
+	case held = <-taken:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the page did not try to connect within 30 s")
+	}
+	defer held.Close()
+	l.Close()
+	MustStart(t, tb.env)
+	wait, cancel := context.WithTimeout(tb.browser, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wait, waitText("#status", "every change is saved"), waitText("#findings li.saved", "Past a dead handshake")); err != nil {
+		t.Fatalf("the page still waits for the handshake no one answers: %v", err)
+	}
+	tb.mustBeSavedOnce(t, "Past a dead handshake")
+}
+
 // TestTabletTabsShareUnsentChanges: two tabs of the workshop page on one
 // device, each with a finding typed while the server is down. The first
 // tab is closed before the server is back; the second sends both, and
@@ -519,6 +569,50 @@ func TestTabletTabsShareUnsentChanges(t *testing.T) {
 			t.Errorf("%q saved %d times, want once", title, n)
 		}
 	}
+}
+
+// TestTabletWritesBackWhatAnotherTabLeftOut: tabs write their whole
+// lists, and learn of each other's writes only a moment later, so a tab
+// can write lists without an op the other has just typed. The other tab
+// writes it back at once: a tablet can end the page without a pagehide,
+// and what is only in the page's memory goes with it.
+func TestTabletWritesBackWhatAnotherTabLeftOut(t *testing.T) {
+	tb := MustTablet(t)
+	a := tb.browser
+	b, closeB := chromedp.NewContext(a)
+	defer closeB()
+	for _, tab := range []context.Context{a, b} {
+		if err := chromedp.Do(tab, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb.f.srv.Stop(t)
+	if err := chromedp.Do(a, waitText("#status", "Offline"), typeFinding("Only in tab A"), waitText("#findings li.pending", "Only in tab A")); err != nil {
+		t.Fatal(err)
+	}
+	// Tab B writes its queue as it was before it saw tab A's write.
+	key := fmt.Sprintf("rapporteur:%d:%s:queue", tb.person.ID, store.WorkshopRoom(tb.w.ID))
+	if err := chromedp.Do(b, evalJS(fmt.Sprintf(`localStorage.setItem(%q, "[]")`, key))); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(tb.stored(t, b, "queue"), "Only in tab A") {
+		if time.Now().After(deadline) {
+			t.Fatalf("tab A still shows its finding as kept on this device, but the device's storage lacks it: %s", tb.stored(t, b, "queue"))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Both pages go without a word: the device's storage is all there is.
+	for _, tab := range []context.Context{a, b} {
+		if err := chromedp.Do(tab, chromedp.Navigate("about:blank")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	MustStart(t, tb.env)
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "every change is saved"), waitText("#findings li.saved", "Only in tab A")); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustBeSavedOnce(t, "Only in tab A")
 }
 
 // TestTabletTabsAgreeOnWhatIsSettled: a refused finding shows in both tabs
@@ -1242,6 +1336,36 @@ func TestTabletShowsWhatThePersonSupports(t *testing.T) {
 	shown, err := chromedp.Run(tb.browser, chromedp.Evaluate[string](`getComputedStyle(document.getElementById("km-form")).display + " " + document.querySelectorAll("button.mark-key, button.unmark-key, button.up, button.down").length`))
 	if err != nil || shown != "none 0" {
 		t.Fatalf("the rapporteur's controls on a participant's page: %q (%v), want the key messages' box hidden and no key buttons", shown, err)
+	}
+}
+
+// TestTabletSaysASupportIsNotSavedYet: support given while the server is
+// away is shown as kept on this device, not as saved, until it is.
+func TestTabletSaysASupportIsNotSavedYet(t *testing.T) {
+	tb := MustTablet(t)
+	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil || len(fs) == 0 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	item := fmt.Sprintf(`#findings li[data-id="%d"]`, fs[0].ID)
+	if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	if err := chromedp.Do(tb.browser, waitText("#status", "Offline"), tap(item+" button.vote"),
+		waitText(item+" .state", "your support: on this device, not saved yet")); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := chromedp.Run(tb.browser, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q).textContent`, item+" .state"))); err != nil || strings.Contains(s, "you support it") {
+		t.Fatalf("an unsent support reads %q (%v)", s, err)
+	}
+	MustStart(t, tb.env)
+	if err := chromedp.Do(tb.browser, waitText("#status", "every change is saved"), waitText(item+" .state", "you support it")); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := tb.f.store.DB().NewRaw("SELECT count(*) FROM votes WHERE finding_id = ? AND person_id = ?", fs[0].ID, tb.person.ID).Scan(context.Background(), &n); err != nil || n != 1 {
+		t.Fatalf("%d votes of the person (%v), want 1", n, err)
 	}
 }
 

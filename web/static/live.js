@@ -92,6 +92,7 @@
   // server reads nothing else meanwhile, and a snapshot can be long), it
   // pings after 15 s of quiet and waits 25 s more. Times are
   // performance.now()'s: the wall clock can jump when a tablet wakes.
+  var connectPatience = 10000; // ms a WebSocket handshake may take
   var opSentAt = 0, pingedAt = -1, patience = 8000; // pingedAt: -1 when no ping waits for an answer
 
   // load reads what is kept under suffix; what is not of fallback's kind
@@ -125,6 +126,16 @@
     var open = function (op) { return !settled[op.op_id]; };
     queue = queue.filter(open);
     failed = failed.filter(open).filter(function (x) { return queue.every(function (op) { return op.op_id !== x.op_id; }); });
+  }
+  // storedLacks tells whether the device's lists lack an open op this tab
+  // holds, or still hold an op this tab has settled without saying so.
+  function storedLacks() {
+    var kept = {}, settled = {};
+    load(":done", []).forEach(function (id) { settled[id] = true; });
+    var open = load(":queue", []).concat(load(":failed", []));
+    open.forEach(function (op) { kept[op.op_id] = true; });
+    return queue.concat(failed).some(function (op) { return !kept[op.op_id]; }) ||
+      open.some(function (op) { return !settled[op.op_id] && done.indexOf(op.op_id) >= 0; });
   }
   // save keeps the lists on the device, then the room's state. The lists
   // are what must not be lost; the state is a copy of the server's, for
@@ -504,7 +515,9 @@
     var st = document.createElement("p");
     st.className = "state";
     var mine = f.id && how !== "failed" && supports(f.id);
-    st.textContent = how === "pending" ? "On this device · not saved yet" : "Saved" + (f.is_key ? " · key finding" : "") + (f.votes ? " · " + f.votes + " support" : "") + (mine ? " · you support it" : "");
+    var unsent = f.id && how !== "failed" && !!mine !== !!state.voted[f.id]; // a vote or unvote waits on this device
+    st.textContent = how === "pending" ? "On this device · not saved yet" : "Saved" + (f.is_key ? " · key finding" : "") + (f.votes ? " · " + f.votes + " support" : "") +
+      (unsent ? " · " + (mine ? "your support" : "your support taken back") + ": on this device, not saved yet" : mine ? " · you support it" : "");
     li.appendChild(st);
     if (f.id && state.findings[f.id] && how !== "failed") {
       var by = people.filter(function (p) { return p.id !== me && p.editing === "f-" + f.id; }).map(function (p) { return p.name; });
@@ -1013,6 +1026,7 @@
     if (signedOut || foreign) return;
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
     var sock = new WebSocket(url);
+    sock.since = performance.now();
     ws = sock;
     sent = {};
     paused = false; // a wait was for the old connection's rate
@@ -1033,6 +1047,13 @@
       pump();
     };
     sock.onclose = function (ev) { closed(sock, ev.code); };
+  }
+  // abandon gives up the connection: the page says so at once and
+  // reconnects (see closed).
+  function abandon() {
+    var sock = ws;
+    closed(sock, 1006);
+    sock.close();
   }
   // closed handles the end of sock: at once when the page gave it up (a
   // dead link can take a minute to report its close), else on its close.
@@ -1239,6 +1260,9 @@
   setInterval(function () {
     var now = performance.now(), slept = now - lastTick > 3000;
     lastTick = now;
+    // A handshake no answer came to (a lost reply, a link that went dead
+    // meanwhile) can take the browser minutes to give up: the page does.
+    if (ws && ws.readyState === WebSocket.CONNECTING && now - ws.since > connectPatience) abandon();
     if (!ws || ws.readyState !== WebSocket.OPEN) return;
     var joining = !live || rejoining;
     if (slept) {
@@ -1247,15 +1271,16 @@
       if (pingedAt >= 0) ping(true);
     } else if (pingedAt >= 0 && now - pingedAt > (joining ? 25000 : patience)) {
       if (!joining) patience = Math.min(patience * 2, 40000);
-      var sock = ws;
-      closed(sock, 1006); // given up now: the page says so and reconnects
-      sock.close();
+      abandon();
     } else if (now - lastHeard > 15000 || (!joining && Object.keys(sent).length && now - Math.max(lastHeard, opSentAt) > 3000)) {
       ping();
     }
   }, 1000);
   document.addEventListener("visibilitychange", function () {
     if (document.visibilityState === "visible" && live && !rejoining) ping(true);
+    // A page sent to the background may be ended without a pagehide
+    // (tablets do so to free memory).
+    if (document.visibilityState === "hidden") save();
   });
   // Signed out: look now and then whether this device is signed in again
   // (in another tab), and if so connect (joined then checks it is the
@@ -1271,10 +1296,19 @@
     }, function () {});
   }, 30000);
   window.addEventListener("online", function () {
+    // A handshake begun on the link that went is not waited for.
+    if (ws && ws.readyState === WebSocket.CONNECTING) abandon();
     if (!ws && timer !== null) { clearTimeout(timer); timer = null; retry = 500; connect(); }
   });
   window.addEventListener("storage", function (e) {
-    if (e.key === storeKey + ":queue" || e.key === storeKey + ":failed" || e.key === storeKey + ":done") { merge(); render(); pump(); }
+    if (e.key === storeKey + ":queue" || e.key === storeKey + ":failed" || e.key === storeKey + ":done") {
+      merge();
+      // Another tab wrote its lists before it saw this tab's: until written
+      // again, what it left out is only in memory, and lost with the page.
+      if (storedLacks()) save();
+      render();
+      pump();
+    }
     if (e.key === draftPrefix + tabID && e.newValue === null && (editing || formDirty())) {
       // Another tab took this tab's form (it thought this one gone): it is
       // there now, not here, so it is not saved twice.
