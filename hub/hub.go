@@ -399,6 +399,18 @@ func (h *Hub) revokedLocked(id Identity) (int, string) {
 	return 0, ""
 }
 
+// Identities returns the identity of each open connection, for a server
+// that checks now and then that what they carry still holds.
+func (h *Hub) Identities() []Identity {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]Identity, 0, len(h.conns))
+	for c := range h.conns {
+		out = append(out, c.id)
+	}
+	return out
+}
+
 // Sessions returns the sign-in sessions of the open connections, each once.
 func (h *Hub) Sessions() []string {
 	h.mu.RLock()

@@ -68,7 +68,8 @@ func (a *app) endSessions(ctx context.Context, ids ...string) {
 }
 
 // reauthorize makes the person's connections, on every process, reconnect
-// to be checked against their new roles.
+// to be checked against their new roles (within a minute when the
+// announcement is lost: see keepAccess).
 func (a *app) reauthorize(ctx context.Context, personID int64) {
 	id := strconv.FormatInt(personID, 10)
 	a.hub.Reauthorize(id)

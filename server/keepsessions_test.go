@@ -66,3 +66,57 @@ func TestOpenSocketsFollowTheirSessions(t *testing.T) {
 		t.Errorf("the open connection did not count as use: last seen %v ago", time.Since(seen))
 	}
 }
+
+// TestOpenSocketsFollowTheirRoles: a process that did not hear that a
+// person's roles or details changed (no Follow runs here, as when a
+// notification is lost) finds out at its next check and closes their
+// connections with 4003, to be checked again; a person whose roles did not
+// change keeps theirs.
+func TestOpenSocketsFollowTheirRoles(t *testing.T) {
+	ctx := context.Background()
+	st := pg.MustStore(t)
+	ev, ws := mustDemoEvent(t, st)
+	pages, err := web.Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h := hub.New(&live{store: st}, hub.Config{Logger: quiet})
+	defer h.Shutdown(ctx)
+	srv := httptest.NewUnstartedServer(nil)
+	base := "http://" + srv.Listener.Addr().String()
+	a := newApp(appDeps{store: st, logger: quiet, baseURL: base, pages: pages, hub: h})
+	srv.Config.Handler = a.routes()
+	srv.Start()
+	defer srv.Close()
+
+	in := func(name string) store.PersonInput { return store.PersonInput{Name: name, Country: "FI"} }
+	signIn := func(name, role string) (*client, int64) {
+		t.Helper()
+		p, token := mustInvite(t, st, ev.ID, in(name), role, ws[0].ID)
+		return mustSignIn(t, base, token, p.ID).Dial(t, base), p.ID
+	}
+	stays, _ := signIn("Stays a participant", domain.RoleParticipant)
+	demoted, demotedID := signIn("Rapporteur no more", domain.RoleRapporteur)
+	renamed, renamedID := signIn("Renamed", domain.RoleParticipant)
+	removed, removedID := signIn("Removed", domain.RoleParticipant)
+	if _, _, err := st.UpdateMember(ctx, nil, ev.ID, demotedID, in("Rapporteur no more"), domain.RoleParticipant, ws[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.UpdateMember(ctx, nil, ev.ID, renamedID, in("Renamed again"), domain.RoleParticipant, ws[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.RemoveMember(ctx, nil, ev.ID, removedID); err != nil {
+		t.Fatal(err)
+	}
+	cctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go a.keepSessions(cctx, 20*time.Millisecond)
+
+	demoted.mustCloseWith(t, hub.CloseAccessChanged, 10*time.Second, "the socket of a rapporteur made a participant")
+	renamed.mustCloseWith(t, hub.CloseAccessChanged, 10*time.Second, "the socket of a person renamed")
+	removed.mustCloseWith(t, hub.CloseAccessChanged, 10*time.Second, "the socket of a person removed from the event")
+	time.Sleep(100 * time.Millisecond) // several checks
+	stays.send(t, map[string]any{"type": "ping"})
+	stays.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
+}

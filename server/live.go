@@ -25,6 +25,23 @@ type viewer struct {
 	Memberships []domain.Membership
 }
 
+// holds tells whether v is still what the database says of its person: p
+// (zero when gone) and their memberships ms, in the order of their ids.
+func (v *viewer) holds(p domain.Person, ms []domain.Membership) bool {
+	if p.ID != v.Person.ID || p.Name != v.Person.Name || p.Country != v.Person.Country ||
+		p.ActorType != v.Person.ActorType || p.Organisation != v.Person.Organisation || len(ms) != len(v.Memberships) {
+		return false
+	}
+	for i, m := range ms {
+		h := v.Memberships[i]
+		if m.ID != h.ID || m.EventID != h.EventID || m.Role != h.Role || m.Attribution != h.Attribution ||
+			(m.WorkshopID == nil) != (h.WorkshopID == nil) || (m.WorkshopID != nil && *m.WorkshopID != *h.WorkshopID) {
+			return false
+		}
+	}
+	return true
+}
+
 // principal is the viewer's principal in one event, for auth.Allowed.
 func (v *viewer) principal(eventID int64) auth.Principal {
 	p := auth.Principal{EventID: eventID}

@@ -284,5 +284,39 @@ func (a *app) keepSessions(ctx context.Context, every time.Duration) {
 				a.hub.EndSession(s)
 			}
 		}
+		a.keepAccess(ctx)
+	}
+}
+
+// keepAccess closes, with 4003 (reconnect and be checked again), the
+// connections whose person's name, details or roles changed since the
+// connection read them. The process that makes a change does so at once
+// and tells the others; this is for a process that did not hear it (a
+// lost notification, a listener reconnecting).
+func (a *app) keepAccess(ctx context.Context) {
+	ids := a.hub.Identities()
+	if len(ids) == 0 {
+		return
+	}
+	pids := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if v, ok := id.Data.(*viewer); ok {
+			pids = append(pids, v.Person.ID)
+		}
+	}
+	people, memberships, err := a.store.PeopleWithMemberships(ctx, pids)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.logger.Warn("check the roles of live connections", "err", err)
+		}
+		return
+	}
+	stale := map[string]bool{}
+	for _, id := range ids {
+		v, ok := id.Data.(*viewer)
+		if ok && !stale[id.ID] && !v.holds(people[v.Person.ID], memberships[v.Person.ID]) {
+			stale[id.ID] = true
+			a.hub.Reauthorize(id.ID)
+		}
 	}
 }

@@ -273,7 +273,7 @@ type Followers struct {
 // this database, f.Access for every access change announced, and
 // f.Presence for every presence note, until ctx ends. Notifications can
 // be lost (a full buffer, a reconnect): Wake is a hint, and the caller
-// reads the log; sessions are also checked now and then.
+// reads the log; sessions and roles are also checked now and then.
 func (s *Store) Follow(ctx context.Context, f Followers) error {
 	ln := pgdriver.NewListener(s.db)
 	defer ln.Close()

@@ -368,6 +368,27 @@ func (s *Store) AllMemberships(ctx context.Context, personID int64) ([]domain.Me
 	return ms, nil
 }
 
+// PeopleWithMemberships returns the people of ids (those that exist) and
+// all their memberships, by person, in one read.
+func (s *Store) PeopleWithMemberships(ctx context.Context, ids []int64) (map[int64]domain.Person, map[int64][]domain.Membership, error) {
+	var ps []domain.Person
+	if err := s.db.NewSelect().Model(&ps).Where("id IN (?)", bun.In(ids)).Scan(ctx); err != nil {
+		return nil, nil, fmt.Errorf("read people: %w", err)
+	}
+	var ms []domain.Membership
+	if err := s.db.NewSelect().Model(&ms).Where("person_id IN (?)", bun.In(ids)).Order("id").Scan(ctx); err != nil {
+		return nil, nil, fmt.Errorf("read memberships: %w", err)
+	}
+	people, byPerson := make(map[int64]domain.Person, len(ps)), make(map[int64][]domain.Membership, len(ps))
+	for _, p := range ps {
+		people[p.ID] = p
+	}
+	for _, m := range ms {
+		byPerson[m.PersonID] = append(byPerson[m.PersonID], m)
+	}
+	return people, byPerson, nil
+}
+
 // UpdateMember sets a person's name and details, and their role in an
 // event (in workshopID, or event-wide when 0), in one transaction, and
 // records what changed in the audit trail: a typo in an imported list, a
