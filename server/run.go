@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -122,23 +123,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages, hub: h, search: idx, auth: cfg.Auth, proc: proc})
 	followCtx, stopFollow := context.WithCancel(context.Background())
 	defer stopFollow()
-	listening, followed := make(chan struct{}), make(chan struct{})
+	listening := make(chan struct{})
 	go func() {
 		// Every process hears every commit; the hub reads the log itself,
 		// and polls it slowly too, so a lost notification delays little.
-		// It hears the others' access changes too (sessions are checked
-		// every minute as well).
-		defer close(followed)
+		// It hears the others' access changes too (sessions and roles are
+		// checked every minute as well). A listener that fails (the
+		// database restarting) is started again.
 		wake := func(room string, seq int64) { h.Notify(room, seq); idx.Notify(room, seq) }
-		err := st.Follow(followCtx, store.Followers{Wake: wake, Access: app.onAccess, Presence: app.onPresence, Listening: func() { close(listening) }})
-		if err != nil {
-			logger.Error("log notifications stopped; the hub falls back to polling", "err", err)
-		}
+		var once sync.Once
+		heard := func() { once.Do(func() { close(listening) }) }
+		keepFollowing(followCtx, logger, time.Second, func() error {
+			return st.Follow(followCtx, store.Followers{Wake: wake, Access: app.onAccess, Presence: app.onPresence, Listening: heard})
+		})
 	}()
 	// Serve once the others' announcements are heard.
 	select {
 	case <-listening:
-	case <-followed:
 	case <-ctx.Done():
 	case <-time.After(10 * time.Second):
 		logger.Warn("not yet listening for notifications; serving anyway")
@@ -264,4 +265,28 @@ func serveDebug(addr string, logger *slog.Logger) (stop func(), err error) {
 	go srv.Serve(ln)
 	logger.Info("profiler serving", "addr", ln.Addr().String())
 	return func() { srv.Close() }, nil
+}
+
+// keepFollowing runs follow until ctx ends, again after each return: at
+// first after wait, then twice as long each time up to 30 s (from wait
+// again after a run of over a minute).
+func keepFollowing(ctx context.Context, logger *slog.Logger, wait time.Duration, follow func() error) {
+	first := wait
+	for {
+		began := time.Now()
+		err := follow()
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(began) > time.Minute {
+			wait = first
+		}
+		logger.Error("log notifications stopped; the hub polls the log meanwhile", "err", err, "listen_again_in", wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -434,5 +436,44 @@ func TestBaseURLIsAnOrigin(t *testing.T) {
 		if err != nil || cfg.BaseURL != want {
 			t.Errorf("BASE_URL %q: %q (%v), want %q", in, cfg.BaseURL, err, want)
 		}
+	}
+}
+
+// TestFollowingStartsAgain: a listener for notifications that fails (at
+// start, when the database is restarting) is started again, after a wait
+// that grows, until the server stops; before, the process went on without
+// hearing other processes' access changes for the rest of its life.
+func TestFollowingStartsAgain(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	calls := make(chan time.Time, 10)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n := 0
+		keepFollowing(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), 20*time.Millisecond, func() error {
+			calls <- time.Now()
+			if n++; n < 3 {
+				return errors.New("connection refused")
+			}
+			<-ctx.Done() // listening now, until the server stops
+			return nil
+		})
+	}()
+	var at []time.Time
+	for len(at) < 3 {
+		select {
+		case c := <-calls:
+			at = append(at, c)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("the listener was started %d times, want 3", len(at))
+		}
+	}
+	cancel()
+	<-done
+	if d1, d2 := at[1].Sub(at[0]), at[2].Sub(at[1]); d1 < 20*time.Millisecond || d2 < 40*time.Millisecond {
+		t.Errorf("started again after %v, then %v: want at least 20 ms, then twice that", d1, d2)
+	}
+	if len(calls) > 0 {
+		t.Error("the listener was started again after the server stopped")
 	}
 }
