@@ -615,6 +615,36 @@ func TestPingKeepsIdleConnectionOpen(t *testing.T) {
 	}
 }
 
+// TestAnOpsEntryReachesTheRoomRejoinedMeanwhile: the only member of a
+// room joins it again while its op is being applied, so the room the op
+// was read in is closed and a new one made. The op's entry still reaches
+// the member at once, not at the next poll of the log.
+func TestAnOpsEntryReachesTheRoomRejoinedMeanwhile(t *testing.T) {
+	th := newTestHub(t, hub.Config{PollInterval: time.Hour})
+	th.b.started = make(chan string, 1)
+	th.b.hold = make(chan struct{})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	c.op(room, "held-1", "held", `{}`)
+	<-th.b.started
+	c.join(room, 0)
+	close(th.b.hold)
+	var got []string
+	for len(got) < 2 {
+		f, err := c.read(time.Second)
+		if err != nil {
+			t.Fatalf("after %v: %v (the entry did not come)", got, err)
+		}
+		if f.Type == "ack" || f.Type == "entry" {
+			got = append(got, fmt.Sprintf("%s %d", f.Type, f.Seq))
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"ack 1", "entry 1"}) {
+		t.Fatalf("got %v, want the ack and the entry of seq 1", got)
+	}
+}
+
 // TestOpsArePipelinedOnceQueuedAndKeepTheirOrderAcrossRooms: while an op
 // the backend has queued is being applied, the connection's next op for
 // the same room goes to the backend too; an op for another room waits

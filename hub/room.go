@@ -190,11 +190,17 @@ func (r *room) catchUp() {
 // write per connection instead of one per entry.
 func (r *room) offer(e Entry, more bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
 		r.staged = nil
+		r.mu.Unlock()
+		if !more {
+			// The op was read in this room, which its members left; a room
+			// of the name made since (a rejoin) reads the entry from the log.
+			r.h.Notify(r.name, e.Seq)
+		}
 		return
 	}
+	defer r.mu.Unlock()
 	if e.Seq > r.lastSeq { // encoded only then: Apply's result, offered again, was mostly sent already
 		r.staged = append(r.staged, r.h.encodeEntry(e))
 	}
