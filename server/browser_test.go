@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -483,6 +484,41 @@ func TestTabletSendsAtOnceOnANewConnection(t *testing.T) {
 	}
 }
 
+// blackHole listens at addr (where the server was) and takes every
+// connection without ever answering, as a link that went dead does. taken
+// tells of each; stop stops listening (the connections taken are closed
+// at the test's end).
+func blackHole(t *testing.T, addr string) (taken <-chan struct{}, stop func()) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan struct{}, 1000)
+	var mu sync.Mutex
+	var held []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+			ch <- struct{}{}
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return ch, func() { l.Close() }
+}
+
 // TestTabletGivesUpAHandshakeNoOneAnswers: while the server is away, the
 // page's reconnection reaches something that takes the connection and
 // never answers the upgrade (a lost reply, a link gone dead meanwhile).
@@ -497,33 +533,13 @@ func TestTabletGivesUpAHandshakeNoOneAnswers(t *testing.T) {
 	if err := chromedp.Do(tb.browser, waitText("#status", "Offline"), typeFinding("Past a dead handshake"), waitText("#findings li.pending", "Past a dead handshake")); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", tb.env["ADDR"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	taken := make(chan net.Conn, 100)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			taken <- c // held open, never answered
-		}
-	}()
-	defer func() {
-		for len(taken) > 0 {
-			(<-taken).Close()
-		}
-	}()
-	var held net.Conn
+	taken, stop := blackHole(t, tb.env["ADDR"])
 	select {
-	case held = <-taken:
+	case <-taken:
 	case <-time.After(30 * time.Second):
 		t.Fatal("the page did not try to connect within 30 s")
 	}
-	defer held.Close()
-	l.Close()
+	stop()
 	MustStart(t, tb.env)
 	wait, cancel := context.WithTimeout(tb.browser, 30*time.Second)
 	defer cancel()
@@ -971,6 +987,47 @@ func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 	tb.mustBeSavedOnce(t, "Typed in a closed tab")
 }
 
+// mustKeepPage waits until the page open in ctx and its files are kept on
+// the device (by the service worker).
+func mustKeepPage(t *testing.T, ctx context.Context) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Promise.all([location.pathname, "/static/live.js", "/static/style.css"].map(u => caches.match(u))).then(rs => rs.every(r => !!r))`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the page is not kept on the device")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestTabletPageLoadsOverALinkThatAnswersNothing: a reload over a link
+// that takes the request and never answers (a dead access point) shows
+// the page kept on the device after a few seconds, not a blank page for
+// minutes.
+func TestTabletPageLoadsOverALinkThatAnswersNothing(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), typeFinding("Kept for a dead link"),
+		waitText("#findings li.saved", "Kept for a dead link")); err != nil {
+		t.Fatal(err)
+	}
+	mustKeepPage(t, ctx)
+	tb.f.srv.Stop(t)
+	blackHole(t, tb.env["ADDR"])
+	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wait, chromedp.Reload(), waitText("#status", "Offline"), waitText("#findings li.saved", "Kept for a dead link")); err != nil {
+		t.Fatalf("the page kept on the device did not load: %v", err)
+	}
+}
+
 // TestTabletPageLoadsWithoutTheNetwork: a workshop page opened once loads
 // again while the server cannot be reached (a tablet reloading while the
 // Wi-Fi is down), shows what it keeps, takes a new finding, and sends it
@@ -987,21 +1044,7 @@ func TestTabletPageLoadsWithoutTheNetwork(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The page and its files are kept on the device.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Promise.all([location.pathname, "/static/live.js", "/static/style.css"].map(u => caches.match(u))).then(rs => rs.every(r => !!r))`, chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if kept {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the page is not kept on the device")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	mustKeepPage(t, ctx)
 	tb.f.srv.Stop(t)
 	err = chromedp.Do(ctx,
 		chromedp.Reload(),

@@ -2,9 +2,11 @@
 // network (a tablet that reloads while the Wi-Fi is down), so the changes
 // it keeps on the device can be seen, added to and sent once the network
 // is back. Pages and their two files are fetched from the network first;
-// only when that fails does the copy kept from the last load answer.
+// only when that fails, or takes over 5 s, does the copy kept from the
+// last load answer.
 "use strict";
 var CACHE = "rapporteur-pages-v1";
+var slowNetwork = 5000; // ms the network has to answer before the copy kept does
 
 self.addEventListener("install", function () { self.skipWaiting(); });
 self.addEventListener("activate", function (e) { e.waitUntil(self.clients.claim()); });
@@ -28,7 +30,7 @@ self.addEventListener("fetch", function (e) {
   }
   if (!offline(req, url)) return;
   var kept = function () { return caches.match(url.pathname, { cacheName: CACHE }); };
-  e.respondWith(fetch(req).then(function (resp) {
+  var answer = fetch(req).then(function (resp) {
     if (resp.ok) {
       var copy = resp.clone();
       e.waitUntil(caches.open(CACHE).then(function (c) { return c.put(url.pathname, copy); }));
@@ -40,5 +42,14 @@ self.addEventListener("fetch", function (e) {
     return resp;
   }, function () {
     return kept().then(function (hit) { return hit || Response.error(); });
-  }));
+  });
+  // A link that takes the request and never answers (a dead access point)
+  // can keep a page blank for minutes: after a few seconds the copy kept
+  // answers, if there is one.
+  var late = new Promise(function (resolve) { setTimeout(resolve, slowNetwork); }).then(function () {
+    return kept().then(function (hit) { return hit || answer; });
+  });
+  e.respondWith(Promise.race([answer, late]));
+  // The network's answer, when late, still renews the copy.
+  e.waitUntil(answer.then(function () {}, function () {}));
 });
