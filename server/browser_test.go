@@ -541,7 +541,9 @@ func TestTabletGivesUpAHandshakeNoOneAnswers(t *testing.T) {
 	}
 	stop()
 	MustStart(t, tb.env)
-	wait, cancel := context.WithTimeout(tb.browser, 30*time.Second)
+	// 10 s to give up, then the backoff's wait (at most 30 s): the browser
+	// alone waited for minutes.
+	wait, cancel := context.WithTimeout(tb.browser, 60*time.Second)
 	defer cancel()
 	if err := chromedp.Do(wait, waitText("#status", "every change is saved"), waitText("#findings li.saved", "Past a dead handshake")); err != nil {
 		t.Fatalf("the page still waits for the handshake no one answers: %v", err)
@@ -629,6 +631,34 @@ func TestTabletWritesBackWhatAnotherTabLeftOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb.mustBeSavedOnce(t, "Only in tab A")
+}
+
+// TestTabletWritesWhatItSettledFirst: a tab writes its lists one after
+// another, and another tab may read them midway (across processes). A
+// reader that found an op gone from the queue but not yet among the
+// settled ones would take it for one left out and write it back (see
+// TestTabletWritesBackWhatAnotherTabLeftOut): a discarded change would
+// come back, an applied one be sent again. So the settled ids are written
+// first; here, when a refused finding is discarded.
+func TestTabletWritesWhatItSettledFirst(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		addGoneCountry, typeFinding("Discarded"), waitText("#findings li.failed", "Discarded"),
+		evalJS(`window.confirm = () => true; window.written = [];
+			const set = Storage.prototype.setItem;
+			Storage.prototype.setItem = function (k, v) { window.written.push(k.split(":").pop()); return set.call(this, k, v); }`),
+		tap(`#findings li.failed button.discard`), waitNone("#findings li.failed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	written, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.written.filter(k => ["done", "queue", "failed"].includes(k)).join(" ")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(written, "done queue failed") {
+		t.Fatalf("the lists were written in the order %q, want the settled ids (done) first", written)
+	}
 }
 
 // TestTabletTabsAgreeOnWhatIsSettled: a refused finding shows in both tabs
@@ -1021,7 +1051,9 @@ func TestTabletPageLoadsOverALinkThatAnswersNothing(t *testing.T) {
 	mustKeepPage(t, ctx)
 	tb.f.srv.Stop(t)
 	blackHole(t, tb.env["ADDR"])
-	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
+	// 5 s for the page, 5 s for its files: the browser alone waited for
+	// minutes.
+	wait, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
 	if err := chromedp.Do(wait, chromedp.Reload(), waitText("#status", "Offline"), waitText("#findings li.saved", "Kept for a dead link")); err != nil {
 		t.Fatalf("the page kept on the device did not load: %v", err)

@@ -143,7 +143,10 @@
   // reports whether the lists are kept.
   function save() {
     merge();
-    var lists = [[":queue", queue], [":failed", failed], [":done", done]];
+    // The settled ids first: a tab that reads the new lists before all are
+    // written must not find an op gone from the queue but not yet settled
+    // (it would write the op back, as one another tab left out).
+    var lists = [[":done", done], [":queue", queue], [":failed", failed]];
     // All or nothing: a list written before another failed would bring
     // back, at the next merge, an op this page has let go of (and told
     // the person so), to be sent behind their back.
@@ -1305,7 +1308,7 @@
       merge();
       // Another tab wrote its lists before it saw this tab's: until written
       // again, what it left out is only in memory, and lost with the page.
-      if (storedLacks()) save();
+      if (!storageFull && storedLacks()) save();
       render();
       pump();
     }
