@@ -1060,6 +1060,47 @@ func TestTabletPageLoadsOverALinkThatAnswersNothing(t *testing.T) {
 	}
 }
 
+// TestTabletBackFromThePageCacheShowsTheNewerForm: a page restored from
+// the browser's page cache (Safari keeps pages with a WebSocket there)
+// shares its tab's id with the page loaded in the tab meanwhile, whose
+// form the device keeps. The restored page shows that form, not its own
+// older one: a finding saved meanwhile would be saved twice, newer text
+// written over. The page cache is played by the event it fires, with the
+// device's storage as the newer page left it.
+func TestTabletBackFromThePageCacheShowsTheNewerForm(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	prefix := fmt.Sprintf("rapporteur:%d:%s:draft:", tb.person.ID, store.WorkshopRoom(tb.w.ID))
+	restored := evalJS(`window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }))`)
+	title := func() string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#new-finding input[name=title]").value`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Typed before going on"),
+		// The page loaded next in the tab saved that and began another.
+		evalJS(fmt.Sprintf(`const key = Object.keys(localStorage).find(k => k.startsWith(%q));
+			localStorage.setItem(key, JSON.stringify({ editing: null, body: { title: "Begun on the next page", what_done: "", results: "", transferability: "", countries: [], themes: [] } }))`, prefix)),
+		restored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := title(); got != "Begun on the next page" {
+		t.Fatalf("the restored page's form holds %q, want the newer page's text", got)
+	}
+	// Saved there too: the form is empty.
+	if err := chromedp.Do(ctx, evalJS(fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).forEach(k => localStorage.removeItem(k))`, prefix)), restored); err != nil {
+		t.Fatal(err)
+	}
+	if got := title(); got != "" {
+		t.Fatalf("the restored page's form holds %q, want it empty (the newer page saved it)", got)
+	}
+}
+
 // TestTabletPageLoadsWithoutTheNetwork: a workshop page opened once loads
 // again while the server cannot be reached (a tablet reloading while the
 // Wi-Fi is down), shows what it keeps, takes a new finding, and sends it

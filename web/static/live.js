@@ -1330,7 +1330,26 @@
     // A tab going with nothing in its form leaves no sign of life behind.
     if (!editing && !formDirty() && !kmDraft) { try { localStorage.removeItem(alivePrefix + tabID); } catch (e) {} }
   });
-  window.addEventListener("pageshow", function () { sessionStorage.removeItem("rapporteur:tab"); }); // back from the page cache
+  window.addEventListener("pageshow", function (e) {
+    sessionStorage.removeItem("rapporteur:tab");
+    if (!e.persisted) return;
+    // Back from the page cache: a page loaded in this tab meanwhile had its
+    // id, and its form and key messages, which the device keeps. They are
+    // newer than what this page shows (saved meanwhile, perhaps): shown
+    // here, they would be saved twice, or written over the newer text.
+    editing = null;
+    clearForm();
+    restoreDraft();
+    setFormMode();
+    var km = load(":km:" + tabID, null);
+    kmDraft = km && typeof km.text === "string" ? km : null;
+    if (kmDraft) kmBox.value = kmDraft.text;
+    else kmBox.value = "";
+    save();
+    findOrphans();
+    render();
+    sendPresence();
+  });
   ["visibilitychange", "pageshow", "resume", "focus"].forEach(function (ev) {
     (ev === "visibilitychange" || ev === "resume" ? document : window).addEventListener(ev, function () { if (!document.hidden) beAlive(); });
   });
