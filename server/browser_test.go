@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
+	"github.com/rapporteur/rapporteur/web"
 )
 
 // MustBrowser starts headless Chromium for tb. Without Chromium the test
@@ -1098,6 +1101,49 @@ func TestTabletBackFromThePageCacheShowsTheNewerForm(t *testing.T) {
 	}
 	if got := title(); got != "" {
 		t.Fatalf("the restored page's form holds %q, want it empty (the newer page saved it)", got)
+	}
+}
+
+// TestTabletPageFromItsCopyTakesItsFilesFromTheCopy: a page answered
+// with the copy kept on the device (its server not answering) gets the
+// script kept with it, even when the network serves the script: after an
+// upgrade of the server the two would be of different versions.
+func TestTabletPageFromItsCopyTakesItsFilesFromTheCopy(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	mustKeepPage(t, ctx)
+	tb.f.srv.Stop(t)
+	// Another version of the server, slow to answer pages: its script
+	// says it is the network's.
+	script, err := fs.ReadFile(web.Static(), "live.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", tb.env["ADDR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/static/live.js" {
+			w.Header().Set("Content-Type", "text/javascript")
+			io.WriteString(w, "window.fromNetwork = true;\n"+string(script))
+			return
+		}
+		<-r.Context().Done() // pages and the WebSocket: no answer
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	wait, cancel := context.WithTimeout(ctx, 40*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wait, chromedp.Reload(), waitText("#status", "Offline")); err != nil {
+		t.Fatalf("the page kept on the device did not load: %v", err)
+	}
+	from, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.fromNetwork === true`))
+	if err != nil || from {
+		t.Fatalf("the page from its copy runs the network's script (%v)", err)
 	}
 }
 

@@ -7,6 +7,7 @@
 "use strict";
 var CACHE = "rapporteur-pages-v1";
 var slowNetwork = 5000; // ms the network has to answer before the copy kept does
+var fromCopy = {};      // the client ids of pages answered with their copy
 
 self.addEventListener("install", function () { self.skipWaiting(); });
 self.addEventListener("activate", function (e) { e.waitUntil(self.clients.claim()); });
@@ -30,24 +31,37 @@ self.addEventListener("fetch", function (e) {
   }
   if (!offline(req, url)) return;
   var kept = function () { return caches.match(url.pathname, { cacheName: CACHE }); };
+  if (req.mode !== "navigate" && e.clientId && fromCopy[e.clientId]) {
+    // A page shown from its copy gets the files kept with it: the
+    // network's may be of another version of the server.
+    e.respondWith(kept().then(function (hit) { return hit || fetch(req); }));
+    return;
+  }
+  // copied notes that the page being loaded is answered with its copy.
+  var copied = function (hit) {
+    if (hit && req.mode === "navigate" && e.resultingClientId) fromCopy[e.resultingClientId] = true;
+    return hit;
+  };
   var answer = fetch(req).then(function (resp) {
     if (resp.ok) {
       var copy = resp.clone();
       e.waitUntil(caches.open(CACHE).then(function (c) { return c.put(url.pathname, copy); }));
     } else if (resp.status >= 500) { // a proxy's 502 while the server is down
-      return kept().then(function (hit) { return hit || resp; });
+      return kept().then(function (hit) { return copied(hit) || resp; });
     } else if (resp.status === 401) { // signed out: the copies are no one's now
       e.waitUntil(caches.delete(CACHE));
     }
     return resp;
   }, function () {
-    return kept().then(function (hit) { return hit || Response.error(); });
+    return kept().then(function (hit) { return copied(hit) || Response.error(); });
   });
+  var answered = false;
+  answer.then(function () { answered = true; }, function () { answered = true; });
   // A link that takes the request and never answers (a dead access point)
   // can keep a page blank for minutes: after a few seconds the copy kept
   // answers, if there is one.
   var late = new Promise(function (resolve) { setTimeout(resolve, slowNetwork); }).then(function () {
-    return kept().then(function (hit) { return hit || answer; });
+    return kept().then(function (hit) { return (!answered && copied(hit)) || answer; });
   });
   e.respondWith(Promise.race([answer, late]));
   // The network's answer, when late, still renews the copy.
