@@ -467,7 +467,8 @@ func (c *conn) handle(f Frame) error {
 			return c.sendError(f, oe)
 		}
 		m.r.mu.Lock()
-		if m.editing != f.Editing {
+		// A count-only room shows no one's editing: a change is no change.
+		if m.editing != f.Editing && !m.r.countOnly {
 			m.editing = f.Editing
 			m.r.presenceChangedLocked()
 		}

@@ -185,6 +185,44 @@ func (b *slowHead) Head(ctx context.Context, room string) (int64, error) {
 	return b.memBackend.Head(ctx, room)
 }
 
+// TestCountOnlyEditingSetsOffNothing: in a count-only room no one's
+// editing is shown, so a change of it changes nothing anyone sees: no
+// presence frame to the room, no note to the other processes. (Each used
+// to set off both, up to the rate limit.)
+func TestCountOnlyEditingSetsOffNothing(t *testing.T) {
+	var shares atomic.Int32
+	th := newTestHub(t, hub.Config{
+		CountOnly:     func(r string) bool { return r == "plenary:1" },
+		SharePresence: func(context.Context, hub.Presence) { shares.Add(1) },
+	})
+	a, b := th.dial(t, "anna"), th.dial(t, "bo")
+	a.join("plenary:1", 0)
+	b.join("plenary:1", 0)
+	var n atomic.Int32
+	go func() {
+		for {
+			f, err := b.read(10 * time.Second)
+			if err != nil {
+				return
+			}
+			if f.Type == "presence" {
+				n.Add(1)
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond) // the joins' presence
+	n.Store(0)
+	before := shares.Load()
+	for i := range 10 {
+		a.send(hub.Frame{Type: hub.TypePresence, Room: "plenary:1", Editing: []string{"x", ""}[i%2]})
+		time.Sleep(120 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n.Load() > 0 || shares.Load() > before {
+		t.Errorf("10 editing changes in a count-only room: %d presence frames to bo, %d notes shared", n.Load(), shares.Load()-before)
+	}
+}
+
 // TestSlowHeadHoldsNoOneElse: while a new room's head is read from a slow
 // database, another process's presence for that room (which the server
 // passes on from its LISTEN loop, ahead of every wake-up) is not held
