@@ -9,6 +9,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -78,6 +79,9 @@ type conn struct {
 	rooms map[string]*member
 	ops   bucket
 	abuse bucket
+	// owed is what the connection's applied ops owe the ops bucket for
+	// their entries' size (see entryBytesPerOp); the read pump takes it.
+	owed atomic.Int64
 
 	// chain places the ops sent since the last one that broke (see
 	// OpOrder and holdOrder); the pointer is read pump only.
@@ -479,6 +483,9 @@ func (c *conn) handle(f Frame) error {
 }
 
 func (c *conn) rateLimit() *OpError {
+	if n := c.owed.Swap(0); n > 0 {
+		c.ops.tokens -= float64(n)
+	}
 	ok, wait := c.ops.take(time.Now())
 	if ok {
 		return nil
@@ -536,6 +543,11 @@ func (c *conn) leave(m *member) {
 	m.r.mu.Unlock()
 	delete(c.rooms, m.r.name)
 }
+
+// entryBytesPerOp is how many bytes of an op's entry count as one more op
+// against the connection's rate: the members of a room are sent each
+// entry, so its bytes, not the op's, are what the room pays for.
+const entryBytesPerOp = 4096
 
 // maxInFlight is how many ops of one connection may be applied at once
 // (PROTOCOL.md asks clients to keep at most about 16 unacked).
@@ -598,6 +610,10 @@ func (c *conn) op(f Frame) error {
 			c.failOp(f, oe, false)
 			return
 		}
+		// A big entry counts as that many ops: every member is sent it,
+		// and a small op can make one (a one-word edit of a finding whose
+		// texts are long).
+		c.owed.Add(int64(len(e.Payload) / entryBytesPerOp))
 		if e.Room == "" || e.Room == f.Room {
 			m.r.offer(e, false)
 		} else {

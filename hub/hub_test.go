@@ -395,6 +395,46 @@ func TestOversizedFrameIsRefusedAndTheConnectionLives(t *testing.T) {
 	th.b.mustLog(t, room, "small")
 }
 
+// TestBigEntriesCountAgainstTheRate: every member of a room is sent each
+// entry, so an op whose entry is big counts as an op more per 4 KiB of
+// it. A connection with 19 ops left in its burst gets two ops of 40 KiB
+// entries applied (11 ops' worth each) and is then refused, where all
+// five would have gone out before.
+func TestBigEntriesCountAgainstTheRate(t *testing.T) {
+	th := newTestHub(t, hub.Config{OpsPerSecond: 0.1, OpsBurst: 20}) // the join spends one
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	big := `{"title":"` + strings.Repeat("x", 40*1024) + `"}`
+	acks, limited := 0, 0
+	for i := range 5 {
+		// One at a time: the entry's cost counts once the op is applied.
+		id := fmt.Sprintf("big%d", i)
+		c.op(room, id, "finding.create", big)
+		switch f := c.answer(id); {
+		case f.Type == "ack":
+			acks++
+		case f.Type == "error" && f.Code == hub.CodeRateLimited:
+			limited++
+		default:
+			t.Fatalf("unexpected %+v", f)
+		}
+	}
+	if acks != 2 || limited != 3 {
+		t.Errorf("got %d acks and %d rate_limited, want 2 and 3", acks, limited)
+	}
+	// Small ops cost one each, as before: once the bucket has refilled.
+	th2 := newTestHub(t, hub.Config{OpsPerSecond: 0.1, OpsBurst: 20})
+	d := th2.dial(t, "bo")
+	d.join(room, 0)
+	for i := range 5 {
+		id := fmt.Sprintf("small%d", i)
+		d.op(room, id, "finding.create", `{"title":"Small"}`)
+		if f := d.answer(id); f.Type != "ack" {
+			t.Fatalf("small op %d: %+v, want ack", i, f)
+		}
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	th := newTestHub(t, hub.Config{OpsPerSecond: 1, OpsBurst: 4}) // the join spends one
 	c := th.dial(t, "anna")

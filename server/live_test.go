@@ -286,6 +286,53 @@ func op(room, id, kind string, base int64, body any) map[string]any {
 	return map[string]any{"type": "op", "room": room, "op_id": id, "kind": kind, "base": base, "body": body}
 }
 
+// TestSmallEditsOfABigFindingCountAsBig: every update's entry carries the
+// whole finding to every member of the room, so a one-word edit of a
+// finding with long texts sends the room some 240 KB. Such ops count
+// against the sender's rate by their entries' size: a member editing
+// the title again and again is refused after a few, where each was
+// applied before (and a room on Wi-Fi was flooded).
+func TestSmallEditsOfABigFindingCountAsBig(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	a := f.mustJoined(t, w, "FI", "police")
+	b := f.mustJoined(t, w, "SE", "ngo")
+	a.send(t, op(room, "c1", "finding.create", 0, map[string]any{"title": "Big"}))
+	_, fnd := a.created(t, "c1")
+	long := strings.Repeat("€", 20000) // 60,000 bytes, in one frame
+	version := int64(fnd.Version)
+	for i, field := range []string{"what_done", "results", "transferability", "nordic_proposal"} {
+		id := fmt.Sprintf("u%d", i)
+		a.send(t, op(room, id, "finding.update", version, map[string]any{"id": fnd.ID, "fields": map[string]any{field: long}}))
+		if fr := a.next(t, answerTo(id)); fr.Type != "ack" {
+			t.Fatalf("%s: %+v", id, fr)
+		}
+		version++
+	}
+	// Another member edits the title, one op at a time.
+	c := f.mustJoined(t, w, "DK", "ngo")
+	acked, limited := 0, 0
+	for i := range 8 {
+		id := fmt.Sprintf("title%d", i)
+		c.send(t, op(room, id, "finding.update", version, map[string]any{"id": fnd.ID, "fields": map[string]any{"title": fmt.Sprintf("Big %d", i)}}))
+		switch fr := c.next(t, answerTo(id)); {
+		case fr.Type == "ack":
+			acked++ // the next is based on the same version: the title changed since is this member's own
+		case fr.Code == "rate_limited":
+			limited++
+		default:
+			t.Fatalf("%s: %+v", id, fr)
+		}
+	}
+	if acked > 3 || limited < 5 {
+		t.Errorf("8 title edits of a 240 KB finding: %d applied, %d refused for the rate; want at most 3 applied", acked, limited)
+	}
+	// The room was sent what was applied, and its members are still here.
+	b.send(t, map[string]any{"type": "ping"})
+	b.next(t, ofType("pong"))
+}
+
 // TestLiveRoomConvergesWith80Clients: 80 people in one room create,
 // vote, comment, edit and withdraw votes at once. Every client ends with
 // the log's entries in its order, and the state each builds from them
