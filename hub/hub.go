@@ -142,6 +142,7 @@ type Config struct {
 	OpsPerSecond    float64       // per connection token bucket rate, ops, joins and presence frames (20)
 	OpsBurst        int           // per connection token bucket size (100)
 	MaxRoomsPerConn int           // (8)
+	ConnsPerID      int           // open connections of one identity; more are refused with HTTP 429 (32)
 	PingInterval    time.Duration // (25 s; kept below PongWait)
 	PongWait        time.Duration // read deadline, extended by every pong or frame (60 s)
 	WriteWait       time.Duration // deadline of one write (10 s), plus a second per 64 KiB of it
@@ -180,6 +181,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRoomsPerConn <= 0 {
 		c.MaxRoomsPerConn = 8
+	}
+	if c.ConnsPerID <= 0 {
+		c.ConnsPerID = 32
 	}
 	if c.BackendTimeout <= 0 {
 		c.BackendTimeout = 15 * time.Second
@@ -232,6 +236,7 @@ type Hub struct {
 	mu      sync.RWMutex
 	rooms   map[string]*room
 	conns   map[*conn]struct{}
+	perID   map[string]int // open connections (and upgrades under way) by identity
 	closing bool
 	// revoked holds when each identity ("p:" ID) was last reauthorized and
 	// each session ("s:" ID) ended, for revokedMemory (see Identity.Since).
@@ -275,6 +280,7 @@ func New(b Backend, cfg Config) *Hub {
 		cancel:  cancel,
 		rooms:   make(map[string]*room),
 		conns:   make(map[*conn]struct{}),
+		perID:   make(map[string]int),
 		revoked: make(map[string]time.Time),
 		packs:   sync.Pool{New: func() any { return new([]byte) }},
 		remote:  &remotePresence{ttl: 3 * cfg.PresenceEvery, rooms: make(map[string]map[string]heard)},
@@ -298,21 +304,39 @@ func (h *Hub) Serve(w http.ResponseWriter, r *http.Request, id Identity, up *web
 		http.Error(w, "server going away", http.StatusServiceUnavailable)
 		return
 	}
+	// Every limit of a connection would count as many times as one
+	// person opened connections.
+	if h.perID[id.ID] >= h.cfg.ConnsPerID {
+		h.mu.Unlock()
+		http.Error(w, "too many open connections of this person", http.StatusTooManyRequests)
+		return
+	}
+	h.perID[id.ID]++
 	h.connWG.Add(1)
 	h.mu.Unlock()
 
 	ws, err := up.Upgrade(w, r, nil)
 	if err != nil {
-		h.connWG.Done()
+		h.release(id)
 		h.log.Debug("hub: upgrade failed", "err", err)
 		return // the Upgrader has answered
 	}
 	go h.run(ws, id)
 }
 
+// release ends what Serve began for a connection of id.
+func (h *Hub) release(id Identity) {
+	h.mu.Lock()
+	if h.perID[id.ID]--; h.perID[id.ID] <= 0 {
+		delete(h.perID, id.ID)
+	}
+	h.mu.Unlock()
+	h.connWG.Done()
+}
+
 // run runs one connection until it ends.
 func (h *Hub) run(ws *websocket.Conn, id Identity) {
-	defer h.connWG.Done()
+	defer h.release(id)
 	c := newConn(h, ws, id)
 	h.mu.Lock()
 	h.conns[c] = struct{}{}

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/rapporteur/rapporteur/hub"
 )
@@ -432,6 +435,34 @@ func TestBigEntriesCountAgainstTheRate(t *testing.T) {
 		if f := d.answer(id); f.Type != "ack" {
 			t.Fatalf("small op %d: %+v, want ack", i, f)
 		}
+	}
+}
+
+// TestConnectionsPerIdentityAreLimited: the limits of a connection would
+// count as many times as one person opened connections. Past the limit
+// the upgrade is refused with 429; a connection closed makes room; other
+// people are not counted against it.
+func TestConnectionsPerIdentityAreLimited(t *testing.T) {
+	th := newTestHub(t, hub.Config{ConnsPerID: 2})
+	url := strings.Replace(th.url, "http", "ws", 1) + "/ws?id="
+	first := th.dial(t, "anna")
+	th.dial(t, "anna")
+	if _, resp, err := websocket.DefaultDialer.Dial(url+"anna", nil); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a third connection of one person: %v (%v), want refused with 429", err, resp)
+	}
+	th.dial(t, "bo")
+	first.ws.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ws, _, err := websocket.DefaultDialer.Dial(url+"anna", nil)
+		if err == nil {
+			ws.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after one of the two closed, a new connection is still refused: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
