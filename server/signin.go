@@ -298,11 +298,16 @@ func (a *app) keepAccess(ctx context.Context) {
 	if len(ids) == 0 {
 		return
 	}
-	pids := make([]int64, 0, len(ids))
+	seen := map[int64]bool{}
+	var pids []int64
 	for _, id := range ids {
-		if v, ok := id.Data.(*viewer); ok {
+		if v, ok := id.Data.(*viewer); ok && !seen[v.Person.ID] {
+			seen[v.Person.ID] = true
 			pids = append(pids, v.Person.ID)
 		}
+	}
+	if len(pids) == 0 {
+		return
 	}
 	people, memberships, err := a.store.PeopleWithMemberships(ctx, pids)
 	if err != nil {

@@ -1343,8 +1343,7 @@
     setFormMode();
     var km = load(":km:" + tabID, null);
     kmDraft = km && typeof km.text === "string" ? km : null;
-    if (kmDraft) kmBox.value = kmDraft.text;
-    else kmBox.value = "";
+    kmBox.value = kmDraft ? kmDraft.text : ""; // empty: render shows the group's
     save();
     findOrphans();
     render();
