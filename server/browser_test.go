@@ -123,6 +123,21 @@ func mustTabletAs(t *testing.T, extra map[string]string, role string) *tablet {
 	return tb
 }
 
+// twoTabs opens the workshop page in the tablet's tab and in a second tab
+// of the same browser (one device), each live.
+func (tb *tablet) twoTabs(t *testing.T) (a, b context.Context) {
+	t.Helper()
+	a = tb.browser
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	for _, tab := range []context.Context{a, b} {
+		if err := chromedp.Do(tab, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a, b
+}
+
 // stored is what the page keeps on the device under key (queue, failed, state).
 func (tb *tablet) stored(t *testing.T, ctx context.Context, key string) string {
 	t.Helper()
@@ -561,14 +576,7 @@ func TestTabletGivesUpAHandshakeNoOneAnswers(t *testing.T) {
 // other's.)
 func TestTabletTabsShareUnsentChanges(t *testing.T) {
 	tb := MustTablet(t)
-	a := tb.browser
-	b, closeB := chromedp.NewContext(a)
-	defer closeB()
-	for _, tab := range []context.Context{a, b} {
-		if err := chromedp.Do(tab, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b := tb.twoTabs(t)
 	tb.f.srv.Stop(t)
 	if err := chromedp.Do(a, waitText("#status", "Offline"), typeFinding("From tab A"), waitText("#findings li.pending", "From tab A")); err != nil {
 		t.Fatal(err)
@@ -599,14 +607,7 @@ func TestTabletTabsShareUnsentChanges(t *testing.T) {
 // and what is only in the page's memory goes with it.
 func TestTabletWritesBackWhatAnotherTabLeftOut(t *testing.T) {
 	tb := MustTablet(t)
-	a := tb.browser
-	b, closeB := chromedp.NewContext(a)
-	defer closeB()
-	for _, tab := range []context.Context{a, b} {
-		if err := chromedp.Do(tab, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b := tb.twoTabs(t)
 	tb.f.srv.Stop(t)
 	if err := chromedp.Do(a, waitText("#status", "Offline"), typeFinding("Only in tab A"), waitText("#findings li.pending", "Only in tab A")); err != nil {
 		t.Fatal(err)
@@ -669,14 +670,7 @@ func TestTabletWritesWhatItSettledFirst(t *testing.T) {
 // too and does not come back when either tab saves or reloads.
 func TestTabletTabsAgreeOnWhatIsSettled(t *testing.T) {
 	tb := MustTablet(t)
-	a := tb.browser
-	b, closeB := chromedp.NewContext(a)
-	defer closeB()
-	for _, tab := range []context.Context{a, b} {
-		if err := chromedp.Do(tab, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, b := tb.twoTabs(t)
 	if err := chromedp.Do(a, addGoneCountry, typeFinding("Refused in tab A"), waitText("#findings li.failed", "Refused in tab A")); err != nil {
 		t.Fatal(err)
 	}

@@ -14,27 +14,35 @@ import (
 	"github.com/rapporteur/rapporteur/web"
 )
 
-// TestOpenSocketsFollowTheirSessions: the session of each open WebSocket
-// is checked. A session that ended meanwhile (here deleted, as an expired
-// one is) has its connection closed with 4001; a live one stays open, and
-// the connection counts as use of its session.
-func TestOpenSocketsFollowTheirSessions(t *testing.T) {
-	ctx := context.Background()
-	st := pg.MustStore(t)
-	ev, ws := mustDemoEvent(t, st)
+// mustUnfollowedApp serves the app of a process that hears nothing from
+// the others (no Follow runs), over the demo event.
+func mustUnfollowedApp(t *testing.T) (st *store.Store, ev domain.Event, ws []domain.Workshop, a *app, base string) {
+	t.Helper()
+	st = pg.MustStore(t)
+	ev, ws = mustDemoEvent(t, st)
 	pages, err := web.Parse()
 	if err != nil {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := hub.New(&live{store: st}, hub.Config{Logger: quiet})
-	defer h.Shutdown(ctx)
+	t.Cleanup(func() { h.Shutdown(context.Background()) })
 	srv := httptest.NewUnstartedServer(nil)
-	base := "http://" + srv.Listener.Addr().String()
-	a := newApp(appDeps{store: st, logger: quiet, baseURL: base, pages: pages, hub: h})
+	base = "http://" + srv.Listener.Addr().String()
+	a = newApp(appDeps{store: st, logger: quiet, baseURL: base, pages: pages, hub: h})
 	srv.Config.Handler = a.routes()
 	srv.Start()
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return st, ev, ws, a, base
+}
+
+// TestOpenSocketsFollowTheirSessions: the session of each open WebSocket
+// is checked. A session that ended meanwhile (here deleted, as an expired
+// one is) has its connection closed with 4001; a live one stays open, and
+// the connection counts as use of its session.
+func TestOpenSocketsFollowTheirSessions(t *testing.T) {
+	ctx := context.Background()
+	st, ev, ws, a, base := mustUnfollowedApp(t)
 
 	signIn := func(name string) (member, int64) {
 		t.Helper()
@@ -74,21 +82,7 @@ func TestOpenSocketsFollowTheirSessions(t *testing.T) {
 // change keeps theirs.
 func TestOpenSocketsFollowTheirRoles(t *testing.T) {
 	ctx := context.Background()
-	st := pg.MustStore(t)
-	ev, ws := mustDemoEvent(t, st)
-	pages, err := web.Parse()
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := hub.New(&live{store: st}, hub.Config{Logger: quiet})
-	defer h.Shutdown(ctx)
-	srv := httptest.NewUnstartedServer(nil)
-	base := "http://" + srv.Listener.Addr().String()
-	a := newApp(appDeps{store: st, logger: quiet, baseURL: base, pages: pages, hub: h})
-	srv.Config.Handler = a.routes()
-	srv.Start()
-	defer srv.Close()
+	st, ev, ws, a, base := mustUnfollowedApp(t)
 
 	in := func(name string) store.PersonInput { return store.PersonInput{Name: name, Country: "FI"} }
 	signIn := func(name, role string) (*client, int64) {
