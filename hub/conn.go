@@ -752,15 +752,20 @@ func (c *conn) catchUp(f Frame) (int64, error) {
 		}
 		return seq, c.pushCatchUp(b)
 	}
-	sent := f.Since
+	// Each read is held while the client reads it: it is sized to about
+	// catchUpBytes by the size of the entries read before, so a join
+	// behind entries of big findings holds little more than that.
+	sent, limit := f.Since, catchUpFirst
 	for sent < head {
 		ctx, cancel := c.backendCtx()
-		es, err := b.After(ctx, f.Room, sent, followBatch)
+		es, err := b.After(ctx, f.Room, sent, limit)
 		cancel()
 		if err != nil {
 			return 0, err
 		}
+		size := 0
 		for _, e := range es {
+			size += len(e.Payload)
 			if e.Seq <= sent {
 				continue
 			}
@@ -769,12 +774,21 @@ func (c *conn) catchUp(f Frame) (int64, error) {
 			}
 			sent = e.Seq
 		}
-		if len(es) < followBatch {
+		if len(es) < limit {
 			break
 		}
+		limit = max(catchUpLeast, min(followBatch, catchUpBytes*len(es)/max(size, 1)))
 	}
 	return sent, nil
 }
+
+// A join's catch-up reads catchUpFirst entries, then as many as come to
+// about catchUpBytes (catchUpLeast to followBatch).
+const (
+	catchUpFirst = 64
+	catchUpLeast = 8
+	catchUpBytes = 1 << 20
+)
 
 // slowLink is the rate, in bytes per second, a write of a big message
 // (a snapshot) is given time for beyond WriteWait: a slow link then gets

@@ -45,6 +45,8 @@ type memBackend struct {
 	snapshotPad int
 	// panicked is the context of the last op of kind "panic".
 	panicked atomic.Pointer[context.Context]
+	// mostRead is the most payload bytes one After call returned.
+	mostRead atomic.Int64
 }
 
 type memRoom struct {
@@ -153,6 +155,13 @@ func (b *memBackend) After(ctx context.Context, room string, after int64, limit 
 	es := r.entries[after:]
 	if len(es) > limit {
 		es = es[:limit]
+	}
+	n := 0
+	for _, e := range es {
+		n += len(e.Payload)
+	}
+	if int64(n) > b.mostRead.Load() {
+		b.mostRead.Store(int64(n))
 	}
 	return append([]hub.Entry(nil), es...), nil
 }

@@ -466,6 +466,32 @@ func TestConnectionsPerIdentityAreLimited(t *testing.T) {
 	}
 }
 
+// TestCatchUpOfBigEntriesReadsLittleAtATime: a join's catch-up holds
+// each read of the log while the client reads it. Behind 300 entries of
+// 40 KB (findings with long texts), it reads a few MB at most at a time,
+// not 256 entries (10 MB) per joining connection, and the client still
+// gets every entry in order.
+func TestCatchUpOfBigEntriesReadsLittleAtATime(t *testing.T) {
+	th := newTestHub(t, hub.Config{PollInterval: time.Hour})
+	long := strings.Repeat("x", 40<<10)
+	for i := range 300 {
+		th.b.Append(room, "finding.create", map[string]any{"i": i, "text": long})
+	}
+	c := th.dial(t, "anna")
+	catchUp, joined := c.join(room, 0)
+	if len(catchUp) != 300 || joined.Seq != 300 {
+		t.Fatalf("caught up %d entries, joined at %d; want 300", len(catchUp), joined.Seq)
+	}
+	for i, f := range catchUp {
+		if f.Type != "entry" || f.Seq != int64(i+1) {
+			t.Fatalf("catch-up frame %d: %s %d, want entry %d", i, f.Type, f.Seq, i+1)
+		}
+	}
+	if n := th.b.mostRead.Load(); n > 3<<20 {
+		t.Errorf("one read of the log held %d MB, want at most 3", n>>20)
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	th := newTestHub(t, hub.Config{OpsPerSecond: 1, OpsBurst: 4}) // the join spends one
 	c := th.dial(t, "anna")
