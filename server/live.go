@@ -449,8 +449,8 @@ type recentEntries struct {
 }
 
 // The cache's bounds: entries a room keeps, rooms, and bytes a room and
-// all rooms keep. (An entry of an update carries the whole finding, up to
-// some 80 KB, so a count alone would let one busy room hold gigabytes.)
+// all rooms keep. (An entry of a create carries the whole finding, up to
+// some 64 KB, so a count alone would let one busy room hold gigabytes.)
 const (
 	recentKeep      = 2000
 	recentRooms     = 512

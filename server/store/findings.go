@@ -543,7 +543,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 				Detail:  ConflictDetail{Fields: conflicts, Current: f}}
 		}
 		if len(changed) == 0 {
-			return "finding.update", map[string]any{"finding": f, "fields": changed}, nil
+			return updateEntry(f, changed)
 		}
 		slices.Sort(changed)
 		next.Version = f.Version + 1
@@ -564,8 +564,32 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 				bs.updated[id] = append(bs.updated[id], fieldChange{name, actor})
 			}
 		}
-		return "finding.update", map[string]any{"finding": next, "fields": changed}, nil
+		return updateEntry(next, changed)
 	})
+}
+
+// updateEntry is the log entry of an update that left finding f with the
+// fields changed: what changed, not the whole finding. Every member of the
+// room is sent it: a one-word edit of a finding with long texts is a
+// small entry. A field an entry never carries (a contact) is named, not
+// given.
+func updateEntry(f domain.Finding, changed []string) (string, any, error) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return "", nil, fmt.Errorf("encode finding: %w", err)
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return "", nil, fmt.Errorf("encode finding: %w", err)
+	}
+	changes := make(map[string]json.RawMessage, len(changed))
+	for _, name := range changed {
+		if v, ok := all[name]; ok {
+			changes[name] = v
+		}
+	}
+	return "finding.update", map[string]any{"id": f.ID, "version": f.Version, "updated_at": f.UpdatedAt,
+		"changes": changes, "fields": changed}, nil
 }
 
 // changedByOthers tells whether field of finding id was changed since
@@ -588,8 +612,8 @@ func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base
 	var other bool
 	// The finding's update entries only, by log_entries_finding_update_idx.
 	err := tx.NewRaw(`SELECT EXISTS (SELECT 1 FROM log_entries e
-		WHERE e.room = ? AND e.kind = 'finding.update' AND (e.payload->'finding'->>'id')::bigint = ?
-		  AND (e.payload->'finding'->>'version')::int > ?
+		WHERE e.room = ? AND e.kind = 'finding.update' AND (e.payload->>'id')::bigint = ?
+		  AND (e.payload->>'version')::int > ?
 		  AND e.payload->'fields' @> jsonb_build_array(?::text) AND e.actor_id IS DISTINCT FROM ?)`,
 		room, id, base, field, *actor).Scan(ctx, &other)
 	if err != nil {

@@ -124,11 +124,25 @@ func TestMigrationTakesVotersOutOfOldEntries(t *testing.T) {
 func TestMigrationTakesContactsOutOfOldEntries(t *testing.T) {
 	got := payloadsAfterMigration(t, "20261127000004", `
 		('workshop:1', 1, 'c', 'finding.create', '{"id":3,"title":"T","contact_name":"Anna","contact_email":"a@example.org","contact_consent":true}'),
-		('workshop:1', 2, 'u', 'finding.update', '{"finding":{"id":3,"title":"T","contact_email":"a@example.org","contact_consent":true},"fields":["contact_email"]}'),
+		('workshop:1', 2, 'u', 'finding.update', '{"finding":{"id":3,"version":2,"updated_at":"2026-11-27T10:00:00Z","title":"T","contact_email":"a@example.org","contact_consent":true},"fields":["contact_email"]}'),
 		('workshop:1', 3, 'k', 'comment', '{"id":1,"finding_id":3,"body":"contact_name"}')`)
+	// (The update's entry then carries what changed: see the next test.)
 	want := []string{`{"id": 3, "title": "T", "contact_consent": true}`,
-		`{"fields": ["contact_email"], "finding": {"id": 3, "title": "T", "contact_consent": true}}`,
+		`{"id": 3, "fields": ["contact_email"], "changes": {}, "version": 2, "updated_at": "2026-11-27T10:00:00Z"}`,
 		`{"id": 1, "body": "contact_name", "finding_id": 3}`}
+	if !slices.Equal(got, want) {
+		t.Errorf("payloads after the migration:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// Update entries logged with the whole finding carry what changed once
+// the server is upgraded; other entries keep their payloads.
+func TestMigrationMakesUpdateEntriesCarryWhatChanged(t *testing.T) {
+	got := payloadsAfterMigration(t, "20261128000001", `
+		('workshop:1', 1, 'c', 'finding.create', '{"id":3,"version":1,"title":"T","countries":["FI"]}'),
+		('workshop:1', 2, 'u', 'finding.update', '{"finding":{"id":3,"version":2,"updated_at":"2026-11-27T10:00:00Z","title":"New","what_done":"Long text","countries":["SE"]},"fields":["countries","title"]}')`)
+	want := []string{`{"id": 3, "title": "T", "version": 1, "countries": ["FI"]}`,
+		`{"id": 3, "fields": ["countries", "title"], "changes": {"title": "New", "countries": ["SE"]}, "version": 2, "updated_at": "2026-11-27T10:00:00Z"}`}
 	if !slices.Equal(got, want) {
 		t.Errorf("payloads after the migration:\n%q\nwant\n%q", got, want)
 	}
@@ -531,12 +545,15 @@ func TestUpdateOfAListToOneOfTheSameLength(t *testing.T) {
 		t.Fatal(err)
 	}
 	var p struct {
-		Finding domain.Finding `json:"finding"`
-		Fields  []string       `json:"fields"`
+		Version int `json:"version"`
+		Changes struct {
+			Countries []string `json:"countries"`
+		} `json:"changes"`
+		Fields []string `json:"fields"`
 	}
 	json.Unmarshal(u.Entry.Payload, &p)
-	if !slices.Equal(p.Fields, []string{"countries"}) || !slices.Equal(p.Finding.Countries, []string{"SE"}) || p.Finding.Version != 2 {
-		t.Fatalf("entry of DK → SE: fields %v, countries %v, version %d", p.Fields, p.Finding.Countries, p.Finding.Version)
+	if !slices.Equal(p.Fields, []string{"countries"}) || !slices.Equal(p.Changes.Countries, []string{"SE"}) || p.Version != 2 {
+		t.Fatalf("entry of DK → SE: fields %v, countries %v, version %d", p.Fields, p.Changes.Countries, p.Version)
 	}
 	if got, _ := s.Finding(ctx, f.ID); !slices.Equal(got.Countries, []string{"SE"}) || got.FieldVersions["countries"] != 2 {
 		t.Fatalf("stored after DK → SE: %v, field versions %v", got.Countries, got.FieldVersions)
@@ -1229,8 +1246,8 @@ func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 	if domain.ErrorCode(res[6].err) != domain.NotFound {
 		t.Errorf("update of the deleted finding: %v, want NotFound", res[6].err)
 	}
-	if p := string(res[1].a.Entry.Payload); !strings.Contains(p, `"title":"A1"`) || !strings.Contains(p, `"version":3`) {
-		t.Errorf("second update's entry: %s, want title A1 at version 3", p)
+	if p := string(res[1].a.Entry.Payload); !strings.Contains(p, `"changes":{"results":"R"}`) || !strings.Contains(p, `"version":3`) {
+		t.Errorf("second update's entry: %s, want results R at version 3 (after the batch's first)", p)
 	}
 	f, err := s.Finding(ctx, a)
 	if err != nil {
@@ -1358,48 +1375,66 @@ func TestBatchedVotesCountAndLandOnce(t *testing.T) {
 	}
 }
 
-// An update's entry carries the whole finding, which screens put in place
-// of theirs: its vote count must be the finding's, alone and in a batch
-// after the batch's own votes (it was always 0).
-func TestUpdateEntriesCarryTheVoteCount(t *testing.T) {
+// An update's entry carries what changed, not the whole finding (every
+// member of the room is sent it): a one-word edit of a finding with long
+// texts is a small entry, alone and in a batch after the batch's own
+// votes. A conflict's current finding is whole, with its votes.
+func TestUpdateEntriesCarryWhatChanged(t *testing.T) {
 	ctx := context.Background()
 	s, ws := MustDemoWorkshops(t)
 	w := ws[1]
 	f := mustNewFinding(t, s, w.ID, "c", "Voted on")
+	long := strings.Repeat("€", 20000)
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	if _, err := s.UpdateFinding(ctx, nil, w.ID, "long", f, 1, map[string]json.RawMessage{"what_done": raw(long), "results": raw(long)}); err != nil {
+		t.Fatal(err)
+	}
 	p1, p2 := mustPerson(t, s), mustPerson(t, s)
 	if _, err := s.Vote(ctx, p1, w.ID, "v1", f); err != nil {
 		t.Fatal(err)
 	}
-	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
-	votesOf := func(a store.Applied) int {
-		var p struct{ Finding domain.Finding }
+	carries := func(a store.Applied, title string, version int) {
+		t.Helper()
+		var p struct {
+			ID      int64                      `json:"id"`
+			Version int                        `json:"version"`
+			Changes map[string]json.RawMessage `json:"changes"`
+			Fields  []string                   `json:"fields"`
+		}
 		if err := json.Unmarshal(a.Entry.Payload, &p); err != nil {
 			t.Fatal(err)
 		}
-		return p.Finding.Votes
+		if p.ID != f || p.Version != version || len(p.Changes) != 1 || string(p.Changes["title"]) != string(raw(title)) || !slices.Equal(p.Fields, []string{"title"}) {
+			t.Errorf("entry of a title edit: %s, want finding %d at version %d, the title alone", a.Entry.Payload, f, version)
+		}
+		if n := len(a.Entry.Payload); n > 500 {
+			t.Errorf("entry of a title edit of a finding with long texts: %d bytes", n)
+		}
 	}
-	a, err := s.UpdateFinding(ctx, nil, w.ID, "u1", f, 1, map[string]json.RawMessage{"title": raw("Alone")})
-	if err != nil || votesOf(a) != 1 {
-		t.Fatalf("update alone: %v, %d votes, want 1", err, votesOf(a))
+	a, err := s.UpdateFinding(ctx, nil, w.ID, "u1", f, 2, map[string]json.RawMessage{"title": raw("Alone")})
+	if err != nil {
+		t.Fatal(err)
 	}
+	carries(a, "Alone", 3)
 	res := queueBehindBusyRoom(t, s, store.WorkshopRoom(w.ID), []func() (store.Applied, error){
 		func() (store.Applied, error) { return s.Vote(ctx, p2, w.ID, "v2", f) },
 		func() (store.Applied, error) {
-			return s.UpdateFinding(ctx, nil, w.ID, "u2", f, 2, map[string]json.RawMessage{"title": raw("In a batch")})
+			return s.UpdateFinding(ctx, nil, w.ID, "u2", f, 3, map[string]json.RawMessage{"title": raw("In a batch")})
 		},
 		func() (store.Applied, error) {
 			return s.UpdateFinding(ctx, nil, w.ID, "u3", f, 1, map[string]json.RawMessage{"title": raw("Stale")})
 		},
 	})
-	if res[1].err != nil || votesOf(res[1].a) != 2 {
-		t.Errorf("update after a vote in its batch: %v, %d votes, want 2", res[1].err, votesOf(res[1].a))
+	if res[1].err != nil {
+		t.Fatal(res[1].err)
 	}
+	carries(res[1].a, "In a batch", 4)
 	var de *domain.Error
 	if !errors.As(res[2].err, &de) || de.Code != domain.Conflict {
 		t.Fatalf("stale update: %v, want conflict", res[2].err)
 	}
-	if cd, ok := de.Detail.(store.ConflictDetail); !ok || cd.Current.Votes != 2 {
-		t.Errorf("conflict's current finding: %+v, want 2 votes", de.Detail)
+	if cd, ok := de.Detail.(store.ConflictDetail); !ok || cd.Current.Votes != 2 || cd.Current.WhatDone != long {
+		t.Errorf("conflict's current finding: %+v, want it whole, with 2 votes", de.Detail)
 	}
 }
 

@@ -231,12 +231,16 @@
     switch (e.kind) {
       case "finding.create": state.findings[p.id] = p; break;
       case "finding.update":
-        if (!p.finding) break;
-        // An update changes no key mark; the copy's rank (set by the key
-        // entries) stays, as the database's position may have gaps.
-        var was = state.findings[p.finding.id];
-        if (was) { p.finding.is_key = was.is_key; p.finding.key_position = was.key_position; }
-        state.findings[p.finding.id] = p.finding;
+        // What changed, laid over the copy (the rest of it, key rank and
+        // support included, stays as the entries before left it).
+        var was = state.findings[p.id];
+        if (!was || !p.changes) break;
+        var now = {};
+        Object.keys(was).forEach(function (k) { now[k] = was[k]; });
+        Object.keys(p.changes).forEach(function (k) { now[k] = p.changes[k]; });
+        now.version = p.version;
+        now.updated_at = p.updated_at;
+        state.findings[p.id] = now;
         break;
       case "finding.delete": delete state.findings[p.id]; break;
       case "vote": case "unvote":
