@@ -1290,7 +1290,7 @@ func TestTabletKeepsChangesWhenStorageIsFull(t *testing.T) {
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
 		// Damaged entries, as a bug or another program might leave them.
-		evalJS(fmt.Sprintf(`localStorage.setItem(%q, "null"); localStorage.setItem(%q, "5"); localStorage.setItem(%q, "{}")`, key+":queue", key+":failed", key+":state")),
+		evalJS(fmt.Sprintf(`localStorage.setItem(%q, "null"); localStorage.setItem(%q, "5"); localStorage.setItem(%q, "{}")`, key+":queue", key+":failed", key+":state2")),
 		chromedp.Reload(),
 		waitText("#status", "Live"),
 	)
@@ -1525,6 +1525,58 @@ func TestTabletSaysASupportIsNotSavedYet(t *testing.T) {
 	}
 }
 
+// TestTabletTakesBothShapesOfUpdateEntries: an update's entry carries
+// what changed; a process of the older version, during an upgrade, logs
+// the whole finding instead. The page applies both. And a copy of the
+// room kept by a page of the older version (under ":state"), which
+// skipped entries of the new shape, is not trusted.
+func TestTabletTakesBothShapesOfUpdateEntries(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := context.Background()
+	fs, err := tb.f.store.WorkshopFindings(ctx, tb.w.ID)
+	if err != nil || len(fs) == 0 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	f := fs[0]
+	item := fmt.Sprintf(`#findings li[data-id="%d"] h3`, f.ID)
+	room := store.WorkshopRoom(tb.w.ID)
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.f.store.UpdateFinding(ctx, nil, tb.w.ID, "new-shape", f.ID, f.Version, map[string]json.RawMessage{"title": raw("Changed, new shape")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(tb.browser, waitText(item, "Changed, new shape")); err != nil {
+		t.Fatal(err)
+	}
+	// As an older process logs it: the whole finding (from the database,
+	// as it writes it), under "finding".
+	older := f
+	older.Title, older.Version = "Changed, older shape", f.Version+2
+	_, err = tb.f.store.DB().ExecContext(ctx, `WITH r AS (UPDATE rooms SET seq = seq + 1 WHERE id = ? RETURNING seq)
+		INSERT INTO log_entries (room, seq, op_id, kind, payload) SELECT ?, r.seq, 'older-shape', 'finding.update', ?::jsonb FROM r`,
+		room, room, string(raw(map[string]any{"finding": older, "fields": []string{"title"}})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.f.store.DB().ExecContext(ctx, "SELECT pg_notify(?, ? || ' ' || (SELECT seq FROM rooms WHERE id = ?))", store.NotifyChannel, room, room); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(tb.browser, waitText(item, "Changed, older shape")); err != nil {
+		t.Fatal(err)
+	}
+	// An older page's copy: up to date by its seq, but without a change.
+	prefix := fmt.Sprintf("rapporteur:%d:%s:", tb.person.ID, room)
+	err = chromedp.Do(tb.browser, evalJS(fmt.Sprintf(`const kept = JSON.parse(localStorage.getItem(%q));
+		kept.findings[%d].title = "Stale in an older page's copy";
+		localStorage.setItem(%q, JSON.stringify(kept)); localStorage.removeItem(%q)`, prefix+"state2", f.ID, prefix+"state", prefix+"state2")),
+		chromedp.Reload(), waitText("#status", "Live"), waitText(item, "Changed, older shape"))
+	if err != nil {
+		t.Fatalf("the page trusted an older page's copy: %v", err)
+	}
+}
+
 // TestRapporteurPicksAndOrdersKeyFindings: on the rapporteur's tablet,
 // findings are marked key, listed as the plenary will have them, moved
 // up, and one is taken out again; each tap is saved, in order. A mark
@@ -1579,7 +1631,7 @@ func TestRapporteurPicksAndOrdersKeyFindings(t *testing.T) {
 		shownOrder(first.ID),
 		waitText("#status", "every change is saved"),
 		// After a reload, from the server's log (the device's copy dropped).
-		evalJS(fmt.Sprintf(`localStorage.removeItem("rapporteur:%d:%s:state")`, tb.person.ID, store.WorkshopRoom(tb.w.ID))),
+		evalJS(fmt.Sprintf(`localStorage.removeItem("rapporteur:%d:%s:state2")`, tb.person.ID, store.WorkshopRoom(tb.w.ID))),
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
 		shownOrder(first.ID),

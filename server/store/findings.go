@@ -611,9 +611,11 @@ func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base
 	}
 	var other bool
 	// The finding's update entries only, by log_entries_finding_update_idx.
+	// They carry what changed; a process of the older version, during an
+	// upgrade, logs the whole finding (with its id and version) instead.
 	err := tx.NewRaw(`SELECT EXISTS (SELECT 1 FROM log_entries e
-		WHERE e.room = ? AND e.kind = 'finding.update' AND (e.payload->>'id')::bigint = ?
-		  AND (e.payload->>'version')::int > ?
+		WHERE e.room = ? AND e.kind = 'finding.update' AND (coalesce(e.payload->>'id', e.payload->'finding'->>'id'))::bigint = ?
+		  AND (coalesce(e.payload->>'version', e.payload->'finding'->>'version'))::int > ?
 		  AND e.payload->'fields' @> jsonb_build_array(?::text) AND e.actor_id IS DISTINCT FROM ?)`,
 		room, id, base, field, *actor).Scan(ctx, &other)
 	if err != nil {

@@ -1438,6 +1438,31 @@ func TestUpdateEntriesCarryWhatChanged(t *testing.T) {
 	}
 }
 
+// TestAConflictSeesAnOlderProcessesEntry: during an upgrade a process of
+// the older version logs an update with the whole finding (as "finding").
+// A stale update of the same field is still a conflict over it.
+func TestAConflictSeesAnOlderProcessesEntry(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[2]
+	id := mustNewFinding(t, s, w.ID, "c", "Start")
+	p1, p2 := mustPerson(t, s), mustPerson(t, s)
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	if _, err := s.UpdateFinding(ctx, &p1, w.ID, "older", id, 1, map[string]json.RawMessage{"title": raw("By an older process")}); err != nil {
+		t.Fatal(err)
+	}
+	// As the older version logged it.
+	if _, err := s.DB().ExecContext(ctx, `UPDATE log_entries SET payload = jsonb_build_object('finding',
+		jsonb_build_object('id', payload->'id', 'version', payload->'version', 'title', 'By an older process'), 'fields', payload->'fields')
+		WHERE op_id = 'older'`); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.UpdateFinding(ctx, &p2, w.ID, "stale", id, 1, map[string]json.RawMessage{"title": raw("Over it")})
+	if domain.ErrorCode(err) != domain.Conflict {
+		t.Fatalf("a stale update of the title an older process changed: %v, want a conflict", err)
+	}
+}
+
 // A stale update conflicts only over changes by someone else: two saves of
 // one field from one person, the second sent before the first was acked,
 // both apply; alone and in a batch, whose entries reach the log at its end.

@@ -48,7 +48,12 @@
 
   // Kept in localStorage: the room's seq and findings as last seen, the
   // ops not yet acknowledged (in order), and the ops the server refused.
-  var state = load(":state", { seq: 0, findings: {} });
+  // The copy is kept under ":state2": one under ":state" was kept by a page
+  // of the version whose update entries carried the whole finding, which
+  // skips those that carry what changed, and so may lack changes before
+  // its seq. It is not trusted (nor kept: the log or a snapshot has it).
+  try { localStorage.removeItem(storeKey + ":state"); } catch (e) {}
+  var state = load(":state2", { seq: 0, findings: {} });
   if (!state || typeof state.seq !== "number" || !state.findings || typeof state.findings !== "object") state = { seq: 0, findings: {} };
   if (!state.voted || typeof state.voted !== "object") state.voted = {}; // the findings this person supports, by id
   // The group's key messages ({text, version}; version -1: not known on
@@ -165,7 +170,7 @@
         return false;
       }
     };
-    var dropState = function () { try { localStorage.removeItem(storeKey + ":state"); } catch (e) {} };
+    var dropState = function () { try { localStorage.removeItem(storeKey + ":state2"); } catch (e) {} };
     if (!write()) {
       if (!dropOtherStates() || !write()) {
         dropState();
@@ -176,7 +181,7 @@
       }
     }
     storageFull = false;
-    try { localStorage.setItem(storeKey + ":state", JSON.stringify(state)); } catch (e) { dropState(); }
+    try { localStorage.setItem(storeKey + ":state2", JSON.stringify(state)); } catch (e) { dropState(); }
     return true;
   }
   // dropOtherStates frees space taken by the copies of other rooms (and of
@@ -188,7 +193,7 @@
     try {
       for (var i = 0; i < localStorage.length; i++) {
         var k = localStorage.key(i);
-        if (k && k.indexOf("rapporteur:") === 0 && /:state$/.test(k) && k !== storeKey + ":state") keys.push(k);
+        if (k && k.indexOf("rapporteur:") === 0 && /:state2?$/.test(k) && k !== storeKey + ":state2") keys.push(k);
       }
       keys.forEach(function (k) { localStorage.removeItem(k); });
     } catch (e) {}
@@ -232,15 +237,17 @@
       case "finding.create": state.findings[p.id] = p; break;
       case "finding.update":
         // What changed, laid over the copy (the rest of it, key rank and
-        // support included, stays as the entries before left it).
-        var was = state.findings[p.id];
-        if (!was || !p.changes) break;
+        // support included, stays as the entries before left it). A
+        // process of the older version, during an upgrade, logs the whole
+        // finding instead: it takes the copy's place, with the copy's rank.
+        var id = p.finding ? p.finding.id : p.id, was = state.findings[id];
+        if (!was) { if (p.finding) state.findings[id] = p.finding; break; }
         var now = {};
         Object.keys(was).forEach(function (k) { now[k] = was[k]; });
-        Object.keys(p.changes).forEach(function (k) { now[k] = p.changes[k]; });
-        now.version = p.version;
-        now.updated_at = p.updated_at;
-        state.findings[p.id] = now;
+        var by = p.finding || p.changes || {};
+        Object.keys(by).forEach(function (k) { if (k !== "is_key" && k !== "key_position") now[k] = by[k]; });
+        if (!p.finding) { now.version = p.version; now.updated_at = p.updated_at; }
+        state.findings[id] = now;
         break;
       case "finding.delete": delete state.findings[p.id]; break;
       case "vote": case "unvote":
