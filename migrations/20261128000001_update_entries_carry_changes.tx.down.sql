@@ -12,6 +12,4 @@ UPDATE log_entries e SET payload = jsonb_build_object(
 FROM findings f
 WHERE e.kind = 'finding.update' AND e.payload ? 'changes' AND f.id = (e.payload->>'id')::bigint;
 
-DROP INDEX log_entries_finding_update_idx;
-CREATE INDEX log_entries_finding_update_idx ON log_entries (room, ((payload->'finding'->>'id')::bigint))
-    WHERE kind = 'finding.update';
+DROP INDEX log_entries_finding_update2_idx;

@@ -4,7 +4,8 @@
 -- id, version and updated_at); this rewrites those already logged the
 -- same way. The index the conflict check reads by finds the finding's id
 -- in either shape: a process of the older version still logs the whole
--- finding until it is upgraded too.
+-- finding until it is upgraded too. The older index stays for such a
+-- process's own check (a later migration may drop it).
 CREATE INDEX log_entries_finding_update2_idx ON log_entries
     (room, ((coalesce(payload->>'id', payload->'finding'->>'id'))::bigint))
     WHERE kind = 'finding.update';
@@ -19,5 +20,3 @@ UPDATE log_entries e SET payload = jsonb_build_object(
         'fields', CASE jsonb_typeof(e.payload->'fields') WHEN 'array' THEN e.payload->'fields' ELSE '[]'::jsonb END)
 WHERE e.kind = 'finding.update' AND jsonb_typeof(e.payload->'finding') = 'object';
 
-DROP INDEX log_entries_finding_update_idx;
-ALTER INDEX log_entries_finding_update2_idx RENAME TO log_entries_finding_update_idx;

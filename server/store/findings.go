@@ -610,7 +610,7 @@ func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base
 		}
 	}
 	var other bool
-	// The finding's update entries only, by log_entries_finding_update_idx.
+	// The finding's update entries only, by log_entries_finding_update2_idx.
 	// They carry what changed; a process of the older version, during an
 	// upgrade, logs the whole finding (with its id and version) instead.
 	err := tx.NewRaw(`SELECT EXISTS (SELECT 1 FROM log_entries e
