@@ -115,32 +115,31 @@
   // writes its whole lists, so without it two tabs would overwrite each
   // other's unsent changes; and the op ids either settled (applied, or
   // discarded by the person) are kept too, so that neither tab brings back
-  // an op the other one saw saved or discarded.
+  // an op the other one saw saved or discarded. It reports whether the
+  // device's lists lack an open op this tab holds, or still hold one this
+  // tab has settled without saying so: another tab wrote them before it
+  // saw this tab's, and they are to be written again.
   function merge() {
-    var settled = {};
-    done = done.concat(load(":done", [])).filter(function (id) {
+    var settled = {}, storedSettled = {};
+    var storedDone = load(":done", []);
+    storedDone.forEach(function (id) { storedSettled[id] = true; });
+    done = done.concat(storedDone).filter(function (id) {
       return settled[id] ? false : (settled[id] = true);
     }).slice(-maxDone);
-    var mine = {}; // in either list here: this tab knows where it belongs
+    var mine = {}, kept = {}, stored = []; // mine: in either list here; this tab knows where it belongs
     queue.concat(failed).forEach(function (op) { mine[op.op_id] = true; });
     [[":queue", queue], [":failed", failed]].forEach(function (kv) {
       load(kv[0], []).forEach(function (op) {
+        kept[op.op_id] = true;
+        stored.push(op);
         if (!mine[op.op_id]) { mine[op.op_id] = true; kv[1].push(op); }
       });
     });
     var open = function (op) { return !settled[op.op_id]; };
     queue = queue.filter(open);
     failed = failed.filter(open).filter(function (x) { return queue.every(function (op) { return op.op_id !== x.op_id; }); });
-  }
-  // storedLacks tells whether the device's lists lack an open op this tab
-  // holds, or still hold an op this tab has settled without saying so.
-  function storedLacks() {
-    var kept = {}, settled = {};
-    load(":done", []).forEach(function (id) { settled[id] = true; });
-    var open = load(":queue", []).concat(load(":failed", []));
-    open.forEach(function (op) { kept[op.op_id] = true; });
     return queue.concat(failed).some(function (op) { return !kept[op.op_id]; }) ||
-      open.some(function (op) { return !settled[op.op_id] && done.indexOf(op.op_id) >= 0; });
+      stored.some(function (op) { return settled[op.op_id] && !storedSettled[op.op_id]; });
   }
   // save keeps the lists on the device, then the room's state. The lists
   // are what must not be lost; the state is a copy of the server's, for
@@ -1316,10 +1315,9 @@
   });
   window.addEventListener("storage", function (e) {
     if (e.key === storeKey + ":queue" || e.key === storeKey + ":failed" || e.key === storeKey + ":done") {
-      merge();
       // Another tab wrote its lists before it saw this tab's: until written
       // again, what it left out is only in memory, and lost with the page.
-      if (!storageFull && storedLacks()) save();
+      if (merge() && !storageFull) save();
       render();
       pump();
     }
