@@ -22,9 +22,17 @@ type linkProxy struct {
 	addr     string
 	upgrades atomic.Int32 // WebSocket connections asked for (GET /ws)
 	mu       sync.Mutex
-	links    []*atomic.Bool // each connection's "dead"
+	links    []*link
 	conns    []net.Conn
 	stopped  bool
+}
+
+// link is one forwarded connection.
+type link struct {
+	dead    atomic.Bool // what it carries is dropped
+	ws      atomic.Bool // the browser asked for a WebSocket on it
+	mu      sync.Mutex  // held over each write to the browser
+	browser net.Conn
 }
 
 // startLinkProxy listens on a port of its own and forwards to target.
@@ -57,7 +65,7 @@ func startLinkProxy(t *testing.T, target string) *linkProxy {
 				c.Close()
 				continue
 			}
-			dead := new(atomic.Bool)
+			ln := &link{browser: c}
 			p.mu.Lock()
 			if p.stopped {
 				p.mu.Unlock()
@@ -65,7 +73,7 @@ func startLinkProxy(t *testing.T, target string) *linkProxy {
 				s.Close()
 				return
 			}
-			p.links = append(p.links, dead)
+			p.links = append(p.links, ln)
 			p.conns = append(p.conns, c, s)
 			open.Add(2)
 			p.mu.Unlock()
@@ -78,9 +86,20 @@ func startLinkProxy(t *testing.T, target string) *linkProxy {
 					n, err := src.Read(buf)
 					if first && fromBrowser && bytes.HasPrefix(buf[:n], []byte("GET /ws ")) {
 						p.upgrades.Add(1)
+						ln.ws.Store(true)
 					}
-					if n > 0 && !dead.Load() {
-						if _, err := dst.Write(buf[:n]); err != nil {
+					if n > 0 {
+						if !fromBrowser {
+							ln.mu.Lock()
+						}
+						var werr error
+						if !ln.dead.Load() {
+							_, werr = dst.Write(buf[:n])
+						}
+						if !fromBrowser {
+							ln.mu.Unlock()
+						}
+						if werr != nil {
 							return
 						}
 					}
@@ -100,9 +119,29 @@ func startLinkProxy(t *testing.T, target string) *linkProxy {
 func (p *linkProxy) freeze() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, d := range p.links {
-		d.Store(true)
+	for _, l := range p.links {
+		l.dead.Store(true)
 	}
+}
+
+// kick closes the WebSockets open now as the server does: a close frame
+// with code, then the end of the connection. It says how many it closed.
+func (p *linkProxy) kick(code uint16) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, l := range p.links {
+		if !l.ws.Load() || l.dead.Load() {
+			continue
+		}
+		l.mu.Lock()
+		l.dead.Store(true)
+		l.browser.Write([]byte{0x88, 2, byte(code >> 8), byte(code)})
+		l.browser.Close()
+		l.mu.Unlock()
+		n++
+	}
+	return n
 }
 
 // mustDeadLinkTablet is a tablet, live on its workshop page, that reaches
@@ -223,4 +262,44 @@ func TestTabletWaitsOutASlowDatabase(t *testing.T) {
 	if got := p.upgrades.Load(); got != before {
 		t.Fatalf("the page connected anew %d time(s)", got-before)
 	}
+}
+
+// TestTabletResumesAfterRepeatedKicksLessOften: a page closed with 4008
+// (too slow for its room) resumes at once, but when the server keeps
+// closing it, it waits longer each time rather than costing the server
+// a catch-up every few hundred milliseconds; it is still live at the end.
+func TestTabletResumesAfterRepeatedKicksLessOften(t *testing.T) {
+	tb, p := mustDeadLinkTablet(t)
+	ctx := tb.browser
+	before := p.upgrades.Load()
+	start := time.Now()
+	if p.kick(4008) != 1 {
+		t.Fatal("the tablet's WebSocket was not found on the proxy")
+	}
+	// The first resume is at once.
+	for p.upgrades.Load() == before {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("the page did not resume within 2 s of a 4008")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Then the server closes it again as soon as it is open, for 8 s.
+	kicks := 1
+	for time.Since(start) < 8*time.Second {
+		kicks += p.kick(4008)
+		time.Sleep(20 * time.Millisecond)
+	}
+	resumes := int(p.upgrades.Load() - before)
+	// Waits of 0, 0.5–1, 1–2, 2–4 and 4–8 s: at most 5 resumes in 8 s.
+	// At once each time, it was one per handshake and join.
+	if resumes > 6 {
+		t.Fatalf("%d resumes in 8 s of 4008s (%d kicks): the page does not wait longer as they repeat", resumes, kicks)
+	}
+	if resumes < 3 {
+		t.Fatalf("only %d resumes in 8 s of 4008s", resumes)
+	}
+	if err := chromedp.Do(ctx, waitText("#status", "Live · every change is saved")); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d resumes, %d kicks in 8 s", resumes, kicks)
 }

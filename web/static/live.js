@@ -84,6 +84,11 @@
   var orphans = [];   // {key, tab, draft} of tabs gone
   var sent = {};   // op ids sent on this connection and not answered yet
   var ws = null, live = false, paused = false, retry = 500, timer = null;
+  // The server closes with 4003 (roles changed) or 4008 (too slow for the
+  // room) to have the page resume at once. When that repeats, each
+  // resume costs the server a catch-up, so the wait grows (1 s doubling
+  // to 15 s) until a connection stays joined for a minute.
+  var resumeWait = 0, resumeCalm = 60000;
   var signedOut = false, blocked = "", trouble = "", storageFull = false, draftFull = false, lastHeard = 0;
   var foreign = false; // this page is kept for another person than the one signed in (see joined)
   var rejoining = false, internalWait = 2000;
@@ -1092,9 +1097,14 @@
     render();
     if (signedOut) return;
     if (!sock.opened) probeSignIn();
-    var now = code === 4003 || code === 4008; // roles changed, too slow: resume at once
-    reconnect(now ? 0 : retry * (0.5 + Math.random() / 2));
-    if (!now) retry = Math.min(retry * 2, 30000);
+    if (code === 4003 || code === 4008) { // roles changed, too slow: resume soon
+      if (sock.joinedAt && performance.now() - sock.joinedAt >= resumeCalm) resumeWait = 0;
+      reconnect(resumeWait * (0.5 + Math.random() / 2));
+      resumeWait = Math.min(Math.max(resumeWait * 2, 1000), 15000);
+      return;
+    }
+    reconnect(retry * (0.5 + Math.random() / 2));
+    retry = Math.min(retry * 2, 30000);
   }
   // probeSignIn tells a session that ended while the page was away (the
   // WebSocket upgrade then fails without a close code) from a server that
@@ -1151,6 +1161,7 @@
         rejoining = false;
         blocked = "";
         retry = 500;
+        if (ws && !ws.joinedAt) ws.joinedAt = performance.now();
         sent = {};
         people = f.presence || [];
         if (f.max_frame > 0) maxFrame = f.max_frame;
