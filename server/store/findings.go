@@ -118,6 +118,12 @@ func termFields(f *domain.Finding) [6]termField {
 }
 
 // isTermField tells whether name is one of a finding's multi-valued fields.
+// isContactField tells the fields of a finding's contact, which only
+// those who may see contacts are shown, and entries never carry.
+func isContactField(name string) bool {
+	return name == "contact_name" || name == "contact_email"
+}
+
 func isTermField(name string) bool {
 	for _, t := range termFields(&domain.Finding{}) {
 		if t.name == name {
@@ -517,7 +523,10 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 				slices.Sort(*terms)
 				*terms = slices.Compact(*terms)
 			}
-			if reflect.DeepEqual(field.Interface(), after.Elem().Interface()) || (field.Kind() == reflect.Slice && field.Len() == 0 && after.Elem().Len() == 0) {
+			// A contact is not compared: its sender may not see it (entries
+			// never carry it), and "no change" would tell them a guess of it
+			// was right.
+			if !isContactField(name) && (reflect.DeepEqual(field.Interface(), after.Elem().Interface()) || (field.Kind() == reflect.Slice && field.Len() == 0 && after.Elem().Len() == 0)) {
 				continue
 			}
 			field.Set(after.Elem())
@@ -532,6 +541,16 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 				}
 			}
 			changed = append(changed, name)
+		}
+		if slices.Contains(changed, "contact_consent") && !next.ContactConsent {
+			// Consent taken back takes the contact with it, said alike
+			// whether there was one.
+			for name, v := range map[string]*string{"contact_name": &next.ContactName, "contact_email": &next.ContactEmail} {
+				if _, given := changes[name]; !given {
+					*v = ""
+					changed = append(changed, name)
+				}
+			}
 		}
 		if err := validateFinding(&next, tax); err != nil {
 			return "", nil, err

@@ -2240,3 +2240,72 @@ func TestEnsureOrganizerIsNeverStaff(t *testing.T) {
 		t.Fatalf("bootstrap organizer again: %+v, %v; want %d", again, err, p.ID)
 	}
 }
+
+// TestAContactCannotBeGuessed: members of a group are not shown a
+// finding's contact, so an update's answer must not tell whether a value
+// sent for it was the one stored. A guess is a change (or a conflict)
+// whether right or wrong, and taking consent back clears the contact and
+// says so alike whether there was one.
+func TestAContactCannotBeGuessed(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[3]
+	p1, p2 := mustPerson(t, s), mustPerson(t, s)
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	fieldsOf := func(a store.Applied) []string {
+		t.Helper()
+		var p struct {
+			Fields []string `json:"fields"`
+		}
+		if err := json.Unmarshal(a.Entry.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		return p.Fields
+	}
+	create := func(op, email string) int64 {
+		t.Helper()
+		a, err := s.CreateFinding(ctx, &p1, w.ID, op, store.FindingInput{Title: op, ContactEmail: email, ContactConsent: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mustFindingID(t, a)
+	}
+	const secret = "anna.secret@police.example"
+	f := create("with contact", "first@police.example")
+	if _, err := s.UpdateFinding(ctx, &p1, w.ID, "set", f, 1, map[string]json.RawMessage{"contact_email": raw(secret)}); err != nil {
+		t.Fatal(err)
+	}
+	// From a stale version: a conflict, right guess or wrong.
+	for i, guess := range []string{"bo@ngo.example", secret} {
+		_, err := s.UpdateFinding(ctx, &p2, w.ID, fmt.Sprintf("stale%d", i), f, 1, map[string]json.RawMessage{"contact_email": raw(guess)})
+		if domain.ErrorCode(err) != domain.Conflict {
+			t.Errorf("a stale update of the contact to guess %d: %v, want a conflict", i, err)
+		}
+	}
+	// From the current version: the right guess is a change like any other.
+	a, err := s.UpdateFinding(ctx, &p2, w.ID, "same", f, 2, map[string]json.RawMessage{"contact_email": raw(secret)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fieldsOf(a); !slices.Equal(got, []string{"contact_email"}) {
+		t.Errorf("the stored contact sent again: entry's fields %q, want [contact_email]", got)
+	}
+	// Consent taken back: the same answer with and without a contact.
+	none := create("without contact", "")
+	for _, id := range []int64{f, none} {
+		got, err := s.Finding(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := s.UpdateFinding(ctx, &p2, w.ID, fmt.Sprintf("consent%d", id), id, got.Version, map[string]json.RawMessage{"contact_consent": raw(false)})
+		if err != nil {
+			t.Fatalf("consent taken back of finding %d: %v", id, err)
+		}
+		if fs := fieldsOf(a); !slices.Equal(fs, []string{"contact_consent", "contact_email", "contact_name"}) {
+			t.Errorf("consent taken back of finding %d: entry's fields %q", id, fs)
+		}
+		if got, err = s.Finding(ctx, id); err != nil || got.ContactEmail != "" || got.ContactName != "" || got.ContactConsent {
+			t.Errorf("after consent taken back, finding %d keeps %q %q %v (%v)", id, got.ContactName, got.ContactEmail, got.ContactConsent, err)
+		}
+	}
+}
