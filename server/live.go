@@ -298,9 +298,7 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 	if op.Committed != nil {
 		label := v.label()
 		ctx = store.WithCommitted(ctx, func(le domain.LogEntry, more bool) {
-			e := toEntry(le)
-			e.Actor = label
-			op.Committed(e, more)
+			op.Committed(toEntry(le, label), more)
 		})
 	}
 	var a store.Applied
@@ -394,15 +392,10 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		if es, err := l.store.EntriesAfter(ctx, op.Room, a.Entry.Seq-1, 1); err == nil && len(es) == 1 {
 			return replayOf(es[0], *actor) // with its actor's label
 		}
-		e, err := replayOf(a.Entry, *actor)
-		if err == nil {
-			e.Actor = v.label() // the op was this person's
-		}
-		return e, err
+		a.Entry.ActorLabel = v.label() // the op was this person's
+		return replayOf(a.Entry, *actor)
 	}
-	e := toEntry(a.Entry)
-	e.Actor = v.label()
-	return e, nil
+	return toEntry(a.Entry, v.label()), nil
 }
 
 // replayOf answers an op whose id the room's log has already, at entry e:
@@ -413,7 +406,7 @@ func replayOf(e domain.LogEntry, person int64) (hub.Entry, error) {
 	if e.ActorID == nil || *e.ActorID != person {
 		return hub.Entry{}, &hub.OpError{Code: hub.CodeInvalid, Message: "This op id was used before in this room by someone else; send the op again with a new op id."}
 	}
-	return toEntry(e), nil
+	return toEntry(e, e.ActorLabel), nil
 }
 
 // After serves what it can from the recent entries it read before (they
@@ -433,7 +426,7 @@ func (l *live) After(ctx context.Context, room string, after int64, limit int) (
 	}
 	read := make([]hub.Entry, len(es))
 	for i, e := range es {
-		read[i] = toEntry(e)
+		read[i] = toEntry(e, e.ActorLabel)
 	}
 	l.recent.add(room, from, read)
 	return append(out, read...), nil
@@ -549,8 +542,14 @@ func (l *live) Head(ctx context.Context, room string) (int64, error) {
 	return seq, nil
 }
 
-func toEntry(e domain.LogEntry) hub.Entry {
-	return hub.Entry{Room: e.Room, Seq: e.Seq, OpID: e.OpID, Actor: e.ActorLabel, Kind: e.Kind, Payload: e.Payload, At: e.At}
+// toEntry is the hub's entry of e, by the actor labelled label. A vote's
+// entry names no actor: in a small group a country and actor type can
+// tell who supported what, and votes are not for others to know.
+func toEntry(e domain.LogEntry, label string) hub.Entry {
+	if e.Kind == "vote" || e.Kind == "unvote" {
+		label = ""
+	}
+	return hub.Entry{Room: e.Room, Seq: e.Seq, OpID: e.OpID, Actor: label, Kind: e.Kind, Payload: e.Payload, At: e.At}
 }
 
 // toOpError turns the application's errors into the hub's error frames;

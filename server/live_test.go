@@ -1306,3 +1306,40 @@ func TestOpIDOfSomeoneElseIsRefused(t *testing.T) {
 		t.Fatalf("Anna's resend: %+v, want ack with seq %d", fr, first.Seq)
 	}
 }
+
+// TestVoteEntriesNameNoActor: a support is anonymous. Entries carry their
+// actor's country and actor type, which in a small group can tell who it
+// was, so vote and unvote entries carry none: not live, not in a
+// catch-up read from the log later. Other entries keep theirs.
+func TestVoteEntriesNameNoActor(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	a := f.mustJoined(t, w, "FI", "police")
+	b := f.mustJoined(t, w, "SE", "ngo")
+	a.send(t, op(room, "c1", "finding.create", 0, map[string]any{"title": "Supported"}))
+	created, fnd := b.created(t, "c1")
+	if created.Actor != "FI · police" {
+		t.Fatalf("a create's entry names %q, want FI · police", created.Actor)
+	}
+	a.send(t, op(room, "v1", "vote", 0, map[string]any{"finding_id": fnd.ID}))
+	a.send(t, op(room, "u1", "unvote", 0, map[string]any{"finding_id": fnd.ID}))
+	for _, id := range []string{"v1", "u1"} {
+		if e := b.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == id }); e.Actor != "" {
+			t.Errorf("%s entry sent live names %q", e.Kind, e.Actor)
+		}
+	}
+	// A new screen reads them from the log.
+	c := f.MustMember(t, domain.RoleParticipant, w, "DK", "ngo").Dial(t, f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": 0})
+	kinds := map[string]string{}
+	for e := c.next(t, ofType("entry")); ; e = c.next(t, ofType("entry")) {
+		kinds[e.Kind] = e.Actor
+		if e.OpID == "u1" {
+			break
+		}
+	}
+	if kinds["finding.create"] != "FI · police" || kinds["vote"] != "" || kinds["unvote"] != "" {
+		t.Errorf("entries of a catch-up name (kind: actor) %q; only the create should", kinds)
+	}
+}
