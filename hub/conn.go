@@ -723,20 +723,21 @@ func (c *conn) pushCatchUp(b []byte) error {
 }
 
 // catchUp sends what a joining client misses: the entries after f.Since, or a
-// snapshot when that is too far back or not a position in the log. It
-// returns the seq the client then holds.
+// snapshot when that is too far back, before an entry that withdrew what
+// earlier ones carried, or not a position in the log. It returns the seq
+// the client then holds.
 //
 // Each Backend call has its own timeout: the catch-up as a whole also
 // waits for the client to read, which a slow link makes long.
 func (c *conn) catchUp(f Frame) (int64, error) {
 	b := c.h.b
 	ctx, cancel := c.backendCtx()
-	head, err := b.Head(ctx, f.Room)
+	head, withdrawn, err := b.Head(ctx, f.Room)
 	cancel()
 	if err != nil {
 		return 0, err
 	}
-	if f.Since < 0 || f.Since > head || head-f.Since > int64(c.h.cfg.HistoryLimit) {
+	if f.Since < 0 || f.Since > head || head-f.Since > int64(c.h.cfg.HistoryLimit) || f.Since < withdrawn {
 		ctx, cancel := c.backendCtx()
 		state, seq, err := b.Snapshot(ctx, f.Room)
 		cancel()

@@ -176,10 +176,19 @@ func (b *memBackend) Snapshot(_ context.Context, room string) (json.RawMessage, 
 	return json.RawMessage(fmt.Sprintf(`{"entries":%d}`, len(r.entries))), int64(len(r.entries)), nil
 }
 
-func (b *memBackend) Head(_ context.Context, room string) (int64, error) {
+// Head counts an entry of kind "withdraw" as one that withdrew what
+// earlier ones carried.
+func (b *memBackend) Head(_ context.Context, room string) (int64, int64, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return int64(len(b.roomLocked(room).entries)), nil
+	var withdrawn int64
+	es := b.roomLocked(room).entries
+	for _, e := range es {
+		if e.Kind == "withdraw" {
+			withdrawn = e.Seq
+		}
+	}
+	return int64(len(es)), withdrawn, nil
 }
 
 // testHub is a Hub behind an httptest server. The identity is taken from the

@@ -130,8 +130,11 @@ type Backend interface {
 	// Snapshot returns the current state of room and the seq it reflects,
 	// read consistently.
 	Snapshot(ctx context.Context, room string) (state json.RawMessage, seq int64, err error)
-	// Head returns the latest seq of room (0 if none).
-	Head(ctx context.Context, room string) (int64, error)
+	// Head returns the latest seq of room (0 if none), and the seq of its
+	// newest entry that withdrew what earlier ones carried (0 if none),
+	// such as a deleted finding's: a join from before that one gets a
+	// snapshot, so that what was withdrawn is not sent again.
+	Head(ctx context.Context, room string) (head, withdrawn int64, err error)
 }
 
 // Config tunes a Hub. Zero fields get the defaults noted.

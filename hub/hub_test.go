@@ -84,6 +84,38 @@ func TestJoinFarBehindGetsSnapshot(t *testing.T) {
 	}
 }
 
+// TestJoinFromBeforeAWithdrawalGetsSnapshot: an entry that withdrew what
+// earlier ones carried (a deleted finding) is not resumed across: a join
+// from before it gets a snapshot, which no longer holds what was
+// withdrawn; a join from it or after gets entries.
+func TestJoinFromBeforeAWithdrawalGetsSnapshot(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	for i := range 10 {
+		kind := "finding.create"
+		if i+1 == 6 {
+			kind = "withdraw"
+		}
+		th.b.Append(room, kind, map[string]int{})
+	}
+	for _, tc := range []struct {
+		since    int64
+		snapshot bool
+	}{{0, true}, {3, true}, {5, true}, {6, false}, {8, false}, {10, false}} {
+		c := th.dial(t, "anna")
+		got, joined := c.join(room, tc.since)
+		if tc.snapshot {
+			if len(got) != 1 || got[0].Type != "snapshot" || got[0].Seq != 10 {
+				t.Errorf("since %d: got %+v, want one snapshot at seq 10", tc.since, got)
+			}
+		} else if want := span(tc.since+1, 10); !slices.Equal(seqs(got), want) {
+			t.Errorf("since %d: got seqs %v, want %v", tc.since, seqs(got), want)
+		}
+		if joined.Seq != 10 {
+			t.Errorf("since %d: joined seq %d, want 10", tc.since, joined.Seq)
+		}
+	}
+}
+
 func TestDuplicateOpIsAckedWithOriginalSeqAndAppliedOnce(t *testing.T) {
 	th := newTestHub(t, hub.Config{})
 	c := th.dial(t, "anna")
@@ -197,7 +229,7 @@ func TestJoinWhileEntriesArrive(t *testing.T) {
 			defer wg.Done()
 			time.Sleep(time.Duration(i) * 8 * time.Millisecond)
 			c := th.dial(t, fmt.Sprintf("j%d", i))
-			head, _ := th.b.Head(context.Background(), room)
+			head, _, _ := th.b.Head(context.Background(), room)
 			since := rand.Int64N(head + 1)
 			c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: since})
 			next := since + 1

@@ -17,7 +17,7 @@ func (nopBackend) After(context.Context, string, int64, int) ([]Entry, error) { 
 func (nopBackend) Snapshot(context.Context, string) (json.RawMessage, int64, error) {
 	return nil, 0, nil
 }
-func (nopBackend) Head(context.Context, string) (int64, error) { return 0, nil }
+func (nopBackend) Head(context.Context, string) (int64, int64, error) { return 0, 0, nil }
 
 // A commit's entries, offered with more on all but the last, go out
 // together and in order; a gap wakes the follower instead; an old entry

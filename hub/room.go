@@ -77,7 +77,7 @@ func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
 		if r == nil && !headRead {
 			h.mu.Unlock()
 			var err error
-			if head, err = h.b.Head(ctx, name); err != nil {
+			if head, _, err = h.b.Head(ctx, name); err != nil {
 				return nil, err
 			}
 			headRead = true

@@ -175,7 +175,7 @@ type slowHead struct {
 	release chan struct{}
 }
 
-func (b *slowHead) Head(ctx context.Context, room string) (int64, error) {
+func (b *slowHead) Head(ctx context.Context, room string) (int64, int64, error) {
 	if b.calls.Add(1) == 1 {
 		select {
 		case <-b.release:

@@ -534,12 +534,12 @@ func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int6
 	return raw, seq, err
 }
 
-func (l *live) Head(ctx context.Context, room string) (int64, error) {
-	seq, err := l.store.Head(ctx, room)
+func (l *live) Head(ctx context.Context, room string) (int64, int64, error) {
+	head, withdrawn, err := l.store.HeadWithdrawn(ctx, room)
 	if err != nil {
-		return 0, toOpError(err)
+		return 0, 0, toOpError(err)
 	}
-	return seq, nil
+	return head, withdrawn, nil
 }
 
 // toEntry is the hub's entry of e, by the actor labelled label. A vote's

@@ -1343,3 +1343,47 @@ func TestVoteEntriesNameNoActor(t *testing.T) {
 		t.Errorf("entries of a catch-up name (kind: actor) %q; only the create should", kinds)
 	}
 }
+
+// TestADeletedFindingsTextIsNotSentAgain: a finding deleted (text typed
+// by mistake, a victim's name) is not sent again from the log to a
+// screen that joins from before its deletion, a new one included: that
+// join gets a snapshot, which holds the room as it is. A join from the
+// deletion on gets entries, as before.
+func TestADeletedFindingsTextIsNotSentAgain(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	a := f.mustJoined(t, w, "FI", "police")
+	const secret = "Case of Jane Doe, Tampere"
+	a.send(t, op(room, "c1", "finding.create", 0, map[string]any{"title": secret}))
+	created, fnd := a.created(t, "c1")
+	a.send(t, op(room, "d1", "finding.delete", 0, map[string]any{"finding_id": fnd.ID}))
+	deleted := a.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "d1" })
+	a.send(t, op(room, "c2", "finding.create", 0, map[string]any{"title": "Kept"}))
+	last, _ := a.created(t, "c2")
+
+	// joinFrom joins a new screen from since and returns what came before joined.
+	joinFrom := func(since int64) []frame {
+		c := f.MustMember(t, domain.RoleParticipant, w, "DK", "ngo").Dial(t, f.srv.URL)
+		c.send(t, map[string]any{"type": "join", "room": room, "since": since})
+		var got []frame
+		for fr := c.next(t, func(frame) bool { return true }); fr.Type != "joined"; fr = c.next(t, func(frame) bool { return true }) {
+			got = append(got, fr)
+		}
+		return got
+	}
+	for _, since := range []int64{0, created.Seq} {
+		got := joinFrom(since)
+		if len(got) != 1 || got[0].Type != "snapshot" || got[0].Seq != last.Seq {
+			t.Errorf("join from %d, before the deletion: %d frames, want one snapshot at %d", since, len(got), last.Seq)
+			continue
+		}
+		if bytes.Contains(got[0].State, []byte("Jane Doe")) || !bytes.Contains(got[0].State, []byte("Kept")) {
+			t.Errorf("join from %d: snapshot %s", since, got[0].State)
+		}
+	}
+	got := joinFrom(deleted.Seq)
+	if len(got) != 1 || got[0].Type != "entry" || got[0].OpID != "c2" {
+		t.Errorf("join from the deletion: %+v, want the entry of c2", got)
+	}
+}

@@ -232,6 +232,20 @@ func (s *Store) EntriesAfter(ctx context.Context, room string, after int64, limi
 	return es, nil
 }
 
+// HeadWithdrawn returns the last seq of room and the seq of its newest
+// finding.delete entry, each 0 when it has none. What a deleted finding's
+// entries carried is withdrawn: a join from before its deletion is
+// answered with a snapshot, not with them.
+func (s *Store) HeadWithdrawn(ctx context.Context, room string) (head, withdrawn int64, err error) {
+	err = s.db.NewRaw(`SELECT coalesce((SELECT seq FROM rooms WHERE id = ?0), 0),
+		coalesce((SELECT max(seq) FROM log_entries WHERE room = ?0 AND kind = 'finding.delete'), 0)`, room).
+		Scan(ctx, &head, &withdrawn)
+	if err != nil {
+		return 0, 0, fmt.Errorf("head of %s: %w", room, err)
+	}
+	return head, withdrawn, nil
+}
+
 // Head returns the last seq of room, 0 when it has none.
 func (s *Store) Head(ctx context.Context, room string) (int64, error) {
 	var seq int64
