@@ -1945,3 +1945,43 @@ func TestTabletKeepsKeyMessagesOfAClosedTab(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestTabletOffersNoDeleteOfWhatTheRapporteurChose: the server refuses a
+// participant's delete of a key finding or of one shared with the event
+// (TestOnlyTheRapporteurDeletesWhatTheyChose), so a participant's tablet
+// does not offer it; other findings keep their Delete button, and the
+// rapporteur's tablet offers it on all.
+func TestTabletOffersNoDeleteOfWhatTheRapporteurChose(t *testing.T) {
+	for _, role := range []string{domain.RoleParticipant, domain.RoleRapporteur} {
+		t.Run(role, func(t *testing.T) {
+			tb := mustTabletAs(t, nil, role)
+			ctx := context.Background()
+			if _, err := tb.f.store.CreateFinding(ctx, nil, tb.w.ID, "c", store.FindingInput{Title: "Plain"}); err != nil {
+				t.Fatal(err)
+			}
+			fs, err := tb.f.store.WorkshopFindings(ctx, tb.w.ID)
+			if err != nil || len(fs) < 3 {
+				t.Fatalf("findings: %v, %d", err, len(fs))
+			}
+			if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, "k", fs[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tb.f.store.ShareFinding(ctx, nil, tb.w.ID, "s", fs[1].ID); err != nil {
+				t.Fatal(err)
+			}
+			del := func(id int64) string { return fmt.Sprintf(`#findings li[data-id="%d"] button.delete`, id) }
+			if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live"),
+				pollAcross(fmt.Sprintf(`document.querySelector(%q) !== null`, del(fs[2].ID)), "a Delete button of a plain finding")); err != nil {
+				t.Fatal(err)
+			}
+			shown, err := chromedp.Run(tb.browser, chromedp.Evaluate[[]bool](fmt.Sprintf(`[%q, %q].map(s => document.querySelector(s) !== null)`, del(fs[0].ID), del(fs[1].ID))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := role == domain.RoleRapporteur
+			if len(shown) != 2 || shown[0] != want || shown[1] != want {
+				t.Errorf("Delete of the key and the shared finding shown: %v, want %v", shown, want)
+			}
+		})
+	}
+}

@@ -295,6 +295,9 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 	if auth.Allowed(v.principal(eventID), auth.ActReleaseManage, workshopID) {
 		ctx = store.WithReleaseRight(ctx)
 	}
+	if auth.Allowed(v.principal(eventID), auth.ActKeyCurate, workshopID) {
+		ctx = store.WithCurateRight(ctx)
+	}
 	if op.Committed != nil {
 		label := v.label()
 		ctx = store.WithCommitted(ctx, func(le domain.LogEntry, more bool) {

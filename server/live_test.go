@@ -1387,3 +1387,53 @@ func TestADeletedFindingsTextIsNotSentAgain(t *testing.T) {
 		t.Errorf("join from the deletion: %+v, want the entry of c2", got)
 	}
 }
+
+// TestOnlyTheRapporteurDeletesWhatTheyChose: the rapporteur curates the
+// group's findings. A participant may delete a finding, but not a key
+// finding nor one shared with the event: that would undo the rapporteur's
+// choice behind their back (a key finding left the presentation, a
+// shared one the other groups' screens). The rapporteur may.
+func TestOnlyTheRapporteurDeletesWhatTheyChose(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	p := f.mustJoined(t, w, "FI", "police")
+	rap := f.MustMember(t, domain.RoleRapporteur, w, "SE", "ngo").Dial(t, f.srv.URL)
+	rap.join(t, room, 0)
+	n := 0
+	do := func(c *client, kind string, body map[string]any) frame {
+		t.Helper()
+		n++
+		id := fmt.Sprintf("o%d", n)
+		c.send(t, op(room, id, kind, 0, body))
+		return c.next(t, answerTo(id))
+	}
+	ids := map[string]int64{}
+	for _, title := range []string{"key", "shared", "plain"} {
+		p.send(t, op(room, "c-"+title, "finding.create", 0, map[string]any{"title": title}))
+		_, fnd := p.created(t, "c-"+title)
+		ids[title] = fnd.ID
+	}
+	if a := do(rap, "key.mark", map[string]any{"finding_id": ids["key"]}); a.Type != "ack" {
+		t.Fatalf("key.mark: %+v", a)
+	}
+	if a := do(rap, "finding.share", map[string]any{"finding_id": ids["shared"]}); a.Type != "ack" {
+		t.Fatalf("finding.share: %+v", a)
+	}
+	for _, title := range []string{"key", "shared"} {
+		if a := do(p, "finding.delete", map[string]any{"finding_id": ids[title]}); a.Type != "error" || a.Code != "forbidden" {
+			t.Errorf("a participant's delete of the %s finding: %+v, want forbidden", title, a)
+		}
+		if got, err := f.store.Finding(context.Background(), ids[title]); err != nil || got.DeletedAt != nil {
+			t.Errorf("the %s finding after a refused delete: %v %v", title, got.DeletedAt, err)
+		}
+	}
+	if a := do(p, "finding.delete", map[string]any{"finding_id": ids["plain"]}); a.Type != "ack" {
+		t.Errorf("a participant's delete of a plain finding: %+v", a)
+	}
+	for _, title := range []string{"key", "shared"} {
+		if a := do(rap, "finding.delete", map[string]any{"finding_id": ids[title]}); a.Type != "ack" {
+			t.Errorf("the rapporteur's delete of the %s finding: %+v", title, a)
+		}
+	}
+}

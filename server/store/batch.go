@@ -148,6 +148,22 @@ func mayChangeReleased(ctx context.Context) bool {
 	return ok
 }
 
+type curateRightKey struct{}
+
+// WithCurateRight returns ctx saying that its op's actor curates the
+// group's findings (its rapporteur, an organizer): only they may delete a
+// key finding or one shared with the event.
+func WithCurateRight(ctx context.Context) context.Context {
+	return context.WithValue(ctx, curateRightKey{}, true)
+}
+
+// mayCurate tells whether ctx carries WithCurateRight; read, like
+// mayChangeReleased, when an op is submitted.
+func mayCurate(ctx context.Context) bool {
+	ok, _ := ctx.Value(curateRightKey{}).(bool)
+	return ok
+}
+
 // checkNotReleased refuses a change to a released finding without the release right.
 func checkNotReleased(f domain.Finding, right bool) error {
 	if f.ReleaseState == domain.Released && !right {

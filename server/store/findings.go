@@ -692,7 +692,7 @@ func strictUnmarshal(raw json.RawMessage, ptr any) error {
 // DeleteFinding removes a finding of the room's workshop (kept in the
 // database as deleted, so the log and links stay whole).
 func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64) (Applied, error) {
-	right := mayChangeReleased(ctx)
+	right, curate := mayChangeReleased(ctx), mayCurate(ctx)
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := getFinding(ctx, tx, id, true)
 		if err != nil {
@@ -703,6 +703,10 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 		}
 		if err := checkNotReleased(f, right); err != nil {
 			return "", nil, err
+		}
+		// The rapporteur's choices are not undone behind their back.
+		if (f.IsKey || f.ReleaseState == domain.Shared) && !curate {
+			return "", nil, domain.Errorf(domain.Forbidden, "Finding %d is a key finding or shared with the event; only the group's rapporteur or an organizer can delete it.", f.ID)
 		}
 		if _, err := tx.NewUpdate().Model((*domain.Finding)(nil)).Set("deleted_at = now(), version = version + 1").
 			Where("id = ?", id).Exec(ctx); err != nil {

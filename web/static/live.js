@@ -561,7 +561,7 @@
           button("Mark as key", "mark-key", toggle("key.mark", "key"))), f.title || "(untitled)");
       }
       li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
-      li.appendChild(button("Delete", "delete", function () {
+      if (curate || (!f.is_key && f.release_state !== "shared")) li.appendChild(button("Delete", "delete", function () {
         var drop = editing && editing.id === f.id && formDirty() ? " Your changes in the form go too." : "";
         if (!window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?" + drop)) return;
         if (editing && editing.id === f.id) stopEdit(); // what the form held goes with it
