@@ -542,6 +542,14 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			}
 			changed = append(changed, name)
 		}
+		// Credit beyond the Chatham House rule is the author's to give
+		// (or an organizer's, who may have it from them; or the server's
+		// own change): a member may not name someone else, though anyone
+		// may take a finding back to the rule.
+		if slices.Contains(changed, "attribution") && next.Attribution != "chatham" && !right &&
+			actor != nil && (f.AuthorID == nil || *actor != *f.AuthorID) {
+			return "", nil, domain.Errorf(domain.Forbidden, "Only the finding's author or an organizer may credit it beyond the Chatham House rule.")
+		}
 		if slices.Contains(changed, "contact_consent") && !next.ContactConsent {
 			// Consent taken back takes the contact with it, said alike
 			// whether there was one.

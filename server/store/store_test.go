@@ -2309,3 +2309,43 @@ func TestAContactCannotBeGuessed(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyTheAuthorCreditsAFindingBeyondTheRule: under the Chatham House
+// rule a finding is credited to a country and actor type; naming its
+// author or their organisation is for the author (or an organizer) to
+// allow. Another member may not, but may take it back to the rule.
+func TestOnlyTheAuthorCreditsAFindingBeyondTheRule(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[3]
+	author, other := mustPerson(t, s), mustPerson(t, s)
+	raw := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	a, err := s.CreateFinding(ctx, &author, w.ID, "c", store.FindingInput{Title: "Credited"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := mustFindingID(t, a)
+	version := 1
+	set := func(ctx context.Context, who int64, to string) error {
+		_, err := s.UpdateFinding(ctx, &who, w.ID, fmt.Sprintf("a%d", version), id, version, map[string]json.RawMessage{"attribution": raw(to)})
+		if err == nil {
+			version++
+		}
+		return err
+	}
+	if err := set(ctx, other, "named"); domain.ErrorCode(err) != domain.Forbidden {
+		t.Errorf("another member names the author: %v, want forbidden", err)
+	}
+	if got, _ := s.Finding(ctx, id); got.Attribution != "chatham" {
+		t.Errorf("after a refused change: %q", got.Attribution)
+	}
+	if err := set(ctx, author, "named"); err != nil {
+		t.Errorf("the author names themselves: %v", err)
+	}
+	if err := set(ctx, other, "chatham"); err != nil {
+		t.Errorf("another member takes it back to the rule: %v", err)
+	}
+	if err := set(store.WithReleaseRight(ctx), other, "organisation"); err != nil {
+		t.Errorf("an organizer credits the organisation: %v", err)
+	}
+}
