@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -738,20 +739,7 @@ func (c *conn) catchUp(f Frame) (int64, error) {
 		return 0, err
 	}
 	if f.Since < 0 || f.Since > head || head-f.Since > int64(c.h.cfg.HistoryLimit) || f.Since < withdrawn {
-		ctx, cancel := c.backendCtx()
-		state, seq, err := b.Snapshot(ctx, f.Room)
-		cancel()
-		if err != nil {
-			return 0, err
-		}
-		if len(state) == 0 {
-			state = json.RawMessage("null")
-		}
-		b, err := json.Marshal(snapshotOut{Type: "snapshot", Room: f.Room, Seq: seq, State: state})
-		if err != nil {
-			return 0, err
-		}
-		return seq, c.pushCatchUp(b)
+		return c.snapshot(f.Room)
 	}
 	// Each read is held while the client reads it: it is sized to about
 	// catchUpBytes by the size of the entries read before, so a join
@@ -763,6 +751,13 @@ func (c *conn) catchUp(f Frame) (int64, error) {
 		cancel()
 		if err != nil {
 			return 0, err
+		}
+		// An entry that withdrew earlier ones, committed since Head was
+		// read: a snapshot instead of what it withdrew (which may be on
+		// this page). After a long catch-up's first pages, the client
+		// replaces what they gave it.
+		if slices.ContainsFunc(es, func(e Entry) bool { return e.Withdraws && e.Seq > sent }) {
+			return c.snapshot(f.Room)
 		}
 		size := 0
 		for _, e := range es {
@@ -781,6 +776,24 @@ func (c *conn) catchUp(f Frame) (int64, error) {
 		limit = max(catchUpLeast, min(followBatch, catchUpBytes*len(es)/max(size, 1)))
 	}
 	return sent, nil
+}
+
+// snapshot sends the room's state as a join's catch-up and returns its seq.
+func (c *conn) snapshot(room string) (int64, error) {
+	ctx, cancel := c.backendCtx()
+	state, seq, err := c.h.b.Snapshot(ctx, room)
+	cancel()
+	if err != nil {
+		return 0, err
+	}
+	if len(state) == 0 {
+		state = json.RawMessage("null")
+	}
+	b, err := json.Marshal(snapshotOut{Type: "snapshot", Room: room, Seq: seq, State: state})
+	if err != nil {
+		return 0, err
+	}
+	return seq, c.pushCatchUp(b)
 }
 
 // A join's catch-up reads catchUpFirst entries, then as many as come to

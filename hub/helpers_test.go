@@ -47,6 +47,9 @@ type memBackend struct {
 	panicked atomic.Pointer[context.Context]
 	// mostRead is the most payload bytes one After call returned.
 	mostRead atomic.Int64
+	// beforeAfter, when set, is called once, at the start of the next
+	// After call.
+	beforeAfter atomic.Pointer[func()]
 }
 
 type memRoom struct {
@@ -134,7 +137,7 @@ func (b *memBackend) Append(room, kind string, payload any) hub.Entry {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.roomLocked(room)
-	e := hub.Entry{Room: room, Seq: int64(len(r.entries)) + 1, Kind: kind, Payload: p, At: time.Now().UTC()}
+	e := hub.Entry{Room: room, Seq: int64(len(r.entries)) + 1, Kind: kind, Payload: p, At: time.Now().UTC(), Withdraws: kind == "withdraw"}
 	r.entries = append(r.entries, e)
 	return e
 }
@@ -142,6 +145,9 @@ func (b *memBackend) Append(room, kind string, payload any) hub.Entry {
 func (b *memBackend) After(ctx context.Context, room string, after int64, limit int) ([]hub.Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if f := b.beforeAfter.Swap(nil); f != nil {
+		(*f)()
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()

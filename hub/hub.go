@@ -28,6 +28,10 @@ type Entry struct {
 	Kind    string          `json:"kind"`            // e.g. "finding.create"
 	Payload json.RawMessage `json:"payload"`
 	At      time.Time       `json:"at"`
+	// Withdraws is set on an entry that withdrew what earlier ones
+	// carried (a deleted finding's): a catch-up is not sent across it
+	// (see Backend.Head). It is not sent to clients.
+	Withdraws bool `json:"-"`
 }
 
 // Identity is the signed-in person behind a connection, as the server's auth decided.

@@ -116,6 +116,23 @@ func TestJoinFromBeforeAWithdrawalGetsSnapshot(t *testing.T) {
 	}
 }
 
+// TestAWithdrawalDuringACatchUpEndsInASnapshot: a withdrawal committed
+// after the join read the room's head, but before the catch-up read the
+// log, is not resumed across either: the join gets a snapshot.
+func TestAWithdrawalDuringACatchUpEndsInASnapshot(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	for range 5 {
+		th.b.Append(room, "finding.create", map[string]int{})
+	}
+	withdraw := func() { th.b.Append(room, "withdraw", map[string]int{}) }
+	th.b.beforeAfter.Store(&withdraw)
+	c := th.dial(t, "anna")
+	got, joined := c.join(room, 0)
+	if len(got) != 1 || got[0].Type != "snapshot" || got[0].Seq != 6 || joined.Seq != 6 {
+		t.Fatalf("a join while a withdrawal commits: %+v, then joined at %d; want one snapshot at 6", got, joined.Seq)
+	}
+}
+
 func TestDuplicateOpIsAckedWithOriginalSeqAndAppliedOnce(t *testing.T) {
 	th := newTestHub(t, hub.Config{})
 	c := th.dial(t, "anna")

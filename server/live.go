@@ -552,7 +552,8 @@ func toEntry(e domain.LogEntry, label string) hub.Entry {
 	if e.Kind == "vote" || e.Kind == "unvote" {
 		label = ""
 	}
-	return hub.Entry{Room: e.Room, Seq: e.Seq, OpID: e.OpID, Actor: label, Kind: e.Kind, Payload: e.Payload, At: e.At}
+	return hub.Entry{Room: e.Room, Seq: e.Seq, OpID: e.OpID, Actor: label, Kind: e.Kind, Payload: e.Payload, At: e.At,
+		Withdraws: e.Kind == "finding.delete"} // as HeadWithdrawn counts them
 }
 
 // toOpError turns the application's errors into the hub's error frames;

@@ -1437,3 +1437,45 @@ func TestOnlyTheRapporteurDeletesWhatTheyChose(t *testing.T) {
 		}
 	}
 }
+
+// TestEntriesWithdrawAsTheHeadSays: the hub checks a catch-up's entries
+// for one that withdrew earlier ones (deleted meanwhile), and the head
+// for the newest such entry; the two must name the same entries.
+func TestEntriesWithdrawAsTheHeadSays(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	w := f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	for i := range 3 {
+		a, err := f.store.CreateFinding(ctx, nil, w.ID, fmt.Sprint("c", i), store.FindingInput{Title: "Gone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var made struct{ ID int64 }
+		json.Unmarshal(a.Entry.Payload, &made)
+		if i < 2 {
+			if _, err := f.store.DeleteFinding(ctx, nil, w.ID, fmt.Sprint("d", i), made.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	_, withdrawn, err := f.store.HeadWithdrawn(ctx, room)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := (&live{store: f.store}).After(ctx, room, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var newest int64
+	n := 0
+	for _, e := range es {
+		if e.Withdraws {
+			newest = e.Seq
+			n++
+		}
+	}
+	if n != 2 || newest != withdrawn || withdrawn == 0 {
+		t.Errorf("%d entries withdraw, the newest at %d; the head says %d", n, newest, withdrawn)
+	}
+}
