@@ -1950,17 +1950,20 @@ func TestTabletKeepsKeyMessagesOfAClosedTab(t *testing.T) {
 // participant's delete of a key finding or of one shared with the event
 // (TestOnlyTheRapporteurDeletesWhatTheyChose), so a participant's tablet
 // does not offer it; other findings keep their Delete button, and the
-// rapporteur's tablet offers it on all.
+// rapporteur's tablet offers it on those. A released finding only an
+// organizer may change: no one else is offered Edit or Delete of it.
 func TestTabletOffersNoDeleteOfWhatTheRapporteurChose(t *testing.T) {
-	for _, role := range []string{domain.RoleParticipant, domain.RoleRapporteur} {
+	for _, role := range []string{domain.RoleParticipant, domain.RoleRapporteur, domain.RoleOrganizer} {
 		t.Run(role, func(t *testing.T) {
 			tb := mustTabletAs(t, nil, role)
 			ctx := context.Background()
-			if _, err := tb.f.store.CreateFinding(ctx, nil, tb.w.ID, "c", store.FindingInput{Title: "Plain"}); err != nil {
-				t.Fatal(err)
+			for _, title := range []string{"Plain", "Released"} {
+				if _, err := tb.f.store.CreateFinding(ctx, nil, tb.w.ID, title, store.FindingInput{Title: title}); err != nil {
+					t.Fatal(err)
+				}
 			}
 			fs, err := tb.f.store.WorkshopFindings(ctx, tb.w.ID)
-			if err != nil || len(fs) < 3 {
+			if err != nil || len(fs) < 4 {
 				t.Fatalf("findings: %v, %d", err, len(fs))
 			}
 			if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, "k", fs[0].ID); err != nil {
@@ -1969,18 +1972,23 @@ func TestTabletOffersNoDeleteOfWhatTheRapporteurChose(t *testing.T) {
 			if _, err := tb.f.store.ShareFinding(ctx, nil, tb.w.ID, "s", fs[1].ID); err != nil {
 				t.Fatal(err)
 			}
+			if _, err := tb.f.store.SetFindingRelease(ctx, nil, tb.w.ID, "r", fs[3].ID, domain.Released); err != nil {
+				t.Fatal(err)
+			}
 			del := func(id int64) string { return fmt.Sprintf(`#findings li[data-id="%d"] button.delete`, id) }
 			if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live"),
 				pollAcross(fmt.Sprintf(`document.querySelector(%q) !== null`, del(fs[2].ID)), "a Delete button of a plain finding")); err != nil {
 				t.Fatal(err)
 			}
-			shown, err := chromedp.Run(tb.browser, chromedp.Evaluate[[]bool](fmt.Sprintf(`[%q, %q].map(s => document.querySelector(s) !== null)`, del(fs[0].ID), del(fs[1].ID))))
+			edit := fmt.Sprintf(`#findings li[data-id="%d"] button.edit`, fs[3].ID)
+			shown, err := chromedp.Run(tb.browser, chromedp.Evaluate[[]bool](fmt.Sprintf(`[%q, %q, %q, %q].map(s => document.querySelector(s) !== null)`,
+				del(fs[0].ID), del(fs[1].ID), del(fs[3].ID), edit)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := role == domain.RoleRapporteur
-			if len(shown) != 2 || shown[0] != want || shown[1] != want {
-				t.Errorf("Delete of the key and the shared finding shown: %v, want %v", shown, want)
+			curate, organizer := role != domain.RoleParticipant, role == domain.RoleOrganizer
+			if want := []bool{curate, curate, organizer, organizer}; !slices.Equal(shown, want) {
+				t.Errorf("Delete of the key, the shared and the released finding, Edit of the released one: shown %v, want %v", shown, want)
 			}
 		})
 	}

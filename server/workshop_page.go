@@ -51,9 +51,12 @@ func (a *app) handleWorkshopPage(w http.ResponseWriter, r *http.Request) {
 	}
 	// Curate offers the rapporteur's (and organizers') controls: marking
 	// key findings and ordering them. The hub checks every such op again.
+	// Release: only organizers change a released finding.
 	curate := auth.Allowed(v.principal(sc.event.ID), auth.ActKeyCurate, ws.ID)
+	release := auth.Allowed(v.principal(sc.event.ID), auth.ActReleaseManage, ws.ID)
 	a.page(w, r, http.StatusOK, "workshop.html", map[string]any{
-		"Event": sc.event, "Workshop": ws, "Room": store.WorkshopRoom(ws.ID), "Taxonomy": tax, "Person": person, "Curate": curate,
+		"Event": sc.event, "Workshop": ws, "Room": store.WorkshopRoom(ws.ID), "Taxonomy": tax, "Person": person,
+		"Curate": curate, "Release": release,
 	})
 }
 

@@ -117,13 +117,13 @@ func termFields(f *domain.Finding) [6]termField {
 		{"victim_groups", domain.DimVictim, &f.VictimGroups}, {"actor_types", domain.DimActor, &f.ActorTypes}}
 }
 
-// isTermField tells whether name is one of a finding's multi-valued fields.
 // isContactField tells the fields of a finding's contact, which only
 // those who may see contacts are shown, and entries never carry.
 func isContactField(name string) bool {
 	return name == "contact_name" || name == "contact_email"
 }
 
+// isTermField tells whether name is one of a finding's multi-valued fields.
 func isTermField(name string) bool {
 	for _, t := range termFields(&domain.Finding{}) {
 		if t.name == name {
@@ -542,14 +542,6 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			}
 			changed = append(changed, name)
 		}
-		// Credit beyond the Chatham House rule is the author's to give
-		// (or an organizer's, who may have it from them; or the server's
-		// own change): a member may not name someone else, though anyone
-		// may take a finding back to the rule.
-		if slices.Contains(changed, "attribution") && next.Attribution != "chatham" && !right &&
-			actor != nil && (f.AuthorID == nil || *actor != *f.AuthorID) {
-			return "", nil, domain.Errorf(domain.Forbidden, "Only the finding's author or an organizer may credit it beyond the Chatham House rule.")
-		}
 		if slices.Contains(changed, "contact_consent") && !next.ContactConsent {
 			// Consent taken back takes the contact with it, said alike
 			// whether there was one.
@@ -562,6 +554,14 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		}
 		if err := validateFinding(&next, tax); err != nil {
 			return "", nil, err
+		}
+		// Credit beyond the Chatham House rule is the author's to give
+		// (or an organizer's, who may have it from them; or the server's
+		// own change): a member may not name someone else, though anyone
+		// may take a finding back to the rule.
+		if slices.Contains(changed, "attribution") && next.Attribution != "chatham" && !right &&
+			actor != nil && (f.AuthorID == nil || *actor != *f.AuthorID) {
+			return "", nil, domain.Errorf(domain.Forbidden, "Only the finding's author or an organizer may credit it beyond the Chatham House rule.")
 		}
 		if len(conflicts) > 0 {
 			slices.Sort(conflicts)

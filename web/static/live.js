@@ -36,6 +36,8 @@
   // The rapporteur's controls (and organizers'): marking key findings and
   // ordering them. The server checks each such op again.
   var curate = root.dataset.curate === "1";
+  // Only organizers change a released finding (it may be public).
+  var release = root.dataset.release === "1";
   var textFields = ["title", "what_done", "results", "transferability"];
   var listFields = ["countries", "themes"];
   var fieldNames = { title: "Title", what_done: "What was done", results: "Results or evidence",
@@ -560,8 +562,9 @@
         named(li.appendChild(f.is_key ? button("Unmark key", "unmark-key", toggle("key.unmark", "key")) :
           button("Mark as key", "mark-key", toggle("key.mark", "key"))), f.title || "(untitled)");
       }
-      li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
-      if (curate || (!f.is_key && f.release_state !== "shared")) li.appendChild(button("Delete", "delete", function () {
+      var locked = f.release_state === "released" && !release;
+      if (!locked) li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
+      if (!locked && (curate || (!f.is_key && f.release_state !== "shared"))) li.appendChild(button("Delete", "delete", function () {
         var drop = editing && editing.id === f.id && formDirty() ? " Your changes in the form go too." : "";
         if (!window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?" + drop)) return;
         if (editing && editing.id === f.id) stopEdit(); // what the form held goes with it
@@ -1097,8 +1100,8 @@
     render();
     if (signedOut) return;
     if (!sock.opened) probeSignIn();
+    if (sock.joinedAt && performance.now() - sock.joinedAt >= resumeCalm) resumeWait = 0;
     if (code === 4003 || code === 4008) { // roles changed, too slow: resume soon
-      if (sock.joinedAt && performance.now() - sock.joinedAt >= resumeCalm) resumeWait = 0;
       reconnect(resumeWait * (0.5 + Math.random() / 2));
       resumeWait = Math.min(Math.max(resumeWait * 2, 1000), 15000);
       return;
