@@ -292,6 +292,9 @@ func TestBadConfigurationSaysWhatToDo(t *testing.T) {
 			if c.env["ADDR"] == "" {
 				c.env["ADDR"] = "127.0.0.1:0"
 			}
+			if c.env["DATA_DIR"] == "" { // not the source tree's ./data
+				c.env["DATA_DIR"] = t.TempDir()
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err := run(ctx, []string{"rapporteur"}, func(k string) string { return c.env[k] }, io.Discard, io.Discard)
