@@ -123,12 +123,20 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (OIDCOutcome, err
 			p.Name = name
 		}
 		p.OIDCIssuer, p.OIDCSubject = &in.Issuer, &in.Subject
-		if email != "" {
+		switch {
+		case !in.EmailVerified:
+			// An address the provider does not vouch for is not kept: an
+			// organizer adding someone by email would give its claimer
+			// their roles (AddMember and imports find people by email).
+			// A staff member's details come from their account, so an
+			// address kept from before goes too.
+			p.Email = nil
+		case email != "":
 			var taken bool
 			if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM people WHERE lower(email) = lower(?) AND id <> ?)", email, p.ID).Scan(ctx, &taken); err != nil {
 				return err
 			}
-			if !taken { // someone else's address stays theirs; an unverified claim cannot take it
+			if !taken { // someone else's address stays theirs
 				p.Email = &email
 			}
 		}

@@ -2349,3 +2349,43 @@ func TestOnlyTheAuthorCreditsAFindingBeyondTheRule(t *testing.T) {
 		t.Errorf("an organizer credits the organisation: %v", err)
 	}
 }
+
+// TestAnUnverifiedEmailIsNotKept: a provider account whose email the
+// provider does not vouch for (email_verified false) could claim anyone's
+// address; kept, it was found by an organizer adding that address, and
+// its claimer got the role. The address is not kept, and an organizer's
+// add makes a person of their own.
+func TestAnUnverifiedEmailIsNotKept(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	const addr = "jane.doe@ministry.example"
+	mallory, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "mallory", Name: "Jane Doe", Email: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Person(ctx, mallory.Person.ID); err != nil || got.Email != nil {
+		t.Fatalf("an unverified email kept: %v (%v)", got.Email, err)
+	}
+	jane, joined, err := s.AddMember(ctx, nil, ws[0].EventID, store.PersonInput{Name: "Jane Doe", Email: addr}, domain.RoleOrganizer, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jane.ID == mallory.Person.ID || joined != nil {
+		t.Errorf("the organizer's add of %s gave its role to the account that claimed it unverified", addr)
+	}
+	// A verified claim of the same account keeps it (when no one has it).
+	other, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "aino", Email: "aino@ministry.example", EmailVerified: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Person(ctx, other.Person.ID); err != nil || got.Email == nil || *got.Email != "aino@ministry.example" {
+		t.Errorf("a verified email not kept: %v (%v)", got.Email, err)
+	}
+	// The same account signing in later unverified drops what it had.
+	if _, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "aino", Email: "aino@ministry.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Person(ctx, other.Person.ID); err != nil || got.Email != nil {
+		t.Errorf("an email kept after an unverified sign-in: %v (%v)", got.Email, err)
+	}
+}
