@@ -161,7 +161,9 @@ func (a *app) handleCallback(w http.ResponseWriter, r *http.Request) {
 		a.message(w, r, signInRefused(err))
 		return
 	}
-	in := store.OIDCSignIn{Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name}
+	// Without a role map no role comes from the claim: any granted by an
+	// earlier one are taken back.
+	in := store.OIDCSignIn{Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name, SyncRoles: true}
 	if len(a.auth.RoleMap) > 0 {
 		ev, err := a.roleMapEvent(r.Context())
 		if err != nil {

@@ -54,9 +54,10 @@ type OIDCSignIn struct {
 	Email           string
 	EmailVerified   bool
 	Name            string
-	// EventID is the event the roles claim applies to; with SyncRoles the
-	// person's claim-granted memberships there are made to equal Roles
-	// (event-wide roles only); roles given by hand are never touched.
+	// EventID is the event the roles claim applies to (0: none); with
+	// SyncRoles the person's claim-granted memberships there are made to
+	// equal Roles (event-wide roles only), and those in other events are
+	// taken back; roles given by hand are never touched.
 	EventID   int64
 	SyncRoles bool
 	Roles     map[string]string // our role → the claim value that grants it
@@ -151,7 +152,7 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (OIDCOutcome, err
 		} else if _, err := tx.NewUpdate().Model(&p).Column("name", "email", "oidc_issuer", "oidc_subject").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update person: %w", err)
 		}
-		if in.SyncRoles && in.EventID != 0 {
+		if in.SyncRoles {
 			changed, err := s.syncClaimRoles(ctx, tx, p.ID, in.EventID, in.Roles)
 			if err != nil {
 				return err
@@ -188,6 +189,25 @@ func (s *Store) syncClaimRoles(ctx context.Context, tx bun.Tx, personID, eventID
 		return false, fmt.Errorf("read memberships: %w", err)
 	}
 	target := fmt.Sprintf("person:%d", personID)
+	// Roles granted from the claim in another event (OIDC_EVENT was
+	// another then) are the claim's no longer: taken back, or they would
+	// stay for good, and an organizer there could not remove them.
+	var stale []struct {
+		EventID int64
+		Role    string
+	}
+	err = tx.NewRaw(`DELETE FROM memberships m USING oidc_role_grants g
+		WHERE g.membership_id = m.id AND m.person_id = ? AND m.event_id <> ?
+		RETURNING m.event_id, m.role`, personID, eventID).Scan(ctx, &stale)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("revoke roles of other events: %w", err)
+	}
+	for _, st := range stale {
+		if err := s.Audit(ctx, tx, nil, &st.EventID, "role.revoke", target, map[string]any{"role": st.Role, "why": "granted from the OIDC roles claim for another event than OIDC_EVENT"}); err != nil {
+			return false, err
+		}
+		changed = true
+	}
 	for _, h := range hs {
 		if _, keep := want[h.Role]; h.Granted && !keep {
 			if _, err := tx.NewRaw("DELETE FROM memberships WHERE id = ?", h.ID).Exec(ctx); err != nil {

@@ -2389,3 +2389,48 @@ func TestAnUnverifiedEmailIsNotKept(t *testing.T) {
 		t.Errorf("an email kept after an unverified sign-in: %v (%v)", got.Email, err)
 	}
 }
+
+// TestClaimRolesOfAnotherEventAreTakenBack: roles from the provider's
+// roles claim are granted in one event (OIDC_EVENT). When that setting
+// moves to next year's event, or the role map goes, the roles granted in
+// the old event are taken back at the next sign-in: an organizer there
+// cannot remove them (they come from the claim), so they stayed for good.
+func TestClaimRolesOfAnotherEventAreTakenBack(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	old := ws[0].EventID
+	next, err := s.CreateEvent(ctx, store.EventSpec{Slug: "next-year", Title: "Next year"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signIn := func(event int64, roles map[string]string) store.OIDCOutcome {
+		t.Helper()
+		out, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "aino", Name: "Aino",
+			EventID: event, SyncRoles: true, Roles: roles})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	rolesIn := func(person, event int64) int {
+		t.Helper()
+		ms, err := s.Memberships(ctx, person, event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ms)
+	}
+	admin := map[string]string{domain.RoleOrganizer: "admins"}
+	aino := signIn(old, admin).Person.ID
+	if rolesIn(aino, old) != 1 {
+		t.Fatal("the claim granted no role")
+	}
+	out := signIn(next.ID, admin)
+	if rolesIn(aino, old) != 0 || rolesIn(aino, next.ID) != 1 || !out.RolesChanged {
+		t.Errorf("after OIDC_EVENT moved: %d roles in the old event, %d in the new (changed: %v); want 0 and 1",
+			rolesIn(aino, old), rolesIn(aino, next.ID), out.RolesChanged)
+	}
+	if out := signIn(0, nil); rolesIn(aino, next.ID) != 0 || !out.RolesChanged {
+		t.Errorf("without a role map: %d roles left (changed: %v)", rolesIn(aino, next.ID), out.RolesChanged)
+	}
+}
