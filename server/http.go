@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -60,7 +61,7 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request, err error) {
 	code := domain.ErrorCode(err)
 	status := statusOf(code)
 	if status >= 500 && code != domain.Unavailable && code != domain.NotReady {
-		a.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.logger.Error("request failed", "method", r.Method, "path", logPath(r), "err", err)
 	}
 	p := problem{Status: status, Code: code, Message: domain.ErrorMessage(err)}
 	var de *domain.Error
@@ -104,12 +105,21 @@ func (a *app) page(w http.ResponseWriter, r *http.Request, status int, name stri
 	buf.WriteTo(w)
 }
 
+// logPath is r's path as logs may keep it: a sign-in link's token is
+// left out (a log line must not sign anyone in).
+func logPath(r *http.Request) string {
+	if strings.HasPrefix(r.URL.Path, "/signin/") {
+		return "/signin/…"
+	}
+	return r.URL.Path
+}
+
 // message renders a short page that tells a person what happened.
 func (a *app) message(w http.ResponseWriter, r *http.Request, err error) {
 	err = asDomain(err)
 	code := domain.ErrorCode(err)
 	if statusOf(code) >= 500 {
-		a.logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		a.logger.Error("request failed", "method", r.Method, "path", logPath(r), "err", err)
 	}
 	a.page(w, r, statusOf(code), "message.html", map[string]any{"Title": "Sorry", "Message": domain.ErrorMessage(err)})
 }
