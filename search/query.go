@@ -34,6 +34,9 @@ const (
 	maxQueryTerms  = 32
 	maxQueryDepth  = 8
 	minPrefixRunes = 2
+	// maxQueryRunes bounds the text: a phrase of thousands of words in
+	// a field cost seconds of CPU per request.
+	maxQueryRunes = 1000
 )
 
 type tokKind int
@@ -191,6 +194,9 @@ type parser struct {
 
 // parseQuery parses user query text; nil node means "match everything".
 func parseQuery(s string) (node, error) {
+	if n := utf8.RuneCountInString(s); n > maxQueryRunes {
+		return nil, queryErrorf("the query is %d characters long; at most %d", n, maxQueryRunes)
+	}
 	toks, err := lex(s)
 	if err != nil {
 		return nil, err
@@ -317,7 +323,7 @@ func (p *parser) primary(field string, depth int) (node, error) {
 		return p.primary(t.text, depth)
 	case tokWord, tokPhrase:
 		p.i++
-		p.terms++
+		p.terms += wordsIn(t.text) // a phrase, or "a-b-c", is searched word by word
 		if p.terms > maxQueryTerms {
 			return nil, queryErrorf("too many search terms (at most %d)", maxQueryTerms)
 		}
@@ -337,6 +343,20 @@ func (p *parser) primary(field string, depth int) (node, error) {
 	default:
 		return nil, queryErrorf("unexpected %q at position %d", t.text, t.pos+1)
 	}
+}
+
+// wordsIn counts the runs of letters and digits in s (at least one): the
+// words an analyser makes of a search term, near enough.
+func wordsIn(s string) int {
+	n, in := 0, false
+	for _, r := range s {
+		w := unicode.IsLetter(r) || unicode.IsDigit(r)
+		if w && !in {
+			n++
+		}
+		in = w
+	}
+	return max(n, 1)
 }
 
 func isTextField(name string) bool {

@@ -574,6 +574,10 @@ func TestMalformedQueries(t *testing.T) {
 		{Text: `v*`},
 		{Text: `country:(FI SE)`},
 		{Text: strings.Repeat("word ", 40)},
+		{Text: `"` + strings.Repeat("labour ", 40) + `"`}, // a phrase counts its words
+		{Text: `done:"` + strings.Repeat("labour ", 40) + `"`}, // in a field too
+		{Text: strings.Repeat("a-", 40) + "b"},                 // and a hyphenated word
+		{Text: strings.Repeat("é", 1001)},                      // one word, too long
 		{Filters: map[string][]string{"colour": {"red"}}},
 		{Sort: "title"},
 		{Page: 1 << 30},
