@@ -656,11 +656,12 @@ func (c *conn) join(f Frame) error {
 	if err := c.h.b.CanJoin(ctx, c.id, f.Room); err != nil {
 		return c.failBackend(f, err, true)
 	}
+	noNames := c.h.cfg.SeesNames != nil && !c.h.cfg.SeesNames(c.id, f.Room)
 	r, err := c.h.acquireRoom(ctx, f.Room)
 	if err != nil {
 		return c.failBackend(f, err, true)
 	}
-	m := &member{c: c, r: r}
+	m := &member{c: c, r: r, noNames: noNames}
 	r.members[c] = m
 	r.mu.Unlock()
 	c.rooms[f.Room] = m
@@ -678,6 +679,9 @@ func (c *conn) join(f Frame) error {
 		if len(m.pending) == 0 {
 			m.live, m.sent = true, sent // listed in its own presence
 			people, n := r.peopleLocked()
+			if m.noNames {
+				people = []Person{}
+			}
 			b, err := json.Marshal(joinedOut{Type: "joined", Room: r.name, Seq: sent, Me: c.id.ID, MaxFrame: c.h.cfg.MaxFrameBytes, Presence: people, Count: n})
 			// joined, and the presence broadcast that the join sets off
 			// (about as long), must both fit: after a slow reader's

@@ -159,6 +159,11 @@ type Config struct {
 	// are there, not who (for a room where names are not for everyone,
 	// such as a plenary anyone may watch). Nil: every room lists people.
 	CountOnly func(room string) bool
+	// SeesNames tells whether id, joining room, is shown who is there
+	// and what each edits; if not, only how many (for someone who may
+	// follow a room but is not of it, under the Chatham House rule). It
+	// is asked once per join, outside any lock. Nil: everyone sees them.
+	SeesNames func(id Identity, room string) bool
 	// SharePresence, when set, is given this process's part of a room's
 	// presence whenever it changes (at most every presenceThrottle), again
 	// every PresenceEvery while the room has people here, and with Count 0

@@ -699,6 +699,44 @@ func TestPresence(t *testing.T) {
 	a.presenceUntil([]personFrame{{"anna", "Name anna", ""}})
 }
 
+// TestPresenceWithoutNames: someone the server says sees no names in a
+// room (Config.SeesNames) is told how many are there, never who or what
+// they edit; the others see everyone, them included.
+func TestPresenceWithoutNames(t *testing.T) {
+	th := newTestHub(t, hub.Config{SeesNames: func(id hub.Identity, r string) bool { return id.ID != "author" || r != room }})
+	o := th.dial(t, "author")
+	// In another room the same person sees names.
+	if _, j := o.join("workshop:13", 0); len(j.Presence) != 1 || j.Presence[0].ID != "author" {
+		t.Errorf("joined in another room: %+v, want the person listed", j.Presence)
+	}
+	a := th.dial(t, "anna")
+	a.join(room, 0)
+	_, j := o.join(room, 0)
+	if len(j.Presence) != 0 || j.Count != 2 {
+		t.Fatalf("joined of one who sees no names: %+v, %d; want no one listed, 2 counted", j.Presence, j.Count)
+	}
+	a.presenceUntil([]personFrame{{"anna", "Name anna", ""}, {"author", "Name author", ""}})
+	a.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: "finding-7"})
+	a.presenceUntil([]personFrame{{"anna", "Name anna", "finding-7"}, {"author", "Name author", ""}})
+	seen := 0
+	for {
+		f, err := o.read(500 * time.Millisecond)
+		if err != nil {
+			break // quiet: all sent
+		}
+		if f.Type != "presence" || f.Room != room {
+			continue
+		}
+		seen++
+		if len(f.People) != 0 || f.Count != 2 {
+			t.Fatalf("presence to one who sees no names: %+v, %d; want no one listed, 2 counted", f.People, f.Count)
+		}
+	}
+	if seen == 0 {
+		t.Error("no presence frame reached one who sees no names")
+	}
+}
+
 // presenceUntil reads presence frames (presence is throttled, so changes may
 // come together) until one lists want.
 func (c *client) presenceUntil(want []personFrame) {

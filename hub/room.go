@@ -45,6 +45,7 @@ type member struct {
 	pending []frame // while catching up: entries the follower fanned out meanwhile
 	pendB   int     // bytes in pending
 	editing string  // presence
+	noNames bool    // sees how many are in the room, not who (Config.SeesNames)
 }
 
 // frame is an encoded entry frame, shared by every connection it goes to.
@@ -396,10 +397,22 @@ func (r *room) presenceLocked() {
 		r.h.log.Error("hub: encoding presence", "err", err)
 		return
 	}
+	var counted []byte // the frame of members who see no names, made once if any
 	for c, m := range r.members {
-		if m.live {
-			c.enqueue(b)
+		if !m.live {
+			continue
 		}
+		if !m.noNames {
+			c.enqueue(b)
+			continue
+		}
+		if counted == nil {
+			if counted, err = json.Marshal(presenceOut{Type: "presence", Room: r.name, People: []Person{}, Count: n}); err != nil {
+				r.h.log.Error("hub: encoding presence", "err", err)
+				return
+			}
+		}
+		c.enqueue(counted)
 	}
 }
 

@@ -1993,3 +1993,22 @@ func TestTabletOffersNoDeleteOfWhatTheRapporteurChose(t *testing.T) {
 		})
 	}
 }
+
+// TestReportAuthorsTabletSaysHowManyAreHere: the room names no one to a
+// report author (TestReportAuthorsSeeNoNamesInAWorkshop); their page says
+// how many others are there instead, and no name.
+func TestReportAuthorsTabletSaysHowManyAreHere(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleReportAuthor)
+	p := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "FI", "police").Dial(t, tb.f.srv.URL)
+	p.join(t, store.WorkshopRoom(tb.w.ID), 0)
+	if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#presence", "1 other person here")); err != nil {
+		t.Fatal(err)
+	}
+	shown, err := chromedp.Run(tb.browser, chromedp.Evaluate[string](`document.getElementById("presence").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(shown, "participant") {
+		t.Errorf("a report author's page names who is here: %q", shown)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/auth"
@@ -157,6 +158,23 @@ func (l *live) CanJoin(ctx context.Context, id hub.Identity, room string) error 
 		return &hub.OpError{Code: hub.CodeForbidden, Message: "Your role does not let you join this room."}
 	}
 	return nil
+}
+
+// seesNames tells whether id is shown who is in room and what each
+// edits. In a workshop room its group and organizers are (they may write
+// there); a report author, who follows the room, is told how many are
+// there but not who edits what, under the Chatham House rule. The hub
+// asks once per join, right after CanJoin read the room's event.
+func (l *live) seesNames(id hub.Identity, room string) bool {
+	r, err := parseRoom(room)
+	if err != nil || r.kind != "workshop" {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	eventID, workshopID, err := l.eventOfRoom(ctx, r)
+	v := viewerOf(id)
+	return err == nil && v != nil && auth.Allowed(v.principal(eventID), auth.ActFindingCreate, workshopID)
 }
 
 // opActions maps each op kind to the action it needs (hub/PROTOCOL.md's

@@ -1479,3 +1479,31 @@ func TestEntriesWithdrawAsTheHeadSays(t *testing.T) {
 		t.Errorf("%d entries withdraw, the newest at %d; the head says %d", n, newest, withdrawn)
 	}
 }
+
+// TestReportAuthorsSeeNoNamesInAWorkshop: a report author may follow a
+// group's room, but under the Chatham House rule is not shown who is
+// there and what each edits (which ties a name to a finding): only how
+// many. The group and organizers see everyone, the author too.
+func TestReportAuthorsSeeNoNamesInAWorkshop(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	p := f.mustJoined(t, w, "FI", "police")
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "SE", "ngo").Dial(t, f.srv.URL)
+	org.join(t, room, 0)
+	author := f.MustMember(t, domain.RoleReportAuthor, nil, "DK", "academia").Dial(t, f.srv.URL)
+	j := author.join(t, room, 0)
+	if j.Type != "joined" || string(j.Presence) != "[]" || j.Count != 3 {
+		t.Fatalf("a report author's joined: %s %s, %d; want no one listed, 3 counted", j.Type, j.Presence, j.Count)
+	}
+	p.send(t, map[string]any{"type": "presence", "room": room, "editing": "f-42"})
+	for _, c := range []*client{p, org} {
+		c.next(t, func(f frame) bool {
+			return f.Type == "presence" && f.Count == 3 && bytes.Contains(f.People, []byte(`"editing":"f-42"`)) && bytes.Count(f.People, []byte(`"name"`)) == 3
+		})
+	}
+	fr := author.next(t, func(f frame) bool { return f.Type == "presence" })
+	if string(fr.People) != "[]" || fr.Count != 3 {
+		t.Errorf("presence to a report author: %s, %d; want no one listed, 3 counted", fr.People, fr.Count)
+	}
+}

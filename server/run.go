@@ -115,8 +115,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	proc := rand.Text() // this process, in what it tells the others
-	h := hub.New(&live{store: st}, hub.Config{Logger: logger, OpsPerSecond: cfg.HubRate, OpsBurst: max(100, int(cfg.HubRate)), PollInterval: 5 * time.Second,
-		CountOnly: plenaryRoom, SharePresence: presenceSharer(st, proc, logger)})
+	lv := &live{store: st}
+	h := hub.New(lv, hub.Config{Logger: logger, OpsPerSecond: cfg.HubRate, OpsBurst: max(100, int(cfg.HubRate)), PollInterval: 5 * time.Second,
+		CountOnly: plenaryRoom, SeesNames: lv.seesNames, SharePresence: presenceSharer(st, proc, logger)})
 	idx := newIndexer(st, searchDir(cfg), search.Options{Async: true}, logger)
 	idx.start()
 	defer idx.stop()

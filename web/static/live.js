@@ -73,6 +73,7 @@
   var acked = [];  // acked ops ({op, seq}) whose entry is still on the way: shown as saved
   var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
   var people = [];    // the room's presence list
+  var here = 0;       // how many are in the room (the list may name no one)
   var presenceSent = null; // the "editing" value the room has from this connection
   // This tab's form is kept under a key of its own (two tabs would write
   // over each other's), with a sign of life beside it: the form of a tab
@@ -515,9 +516,11 @@
     return f.gone ? null : f;
   }
   // renderPresence lists who else is in the room.
+  // Someone the room names no one to (a report author) is told how many.
   function renderPresence() {
     var others = people.filter(function (p) { return p.id !== me; });
-    presenceEl.textContent = others.length ? "Also here: " + others.map(function (p) { return p.name; }).join(", ") : "";
+    presenceEl.textContent = others.length ? "Also here: " + others.map(function (p) { return p.name; }).join(", ") :
+      here === 2 ? "1 other person here" : here > 2 ? (here - 1) + " others here" : "";
   }
 
   function item(f, how) {
@@ -1167,13 +1170,14 @@
         if (ws && !ws.joinedAt) ws.joinedAt = performance.now();
         sent = {};
         people = f.presence || [];
+        here = f.count || 0;
         if (f.max_frame > 0) maxFrame = f.max_frame;
         presenceSent = ""; // a new member edits nothing
         sendPresence();
         fetchVotes();
         break; // onmessage pumps: everything not yet acknowledged, in order
       case "presence":
-        if (f.room === room) people = f.people || [];
+        if (f.room === room) { people = f.people || []; here = f.count || 0; }
         break;
       case "pong":
         patience = 8000;
