@@ -325,7 +325,7 @@ func (p *parser) primary(field string, depth int) (node, error) {
 		p.i++
 		p.terms += wordsIn(t.text) // a phrase, or "a-b-c", is searched word by word
 		if p.terms > maxQueryTerms {
-			return nil, queryErrorf("too many search terms (at most %d)", maxQueryTerms)
+			return nil, queryErrorf("too many search terms (at most %d; each word of a quoted phrase counts)", maxQueryTerms)
 		}
 		n := &termNode{text: t.text, phrase: t.kind == tokPhrase, field: field, pos: t.pos}
 		if !n.phrase && strings.HasSuffix(n.text, "*") {

@@ -285,6 +285,7 @@ func TestBadConfigurationSaysWhatToDo(t *testing.T) {
 		{"BASE_URL with a path", map[string]string{"BASE_URL": "https://example.org/app"}, "no path"},
 		{"DEBUG_ADDR in use", map[string]string{"DEBUG_ADDR": busy.Addr().String(), "DATABASE_URL": "postgres://u@localhost/db"}, "DEBUG_ADDR"},
 		{"HUB_OPS_PER_SECOND not a number", map[string]string{"HUB_OPS_PER_SECOND": "NaN"}, "positive number"},
+		{"OIDC_TRUST_EMAIL not a boolean", map[string]string{"OIDC_TRUST_EMAIL": "yes please"}, "OIDC_TRUST_EMAIL must be true or false"},
 		{"unwritable data folder with DATABASE_URL", map[string]string{"DATA_DIR": filepath.Join(file, "data"), "DATABASE_URL": "postgres://u@localhost/db"}, "DATA_DIR"},
 	}
 	for _, c := range cases {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,8 +24,13 @@ type authConfig struct {
 	RolesClaim   string // OIDC_ROLES_CLAIM: claim with groups or roles, e.g. "groups"
 	RoleMapText  string // OIDC_ROLE_MAP: "claim-value=role,…"
 	Event        string // OIDC_EVENT: slug of the event the role map grants roles in (default: the first event)
-	InviteGrace  time.Duration
-	RoleMap      map[string][]string // parsed RoleMapText: claim value → our roles
+	// TrustEmailText is OIDC_TRUST_EMAIL: "true" takes every email the
+	// provider sends as verified (a provider, such as Entra ID, that
+	// sends no email_verified, and whose addresses its admins manage).
+	TrustEmailText string
+	TrustEmail     bool
+	InviteGrace    time.Duration
+	RoleMap        map[string][]string // parsed RoleMapText: claim value → our roles
 }
 
 func authFlags(fs *flag.FlagSet, env func(k, def string) string, c *authConfig) {
@@ -34,6 +40,7 @@ func authFlags(fs *flag.FlagSet, env func(k, def string) string, c *authConfig) 
 	fs.StringVar(&c.RolesClaim, "oidc-roles-claim", env("OIDC_ROLES_CLAIM", ""), "ID token claim with groups or roles, e.g. groups (OIDC_ROLES_CLAIM)")
 	fs.StringVar(&c.RoleMapText, "oidc-role-map", env("OIDC_ROLE_MAP", ""), "claim values to roles, e.g. admins=organizer,authors=report_author (OIDC_ROLE_MAP)")
 	fs.StringVar(&c.Event, "oidc-event", env("OIDC_EVENT", ""), "slug of the event OIDC_ROLE_MAP grants roles in; default the first event (OIDC_EVENT)")
+	fs.StringVar(&c.TrustEmailText, "oidc-trust-email", env("OIDC_TRUST_EMAIL", "false"), "true: take the provider's emails as verified though it does not say so; only for a provider whose addresses its admins manage (OIDC_TRUST_EMAIL)")
 	grace, err := time.ParseDuration(env("INVITE_GRACE", "168h"))
 	if err != nil {
 		grace = -1 // reported by check
@@ -46,6 +53,11 @@ func (c *authConfig) check() error {
 	if c.InviteGrace < 0 {
 		return fmt.Errorf("INVITE_GRACE must be a duration such as 168h (7 days) or 72h")
 	}
+	trust, err := strconv.ParseBool(c.TrustEmailText)
+	if err != nil {
+		return fmt.Errorf("OIDC_TRUST_EMAIL must be true or false, not %q", c.TrustEmailText)
+	}
+	c.TrustEmail = trust
 	if (c.Issuer == "") != (c.ClientID == "") {
 		return fmt.Errorf("OIDC_ISSUER and OIDC_CLIENT_ID go together: set both for staff sign-in, or neither")
 	}
@@ -161,9 +173,7 @@ func (a *app) handleCallback(w http.ResponseWriter, r *http.Request) {
 		a.message(w, r, signInRefused(err))
 		return
 	}
-	// Without a role map no role comes from the claim: any granted by an
-	// earlier one are taken back.
-	in := store.OIDCSignIn{Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified, Name: id.Name, SyncRoles: true}
+	in := store.OIDCSignIn{Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailVerified: id.EmailVerified || a.auth.TrustEmail, Name: id.Name}
 	if len(a.auth.RoleMap) > 0 {
 		ev, err := a.roleMapEvent(r.Context())
 		if err != nil {

@@ -585,3 +585,33 @@ func TestSecureCookiesOnHTTPS(t *testing.T) {
 		t.Errorf("security headers missing: %v", resp.Header)
 	}
 }
+
+// TestOIDCTrustEmail: an email the provider does not say it verified is
+// not kept (anyone could claim an address an organizer adds later), unless
+// OIDC_TRUST_EMAIL says the provider's addresses are its admins' to give
+// (Entra ID sends no email_verified).
+func TestOIDCTrustEmail(t *testing.T) {
+	for _, trust := range []bool{false, true} {
+		t.Run(fmt.Sprint("trust ", trust), func(t *testing.T) {
+			p := startTestIDP(t)
+			env := p.env(pg.NewDB(t))
+			if trust {
+				env["OIDC_TRUST_EMAIL"] = "true"
+			}
+			f := MustFixture(t, env)
+			p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-u", Email: "unverified@example.fi", EmailVerified: false,
+				PreferredUsername: "Unverified", Groups: []string{"staff"}})
+			b := newBrowser()
+			if status, body := b.get(t, f.srv.URL+"/auth/login"); status != 200 || !strings.Contains(body, "Signed in as") {
+				t.Fatalf("sign-in: %d %.300s", status, body)
+			}
+			var email *string
+			if err := f.store.DB().NewRaw("SELECT email FROM people WHERE oidc_subject = 'staff-u'").Scan(context.Background(), &email); err != nil {
+				t.Fatal(err)
+			}
+			if kept := email != nil; kept != trust {
+				t.Errorf("the unverified email kept: %v, want %v", kept, trust)
+			}
+		})
+	}
+}

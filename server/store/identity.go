@@ -54,10 +54,10 @@ type OIDCSignIn struct {
 	Email           string
 	EmailVerified   bool
 	Name            string
-	// EventID is the event the roles claim applies to (0: none); with
-	// SyncRoles the person's claim-granted memberships there are made to
-	// equal Roles (event-wide roles only), and those in other events are
-	// taken back; roles given by hand are never touched.
+	// EventID is the event the roles claim applies to; with SyncRoles the
+	// person's claim-granted memberships there are made to equal Roles
+	// (event-wide roles only), and those in other events become those
+	// events' own; roles given by hand are never touched.
 	EventID   int64
 	SyncRoles bool
 	Roles     map[string]string // our role → the claim value that grants it
@@ -129,9 +129,12 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (OIDCOutcome, err
 			// An address the provider does not vouch for is not kept: an
 			// organizer adding someone by email would give its claimer
 			// their roles (AddMember and imports find people by email).
-			// A staff member's details come from their account, so an
-			// address kept from before goes too.
-			p.Email = nil
+			// The same address kept from before (an earlier version kept
+			// it) goes too; one an organizer gave is kept.
+			if p.Email != nil && email != "" && strings.EqualFold(norm.NFC.String(*p.Email), email) {
+				p.Email = nil
+				detail["unverified_email_dropped"] = true
+			}
 		case email != "":
 			var taken bool
 			if err := tx.NewRaw("SELECT EXISTS (SELECT 1 FROM people WHERE lower(email) = lower(?) AND id <> ?)", email, p.ID).Scan(ctx, &taken); err != nil {
@@ -152,7 +155,7 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (OIDCOutcome, err
 		} else if _, err := tx.NewUpdate().Model(&p).Column("name", "email", "oidc_issuer", "oidc_subject").WherePK().Exec(ctx); err != nil {
 			return fmt.Errorf("update person: %w", err)
 		}
-		if in.SyncRoles {
+		if in.SyncRoles && in.EventID != 0 {
 			changed, err := s.syncClaimRoles(ctx, tx, p.ID, in.EventID, in.Roles)
 			if err != nil {
 				return err
@@ -189,24 +192,26 @@ func (s *Store) syncClaimRoles(ctx context.Context, tx bun.Tx, personID, eventID
 		return false, fmt.Errorf("read memberships: %w", err)
 	}
 	target := fmt.Sprintf("person:%d", personID)
-	// Roles granted from the claim in another event (OIDC_EVENT was
-	// another then) are the claim's no longer: taken back, or they would
-	// stay for good, and an organizer there could not remove them.
+	// Roles the claim granted in another event (OIDC_EVENT was another
+	// then) are the claim's no longer: they become that event's own, which
+	// its organizers may change or take away (they could not while the
+	// claim held them). Not taken back here: they may be all the
+	// organizers that event has.
 	var stale []struct {
 		EventID int64
 		Role    string
 	}
-	err = tx.NewRaw(`DELETE FROM memberships m USING oidc_role_grants g
+	err = tx.NewRaw(`DELETE FROM oidc_role_grants g USING memberships m
 		WHERE g.membership_id = m.id AND m.person_id = ? AND m.event_id <> ?
 		RETURNING m.event_id, m.role`, personID, eventID).Scan(ctx, &stale)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return false, fmt.Errorf("revoke roles of other events: %w", err)
+		return false, fmt.Errorf("release roles of other events: %w", err)
 	}
 	for _, st := range stale {
-		if err := s.Audit(ctx, tx, nil, &st.EventID, "role.revoke", target, map[string]any{"role": st.Role, "why": "granted from the OIDC roles claim for another event than OIDC_EVENT"}); err != nil {
+		if err := s.Audit(ctx, tx, nil, &st.EventID, "role.unclaim", target, map[string]any{"role": st.Role,
+			"why": "granted by the OIDC roles claim while OIDC_EVENT was this event; now the event's own"}); err != nil {
 			return false, err
 		}
-		changed = true
 	}
 	for _, h := range hs {
 		if _, keep := want[h.Role]; h.Granted && !keep {

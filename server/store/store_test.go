@@ -2381,21 +2381,37 @@ func TestAnUnverifiedEmailIsNotKept(t *testing.T) {
 	if got, err := s.Person(ctx, other.Person.ID); err != nil || got.Email == nil || *got.Email != "aino@ministry.example" {
 		t.Errorf("a verified email not kept: %v (%v)", got.Email, err)
 	}
-	// The same account signing in later unverified drops what it had.
+	// An address an organizer gave is kept through an unverified sign-in.
+	if _, err := s.DB().ExecContext(ctx, "UPDATE people SET email = 'aino.v@ministry.example' WHERE id = ?", other.Person.ID); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "aino", Email: "aino@ministry.example"}); err != nil {
 		t.Fatal(err)
 	}
+	if got, err := s.Person(ctx, other.Person.ID); err != nil || got.Email == nil || *got.Email != "aino.v@ministry.example" {
+		t.Errorf("an organizer's address after an unverified sign-in: %v (%v)", got.Email, err)
+	}
+	// The claim's own address, kept from before, goes.
+	if _, err := s.DB().ExecContext(ctx, "UPDATE people SET email = 'aino@ministry.example' WHERE id = ?", other.Person.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "aino", Email: "AINO@ministry.example"}); err != nil {
+		t.Fatal(err)
+	}
 	if got, err := s.Person(ctx, other.Person.ID); err != nil || got.Email != nil {
-		t.Errorf("an email kept after an unverified sign-in: %v (%v)", got.Email, err)
+		t.Errorf("the claim's unverified address kept from before: %v (%v)", got.Email, err)
 	}
 }
 
-// TestClaimRolesOfAnotherEventAreTakenBack: roles from the provider's
-// roles claim are granted in one event (OIDC_EVENT). When that setting
-// moves to next year's event, or the role map goes, the roles granted in
-// the old event are taken back at the next sign-in: an organizer there
-// cannot remove them (they come from the claim), so they stayed for good.
-func TestClaimRolesOfAnotherEventAreTakenBack(t *testing.T) {
+// TestClaimRolesOfAnotherEventBecomeItsOwn: roles from the provider's
+// roles claim are granted in one event (OIDC_EVENT), and that event's
+// organizers cannot take them away (the next sign-in would grant them
+// again). When the setting moves to next year's event, the roles the
+// claim granted in the old one stayed the claim's for good, so no one
+// could remove them there. At the next sign-in they become the old
+// event's own: kept (they may be all the organizers it has), and
+// removable by its organizers.
+func TestClaimRolesOfAnotherEventBecomeItsOwn(t *testing.T) {
 	ctx := context.Background()
 	s, ws := MustDemoWorkshops(t)
 	old := ws[0].EventID
@@ -2403,14 +2419,17 @@ func TestClaimRolesOfAnotherEventAreTakenBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signIn := func(event int64, roles map[string]string) store.OIDCOutcome {
+	if _, _, err := s.AddMember(ctx, nil, old, store.PersonInput{Name: "Another organizer"}, domain.RoleOrganizer, 0); err != nil {
+		t.Fatal(err)
+	}
+	signIn := func(event int64) int64 {
 		t.Helper()
 		out, err := s.SignInOIDC(ctx, store.OIDCSignIn{Issuer: "https://idp.example", Subject: "aino", Name: "Aino",
-			EventID: event, SyncRoles: true, Roles: roles})
+			EventID: event, SyncRoles: true, Roles: map[string]string{domain.RoleOrganizer: "admins"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return out
+		return out.Person.ID
 	}
 	rolesIn := func(person, event int64) int {
 		t.Helper()
@@ -2420,17 +2439,18 @@ func TestClaimRolesOfAnotherEventAreTakenBack(t *testing.T) {
 		}
 		return len(ms)
 	}
-	admin := map[string]string{domain.RoleOrganizer: "admins"}
-	aino := signIn(old, admin).Person.ID
-	if rolesIn(aino, old) != 1 {
-		t.Fatal("the claim granted no role")
+	aino := signIn(old)
+	if _, err := s.RemoveMember(ctx, nil, old, aino); domain.ErrorCode(err) != domain.Conflict {
+		t.Fatalf("removing a role the claim holds: %v, want a conflict", err)
 	}
-	out := signIn(next.ID, admin)
-	if rolesIn(aino, old) != 0 || rolesIn(aino, next.ID) != 1 || !out.RolesChanged {
-		t.Errorf("after OIDC_EVENT moved: %d roles in the old event, %d in the new (changed: %v); want 0 and 1",
-			rolesIn(aino, old), rolesIn(aino, next.ID), out.RolesChanged)
+	signIn(next.ID)
+	if rolesIn(aino, old) != 1 || rolesIn(aino, next.ID) != 1 {
+		t.Fatalf("after OIDC_EVENT moved: %d roles in the old event, %d in the new; want 1 and 1", rolesIn(aino, old), rolesIn(aino, next.ID))
 	}
-	if out := signIn(0, nil); rolesIn(aino, next.ID) != 0 || !out.RolesChanged {
-		t.Errorf("without a role map: %d roles left (changed: %v)", rolesIn(aino, next.ID), out.RolesChanged)
+	if _, err := s.RemoveMember(ctx, nil, old, aino); err != nil {
+		t.Errorf("the old event's organizers remove a role the claim no longer holds: %v", err)
+	}
+	if rolesIn(aino, old) != 0 || rolesIn(aino, next.ID) != 1 {
+		t.Errorf("after the removal: %d roles in the old event, %d in the new; want 0 and 1", rolesIn(aino, old), rolesIn(aino, next.ID))
 	}
 }
