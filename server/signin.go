@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -169,7 +170,7 @@ func (a *app) handleCallback(w http.ResponseWriter, r *http.Request) {
 	id, returnTo, err := o.Finish(r.Context(), r)
 	o.ClearCookie(w)
 	if err != nil {
-		a.logger.Info("staff sign-in refused", "err", err)
+		a.logger.Info("staff sign-in refused", "err", err, "cause", errors.Unwrap(err)) // the cause is for the log only
 		a.message(w, r, signInRefused(err))
 		return
 	}

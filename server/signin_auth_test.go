@@ -359,6 +359,21 @@ func TestOIDCFailuresStartNoSession(t *testing.T) {
 		cb.RawQuery = q.Encode()
 		refused(t, b, cb.String(), "access_denied")
 	})
+	t.Run("provider error with words of an attacker's", func(t *testing.T) {
+		// Anyone can send a browser to the callback with any error text:
+		// the page must not show it as the server's words.
+		b := newBrowser()
+		cb := callbackURL(t, b)
+		q := cb.Query()
+		q.Del("code")
+		q.Set("error", "Call_+1-555-0100_for_help")
+		q.Set("error_description", "Your account is locked; call +1 555 0100")
+		cb.RawQuery = q.Encode()
+		refused(t, b, cb.String(), "an error it did not name")
+		if _, body := b.get(t, cb.String()); strings.Contains(body, "555") {
+			t.Errorf("the sign-in failure page shows the callback's text:\n%.500s", body)
+		}
+	})
 	if n := auditCount(t, f.store, "signin.oidc"); n != 1 {
 		t.Errorf("%d signin.oidc audit entries, want 1 (only the replay's first, good use)", n)
 	}

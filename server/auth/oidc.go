@@ -162,11 +162,10 @@ func (o *OIDC) Finish(ctx context.Context, r *http.Request) (*Identity, string, 
 		if bound {
 			_, _ = o.attempts.TakeAttempt(ctx, state) // the attempt is over either way
 		}
-		msg := "the sign-in provider refused: " + oneLine(perr)
-		if d := q.Get("error_description"); d != "" {
-			msg += " (" + oneLine(d) + ")"
-		}
-		return nil, "", newErr(CodeProviderError, msg, nil)
+		// Anyone can send a browser here with any text in these, so the
+		// page says only a code of the standard's; the rest is logged.
+		detail := fmt.Errorf("provider error %q: %s", oneLine(perr), oneLine(q.Get("error_description")))
+		return nil, "", newErr(CodeProviderError, "the sign-in provider refused: "+knownOAuthError(perr), detail)
 	}
 	switch {
 	case state == "":
@@ -195,13 +194,14 @@ func (o *OIDC) Finish(ctx context.Context, r *http.Request) (*Identity, string, 
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode != "" {
+			// The provider's own answer to this server (no one else's text).
 			msg := "the provider refused the authorization code: " + oneLine(re.ErrorCode)
 			if re.ErrorDescription != "" {
 				msg += " (" + oneLine(re.ErrorDescription) + ")"
 			}
 			return nil, "", newErr(CodeExchangeFailed, msg, err)
 		}
-		return nil, "", newErr(CodeExchangeFailed, "cannot exchange the authorization code: "+oneLine(err.Error()), err)
+		return nil, "", newErr(CodeExchangeFailed, "the sign-in could not be completed with the provider; please try again", err)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
@@ -354,6 +354,19 @@ func asAuthError(err error, msg string) *AuthError {
 }
 
 // oneLine makes untrusted or multi-line text safe for a one-line message.
+// knownOAuthError is code when it is one of the error codes of OAuth 2.0
+// and OpenID Connect, else "an error it did not name": what a page may
+// show of a provider's error.
+func knownOAuthError(code string) string {
+	switch code {
+	case "access_denied", "invalid_request", "unauthorized_client", "unsupported_response_type", "invalid_scope",
+		"server_error", "temporarily_unavailable", "invalid_grant", "invalid_client", "unsupported_grant_type",
+		"login_required", "consent_required", "interaction_required", "account_selection_required":
+		return code
+	}
+	return "an error it did not name"
+}
+
 func oneLine(s string) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
