@@ -31,6 +31,7 @@ type linkProxy struct {
 type link struct {
 	dead    atomic.Bool // what it carries is dropped
 	ws      atomic.Bool // the browser asked for a WebSocket on it
+	open    atomic.Bool // and sent on it after the handshake (its join): it is open
 	mu      sync.Mutex  // held over each write to the browser
 	browser net.Conn
 }
@@ -87,6 +88,8 @@ func startLinkProxy(t *testing.T, target string) *linkProxy {
 					if first && fromBrowser && bytes.HasPrefix(buf[:n], []byte("GET /ws ")) {
 						p.upgrades.Add(1)
 						ln.ws.Store(true)
+					} else if fromBrowser && n > 0 && ln.ws.Load() {
+						ln.open.Store(true)
 					}
 					if n > 0 {
 						if !fromBrowser {
@@ -125,13 +128,15 @@ func (p *linkProxy) freeze() {
 }
 
 // kick closes the WebSockets open now as the server does: a close frame
-// with code, then the end of the connection. It says how many it closed.
+// with code, then the end of the connection (only once open, as the
+// server: a close frame in the handshake's place is no close code). It
+// says how many it closed.
 func (p *linkProxy) kick(code uint16) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
 	for _, l := range p.links {
-		if !l.ws.Load() || l.dead.Load() {
+		if !l.open.Load() || l.dead.Load() {
 			continue
 		}
 		l.mu.Lock()
