@@ -131,38 +131,35 @@ func WithQueued(ctx context.Context, fn func()) context.Context {
 	return context.WithValue(ctx, queuedKey{}, fn)
 }
 
-type releaseRightKey struct{}
+// rightKey marks a context with one of the rights an op is checked
+// against inside its transaction. Rights are read when an op is
+// submitted: a batch runs ops under a context of its own.
+type rightKey int
+
+const (
+	releaseRight rightKey = iota // may change released content
+	curateRight                  // curates the group's findings
+)
+
+func withRight(ctx context.Context, r rightKey) context.Context {
+	return context.WithValue(ctx, r, true)
+}
+
+func hasRight(ctx context.Context, r rightKey) bool {
+	ok, _ := ctx.Value(r).(bool)
+	return ok
+}
 
 // WithReleaseRight returns ctx marking an op as made by someone who may
 // change released content (an organizer). Without it, an update or delete
 // of a released finding is Forbidden: its new text would go public
 // without the review a release is.
-func WithReleaseRight(ctx context.Context) context.Context {
-	return context.WithValue(ctx, releaseRightKey{}, true)
-}
-
-// mayChangeReleased tells whether ctx carries WithReleaseRight. It is read
-// when an op is submitted: a batch runs ops under a context of its own.
-func mayChangeReleased(ctx context.Context) bool {
-	ok, _ := ctx.Value(releaseRightKey{}).(bool)
-	return ok
-}
-
-type curateRightKey struct{}
+func WithReleaseRight(ctx context.Context) context.Context { return withRight(ctx, releaseRight) }
 
 // WithCurateRight returns ctx saying that its op's actor curates the
 // group's findings (its rapporteur, an organizer): only they may delete a
 // key finding or one shared with the event.
-func WithCurateRight(ctx context.Context) context.Context {
-	return context.WithValue(ctx, curateRightKey{}, true)
-}
-
-// mayCurate tells whether ctx carries WithCurateRight; read, like
-// mayChangeReleased, when an op is submitted.
-func mayCurate(ctx context.Context) bool {
-	ok, _ := ctx.Value(curateRightKey{}).(bool)
-	return ok
-}
+func WithCurateRight(ctx context.Context) context.Context { return withRight(ctx, curateRight) }
 
 // checkNotReleased refuses a change to a released finding without the release right.
 func checkNotReleased(f domain.Finding, right bool) error {

@@ -471,7 +471,7 @@ type ConflictDetail struct {
 // with a Conflict carrying the current finding.
 func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int, changes map[string]json.RawMessage) (Applied, error) {
 	// It reads, checks, then writes once at the end.
-	right := mayChangeReleased(ctx)
+	right := hasRight(ctx, releaseRight)
 	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, actor, id, heldUpdate, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := lockedFindingInRoom(ctx, tx, workshopID, id)
 		if err != nil {
@@ -700,7 +700,7 @@ func strictUnmarshal(raw json.RawMessage, ptr any) error {
 // DeleteFinding removes a finding of the room's workshop (kept in the
 // database as deleted, so the log and links stay whole).
 func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64) (Applied, error) {
-	right, curate := mayChangeReleased(ctx), mayCurate(ctx)
+	right, curate := hasRight(ctx, releaseRight), hasRight(ctx, curateRight)
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := getFinding(ctx, tx, id, true)
 		if err != nil {
