@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/RoaringBitmap/roaring/v2"
-	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
 	bsearch "github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
@@ -28,7 +27,7 @@ type phraseQuery struct {
 func (q *phraseQuery) Searcher(ctx context.Context, r index.IndexReader, m mapping.IndexMapping, opts bsearch.SearcherOptions) (bsearch.Searcher, error) {
 	// Positions for highlights (a page of hits) or a fielded phrase:
 	// Bleve's searcher, which reads them only for the documents asked for.
-	snap, ok := r.(*scorch.IndexSnapshot)
+	snap, ok := snapshotOf(r)
 	if !ok || opts.IncludeTermVectors {
 		p := make([][]string, len(q.terms))
 		for i, t := range q.terms {

@@ -21,6 +21,10 @@ type termPositions struct {
 	off  []uint32  // docs[i] holds the term off[i+1]-off[i] times, at pos[off[i]:off[i+1]]
 	pos  []uint64  // array element << 32 | position, ascending per document; nil without positions
 	norm []float32 // per document
+	// dense holds docs as a set when they are more than a 32nd of the
+	// segment (then it costs less than docs): counting the documents a
+	// viewer may see is then an AND of two sets (see scopedReader).
+	dense bitset
 }
 
 // freq is how often the i-th document holds the term.
@@ -28,7 +32,7 @@ func (tp *termPositions) freq(i int) uint64 { return uint64(tp.off[i+1] - tp.off
 
 // size is the memory the positions hold, in bytes.
 func (tp *termPositions) size() int {
-	return 4*len(tp.docs) + 4*len(tp.off) + 8*len(tp.pos) + 4*len(tp.norm) + 96
+	return 4*len(tp.docs) + 4*len(tp.off) + 8*len(tp.pos) + 4*len(tp.norm) + 8*len(tp.dense) + 96
 }
 
 // decodePositions reads a term's postings from a segment, with positions
@@ -135,6 +139,12 @@ func (c *posCache) get(seg segment.Segment, dict segment.TermDictionary, term st
 
 	e.once.Do(func() {
 		e.tp, e.err = decodePositions(dict, term, withPos)
+		if n := int(seg.Count()); e.err == nil && len(e.tp.docs) > n/32 {
+			e.tp.dense = newBitset(n)
+			for _, d := range e.tp.docs {
+				e.tp.dense.set(d)
+			}
+		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.entries[k] != e { // dropped meanwhile: its segment is gone

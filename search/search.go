@@ -172,7 +172,7 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 		}
 	} else {
 		text = (&compiler{m: ix.bi.Mapping(), pos: ix.pos}).compile(parsed, true)
-		v, err = ix.matches(ctx, text, !byDate, func(v *view) func(int, uint32, float64) {
+		v, err = ix.matches(ctx, text, !byDate, q.Audience, func(v *view) func(int, uint32, float64) {
 			t = ix.newTally(v, q, from+size, byDate)
 			return t.hit
 		})

@@ -1029,11 +1029,11 @@ func TestSegmentQueriesMatchBleve(t *testing.T) {
 	compare := func(stage string) {
 		t.Helper()
 		for _, text := range texts {
-			got, err := ix.MatchScores(context.Background(), text, false)
+			got, err := ix.MatchScores(context.Background(), text, all, false)
 			if err != nil {
 				t.Fatalf("%s: %s: %v", stage, text, err)
 			}
-			want, err := ix.MatchScores(context.Background(), text, true)
+			want, err := ix.MatchScores(context.Background(), text, all, true)
 			if err != nil {
 				t.Fatalf("%s: %s (Bleve): %v", stage, text, err)
 			}

@@ -52,7 +52,8 @@ type segTerm struct {
 	weight float64 // multiplies a document's tf × norm × idf: 1, or idf × query norm once one is set
 }
 
-// newSegTerm weighs term in field of r, as Bleve's TF-IDF does.
+// newSegTerm weighs term in field of r, as Bleve's TF-IDF does, over the
+// documents r counts (see scopedReader).
 func newSegTerm(ctx context.Context, r index.IndexReader, field, term string) (segTerm, error) {
 	total, err := r.DocCount()
 	if err != nil {
@@ -232,7 +233,7 @@ func segNative(q query.Query) bool {
 
 // Searcher implements query.Query.
 func (q *anyQuery) Searcher(ctx context.Context, r index.IndexReader, m mapping.IndexMapping, opts bsearch.SearcherOptions) (bsearch.Searcher, error) {
-	snap, ok := r.(*scorch.IndexSnapshot)
+	snap, ok := snapshotOf(r)
 	if !ok || opts.IncludeTermVectors {
 		return query.NewDisjunctionQuery(q.qs).Searcher(ctx, r, m, opts)
 	}

@@ -13,57 +13,15 @@ import (
 	"github.com/blevesearch/bleve/v2/search/query"
 )
 
-// matches runs the text query q over one index snapshot and calls the
-// function start returns with every matching document (and its score,
-// when score is set). start gets the snapshot's view, which the caller
-// must release; matches returns a nil view when Bleve ran no search.
-func (ix *Index) matches(ctx context.Context, q query.Query, score bool, start func(*view) func(seg int, local uint32, score float64)) (*view, error) {
-	if segNative(q) {
-		return ix.segMatches(ctx, q, score, start)
-	}
-	var v *view
-	var viewErr error
-	maker := func(sc *bsearch.SearchContext) (bsearch.DocumentMatchHandler, bool, error) {
-		snap, ok := sc.IndexReader.(*scorch.IndexSnapshot)
-		if !ok {
-			viewErr = fmt.Errorf("search: index reader is a %T, not a scorch snapshot", sc.IndexReader)
-			return nil, false, viewErr
-		}
-		if v, viewErr = ix.cols.view(snap); viewErr != nil {
-			return nil, false, viewErr
-		}
-		each := start(v)
-		return func(d *bsearch.DocumentMatch) error {
-			if d == nil {
-				return nil
-			}
-			seg, local := v.locate(binary.BigEndian.Uint64(d.IndexInternalID))
-			each(seg, local, d.Score)
-			sc.DocumentMatchPool.Put(d)
-			return nil
-		}, false, nil
-	}
-	hctx := context.WithValue(ctx, bsearch.MakeDocumentMatchHandlerKey, bsearch.MakeDocumentMatchHandler(maker))
-	req := bleve.NewSearchRequestOptions(q, 0, 0, false)
-	if !score {
-		req.Score = bleve.ScoreNone
-	}
-	_, err := ix.bi.SearchInContext(hctx, req)
-	if err == nil {
-		err = viewErr
-	}
-	if err != nil {
-		if v != nil {
-			v.release()
-		}
-		return nil, searchError(err)
-	}
-	return v, nil
-}
-
-// segMatches is matches for a query that works segment by segment: its
-// matcher's hits go to the tally straight, without Bleve's collector.
-func (ix *Index) segMatches(ctx context.Context, q query.Query, score bool, start func(*view) func(seg int, local uint32, score float64)) (*view, error) {
+// matches runs the text query q over one index snapshot, as audience
+// sees it (see scopedReader), and calls the function start returns with
+// every matching document (and its score, when score is set). start gets
+// the snapshot's view, which the caller must release.
+//
+// A query that works segment by segment sends its matcher's hits straight
+// to the tally; any other goes through its Bleve searcher, one match at a
+// time, as Bleve's own search would.
+func (ix *Index) matches(ctx context.Context, q query.Query, score bool, audience []string, start func(*view) func(seg int, local uint32, score float64)) (*view, error) {
 	v, err := ix.current()
 	if err != nil {
 		return nil, err
@@ -72,45 +30,50 @@ func (ix *Index) segMatches(ctx context.Context, q query.Query, score bool, star
 		v.release()
 		return nil, searchError(err)
 	}
+	r := ix.scoped(v, audience)
 	opts := bsearch.SearcherOptions{}
 	if !score {
 		opts.Score = bleve.ScoreNone
 	}
-	s, err := q.Searcher(ctx, v.snap, ix.bi.Mapping(), opts)
+	s, err := q.Searcher(ctx, r, ix.bi.Mapping(), opts)
 	if err != nil {
 		return fail(err)
 	}
 	defer s.Close()
 	each := start(v)
-	ss, ok := s.(*segSearcher)
-	if !ok { // a query that matches nothing
-		sctx := &bsearch.SearchContext{DocumentMatchPool: bsearch.NewDocumentMatchPool(s.DocumentMatchPoolSize(), 0)}
-		for {
-			dm, err := s.Next(sctx)
-			if err != nil {
+	if ss, ok := s.(*segSearcher); ok {
+		var hits []segHit
+		for i, seg := range v.segs {
+			if err := ctx.Err(); err != nil {
 				return fail(err)
 			}
-			if dm == nil {
-				return v, nil
+			if hits, err = ss.m.matches(seg.Segment(), seg.Deleted(), opts, hits[:0]); err != nil {
+				return fail(err)
 			}
-			seg, local := v.locate(binary.BigEndian.Uint64(dm.IndexInternalID))
-			each(seg, local, dm.Score)
-			sctx.DocumentMatchPool.Put(dm)
+			for _, h := range hits {
+				each(i, h.doc, h.score)
+			}
 		}
+		return v, nil
 	}
-	var hits []segHit
-	for i, seg := range v.segs {
-		if err := ctx.Err(); err != nil {
+	sctx := &bsearch.SearchContext{DocumentMatchPool: bsearch.NewDocumentMatchPool(s.DocumentMatchPoolSize(), 0), IndexReader: r}
+	for n := 0; ; n++ {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return fail(err)
+			}
+		}
+		dm, err := s.Next(sctx)
+		if err != nil {
 			return fail(err)
 		}
-		if hits, err = ss.m.matches(seg.Segment(), seg.Deleted(), opts, hits[:0]); err != nil {
-			return fail(err)
+		if dm == nil {
+			return v, nil
 		}
-		for _, h := range hits {
-			each(i, h.doc, h.score)
-		}
+		seg, local := v.locate(binary.BigEndian.Uint64(dm.IndexInternalID))
+		each(seg, local, dm.Score)
+		sctx.DocumentMatchPool.Put(dm)
 	}
-	return v, nil
 }
 
 // current returns a view of the index's current snapshot; the caller

@@ -5,7 +5,6 @@ import (
 	"slices"
 
 	"github.com/RoaringBitmap/roaring/v2"
-	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
 	bsearch "github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
@@ -26,7 +25,7 @@ type termQuery struct {
 func (q *termQuery) Searcher(ctx context.Context, r index.IndexReader, m mapping.IndexMapping, opts bsearch.SearcherOptions) (bsearch.Searcher, error) {
 	// Positions for highlights (a page of hits) or a fielded word:
 	// Bleve's searcher, which reads them only for the documents asked for.
-	snap, ok := r.(*scorch.IndexSnapshot)
+	snap, ok := snapshotOf(r)
 	if !ok || opts.IncludeTermVectors {
 		tq := query.NewTermQuery(q.term)
 		tq.SetField(q.field)
