@@ -292,6 +292,11 @@ func (a *app) handleSearchCSV(w http.ResponseWriter, r *http.Request) {
 	for _, f := range fs {
 		byID[f.ID] = f
 	}
+	credits, err := a.store.Credits(r.Context(), ids)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	names, err := a.searchNames(r.Context(), s.Event)
 	if err != nil {
 		a.fail(w, r, err)
@@ -301,13 +306,16 @@ func (a *app) handleSearchCSV(w http.ResponseWriter, r *http.Request) {
 	if s.Event != nil {
 		name = s.Event.Slug + "-findings.csv"
 	}
+	// How many the search matched, as the index counts them: more than
+	// the rows when the download stopped at maxCSVRows.
+	w.Header().Set("X-Total-Count", strconv.FormatUint(res.Total, 10))
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", name))
 	w.Header().Set("Cache-Control", "no-store")
 	cw := csv.NewWriter(w)
 	_ = cw.Write([]string{"id", "url", "event", "workshop", "title", "what_done", "results", "transferability",
 		"nordic_proposal", "countries", "themes", "ps", "forms", "victim_groups", "actor_types", "language",
-		"release_state", "is_key", "contact_name", "contact_email", "created_at", "updated_at"})
+		"release_state", "is_key", "attribution", "credit", "contact_name", "contact_email", "created_at", "updated_at"})
 	for _, id := range ids {
 		f, ok := byID[id]
 		// The database is the truth: a finding deleted or withdrawn since
@@ -331,7 +339,7 @@ func (a *app) handleSearchCSV(w http.ResponseWriter, r *http.Request) {
 			names.slugs[ev], ws, f.Title, f.WhatDone, f.Results, f.Transferability, f.NordicProposal,
 			strings.Join(f.Countries, "; "), strings.Join(f.Themes, "; "), strings.Join(f.Ps, "; "),
 			strings.Join(f.Forms, "; "), strings.Join(f.VictimGroups, "; "), strings.Join(f.ActorTypes, "; "),
-			f.Language, f.ReleaseState, strconv.FormatBool(f.IsKey), contactName, contactEmail,
+			f.Language, f.ReleaseState, strconv.FormatBool(f.IsKey), f.Attribution, credits[f.ID], contactName, contactEmail,
 			f.CreatedAt.UTC().Format(time.RFC3339), f.UpdatedAt.UTC().Format(time.RFC3339)}
 		for i := range row {
 			row[i] = csvSafe(row[i])

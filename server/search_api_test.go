@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -548,6 +549,9 @@ func TestSearchPageAndCSV(t *testing.T) {
 	if len(recs) != 2 || recs[0][0] != "id" || recs[1][0] != fmt.Sprint(id) {
 		t.Fatalf("CSV = %v", recs)
 	}
+	if n := resp.Header.Get("X-Total-Count"); n != "1" {
+		t.Errorf("X-Total-Count %q, want 1", n)
+	}
 	col := slices.Index(recs[0], "title")
 	if got := recs[1][col]; got != `'=HYPERLINK("http://evil") pangolin` {
 		t.Errorf("title cell %q: want it defused with a leading quote", got)
@@ -698,5 +702,82 @@ func TestReleasedFindingsKeepTheirCommentsToTheEvent(t *testing.T) {
 	observer := f.MustMember(t, domain.RoleObserver, nil, "IS", "io")
 	if !strings.Contains(body(observer.http), "Bilby worries from the group") {
 		t.Error("a member of the event does not see the comment on the finding page")
+	}
+}
+
+// The export and the finding page credit a finding as its author agreed:
+// by country and actor type under the Chatham House rule, by organisation
+// or by name only when the finding says so; never a name under the rule.
+func TestExportCreditsAsTheAuthorAgreed(t *testing.T) {
+	f := MustSearchFixture(t)
+	ctx := context.Background()
+	w := f.ws[1]
+	author, _, err := f.store.AddMember(ctx, nil, f.event.ID, store.PersonInput{Name: "Pia Virtanen", Organisation: "Poliisi",
+		Country: "FI", ActorType: "police"}, domain.RoleParticipant, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"chatham": "FI · police", "organisation": "Poliisi", "named": "Pia Virtanen, Poliisi"}
+	ids := map[int64]string{}
+	for attribution := range want {
+		a, err := f.store.CreateFinding(ctx, &author.ID, w.ID, "credit-"+attribution,
+			store.FindingInput{Title: "Armadillo outreach " + attribution, Attribution: attribution})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct{ ID int64 }
+		if err := json.Unmarshal(a.Entry.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		mustRelease(t, f.store, w, p.ID, domain.Released)
+		ids[p.ID] = attribution
+	}
+	waitFor(t, nil, f.srv.URL, q("event", f.event.Slug, "q", "armadillo"), 5*time.Second, func(r searchResult) bool { return r.Total == 3 })
+
+	resp, err := http.Get(f.srv.URL + "/api/search.csv?event=" + f.event.Slug + "&q=armadillo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(resp.Body).ReadAll()
+	resp.Body.Close()
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("CSV: %v, %v", recs, err)
+	}
+	attrCol, creditCol := slices.Index(recs[0], "attribution"), slices.Index(recs[0], "credit")
+	if attrCol < 0 || creditCol < 0 {
+		t.Fatalf("CSV header %v lacks attribution or credit", recs[0])
+	}
+	for _, rec := range recs[1:] {
+		id, _ := strconv.ParseInt(rec[0], 10, 64)
+		attribution := ids[id]
+		if rec[attrCol] != attribution || rec[creditCol] != want[attribution] {
+			t.Errorf("finding %d (%s): attribution %q, credit %q; want %q", id, attribution, rec[attrCol], rec[creditCol], want[attribution])
+		}
+		if attribution == "chatham" && (strings.Contains(strings.Join(rec, "|"), "Pia") || strings.Contains(strings.Join(rec, "|"), "Poliisi")) {
+			t.Errorf("a finding under the Chatham House rule names its author: %v", rec)
+		}
+	}
+	for id, attribution := range ids {
+		resp, err := http.Get(fmt.Sprintf("%s/events/%s/findings/%d", f.srv.URL, f.event.Slug, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page := string(b)
+		if !strings.Contains(page, want[attribution]) {
+			t.Errorf("the page of finding %d (%s) does not credit it %q", id, attribution, want[attribution])
+		}
+		if attribution == "chatham" && (strings.Contains(page, "Pia") || strings.Contains(page, "Poliisi")) {
+			t.Errorf("the page of a finding under the Chatham House rule names its author")
+		}
+	}
+}
+
+func TestThousands(t *testing.T) {
+	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 10000: "10,000", 1234567: "1,234,567"} {
+		if got := thousands(n); got != want {
+			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		}
 	}
 }

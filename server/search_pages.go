@@ -138,8 +138,29 @@ func (a *app) handleSearchPage(w http.ResponseWriter, r *http.Request) {
 	data["Facets"] = groups
 	data["Hits"] = hits
 	data["CSV"] = "/api/search.csv?" + csv.Encode()
+	data["MaxCSVRows"], data["MaxCSVRowsText"] = uint64(maxCSVRows), thousands(maxCSVRows)
 	data["ByDate"] = s.Query.Sort == "date"
 	a.page(w, r, status, "search.html", data)
+}
+
+// thousands writes n (≥ 0) with a comma between groups of three digits.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// attributionRule says how a finding of attribution a is credited.
+func attributionRule(a string) string {
+	switch a {
+	case "organisation":
+		return "credited to the author's organisation, as they agreed"
+	case "named":
+		return "credited by name, as the author agreed"
+	}
+	return "Chatham House rule: country and actor type only"
 }
 
 // handleFindingPage shows one finding with all its fields to those who
@@ -199,8 +220,14 @@ func (a *app) handleFindingPage(w http.ResponseWriter, r *http.Request) {
 	if auth.Allowed(v.principal(ev.ID), auth.ActFindingReadShared, 0) {
 		comments = f.Comments
 	}
+	credits, err := a.store.Credits(ctx, []int64{f.ID})
+	if err != nil {
+		a.message(w, r, err)
+		return
+	}
 	a.page(w, r, http.StatusOK, "finding.html", map[string]any{
 		"Event": ev, "Finding": f.Finding, "Comments": comments, "Workshop": workshop, "Terms": terms,
+		"Credit": credits[f.ID], "Rule": attributionRule(f.Attribution),
 		"Release": names.label("release", f.ReleaseState), "Language": names.label("lang", f.Language),
 		"ShowContact": showContact,
 	})

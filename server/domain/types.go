@@ -204,3 +204,36 @@ type AuditEntry struct {
 	Target        string          `json:"target"`
 	Detail        json.RawMessage `bun:"type:jsonb" json:"detail"`
 }
+
+// Credit is how a finding by author is credited under its attribution:
+// under the Chatham House rule (the default) by the author's country and
+// actor type only; "organisation", by their organisation; "named", by
+// their name and organisation, as the author agreed. An unknown author,
+// or one whose details are empty, gives "".
+func Credit(attribution string, author Person) string {
+	join := func(sep string, parts ...string) string {
+		var out string
+		for _, p := range parts {
+			if p == "" {
+				continue
+			}
+			if out != "" {
+				out += sep
+			}
+			out += p
+		}
+		return out
+	}
+	rule := join(" · ", author.Country, author.ActorType)
+	switch attribution {
+	case "organisation":
+		if author.Organisation != "" {
+			return author.Organisation
+		}
+	case "named":
+		if author.Name != "" {
+			return join(", ", author.Name, author.Organisation)
+		}
+	}
+	return rule
+}
