@@ -204,7 +204,8 @@ func TestServesEventAPIAndPages(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	page := string(body)
-	for _, want := range []string{"Part II: Workshops", "On site only, not streamed", "Workshop 5", "Side event", "17:10–18:20"} {
+	for _, want := range []string{"Part II: Workshops", "On site only, not streamed", "Workshop 5", "Side event", "17:10–18:20",
+		`/search">Search the findings</a>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("home page lacks %q", want)
 		}
