@@ -94,10 +94,10 @@ func TestOpenSocketsFollowTheirRoles(t *testing.T) {
 	demoted, demotedID := signIn("Rapporteur no more", domain.RoleRapporteur)
 	renamed, renamedID := signIn("Renamed", domain.RoleParticipant)
 	removed, removedID := signIn("Removed", domain.RoleParticipant)
-	if _, _, err := st.UpdateMember(ctx, nil, ev.ID, demotedID, in("Rapporteur no more"), domain.RoleParticipant, ws[0].ID); err != nil {
+	if _, _, err := st.UpdateMember(ctx, nil, ev.ID, demotedID, in("Rapporteur no more"), domain.RoleParticipant, ws[0].ID, ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := st.UpdateMember(ctx, nil, ev.ID, renamedID, in("Renamed again"), domain.RoleParticipant, ws[0].ID); err != nil {
+	if _, _, err := st.UpdateMember(ctx, nil, ev.ID, renamedID, in("Renamed again"), domain.RoleParticipant, ws[0].ID, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.RemoveMember(ctx, nil, ev.ID, removedID); err != nil {

@@ -169,6 +169,10 @@ type personForm struct {
 	ActorType    string `json:"actor_type"`
 	Workshop     string `json:"workshop"`
 	Role         string `json:"role"`
+	// Base, if set, is the version of the person the edit was made on
+	// (see store.MemberVersion): an edit of a person changed since is
+	// refused.
+	Base string `json:"base"`
 }
 
 // personRow reads one person with one role (JSON, or a form with the same
@@ -176,19 +180,20 @@ type personForm struct {
 // request and returns false. A country, actor type or email the same as
 // stored's (an edit of a person as they are) is taken as stored: it may
 // be another event's term, or an email in capitals from an organisation
-// account, which a new row could not have.
-func (a *app) personRow(w http.ResponseWriter, r *http.Request, stored *domain.Person) (store.ImportRow, bool) {
+// account, which a new row could not have. It also returns the version
+// the edit was made on, if given (personForm.Base).
+func (a *app) personRow(w http.ResponseWriter, r *http.Request, stored *domain.Person) (store.ImportRow, string, bool) {
 	ev := authOf(r).scope.event
 	var in personForm
 	if isForm(r) {
 		in = personForm{Name: r.PostFormValue("name"), Email: r.PostFormValue("email"), Organisation: r.PostFormValue("organisation"),
-			Country: r.PostFormValue("country"), ActorType: r.PostFormValue("actor_type"), Workshop: r.PostFormValue("workshop"), Role: r.PostFormValue("role")}
+			Country: r.PostFormValue("country"), ActorType: r.PostFormValue("actor_type"), Workshop: r.PostFormValue("workshop"), Role: r.PostFormValue("role"), Base: r.PostFormValue("base")}
 	} else if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); errors.As(err, new(*http.MaxBytesError)) {
 		a.answerErr(w, r, domain.Errorf(domain.TooLarge, "A person is at most 1 MiB of JSON."))
-		return store.ImportRow{}, false
+		return store.ImportRow{}, "", false
 	} else if err != nil {
 		a.answerErr(w, r, domain.Errorf(domain.Invalid, "The body must be a JSON person: %v.", err))
-		return store.ImportRow{}, false
+		return store.ImportRow{}, "", false
 	}
 	var keepCountry, keepActor, keepEmail bool
 	if stored != nil {
@@ -207,7 +212,7 @@ func (a *app) personRow(w http.ResponseWriter, r *http.Request, stored *domain.P
 	terms, err := a.termsOf(r.Context(), ev.ID)
 	if err != nil {
 		a.answerErr(w, r, err)
-		return store.ImportRow{}, false
+		return store.ImportRow{}, "", false
 	}
 	// One person is a one-row file: the same checks and messages as an import.
 	var csv strings.Builder
@@ -230,7 +235,7 @@ func (a *app) personRow(w http.ResponseWriter, r *http.Request, stored *domain.P
 			msgs = append(msgs, "the person is empty")
 		}
 		a.answerErr(w, r, &domain.Error{Code: domain.Invalid, Message: "The person is not right: " + strings.Join(msgs, "; ") + ".", Detail: probs})
-		return store.ImportRow{}, false
+		return store.ImportRow{}, "", false
 	}
 	row := terms.row(rows[0])
 	if keepCountry {
@@ -242,13 +247,13 @@ func (a *app) personRow(w http.ResponseWriter, r *http.Request, stored *domain.P
 	if keepEmail {
 		row.Person.Email = *stored.Email
 	}
-	return row, true
+	return row, in.Base, true
 }
 
 // handleAddPerson adds one person with one role, checked like an import row.
 func (a *app) handleAddPerson(w http.ResponseWriter, r *http.Request) {
 	ev := authOf(r).scope.event
-	row, ok := a.personRow(w, r, nil)
+	row, _, ok := a.personRow(w, r, nil)
 	if !ok {
 		return
 	}
@@ -309,11 +314,11 @@ func (a *app) handleEditPerson(w http.ResponseWriter, r *http.Request) {
 		a.answerErr(w, r, err)
 		return
 	}
-	row, ok := a.personRow(w, r, &stored)
+	row, base, ok := a.personRow(w, r, &stored)
 	if !ok {
 		return
 	}
-	p, changed, err := a.store.UpdateMember(r.Context(), actor(r), ev.ID, pid, row.Person, row.Role, row.WorkshopID)
+	p, changed, err := a.store.UpdateMember(r.Context(), actor(r), ev.ID, pid, row.Person, row.Role, row.WorkshopID, base)
 	if err != nil {
 		a.answerErr(w, r, err)
 		return
@@ -388,6 +393,7 @@ type personView struct {
 	InviteID int64
 	Status   string
 	Active   bool
+	Version  string // see store.MemberVersion: the edit form's base
 }
 
 // inviteStatus words the state of a person's newest link.
@@ -426,7 +432,7 @@ func (a *app) peoplePage(w http.ResponseWriter, r *http.Request, imported *store
 	}
 	views := make([]personView, len(people))
 	for i, p := range people {
-		v := personView{Person: p.Person}
+		v := personView{Person: p.Person, Version: store.MemberVersion(p.Person, p.Memberships)}
 		for _, m := range p.Memberships {
 			role := m.Role
 			if m.WorkshopID != nil {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -254,5 +256,64 @@ func TestOrganizerRemovesAPerson(t *testing.T) {
 	}
 	if status, body := remove(org.id); status != http.StatusConflict || !strings.Contains(string(body), "only organizer") {
 		t.Errorf("remove the only organizer: %d %.500s, want 409", status, body)
+	}
+}
+
+// TestAStaleEditOfAPersonIsRefused: two organizers have the people page
+// open; one makes Pia the group's rapporteur, the other, from the page as
+// it was, fixes her name. The second edit is refused (409, saying what
+// she is now) and changes nothing; made again from the page loaded anew,
+// it is saved. An edit without a base (an API client) is taken as before.
+func TestAStaleEditOfAPersonIsRefused(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	w := f.ws[0]
+	pia, _ := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Pia Virtanenn", Country: "FI", ActorType: "police"}, domain.RoleParticipant, w.ID)
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	pageURL := f.srv.URL + "/events/" + f.event.Slug + "/people"
+	csrf := csrfToken(t, org.http, pageURL)
+	base := func() string {
+		t.Helper()
+		resp, err := org.http.Get(pageURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page := string(b)
+		i := strings.Index(page, fmt.Sprintf(`action="/api/events/%s/people/%d">`, f.event.Slug, pia.ID))
+		if i < 0 {
+			t.Fatalf("no edit form of Pia on the page")
+		}
+		m := regexp.MustCompile(`name="base" value="([0-9a-f]+)"`).FindStringSubmatch(page[i:])
+		if m == nil {
+			t.Fatalf("Pia's edit form has no base")
+		}
+		return m[1]
+	}
+	stale := base()
+	edit := func(body string) (int, []byte) {
+		t.Helper()
+		return postAs(t, org.http, fmt.Sprintf("%s/api/events/%s/people/%d", f.srv.URL, f.event.Slug, pia.ID), "application/json", body, csrf)
+	}
+	if status, body := edit(fmt.Sprintf(`{"name":"Pia Virtanenn","country":"FI","actor_type":"police","workshop":"%d","role":"rapporteur","base":%q}`, w.ID, stale)); status != http.StatusOK {
+		t.Fatalf("the first edit: %d %s", status, body)
+	}
+	status, body := edit(fmt.Sprintf(`{"name":"Pia Virtanen","country":"FI","actor_type":"police","workshop":"%d","role":"participant","base":%q}`, w.ID, stale))
+	if status != http.StatusConflict || !strings.Contains(string(body), `"conflict"`) || !strings.Contains(string(body), "rapporteur") {
+		t.Fatalf("the stale edit: %d %s, want 409 saying she is rapporteur now", status, body)
+	}
+	ms, err := f.store.Memberships(ctx, pia.ID, f.event.ID)
+	if p, perr := f.store.Person(ctx, pia.ID); err != nil || perr != nil || len(ms) != 1 || ms[0].Role != domain.RoleRapporteur || p.Name != "Pia Virtanenn" {
+		t.Fatalf("after the stale edit: %q, %+v (%v, %v)", p.Name, ms, err, perr)
+	}
+	if status, body := edit(fmt.Sprintf(`{"name":"Pia Virtanen","country":"FI","actor_type":"police","workshop":"%d","role":"rapporteur","base":%q}`, w.ID, base())); status != http.StatusOK {
+		t.Fatalf("the edit made again from the page loaded anew: %d %s", status, body)
+	}
+	if status, body := edit(fmt.Sprintf(`{"name":"Pia Virtanen","organisation":"Poliisi","country":"FI","actor_type":"police","workshop":"%d","role":"rapporteur"}`, w.ID)); status != http.StatusOK {
+		t.Fatalf("an edit without a base: %d %s", status, body)
+	}
+	if p, err := f.store.Person(ctx, pia.ID); err != nil || p.Name != "Pia Virtanen" || p.Organisation != "Poliisi" {
+		t.Fatalf("Pia is %+v (%v)", p, err)
 	}
 }

@@ -2,9 +2,13 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -389,6 +393,23 @@ func (s *Store) PeopleWithMemberships(ctx context.Context, ids []int64) (map[int
 	return people, byPerson, nil
 }
 
+// MemberVersion names the state of a person as an edit of them in an
+// event sees it (their name, details and roles there): an edit that names
+// the version it was made on is refused when the person changed since.
+func MemberVersion(p domain.Person, ms []domain.Membership) string {
+	roles := make([]string, len(ms))
+	for i, m := range ms {
+		roles[i] = roleName(m.Role, m.WorkshopID)
+	}
+	slices.Sort(roles)
+	h := sha256.New()
+	for _, v := range append([]string{p.Name, deref(p.Email), p.Organisation, p.Country, p.ActorType}, roles...) {
+		h.Write([]byte(v))
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
 // UpdateMember sets a person's name and details, and their role in an
 // event (in workshopID, or event-wide when 0), in one transaction, and
 // records what changed in the audit trail: a typo in an imported list, a
@@ -396,14 +417,16 @@ func (s *Store) PeopleWithMemberships(ctx context.Context, ids []int64) (map[int
 // replaces the person's roles in the event and keeps their attribution
 // choice. A person is one across events, so their name and details may
 // be changed only by an organizer of every event they are in (Forbidden
-// otherwise; their role here may still be changed). Roles granted by an
+// otherwise; their role here may still be changed). With a base (see
+// MemberVersion), a person changed since is a Conflict and nothing is
+// written. Roles granted by an
 // organisation account's claims (see syncClaimRoles) are changed there,
 // not here (Conflict). It tells whether anything changed: the person's
 // open connections, which carry their name, label and roles, must then
 // be checked again. A person of no role in the event is NotFound;
 // another person's email, or taking the event's last organizer away, is
 // a Conflict.
-func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personID int64, in PersonInput, role string, workshopID int64) (domain.Person, bool, error) {
+func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personID int64, in PersonInput, role string, workshopID int64, base string) (domain.Person, bool, error) {
 	var p domain.Person
 	roleChanged := false
 	var changed []string
@@ -412,6 +435,14 @@ func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personI
 		var err error
 		if p, ms, err = lockedMember(ctx, tx, eventID, personID); err != nil {
 			return err
+		}
+		if base != "" && base != MemberVersion(p, ms) {
+			roles := make([]string, len(ms))
+			for i, m := range ms {
+				roles[i] = roleName(m.Role, m.WorkshopID)
+			}
+			return domain.Errorf(domain.Conflict, "Someone changed %s since this form was loaded (their roles here now: %s). Nothing was saved: load the page again and make the change there.",
+				p.Name, strings.Join(roles, ", "))
 		}
 		next := in.person()
 		for _, f := range []struct {

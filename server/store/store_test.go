@@ -1978,14 +1978,14 @@ func TestUpdateMemberKeepsAnOrganizer(t *testing.T) {
 		t.Fatal(err)
 	}
 	in := store.PersonInput{Name: "Only organizer"}
-	if _, changed, err := s.UpdateMember(ctx, &only.ID, ev.ID, only.ID, in, domain.RoleObserver, 0); domain.ErrorCode(err) != domain.Conflict || changed {
+	if _, changed, err := s.UpdateMember(ctx, &only.ID, ev.ID, only.ID, in, domain.RoleObserver, 0, ""); domain.ErrorCode(err) != domain.Conflict || changed {
 		t.Fatalf("the only organizer made an observer: %v (changed %v), want a conflict", err, changed)
 	}
 	second, _, err := s.AddMember(ctx, nil, ev.ID, store.PersonInput{Name: "Second organizer"}, domain.RoleOrganizer, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, changed, err := s.UpdateMember(ctx, &second.ID, ev.ID, only.ID, in, domain.RoleObserver, 0); err != nil || !changed {
+	if _, changed, err := s.UpdateMember(ctx, &second.ID, ev.ID, only.ID, in, domain.RoleObserver, 0, ""); err != nil || !changed {
 		t.Fatalf("an organizer of two made an observer: %v (changed %v)", err, changed)
 	}
 	ms, err := s.Memberships(ctx, only.ID, ev.ID)
@@ -2183,10 +2183,10 @@ func TestUpdateMemberLeavesRolesFromClaimsAlone(t *testing.T) {
 		SELECT id, 'authors' FROM memberships WHERE person_id = ?`, staff.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, changed, err := s.UpdateMember(ctx, nil, ws[0].EventID, staff.ID, store.PersonInput{Name: "Staff Member", Email: "staff@example.org"}, domain.RoleObserver, 0); domain.ErrorCode(err) != domain.Conflict || changed {
+	if _, changed, err := s.UpdateMember(ctx, nil, ws[0].EventID, staff.ID, store.PersonInput{Name: "Staff Member", Email: "staff@example.org"}, domain.RoleObserver, 0, ""); domain.ErrorCode(err) != domain.Conflict || changed {
 		t.Fatalf("a role from claims changed by hand: %v (changed %v), want a conflict", err, changed)
 	}
-	p, changed, err := s.UpdateMember(ctx, nil, ws[0].EventID, staff.ID, store.PersonInput{Name: "Staff Member", Email: "staff@example.org", Organisation: "Ministry"}, domain.RoleReportAuthor, 0)
+	p, changed, err := s.UpdateMember(ctx, nil, ws[0].EventID, staff.ID, store.PersonInput{Name: "Staff Member", Email: "staff@example.org", Organisation: "Ministry"}, domain.RoleReportAuthor, 0, "")
 	if err != nil || !changed || p.Organisation != "Ministry" {
 		t.Fatalf("their organisation changed, their role kept: %+v (changed %v), %v", p, changed, err)
 	}
