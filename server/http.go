@@ -47,8 +47,11 @@ func asDomain(err error) error {
 	var ae *auth.AuthError
 	if errors.As(err, &ae) {
 		code := domain.Unauthorized
-		if ae.Code == "csrf" {
+		switch ae.Code {
+		case auth.CodeCSRF:
 			code = domain.BadCSRF
+		case auth.CodeTooMany:
+			code = domain.RateLimited
 		}
 		return &domain.Error{Code: code, Message: ae.Message, Err: err}
 	}

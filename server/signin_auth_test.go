@@ -630,3 +630,44 @@ func TestOIDCTrustEmail(t *testing.T) {
 		})
 	}
 }
+
+// TestSignInAttemptsAreBounded: every visit of /auth/login, signed in or
+// not, keeps a sign-in in progress; with store.MaxAttempts of them kept,
+// a visit is refused (429) and keeps nothing, so no one can fill the
+// database with them. Once they expire, sign-ins start again.
+func TestSignInAttemptsAreBounded(t *testing.T) {
+	p := startTestIDP(t)
+	f := MustFixture(t, p.env(pg.NewDB(t)))
+	ctx := context.Background()
+	count := func() (n int) {
+		t.Helper()
+		if err := f.store.DB().NewRaw("SELECT count(*) FROM oidc_attempts").Scan(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if _, err := f.store.DB().ExecContext(ctx, `INSERT INTO oidc_attempts (state_hash, nonce, verifier, return_to, expires_at)
+		SELECT 'filler-' || i, 'n', 'v', '/', now() + interval '10 minutes' FROM generate_series(1, ?) i`, store.MaxAttempts); err != nil {
+		t.Fatal(err)
+	}
+	status, body := newBrowser().get(t, f.srv.URL+"/auth/login")
+	if status != http.StatusTooManyRequests || !strings.Contains(body, "too many staff sign-ins") {
+		t.Errorf("a sign-in over the bound: %d, want 429:\n%.500s", status, body)
+	}
+	if n := count(); n != store.MaxAttempts {
+		t.Errorf("%d sign-ins kept, want %d", n, store.MaxAttempts)
+	}
+	// Long expired, they are dropped, and a sign-in starts.
+	if _, err := f.store.DB().ExecContext(ctx, "UPDATE oidc_attempts SET expires_at = now() - interval '2 hours'"); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser()
+	resp, err := b.c.Get(f.srv.URL + "/auth/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || count() != 1 {
+		t.Errorf("a sign-in after the others expired: %d, %d kept", resp.StatusCode, count())
+	}
+}

@@ -53,7 +53,7 @@ func (s *MemoryAttempts) PutAttempt(_ context.Context, a Attempt) error {
 		}
 	}
 	if len(s.m) >= maxMemoryAttempts {
-		return newErr(CodeInternal, "too many sign-ins in progress; try again in a few minutes", nil)
+		return ErrTooManyAttempts
 	}
 	s.m[a.State] = a
 	return nil

@@ -16,6 +16,7 @@ const (
 	CodeNoSession      = "no_session"       // SessionStore: no such session
 	CodeCSRF           = "csrf"             // CSRF or cross-origin check failed
 	CodeInternal       = "internal"         // storage or other internal failure
+	CodeTooMany        = "too_many"         // AttemptStore: too many sign-ins in progress
 )
 
 // AuthError is the one error type of this package: a machine-readable Code
@@ -34,6 +35,11 @@ var ErrNoSession error = &AuthError{Code: CodeNoSession, Message: "no such sessi
 // ErrNoAttempt is returned by AttemptStore.TakeAttempt for an unknown state.
 // Stores may return it or any *AuthError with Code "no_attempt".
 var ErrNoAttempt error = &AuthError{Code: CodeNoAttempt, Message: "no such sign-in attempt"}
+
+// ErrTooManyAttempts is returned by AttemptStore.PutAttempt when it keeps
+// as many sign-ins in progress as it may: each unauthenticated visit of
+// the sign-in starts one.
+var ErrTooManyAttempts error = &AuthError{Code: CodeTooMany, Message: "too many staff sign-ins are under way on this server; try again in a few minutes"}
 
 func (e *AuthError) Error() string { return e.Code + ": " + e.Message }
 
@@ -56,6 +62,8 @@ func (e *AuthError) HTTPStatus() int {
 		return http.StatusInternalServerError
 	case CodeNoSession:
 		return http.StatusUnauthorized
+	case CodeTooMany:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusBadRequest
 	}

@@ -18,11 +18,24 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
+// MaxAttempts bounds the OIDC sign-ins in progress a server keeps: each
+// unauthenticated visit of /auth/login starts one, and without a bound
+// anyone could fill the database with them.
+const MaxAttempts = 10000
+
 // PutAttempt stores an OIDC sign-in in progress (auth.AttemptStore) and
-// drops expired ones. The state is kept only as a hash.
+// drops expired ones. The state is kept only as a hash. With MaxAttempts
+// in progress already it is auth.ErrTooManyAttempts.
 func (s *Store) PutAttempt(ctx context.Context, a auth.Attempt) error {
 	if _, err := s.db.NewRaw("DELETE FROM oidc_attempts WHERE expires_at < now() - interval '1 hour'").Exec(ctx); err != nil {
 		return fmt.Errorf("drop expired sign-in attempts: %w", err)
+	}
+	var full bool
+	if err := s.db.NewRaw("SELECT count(*) >= ? FROM (SELECT 1 FROM oidc_attempts LIMIT ?) a", MaxAttempts, MaxAttempts).Scan(ctx, &full); err != nil {
+		return fmt.Errorf("count sign-in attempts: %w", err)
+	}
+	if full {
+		return auth.ErrTooManyAttempts
 	}
 	_, err := s.db.NewRaw("INSERT INTO oidc_attempts (state_hash, nonce, verifier, return_to, expires_at) VALUES (?, ?, ?, ?, ?)",
 		auth.HashToken(a.State), a.Nonce, a.Verifier, a.ReturnTo, a.Expires).Exec(ctx)
