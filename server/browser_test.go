@@ -1020,7 +1020,7 @@ func mustKeepPage(t *testing.T, ctx context.Context) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Promise.all([location.pathname, "/static/live.js", "/static/style.css"].map(u => caches.match(u))).then(rs => rs.every(r => !!r))`, chromedp.EvalAwaitPromise))
+		kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Promise.all([location.pathname, "/static/live.js", "/static/style.css", "/static/signout.js"].map(u => caches.match(u))).then(rs => rs.every(r => !!r))`, chromedp.EvalAwaitPromise))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -2010,5 +2010,107 @@ func TestReportAuthorsTabletSaysHowManyAreHere(t *testing.T) {
 	}
 	if strings.Contains(shown, "participant") {
 		t.Errorf("a report author's page names who is here: %q", shown)
+	}
+}
+
+// TestSigningOutForgetsTheRoomsCopy: signing out on a device drops the
+// copy of the room its workshop pages keep (a group's drafts, for the next
+// person to pick up a shared tablet to read in the browser's storage), in
+// the tab signed out in and in another tab open on the room; what was
+// typed and not yet saved stays, to be sent once its person is back.
+func TestSigningOutForgetsTheRoomsCopy(t *testing.T) {
+	tb := MustTablet(t)
+	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil || len(fs) == 0 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	draft := fs[0].Title
+	a, b := tb.twoTabs(t)
+	if err := chromedp.Do(a, waitText("#findings", draft)); err != nil {
+		t.Fatal(err)
+	}
+	if s := tb.stored(t, a, "state2"); !strings.Contains(s, draft) {
+		t.Fatalf("the device keeps no copy of the room to forget: %q", s)
+	}
+	drop := tb.failCreating(t, "Typed before signing out")
+	defer drop()
+	if err := chromedp.Do(a, typeFinding("Typed before signing out"), waitText("#findings li.pending", "Typed before signing out")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(a, tap(`form[action="/auth/logout"] button`), waitNone(`form[action="/auth/logout"]`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, waitText("#status", "Signed out")); err != nil {
+		t.Fatal(err)
+	}
+	shown, err := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector("#findings").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(shown, draft) {
+		t.Errorf("the other tab still shows the group's finding %q after the sign-out", draft)
+	}
+	if !strings.Contains(shown, "Typed before signing out") {
+		t.Errorf("the other tab no longer shows what was typed and not saved: %q", shown)
+	}
+	// A page that goes to the background saves: it must not write the copy back.
+	if err := chromedp.Do(b, evalJS(`document.dispatchEvent(new Event("visibilitychange"))`)); err != nil {
+		t.Fatal(err)
+	}
+	if s := tb.stored(t, a, "state2"); s != "" {
+		t.Errorf("the room's copy is still on the device after signing out: %.200s", s)
+	}
+	if q := tb.stored(t, a, "queue"); !strings.Contains(q, "Typed before signing out") {
+		t.Errorf("signing out lost what was typed and not saved: %q", q)
+	}
+
+	// Signed in again, the room's copy is back; signing out from a page
+	// without the room open (the event's page) forgets it too.
+	_, token := mustInvite(t, tb.f.store, tb.f.event.ID, store.PersonInput{Name: "Another user"}, domain.RoleParticipant, tb.w.ID)
+	if err := chromedp.Do(b, chromedp.Navigate(tb.f.srv.URL+"/signin/"+token), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText("#findings", draft)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, chromedp.Navigate(tb.f.srv.URL+"/events/"+tb.f.event.Slug)); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := chromedp.Run(b, chromedp.Evaluate[int](`Object.keys(localStorage).filter(k => /:state2$/.test(k)).length`))
+	if err != nil || kept == 0 {
+		t.Fatalf("no room's copy kept after signing in again (%v)", err)
+	}
+	if err := chromedp.Do(b, tap(`form[action="/auth/logout"] button`), waitNone(`form[action="/auth/logout"]`)); err != nil {
+		t.Fatal(err)
+	}
+	if kept, err := chromedp.Run(b, chromedp.Evaluate[int](`Object.keys(localStorage).filter(k => /:state2?$/.test(k)).length`)); err != nil || kept != 0 {
+		t.Errorf("%d copies of rooms still on the device after signing out from the event's page (%v)", kept, err)
+	}
+}
+
+// TestATabThatMissedTheSignOutKeepsNoCopy: a tab whose link was down when
+// the device was signed out in another page never hears its 4001; the
+// sign-out's time kept on the device (signout.js) stops it writing its
+// copy of the room back from then on.
+func TestATabThatMissedTheSignOutKeepsNoCopy(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	if s := tb.stored(t, ctx, "state2"); s == "" {
+		t.Fatal("the device keeps no copy of the room")
+	}
+	// Another page signed the device out just now (this one heard nothing).
+	if err := chromedp.Do(ctx, evalJS(`localStorage.setItem("rapporteur:signedout", String(Date.now() + 1000))`),
+		typeFinding("Typed after the sign-out elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wait, waitText("#findings li.saved", "Typed after the sign-out elsewhere"),
+		pollAcross(`localStorage.getItem("rapporteur:`+fmt.Sprint(tb.person.ID)+`:`+store.WorkshopRoom(tb.w.ID)+`:state2") === null`, "the room's copy dropped")); err != nil {
+		t.Errorf("the tab wrote its copy of the room after a sign-out on the device: %v", err)
+	}
+	if q := tb.stored(t, ctx, "queue") + tb.stored(t, ctx, "done"); q == "" {
+		t.Error("the tab stopped keeping its lists")
 	}
 }

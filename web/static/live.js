@@ -92,6 +92,12 @@
   // resume costs the server a catch-up, so the wait grows (1 s doubling
   // to 15 s) until a connection stays joined for a minute.
   var resumeWait = 0, resumeCalm = 60000;
+  // When this page loaded and last joined its room (ms since the epoch),
+  // and when the device was last signed out of (see save).
+  var loadedAt = Date.now(), joinedAt = 0;
+  var signedOutAt = function () {
+    try { return Number(localStorage.getItem("rapporteur:signedout") || 0); } catch (e) { return 0; }
+  };
   var signedOut = false, blocked = "", trouble = "", storageFull = false, draftFull = false, lastHeard = 0;
   var foreign = false; // this page is kept for another person than the one signed in (see joined)
   var rejoining = false, internalWait = 2000;
@@ -188,6 +194,14 @@
       }
     }
     storageFull = false;
+    // Signed out, the room's copy is no one's to keep: a shared device
+    // goes on to another person. A sign-out in any page of the device
+    // (see signout.js) since this page loaded and last joined counts: a
+    // tab whose link is down hears of it no other way.
+    if (signedOut || signedOutAt() > Math.max(loadedAt, joinedAt)) {
+      dropState();
+      return true;
+    }
     try { localStorage.setItem(storeKey + ":state2", JSON.stringify(state)); } catch (e) { dropState(); }
     return true;
   }
@@ -1087,7 +1101,7 @@
     ws = null;
     rejoining = false;
     if (code === 4001) { // session ended: only a new sign-in helps
-      signedOut = true;
+      forgetRoom();
     } else if (code === 1009) { // a frame over the limit (enqueue checks, so an old page's op)
       var over = queue.filter(function (op) { return bytes(frameOf(op)) > maxFrame; });
       if (!over.length) {
@@ -1112,13 +1126,23 @@
     reconnect(retry * (0.5 + Math.random() / 2));
     retry = Math.min(retry * 2, 30000);
   }
+  // forgetRoom marks the page signed out and drops its copy of the room,
+  // on the screen and on the device: the drafts of a group are for its
+  // members, and the next person to pick up a shared tablet is perhaps not
+  // one. What was typed here and not yet saved stays, to be sent once its
+  // person signs in again; a sign-in joins with a snapshot.
+  function forgetRoom() {
+    signedOut = true;
+    state = { seq: -1, findings: {}, voted: {}, km: { text: "", version: -1 } };
+    save();
+  }
   // probeSignIn tells a session that ended while the page was away (the
   // WebSocket upgrade then fails without a close code) from a server that
   // cannot be reached: the page itself answers 401.
   function probeSignIn() {
     fetch(location.href, { method: "HEAD", cache: "no-store" }).then(function (r) {
       if (r.status !== 401) return;
-      signedOut = true;
+      forgetRoom();
       if (timer !== null) { clearTimeout(timer); timer = null; }
       render();
     }, function () {});
@@ -1156,6 +1180,7 @@
         if (f.op_id) settle(f.op_id);
         break;
       case "joined":
+        joinedAt = Date.now();
         if (f.me && me && me !== "0" && f.me !== me) { notMine(); return; }
         if (f.room === room && f.seq > state.seq && !rejoining) {
           // The catch-up lacks entries the server says it sent (one was
@@ -1332,6 +1357,9 @@
     if (!ws && timer !== null) { clearTimeout(timer); timer = null; retry = 500; connect(); }
   });
   window.addEventListener("storage", function (e) {
+    // Signed out in another page of the device: so is this one, unless it
+    // has another session by now (see probeSignIn).
+    if (e.key === "rapporteur:signedout") probeSignIn();
     if (e.key === storeKey + ":queue" || e.key === storeKey + ":failed" || e.key === storeKey + ":done") {
       // Another tab wrote its lists before it saw this tab's: until written
       // again, what it left out is only in memory, and lost with the page.
@@ -1445,7 +1473,7 @@
     navigator.serviceWorker.register("/sw.js").catch(function () {});
     if (!navigator.serviceWorker.controller) {
       caches.open("rapporteur-pages-v1").then(function (c) { // the cache sw.js answers from
-        return c.addAll([location.pathname, "/static/live.js", "/static/style.css"]);
+        return c.addAll([location.pathname, "/static/live.js", "/static/style.css", "/static/signout.js"]);
       }).catch(function () {});
     }
   }

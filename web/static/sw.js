@@ -1,7 +1,7 @@
 // sw.js: lets a workshop page open on this device load again without a
 // network (a tablet that reloads while the Wi-Fi is down), so the changes
 // it keeps on the device can be seen, added to and sent once the network
-// is back. Pages and their two files are fetched from the network first;
+// is back. Pages and their files are fetched from the network first;
 // only when that fails, or takes over 5 s, does the copy kept from the
 // last load answer.
 "use strict";
@@ -15,7 +15,7 @@ self.addEventListener("activate", function (e) { e.waitUntil(self.clients.claim(
 // offline tells whether a request is one this worker keeps a copy of.
 function offline(req, url) {
   if (req.method !== "GET" || url.origin !== self.location.origin) return false;
-  if (url.pathname === "/static/live.js" || url.pathname === "/static/style.css") return true;
+  if (url.pathname === "/static/live.js" || url.pathname === "/static/style.css" || url.pathname === "/static/signout.js") return true;
   return req.mode === "navigate" && /^\/events\/[^/]+\/workshops\/\d+$/.test(url.pathname);
 }
 
