@@ -22,8 +22,9 @@ type termPositions struct {
 	pos  []uint64  // array element << 32 | position, ascending per document; nil without positions
 	norm []float32 // per document
 	// dense holds docs as a set when they are more than a 32nd of the
-	// segment (then it costs less than docs): counting the documents a
-	// viewer may see is then an AND of two sets (see scopedReader).
+	// segment (then it costs less than docs), for postings decoded without
+	// positions: counting the documents a viewer may see is then an AND of
+	// two sets (see scopedReader.docFreq).
 	dense bitset
 }
 
@@ -139,7 +140,7 @@ func (c *posCache) get(seg segment.Segment, dict segment.TermDictionary, term st
 
 	e.once.Do(func() {
 		e.tp, e.err = decodePositions(dict, term, withPos)
-		if n := int(seg.Count()); e.err == nil && len(e.tp.docs) > n/32 {
+		if n := int(seg.Count()); e.err == nil && !withPos && len(e.tp.docs) > n/32 {
 			e.tp.dense = newBitset(n)
 			for _, d := range e.tp.docs {
 				e.tp.dense.set(d)

@@ -34,7 +34,9 @@ func (q *prefixQuery) Searcher(ctx context.Context, r index.IndexReader, m mappi
 		bq.SetField(q.field)
 		return bq.Searcher(ctx, r, m, opts)
 	}
-	dict, err := r.FieldDictPrefix(q.field, []byte(q.prefix))
+	// The snapshot's own terms: the matches are filtered by audience
+	// later, and a match scores the same whatever term it holds.
+	dict, err := snap.FieldDictPrefix(q.field, []byte(q.prefix))
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +57,16 @@ func (q *prefixQuery) Searcher(ctx context.Context, r index.IndexReader, m mappi
 	}
 	if len(terms) == 0 {
 		return searcher.NewMatchNoneSearcher(r)
+	}
+	// A prefix that matches nothing the viewer may see matches nothing:
+	// matching at all weighs (see Weight) in a query of several parts.
+	if sr, ok := r.(*scopedReader); ok {
+		if visible, err := sr.anyVisible(q.field, terms); err != nil || !visible {
+			if err != nil {
+				return nil, err
+			}
+			return searcher.NewMatchNoneSearcher(r)
+		}
 	}
 	// A constant score is a term with idf 1 that every match holds once.
 	constant := &segTerm{term: q.prefix, idf: 1, weight: 1}

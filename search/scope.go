@@ -86,7 +86,7 @@ func (r *scopedReader) DocCount() (uint64, error) { return r.total, nil }
 // TermFieldReader implements index.IndexReader: the snapshot's reader,
 // whose Count is the documents holding term that the audience may see.
 func (r *scopedReader) TermFieldReader(ctx context.Context, term []byte, field string, includeFreq, includeNorm, includeTermVectors bool) (index.TermFieldReader, error) {
-	n, err := r.docFreq(field, term)
+	n, err := r.docFreq(field, term, true)
 	if err != nil {
 		return nil, err
 	}
@@ -98,8 +98,9 @@ func (r *scopedReader) TermFieldReader(ctx context.Context, term []byte, field s
 }
 
 // docFreq counts the documents holding term in field that the audience
-// may see.
-func (r *scopedReader) docFreq(field string, term []byte) (uint64, error) {
+// may see. The postings of a term of textField are decoded into the
+// index's cache when keep is set (the query's matcher reads them next).
+func (r *scopedReader) docFreq(field string, term []byte, keep bool) (uint64, error) {
 	key := fieldTerm{field, string(term)}
 	if n, ok := r.df[key]; ok {
 		return n, nil
@@ -115,8 +116,9 @@ func (r *scopedReader) docFreq(field string, term []byte) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		if field == textField && r.pos != nil && !r.full[i] {
-			// Decoded once and kept: the query's matcher reads them next.
+		if keep && field == textField && r.pos != nil && !r.full[i] {
+			// Decoded once and kept: a word's matcher reads them next (a
+			// phrase's decodes them again, with positions).
 			tp, err := r.pos.get(ss.Segment(), dict, string(term), false, r.live)
 			if err != nil {
 				return 0, err
@@ -168,3 +170,101 @@ type scopedTermReader struct {
 
 // Count implements index.TermFieldReader.
 func (t *scopedTermReader) Count() uint64 { return t.n }
+
+// FieldDict implements index.IndexReader: the terms of field that the
+// audience may see a document of, each counted over those documents.
+func (r *scopedReader) FieldDict(field string) (index.FieldDict, error) {
+	d, err := r.IndexSnapshot.FieldDict(field)
+	return r.dict(d, field, err)
+}
+
+// FieldDictRange implements index.IndexReader, as FieldDict.
+func (r *scopedReader) FieldDictRange(field string, start, end []byte) (index.FieldDict, error) {
+	d, err := r.IndexSnapshot.FieldDictRange(field, start, end)
+	return r.dict(d, field, err)
+}
+
+// FieldDictPrefix implements index.IndexReader, as FieldDict: a prefix
+// expands only to terms the audience may see, or the number of its
+// expansions (which weighs a match) would tell of hidden ones. (The query
+// language has no regular expressions or fuzzy terms, whose dictionaries
+// are the snapshot's.)
+func (r *scopedReader) FieldDictPrefix(field string, prefix []byte) (index.FieldDict, error) {
+	d, err := r.IndexSnapshot.FieldDictPrefix(field, prefix)
+	return r.dict(d, field, err)
+}
+
+func (r *scopedReader) dict(d index.FieldDict, field string, err error) (index.FieldDict, error) {
+	if err != nil {
+		return nil, err
+	}
+	return &scopedDict{FieldDict: d, r: r, field: field}, nil
+}
+
+// scopedDict is a term dictionary that skips the terms its scopedReader's
+// audience may see no document of.
+type scopedDict struct {
+	index.FieldDict
+	r     *scopedReader
+	field string
+}
+
+// Next implements index.FieldDict.
+func (d *scopedDict) Next() (*index.DictEntry, error) {
+	for {
+		e, err := d.FieldDict.Next()
+		if e == nil || err != nil {
+			return e, err
+		}
+		// Not kept: a prefix may expand to thousands of terms.
+		n, err := d.r.docFreq(d.field, []byte(e.Term), false)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			e.Count = n
+			return e, nil
+		}
+	}
+}
+
+// anyVisible reports whether the audience may see a document holding one
+// of terms in field; it stops at the first.
+func (r *scopedReader) anyVisible(field string, terms []string) (bool, error) {
+	var list segment.PostingsList
+	var it segment.PostingsIterator
+	for i, ss := range r.v.segs {
+		if r.seen[i] == 0 {
+			continue
+		}
+		dict, err := ss.Segment().Dictionary(field)
+		if err != nil {
+			return false, err
+		}
+		for _, t := range terms {
+			if list, err = dict.PostingsList([]byte(t), ss.Deleted(), list); err != nil {
+				return false, err
+			}
+			if r.full[i] {
+				if list.Count() > 0 {
+					return true, nil
+				}
+				continue
+			}
+			it = list.Iterator(false, false, false, it)
+			for {
+				p, err := it.Next()
+				if err != nil {
+					return false, err
+				}
+				if p == nil {
+					break
+				}
+				if r.aud[i].has(uint32(p.Number())) {
+					return true, nil
+				}
+			}
+		}
+	}
+	return false, nil
+}

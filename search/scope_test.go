@@ -36,7 +36,8 @@ func TestScoresIgnoreWhatTheViewerCannotSee(t *testing.T) {
 	MustApply(t, ix, public, 100)
 
 	texts := []string{`acmecorp`, `quokka OR acmecorp`, `title:acmecorp`, `"acmecorp audit"`,
-		`acmecorp -quokka`, `country:FI`, `country:FI acmecorp`, `acme*`, `(quokka OR acmecorp) police`}
+		`acmecorp -quokka`, `country:FI`, `country:FI acmecorp`, `acme*`, `(quokka OR acmecorp) police`,
+		`title:acme*`, `country:FI*`, `acmecorp OR zzhid*`, `done:acmecorp`}
 	scores := func(audience []string) map[string]map[string]float64 {
 		out := make(map[string]map[string]float64)
 		for _, text := range texts {
@@ -60,7 +61,7 @@ func TestScoresIgnoreWhatTheViewerCannotSee(t *testing.T) {
 	// words searched for.
 	var drafts []search.Document
 	for i := 0; i < 40; i++ {
-		d := doc(fmt.Sprintf("d%d", i), "Acmecorp acmecorp quokka police", "Acmecorp acme audit in FI.", []string{"FI"}, "workshop:101")
+		d := doc(fmt.Sprintf("d%d", i), "Acmecorp acmecorp acmeqqq quokka police", "Acmecorp acme audit in FI, zzhidden.", []string{"FI", "FIX", "FIY"}, "workshop:101")
 		d.Release = "draft"
 		drafts = append(drafts, d)
 	}

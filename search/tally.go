@@ -11,6 +11,7 @@ import (
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	bsearch "github.com/blevesearch/bleve/v2/search"
 	"github.com/blevesearch/bleve/v2/search/query"
+	index "github.com/blevesearch/bleve_index_api"
 )
 
 // matches runs the text query q over one index snapshot, as audience
@@ -30,9 +31,12 @@ func (ix *Index) matches(ctx context.Context, q query.Query, score bool, audienc
 		v.release()
 		return nil, searchError(err)
 	}
-	r := ix.scoped(v, audience)
+	// Unscored (sorted by date), no statistics matter.
+	var r index.IndexReader = v.snap
 	opts := bsearch.SearcherOptions{}
-	if !score {
+	if score {
+		r = ix.scoped(v, audience)
+	} else {
 		opts.Score = bleve.ScoreNone
 	}
 	s, err := q.Searcher(ctx, r, ix.bi.Mapping(), opts)
