@@ -281,7 +281,7 @@ func TestAStaleEditOfAPersonIsRefused(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		page := string(b)
-		i := strings.Index(page, fmt.Sprintf(`action="/api/events/%s/people/%d">`, f.event.Slug, pia.ID))
+		i := strings.Index(page, fmt.Sprintf(`action="/api/events/%s/people/%d"`, f.event.Slug, pia.ID))
 		if i < 0 {
 			t.Fatalf("no edit form of Pia on the page")
 		}
