@@ -52,6 +52,8 @@ func asDomain(err error) error {
 			code = domain.BadCSRF
 		case auth.CodeTooMany:
 			code = domain.RateLimited
+		case auth.CodeInternal: // the server's failure (its database), not the person's
+			code = domain.Internal
 		}
 		return &domain.Error{Code: code, Message: ae.Message, Err: err}
 	}

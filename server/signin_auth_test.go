@@ -657,6 +657,18 @@ func TestSignInAttemptsAreBounded(t *testing.T) {
 	if n := count(); n != store.MaxAttempts {
 		t.Errorf("%d sign-ins kept, want %d", n, store.MaxAttempts)
 	}
+	// A sign-in the database cannot keep is the server's failure (500,
+	// logged), not a refused sign-in (it was 401).
+	if _, err := f.store.DB().ExecContext(ctx, "ALTER TABLE oidc_attempts RENAME TO oidc_attempts_gone"); err != nil {
+		t.Fatal(err)
+	}
+	status, _ = newBrowser().get(t, f.srv.URL+"/auth/login")
+	if _, err := f.store.DB().ExecContext(ctx, "ALTER TABLE oidc_attempts_gone RENAME TO oidc_attempts"); err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusInternalServerError {
+		t.Errorf("a sign-in the database cannot keep: %d, want 500", status)
+	}
 	// Long expired, they are dropped, and a sign-in starts.
 	if _, err := f.store.DB().ExecContext(ctx, "UPDATE oidc_attempts SET expires_at = now() - interval '2 hours'"); err != nil {
 		t.Fatal(err)
