@@ -137,23 +137,11 @@ func (r *scopedReader) docFreq(field string, term []byte, keep bool) (uint64, er
 		if list, err = dict.PostingsList(term, ss.Deleted(), list); err != nil {
 			return 0, err
 		}
-		if r.full[i] {
-			n += list.Count()
-			continue
+		var c uint64
+		if c, it, err = r.countVisible(i, list, it, 0); err != nil {
+			return 0, err
 		}
-		it = list.Iterator(false, false, false, it)
-		for {
-			p, err := it.Next()
-			if err != nil {
-				return 0, err
-			}
-			if p == nil {
-				break
-			}
-			if r.aud[i].has(uint32(p.Number())) {
-				n++
-			}
-		}
+		n += c
 	}
 	r.df[key] = n
 	return n, nil
@@ -245,26 +233,33 @@ func (r *scopedReader) anyVisible(field string, terms []string) (bool, error) {
 			if list, err = dict.PostingsList([]byte(t), ss.Deleted(), list); err != nil {
 				return false, err
 			}
-			if r.full[i] {
-				if list.Count() > 0 {
-					return true, nil
-				}
-				continue
-			}
-			it = list.Iterator(false, false, false, it)
-			for {
-				p, err := it.Next()
-				if err != nil {
-					return false, err
-				}
-				if p == nil {
-					break
-				}
-				if r.aud[i].has(uint32(p.Number())) {
-					return true, nil
-				}
+			var c uint64
+			if c, it, err = r.countVisible(i, list, it, 1); err != nil || c > 0 {
+				return c > 0, err
 			}
 		}
 	}
 	return false, nil
+}
+
+// countVisible counts the documents of list, a postings list of segment
+// i without its deleted documents, that the audience may see; it stops
+// once it has counted stop of them (0: never).
+func (r *scopedReader) countVisible(i int, list segment.PostingsList, it segment.PostingsIterator, stop uint64) (uint64, segment.PostingsIterator, error) {
+	if r.full[i] {
+		return list.Count(), it, nil
+	}
+	it = list.Iterator(false, false, false, it)
+	var n uint64
+	for {
+		p, err := it.Next()
+		if err != nil || p == nil {
+			return n, it, err
+		}
+		if r.aud[i].has(uint32(p.Number())) {
+			if n++; n == stop {
+				return n, it, nil
+			}
+		}
+	}
 }
