@@ -283,19 +283,14 @@ func (a *app) handleSearchCSV(w http.ResponseWriter, r *http.Request) {
 			ids = append(ids, id)
 		}
 	}
-	fs, err := a.store.FindingsForIndex(r.Context(), ids)
+	fs, err := a.store.FindingsForExport(r.Context(), ids)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	byID := make(map[int64]store.IndexFinding, len(fs))
+	byID := make(map[int64]store.ExportFinding, len(fs))
 	for _, f := range fs {
 		byID[f.ID] = f
-	}
-	credits, err := a.store.Credits(r.Context(), ids)
-	if err != nil {
-		a.fail(w, r, err)
-		return
 	}
 	names, err := a.searchNames(r.Context(), s.Event)
 	if err != nil {
@@ -339,7 +334,7 @@ func (a *app) handleSearchCSV(w http.ResponseWriter, r *http.Request) {
 			names.slugs[ev], ws, f.Title, f.WhatDone, f.Results, f.Transferability, f.NordicProposal,
 			strings.Join(f.Countries, "; "), strings.Join(f.Themes, "; "), strings.Join(f.Ps, "; "),
 			strings.Join(f.Forms, "; "), strings.Join(f.VictimGroups, "; "), strings.Join(f.ActorTypes, "; "),
-			f.Language, f.ReleaseState, strconv.FormatBool(f.IsKey), f.Attribution, credits[f.ID], contactName, contactEmail,
+			f.Language, f.ReleaseState, strconv.FormatBool(f.IsKey), f.Attribution, f.Credit, contactName, contactEmail,
 			f.CreatedAt.UTC().Format(time.RFC3339), f.UpdatedAt.UTC().Format(time.RFC3339)}
 		for i := range row {
 			row[i] = csvSafe(row[i])

@@ -93,6 +93,44 @@ func (s *Store) FindingsForIndex(ctx context.Context, ids []int64) ([]IndexFindi
 	return fs, nil
 }
 
+// ExportFinding is a finding with how it is credited (see domain.Credit).
+type ExportFinding struct {
+	bun.BaseModel  `bun:"table:findings,alias:finding"`
+	domain.Finding `bun:",extend"`
+	Credit         string `bun:"-"`
+}
+
+// FindingsForExport returns the live findings among ids with their
+// credits, in one read (a finding's attribution and its credit agree).
+func (s *Store) FindingsForExport(ctx context.Context, ids []int64) ([]ExportFinding, error) {
+	var rows []struct {
+		bun.BaseModel  `bun:"table:findings,alias:finding"`
+		domain.Finding `bun:",extend"`
+		AuthorName     string `bun:"author_name,scanonly"`
+		AuthorOrg      string `bun:"author_org,scanonly"`
+		AuthorCountry  string `bun:"author_country,scanonly"`
+		AuthorActor    string `bun:"author_actor,scanonly"`
+	}
+	if len(ids) == 0 {
+		return []ExportFinding{}, nil
+	}
+	err := s.db.NewSelect().Model(&rows).ColumnExpr("finding.*").
+		ColumnExpr("coalesce(p.name, '') AS author_name, coalesce(p.organisation, '') AS author_org").
+		ColumnExpr("coalesce(p.country, '') AS author_country, coalesce(p.actor_type, '') AS author_actor").
+		Join("LEFT JOIN people AS p ON p.id = finding.author_id").
+		Where("finding.id = ANY(?) AND finding.deleted_at IS NULL", pgdialect.Array(ids)).
+		Order("finding.id").Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read findings to export: %w", err)
+	}
+	out := make([]ExportFinding, len(rows))
+	for i, r := range rows {
+		out[i] = ExportFinding{Finding: r.Finding, Credit: domain.Credit(r.Attribution,
+			domain.Person{Name: r.AuthorName, Organisation: r.AuthorOrg, Country: r.AuthorCountry, ActorType: r.AuthorActor})}
+	}
+	return out, nil
+}
+
 // Credits returns how each live finding among ids is credited (see
 // domain.Credit), by id.
 func (s *Store) Credits(ctx context.Context, ids []int64) (map[int64]string, error) {
