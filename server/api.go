@@ -14,6 +14,12 @@ func (a *app) handleHealthz(w http.ResponseWriter, r *http.Request) {
 
 // handleReadyz answers 200 once the database is reachable and migrated.
 func (a *app) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	// Shutting down, the process takes no new connections (its /ws answers
+	// 503): a load balancer should send clients elsewhere.
+	if a.draining.Load() {
+		a.fail(w, r, domain.Errorf(domain.Unavailable, "The server is shutting down."))
+		return
+	}
 	if err := a.store.Ready(r.Context()); err != nil {
 		a.fail(w, r, err)
 		return

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -38,6 +39,7 @@ type app struct {
 	baseOrigin string
 	oidc       *oidcClient         // nil when staff sign-in by OIDC is not configured
 	upgrader   *websocket.Upgrader // for /ws; checks Origin against BASE_URL
+	draining   atomic.Bool         // set once shutdown begins: /readyz says so
 }
 
 func newApp(d appDeps) *app {

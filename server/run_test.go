@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/rapporteur/rapporteur/server/demo"
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -480,5 +483,68 @@ func TestFollowingStartsAgain(t *testing.T) {
 	}
 	if len(calls) > 0 {
 		t.Error("the listener was started again after the server stopped")
+	}
+}
+
+// TestNotReadyWhileShuttingDown: once the server begins to shut down it
+// answers /readyz with 503 (its /ws takes no new connections), all the
+// while it waits for its WebSockets to close: a load balancer sends
+// clients elsewhere.
+func TestNotReadyWhileShuttingDown(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	m := f.MustMember(t, domain.RoleParticipant, &f.ws[0], "FI", "police")
+	req, _ := http.NewRequest("GET", f.srv.URL+"/ws", nil)
+	h := http.Header{"Origin": {f.srv.URL}}
+	for _, ck := range m.http.Jar.Cookies(req.URL) {
+		h.Add("Cookie", ck.Name+"="+ck.Value)
+	}
+	// A client that reads nothing: the server waits for its answer to the
+	// close frame (hub closeGrace) before it stops serving HTTP.
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(f.srv.URL, "http")+"/ws", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	f.srv.cancel()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		resp, err := http.Get(f.srv.URL + "/readyz")
+		if err == nil {
+			status := resp.StatusCode
+			resp.Body.Close()
+			if status == http.StatusServiceUnavailable {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz while shutting down: %v, want 503", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	<-f.srv.done
+}
+
+// TestHealthcheckAsksTheAddressServed: the container's health check asks
+// the server on ADDR, even when ADDR is one address (it asked 127.0.0.1
+// whatever ADDR said), and loopback when ADDR is every address.
+func TestHealthcheckAsksTheAddressServed(t *testing.T) {
+	s := MustStart(t, map[string]string{"DATABASE_URL": pg.NewDB(t), "ADDR": "127.0.0.2:0"})
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(u.Host)
+	check := func(addr string) error {
+		return healthcheck(context.Background(), func(k string) string { return map[string]string{"ADDR": addr}[k] })
+	}
+	if err := check(u.Host); err != nil {
+		t.Errorf("ADDR %s, where the server listens: %v", u.Host, err)
+	}
+	if err := check("127.0.0.3:" + port); err == nil {
+		t.Errorf("ADDR 127.0.0.3:%s, where nothing listens: healthy", port)
+	}
+	// Every address: loopback, where this server does not listen.
+	if err := check("0.0.0.0:" + port); err == nil || !strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("ADDR 0.0.0.0:%s: %v, want loopback asked (and no answer)", port, err)
 	}
 }
