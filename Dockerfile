@@ -1,5 +1,5 @@
 # Build: a static binary, with the migrations, templates and static files embedded.
-FROM golang:1.26-bookworm AS build
+FROM golang:1.26.8-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
