@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +29,38 @@ type config struct {
 	Auth         authConfig // OIDC_* and INVITE_GRACE: sign-in (server/signin.go)
 }
 
+// withSecretFiles returns getenv with the secret settings (DATABASE_URL,
+// OIDC_CLIENT_SECRET) read from the file KEY_FILE names, when set, without
+// a final newline: compose and Kubernetes secrets are files.
+func withSecretFiles(getenv func(string) string) (func(string) string, error) {
+	files := map[string]string{}
+	for _, k := range []string{"DATABASE_URL", "OIDC_CLIENT_SECRET"} {
+		name := getenv(k + "_FILE")
+		if name == "" {
+			continue
+		}
+		if getenv(k) != "" {
+			return nil, fmt.Errorf("set %s or %s_FILE, not both", k, k)
+		}
+		b, err := os.ReadFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("%s_FILE: %w", k, err)
+		}
+		files[k] = strings.TrimRight(string(b), "\r\n")
+	}
+	return func(k string) string {
+		if v, ok := files[k]; ok {
+			return v
+		}
+		return getenv(k)
+	}, nil
+}
+
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	getenv, err := withSecretFiles(getenv)
+	if err != nil {
+		return config{}, err
+	}
 	env := func(k, def string) string {
 		if v := getenv(k); v != "" {
 			return v
@@ -41,7 +73,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Addr, "addr", env("ADDR", ":8080"), "address to listen on (ADDR)")
 	fs.StringVar(&cfg.BaseURL, "base-url", env("BASE_URL", ""), "public base URL, e.g. https://seminar.example.org (BASE_URL; default http://localhost:PORT)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("DATA_DIR", "./data"), "data folder: private Postgres and search index (DATA_DIR)")
-	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL; empty starts a private Postgres (DATABASE_URL)")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL; empty starts a private Postgres (DATABASE_URL, or a file named by DATABASE_URL_FILE)")
 	fs.StringVar(&cfg.PGBin, "pg-bin", env("PG_BIN", ""), "PostgreSQL bin folder for the private Postgres (PG_BIN)")
 	hubRate, err := strconv.ParseFloat(env("HUB_OPS_PER_SECOND", "20"), 64)
 	if err != nil || !(hubRate > 0) || math.IsInf(hubRate, 0) {

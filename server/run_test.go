@@ -291,6 +291,8 @@ func TestBadConfigurationSaysWhatToDo(t *testing.T) {
 		{"HUB_OPS_PER_SECOND not a number", map[string]string{"HUB_OPS_PER_SECOND": "NaN"}, "positive number"},
 		{"OIDC_TRUST_EMAIL not a boolean", map[string]string{"OIDC_TRUST_EMAIL": "yes please"}, "OIDC_TRUST_EMAIL must be true or false"},
 		{"unwritable data folder with DATABASE_URL", map[string]string{"DATA_DIR": filepath.Join(file, "data"), "DATABASE_URL": "postgres://u@localhost/db"}, "DATA_DIR"},
+		{"DATABASE_URL and its file", map[string]string{"DATABASE_URL": "postgres://u@localhost/db", "DATABASE_URL_FILE": file}, "DATABASE_URL or DATABASE_URL_FILE, not both"},
+		{"no OIDC_CLIENT_SECRET_FILE", map[string]string{"OIDC_CLIENT_SECRET_FILE": filepath.Join(file, "gone")}, "OIDC_CLIENT_SECRET_FILE"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -547,4 +549,28 @@ func TestHealthcheckAsksTheAddressServed(t *testing.T) {
 	if err := check("0.0.0.0:" + port); err == nil || !strings.Contains(err.Error(), "127.0.0.1") {
 		t.Errorf("ADDR 0.0.0.0:%s: %v, want loopback asked (and no answer)", port, err)
 	}
+}
+
+// TestSecretsFromFiles: DATABASE_URL and OIDC_CLIENT_SECRET may be read
+// from the files their _FILE settings name (compose secrets), without the
+// file's final newline.
+func TestSecretsFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	dbFile, secretFile := filepath.Join(dir, "db"), filepath.Join(dir, "secret")
+	if err := os.WriteFile(dbFile, []byte(pg.NewDB(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(secretFile, []byte("s3cret\r\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"DATABASE_URL_FILE": dbFile, "OIDC_CLIENT_SECRET_FILE": secretFile, "OIDC_ISSUER": "http://127.0.0.1:1", "OIDC_CLIENT_ID": "x"}
+	cfg, err := parseConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := os.ReadFile(dbFile); cfg.DatabaseURL != strings.TrimSpace(string(want)) || cfg.Auth.ClientSecret != "s3cret" {
+		t.Errorf("DATABASE_URL %q, client secret %q", cfg.DatabaseURL, cfg.Auth.ClientSecret)
+	}
+	s := MustStart(t, env) // the database of the file
+	MustGetJSON(t, s.URL+"/readyz", 200, new(map[string]string))
 }
