@@ -2114,3 +2114,24 @@ func TestATabThatMissedTheSignOutKeepsNoCopy(t *testing.T) {
 		t.Error("the tab stopped keeping its lists")
 	}
 }
+
+// TestTheNextPersonsPageDropsTheFormerCopy: someone signs in on a tablet
+// whose last person did not sign out; their workshop page drops the copy
+// of the room kept for the last person (theirs to read, not this one's).
+func TestTheNextPersonsPageDropsTheFormerCopy(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	if s := tb.stored(t, ctx, "state2"); s == "" {
+		t.Fatal("the device keeps no copy of the room")
+	}
+	_, token := mustInvite(t, tb.f.store, tb.f.event.ID, store.PersonInput{Name: "Next user"}, domain.RoleParticipant, tb.w.ID)
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.f.srv.URL+"/signin/"+token), chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	if s := tb.stored(t, ctx, "state2"); s != "" {
+		t.Errorf("the copy kept for the last person is still on the device: %.100s", s)
+	}
+}

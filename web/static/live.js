@@ -55,6 +55,19 @@
   // skips those that carry what changed, and so may lack changes before
   // its seq. It is not trusted (nor kept: the log or a snapshot has it).
   try { localStorage.removeItem(storeKey + ":state"); } catch (e) {}
+  // Copies of rooms kept for other people of this device (signed in here
+  // before, without signing out) are theirs, not this person's to read:
+  // dropped. Their changes not yet saved stay.
+  (function () {
+    var mine = "rapporteur:" + (root.dataset.person || "") + ":", others = [];
+    try {
+      for (var i = 0; i < localStorage.length; i++) {
+        var k = localStorage.key(i);
+        if (k && k.indexOf("rapporteur:") === 0 && k.indexOf(mine) !== 0 && /:state2?$/.test(k)) others.push(k);
+      }
+      others.forEach(function (k) { localStorage.removeItem(k); });
+    } catch (e) {}
+  })();
   var state = load(":state2", { seq: 0, findings: {} });
   if (!state || typeof state.seq !== "number" || !state.findings || typeof state.findings !== "object") state = { seq: 0, findings: {} };
   if (!state.voted || typeof state.voted !== "object") state.voted = {}; // the findings this person supports, by id
@@ -92,12 +105,14 @@
   // resume costs the server a catch-up, so the wait grows (1 s doubling
   // to 15 s) until a connection stays joined for a minute.
   var resumeWait = 0, resumeCalm = 60000;
-  // When this page loaded and last joined its room (ms since the epoch),
-  // and when the device was last signed out of (see save).
-  var loadedAt = Date.now(), joinedAt = 0;
-  var signedOutAt = function () {
-    try { return Number(localStorage.getItem("rapporteur:signedout") || 0); } catch (e) { return 0; }
+  // signOutMark reads the mark a sign-out on this device leaves (see
+  // signout.js); markSeen is the mark as it was when this page loaded or
+  // last joined its room as its person: a new one since means a sign-out
+  // this page did not hear of (see save).
+  var signOutMark = function () {
+    try { return localStorage.getItem("rapporteur:signedout") || ""; } catch (e) { return ""; }
   };
+  var markSeen = signOutMark();
   var signedOut = false, blocked = "", trouble = "", storageFull = false, draftFull = false, lastHeard = 0;
   var foreign = false; // this page is kept for another person than the one signed in (see joined)
   var rejoining = false, internalWait = 2000;
@@ -196,9 +211,9 @@
     storageFull = false;
     // Signed out, the room's copy is no one's to keep: a shared device
     // goes on to another person. A sign-out in any page of the device
-    // (see signout.js) since this page loaded and last joined counts: a
+    // (see signout.js) since this page loaded or last joined counts: a
     // tab whose link is down hears of it no other way.
-    if (signedOut || signedOutAt() > Math.max(loadedAt, joinedAt)) {
+    if (signedOut || signOutMark() !== markSeen) {
       dropState();
       return true;
     }
@@ -653,7 +668,10 @@
     }
     // The op stays kept until its text is back in the form, where the
     // draft keeps it (see saveDraft).
-    if (op.kind === "finding.create") {
+    if (signedOut) {
+      // The room is not known while signed out: an edit could not be told
+      // from a new finding. Back once signed in again.
+    } else if (op.kind === "finding.create") {
       li.appendChild(button("Edit again", "edit", function () { if (intoForm(op.body, null)) forget(op); }));
     } else if (op.kind === "finding.update" && now) {
       // Based on the finding as it is now: what someone else changed is
@@ -677,7 +695,7 @@
     var d = o.draft, li = item(d.body, "failed");
     li.dataset.orphan = o.tab;
     li.querySelector(".state").textContent = "Not saved: typed in another tab or window, closed or asleep" + (d.editing ? " (changes to \u201c" + d.editing.title + "\u201d)" : "");
-    li.appendChild(button("Edit again", "edit", function () {
+    if (!signedOut) li.appendChild(button("Edit again", "edit", function () {
       var now = freshOrphan(o);
       if (!now) return;
       var edit = now.editing && state.findings[now.editing.id] ? now.editing : null;
@@ -1133,6 +1151,13 @@
   // person signs in again; a sign-in joins with a snapshot.
   function forgetRoom() {
     signedOut = true;
+    if (ws) { // told by a probe: entries still coming are not applied to the emptied room
+      var sock = ws;
+      ws = null;
+      live = false;
+      rejoining = false;
+      sock.close();
+    }
     state = { seq: -1, findings: {}, voted: {}, km: { text: "", version: -1 } };
     save();
   }
@@ -1180,7 +1205,6 @@
         if (f.op_id) settle(f.op_id);
         break;
       case "joined":
-        joinedAt = Date.now();
         if (f.me && me && me !== "0" && f.me !== me) { notMine(); return; }
         if (f.room === room && f.seq > state.seq && !rejoining) {
           // The catch-up lacks entries the server says it sent (one was
@@ -1188,6 +1212,7 @@
           rejoin();
           return;
         }
+        markSeen = signOutMark(); // joined as this page's person
         live = true;
         rejoining = false;
         blocked = "";
