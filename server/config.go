@@ -46,7 +46,11 @@ func withSecretFiles(getenv func(string) string) (func(string) string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s_FILE: %w", k, err)
 		}
-		files[k] = strings.TrimRight(string(b), "\r\n")
+		if files[k] = strings.TrimRight(string(b), "\r\n"); files[k] == "" {
+			// An unfilled secret mount: without it the server would start
+			// its own empty database, or no staff sign-in.
+			return nil, fmt.Errorf("%s_FILE: %s is empty", k, name)
+		}
 	}
 	return func(k string) string {
 		if v, ok := files[k]; ok {
@@ -73,7 +77,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&cfg.Addr, "addr", env("ADDR", ":8080"), "address to listen on (ADDR)")
 	fs.StringVar(&cfg.BaseURL, "base-url", env("BASE_URL", ""), "public base URL, e.g. https://seminar.example.org (BASE_URL; default http://localhost:PORT)")
 	fs.StringVar(&cfg.DataDir, "data-dir", env("DATA_DIR", "./data"), "data folder: private Postgres and search index (DATA_DIR)")
-	fs.StringVar(&cfg.DatabaseURL, "database-url", env("DATABASE_URL", ""), "Postgres URL; empty starts a private Postgres (DATABASE_URL, or a file named by DATABASE_URL_FILE)")
+	// No default from the environment: -help would print the secret.
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "Postgres URL; empty starts a private Postgres (DATABASE_URL, or a file named by DATABASE_URL_FILE)")
 	fs.StringVar(&cfg.PGBin, "pg-bin", env("PG_BIN", ""), "PostgreSQL bin folder for the private Postgres (PG_BIN)")
 	hubRate, err := strconv.ParseFloat(env("HUB_OPS_PER_SECOND", "20"), 64)
 	if err != nil || !(hubRate > 0) || math.IsInf(hubRate, 0) {
@@ -91,6 +96,12 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
+	}
+	if cfg.DatabaseURL == "" {
+		cfg.DatabaseURL = getenv("DATABASE_URL")
+	}
+	if cfg.Auth.ClientSecret == "" {
+		cfg.Auth.ClientSecret = getenv("OIDC_CLIENT_SECRET")
 	}
 	if !(cfg.HubRate > 0) || math.IsInf(cfg.HubRate, 0) {
 		return cfg, fmt.Errorf("-hub-ops-per-second %v must be a positive number", cfg.HubRate)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -72,7 +73,11 @@ func startLoadServer(ctx context.Context, getenv func(string) string, out io.Wri
 	}
 	defer logf.Close()
 	s.cmd = exec.Command(bin)
-	s.cmd.Env = append(os.Environ(), "DATABASE_URL="+s.DSN, "DATA_DIR="+dir, "ADDR="+addr, "BASE_URL="+s.URL)
+	// Its database is the private one, whatever this environment names.
+	s.cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "DATABASE_URL=") || strings.HasPrefix(kv, "DATABASE_URL_FILE=")
+	})
+	s.cmd.Env = append(s.cmd.Env, "DATABASE_URL="+s.DSN, "DATA_DIR="+dir, "ADDR="+addr, "BASE_URL="+s.URL)
 	if getenv("HUB_OPS_PER_SECOND") == "" {
 		s.cmd.Env = append(s.cmd.Env, "HUB_OPS_PER_SECOND=2000")
 	}

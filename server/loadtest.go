@@ -48,7 +48,7 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 	var c loadConfig
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "the server's BASE_URL")
-	fs.StringVar(&c.DatabaseURL, "database-url", getenv("DATABASE_URL"), "the server's database, to create test people (DATABASE_URL)")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "the server's database, to create test people (DATABASE_URL, or a file named by DATABASE_URL_FILE)")
 	fs.StringVar(&c.Scenario, "scenario", "room", "room | idle | throughput | reconnect")
 	fs.IntVar(&c.Clients, "clients", 80, "WebSocket clients")
 	fs.IntVar(&c.Rooms, "rooms", 1, "rooms the clients are spread over (throughput)")
@@ -61,6 +61,13 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 	serve := fs.Bool("serve", false, "start a fresh server and private Postgres in a temporary folder for this run, and remove them after (in place of -url, -database-url, -server-pid)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	getenv, err := withSecretFiles(getenv)
+	if err != nil {
+		return err
+	}
+	if c.DatabaseURL == "" {
+		c.DatabaseURL = getenv("DATABASE_URL")
 	}
 	if *serve {
 		var clash []string

@@ -293,6 +293,8 @@ func TestBadConfigurationSaysWhatToDo(t *testing.T) {
 		{"unwritable data folder with DATABASE_URL", map[string]string{"DATA_DIR": filepath.Join(file, "data"), "DATABASE_URL": "postgres://u@localhost/db"}, "DATA_DIR"},
 		{"DATABASE_URL and its file", map[string]string{"DATABASE_URL": "postgres://u@localhost/db", "DATABASE_URL_FILE": file}, "DATABASE_URL or DATABASE_URL_FILE, not both"},
 		{"no OIDC_CLIENT_SECRET_FILE", map[string]string{"OIDC_CLIENT_SECRET_FILE": filepath.Join(file, "gone")}, "OIDC_CLIENT_SECRET_FILE"},
+		{"empty DATABASE_URL_FILE", map[string]string{"DATABASE_URL_FILE": file}, "DATABASE_URL_FILE: " + file + " is empty"},
+		{"DATABASE_URL not a URL", map[string]string{"DATABASE_URL": "postgres://u:pa/ss@host/db"}, "percent-encoded"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -570,6 +572,14 @@ func TestSecretsFromFiles(t *testing.T) {
 	}
 	if want, _ := os.ReadFile(dbFile); cfg.DatabaseURL != strings.TrimSpace(string(want)) || cfg.Auth.ClientSecret != "s3cret" {
 		t.Errorf("DATABASE_URL %q, client secret %q", cfg.DatabaseURL, cfg.Auth.ClientSecret)
+	}
+	// -help and a bad flag do not print them.
+	for _, args := range [][]string{{"-help"}, {"-no-such-flag"}} {
+		var out strings.Builder
+		parseConfig(args, func(k string) string { return env[k] }, &out)
+		if dsn, _ := os.ReadFile(dbFile); strings.Contains(out.String(), strings.TrimSpace(string(dsn))) || strings.Contains(out.String(), "s3cret") {
+			t.Errorf("%v prints a secret:\n%s", args, out.String())
+		}
 	}
 	s := MustStart(t, env) // the database of the file
 	MustGetJSON(t, s.URL+"/readyz", 200, new(map[string]string))

@@ -37,7 +37,8 @@ type authConfig struct {
 func authFlags(fs *flag.FlagSet, env func(k, def string) string, c *authConfig) {
 	fs.StringVar(&c.Issuer, "oidc-issuer", env("OIDC_ISSUER", ""), "OIDC issuer URL for staff sign-in; empty: not offered (OIDC_ISSUER)")
 	fs.StringVar(&c.ClientID, "oidc-client-id", env("OIDC_CLIENT_ID", ""), "OIDC client id (OIDC_CLIENT_ID)")
-	fs.StringVar(&c.ClientSecret, "oidc-client-secret", env("OIDC_CLIENT_SECRET", ""), "OIDC client secret (OIDC_CLIENT_SECRET, or a file named by OIDC_CLIENT_SECRET_FILE)")
+	// No default from the environment (parseConfig reads it): -help would print the secret.
+	fs.StringVar(&c.ClientSecret, "oidc-client-secret", "", "OIDC client secret (OIDC_CLIENT_SECRET, or a file named by OIDC_CLIENT_SECRET_FILE)")
 	fs.StringVar(&c.RolesClaim, "oidc-roles-claim", env("OIDC_ROLES_CLAIM", ""), "ID token claim with groups or roles, e.g. groups (OIDC_ROLES_CLAIM)")
 	fs.StringVar(&c.RoleMapText, "oidc-role-map", env("OIDC_ROLE_MAP", ""), "claim values to roles, e.g. admins=organizer,authors=report_author (OIDC_ROLE_MAP)")
 	fs.StringVar(&c.Event, "oidc-event", env("OIDC_EVENT", ""), "slug of the event OIDC_ROLE_MAP grants roles in; default the first event (OIDC_EVENT)")

@@ -133,7 +133,8 @@ func genericPlans(c *pgdriver.Config) {
 func CheckDSN(dsn string) error {
 	u, err := url.Parse(dsn)
 	if err != nil {
-		return fmt.Errorf("DATABASE_URL is not a valid URL (%v): use postgres://user:password@host:5432/dbname", errors.Unwrap(err))
+		// Not the parser's words: they quote parts of the URL, its password perhaps.
+		return errors.New("DATABASE_URL is not a valid URL: use postgres://user:password@host:5432/dbname, with characters such as / @ : # in the password percent-encoded (%2F %40 %3A %23)")
 	}
 	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		return fmt.Errorf("DATABASE_URL must start with postgres:// (got %q): use postgres://user:password@host:5432/dbname", u.Scheme+"://")
