@@ -542,7 +542,10 @@ func (f *inTextField) Searcher(ctx context.Context, r index.IndexReader, m mappi
 		return nil, err
 	}
 	return searcher.NewFilteringSearcher(ctx, s, func(_ *bsearch.SearchContext, d *bsearch.DocumentMatch) bool {
-		in := d.FieldTermLocations[:0]
+		// A new list: Bleve's searchers may still hold the match's own (a
+		// prefix's term searchers did), and filtering it in place dropped
+		// matches of other documents.
+		in := make([]bsearch.FieldTermLocation, 0, len(d.FieldTermLocations))
 		for _, l := range d.FieldTermLocations {
 			if ap := l.Location.ArrayPositions; len(ap) == 1 && ap[0] == f.pos {
 				in = append(in, l)
