@@ -97,10 +97,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q (see -help)", fs.Arg(0))
 	}
-	if cfg.DatabaseURL == "" {
+	// The secrets' flags have no default (see above): the environment
+	// counts unless a flag was given, even empty.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if !given["database-url"] {
 		cfg.DatabaseURL = getenv("DATABASE_URL")
 	}
-	if cfg.Auth.ClientSecret == "" {
+	if !given["oidc-client-secret"] {
 		cfg.Auth.ClientSecret = getenv("OIDC_CLIENT_SECRET")
 	}
 	if !(cfg.HubRate > 0) || math.IsInf(cfg.HubRate, 0) {

@@ -66,7 +66,9 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
-	if c.DatabaseURL == "" {
+	given := false // -database-url, even empty, wins over the environment
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "database-url" })
+	if !given {
 		c.DatabaseURL = getenv("DATABASE_URL")
 	}
 	if *serve {

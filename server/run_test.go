@@ -581,6 +581,10 @@ func TestSecretsFromFiles(t *testing.T) {
 			t.Errorf("%v prints a secret:\n%s", args, out.String())
 		}
 	}
+	// A flag wins over the environment, even empty (a private Postgres).
+	if cfg, err := parseConfig([]string{"-database-url="}, func(k string) string { return env[k] }, io.Discard); err != nil || cfg.DatabaseURL != "" {
+		t.Errorf("-database-url= beside DATABASE_URL_FILE: %q (%v), want empty", cfg.DatabaseURL, err)
+	}
 	s := MustStart(t, env) // the database of the file
 	MustGetJSON(t, s.URL+"/readyz", 200, new(map[string]string))
 }
