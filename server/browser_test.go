@@ -2135,3 +2135,31 @@ func TestTheNextPersonsPageDropsTheFormerCopy(t *testing.T) {
 		t.Errorf("the copy kept for the last person is still on the device: %.100s", s)
 	}
 }
+
+// TestAPageLeftOpenByTheLastPersonKeepsNoCopy: the last person's page is
+// still open in a tab when the next person signs in on the device and
+// opens theirs; the old page stops keeping its copy of the room (it would
+// write it back on every change it hears of).
+func TestAPageLeftOpenByTheLastPersonKeepsNoCopy(t *testing.T) {
+	tb := MustTablet(t)
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	defer closeB()
+	_, token := mustInvite(t, tb.f.store, tb.f.event.ID, store.PersonInput{Name: "Next user"}, domain.RoleParticipant, tb.w.ID)
+	if err := chromedp.Do(b, chromedp.Navigate(tb.f.srv.URL+"/signin/"+token), chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	// A change in the room: the old page hears it and saves.
+	if err := chromedp.Do(b, typeFinding("Typed by the next person"), waitText("#findings li.saved", "Typed by the next person")); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(a, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wait, waitText("#findings", "Typed by the next person"),
+		pollAcross(`localStorage.getItem("rapporteur:`+fmt.Sprint(tb.person.ID)+`:`+store.WorkshopRoom(tb.w.ID)+`:state2") === null`, "the old page's copy dropped")); err != nil {
+		t.Errorf("the last person's page still keeps its copy of the room: %v", err)
+	}
+}

@@ -59,7 +59,7 @@
   // before, without signing out) are theirs, not this person's to read:
   // dropped. Their changes not yet saved stay.
   (function () {
-    var mine = "rapporteur:" + (root.dataset.person || "") + ":", others = [];
+    var mine = "rapporteur:" + me + ":", others = [];
     try {
       for (var i = 0; i < localStorage.length; i++) {
         var k = localStorage.key(i);
@@ -113,6 +113,13 @@
     try { return localStorage.getItem("rapporteur:signedout") || ""; } catch (e) { return ""; }
   };
   var markSeen = signOutMark();
+  // The person whose pages this device shows now, as the last page to
+  // join its room found: a page of another person's left open keeps no
+  // copy of its room (see save).
+  var devicePerson = function () {
+    try { return localStorage.getItem("rapporteur:person"); } catch (e) { return me; }
+  };
+  var joins = 0; // rooms joined: a probe answered after a join is stale (see probeSignIn)
   var signedOut = false, blocked = "", trouble = "", storageFull = false, draftFull = false, lastHeard = 0;
   var foreign = false; // this page is kept for another person than the one signed in (see joined)
   var rejoining = false, internalWait = 2000;
@@ -211,9 +218,11 @@
     storageFull = false;
     // Signed out, the room's copy is no one's to keep: a shared device
     // goes on to another person. A sign-out in any page of the device
-    // (see signout.js) since this page loaded or last joined counts: a
-    // tab whose link is down hears of it no other way.
-    if (signedOut || signOutMark() !== markSeen) {
+    // (see signout.js) since this page loaded or last joined counts, and
+    // so does another person's page opened since: a tab whose link is
+    // down hears of them no other way.
+    var shown = devicePerson(); // null: no page joined on this device since it was upgraded
+    if (signedOut || signOutMark() !== markSeen || shown !== null && shown !== me) {
       dropState();
       return true;
     }
@@ -652,7 +661,7 @@
       c.className = "conflict";
       c.appendChild(document.createElement("p")).textContent = "Now: " + (curKm.version < 0 ? "(not known on this device yet)" : curKm.text || "(empty)");
       c.appendChild(document.createElement("p")).textContent = "Yours (not saved): " + (op.body.text || "(empty)");
-      if (curate) {
+      if (curate && !signedOut) {
         li.appendChild(button("Edit again", "edit", function () {
           if (kmDraft && kmDraft.text !== op.body.text && !window.confirm("Replace the key messages typed in the box with these? The box's text is not saved.")) return;
           // Written over the version now saved: saving keeps this text,
@@ -1083,6 +1092,7 @@
     var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
     var sock = new WebSocket(url);
     sock.since = performance.now();
+    sock.mark = signOutMark(); // a sign-out after this is not this connection's to vouch for
     ws = sock;
     sent = {};
     paused = false; // a wait was for the old connection's rate
@@ -1165,8 +1175,9 @@
   // WebSocket upgrade then fails without a close code) from a server that
   // cannot be reached: the page itself answers 401.
   function probeSignIn() {
+    var j = joins;
     fetch(location.href, { method: "HEAD", cache: "no-store" }).then(function (r) {
-      if (r.status !== 401) return;
+      if (r.status !== 401 || joins !== j) return; // joined since: a session it is
       forgetRoom();
       if (timer !== null) { clearTimeout(timer); timer = null; }
       render();
@@ -1212,7 +1223,9 @@
           rejoin();
           return;
         }
-        markSeen = signOutMark(); // joined as this page's person
+        if (ws) markSeen = ws.mark; // joined as this page's person, signed in since the mark it saw
+        joins++;
+        try { localStorage.setItem("rapporteur:person", me); } catch (e) {}
         live = true;
         rejoining = false;
         blocked = "";

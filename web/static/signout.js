@@ -11,6 +11,8 @@ document.addEventListener("submit", function (e) {
   if (!form || form.getAttribute("action") !== "/auth/logout") return;
   try {
     localStorage.setItem("rapporteur:signedout", String(Date.now()));
+  } catch (err) {} // storage full: the copies still go
+  try {
     var keys = [];
     for (var i = 0; i < localStorage.length; i++) {
       var k = localStorage.key(i);
