@@ -180,10 +180,6 @@ func (ix *Index) Search(ctx context.Context, q Query) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if v == nil {
-		res.Took = time.Since(start)
-		return res, nil
-	}
 	defer v.release()
 	if err := t.finish(ctx); err != nil {
 		return nil, err
