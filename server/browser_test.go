@@ -138,10 +138,15 @@ func (tb *tablet) twoTabs(t *testing.T) (a, b context.Context) {
 	return a, b
 }
 
+// storeKey is the device's storage key of the page's key (queue, failed, state2).
+func (tb *tablet) storeKey(key string) string {
+	return fmt.Sprintf("rapporteur:%d:%s:%s", tb.person.ID, store.WorkshopRoom(tb.w.ID), key)
+}
+
 // stored is what the page keeps on the device under key (queue, failed, state).
 func (tb *tablet) stored(t *testing.T, ctx context.Context, key string) string {
 	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`localStorage.getItem("rapporteur:%d:%s:%s") || ""`, tb.person.ID, store.WorkshopRoom(tb.w.ID), key)))
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`localStorage.getItem(%q) || ""`, tb.storeKey(key))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -2107,7 +2112,7 @@ func TestATabThatMissedTheSignOutKeepsNoCopy(t *testing.T) {
 	wait, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := chromedp.Do(wait, waitText("#findings li.saved", "Typed after the sign-out elsewhere"),
-		pollAcross(`localStorage.getItem("rapporteur:`+fmt.Sprint(tb.person.ID)+`:`+store.WorkshopRoom(tb.w.ID)+`:state2") === null`, "the room's copy dropped")); err != nil {
+		pollAcross(fmt.Sprintf(`localStorage.getItem(%q) === null`, tb.storeKey("state2")), "the room's copy dropped")); err != nil {
 		t.Errorf("the tab wrote its copy of the room after a sign-out on the device: %v", err)
 	}
 	if q := tb.stored(t, ctx, "queue") + tb.stored(t, ctx, "done"); q == "" {
@@ -2159,7 +2164,7 @@ func TestAPageLeftOpenByTheLastPersonKeepsNoCopy(t *testing.T) {
 	wait, cancel := context.WithTimeout(a, 10*time.Second)
 	defer cancel()
 	if err := chromedp.Do(wait, waitText("#findings", "Typed by the next person"),
-		pollAcross(`localStorage.getItem("rapporteur:`+fmt.Sprint(tb.person.ID)+`:`+store.WorkshopRoom(tb.w.ID)+`:state2") === null`, "the old page's copy dropped")); err != nil {
+		pollAcross(fmt.Sprintf(`localStorage.getItem(%q) === null`, tb.storeKey("state2")), "the old page's copy dropped")); err != nil {
 		t.Errorf("the last person's page still keeps its copy of the room: %v", err)
 	}
 }

@@ -64,15 +64,7 @@ func (v *viewer) principal(eventID int64) auth.Principal {
 }
 
 // label attributes the viewer's changes under the Chatham House rule.
-func (v *viewer) label() string {
-	var parts []string
-	for _, s := range []string{v.Person.Country, v.Person.ActorType} {
-		if s != "" {
-			parts = append(parts, s)
-		}
-	}
-	return strings.Join(parts, " · ")
-}
+func (v *viewer) label() string { return v.Person.RuleLabel() }
 
 // live is the hub's Backend: rooms, ops and the log, checked against the
 // permission table.

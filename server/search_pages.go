@@ -220,14 +220,18 @@ func (a *app) handleFindingPage(w http.ResponseWriter, r *http.Request) {
 	if auth.Allowed(v.principal(ev.ID), auth.ActFindingReadShared, 0) {
 		comments = f.Comments
 	}
-	credits, err := a.store.Credits(ctx, []int64{f.ID})
+	ex, err := a.store.FindingsForExport(ctx, []int64{f.ID}) // its credit
 	if err != nil {
 		a.message(w, r, err)
 		return
 	}
+	credit := ""
+	if len(ex) == 1 {
+		credit = ex[0].Credit
+	}
 	a.page(w, r, http.StatusOK, "finding.html", map[string]any{
 		"Event": ev, "Finding": f.Finding, "Comments": comments, "Workshop": workshop, "Terms": terms,
-		"Credit": credits[f.ID], "Rule": attributionRule(f.Attribution),
+		"Credit": credit, "Rule": attributionRule(f.Attribution),
 		"Release": names.label("release", f.ReleaseState), "Language": names.label("lang", f.Language),
 		"ShowContact": showContact,
 	})

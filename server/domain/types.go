@@ -2,6 +2,8 @@ package domain
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -205,26 +207,21 @@ type AuditEntry struct {
 	Detail        json.RawMessage `bun:"type:jsonb" json:"detail"`
 }
 
+// RuleLabel is how the person is named under the Chatham House rule:
+// their country and actor type, those they have.
+func (p Person) RuleLabel() string { return joinGiven(" · ", p.Country, p.ActorType) }
+
+// joinGiven joins the parts that are not empty with sep.
+func joinGiven(sep string, parts ...string) string {
+	return strings.Join(slices.DeleteFunc(parts, func(s string) bool { return s == "" }), sep)
+}
+
 // Credit is how a finding by author is credited under its attribution:
-// under the Chatham House rule (the default) by the author's country and
-// actor type only; "organisation", by their organisation; "named", by
-// their name and organisation, as the author agreed. An unknown author,
-// or one whose details are empty, gives "".
+// under the Chatham House rule (the default) by the author's RuleLabel;
+// "organisation", by their organisation; "named", by their name and
+// organisation, as the author agreed. An unknown author, or one whose
+// details are empty, gives "".
 func Credit(attribution string, author Person) string {
-	join := func(sep string, parts ...string) string {
-		var out string
-		for _, p := range parts {
-			if p == "" {
-				continue
-			}
-			if out != "" {
-				out += sep
-			}
-			out += p
-		}
-		return out
-	}
-	rule := join(" · ", author.Country, author.ActorType)
 	switch attribution {
 	case "organisation":
 		if author.Organisation != "" {
@@ -232,8 +229,8 @@ func Credit(attribution string, author Person) string {
 		}
 	case "named":
 		if author.Name != "" {
-			return join(", ", author.Name, author.Organisation)
+			return joinGiven(", ", author.Name, author.Organisation)
 		}
 	}
-	return rule
+	return author.RuleLabel()
 }

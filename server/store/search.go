@@ -131,31 +131,6 @@ func (s *Store) FindingsForExport(ctx context.Context, ids []int64) ([]ExportFin
 	return out, nil
 }
 
-// Credits returns how each live finding among ids is credited (see
-// domain.Credit), by id.
-func (s *Store) Credits(ctx context.Context, ids []int64) (map[int64]string, error) {
-	out := make(map[int64]string, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	var rows []struct {
-		ID                                     int64
-		Attribution                            string
-		Name, Organisation, Country, ActorType string
-	}
-	err := s.db.NewRaw(`SELECT f.id, f.attribution, coalesce(p.name, '') AS name, coalesce(p.organisation, '') AS organisation,
-			coalesce(p.country, '') AS country, coalesce(p.actor_type, '') AS actor_type
-		FROM findings f LEFT JOIN people p ON p.id = f.author_id
-		WHERE f.id = ANY(?) AND f.deleted_at IS NULL`, pgdialect.Array(ids)).Scan(ctx, &rows)
-	if err != nil {
-		return nil, fmt.Errorf("read how findings are credited: %w", err)
-	}
-	for _, r := range rows {
-		out[r.ID] = domain.Credit(r.Attribution, domain.Person{Name: r.Name, Organisation: r.Organisation, Country: r.Country, ActorType: r.ActorType})
-	}
-	return out, nil
-}
-
 // FindingsAudience returns, of the live findings among ids, what says who
 // may read them (ids, event, workshop, release state): the database's
 // truth to check search hits against.

@@ -58,16 +58,7 @@
   // Copies of rooms kept for other people of this device (signed in here
   // before, without signing out) are theirs, not this person's to read:
   // dropped. Their changes not yet saved stay.
-  (function () {
-    var mine = "rapporteur:" + me + ":", others = [];
-    try {
-      for (var i = 0; i < localStorage.length; i++) {
-        var k = localStorage.key(i);
-        if (k && k.indexOf("rapporteur:") === 0 && k.indexOf(mine) !== 0 && /:state2?$/.test(k)) others.push(k);
-      }
-      others.forEach(function (k) { localStorage.removeItem(k); });
-    } catch (e) {}
-  })();
+  dropStates(function (k) { return k.indexOf("rapporteur:" + me + ":") === 0; });
   var state = load(":state2", { seq: 0, findings: {} });
   if (!state || typeof state.seq !== "number" || !state.findings || typeof state.findings !== "object") state = { seq: 0, findings: {} };
   if (!state.voted || typeof state.voted !== "object") state.voted = {}; // the findings this person supports, by id
@@ -234,11 +225,16 @@
   // on their next visit. Unsent and refused changes are never dropped. It
   // reports whether it dropped any.
   function dropOtherStates() {
+    return dropStates(function (k) { return k === storeKey + ":state2"; });
+  }
+  // dropStates drops the copies of rooms kept on this device, but those
+  // keep accepts, and reports whether it dropped any.
+  function dropStates(keep) {
     var keys = [];
     try {
       for (var i = 0; i < localStorage.length; i++) {
         var k = localStorage.key(i);
-        if (k && k.indexOf("rapporteur:") === 0 && /:state2?$/.test(k) && k !== storeKey + ":state2") keys.push(k);
+        if (k && k.indexOf("rapporteur:") === 0 && /:state2?$/.test(k) && !keep(k)) keys.push(k);
       }
       keys.forEach(function (k) { localStorage.removeItem(k); });
     } catch (e) {}
