@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -49,7 +50,7 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.StringVar(&c.URL, "url", "http://127.0.0.1:8080", "the server's BASE_URL")
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "the server's database, to create test people (DATABASE_URL, or a file named by DATABASE_URL_FILE)")
-	fs.StringVar(&c.Scenario, "scenario", "room", "room | idle | throughput | reconnect")
+	fs.StringVar(&c.Scenario, "scenario", "room", "room | idle | throughput | reconnect | disk")
 	fs.IntVar(&c.Clients, "clients", 80, "WebSocket clients")
 	fs.IntVar(&c.Rooms, "rooms", 1, "rooms the clients are spread over (throughput)")
 	fs.Float64Var(&c.Rate, "rate", 10, "ops per second per client (room); total ops/s in the room when -rate-total")
@@ -58,9 +59,20 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 	fs.IntVar(&c.Behind, "behind", 50, "entries made while the clients are away (reconnect)")
 	fs.StringVar(&c.Mix, "mix", "mixed", "ops of the room scenario: mixed (updates, comments, votes, some creates) or create (creates only)")
 	rateTotal := fs.Bool("rate-total", false, "-rate is the room's total, spread over the clients")
+	dir := fs.String("dir", "", "the folder whose disk the disk scenario measures (default DATA_DIR, else ./data)")
 	serve := fs.Bool("serve", false, "start a fresh server and private Postgres in a temporary folder for this run, and remove them after (in place of -url, -database-url, -server-pid)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.Scenario == "disk" {
+		// A property of the host: no server, no database.
+		if *serve {
+			return errors.New("the disk scenario starts no server: leave out -serve")
+		}
+		if *dir == "" {
+			*dir = cmp.Or(getenv("DATA_DIR"), "./data")
+		}
+		return diskCheck(*dir, c.Duration, stdout)
 	}
 	getenv, err := withSecretFiles(getenv)
 	if err != nil {
@@ -117,7 +129,7 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 	case "reconnect":
 		return lt.reconnect(ctx)
 	}
-	return fmt.Errorf("unknown scenario %q: use room, idle, throughput or reconnect", c.Scenario)
+	return fmt.Errorf("unknown scenario %q: use room, idle, throughput, reconnect or disk", c.Scenario)
 }
 
 type loadRun struct {
