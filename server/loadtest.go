@@ -444,6 +444,7 @@ func (lt *loadRun) room(ctx context.Context) error {
 	var ops atomic.Int64
 	start := time.Now()
 	deadline := start.Add(lt.cfg.Duration)
+	canary := lt.commitCanary(ctx, deadline)
 	var sendWG sync.WaitGroup
 	for i, c := range clients {
 		sendWG.Add(1)
@@ -474,7 +475,60 @@ func (lt *loadRun) room(ctx context.Context) error {
 	fmt.Fprintf(lt.out, "sent %d ops (%.0f/s), error frames by code: %v\n", ops.Load(), float64(ops.Load())/lt.cfg.Duration.Seconds(), errFrames)
 	fmt.Fprintf(lt.out, "ack      %s\n", percentiles(acks))
 	fmt.Fprintf(lt.out, "fan-out  %s (%d deliveries; expected %d)\n", percentiles(fanout), len(fanout), ops.Load()*int64(len(clients)))
+	commits, err := canary()
+	if err != nil {
+		return err
+	}
+	stalled := 0
+	for _, d := range commits {
+		if d > diskStall {
+			stalled++
+		}
+	}
+	fmt.Fprintf(lt.out, "commits  %s (a one-row INSERT every %s meanwhile; %d over %s)\n", percentiles(commits), canaryEvery, stalled, diskStall)
 	return nil
+}
+
+// canaryEvery is how often the room scenario's commit canary commits.
+const canaryEvery = 50 * time.Millisecond
+
+// commitCanary commits a one-row INSERT every canaryEvery until deadline,
+// timing each, and returns a function that waits for the end and returns
+// the times. An ack waits for its op's commit: a room's ack tail with
+// slow canary commits beside it is the database's (most often its
+// disk's), not the server's.
+func (lt *loadRun) commitCanary(ctx context.Context, deadline time.Time) func() ([]time.Duration, error) {
+	done := make(chan error, 1)
+	var ds []time.Duration
+	go func() {
+		db := lt.st.DB()
+		if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS loadtest_canary (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"); err != nil {
+			done <- fmt.Errorf("commit canary: %w", err)
+			return
+		}
+		defer db.ExecContext(ctx, "DROP TABLE IF EXISTS loadtest_canary")
+		t := time.NewTicker(canaryEvery)
+		defer t.Stop()
+		for time.Now().Before(deadline) {
+			start := time.Now()
+			if _, err := db.ExecContext(ctx, "INSERT INTO loadtest_canary DEFAULT VALUES"); err != nil {
+				done <- fmt.Errorf("commit canary: %w", err)
+				return
+			}
+			ds = append(ds, time.Since(start))
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				done <- ctx.Err()
+				return
+			}
+		}
+		done <- nil
+	}()
+	return func() ([]time.Duration, error) {
+		err := <-done // ds is the goroutine's until then
+		return ds, err
+	}
 }
 
 // idle: many idle connections; the server's memory per connection.

@@ -23,7 +23,7 @@ func TestLoadtestCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-scenario", "room", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+ .*\(\d+ deliveries; expected \d+\)`},
+		{[]string{"-scenario", "room", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+ .*\(\d+ deliveries; expected \d+\)\ncommits  p50 \S+ .*\(n=(1[5-9]|2\d)\) \(a one-row INSERT every 50ms meanwhile; \d+ over 20ms\)`},
 		{[]string{"-scenario", "room", "-mix", "create", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+`},
 		{[]string{"-scenario", "throughput", "-clients", "4", "-rooms", "2", "-duration", "1s"}, `(?s)durable ops/s over 2 rooms, 4 clients: \d+ acked/s.*\nCPU per durable op: load generator \d+ µs \(\d\.\d\d cores busy of \d+\)\nCPU per plain INSERT: load generator`},
 		{[]string{"-scenario", "reconnect", "-clients", "5", "-behind", "10"}, `5 clients reconnected and caught up 10 entries in \S+ \(0 failed\)`},
