@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
@@ -9,7 +11,8 @@ import (
 )
 
 // diskStall is the sync time past which the disk scenario counts a stall:
-// a commit that waits this long alone puts its op past a 25 ms ack.
+// with the rest of an op's path, a commit that waits this long puts its
+// ack past 25 ms.
 const diskStall = 20 * time.Millisecond
 
 // diskCheck is the load command's "disk" scenario: how long a commit waits
@@ -17,16 +20,19 @@ const diskStall = 20 * time.Millisecond
 // An op is acked once its commit is on disk, so a room's ack tail is never
 // shorter than the disk's sync tail; this tells a host's disk apart from
 // the server when a latency figure is missed. It runs each test for half
-// of d and removes what it wrote.
-func diskCheck(dir string, d time.Duration, out io.Writer) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("disk: %w", err)
+// of d (or until ctx ends) in a new folder in dir, removed at the end.
+func diskCheck(ctx context.Context, dir string, d time.Duration, out io.Writer) error {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return fmt.Errorf("disk: %s is not a folder: pass -dir a folder on the disk to measure", dir)
 	}
 	tmp, err := os.MkdirTemp(dir, "disktest-")
 	if err != nil {
 		return fmt.Errorf("disk: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	// Not zeros, which some file systems and disks store as nothing.
+	noise := make([]byte, 256<<10)
+	rand.Read(noise)
 
 	// What Postgres does at each commit: write its WAL page into a segment
 	// file made in advance, and wait for the data (not the metadata) to
@@ -43,10 +49,9 @@ func diskCheck(dir string, d time.Duration, out io.Writer) error {
 	if err := wal.Sync(); err != nil {
 		return fmt.Errorf("disk: %w", err)
 	}
-	buf := make([]byte, page)
 	var off int64
-	syncs, took, err := timeSyncs(d/2, func() error {
-		if _, err := wal.WriteAt(buf, off); err != nil {
+	syncs, took, err := timeSyncs(ctx, d/2, func() error {
+		if _, err := wal.WriteAt(noise[:page], off); err != nil {
 			return err
 		}
 		off = (off + page) % segment
@@ -60,16 +65,15 @@ func diskCheck(dir string, d time.Duration, out io.Writer) error {
 
 	// What the search index does as it saves: a new file, written, synced,
 	// and an older one removed.
-	seg := make([]byte, 256<<10)
 	n := 0
-	files, took, err := timeSyncs(d/2, func() error {
+	files, took, err := timeSyncs(ctx, d/2, func() error {
 		name := filepath.Join(tmp, fmt.Sprintf("seg-%d", n))
 		n++
 		f, err := os.Create(name)
 		if err != nil {
 			return err
 		}
-		_, err = f.Write(seg)
+		_, err = f.Write(noise)
 		if err == nil {
 			err = f.Sync()
 		}
@@ -84,17 +88,17 @@ func diskCheck(dir string, d time.Duration, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("disk: %w", err)
 	}
-	reportSyncs(out, "new 256 KiB file + sync, an older one removed (a search index segment):", files, took)
-	fmt.Fprintf(out, "ops that arrive during a stall wait it out: for a room's ack p99 under 25 ms, a commit's stalls must take well under 1%% of the time\n")
-	return nil
+	reportSyncs(out, "new 256 KiB file written and synced, an older one removed (a search index segment):", files, took)
+	fmt.Fprintf(out, "ops that arrive during a commit's stall wait it out: the more of the time the first line's stalls take, the further a room's ack p99 is from 25 ms\n")
+	return ctx.Err()
 }
 
-// timeSyncs runs step again and again for d and returns how long each took
-// and the time it ran.
-func timeSyncs(d time.Duration, step func() error) ([]time.Duration, time.Duration, error) {
+// timeSyncs runs step again and again for d, or until ctx ends, and returns
+// how long each took and the time it ran.
+func timeSyncs(ctx context.Context, d time.Duration, step func() error) ([]time.Duration, time.Duration, error) {
 	var ds []time.Duration
 	start := time.Now()
-	for time.Since(start) < d || len(ds) == 0 {
+	for (time.Since(start) < d || len(ds) == 0) && ctx.Err() == nil {
 		t := time.Now()
 		if err := step(); err != nil {
 			return nil, 0, err
@@ -104,17 +108,23 @@ func timeSyncs(d time.Duration, step func() error) ([]time.Duration, time.Durati
 	return ds, time.Since(start), nil
 }
 
+// stalls returns how many of ds took over diskStall, and their total.
+func stalls(ds []time.Duration) (int, time.Duration) {
+	var n int
+	var sum time.Duration
+	for _, d := range ds {
+		if d > diskStall {
+			n++
+			sum += d
+		}
+	}
+	return n, sum
+}
+
 // reportSyncs prints what, the percentiles of ds, and the stalls among
 // them over a run of took.
 func reportSyncs(out io.Writer, what string, ds []time.Duration, took time.Duration) {
-	var stalls int
-	var stalled time.Duration
-	for _, d := range ds {
-		if d > diskStall {
-			stalls++
-			stalled += d
-		}
-	}
+	n, stalled := stalls(ds)
 	fmt.Fprintf(out, "%s\n  %s\n  stalls over %s: %d, %s in all (%.2f%% of %s)\n", what, percentiles(ds),
-		diskStall, stalls, stalled.Round(time.Millisecond), 100*stalled.Seconds()/took.Seconds(), took.Round(time.Second))
+		diskStall, n, stalled.Round(time.Millisecond), 100*stalled.Seconds()/took.Seconds(), took.Round(100*time.Millisecond))
 }

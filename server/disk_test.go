@@ -28,6 +28,13 @@ func TestLoadtestDisk(t *testing.T) {
 		t.Fatalf("the disk scenario left %d files in %s", len(left), dir)
 	}
 
+	missing := dir + "/none"
+	err = run(context.Background(), []string{"rapporteur", "loadtest", "-scenario", "disk", "-dir", missing, "-duration", "100ms"},
+		func(string) string { return "" }, &out, &out)
+	if _, serr := os.Stat(missing); err == nil || !strings.Contains(err.Error(), "pass -dir") || serr == nil {
+		t.Fatalf("disk in a missing folder: %v (and the folder %v), want an error that says to pass -dir, and no folder made", err, serr)
+	}
+
 	out.Reset()
 	err = run(context.Background(), []string{"rapporteur", "loadtest", "-serve", "-scenario", "disk", "-dir", dir},
 		func(string) string { return "" }, &out, &out)

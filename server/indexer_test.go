@@ -316,8 +316,15 @@ func TestIndexerSIGKILLMidBatchLosesNothing(t *testing.T) {
 	if err := p2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := p2.cmd.Wait(); err != nil {
-		t.Fatalf("the server did not stop cleanly: %v", err)
+	stopped := make(chan error, 1)
+	go func() { stopped <- p2.cmd.Wait() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("the server did not stop cleanly: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not stop within 30 s of SIGTERM")
 	}
 
 	ix, err := search.Open(filepath.Join(dataDir, "search"), search.Options{})

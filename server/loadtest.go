@@ -72,7 +72,7 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 		if *dir == "" {
 			*dir = cmp.Or(getenv("DATA_DIR"), "./data")
 		}
-		return diskCheck(*dir, c.Duration, stdout)
+		return diskCheck(ctx, *dir, c.Duration, stdout)
 	}
 	getenv, err := withSecretFiles(getenv)
 	if err != nil {
@@ -441,6 +441,9 @@ func (lt *loadRun) room(ctx context.Context) error {
 	}
 	time.Sleep(time.Second) // joins settle
 	fmt.Fprintf(lt.out, "room %s: %d clients, %.3g ops/s each (%.4g in all), %s, %s ops\n", room, len(clients), lt.cfg.Rate, lt.cfg.Rate*float64(len(clients)), lt.cfg.Duration, lt.cfg.Mix)
+	if _, err := lt.st.DB().ExecContext(ctx, "CREATE TABLE IF NOT EXISTS loadtest_canary (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"); err != nil {
+		return fmt.Errorf("commit canary: %w", err)
+	}
 	var ops atomic.Int64
 	start := time.Now()
 	deadline := start.Add(lt.cfg.Duration)
@@ -479,12 +482,7 @@ func (lt *loadRun) room(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stalled := 0
-	for _, d := range commits {
-		if d > diskStall {
-			stalled++
-		}
-	}
+	stalled, _ := stalls(commits)
 	fmt.Fprintf(lt.out, "commits  %s (a one-row INSERT every %s meanwhile; %d over %s)\n", percentiles(commits), canaryEvery, stalled, diskStall)
 	return nil
 }
@@ -492,38 +490,41 @@ func (lt *loadRun) room(ctx context.Context) error {
 // canaryEvery is how often the room scenario's commit canary commits.
 const canaryEvery = 50 * time.Millisecond
 
-// commitCanary commits a one-row INSERT every canaryEvery until deadline,
-// timing each, and returns a function that waits for the end and returns
-// the times. An ack waits for its op's commit: a room's ack tail with
-// slow canary commits beside it is the database's (most often its
-// disk's), not the server's.
+// commitCanary commits a one-row INSERT into loadtest_canary (made by
+// the caller) every canaryEvery until deadline, timing each, and returns
+// a function that waits for the end, drops the table and returns the
+// times. An ack waits for its op's commit: a room's ack tail with slow
+// canary commits beside it is the database's (most often its disk's),
+// not the server's.
 func (lt *loadRun) commitCanary(ctx context.Context, deadline time.Time) func() ([]time.Duration, error) {
 	done := make(chan error, 1)
 	var ds []time.Duration
 	go func() {
 		db := lt.st.DB()
-		if _, err := db.ExecContext(ctx, "CREATE TABLE IF NOT EXISTS loadtest_canary (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"); err != nil {
-			done <- fmt.Errorf("commit canary: %w", err)
-			return
-		}
-		defer db.ExecContext(ctx, "DROP TABLE IF EXISTS loadtest_canary")
-		t := time.NewTicker(canaryEvery)
-		defer t.Stop()
-		for time.Now().Before(deadline) {
-			start := time.Now()
-			if _, err := db.ExecContext(ctx, "INSERT INTO loadtest_canary DEFAULT VALUES"); err != nil {
-				done <- fmt.Errorf("commit canary: %w", err)
-				return
+		err := func() error {
+			t := time.NewTicker(canaryEvery)
+			defer t.Stop()
+			for time.Now().Before(deadline) {
+				start := time.Now()
+				if _, err := db.ExecContext(ctx, "INSERT INTO loadtest_canary DEFAULT VALUES"); err != nil {
+					return fmt.Errorf("commit canary: %w", err)
+				}
+				ds = append(ds, time.Since(start))
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
-			ds = append(ds, time.Since(start))
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				done <- ctx.Err()
-				return
-			}
+			return nil
+		}()
+		// Dropped before the wait ends: the run may end right after it.
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, derr := db.ExecContext(dctx, "DROP TABLE IF EXISTS loadtest_canary"); err == nil && derr != nil {
+			err = fmt.Errorf("commit canary: drop its table: %w", derr)
 		}
-		done <- nil
+		done <- err
 	}()
 	return func() ([]time.Duration, error) {
 		err := <-done // ds is the goroutine's until then

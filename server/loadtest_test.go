@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/rapporteur/rapporteur/server/store"
 )
 
 // TestLoadtestCommand runs each load-test scenario briefly against a real
@@ -23,7 +25,7 @@ func TestLoadtestCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-scenario", "room", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+ .*\(\d+ deliveries; expected \d+\)\ncommits  p50 \S+ .*\(n=(1[5-9]|2\d)\) \(a one-row INSERT every 50ms meanwhile; \d+ over 20ms\)`},
+		{[]string{"-scenario", "room", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+ .*\(\d+ deliveries; expected \d+\)\ncommits  p50 \S+ .*\(n=([5-9]|[1-9]\d)\) \(a one-row INSERT every 50ms meanwhile; \d+ over 20ms\)`},
 		{[]string{"-scenario", "room", "-mix", "create", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+`},
 		{[]string{"-scenario", "throughput", "-clients", "4", "-rooms", "2", "-duration", "1s"}, `(?s)durable ops/s over 2 rooms, 4 clients: \d+ acked/s.*\nCPU per durable op: load generator \d+ µs \(\d\.\d\d cores busy of \d+\)\nCPU per plain INSERT: load generator`},
 		{[]string{"-scenario", "reconnect", "-clients", "5", "-behind", "10"}, `5 clients reconnected and caught up 10 entries in \S+ \(0 failed\)`},
@@ -44,6 +46,18 @@ func TestLoadtestCommand(t *testing.T) {
 		if strings.Contains(out.String(), "no samples") {
 			t.Fatalf("%v: no latency samples:\n%s", sc.args, out.String())
 		}
+	}
+	st, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var left []string
+	if err := st.DB().NewRaw("SELECT relname FROM pg_class WHERE relname LIKE 'loadtest%' AND relkind = 'r'").Scan(context.Background(), &left); err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Fatalf("the load command left its tables %v in the database", left)
 	}
 }
 
