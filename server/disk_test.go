@@ -11,16 +11,17 @@ import (
 )
 
 // TestLoadtestDisk runs the disk scenario as people rerun it: it needs no
-// server, measures both kinds of sync and leaves nothing in the folder.
+// server, measures both kinds of sync, alone and together, and leaves
+// nothing in the folder.
 func TestLoadtestDisk(t *testing.T) {
 	dir := t.TempDir()
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"rapporteur", "loadtest", "-scenario", "disk", "-dir", dir, "-duration", "400ms"},
+	err := run(context.Background(), []string{"rapporteur", "loadtest", "-scenario", "disk", "-dir", dir, "-duration", "1200ms"},
 		func(string) string { return "" }, &out, &out)
 	if err != nil {
 		t.Fatalf("disk scenario: %v\n%s", err, out.String())
 	}
-	want := `(?s)disk ` + regexp.QuoteMeta(dir) + `\n8 KiB write \+ data sync.*\n  p50 \S+  p95 \S+  p99 \S+  max \S+  \(n=\d+\)\n  stalls over 20ms: \d+, \S+ in all \(\d+\.\d\d% of \S+\)\nnew 256 KiB file.*\n  p50 \S+ .*\(n=\d+\)\n  stalls over 20ms: \d+`
+	want := `(?s)disk ` + regexp.QuoteMeta(dir) + `\n8 KiB write \+ data sync.*\n  p50 \S+  p95 \S+  p99 \S+  max \S+  \(n=\d+\)\n  stalls over 20ms: \d+, \S+ in all \(\d+\.\d\d% of \S+\)\nnew 256 KiB file.*\n  p50 \S+ .*\(n=\d+\)\n  stalls over 20ms: \d+.*\nthe commit again, while such a file is saved every 250ms.*\n  p50 \S+ .*\(n=\d+\)\n  stalls over 20ms: \d+`
 	if !regexp.MustCompile(want).MatchString(out.String()) {
 		t.Fatalf("output lacks %q:\n%s", want, out.String())
 	}
