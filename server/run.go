@@ -146,6 +146,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		logger.Warn("not yet listening for notifications; serving anyway")
 	}
 	go app.keepSessions(followCtx, sessionCheck)
+	go watchSlowBatches(followCtx, st, logger, slowLogEvery)
 	link, err := app.organizerLink(ctx)
 	if err != nil {
 		return fmt.Errorf("make the organizer sign-in link: %w", err)

@@ -289,6 +289,12 @@ func (c *committer) drain(room string, q *roomQueue) {
 
 // runBatch applies ops in one transaction and tells each its outcome.
 func (s *Store) runBatch(room string, all []*pendingOp) {
+	start := time.Now()
+	defer func() {
+		if d := time.Since(start); d > SlowBatch {
+			s.slow.add(room, len(all), d)
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	defer func() {

@@ -24,10 +24,11 @@ import (
 
 // Store is the database. Its methods own their transactions.
 type Store struct {
-	db  *bun.DB
-	dsn string
-	ann *announcer
-	com *committer
+	db   *bun.DB
+	dsn  string
+	ann  *announcer
+	com  *committer
+	slow slowBatches
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt
