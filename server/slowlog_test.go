@@ -13,7 +13,8 @@ import (
 
 // TestSlowCommitsAreLogged: a room transaction held up past
 // store.SlowBatch (here by a lock on the room's row, as a stalling disk
-// holds up a commit) is logged as a warning with its room and length, once.
+// holds up a commit) is logged as one warning with its room and counts,
+// at the next round, or as the watch ends when that comes first.
 func TestSlowCommitsAreLogged(t *testing.T) {
 	ctx := context.Background()
 	st := pg.MustStore(t)
@@ -29,44 +30,86 @@ func TestSlowCommitsAreLogged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	room := store.WorkshopRoom(ws[0].ID)
-	if _, err := st.CreateFinding(ctx, nil, ws[0].ID, "first", store.FindingInput{Title: "First"}); err != nil {
-		t.Fatal(err)
+	// holdUp makes one create in workshop w wait for its room's row longer
+	// than SlowBatch.
+	holdUp := func(w int64) {
+		t.Helper()
+		if _, err := st.CreateFinding(ctx, nil, w, "first", store.FindingInput{Title: "First"}); err != nil {
+			t.Fatal(err) // the room's row, for the lock
+		}
+		tx, err := st.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.ExecContext(ctx, "SELECT 1 FROM rooms WHERE id = ? FOR UPDATE", store.WorkshopRoom(w)); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := st.CreateFinding(ctx, nil, w, "held", store.FindingInput{Title: "Held"})
+			done <- err
+		}()
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			var n int
+			err := st.DB().NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(ctx, &n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n > 0 {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatal("the op never waited for the room's row")
+			}
+		}
+		time.Sleep(store.SlowBatch + 50*time.Millisecond)
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
 	}
+	want := func(logs string, room string) {
+		t.Helper()
+		if n := strings.Count(logs, "slow room transactions"); n != 1 || !strings.Contains(logs, "level=WARN") ||
+			!strings.Contains(logs, "transactions=1 ") || !strings.Contains(logs, "room="+room+" ") || !strings.Contains(logs, "ops_waiting=1 ") {
+			t.Fatalf("want one warning of 1 transaction in %s, 1 op waiting, got:\n%s", room, logs)
+		}
+	}
+
+	// At the next round.
 	var logs syncBuffer
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
-	go watchSlowBatches(wctx, st, slog.New(slog.NewTextHandler(&logs, nil)), 50*time.Millisecond)
-
-	tx, err := st.DB().BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM rooms WHERE id = ? FOR UPDATE", room); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
+	st.TakeSlowBatches() // whatever came before
+	ended := make(chan struct{})
 	go func() {
-		_, err := st.CreateFinding(ctx, nil, ws[0].ID, "held", store.FindingInput{Title: "Held"})
-		done <- err
+		watchSlowBatches(wctx, st, slog.New(slog.NewTextHandler(&logs, nil)), 50*time.Millisecond)
+		close(ended)
 	}()
-	time.Sleep(3 * store.SlowBatch / 2)
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	for end := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "slow commits"); {
+	holdUp(ws[0].ID)
+	for end := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "slow room transactions"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(end) {
-			t.Fatalf("no slow commit logged:\n%s", logs.String())
+			t.Fatalf("no slow transaction logged:\n%s", logs.String())
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond) // four more rounds, which have nothing to say
-	got := logs.String()
-	if n := strings.Count(got, "slow commits"); n != 1 || !strings.Contains(got, "level=WARN") ||
-		!strings.Contains(got, "room="+room) || !strings.Contains(got, "transactions=1 ops=1") {
-		t.Fatalf("want one warning of 1 transaction of 1 op in %s, got:\n%s", room, got)
-	}
+	want(logs.String(), store.WorkshopRoom(ws[0].ID))
+	stop()
+	<-ended
+
+	// As the watch ends, before its first round.
+	var last syncBuffer
+	wctx, stop = context.WithCancel(ctx)
+	ended = make(chan struct{})
+	go func() {
+		watchSlowBatches(wctx, st, slog.New(slog.NewTextHandler(&last, nil)), time.Hour)
+		close(ended)
+	}()
+	holdUp(ws[1].ID)
+	stop()
+	<-ended
+	want(last.String(), store.WorkshopRoom(ws[1].ID))
 }

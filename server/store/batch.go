@@ -74,9 +74,10 @@ type pendingOp struct {
 	// order, if set, is the op's place among its client's ops (see WithOrder).
 	order Order
 
-	done chan struct{}
-	res  Applied
-	err  error
+	queued time.Time // when it was submitted
+	done   chan struct{}
+	res    Applied
+	err    error
 }
 
 func newCommitter(s *Store) *committer {
@@ -88,6 +89,7 @@ func newCommitter(s *Store) *committer {
 // with its entry.
 func (c *committer) submit(ctx context.Context, room string, op *pendingOp) (Applied, error) {
 	op.done = make(chan struct{})
+	op.queued = time.Now()
 	op.committed, _ = ctx.Value(committedKey{}).(func(domain.LogEntry, bool))
 	op.order, _ = ctx.Value(orderKey{}).(Order)
 	op.change = guarded(op.change)
@@ -290,11 +292,6 @@ func (c *committer) drain(room string, q *roomQueue) {
 // runBatch applies ops in one transaction and tells each its outcome.
 func (s *Store) runBatch(room string, all []*pendingOp) {
 	start := time.Now()
-	defer func() {
-		if d := time.Since(start); d > SlowBatch {
-			s.slow.add(room, len(all), d)
-		}
-	}()
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	defer func() {
@@ -302,6 +299,9 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 			close(op.done)
 		}
 	}()
+	// Counted before the ops are told their outcome (defers run last
+	// first), so a caller that sees its op done sees it counted.
+	defer s.slow.add(room, all, start)
 	defer func() {
 		// A bug of the store's own (an op's body cannot panic: see
 		// guarded) fails the ops without an outcome yet, not the whole

@@ -34,8 +34,8 @@ func TestSlowBatchesAreCounted(t *testing.T) {
 		_, err := s.CreateFinding(ctx, nil, w.ID, "held", store.FindingInput{Title: "Held"})
 		done <- err
 	}()
-	const hold = 3 * store.SlowBatch / 2
-	time.Sleep(hold)
+	waitForLock(t, s)
+	time.Sleep(store.SlowBatch + 50*time.Millisecond)
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -43,10 +43,29 @@ func TestSlowBatchesAreCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	sb := s.TakeSlowBatches()
-	if sb.Count != 1 || sb.Ops != 1 || sb.Room != room || sb.Longest < hold {
-		t.Fatalf("slow batches %+v, want 1 of 1 op in %s lasting over %s", sb, room, hold)
+	if sb.Count != 1 || sb.Room != room || sb.Longest <= store.SlowBatch || sb.Ops != 1 || sb.MaxWait < sb.Longest {
+		t.Fatalf("slow batches %+v, want 1 in %s over %s, its op waiting as long", sb, room, store.SlowBatch)
 	}
 	if again := s.TakeSlowBatches(); again != (store.SlowBatches{}) {
 		t.Fatalf("taken twice: %+v", again)
+	}
+}
+
+// waitForLock waits until a session of s's database waits for a lock.
+func waitForLock(tb testing.TB, s *store.Store) {
+	tb.Helper()
+	for end := time.Now().Add(10 * time.Second); ; {
+		var n int
+		err := s.DB().NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(context.Background(), &n)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(end) {
+			tb.Fatal("nothing waited for the lock")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
