@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rapporteur/rapporteur/server/demo"
+	"github.com/rapporteur/rapporteur/server/pgtest"
 	"github.com/rapporteur/rapporteur/server/store"
 )
 
@@ -50,19 +51,7 @@ func TestSlowCommitsAreLogged(t *testing.T) {
 			_, err := st.CreateFinding(ctx, nil, w, "held", store.FindingInput{Title: "Held"})
 			done <- err
 		}()
-		for end := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			var n int
-			err := st.DB().NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(ctx, &n)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n > 0 {
-				break
-			}
-			if time.Now().After(end) {
-				t.Fatal("the op never waited for the room's row")
-			}
-		}
+		pgtest.WaitForLockWait(t, st)
 		time.Sleep(store.SlowBatch + 50*time.Millisecond)
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)

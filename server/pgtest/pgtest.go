@@ -114,3 +114,22 @@ func (c *Cluster) MustStore(tb testing.TB) *store.Store {
 	tb.Cleanup(func() { s.Close() })
 	return s
 }
+
+// WaitForLockWait waits until a session of s's database waits for a lock:
+// for tests that hold a row and need an op to be queued behind it.
+func WaitForLockWait(tb testing.TB, s *store.Store) {
+	tb.Helper()
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		err := s.DB().NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(context.Background(), &n)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(end) {
+			tb.Fatal("no session waited for a lock")
+		}
+	}
+}

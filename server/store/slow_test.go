@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rapporteur/rapporteur/server/pgtest"
 	"github.com/rapporteur/rapporteur/server/store"
 )
 
@@ -34,7 +35,7 @@ func TestSlowBatchesAreCounted(t *testing.T) {
 		_, err := s.CreateFinding(ctx, nil, w.ID, "held", store.FindingInput{Title: "Held"})
 		done <- err
 	}()
-	waitForLock(t, s)
+	pgtest.WaitForLockWait(t, s)
 	time.Sleep(store.SlowBatch + 50*time.Millisecond)
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
@@ -48,24 +49,5 @@ func TestSlowBatchesAreCounted(t *testing.T) {
 	}
 	if again := s.TakeSlowBatches(); again != (store.SlowBatches{}) {
 		t.Fatalf("taken twice: %+v", again)
-	}
-}
-
-// waitForLock waits until a session of s's database waits for a lock.
-func waitForLock(tb testing.TB, s *store.Store) {
-	tb.Helper()
-	for end := time.Now().Add(10 * time.Second); ; {
-		var n int
-		err := s.DB().NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(context.Background(), &n)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		if n > 0 {
-			return
-		}
-		if time.Now().After(end) {
-			tb.Fatal("nothing waited for the lock")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
