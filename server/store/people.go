@@ -397,10 +397,7 @@ func (s *Store) PeopleWithMemberships(ctx context.Context, ids []int64) (map[int
 // event sees it (their name, details and roles there): an edit that names
 // the version it was made on is refused when the person changed since.
 func MemberVersion(p domain.Person, ms []domain.Membership) string {
-	roles := make([]string, len(ms))
-	for i, m := range ms {
-		roles[i] = roleName(m.Role, m.WorkshopID)
-	}
+	roles := roleNames(ms)
 	slices.Sort(roles)
 	h := sha256.New()
 	for _, v := range append([]string{p.Name, deref(p.Email), p.Organisation, p.Country, p.ActorType}, roles...) {
@@ -436,13 +433,10 @@ func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personI
 		if p, ms, err = lockedMember(ctx, tx, eventID, personID); err != nil {
 			return err
 		}
+		was := roleNames(ms)
 		if base != "" && base != MemberVersion(p, ms) {
-			roles := make([]string, len(ms))
-			for i, m := range ms {
-				roles[i] = roleName(m.Role, m.WorkshopID)
-			}
 			return domain.Errorf(domain.Conflict, "Someone changed %s since this form was loaded (their roles here now: %s). Nothing was saved: load the page again and make the change there.",
-				p.Name, strings.Join(roles, ", "))
+				p.Name, strings.Join(was, ", "))
 		}
 		next := in.person()
 		for _, f := range []struct {
@@ -475,10 +469,6 @@ func (s *Store) UpdateMember(ctx context.Context, actor *int64, eventID, personI
 				}
 				return fmt.Errorf("update person: %w", err)
 			}
-		}
-		was := make([]string, len(ms))
-		for i, m := range ms {
-			was[i] = roleName(m.Role, m.WorkshopID)
 		}
 		wid := &workshopID
 		if workshopID == 0 {
@@ -557,6 +547,15 @@ func refuseClaimRoles(ctx context.Context, tx bun.Tx, p domain.Person, ms []doma
 	return nil
 }
 
+// roleNames names each of ms as roleName does, in their order.
+func roleNames(ms []domain.Membership) []string {
+	names := make([]string, len(ms))
+	for i, m := range ms {
+		names[i] = roleName(m.Role, m.WorkshopID)
+	}
+	return names
+}
+
 // roleName is a role as the audit trail names it: "participant@12", or
 // "organizer" for an event-wide one.
 func roleName(role string, workshopID *int64) string {
@@ -614,11 +613,7 @@ func (s *Store) RemoveMember(ctx context.Context, actor *int64, eventID, personI
 			return fmt.Errorf("revoke the event's links: %w", err)
 		}
 		revoked, _ := res.RowsAffected()
-		was := make([]string, len(ms))
-		for i, m := range ms {
-			was[i] = roleName(m.Role, m.WorkshopID)
-		}
-		return s.Audit(ctx, tx, actor, &eventID, "person.remove", fmt.Sprintf("person:%d", personID), map[string]any{"roles_before": was, "links_revoked": revoked})
+		return s.Audit(ctx, tx, actor, &eventID, "person.remove", fmt.Sprintf("person:%d", personID), map[string]any{"roles_before": roleNames(ms), "links_revoked": revoked})
 	})
 	if err != nil {
 		return domain.Person{}, err
