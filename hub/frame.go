@@ -89,6 +89,11 @@ func DecodeFrame(data []byte) (Frame, *OpError) {
 	if w.Type == nil {
 		return f, badFrame("type: required")
 	}
+	// body has its type in every frame, as the other known fields have
+	// theirs (json.Unmarshal checks those); only an op uses it.
+	if len(w.Body) > 0 && w.Body[0] != '{' && string(w.Body) != "null" {
+		return f, badFrame("body: must be a JSON object")
+	}
 	switch *w.Type {
 	case TypePing:
 		t, e := compactJSON(w.T)
@@ -129,9 +134,6 @@ func DecodeFrame(data []byte) (Frame, *OpError) {
 		body, e := compactJSON(w.Body)
 		if e != nil {
 			return f, badFrame("body: %s", e)
-		}
-		if body != nil && body[0] != '{' {
-			return f, badFrame("body: must be a JSON object")
 		}
 		out.Body = body
 	case TypePresence:

@@ -32,6 +32,14 @@ func TestDecodeFrame(t *testing.T) {
 		{`{"type":7}`, hub.Frame{}, hub.CodeBadFrame},
 		{`null`, hub.Frame{}, hub.CodeBadFrame},
 		{`{"type":"snapshot"}`, hub.Frame{}, hub.CodeUnknownType},
+		// body is a JSON object (or null) wherever it comes (PROTOCOL.md).
+		{`{"type":"ping","body":5}`, hub.Frame{}, hub.CodeBadFrame},
+		{`{"type":"join","room":"r","body":"x"}`, hub.Frame{}, hub.CodeBadFrame},
+		{`{"type":"leave","room":"r","body":[]}`, hub.Frame{}, hub.CodeBadFrame},
+		{`{"type":"presence","room":"r","body":true}`, hub.Frame{}, hub.CodeBadFrame},
+		{`{"type":"snapshot","body":1}`, hub.Frame{}, hub.CodeBadFrame},
+		{`{"type":"join","room":"r","body":{"a":1}}`, hub.Frame{Type: "join", Room: "r"}, ""},
+		{`{"type":"ping","body":null}`, hub.Frame{Type: "ping"}, ""},
 	} {
 		got, oe := hub.DecodeFrame([]byte(tc.in))
 		if tc.code != "" {
