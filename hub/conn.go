@@ -616,6 +616,7 @@ func (c *conn) op(f Frame) error {
 		// texts are long).
 		c.owed.Add(int64(len(e.Payload) / entryBytesPerOp))
 		if e.Room == "" || e.Room == f.Room {
+			e.Room = f.Room // the entry frame names its room
 			m.r.offer(e, false)
 		} else {
 			c.h.log.Error("hub: backend applied op to another room", "room", f.Room, "entry_room", e.Room, "op_id", f.OpID)

@@ -227,11 +227,17 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 
 func newTestHubOn(tb testing.TB, cfg hub.Config, smallBuffers bool) *testHub {
 	tb.Helper()
+	b := newMemBackend()
+	return serveTestHub(tb, cfg, smallBuffers, b, b)
+}
+
+// serveTestHub serves a hub over backend be, whose log is b's.
+func serveTestHub(tb testing.TB, cfg hub.Config, smallBuffers bool, be hub.Backend, b *memBackend) *testHub {
+	tb.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = quietLogger()
 	}
-	b := newMemBackend()
-	h := hub.New(b, cfg)
+	h := hub.New(be, cfg)
 	up := &websocket.Upgrader{} // nil CheckOrigin: same origin only; the test dialer sends no Origin
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")

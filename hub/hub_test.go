@@ -1269,3 +1269,36 @@ func TestSlowReaderCatchUpEndsInJoined(t *testing.T) {
 		}
 	}
 }
+
+// roomlessBackend answers Apply with an entry that names no room, which
+// the hub accepts as the op's room.
+type roomlessBackend struct{ *memBackend }
+
+func (b roomlessBackend) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry, error) {
+	e, err := b.memBackend.Apply(ctx, id, op)
+	e.Room = ""
+	return e, err
+}
+
+// An entry that Apply returns without its room reaches the room's members
+// naming the room: they route entries by it, and the follower does not
+// send that seq again.
+func TestAnAppliedEntryWithoutARoomNamesTheOpsRoom(t *testing.T) {
+	b := newMemBackend()
+	th := serveTestHub(t, hub.Config{}, false, roomlessBackend{b}, b)
+	a, o := th.dial(t, "a"), th.dial(t, "o")
+	a.join(room, 0)
+	o.join(room, 0)
+	a.op(room, "o1", "vote", `{}`)
+	for name, c := range map[string]*client{"a": a, "o": o} {
+		for {
+			f := c.next()
+			if f.Type == "entry" {
+				if f.Room != room || f.OpID != "o1" {
+					t.Fatalf("%s got the entry for room %q, op %q; want %q, o1", name, f.Room, f.OpID, room)
+				}
+				break
+			}
+		}
+	}
+}
