@@ -511,14 +511,18 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 		owner := map[string]int{} // op id → the op whose create is in the statement
 		var creates []*createRow
 		after := map[int64]bool{} // authors with an op before, not hoisted
+		kept := map[string]bool{} // op ids of the ops not hoisted
 		for i, op := range ops {
 			if _, ok := seen[op.opID]; ok {
 				continue
 			}
-			if op.create == nil || op.actor != nil && after[*op.actor] {
+			// A create whose op id an earlier op has stays behind it, so
+			// that the earlier op is the one applied, as one by one.
+			if op.create == nil || op.actor != nil && after[*op.actor] || kept[op.opID] {
 				if op.actor != nil {
 					after[*op.actor] = true
 				}
+				kept[op.opID] = true
 				continue
 			}
 			if _, dup := owner[op.opID]; !dup {

@@ -34,10 +34,11 @@ type batchState struct {
 	updated map[int64][]fieldChange
 }
 
-// fieldChange is one field of a finding changed by actor.
+// fieldChange is one field of a finding changed by actor, making version.
 type fieldChange struct {
-	field string
-	actor *int64
+	field   string
+	actor   *int64
+	version int
 }
 
 // voteSet is who votes for a finding: as stored, and as the batch leaves it.

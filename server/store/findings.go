@@ -581,14 +581,19 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		for _, name := range changed {
 			next.FieldVersions[name] = next.Version
 		}
-		// At the database's precision: the entry's finding is what a snapshot reads back.
+		// At the database's precision: the entry's finding is what a
+		// snapshot reads back. Never before the finding's last change (see
+		// touchUpdatedAt).
 		next.UpdatedAt = time.Now().Truncate(time.Microsecond)
+		if next.UpdatedAt.Before(f.UpdatedAt) {
+			next.UpdatedAt = f.UpdatedAt
+		}
 		if err := saveFinding(ctx, tx, &next); err != nil {
 			return "", nil, err
 		}
 		if bs := batchStateOf(ctx); bs != nil {
 			for _, name := range changed {
-				bs.updated[id] = append(bs.updated[id], fieldChange{name, actor})
+				bs.updated[id] = append(bs.updated[id], fieldChange{name, actor, next.Version})
 			}
 		}
 		return updateEntry(next, changed)
@@ -619,6 +624,13 @@ func updateEntry(f domain.Finding, changed []string) (string, any, error) {
 		"changes": changes, "fields": changed}, nil
 }
 
+// touchUpdatedAt is the SET clause that stamps a change of a finding in
+// SQL: the time of the change, never before the finding's last change. A
+// held-back update of a batch is stamped with the server's clock as it
+// runs, later than the transaction's start (now()), and a share or key
+// mark after it in the batch must not go back in time.
+const touchUpdatedAt = "updated_at = greatest(clock_timestamp(), updated_at)"
+
 // changedByOthers tells whether field of finding id was changed since
 // version base by anyone but actor: only then is a stale update of it a
 // conflict. A person's own later edits (two saves of one field sent
@@ -631,7 +643,7 @@ func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base
 	}
 	if bs := batchStateOf(ctx); bs != nil {
 		for _, c := range bs.updated[id] {
-			if c.field == field && (c.actor == nil || *c.actor != *actor) {
+			if c.field == field && c.version > base && (c.actor == nil || *c.actor != *actor) {
 				return true, nil
 			}
 		}

@@ -142,7 +142,7 @@ func (s *Store) MarkKey(ctx context.Context, actor *int64, workshopID int64, opI
 			return "", nil, err
 		}
 		if !f.IsKey {
-			if err := tx.NewRaw(`UPDATE findings SET is_key = true, version = version + 1, updated_at = now(),
+			if err := tx.NewRaw(`UPDATE findings SET is_key = true, version = version + 1, `+touchUpdatedAt+`,
 				key_position = (SELECT coalesce(max(key_position), 0) + 1 FROM findings WHERE workshop_id = ? AND is_key AND deleted_at IS NULL)
 				WHERE id = ? RETURNING version, updated_at`, workshopID, findingID).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
 				return "", nil, fmt.Errorf("mark key: %w", err)
@@ -161,7 +161,7 @@ func (s *Store) UnmarkKey(ctx context.Context, actor *int64, workshopID int64, o
 			return "", nil, err
 		}
 		if f.IsKey {
-			if err := tx.NewRaw(`UPDATE findings SET is_key = false, key_position = NULL, version = version + 1, updated_at = now()
+			if err := tx.NewRaw(`UPDATE findings SET is_key = false, key_position = NULL, version = version + 1, `+touchUpdatedAt+`
 				WHERE id = ? RETURNING version, updated_at`, findingID).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
 				return "", nil, fmt.Errorf("unmark key: %w", err)
 			}
@@ -265,7 +265,7 @@ func (s *Store) setRelease(ctx context.Context, actor *int64, workshopID int64, 
 		if fromDraft && f.ReleaseState != domain.Draft || f.ReleaseState == state {
 			return "finding.release", entry(), nil
 		}
-		if err := tx.NewRaw("UPDATE findings SET release_state = ?, version = version + 1, updated_at = now() WHERE id = ? RETURNING version, updated_at",
+		if err := tx.NewRaw("UPDATE findings SET release_state = ?, version = version + 1, "+touchUpdatedAt+" WHERE id = ? RETURNING version, updated_at",
 			state, findingID).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
 			return "", nil, fmt.Errorf("set release state: %w", err)
 		}
