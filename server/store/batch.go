@@ -331,7 +331,7 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 			ops = append(ops, op)
 		}
 	}
-	var head int64
+	var head, replayed int64
 	if len(ops) == 1 {
 		op := ops[0]
 		ok := false
@@ -369,6 +369,8 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 				breakOrder(op, op.err)
 				if op.err == nil && !op.res.Replayed {
 					head = max(head, op.res.Entry.Seq)
+				} else if op.err == nil {
+					replayed = max(replayed, op.res.Entry.Seq)
 				}
 			}
 		}
@@ -376,6 +378,12 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 	if head > 0 {
 		handOver(ops)
 		s.ann.add(room, head)
+	}
+	if replayed > head {
+		// The batch may have committed after all, its COMMIT's answer
+		// lost: its entries were handed to no one, so the room's
+		// followers are told to read them from the log.
+		s.ann.add(room, replayed)
 	}
 }
 
