@@ -356,13 +356,30 @@ func TestTabletKeepsWhatTheServerRefuses(t *testing.T) {
 // that one is saved; after three failures the page sets it aside as not
 // saved, kept on the device, and the next finding is saved. The tablet is
 // alone in its room: nothing else shows the server works but /readyz.
+//
+// A code the page does not know counts as internal (PROTOCOL.md): here
+// the page reads the server's "internal" as a code of a later server.
 func TestTabletSetsAsideAChangeTheServerKeepsFailing(t *testing.T) {
+	t.Run("internal", func(t *testing.T) { testSetsAside(t, "") })
+	t.Run("unknown code", func(t *testing.T) {
+		testSetsAside(t, `const data = Object.getOwnPropertyDescriptor(MessageEvent.prototype, "data");
+			Object.defineProperty(MessageEvent.prototype, "data", { configurable: true, get() {
+				const v = data.get.call(this);
+				return typeof v === "string" ? v.replaceAll('"code":"internal"', '"code":"not_known_yet"') : v;
+			} })`)
+	})
+}
+
+// testSetsAside runs TestTabletSetsAsideAChangeTheServerKeepsFailing
+// with js run in the page first.
+func testSetsAside(t *testing.T, js string) {
 	tb := MustTablet(t)
 	ctx := tb.browser
 	tb.failCreating(t, "Fails every time")
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
+		evalJS(js),
 		typeFinding("Fails every time"),
 		typeFinding("Saved after it"),
 		waitText("#findings li.failed", "Not saved: The server failed on this change three times while it was otherwise working"),

@@ -1288,7 +1288,7 @@
     } else if (f.detail && f.detail.held_back) { // waits for an earlier op that failed: sent again after it
       later(op, internalWait);
     } else { // unavailable, internal and codes this page does not know: try again, slower each time
-      if (f.code === "internal") blame(op, f.message || f.code);
+      if (f.code !== "unavailable") blame(op, f.message || f.code);
       trouble = f.message || f.code;
       later(op, internalWait);
       internalWait = Math.min(internalWait * 2, 30000);
