@@ -989,27 +989,47 @@ func TestTabletKeepsEditsOfFindingsDeletedMeanwhile(t *testing.T) {
 
 // TestTabletOffersTheFormOfAClosedTab: text typed in a tab's form, never
 // saved, is kept on the device; when that tab is gone, another tab offers
-// it as not saved, and "Edit again" saves it once.
+// it as not saved, and "Edit again" saves it once. An edit form left with
+// nothing changed in a tab gone is not offered: nothing was typed.
 func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 	tb := MustTablet(t)
 	a := tb.browser
 	err := chromedp.Do(a,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
-		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Typed in a closed tab"),
+		typeFinding("Only looked at"),
+		waitText("#findings li.saved", "Only looked at"),
+		tap(`#findings li.saved button.edit`),
+		waitText("#form-title", "Edit"),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
 	prefix := fmt.Sprintf("rapporteur:%d:%s:draft:", tb.person.ID, store.WorkshopRoom(tb.w.ID))
-	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
+	drafts := fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q))`, prefix)
+	// The edit form as kept, opened and left unchanged: kept again below
+	// as a tab gone.
+	untouched, err := chromedp.Run(a, chromedp.Evaluate[string](`localStorage.getItem(`+drafts+`[0])`))
+	if err != nil || !strings.Contains(untouched, `"editing":{`) {
+		t.Fatalf("the edit form kept: %q (%v)", untouched, err)
+	}
+	err = chromedp.Do(a,
+		chromedp.Click(chromedp.CSS(`#cancel-edit`)),
+		waitText("#form-title", "Record"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Typed in a closed tab"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`%s.map(k => k.slice(%d)).join(" ")`, drafts, len(prefix))))
 	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
 		t.Fatalf("tab A's kept form: %q (%v), want one", tabA, err)
 	}
 	if s := tb.stored(t, a, "draft:"+tabA); !strings.Contains(s, "Typed in a closed tab") {
 		t.Fatalf("the form's text is not kept on the device: %q", s)
 	}
-	if err := chromedp.Do(a, chromedp.Navigate("about:blank")); err != nil {
+	untouchedKey, _ := json.Marshal(prefix + "tab-gone-untouched")
+	if err := chromedp.Do(a, evalJS(fmt.Sprintf(`localStorage.setItem(%s, %q)`, untouchedKey, untouched)), chromedp.Navigate("about:blank")); err != nil {
 		t.Fatal(err)
 	}
 	b, closeB := chromedp.NewContext(a)
@@ -1020,7 +1040,17 @@ func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
 		evalJS(fmt.Sprintf(`localStorage.setItem(%q, "0")`, alive)),
+		waitText("#findings li.failed", "Typed in a closed tab"),
 		waitText("#findings li.failed", "typed in another tab or window, closed or asleep"),
+		waitText("#status", "1 change not saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := chromedp.Run(b, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.failed").length`)); err != nil || n != 1 {
+		t.Fatalf("%d forms of tabs gone offered, want 1: the untouched edit form is no change (%v)", n, err)
+	}
+	err = chromedp.Do(b,
 		tap(`#findings li.failed button.edit`),
 		waitNone("#findings li.failed"),
 	)

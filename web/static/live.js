@@ -750,12 +750,17 @@
         var tab = key.slice(draftPrefix.length);
         if (tab === tabID || now - Number(localStorage.getItem(alivePrefix + tab) || 0) < 20000) return;
         var d = JSON.parse(localStorage.getItem(key));
-        if (d && d.body) found.push({ key: key, tab: tab, draft: d });
+        if (d && d.body && !untouched(d)) found.push({ key: key, tab: tab, draft: d });
       } catch (e) {}
     });
     var before = orphans.map(function (o) { return o.key; }).join(" ");
     orphans = found;
     return found.map(function (o) { return o.key; }).join(" ") !== before;
+  }
+  // untouched tells whether a kept form is an edit form opened and left
+  // unchanged: nothing was typed in it. A form it cannot read was typed in.
+  function untouched(d) {
+    try { return !!(d.editing && d.editing.orig && !changesOf(d.body, d.editing.orig)); } catch (e) { return false; }
   }
   function button(text, cls, onClick) {
     var b = document.createElement("button");
@@ -960,11 +965,13 @@
   }
   // changedFields is what the form changes of the finding being edited,
   // or null when nothing.
-  function changedFields(body) {
+  function changedFields(body) { return changesOf(body, editing.orig); }
+  // changesOf is what body changes of orig's fields, or null when nothing.
+  function changesOf(body, orig) {
     var out = {}, n = 0;
-    textFields.forEach(function (k) { if (body[k] !== editing.orig[k]) { out[k] = body[k]; n++; } });
+    textFields.forEach(function (k) { if (body[k] !== orig[k]) { out[k] = body[k]; n++; } });
     listFields.forEach(function (k) {
-      if (body[k].slice().sort().join("\n") !== editing.orig[k].slice().sort().join("\n")) { out[k] = body[k]; n++; }
+      if (body[k].slice().sort().join("\n") !== orig[k].slice().sort().join("\n")) { out[k] = body[k]; n++; }
     });
     return n ? out : null;
   }
