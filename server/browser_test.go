@@ -1066,6 +1066,57 @@ func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 	tb.mustBeSavedOnce(t, "Typed in a closed tab")
 }
 
+// TestTabletDuplicatedTabKeepsItsOwnForm: a tab duplicated from one that
+// had a workshop page open copies its id (sessionStorage); a page opened
+// in the copy while the first page is open makes an id of its own. Given
+// the same one, it showed the other page's form, and emptying its own
+// emptied the other's, the text kept nowhere.
+func TestTabletDuplicatedTabKeepsItsOwnForm(t *testing.T) {
+	tb := MustTablet(t)
+	a := tb.browser
+	err := chromedp.Do(a,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Typed in tab A"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := fmt.Sprintf("rapporteur:%d:%s:draft:", tb.person.ID, store.WorkshopRoom(tb.w.ID))
+	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
+	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
+		t.Fatalf("tab A's kept form: %q (%v), want one", tabA, err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	defer closeB()
+	err = chromedp.Do(b,
+		chromedp.Navigate(tb.f.srv.URL+"/"),
+		evalJS(fmt.Sprintf(`sessionStorage.setItem("rapporteur:tab", %q)`, tabA)), // as the copy has it
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := chromedp.Run(b, chromedp.Value(chromedp.CSS(`#new-finding input[name=title]`))); err != nil || v != "" {
+		t.Fatalf("the copy's page opened with %q in its form (%v), want it empty", v, err)
+	}
+	err = chromedp.Do(b,
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "x"),
+		evalJS(`const i = document.querySelector("#new-finding input[name=title]"); i.value = ""; i.dispatchEvent(new Event("input", {bubbles: true}))`),
+		chromedp.Sleep(300*time.Millisecond), // tab A hears of storage changes
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := chromedp.Run(a, chromedp.Value(chromedp.CSS(`#new-finding input[name=title]`))); err != nil || v != "Typed in tab A" {
+		t.Fatalf("tab A's form holds %q (%v), want what was typed in it", v, err)
+	}
+	if s := tb.stored(t, a, "draft:"+tabA); !strings.Contains(s, "Typed in tab A") {
+		t.Fatalf("tab A's form is not kept on the device: %q", s)
+	}
+}
+
 // mustKeepPage waits until the page open in ctx and its files are kept on
 // the device (by the service worker).
 func mustKeepPage(t *testing.T, ctx context.Context) {
@@ -1115,11 +1166,17 @@ func TestTabletPageLoadsOverALinkThatAnswersNothing(t *testing.T) {
 // form the device keeps. The restored page shows that form, not its own
 // older one: a finding saved meanwhile would be saved twice, newer text
 // written over. The page cache is played by the event it fires, with the
-// device's storage as the newer page left it.
+// device's storage as the newer page left it, handing the id back.
+//
+// When the id was not handed back, a page of another tab holds it (the
+// tab was duplicated, and the copy opened the page): the restored page
+// makes its own id and leaves that page's form alone.
 func TestTabletBackFromThePageCacheShowsTheNewerForm(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
-	prefix := fmt.Sprintf("rapporteur:%d:%s:draft:", tb.person.ID, store.WorkshopRoom(tb.w.ID))
+	storeKey := fmt.Sprintf("rapporteur:%d:%s", tb.person.ID, store.WorkshopRoom(tb.w.ID))
+	prefix := storeKey + ":draft:"
+	handBack := evalJS(fmt.Sprintf(`localStorage.setItem(%q + window.tabOfTest, String(Date.now()))`, storeKey+":hand:"))
 	restored := evalJS(`window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }))`)
 	title := func() string {
 		t.Helper()
@@ -1129,12 +1186,13 @@ func TestTabletBackFromThePageCacheShowsTheNewerForm(t *testing.T) {
 		}
 		return v
 	}
+	newer := fmt.Sprintf(`localStorage.setItem(%q + window.tabOfTest, JSON.stringify({ editing: null,
+		body: { title: "Begun on the next page", what_done: "", results: "", transferability: "", countries: [], themes: [] } }))`, prefix)
 	err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"),
 		chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Typed before going on"),
+		evalJS(fmt.Sprintf(`window.tabOfTest = Object.keys(localStorage).find(k => k.startsWith(%q)).slice(%d)`, prefix, len(prefix))),
 		// The page loaded next in the tab saved that and began another.
-		evalJS(fmt.Sprintf(`const key = Object.keys(localStorage).find(k => k.startsWith(%q));
-			localStorage.setItem(key, JSON.stringify({ editing: null, body: { title: "Begun on the next page", what_done: "", results: "", transferability: "", countries: [], themes: [] } }))`, prefix)),
-		restored)
+		evalJS(newer), handBack, restored)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1142,11 +1200,27 @@ func TestTabletBackFromThePageCacheShowsTheNewerForm(t *testing.T) {
 		t.Fatalf("the restored page's form holds %q, want the newer page's text", got)
 	}
 	// Saved there too: the form is empty.
-	if err := chromedp.Do(ctx, evalJS(fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).forEach(k => localStorage.removeItem(k))`, prefix)), restored); err != nil {
+	if err := chromedp.Do(ctx, evalJS(fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).forEach(k => localStorage.removeItem(k))`, prefix)), handBack, restored); err != nil {
 		t.Fatal(err)
 	}
 	if got := title(); got != "" {
 		t.Fatalf("the restored page's form holds %q, want it empty (the newer page saved it)", got)
+	}
+	// Not handed back: a page of a duplicated tab holds the id and its form.
+	err = chromedp.Do(ctx, evalJS(newer), restored,
+		chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Typed on the restored page"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := title(); got != "Typed on the restored page" {
+		t.Fatalf("the restored page's form holds %q, want only what was typed on it", got)
+	}
+	tab, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.tabOfTest`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := tb.stored(t, ctx, "draft:"+tab); !strings.Contains(s, "Begun on the next page") {
+		t.Fatalf("the other page's kept form is now %q", s)
 	}
 }
 

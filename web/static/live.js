@@ -83,11 +83,17 @@
   // over each other's), with a sign of life beside it: the form of a tab
   // closed, or killed, with text in it is offered to the others (orphans).
   // The id is taken out of sessionStorage while the page is open and put
-  // back as it goes: a reload keeps it, a duplicated tab gets its own.
-  var tabID = sessionStorage.getItem("rapporteur:tab") || opID();
-  sessionStorage.removeItem("rapporteur:tab");
-  var lastBeat = 0;
+  // back as it goes, with a hand-over mark in localStorage: a reload keeps
+  // it. A duplicated tab copies sessionStorage, not the mark: of the two
+  // pages given one id, the first takes it with the mark and the other
+  // makes its own (sharing it, one page emptying its form would empty the
+  // other's, and the text would be nowhere).
   var draftPrefix = storeKey + ":draft:", alivePrefix = storeKey + ":alive:", kmKeyPrefix = storeKey + ":km:";
+  var handPrefix = storeKey + ":hand:";
+  var tabID = sessionStorage.getItem("rapporteur:tab");
+  sessionStorage.removeItem("rapporteur:tab");
+  if (!tabID || !takeHandOver(tabID)) tabID = opID();
+  var lastBeat = 0;
   var orphans = [];   // {key, tab, draft} of tabs gone
   var sent = {};   // op ids sent on this connection and not answered yet
   var ws = null, live = false, paused = false, retry = 500, timer = null;
@@ -746,6 +752,9 @@
             localStorage.getItem(draftPrefix + key.slice(alivePrefix.length)) === null) {
           localStorage.removeItem(key);
         }
+        // The mark of a tab closed on another page (a day on, a tab
+        // restored makes a new id: its form is offered as a tab gone's).
+        if (key && key.indexOf(handPrefix) === 0 && now - Number(localStorage.getItem(key)) > 86400000) localStorage.removeItem(key);
         if (!key || key.indexOf(draftPrefix) !== 0) return;
         var tab = key.slice(draftPrefix.length);
         if (tab === tabID || now - Number(localStorage.getItem(alivePrefix + tab) || 0) < 20000) return;
@@ -761,6 +770,15 @@
   // unchanged: nothing was typed in it. A form it cannot read was typed in.
   function untouched(d) {
     try { return !!(d.editing && d.editing.orig && !changesOf(d.body, d.editing.orig)); } catch (e) { return false; }
+  }
+  // takeHandOver takes the mark of id's hand-over (see tabID) and reports
+  // whether it was there. Without storage a page cannot tell: it takes it.
+  function takeHandOver(id) {
+    try {
+      var there = localStorage.getItem(handPrefix + id) !== null;
+      localStorage.removeItem(handPrefix + id);
+      return there;
+    } catch (e) { return true; }
   }
   function button(text, cls, onClick) {
     var b = document.createElement("button");
@@ -1423,6 +1441,7 @@
   window.addEventListener("pagehide", function () {
     save();
     sessionStorage.setItem("rapporteur:tab", tabID);
+    try { localStorage.setItem(handPrefix + tabID, String(Date.now())); } catch (e) {}
     // A tab going with nothing in its form leaves no sign of life behind.
     if (!editing && !formDirty() && !kmDraft) { try { localStorage.removeItem(alivePrefix + tabID); } catch (e) {} }
   });
@@ -1433,6 +1452,9 @@
     // id, and its form and key messages, which the device keeps. They are
     // newer than what this page shows (saved meanwhile, perhaps): shown
     // here, they would be saved twice, or written over the newer text.
+    // When the hand-over mark is gone, a page of another tab (duplicated
+    // from this one) holds the id and the form: this page makes its own.
+    if (!takeHandOver(tabID)) tabID = opID();
     editing = null;
     clearForm();
     restoreDraft();
