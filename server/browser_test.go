@@ -1267,6 +1267,48 @@ func TestTabletPageFromItsCopyTakesItsFilesFromTheCopy(t *testing.T) {
 	}
 }
 
+// TestTabletReloadedBeforeTheEntryShowsTheAckedChange: the server acks a
+// finding whose entry has not reached the tablet yet (the entry waits for
+// an earlier one of another server process, say); the tablet reloads
+// offline. The page shows the finding as saved: it is, and the person
+// would type it again. The entry is kept from the page here.
+func TestTabletReloadedBeforeTheEntryShowsTheAckedChange(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	mustKeepPage(t, ctx)
+	err := chromedp.Do(ctx,
+		evalJS(`const data = Object.getOwnPropertyDescriptor(MessageEvent.prototype, "data");
+			Object.defineProperty(MessageEvent.prototype, "data", { configurable: true, get() {
+				const v = data.get.call(this);
+				if (typeof v !== "string") return v;
+				const lines = v.split("\n").filter(l => !(l.includes('"type":"entry"') && l.includes("Entry on its way")));
+				return lines.length ? lines.join("\n") : '{"type":"pong"}';
+			} })`),
+		typeFinding("Entry on its way"),
+		waitText("#findings li.saved", "Entry on its way"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.mustBeSavedOnce(t, "Entry on its way")
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(ctx,
+		chromedp.Reload(),
+		waitText("#status", "Offline"),
+		waitText("#findings li.saved", "Entry on its way"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.pending").length`)); err != nil || pending != 0 {
+		t.Fatalf("%d changes shown as not yet saved (%v), want none", pending, err)
+	}
+}
+
 // TestTabletPageLoadsWithoutTheNetwork: a workshop page opened once loads
 // again while the server cannot be reached (a tablet reloading while the
 // Wi-Fi is down), shows what it keeps, takes a new finding, and sends it

@@ -74,7 +74,10 @@
   var queue = load(":queue", []);
   var failed = load(":failed", []);
   var done = load(":done", []); // op ids applied or discarded, newest last (see merge)
-  var acked = [];  // acked ops ({op, seq}) whose entry is still on the way: shown as saved
+  // Acked ops ({op, seq}) whose entry is still on the way: shown as
+  // saved. Kept on the device with the room's copy: a page loaded before
+  // the entry comes (a reload, offline) shows them saved too.
+  var acked = load(":acked", []).filter(function (a) { return isAcked(a) && a.seq > state.seq; });
   var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
   var people = [];    // the room's presence list
   var here = 0;       // how many are in the room (the list may name no one)
@@ -202,7 +205,7 @@
         return false;
       }
     };
-    var dropState = function () { try { localStorage.removeItem(storeKey + ":state2"); } catch (e) {} };
+    var dropState = function () { try { localStorage.removeItem(storeKey + ":state2"); localStorage.removeItem(storeKey + ":acked"); } catch (e) {} };
     if (!write()) {
       if (!dropOtherStates() || !write()) {
         dropState();
@@ -223,15 +226,24 @@
       dropState();
       return true;
     }
-    try { localStorage.setItem(storeKey + ":state2", JSON.stringify(state)); } catch (e) { dropState(); }
+    try { localStorage.setItem(storeKey + ":state2", JSON.stringify(state)); } catch (e) { dropState(); return true; }
+    // Acked ops of every tab of the device whose entry the copy lacks.
+    var seen = {}, keep = acked.concat(load(":acked", [])).filter(function (a) {
+      return isAcked(a) && a.seq > state.seq && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
+    });
+    try {
+      if (keep.length) localStorage.setItem(storeKey + ":acked", JSON.stringify(keep));
+      else localStorage.removeItem(storeKey + ":acked");
+    } catch (e) {}
     return true;
   }
+  function isAcked(a) { return !!a && !!a.op && typeof a.op.op_id === "string" && typeof a.seq === "number"; }
   // dropOtherStates frees space taken by the copies of other rooms (and of
   // other people on this device): copies of the server's, fetched again
   // on their next visit. Unsent and refused changes are never dropped. It
   // reports whether it dropped any.
   function dropOtherStates() {
-    return dropStates(function (k) { return k === storeKey + ":state2"; });
+    return dropStates(function (k) { return k === storeKey + ":state2" || k === storeKey + ":acked"; });
   }
   // dropStates drops the copies of rooms kept on this device, but those
   // keep accepts, and reports whether it dropped any.
@@ -240,7 +252,7 @@
     try {
       for (var i = 0; i < localStorage.length; i++) {
         var k = localStorage.key(i);
-        if (k && k.indexOf("rapporteur:") === 0 && /:state2?$/.test(k) && !keep(k)) keys.push(k);
+        if (k && k.indexOf("rapporteur:") === 0 && /:(state2?|acked)$/.test(k) && !keep(k)) keys.push(k);
       }
       keys.forEach(function (k) { localStorage.removeItem(k); });
     } catch (e) {}

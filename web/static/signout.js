@@ -1,6 +1,7 @@
 // signout.js: signing out on this device forgets the copies of rooms the
 // workshop pages keep on it (the findings of a group as last seen, its
-// drafts included): they were the person's, and a shared tablet goes on
+// drafts included, and its changes saved but not yet seen back): they
+// were the person's, and a shared tablet goes on
 // to another person. Changes typed and not yet saved stay, to be sent when
 // their person signs in again. The time of the sign-out is kept on the
 // device: a workshop page open in another tab, which would write its copy
@@ -16,7 +17,7 @@ document.addEventListener("submit", function (e) {
     var keys = [];
     for (var i = 0; i < localStorage.length; i++) {
       var k = localStorage.key(i);
-      if (k && k.indexOf("rapporteur:") === 0 && /:state2?$/.test(k)) keys.push(k);
+      if (k && k.indexOf("rapporteur:") === 0 && /:(state2?|acked)$/.test(k)) keys.push(k);
     }
     keys.forEach(function (k) { localStorage.removeItem(k); });
   } catch (err) {}
