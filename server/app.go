@@ -64,6 +64,9 @@ func newApp(d appDeps) *app {
 // when the announcement is lost: see keepSessions).
 func (a *app) endSessions(ctx context.Context, ids ...string) {
 	for _, id := range ids {
+		if id == "" {
+			continue
+		}
 		a.hub.EndSession(id)
 		a.announce(ctx, store.AccessSession, id)
 	}

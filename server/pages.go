@@ -98,7 +98,8 @@ func (a *app) handleSignInLink(w http.ResponseWriter, r *http.Request) {
 		a.message(w, r, err)
 		return
 	}
-	sess, err := a.sessions.Start(r.Context(), w, r, inv.PersonID)
+	sess, replaced, err := a.sessions.Start(r.Context(), w, r, inv.PersonID)
+	a.endSessions(r.Context(), replaced) // the browser's former session: perhaps another person's
 	if err != nil {
 		if inv.Once {
 			if uerr := a.store.UnuseInvite(context.WithoutCancel(r.Context()), inv.ID); uerr != nil {

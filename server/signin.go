@@ -202,7 +202,9 @@ func (a *app) handleCallback(w http.ResponseWriter, r *http.Request) {
 		// reconnect, so every join and op is checked against the new ones.
 		a.reauthorize(r.Context(), out.Person.ID)
 	}
-	if _, err := a.sessions.Start(r.Context(), w, r, out.Person.ID); err != nil {
+	_, replaced, err := a.sessions.Start(r.Context(), w, r, out.Person.ID)
+	a.endSessions(r.Context(), replaced) // the browser's former session: perhaps another person's
+	if err != nil {
 		a.message(w, r, err)
 		return
 	}

@@ -182,6 +182,11 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 	if before == "" {
 		t.Fatal("no session before staff sign-in")
 	}
+	// A page of that session is open: it ends with the session.
+	tabletConn := m.Dial(t, f.srv.URL)
+	if fr := tabletConn.join(t, fmt.Sprintf("plenary:%d", f.event.ID), 0); fr.Type != "joined" {
+		t.Fatalf("join the plenary: %+v", fr)
+	}
 
 	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,
 		PreferredUsername: "Aino Virtanen", Groups: []string{"rapporteur-admins", "staff"}})
@@ -189,6 +194,7 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 	if status != 200 || !strings.Contains(body, "Signed in as <strong>Aino Virtanen</strong>") || !strings.Contains(body, "People of") {
 		t.Fatalf("after sign-in: %d, want the people page (organizer by the roles claim) naming the person:\n%.600s", status, body)
 	}
+	tabletConn.mustCloseWith(t, hub.CloseUnauthenticated, 5*time.Second, "the replaced session's socket")
 	cs := b.sessionCookies()
 	if len(cs) != 1 {
 		t.Fatalf("session cookies set: %v", cs)

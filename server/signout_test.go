@@ -130,3 +130,30 @@ func TestPagesAreNotCached(t *testing.T) {
 		}
 	}
 }
+
+// TestSigningInAsAnotherPersonEndsTheFormersConnections: on a shared
+// tablet, B opens their own sign-in link in the browser where A is signed
+// in with a live page. The sign-in ends A's session, and A's open socket
+// closes at once (4001), not at the next check of sessions a minute on:
+// until then, what was typed there was saved as A's, and A's group was
+// shown there.
+func TestSigningInAsAnotherPersonEndsTheFormersConnections(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	a := f.MustMember(t, domain.RoleParticipant, w, "FI", "police")
+	conn := a.Dial(t, f.srv.URL)
+	if fr := conn.join(t, room, 0); fr.Type != "joined" {
+		t.Fatalf("join: %+v", fr)
+	}
+	_, tokenB := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "B on A's tablet"}, domain.RoleParticipant, f.ws[1].ID)
+	resp, err := a.http.Get(f.srv.URL + "/signin/" + tokenB) // A's browser
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("B's sign-in: %s", resp.Status)
+	}
+	conn.mustCloseWith(t, hub.CloseUnauthenticated, 5*time.Second, "A's socket after B signed in")
+}

@@ -68,20 +68,24 @@ func NewSessions(store SessionStore, cfg SessionConfig) *Sessions {
 
 // Start signs personID in: it deletes the session named by the request's
 // cookie, if any, and always issues a new token (no session fixation).
-func (m *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, personID int64) (Session, error) {
+// It returns the id of the session the cookie named ("" for none), whose
+// live connections the caller closes: on a shared tablet it was perhaps
+// another person's.
+func (m *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Request, personID int64) (s Session, replaced string, err error) {
 	if c, err := r.Cookie(m.cfg.CookieName); err == nil && c.Value != "" {
-		if err := m.store.DeleteSession(ctx, HashToken(c.Value)); err != nil && !errors.Is(err, ErrNoSession) {
-			return Session{}, asAuthError(err, "cannot end the previous session")
+		replaced = HashToken(c.Value)
+		if err := m.store.DeleteSession(ctx, replaced); err != nil && !errors.Is(err, ErrNoSession) {
+			return Session{}, "", asAuthError(err, "cannot end the previous session")
 		}
 	}
 	token := randomToken(32)
 	now := m.cfg.Now()
-	s := Session{ID: HashToken(token), PersonID: personID, CSRF: randomToken(32), Created: now, LastSeen: now}
+	s = Session{ID: HashToken(token), PersonID: personID, CSRF: randomToken(32), Created: now, LastSeen: now}
 	if err := m.store.CreateSession(ctx, s); err != nil {
-		return Session{}, asAuthError(err, "cannot create the session")
+		return Session{}, replaced, asAuthError(err, "cannot create the session")
 	}
 	http.SetCookie(w, m.cookie(token, int(m.cfg.Absolute/time.Second)))
-	return s, nil
+	return s, replaced, nil
 }
 
 // Load returns the request's live session. An idle or too-old session is

@@ -32,7 +32,7 @@ func newTestSessions(secure bool) (*Sessions, *MemorySessions, *clock) {
 func start(t *testing.T, m *Sessions, r *http.Request, person int64) (Session, *http.Cookie) {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	s, err := m.Start(context.Background(), rec, r, person)
+	s, _, err := m.Start(context.Background(), rec, r, person)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +103,17 @@ func TestSessionRotationAtSignIn(t *testing.T) {
 	}
 	if got, ok := m.Load(reqWith(nc)); !ok || got.PersonID != 2 {
 		t.Error("new session not loaded")
+	}
+	// Start names the session the cookie named, whose connections the
+	// caller closes (even when it had ended already: they may not have).
+	for _, tc := range []struct {
+		cookie *http.Cookie
+		want   string
+	}{{nc, s.ID}, {oc, old.ID}, {nil, ""}} {
+		_, replaced, err := m.Start(context.Background(), httptest.NewRecorder(), reqWith(tc.cookie), 3)
+		if err != nil || replaced != tc.want {
+			t.Errorf("Start with cookie %v: replaced %q (%v), want %q", tc.cookie, replaced, err, tc.want)
+		}
 	}
 }
 
