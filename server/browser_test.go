@@ -2306,7 +2306,8 @@ func TestTheNextPersonsPageDropsTheFormerCopy(t *testing.T) {
 
 // TestAPageLeftOpenByTheLastPersonKeepsNoCopy: the last person's page is
 // still open in a tab when the next person signs in on the device and
-// opens theirs; the old page stops keeping its copy of the room (it would
+// opens theirs. The sign-in ends the last person's session, and their
+// page at once says so and stops keeping its copy of the room (it would
 // write it back on every change it hears of).
 func TestAPageLeftOpenByTheLastPersonKeepsNoCopy(t *testing.T) {
 	tb := MustTablet(t)
@@ -2320,14 +2321,17 @@ func TestAPageLeftOpenByTheLastPersonKeepsNoCopy(t *testing.T) {
 	if err := chromedp.Do(b, chromedp.Navigate(tb.f.srv.URL+"/signin/"+token), chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
 		t.Fatal(err)
 	}
-	// A change in the room: the old page hears it and saves.
+	dropped := fmt.Sprintf(`localStorage.getItem(%q) === null`, tb.storeKey("state2"))
+	wait, cancel := context.WithTimeout(a, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wait, waitText("#status", "Signed out"), pollAcross(dropped, "the old page's copy dropped")); err != nil {
+		t.Fatalf("the last person's page: %v", err)
+	}
+	// A change in the room: the old page does not write its copy back.
 	if err := chromedp.Do(b, typeFinding("Typed by the next person"), waitText("#findings li.saved", "Typed by the next person")); err != nil {
 		t.Fatal(err)
 	}
-	wait, cancel := context.WithTimeout(a, 10*time.Second)
-	defer cancel()
-	if err := chromedp.Do(wait, waitText("#findings", "Typed by the next person"),
-		pollAcross(fmt.Sprintf(`localStorage.getItem(%q) === null`, tb.storeKey("state2")), "the old page's copy dropped")); err != nil {
-		t.Errorf("the last person's page still keeps its copy of the room: %v", err)
+	if kept, err := chromedp.Run(a, chromedp.Evaluate[bool](`!(`+dropped+`)`)); err != nil || kept {
+		t.Errorf("the last person's page keeps its copy of the room again (%v)", err)
 	}
 }
