@@ -1050,6 +1050,10 @@ func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 	if n, err := chromedp.Run(b, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.failed").length`)); err != nil || n != 1 {
 		t.Fatalf("%d forms of tabs gone offered, want 1: the untouched edit form is no change (%v)", n, err)
 	}
+	// Nor is it kept: a copy of a group's finding, no one's to keep.
+	if s := tb.stored(t, b, "draft:tab-gone-untouched"); s != "" {
+		t.Fatalf("the untouched edit form of a tab gone is still kept: %q", s)
+	}
 	err = chromedp.Do(b,
 		tap(`#findings li.failed button.edit`),
 		waitNone("#findings li.failed"),
@@ -1064,6 +1068,90 @@ func TestTabletOffersTheFormOfAClosedTab(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb.mustBeSavedOnce(t, "Typed in a closed tab")
+}
+
+// TestTabletAsleepKeepsItsUntouchedEditForm: another tab takes a tab
+// that has not beaten for a while for gone, and clears its edit form,
+// unchanged, from the device. The tab was only asleep: it keeps the form
+// open, and kept on the device.
+func TestTabletAsleepKeepsItsUntouchedEditForm(t *testing.T) {
+	tb := MustTablet(t)
+	a, b := tb.twoTabs(t)
+	err := chromedp.Do(a,
+		tap(`#findings li.saved button.edit`),
+		waitText("#form-title", "Edit"),
+		evalJS(`window.heard = []; window.addEventListener("storage", e => window.heard.push(e.key))`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := tb.storeKey("draft:")
+	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
+	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
+		t.Fatalf("tab A's kept form: %q (%v), want one", tabA, err)
+	}
+	// Tab A's last beat made old; tab B looks at once (shown again).
+	err = chromedp.Do(b,
+		evalJS(fmt.Sprintf(`localStorage.setItem(%q, "0"); window.dispatchEvent(new Event("focus"))`, tb.storeKey("alive:"+tabA))),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(a,
+		pollAcross(fmt.Sprintf(`window.heard.includes(%q)`, prefix+tabA), "tab A to hear its form cleared"),
+		pollAcross(fmt.Sprintf(`localStorage.getItem(%q) !== null`, prefix+tabA), "tab A's form kept again"),
+		waitText("#form-title", "Edit"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := chromedp.Run(a, chromedp.Text(chromedp.CSS("#form-error"))); err != nil || strings.Contains(msg, "taken into another tab") {
+		t.Fatalf("tab A says %q (%v)", msg, err)
+	}
+}
+
+// TestTabletFormComesBackToItsTab: what was typed in a form comes back in
+// the same tab after a page of another room was opened there, and after a
+// reload when the device's storage is full (the hand-over of the tab's id
+// is kept before anything else).
+func TestTabletFormComesBackToItsTab(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleOrganizer)
+	ctx := tb.browser
+	title := func() string {
+		t.Helper()
+		v, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`#new-finding input[name=title]`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	other := fmt.Sprintf("%s/events/%s/workshops/%d", tb.f.srv.URL, tb.f.event.Slug, tb.f.ws[1].ID)
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Typed in room A"),
+		chromedp.Navigate(other), waitText("#status", "Live"),
+		chromedp.Navigate(tb.page), waitText("#status", "Live"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := title(); got != "Typed in room A" {
+		t.Fatalf("back from another room, the form holds %q", got)
+	}
+	err = chromedp.Do(ctx,
+		evalJS(`for (let n = 1 << 20, i = 0; n > 0; n >>= 1) { try { for (;;) localStorage.setItem("junk-" + n + "-" + i++, "x".repeat(n)); } catch (e) {} }`),
+		chromedp.Reload(), waitText("#status", "Live"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := title()
+	if err := chromedp.Do(ctx, evalJS(`Object.keys(localStorage).filter(k => k.startsWith("junk-")).forEach(k => localStorage.removeItem(k))`)); err != nil {
+		t.Fatal(err)
+	}
+	if got != "Typed in room A" {
+		t.Fatalf("reloaded with the storage full, the form holds %q", got)
+	}
 }
 
 // TestTabletDuplicatedTabKeepsItsOwnForm: a tab duplicated from one that
@@ -1101,12 +1189,20 @@ func TestTabletDuplicatedTabKeepsItsOwnForm(t *testing.T) {
 	if v, err := chromedp.Run(b, chromedp.Value(chromedp.CSS(`#new-finding input[name=title]`))); err != nil || v != "" {
 		t.Fatalf("the copy's page opened with %q in its form (%v), want it empty", v, err)
 	}
+	// Tab A hears of the storage changes in order: once it has heard of
+	// the last one, it has acted on those before.
+	if err := chromedp.Do(a, evalJS(`window.heard = []; window.addEventListener("storage", e => window.heard.push(e.key))`)); err != nil {
+		t.Fatal(err)
+	}
 	err = chromedp.Do(b,
 		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "x"),
 		evalJS(`const i = document.querySelector("#new-finding input[name=title]"); i.value = ""; i.dispatchEvent(new Event("input", {bubbles: true}))`),
-		chromedp.Sleep(300*time.Millisecond), // tab A hears of storage changes
+		evalJS(`localStorage.setItem("test:last", "1")`),
 	)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(a, pollAcross(`window.heard.includes("test:last")`, "tab A to hear of tab B's changes")); err != nil {
 		t.Fatal(err)
 	}
 	if v, err := chromedp.Run(a, chromedp.Value(chromedp.CSS(`#new-finding input[name=title]`))); err != nil || v != "Typed in tab A" {
@@ -1176,7 +1272,7 @@ func TestTabletBackFromThePageCacheShowsTheNewerForm(t *testing.T) {
 	ctx := tb.browser
 	storeKey := fmt.Sprintf("rapporteur:%d:%s", tb.person.ID, store.WorkshopRoom(tb.w.ID))
 	prefix := storeKey + ":draft:"
-	handBack := evalJS(fmt.Sprintf(`localStorage.setItem(%q + window.tabOfTest, String(Date.now()))`, storeKey+":hand:"))
+	handBack := evalJS(`localStorage.setItem("rapporteur:hand:" + window.tabOfTest, String(Date.now()))`)
 	restored := evalJS(`window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }))`)
 	title := func() string {
 		t.Helper()
@@ -1267,26 +1363,37 @@ func TestTabletPageFromItsCopyTakesItsFilesFromTheCopy(t *testing.T) {
 	}
 }
 
+// withholdEntries keeps from the page the entries whose line holds text,
+// as if they were on their way.
+func withholdEntries(text string) chromedp.Action[chromedp.Void] {
+	return evalJS(fmt.Sprintf(`const data = Object.getOwnPropertyDescriptor(MessageEvent.prototype, "data");
+		Object.defineProperty(MessageEvent.prototype, "data", { configurable: true, get() {
+			const v = data.get.call(this);
+			if (typeof v !== "string") return v;
+			const lines = v.split("\n").filter(l => !(l.includes('"type":"entry"') && l.includes(%q)));
+			return lines.length ? lines.join("\n") : '{"type":"pong"}';
+		} })`, text))
+}
+
 // TestTabletReloadedBeforeTheEntryShowsTheAckedChange: the server acks a
 // finding whose entry has not reached the tablet yet (the entry waits for
 // an earlier one of another server process, say); the tablet reloads
 // offline. The page shows the finding as saved: it is, and the person
-// would type it again. The entry is kept from the page here.
+// would type it again. The entry is kept from the page here. Another tab
+// of the device, whose entry is late too and which does not send the
+// change itself (it hears of it from the device), shows it saved as well.
 func TestTabletReloadedBeforeTheEntryShowsTheAckedChange(t *testing.T) {
 	tb := MustTablet(t)
-	ctx := tb.browser
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+	ctx, other := tb.twoTabs(t)
+	mustKeepPage(t, ctx)
+	err := chromedp.Do(other, withholdEntries("Entry on its way"),
+		evalJS(`const send = WebSocket.prototype.send;
+			WebSocket.prototype.send = function (d) { if (!String(d).includes('"type":"op"')) send.call(this, d); }`))
+	if err != nil {
 		t.Fatal(err)
 	}
-	mustKeepPage(t, ctx)
-	err := chromedp.Do(ctx,
-		evalJS(`const data = Object.getOwnPropertyDescriptor(MessageEvent.prototype, "data");
-			Object.defineProperty(MessageEvent.prototype, "data", { configurable: true, get() {
-				const v = data.get.call(this);
-				if (typeof v !== "string") return v;
-				const lines = v.split("\n").filter(l => !(l.includes('"type":"entry"') && l.includes("Entry on its way")));
-				return lines.length ? lines.join("\n") : '{"type":"pong"}';
-			} })`),
+	err = chromedp.Do(ctx,
+		withholdEntries("Entry on its way"),
 		typeFinding("Entry on its way"),
 		waitText("#findings li.saved", "Entry on its way"),
 		waitText("#status", "every change is saved"),
@@ -1295,6 +1402,9 @@ func TestTabletReloadedBeforeTheEntryShowsTheAckedChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb.mustBeSavedOnce(t, "Entry on its way")
+	if err := chromedp.Do(other, waitText("#findings li.saved", "Entry on its way"), waitText("#status", "every change is saved")); err != nil {
+		t.Fatal(err)
+	}
 	tb.f.srv.Stop(t)
 	err = chromedp.Do(ctx,
 		chromedp.Reload(),

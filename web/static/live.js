@@ -77,7 +77,8 @@
   // Acked ops ({op, seq}) whose entry is still on the way: shown as
   // saved. Kept on the device with the room's copy: a page loaded before
   // the entry comes (a reload, offline) shows them saved too.
-  var acked = load(":acked", []).filter(function (a) { return isAcked(a) && a.seq > state.seq; });
+  var acked = [];
+  adoptAcked();
   var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
   var people = [];    // the room's presence list
   var here = 0;       // how many are in the room (the list may name no one)
@@ -86,13 +87,14 @@
   // over each other's), with a sign of life beside it: the form of a tab
   // closed, or killed, with text in it is offered to the others (orphans).
   // The id is taken out of sessionStorage while the page is open and put
-  // back as it goes, with a hand-over mark in localStorage: a reload keeps
-  // it. A duplicated tab copies sessionStorage, not the mark: of the two
-  // pages given one id, the first takes it with the mark and the other
-  // makes its own (sharing it, one page emptying its form would empty the
-  // other's, and the text would be nowhere).
+  // back as it goes, with a hand-over mark in localStorage (see handOver):
+  // a reload keeps it, and so does a page of another room opened in the
+  // tab meanwhile. A duplicated tab copies sessionStorage, not the mark:
+  // of the two pages given one id, the first takes it with the mark and
+  // the other makes its own (sharing it, one page emptying its form would
+  // empty the other's, and the text would be nowhere).
   var draftPrefix = storeKey + ":draft:", alivePrefix = storeKey + ":alive:", kmKeyPrefix = storeKey + ":km:";
-  var handPrefix = storeKey + ":hand:";
+  var handPrefix = "rapporteur:hand:"; // the tab's, whatever the room or person
   var tabID = sessionStorage.getItem("rapporteur:tab");
   sessionStorage.removeItem("rapporteur:tab");
   if (!tabID || !takeHandOver(tabID)) tabID = opID();
@@ -238,6 +240,17 @@
     return true;
   }
   function isAcked(a) { return !!a && !!a.op && typeof a.op.op_id === "string" && typeof a.seq === "number"; }
+  // adoptAcked takes in the acked ops the device keeps (of this tab before
+  // a reload, or of another tab) whose entry the room lacks, and reports
+  // whether there were new ones.
+  function adoptAcked() {
+    var have = {}, n = acked.length;
+    acked.forEach(function (a) { have[a.op.op_id] = true; });
+    load(":acked", []).forEach(function (a) {
+      if (isAcked(a) && a.seq > state.seq && !have[a.op.op_id]) { have[a.op.op_id] = true; acked.push(a); }
+    });
+    return acked.length > n;
+  }
   // dropOtherStates frees space taken by the copies of other rooms (and of
   // other people on this device): copies of the server's, fetched again
   // on their next visit. Unsent and refused changes are never dropped. It
@@ -771,7 +784,12 @@
         var tab = key.slice(draftPrefix.length);
         if (tab === tabID || now - Number(localStorage.getItem(alivePrefix + tab) || 0) < 20000) return;
         var d = JSON.parse(localStorage.getItem(key));
-        if (d && d.body && !untouched(d)) found.push({ key: key, tab: tab, draft: d });
+        if (d && d.body && untouched(d)) { // nothing typed: no one's to keep
+          localStorage.removeItem(key);
+          localStorage.removeItem(alivePrefix + tab);
+        } else if (d && d.body) {
+          found.push({ key: key, tab: tab, draft: d });
+        }
       } catch (e) {}
     });
     var before = orphans.map(function (o) { return o.key; }).join(" ");
@@ -782,6 +800,19 @@
   // unchanged: nothing was typed in it. A form it cannot read was typed in.
   function untouched(d) {
     try { return !!(d.editing && d.editing.orig && !changesOf(d.body, d.editing.orig)); } catch (e) { return false; }
+  }
+  // handOver hands this page's id on to the next page of its tab (see
+  // tabID), before anything else is kept as the page goes: without the
+  // mark, the next page would make a new id and find this page's form
+  // only as a tab gone's. A full storage gives up copies of rooms for it.
+  function handOver() {
+    sessionStorage.setItem("rapporteur:tab", tabID);
+    var put = function () { localStorage.setItem(handPrefix + tabID, String(Date.now())); };
+    try { put(); } catch (e) {
+      try { dropOtherStates(); put(); } catch (e2) {
+        try { localStorage.removeItem(storeKey + ":state2"); put(); } catch (e3) {}
+      }
+    }
   }
   // takeHandOver takes the mark of id's hand-over (see tabID) and reports
   // whether it was there. Without storage a page cannot tell: it takes it.
@@ -1325,7 +1356,7 @@
     } else if (f.detail && f.detail.held_back) { // waits for an earlier op that failed: sent again after it
       later(op, internalWait);
     } else { // unavailable, internal and codes this page does not know: try again, slower each time
-      if (f.code !== "unavailable") blame(op, f.message || f.code);
+      if (f.code !== "unavailable" && f.code !== "unauthenticated") blame(op, f.message || f.code);
       trouble = f.message || f.code;
       later(op, internalWait);
       internalWait = Math.min(internalWait * 2, 30000);
@@ -1438,7 +1469,13 @@
       render();
       pump();
     }
-    if (e.key === draftPrefix + tabID && e.newValue === null && (editing || formDirty())) {
+    if (e.key === storeKey + ":acked" && adoptAcked()) render();
+    if (e.key === draftPrefix + tabID && e.newValue === null && editing && !formDirty()) {
+      // Another tab cleared this form as a tab gone's, nothing typed in it
+      // (see findOrphans): this tab keeps it still, and says it is here.
+      saveDraft();
+      beAlive();
+    } else if (e.key === draftPrefix + tabID && e.newValue === null && (editing || formDirty())) {
       // Another tab took this tab's form (it thought this one gone): it is
       // there now, not here, so it is not saved twice.
       editing = null;
@@ -1451,9 +1488,8 @@
     }
   });
   window.addEventListener("pagehide", function () {
+    handOver();
     save();
-    sessionStorage.setItem("rapporteur:tab", tabID);
-    try { localStorage.setItem(handPrefix + tabID, String(Date.now())); } catch (e) {}
     // A tab going with nothing in its form leaves no sign of life behind.
     if (!editing && !formDirty() && !kmDraft) { try { localStorage.removeItem(alivePrefix + tabID); } catch (e) {} }
   });
