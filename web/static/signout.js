@@ -1,9 +1,9 @@
 // signout.js: signing out on this device forgets the copies of rooms the
 // workshop pages keep on it (the findings of a group as last seen, its
-// drafts included, and its changes saved but not yet seen back): they
-// were the person's, and a shared tablet goes on
-// to another person. Changes typed and not yet saved stay, to be sent when
-// their person signs in again. The time of the sign-out is kept on the
+// drafts included, and the changes saved but not yet seen back): they
+// were the person's, and a shared tablet goes on to another person.
+// Changes typed and not yet saved stay, to be sent when their person
+// signs in again. The time of the sign-out is kept on the
 // device: a workshop page open in another tab, which would write its copy
 // back as it goes, reads it (see save in live.js).
 "use strict";
