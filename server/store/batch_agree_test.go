@@ -17,10 +17,7 @@ import (
 // transaction's start.)
 func TestABatchNeverStampsAChangeBeforeTheLast(t *testing.T) {
 	ctx := context.Background()
-	s, ws := MustDemoWorkshops(t)
-	w := ws[2]
-	room := store.WorkshopRoom(w.ID)
-	fid := mustNewFinding(t, s, w.ID, "f", "F")
+	s, w, room, fid := busyRoomWithAFinding(t)
 	p := mustPerson(t, s)
 	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
 		func() (store.Applied, error) {
@@ -58,10 +55,7 @@ func TestABatchNeverStampsAChangeBeforeTheLast(t *testing.T) {
 // conflict only when it is newer than the update's base.
 func TestABatchCountsOnlyChangesSinceTheBase(t *testing.T) {
 	ctx := context.Background()
-	s, ws := MustDemoWorkshops(t)
-	w := ws[2]
-	room := store.WorkshopRoom(w.ID)
-	fid := mustNewFinding(t, s, w.ID, "f", "F")
+	s, w, room, fid := busyRoomWithAFinding(t)
 	p0, p1 := mustPerson(t, s), mustPerson(t, s)
 	title := func(p *int64, op string, base int, v string) func() (store.Applied, error) {
 		return func() (store.Applied, error) {
@@ -89,10 +83,7 @@ func TestABatchCountsOnlyChangesSinceTheBase(t *testing.T) {
 // applied, as one by one.
 func TestABatchAppliesTheFirstOpOfAnOpID(t *testing.T) {
 	ctx := context.Background()
-	s, ws := MustDemoWorkshops(t)
-	w := ws[2]
-	room := store.WorkshopRoom(w.ID)
-	fid := mustNewFinding(t, s, w.ID, "f", "F")
+	s, w, room, fid := busyRoomWithAFinding(t)
 	a, b := mustPerson(t, s), mustPerson(t, s)
 	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
 		func() (store.Applied, error) { return s.Vote(ctx, a, w.ID, "a-vote", fid) },

@@ -5,8 +5,19 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 )
+
+// busyRoomWithAFinding is a demo workshop with one finding, "F", for the
+// tests that queue ops behind its busy room (queueBehindBusyRoom): the
+// store, the workshop, its room and the finding's id.
+func busyRoomWithAFinding(t *testing.T) (*store.Store, domain.Workshop, string, int64) {
+	t.Helper()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[2]
+	return s, w, store.WorkshopRoom(w.ID), mustNewFinding(t, s, w.ID, "f", "F")
+}
 
 // TestResentKeyMessagesInABatchIsReplayed: a keymessages.set that
 // committed (its ack lost) is resent after a reconnect and lands in a
@@ -14,10 +25,7 @@ import (
 // Resume), not answered as a conflict with its own save.
 func TestResentKeyMessagesInABatchIsReplayed(t *testing.T) {
 	ctx := context.Background()
-	s, ws := MustDemoWorkshops(t)
-	w := ws[2]
-	room := store.WorkshopRoom(w.ID)
-	fid := mustNewFinding(t, s, w.ID, "f", "F")
+	s, w, room, fid := busyRoomWithAFinding(t)
 	p := mustPerson(t, s)
 	first, err := s.SetKeyMessages(ctx, &p, w.ID, "km1", 0, "First")
 	if err != nil {
@@ -36,10 +44,7 @@ func TestResentKeyMessagesInABatchIsReplayed(t *testing.T) {
 // resend must be acked, not NotFound.
 func TestResentDeleteInABatchIsReplayed(t *testing.T) {
 	ctx := context.Background()
-	s, ws := MustDemoWorkshops(t)
-	w := ws[2]
-	room := store.WorkshopRoom(w.ID)
-	fid := mustNewFinding(t, s, w.ID, "f", "F")
+	s, w, room, fid := busyRoomWithAFinding(t)
 	other := mustNewFinding(t, s, w.ID, "g", "G")
 	p := mustPerson(t, s)
 	first, err := s.DeleteFinding(ctx, &p, w.ID, "del", fid)
@@ -60,10 +65,7 @@ func TestResentDeleteInABatchIsReplayed(t *testing.T) {
 // its seq, not reported as a conflict.
 func TestResentUpdateInABatchIsReplayed(t *testing.T) {
 	ctx := context.Background()
-	s, ws := MustDemoWorkshops(t)
-	w := ws[2]
-	room := store.WorkshopRoom(w.ID)
-	fid := mustNewFinding(t, s, w.ID, "f", "F")
+	s, w, room, fid := busyRoomWithAFinding(t)
 	p1, p2 := mustPerson(t, s), mustPerson(t, s)
 	first, err := s.UpdateFinding(ctx, &p1, w.ID, "u1", fid, 1, map[string]json.RawMessage{"title": json.RawMessage(`"Mine"`)})
 	if err != nil {
