@@ -71,6 +71,7 @@ type reqAuth struct {
 	at         time.Time // when guard took the request: the session and roles are read after it
 	sessLoaded bool
 	session    *auth.Session // use sess(): loaded on first use
+	sessErr    error         // why the session could not be read (not: there is none)
 	scope      scope
 	loaded     bool
 	v          *viewer
@@ -81,8 +82,11 @@ type reqAuth struct {
 func (ra *reqAuth) sess() *auth.Session {
 	if !ra.sessLoaded && ra.app != nil {
 		ra.sessLoaded = true
-		if s, ok := ra.app.sessions.Load(ra.req); ok {
+		s, err := ra.app.sessions.Read(ra.req)
+		if err == nil {
 			ra.session = &s
+		} else if !errors.Is(err, auth.ErrNoSession) {
+			ra.sessErr = err
 		}
 	}
 	return ra.session
@@ -90,6 +94,12 @@ func (ra *reqAuth) sess() *auth.Session {
 
 // viewer returns the signed-in person (nil for the public), loaded on first use.
 func (ra *reqAuth) viewer(ctx context.Context) (*viewer, error) {
+	if ra.sess() == nil && ra.sessErr != nil {
+		// Not signed out: unknown. A 401 would have the tablet's service
+		// worker forget the page it keeps (sw.js).
+		ra.app.logger.Warn("read a session", "err", ra.sessErr)
+		return nil, domain.Errorf(domain.Unavailable, "The sign-in cannot be checked just now: try again in a moment.")
+	}
 	if ra.loaded || ra.sess() == nil {
 		return ra.v, nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,4 +157,53 @@ func TestSigningInAsAnotherPersonEndsTheFormersConnections(t *testing.T) {
 		t.Fatalf("B's sign-in: %s", resp.Status)
 	}
 	conn.mustCloseWith(t, hub.CloseUnauthenticated, 5*time.Second, "A's socket after B signed in")
+}
+
+// TestASessionThatCannotBeReadIsNoSignOut: while the database cannot
+// answer for the session (here a lock on the sessions table, and a
+// database connection that gives up reading after 2 s), the workshop page
+// and the live connection answer 503, not 401: on a 401 the tablet's
+// service worker forgets the page it keeps, and the page the room's copy,
+// when they are needed most. Once the database answers, the person is
+// still signed in.
+func TestASessionThatCannotBeReadIsNoSignOut(t *testing.T) {
+	dsn := pg.NewDB(t)
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	f := MustFixture(t, map[string]string{"DATABASE_URL": dsn + sep + "read_timeout=2s"})
+	w := &f.ws[0]
+	m := f.MustMember(t, domain.RoleParticipant, w, "DK", "police")
+	page := fmt.Sprintf("%s/events/%s/workshops/%d", f.srv.URL, f.event.Slug, w.ID)
+	status := func(url string) int {
+		t.Helper()
+		resp, err := m.http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	ctx := context.Background()
+	tx, err := f.store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(page); got != http.StatusServiceUnavailable {
+		t.Errorf("the workshop page while the session cannot be read: %d, want 503", got)
+	}
+	if got := status(f.srv.URL + "/ws"); got != http.StatusServiceUnavailable && got != http.StatusForbidden {
+		t.Errorf("the live connection while the session cannot be read: %d, want 503", got)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if got := status(page); got != http.StatusOK {
+		t.Errorf("the workshop page once the database answers: %d, want 200 (still signed in)", got)
+	}
 }

@@ -90,14 +90,22 @@ func (m *Sessions) Start(ctx context.Context, w http.ResponseWriter, r *http.Req
 
 // Load returns the request's live session. An idle or too-old session is
 // deleted and not returned. LastSeen is updated at most once a minute.
-// Any store failure counts as "not signed in".
+// Any store failure counts as "not signed in" (see Read).
 func (m *Sessions) Load(r *http.Request) (Session, bool) {
+	s, err := m.Read(r)
+	return s, err == nil
+}
+
+// Read is Load telling why there is no session: ErrNoSession when the
+// request has none (no cookie, or one of an ended session), another error
+// when the store could not tell. A page must not take the latter for a
+// sign-out: the tablet would forget what it keeps for its person.
+func (m *Sessions) Read(r *http.Request) (Session, error) {
 	c, err := r.Cookie(m.cfg.CookieName)
 	if err != nil || c.Value == "" || len(c.Value) > 128 {
-		return Session{}, false
+		return Session{}, ErrNoSession
 	}
-	s, err := m.use(r.Context(), HashToken(c.Value))
-	return s, err == nil
+	return m.use(r.Context(), HashToken(c.Value))
 }
 
 // Keep tells whether the session with ID id is still live, for a
