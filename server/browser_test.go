@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 	"github.com/rapporteur/rapporteur/web"
@@ -1233,6 +1234,113 @@ func mustKeepPage(t *testing.T, ctx context.Context) {
 	}
 }
 
+// pageKept tells whether the service worker keeps path for the page open in ctx.
+func pageKept(t *testing.T, ctx context.Context, path string) bool {
+	t.Helper()
+	kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`caches.match(%q).then(r => !!r)`, path), chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kept
+}
+
+// TestTabletSignedOutElsewhereForgetsItsKeptPage: an organizer signs the
+// tablet's person out everywhere (a lost tablet). The open page hears its
+// session ended and lets go of the page the service worker keeps, as a
+// sign-out on the tablet does: offline, the next person would have been
+// shown the last person's page, with their unsent changes.
+func TestTabletSignedOutElsewhereForgetsItsKeptPage(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	mustKeepPage(t, ctx)
+	org := tb.f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, tb.f.srv.URL+"/events/"+tb.f.event.Slug+"/people")
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/events/%s/people/%d/signout", tb.f.srv.URL, tb.f.event.Slug, tb.person.ID), nil)
+	req.Header.Set(auth.CSRFHeader, csrf)
+	resp, err := org.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign out everywhere: %s", resp.Status)
+	}
+	if err := chromedp.Do(ctx, waitText("#status", "Signed out")); err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(tb.page, tb.f.srv.URL)
+	for deadline := time.Now().Add(10 * time.Second); pageKept(t, ctx, path); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the page of the person signed out is still kept on the tablet")
+		}
+	}
+}
+
+// TestTabletLateAnswerIsNotKeptAfterSignOut: on a slow link the page is
+// answered with its copy, and the network's answer, asked for with the
+// last person's cookie, comes after they signed out: it is not kept.
+func TestTabletLateAnswerIsNotKeptAfterSignOut(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	mustKeepPage(t, ctx)
+	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(location.href, {cache: "no-store"}).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	l, err := net.Listen("tcp", tb.env["ADDR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(tb.page, tb.f.srv.URL)
+	answered := make(chan struct{})
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == path: // a slow link: the copy answers first
+			select {
+			case <-time.After(6 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, html)
+			close(answered)
+		case r.URL.Path == "/auth/logout":
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+		case r.URL.Path == "/":
+			io.WriteString(w, "<!doctype html><p id=home>signed out</p>")
+		default: // the WebSocket and the rest: no answer
+			<-r.Context().Done()
+		}
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	wait, cancel := context.WithTimeout(ctx, 40*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wait, chromedp.Reload(), waitText("#status", "Offline"),
+		chromedp.Click(chromedp.CSS(`form[action="/auth/logout"] button`)), waitText("#home", "signed out")); err != nil {
+		t.Fatal(err)
+	}
+	if pageKept(t, ctx, path) {
+		t.Fatal("the page is kept right after the sign-out")
+	}
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the late answer was not asked for")
+	}
+	time.Sleep(time.Second) // the worker keeps an answer as it comes, if it does
+	if pageKept(t, ctx, path) {
+		t.Fatal("the late answer, asked for before the sign-out, is kept")
+	}
+}
+
 // TestTabletPageLoadsOverALinkThatAnswersNothing: a reload over a link
 // that takes the request and never answers (a dead access point) shows
 // the page kept on the device after a few seconds, not a blank page for
@@ -1454,14 +1562,7 @@ func TestTabletPageLoadsWithoutTheNetwork(t *testing.T) {
 	tb.mustBeSavedOnce(t, "Typed after an offline reload")
 	// Signing in as someone else, or out, lets go of the pages kept: they
 	// were this person's.
-	pageKept := func() bool {
-		t.Helper()
-		kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`caches.match(%q).then(r => !!r)`, strings.TrimPrefix(tb.page, tb.f.srv.URL)), chromedp.EvalAwaitPromise))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kept
-	}
+	pageKept := func() bool { t.Helper(); return pageKept(t, ctx, strings.TrimPrefix(tb.page, tb.f.srv.URL)) }
 	_, token := mustInvite(t, tb.f.store, tb.f.event.ID, store.PersonInput{Name: "Next on this tablet"}, domain.RoleParticipant, tb.w.ID)
 	if err := chromedp.Do(ctx, chromedp.Navigate(tb.f.srv.URL+"/signin/"+token), waitText("header", "Next on this tablet")); err != nil {
 		t.Fatal(err)

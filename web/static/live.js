@@ -1225,6 +1225,12 @@
   // person signs in again; a sign-in joins with a snapshot.
   function forgetRoom() {
     signedOut = true;
+    // The page and files the service worker keeps were this person's too
+    // (sw.js hears of a sign-out in this browser, not of one elsewhere).
+    try {
+      if (navigator.serviceWorker && navigator.serviceWorker.controller) navigator.serviceWorker.controller.postMessage("forget");
+      if (window.caches) caches.delete("rapporteur-pages-v1"); // sw.js's CACHE
+    } catch (e) {}
     if (ws) { // told by a probe: entries still coming are not applied to the emptied room
       var sock = ws;
       ws = null;

@@ -21,4 +21,7 @@ document.addEventListener("submit", function (e) {
     }
     keys.forEach(function (k) { localStorage.removeItem(k); });
   } catch (err) {}
+  // And the pages the service worker keeps (it forgets them too as it
+  // sees the sign-out, when it controls this page).
+  try { if (window.caches) caches.delete("rapporteur-pages-v1"); } catch (err) {} // sw.js's CACHE
 });

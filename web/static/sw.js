@@ -8,6 +8,19 @@
 var CACHE = "rapporteur-pages-v1";
 var slowNetwork = 5000; // ms the network has to answer before the copy kept does
 var fromCopy = {};      // the client ids of pages answered with their copy
+// generation counts the times the copies were let go (forget): a network
+// answer asked for before, and late, is not kept then.
+var generation = 0;
+
+// forget lets go of the pages and files kept: they were the last
+// person's (signing out or in, a 401, or a page told its session ended).
+function forget() {
+  generation++;
+  return caches.delete(CACHE);
+}
+self.addEventListener("message", function (e) {
+  if (e.data === "forget") e.waitUntil(forget());
+});
 
 self.addEventListener("install", function () { self.skipWaiting(); });
 self.addEventListener("activate", function (e) { e.waitUntil(self.clients.claim()); });
@@ -26,7 +39,7 @@ self.addEventListener("fetch", function (e) {
   // page is the signed-in person's.)
   if ((req.method === "POST" && url.pathname === "/auth/logout") ||
       (req.mode === "navigate" && (url.pathname.indexOf("/signin/") === 0 || url.pathname === "/auth/callback"))) {
-    e.waitUntil(caches.delete(CACHE));
+    e.waitUntil(forget());
     return;
   }
   if (!offline(req, url)) return;
@@ -42,14 +55,15 @@ self.addEventListener("fetch", function (e) {
     if (hit && req.mode === "navigate" && e.resultingClientId) fromCopy[e.resultingClientId] = true;
     return hit;
   };
+  var asked = generation;
   var answer = fetch(req).then(function (resp) {
-    if (resp.ok) {
+    if (resp.ok && asked === generation) {
       var copy = resp.clone();
       e.waitUntil(caches.open(CACHE).then(function (c) { return c.put(url.pathname, copy); }));
     } else if (resp.status >= 500) { // a proxy's 502 while the server is down
       return kept().then(function (hit) { return copied(hit) || resp; });
     } else if (resp.status === 401) { // signed out: the copies are no one's now
-      e.waitUntil(caches.delete(CACHE));
+      e.waitUntil(forget());
     }
     return resp;
   }, function () {
