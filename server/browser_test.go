@@ -1378,8 +1378,7 @@ func TestTabletPageLoadsOverALinkThatAnswersNothing(t *testing.T) {
 func TestTabletBackFromThePageCacheShowsTheNewerForm(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
-	storeKey := fmt.Sprintf("rapporteur:%d:%s", tb.person.ID, store.WorkshopRoom(tb.w.ID))
-	prefix := storeKey + ":draft:"
+	prefix := tb.storeKey("draft:")
 	handBack := evalJS(`localStorage.setItem("rapporteur:hand:" + window.tabOfTest, String(Date.now()))`)
 	restored := evalJS(`window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true }))`)
 	title := func() string {
