@@ -147,8 +147,9 @@ func (x *indexer) run(ctx context.Context) {
 		x.status = "Search is stopped."
 		x.mu.Unlock()
 	}()
+	rebuild := false
 	for ctx.Err() == nil {
-		cp, err := x.open(ctx)
+		cp, err := x.open(ctx, rebuild)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -162,7 +163,7 @@ func (x *indexer) run(ctx context.Context) {
 			sleep(ctx, indexRetry)
 			continue
 		}
-		x.follow(ctx, cp)
+		rebuild = x.follow(ctx, cp)
 		if ctx.Err() == nil {
 			// It stopped for a rebuild: open takes the folder again.
 			x.mu.Lock()
@@ -177,8 +178,10 @@ func (x *indexer) run(ctx context.Context) {
 }
 
 // follow catches the index up with the log on every wake and slow poll,
-// and when a finding held back is due.
-func (x *indexer) follow(ctx context.Context, cp map[string]int64) {
+// and when a finding held back is due. It returns when ctx ends, or when
+// the index must be rebuilt; rebuild is true when only a rebuild will do,
+// whatever the checkpoint saved says (see errLogBehind).
+func (x *indexer) follow(ctx context.Context, cp map[string]int64) (rebuild bool) {
 	t := time.NewTicker(x.poll)
 	defer t.Stop()
 	f := newFollowing(cp)
@@ -186,7 +189,9 @@ func (x *indexer) follow(ctx context.Context, cp map[string]int64) {
 		start := time.Now()
 		if err := x.catchUp(ctx, f); errors.Is(err, errLogBehind) {
 			x.logger.Warn("search index must be rebuilt", "why", err)
-			return // run opens it again, and open rebuilds it
+			// The checkpoint saved may be before what was read (findings
+			// held back), where the log may still look as the index read it.
+			return true
 		} else if err != nil && ctx.Err() == nil {
 			x.logger.Error("search indexer", "err", err)
 		}
@@ -223,7 +228,7 @@ func (x *indexer) follow(ctx context.Context, cp map[string]int64) {
 				x.logger.Error("search indexer: check the index against the log", "err", err)
 			} else if why != "" {
 				x.logger.Warn("search index must be rebuilt", "why", why)
-				return // run opens it again, and open rebuilds it
+				return true
 			}
 		}
 		// Let a burst of commits gather into one index batch, the longer
@@ -236,9 +241,9 @@ func (x *indexer) follow(ctx context.Context, cp map[string]int64) {
 	}
 }
 
-// open opens the index, rebuilding it when needed, publishes it for
-// searches and returns its checkpoint.
-func (x *indexer) open(ctx context.Context) (map[string]int64, error) {
+// open opens the index, rebuilding it when needed (or asked to), publishes
+// it for searches and returns its checkpoint.
+func (x *indexer) open(ctx context.Context, rebuild bool) (map[string]int64, error) {
 	owner, err := x.store.SearchIndexOwner(ctx)
 	if err != nil {
 		return nil, err
@@ -250,6 +255,9 @@ func (x *indexer) open(ctx context.Context) (map[string]int64, error) {
 		return nil, err
 	} else {
 		cp, why, err := readCheckpoint(ix, owner)
+		if err == nil && why == "" && rebuild {
+			why = "the log went back under the index as it followed it"
+		}
 		if err == nil && why == "" {
 			why, err = x.diverged(ctx, ix)
 		}
@@ -418,8 +426,11 @@ func (x *indexer) catchUp(ctx context.Context, f *following) error {
 			}
 		}
 		slices.Sort(behind)
+		if err := x.stillThere(ctx, f, behind); err != nil {
+			return err
+		}
 		var entries []domain.LogEntry
-		read := maps.Clone(f.read)
+		read, ops := maps.Clone(f.read), maps.Clone(f.ops)
 		for _, room := range behind {
 			if len(entries) >= indexBatchEntries {
 				break
@@ -429,7 +440,7 @@ func (x *indexer) catchUp(ctx context.Context, f *following) error {
 				return err
 			}
 			if len(es) > 0 {
-				read[room] = es[len(es)-1].Seq
+				read[room], ops[room] = es[len(es)-1].Seq, es[len(es)-1].OpID
 				entries = append(entries, es...)
 			}
 		}
@@ -446,11 +457,39 @@ func (x *indexer) catchUp(ctx context.Context, f *following) error {
 			return err
 		}
 		f.done(ids, read, now)
+		f.ops = ops
 		if len(entries) == 0 {
 			return nil
 		}
 	}
 	return ctx.Err()
+}
+
+// stillThere checks that the log still holds, in the rooms behind, the
+// entry f read last there: a log rolled back (a restore) and written
+// again past the read position reuses its seq with another op, and
+// reading on from there would skip the new entries below it (the slow
+// poll's check, diverged, comes too late for that).
+func (x *indexer) stillThere(ctx context.Context, f *following, behind []string) error {
+	at := map[string]int64{}
+	for _, room := range behind {
+		if f.ops[room] != "" {
+			at[room] = f.read[room]
+		}
+	}
+	if len(at) == 0 {
+		return nil
+	}
+	now, err := x.store.OpsAt(ctx, at)
+	if err != nil {
+		return err
+	}
+	for room, seq := range at {
+		if now[room] != f.ops[room] {
+			return fmt.Errorf("%w: the log of %s holds another entry at %d than the index read", errLogBehind, room, seq)
+		}
+	}
+	return nil
 }
 
 // following is where the indexer stands in the log. In a busy room every
@@ -461,6 +500,7 @@ func (x *indexer) catchUp(ctx context.Context, f *following) error {
 // held finding, so a restart indexes it again.
 type following struct {
 	read  map[string]int64    // per room, the last entry read
+	ops   map[string]string   // per room, that entry's op id (once read here)
 	until map[int64]time.Time // finding → when it may be indexed again
 	held  map[int64]logPos    // finding held back → its first change not indexed
 }
@@ -472,7 +512,7 @@ type logPos struct {
 }
 
 func newFollowing(cp map[string]int64) *following {
-	return &following{read: maps.Clone(cp), until: map[int64]time.Time{}, held: map[int64]logPos{}}
+	return &following{read: maps.Clone(cp), ops: map[string]string{}, until: map[int64]time.Time{}, held: map[int64]logPos{}}
 }
 
 // take splits the findings changed (with the entry of each one's first
