@@ -22,7 +22,6 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
-	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 	"github.com/rapporteur/rapporteur/web"
@@ -1257,15 +1256,7 @@ func TestTabletSignedOutElsewhereForgetsItsKeptPage(t *testing.T) {
 	}
 	mustKeepPage(t, ctx)
 	org := tb.f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
-	csrf := csrfToken(t, org.http, tb.f.srv.URL+"/events/"+tb.f.event.Slug+"/people")
-	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/events/%s/people/%d/signout", tb.f.srv.URL, tb.f.event.Slug, tb.person.ID), nil)
-	req.Header.Set(auth.CSRFHeader, csrf)
-	resp, err := org.http.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	if resp := signOutEverywhere(t, tb.f, org, tb.person.ID); resp.StatusCode != http.StatusOK {
 		t.Fatalf("sign out everywhere: %s", resp.Status)
 	}
 	if err := chromedp.Do(ctx, waitText("#status", "Signed out")); err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/pgtest"
 	"github.com/rapporteur/rapporteur/server/store"
 )
 
@@ -1228,12 +1229,7 @@ func TestPlenaryPresenceIsACountOnly(t *testing.T) {
 // transaction ends, holding up no other op of the room, and the op
 // applies once when resent.
 func TestSlowDatabaseIsUnavailable(t *testing.T) {
-	dsn := pg.NewDB(t)
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	f := MustFixture(t, map[string]string{"DATABASE_URL": dsn + sep + "read_timeout=2s"})
+	f := MustFixture(t, map[string]string{"DATABASE_URL": pgtest.WithParams(pg.NewDB(t), "read_timeout=2s")})
 	w := &f.ws[0]
 	room := store.WorkshopRoom(w.ID)
 	ctx := context.Background()

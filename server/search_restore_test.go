@@ -45,17 +45,8 @@ func TestSearchPageNextWithACappedSize(t *testing.T) {
 // alone look caught up; the op ids at the checkpoint do not match, and the
 // index rebuilds itself: the new finding is found, the one gone is not.
 func TestIndexRebuildsWhenTheLogWentBack(t *testing.T) {
-	f := MustSearchFixture(t)
+	f, w, room, before, x := kangarooIndexed(t)
 	ctx := context.Background()
-	w := f.ws[0]
-	room := store.WorkshopRoom(w.ID)
-	var before int64
-	if err := f.store.DB().NewRaw("SELECT coalesce((SELECT seq FROM rooms WHERE id = ?), 0)", room).Scan(ctx, &before); err != nil {
-		t.Fatal(err)
-	}
-	x := mustCreate(t, f.store, w, store.FindingInput{Title: "Kangaroo practice"})
-	mustRelease(t, f.store, w, x, domain.Released)
-	waitFor(t, nil, f.srv.URL, q("event", f.event.Slug, "q", "kangaroo"), 10*time.Second, func(r searchResult) bool { return len(r.Hits) == 1 })
 	// "Restore" the database to before x: its rows and entries gone.
 	for _, s := range []string{
 		fmt.Sprintf("DELETE FROM log_entries WHERE room = '%s' AND seq > %d", room, before),
@@ -71,6 +62,23 @@ func TestIndexRebuildsWhenTheLogWentBack(t *testing.T) {
 	// The index sees it within its slow poll (5 s) and rebuilds itself
 	// (searches answer 503 meanwhile).
 	mustFindAfterTheRebuild(t, f, []string{"koala"}, "kangaroo")
+}
+
+// kangarooIndexed makes a search fixture whose first workshop's room has
+// "Kangaroo practice" (x) released and found, and returns the room's
+// head from before it: a restore to before would take x away.
+func kangarooIndexed(t *testing.T) (f *fixture, w domain.Workshop, room string, before, x int64) {
+	t.Helper()
+	f = MustSearchFixture(t)
+	w = f.ws[0]
+	room = store.WorkshopRoom(w.ID)
+	if err := f.store.DB().NewRaw("SELECT coalesce((SELECT seq FROM rooms WHERE id = ?), 0)", room).Scan(context.Background(), &before); err != nil {
+		t.Fatal(err)
+	}
+	x = mustCreate(t, f.store, w, store.FindingInput{Title: "Kangaroo practice"})
+	mustRelease(t, f.store, w, x, domain.Released)
+	waitFor(t, nil, f.srv.URL, q("event", f.event.Slug, "q", "kangaroo"), 10*time.Second, func(r searchResult) bool { return len(r.Hits) == 1 })
+	return f, w, room, before, x
 }
 
 // mustFindAfterTheRebuild waits until a search finds each of words once,
@@ -108,17 +116,8 @@ func mustFindAfterTheRebuild(t *testing.T, f *fixture, words []string, gone stri
 // and keep the finding gone, for good: the entry it read last is checked
 // first, and is another op.
 func TestIndexRebuildsWhenTheLogWentBackPastIt(t *testing.T) {
-	f := MustSearchFixture(t)
+	f, w, room, before, x := kangarooIndexed(t)
 	ctx := context.Background()
-	w := f.ws[0]
-	room := store.WorkshopRoom(w.ID)
-	var before int64
-	if err := f.store.DB().NewRaw("SELECT coalesce((SELECT seq FROM rooms WHERE id = ?), 0)", room).Scan(ctx, &before); err != nil {
-		t.Fatal(err)
-	}
-	x := mustCreate(t, f.store, w, store.FindingInput{Title: "Kangaroo practice"})
-	mustRelease(t, f.store, w, x, domain.Released)
-	waitFor(t, nil, f.srv.URL, q("event", f.event.Slug, "q", "kangaroo"), 10*time.Second, func(r searchResult) bool { return len(r.Hits) == 1 })
 	// "Restore" to before x, and three findings in one commit after it.
 	err := f.store.DB().RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		if _, err := tx.ExecContext(ctx, "DELETE FROM log_entries WHERE room = ? AND seq > ?", room, before); err != nil {

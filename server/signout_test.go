@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/cookiejar"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/pgtest"
 	"github.com/rapporteur/rapporteur/server/store"
 )
 
@@ -33,18 +33,7 @@ func TestSignOutEverywhere(t *testing.T) {
 		}
 	}
 	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
-	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
-	signOut := func(id int64) *http.Response {
-		t.Helper()
-		req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/events/%s/people/%d/signout", f.srv.URL, f.event.Slug, id), nil)
-		req.Header.Set(auth.CSRFHeader, csrf)
-		resp, err := org.http.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
+	signOut := func(id int64) *http.Response { t.Helper(); return signOutEverywhere(t, f, org, id) }
 	if resp := signOut(p.ID); resp.StatusCode != 200 {
 		t.Fatalf("sign out everywhere: %s", resp.Status)
 	}
@@ -132,6 +121,21 @@ func TestPagesAreNotCached(t *testing.T) {
 	}
 }
 
+// signOutEverywhere has organizer org sign person id out on every device
+// (the people page's button) and returns the answer, its body closed.
+func signOutEverywhere(t *testing.T, f *fixture, org member, id int64) *http.Response {
+	t.Helper()
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	req, _ := http.NewRequest("POST", fmt.Sprintf("%s/api/events/%s/people/%d/signout", f.srv.URL, f.event.Slug, id), nil)
+	req.Header.Set(auth.CSRFHeader, csrf)
+	resp, err := org.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
 // TestSigningInAsAnotherPersonEndsTheFormersConnections: on a shared
 // tablet, B opens their own sign-in link in the browser where A is signed
 // in with a live page. The sign-in ends A's session, and A's open socket
@@ -167,12 +171,7 @@ func TestSigningInAsAnotherPersonEndsTheFormersConnections(t *testing.T) {
 // when they are needed most. Once the database answers, the person is
 // still signed in.
 func TestASessionThatCannotBeReadIsNoSignOut(t *testing.T) {
-	dsn := pg.NewDB(t)
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
-	f := MustFixture(t, map[string]string{"DATABASE_URL": dsn + sep + "read_timeout=2s"})
+	f := MustFixture(t, map[string]string{"DATABASE_URL": pgtest.WithParams(pg.NewDB(t), "read_timeout=2s")})
 	w := &f.ws[0]
 	m := f.MustMember(t, domain.RoleParticipant, w, "DK", "police")
 	page := fmt.Sprintf("%s/events/%s/workshops/%d", f.srv.URL, f.event.Slug, w.ID)

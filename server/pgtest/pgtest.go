@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,6 +83,15 @@ func (c *Cluster) Stop() {
 func (c *Cluster) NewDB(tb testing.TB) string {
 	tb.Helper()
 	return c.newDB(tb, template)
+}
+
+// WithParams is the database URL dsn with the query parameters params
+// ("read_timeout=2s") added.
+func WithParams(dsn, params string) string {
+	if strings.Contains(dsn, "?") {
+		return dsn + "&" + params
+	}
+	return dsn + "?" + params
 }
 
 // NewEmptyDB creates a fresh database with no schema, dropped when tb ends.

@@ -1774,12 +1774,8 @@ func TestBatchKeepsEachPersonsOrder(t *testing.T) {
 // past that fails every connection.
 func TestZeroTimeoutsInTheURLMeanNone(t *testing.T) {
 	dsn := pg.NewDB(t)
-	sep := "?"
-	if strings.Contains(dsn, "?") {
-		sep = "&"
-	}
 	for _, params := range []string{"connect_timeout=0", "read_timeout=0", "timeout=0"} {
-		s, err := store.Open(context.Background(), dsn+sep+params)
+		s, err := store.Open(context.Background(), pgtest.WithParams(dsn, params))
 		if err != nil {
 			t.Fatalf("%s: %v", params, err)
 		}
