@@ -36,6 +36,8 @@ type loadConfig struct {
 	Duration                   time.Duration
 	Behind                     int
 	Mix                        string
+	Window                     int // ops in flight per client (throughput)
+	Writers                    int // the plain INSERT's writers (throughput)
 }
 
 // loadtest starts real WebSocket clients against a running server and
@@ -56,6 +58,8 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Float64Var(&c.Rate, "rate", 10, "ops per second per client (room); total ops/s in the room when -rate-total")
 	fs.DurationVar(&c.Duration, "duration", 20*time.Second, "how long to send")
 	fs.IntVar(&c.ServerPID, "server-pid", 0, "server process id, to read its memory (idle)")
+	fs.IntVar(&c.Window, "window", 8, "ops a client has in flight, sent before their acks (throughput)")
+	fs.IntVar(&c.Writers, "writers", 0, "connections writing the plain INSERTs the durable rate is set beside, 1 to 40 (throughput; default the clients, at most 32)")
 	fs.IntVar(&c.Behind, "behind", 50, "entries made while the clients are away (reconnect)")
 	fs.StringVar(&c.Mix, "mix", "mixed", "ops of the room scenario: mixed (updates, comments, votes, some creates) or create (creates only)")
 	rateTotal := fs.Bool("rate-total", false, "-rate is the room's total, spread over the clients")
@@ -63,6 +67,12 @@ func loadtest(ctx context.Context, args []string, getenv func(string) string, st
 	serve := fs.Bool("serve", false, "start a fresh server and private Postgres in a temporary folder for this run, and remove them after (in place of -url, -database-url, -server-pid)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if c.Window < 1 {
+		return fmt.Errorf("-window %d: a client needs at least one op in flight", c.Window)
+	}
+	if c.Writers < 0 || c.Writers > 40 {
+		return fmt.Errorf("-writers %d: use 1 to 40 (the store's connections), or 0 for the default", c.Writers)
 	}
 	if c.Scenario == "disk" {
 		// A property of the host: no server, no database.
@@ -580,7 +590,7 @@ func (lt *loadRun) idle(ctx context.Context) error {
 // and after (a shared host's speed drifts within minutes: the two say by
 // how much).
 func (lt *loadRun) throughput(ctx context.Context) error {
-	writers := min(lt.cfg.Clients, 32)
+	writers := cmp.Or(lt.cfg.Writers, min(lt.cfg.Clients, 32))
 	cpu0, cpuErr := readProcTimes()
 	before, err := plainInsertRate(ctx, lt.st, writers, lt.cfg.Duration/4)
 	if err != nil {
@@ -607,7 +617,7 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 		wg.Add(1)
 		go func(i int, c *ltClient) {
 			defer wg.Done()
-			window := make(chan struct{}, 8)
+			window := make(chan struct{}, lt.cfg.Window)
 			head := fmt.Sprintf(`{"type":"op","room":%q,"op_id":"tp-%d-`, room, c.person)
 			const tail = `","kind":"finding.create","body":{"title":"Throughput finding","countries":["FI"]}}`
 			var frame []byte
@@ -663,7 +673,7 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 	cpu5, _ := readProcTimes()
 	plain := (before + after) / 2
 	rate := float64(acked.Load()) / lt.cfg.Duration.Seconds()
-	fmt.Fprintf(lt.out, "durable ops/s over %d rooms, %d clients: %.0f acked/s (%d clients dropped)\n", len(wids), len(clients), rate, dropped.Load())
+	fmt.Fprintf(lt.out, "durable ops/s over %d rooms, %d clients, %d ops in flight each: %.0f acked/s (%d clients dropped)\n", len(wids), len(clients), lt.cfg.Window, rate, dropped.Load())
 	fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, %d writers: %.0f/s (%.0f before, %.0f after, once the server was quiet: %s)\nratio: %.2f\n",
 		writers, plain, before, after, quiet.Round(100*time.Millisecond), rate/plain)
 	if cpuErr != nil {
@@ -731,7 +741,7 @@ func plainInsertRate(ctx context.Context, st *store.Store, writers int, d time.D
 	var n atomic.Int64
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
-	for w := 0; w < min(writers, 32); w++ {
+	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -27,7 +27,7 @@ func TestLoadtestCommand(t *testing.T) {
 	}{
 		{[]string{"-scenario", "room", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+ .*\(\d+ deliveries; expected \d+\)\ncommits  p50 \S+ .*\(n=([5-9]|[1-9]\d)\) \(a one-row INSERT every 50ms meanwhile; \d+ over 20ms\)`},
 		{[]string{"-scenario", "room", "-mix", "create", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+`},
-		{[]string{"-scenario", "throughput", "-clients", "4", "-rooms", "2", "-duration", "1s"}, `(?s)durable ops/s over 2 rooms, 4 clients: \d+ acked/s.*\nCPU per durable op: load generator \d+ µs \(\d\.\d\d cores busy of \d+\)\nCPU per plain INSERT: load generator`},
+		{[]string{"-scenario", "throughput", "-clients", "4", "-rooms", "2", "-window", "3", "-writers", "5", "-duration", "1s"}, `(?s)durable ops/s over 2 rooms, 4 clients, 3 ops in flight each: \d+ acked/s.*\nplain one-row INSERT per transaction, 5 writers: .*\nCPU per durable op: load generator \d+ µs \(\d\.\d\d cores busy of \d+\)\nCPU per plain INSERT: load generator`},
 		{[]string{"-scenario", "reconnect", "-clients", "5", "-behind", "10"}, `5 clients reconnected and caught up 10 entries in \S+ \(0 failed\)`},
 		// The server runs in this process: its memory is this process's.
 		{[]string{"-scenario", "idle", "-clients", "20", "-server-pid", strconv.Itoa(os.Getpid())}, `20 idle connections \(joined, connected in \S+\): server RSS \d+ → \d+ KiB, -?\d+\.\d KiB per connection`},
@@ -58,6 +58,26 @@ func TestLoadtestCommand(t *testing.T) {
 	}
 	if len(left) > 0 {
 		t.Fatalf("the load command left its tables %v in the database", left)
+	}
+}
+
+// TestLoadtestRefusesABadSweep: a throughput sweep's -window and -writers
+// out of range are refused before anything starts, not clamped in silence.
+func TestLoadtestRefusesABadSweep(t *testing.T) {
+	for _, sc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-window", "0"}, "-window 0: a client needs at least one op in flight"},
+		{[]string{"-writers", "41"}, "-writers 41: use 1 to 40"},
+		{[]string{"-writers", "-1"}, "-writers -1: use 1 to 40"},
+	} {
+		var out bytes.Buffer
+		args := append([]string{"rapporteur", "loadtest", "-serve", "-scenario", "throughput"}, sc.args...)
+		err := run(context.Background(), args, func(string) string { return "" }, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), sc.want) {
+			t.Fatalf("%v: %v, want an error saying %q", sc.args, err, sc.want)
+		}
 	}
 }
 
