@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -1219,7 +1220,8 @@ func mustKeepPage(t *testing.T, ctx context.Context) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Promise.all([location.pathname, "/static/live.js", "/static/style.css", "/static/signout.js"].map(u => caches.match(u))).then(rs => rs.every(r => !!r))`, chromedp.EvalAwaitPromise))
+		// The page and the three files it names, by version.
+		kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Promise.all([location.pathname].concat(Array.from(document.querySelectorAll('script[src^="/static/"], link[href^="/static/"]'), e => e.getAttribute("src") || e.getAttribute("href"))).map(u => caches.match(u))).then(rs => rs.length === 4 && rs.every(r => !!r))`, chromedp.EvalAwaitPromise))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1458,6 +1460,88 @@ func TestTabletPageFromItsCopyTakesItsFilesFromTheCopy(t *testing.T) {
 	from, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.fromNetwork === true`))
 	if err != nil || from {
 		t.Fatalf("the page from its copy runs the network's script (%v)", err)
+	}
+}
+
+// TestTabletKeepsAPageOnlyWithItsFiles: the server is upgraded while a
+// tablet keeps its page, and the new page comes over a link too slow for
+// its new script. The script kept, of the older version, is not run with
+// the new page, and the page's copy stays the older one, whose files are
+// all kept: offline, the tablet still opens a page that works, with what
+// it saved. Before, the copy answered for the script after 5 s, and the
+// new page replaced the copy, paired with the older script from then on.
+func TestTabletKeepsAPageOnlyWithItsFiles(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		typeFinding("Saved before the upgrade"),
+		waitText("#findings li.saved", "Saved before the upgrade"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustKeepPage(t, ctx)
+	path := strings.TrimPrefix(tb.page, tb.f.srv.URL)
+	keptPage := func() string {
+		t.Helper()
+		html, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`caches.match(%q).then(r => r ? r.text() : "")`, path), chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return html
+	}
+	html := keptPage()
+	script := regexp.MustCompile(`/static/live\.js\?v=[0-9a-f]+`)
+	if !script.MatchString(html) {
+		t.Fatalf("the page kept names no versioned script:\n%s", html)
+	}
+	// The next version: another script, which the link is too slow to bring.
+	upgraded := script.ReplaceAllString(html, "/static/live.js?v=0123456789abcdef")
+	upgraded = strings.Replace(upgraded, "<main>", `<main><p id="upgraded">The next version</p>`, 1)
+	if !strings.Contains(upgraded, `id="upgraded"`) {
+		t.Fatal("the page has no main element to mark")
+	}
+	tb.f.srv.Stop(t)
+	l, err := net.Listen("tcp", tb.env["ADDR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, upgraded)
+			return
+		}
+		<-r.Context().Done() // its files and the WebSocket: no answer
+	})}
+	go srv.Serve(l)
+	// Not chromedp.Reload: it waits for the page's load, which its script holds up.
+	err = chromedp.Do(ctx, evalJS("location.reload()"), waitText("#upgraded", "The next version"))
+	if err != nil {
+		t.Fatalf("the new page did not load: %v", err)
+	}
+	time.Sleep(7 * time.Second) // past the 5 s after which a copy kept answers
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("status").textContent`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != "Connecting…" {
+		t.Fatalf("a script ran with the new page before its own came: the status says %q", status)
+	}
+	if strings.Contains(keptPage(), "upgraded") {
+		t.Fatal("the new page is kept though its script is not")
+	}
+	// The network gone: the older page and its files answer, whole.
+	srv.Close()
+	err = chromedp.Do(ctx,
+		chromedp.Reload(),
+		waitText("#status", "Offline"),
+		waitText("#findings li.saved", "Saved before the upgrade"),
+	)
+	if err != nil {
+		t.Fatalf("offline, the page kept did not work: %v", err)
 	}
 }
 

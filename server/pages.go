@@ -144,6 +144,22 @@ func linkNeedsQuestion(r *http.Request) bool {
 	return true
 }
 
+// handleStatic serves the static files (CSS, scripts). A file asked for
+// by its current version (the URL pages name, see web.Pages.Asset) never
+// changes, so browsers may keep it for good; any other request is
+// checked each time, so a copy of another version is not kept as this one.
+func (a *app) handleStatic() http.Handler {
+	files := http.StripPrefix("/static/", http.FileServerFS(web.Static()))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("v"); v != "" && a.pages.Current(strings.TrimPrefix(r.URL.Path, "/static/"), v) {
+			w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+		} else {
+			w.Header().Set("Cache-Control", "no-cache")
+		}
+		files.ServeHTTP(w, r)
+	})
+}
+
 // handleServiceWorker serves the tablet page's service worker (see
 // web/static/sw.js). Browsers check it for a new version on every load
 // when it is not cached.

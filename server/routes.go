@@ -5,7 +5,6 @@ import (
 
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
-	"github.com/rapporteur/rapporteur/web"
 )
 
 // routes registers every route of the server, in one place. Each is
@@ -51,7 +50,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /auth/callback", a.guard(public(), http.HandlerFunc(a.handleCallback)))
 	mux.Handle("POST /auth/logout", a.guard(public(), http.HandlerFunc(a.handleLogout)))
 	mux.Handle("GET /ws", a.guard(public(), http.HandlerFunc(a.handleWS))) // Origin and session checked there, every join and op by the hub Backend
-	mux.Handle("GET /static/", a.guard(public(), http.StripPrefix("/static/", http.FileServerFS(web.Static()))))
+	mux.Handle("GET /static/", a.guard(public(), a.handleStatic()))
 	mux.Handle("GET /sw.js", a.guard(public(), http.HandlerFunc(handleServiceWorker))) // at the root: its scope is the whole site
 
 	headers, err := auth.SecurityHeadersFor(a.baseURL)

@@ -4,7 +4,9 @@ package web
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io"
@@ -30,11 +32,59 @@ func Static() fs.FS {
 // Pages renders the HTML pages.
 type Pages struct {
 	byName map[string]*template.Template
+	// versions holds each static file's version: the start of its
+	// SHA-256 in hex, which pages put in its URL (see Asset).
+	versions map[string]string
+}
+
+// versionLen is how many hex digits of a file's SHA-256 name its version.
+const versionLen = 16
+
+// fileVersions returns the version of every file in fsys.
+func fileVersions(fsys fs.FS) (map[string]string, error) {
+	out := map[string]string{}
+	err := fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		out[path] = hex.EncodeToString(sum[:])[:versionLen]
+		return nil
+	})
+	return out, err
+}
+
+// Asset returns the URL of static file name, versioned by its content:
+// a page names the exact files it was made with, so a device that keeps
+// pages and files (web/static/sw.js) never pairs a page with a script
+// of another version of the server.
+func (p *Pages) Asset(name string) (string, error) {
+	v, ok := p.versions[name]
+	if !ok {
+		return "", fmt.Errorf("no static file %q", name)
+	}
+	return "/static/" + name + "?v=" + v, nil
+}
+
+// Current tells whether version v is static file name's content now.
+func (p *Pages) Current(name, v string) bool {
+	have, ok := p.versions[name]
+	return ok && v == have
 }
 
 // Parse parses every page with the shared layout.
 func Parse() (*Pages, error) {
+	versions, err := fileVersions(Static())
+	if err != nil {
+		return nil, err
+	}
+	p := &Pages{byName: map[string]*template.Template{}, versions: versions}
 	funcs := template.FuncMap{
+		"asset": p.Asset,
 		// session returns what the server put under "Session" in map data
 		// (who is signed in, the CSRF token), nil for other data.
 		"session": func(data any) any {
@@ -68,7 +118,6 @@ func Parse() (*Pages, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Pages{byName: map[string]*template.Template{}}
 	for _, page := range pages {
 		name := page[len("templates/"):]
 		if name == "layout.html" {

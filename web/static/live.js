@@ -1585,12 +1585,13 @@
 
   // Loading without a network (web/static/sw.js, https or localhost only):
   // the page and its files are kept on the device from the first load on,
-  // before the worker controls the page.
+  // before the worker controls the page: the worker is asked to keep it
+  // once it runs (it checks the files' versions).
   if ("serviceWorker" in navigator && window.caches) {
     navigator.serviceWorker.register("/sw.js").catch(function () {});
     if (!navigator.serviceWorker.controller) {
-      caches.open("rapporteur-pages-v1").then(function (c) { // the cache sw.js answers from
-        return c.addAll([location.pathname, "/static/live.js", "/static/style.css", "/static/signout.js"]);
+      navigator.serviceWorker.ready.then(function (reg) {
+        if (reg.active) reg.active.postMessage({ keep: location.pathname });
       }).catch(function () {});
     }
   }

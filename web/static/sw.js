@@ -1,9 +1,12 @@
 // sw.js: lets a workshop page open on this device load again without a
 // network (a tablet that reloads while the Wi-Fi is down), so the changes
 // it keeps on the device can be seen, added to and sent once the network
-// is back. Pages and their files are fetched from the network first;
-// only when that fails, or takes over 5 s, does the copy kept from the
-// last load answer.
+// is back. Pages are fetched from the network first; only when that
+// fails, or takes over 5 s, does the copy kept from the last load answer.
+// A page names its files by version (/static/live.js?v=…, the start of
+// the file's SHA-256): a file of a version kept answers at once, and a
+// page is kept only once the files it names are, so a page is never
+// paired with a script of another version of the server.
 "use strict";
 var CACHE = "rapporteur-pages-v1";
 var slowNetwork = 5000; // ms the network has to answer before the copy kept does
@@ -11,6 +14,8 @@ var fromCopy = {};      // the client ids of pages answered with their copy
 // generation counts the times the copies were let go (forget): a network
 // answer asked for before, and late, is not kept then.
 var generation = 0;
+var FILES = ["/static/live.js", "/static/style.css", "/static/signout.js"];
+var PAGE = /^\/events\/[^/]+\/workshops\/\d+$/;
 
 // forget lets go of the pages and files kept: they were the last
 // person's (signing out or in, a 401, or a page told its session ended).
@@ -18,8 +23,62 @@ function forget() {
   generation++;
   return caches.delete(CACHE);
 }
+
+// hex writes a digest as hex digits.
+function hex(buf) {
+  return Array.prototype.map.call(new Uint8Array(buf), function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
+}
+
+// fetchFile fetches the file key names (a path with ?v=; req, if given,
+// is the page's request for it) and keeps it when its content is that
+// version: a server upgraded meanwhile answers with another, which is
+// passed on but not kept under this name. It resolves to the network's
+// answer and whether it was kept.
+function fetchFile(key, asked, req) {
+  var v = new URL(key, self.location.origin).searchParams.get("v");
+  return fetch(req || key).then(function (resp) {
+    if (!resp.ok) return [resp, false];
+    return resp.clone().arrayBuffer().then(function (body) {
+      return crypto.subtle.digest("SHA-256", body);
+    }).then(function (sum) {
+      if (v.length < 16 || hex(sum).slice(0, v.length) !== v || asked !== generation) return [resp, false];
+      var copy = resp.clone();
+      return caches.open(CACHE).then(function (c) { return c.put(key, copy); }).then(function () { return [resp, true]; });
+    });
+  });
+}
+
+// keepPage keeps a page's copy once every versioned file it names is kept
+// (each fetched unless it is): a page whose files do not come leaves the
+// copy before it, with its own files, to answer offline.
+function keepPage(path, resp, asked) {
+  var copy = resp.clone();
+  return resp.text().then(function (html) {
+    var files = [], re = /(?:src|href)="(\/static\/[^"?#]+\?v=[0-9a-f]+)"/g, m;
+    while ((m = re.exec(html))) files.push(m[1].replace(/&amp;/g, "&"));
+    return caches.open(CACHE).then(function (c) {
+      return Promise.all(files.map(function (key) {
+        return c.match(key).then(function (hit) {
+          return hit || fetchFile(key, asked).then(function (got) {
+            if (!got[1]) throw new Error(key + " is not kept");
+          });
+        });
+      })).then(function () {
+        if (asked === generation) return c.put(path, copy);
+      });
+    });
+  }).catch(function () {});
+}
+
 self.addEventListener("message", function (e) {
   if (e.data === "forget") e.waitUntil(forget());
+  // A page's first load, before this worker controlled it (live.js).
+  else if (e.data && typeof e.data.keep === "string" && PAGE.test(e.data.keep)) {
+    var asked = generation;
+    e.waitUntil(fetch(e.data.keep, { headers: { Accept: "text/html" } }).then(function (resp) {
+      if (resp.ok && !resp.redirected) return keepPage(e.data.keep, resp, asked); // not a sign-in page it was sent to
+    }).catch(function () {}));
+  }
 });
 
 self.addEventListener("install", function () { self.skipWaiting(); });
@@ -28,8 +87,8 @@ self.addEventListener("activate", function (e) { e.waitUntil(self.clients.claim(
 // offline tells whether a request is one this worker keeps a copy of.
 function offline(req, url) {
   if (req.method !== "GET" || url.origin !== self.location.origin) return false;
-  if (url.pathname === "/static/live.js" || url.pathname === "/static/style.css" || url.pathname === "/static/signout.js") return true;
-  return req.mode === "navigate" && /^\/events\/[^/]+\/workshops\/\d+$/.test(url.pathname);
+  if (FILES.indexOf(url.pathname) >= 0) return true;
+  return req.mode === "navigate" && PAGE.test(url.pathname);
 }
 
 self.addEventListener("fetch", function (e) {
@@ -43,23 +102,38 @@ self.addEventListener("fetch", function (e) {
     return;
   }
   if (!offline(req, url)) return;
-  var kept = function () { return caches.match(url.pathname, { cacheName: CACHE }); };
-  if (req.mode !== "navigate" && e.clientId && fromCopy[e.clientId]) {
+  var navigate = req.mode === "navigate";
+  var key = navigate ? url.pathname : url.pathname + url.search;
+  var kept = function () { return caches.match(key, { cacheName: CACHE }); };
+  var asked = generation;
+  if (!navigate && url.searchParams.get("v")) {
+    // A file of one version is that version for good: the copy answers,
+    // else the network (kept when it is that version).
+    e.respondWith(kept().then(function (hit) {
+      return hit || fetchFile(key, asked, req).then(function (got) { return got[0]; });
+    }));
+    return;
+  }
+  if (!navigate && e.clientId && fromCopy[e.clientId]) {
     // A page shown from its copy gets the files kept with it: the
-    // network's may be of another version of the server.
+    // network's may be of another version of the server. (Pages kept
+    // before files were versioned name them without one.)
     e.respondWith(kept().then(function (hit) { return hit || fetch(req); }));
     return;
   }
   // copied notes that the page being loaded is answered with its copy.
   var copied = function (hit) {
-    if (hit && req.mode === "navigate" && e.resultingClientId) fromCopy[e.resultingClientId] = true;
+    if (hit && navigate && e.resultingClientId) fromCopy[e.resultingClientId] = true;
     return hit;
   };
-  var asked = generation;
   var answer = fetch(req).then(function (resp) {
     if (resp.ok && asked === generation) {
-      var copy = resp.clone();
-      e.waitUntil(caches.open(CACHE).then(function (c) { return c.put(url.pathname, copy); }));
+      if (navigate) {
+        e.waitUntil(keepPage(key, resp.clone(), asked));
+      } else {
+        var copy = resp.clone();
+        e.waitUntil(caches.open(CACHE).then(function (c) { return c.put(key, copy); }));
+      }
     } else if (resp.status >= 500) { // a proxy's 502 while the server is down
       return kept().then(function (hit) { return copied(hit) || resp; });
     } else if (resp.status === 401) { // signed out: the copies are no one's now
