@@ -21,6 +21,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -1423,43 +1424,156 @@ func TestTabletBackFromThePageCacheShowsTheNewerForm(t *testing.T) {
 // TestTabletPageFromItsCopyTakesItsFilesFromTheCopy: a page answered
 // with the copy kept on the device (its server not answering) gets the
 // script kept with it, even when the network serves the script: after an
-// upgrade of the server the two would be of different versions.
+// upgrade of the server the two would be of different versions. So does
+// a page the older service worker kept, which names its files without a
+// version.
 func TestTabletPageFromItsCopyTakesItsFilesFromTheCopy(t *testing.T) {
+	for _, older := range []bool{false, true} {
+		t.Run(map[bool]string{false: "versioned", true: "kept by the older worker"}[older], func(t *testing.T) {
+			tb := MustTablet(t)
+			ctx := tb.browser
+			if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+				t.Fatal(err)
+			}
+			mustKeepPage(t, ctx)
+			if older {
+				olderWorkersCopy(t, ctx, true)
+			}
+			tb.f.srv.Stop(t)
+			// Another version of the server, slow to answer pages: its script
+			// says it is the network's.
+			script, err := fs.ReadFile(web.Static(), "live.js")
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := net.Listen("tcp", tb.env["ADDR"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/static/live.js" {
+					w.Header().Set("Content-Type", "text/javascript")
+					io.WriteString(w, "window.fromNetwork = true;\n"+string(script))
+					return
+				}
+				<-r.Context().Done() // pages and the WebSocket: no answer
+			})}
+			go srv.Serve(l)
+			defer srv.Close()
+			wait, cancel := context.WithTimeout(ctx, 40*time.Second)
+			defer cancel()
+			if err := chromedp.Do(wait, chromedp.Reload(), waitText("#status", "Offline")); err != nil {
+				t.Fatalf("the page kept on the device did not load: %v", err)
+			}
+			from, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.fromNetwork === true`))
+			if err != nil || from {
+				t.Fatalf("the page from its copy runs the network's script (%v)", err)
+			}
+		})
+	}
+}
+
+// olderWorkersCopy makes the copy kept of the open page one the service
+// worker before versioned files kept: its files under their bare paths,
+// and, bare, the page names them so too (kept before the upgrade; else
+// the upgraded page, kept by the older worker on its first load). It
+// empties the browser's own cache, whose copies would answer for them.
+func olderWorkersCopy(t *testing.T, ctx context.Context, bare bool) {
+	t.Helper()
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(async () => {
+		const c = await caches.open("rapporteur-pages-v1");
+		for (const e of document.querySelectorAll('script[src^="/static/"], link[href^="/static/"]')) {
+			const f = e.getAttribute("src") || e.getAttribute("href");
+			const r = await c.match(f);
+			if (!r) throw new Error(f + " is not kept");
+			await c.put(f.split("?")[0], r);
+			await c.delete(f);
+		}
+		if (%t) {
+			const p = await c.match(location.pathname);
+			const html = (await p.text()).replace(/(\/static\/[^"?]+)\?v=[0-9a-f]+/g, "$1");
+			await c.put(location.pathname, new Response(html, { headers: p.headers }));
+		}
+		return true;
+	})()`, bare), chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, network.ClearBrowserCache, cdp.Empty{})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTabletPageKeptByTheOlderWorkerLoadsOffline: on the morning of an
+// upgrade the older service worker answers the first load and keeps the
+// new page, which names its files by version, with the files under their
+// bare paths. Offline, the page still gets them: the copies under the
+// bare paths answer for the version they are.
+func TestTabletPageKeptByTheOlderWorkerLoadsOffline(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		typeFinding("Saved on the morning of the upgrade"),
+		waitText("#findings li.saved", "Saved on the morning of the upgrade"),
+	)
+	if err != nil {
 		t.Fatal(err)
 	}
 	mustKeepPage(t, ctx)
+	olderWorkersCopy(t, ctx, false)
 	tb.f.srv.Stop(t)
-	// Another version of the server, slow to answer pages: its script
-	// says it is the network's.
-	script, err := fs.ReadFile(web.Static(), "live.js")
+	err = chromedp.Do(ctx,
+		chromedp.Reload(),
+		waitText("#status", "Offline"),
+		waitText("#findings li.saved", "Saved on the morning of the upgrade"),
+	)
+	if err != nil {
+		t.Fatalf("offline, the page the older worker kept did not work: %v", err)
+	}
+	mustKeepPage(t, ctx) // and its files are kept by version now
+}
+
+// TestTabletGetsItsFilesWithTheStorageFull: a device whose storage is
+// full cannot keep the page's files, and the page still gets them from
+// the network: with the network up, nothing is lost by the copy failing.
+func TestTabletGetsItsFilesWithTheStorageFull(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	quota := float64(2000) // bytes: less than any file
+	err := chromedp.Do(ctx,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, storage.OverrideQuotaForOrigin, storage.OverrideQuotaForOriginParams{Origin: tb.f.srv.URL, QuotaSize: &quota})
+			return err
+		}),
+		chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		pollAcross(`!!navigator.serviceWorker.controller`, "the service worker"),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", tb.env["ADDR"])
+	full, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`caches.open("probe").then(c => c.put("/probe", new Response("x".repeat(100000)))).then(() => false, () => true)`, chromedp.EvalAwaitPromise))
+	if err != nil || !full {
+		t.Fatalf("the storage is not full (%v)", err)
+	}
+	err = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, network.ClearBrowserCache, cdp.Empty{})
+		return err
+	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/static/live.js" {
-			w.Header().Set("Content-Type", "text/javascript")
-			io.WriteString(w, "window.fromNetwork = true;\n"+string(script))
-			return
-		}
-		<-r.Context().Done() // pages and the WebSocket: no answer
-	})}
-	go srv.Serve(l)
-	defer srv.Close()
-	wait, cancel := context.WithTimeout(ctx, 40*time.Second)
+	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := chromedp.Do(wait, chromedp.Reload(), waitText("#status", "Offline")); err != nil {
-		t.Fatalf("the page kept on the device did not load: %v", err)
-	}
-	from, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.fromNetwork === true`))
-	if err != nil || from {
-		t.Fatalf("the page from its copy runs the network's script (%v)", err)
+	err = chromedp.Do(wait, evalJS("window.beforeReload = true; location.reload()"),
+		pollAcross(`!window.beforeReload && document.getElementById("status").textContent.includes("Live")`, "the reloaded page live"))
+	if err != nil {
+		t.Fatalf("with the storage full, the page did not get its script: %v", err)
 	}
 }
 
@@ -1504,19 +1618,37 @@ func TestTabletKeepsAPageOnlyWithItsFiles(t *testing.T) {
 		t.Fatal("the page has no main element to mark")
 	}
 	tb.f.srv.Stop(t)
-	l, err := net.Listen("tcp", tb.env["ADDR"])
+	code, err := fs.ReadFile(web.Static(), "live.js")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == path {
-			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			io.WriteString(w, upgraded)
-			return
+	answered := make(chan struct{}, 10) // a script of another version was sent
+	// serve serves the new page; its script never comes, or, when wrong,
+	// comes of another version than the page names. Its other files and
+	// the WebSocket get no answer.
+	serve := func(wrong bool) *http.Server {
+		l, err := net.Listen("tcp", tb.env["ADDR"])
+		if err != nil {
+			t.Fatal(err)
 		}
-		<-r.Context().Done() // its files and the WebSocket: no answer
-	})}
-	go srv.Serve(l)
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case r.URL.Path == path:
+				w.Header().Set("Content-Type", "text/html; charset=utf-8")
+				io.WriteString(w, upgraded)
+				return
+			case r.URL.Path == "/static/live.js" && wrong:
+				w.Header().Set("Content-Type", "text/javascript")
+				io.WriteString(w, "window.ranScript = true;\n"+string(code))
+				answered <- struct{}{}
+				return
+			}
+			<-r.Context().Done()
+		})}
+		go srv.Serve(l)
+		return srv
+	}
+	srv := serve(false)
 	// Not chromedp.Reload: it waits for the page's load, which its script holds up.
 	err = chromedp.Do(ctx, evalJS("location.reload()"), waitText("#upgraded", "The next version"))
 	if err != nil {
@@ -1532,6 +1664,28 @@ func TestTabletKeepsAPageOnlyWithItsFiles(t *testing.T) {
 	}
 	if strings.Contains(keptPage(), "upgraded") {
 		t.Fatal("the new page is kept though its script is not")
+	}
+	// The script comes now, but of another version than the page names
+	// (a server upgraded again between the page and its script): it is
+	// not run, nor kept.
+	srv.Close() // what it left unanswered fails
+	srv = serve(true)
+	err = chromedp.Do(ctx, evalJS("location.reload()"), waitText("#upgraded", "The next version"))
+	if err != nil {
+		t.Fatalf("the new page did not load: %v", err)
+	}
+	select {
+	case <-answered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the script was not asked for")
+	}
+	time.Sleep(2 * time.Second)
+	ran, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.ranScript === true`))
+	if err != nil || ran {
+		t.Fatalf("the page ran a script of another version than it names (%v)", err)
+	}
+	if strings.Contains(keptPage(), "upgraded") {
+		t.Fatal("the new page is kept with a script of another version")
 	}
 	// The network gone: the older page and its files answer, whole.
 	srv.Close()

@@ -29,38 +29,60 @@ function hex(buf) {
   return Array.prototype.map.call(new Uint8Array(buf), function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
 }
 
-// fetchFile fetches the file key names (a path with ?v=; req, if given,
-// is the page's request for it) and keeps it when its content is that
-// version: a server upgraded meanwhile answers with another, which is
-// passed on but not kept under this name. It resolves to the network's
-// answer and whether it was kept.
-function fetchFile(key, asked, req) {
-  var v = new URL(key, self.location.origin).searchParams.get("v");
-  return fetch(req || key).then(function (resp) {
-    if (!resp.ok) return [resp, false];
-    return resp.clone().arrayBuffer().then(function (body) {
-      return crypto.subtle.digest("SHA-256", body);
-    }).then(function (sum) {
-      if (v.length < 16 || hex(sum).slice(0, v.length) !== v || asked !== generation) return [resp, false];
-      var copy = resp.clone();
-      return caches.open(CACHE).then(function (c) { return c.put(key, copy); }).then(function () { return [resp, true]; });
+// verified answers the file key names (a path with ?v=) from resp when
+// resp's content is that version, and keeps it: {resp, kept}, kept a
+// promise of whether it was kept (the page gets the file even when the
+// device's storage is full). Another version, or a body that cannot be
+// read, gives null.
+function verified(key, resp, asked) {
+  var v = new URL(key, self.location.origin).searchParams.get("v") || "";
+  return resp.arrayBuffer().then(function (body) {
+    return crypto.subtle.digest("SHA-256", body).then(function (sum) {
+      if (v.length < 16 || hex(sum).slice(0, v.length) !== v) return null;
+      var init = { status: resp.status, statusText: resp.statusText, headers: resp.headers };
+      var kept = caches.open(CACHE).then(function (c) {
+        if (asked !== generation) return false;
+        return c.put(key, new Response(body, init)).then(function () { return true; });
+      }).catch(function () { return false; });
+      return { resp: new Response(body, init), kept: kept };
     });
+  }).catch(function () { return null; });
+}
+
+// fetchFile fetches the file key names (req, if given, is the page's
+// request for it) and keeps it when its content is that version. When
+// the network fails, or answers with another version (a server upgraded
+// meanwhile), the copy an older worker kept under the file's bare path
+// answers if it is that version. Else the page gets no file rather than
+// one of another version: {resp: 503, kept: false}.
+function fetchFile(key, asked, req) {
+  var older = function () {
+    return caches.match(new URL(key, self.location.origin).pathname, { cacheName: CACHE }).then(function (hit) {
+      return hit ? verified(key, hit, asked) : null;
+    });
+  };
+  return fetch(req || key).then(function (resp) {
+    return resp.ok ? verified(key, resp, asked).then(function (got) { return got || older(); }) : older();
+  }, older).then(function (got) {
+    return got || { resp: new Response("Not this version of the file.", { status: 503 }), kept: Promise.resolve(false) };
   });
 }
 
 // keepPage keeps a page's copy once every versioned file it names is kept
 // (each fetched unless it is): a page whose files do not come leaves the
-// copy before it, with its own files, to answer offline.
+// copy before it, with its own files, to answer offline. A page that
+// names no script of ours (a proxy's error page) is not kept.
 function keepPage(path, resp, asked) {
   var copy = resp.clone();
   return resp.text().then(function (html) {
     var files = [], re = /(?:src|href)="(\/static\/[^"?#]+\?v=[0-9a-f]+)"/g, m;
     while ((m = re.exec(html))) files.push(m[1].replace(/&amp;/g, "&"));
+    if (!files.some(function (f) { return f.indexOf("/static/live.js?v=") === 0; })) return;
     return caches.open(CACHE).then(function (c) {
       return Promise.all(files.map(function (key) {
         return c.match(key).then(function (hit) {
-          return hit || fetchFile(key, asked).then(function (got) {
-            if (!got[1]) throw new Error(key + " is not kept");
+          return hit || fetchFile(key, asked).then(function (got) { return got.kept; }).then(function (kept) {
+            if (!kept) throw new Error(key + " is not kept");
           });
         });
       })).then(function () {
@@ -110,7 +132,10 @@ self.addEventListener("fetch", function (e) {
     // A file of one version is that version for good: the copy answers,
     // else the network (kept when it is that version).
     e.respondWith(kept().then(function (hit) {
-      return hit || fetchFile(key, asked, req).then(function (got) { return got[0]; });
+      return hit || fetchFile(key, asked, req).then(function (got) {
+        e.waitUntil(got.kept);
+        return got.resp;
+      });
     }));
     return;
   }
