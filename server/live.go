@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -226,26 +227,83 @@ func decodeBody(raw json.RawMessage, v any, required ...string) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return invalid(err.Error())
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			// The field's own type: for an element of a list, Go names
+			// the element's.
+			t := cmp.Or(fieldType(reflect.TypeOf(v).Elem(), typeErr.Field), typeErr.Type)
+			return invalid(fmt.Sprintf("%q must be %s", typeErr.Field, jsonKind(t)))
+		}
+		return invalid("it does not decode") // not Go's words: the message is for people
 	}
 	return nil
+}
+
+// fieldType returns the type of the field a dotted JSON path names in
+// struct type t, or nil.
+func fieldType(t reflect.Type, path string) reflect.Type {
+	for name := range strings.SplitSeq(path, ".") {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return nil
+		}
+		var next reflect.Type
+		for i := range t.NumField() {
+			if jsonName(t.Field(i)) == name {
+				next = t.Field(i).Type
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		t = next
+	}
+	return t
+}
+
+// jsonKind says in words what JSON a Go type takes.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(jsonKind(t.Elem()), "an "), "a ") + "s"
+	case reflect.Pointer:
+		return jsonKind(t.Elem())
+	}
+	return "an object"
 }
 
 // jsonNames lists the JSON names of a struct type's fields.
 func jsonNames(t reflect.Type) []string {
 	names := make([]string, 0, t.NumField())
 	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		switch {
-		case name == "-" || !f.IsExported():
-		case name == "":
-			names = append(names, f.Name)
-		default:
+		if name := jsonName(t.Field(i)); name != "" {
 			names = append(names, name)
 		}
 	}
 	return names
+}
+
+// jsonName is a struct field's JSON name, "" for a field JSON leaves out.
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	switch {
+	case name == "-" || !f.IsExported():
+		return ""
+	case name == "":
+		return f.Name
+	}
+	return name
 }
 
 // findingRef is the body of ops on one finding.

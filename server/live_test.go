@@ -859,6 +859,8 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		{"missing op id", `{"type":"op","room":"` + room + `","kind":"vote","body":{}}`, "bad_frame"},
 		{"room not joined", `{"type":"op","room":"workshop:` + fmt.Sprint(other.ID) + `","op_id":"x1","kind":"finding.create","body":{"title":"t"}}`, "not_joined"},
 		{"body of the wrong shape", `{"type":"op","room":"` + room + `","op_id":"x2","kind":"finding.create","body":{"title":7}}`, "invalid"},
+		{"an id that is text", `{"type":"op","room":"` + room + `","op_id":"x2b","kind":"vote","body":{"id":"1"}}`, "invalid"},
+		{"terms that are not a list of text", `{"type":"op","room":"` + room + `","op_id":"x2c","kind":"finding.create","body":{"title":"t","countries":[1]}}`, "invalid"},
 		{"unknown body field", `{"type":"op","room":"` + room + `","op_id":"x3","kind":"finding.create","body":{"title":"t","colour":"red"}}`, "invalid"},
 		{"unknown taxonomy term", `{"type":"op","room":"` + room + `","op_id":"x4","kind":"finding.create","body":{"title":"t","countries":["XX"]}}`, "invalid"},
 		{"op the role may not do", `{"type":"op","room":"` + room + `","op_id":"x5","kind":"key.mark","body":{"finding_id":1}}`, "forbidden"},
@@ -867,6 +869,12 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		{"update to a blank title", `{"type":"op","room":"` + room + `","op_id":"x8","kind":"finding.update","base":1,"body":{"id":` + fmt.Sprint(mine) + `,"fields":{"title":"   "}}}`, "invalid"},
 		{"oversized frame", `{"type":"op","room":"` + room + `","op_id":"x9","kind":"finding.create","body":{"title":"t","results":"` + strings.Repeat("x", 70000) + `"}}`, "too_large"},
 	}
+	// What a person is told of a body of the wrong shape.
+	wording := map[string]string{
+		"body of the wrong shape":           `"title" must be a string`,
+		"an id that is text":                `"id" must be an integer`,
+		"terms that are not a list of text": `"countries" must be a list of strings`,
+	}
 	for _, tc := range cases {
 		c.mu.Lock()
 		c.ws.WriteMessage(websocket.TextMessage, []byte(tc.raw))
@@ -874,6 +882,12 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		fr := c.next(t, func(f frame) bool { return f.Type == "error" || f.Type == "ack" })
 		if fr.Type != "error" || fr.Code != tc.code || fr.Message == "" {
 			t.Errorf("%s: %+v, want error %s with a message", tc.name, fr, tc.code)
+		}
+		if strings.Contains(fr.Message, "Go ") || strings.Contains(fr.Message, "json:") {
+			t.Errorf("%s: the message %q speaks Go, not to people", tc.name, fr.Message)
+		}
+		if want := wording[tc.name]; !strings.Contains(fr.Message, want) {
+			t.Errorf("%s: the message %q does not say %q", tc.name, fr.Message, want)
 		}
 	}
 	// Joining another group's room is refused too, and so is the own room
