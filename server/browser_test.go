@@ -1511,8 +1511,9 @@ func olderWorkersCopy(t *testing.T, ctx context.Context, bare bool) {
 // TestTabletPageKeptByTheOlderWorkerLoadsOffline: on the morning of an
 // upgrade the older service worker answers the first load and keeps the
 // new page, which names its files by version, with the files under their
-// bare paths. Offline, the page still gets them: the copies under the
-// bare paths answer for the version they are.
+// bare paths. Behind a dead access point (it takes each connection and
+// never answers), the page still gets them: the copies under the bare
+// paths answer for the version they are, without asking the network.
 func TestTabletPageKeptByTheOlderWorkerLoadsOffline(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
@@ -1528,7 +1529,10 @@ func TestTabletPageKeptByTheOlderWorkerLoadsOffline(t *testing.T) {
 	mustKeepPage(t, ctx)
 	olderWorkersCopy(t, ctx, false)
 	tb.f.srv.Stop(t)
-	err = chromedp.Do(ctx,
+	blackHole(t, tb.env["ADDR"])
+	wait, cancel := context.WithTimeout(ctx, 40*time.Second)
+	defer cancel()
+	err = chromedp.Do(wait,
 		chromedp.Reload(),
 		waitText("#status", "Offline"),
 		waitText("#findings li.saved", "Saved on the morning of the upgrade"),

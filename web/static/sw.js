@@ -49,21 +49,21 @@ function verified(key, resp, asked) {
   }).catch(function () { return null; });
 }
 
-// fetchFile fetches the file key names (req, if given, is the page's
-// request for it) and keeps it when its content is that version. When
-// the network fails, or answers with another version (a server upgraded
-// meanwhile), the copy an older worker kept under the file's bare path
-// answers if it is that version. Else the page gets no file rather than
-// one of another version: {resp: 503, kept: false}.
+// fetchFile answers the file key names (req, if given, is the page's
+// request for it) and keeps it. The copy an older worker kept under the
+// file's bare path answers first when it is that version (it needs no
+// network, which may be a dead link that never answers); else the network
+// answers, when its content is that version (not when a server upgraded
+// meanwhile sends another). Else the page gets no file rather than one of
+// another version: {resp: 503, kept: false}.
 function fetchFile(key, asked, req) {
-  var older = function () {
-    return caches.match(new URL(key, self.location.origin).pathname, { cacheName: CACHE }).then(function (hit) {
-      return hit ? verified(key, hit, asked) : null;
-    });
-  };
-  return fetch(req || key).then(function (resp) {
-    return resp.ok ? verified(key, resp, asked).then(function (got) { return got || older(); }) : older();
-  }, older).then(function (got) {
+  return caches.match(new URL(key, self.location.origin).pathname, { cacheName: CACHE }).then(function (hit) {
+    return hit ? verified(key, hit, asked) : null;
+  }).then(function (got) {
+    return got || fetch(req || key).then(function (resp) {
+      return resp.ok ? verified(key, resp, asked) : null;
+    }, function () { return null; });
+  }).then(function (got) {
     return got || { resp: new Response("Not this version of the file.", { status: 503 }), kept: Promise.resolve(false) };
   });
 }
@@ -153,12 +153,9 @@ self.addEventListener("fetch", function (e) {
   };
   var answer = fetch(req).then(function (resp) {
     if (resp.ok && asked === generation) {
-      if (navigate) {
-        e.waitUntil(keepPage(key, resp.clone(), asked));
-      } else {
-        var copy = resp.clone();
-        e.waitUntil(caches.open(CACHE).then(function (c) { return c.put(key, copy); }));
-      }
+      // (A file without a version, asked for by a page an older worker
+      // kept, is not kept: the network's may be of another version.)
+      if (navigate) e.waitUntil(keepPage(key, resp.clone(), asked));
     } else if (resp.status >= 500) { // a proxy's 502 while the server is down
       return kept().then(function (hit) { return copied(hit) || resp; });
     } else if (resp.status === 401) { // signed out: the copies are no one's now
