@@ -229,10 +229,13 @@ func decodeBody(raw json.RawMessage, v any, required ...string) error {
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
+			if n, ok := strings.CutPrefix(typeErr.Value, "number "); ok && isInt(typeErr.Type) && !strings.ContainsAny(n, ".eE") {
+				return invalid(fmt.Sprintf("%q is out of range", typeErr.Field)) // an integer beyond the field's bits
+			}
 			// The field's own type: for an element of a list, Go names
 			// the element's.
 			t := cmp.Or(fieldType(reflect.TypeOf(v).Elem(), typeErr.Field), typeErr.Type)
-			return invalid(fmt.Sprintf("%q must be %s", typeErr.Field, jsonKind(t)))
+			return invalid(fmt.Sprintf("%q must be %s", typeErr.Field, jsonKind(t, false)))
 		}
 		return invalid("it does not decode") // not Go's words: the message is for people
 	}
@@ -263,24 +266,38 @@ func fieldType(t reflect.Type, path string) reflect.Type {
 	return t
 }
 
-// jsonKind says in words what JSON a Go type takes.
-func jsonKind(t reflect.Type) string {
+// isInt tells whether t is an integer type.
+func isInt(t reflect.Type) bool {
 	switch t.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "an integer"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Slice, reflect.Array:
-		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(jsonKind(t.Elem()), "an "), "a ") + "s"
-	case reflect.Pointer:
-		return jsonKind(t.Elem())
+		return true
 	}
-	return "an object"
+	return false
+}
+
+// jsonKind says in words what JSON a Go type takes ("an integer"), or
+// many of them ("integers").
+func jsonKind(t reflect.Type, many bool) string {
+	one, more := "an object", "objects"
+	switch {
+	case isInt(t):
+		one, more = "an integer", "integers"
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		one, more = "a number", "numbers"
+	case t.Kind() == reflect.String:
+		one, more = "a string", "strings"
+	case t.Kind() == reflect.Bool:
+		one, more = "true or false", "values true or false"
+	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
+		one, more = "a list of "+jsonKind(t.Elem(), true), "lists of "+jsonKind(t.Elem(), true)
+	case t.Kind() == reflect.Pointer:
+		return jsonKind(t.Elem(), many)
+	}
+	if many {
+		return more
+	}
+	return one
 }
 
 // jsonNames lists the JSON names of a struct type's fields.

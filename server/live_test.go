@@ -861,6 +861,7 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		{"body of the wrong shape", `{"type":"op","room":"` + room + `","op_id":"x2","kind":"finding.create","body":{"title":7}}`, "invalid"},
 		{"an id that is text", `{"type":"op","room":"` + room + `","op_id":"x2b","kind":"vote","body":{"id":"1"}}`, "invalid"},
 		{"terms that are not a list of text", `{"type":"op","room":"` + room + `","op_id":"x2c","kind":"finding.create","body":{"title":"t","countries":[1]}}`, "invalid"},
+		{"an id beyond 64 bits", `{"type":"op","room":"` + room + `","op_id":"x2d","kind":"vote","body":{"id":9223372036854775808}}`, "invalid"},
 		{"unknown body field", `{"type":"op","room":"` + room + `","op_id":"x3","kind":"finding.create","body":{"title":"t","colour":"red"}}`, "invalid"},
 		{"unknown taxonomy term", `{"type":"op","room":"` + room + `","op_id":"x4","kind":"finding.create","body":{"title":"t","countries":["XX"]}}`, "invalid"},
 		{"op the role may not do", `{"type":"op","room":"` + room + `","op_id":"x5","kind":"key.mark","body":{"finding_id":1}}`, "forbidden"},
@@ -874,6 +875,7 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		"body of the wrong shape":           `"title" must be a string`,
 		"an id that is text":                `"id" must be an integer`,
 		"terms that are not a list of text": `"countries" must be a list of strings`,
+		"an id beyond 64 bits":              `"id" is out of range`,
 	}
 	for _, tc := range cases {
 		c.mu.Lock()
