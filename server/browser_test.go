@@ -1499,13 +1499,18 @@ func olderWorkersCopy(t *testing.T, ctx context.Context, bare bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, network.ClearBrowserCache, cdp.Empty{})
-		return err
-	}))
-	if err != nil {
+	if err := chromedp.Do(ctx, clearHTTPCache()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// clearHTTPCache empties the browser's own HTTP cache, whose copies of
+// files asked for by version would answer for the service worker's.
+func clearHTTPCache() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, network.ClearBrowserCache, cdp.Empty{})
+		return err
+	})
 }
 
 // TestTabletPageKeptByTheOlderWorkerLoadsOffline: on the morning of an
@@ -1565,11 +1570,7 @@ func TestTabletGetsItsFilesWithTheStorageFull(t *testing.T) {
 	if err != nil || !full {
 		t.Fatalf("the storage is not full (%v)", err)
 	}
-	err = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, network.ClearBrowserCache, cdp.Empty{})
-		return err
-	}))
-	if err != nil {
+	if err := chromedp.Do(ctx, clearHTTPCache()); err != nil {
 		t.Fatal(err)
 	}
 	wait, cancel := context.WithTimeout(ctx, 20*time.Second)
