@@ -21,6 +21,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
@@ -1332,6 +1333,82 @@ func TestTabletLateAnswerIsNotKeptAfterSignOut(t *testing.T) {
 	time.Sleep(time.Second) // the worker keeps an answer as it comes, if it does
 	if pageKept(t, ctx, path) {
 		t.Fatal("the late answer, asked for before the sign-out, is kept")
+	}
+}
+
+// TestTabletHardReloadedPageSignedOutKeepsNoCopy: a page loaded past the
+// service worker (a hard reload) asks it to keep the page, and the
+// session ends while that keep is under way. The page tells the worker,
+// though it does not control the page, and the worker keeps nothing it
+// was asked for before: offline, the next person on the tablet would
+// have been shown the page.
+func TestTabletHardReloadedPageSignedOutKeepsNoCopy(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	mustKeepPage(t, ctx)
+	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(location.href, {cache: "no-store"}).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	l, err := net.Listen("tcp", tb.env["ADDR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(tb.page, tb.f.srv.URL)
+	files := http.StripPrefix("/static/", http.FileServerFS(web.Static()))
+	var once sync.Once
+	answered := make(chan struct{}) // the worker's keep was answered
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == path && r.Method == http.MethodHead: // the page's probe: the session ended
+			w.WriteHeader(http.StatusUnauthorized)
+		case r.URL.Path == path && r.Header.Get("Sec-Fetch-Mode") == "navigate":
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, html)
+		case r.URL.Path == path: // the worker's keep, slow
+			select {
+			case <-time.After(3 * time.Second):
+			case <-r.Context().Done():
+				return
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, html)
+			once.Do(func() { close(answered) })
+		case strings.HasPrefix(r.URL.Path, "/static/"):
+			files.ServeHTTP(w, r)
+		default: // the WebSocket, refused
+			http.NotFound(w, r)
+		}
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	err = chromedp.Do(ctx,
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			bypass := true
+			_, err := cdp.Call(ctx, tg, page.Reload, page.ReloadParams{IgnoreCache: &bypass})
+			return err
+		}),
+		waitText("#status", "Signed out"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	controlled, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`!!navigator.serviceWorker.controller`))
+	if err != nil || controlled {
+		t.Fatalf("the hard reload left the page under the worker (%v): the test tests nothing", err)
+	}
+	select {
+	case <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the page did not ask the worker to keep it")
+	}
+	time.Sleep(time.Second) // the worker keeps the page and its files as they come, if it does
+	if pageKept(t, ctx, path) {
+		t.Fatal("the page asked for before the session ended is kept after it")
 	}
 }
 

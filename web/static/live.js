@@ -1227,8 +1227,15 @@
     signedOut = true;
     // The page and files the service worker keeps were this person's too
     // (sw.js hears of a sign-out in this browser, not of one elsewhere).
+    // A page the worker does not control (a hard reload) tells it too:
+    // a keep it asked for may still be under way.
     try {
       if (navigator.serviceWorker && navigator.serviceWorker.controller) navigator.serviceWorker.controller.postMessage("forget");
+      if (navigator.serviceWorker) {
+        navigator.serviceWorker.getRegistration().then(function (r) {
+          if (r && r.active) r.active.postMessage("forget");
+        }).catch(function () {});
+      }
       if (window.caches) caches.delete("rapporteur-pages-v1"); // sw.js's CACHE
     } catch (e) {}
     if (ws) { // told by a probe: entries still coming are not applied to the emptied room

@@ -59,7 +59,7 @@ function verified(key, resp, asked) {
 function fetchFile(key, asked, req) {
   return caches.match(new URL(key, self.location.origin).pathname, { cacheName: CACHE }).then(function (hit) {
     return hit ? verified(key, hit, asked) : null;
-  }).then(function (got) {
+  }, function () { return null; }).then(function (got) {
     return got || fetch(req || key).then(function (resp) {
       return resp.ok ? verified(key, resp, asked) : null;
     }, function () { return null; });
@@ -126,7 +126,8 @@ self.addEventListener("fetch", function (e) {
   if (!offline(req, url)) return;
   var navigate = req.mode === "navigate";
   var key = navigate ? url.pathname : url.pathname + url.search;
-  var kept = function () { return caches.match(key, { cacheName: CACHE }); };
+  // (A cache that fails to answer counts as no copy: the network still does.)
+  var kept = function () { return caches.match(key, { cacheName: CACHE }).catch(function () {}); };
   var asked = generation;
   if (!navigate && url.searchParams.get("v")) {
     // A file of one version is that version for good: the copy answers,
