@@ -1412,6 +1412,83 @@ func TestTabletHardReloadedPageSignedOutKeepsNoCopy(t *testing.T) {
 	}
 }
 
+// TestTabletPageAskedForDuringASignOutIsNotKept: one tab signs out while
+// another reloads the workshop page. The reload goes out before the
+// sign-out's answer, with the last person's cookie, and its page comes
+// after: it is not kept, or the next person on the tablet would be shown
+// it offline.
+func TestTabletPageAskedForDuringASignOutIsNotKept(t *testing.T) {
+	tb := MustTablet(t)
+	a, b := tb.twoTabs(t)
+	mustKeepPage(t, a)
+	html, err := chromedp.Run(a, chromedp.Evaluate[string](`fetch(location.href, {cache: "no-store"}).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	l, err := net.Listen("tcp", tb.env["ADDR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(tb.page, tb.f.srv.URL)
+	files := http.StripPrefix("/static/", http.FileServerFS(web.Static()))
+	signingOut := make(chan struct{})
+	reloading := make(chan struct{}, 1)
+	signedOut := make(chan struct{})
+	answered := make(chan struct{}, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/auth/logout": // answered once the other tab's reload is out
+			close(signingOut)
+			select {
+			case <-reloading:
+			case <-time.After(10 * time.Second):
+			}
+			http.Redirect(w, r, "/", http.StatusSeeOther)
+			w.(http.Flusher).Flush()
+			close(signedOut)
+		case r.URL.Path == "/":
+			io.WriteString(w, "<!doctype html><p id=home>signed out</p>")
+		case r.URL.Path == path && r.Header.Get("Sec-Fetch-Mode") == "navigate":
+			reloading <- struct{}{}
+			<-signedOut
+			time.Sleep(300 * time.Millisecond)
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, html)
+			answered <- struct{}{}
+		case strings.HasPrefix(r.URL.Path, "/static/"):
+			files.ServeHTTP(w, r)
+		default: // the WebSocket and the rest: no answer
+			<-r.Context().Done()
+		}
+	})}
+	go srv.Serve(l)
+	defer srv.Close()
+	if err := chromedp.Do(a, chromedp.Click(chromedp.CSS(`form[action="/auth/logout"] button`))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-signingOut:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sign-out did not reach the server")
+	}
+	if err := chromedp.Do(b, evalJS("location.reload()")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-answered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the reload was not answered")
+	}
+	if err := chromedp.Do(a, waitText("#home", "signed out")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // the worker keeps the page and its files as they come, if it does
+	if pageKept(t, a, path) {
+		t.Fatal("the page asked for with the last person's cookie, during the sign-out, is kept")
+	}
+}
+
 // TestTabletPageLoadsOverALinkThatAnswersNothing: a reload over a link
 // that takes the request and never answers (a dead access point) shows
 // the page kept on the device after a few seconds, not a blank page for

@@ -117,10 +117,15 @@ self.addEventListener("fetch", function (e) {
   var req = e.request, url = new URL(req.url);
   // Signing out, or in as someone (perhaps someone else): the pages kept
   // were the last person's. (live.js also checks, on joining, that the
-  // page is the signed-in person's.)
+  // page is the signed-in person's.) Forgotten at once, and again once
+  // the answer has changed the cookie: a page asked for meanwhile (another
+  // tab reloading) went with the last person's cookie, and is not kept.
   if ((req.method === "POST" && url.pathname === "/auth/logout") ||
       (req.mode === "navigate" && (url.pathname.indexOf("/signin/") === 0 || url.pathname === "/auth/callback"))) {
     e.waitUntil(forget());
+    e.respondWith(fetch(req).then(function (resp) {
+      return forget().then(function () { return resp; }, function () { return resp; });
+    }));
     return;
   }
   if (!offline(req, url)) return;
