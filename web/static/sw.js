@@ -117,15 +117,21 @@ self.addEventListener("fetch", function (e) {
   var req = e.request, url = new URL(req.url);
   // Signing out, or in as someone (perhaps someone else): the pages kept
   // were the last person's. (live.js also checks, on joining, that the
-  // page is the signed-in person's.) Forgotten at once, and again once
-  // the answer has changed the cookie: a page asked for meanwhile (another
-  // tab reloading) went with the last person's cookie, and is not kept.
-  if ((req.method === "POST" && url.pathname === "/auth/logout") ||
-      (req.mode === "navigate" && (url.pathname.indexOf("/signin/") === 0 || url.pathname === "/auth/callback"))) {
+  // page is the signed-in person's.) A sign-out forgets again once its
+  // answer has changed the cookie: a page asked for meanwhile (another tab
+  // reloading) went with the last person's cookie, and is not kept. A
+  // sign-in is left to the browser: passed on by the worker, it would lose
+  // what the server reads of where the link was opened (Sec-Fetch-Site);
+  // the sign-in ends the last session, whose pages then tell the worker.
+  if (req.method === "POST" && url.pathname === "/auth/logout") {
     e.waitUntil(forget());
     e.respondWith(fetch(req).then(function (resp) {
       return forget().then(function () { return resp; }, function () { return resp; });
     }));
+    return;
+  }
+  if (req.mode === "navigate" && (url.pathname.indexOf("/signin/") === 0 || url.pathname === "/auth/callback")) {
+    e.waitUntil(forget());
     return;
   }
   if (!offline(req, url)) return;
