@@ -24,6 +24,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
+	"github.com/oauth2-proxy/mockoidc"
 
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
@@ -1486,6 +1487,37 @@ func TestTabletPageAskedForDuringASignOutIsNotKept(t *testing.T) {
 	time.Sleep(2 * time.Second) // the worker keeps the page and its files as they come, if it does
 	if pageKept(t, a, path) {
 		t.Fatal("the page asked for with the last person's cookie, during the sign-out, is kept")
+	}
+}
+
+// TestOrganisationSignOutReachesTheProvider: signing out of an
+// organisation account in a browser ends the session at the provider too:
+// the browser arrives at the provider's sign-out, so the next person on
+// the device cannot sign in as the last. The sign-out form's redirect
+// straight to the provider was held by our CSP (form-action 'self'): the
+// page stayed, still saying "Signed in as".
+func TestOrganisationSignOutReachesTheProvider(t *testing.T) {
+	p := startTestIDP(t)
+	p.endSession.Store(true)
+	f := MustFixture(t, p.env(pg.NewDB(t)))
+	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-out", Email: "ulla@example.fi", EmailVerified: true,
+		PreferredUsername: "Ulla Lindqvist", Groups: []string{"rapporteur-admins"}})
+	ctx := MustBrowser(t)
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err := chromedp.Do(wait,
+		chromedp.Navigate(f.srv.URL+"/auth/login?next=/"),
+		waitText("header", "Ulla Lindqvist"),
+		chromedp.Click(chromedp.CSS(`form[action="/auth/logout"] button`)),
+		waitText("#provider", "Signed out at the provider"),
+	)
+	if err != nil {
+		where, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + " | " + document.documentElement.outerHTML.slice(0, 1500)`))
+		t.Fatalf("the sign-out did not reach the provider: %v\n%s", err, where)
+	}
+	var left int
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM sessions").Scan(context.Background(), &left); err != nil || left != 0 {
+		t.Fatalf("%d sessions left after the sign-out (%v)", left, err)
 	}
 }
 

@@ -278,6 +278,7 @@ func httpPermCases() []httpPermCase {
 		{route: "POST /signin/{token}", name: "unknown link, confirmed (refused for all)", method: "POST", path: fixed("/signin/nope"), allowed: everyone(), okStatus: 401},
 		{route: "GET /auth/login", name: "staff sign-in not configured", method: "GET", path: fixed("/auth/login"), allowed: everyone(), okStatus: 404},
 		{route: "GET /auth/callback", name: "callback, staff sign-in not configured", method: "GET", path: fixed("/auth/callback?state=x&code=y"), allowed: everyone(), okStatus: 404},
+		{route: "GET /auth/signed-out", name: "after a sign-out, staff sign-in not configured: home", method: "GET", path: fixed("/auth/signed-out"), allowed: everyone(), okStatus: 303},
 		{route: "POST /auth/logout", name: "sign-out", method: "POST", path: fixed("/auth/logout"), allowed: everyone(), okStatus: 303,
 			body: func(f *permFixture, role string) (string, string) {
 				return "application/x-www-form-urlencoded", url.Values{"csrf_token": {f.csrfOf(role)}}.Encode()

@@ -49,6 +49,7 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /auth/login", a.guard(public(), http.HandlerFunc(a.handleLogin)))
 	mux.Handle("GET /auth/callback", a.guard(public(), http.HandlerFunc(a.handleCallback)))
 	mux.Handle("POST /auth/logout", a.guard(public(), http.HandlerFunc(a.handleLogout)))
+	mux.Handle("GET /auth/signed-out", a.guard(public(), http.HandlerFunc(a.handleSignedOut)))
 	mux.Handle("GET /ws", a.guard(public(), http.HandlerFunc(a.handleWS))) // Origin and session checked there, every join and op by the hub Backend
 	mux.Handle("GET /static/", a.guard(public(), a.handleStatic()))
 	mux.Handle("GET /sw.js", a.guard(public(), http.HandlerFunc(handleServiceWorker))) // at the root: its scope is the whole site

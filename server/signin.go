@@ -245,14 +245,31 @@ func (a *app) handleLogout(w http.ResponseWriter, r *http.Request) {
 			a.logger.Warn("audit sign-out", "err", err)
 		}
 		if a.oidc != nil && v != nil && v.Person.OIDCSubject != nil {
-			if o, err := a.oidc.get(r.Context()); err == nil {
-				if u := o.EndSessionURL(a.baseURL + "/"); u != "" {
-					target = u
-				}
+			if o, err := a.oidc.get(r.Context()); err == nil && o.EndSessionURL(a.baseURL+"/") != "" {
+				// Not straight to the provider: our pages' CSP
+				// (form-action 'self') holds the sign-out form's
+				// redirects to our own origin.
+				target = "/auth/signed-out"
 			}
 		}
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// handleSignedOut sends a browser signed out of an organisation account
+// on to the provider's sign-out (its end-session URL), so that its
+// session there ends too: on a shared device the next person would
+// otherwise sign in as the last. Without one, it goes home.
+func (a *app) handleSignedOut(w http.ResponseWriter, r *http.Request) {
+	if a.oidc != nil {
+		if o, err := a.oidc.get(r.Context()); err == nil {
+			if u := o.EndSessionURL(a.baseURL + "/"); u != "" {
+				a.page(w, r, http.StatusOK, "signedout.html", map[string]any{"Provider": u})
+				return
+			}
+		}
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 }
 
 // inviteExpiry is when links issued now for ev stop working: the event's

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,6 +33,10 @@ import (
 type testIDP struct {
 	m  *mockoidc.MockOIDC
 	mu sync.Mutex
+	// endSession, set before the server first asks, makes the provider
+	// advertise an end_session_endpoint (mockoidc has none) and answer it.
+	endSession atomic.Bool
+	logout     *httptest.Server // the provider's sign-out page (mockoidc serves only its own routes)
 }
 
 func startTestIDP(t *testing.T) *testIDP {
@@ -40,7 +45,11 @@ func startTestIDP(t *testing.T) *testIDP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &testIDP{m: m}
+	p := &testIDP{m: m, logout: httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(w, "<!doctype html><p id=provider>Signed out at the provider</p>")
+	}))}
+	t.Cleanup(p.logout.Close)
 	if err := m.AddMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			p.mu.Lock()
@@ -48,6 +57,9 @@ func startTestIDP(t *testing.T) *testIDP {
 			next.ServeHTTP(w, r)
 		})
 	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AddMiddleware(p.endSessionMiddleware); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -59,6 +71,30 @@ func startTestIDP(t *testing.T) *testIDP {
 	}
 	t.Cleanup(func() { _ = m.Shutdown() })
 	return p
+}
+
+// endSessionMiddleware advertises the provider's sign-out
+// (end_session_endpoint, p.logout) once p.endSession is set.
+func (p *testIDP) endSessionMiddleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case !p.endSession.Load():
+			next.ServeHTTP(w, r)
+		case strings.HasSuffix(r.URL.Path, "/.well-known/openid-configuration"):
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			var doc map[string]any
+			if err := json.Unmarshal(rec.Body.Bytes(), &doc); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			doc["end_session_endpoint"] = p.logout.URL + "/logout"
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(doc)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
 }
 
 func (p *testIDP) env(dsn string) map[string]string {
