@@ -1275,6 +1275,22 @@ func TestTabletSignedOutElsewhereForgetsItsKeptPage(t *testing.T) {
 	}
 }
 
+// standIn takes the workshop page as the server gives it (to the page
+// open in ctx), stops the tablet's server and listens on its address in
+// its place: the test serves there what it needs. path is the page's.
+func (tb *tablet) standIn(t *testing.T, ctx context.Context) (html, path string, l net.Listener) {
+	t.Helper()
+	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(location.href, {cache: "no-store"}).then(r => r.text())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	if l, err = net.Listen("tcp", tb.env["ADDR"]); err != nil {
+		t.Fatal(err)
+	}
+	return html, strings.TrimPrefix(tb.page, tb.f.srv.URL), l
+}
+
 // TestTabletLateAnswerIsNotKeptAfterSignOut: on a slow link the page is
 // answered with its copy, and the network's answer, asked for with the
 // last person's cookie, comes after they signed out: it is not kept.
@@ -1285,16 +1301,7 @@ func TestTabletLateAnswerIsNotKeptAfterSignOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustKeepPage(t, ctx)
-	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(location.href, {cache: "no-store"}).then(r => r.text())`, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb.f.srv.Stop(t)
-	l, err := net.Listen("tcp", tb.env["ADDR"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := strings.TrimPrefix(tb.page, tb.f.srv.URL)
+	html, path, l := tb.standIn(t, ctx)
 	answered := make(chan struct{})
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
@@ -1350,16 +1357,7 @@ func TestTabletHardReloadedPageSignedOutKeepsNoCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustKeepPage(t, ctx)
-	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](`fetch(location.href, {cache: "no-store"}).then(r => r.text())`, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb.f.srv.Stop(t)
-	l, err := net.Listen("tcp", tb.env["ADDR"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := strings.TrimPrefix(tb.page, tb.f.srv.URL)
+	html, path, l := tb.standIn(t, ctx)
 	files := http.StripPrefix("/static/", http.FileServerFS(web.Static()))
 	var once sync.Once
 	answered := make(chan struct{}) // the worker's keep was answered
@@ -1387,7 +1385,7 @@ func TestTabletHardReloadedPageSignedOutKeepsNoCopy(t *testing.T) {
 	})}
 	go srv.Serve(l)
 	defer srv.Close()
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 			bypass := true
 			_, err := cdp.Call(ctx, tg, page.Reload, page.ReloadParams{IgnoreCache: &bypass})
@@ -1422,16 +1420,7 @@ func TestTabletPageAskedForDuringASignOutIsNotKept(t *testing.T) {
 	tb := MustTablet(t)
 	a, b := tb.twoTabs(t)
 	mustKeepPage(t, a)
-	html, err := chromedp.Run(a, chromedp.Evaluate[string](`fetch(location.href, {cache: "no-store"}).then(r => r.text())`, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb.f.srv.Stop(t)
-	l, err := net.Listen("tcp", tb.env["ADDR"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := strings.TrimPrefix(tb.page, tb.f.srv.URL)
+	html, path, l := tb.standIn(t, a)
 	files := http.StripPrefix("/static/", http.FileServerFS(web.Static()))
 	signingOut := make(chan struct{})
 	reloading := make(chan struct{}, 1)
