@@ -142,6 +142,20 @@ func (tb *tablet) twoTabs(t *testing.T) (a, b context.Context) {
 	return a, b
 }
 
+// openWithSaved opens the workshop page and saves a finding with title.
+func (tb *tablet) openWithSaved(t *testing.T, title string) {
+	t.Helper()
+	err := chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		typeFinding(title),
+		waitText("#findings li.saved", title),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // storeKey is the device's storage key of the page's key (queue, failed, state2).
 func (tb *tablet) storeKey(key string) string {
 	return fmt.Sprintf("rapporteur:%d:%s:%s", tb.person.ID, store.WorkshopRoom(tb.w.ID), key)
@@ -1697,22 +1711,14 @@ func clearHTTPCache() chromedp.Action[chromedp.Void] {
 func TestTabletPageKeptByTheOlderWorkerLoadsOffline(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(tb.page),
-		waitText("#status", "Live"),
-		typeFinding("Saved on the morning of the upgrade"),
-		waitText("#findings li.saved", "Saved on the morning of the upgrade"),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb.openWithSaved(t, "Saved on the morning of the upgrade")
 	mustKeepPage(t, ctx)
 	olderWorkersCopy(t, ctx, false)
 	tb.f.srv.Stop(t)
 	blackHole(t, tb.env["ADDR"])
 	wait, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
-	err = chromedp.Do(wait,
+	err := chromedp.Do(wait,
 		chromedp.Reload(),
 		waitText("#status", "Offline"),
 		waitText("#findings li.saved", "Saved on the morning of the upgrade"),
@@ -1767,15 +1773,7 @@ func TestTabletGetsItsFilesWithTheStorageFull(t *testing.T) {
 func TestTabletKeepsAPageOnlyWithItsFiles(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(tb.page),
-		waitText("#status", "Live"),
-		typeFinding("Saved before the upgrade"),
-		waitText("#findings li.saved", "Saved before the upgrade"),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb.openWithSaved(t, "Saved before the upgrade")
 	mustKeepPage(t, ctx)
 	path := strings.TrimPrefix(tb.page, tb.f.srv.URL)
 	keptPage := func() string {
@@ -1942,18 +1940,10 @@ func TestTabletReloadedBeforeTheEntryShowsTheAckedChange(t *testing.T) {
 func TestTabletPageLoadsWithoutTheNetwork(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
-	err := chromedp.Do(ctx,
-		chromedp.Navigate(tb.page),
-		waitText("#status", "Live"),
-		typeFinding("Saved before the outage"),
-		waitText("#findings li.saved", "Saved before the outage"),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb.openWithSaved(t, "Saved before the outage")
 	mustKeepPage(t, ctx)
 	tb.f.srv.Stop(t)
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Reload(),
 		waitText("#status", "Offline"),
 		waitText("#findings li.saved", "Saved before the outage"),

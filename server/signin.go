@@ -244,13 +244,10 @@ func (a *app) handleLogout(w http.ResponseWriter, r *http.Request) {
 		if err := a.store.RecordSignOut(r.Context(), pid, a.now()); err != nil {
 			a.logger.Warn("audit sign-out", "err", err)
 		}
-		if a.oidc != nil && v != nil && v.Person.OIDCSubject != nil {
-			if o, err := a.oidc.get(r.Context()); err == nil && o.EndSessionURL(a.baseURL+"/") != "" {
-				// Not straight to the provider: our pages' CSP
-				// (form-action 'self') holds the sign-out form's
-				// redirects to our own origin.
-				target = "/auth/signed-out"
-			}
+		if v != nil && v.Person.OIDCSubject != nil && a.providerSignOut(r.Context()) != "" {
+			// Not straight to the provider: our pages' CSP (form-action
+			// 'self') holds the sign-out form's redirects to our own origin.
+			target = "/auth/signed-out"
 		}
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
@@ -261,15 +258,24 @@ func (a *app) handleLogout(w http.ResponseWriter, r *http.Request) {
 // session there ends too: on a shared device the next person would
 // otherwise sign in as the last. Without one, it goes home.
 func (a *app) handleSignedOut(w http.ResponseWriter, r *http.Request) {
-	if a.oidc != nil {
-		if o, err := a.oidc.get(r.Context()); err == nil {
-			if u := o.EndSessionURL(a.baseURL + "/"); u != "" {
-				a.page(w, r, http.StatusOK, "signedout.html", map[string]any{"Provider": u})
-				return
-			}
-		}
+	if u := a.providerSignOut(r.Context()); u != "" {
+		a.page(w, r, http.StatusOK, "signedout.html", map[string]any{"Provider": u})
+		return
 	}
 	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+// providerSignOut is the provider's end-session URL, coming back home
+// here, or "" when staff sign-in is off or the provider has none.
+func (a *app) providerSignOut(ctx context.Context) string {
+	if a.oidc == nil {
+		return ""
+	}
+	o, err := a.oidc.get(ctx)
+	if err != nil {
+		return ""
+	}
+	return o.EndSessionURL(a.baseURL + "/")
 }
 
 // inviteExpiry is when links issued now for ev stop working: the event's
