@@ -749,8 +749,12 @@ func (c *conn) catchUp(f Frame) (int64, error) {
 	// Each read is held while the client reads it: it is sized to about
 	// catchUpBytes by the size of the entries read before, so a join
 	// behind entries of big findings holds little more than that.
+	// It reads on past head while pages come back full: a deletion
+	// committed since Head was read may lie just past the last page. A
+	// short page is no end before head (After promises at most limit);
+	// an empty one is.
 	sent, limit := f.Since, catchUpFirst
-	for sent < head {
+	for {
 		ctx, cancel := c.backendCtx()
 		es, err := b.After(ctx, f.Room, sent, limit)
 		cancel()
@@ -775,7 +779,7 @@ func (c *conn) catchUp(f Frame) (int64, error) {
 			}
 			sent = e.Seq
 		}
-		if len(es) < limit {
+		if len(es) == 0 || sent >= head && len(es) < limit {
 			break
 		}
 		limit = max(catchUpLeast, min(followBatch, catchUpBytes*len(es)/max(size, 1)))

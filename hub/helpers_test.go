@@ -50,6 +50,9 @@ type memBackend struct {
 	// beforeAfter, when set, is called once, at the start of the next
 	// After call.
 	beforeAfter atomic.Pointer[func()]
+	// pageCap, when set, is the most entries one After call returns, as
+	// After's "at most limit" allows.
+	pageCap atomic.Int64
 }
 
 type memRoom struct {
@@ -159,6 +162,9 @@ func (b *memBackend) After(ctx context.Context, room string, after int64, limit 
 		return nil, nil
 	}
 	es := r.entries[after:]
+	if c := int(b.pageCap.Load()); c > 0 {
+		limit = min(limit, c)
+	}
 	if len(es) > limit {
 		es = es[:limit]
 	}

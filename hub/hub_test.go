@@ -120,16 +120,48 @@ func TestJoinFromBeforeAWithdrawalGetsSnapshot(t *testing.T) {
 // after the join read the room's head, but before the catch-up read the
 // log, is not resumed across either: the join gets a snapshot.
 func TestAWithdrawalDuringACatchUpEndsInASnapshot(t *testing.T) {
+	// 64 entries fill the catch-up's first page exactly: the withdrawal
+	// lies just past it, and the snapshot follows the page (PROTOCOL.md:
+	// replace what they gave).
+	for _, before := range []int{5, 64} {
+		t.Run(fmt.Sprint(before), func(t *testing.T) {
+			th := newTestHub(t, hub.Config{})
+			for range before {
+				th.b.Append(room, "finding.create", map[string]int{})
+			}
+			withdraw := func() { th.b.Append(room, "withdraw", map[string]int{}) }
+			th.b.beforeAfter.Store(&withdraw)
+			c := th.dial(t, "anna")
+			got, joined := c.join(room, 0)
+			want, entries := int64(before+1), 0
+			if before == 64 {
+				entries = 64
+			}
+			last := got[len(got)-1]
+			if len(got) != entries+1 || last.Type != "snapshot" || last.Seq != want || joined.Seq != want {
+				t.Fatalf("a join while a withdrawal commits: %d frames, the last %s at %d, then joined at %d; want %d entries, then a snapshot at %d", len(got), last.Type, last.Seq, joined.Seq, entries, want)
+			}
+		})
+	}
+}
+
+// After may return fewer entries than asked for: the catch-up reads on to
+// the head, leaving no gap.
+func TestACatchUpReadsOnAfterAShortPage(t *testing.T) {
 	th := newTestHub(t, hub.Config{})
-	for range 5 {
+	for range 100 {
 		th.b.Append(room, "finding.create", map[string]int{})
 	}
-	withdraw := func() { th.b.Append(room, "withdraw", map[string]int{}) }
-	th.b.beforeAfter.Store(&withdraw)
+	th.b.pageCap.Store(10)
 	c := th.dial(t, "anna")
 	got, joined := c.join(room, 0)
-	if len(got) != 1 || got[0].Type != "snapshot" || got[0].Seq != 6 || joined.Seq != 6 {
-		t.Fatalf("a join while a withdrawal commits: %+v, then joined at %d; want one snapshot at 6", got, joined.Seq)
+	if len(got) != 100 || joined.Seq != 100 {
+		t.Fatalf("joined at %d after %d frames, want 100 entries and joined at 100", joined.Seq, len(got))
+	}
+	for i, f := range got {
+		if f.Type != "entry" || f.Seq != int64(i+1) {
+			t.Fatalf("frame %d is %s at %d, want the entry at %d", i, f.Type, f.Seq, i+1)
+		}
 	}
 }
 
