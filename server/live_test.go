@@ -739,7 +739,8 @@ func TestRetriedOpIsAppliedOnce(t *testing.T) {
 // refused as forbidden (a client would say "not saved"); a new op of the
 // kind is refused.
 func TestOpResentAfterItsRoleWentIsAcked(t *testing.T) {
-	f := MustFixture(t, map[string]string{})
+	// Postgres ends a statement after 1.8 s (see statementTimeout).
+	f := MustFixture(t, map[string]string{"DATABASE_URL": pgtest.WithParams(pg.NewDB(t), "read_timeout=2s")})
 	w := &f.ws[1]
 	room := store.WorkshopRoom(w.ID)
 	m := f.MustMember(t, domain.RoleRapporteur, w, "SE", "ngo")
@@ -770,6 +771,28 @@ func TestOpResentAfterItsRoleWentIsAcked(t *testing.T) {
 	c2.send(t, op(room, "share-2", "finding.share", 0, map[string]any{"finding_id": fnd.ID}))
 	if refused := c2.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); refused.Type != "error" || refused.Code != "forbidden" {
 		t.Fatalf("a new share by a participant: %+v, want forbidden", refused)
+	}
+	// While the log cannot be read, a refused op is not answered
+	// forbidden: it may be one applied before, which the client would
+	// then drop as not saved.
+	tx, err := f.store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "LOCK TABLE log_entries IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	c2.send(t, op(room, "share-3", "finding.share", 0, map[string]any{"finding_id": fnd.ID}))
+	if unsure := c2.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); unsure.Type != "error" || unsure.Code != "unavailable" {
+		t.Fatalf("a refused op while the log cannot be read: %+v, want unavailable", unsure)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	c2.send(t, op(room, "share-3", "finding.share", 0, map[string]any{"finding_id": fnd.ID}))
+	if refused := c2.next(t, func(f frame) bool { return f.Type == "ack" || f.Type == "error" }); refused.Type != "error" || refused.Code != "forbidden" {
+		t.Fatalf("the same op once the log answers: %+v, want forbidden", refused)
 	}
 }
 
