@@ -60,10 +60,10 @@ type pendingOp struct {
 	// singleWrite tells that change writes with at most one statement, its
 	// last, and returns a domain error only when it wrote nothing, so it
 	// needs no savepoint in a shared transaction; and that it reads the
-	// columns of findings that updates change only through lockedFinding
+	// columns of findings that updates change only through lockedFindingInRoom
 	// (see batchState).
 	singleWrite bool
-	// lockFinding, if set, is the finding change reads with lockedFinding,
+	// lockFinding, if set, is the finding change reads with lockedFindingInRoom,
 	// and held what it holds back to the batch's end (see batchState).
 	lockFinding int64
 	held        heldWrite

@@ -21,7 +21,7 @@ import (
 //
 // Only single-write ops (update, vote, unvote, comment) run while writes
 // are held back: they read no finding column an update changes except
-// through lockedFinding. Before any other op, applyBatch writes what is
+// through lockedFindingInRoom. Before any other op, applyBatch writes what is
 // held back and forgets the findings it read (flushAndForget).
 type batchState struct {
 	findings   map[int64]*domain.Finding // locked live findings, as changed so far
@@ -79,28 +79,22 @@ func (bs *batchState) lock(ctx context.Context, tx bun.Tx, room string, ids []in
 	return nil
 }
 
-// lockedFinding returns live finding id, locked until commit: in a batch,
-// as the batch's earlier ops left it.
-func lockedFinding(ctx context.Context, tx bun.Tx, id int64) (domain.Finding, error) {
+// lockedFindingInRoom returns live finding id of the workshop, locked
+// until commit: in a batch, as the batch's earlier ops left it.
+func lockedFindingInRoom(ctx context.Context, tx bun.Tx, workshopID, id int64) (domain.Finding, error) {
 	bs := batchStateOf(ctx)
 	if bs != nil {
 		if f, ok := bs.findings[id]; ok {
+			if f.WorkshopID == nil || *f.WorkshopID != workshopID {
+				return *f, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", id)
+			}
 			return *f, nil
 		}
 	}
-	f, err := getFinding(ctx, tx, id, true)
+	f, err := getFindingOf(ctx, tx, workshopID, id, true)
 	if err == nil && bs != nil {
 		c := f
 		bs.findings[id] = &c
-	}
-	return f, err
-}
-
-// lockedFindingInRoom is lockedFinding for a finding of the workshop.
-func lockedFindingInRoom(ctx context.Context, tx bun.Tx, workshopID, id int64) (domain.Finding, error) {
-	f, err := lockedFinding(ctx, tx, id)
-	if domain.ErrorCode(err) == domain.NotFound || (err == nil && (f.WorkshopID == nil || *f.WorkshopID != workshopID)) {
-		return f, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", id)
 	}
 	return f, err
 }

@@ -432,12 +432,25 @@ func (s *Store) Finding(ctx context.Context, id int64) (domain.Finding, error) {
 }
 
 func getFinding(ctx context.Context, db bun.IDB, id int64, lock bool) (domain.Finding, error) {
+	return getFindingOf(ctx, db, 0, id, lock)
+}
+
+// getFindingOf is getFinding for a finding of the workshop (any, when
+// workshopID is 0). The workshop is part of the query, so that an op
+// naming another workshop's finding does not lock it.
+func getFindingOf(ctx context.Context, db bun.IDB, workshopID, id int64, lock bool) (domain.Finding, error) {
 	var f domain.Finding
 	q := db.NewSelect().Model(&f).ColumnExpr("finding.*").ColumnExpr(votesColumn).Where("id = ? AND deleted_at IS NULL", id)
+	if workshopID != 0 {
+		q = q.Where("workshop_id = ?", workshopID)
+	}
 	if lock {
 		q = q.For("UPDATE")
 	}
 	if err := q.Scan(ctx); err != nil {
+		if workshopID != 0 {
+			return f, notFound(err, "There is no finding %d in this workshop.", id)
+		}
 		return f, notFound(err, "There is no finding %d.", id)
 	}
 	return f, nil
@@ -714,12 +727,9 @@ func strictUnmarshal(raw json.RawMessage, ptr any) error {
 func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64) (Applied, error) {
 	right, curate := hasRight(ctx, releaseRight), hasRight(ctx, curateRight)
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		f, err := getFinding(ctx, tx, id, true)
+		f, err := getFindingOf(ctx, tx, workshopID, id, true)
 		if err != nil {
 			return "", nil, err
-		}
-		if f.WorkshopID == nil || *f.WorkshopID != workshopID {
-			return "", nil, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", id)
 		}
 		if err := checkNotReleased(f, right); err != nil {
 			return "", nil, err

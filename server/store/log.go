@@ -53,7 +53,7 @@ const (
 )
 
 // applyFindingWrite is Apply for a single write (see pendingOp.singleWrite)
-// that reads finding id with lockedFinding and writes what held says: in a
+// that reads finding id with lockedFindingInRoom and writes what held says: in a
 // group commit it needs no savepoint, and the findings are locked together
 // first and written together last.
 func (s *Store) applyFindingWrite(ctx context.Context, room, opID string, actor *int64, id int64, held heldWrite, change Change) (Applied, error) {

@@ -14,14 +14,7 @@ import (
 
 // findingInRoom loads and locks a live finding of the workshop.
 func findingInRoom(ctx context.Context, tx bun.Tx, workshopID, id int64) (domain.Finding, error) {
-	f, err := getFinding(ctx, tx, id, true)
-	if err != nil {
-		return f, err
-	}
-	if f.WorkshopID == nil || *f.WorkshopID != workshopID {
-		return f, domain.Errorf(domain.NotFound, "There is no finding %d in this workshop.", id)
-	}
-	return f, nil
+	return getFindingOf(ctx, tx, workshopID, id, true)
 }
 
 // Vote records that person supports a finding (once per person).

@@ -2450,3 +2450,54 @@ func TestClaimRolesOfAnotherEventBecomeItsOwn(t *testing.T) {
 		t.Errorf("after the removal: %d roles in the old event, %d in the new; want 0 and 1", rolesIn(aino, old), rolesIn(aino, next.ID))
 	}
 }
+
+// TestAnOpNamingAnotherWorkshopsFindingLocksNothing: an op in one workshop
+// naming a finding of another (ids are sequential) is not found, and
+// does not wait for, or hold, that finding's lock: it could otherwise
+// stall the other group's edits, or deadlock with them.
+func TestAnOpNamingAnotherWorkshopsFindingLocksNothing(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	here, there := ws[0].ID, ws[1].ID
+	theirs := mustNewFinding(t, s, there, "theirs", "Another group's")
+	p := mustPerson(t, s)
+	tx, err := s.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	// The other group's transaction, editing its finding.
+	if _, err := tx.ExecContext(ctx, "SELECT 1 FROM findings WHERE id = ? FOR UPDATE", theirs); err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]func(ctx context.Context) (store.Applied, error){
+		"update": func(ctx context.Context) (store.Applied, error) {
+			return s.UpdateFinding(ctx, &p, here, "update", theirs, 1, map[string]json.RawMessage{"title": json.RawMessage(`"Mine"`)})
+		},
+		"vote":   func(ctx context.Context) (store.Applied, error) { return s.Vote(ctx, p, here, "vote", theirs) },
+		"unvote": func(ctx context.Context) (store.Applied, error) { return s.Unvote(ctx, p, here, "unvote", theirs) },
+		"comment": func(ctx context.Context) (store.Applied, error) {
+			return s.AddComment(ctx, p, here, "comment", theirs, "Hm")
+		},
+		"key":   func(ctx context.Context) (store.Applied, error) { return s.MarkKey(ctx, &p, here, "key", theirs) },
+		"unkey": func(ctx context.Context) (store.Applied, error) { return s.UnmarkKey(ctx, &p, here, "unkey", theirs) },
+		"share": func(ctx context.Context) (store.Applied, error) {
+			return s.ShareFinding(ctx, &p, here, "share", theirs)
+		},
+		"release": func(ctx context.Context) (store.Applied, error) {
+			return s.SetFindingRelease(ctx, &p, here, "release", theirs, "released")
+		},
+		"delete": func(ctx context.Context) (store.Applied, error) {
+			return s.DeleteFinding(ctx, &p, here, "delete", theirs)
+		},
+	}
+	for name, op := range ops {
+		octx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		start := time.Now()
+		_, err := op(octx)
+		cancel()
+		if code := domain.ErrorCode(err); code != domain.NotFound || time.Since(start) > 2*time.Second {
+			t.Errorf("%s of another workshop's locked finding: %v (%s) after %s, want not_found at once", name, err, code, time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
