@@ -53,6 +53,16 @@ type memBackend struct {
 	// pageCap, when set, is the most entries one After call returns, as
 	// After's "at most limit" allows.
 	pageCap atomic.Int64
+	// panicIn, when set, names the call (CanJoin, Head, After, Snapshot)
+	// that panics, as a bug of the server's would.
+	panicIn atomic.Pointer[string]
+}
+
+// maybePanic panics when call is the one panicIn names.
+func (b *memBackend) maybePanic(call string) {
+	if p := b.panicIn.Load(); p != nil && *p == call {
+		panic("a bug in " + call)
+	}
 }
 
 type memRoom struct {
@@ -72,6 +82,7 @@ func (b *memBackend) roomLocked(name string) *memRoom {
 }
 
 func (b *memBackend) CanJoin(_ context.Context, _ hub.Identity, room string) error {
+	b.maybePanic("CanJoin")
 	if strings.HasPrefix(room, "secret:") {
 		return &hub.OpError{Code: hub.CodeForbidden, Message: "not a member of this group"}
 	}
@@ -152,6 +163,7 @@ func (b *memBackend) After(ctx context.Context, room string, after int64, limit 
 	if f := b.beforeAfter.Swap(nil); f != nil {
 		(*f)()
 	}
+	b.maybePanic("After")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.roomLocked(room)
@@ -179,6 +191,7 @@ func (b *memBackend) After(ctx context.Context, room string, after int64, limit 
 }
 
 func (b *memBackend) Snapshot(_ context.Context, room string) (json.RawMessage, int64, error) {
+	b.maybePanic("Snapshot")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.roomLocked(room)
@@ -191,6 +204,7 @@ func (b *memBackend) Snapshot(_ context.Context, room string) (json.RawMessage, 
 // Head counts an entry of kind "withdraw" as one that withdrew what
 // earlier ones carried.
 func (b *memBackend) Head(_ context.Context, room string) (int64, int64, error) {
+	b.maybePanic("Head")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var withdrawn int64

@@ -281,11 +281,11 @@ type Stats struct {
 
 // New returns a Hub that serves rooms through b.
 func New(b Backend, cfg Config) *Hub {
-	cfg = cfg.withDefaults()
+	cfg = guardConfig(cfg.withDefaults())
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{
 		ops:     newWorkers(ctx, workerIdle),
-		b:       b,
+		b:       guarded{b: b, log: cfg.Logger},
 		cfg:     cfg,
 		log:     cfg.Logger,
 		ctx:     ctx,

@@ -769,6 +769,34 @@ func TestPresenceWithoutNames(t *testing.T) {
 	}
 }
 
+// TestPresenceWhenTheServersAnswerPanics: a SeesNames or CountOnly that
+// panics answers the more private way (no names), and the join goes on.
+func TestPresenceWhenTheServersAnswerPanics(t *testing.T) {
+	th := newTestHub(t, hub.Config{
+		SeesNames: func(id hub.Identity, _ string) bool {
+			if id.ID == "author" {
+				panic("a bug in SeesNames")
+			}
+			return true
+		},
+		CountOnly: func(r string) bool {
+			if r == "workshop:13" {
+				panic("a bug in CountOnly")
+			}
+			return false
+		},
+	})
+	a := th.dial(t, "anna")
+	a.join(room, 0)
+	o := th.dial(t, "author")
+	if _, j := o.join(room, 0); len(j.Presence) != 0 || j.Count != 2 {
+		t.Errorf("joined when SeesNames panics: %+v, %d; want no one listed, 2 counted", j.Presence, j.Count)
+	}
+	if _, j := a.join("workshop:13", 0); len(j.Presence) != 0 || j.Count != 1 {
+		t.Errorf("joined when CountOnly panics: %+v, %d; want no one listed, 1 counted", j.Presence, j.Count)
+	}
+}
+
 // presenceUntil reads presence frames (presence is throttled, so changes may
 // come together) until one lists want.
 func (c *client) presenceUntil(want []personFrame) {
@@ -1159,10 +1187,11 @@ func TestPanickingOpFailsAlone(t *testing.T) {
 	c := th.dial(t, "anna")
 	c.join(room, 0)
 	c.op(room, "bad", "panic", `{}`)
-	for f := c.next(); f.OpID != "bad"; f = c.next() {
-		if f.Type == "error" && f.Code != hub.CodeInternal {
-			t.Fatalf("the op that panics: %+v, want internal", f)
-		}
+	f := c.next()
+	for ; f.OpID != "bad"; f = c.next() {
+	}
+	if f.Type != "error" || f.Code != hub.CodeInternal {
+		t.Fatalf("the op that panics: %+v, want internal", f)
 	}
 	if ctx := th.b.panicked.Load(); ctx == nil || (*ctx).Err() == nil {
 		t.Error("the context of the op that panicked is not cancelled")
@@ -1172,6 +1201,45 @@ func TestPanickingOpFailsAlone(t *testing.T) {
 	for f := c.next(); f.Type != "ack" || f.OpID != "good"; f = c.next() {
 		if f.Type == "error" {
 			t.Fatalf("after the panic: %+v", f)
+		}
+	}
+}
+
+// TestABackendThatPanicsFailsOneCall: a panic in a Backend call other
+// than Apply (a bug a room name or an entry sets off) fails that join, or
+// that read of the room's log, and not the process: the connection stays,
+// and the room is followed again once the call works.
+func TestABackendThatPanicsFailsOneCall(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	c := th.dial(t, "anna")
+	for _, call := range []string{"CanJoin", "Head", "After", "Snapshot"} {
+		th.b.panicIn.Store(&call)
+		since := int64(0)
+		if call == "Snapshot" {
+			since = -1
+		}
+		c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: since})
+		if f := c.next(); f.Type != "error" || f.Code != hub.CodeInternal || f.ReplyTo != "join" {
+			t.Fatalf("a join whose %s panics: %+v, want an internal error", call, f)
+		}
+	}
+	th.b.panicIn.Store(nil)
+	c.join(room, 0)
+	// The room's follower reads the log through After too.
+	other := th.dial(t, "bo")
+	other.skipPresence = true
+	other.join(room, 0)
+	after := "After"
+	th.b.panicIn.Store(&after)
+	th.b.Append(room, "finding.create", map[string]int{})
+	th.Notify(room, 1)
+	time.Sleep(100 * time.Millisecond)
+	th.b.panicIn.Store(nil)
+	th.b.Append(room, "finding.create", map[string]int{})
+	th.Notify(room, 2)
+	for _, seq := range []int64{1, 2} {
+		if f := other.nextOf("entry"); f.Seq != seq {
+			t.Fatalf("after the follower's panic: entry %d, want %d", f.Seq, seq)
 		}
 	}
 }
