@@ -246,6 +246,7 @@ func (c *conn) writePump() {
 			c.h.packs.Put(buf)
 			if err != nil {
 				c.q.close(0, "", true)
+				c.waitDrained(err)
 				return
 			}
 			done := batch[i : i+n]
@@ -294,10 +295,28 @@ func (c *conn) writePump() {
 	}
 }
 
+// waitDrained waits, after a write failed because the WebSocket layer
+// sent a close frame itself (1009 for a huge frame), for the read pump to
+// drain what the client still sends (see drain): closing the socket
+// before would reset the connection, and the client would not read the
+// close code.
+func (c *conn) waitDrained(err error) {
+	if !errors.Is(err, websocket.ErrCloseSent) {
+		return
+	}
+	t := time.NewTimer(2 * closeGrace)
+	defer t.Stop()
+	select {
+	case <-c.readDone:
+	case <-t.C:
+	}
+}
+
 // ping sends a WebSocket ping; on failure it closes the queue and reports false.
 func (c *conn) ping() bool {
 	if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.cfg.WriteWait)); err != nil {
 		c.q.close(0, "", true)
+		c.waitDrained(err)
 		return false
 	}
 	return true

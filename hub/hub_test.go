@@ -479,6 +479,43 @@ func TestOversizedFrameIsRefusedAndTheConnectionLives(t *testing.T) {
 	th.b.mustLog(t, room, "small")
 }
 
+// TestAHugeFrameInABusyRoomIsClosedWith1009: the write pump, which goes on
+// writing the room's entries after the WebSocket layer sent its 1009, does
+// not close the socket while the read pump still drains the client's
+// frame: that would reset the connection, and the client would see its
+// write fail and no close code.
+func TestAHugeFrameInABusyRoomIsClosedWith1009(t *testing.T) {
+	th := newTestHub(t, hub.Config{MaxFrameBytes: 1024})
+	stop := make(chan struct{})
+	busy := make(chan struct{})
+	go func() {
+		defer close(busy)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			e := th.b.Append(room, "finding.create", map[string]int{})
+			th.Notify(room, e.Seq)
+		}
+	}()
+	defer func() { close(stop); <-busy }()
+	huge := `{"type":"op","room":"` + room + `","op_id":"huge","kind":"finding.create","body":{"title":"` + strings.Repeat("x", 4<<20) + `"}}`
+	for i := range 5 {
+		c := th.dial(t, fmt.Sprintf("p%d", i))
+		c.skipPresence = true
+		c.join(room, 0)
+		c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := c.ws.WriteMessage(websocket.TextMessage, []byte(huge)); err != nil {
+			t.Fatalf("run %d: the client's write of its huge frame: %v, want it read (and dropped) by the server", i, err)
+		}
+		if code := c.closeCode(5 * time.Second); code != hub.CloseTooBig {
+			t.Fatalf("run %d: closed with %d, want %d", i, code, hub.CloseTooBig)
+		}
+	}
+}
+
 // TestBigEntriesCountAgainstTheRate: every member of a room is sent each
 // entry, so an op whose entry is big counts as an op more per 4 KiB of
 // it. A connection with 19 ops left in its burst gets two ops of 40 KiB
