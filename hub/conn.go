@@ -503,10 +503,14 @@ func (c *conn) handle(f Frame) error {
 }
 
 func (c *conn) rateLimit() *OpError {
+	// Refilled first: a charge taken before the refill's cap would be
+	// forgiven when the bucket was full.
+	now := time.Now()
+	c.ops.wait(now)
 	if n := c.owed.Swap(0); n > 0 {
 		c.ops.tokens -= float64(n)
 	}
-	ok, wait := c.ops.take(time.Now())
+	ok, wait := c.ops.take(now)
 	if ok {
 		return nil
 	}

@@ -479,6 +479,33 @@ func TestOversizedFrameIsRefusedAndTheConnectionLives(t *testing.T) {
 	th.b.mustLog(t, room, "small")
 }
 
+// TestABigEntrysChargeIsNotForgivenByAFullBucket: the charge of a big
+// entry is taken after the bucket refills, not before (where the refill's
+// cap at the burst size would forgive it).
+func TestABigEntrysChargeIsNotForgivenByAFullBucket(t *testing.T) {
+	th := newTestHub(t, hub.Config{OpsPerSecond: 10, OpsBurst: 20})
+	c := th.dial(t, "anna")
+	c.join(room, 0) // 19 tokens left
+	c.op(room, "big", "finding.create", `{"title":"`+strings.Repeat("x", 40*1024)+`"}`)
+	if f := c.answer("big"); f.Type != "ack" {
+		t.Fatalf("the big op: %+v, want ack", f)
+	}
+	time.Sleep(time.Second) // full again, before its charge of 10
+	acks := 0
+	for i := range 16 {
+		c.op(room, fmt.Sprintf("small%d", i), "finding.create", `{"title":"Small"}`)
+	}
+	for i := range 16 {
+		if f := c.answer(fmt.Sprintf("small%d", i)); f.Type == "ack" {
+			acks++
+		}
+	}
+	// 20 tokens less the charge of 10, and what a moment refills.
+	if acks > 12 {
+		t.Errorf("%d of 16 small ops acked after the big one, want at most 12: its charge was forgiven", acks)
+	}
+}
+
 // TestAHugeFrameInABusyRoomIsClosedWith1009: the write pump, which goes on
 // writing the room's entries after the WebSocket layer sent its 1009, does
 // not close the socket while the read pump still drains the client's
