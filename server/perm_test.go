@@ -420,7 +420,9 @@ func TestPermissionTableOverWebSocket(t *testing.T) {
 		}
 		got, err := f.store.Finding(context.Background(), fid)
 		var n int
-		f.store.DB().NewRaw("SELECT (SELECT count(*) FROM votes WHERE finding_id = ?) + (SELECT count(*) FROM comments WHERE finding_id = ?)", fid, fid).Scan(context.Background(), &n)
+		if err := f.store.DB().NewRaw("SELECT (SELECT count(*) FROM votes WHERE finding_id = ?) + (SELECT count(*) FROM comments WHERE finding_id = ?)", fid, fid).Scan(context.Background(), &n); err != nil {
+			t.Fatal(err)
+		}
 		if err != nil || got.Results == "from B" || got.DeletedAt != nil || n != 0 {
 			t.Fatalf("group A's finding changed from group B: %+v %v (votes+comments %d)", got, err, n)
 		}
@@ -469,7 +471,9 @@ func TestPermissionTableOverWebSocket(t *testing.T) {
 	}
 	// No entry in group B's room was made by a member of group A.
 	var n int
-	f.store.DB().NewRaw("SELECT count(*) FROM log_entries WHERE room = ? AND actor_id IN (?, ?)", roomB, f.who[rRapA].m.id, f.who[rPartA].m.id).Scan(context.Background(), &n)
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM log_entries WHERE room = ? AND actor_id IN (?, ?)", roomB, f.who[rRapA].m.id, f.who[rPartA].m.id).Scan(context.Background(), &n); err != nil {
+		t.Fatal(err)
+	}
 	if n != 0 {
 		t.Errorf("%d entries in group B's room by members of group A", n)
 	}

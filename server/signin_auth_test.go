@@ -447,7 +447,9 @@ func TestInviteFlowEndToEnd(t *testing.T) {
 	post := postAs
 	countPeople := func() int {
 		var n int
-		f.store.DB().NewRaw("SELECT count(*) FROM people").Scan(context.Background(), &n)
+		if err := f.store.DB().NewRaw("SELECT count(*) FROM people").Scan(context.Background(), &n); err != nil {
+			t.Fatal(err)
+		}
 		return n
 	}
 	n0 := countPeople()
