@@ -325,17 +325,17 @@ func jsonName(f reflect.StructField) string {
 
 // findingRef is the body of ops on one finding.
 type findingRef struct {
-	ID        int64 `json:"id"`
-	FindingID int64 `json:"finding_id"`
+	ID        *int64 `json:"id"`
+	FindingID *int64 `json:"finding_id"`
 }
 
 func (f findingRef) target() (int64, error) {
-	if f.ID != 0 && f.FindingID != 0 {
+	if f.ID != nil && f.FindingID != nil {
 		return 0, &hub.OpError{Code: hub.CodeInvalid, Message: "Name the finding once: finding_id or id, not both."}
 	}
-	id := f.FindingID
-	if id == 0 {
-		id = f.ID
+	var id int64
+	if p := cmp.Or(f.FindingID, f.ID); p != nil {
+		id = *p
 	}
 	if id <= 0 {
 		return 0, &hub.OpError{Code: hub.CodeInvalid, Message: "The op needs the finding's id (finding_id)."}

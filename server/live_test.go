@@ -871,6 +871,13 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 	json.Unmarshal(created.Entry.Payload, &mf)
 	mine := mf.ID
 	head, _ := f.store.Head(ctx, room)
+	otherHead, _ := f.store.Head(ctx, store.WorkshopRoom(other.ID))
+	// Every row an op may write, in any room.
+	const rowsSQL = "SELECT (SELECT count(*) FROM findings) + (SELECT count(*) FROM votes) + (SELECT count(*) FROM comments) + (SELECT count(*) FROM log_entries)"
+	var rows int
+	if err := f.store.DB().NewRaw(rowsSQL).Scan(ctx, &rows); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name string
 		raw  string
@@ -885,6 +892,7 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		{"an id that is text", `{"type":"op","room":"` + room + `","op_id":"x2b","kind":"vote","body":{"id":"1"}}`, "invalid"},
 		{"terms that are not a list of text", `{"type":"op","room":"` + room + `","op_id":"x2c","kind":"finding.create","body":{"title":"t","countries":[1]}}`, "invalid"},
 		{"an id beyond 64 bits", `{"type":"op","room":"` + room + `","op_id":"x2d","kind":"vote","body":{"id":9223372036854775808}}`, "invalid"},
+		{"the finding named twice", `{"type":"op","room":"` + room + `","op_id":"x2e","kind":"vote","body":{"id":0,"finding_id":` + fmt.Sprint(mine) + `}}`, "invalid"},
 		{"unknown body field", `{"type":"op","room":"` + room + `","op_id":"x3","kind":"finding.create","body":{"title":"t","colour":"red"}}`, "invalid"},
 		{"unknown taxonomy term", `{"type":"op","room":"` + room + `","op_id":"x4","kind":"finding.create","body":{"title":"t","countries":["XX"]}}`, "invalid"},
 		{"op the role may not do", `{"type":"op","room":"` + room + `","op_id":"x5","kind":"key.mark","body":{"finding_id":1}}`, "forbidden"},
@@ -899,6 +907,7 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		"an id that is text":                `"id" must be an integer`,
 		"terms that are not a list of text": `"countries" must be a list of strings`,
 		"an id beyond 64 bits":              `"id" is out of range`,
+		"the finding named twice":           `not both`,
 	}
 	for _, tc := range cases {
 		c.mu.Lock()
@@ -927,6 +936,16 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 	}
 	if after, _ := f.store.Head(ctx, room); after != head {
 		t.Fatalf("bad ops moved the room from %d to %d", head, after)
+	}
+	if after, _ := f.store.Head(ctx, store.WorkshopRoom(other.ID)); after != otherHead {
+		t.Fatalf("bad ops moved the other group's room from %d to %d", otherHead, after)
+	}
+	var rowsAfter int
+	if err := f.store.DB().NewRaw(rowsSQL).Scan(ctx, &rowsAfter); err != nil {
+		t.Fatal(err)
+	}
+	if rowsAfter != rows {
+		t.Fatalf("bad ops changed the rows of findings, votes, comments and the log from %d to %d", rows, rowsAfter)
 	}
 	// The connection survived: a good op still works.
 	c.send(t, op(room, "good", "finding.create", 0, map[string]any{"title": "Still here"}))
