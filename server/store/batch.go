@@ -73,6 +73,8 @@ type pendingOp struct {
 	committed func(e domain.LogEntry, more bool)
 	// order, if set, is the op's place among its client's ops (see WithOrder).
 	order Order
+	// handed tells that committed was called (see handOver).
+	handed bool
 
 	queued time.Time // when it was submitted
 	done   chan struct{}
@@ -391,12 +393,16 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 func handOver(ops []*pendingOp) {
 	var made []*pendingOp
 	for _, op := range ops {
-		if op.committed != nil && op.err == nil && !op.res.Replayed && op.res.Entry.Seq > 0 {
+		if op.committed != nil && !op.handed && op.err == nil && !op.res.Replayed && op.res.Entry.Seq > 0 {
 			made = append(made, op)
 		}
 	}
 	slices.SortFunc(made, func(a, b *pendingOp) int { return cmp.Compare(a.res.Entry.Seq, b.res.Entry.Seq) })
 	for i, op := range made {
+		// Marked first: when a callback panics, runBatch's recovery hands
+		// over the rest, not this one again (whose second panic would
+		// take the process down).
+		op.handed = true
 		op.committed(op.res.Entry, i < len(made)-1)
 	}
 }

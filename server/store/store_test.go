@@ -2501,3 +2501,40 @@ func TestAnOpNamingAnotherWorkshopsFindingLocksNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestACommittedListenerThatPanicsFailsAlone: a listener (WithCommitted)
+// that panics on its entry leaves the batch's other listeners each called
+// once, and the process running.
+func TestACommittedListenerThatPanicsFailsAlone(t *testing.T) {
+	s, ws := MustDemoWorkshops(t)
+	w := ws[0]
+	room := store.WorkshopRoom(w.ID)
+	var mu sync.Mutex
+	calls := map[string]int{}
+	create := func(opID string) func() (store.Applied, error) {
+		return func() (store.Applied, error) {
+			ctx := store.WithCommitted(context.Background(), func(e domain.LogEntry, more bool) {
+				mu.Lock()
+				calls[e.OpID]++
+				mu.Unlock()
+				if e.OpID == "boom" {
+					panic("a listener's bug")
+				}
+			})
+			return s.CreateFinding(ctx, nil, w.ID, opID, store.FindingInput{Title: opID})
+		}
+	}
+	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){create("boom"), create("second"), create("third")})
+	for i, r := range res {
+		if r.err != nil {
+			t.Errorf("op %d: %v, want it applied (only its listener failed)", i, r.err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, id := range []string{"boom", "second", "third"} {
+		if calls[id] != 1 {
+			t.Errorf("the listener of %s was called %d times, want once", id, calls[id])
+		}
+	}
+}
