@@ -2563,6 +2563,71 @@ func TestTabletShowsAKeyOrderOthersOvertook(t *testing.T) {
 	}
 }
 
+// TestTabletKeyMoveOverAnotherOrderIsAConflict: a move of a key finding
+// made offline, while someone else reordered the key findings, is not
+// saved over their order: the server refuses it (it names the order it
+// moved), the tablet says so among the changes not saved, and shows and
+// keeps the other's order.
+func TestTabletKeyMoveOverAnotherOrderIsAConflict(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
+	ctx := context.Background()
+	if _, err := tb.f.store.CreateFinding(ctx, nil, tb.w.ID, "create-third", store.FindingInput{Title: "Third finding"}); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := tb.f.store.WorkshopFindings(ctx, tb.w.ID)
+	if err != nil || len(fs) < 3 {
+		t.Fatalf("findings: %v, %d", err, len(fs))
+	}
+	a, b, c := fs[0].ID, fs[1].ID, fs[2].ID
+	for i, id := range []int64{a, b, c} {
+		if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, fmt.Sprintf("mark-%d", i), id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := func(id int64) string { return fmt.Sprintf(`#key-findings li[data-id="%d"]`, id) }
+	ids := func(xs ...int64) string { return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(xs)), ","), "[]") }
+	shownOrder := func(xs ...int64) chromedp.Action[chromedp.Void] {
+		return pollAcross(fmt.Sprintf(`Array.from(document.querySelectorAll("#key-findings li")).map(li => li.dataset.id).join(",") === %q`, ids(xs...)), "key findings "+ids(xs...))
+	}
+	err = chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		shownOrder(a, b, c),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(tb.browser,
+		waitText("#status", "Offline"),
+		tap(key(c)+" button.up"),
+		shownOrder(a, c, b),
+		waitText(key(c)+".pending .state", "not saved yet"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile, on the organizer's laptop: the second put first.
+	if _, err := tb.f.store.ReorderKey(ctx, nil, tb.w.ID, "their-order", []int64{b, a, c}, []int64{a, b, c}); err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	err = chromedp.Do(tb.browser,
+		waitText("#findings li.failed h3", "A new order of the key findings"),
+		shownOrder(b, a, c),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	if err := tb.f.store.DB().NewRaw("SELECT id FROM findings WHERE workshop_id = ? AND is_key ORDER BY key_position", tb.w.ID).Scan(ctx, &got); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []int64{b, a, c}) {
+		t.Fatalf("key findings in the database: %v, want the other's order [%d %d %d]", got, b, a, c)
+	}
+}
+
 // TestRapporteurWritesKeyMessages: the group's key messages are written
 // on the rapporteur's tablet. Text typed and not saved is kept on the
 // device through a reload; a save made offline is kept and sent when the

@@ -468,11 +468,12 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 	case "key.reorder":
 		var body struct {
 			FindingIDs []int64 `json:"finding_ids"`
+			From       []int64 `json:"from"`
 		}
 		if err := decodeBody(op.Body, &body, "finding_ids"); err != nil {
 			return hub.Entry{}, err
 		}
-		a, err = l.store.ReorderKey(ctx, actor, workshopID, op.OpID, body.FindingIDs)
+		a, err = l.store.ReorderKey(ctx, actor, workshopID, op.OpID, body.FindingIDs, body.From)
 	case "keymessages.set":
 		var body struct {
 			Text string `json:"text"`

@@ -72,7 +72,7 @@ func (e *diffRoom) fn(o diffOp) func() (store.Applied, error) {
 			for _, k := range o.order {
 				ids = append(ids, e.fids[k])
 			}
-			return s.ReorderKey(ctx, &p, w, o.opID, ids)
+			return s.ReorderKey(ctx, &p, w, o.opID, ids, nil)
 		case "km":
 			return s.SetKeyMessages(ctx, &p, w, o.opID, o.base, o.value)
 		case "share":

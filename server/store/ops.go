@@ -165,12 +165,19 @@ func (s *Store) UnmarkKey(ctx context.Context, actor *int64, workshopID int64, o
 }
 
 // ReorderKey sets the order of a workshop's key findings; ids must be
-// exactly its key findings.
-func (s *Store) ReorderKey(ctx context.Context, actor *int64, workshopID int64, opID string, ids []int64) (Applied, error) {
+// exactly its key findings. from, when not nil, is the order the client
+// reordered: if someone else reordered them since, it is a Conflict
+// carrying the current order, not a silent overwrite.
+func (s *Store) ReorderKey(ctx context.Context, actor *int64, workshopID int64, opID string, ids, from []int64) (Applied, error) {
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		current, err := keyOrder(ctx, tx, workshopID)
 		if err != nil {
 			return "", nil, err
+		}
+		if from != nil && !slices.Equal(from, current) {
+			return "", nil, &domain.Error{Code: domain.Conflict,
+				Message: "Someone else changed the key findings' order meanwhile.",
+				Detail:  map[string]any{"current": map[string]any{"order": current}}}
 		}
 		a, b := slices.Clone(current), slices.Clone(ids)
 		slices.Sort(a)

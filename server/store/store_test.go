@@ -1525,10 +1525,10 @@ func TestKeyOpsConflictWithTheCurrentValue(t *testing.T) {
 		}
 	}
 	head := mustHead(t, s, store.WorkshopRoom(w.ID))
-	if _, err := s.ReorderKey(ctx, nil, w.ID, "twice", []int64{a, a, b}); domain.ErrorCode(err) != domain.Invalid {
+	if _, err := s.ReorderKey(ctx, nil, w.ID, "twice", []int64{a, a, b}, nil); domain.ErrorCode(err) != domain.Invalid {
 		t.Errorf("reorder naming a finding twice: %v, want invalid", err)
 	}
-	_, err := s.ReorderKey(ctx, nil, w.ID, "one missing", []int64{b})
+	_, err := s.ReorderKey(ctx, nil, w.ID, "one missing", []int64{b}, nil)
 	var de *domain.Error
 	if !errors.As(err, &de) || de.Code != domain.Conflict {
 		t.Fatalf("reorder missing a key finding: %v, want conflict", err)
@@ -1536,6 +1536,19 @@ func TestKeyOpsConflictWithTheCurrentValue(t *testing.T) {
 	if d, _ := json.Marshal(de.Detail); string(d) != fmt.Sprintf(`{"current":{"order":[%d,%d]}}`, a, b) {
 		t.Errorf("reorder conflict detail %s", d)
 	}
+	// Two people reorder the order they both saw: the second, whose from
+	// is no longer the order, is a conflict, not a silent overwrite.
+	if _, err := s.ReorderKey(ctx, nil, w.ID, "first", []int64{b, a}, []int64{a, b}); err != nil {
+		t.Fatalf("a reorder from the current order: %v", err)
+	}
+	_, err = s.ReorderKey(ctx, nil, w.ID, "second", []int64{a, b}, []int64{a, b})
+	if !errors.As(err, &de) || de.Code != domain.Conflict {
+		t.Fatalf("a reorder from an order changed since: %v, want conflict", err)
+	}
+	if d, _ := json.Marshal(de.Detail); string(d) != fmt.Sprintf(`{"current":{"order":[%d,%d]}}`, b, a) {
+		t.Errorf("reorder conflict detail %s, want the order the first made", d)
+	}
+	head++ // the first reorder
 	if _, err := s.SetKeyMessages(ctx, nil, w.ID, "km1", 0, "First"); err != nil {
 		t.Fatal(err)
 	}
@@ -1550,7 +1563,7 @@ func TestKeyOpsConflictWithTheCurrentValue(t *testing.T) {
 		t.Fatalf("key messages based on a version to come: %v, want invalid", err)
 	}
 	if after := mustHead(t, s, store.WorkshopRoom(w.ID)); after != head+1 {
-		t.Errorf("room moved from %d to %d; only the first key messages should be logged", head, after)
+		t.Errorf("room moved from %d to %d; only the first reorder and key messages should be logged", head, after)
 	}
 }
 

@@ -559,7 +559,9 @@
     var ids = order.slice(), t = ids[i];
     ids[i] = ids[i + by];
     ids[i + by] = t;
-    enqueue({ kind: "key.reorder", body: { finding_ids: ids } });
+    // from: the order moved, so that a move made over someone else's
+    // new order is a conflict, not a silent overwrite.
+    enqueue({ kind: "key.reorder", body: { finding_ids: ids, from: order.slice() } });
   }
   // overlay returns finding f as op (an update or delete of it) leaves it,
   // or f itself when op is about something else.
