@@ -691,15 +691,23 @@ func (c *conn) join(f Frame) error {
 	c.rooms[f.Room] = m
 
 	sent, err := c.catchUp(f)
-	if err != nil {
-		c.leave(m)
-		if errors.Is(err, errClosed) {
-			return err
-		}
-		return c.failBackend(f, err, true)
-	}
 	for {
+		if err != nil {
+			c.leave(m)
+			if errors.Is(err, errClosed) {
+				return err
+			}
+			return c.failBackend(f, err, true)
+		}
 		r.mu.Lock()
+		if m.overflowed {
+			// What the follower fanned out meanwhile went over the
+			// queue's size and was dropped: it is in the log.
+			m.overflowed = false
+			r.mu.Unlock()
+			sent, err = c.catchUp(Frame{Type: TypeJoin, Room: f.Room, Since: sent})
+			continue
+		}
 		if len(m.pending) == 0 {
 			m.live, m.sent = true, sent // listed in its own presence
 			people, n := r.peopleLocked()

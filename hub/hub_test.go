@@ -145,6 +145,39 @@ func TestAWithdrawalDuringACatchUpEndsInASnapshot(t *testing.T) {
 	}
 }
 
+// TestAJoinOutlastsEntriesPilingUpWhileTheLogIsSlow: while a join waits
+// on the log (a slow database), the entries fanned out meanwhile pile up
+// for it; past the send queue's size they are dropped and read from the
+// log, and the client, which reads all it is sent, is not closed as too
+// slow (4008).
+func TestAJoinOutlastsEntriesPilingUpWhileTheLogIsSlow(t *testing.T) {
+	th := newTestHub(t, hub.Config{SendQueueBytes: 8 << 10})
+	pad := strings.Repeat("x", 200)
+	slow := func() {
+		// 100 entries of about 300 bytes, three times the queue's size,
+		// fanned out (the join made the room followed) while this join's
+		// first read of the log waits.
+		var last int64
+		for range 100 {
+			last = th.b.Append(room, "finding.create", map[string]string{"title": pad}).Seq
+		}
+		th.Notify(room, last)
+		time.Sleep(300 * time.Millisecond)
+	}
+	th.b.beforeAfter.Store(&slow)
+	c := th.dial(t, "bo")
+	c.skipPresence = true
+	got, joined := c.join(room, 0)
+	if joined.Type != "joined" || joined.Seq != 100 || len(got) != 100 {
+		t.Fatalf("joined %+v after %d frames, want joined at 100 after the 100 entries", joined, len(got))
+	}
+	for i, f := range got {
+		if f.Type != "entry" || f.Seq != int64(i+1) {
+			t.Fatalf("frame %d is %s at %d, want the entry at %d", i, f.Type, f.Seq, i+1)
+		}
+	}
+}
+
 // After may return fewer entries than asked for: the catch-up reads on to
 // the head, leaving no gap.
 func TestACatchUpReadsOnAfterAShortPage(t *testing.T) {

@@ -44,8 +44,11 @@ type member struct {
 	sent    int64   // highest seq sent (or snapshot seq) to the connection
 	pending []frame // while catching up: entries the follower fanned out meanwhile
 	pendB   int     // bytes in pending
-	editing string  // presence
-	noNames bool    // sees how many are in the room, not who (Config.SeesNames)
+	// overflowed tells that pending went over the send queue's size and
+	// was dropped: the catch-up reads on from the log instead.
+	overflowed bool
+	editing    string // presence
+	noNames    bool   // sees how many are in the room, not who (Config.SeesNames)
 }
 
 // frame is an encoded entry frame, shared by every connection it goes to.
@@ -227,8 +230,10 @@ func (r *room) offer(e Entry, more bool) {
 
 // fanOutLocked sends the frames fs, in seq order, to every member without
 // blocking: live members get them in their send queue, all at once,
-// catching-up members in their pending list. A member whose queue or
-// pending list overflows is dropped as too slow.
+// catching-up members in their pending list. A member whose queue
+// overflows is dropped as too slow; one whose pending list overflows (a
+// slow database while it catches up, or a slow link) loses the list and
+// catches up from the log, which holds every entry.
 func (r *room) fanOutLocked(fs []frame) {
 	for len(fs) > 0 && fs[0].seq <= r.lastSeq {
 		fs = fs[1:]
@@ -247,8 +252,7 @@ func (r *room) fanOutLocked(fs []frame) {
 				m.pendB += len(f.b)
 			}
 			if m.pendB > r.h.cfg.SendQueueBytes {
-				m.pending, m.pendB = nil, 0
-				c.dropSlow()
+				m.pending, m.pendB, m.overflowed = nil, 0, true
 			}
 			continue
 		}
