@@ -323,6 +323,12 @@ func TestJoinWhileEntriesArrive(t *testing.T) {
 				}
 				switch f.Type {
 				case "snapshot":
+					// Only as the catch-up (none came before it), and
+					// not from before where it joined.
+					if next != since+1 || f.Seq < since {
+						t.Errorf("client %d (since %d): a snapshot at %d after entries up to %d", i, since, f.Seq, next-1)
+						return
+					}
 					next = f.Seq + 1
 				case "entry":
 					if f.Seq != next {
@@ -719,7 +725,13 @@ func TestNotifyFromAnotherProcessReachesClients(t *testing.T) {
 			t.Errorf("got seqs %v, want [1 2 3]", got)
 		}
 	}
-	th.Notify("workshop:nobody", 5) // a room without members here is ignored
+	// A room without members here is ignored: no room is made for it,
+	// and nothing is sent.
+	before := th.Stats()
+	th.Notify("workshop:nobody", 5)
+	if after := th.Stats(); after.Rooms != before.Rooms || after.Broadcast != before.Broadcast {
+		t.Errorf("a notify of a room without members here: %+v, then %+v; want nothing changed", before, after)
+	}
 }
 
 func TestSafetyPollFindsEntriesWithoutNotify(t *testing.T) {
@@ -1496,6 +1508,19 @@ func TestAnAppliedEntryWithoutARoomNamesTheOpsRoom(t *testing.T) {
 				}
 				break
 			}
+		}
+	}
+	// The follower, woken, does not send seq 1 again: the next entry is 2.
+	th.Notify(room, 1)
+	b.Append(room, "comment", map[string]int{})
+	th.Notify(room, 2)
+	for name, c := range map[string]*client{"a": a, "o": o} {
+		f := c.next()
+		for f.Type != "entry" { // a's ack may come after the entry
+			f = c.next()
+		}
+		if f.Seq != 2 {
+			t.Errorf("%s got the entry at %d after o1's, want 2 (o1's once)", name, f.Seq)
 		}
 	}
 }

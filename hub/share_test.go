@@ -237,6 +237,11 @@ func TestSlowHeadHoldsNoOneElse(t *testing.T) {
 		h.Serve(w, r, hub.Identity{ID: "anna", Name: "Anna"}, &websocket.Upgrader{})
 	}))
 	defer srv.Close()
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		h.Shutdown(ctx)
+	}()
 	released := false
 	defer func() {
 		if !released {
