@@ -710,10 +710,44 @@ func TestRetriedOpIsAppliedOnce(t *testing.T) {
 	w := &f.ws[1]
 	room := store.WorkshopRoom(w.ID)
 	m := f.MustMember(t, domain.RoleParticipant, w, "SE", "ngo")
+	ctx := context.Background()
 	c := m.Dial(t, f.srv.URL)
 	c.join(t, room, 0)
+	// The room's row locked, as another op's transaction would: the op is
+	// surely in flight, waiting for it, when the connection drops.
+	tx, err := f.store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, "INSERT INTO rooms (id, seq) VALUES (?, 0) ON CONFLICT (id) DO UPDATE SET seq = rooms.seq", room); err != nil {
+		t.Fatal(err)
+	}
 	c.send(t, op(room, "retry-1", "finding.create", 0, map[string]any{"title": "Sent once, retried"}))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var waiting int
+		if err := f.store.DB().NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(ctx, &waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the op never waited for the room's lock")
+		}
+	}
 	c.ws.Close() // dropped mid-op: the client never sees the ack
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := f.store.OpSeq(ctx, room, "retry-1"); err == nil {
+			break // applied, its ack lost
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the op in flight was not applied after its connection dropped")
+		}
+	}
 	c2 := m.Dial(t, f.srv.URL)
 	c2.join(t, room, 0)
 	c2.send(t, op(room, "retry-1", "finding.create", 0, map[string]any{"title": "Sent once, retried"}))
@@ -727,7 +761,9 @@ func TestRetriedOpIsAppliedOnce(t *testing.T) {
 		t.Fatalf("second retry: %+v, want ack with seq %d", again, ack.Seq)
 	}
 	var count int
-	f.store.DB().NewRaw("SELECT count(*) FROM findings WHERE title = 'Sent once, retried'").Scan(context.Background(), &count)
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM findings WHERE title = 'Sent once, retried'").Scan(ctx, &count); err != nil {
+		t.Fatal(err)
+	}
 	if count != 1 {
 		t.Fatalf("%d findings, want 1", count)
 	}
