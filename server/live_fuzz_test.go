@@ -22,7 +22,8 @@ import (
 // Backend (live.Apply) against a real Postgres, from a person in any role
 // or a rapporteur of another workshop. The op is either applied, with
 // exactly one new log entry (the one Apply returns) and its finding still
-// valid, or refused with an error frame's code and nothing written. It
+// valid, or refused with an error frame's code and nothing written; an op
+// the sender's role does not allow (PROTOCOL.md's op table) is refused. It
 // never panics and never ends in an internal error, which would hide from
 // the client why its op failed.
 func FuzzApplyOp(f *testing.F) {
@@ -110,6 +111,20 @@ func FuzzApplyOp(f *testing.F) {
 	}
 
 	codes := []string{hub.CodeForbidden, hub.CodeNotFound, hub.CodeConflict, hub.CodeInvalid, hub.CodeTooLarge}
+	// Who may do what, as PROTOCOL.md's op table says (people's order
+	// above): an op of anyone else must be refused.
+	curate := []string{"finding.share", "key.mark", "key.unmark", "key.reorder", "keymessages.set"}
+	mayApply := func(who int, kind string) bool {
+		switch who {
+		case 0: // the group's rapporteur
+			return kind != "finding.release"
+		case 1: // a participant of the group
+			return kind != "finding.release" && !slices.Contains(curate, kind)
+		case 3: // an organizer
+			return true
+		}
+		return false // an observer; another group's rapporteur
+	}
 	n := 0
 	f.Fuzz(func(t *testing.T, who uint8, kind string, base int64, body []byte) {
 		n++
@@ -137,6 +152,9 @@ func FuzzApplyOp(f *testing.F) {
 				t.Fatalf("%s base %d body %s: refused (%s) but wrote: %+v → %+v", fr.Kind, fr.Base, fr.Body, oe.Code, before, after)
 			}
 			return
+		}
+		if !mayApply(int(who)%len(people), fr.Kind) {
+			t.Fatalf("%s body %s: applied for %s, whose role does not allow it", fr.Kind, fr.Body, people[int(who)%len(people)].Name)
 		}
 		if after.head != before.head+1 || e.Seq != after.head || e.OpID != op.OpID || e.Room != room {
 			t.Fatalf("%s body %s: applied as %+v, log head %d → %d; want one entry for op %s", fr.Kind, fr.Body, e, before.head, after.head, op.OpID)
