@@ -690,7 +690,8 @@ func (c *conn) join(f Frame) error {
 	r.mu.Unlock()
 	c.rooms[f.Room] = m
 
-	sent, err := c.catchUp(f)
+	sent, err := c.catchUp(f, nil)
+	reread := false
 	for {
 		if err != nil {
 			c.leave(m)
@@ -702,10 +703,19 @@ func (c *conn) join(f Frame) error {
 		r.mu.Lock()
 		if m.overflowed {
 			// What the follower fanned out meanwhile went over the
-			// queue's size and was dropped: it is in the log.
+			// queue's size and was dropped: it is in the log. After a
+			// slow database's answer it is read from there once; a
+			// second time, the client reads slower than the room
+			// writes, and is dropped as a live member would be.
 			m.overflowed = false
 			r.mu.Unlock()
-			sent, err = c.catchUp(Frame{Type: TypeJoin, Room: f.Room, Since: sent})
+			if reread {
+				c.dropSlow()
+				err = errClosed
+				continue
+			}
+			reread = true
+			sent, err = c.catchUp(Frame{Type: TypeJoin, Room: f.Room, Since: sent}, m)
 			continue
 		}
 		if len(m.pending) == 0 {
@@ -735,6 +745,14 @@ func (c *conn) join(f Frame) error {
 		pending := m.pending
 		m.pending, m.pendB = nil, 0
 		r.mu.Unlock()
+		// An entry that withdrew what earlier ones carried, committed
+		// while the catch-up read the log: a snapshot instead of what it
+		// withdrew, as in catchUp.
+		if slices.ContainsFunc(pending, func(p frame) bool { return p.withdraws && p.seq > sent }) {
+			if sent, err = c.snapshot(f.Room); err != nil {
+				continue
+			}
+		}
 		for _, p := range pending {
 			if p.seq <= sent {
 				continue
@@ -765,8 +783,10 @@ func (c *conn) pushCatchUp(b []byte) error {
 // the client then holds.
 //
 // Each Backend call has its own timeout: the catch-up as a whole also
-// waits for the client to read, which a slow link makes long.
-func (c *conn) catchUp(f Frame) (int64, error) {
+// waits for the client to read, which a slow link makes long. A second
+// catch-up of a join (again, for member m: see join) ends with 4008 as
+// soon as entries pile up for m again.
+func (c *conn) catchUp(f Frame, again *member) (int64, error) {
 	b := c.h.b
 	ctx, cancel := c.backendCtx()
 	head, withdrawn, err := b.Head(ctx, f.Room)
@@ -780,12 +800,11 @@ func (c *conn) catchUp(f Frame) (int64, error) {
 	// Each read is held while the client reads it: it is sized to about
 	// catchUpBytes by the size of the entries read before, so a join
 	// behind entries of big findings holds little more than that.
-	// It reads on past head while pages come back full: a deletion
-	// committed since Head was read may lie just past the last page. A
-	// short page is no end before head (After promises at most limit);
-	// an empty one is.
+	// A short page is no end before head (After promises at most limit);
+	// an empty one is. What was committed after Head is the pending
+	// list's (see join).
 	sent, limit := f.Since, catchUpFirst
-	for {
+	for sent < head {
 		ctx, cancel := c.backendCtx()
 		es, err := b.After(ctx, f.Room, sent, limit)
 		cancel()
@@ -810,8 +829,17 @@ func (c *conn) catchUp(f Frame) (int64, error) {
 			}
 			sent = e.Seq
 		}
-		if len(es) == 0 || sent >= head && len(es) < limit {
+		if len(es) == 0 {
 			break
+		}
+		if again != nil {
+			again.r.mu.Lock()
+			over := again.overflowed
+			again.r.mu.Unlock()
+			if over {
+				c.dropSlow()
+				return 0, errClosed
+			}
 		}
 		limit = max(catchUpLeast, min(followBatch, catchUpBytes*len(es)/max(size, 1)))
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -129,7 +130,13 @@ func TestAWithdrawalDuringACatchUpEndsInASnapshot(t *testing.T) {
 			for range before {
 				th.b.Append(room, "finding.create", map[string]int{})
 			}
-			withdraw := func() { th.b.Append(room, "withdraw", map[string]int{}) }
+			withdraw := func() {
+				// Committed and announced while the catch-up reads; the
+				// follower fans it out to the joining member.
+				e := th.b.Append(room, "withdraw", map[string]int{})
+				th.Notify(room, e.Seq)
+				time.Sleep(50 * time.Millisecond)
+			}
 			th.b.beforeAfter.Store(&withdraw)
 			c := th.dial(t, "anna")
 			got, joined := c.join(room, 0)
@@ -153,6 +160,7 @@ func TestAWithdrawalDuringACatchUpEndsInASnapshot(t *testing.T) {
 func TestAJoinOutlastsEntriesPilingUpWhileTheLogIsSlow(t *testing.T) {
 	th := newTestHub(t, hub.Config{SendQueueBytes: 8 << 10})
 	pad := strings.Repeat("x", 200)
+	th.b.Append(room, "finding.create", map[string]string{"title": pad})
 	slow := func() {
 		// 100 entries of about 300 bytes, three times the queue's size,
 		// fanned out (the join made the room followed) while this join's
@@ -168,14 +176,55 @@ func TestAJoinOutlastsEntriesPilingUpWhileTheLogIsSlow(t *testing.T) {
 	c := th.dial(t, "bo")
 	c.skipPresence = true
 	got, joined := c.join(room, 0)
-	if joined.Type != "joined" || joined.Seq != 100 || len(got) != 100 {
-		t.Fatalf("joined %+v after %d frames, want joined at 100 after the 100 entries", joined, len(got))
+	if joined.Type != "joined" || joined.Seq != 101 || len(got) != 101 {
+		t.Fatalf("joined %+v after %d frames, want joined at 101 after the 101 entries", joined, len(got))
 	}
 	for i, f := range got {
 		if f.Type != "entry" || f.Seq != int64(i+1) {
 			t.Fatalf("frame %d is %s at %d, want the entry at %d", i, f.Type, f.Seq, i+1)
 		}
 	}
+}
+
+// TestAJoinerSlowerThanTheRoomIsDropped: a client that reads slower than
+// its room writes is closed with 4008 (reconnect and resume) within a
+// bound, in its catch-up or once live, instead of reading the log behind
+// the room for ever, its ops unread.
+func TestAJoinerSlowerThanTheRoomIsDropped(t *testing.T) {
+	th := newTestHubOn(t, hub.Config{SendQueueBytes: 16 << 10}, true)
+	pad := strings.Repeat("x", 300)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e := th.b.Append(room, "finding.create", map[string]string{"t": pad})
+			th.Notify(room, e.Seq)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	time.Sleep(200 * time.Millisecond)
+	c := th.dialWith(t, "slow", smallBufferDialer())
+	c.skipPresence = true
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: room})
+	start := time.Now()
+	for time.Since(start) < 60*time.Second {
+		_, err := c.read(15 * time.Second)
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code == hub.CloseTooSlow {
+			return
+		}
+		if err != nil {
+			t.Fatalf("after %s: %v, want close 4008", time.Since(start), err)
+		}
+		time.Sleep(3 * time.Millisecond) // slower than the room's one entry a millisecond
+	}
+	t.Fatal("not dropped after 60 s, reading slower than the room")
 }
 
 // After may return fewer entries than asked for: the catch-up reads on to
@@ -1320,6 +1369,7 @@ func TestPanickingOpFailsAlone(t *testing.T) {
 // and the room is followed again once the call works.
 func TestABackendThatPanicsFailsOneCall(t *testing.T) {
 	th := newTestHub(t, hub.Config{})
+	th.b.Append(room, "finding.create", map[string]int{}) // a join since 0 reads it with After
 	c := th.dial(t, "anna")
 	for _, call := range []string{"CanJoin", "Head", "After", "Snapshot"} {
 		th.b.panicIn.Store(&call)
@@ -1333,20 +1383,20 @@ func TestABackendThatPanicsFailsOneCall(t *testing.T) {
 		}
 	}
 	th.b.panicIn.Store(nil)
-	c.join(room, 0)
+	c.join(room, 1)
 	// The room's follower reads the log through After too.
 	other := th.dial(t, "bo")
 	other.skipPresence = true
-	other.join(room, 0)
+	other.join(room, 1)
 	after := "After"
 	th.b.panicIn.Store(&after)
 	th.b.Append(room, "finding.create", map[string]int{})
-	th.Notify(room, 1)
+	th.Notify(room, 2)
 	time.Sleep(100 * time.Millisecond)
 	th.b.panicIn.Store(nil)
 	th.b.Append(room, "finding.create", map[string]int{})
-	th.Notify(room, 2)
-	for _, seq := range []int64{1, 2} {
+	th.Notify(room, 3)
+	for _, seq := range []int64{2, 3} {
 		if f := other.nextOf("entry"); f.Seq != seq {
 			t.Fatalf("after the follower's panic: entry %d, want %d", f.Seq, seq)
 		}

@@ -53,8 +53,9 @@ type member struct {
 
 // frame is an encoded entry frame, shared by every connection it goes to.
 type frame struct {
-	seq int64
-	b   []byte
+	seq       int64
+	b         []byte
+	withdraws bool // the entry's Withdraws
 }
 
 func (r *room) wake() {
@@ -456,5 +457,5 @@ func (h *Hub) encodeEntry(e Entry) frame {
 		e.Payload = nil
 		b, _ = appendEntryFrame(b[:0], e)
 	}
-	return frame{seq: e.Seq, b: b}
+	return frame{seq: e.Seq, b: b, withdraws: e.Withdraws}
 }
