@@ -320,7 +320,7 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 				}
 			}
 			if head > 0 {
-				handOver(all)
+				handOverRecovering(all)
 				s.ann.add(room, head)
 			}
 		}
@@ -400,10 +400,30 @@ func handOver(ops []*pendingOp) {
 	slices.SortFunc(made, func(a, b *pendingOp) int { return cmp.Compare(a.res.Entry.Seq, b.res.Entry.Seq) })
 	for i, op := range made {
 		// Marked first: when a callback panics, runBatch's recovery hands
-		// over the rest, not this one again (whose second panic would
-		// take the process down).
+		// over the rest, not this one again.
 		op.handed = true
 		op.committed(op.res.Entry, i < len(made)-1)
+	}
+}
+
+// handOverRecovering is handOver for runBatch's recovery from a panic,
+// which may be a listener's: each further listener that panics is
+// skipped, not let out of the deferred function (which would take the
+// process down).
+func handOverRecovering(ops []*pendingOp) {
+	for {
+		done := func() (done bool) {
+			defer func() {
+				if recover() != nil {
+					done = false
+				}
+			}()
+			handOver(ops)
+			return true
+		}()
+		if done {
+			return
+		}
 	}
 }
 

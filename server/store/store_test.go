@@ -2515,8 +2515,8 @@ func TestAnOpNamingAnotherWorkshopsFindingLocksNothing(t *testing.T) {
 	}
 }
 
-// TestACommittedListenerThatPanicsFailsAlone: a listener (WithCommitted)
-// that panics on its entry leaves the batch's other listeners each called
+// TestACommittedListenerThatPanicsFailsAlone: listeners (WithCommitted)
+// that panic on their entry leave the batch's other listeners each called
 // once, and the process running.
 func TestACommittedListenerThatPanicsFailsAlone(t *testing.T) {
 	s, ws := MustDemoWorkshops(t)
@@ -2530,14 +2530,14 @@ func TestACommittedListenerThatPanicsFailsAlone(t *testing.T) {
 				mu.Lock()
 				calls[e.OpID]++
 				mu.Unlock()
-				if e.OpID == "boom" {
+				if e.OpID == "boom" || e.OpID == "boom again" {
 					panic("a listener's bug")
 				}
 			})
 			return s.CreateFinding(ctx, nil, w.ID, opID, store.FindingInput{Title: opID})
 		}
 	}
-	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){create("boom"), create("second"), create("third")})
+	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){create("boom"), create("second"), create("boom again"), create("third")})
 	for i, r := range res {
 		if r.err != nil {
 			t.Errorf("op %d: %v, want it applied (only its listener failed)", i, r.err)
@@ -2545,7 +2545,7 @@ func TestACommittedListenerThatPanicsFailsAlone(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	for _, id := range []string{"boom", "second", "third"} {
+	for _, id := range []string{"boom", "second", "boom again", "third"} {
 		if calls[id] != 1 {
 			t.Errorf("the listener of %s was called %d times, want once", id, calls[id])
 		}
