@@ -174,16 +174,16 @@ func (s *Store) ReorderKey(ctx context.Context, actor *int64, workshopID int64, 
 		if err != nil {
 			return "", nil, err
 		}
-		if from != nil && !slices.Equal(from, current) {
-			return "", nil, &domain.Error{Code: domain.Conflict,
-				Message: "Someone else changed the key findings' order meanwhile.",
-				Detail:  map[string]any{"current": map[string]any{"order": current}}}
-		}
 		a, b := slices.Clone(current), slices.Clone(ids)
 		slices.Sort(a)
 		slices.Sort(b)
 		if len(slices.Compact(slices.Clone(b))) != len(b) {
 			return "", nil, domain.Errorf(domain.Invalid, "The list names a key finding more than once.")
+		}
+		if from != nil && !slices.Equal(from, current) {
+			return "", nil, &domain.Error{Code: domain.Conflict,
+				Message: "Someone else changed the key findings' order meanwhile.",
+				Detail:  map[string]any{"current": map[string]any{"order": current}}}
 		}
 		if !slices.Equal(a, b) {
 			return "", nil, &domain.Error{Code: domain.Conflict,

@@ -1548,6 +1548,9 @@ func TestKeyOpsConflictWithTheCurrentValue(t *testing.T) {
 	if d, _ := json.Marshal(de.Detail); string(d) != fmt.Sprintf(`{"current":{"order":[%d,%d]}}`, b, a) {
 		t.Errorf("reorder conflict detail %s, want the order the first made", d)
 	}
+	if _, err := s.ReorderKey(ctx, nil, w.ID, "twice, stale", []int64{a, a}, []int64{a, b}); domain.ErrorCode(err) != domain.Invalid {
+		t.Errorf("a stale reorder naming a finding twice: %v, want invalid", err)
+	}
 	head++ // the first reorder
 	if _, err := s.SetKeyMessages(ctx, nil, w.ID, "km1", 0, "First"); err != nil {
 		t.Fatal(err)
