@@ -2554,3 +2554,57 @@ func TestACommittedListenerThatPanicsFailsAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestAnOpOfUnknownOutcomeAnnouncesTheHead: an op that fails in a way
+// that may hide its commit (its COMMIT's answer lost) has the room's head
+// announced as the log has it, so that an entry committed without its
+// answer reaches the screens at once, not at the next slow poll.
+func TestAnOpOfUnknownOutcomeAnnouncesTheHead(t *testing.T) {
+	s, ws := MustDemoWorkshops(t)
+	room := store.WorkshopRoom(ws[0].ID)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	woke := make(chan int64, 64)
+	listening := make(chan struct{})
+	followed := make(chan error, 1)
+	go func() {
+		followed <- s.Follow(ctx, store.Followers{
+			Wake: func(r string, seq int64) {
+				if r == room {
+					woke <- seq
+				}
+			},
+			Access:    func(string, string, string) {},
+			Listening: func() { close(listening) },
+		})
+	}()
+	select {
+	case <-listening:
+	case err := <-followed:
+		t.Fatalf("follow: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("not listening after 10 s")
+	}
+	// A commit whose answer was lost: in the log, announced to no one.
+	head := mustHead(t, s, room)
+	if _, err := s.DB().ExecContext(ctx, `WITH r AS (UPDATE rooms SET seq = seq + 1 WHERE id = ? RETURNING seq)
+		INSERT INTO log_entries (room, seq, op_id, kind, payload) SELECT ?, seq, 'lost-answer', 'test.lost', '{}' FROM r`, room, room); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Apply(ctx, room, "unsure", nil, func(context.Context, bun.Tx) (string, any, error) {
+		return "", nil, errors.New("connection reset")
+	})
+	if domain.ErrorCode(err) != domain.Internal {
+		t.Fatalf("the failing op: %v, want an internal error", err)
+	}
+	for deadline := time.After(5 * time.Second); ; {
+		select {
+		case seq := <-woke:
+			if seq == head+1 {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no wake-up at %d after an op of unknown outcome", head+1)
+		}
+	}
+}
