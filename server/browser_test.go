@@ -2354,6 +2354,16 @@ func TestTabletTakesBothShapesOfUpdateEntries(t *testing.T) {
 	}
 }
 
+// keyItem selects key finding id in the tablet page's list of key findings.
+func keyItem(id int64) string { return fmt.Sprintf(`#key-findings li[data-id="%d"]`, id) }
+
+// keyOrderShown waits until the tablet page lists the key findings ids, in
+// that order.
+func keyOrderShown(ids ...int64) chromedp.Action[chromedp.Void] {
+	list := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(ids)), ","), "[]")
+	return pollAcross(fmt.Sprintf(`Array.from(document.querySelectorAll("#key-findings li")).map(li => li.dataset.id).join(",") === %q`, list), "key findings "+list)
+}
+
 // TestRapporteurPicksAndOrdersKeyFindings: on the rapporteur's tablet,
 // findings are marked key, listed as the plenary will have them, moved
 // up, and one is taken out again; each tap is saved, in order. A mark
@@ -2368,7 +2378,6 @@ func TestRapporteurPicksAndOrdersKeyFindings(t *testing.T) {
 	}
 	first, second := fs[0], fs[1]
 	item := func(id int64) string { return fmt.Sprintf(`#findings li[data-id="%d"]`, id) }
-	key := func(id int64) string { return fmt.Sprintf(`#key-findings li[data-id="%d"]`, id) }
 	keyOrder := func() []int64 {
 		t.Helper()
 		var ids []int64
@@ -2377,21 +2386,17 @@ func TestRapporteurPicksAndOrdersKeyFindings(t *testing.T) {
 		}
 		return ids
 	}
-	shownOrder := func(want ...int64) chromedp.Action[chromedp.Void] {
-		js := fmt.Sprintf(`Array.from(document.querySelectorAll("#key-findings li")).map(li => li.dataset.id).join(",") === %q`, strings.Trim(strings.Join(strings.Fields(fmt.Sprint(want)), ","), "[]"))
-		return pollAcross(js, fmt.Sprintf("key findings %v on the page", want))
-	}
 	err = chromedp.Do(tb.browser,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
 		tap(item(first.ID)+" button.mark-key"),
-		waitText(key(first.ID)+" .state", "Saved"),
+		waitText(keyItem(first.ID)+" .state", "Saved"),
 		tap(item(second.ID)+" button.mark-key"),
-		waitText(key(second.ID)+" .state", "Saved"),
-		shownOrder(first.ID, second.ID),
+		waitText(keyItem(second.ID)+" .state", "Saved"),
+		keyOrderShown(first.ID, second.ID),
 		waitText(item(first.ID)+" .state", "key finding"),
-		tap(key(second.ID)+" button.up"),
-		shownOrder(second.ID, first.ID),
+		tap(keyItem(second.ID)+" button.up"),
+		keyOrderShown(second.ID, first.ID),
 		waitText("#status", "every change is saved"),
 	)
 	if err != nil {
@@ -2405,13 +2410,13 @@ func TestRapporteurPicksAndOrdersKeyFindings(t *testing.T) {
 		// as a double tap, and ignored: this one comes later.
 		chromedp.Sleep(time.Second),
 		tap(item(second.ID)+" button.unmark-key"),
-		shownOrder(first.ID),
+		keyOrderShown(first.ID),
 		waitText("#status", "every change is saved"),
 		// After a reload, from the server's log (the device's copy dropped).
 		evalJS(fmt.Sprintf(`localStorage.removeItem("rapporteur:%d:%s:state2")`, tb.person.ID, store.WorkshopRoom(tb.w.ID))),
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
-		shownOrder(first.ID),
+		keyOrderShown(first.ID),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -2425,15 +2430,15 @@ func TestRapporteurPicksAndOrdersKeyFindings(t *testing.T) {
 	err = chromedp.Do(tb.browser,
 		waitText("#status", "Offline"),
 		tap(item(second.ID)+" button.mark-key"),
-		waitText(key(second.ID)+".pending .state", "not saved yet"),
-		shownOrder(first.ID, second.ID),
+		waitText(keyItem(second.ID)+".pending .state", "not saved yet"),
+		keyOrderShown(first.ID, second.ID),
 		waitText("#status", "kept on this device"),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
 	MustStart(t, tb.env)
-	if err := chromedp.Do(tb.browser, waitText("#status", "every change is saved"), waitText(key(second.ID)+".saved .state", "Saved")); err != nil {
+	if err := chromedp.Do(tb.browser, waitText("#status", "every change is saved"), waitText(keyItem(second.ID)+".saved .state", "Saved")); err != nil {
 		t.Fatal(err)
 	}
 	if got := keyOrder(); !slices.Equal(got, []int64{first.ID, second.ID}) {
@@ -2490,15 +2495,10 @@ func TestTabletShowsAKeyOrderOthersOvertook(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	key := func(id int64) string { return fmt.Sprintf(`#key-findings li[data-id="%d"]`, id) }
-	ids := func(xs ...int64) string { return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(xs)), ","), "[]") }
-	shownOrder := func(xs ...int64) chromedp.Action[chromedp.Void] {
-		return pollAcross(fmt.Sprintf(`Array.from(document.querySelectorAll("#key-findings li")).map(li => li.dataset.id).join(",") === %q`, ids(xs...)), "key findings "+ids(xs...))
-	}
 	err = chromedp.Do(tb.browser,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
-		shownOrder(a, b),
+		keyOrderShown(a, b),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -2506,9 +2506,9 @@ func TestTabletShowsAKeyOrderOthersOvertook(t *testing.T) {
 	tb.f.srv.Stop(t)
 	err = chromedp.Do(tb.browser,
 		waitText("#status", "Offline"),
-		tap(key(b)+" button.up"),
-		shownOrder(b, a),
-		waitText(key(b)+".pending .state", "not saved yet"),
+		tap(keyItem(b)+" button.up"),
+		keyOrderShown(b, a),
+		waitText(keyItem(b)+".pending .state", "not saved yet"),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -2529,9 +2529,9 @@ func TestTabletShowsAKeyOrderOthersOvertook(t *testing.T) {
 	MustStart(t, tb.env)
 	err = chromedp.Do(tb.browser,
 		waitText("#status", "Saving 1 change"), // caught up, the order sent and waiting
-		shownOrder(b, a, third),
-		waitText(key(third)+".saved .state", "Saved"),
-		waitText(key(b)+".pending .state", "not saved yet"),
+		keyOrderShown(b, a, third),
+		waitText(keyItem(third)+".saved .state", "Saved"),
+		waitText(keyItem(b)+".pending .state", "not saved yet"),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -2541,7 +2541,7 @@ func TestTabletShowsAKeyOrderOthersOvertook(t *testing.T) {
 	}
 	err = chromedp.Do(tb.browser,
 		waitText("#findings li.failed h3", "A new order of the key findings"),
-		shownOrder(a, b, third),
+		keyOrderShown(a, b, third),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -2555,8 +2555,8 @@ func TestTabletShowsAKeyOrderOthersOvertook(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = chromedp.Do(tb.browser,
-		waitText(key(a)+" h3", "Edited elsewhere"),
-		shownOrder(a, b, third),
+		waitText(keyItem(a)+" h3", "Edited elsewhere"),
+		keyOrderShown(a, b, third),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -2584,15 +2584,10 @@ func TestTabletKeyMoveOverAnotherOrderIsAConflict(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	key := func(id int64) string { return fmt.Sprintf(`#key-findings li[data-id="%d"]`, id) }
-	ids := func(xs ...int64) string { return strings.Trim(strings.Join(strings.Fields(fmt.Sprint(xs)), ","), "[]") }
-	shownOrder := func(xs ...int64) chromedp.Action[chromedp.Void] {
-		return pollAcross(fmt.Sprintf(`Array.from(document.querySelectorAll("#key-findings li")).map(li => li.dataset.id).join(",") === %q`, ids(xs...)), "key findings "+ids(xs...))
-	}
 	err = chromedp.Do(tb.browser,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
-		shownOrder(a, b, c),
+		keyOrderShown(a, b, c),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -2600,9 +2595,9 @@ func TestTabletKeyMoveOverAnotherOrderIsAConflict(t *testing.T) {
 	tb.f.srv.Stop(t)
 	err = chromedp.Do(tb.browser,
 		waitText("#status", "Offline"),
-		tap(key(c)+" button.up"),
-		shownOrder(a, c, b),
-		waitText(key(c)+".pending .state", "not saved yet"),
+		tap(keyItem(c)+" button.up"),
+		keyOrderShown(a, c, b),
+		waitText(keyItem(c)+".pending .state", "not saved yet"),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -2614,7 +2609,7 @@ func TestTabletKeyMoveOverAnotherOrderIsAConflict(t *testing.T) {
 	MustStart(t, tb.env)
 	err = chromedp.Do(tb.browser,
 		waitText("#findings li.failed h3", "A new order of the key findings"),
-		shownOrder(b, a, c),
+		keyOrderShown(b, a, c),
 	)
 	if err != nil {
 		t.Fatal(err)
