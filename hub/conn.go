@@ -691,7 +691,7 @@ func (c *conn) join(f Frame) error {
 	c.rooms[f.Room] = m
 
 	sent, err := c.catchUp(f, nil)
-	reread := false
+	reread, rounds := false, 0
 	for {
 		if err != nil {
 			c.leave(m)
@@ -701,13 +701,19 @@ func (c *conn) join(f Frame) error {
 			return c.failBackend(f, err, true)
 		}
 		r.mu.Lock()
+		// A client reading about as fast as the room writes empties its
+		// pending list never: past maxJoinRounds it counts as overflowed.
+		if rounds++; rounds > maxJoinRounds {
+			m.overflowed, rounds = true, 0
+		}
 		if m.overflowed {
 			// What the follower fanned out meanwhile went over the
 			// queue's size and was dropped: it is in the log. After a
 			// slow database's answer it is read from there once; a
 			// second time, the client reads slower than the room
-			// writes, and is dropped as a live member would be.
-			m.overflowed = false
+			// writes, and is dropped as a live member would be. What
+			// piled up since the drop is read again too.
+			m.overflowed, m.pending, m.pendB = false, nil, 0
 			r.mu.Unlock()
 			if reread {
 				c.dropSlow()
@@ -765,6 +771,10 @@ func (c *conn) join(f Frame) error {
 	}
 }
 
+// maxJoinRounds bounds the rounds a join drains its pending list in
+// before it is live (see join).
+const maxJoinRounds = 64
+
 // backendCtx is the context of one Backend call for this connection.
 func (c *conn) backendCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.ctx, c.h.cfg.BackendTimeout)
@@ -800,9 +810,8 @@ func (c *conn) catchUp(f Frame, again *member) (int64, error) {
 	// Each read is held while the client reads it: it is sized to about
 	// catchUpBytes by the size of the entries read before, so a join
 	// behind entries of big findings holds little more than that.
-	// A short page is no end before head (After promises at most limit);
-	// an empty one is. What was committed after Head is the pending
-	// list's (see join).
+	// A short page is no end before head (After promises at most limit).
+	// What was committed after Head is the pending list's (see join).
 	sent, limit := f.Since, catchUpFirst
 	for sent < head {
 		ctx, cancel := c.backendCtx()
@@ -830,7 +839,9 @@ func (c *conn) catchUp(f Frame, again *member) (int64, error) {
 			sent = e.Seq
 		}
 		if len(es) == 0 {
-			break
+			// The log ends below the head it gave: not the log the
+			// client's copy came from (a restore).
+			return c.snapshot(f.Room)
 		}
 		if again != nil {
 			again.r.mu.Lock()
@@ -842,6 +853,21 @@ func (c *conn) catchUp(f Frame, again *member) (int64, error) {
 			}
 		}
 		limit = max(catchUpLeast, min(followBatch, catchUpBytes*len(es)/max(size, 1)))
+	}
+	if sent > f.Since {
+		// A deletion committed after the pages were read, which the
+		// follower may not have fanned out yet (its notification late):
+		// a snapshot instead of what it withdrew, as above. An up-to-date
+		// join reads nothing more.
+		ctx, cancel := c.backendCtx()
+		_, withdrawn, err := b.Head(ctx, f.Room)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		if withdrawn > sent {
+			return c.snapshot(f.Room)
+		}
 	}
 	return sent, nil
 }

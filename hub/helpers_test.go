@@ -53,6 +53,9 @@ type memBackend struct {
 	// pageCap, when set, is the most entries one After call returns, as
 	// After's "at most limit" allows.
 	pageCap atomic.Int64
+	// emptyLog, when set, has After return nothing, as a log restored
+	// below the head it gave would.
+	emptyLog atomic.Bool
 	// panicIn, when set, names the call (CanJoin, Head, After, Snapshot)
 	// that panics, as a bug of the server's would.
 	panicIn atomic.Pointer[string]
@@ -164,6 +167,9 @@ func (b *memBackend) After(ctx context.Context, room string, after int64, limit 
 		(*f)()
 	}
 	b.maybePanic("After")
+	if b.emptyLog.Load() {
+		return nil, nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.roomLocked(room)

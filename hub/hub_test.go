@@ -131,11 +131,10 @@ func TestAWithdrawalDuringACatchUpEndsInASnapshot(t *testing.T) {
 				th.b.Append(room, "finding.create", map[string]int{})
 			}
 			withdraw := func() {
-				// Committed and announced while the catch-up reads; the
-				// follower fans it out to the joining member.
-				e := th.b.Append(room, "withdraw", map[string]int{})
-				th.Notify(room, e.Seq)
-				time.Sleep(50 * time.Millisecond)
+				// Committed while the catch-up reads, its notification
+				// late (another process): the follower has not fanned it
+				// out yet.
+				th.b.Append(room, "withdraw", map[string]int{})
 			}
 			th.b.beforeAfter.Store(&withdraw)
 			c := th.dial(t, "anna")
@@ -225,6 +224,75 @@ func TestAJoinerSlowerThanTheRoomIsDropped(t *testing.T) {
 		time.Sleep(3 * time.Millisecond) // slower than the room's one entry a millisecond
 	}
 	t.Fatal("not dropped after 60 s, reading slower than the room")
+}
+
+// TestAWithdrawalFannedOutDuringACatchUpEndsInASnapshot: a deletion
+// committed and announced while a join reads the log reaches the joining
+// member among the entries pending for it: a snapshot replaces what it
+// withdrew.
+func TestAWithdrawalFannedOutDuringACatchUpEndsInASnapshot(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	for range 64 {
+		th.b.Append(room, "finding.create", map[string]int{})
+	}
+	withdraw := func() {
+		e := th.b.Append(room, "withdraw", map[string]int{})
+		th.Notify(room, e.Seq)
+		time.Sleep(50 * time.Millisecond) // fanned out before the page is read
+	}
+	th.b.beforeAfter.Store(&withdraw)
+	c := th.dial(t, "anna")
+	got, joined := c.join(room, 0)
+	last := got[len(got)-1]
+	if last.Type != "snapshot" || last.Seq != 65 || joined.Seq != 65 {
+		t.Fatalf("%d frames, the last %s at %d, then joined at %d; want a snapshot at 65 last", len(got), last.Type, last.Seq, joined.Seq)
+	}
+}
+
+// TestAJoinReadsTheLogAgainWithWhatPiledUpSince: what piles up for a join
+// after its first overflow does not count against its second read of the
+// log, which the first covers: a client that reads all it is sent joins.
+func TestAJoinReadsTheLogAgainWithWhatPiledUpSince(t *testing.T) {
+	th := newTestHub(t, hub.Config{SendQueueBytes: 8 << 10})
+	pad := strings.Repeat("x", 200)
+	th.b.Append(room, "finding.create", map[string]string{"title": pad})
+	app := func(n int) {
+		var last int64
+		for range n {
+			last = th.b.Append(room, "finding.create", map[string]string{"title": pad}).Seq
+		}
+		th.Notify(room, last)
+		time.Sleep(200 * time.Millisecond)
+	}
+	second := func() { app(5) } // about 1.5 KiB during the second read
+	first := func() {
+		app(100) // over the queue's size: dropped
+		app(20)  // about 6 KiB, under it: pending
+		th.b.beforeAfter.Store(&second)
+	}
+	th.b.beforeAfter.Store(&first)
+	c := th.dial(t, "bo")
+	c.skipPresence = true
+	got, joined := c.join(room, 0)
+	if joined.Seq != 126 || len(got) != 126 {
+		t.Fatalf("joined at %d after %d frames, want at 126 after 126", joined.Seq, len(got))
+	}
+}
+
+// TestALogEndingBelowItsHeadGivesASnapshot: an empty page before the head
+// the log gave (a restore) is no end of the catch-up, which would leave a
+// gap: the join gets a snapshot.
+func TestALogEndingBelowItsHeadGivesASnapshot(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	for range 10 {
+		th.b.Append(room, "finding.create", map[string]int{})
+	}
+	th.b.emptyLog.Store(true)
+	c := th.dial(t, "anna")
+	got, joined := c.join(room, 0)
+	if len(got) != 1 || got[0].Type != "snapshot" || joined.Seq != 10 {
+		t.Fatalf("%+v, joined at %d; want one snapshot, joined at 10", got, joined.Seq)
+	}
 }
 
 // After may return fewer entries than asked for: the catch-up reads on to
