@@ -690,7 +690,13 @@ func (c *conn) join(f Frame) error {
 	r.mu.Unlock()
 	c.rooms[f.Room] = m
 
-	sent, err := c.catchUp(f, nil)
+	sent, err := c.catchUp(f, m, false)
+	if err == nil && sent < m.covered {
+		// A snapshot below the head the log gave (a log restored while
+		// it was read): the entries in between are neither sent nor
+		// pending. The client joins again.
+		err = fmt.Errorf("room %s: snapshot at %d below the head %d", f.Room, sent, m.covered)
+	}
 	reread, rounds := false, 0
 	for {
 		if err != nil {
@@ -701,11 +707,6 @@ func (c *conn) join(f Frame) error {
 			return c.failBackend(f, err, true)
 		}
 		r.mu.Lock()
-		// A client reading about as fast as the room writes empties its
-		// pending list never: past maxJoinRounds it counts as overflowed.
-		if rounds++; rounds > maxJoinRounds {
-			m.overflowed, rounds = true, 0
-		}
 		if m.overflowed {
 			// What the follower fanned out meanwhile went over the
 			// queue's size and was dropped: it is in the log. After a
@@ -720,8 +721,11 @@ func (c *conn) join(f Frame) error {
 				err = errClosed
 				continue
 			}
-			reread = true
-			sent, err = c.catchUp(Frame{Type: TypeJoin, Room: f.Room, Since: sent}, m)
+			reread, rounds = true, 0
+			sent, err = c.catchUp(Frame{Type: TypeJoin, Room: f.Room, Since: sent}, m, true)
+			if err == nil && sent < m.covered {
+				err = fmt.Errorf("room %s: snapshot at %d below the head %d", f.Room, sent, m.covered)
+			}
 			continue
 		}
 		if len(m.pending) == 0 {
@@ -747,6 +751,14 @@ func (c *conn) join(f Frame) error {
 			r.presenceChangedLocked()
 			r.mu.Unlock()
 			return nil
+		}
+		// A client reading about as fast as the room writes never
+		// empties its pending list: past maxJoinRounds of draining it
+		// counts as overflowed.
+		if rounds++; rounds > maxJoinRounds {
+			m.overflowed = true
+			r.mu.Unlock()
+			continue
 		}
 		pending := m.pending
 		m.pending, m.pendB = nil, 0
@@ -794,9 +806,9 @@ func (c *conn) pushCatchUp(b []byte) error {
 //
 // Each Backend call has its own timeout: the catch-up as a whole also
 // waits for the client to read, which a slow link makes long. A second
-// catch-up of a join (again, for member m: see join) ends with 4008 as
-// soon as entries pile up for m again.
-func (c *conn) catchUp(f Frame, again *member) (int64, error) {
+// catch-up of a join (again: see join) ends with 4008 as soon as entries
+// pile up for m again.
+func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	b := c.h.b
 	ctx, cancel := c.backendCtx()
 	head, withdrawn, err := b.Head(ctx, f.Room)
@@ -804,6 +816,11 @@ func (c *conn) catchUp(f Frame, again *member) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
+	// What is fanned out up to head from now on is sent from the log
+	// (or a snapshot at or past it), not held pending.
+	m.r.mu.Lock()
+	m.covered = max(m.covered, head)
+	m.r.mu.Unlock()
 	if f.Since < 0 || f.Since > head || head-f.Since > int64(c.h.cfg.HistoryLimit) || f.Since < withdrawn {
 		return c.snapshot(f.Room)
 	}
@@ -843,10 +860,10 @@ func (c *conn) catchUp(f Frame, again *member) (int64, error) {
 			// client's copy came from (a restore).
 			return c.snapshot(f.Room)
 		}
-		if again != nil {
-			again.r.mu.Lock()
-			over := again.overflowed
-			again.r.mu.Unlock()
+		if again {
+			m.r.mu.Lock()
+			over := m.overflowed
+			m.r.mu.Unlock()
 			if over {
 				c.dropSlow()
 				return 0, errClosed

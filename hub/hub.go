@@ -129,7 +129,9 @@ type Backend interface {
 	// entry must be the entry as After returns it: the hub may broadcast it
 	// directly instead of reading it back.
 	Apply(ctx context.Context, id Identity, op Op) (Entry, error)
-	// After returns the entries of room with seq > after, ascending, at most limit.
+	// After returns the entries of room with seq > after, ascending, at
+	// most limit; fewer only when there are no more (a room's follower
+	// takes a short page as the end, until its next wake-up).
 	After(ctx context.Context, room string, after int64, limit int) ([]Entry, error)
 	// Snapshot returns the current state of room and the seq it reflects,
 	// read consistently.

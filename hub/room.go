@@ -47,8 +47,11 @@ type member struct {
 	// overflowed tells that pending went over the send queue's size and
 	// was dropped: the catch-up reads on from the log instead.
 	overflowed bool
-	editing    string // presence
-	noNames    bool   // sees how many are in the room, not who (Config.SeesNames)
+	// covered is the head the join's catch-up reads the log up to: what
+	// is fanned out at or below it is not pending (the log gives it).
+	covered int64
+	editing string // presence
+	noNames bool   // sees how many are in the room, not who (Config.SeesNames)
 }
 
 // frame is an encoded entry frame, shared by every connection it goes to.
@@ -249,6 +252,9 @@ func (r *room) fanOutLocked(fs []frame) {
 	for c, m := range r.members {
 		if !m.live {
 			for _, f := range fs {
+				if f.seq <= m.covered {
+					continue
+				}
 				m.pending = append(m.pending, f)
 				m.pendB += len(f.b)
 			}
