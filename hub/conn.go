@@ -659,10 +659,11 @@ func (c *conn) op(f Frame) error {
 //
 // Gap- and duplicate-freedom: the member is registered (not live) under the
 // room lock before the log is read, so every entry the follower fans out from
-// then on lands in its pending list; the catch-up reads up to at least the
-// room's lastSeq at registration (Head and Snapshot are read after it). The
-// pending list is then drained, and the member made live under the lock, with
-// every frame filtered by seq > sent.
+// then on lands in its pending list, unless the catch-up covers it (seq at
+// or below the head it reads, member.covered); the catch-up reads up to at
+// least the room's lastSeq at registration (Head and Snapshot are read after
+// it). The pending list is then drained, and the member made live under the
+// lock, with every frame filtered by seq > sent.
 func (c *conn) join(f Frame) error {
 	if m := c.rooms[f.Room]; m != nil {
 		c.leave(m) // a join of a joined room resynchronises it (refused, it leaves it unjoined)
@@ -691,12 +692,7 @@ func (c *conn) join(f Frame) error {
 	c.rooms[f.Room] = m
 
 	sent, err := c.catchUp(f, m, false)
-	if err == nil && sent < m.covered {
-		// A snapshot below the head the log gave (a log restored while
-		// it was read): the entries in between are neither sent nor
-		// pending. The client joins again.
-		err = fmt.Errorf("room %s: snapshot at %d below the head %d", f.Room, sent, m.covered)
-	}
+	err = m.checkCovered(sent, err)
 	reread, rounds := false, 0
 	for {
 		if err != nil {
@@ -723,9 +719,7 @@ func (c *conn) join(f Frame) error {
 			}
 			reread, rounds = true, 0
 			sent, err = c.catchUp(Frame{Type: TypeJoin, Room: f.Room, Since: sent}, m, true)
-			if err == nil && sent < m.covered {
-				err = fmt.Errorf("room %s: snapshot at %d below the head %d", f.Room, sent, m.covered)
-			}
+			err = m.checkCovered(sent, err)
 			continue
 		}
 		if len(m.pending) == 0 {
@@ -770,6 +764,9 @@ func (c *conn) join(f Frame) error {
 			if sent, err = c.snapshot(f.Room); err != nil {
 				continue
 			}
+			if err = m.checkCovered(sent, nil); err != nil {
+				continue
+			}
 		}
 		for _, p := range pending {
 			if p.seq <= sent {
@@ -781,6 +778,19 @@ func (c *conn) join(f Frame) error {
 			sent = p.seq
 		}
 	}
+}
+
+// checkCovered fails a join whose catch-up ended below the head it
+// covered (a snapshot of a log restored while it was read): the entries
+// in between are neither sent nor pending. The client joins again.
+func (m *member) checkCovered(sent int64, err error) error {
+	m.r.mu.Lock()
+	covered := m.covered
+	m.r.mu.Unlock()
+	if err == nil && sent < covered {
+		err = fmt.Errorf("room %s: snapshot at %d below the head %d", m.r.name, sent, covered)
+	}
+	return err
 }
 
 // maxJoinRounds bounds the rounds a join drains its pending list in
@@ -816,10 +826,22 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	// What is fanned out up to head from now on is sent from the log
-	// (or a snapshot at or past it), not held pending.
+	// What is fanned out up to head is sent from the log (or a snapshot
+	// at or past it), not held pending: from now on, and what is pending
+	// already (fanned out while Head was read). An overflow of only such
+	// entries is none.
 	m.r.mu.Lock()
 	m.covered = max(m.covered, head)
+	kept, size := m.pending[:0], 0
+	for _, p := range m.pending {
+		if p.seq > m.covered {
+			kept, size = append(kept, p), size+len(p.b)
+		}
+	}
+	m.pending, m.pendB = kept, size
+	if m.overflowed && m.r.lastSeq <= m.covered {
+		m.overflowed = false
+	}
 	m.r.mu.Unlock()
 	if f.Since < 0 || f.Since > head || head-f.Since > int64(c.h.cfg.HistoryLimit) || f.Since < withdrawn {
 		return c.snapshot(f.Room)

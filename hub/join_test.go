@@ -13,12 +13,23 @@ import (
 
 // joinReads is memBackend whose After, when a join's catch-up calls it
 // (not a room's follower), first calls onJoin with the call's number and
-// returns at most pageCap entries.
+// returns at most pageCap entries; and whose Head, when a catch-up calls
+// it, first calls onHead with its number.
 type joinReads struct {
 	*memBackend
-	n       atomic.Int64
-	pageCap atomic.Int64
-	onJoin  atomic.Pointer[func(n int64)]
+	n, heads atomic.Int64
+	pageCap  atomic.Int64
+	onJoin   atomic.Pointer[func(n int64)]
+	onHead   atomic.Pointer[func(n int64)]
+}
+
+func (b *joinReads) Head(ctx context.Context, room string) (int64, int64, error) {
+	if inCatchUp() {
+		if f := b.onHead.Load(); f != nil {
+			(*f)(b.heads.Add(1))
+		}
+	}
+	return b.memBackend.Head(ctx, room)
 }
 
 // inCatchUp tells whether the caller runs inside a join's catch-up.
@@ -91,6 +102,61 @@ func TestAJoinHoldsNoEntriesItsLogReadCovers(t *testing.T) {
 		}
 	}
 	jb.onJoin.Store(&hook)
+	c := th.dial(t, "bo")
+	c.skipPresence = true
+	got, joined := c.join(room, 2)
+	if joined.Seq != 110 || len(got) != 108 {
+		head, _, _ := mb.Head(context.Background(), room)
+		t.Fatalf("joined at %d after %d frames, want at 110 after 108 (log head %d)", joined.Seq, len(got), head)
+	}
+}
+
+// TestAJoinDropsPendingEntriesItsLogReadCovers: entries committed before
+// the head a join's second read gives, but fanned out while that Head is
+// read, were held pending already: the read drops them, and their
+// overflow, instead of closing with 4008 a client that reads all it is
+// sent. (Found by a review of 2a7e1bc.)
+func TestAJoinDropsPendingEntriesItsLogReadCovers(t *testing.T) {
+	mb := newMemBackend()
+	jb := &joinReads{memBackend: mb}
+	jb.pageCap.Store(7)
+	th := serveTestHub(t, hub.Config{SendQueueBytes: 8 << 10}, false, jb, mb)
+	pad := strings.Repeat("x", 200)
+	for range 10 {
+		mb.Append(room, "finding.create", map[string]string{"title": pad})
+	}
+	w := th.dial(t, "w") // keeps the room followed
+	w.skipPresence = true
+	w.join(room, 10)
+	go func() {
+		for {
+			if _, err := w.read(time.Minute); err != nil {
+				return
+			}
+		}
+	}()
+	add := func(n int) {
+		var last int64
+		for range n {
+			last = mb.Append(room, "finding.create", map[string]string{"title": pad}).Seq
+		}
+		th.Notify(room, last)
+		time.Sleep(80 * time.Millisecond)
+	}
+	onJoin := func(n int64) {
+		if n == 1 {
+			add(60) // the first overflow
+		}
+	}
+	// The join's heads: the first read's, its final check, the second
+	// read's: 40 more committed, and fanned out, before it answers.
+	onHead := func(n int64) {
+		if n == 3 {
+			add(40)
+		}
+	}
+	jb.onJoin.Store(&onJoin)
+	jb.onHead.Store(&onHead)
 	c := th.dial(t, "bo")
 	c.skipPresence = true
 	got, joined := c.join(room, 2)
