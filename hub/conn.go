@@ -761,10 +761,13 @@ func (c *conn) join(f Frame) error {
 		// while the catch-up read the log: a snapshot instead of what it
 		// withdrew, as in catchUp.
 		if slices.ContainsFunc(pending, func(p frame) bool { return p.withdraws && p.seq > sent }) {
-			if sent, err = c.snapshot(f.Room); err != nil {
-				continue
+			before := sent // at or past the head covered (checkCovered)
+			if sent, err = c.snapshot(f.Room); err == nil && sent < before {
+				// Below what was sent (a restored log): what the client
+				// replaces would not come again.
+				err = fmt.Errorf("room %s: snapshot at %d below the %d sent", f.Room, sent, before)
 			}
-			if err = m.checkCovered(sent, nil); err != nil {
+			if err != nil {
 				continue
 			}
 		}
@@ -828,8 +831,8 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	}
 	// What is fanned out up to head is sent from the log (or a snapshot
 	// at or past it), not held pending: from now on, and what is pending
-	// already (fanned out while Head was read). An overflow of only such
-	// entries is none.
+	// already (fanned out while Head was read). An overflow that dropped
+	// only such entries is none.
 	m.r.mu.Lock()
 	m.covered = max(m.covered, head)
 	kept, size := m.pending[:0], 0
@@ -838,8 +841,9 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 			kept, size = append(kept, p), size+len(p.b)
 		}
 	}
+	clear(m.pending[len(kept):])
 	m.pending, m.pendB = kept, size
-	if m.overflowed && m.r.lastSeq <= m.covered {
+	if m.overflowed && m.droppedTo <= m.covered {
 		m.overflowed = false
 	}
 	m.r.mu.Unlock()

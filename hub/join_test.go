@@ -2,6 +2,7 @@ package hub_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -14,22 +15,30 @@ import (
 // joinReads is memBackend whose After, when a join's catch-up calls it
 // (not a room's follower), first calls onJoin with the call's number and
 // returns at most pageCap entries; and whose Head, when a catch-up calls
-// it, first calls onHead with its number.
+// it, calls onHead with its number before it reads the head and afterHead
+// after.
 type joinReads struct {
 	*memBackend
-	n, heads atomic.Int64
-	pageCap  atomic.Int64
-	onJoin   atomic.Pointer[func(n int64)]
-	onHead   atomic.Pointer[func(n int64)]
+	n, heads  atomic.Int64
+	pageCap   atomic.Int64
+	onJoin    atomic.Pointer[func(n int64)]
+	onHead    atomic.Pointer[func(n int64)]
+	afterHead atomic.Pointer[func(n int64)]
 }
 
 func (b *joinReads) Head(ctx context.Context, room string) (int64, int64, error) {
-	if inCatchUp() {
-		if f := b.onHead.Load(); f != nil {
-			(*f)(b.heads.Add(1))
-		}
+	if !inCatchUp() {
+		return b.memBackend.Head(ctx, room)
 	}
-	return b.memBackend.Head(ctx, room)
+	n := b.heads.Add(1)
+	if f := b.onHead.Load(); f != nil {
+		(*f)(n)
+	}
+	head, withdrawn, err := b.memBackend.Head(ctx, room)
+	if f := b.afterHead.Load(); f != nil {
+		(*f)(n)
+	}
+	return head, withdrawn, err
 }
 
 // inCatchUp tells whether the caller runs inside a join's catch-up.
@@ -117,6 +126,12 @@ func TestAJoinHoldsNoEntriesItsLogReadCovers(t *testing.T) {
 // overflow, instead of closing with 4008 a client that reads all it is
 // sent. (Found by a review of 2a7e1bc.)
 func TestAJoinDropsPendingEntriesItsLogReadCovers(t *testing.T) {
+	for _, later := range []bool{false, true} {
+		t.Run(fmt.Sprintf("later %v", later), func(t *testing.T) { joinDropsCovered(t, later) })
+	}
+}
+
+func joinDropsCovered(t *testing.T, later bool) {
 	mb := newMemBackend()
 	jb := &joinReads{memBackend: mb}
 	jb.pageCap.Store(7)
@@ -148,20 +163,34 @@ func TestAJoinDropsPendingEntriesItsLogReadCovers(t *testing.T) {
 			add(60) // the first overflow
 		}
 	}
-	// The join's heads: the first read's, its final check, the second
-	// read's: 40 more committed, and fanned out, before it answers.
+	// The catch-ups' heads: w's join (1); this join's first read (2),
+	// its final check (3), and its second read (4): 40 more committed,
+	// and fanned out, before that one answers.
 	onHead := func(n int64) {
-		if n == 3 {
+		if n == 4 {
 			add(40)
 		}
 	}
 	jb.onJoin.Store(&onJoin)
 	jb.onHead.Store(&onHead)
+	want := int64(110)
+	if later {
+		// One more committed after that head, and fanned out before the
+		// read drops what it covers: the overflow dropped only covered
+		// entries all the same.
+		afterHead := func(n int64) {
+			if n == 4 {
+				add(1)
+			}
+		}
+		jb.afterHead.Store(&afterHead)
+		want = 111
+	}
 	c := th.dial(t, "bo")
 	c.skipPresence = true
 	got, joined := c.join(room, 2)
-	if joined.Seq != 110 || len(got) != 108 {
+	if joined.Seq != want || int64(len(got)) != want-2 {
 		head, _, _ := mb.Head(context.Background(), room)
-		t.Fatalf("joined at %d after %d frames, want at 110 after 108 (log head %d)", joined.Seq, len(got), head)
+		t.Fatalf("joined at %d after %d frames, want at %d after %d (log head %d)", joined.Seq, len(got), want, want-2, head)
 	}
 }

@@ -50,8 +50,10 @@ type member struct {
 	// covered is the head the join's catch-up reads the log up to: what
 	// is fanned out at or below it is not pending (the log gives it).
 	covered int64
-	editing string // presence
-	noNames bool   // sees how many are in the room, not who (Config.SeesNames)
+	// droppedTo is the highest seq an overflow of pending dropped.
+	droppedTo int64
+	editing   string // presence
+	noNames   bool   // sees how many are in the room, not who (Config.SeesNames)
 }
 
 // frame is an encoded entry frame, shared by every connection it goes to.
@@ -260,6 +262,7 @@ func (r *room) fanOutLocked(fs []frame) {
 			}
 			if m.pendB > r.h.cfg.SendQueueBytes {
 				m.pending, m.pendB, m.overflowed = nil, 0, true
+				m.droppedTo = max(m.droppedTo, r.lastSeq)
 			}
 			continue
 		}
