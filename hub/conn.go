@@ -718,8 +718,12 @@ func (c *conn) join(f Frame) error {
 				continue
 			}
 			reread, rounds = true, 0
+			before := sent
 			sent, err = c.catchUp(Frame{Type: TypeJoin, Room: f.Room, Since: sent}, m, true)
-			err = m.checkCovered(sent, err)
+			if err = m.checkCovered(sent, err); err == nil && sent < before {
+				// A snapshot below what was sent (a restored log).
+				err = fmt.Errorf("room %s: snapshot at %d below the %d sent", f.Room, sent, before)
+			}
 			continue
 		}
 		if len(m.pending) == 0 {

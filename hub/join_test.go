@@ -126,12 +126,25 @@ func TestAJoinHoldsNoEntriesItsLogReadCovers(t *testing.T) {
 // overflow, instead of closing with 4008 a client that reads all it is
 // sent. (Found by a review of 2a7e1bc.)
 func TestAJoinDropsPendingEntriesItsLogReadCovers(t *testing.T) {
-	for _, later := range []bool{false, true} {
-		t.Run(fmt.Sprintf("later %v", later), func(t *testing.T) { joinDropsCovered(t, later) })
+	for _, tc := range []struct {
+		during, after int
+		onPage        bool
+	}{
+		{40, 0, false}, // an overflow of covered entries only
+		{40, 1, false}, // the same, and one entry past the head fanned out before the read drops them
+		{20, 15, true}, // no overflow: the covered entries' bytes, left pending, would make one with the 15
+	} {
+		t.Run(fmt.Sprintf("%d during, %d after", tc.during, tc.after), func(t *testing.T) {
+			joinDropsCovered(t, tc.during, tc.after, tc.onPage)
+		})
 	}
 }
 
-func joinDropsCovered(t *testing.T, later bool) {
+// joinDropsCovered joins with 10 entries, 60 more committed during the
+// first read of the log (an overflow: the log is read again), during
+// more committed and fanned out as the second read reads its head, and
+// after more once it has (onPage: as it reads its first page).
+func joinDropsCovered(t *testing.T, during, after int, onPage bool) {
 	mb := newMemBackend()
 	jb := &joinReads{memBackend: mb}
 	jb.pageCap.Store(7)
@@ -158,34 +171,31 @@ func joinDropsCovered(t *testing.T, later bool) {
 		th.Notify(room, last)
 		time.Sleep(80 * time.Millisecond)
 	}
+	// The join's pages: the first read's two (1, 2), the second read's (3 on).
 	onJoin := func(n int64) {
-		if n == 1 {
+		switch {
+		case n == 1:
 			add(60) // the first overflow
+		case n == 3 && onPage:
+			add(after)
 		}
 	}
 	// The catch-ups' heads: w's join (1); this join's first read (2),
-	// its final check (3), and its second read (4): 40 more committed,
-	// and fanned out, before that one answers.
+	// its final check (3), and its second read (4).
 	onHead := func(n int64) {
 		if n == 4 {
-			add(40)
+			add(during)
+		}
+	}
+	afterHead := func(n int64) {
+		if n == 4 && after > 0 && !onPage {
+			add(after)
 		}
 	}
 	jb.onJoin.Store(&onJoin)
 	jb.onHead.Store(&onHead)
-	want := int64(110)
-	if later {
-		// One more committed after that head, and fanned out before the
-		// read drops what it covers: the overflow dropped only covered
-		// entries all the same.
-		afterHead := func(n int64) {
-			if n == 4 {
-				add(1)
-			}
-		}
-		jb.afterHead.Store(&afterHead)
-		want = 111
-	}
+	jb.afterHead.Store(&afterHead)
+	want := int64(70 + during + after)
 	c := th.dial(t, "bo")
 	c.skipPresence = true
 	got, joined := c.join(room, 2)
