@@ -392,18 +392,9 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 	}) {
 		// An op failed in a way that may hide its commit (a COMMIT
 		// whose answer was lost): the room's followers are told of the
-		// log's head as it is now, so that such an entry reaches the
+		// log's head as it is then, so that such an entry reaches the
 		// screens before the next slow poll.
-		s.announceHead(room)
-	}
-}
-
-// announceHead announces room's head as the log has it.
-func (s *Store) announceHead(room string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if head, err := s.Head(ctx, room); err == nil && head > 0 {
-		s.ann.add(room, head)
+		s.ann.addHead(room)
 	}
 }
 

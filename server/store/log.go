@@ -134,11 +134,27 @@ func newAnnouncer(db *bun.DB) *announcer {
 	return a
 }
 
-// add queues "room has entries up to seq" for announcement.
+// add queues "room has entries up to seq" for announcement; seq 0 stands
+// for the room's head as the log has it when announced (addHead).
 func (a *announcer) add(room string, seq int64) {
 	a.mu.Lock()
 	if seq > a.pending[room] {
 		a.pending[room] = seq
+	}
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// addHead queues room's head, read when it is announced, for a commit
+// whose seq is not known (see runBatch). The read is the announcer's, off
+// the room's queue of ops.
+func (a *announcer) addHead(room string) {
+	a.mu.Lock()
+	if _, ok := a.pending[room]; !ok {
+		a.pending[room] = 0
 	}
 	a.mu.Unlock()
 	select {
@@ -169,14 +185,23 @@ func (a *announcer) flush() {
 	if len(batch) == 0 {
 		return
 	}
-	payloads := make([]string, 0, len(batch))
+	var payloads, heads []string
 	for room, seq := range batch {
-		payloads = append(payloads, notifyPayload(room, seq))
+		if seq == 0 {
+			heads = append(heads, room)
+		} else {
+			payloads = append(payloads, notifyPayload(room, seq))
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Best effort: a failed announcement only delays the listeners to their next poll.
-	_, _ = a.db.ExecContext(ctx, "SELECT pg_notify(?, p) FROM unnest(?::text[]) AS p", NotifyChannel, pgdialect.Array(payloads))
+	if len(payloads) > 0 {
+		_, _ = a.db.ExecContext(ctx, "SELECT pg_notify(?, p) FROM unnest(?::text[]) AS p", NotifyChannel, pgdialect.Array(payloads))
+	}
+	if len(heads) > 0 {
+		_, _ = a.db.ExecContext(ctx, "SELECT pg_notify(?, id || ' ' || seq) FROM rooms WHERE id = ANY(?::text[]) AND seq > 0", NotifyChannel, pgdialect.Array(heads))
+	}
 }
 
 // close announces what is pending and stops.
