@@ -57,35 +57,31 @@ func (g guarded) Head(ctx context.Context, room string) (head, withdrawn int64, 
 func guardConfig(cfg Config) Config {
 	g := guarded{log: cfg.Logger}
 	if f := cfg.CountOnly; f != nil {
-		cfg.CountOnly = func(room string) (only bool) {
-			var err error
-			defer func() {
-				if err != nil {
-					only = true
-				}
-			}()
-			defer g.recovered("CountOnly", &err)
-			return f(room)
+		cfg.CountOnly = func(room string) bool {
+			return answerOr(g, "CountOnly", true, func() bool { return f(room) })
 		}
 	}
 	if f := cfg.SeesNames; f != nil {
-		cfg.SeesNames = func(id Identity, room string) (sees bool) {
-			var err error
-			defer func() {
-				if err != nil {
-					sees = false
-				}
-			}()
-			defer g.recovered("SeesNames", &err)
-			return f(id, room)
+		cfg.SeesNames = func(id Identity, room string) bool {
+			return answerOr(g, "SeesNames", false, func() bool { return f(id, room) })
 		}
 	}
 	if f := cfg.SharePresence; f != nil {
 		cfg.SharePresence = func(ctx context.Context, p Presence) {
-			var err error
-			defer g.recovered("SharePresence", &err)
-			f(ctx, p)
+			answerOr(g, "SharePresence", false, func() bool { f(ctx, p); return true })
 		}
 	}
 	return cfg
+}
+
+// answerOr returns f's answer, or def when f panics (logged as what).
+func answerOr(g guarded, what string, def bool, f func() bool) (v bool) {
+	var err error
+	defer func() {
+		if err != nil {
+			v = def
+		}
+	}()
+	defer g.recovered(what, &err)
+	return f()
 }
