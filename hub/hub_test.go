@@ -249,36 +249,6 @@ func TestAWithdrawalFannedOutDuringACatchUpEndsInASnapshot(t *testing.T) {
 	}
 }
 
-// TestAJoinReadsTheLogAgainWithWhatPiledUpSince: what piles up for a join
-// after its first overflow does not count against its second read of the
-// log, which the first covers: a client that reads all it is sent joins.
-func TestAJoinReadsTheLogAgainWithWhatPiledUpSince(t *testing.T) {
-	th := newTestHub(t, hub.Config{SendQueueBytes: 8 << 10})
-	pad := strings.Repeat("x", 200)
-	th.b.Append(room, "finding.create", map[string]string{"title": pad})
-	app := func(n int) {
-		var last int64
-		for range n {
-			last = th.b.Append(room, "finding.create", map[string]string{"title": pad}).Seq
-		}
-		th.Notify(room, last)
-		time.Sleep(200 * time.Millisecond)
-	}
-	second := func() { app(5) } // about 1.5 KiB during the second read
-	first := func() {
-		app(100) // over the queue's size: dropped
-		app(20)  // about 6 KiB, under it: pending
-		th.b.beforeAfter.Store(&second)
-	}
-	th.b.beforeAfter.Store(&first)
-	c := th.dial(t, "bo")
-	c.skipPresence = true
-	got, joined := c.join(room, 0)
-	if joined.Seq != 126 || len(got) != 126 {
-		t.Fatalf("joined at %d after %d frames, want at 126 after 126", joined.Seq, len(got))
-	}
-}
-
 // TestALogEndingBelowItsHeadGivesASnapshot: an empty page before the head
 // the log gave (a restore) is no end of the catch-up, which would leave a
 // gap: the join gets a snapshot.

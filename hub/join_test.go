@@ -69,21 +69,22 @@ func (b *joinReads) After(ctx context.Context, room string, after int64, limit i
 	return b.memBackend.After(ctx, room, after, limit)
 }
 
-// TestAJoinHoldsNoEntriesItsLogReadCovers: entries committed before a
-// join's second read of the log, but announced during it, are sent by
-// that read and not also held pending for the join, where they would
-// count as a second overflow and close a client that reads all it is
-// sent with 4008. (Found by a review of the join.)
-func TestAJoinHoldsNoEntriesItsLogReadCovers(t *testing.T) {
+// joinRoom is a hub whose joins read the log through joinReads, 7
+// entries a page, with an 8 KiB send queue, and a room of 10 entries that
+// a member reading all it is sent keeps followed.
+type joinRoom struct {
+	th *testHub
+	mb *memBackend
+	jb *joinReads
+}
+
+func newJoinRoom(t *testing.T) *joinRoom {
 	mb := newMemBackend()
-	jb := &joinReads{memBackend: mb}
-	jb.pageCap.Store(7)
-	th := serveTestHub(t, hub.Config{SendQueueBytes: 8 << 10}, false, jb, mb)
-	pad := strings.Repeat("x", 200)
-	for range 10 {
-		mb.Append(room, "finding.create", map[string]string{"title": pad})
-	}
-	w := th.dial(t, "w") // keeps the room followed
+	jr := &joinRoom{mb: mb, jb: &joinReads{memBackend: mb}}
+	jr.jb.pageCap.Store(7)
+	jr.th = serveTestHub(t, hub.Config{SendQueueBytes: 8 << 10}, false, jr.jb, mb)
+	jr.commit(10)
+	w := jr.th.dial(t, "w") // keeps the room followed
 	w.skipPresence = true
 	w.join(room, 10)
 	go func() {
@@ -93,31 +94,74 @@ func TestAJoinHoldsNoEntriesItsLogReadCovers(t *testing.T) {
 			}
 		}
 	}()
+	return jr
+}
+
+// commit appends n entries of about 300 bytes and returns the last seq.
+func (jr *joinRoom) commit(n int) int64 {
+	var last int64
+	for range n {
+		last = jr.mb.Append(room, "finding.create", map[string]string{"title": strings.Repeat("x", 200)}).Seq
+	}
+	return last
+}
+
+// announce tells the hub of the entries up to seq and lets it fan them out.
+func (jr *joinRoom) announce(seq int64) {
+	jr.th.Notify(room, seq)
+	time.Sleep(80 * time.Millisecond)
+}
+
+// mustJoinAt joins since 2 and wants joined at want after the entries
+// from 3 on.
+func (jr *joinRoom) mustJoinAt(t *testing.T, want int64) {
+	t.Helper()
+	c := jr.th.dial(t, "bo")
+	c.skipPresence = true
+	got, joined := c.join(room, 2)
+	if joined.Seq != want || int64(len(got)) != want-2 {
+		head, _, _ := jr.mb.Head(context.Background(), room)
+		t.Fatalf("joined at %d after %d frames, want at %d after %d (log head %d)", joined.Seq, len(got), want, want-2, head)
+	}
+}
+
+// TestAJoinReadsTheLogAgainWithWhatPiledUpSince: what piles up for a join
+// after its first overflow does not count against its second read of the
+// log, which the first covers: a client that reads all it is sent joins.
+func TestAJoinReadsTheLogAgainWithWhatPiledUpSince(t *testing.T) {
+	jr := newJoinRoom(t)
+	hook := func(n int64) {
+		switch n {
+		case 1:
+			jr.announce(jr.commit(100)) // over the queue's size: dropped
+			jr.announce(jr.commit(20))  // about 6 KiB, under it: pending
+		case 3: // the second read's first page
+			jr.announce(jr.commit(5))
+		}
+	}
+	jr.jb.onJoin.Store(&hook)
+	jr.mustJoinAt(t, 135)
+}
+
+// TestAJoinHoldsNoEntriesItsLogReadCovers: entries committed before a
+// join's second read of the log, but announced during it, are sent by
+// that read and not also held pending for the join, where they would
+// count as a second overflow and close a client that reads all it is
+// sent with 4008. (Found by a review of the join.)
+func TestAJoinHoldsNoEntriesItsLogReadCovers(t *testing.T) {
+	jr := newJoinRoom(t)
 	var last int64
 	hook := func(n int64) {
 		switch n {
 		case 1:
-			for range 60 {
-				last = mb.Append(room, "finding.create", map[string]string{"title": pad}).Seq
-			}
-			th.Notify(room, last)
-			time.Sleep(80 * time.Millisecond) // the first overflow
-			for range 40 {                    // committed, their notification late
-				last = mb.Append(room, "finding.create", map[string]string{"title": pad}).Seq
-			}
+			jr.announce(jr.commit(60)) // the first overflow
+			last = jr.commit(40)       // committed, their notification late
 		case 3: // the second read's first page: the late notification comes
-			th.Notify(room, last)
-			time.Sleep(80 * time.Millisecond)
+			jr.announce(last)
 		}
 	}
-	jb.onJoin.Store(&hook)
-	c := th.dial(t, "bo")
-	c.skipPresence = true
-	got, joined := c.join(room, 2)
-	if joined.Seq != 110 || len(got) != 108 {
-		head, _, _ := mb.Head(context.Background(), room)
-		t.Fatalf("joined at %d after %d frames, want at 110 after 108 (log head %d)", joined.Seq, len(got), head)
-	}
+	jr.jb.onJoin.Store(&hook)
+	jr.mustJoinAt(t, 110)
 }
 
 // TestAJoinDropsPendingEntriesItsLogReadCovers: entries committed before
@@ -145,32 +189,8 @@ func TestAJoinDropsPendingEntriesItsLogReadCovers(t *testing.T) {
 // more committed and fanned out as the second read reads its head, and
 // after more once it has (onPage: as it reads its first page).
 func joinDropsCovered(t *testing.T, during, after int, onPage bool) {
-	mb := newMemBackend()
-	jb := &joinReads{memBackend: mb}
-	jb.pageCap.Store(7)
-	th := serveTestHub(t, hub.Config{SendQueueBytes: 8 << 10}, false, jb, mb)
-	pad := strings.Repeat("x", 200)
-	for range 10 {
-		mb.Append(room, "finding.create", map[string]string{"title": pad})
-	}
-	w := th.dial(t, "w") // keeps the room followed
-	w.skipPresence = true
-	w.join(room, 10)
-	go func() {
-		for {
-			if _, err := w.read(time.Minute); err != nil {
-				return
-			}
-		}
-	}()
-	add := func(n int) {
-		var last int64
-		for range n {
-			last = mb.Append(room, "finding.create", map[string]string{"title": pad}).Seq
-		}
-		th.Notify(room, last)
-		time.Sleep(80 * time.Millisecond)
-	}
+	jr := newJoinRoom(t)
+	add := func(n int) { jr.announce(jr.commit(n)) }
 	// The join's pages: the first read's two (1, 2), the second read's (3 on).
 	onJoin := func(n int64) {
 		switch {
@@ -192,15 +212,8 @@ func joinDropsCovered(t *testing.T, during, after int, onPage bool) {
 			add(after)
 		}
 	}
-	jb.onJoin.Store(&onJoin)
-	jb.onHead.Store(&onHead)
-	jb.afterHead.Store(&afterHead)
-	want := int64(70 + during + after)
-	c := th.dial(t, "bo")
-	c.skipPresence = true
-	got, joined := c.join(room, 2)
-	if joined.Seq != want || int64(len(got)) != want-2 {
-		head, _, _ := mb.Head(context.Background(), room)
-		t.Fatalf("joined at %d after %d frames, want at %d after %d (log head %d)", joined.Seq, len(got), want, want-2, head)
-	}
+	jr.jb.onJoin.Store(&onJoin)
+	jr.jb.onHead.Store(&onHead)
+	jr.jb.afterHead.Store(&afterHead)
+	jr.mustJoinAt(t, int64(70+during+after))
 }

@@ -1231,6 +1231,17 @@ func TestTabletDuplicatedTabKeepsItsOwnForm(t *testing.T) {
 	}
 }
 
+// mustTabletWithKeptPage is MustTablet with the workshop page open, live,
+// and kept on the device with its files.
+func mustTabletWithKeptPage(t *testing.T) *tablet {
+	tb := MustTablet(t)
+	if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	mustKeepPage(t, tb.browser)
+	return tb
+}
+
 // mustKeepPage waits until the page open in ctx and its files are kept on
 // the device (by the service worker).
 func mustKeepPage(t *testing.T, ctx context.Context) {
@@ -1268,12 +1279,8 @@ func pageKept(t *testing.T, ctx context.Context, path string) bool {
 // sign-out on the tablet does: offline, the next person would have been
 // shown the last person's page, with their unsent changes.
 func TestTabletSignedOutElsewhereForgetsItsKeptPage(t *testing.T) {
-	tb := MustTablet(t)
+	tb := mustTabletWithKeptPage(t)
 	ctx := tb.browser
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
-		t.Fatal(err)
-	}
-	mustKeepPage(t, ctx)
 	org := tb.f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
 	if resp := signOutEverywhere(t, tb.f, org, tb.person.ID); resp.StatusCode != http.StatusOK {
 		t.Fatalf("sign out everywhere: %s", resp.Status)
@@ -1309,12 +1316,8 @@ func (tb *tablet) standIn(t *testing.T, ctx context.Context) (html, path string,
 // answered with its copy, and the network's answer, asked for with the
 // last person's cookie, comes after they signed out: it is not kept.
 func TestTabletLateAnswerIsNotKeptAfterSignOut(t *testing.T) {
-	tb := MustTablet(t)
+	tb := mustTabletWithKeptPage(t)
 	ctx := tb.browser
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
-		t.Fatal(err)
-	}
-	mustKeepPage(t, ctx)
 	html, path, l := tb.standIn(t, ctx)
 	answered := make(chan struct{})
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -1365,12 +1368,8 @@ func TestTabletLateAnswerIsNotKeptAfterSignOut(t *testing.T) {
 // was asked for before: offline, the next person on the tablet would
 // have been shown the page.
 func TestTabletHardReloadedPageSignedOutKeepsNoCopy(t *testing.T) {
-	tb := MustTablet(t)
+	tb := mustTabletWithKeptPage(t)
 	ctx := tb.browser
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
-		t.Fatal(err)
-	}
-	mustKeepPage(t, ctx)
 	html, path, l := tb.standIn(t, ctx)
 	files := http.StripPrefix("/static/", http.FileServerFS(web.Static()))
 	var once sync.Once
