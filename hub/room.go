@@ -307,7 +307,7 @@ type Person struct {
 }
 
 // localPeopleLocked lists the live members in this process, one per
-// identity, unsorted.
+// identity, sorted by name then id.
 func (r *room) localPeopleLocked() []Person {
 	ps := make([]Person, 0, len(r.members))
 	for c, m := range r.members {
@@ -315,7 +315,12 @@ func (r *room) localPeopleLocked() []Person {
 			ps = append(ps, Person{ID: c.id.ID, Name: c.id.Name, Editing: m.editing})
 		}
 	}
-	return mergePeople(ps)
+	// Sorted: the members' map gives another order each time, and the
+	// other processes take a share in another order for a change, which
+	// they broadcast to every screen.
+	ps = mergePeople(ps)
+	sortPeople(ps)
+	return ps
 }
 
 // mergePeople keeps one entry per identity (of several tabs or processes),
