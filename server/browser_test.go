@@ -1932,6 +1932,39 @@ func TestTabletReloadedBeforeTheEntryShowsTheAckedChange(t *testing.T) {
 	}
 }
 
+// TestTabletLaysAckedChangesOverInLogOrder: two saves of one title were
+// acked in the other order than the log applied them (PROTOCOL.md allows
+// it), and the page is loaded again offline before their entries came.
+// It shows the later save, which the server holds, as saved: the acked
+// changes are laid over the room's copy in the log's order, not in the
+// order their acks came in.
+func TestTabletLaysAckedChangesOverInLogOrder(t *testing.T) {
+	tb := mustTabletWithKeptPage(t)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, typeFinding("Acked twice"), waitText("#findings li.saved", "Acked twice")); err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	// The acks as the page keeps them: the later save's first.
+	js := fmt.Sprintf(`(() => {
+		const s = JSON.parse(localStorage.getItem(%q));
+		const f = Object.values(s.findings).find(f => f.title === "Acked twice");
+		const up = (id, title, seq) => ({ op: { op_id: id, kind: "finding.update", base: f.version, body: { id: f.id, fields: { title } } }, seq: s.seq + seq });
+		localStorage.setItem(%q, JSON.stringify([up("u2", "Second save", 2), up("u1", "First save", 1)]));
+	})()`, tb.storeKey("state2"), tb.storeKey("acked"))
+	if err := chromedp.Do(ctx, waitText("#status", "Offline"), evalJS(js), chromedp.Reload(), waitText("#status", "Offline"),
+		waitText("#findings li.saved", "save")); err != nil {
+		t.Fatal(err)
+	}
+	shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li.saved h3"), h => h.textContent).join(" | ")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(shown, "Second save") || strings.Contains(shown, "First save") {
+		t.Errorf("saved findings shown: %s; want the second save's title, not the first's", shown)
+	}
+}
+
 // TestTabletPageLoadsWithoutTheNetwork: a workshop page opened once loads
 // again while the server cannot be reached (a tablet reloading while the
 // Wi-Fi is down), shows what it keeps, takes a new finding, and sends it

@@ -232,7 +232,7 @@
     // Acked ops of every tab of the device whose entry the copy lacks.
     var seen = {}, keep = acked.concat(load(":acked", [])).filter(function (a) {
       return isAcked(a) && a.seq > state.seq && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
-    });
+    }).sort(bySeq);
     try {
       if (keep.length) localStorage.setItem(storeKey + ":acked", JSON.stringify(keep));
       else localStorage.removeItem(storeKey + ":acked");
@@ -240,6 +240,9 @@
     return true;
   }
   function isAcked(a) { return !!a && !!a.op && typeof a.op.op_id === "string" && typeof a.seq === "number"; }
+  // bySeq orders acked ops as the log applied them: they are laid over the
+  // room's state in that order, and acks may come in another (PROTOCOL.md).
+  function bySeq(a, b) { return a.seq - b.seq; }
   // adoptAcked takes in the acked ops the device keeps (of this tab before
   // a reload, or of another tab) whose entry the room lacks, and reports
   // whether there were new ones.
@@ -249,6 +252,7 @@
     load(":acked", []).forEach(function (a) {
       if (isAcked(a) && a.seq > state.seq && !have[a.op.op_id]) { have[a.op.op_id] = true; acked.push(a); }
     });
+    acked.sort(bySeq);
     return acked.length > n;
   }
   // dropOtherStates frees space taken by the copies of other rooms (and of
@@ -1326,7 +1330,7 @@
         break;
       case "ack":
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
-        if (op && f.seq > state.seq) acked.push({ op: op, seq: f.seq });
+        if (op && f.seq > state.seq) { acked.push({ op: op, seq: f.seq }); acked.sort(bySeq); }
         // A key messages save is applied only over the version it names:
         // text typed after it builds on the next one.
         if (op && op.kind === "keymessages.set" && kmDraft && kmDraft.after === op.op_id) { kmDraft.base = op.base + 1; kmDraft.after = ""; keepKmDraft(); }
