@@ -2334,6 +2334,37 @@ func TestTabletSaysASupportIsNotSavedYet(t *testing.T) {
 	}
 }
 
+// TestTabletShowsASupportAnotherTabSaved: the person supports a finding
+// in one tab; the other tab hears of it only from the device (it sends
+// nothing, and the vote's entry has not reached it: it waits for an
+// earlier one of another server process, say). That tab shows the support
+// as saved, as the server says, not the Support button of before.
+func TestTabletShowsASupportAnotherTabSaved(t *testing.T) {
+	tb := MustTablet(t)
+	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil || len(fs) == 0 {
+		t.Fatalf("demo findings: %v", err)
+	}
+	item := fmt.Sprintf(`#findings li[data-id="%d"]`, fs[0].ID)
+	a, b := tb.twoTabs(t)
+	err = chromedp.Do(b, withholdEntries(`"kind":"vote"`),
+		evalJS(`const send = WebSocket.prototype.send;
+			WebSocket.prototype.send = function (d) { if (!String(d).includes('"type":"op"')) send.call(this, d); }`),
+		waitText(item+" button.vote", "Support"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(a, tap(item+" button.vote"), waitText(item+" .state", "you support it"), waitText("#status", "every change is saved")); err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(b, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wait, waitText(item+" button.unvote", "Take back support"), waitText("#status", "every change is saved")); err != nil {
+		shown, _ := chromedp.Run(b, chromedp.Evaluate[string](fmt.Sprintf(`document.querySelector(%q).textContent`, item)))
+		t.Fatalf("the other tab shows %q (%v), want the support saved", shown, err)
+	}
+}
+
 // TestTabletTakesBothShapesOfUpdateEntries: an update's entry carries
 // what changed; a process of the older version, during an upgrade, logs
 // the whole finding instead. The page applies both. And a copy of the

@@ -174,6 +174,10 @@
       });
     });
     var open = function (op) { return !settled[op.op_id]; };
+    // A vote or unvote another tab settled: whether the person supports
+    // the finding is the server's to say (entries do not say who voted,
+    // and a settled op may have been discarded, not applied).
+    if (live && queue.some(function (op) { return !open(op) && (op.kind === "vote" || op.kind === "unvote"); })) fetchVotes();
     queue = queue.filter(open);
     failed = failed.filter(open).filter(function (x) { return queue.every(function (op) { return op.op_id !== x.op_id; }); });
     return queue.concat(failed).some(function (op) { return !kept[op.op_id]; }) ||
