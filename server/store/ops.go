@@ -182,7 +182,7 @@ func (s *Store) ReorderKey(ctx context.Context, actor *int64, workshopID int64, 
 		}
 		if from != nil && !slices.Equal(from, current) {
 			return "", nil, &domain.Error{Code: domain.Conflict,
-				Message: "Someone else changed the key findings' order meanwhile.",
+				Message: "The key findings' order changed meanwhile; review it.",
 				Detail:  map[string]any{"current": map[string]any{"order": current}}}
 		}
 		if !slices.Equal(a, b) {
@@ -225,7 +225,7 @@ func (s *Store) SetKeyMessages(ctx context.Context, actor *int64, workshopID int
 		}
 		if base != w.KeyMessagesVersion {
 			return "", nil, &domain.Error{Code: domain.Conflict,
-				Message: fmt.Sprintf("Someone else saved the key messages since version %d; review the current text.", base),
+				Message: fmt.Sprintf("The key messages were saved again since version %d; review the current text.", base),
 				Detail:  map[string]any{"current": map[string]any{"version": w.KeyMessagesVersion, "text": w.KeyMessages}}}
 		}
 		if _, err := tx.NewRaw("UPDATE workshops SET key_messages = ?, key_messages_version = key_messages_version + 1 WHERE id = ?", text, workshopID).Exec(ctx); err != nil {
