@@ -164,6 +164,12 @@
     done = done.concat(storedDone).filter(function (id) {
       return settled[id] ? false : (settled[id] = true);
     }).slice(-maxDone);
+    // A vote or unvote of this tab's queue that another tab settled:
+    // whether the person supports the finding is the server's to say
+    // (entries do not say who voted, and a settled op may have been
+    // discarded, not applied). Decided before the stored lists come in:
+    // they may still hold this tab's own ops, settled here since.
+    var theirs = live && queue.some(function (op) { return settled[op.op_id] && (op.kind === "vote" || op.kind === "unvote"); });
     var mine = {}, kept = {}, stored = []; // mine: in either list here; this tab knows where it belongs
     queue.concat(failed).forEach(function (op) { mine[op.op_id] = true; });
     [[":queue", queue], [":failed", failed]].forEach(function (kv) {
@@ -174,10 +180,7 @@
       });
     });
     var open = function (op) { return !settled[op.op_id]; };
-    // A vote or unvote another tab settled: whether the person supports
-    // the finding is the server's to say (entries do not say who voted,
-    // and a settled op may have been discarded, not applied).
-    if (live && queue.some(function (op) { return !open(op) && (op.kind === "vote" || op.kind === "unvote"); })) fetchVotes();
+    if (theirs) fetchVotes();
     queue = queue.filter(open);
     failed = failed.filter(open).filter(function (x) { return queue.every(function (op) { return op.op_id !== x.op_id; }); });
     return queue.concat(failed).some(function (op) { return !kept[op.op_id]; }) ||
