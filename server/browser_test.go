@@ -609,6 +609,75 @@ func TestTabletGivesUpAHandshakeNoOneAnswers(t *testing.T) {
 	tb.mustBeSavedOnce(t, "Past a dead handshake")
 }
 
+// TestTabletJoinsOverALinkSlowerThanItsPatience: the answer to a join
+// (a snapshot or catch-up on a slow link) takes longer to come than the
+// page first waits for it. The page gives that join up, and waits longer
+// for the next: it joins and sends what was typed meanwhile. (It used to
+// wait as long each time, ask for the same answer again for ever, and
+// send nothing.) The page's clock runs ten times as fast here, so its 40 s
+// of patience are 4 s of the test's, and the join's answer comes 5 s late.
+func TestTabletJoinsOverALinkSlowerThanItsPatience(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: slowJoinFastClock(10, 5000)})
+		return err
+	}), chromedp.Navigate(tb.page), typeFinding("Typed while the join is slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Polled from here: chromedp's own polls time out by the page's clock.
+	var status string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		status, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("status").textContent + " | " +
+			Array.from(document.querySelectorAll("#findings li.saved h3"), h => h.textContent).join(" | ")`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(status, "every change is saved") && strings.Contains(status, "Typed while the join is slow") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page has not joined over the slow link in 30 s: %q", status)
+		}
+	}
+	tb.mustBeSavedOnce(t, "Typed while the join is slow")
+}
+
+// slowJoinFastClock is a script that makes a page's clock run k times as
+// fast (performance.now, setTimeout and setInterval), and hands the page
+// what its WebSockets bring up to a "joined" frame delay ms (of real time)
+// late, the rest as it comes but in order: a join answered over a slow
+// link.
+func slowJoinFastClock(k, delay int) string {
+	return fmt.Sprintf(`(() => {
+  const k = %d, delay = %d, st = window.setTimeout.bind(window), si = window.setInterval.bind(window);
+  const real = performance.now.bind(performance), t0 = real();
+  performance.now = () => t0 + (real() - t0) * k;
+  window.setTimeout = (f, ms, ...a) => st(f, (ms || 0) / k, ...a);
+  window.setInterval = (f, ms, ...a) => si(f, (ms || 0) / k, ...a);
+  const Orig = window.WebSocket;
+  function W(u, p) {
+    const s = p === undefined ? new Orig(u) : new Orig(u, p);
+    let h = null, joined = false, last = 0;
+    Object.defineProperty(s, "onmessage", { configurable: true,
+      get() { return h; },
+      set(fn) {
+        if (h === null) s.addEventListener("message", e => {
+          last = Math.max(real() + (joined ? 0 : delay), last);
+          joined = joined || String(e.data).includes('"type":"joined"');
+          st(() => h && h(e), last - real());
+        });
+        h = fn;
+      } });
+    return s;
+  }
+  W.prototype = Orig.prototype;
+  ["CONNECTING", "OPEN", "CLOSING", "CLOSED"].forEach(n => W[n] = Orig[n]);
+  window.WebSocket = W;
+})();`, k, delay)
+}
+
 // TestTabletTabsShareUnsentChanges: two tabs of the workshop page on one
 // device, each with a finding typed while the server is down. The first
 // tab is closed before the server is back; the second sends both, and

@@ -133,10 +133,13 @@
   // is not a dead one), and is back to 8 s when a pong or an ack shows
   // the server reads this connection. While a join is answered (the
   // server reads nothing else meanwhile, and a snapshot can be long), it
-  // pings after 15 s of quiet and waits 25 s more. Times are
+  // pings after 15 s of quiet and waits joinPatience more: 25 s, doubled
+  // each time a join is given up (a snapshot on a slow link can take
+  // minutes, and would otherwise be asked for again for ever, the changes
+  // waiting unsent), and back to 25 s once one is joined. Times are
   // performance.now()'s: the wall clock can jump when a tablet wakes.
   var connectPatience = 10000; // ms a WebSocket handshake may take
-  var opSentAt = 0, pingedAt = -1, patience = 8000; // pingedAt: -1 when no ping waits for an answer
+  var opSentAt = 0, pingedAt = -1, patience = 8000, joinPatience = 25000; // pingedAt: -1 when no ping waits for an answer
 
   // load reads what is kept under suffix; what is not of fallback's kind
   // (a list for a list) is fallback: a damaged entry must not stop the page.
@@ -1320,6 +1323,7 @@
         rejoining = false;
         blocked = "";
         retry = 500;
+        joinPatience = 25000;
         if (ws && !ws.joinedAt) ws.joinedAt = performance.now();
         sent = {};
         people = f.presence || [];
@@ -1453,8 +1457,9 @@
       // This page did not run for a while (a frozen tab, a sleeping
       // tablet): what came meanwhile may not be handled yet. Ask anew.
       if (pingedAt >= 0) ping(true);
-    } else if (pingedAt >= 0 && now - pingedAt > (joining ? 25000 : patience)) {
-      if (!joining) patience = Math.min(patience * 2, 40000);
+    } else if (pingedAt >= 0 && now - pingedAt > (joining ? joinPatience : patience)) {
+      if (joining) joinPatience = Math.min(joinPatience * 2, 200000);
+      else patience = Math.min(patience * 2, 40000);
       abandon();
     } else if (now - lastHeard > 15000 || (!joining && Object.keys(sent).length && now - Math.max(lastHeard, opSentAt) > 3000)) {
       ping();
