@@ -134,12 +134,15 @@
   // the server reads this connection. While a join is answered (the
   // server reads nothing else meanwhile, and a snapshot can be long), it
   // pings after 15 s of quiet and waits joinPatience more: 25 s, doubled
-  // each time a join is given up (a snapshot on a slow link can take
-  // minutes, and would otherwise be asked for again for ever, the changes
-  // waiting unsent), and back to 25 s once one is joined. Times are
-  // performance.now()'s: the wall clock can jump when a tablet wakes.
+  // each time a join is given up, up to 200 s (a snapshot on a slow link
+  // or from a busy database can take minutes, and would otherwise be asked
+  // for again for ever, the changes waiting unsent), and once one is
+  // joined, twice what it took (at least 25 s): the next join over that
+  // link waits as long at once. Times are performance.now()'s: the wall
+  // clock can jump when a tablet wakes.
   var connectPatience = 10000; // ms a WebSocket handshake may take
   var opSentAt = 0, pingedAt = -1, patience = 8000, joinPatience = 25000; // pingedAt: -1 when no ping waits for an answer
+  var joinAsked = 0; // when the join now answered was sent
 
   // load reads what is kept under suffix; what is not of fallback's kind
   // (a list for a list) is fallback: a damaged entry must not stop the page.
@@ -1180,6 +1183,7 @@
       sock.opened = true;
       lastHeard = performance.now();
       pingedAt = -1;
+      joinAsked = lastHeard;
       sock.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
     };
     sock.onmessage = function (m) {
@@ -1323,7 +1327,7 @@
         rejoining = false;
         blocked = "";
         retry = 500;
-        joinPatience = 25000;
+        joinPatience = Math.min(200000, Math.max(25000, 2 * (performance.now() - joinAsked)));
         if (ws && !ws.joinedAt) ws.joinedAt = performance.now();
         sent = {};
         people = f.presence || [];
@@ -1434,6 +1438,7 @@
     rejoining = true;
     live = false;
     sent = {};
+    joinAsked = performance.now();
     ws.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
   }
 
