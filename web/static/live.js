@@ -1089,22 +1089,34 @@
     return true;
   }
 
-  // pump sends the queue's next ops in order, at most maxInFlight unanswered.
+  // pump sends the queue's next ops in order, at most maxInFlight
+  // unanswered; while paced (see later), one every pace ms.
   function pump() {
     if (!live || paused || !ws || ws.readyState !== WebSocket.OPEN) return;
-    var inFlight = Object.keys(sent).length;
+    var inFlight = Object.keys(sent).length, unsent = false;
     for (var i = 0; i < queue.length && inFlight < maxInFlight; i++) {
       var op = queue[i];
       if (sent[op.op_id]) continue;
+      if (pace && unsent) {
+        paused = true;
+        var sock = ws;
+        setTimeout(function () { if (ws === sock) { paused = false; pump(); } }, pace);
+        return;
+      }
       if (inFlight === 0) opSentAt = performance.now();
       sent[op.op_id] = true;
       inFlight++;
+      unsent = true;
       ws.send(frameOf(op));
     }
+    if (!queue.some(function (op) { return !sent[op.op_id]; })) pace = 0; // caught up
   }
   // later sends op and every op after it again, in order, after wait ms
   // (the server refuses the ones after it until it comes again); the ops
-  // before it are still in flight.
+  // before it are still in flight. After a rate_limited, the ops go one
+  // every pace ms (PROTOCOL.md: no faster than the rate allows; resent at
+  // once, all but the first would be refused again), until none waits.
+  var pace = 0;
   function later(op, wait) {
     var i = queue.indexOf(op);
     queue.slice(i < 0 ? 0 : i).forEach(function (o) { delete sent[o.op_id]; });
@@ -1179,6 +1191,7 @@
     ws = sock;
     sent = {};
     paused = false; // a wait was for the old connection's rate
+    pace = 0;
     sock.onopen = function () {
       sock.opened = true;
       lastHeard = performance.now();
@@ -1386,7 +1399,12 @@
       }
       refuse(op, f.message || f.code);
     } else if (f.code === "rate_limited") {
-      later(op, (f.detail && f.detail.retry_after_ms) || 1000);
+      var wait = (f.detail && f.detail.retry_after_ms) || 1000;
+      // The wait is for the next op: a bit more apart, and more again if
+      // the pace was still too fast. (The ops behind it, held back, come
+      // with the same code: they say nothing of the pace.)
+      if (!(f.detail && f.detail.held_back)) pace = Math.min(Math.max(pace * 1.5, wait * 1.2), 60000);
+      later(op, wait);
     } else if (f.detail && f.detail.held_back) { // waits for an earlier op that failed: sent again after it
       later(op, internalWait);
     } else { // unavailable, internal and codes this page does not know: try again, slower each time
