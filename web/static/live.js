@@ -1093,37 +1093,53 @@
   // unanswered; while paced (see later), one every pace ms.
   function pump() {
     if (!live || paused || !ws || ws.readyState !== WebSocket.OPEN) return;
-    var inFlight = Object.keys(sent).length, unsent = false;
+    var inFlight = Object.keys(sent).length;
     for (var i = 0; i < queue.length && inFlight < maxInFlight; i++) {
       var op = queue[i];
       if (sent[op.op_id]) continue;
-      if (pace && unsent) {
-        paused = true;
-        var sock = ws;
-        setTimeout(function () { if (ws === sock) { paused = false; pump(); } }, pace);
+      var now = performance.now();
+      if (pace && now < pacedAt + pace) {
+        resumeAt(pacedAt + pace);
         return;
       }
-      if (inFlight === 0) opSentAt = performance.now();
+      pacedAt = now;
+      if (inFlight === 0) opSentAt = now;
       sent[op.op_id] = true;
       inFlight++;
-      unsent = true;
       ws.send(frameOf(op));
     }
     if (!queue.some(function (op) { return !sent[op.op_id]; })) pace = 0; // caught up
   }
   // later sends op and every op after it again, in order, after wait ms
   // (the server refuses the ones after it until it comes again); the ops
-  // before it are still in flight. After a rate_limited, the ops go one
-  // every pace ms (PROTOCOL.md: no faster than the rate allows; resent at
-  // once, all but the first would be refused again), until none waits.
-  var pace = 0;
+  // before it are still in flight. The first wait of a burst of errors is
+  // theirs (the errors of the ops behind it say no more), and it holds
+  // over the pace, which only spaces the ops out. After a rate_limited,
+  // the ops go one every pace ms (PROTOCOL.md: no faster than the rate
+  // allows; resent at once, all but the first would be refused again),
+  // until none waits.
+  var pace = 0, pacedAt = 0;
+  var waiting = false; // paused for an error's wait, not for the pace
   function later(op, wait) {
     var i = queue.indexOf(op);
     queue.slice(i < 0 ? 0 : i).forEach(function (o) { delete sent[o.op_id]; });
-    if (paused) return; // one wait for the ops of one burst
+    if (waiting) return;
+    waiting = true;
+    resumeAt(Math.max(performance.now() + wait, paused ? resumeTime : 0));
+  }
+  // resumeAt pauses sending on this connection until at (a
+  // performance.now() time), in place of the pause set before.
+  var resumeTimer = null, resumeTime = 0;
+  function resumeAt(at) {
     paused = true;
+    resumeTime = at;
+    clearTimeout(resumeTimer);
     var sock = ws;
-    setTimeout(function () { if (ws === sock) { paused = false; pump(); } }, wait);
+    resumeTimer = setTimeout(function () {
+      if (ws !== sock) return;
+      paused = waiting = false;
+      pump();
+    }, Math.max(0, at - performance.now()));
   }
   // settle ends op opID: it committed.
   // Only this device's ops go into done, the list that keeps other tabs
@@ -1190,7 +1206,7 @@
     sock.mark = signOutMark(); // a sign-out after this is not this connection's to vouch for
     ws = sock;
     sent = {};
-    paused = false; // a wait was for the old connection's rate
+    paused = waiting = false; // a wait was for the old connection's rate
     pace = 0;
     sock.onopen = function () {
       sock.opened = true;
