@@ -1416,10 +1416,13 @@
       refuse(op, f.message || f.code);
     } else if (f.code === "rate_limited") {
       var wait = (f.detail && f.detail.retry_after_ms) || 1000;
-      // The wait is for the next op: a bit more apart, and more again if
-      // the pace was still too fast. (The ops behind it, held back, come
-      // with the same code: they say nothing of the pace.)
-      if (!(f.detail && f.detail.held_back)) pace = Math.min(Math.max(pace * 1.5, wait * 1.2), 60000);
+      // The wait is for the next op only: the part of a token left when
+      // refused can make it anything down to a millisecond. So the ops go
+      // a bit more apart than it, at least 50 ms (the server's default
+      // rate, 20 a second), and more again if the pace was still too
+      // fast. (The ops behind it, held back, come with the same code:
+      // they say nothing of the pace.)
+      if (!(f.detail && f.detail.held_back)) pace = Math.min(Math.max(pace * 1.5, wait * 1.2, 50), 60000);
       later(op, wait);
     } else if (f.detail && f.detail.held_back) { // waits for an earlier op that failed: sent again after it
       later(op, internalWait);
