@@ -817,23 +817,12 @@ func TestFollowHearsAccessChanges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	for range 3 { // a new listener each time: its LISTEN races with the first notes
-		listening, heard := make(chan struct{}), make(chan string, 10)
-		followed := make(chan error, 1)
+		heard := make(chan string, 10)
 		fctx, stop := context.WithCancel(ctx)
-		go func() {
-			followed <- s.Follow(fctx, store.Followers{
-				Wake:      func(string, int64) {},
-				Access:    func(from, kind, id string) { heard <- from + " " + kind + " " + id },
-				Listening: func() { close(listening) },
-			})
-		}()
-		select {
-		case <-listening:
-		case err := <-followed:
-			t.Fatalf("Follow ended: %v", err)
-		case <-time.After(5 * time.Second):
-			t.Fatal("Follow never said it listens")
-		}
+		followed := mustFollow(t, fctx, s, store.Followers{
+			Wake:   func(string, int64) {},
+			Access: func(from, kind, id string) { heard <- from + " " + kind + " " + id },
+		})
 		if err := s.AnnounceAccess(ctx, "other", store.AccessSession, "s1"); err != nil {
 			t.Fatal(err)
 		}
@@ -852,7 +841,24 @@ func TestFollowHearsAccessChanges(t *testing.T) {
 	}
 }
 
-// orderRoom is a demo workshop's room with a finding, a person to
+// mustFollow runs s.Follow with fs until ctx ends, and returns once
+// Postgres listens (fs.Listening is its own); followed gets what Follow
+// returns.
+func mustFollow(t *testing.T, ctx context.Context, s *store.Store, fs store.Followers) (followed <-chan error) {
+	t.Helper()
+	listening, done := make(chan struct{}), make(chan error, 1)
+	fs.Listening = func() { close(listening) }
+	go func() { done <- s.Follow(ctx, fs) }()
+	select {
+	case <-listening:
+	case err := <-done:
+		t.Fatalf("Follow ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Follow never said it listens")
+	}
+	return done
+}
+
 // comment on it, and two clients' orders, for the op order tests.
 type orderRoom struct {
 	s          *store.Store
@@ -2565,26 +2571,14 @@ func TestAnOpOfUnknownOutcomeAnnouncesTheHead(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	woke := make(chan int64, 64)
-	listening := make(chan struct{})
-	followed := make(chan error, 1)
-	go func() {
-		followed <- s.Follow(ctx, store.Followers{
-			Wake: func(r string, seq int64) {
-				if r == room {
-					woke <- seq
-				}
-			},
-			Access:    func(string, string, string) {},
-			Listening: func() { close(listening) },
-		})
-	}()
-	select {
-	case <-listening:
-	case err := <-followed:
-		t.Fatalf("follow: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("not listening after 10 s")
-	}
+	mustFollow(t, ctx, s, store.Followers{
+		Wake: func(r string, seq int64) {
+			if r == room {
+				woke <- seq
+			}
+		},
+		Access: func(string, string, string) {},
+	})
 	// A commit whose answer was lost: in the log, announced to no one.
 	head := mustHead(t, s, room)
 	if _, err := s.DB().ExecContext(ctx, `WITH r AS (UPDATE rooms SET seq = seq + 1 WHERE id = ? RETURNING seq)
