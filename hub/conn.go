@@ -827,6 +827,9 @@ func (c *conn) pushCatchUp(b []byte) error {
 // pile up for m again.
 func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	b := c.h.b
+	m.r.mu.Lock()
+	before := m.r.lastSeq // committed before Head is read: at or below its head
+	m.r.mu.Unlock()
 	ctx, cancel := c.backendCtx()
 	head, withdrawn, err := b.Head(ctx, f.Room)
 	cancel()
@@ -838,6 +841,9 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	// already (fanned out while Head was read). An overflow that dropped
 	// only such entries is none.
 	m.r.mu.Lock()
+	if head < before && head < m.r.lastSeq {
+		m.r.rewoundLocked(head, m)
+	}
 	m.covered = max(m.covered, head)
 	kept, size := m.pending[:0], 0
 	for _, p := range m.pending {

@@ -133,6 +133,18 @@ func (b *memBackend) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub
 	return e, nil
 }
 
+// restore cuts room's log to its first n entries, as a database restored
+// from a backup would leave it.
+func (b *memBackend) restore(room string, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	r := b.roomLocked(room)
+	for _, e := range r.entries[n:] {
+		delete(r.ops, e.OpID)
+	}
+	r.entries = r.entries[:n]
+}
+
 // mustLog fails the test unless room's log holds the op ids want, in order.
 func (b *memBackend) mustLog(t *testing.T, room string, want ...string) {
 	t.Helper()

@@ -116,6 +116,7 @@ const (
 	CloseProtocolAbuse   = 4002                         // too many bad frames
 	CloseAccessChanged   = 4003                         // the person's roles changed: reconnect and resume
 	CloseTooSlow         = 4008                         // send queue overflowed: reconnect and resume
+	CloseLogRestored     = 4009                         // the room's log is below what was sent (a restored database): join again with a snapshot
 )
 
 // Backend is what the server plugs in: store, auth and the log.

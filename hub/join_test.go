@@ -217,3 +217,74 @@ func joinDropsCovered(t *testing.T, during, after int, onPage bool) {
 	jr.jb.afterHead.Store(&afterHead)
 	jr.mustJoinAt(t, int64(70+during+after))
 }
+
+// restoredRoom has a member, a, hold entries 1–10 of room, then restores
+// the log to its first 3 entries (a backup) under the running hub.
+func restoredRoom(t *testing.T, th *testHub, room string) *client {
+	t.Helper()
+	a := th.dial(t, "a")
+	a.join(room, 0)
+	for i := 0; i < 10; i++ {
+		th.b.Append(room, "x", i)
+	}
+	th.Notify(room, 10)
+	for i := 1; i <= 10; i++ {
+		if f := a.next(); f.Type != "entry" || f.Seq != int64(i) {
+			t.Fatalf("got %+v, want entry %d", f, i)
+		}
+	}
+	th.b.restore(room, 3)
+	return a
+}
+
+// A join that finds the room's log below what the room sent (a database
+// restored under the running server) gets a snapshot of the log as it is
+// and the entries written to it next; the members holding entries of the
+// other log are closed, to join again with a snapshot. Before, the room
+// sent nothing more until the log passed its old head, and then sent its
+// members entries of the new log after those of the old one.
+func TestAJoinFindsARestoredLog(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	const room = "workshop:1"
+	a := restoredRoom(t, th, room)
+	b := th.dial(t, "b")
+	cu, joined := b.join(room, 10)
+	if len(cu) != 1 || cu[0].Type != "snapshot" || joined.Seq != 3 {
+		t.Fatalf("joining from 10 a log of 3: %+v, joined at %d; want a snapshot at 3", cu, joined.Seq)
+	}
+	if code := a.closeCode(5 * time.Second); code != hub.CloseLogRestored {
+		t.Fatalf("the member holding the other log's entries closed with %d, want %d", code, hub.CloseLogRestored)
+	}
+	e := th.b.Append(room, "x", "after the restore")
+	th.Notify(room, e.Seq)
+	if f := b.next(); f.Type != "entry" || f.Seq != 4 {
+		t.Fatalf("after a snapshot at 3 the room sent %+v, want entry 4", f)
+	}
+	a = th.dial(t, "a")
+	if cu, joined := a.join(room, -1); len(cu) != 1 || cu[0].Type != "snapshot" || joined.Seq != 4 {
+		t.Fatalf("joining again with a snapshot: %+v, joined at %d; want a snapshot at 4", cu, joined.Seq)
+	}
+}
+
+// With no join to find it, the room's slow poll finds the restored log.
+func TestTheRoomsPollFindsARestoredLog(t *testing.T) {
+	th := newTestHub(t, hub.Config{PollInterval: 50 * time.Millisecond})
+	const room = "workshop:1"
+	a := restoredRoom(t, th, room)
+	if code := a.closeCode(5 * time.Second); code != hub.CloseLogRestored {
+		t.Fatalf("closed with %d, want %d", code, hub.CloseLogRestored)
+	}
+	a = th.dial(t, "a")
+	if cu, joined := a.join(room, 10); len(cu) != 1 || cu[0].Type != "snapshot" || joined.Seq != 3 {
+		t.Fatalf("joining from 10 a log of 3: %+v, joined at %d; want a snapshot at 3", cu, joined.Seq)
+	}
+	a.op(room, "after", "note", `{}`)
+	for {
+		if f := a.next(); f.Type == "entry" {
+			if f.Seq != 4 || f.OpID != "after" {
+				t.Fatalf("got %+v, want entry 4 of op after", f)
+			}
+			break
+		}
+	}
+}

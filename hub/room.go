@@ -147,20 +147,24 @@ func (r *room) follow() {
 	defer r.h.roomWG.Done()
 	t := time.NewTicker(r.h.cfg.PollInterval)
 	defer t.Stop()
-	r.catchUp() // entries committed between Head and the first Notify
+	r.catchUp(false) // entries committed between Head and the first Notify
 	for {
+		check := false
 		select {
 		case <-r.done:
 			return
 		case <-r.wakeC:
 		case <-t.C:
+			check = true
 		}
-		r.catchUp()
+		r.catchUp(check)
 	}
 }
 
-// catchUp reads and fans out every entry after lastSeq.
-func (r *room) catchUp() {
+// catchUp reads and fans out every entry after lastSeq. With check set (the
+// slow poll), when nothing new is there it also reads the head of the log,
+// to find a log that went below what was sent (see rewoundLocked).
+func (r *room) catchUp(check bool) {
 	for {
 		r.mu.Lock()
 		from, closed := r.lastSeq, r.closed
@@ -178,6 +182,9 @@ func (r *room) catchUp() {
 			return // the next wake-up or poll retries
 		}
 		if len(es) == 0 {
+			if check {
+				r.checkHead(from)
+			}
 			return
 		}
 		fs := make([]frame, len(es))
@@ -190,6 +197,43 @@ func (r *room) catchUp() {
 		if len(es) < followBatch {
 			return
 		}
+	}
+}
+
+// checkHead reads the head of the log and, when it is below from (what
+// the room had sent before), handles the log as rewound.
+func (r *room) checkHead(from int64) {
+	ctx, cancel := context.WithTimeout(r.h.ctx, r.h.cfg.BackendTimeout)
+	head, _, err := r.h.b.Head(ctx, r.name)
+	cancel()
+	if err != nil || head >= from {
+		return
+	}
+	r.mu.Lock()
+	if !r.closed && head < r.lastSeq {
+		r.rewoundLocked(head, nil)
+	}
+	r.mu.Unlock()
+}
+
+// rewoundLocked handles a log found below what the room sent: the database
+// was restored from a backup under this process. What the members hold came
+// from the other log, so each is closed with CloseLogRestored, to join again
+// with a snapshot, except keep (a join that found it, going on to a snapshot
+// of this log); the room goes on from head. (A log restored and grown past
+// what was sent before it is found is not told from the one it replaced.)
+// Call with r.mu held.
+func (r *room) rewoundLocked(head int64, keep *member) {
+	r.h.log.Warn("hub: the room's log is below what was sent (a restored database?): members join again", "room", r.name, "head", head, "sent", r.lastSeq)
+	r.lastSeq = head
+	r.broadcast.Store(head)
+	r.staged = nil
+	for c, m := range r.members {
+		if m == keep {
+			m.pending, m.pendB, m.overflowed, m.droppedTo = nil, 0, false, 0
+			continue
+		}
+		c.q.close(CloseLogRestored, "the log was restored: join again with a snapshot", false)
 	}
 }
 

@@ -566,6 +566,25 @@ func (r *recentEntries) get(room string, after int64, limit int) []hub.Entry {
 	return append([]hub.Entry(nil), es[i:min(len(es), i+limit)]...)
 }
 
+// last returns the seq of room's newest cached entry, 0 when none.
+func (r *recentEntries) last(room string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if es := r.rooms[room]; len(es) > 0 {
+		return es[len(es)-1].Seq
+	}
+	return 0
+}
+
+// forget drops room's cached entries.
+func (r *recentEntries) forget(room string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.total -= r.size[room]
+	delete(r.rooms, room)
+	delete(r.size, room)
+}
+
 // add records entries read from the log after seq from (contiguous by
 // construction), joining the room's cache when they continue it.
 func (r *recentEntries) add(room string, from int64, read []hub.Entry) {
@@ -633,9 +652,15 @@ func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int6
 }
 
 func (l *live) Head(ctx context.Context, room string) (int64, int64, error) {
+	before := l.recent.last(room) // read from the log before head is: at or below it
 	head, withdrawn, err := l.store.HeadWithdrawn(ctx, room)
 	if err != nil {
 		return 0, 0, toOpError(err)
+	}
+	if head < before {
+		// The database was restored from a backup: the cached entries
+		// are another log's.
+		l.recent.forget(room)
 	}
 	return head, withdrawn, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/uptrace/bun"
 
+	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/pgtest"
@@ -1240,6 +1241,66 @@ func TestUnannouncedEntryIsFoundByThePoll(t *testing.T) {
 	})
 	if d := time.Since(start); d > 10*time.Second {
 		t.Fatalf("the entry came after %s; the poll runs every 5 s", d)
+	}
+}
+
+// TestARestoredDatabaseUnderTheServer: the database is restored from a
+// backup while the server runs, its room's log now two entries past where
+// a member held it, not eight. A join from the old head gets a snapshot
+// of the log as it is; the members holding the other log's entries are
+// closed, to join again with a snapshot; a join from the restored head is
+// sent the entries written since, not the ones of the other log the
+// server had kept in memory. Before, the room sent nothing until its log
+// passed the old head, and a resume was sent the other log's entries.
+func TestARestoredDatabaseUnderTheServer(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[1]
+	room := store.WorkshopRoom(w.ID)
+	ctx := context.Background()
+	am := f.MustMember(t, domain.RoleParticipant, w, "FI", "police")
+	a := am.Dial(t, f.srv.URL)
+	s0 := a.join(t, room, 0).Seq
+	var made []int64
+	for i := 1; i <= 8; i++ {
+		id := fmt.Sprintf("before-%d", i)
+		a.send(t, op(room, id, "finding.create", 0, map[string]any{"title": id}))
+		_, fnd := a.created(t, id)
+		made = append(made, fnd.ID)
+	}
+	b := f.MustMember(t, domain.RoleParticipant, w, "FI", "ngo").Dial(t, f.srv.URL)
+	if j := b.join(t, room, s0); j.Seq != s0+8 { // reads the eight from the log: the server keeps them
+		t.Fatalf("joined at %d, want %d", j.Seq, s0+8)
+	}
+
+	// The backup was taken after the first two.
+	keep := s0 + 2
+	for _, q := range []string{
+		`DELETE FROM log_entries WHERE room = ?0 AND seq > ?1`,
+		`UPDATE rooms SET seq = ?1 WHERE id = ?0`,
+		`DELETE FROM findings WHERE id IN (?2)`,
+	} {
+		if _, err := f.store.DB().NewRaw(q, room, keep, bun.In(made[2:])).Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	c := am.Dial(t, f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": s0 + 8})
+	if fr := c.next(t, func(f frame) bool { return f.Type != "presence" }); fr.Type != "snapshot" || fr.Seq != keep {
+		t.Fatalf("joining from %d a log restored to %d: %s at %d, want a snapshot", s0+8, keep, fr.Type, fr.Seq)
+	}
+	c.next(t, ofType("joined"))
+	a.mustCloseWith(t, hub.CloseLogRestored, 10*time.Second, "a member holding the other log")
+	b.mustCloseWith(t, hub.CloseLogRestored, 10*time.Second, "another member holding the other log")
+
+	c.send(t, op(room, "after", "finding.create", 0, map[string]any{"title": "After the restore"}))
+	if ack := c.next(t, answerTo("after")); ack.Type != "ack" || ack.Seq != keep+1 {
+		t.Fatalf("op after the restore: %+v, want acked at %d", ack, keep+1)
+	}
+	d := am.Dial(t, f.srv.URL)
+	d.send(t, map[string]any{"type": "join", "room": room, "since": keep})
+	if fr := d.next(t, func(f frame) bool { return f.Type != "presence" }); fr.Type != "entry" || fr.Seq != keep+1 || fr.OpID != "after" {
+		t.Fatalf("joining from %d: %s %d of op %q, want the entry of op after", keep, fr.Type, fr.Seq, fr.OpID)
 	}
 }
 

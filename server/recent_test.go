@@ -95,3 +95,24 @@ func TestRecentEntriesAreBoundedInBytes(t *testing.T) {
 		t.Fatal("the room added last was forgotten")
 	}
 }
+
+// last and forget: what Head uses to drop the entries of a log restored
+// from a backup, which a join from before would otherwise be sent.
+func TestRecentEntriesAreForgotten(t *testing.T) {
+	var r recentEntries
+	if got := r.last("r"); got != 0 {
+		t.Fatalf("last of an empty cache = %d", got)
+	}
+	r.add("r", 0, entries(1, 10))
+	r.add("s", 0, entries(1, 5))
+	if got := r.last("r"); got != 10 {
+		t.Fatalf("last = %d, want 10", got)
+	}
+	r.forget("r")
+	if got := r.get("r", 2, 100); got != nil || r.last("r") != 0 {
+		t.Fatalf("forgotten, the cache gave %v", seqs(got))
+	}
+	if r.total != r.size["s"] || len(r.get("s", 0, 10)) != 5 {
+		t.Fatalf("other rooms stay and the total counts them: total %d, s %d", r.total, r.size["s"])
+	}
+}
