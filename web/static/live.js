@@ -1259,7 +1259,13 @@
     if (signedOut) return;
     if (!sock.opened) probeSignIn();
     if (sock.joinedAt && performance.now() - sock.joinedAt >= resumeCalm) resumeWait = 0;
-    if (code === 4003 || code === 4008) { // roles changed, too slow: resume soon
+    if (code === 4009) {
+      // The room's log was restored from a backup: what this page holds
+      // of it is another log's. The next join takes a snapshot.
+      state.seq = -1;
+      save();
+    }
+    if (code === 4003 || code === 4008 || code === 4009) { // roles changed, too slow, log restored: resume soon
       reconnect(resumeWait * (0.5 + Math.random() / 2));
       resumeWait = Math.min(Math.max(resumeWait * 2, 1000), 15000);
       return;
