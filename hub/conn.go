@@ -828,7 +828,7 @@ func (c *conn) pushCatchUp(b []byte) error {
 func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	b := c.h.b
 	m.r.mu.Lock()
-	before := m.r.lastSeq // committed before Head is read: at or below its head
+	before, rewinds := m.r.lastSeq, m.r.rewinds // committed before Head is read: at or below its head
 	m.r.mu.Unlock()
 	ctx, cancel := c.backendCtx()
 	head, withdrawn, err := b.Head(ctx, f.Room)
@@ -841,7 +841,7 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	// already (fanned out while Head was read). An overflow that dropped
 	// only such entries is none.
 	m.r.mu.Lock()
-	if head < before && head < m.r.lastSeq {
+	if head < before && m.r.rewinds == rewinds && head < m.r.lastSeq {
 		m.r.rewoundLocked(head, m)
 	}
 	m.covered = max(m.covered, head)

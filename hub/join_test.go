@@ -2,7 +2,9 @@ package hub_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -285,6 +287,62 @@ func TestTheRoomsPollFindsARestoredLog(t *testing.T) {
 				t.Fatalf("got %+v, want entry 4 of op after", f)
 			}
 			break
+		}
+	}
+}
+
+// A join that read its head before another join found the restore is
+// not taken for a second restore once the room has gone on: the member
+// that holds the restored log stays. (Found by a review: it was closed
+// with 4009 for nothing.)
+func TestARestoreIsFoundOnce(t *testing.T) {
+	mb := newMemBackend()
+	jb := &joinReads{memBackend: mb}
+	th := serveTestHub(t, hub.Config{}, false, jb, mb)
+	const room = "workshop:1"
+	restoredRoom(t, th, room) // log restored to 3; the room sent 10
+	var y *client
+	done := make(chan struct{})
+	first := jb.heads.Load() + 1
+	hook := func(n int64) {
+		if n != first {
+			return
+		}
+		defer close(done)
+		// x has read the room's 10 and the log's head, 3. y joins now,
+		// finds the restore, and is sent two entries of the restored log.
+		y = th.dial(t, "y")
+		if cu, j := y.join(room, -1); len(cu) != 1 || cu[0].Type != "snapshot" || j.Seq != 3 {
+			t.Errorf("y joined with %+v at %d, want a snapshot at 3", cu, j.Seq)
+			return
+		}
+		mb.Append(room, "x", 4)
+		th.Notify(room, mb.Append(room, "x", 5).Seq)
+		for i := int64(4); i <= 5; i++ {
+			if f := y.next(); f.Type != "entry" || f.Seq != i {
+				t.Errorf("y got %+v, want entry %d", f, i)
+			}
+		}
+	}
+	jb.afterHead.Store(&hook)
+	x := th.dial(t, "x")
+	x.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: 10})
+	<-done
+	jb.afterHead.Store(nil)
+	if t.Failed() {
+		return
+	}
+	for {
+		f, err := y.read(2 * time.Second)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return // still open
+		}
+		if err != nil {
+			t.Fatalf("y, holding the restored log, ended: %v", err)
+		}
+		if f.Type != "presence" {
+			t.Fatalf("y got %+v, want nothing more", f)
 		}
 	}
 }

@@ -25,6 +25,7 @@ type room struct {
 	lastSeq int64   // last seq fanned out; guarded by mu
 	staged  []frame // offered entries waiting for the rest of their commit; guarded by mu
 	closed  bool    // no members left; removed from Hub.rooms
+	rewinds int64   // rewoundLocked calls: a head read before one is not compared after it; guarded by mu
 
 	presenceAt    time.Time   // when presence was last broadcast; guarded by mu
 	presenceTimer *time.Timer // pending throttled presence broadcast; guarded by mu
@@ -167,7 +168,7 @@ func (r *room) follow() {
 func (r *room) catchUp(check bool) {
 	for {
 		r.mu.Lock()
-		from, closed := r.lastSeq, r.closed
+		from, closed, rewinds := r.lastSeq, r.closed, r.rewinds
 		r.mu.Unlock()
 		if closed {
 			return
@@ -183,7 +184,7 @@ func (r *room) catchUp(check bool) {
 		}
 		if len(es) == 0 {
 			if check {
-				r.checkHead(from)
+				r.checkHead(from, rewinds)
 			}
 			return
 		}
@@ -201,8 +202,9 @@ func (r *room) catchUp(check bool) {
 }
 
 // checkHead reads the head of the log and, when it is below from (what
-// the room had sent before), handles the log as rewound.
-func (r *room) checkHead(from int64) {
+// the room had sent before, read with rewinds), handles the log as
+// rewound.
+func (r *room) checkHead(from, rewinds int64) {
 	ctx, cancel := context.WithTimeout(r.h.ctx, r.h.cfg.BackendTimeout)
 	head, _, err := r.h.b.Head(ctx, r.name)
 	cancel()
@@ -210,7 +212,7 @@ func (r *room) checkHead(from int64) {
 		return
 	}
 	r.mu.Lock()
-	if !r.closed && head < r.lastSeq {
+	if !r.closed && r.rewinds == rewinds && head < r.lastSeq {
 		r.rewoundLocked(head, nil)
 	}
 	r.mu.Unlock()
@@ -225,12 +227,16 @@ func (r *room) checkHead(from int64) {
 // Call with r.mu held.
 func (r *room) rewoundLocked(head int64, keep *member) {
 	r.h.log.Warn("hub: the room's log is below what was sent (a restored database?): members join again", "room", r.name, "head", head, "sent", r.lastSeq)
+	r.rewinds++
 	r.lastSeq = head
 	r.broadcast.Store(head)
 	r.staged = nil
+	// Entries committed to this log since head was read were not
+	// offered nor announced (at or below the old lastSeq): read them.
+	r.wake()
 	for c, m := range r.members {
 		if m == keep {
-			m.pending, m.pendB, m.overflowed, m.droppedTo = nil, 0, false, 0
+			m.pending, m.pendB, m.overflowed, m.droppedTo, m.covered = nil, 0, false, 0, 0
 			continue
 		}
 		c.q.close(CloseLogRestored, "the log was restored: join again with a snapshot", false)

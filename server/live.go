@@ -518,6 +518,7 @@ func (l *live) After(ctx context.Context, room string, after int64, limit int) (
 	if len(out) == limit {
 		return out, nil
 	}
+	epoch := l.recent.epoch()
 	es, err := l.store.EntriesAfter(ctx, room, from, limit-len(out))
 	if err != nil {
 		return nil, toOpError(err)
@@ -526,17 +527,18 @@ func (l *live) After(ctx context.Context, room string, after int64, limit int) (
 	for i, e := range es {
 		read[i] = toEntry(e, e.ActorLabel)
 	}
-	l.recent.add(room, from, read)
+	l.recent.add(epoch, room, from, read)
 	return append(out, read...), nil
 }
 
 // recentEntries keeps the last entries read of each room, by seq, with no
 // gap: a cache of the log for resuming clients.
 type recentEntries struct {
-	mu    sync.Mutex
-	rooms map[string][]hub.Entry // contiguous seqs, oldest first
-	size  map[string]int         // bytes of each room's entries (see entrySize)
-	total int
+	mu      sync.Mutex
+	rooms   map[string][]hub.Entry // contiguous seqs, oldest first
+	size    map[string]int         // bytes of each room's entries (see entrySize)
+	total   int
+	forgets uint64 // forget calls (see epoch)
 }
 
 // The cache's bounds: entries a room keeps, rooms, and bytes a room and
@@ -580,19 +582,33 @@ func (r *recentEntries) last(room string) int64 {
 func (r *recentEntries) forget(room string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.forgets++
 	r.total -= r.size[room]
 	delete(r.rooms, room)
 	delete(r.size, room)
 }
 
+// epoch tells, taken before a read of the log, whether the cache forgot
+// entries since (see add).
+func (r *recentEntries) epoch() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.forgets
+}
+
 // add records entries read from the log after seq from (contiguous by
-// construction), joining the room's cache when they continue it.
-func (r *recentEntries) add(room string, from int64, read []hub.Entry) {
+// construction), joining the room's cache when they continue it; not when
+// the cache forgot entries after epoch was taken, before the read: they
+// may be of the log that was replaced.
+func (r *recentEntries) add(epoch uint64, room string, from int64, read []hub.Entry) {
 	if len(read) == 0 || read[0].Seq != from+1 {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.forgets != epoch {
+		return
+	}
 	if r.rooms == nil {
 		r.rooms, r.size = map[string][]hub.Entry{}, map[string]int{}
 	}

@@ -27,19 +27,19 @@ func TestRecentEntriesNeverHaveAGap(t *testing.T) {
 	if got := r.get("r", 0, 10); got != nil {
 		t.Fatalf("empty cache gave %v", seqs(got))
 	}
-	r.add("r", 10, entries(11, 20))
-	r.add("r", 30, entries(31, 35)) // not after 20: would leave a gap, so it starts over
+	r.add(0, "r", 10, entries(11, 20))
+	r.add(0, "r", 30, entries(31, 35)) // not after 20: would leave a gap, so it starts over
 	if got := seqs(r.get("r", 10, 100)); len(got) != 0 {
 		t.Fatalf("after a restart at 31 the old range is gone, got %v", got)
 	}
 	if got := seqs(r.get("r", 32, 2)); len(got) != 2 || got[0] != 33 || got[1] != 34 {
 		t.Fatalf("get(32, 2) = %v, want [33 34]", got)
 	}
-	r.add("r", 35, entries(36, 40)) // continues the cache
+	r.add(0, "r", 35, entries(36, 40)) // continues the cache
 	if got := seqs(r.get("r", 30, 100)); len(got) != 10 || got[0] != 31 || got[9] != 40 {
 		t.Fatalf("get(30) = %v, want 31..40", got)
 	}
-	r.add("r", 31, entries(32, 33)) // older than kept: ignored
+	r.add(0, "r", 31, entries(32, 33)) // older than kept: ignored
 	if got := seqs(r.get("r", 39, 100)); len(got) != 1 || got[0] != 40 {
 		t.Fatalf("get(39) = %v, want [40]", got)
 	}
@@ -49,7 +49,7 @@ func TestRecentEntriesNeverHaveAGap(t *testing.T) {
 	if got := r.get("r", 29, 10); got != nil {
 		t.Fatalf("before the start (a gap at 30) must come from the log, got %v", seqs(got))
 	}
-	r.add("r", 4000, entries(4001, 4001+recentKeep))
+	r.add(0, "r", 4000, entries(4001, 4001+recentKeep))
 	if got := r.get("r", 4000, 1); len(got) != 0 {
 		t.Fatalf("the cache keeps only the last %d entries, got %v", recentKeep, seqs(got))
 	}
@@ -68,7 +68,7 @@ func TestRecentEntriesAreBoundedInBytes(t *testing.T) {
 		}
 		return es
 	}
-	r.add("a", 0, heavy("a", 1, 1000)) // 80 MB of updates
+	r.add(0, "a", 0, heavy("a", 1, 1000)) // 80 MB of updates
 	kept := r.rooms["a"]
 	if len(kept) < 90 || kept[len(kept)-1].Seq != 1000 || r.size["a"] > recentRoomBytes {
 		t.Fatalf("room a keeps %d entries up to %d in %d bytes; want the newest, at most %d bytes",
@@ -79,7 +79,7 @@ func TestRecentEntriesAreBoundedInBytes(t *testing.T) {
 	}
 	for i := range 20 { // 20 rooms of 8 MB each, over the 64 MB bound
 		room := string(rune('b' + i))
-		r.add(room, 0, heavy(room, 1, 100))
+		r.add(0, room, 0, heavy(room, 1, 100))
 	}
 	sum := 0
 	for room, n := range r.size {
@@ -103,8 +103,8 @@ func TestRecentEntriesAreForgotten(t *testing.T) {
 	if got := r.last("r"); got != 0 {
 		t.Fatalf("last of an empty cache = %d", got)
 	}
-	r.add("r", 0, entries(1, 10))
-	r.add("s", 0, entries(1, 5))
+	r.add(0, "r", 0, entries(1, 10))
+	r.add(0, "s", 0, entries(1, 5))
 	if got := r.last("r"); got != 10 {
 		t.Fatalf("last = %d, want 10", got)
 	}
@@ -114,5 +114,14 @@ func TestRecentEntriesAreForgotten(t *testing.T) {
 	}
 	if r.total != r.size["s"] || len(r.get("s", 0, 10)) != 5 {
 		t.Fatalf("other rooms stay and the total counts them: total %d, s %d", r.total, r.size["s"])
+	}
+	// Read before the forget, entries are not added after it.
+	r.add(0, "r", 0, entries(1, 10))
+	if got := r.get("r", 2, 100); got != nil {
+		t.Fatalf("entries read before the forget were kept: %v", seqs(got))
+	}
+	r.add(r.epoch(), "r", 0, entries(1, 10))
+	if got := r.get("r", 2, 100); len(got) != 8 {
+		t.Fatalf("entries read after the forget: got %v", seqs(got))
 	}
 }
