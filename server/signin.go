@@ -197,9 +197,10 @@ func (a *app) handleCallback(w http.ResponseWriter, r *http.Request) {
 	// Sessions that others began for the person (see SignInOIDC) lose
 	// their live connections too.
 	a.endSessions(r.Context(), out.Ended...)
-	if out.RolesChanged {
-		// The person's other screens still act on the old roles: make them
-		// reconnect, so every join and op is checked against the new ones.
+	if out.RolesChanged || out.NameChanged {
+		// The person's other screens still act on the old roles, or show
+		// them to their rooms by the old name: make them reconnect, so
+		// every join and op is checked against the new ones.
 		a.reauthorize(r.Context(), out.Person.ID)
 	}
 	_, replaced, err := a.sessions.Start(r.Context(), w, r, out.Person.ID)

@@ -309,6 +309,18 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 	if auditCount(t, f.store, "role.revoke") != 1 {
 		t.Error("no role.revoke audit entry")
 	}
+
+	// A new name from the provider, the roles as they were: the other
+	// screen, which showed the person to its rooms by the old name, is
+	// told to reconnect too (before, it waited for the minute's check).
+	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,
+		PreferredUsername: "Aino Korhonen", Groups: []string{"staff"}})
+	status, body = b.get(t, f.srv.URL+"/auth/login?next="+url.QueryEscape("/events/"+f.event.Slug+"/people"))
+	if status != http.StatusForbidden || !strings.Contains(body, "Signed in as <strong>Aino Korhonen</strong>") {
+		t.Fatalf("people page after a new name: %d\n%.400s", status, body)
+	}
+	again.mustCloseWith(t, hub.CloseAccessChanged, 10*time.Second, "the other screen, after a new name")
+
 	var n int
 	f.store.DB().NewRaw("SELECT count(*) FROM people WHERE oidc_subject = 'staff-1'").Scan(context.Background(), &n)
 	if n != 1 {

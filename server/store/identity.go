@@ -80,6 +80,7 @@ type OIDCSignIn struct {
 type OIDCOutcome struct {
 	Person       domain.Person
 	RolesChanged bool     // the claim granted or took back a role
+	NameChanged  bool     // the claim renamed a person signed in before
 	Ended        []string // sessions ended (their connections are the caller's to close)
 }
 
@@ -134,6 +135,7 @@ func (s *Store) SignInOIDC(ctx context.Context, in OIDCSignIn) (OIDCOutcome, err
 			detail["linked_by_email"], detail["sessions_ended"], detail["links_revoked"] = true, len(out.Ended), revoked
 		}
 		if name != "" {
+			out.NameChanged = p.ID != 0 && p.Name != name
 			p.Name = name
 		}
 		p.OIDCIssuer, p.OIDCSubject = &in.Issuer, &in.Subject
