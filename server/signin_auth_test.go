@@ -290,13 +290,19 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 	other.send(t, map[string]any{"type": "ping", "t": "still-here"})
 	other.next(t, func(f frame) bool { return f.Type == "pong" }) // fails if it was closed
 
-	// Removed from the admin group: the next sign-in takes the role back.
-	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,
-		PreferredUsername: "Aino V.", Groups: []string{"staff"}})
-	status, body = b.get(t, f.srv.URL+"/auth/login?next="+url.QueryEscape("/events/"+f.event.Slug+"/people"))
-	if status != http.StatusForbidden || !strings.Contains(body, "Signed in as <strong>Aino V.</strong>") {
-		t.Fatalf("people page without the admin group: %d\n%.400s", status, body)
+	// signInAsStaff signs b in again, the provider now saying name and
+	// only the staff group: the people page is refused to them.
+	signInAsStaff := func(name, after string) {
+		t.Helper()
+		p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,
+			PreferredUsername: name, Groups: []string{"staff"}})
+		status, body := b.get(t, f.srv.URL+"/auth/login?next="+url.QueryEscape("/events/"+f.event.Slug+"/people"))
+		if status != http.StatusForbidden || !strings.Contains(body, "Signed in as <strong>"+name+"</strong>") {
+			t.Fatalf("people page %s: %d\n%.400s", after, status, body)
+		}
 	}
+	// Removed from the admin group: the next sign-in takes the role back.
+	signInAsStaff("Aino V.", "without the admin group")
 	// The other screen acted on the old roles: it is told to reconnect, and
 	// on its new connection the organizer's room is refused.
 	other.mustCloseWith(t, hub.CloseAccessChanged, 10*time.Second, "the other screen, with the revoked role")
@@ -313,12 +319,7 @@ func TestOIDCSignInThroughTheServer(t *testing.T) {
 	// A new name from the provider, the roles as they were: the other
 	// screen, which showed the person to its rooms by the old name, is
 	// told to reconnect too (before, it waited for the minute's check).
-	p.m.QueueUser(&mockoidc.MockUser{Subject: "staff-1", Email: "aino@example.fi", EmailVerified: true,
-		PreferredUsername: "Aino Korhonen", Groups: []string{"staff"}})
-	status, body = b.get(t, f.srv.URL+"/auth/login?next="+url.QueryEscape("/events/"+f.event.Slug+"/people"))
-	if status != http.StatusForbidden || !strings.Contains(body, "Signed in as <strong>Aino Korhonen</strong>") {
-		t.Fatalf("people page after a new name: %d\n%.400s", status, body)
-	}
+	signInAsStaff("Aino Korhonen", "after a new name")
 	again.mustCloseWith(t, hub.CloseAccessChanged, 10*time.Second, "the other screen, after a new name")
 
 	var n int
