@@ -52,6 +52,17 @@ func (g guarded) Head(ctx context.Context, room string) (head, withdrawn int64, 
 	return g.b.Head(ctx, room)
 }
 
+// Rewound tells the Backend of a rewound room when it is a Rewinder.
+func (g guarded) Rewound(room string, head int64) {
+	rw, ok := g.b.(Rewinder)
+	if !ok {
+		return
+	}
+	var err error
+	defer g.recovered("Rewound", &err)
+	rw.Rewound(room, head)
+}
+
 // guardConfig wraps cfg's functions likewise; a panic answers with the
 // more private choice (count only, no names; the share not sent).
 func guardConfig(cfg Config) Config {

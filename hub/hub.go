@@ -114,10 +114,18 @@ const (
 	CloseTooBig          = websocket.CloseMessageTooBig // 1009: frame over 16 times MaxFrameBytes (sent by gorilla/websocket)
 	CloseUnauthenticated = 4001                         // session ended or not valid: sign in again
 	CloseProtocolAbuse   = 4002                         // too many bad frames
-	CloseAccessChanged   = 4003                         // the person's roles changed: reconnect and resume
+	CloseAccessChanged   = 4003                         // the person's roles, name or details changed: reconnect and resume
 	CloseTooSlow         = 4008                         // send queue overflowed: reconnect and resume
 	CloseLogRestored     = 4009                         // the room's log is below what was sent (a restored database): join again with a snapshot
 )
+
+// Rewinder is a Backend told when a room finds its log below what it sent
+// (a database restored from a backup): what the Backend keeps of the
+// room's log above head is another log's. Rewound is called with the
+// room's lock held: it must not call the Hub.
+type Rewinder interface {
+	Rewound(room string, head int64)
+}
 
 // Backend is what the server plugs in: store, auth and the log.
 type Backend interface {

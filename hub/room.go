@@ -193,6 +193,12 @@ func (r *room) catchUp(check bool) {
 			fs[i] = r.h.encodeEntry(e)
 		}
 		r.mu.Lock()
+		if r.rewinds != rewinds {
+			// Read after a head the log went below while it was read:
+			// read again from where the rewind left the room.
+			r.mu.Unlock()
+			continue
+		}
 		r.fanOutLocked(fs)
 		r.mu.Unlock()
 		if len(es) < followBatch {
@@ -222,21 +228,25 @@ func (r *room) checkHead(from, rewinds int64) {
 // was restored from a backup under this process. What the members hold came
 // from the other log, so each is closed with CloseLogRestored, to join again
 // with a snapshot, except keep (a join that found it, going on to a snapshot
-// of this log); the room goes on from head. (A log restored and grown past
-// what was sent before it is found is not told from the one it replaced.)
-// Call with r.mu held.
+// of this log); the room goes on from head, and the Backend, when it is a
+// Rewinder, is told. (A log restored and grown to or past what was sent
+// before it is found is not told from the one it replaced.) Call with r.mu
+// held.
 func (r *room) rewoundLocked(head int64, keep *member) {
 	r.h.log.Warn("hub: the room's log is below what was sent (a restored database?): members join again", "room", r.name, "head", head, "sent", r.lastSeq)
 	r.rewinds++
 	r.lastSeq = head
 	r.broadcast.Store(head)
 	r.staged = nil
+	if rw, ok := r.h.b.(Rewinder); ok {
+		rw.Rewound(r.name, head)
+	}
 	// Entries committed to this log since head was read were not
 	// offered nor announced (at or below the old lastSeq): read them.
 	r.wake()
 	for c, m := range r.members {
 		if m == keep {
-			m.pending, m.pendB, m.overflowed, m.droppedTo, m.covered = nil, 0, false, 0, 0
+			m.pending, m.pendB, m.overflowed, m.droppedTo = nil, 0, false, 0
 			continue
 		}
 		c.q.close(CloseLogRestored, "the log was restored: join again with a snapshot", false)

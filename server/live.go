@@ -513,12 +513,12 @@ func replayOf(e domain.LogEntry, person int64) (hub.Entry, error) {
 // come from Postgres once, not a thousand times; the log is still asked
 // for anything after them, so nothing newer is ever missed.
 func (l *live) After(ctx context.Context, room string, after int64, limit int) ([]hub.Entry, error) {
+	epoch := l.recent.epoch()
 	out := l.recent.get(room, after, limit)
 	from := after + int64(len(out))
 	if len(out) == limit {
 		return out, nil
 	}
-	epoch := l.recent.epoch()
 	es, err := l.store.EntriesAfter(ctx, room, from, limit-len(out))
 	if err != nil {
 		return nil, toOpError(err)
@@ -666,6 +666,10 @@ func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int6
 	raw, err := json.Marshal(state)
 	return raw, seq, err
 }
+
+// Rewound forgets the room's cached entries: the hub found its log below
+// what it sent, so they may be another log's (see hub.Rewinder).
+func (l *live) Rewound(room string, _ int64) { l.recent.forget(room) }
 
 func (l *live) Head(ctx context.Context, room string) (int64, int64, error) {
 	before := l.recent.last(room) // read from the log before head is: at or below it

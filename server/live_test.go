@@ -1244,6 +1244,35 @@ func TestUnannouncedEntryIsFoundByThePoll(t *testing.T) {
 	}
 }
 
+// createAll creates n findings titled as their op ids, prefix-1 on, and
+// returns their ids once their entries came.
+func (c *client) createAll(tb testing.TB, room, prefix string, n int) []int64 {
+	tb.Helper()
+	var ids []int64
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("%s-%d", prefix, i)
+		c.send(tb, op(room, id, "finding.create", 0, map[string]any{"title": id}))
+		_, fnd := c.created(tb, id)
+		ids = append(ids, fnd.ID)
+	}
+	return ids
+}
+
+// restoreRoom cuts room's log back to its entry keep and deletes the
+// findings made after it, as a restore from a backup taken then would.
+func restoreRoom(tb testing.TB, f *fixture, room string, keep int64, made []int64) {
+	tb.Helper()
+	for _, q := range []string{
+		`DELETE FROM log_entries WHERE room = ?0 AND seq > ?1`,
+		`UPDATE rooms SET seq = ?1 WHERE id = ?0`,
+		`DELETE FROM findings WHERE id IN (?2)`,
+	} {
+		if _, err := f.store.DB().NewRaw(q, room, keep, bun.In(made)).Exec(context.Background()); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // TestARestoredDatabaseUnderTheServer: the database is restored from a
 // backup while the server runs, its room's log now two entries past where
 // a member held it, not eight. A join from the old head gets a snapshot
@@ -1256,17 +1285,10 @@ func TestARestoredDatabaseUnderTheServer(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	w := &f.ws[1]
 	room := store.WorkshopRoom(w.ID)
-	ctx := context.Background()
 	am := f.MustMember(t, domain.RoleParticipant, w, "FI", "police")
 	a := am.Dial(t, f.srv.URL)
 	s0 := a.join(t, room, 0).Seq
-	var made []int64
-	for i := 1; i <= 8; i++ {
-		id := fmt.Sprintf("before-%d", i)
-		a.send(t, op(room, id, "finding.create", 0, map[string]any{"title": id}))
-		_, fnd := a.created(t, id)
-		made = append(made, fnd.ID)
-	}
+	made := a.createAll(t, room, "before", 8)
 	b := f.MustMember(t, domain.RoleParticipant, w, "FI", "ngo").Dial(t, f.srv.URL)
 	if j := b.join(t, room, s0); j.Seq != s0+8 { // reads the eight from the log: the server keeps them
 		t.Fatalf("joined at %d, want %d", j.Seq, s0+8)
@@ -1274,15 +1296,7 @@ func TestARestoredDatabaseUnderTheServer(t *testing.T) {
 
 	// The backup was taken after the first two.
 	keep := s0 + 2
-	for _, q := range []string{
-		`DELETE FROM log_entries WHERE room = ?0 AND seq > ?1`,
-		`UPDATE rooms SET seq = ?1 WHERE id = ?0`,
-		`DELETE FROM findings WHERE id IN (?2)`,
-	} {
-		if _, err := f.store.DB().NewRaw(q, room, keep, bun.In(made[2:])).Exec(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	restoreRoom(t, f, room, keep, made[2:])
 
 	c := am.Dial(t, f.srv.URL)
 	c.send(t, map[string]any{"type": "join", "room": room, "since": s0 + 8})
@@ -1301,6 +1315,42 @@ func TestARestoredDatabaseUnderTheServer(t *testing.T) {
 	d.send(t, map[string]any{"type": "join", "room": room, "since": keep})
 	if fr := d.next(t, func(f frame) bool { return f.Type != "presence" }); fr.Type != "entry" || fr.Seq != keep+1 || fr.OpID != "after" {
 		t.Fatalf("joining from %d: %s %d of op %q, want the entry of op after", keep, fr.Type, fr.Seq, fr.OpID)
+	}
+}
+
+// TestARestoreFoundByThePollDropsTheCache: the server's cache holds the
+// room's entries up to some seq, the room sent more (offered, not read),
+// and the restored log grows past the cache's newest before anyone joins.
+// The room's poll finds the restore; the cache must go with it, though
+// the head is not below what it holds: a resume would be sent the other
+// log's entries from it.
+func TestARestoreFoundByThePollDropsTheCache(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[2]
+	room := store.WorkshopRoom(w.ID)
+	ctx := context.Background()
+	am := f.MustMember(t, domain.RoleParticipant, w, "SE", "police")
+	a := am.Dial(t, f.srv.URL)
+	s0 := a.join(t, room, 0).Seq
+	made := a.createAll(t, room, "read", 6)
+	b := am.Dial(t, f.srv.URL)
+	if j := b.join(t, room, s0); j.Seq != s0+6 { // the cache holds up to s0+6
+		t.Fatalf("joined at %d, want %d", j.Seq, s0+6)
+	}
+	made = append(made, a.createAll(t, room, "offered", 4)...) // the room sent up to s0+10
+
+	keep := s0 + 2
+	restoreRoom(t, f, room, keep, made[2:])
+	for i := range 6 { // the restored log grows to s0+8, past the cache's s0+6
+		if _, err := f.store.CreateFinding(ctx, &am.id, w.ID, fmt.Sprintf("new-%d", i), store.FindingInput{Title: "After the restore"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.mustCloseWith(t, hub.CloseLogRestored, 10*time.Second, "a member, at the poll") // the poll runs every 5 s
+	c := am.Dial(t, f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": keep})
+	if fr := c.next(t, func(f frame) bool { return f.Type != "presence" }); fr.Type != "entry" || fr.Seq != keep+1 || fr.OpID != "new-0" {
+		t.Fatalf("joining from %d: %s %d of op %q, want the entry of op new-0", keep, fr.Type, fr.Seq, fr.OpID)
 	}
 }
 

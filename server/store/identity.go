@@ -80,7 +80,7 @@ type OIDCSignIn struct {
 type OIDCOutcome struct {
 	Person       domain.Person
 	RolesChanged bool     // the claim granted or took back a role
-	NameChanged  bool     // the claim renamed a person signed in before
+	NameChanged  bool     // the claim renamed a person known before
 	Ended        []string // sessions ended (their connections are the caller's to close)
 }
 
