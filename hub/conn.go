@@ -841,9 +841,7 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	// already (fanned out while Head was read). An overflow that dropped
 	// only such entries is none.
 	m.r.mu.Lock()
-	if head < before && m.r.rewinds == rewinds && head < m.r.lastSeq {
-		m.r.rewoundLocked(head, m)
-	}
+	m.r.rewindBelowLocked(head, before, rewinds, m)
 	m.covered = max(m.covered, head)
 	kept, size := m.pending[:0], 0
 	for _, p := range m.pending {

@@ -249,7 +249,7 @@ const (
 
 // Hub owns the rooms and connections of one server process.
 type Hub struct {
-	b   Backend
+	b   guarded
 	cfg Config
 	log *slog.Logger
 

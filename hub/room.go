@@ -214,14 +214,23 @@ func (r *room) checkHead(from, rewinds int64) {
 	ctx, cancel := context.WithTimeout(r.h.ctx, r.h.cfg.BackendTimeout)
 	head, _, err := r.h.b.Head(ctx, r.name)
 	cancel()
-	if err != nil || head >= from {
+	if err != nil {
 		return
 	}
 	r.mu.Lock()
-	if !r.closed && r.rewinds == rewinds && head < r.lastSeq {
-		r.rewoundLocked(head, nil)
-	}
+	r.rewindBelowLocked(head, from, rewinds, nil)
 	r.mu.Unlock()
+}
+
+// rewindBelowLocked rewinds the room (see rewoundLocked) when head, read
+// after the room had sent before with rewinds rewinds, is below it: a
+// log does not go below what was committed before it was read. A head
+// read before another rewind is not compared after it. Call with r.mu
+// held.
+func (r *room) rewindBelowLocked(head, before, rewinds int64, keep *member) {
+	if head < before && r.rewinds == rewinds && head < r.lastSeq && !r.closed {
+		r.rewoundLocked(head, keep)
+	}
 }
 
 // rewoundLocked handles a log found below what the room sent: the database
@@ -238,9 +247,7 @@ func (r *room) rewoundLocked(head int64, keep *member) {
 	r.lastSeq = head
 	r.broadcast.Store(head)
 	r.staged = nil
-	if rw, ok := r.h.b.(Rewinder); ok {
-		rw.Rewound(r.name, head)
-	}
+	r.h.b.Rewound(r.name, head)
 	// Entries committed to this log since head was read were not
 	// offered nor announced (at or below the old lastSeq): read them.
 	r.wake()
