@@ -26,6 +26,9 @@ func diskCheck(ctx context.Context, dir string, d time.Duration, out io.Writer) 
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("disk: %s is not a folder: pass -dir a folder on the disk to measure", dir)
 	}
+	if inMemory(dir) {
+		fmt.Fprintf(out, "warning: %s is in memory (tmpfs): the figures below are not a disk's\n", dir)
+	}
 	tmp, err := os.MkdirTemp(dir, "disktest-")
 	if err != nil {
 		return fmt.Errorf("disk: %w", err)

@@ -95,6 +95,9 @@ func startLoadServer(ctx context.Context, getenv func(string) string, out io.Wri
 		return nil, fmt.Errorf("loadtest -serve: %w; its log:\n%s", err, log)
 	}
 	fmt.Fprintf(out, "fresh server %s (pid %d), data in %s\n", s.URL, s.PID, dir)
+	if inMemory(dir) {
+		fmt.Fprintf(out, "warning: %s is in memory (tmpfs): commits wait for no disk, so acks and durable ops/s come out faster than on one; set TMPDIR to a folder on a disk\n", dir)
+	}
 	return s, nil
 }
 

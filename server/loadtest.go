@@ -9,11 +9,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
 	"runtime"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -400,9 +402,9 @@ func (lt *loadRun) room(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var sent sync.Map // op id → send time
+	var sent sync.Map // op id → *sentOp
 	var mu sync.Mutex
-	var acks, fanout []time.Duration
+	var perScreen []time.Duration
 	var errMu sync.Mutex
 	errFrames := map[string]int{}
 	if lt.cfg.Mix == "mixed" {
@@ -417,7 +419,7 @@ func (lt *loadRun) room(ctx context.Context) error {
 		wg.Add(1)
 		go func(c *ltClient) {
 			defer wg.Done()
-			var a, f []time.Duration
+			var f []time.Duration
 			for {
 				frames, err := c.readFrames()
 				if err != nil {
@@ -425,19 +427,24 @@ func (lt *loadRun) room(ctx context.Context) error {
 				}
 				now := time.Now()
 				for _, fr := range frames {
+					o, _ := sent.Load(fr.OpID)
+					op, _ := o.(*sentOp)
 					switch fr.Type {
 					case "ack":
-						if t, ok := sent.Load(fr.OpID); ok {
-							a = append(a, now.Sub(t.(time.Time)))
+						if op != nil {
+							op.acked.Store(max(int64(now.Sub(op.at)), 1))
 						}
 						if strings.HasSuffix(fr.OpID, updateSuffix) {
 							c.version.Add(1)
 						}
 					case "entry":
-						if t, ok := sent.Load(fr.OpID); ok {
-							f = append(f, now.Sub(t.(time.Time)))
+						if op != nil {
+							f = append(f, op.delivered(now))
 						}
 					case "error":
+						if op != nil {
+							op.refused.Store(true)
+						}
 						errMu.Lock()
 						errFrames[fr.Code]++
 						errMu.Unlock()
@@ -445,7 +452,7 @@ func (lt *loadRun) room(ctx context.Context) error {
 				}
 			}
 			mu.Lock()
-			acks, fanout = append(acks, a...), append(fanout, f...)
+			perScreen = append(perScreen, f...)
 			mu.Unlock()
 		}(c)
 	}
@@ -454,7 +461,8 @@ func (lt *loadRun) room(ctx context.Context) error {
 	if _, err := lt.st.DB().ExecContext(ctx, "CREATE TABLE IF NOT EXISTS loadtest_canary (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"); err != nil {
 		return fmt.Errorf("commit canary: %w", err)
 	}
-	var ops atomic.Int64
+	var ops []*sentOp
+	var sendFailed atomic.Int64
 	start := time.Now()
 	deadline := start.Add(lt.cfg.Duration)
 	canary := lt.commitCanary(ctx, deadline)
@@ -473,28 +481,108 @@ func (lt *loadRun) room(ctx context.Context) error {
 				}
 				time.Sleep(time.Until(due))
 				op := lt.roomOp(room, fmt.Sprintf("lt-%d-%d-%d", c.person, i, k), k, c, clients[(i+1)%len(clients)])
-				sent.Store(op["op_id"], time.Now())
-				c.send(op)
-				ops.Add(1)
+				o := &sentOp{at: time.Now()}
+				sent.Store(op["op_id"], o)
+				mu.Lock()
+				ops = append(ops, o)
+				mu.Unlock()
+				if c.send(op) != nil {
+					sendFailed.Add(1) // never acked: counted as such below
+				}
 			}
 		}(i, c)
 	}
 	sendWG.Wait()
-	time.Sleep(3 * time.Second) // the last entries arrive
+	// The last entries arrive: wait until every op is answered and every
+	// acked one has reached every screen, or 10 s have passed.
+	settled := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, o := range ops {
+			if !o.refused.Load() && (o.acked.Load() == 0 || int(o.screens.Load()) < len(clients)) {
+				return false
+			}
+		}
+		return true
+	}
+	for end := time.Now().Add(roomDrain); !settled() && time.Now().Before(end); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, c := range clients {
 		c.ws.Close()
 	}
 	wg.Wait()
-	fmt.Fprintf(lt.out, "sent %d ops (%.0f/s), error frames by code: %v\n", ops.Load(), float64(ops.Load())/lt.cfg.Duration.Seconds(), errFrames)
-	fmt.Fprintf(lt.out, "ack      %s\n", percentiles(acks))
-	fmt.Fprintf(lt.out, "fan-out  %s (%d deliveries; expected %d)\n", percentiles(fanout), len(fanout), ops.Load()*int64(len(clients)))
+	r := roomOutcome(ops, len(clients))
+	fmt.Fprintf(lt.out, "sent %d ops (%.0f/s), %d failed to send, %d refused, error frames by code: %v\n", len(ops), float64(len(ops))/lt.cfg.Duration.Seconds(), sendFailed.Load(), r.refused, errFrames)
+	fmt.Fprintf(lt.out, "ack             %s\n", percentiles(r.acks))
+	fmt.Fprintf(lt.out, "fan-out to all  %s (op sent → its entry read by the last of %d screens)\n", percentiles(r.toAll), len(clients))
+	fmt.Fprintf(lt.out, "fan-out         %s (%d deliveries; expected %d: op sent → its entry read by a screen)\n", percentiles(perScreen), len(perScreen), (len(ops)-r.refused)*len(clients))
 	commits, err := canary()
 	if err != nil {
 		return err
 	}
 	stalled, _ := stalls(commits)
-	fmt.Fprintf(lt.out, "commits  %s (a one-row INSERT every %s meanwhile; %d over %s)\n", percentiles(commits), canaryEvery, stalled, diskStall)
+	fmt.Fprintf(lt.out, "commits         %s (a one-row INSERT every %s meanwhile; %d over %s)\n", percentiles(commits), canaryEvery, stalled, diskStall)
+	if r.unacked > 0 || r.short > 0 {
+		return fmt.Errorf("of %d ops sent, %d were never acked and %d acked ones did not reach every screen within %s of the end (counted as never above)", len(ops), r.unacked, r.short, roomDrain)
+	}
 	return nil
+}
+
+// roomFigures are the room scenario's samples, one per op sent but for
+// the refused ones: an op never acked, or whose entry did not reach
+// every screen, is a sample of never, so no percentile can leave it out.
+type roomFigures struct {
+	acks, toAll             []time.Duration
+	refused, unacked, short int // short: acked, but its entry missed a screen
+}
+
+func roomOutcome(ops []*sentOp, screens int) roomFigures {
+	var r roomFigures
+	for _, o := range ops {
+		if o.refused.Load() {
+			r.refused++
+			continue
+		}
+		a, l := time.Duration(o.acked.Load()), time.Duration(o.last.Load())
+		switch {
+		case a == 0:
+			a, l = never, never
+			r.unacked++
+		case int(o.screens.Load()) < screens:
+			l = never
+			r.short++
+		}
+		r.acks, r.toAll = append(r.acks, a), append(r.toAll, l)
+	}
+	return r
+}
+
+// roomDrain is how long the room scenario waits, once it has sent its
+// last op, for the answers and entries still on their way.
+const roomDrain = 10 * time.Second
+
+// sentOp is what the room scenario learns of one op it sent: when it was
+// sent, how long until its ack or refusal, and each delivery of its entry.
+type sentOp struct {
+	at      time.Time
+	acked   atomic.Int64 // ns from sending to the ack; 0 until then
+	refused atomic.Bool  // answered with an error frame
+	last    atomic.Int64 // ns from sending to the latest delivery of its entry
+	screens atomic.Int32 // deliveries of its entry
+}
+
+// delivered counts one delivery of the op's entry, read at now, and
+// returns how long it took.
+func (o *sentOp) delivered(now time.Time) time.Duration {
+	d := max(int64(now.Sub(o.at)), 1)
+	o.screens.Add(1)
+	for {
+		l := o.last.Load()
+		if d <= l || o.last.CompareAndSwap(l, d) {
+			return time.Duration(d)
+		}
+	}
 }
 
 // canaryEvery is how often the room scenario's commit canary commits.
@@ -741,18 +829,25 @@ func plainInsertRate(ctx context.Context, st *store.Store, writers int, d time.D
 	var n atomic.Int64
 	deadline := time.Now().Add(d)
 	var wg sync.WaitGroup
+	errs := make(chan error, writers)
 	for w := 0; w < writers; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for time.Now().Before(deadline) {
-				if _, err := st.DB().ExecContext(ctx, "INSERT INTO loadtest_plain (payload) VALUES (?)", `{"title":"x"}`); err == nil {
-					n.Add(1)
+				if _, err := st.DB().ExecContext(ctx, "INSERT INTO loadtest_plain (payload) VALUES (?)", `{"title":"x"}`); err != nil {
+					errs <- err // a failed insert would lower the rate the durable one is set beside
+					return
 				}
+				n.Add(1)
 			}
 		}()
 	}
 	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, fmt.Errorf("plain INSERT: %w", err)
+	}
 	return float64(n.Load()) / d.Seconds(), nil
 }
 
@@ -817,16 +912,28 @@ func (lt *loadRun) reconnect(ctx context.Context) error {
 	return nil
 }
 
+// never is the time of something that did not happen by the end of a
+// run (an op never acked): a sample that sorts last and prints as "never".
+const never = time.Duration(math.MaxInt64)
+
 // percentiles formats p50/p95/p99/max of ds.
 func percentiles(ds []time.Duration) string {
 	if len(ds) == 0 {
 		return "no samples"
 	}
 	slices.Sort(ds)
-	p := func(q float64) time.Duration {
-		return ds[min(len(ds)-1, int(q*float64(len(ds))))].Round(10 * time.Microsecond)
+	show := func(d time.Duration) string {
+		if d == never {
+			return "never"
+		}
+		return d.Round(10 * time.Microsecond).String()
 	}
-	return fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s  (n=%d)", p(0.50), p(0.95), p(0.99), ds[len(ds)-1].Round(10*time.Microsecond), len(ds))
+	p := func(q float64) string { return show(ds[min(len(ds)-1, int(q*float64(len(ds))))]) }
+	n := fmt.Sprintf("n=%d", len(ds))
+	if k := len(ds) - sort.Search(len(ds), func(i int) bool { return ds[i] == never }); k > 0 {
+		n += fmt.Sprintf(", %d never", k)
+	}
+	return fmt.Sprintf("p50 %s  p95 %s  p99 %s  max %s  (%s)", p(0.50), p(0.95), p(0.99), show(ds[len(ds)-1]), n)
 }
 
 // rssKiB reads a process's resident memory from /proc.

@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/rapporteur/rapporteur/server/store"
 )
@@ -25,8 +27,8 @@ func TestLoadtestCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-scenario", "room", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+ .*\(\d+ deliveries; expected \d+\)\ncommits  p50 \S+ .*\(n=([5-9]|[1-9]\d)\) \(a one-row INSERT every 50ms meanwhile; \d+ over 20ms\)`},
-		{[]string{"-scenario", "room", "-mix", "create", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out  p50 \S+`},
+		{[]string{"-scenario", "room", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)0 failed to send, 0 refused, error frames by code: map\[\]\nack +p50 \S+ .*\(n=\d+\)\nfan-out to all +p50 \S+ .*\(n=\d+\) \(op sent → its entry read by the last of 5 screens\)\nfan-out +p50 \S+ .*\(\d+ deliveries; expected \d+: .*\)\ncommits +p50 \S+ .*\(n=([5-9]|[1-9]\d)\) \(a one-row INSERT every 50ms meanwhile; \d+ over 20ms\)`},
+		{[]string{"-scenario", "room", "-mix", "create", "-clients", "5", "-rate", "5", "-duration", "1s"}, `(?s)error frames by code: map\[\].*fan-out to all +p50 \S+`},
 		{[]string{"-scenario", "throughput", "-clients", "4", "-rooms", "2", "-window", "3", "-writers", "5", "-duration", "1s"}, `(?s)durable ops/s over 2 rooms, 4 clients, 3 ops in flight each: \d+ acked/s.*\nplain one-row INSERT per transaction, 5 writers: .*\nCPU per durable op: load generator \d+ µs \(\d\.\d\d cores busy of \d+\)\nCPU per plain INSERT: load generator`},
 		{[]string{"-scenario", "reconnect", "-clients", "5", "-behind", "10"}, `5 clients reconnected and caught up 10 entries in \S+ \(0 failed\)`},
 		// The server runs in this process: its memory is this process's.
@@ -40,7 +42,7 @@ func TestLoadtestCommand(t *testing.T) {
 		if !regexp.MustCompile(sc.want).MatchString(out.String()) {
 			t.Fatalf("%v: output lacks %q:\n%s", sc.args, sc.want, out.String())
 		}
-		if m := regexp.MustCompile(`\((\d+) deliveries; expected (\d+)\)`).FindStringSubmatch(out.String()); m != nil && m[1] != m[2] {
+		if m := regexp.MustCompile(`\((\d+) deliveries; expected (\d+):`).FindStringSubmatch(out.String()); m != nil && m[1] != m[2] {
 			t.Fatalf("%v: entries lost or not recognised:\n%s", sc.args, out.String())
 		}
 		if strings.Contains(out.String(), "no samples") {
@@ -134,5 +136,85 @@ func TestScanFrame(t *testing.T) {
 		if got := scanFrame([]byte(c.frame)); got != c.want {
 			t.Errorf("scanFrame(%s)\n = %+v\nwant %+v", c.frame, got, c.want)
 		}
+	}
+}
+
+// TestRoomOutcomeLeavesNoOpOut: the room scenario's percentiles are over
+// every op sent but the refused ones; one never acked, or acked but not
+// read by every screen, is a sample of never, and to-all is the latest
+// delivery, not a typical one.
+func TestRoomOutcomeLeavesNoOpOut(t *testing.T) {
+	op := func(ack time.Duration, deliveries ...time.Duration) *sentOp {
+		o := &sentOp{at: time.Now()}
+		o.acked.Store(int64(ack))
+		for _, d := range deliveries {
+			o.delivered(o.at.Add(d))
+		}
+		return o
+	}
+	refused := op(0)
+	refused.refused.Store(true)
+	ms := time.Millisecond
+	r := roomOutcome([]*sentOp{
+		op(2*ms, 3*ms, 9*ms, 4*ms), // reached all three screens, the last at 9 ms
+		op(0, 5*ms),                // its ack never came
+		op(3*ms, 4*ms, 6*ms),       // one screen never read it
+		refused,
+	}, 3)
+	if r.refused != 1 || r.unacked != 1 || r.short != 1 {
+		t.Fatalf("refused %d, unacked %d, short %d; want 1 each", r.refused, r.unacked, r.short)
+	}
+	if want := []time.Duration{2 * ms, never, 3 * ms}; !slices.Equal(r.acks, want) {
+		t.Errorf("acks %v, want %v", r.acks, want)
+	}
+	if want := []time.Duration{9 * ms, never, never}; !slices.Equal(r.toAll, want) {
+		t.Errorf("to all %v, want %v", r.toAll, want)
+	}
+	if got, want := percentiles(r.toAll), "p50 never  p95 never  p99 never  max never  (n=3, 2 never)"; got != want {
+		t.Errorf("percentiles %q, want %q", got, want)
+	}
+	if got, want := percentiles([]time.Duration{4 * ms, 1 * ms}), "p50 4ms  p95 4ms  p99 4ms  max 4ms  (n=2)"; got != want {
+		t.Errorf("percentiles %q, want %q", got, want)
+	}
+}
+
+// TestPlainInsertRateSaysWhenInsertsFail: a failing plain INSERT is an
+// error, not a lower baseline that flatters the durable rate.
+func TestPlainInsertRateSaysWhenInsertsFail(t *testing.T) {
+	ctx := context.Background()
+	st, err := store.Open(ctx, pg.NewDB(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, err := st.DB().ExecContext(ctx, "CREATE TABLE loadtest_plain (id bigserial PRIMARY KEY, payload jsonb NOT NULL CHECK (false))"); err != nil {
+		t.Fatal(err)
+	}
+	rate, err := plainInsertRate(ctx, st, 3, 200*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "plain INSERT") {
+		t.Fatalf("rate %.0f/s, err %v; want the inserts' error", rate, err)
+	}
+}
+
+// TestInMemoryFolders: a folder in tmpfs is told apart from one on a disk.
+func TestInMemoryFolders(t *testing.T) {
+	mounts, err := os.ReadFile("/proc/mounts")
+	if err != nil {
+		t.Skip("no /proc/mounts:", err)
+	}
+	if inMemory("/proc") {
+		t.Error("/proc counted as tmpfs")
+	}
+	found := false
+	for l := range strings.SplitSeq(string(mounts), "\n") {
+		if f := strings.Fields(l); len(f) > 2 && f[2] == "tmpfs" {
+			found = true
+			if !inMemory(f[1]) {
+				t.Errorf("%s is tmpfs (/proc/mounts) but not counted as in memory", f[1])
+			}
+		}
+	}
+	if !found {
+		t.Skip("no tmpfs mounted here")
 	}
 }
