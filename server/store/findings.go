@@ -515,6 +515,14 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		next.Forms, next.VictimGroups, next.ActorTypes = slices.Clone(f.Forms), slices.Clone(f.VictimGroups), slices.Clone(f.ActorTypes)
 		var conflicts []string
 		changed := []string{}
+		// othersChanged: someone else changed the field since base, so a
+		// change of it now would go over theirs unseen.
+		othersChanged := func(name string) (bool, error) {
+			if f.FieldVersions[name] <= base {
+				return false, nil
+			}
+			return changedByOthers(ctx, tx, WorkshopRoom(workshopID), id, base, name, actor)
+		}
 		for name, raw := range changes {
 			ptr, err := fieldPtr(&next, name)
 			if err != nil {
@@ -542,28 +550,42 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			if !isContactField(name) && (reflect.DeepEqual(field.Interface(), after.Elem().Interface()) || (field.Kind() == reflect.Slice && field.Len() == 0 && after.Elem().Len() == 0)) {
 				continue
 			}
-			field.Set(after.Elem())
-			if f.FieldVersions[name] > base {
-				other, err := changedByOthers(ctx, tx, WorkshopRoom(workshopID), id, base, name, actor)
-				if err != nil {
-					return "", nil, err
-				}
-				if other {
-					conflicts = append(conflicts, name)
-					continue
-				}
+			// A field in conflict is left as it is: the checks below judge
+			// the finding the update would make, without it.
+			if other, err := othersChanged(name); err != nil {
+				return "", nil, err
+			} else if other {
+				conflicts = append(conflicts, name)
+				continue
 			}
+			field.Set(after.Elem())
 			changed = append(changed, name)
 		}
 		if slices.Contains(changed, "contact_consent") && !next.ContactConsent {
 			// Consent taken back takes the contact with it, said alike
-			// whether there was one.
+			// whether there was one; but not a contact someone else gave
+			// since base, which the sender has not seen.
 			for name, v := range map[string]*string{"contact_name": &next.ContactName, "contact_email": &next.ContactEmail} {
-				if _, given := changes[name]; !given {
-					*v = ""
-					changed = append(changed, name)
+				if _, given := changes[name]; given {
+					continue
 				}
+				if other, err := othersChanged(name); err != nil {
+					return "", nil, err
+				} else if other {
+					conflicts = append(conflicts, name)
+					continue
+				}
+				*v = ""
+				changed = append(changed, name)
 			}
+		}
+		// A conflict is answered first: the sender reviews the current
+		// finding before anything else it sent is judged.
+		if len(conflicts) > 0 {
+			slices.Sort(conflicts)
+			return "", nil, &domain.Error{Code: domain.Conflict,
+				Message: fmt.Sprintf("Someone else changed %s since version %d; review the current text.", strings.Join(conflicts, ", "), base),
+				Detail:  ConflictDetail{Fields: conflicts, Current: f}}
 		}
 		if err := validateFinding(&next, tax); err != nil {
 			return "", nil, err
@@ -575,12 +597,6 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		if slices.Contains(changed, "attribution") && next.Attribution != "chatham" && !right &&
 			actor != nil && (f.AuthorID == nil || *actor != *f.AuthorID) {
 			return "", nil, domain.Errorf(domain.Forbidden, "Only the finding's author or an organizer may credit it beyond the Chatham House rule.")
-		}
-		if len(conflicts) > 0 {
-			slices.Sort(conflicts)
-			return "", nil, &domain.Error{Code: domain.Conflict,
-				Message: fmt.Sprintf("Someone else changed %s since version %d; review the current text.", strings.Join(conflicts, ", "), base),
-				Detail:  ConflictDetail{Fields: conflicts, Current: f}}
 		}
 		if len(changed) == 0 {
 			return updateEntry(f, changed)

@@ -1518,6 +1518,102 @@ func TestOwnEarlierEditsAreNoConflict(t *testing.T) {
 	}
 }
 
+// TestAContactChangedSinceBaseIsAConflict: consent taken back clears the
+// contact, but not one someone else gave since the sender's base; and a
+// stale change of a contact someone else cleared is a conflict, not a
+// validation error about the finding the sender never saw.
+func TestAContactChangedSinceBaseIsAConflict(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[1].ID
+	a, b := mustPerson(t, s), mustPerson(t, s)
+	n := 0
+	newFinding := func() int64 {
+		n++
+		r, err := s.CreateFinding(ctx, &a, w, fmt.Sprintf("contact %d", n), store.FindingInput{Title: "With a contact",
+			ContactConsent: true, ContactName: "Old", ContactEmail: "old@example.org"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mustFindingID(t, r)
+	}
+	upd := func(p int64, opID string, id int64, base int, body string) func() (store.Applied, error) {
+		return func() (store.Applied, error) {
+			var changes map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(body), &changes); err != nil {
+				t.Fatal(err)
+			}
+			return s.UpdateFinding(ctx, &p, w, opID, id, base, changes)
+		}
+	}
+	contact := func(id int64) string {
+		f, err := s.Finding(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("%v %s <%s> v%d", f.ContactConsent, f.ContactName, f.ContactEmail, f.Version)
+	}
+	wantConflict := func(err error, fields ...string) {
+		t.Helper()
+		var e *domain.Error
+		if !errors.As(err, &e) || e.Code != domain.Conflict {
+			t.Fatalf("%v, want a conflict", err)
+		}
+		if d, ok := e.Detail.(store.ConflictDetail); !ok || !slices.Equal(d.Fields, fields) {
+			t.Fatalf("conflict detail %+v, want fields %v", e.Detail, fields)
+		}
+	}
+
+	// B gives a new contact; A, on version 1, takes consent back.
+	id := newFinding()
+	if _, err := upd(b, "b new contact", id, 1, `{"contact_name": "New", "contact_email": "new@example.org"}`)(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := upd(a, "a withdraws", id, 1, `{"contact_consent": false}`)()
+	wantConflict(err, "contact_email", "contact_name")
+	if got, want := contact(id), "true New <new@example.org> v2"; got != want {
+		t.Fatalf("after the refused withdrawal: %s, want %s", got, want)
+	}
+	// On the version that has B's contact, it goes through and clears it.
+	if _, err := upd(a, "a withdraws at 2", id, 2, `{"contact_consent": false}`)(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := contact(id), "false  <> v3"; got != want {
+		t.Fatalf("after the withdrawal: %s, want %s", got, want)
+	}
+
+	// B takes consent back; A, on version 1, corrects the email.
+	id = newFinding()
+	if _, err := upd(b, "b withdraws", id, 1, `{"contact_consent": false}`)(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = upd(a, "a fixes the email", id, 1, `{"contact_email": "fixed@example.org"}`)()
+	wantConflict(err, "contact_email")
+
+	// One's own contact change since base is no conflict.
+	id = newFinding()
+	if _, err := upd(a, "a new contact", id, 1, `{"contact_name": "Mine"}`)(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := upd(a, "a withdraws own", id, 1, `{"contact_consent": false}`)(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same in one batch: B's contact, then A's withdrawal on version 1.
+	id = newFinding()
+	res := queueBehindBusyRoom(t, s, store.WorkshopRoom(w), []func() (store.Applied, error){
+		upd(b, "batch b contact", id, 1, `{"contact_email": "batch@example.org"}`),
+		upd(a, "batch a withdraws", id, 1, `{"contact_consent": false}`),
+	})
+	if res[0].err != nil {
+		t.Fatal(res[0].err)
+	}
+	wantConflict(res[1].err, "contact_email")
+	if got, want := contact(id), "true Old <batch@example.org> v2"; got != want {
+		t.Fatalf("after the batch: %s, want %s", got, want)
+	}
+}
+
 // Key findings and key messages: a conflict carries detail.current (as
 // PROTOCOL.md says), and a list that can never be right is invalid.
 func TestKeyOpsConflictWithTheCurrentValue(t *testing.T) {
