@@ -1120,7 +1120,7 @@ func TestTabletKeepsEditsOfFindingsDeletedMeanwhile(t *testing.T) {
 	}
 	del := func(id int64) {
 		t.Helper()
-		if _, err := st.DeleteFinding(bg, &other.id, tb.w.ID, fmt.Sprint("delete ", id), id); err != nil {
+		if _, err := st.DeleteFinding(bg, &other.id, tb.w.ID, fmt.Sprint("delete ", id), id, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -2638,6 +2638,77 @@ func keyOrderShown(ids ...int64) chromedp.Action[chromedp.Void] {
 	return pollAcross(fmt.Sprintf(`Array.from(document.querySelectorAll("#key-findings li")).map(li => li.dataset.id).join(",") === %q`, list), "key findings "+list)
 }
 
+// TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved: a delete and a key
+// unmark made offline carry the version the tablet saw; someone else's
+// change meanwhile (new results, a key mark undone and made again) makes
+// them conflicts when the server is back: not saved, and shown as such,
+// with the finding and the other's change kept.
+func TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
+	ctx, st := context.Background(), tb.f.store
+	fs, err := st.WorkshopFindings(ctx, tb.w.ID)
+	if err != nil || len(fs) < 2 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	gone, key := fs[0], fs[1]
+	if _, err := st.MarkKey(ctx, nil, tb.w.ID, "setup mark", key.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	item := func(id int64) string { return fmt.Sprintf(`#findings li[data-id="%d"]`, id) }
+	err = chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		waitText(item(key.ID)+" .state", "key finding"),
+		evalJS(`window.confirm = () => true`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(tb.browser,
+		waitText("#status", "Offline"),
+		tap(item(gone.ID)+" button.delete"),
+		waitNone(item(gone.ID)+".saved"),
+		tap(item(key.ID)+" button.unmark-key"),
+		waitText("#status", "kept on this device"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile, someone else: new results; the key finding unmarked and
+	// marked again (by the server: no person is the tablet's).
+	now, err := st.Finding(ctx, gone.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateFinding(ctx, &other.id, tb.w.ID, "other results", gone.ID, now.Version, map[string]json.RawMessage{"results": json.RawMessage(`"Results the other wrote"`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UnmarkKey(ctx, nil, tb.w.ID, "other unmark", key.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.MarkKey(ctx, nil, tb.w.ID, "other mark", key.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	err = chromedp.Do(tb.browser,
+		waitText("#findings li.failed", "Not saved: Someone else changed results since version"),
+		waitText("#findings li.failed", "Not saved: Someone else made this finding a key finding since version"),
+		waitText(item(gone.ID)+".saved", gone.Title),
+		waitText(item(key.ID)+" .state", "key finding"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := st.Finding(ctx, gone.ID); err != nil || f.Results != "Results the other wrote" {
+		t.Fatalf("the finding deleted over the other's results: %+v, %v; want it kept with them", f, err)
+	}
+	if f, err := st.Finding(ctx, key.ID); err != nil || !f.IsKey {
+		t.Fatalf("the key finding unmarked over the other's mark: %+v, %v; want it key", f, err)
+	}
+}
+
 // TestRapporteurPicksAndOrdersKeyFindings: on the rapporteur's tablet,
 // findings are marked key, listed as the plenary will have them, moved
 // up, and one is taken out again; each tap is saved, in order. A mark
@@ -2760,12 +2831,12 @@ func TestTabletShowsAKeyOrderOthersOvertook(t *testing.T) {
 	}
 	third := made["Third finding"]
 	for i, id := range []int64{made["Gone 1"], made["Gone 2"], a, b} {
-		if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, fmt.Sprintf("mark-%d", i), id); err != nil {
+		if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, fmt.Sprintf("mark-%d", i), id, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for i, id := range []int64{made["Gone 1"], made["Gone 2"]} {
-		if _, err := tb.f.store.UnmarkKey(ctx, nil, tb.w.ID, fmt.Sprintf("unmark-%d", i), id); err != nil {
+		if _, err := tb.f.store.UnmarkKey(ctx, nil, tb.w.ID, fmt.Sprintf("unmark-%d", i), id, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -2789,7 +2860,7 @@ func TestTabletShowsAKeyOrderOthersOvertook(t *testing.T) {
 	}
 	// Meanwhile, on another device: the third marked. The room's lock is
 	// then held, so that the tablet's order, once resent, waits.
-	if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, "mark-third", third); err != nil {
+	if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, "mark-third", third, 0); err != nil {
 		t.Fatal(err)
 	}
 	tx, err := tb.f.store.DB().BeginTx(ctx, nil)
@@ -2854,7 +2925,7 @@ func TestTabletKeyMoveOverAnotherOrderIsAConflict(t *testing.T) {
 	}
 	a, b, c := fs[0].ID, fs[1].ID, fs[2].ID
 	for i, id := range []int64{a, b, c} {
-		if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, fmt.Sprintf("mark-%d", i), id); err != nil {
+		if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, fmt.Sprintf("mark-%d", i), id, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -3077,7 +3148,7 @@ func TestTabletOffersNoDeleteOfWhatTheRapporteurChose(t *testing.T) {
 			if err != nil || len(fs) < 4 {
 				t.Fatalf("findings: %v, %d", err, len(fs))
 			}
-			if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, "k", fs[0].ID); err != nil {
+			if _, err := tb.f.store.MarkKey(ctx, nil, tb.w.ID, "k", fs[0].ID, 0); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := tb.f.store.ShareFinding(ctx, nil, tb.w.ID, "s", fs[1].ID); err != nil {

@@ -262,7 +262,7 @@ func TestIndexerSIGKILLMidBatchLosesNothing(t *testing.T) {
 			id := created.ID
 			switch {
 			case i%10 == 3 && id > 0:
-				_, err = st.DeleteFinding(ctx, nil, w.ID, fmt.Sprintf("kd%d", i), id)
+				_, err = st.DeleteFinding(ctx, nil, w.ID, fmt.Sprintf("kd%d", i), id, 0)
 			case i%7 == 2 && id > 0:
 				_, err = st.UpdateFinding(ctx, nil, w.ID, fmt.Sprintf("ku%d", i), id, 1,
 					map[string]json.RawMessage{"title": json.RawMessage(fmt.Sprintf(`"Kill test %d updated"`, i))})

@@ -429,7 +429,7 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		}
 		switch op.Kind {
 		case "finding.delete":
-			a, err = l.store.DeleteFinding(ctx, actor, workshopID, op.OpID, fid)
+			a, err = l.store.DeleteFinding(ctx, actor, workshopID, op.OpID, fid, int(op.Base))
 		case "finding.share":
 			a, err = l.store.ShareFinding(ctx, actor, workshopID, op.OpID, fid)
 		case "vote":
@@ -437,9 +437,9 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 		case "unvote":
 			a, err = l.store.Unvote(ctx, *actor, workshopID, op.OpID, fid)
 		case "key.mark":
-			a, err = l.store.MarkKey(ctx, actor, workshopID, op.OpID, fid)
+			a, err = l.store.MarkKey(ctx, actor, workshopID, op.OpID, fid, int(op.Base))
 		case "key.unmark":
-			a, err = l.store.UnmarkKey(ctx, actor, workshopID, op.OpID, fid)
+			a, err = l.store.UnmarkKey(ctx, actor, workshopID, op.OpID, fid, int(op.Base))
 		}
 	case "finding.release":
 		var body struct {

@@ -1059,6 +1059,16 @@ func TestConflictingEditsAreNotOverwritten(t *testing.T) {
 	if got.Title != "Title by A" || got.Results != "Results by B" {
 		t.Fatalf("finding = %q / %q", got.Title, got.Results)
 	}
+	// A delete from A, who saw the finding at version 2, does not take
+	// B's results with it unseen; from the version that has them, it does.
+	a.send(t, op(room, "a-del", "finding.delete", 2, map[string]any{"finding_id": fnd.ID}))
+	if fr := a.next(t, answerTo("a-del")); fr.Type != "error" || fr.Code != "conflict" || !strings.Contains(string(fr.Detail), "Results by B") {
+		t.Fatalf("A's delete over version 2: %+v, want a conflict carrying B's results", fr)
+	}
+	a.send(t, op(room, "a-del-3", "finding.delete", 3, map[string]any{"finding_id": fnd.ID}))
+	if fr := a.next(t, answerTo("a-del-3")); fr.Type != "ack" {
+		t.Fatalf("A's delete over version 3: %+v", fr)
+	}
 }
 
 // A save that fails on a database error holds back the ops sent after it
@@ -1655,7 +1665,7 @@ func TestEntriesWithdrawAsTheHeadSays(t *testing.T) {
 		var made struct{ ID int64 }
 		json.Unmarshal(a.Entry.Payload, &made)
 		if i < 2 {
-			if _, err := f.store.DeleteFinding(ctx, nil, w.ID, fmt.Sprint("d", i), made.ID); err != nil {
+			if _, err := f.store.DeleteFinding(ctx, nil, w.ID, fmt.Sprint("d", i), made.ID, 0); err != nil {
 				t.Fatal(err)
 			}
 		}

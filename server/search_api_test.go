@@ -341,7 +341,7 @@ func TestSearchFollowsUpdatesAndDeletesWithin1s(t *testing.T) {
 		t.Logf("comment not added (%v); skipped", err)
 	}
 
-	if _, err := f.store.DeleteFinding(ctx, nil, w.ID, "d1", id); err != nil {
+	if _, err := f.store.DeleteFinding(ctx, nil, w.ID, "d1", id, 0); err != nil {
 		t.Fatal(err)
 	}
 	measure("delete", "axolotl", func(r searchResult) bool { return r.Total == 0 })
@@ -574,7 +574,7 @@ func TestSearchKeepsKeyMessagesWithTheirGroup(t *testing.T) {
 	draft := mustCreate(t, f.store, w, store.FindingInput{Title: "Draft key finding"})
 	released := mustCreate(t, f.store, w, store.FindingInput{Title: "Released key finding"})
 	for i, id := range []int64{draft, released} {
-		if _, err := f.store.MarkKey(ctx, nil, w.ID, fmt.Sprint("mark-", i), id); err != nil {
+		if _, err := f.store.MarkKey(ctx, nil, w.ID, fmt.Sprint("mark-", i), id, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

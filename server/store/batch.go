@@ -613,6 +613,7 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 			return err
 		}
 		bctx := withBatchState(ctx, bs)
+		octx := withBatchChanges(ctx, bs.updated) // the other ops'
 		// replayed looks up an op the batch refused, when it did not look
 		// its ops up first: a resend of an op committed before is refused
 		// by the state it made itself (a delete of the finding it deleted,
@@ -652,7 +653,7 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 				}
 			}
 			// Only single writes see the batch's copies (see batchState).
-			cctx := ctx
+			cctx := octx
 			if op.singleWrite {
 				cctx = bctx
 			}

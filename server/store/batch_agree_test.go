@@ -24,7 +24,7 @@ func TestABatchNeverStampsAChangeBeforeTheLast(t *testing.T) {
 			return s.UpdateFinding(ctx, &p, w.ID, "u", fid, 1, map[string]json.RawMessage{"title": json.RawMessage(`"New"`)})
 		},
 		func() (store.Applied, error) { return s.ShareFinding(store.WithCurateRight(ctx), &p, w.ID, "sh", fid) },
-		func() (store.Applied, error) { return s.MarkKey(store.WithCurateRight(ctx), &p, w.ID, "k", fid) },
+		func() (store.Applied, error) { return s.MarkKey(store.WithCurateRight(ctx), &p, w.ID, "k", fid, 0) },
 	})
 	var last time.Time
 	for i, r := range res {

@@ -62,11 +62,11 @@ func (e *diffRoom) fn(o diffOp) func() (store.Applied, error) {
 		case "comment":
 			return s.AddComment(ctx, p, w, o.opID, fid, o.value)
 		case "delete":
-			return s.DeleteFinding(ctx, &p, w, o.opID, fid)
+			return s.DeleteFinding(ctx, &p, w, o.opID, fid, o.base)
 		case "mark":
-			return s.MarkKey(ctx, &p, w, o.opID, fid)
+			return s.MarkKey(ctx, &p, w, o.opID, fid, o.base)
 		case "unmark":
-			return s.UnmarkKey(ctx, &p, w, o.opID, fid)
+			return s.UnmarkKey(ctx, &p, w, o.opID, fid, o.base)
 		case "reorder":
 			ids := []int64{}
 			for _, k := range o.order {
@@ -216,8 +216,10 @@ func genOps(r *rand.Rand, nf int, n int) []diffOp {
 			if r.Intn(3) != 0 {
 				o.fi = nf - 1
 			}
+			o.base = r.Intn(4) // 0: none
 		case k < 10:
 			o.kind = []string{"mark", "unmark"}[r.Intn(2)]
+			o.base = r.Intn(4)
 		case k < 11:
 			o.kind = "reorder"
 			o.order = r.Perm(nf)[:1+r.Intn(3)]
@@ -318,7 +320,7 @@ func TestABatchAgreesWithOneByOne(t *testing.T) {
 			if _, err := s.UpdateFinding(context.Background(), &persons[1], w.ID, "setup-u", e.fids[0], 1, map[string]json.RawMessage{"title": raw}); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := s.MarkKey(context.Background(), &persons[0], w.ID, "setup-k", e.fids[1]); err != nil {
+			if _, err := s.MarkKey(context.Background(), &persons[0], w.ID, "setup-k", e.fids[1], 0); err != nil {
 				t.Fatal(err)
 			}
 			envs = append(envs, e)

@@ -47,12 +47,12 @@ func TestResentDeleteInABatchIsReplayed(t *testing.T) {
 	s, w, room, fid := busyRoomWithAFinding(t)
 	other := mustNewFinding(t, s, w.ID, "g", "G")
 	p := mustPerson(t, s)
-	first, err := s.DeleteFinding(ctx, &p, w.ID, "del", fid)
+	first, err := s.DeleteFinding(ctx, &p, w.ID, "del", fid, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
-		func() (store.Applied, error) { return s.DeleteFinding(ctx, &p, w.ID, "del", fid) }, // resent
+		func() (store.Applied, error) { return s.DeleteFinding(ctx, &p, w.ID, "del", fid, 0) }, // resent
 		func() (store.Applied, error) { return s.Vote(ctx, p, w.ID, "v1", other) },
 	})
 	if res[0].err != nil || !res[0].a.Replayed || res[0].a.Entry.Seq != first.Entry.Seq {

@@ -56,6 +56,26 @@ func withBatchState(ctx context.Context, bs *batchState) context.Context {
 	return context.WithValue(ctx, batchStateKey{}, bs)
 }
 
+// batchChangesKey carries a batch's field changes (batchState.updated) to
+// the ops of the batch that read the database itself, not the batch's
+// copies: the changes' entries are not in the log until the batch's end,
+// and a delete over an older version asks who changed what since.
+type batchChangesKey struct{}
+
+func withBatchChanges(ctx context.Context, updated map[int64][]fieldChange) context.Context {
+	return context.WithValue(ctx, batchChangesKey{}, updated)
+}
+
+// batchChangesOf returns the field changes of the batch ctx runs in, by
+// finding; nil outside a batch.
+func batchChangesOf(ctx context.Context) map[int64][]fieldChange {
+	if bs := batchStateOf(ctx); bs != nil {
+		return bs.updated
+	}
+	u, _ := ctx.Value(batchChangesKey{}).(map[int64][]fieldChange)
+	return u
+}
+
 func batchStateOf(ctx context.Context) *batchState {
 	bs, _ := ctx.Value(batchStateKey{}).(*batchState)
 	return bs

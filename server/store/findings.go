@@ -497,8 +497,11 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		if len(changes) == 0 {
 			return "", nil, domain.Errorf(domain.Invalid, "An update needs at least one changed field.")
 		}
-		if base < 1 || base > f.Version {
+		if base < 1 {
 			return "", nil, domain.Errorf(domain.Invalid, "Base version %d is not a version of finding %d (now at %d).", base, id, f.Version)
+		}
+		if err := checkBase(f, base); err != nil {
+			return "", nil, err
 		}
 		// Terms are checked against the taxonomy only when they change.
 		var tax taxonomy
@@ -582,10 +585,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		// A conflict is answered first: the sender reviews the current
 		// finding before anything else it sent is judged.
 		if len(conflicts) > 0 {
-			slices.Sort(conflicts)
-			return "", nil, &domain.Error{Code: domain.Conflict,
-				Message: fmt.Sprintf("Someone else changed %s since version %d; review the current text.", strings.Join(conflicts, ", "), base),
-				Detail:  ConflictDetail{Fields: conflicts, Current: f}}
+			return "", nil, findingConflict(f, conflicts, "Someone else changed %s since version %d; review the current text.", base)
 		}
 		if err := validateFinding(&next, tax); err != nil {
 			return "", nil, err
@@ -670,8 +670,8 @@ func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base
 	if actor == nil {
 		return true, nil
 	}
-	if bs := batchStateOf(ctx); bs != nil {
-		for _, c := range bs.updated[id] {
+	if u := batchChangesOf(ctx); u != nil {
+		for _, c := range u[id] {
 			if c.field == field && c.version > base && (c.actor == nil || *c.actor != *actor) {
 				return true, nil
 			}
@@ -690,6 +690,40 @@ func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base
 		return false, fmt.Errorf("read the changes of finding %d: %w", id, err)
 	}
 	return other, nil
+}
+
+// keyBy is the field_versions key of who last marked or unmarked a
+// finding as key ("is_key" holds the version they did it at). It is kept
+// there, not in a column of its own, so that a server process of an
+// older version reads the findings table as before.
+const keyBy = "is_key_by"
+
+// keyChangedByOthers says whether someone other than actor marked or
+// unmarked f as key since base. Only the last to do so is kept: whoever
+// changed it last owns the key state, having seen any change before.
+func keyChangedByOthers(f domain.Finding, base int, actor *int64) bool {
+	if f.FieldVersions["is_key"] <= base {
+		return false
+	}
+	by := f.FieldVersions[keyBy]
+	return actor == nil || by == 0 || int64(by) != *actor
+}
+
+// checkBase refuses a base version the finding never had.
+func checkBase(f domain.Finding, base int) error {
+	if base > f.Version {
+		return domain.Errorf(domain.Invalid, "Base version %d is not a version of finding %d (now at %d).", base, f.ID, f.Version)
+	}
+	return nil
+}
+
+// findingConflict is the Conflict of an op over base when someone else
+// changed the fields of f since; message has a %s for the fields and a
+// %d for base.
+func findingConflict(f domain.Finding, fields []string, message string, base int) error {
+	slices.Sort(fields)
+	return &domain.Error{Code: domain.Conflict, Message: fmt.Sprintf(message, strings.Join(fields, ", "), base),
+		Detail: ConflictDetail{Fields: fields, Current: f}}
 }
 
 // fieldPtr returns a pointer to the finding field a client may update by name.
@@ -739,10 +773,13 @@ func strictUnmarshal(raw json.RawMessage, ptr any) error {
 }
 
 // DeleteFinding removes a finding of the room's workshop (kept in the
-// database as deleted, so the log and links stay whole).
-func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64) (Applied, error) {
+// database as deleted, so the log and links stay whole). base, when not
+// 0, is the version the sender saw: if someone else changed its fields
+// or key state since, it is a Conflict carrying the finding.
+func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int) (Applied, error) {
 	right, curate := hasRight(ctx, releaseRight), hasRight(ctx, curateRight)
-	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+	room := WorkshopRoom(workshopID)
+	return s.Apply(ctx, room, opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := getFindingOf(ctx, tx, workshopID, id, true)
 		if err != nil {
 			return "", nil, err
@@ -753,6 +790,33 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 		// The rapporteur's choices are not undone behind their back.
 		if (f.IsKey || f.ReleaseState == domain.Shared) && !curate {
 			return "", nil, domain.Errorf(domain.Forbidden, "Finding %d is a key finding or shared with the event; only the group's rapporteur or an organizer can delete it.", f.ID)
+		}
+		if base > 0 {
+			// Nor is someone else's newer text, or key choice, deleted
+			// unseen by one who saw the finding at base.
+			if err := checkBase(f, base); err != nil {
+				return "", nil, err
+			}
+			var others []string
+			for name, v := range f.FieldVersions {
+				if v <= base || name == "is_key" || name == keyBy {
+					continue
+				}
+				other, err := changedByOthers(ctx, tx, room, id, base, name, actor)
+				if err != nil {
+					return "", nil, err
+				}
+				if other {
+					others = append(others, name)
+				}
+			}
+			if keyChangedByOthers(f, base, actor) {
+				others = append(others, "is_key")
+			}
+			if len(others) > 0 {
+				f.Votes = batchVotes(ctx, f.ID, f.Votes)
+				return "", nil, findingConflict(f, others, "Someone else changed %s since version %d; look at the finding again before deleting it.", base)
+			}
 		}
 		if _, err := tx.NewUpdate().Model((*domain.Finding)(nil)).Set("deleted_at = now(), version = version + 1").
 			Where("id = ?", id).Exec(ctx); err != nil {

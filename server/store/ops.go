@@ -127,40 +127,53 @@ func (s *Store) AddComment(ctx context.Context, person int64, workshopID int64, 
 	})
 }
 
-// MarkKey makes a finding one of its workshop's key findings (last in order).
-func (s *Store) MarkKey(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64) (Applied, error) {
-	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
-		f, err := findingInRoom(ctx, tx, workshopID, findingID)
-		if err != nil {
-			return "", nil, err
-		}
-		if !f.IsKey {
-			if err := tx.NewRaw(`UPDATE findings SET is_key = true, version = version + 1, `+touchUpdatedAt+`,
-				key_position = (SELECT coalesce(max(key_position), 0) + 1 FROM findings WHERE workshop_id = ? AND is_key AND deleted_at IS NULL)
-				WHERE id = ? RETURNING version, updated_at`, workshopID, findingID).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
-				return "", nil, fmt.Errorf("mark key: %w", err)
-			}
-		}
-		order, err := keyOrder(ctx, tx, workshopID)
-		return "key.mark", map[string]any{"finding_id": findingID, "order": order, "version": f.Version, "updated_at": f.UpdatedAt}, err
-	})
+// MarkKey makes a finding one of its workshop's key findings (last in
+// order). base, when not 0, is the finding's version the sender saw: if
+// someone else took it out of the key findings since, it is a Conflict.
+func (s *Store) MarkKey(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64, base int) (Applied, error) {
+	return s.setKey(ctx, actor, workshopID, opID, findingID, base, true)
 }
 
-// UnmarkKey removes a finding from its workshop's key findings.
-func (s *Store) UnmarkKey(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64) (Applied, error) {
+// UnmarkKey takes a finding out of its workshop's key findings; base as
+// for MarkKey.
+func (s *Store) UnmarkKey(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64, base int) (Applied, error) {
+	return s.setKey(ctx, actor, workshopID, opID, findingID, base, false)
+}
+
+// setKey marks (key) or unmarks a finding. One that already is as asked
+// is left as it is, and answered as applied. A change records its
+// version and actor in field_versions (see keyBy).
+func (s *Store) setKey(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64, base int, key bool) (Applied, error) {
+	kind := map[bool]string{true: "key.mark", false: "key.unmark"}[key]
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := findingInRoom(ctx, tx, workshopID, findingID)
 		if err != nil {
 			return "", nil, err
 		}
-		if f.IsKey {
-			if err := tx.NewRaw(`UPDATE findings SET is_key = false, key_position = NULL, version = version + 1, `+touchUpdatedAt+`
-				WHERE id = ? RETURNING version, updated_at`, findingID).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
-				return "", nil, fmt.Errorf("unmark key: %w", err)
+		if err := checkBase(f, base); err != nil {
+			return "", nil, err
+		}
+		if f.IsKey != key {
+			if base > 0 && keyChangedByOthers(f, base, actor) {
+				f.Votes = batchVotes(ctx, f.ID, f.Votes)
+				msg := "Someone else took this finding out of the key findings since version %[2]d; mark it again if it should be one."
+				if !key {
+					msg = "Someone else made this finding a key finding since version %[2]d; unmark it again if it should not be one."
+				}
+				return "", nil, findingConflict(f, []string{"is_key"}, msg, base)
+			}
+			position := "NULL"
+			if key {
+				position = "(SELECT coalesce(max(key_position), 0) + 1 FROM findings WHERE workshop_id = ?1 AND is_key AND deleted_at IS NULL)"
+			}
+			if err := tx.NewRaw(`UPDATE findings SET is_key = ?0, key_position = `+position+`, version = version + 1,
+				field_versions = field_versions || jsonb_build_object('is_key', version + 1, '`+keyBy+`', coalesce(?3::bigint, 0)), `+touchUpdatedAt+`
+				WHERE id = ?2 RETURNING version, updated_at`, key, workshopID, findingID, actor).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
+				return "", nil, fmt.Errorf("%s: %w", kind, err)
 			}
 		}
 		order, err := keyOrder(ctx, tx, workshopID)
-		return "key.unmark", map[string]any{"finding_id": findingID, "order": order, "version": f.Version, "updated_at": f.UpdatedAt}, err
+		return kind, map[string]any{"finding_id": findingID, "order": order, "version": f.Version, "updated_at": f.UpdatedAt}, err
 	})
 }
 

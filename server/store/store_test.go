@@ -516,7 +516,7 @@ func TestUpdateMergesFieldsAndRefusesConflicts(t *testing.T) {
 		}
 	}
 	// Delete, then it is gone.
-	if _, err := s.DeleteFinding(ctx, nil, wid, "d1", f.ID); err != nil {
+	if _, err := s.DeleteFinding(ctx, nil, wid, "d1", f.ID, 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Finding(ctx, f.ID); domain.ErrorCode(err) != domain.NotFound {
@@ -1213,12 +1213,12 @@ func TestBatchedUpdatesChainAndMeetOtherOps(t *testing.T) {
 		}
 	}
 	res := queueBehindBusyRoom(t, s, room, []func() (store.Applied, error){
-		update("a title", a, 1, "title", "A1"),                                         // v2
-		update("a results", a, 1, "results", "R"),                                      // v3: merges, keeps A1
-		update("a title again", a, 1, "title", "A-clobber"),                            // conflict: title changed at v2
-		func() (store.Applied, error) { return s.MarkKey(ctx, nil, w.ID, "a key", a) }, // v4
-		update("a done", a, 4, "what_done", "W"),                                       // v5, still key
-		func() (store.Applied, error) { return s.DeleteFinding(ctx, nil, w.ID, "b delete", b) },
+		update("a title", a, 1, "title", "A1"),                                            // v2
+		update("a results", a, 1, "results", "R"),                                         // v3: merges, keeps A1
+		update("a title again", a, 1, "title", "A-clobber"),                               // conflict: title changed at v2
+		func() (store.Applied, error) { return s.MarkKey(ctx, nil, w.ID, "a key", a, 0) }, // v4
+		update("a done", a, 4, "what_done", "W"),                                          // v5, still key
+		func() (store.Applied, error) { return s.DeleteFinding(ctx, nil, w.ID, "b delete", b, 0) },
 		update("b title", b, 1, "title", "gone"),    // deleted
 		update("a title last", a, 2, "title", "A2"), // v6
 		func() (store.Applied, error) { return s.AddComment(ctx, person, w.ID, "a comment", a, "Held back") },
@@ -1349,7 +1349,7 @@ func TestBatchedVotesCountAndLandOnce(t *testing.T) {
 		unvote("p1 a off", p1, a), // 2
 		vote("p1 nothing", p1, 1<<40),
 		unvote("p3 a off", p3, a), // 2: p3 never voted
-		func() (store.Applied, error) { return s.DeleteFinding(ctx, nil, w.ID, "b delete", b) },
+		func() (store.Applied, error) { return s.DeleteFinding(ctx, nil, w.ID, "b delete", b, 0) },
 		vote("p2 b", p2, b),       // deleted
 		vote("p3 a", p3, a),       // 3
 		unvote("p4 a off", p4, a), // 2: the vote from before the batch
@@ -1614,6 +1614,131 @@ func TestAContactChangedSinceBaseIsAConflict(t *testing.T) {
 	}
 }
 
+// TestAStaleDeleteOrKeyChangeIsAConflict: a delete, mark or unmark sent
+// with the version its sender saw is a conflict when someone else changed
+// the finding's fields (delete) or key state since; one's own changes and
+// an op without base are not.
+func TestAStaleDeleteOrKeyChangeIsAConflict(t *testing.T) {
+	ctx := store.WithCurateRight(context.Background())
+	s, ws := MustDemoWorkshops(t)
+	w := ws[1].ID
+	a, b := mustPerson(t, s), mustPerson(t, s)
+	n := 0
+	newFinding := func() int64 {
+		n++
+		r, err := s.CreateFinding(ctx, &a, w, fmt.Sprintf("stale %d", n), store.FindingInput{Title: "T"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mustFindingID(t, r)
+	}
+	results := func(p int64, opID string, id int64, base int) func() (store.Applied, error) {
+		return func() (store.Applied, error) {
+			return s.UpdateFinding(ctx, &p, w, opID, id, base, map[string]json.RawMessage{"results": json.RawMessage(`"` + opID + `"`)})
+		}
+	}
+	mark := func(p int64, opID string, id int64, base int, key bool) func() (store.Applied, error) {
+		return func() (store.Applied, error) {
+			if key {
+				return s.MarkKey(ctx, &p, w, opID, id, base)
+			}
+			return s.UnmarkKey(ctx, &p, w, opID, id, base)
+		}
+	}
+	del := func(p int64, opID string, id int64, base int) func() (store.Applied, error) {
+		return func() (store.Applied, error) { return s.DeleteFinding(ctx, &p, w, opID, id, base) }
+	}
+	must := func(op func() (store.Applied, error)) {
+		t.Helper()
+		if _, err := op(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conflict := func(err error, field string) {
+		t.Helper()
+		var e *domain.Error
+		if !errors.As(err, &e) || e.Code != domain.Conflict {
+			t.Fatalf("%v, want a conflict", err)
+		}
+		if d, ok := e.Detail.(store.ConflictDetail); !ok || !slices.Equal(d.Fields, []string{field}) {
+			t.Fatalf("conflict detail %+v, want fields [%s]", e.Detail, field)
+		}
+	}
+	state := func(id int64) string {
+		f, err := s.Finding(ctx, id)
+		if err != nil {
+			return "gone"
+		}
+		return fmt.Sprintf("key %v v%d", f.IsKey, f.Version)
+	}
+
+	// B writes results (v2); A, who saw v1, deletes: B's text stays.
+	id := newFinding()
+	must(results(b, "b results", id, 1))
+	_, err := del(a, "a deletes at 1", id, 1)()
+	conflict(err, "results")
+	must(del(a, "a deletes at 2", id, 2)) // having seen it
+	if got := state(id); got != "gone" {
+		t.Fatalf("after the delete at 2: %s", got)
+	}
+	// Without base, as before: deleted.
+	id = newFinding()
+	must(results(b, "b results 2", id, 1))
+	must(del(a, "a deletes", id, 0))
+	// One's own change since base is no conflict.
+	id = newFinding()
+	must(results(a, "a results", id, 1))
+	must(del(a, "a deletes own", id, 1))
+
+	// B marks (v2) and unmarks (v3); A's mark, made at v1, comes after.
+	id = newFinding()
+	must(mark(b, "b mark", id, 1, true))
+	must(mark(b, "b unmark", id, 2, false))
+	_, err = mark(a, "a mark at 1", id, 1, true)()
+	conflict(err, "is_key")
+	if got := state(id); got != "key false v3" {
+		t.Fatalf("after the refused mark: %s", got)
+	}
+	must(mark(a, "a mark at 3", id, 3, true)) // having seen the unmark
+	// B's unmark on v1, after A's mark: a conflict too; and a delete.
+	_, err = mark(b, "b unmark at 1", id, 1, false)()
+	conflict(err, "is_key")
+	_, err = del(b, "b deletes at 3", id, 3)()
+	conflict(err, "is_key")
+	// A's own quick toggle, both on the version before: no conflict.
+	must(mark(a, "a unmark at 3", id, 3, false))
+	must(mark(a, "a mark again at 3", id, 3, true))
+	// Asking for what already is: applied, changes nothing.
+	must(mark(b, "b marks a key at 1", id, 1, true))
+	if got := state(id); got != "key true v6" {
+		t.Fatalf("after the toggles: %s", got)
+	}
+	// A base the finding never had is invalid.
+	if _, err := mark(a, "a base 99", id, 99, false)(); domain.ErrorCode(err) != domain.Invalid {
+		t.Fatalf("base 99: %v, want invalid", err)
+	}
+	if _, err := del(a, "a del base 99", id, 99)(); domain.ErrorCode(err) != domain.Invalid {
+		t.Fatalf("delete at base 99: %v, want invalid", err)
+	}
+
+	// In one batch: B's results and mark, then A's delete and unmark at 1.
+	id = newFinding()
+	res := queueBehindBusyRoom(t, s, store.WorkshopRoom(w), []func() (store.Applied, error){
+		results(b, "batch b results", id, 1),
+		del(a, "batch a deletes", id, 1),
+		mark(b, "batch b mark", id, 2, true),
+		mark(a, "batch a unmark", id, 1, false),
+	})
+	if res[0].err != nil || res[2].err != nil {
+		t.Fatal(res[0].err, res[2].err)
+	}
+	conflict(res[1].err, "results")
+	conflict(res[3].err, "is_key")
+	if got := state(id); got != "key true v3" {
+		t.Fatalf("after the batch: %s", got)
+	}
+}
+
 // Key findings and key messages: a conflict carries detail.current (as
 // PROTOCOL.md says), and a list that can never be right is invalid.
 func TestKeyOpsConflictWithTheCurrentValue(t *testing.T) {
@@ -1622,7 +1747,7 @@ func TestKeyOpsConflictWithTheCurrentValue(t *testing.T) {
 	w := ws[2]
 	a, b := mustNewFinding(t, s, w.ID, "a", "A"), mustNewFinding(t, s, w.ID, "b", "B")
 	for _, id := range []int64{a, b} {
-		if _, err := s.MarkKey(ctx, nil, w.ID, fmt.Sprint("mark-", id), id); err != nil {
+		if _, err := s.MarkKey(ctx, nil, w.ID, fmt.Sprint("mark-", id), id, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -2597,8 +2722,10 @@ func TestAnOpNamingAnotherWorkshopsFindingLocksNothing(t *testing.T) {
 		"comment": func(ctx context.Context) (store.Applied, error) {
 			return s.AddComment(ctx, p, here, "comment", theirs, "Hm")
 		},
-		"key":   func(ctx context.Context) (store.Applied, error) { return s.MarkKey(ctx, &p, here, "key", theirs) },
-		"unkey": func(ctx context.Context) (store.Applied, error) { return s.UnmarkKey(ctx, &p, here, "unkey", theirs) },
+		"key": func(ctx context.Context) (store.Applied, error) { return s.MarkKey(ctx, &p, here, "key", theirs, 0) },
+		"unkey": func(ctx context.Context) (store.Applied, error) {
+			return s.UnmarkKey(ctx, &p, here, "unkey", theirs, 0)
+		},
 		"share": func(ctx context.Context) (store.Applied, error) {
 			return s.ShareFinding(ctx, &p, here, "share", theirs)
 		},
@@ -2606,7 +2733,7 @@ func TestAnOpNamingAnotherWorkshopsFindingLocksNothing(t *testing.T) {
 			return s.SetFindingRelease(ctx, &p, here, "release", theirs, "released")
 		},
 		"delete": func(ctx context.Context) (store.Applied, error) {
-			return s.DeleteFinding(ctx, &p, here, "delete", theirs)
+			return s.DeleteFinding(ctx, &p, here, "delete", theirs, 0)
 		},
 	}
 	for name, op := range ops {

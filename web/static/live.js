@@ -635,13 +635,14 @@
         li.appendChild(ed);
       }
       // toggle sends kind for the finding. The button changes in place at
-      // once: a double tap is one tap (guard names the button's pair).
+      // once: a double tap is one tap (guard names the button's pair). A
+      // key mark or unmark names the version seen (see seenVersion).
       var toggle = function (kind, guard) {
         return function () {
           var now = Date.now();
           if (now - (toggled[guard + f.id] || 0) < 800) return;
           toggled[guard + f.id] = now;
-          enqueue({ kind: kind, body: { finding_id: f.id }, title: f.title || "" });
+          enqueue({ kind: kind, base: guard === "key" ? seenVersion(f.id) : 0, body: { finding_id: f.id }, title: f.title || "" });
         };
       };
       li.appendChild(mine ? button("Take back support", "unvote", toggle("unvote", "")) : button("Support", "vote", toggle("vote", "")));
@@ -655,7 +656,7 @@
         var drop = editing && editing.id === f.id && formDirty() ? " Your changes in the form go too." : "";
         if (!window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?" + drop)) return;
         if (editing && editing.id === f.id) stopEdit(); // what the form held goes with it
-        enqueue({ kind: "finding.delete", body: { id: f.id }, title: f.title || "" });
+        enqueue({ kind: "finding.delete", base: seenVersion(f.id), body: { id: f.id }, title: f.title || "" });
       }));
     }
     return li;
@@ -1056,6 +1057,13 @@
     return n ? out : null;
   }
 
+  // seenVersion is the version of a finding as the room's entries left
+  // it here: a delete or key change sent with it is refused as a conflict
+  // if someone else changed the finding (or its key state) since, unseen.
+  function seenVersion(id) {
+    var f = state.findings[id];
+    return f && f.version > 0 ? f.version : 0;
+  }
   function frameOf(op) {
     var f = { type: "op", room: room, op_id: op.op_id, kind: op.kind, body: op.body };
     if (op.base) f.base = op.base;
