@@ -518,13 +518,18 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		next.Forms, next.VictimGroups, next.ActorTypes = slices.Clone(f.Forms), slices.Clone(f.VictimGroups), slices.Clone(f.ActorTypes)
 		var conflicts []string
 		changed := []string{}
-		// othersChanged: someone else changed the field since base, so a
-		// change of it now would go over theirs unseen.
-		othersChanged := func(name string) (bool, error) {
+		// inConflict says whether someone else changed the field since
+		// base, so that a change of it now would go over theirs unseen;
+		// such a field is counted among the conflicts.
+		inConflict := func(name string) (bool, error) {
 			if f.FieldVersions[name] <= base {
 				return false, nil
 			}
-			return changedByOthers(ctx, tx, WorkshopRoom(workshopID), id, base, name, actor)
+			other, err := changedByOthers(ctx, tx, WorkshopRoom(workshopID), id, base, name, actor)
+			if other {
+				conflicts = append(conflicts, name)
+			}
+			return other, err
 		}
 		for name, raw := range changes {
 			ptr, err := fieldPtr(&next, name)
@@ -555,10 +560,9 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			}
 			// A field in conflict is left as it is: the checks below judge
 			// the finding the update would make, without it.
-			if other, err := othersChanged(name); err != nil {
+			if c, err := inConflict(name); err != nil {
 				return "", nil, err
-			} else if other {
-				conflicts = append(conflicts, name)
+			} else if c {
 				continue
 			}
 			field.Set(after.Elem())
@@ -572,10 +576,9 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 				if _, given := changes[name]; given {
 					continue
 				}
-				if other, err := othersChanged(name); err != nil {
+				if c, err := inConflict(name); err != nil {
 					return "", nil, err
-				} else if other {
-					conflicts = append(conflicts, name)
+				} else if c {
 					continue
 				}
 				*v = ""
