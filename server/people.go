@@ -175,6 +175,33 @@ type personForm struct {
 	Base string `json:"base"`
 }
 
+// decodePerson reads a JSON person strictly: its media type must say
+// JSON, and a key that is not a field (a misspelling, which an edit would
+// take as the field left out, and clear) or anything after the object is
+// invalid, and nothing is changed.
+func decodePerson(w http.ResponseWriter, r *http.Request, in *personForm) error {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return domain.Errorf(domain.Invalid, "Send the person as JSON (Content-Type: application/json) or as a form.")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(in)
+	if err == nil {
+		if more := dec.Decode(new(json.RawMessage)); more == nil {
+			err = errors.New("more follows the person")
+		} else if more != io.EOF {
+			err = more
+		}
+	}
+	if errors.As(err, new(*http.MaxBytesError)) {
+		return domain.Errorf(domain.TooLarge, "A person is at most 1 MiB of JSON.")
+	}
+	if err != nil {
+		return domain.Errorf(domain.Invalid, "The body must be one JSON person: %v.", err)
+	}
+	return nil
+}
+
 // personRow reads one person with one role (JSON, or a form with the same
 // fields), checked like an import row; when it is bad it answers the
 // request and returns false. A country, actor type or email the same as
@@ -188,11 +215,8 @@ func (a *app) personRow(w http.ResponseWriter, r *http.Request, stored *domain.P
 	if isForm(r) {
 		in = personForm{Name: r.PostFormValue("name"), Email: r.PostFormValue("email"), Organisation: r.PostFormValue("organisation"),
 			Country: r.PostFormValue("country"), ActorType: r.PostFormValue("actor_type"), Workshop: r.PostFormValue("workshop"), Role: r.PostFormValue("role"), Base: r.PostFormValue("base")}
-	} else if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&in); errors.As(err, new(*http.MaxBytesError)) {
-		a.answerErr(w, r, domain.Errorf(domain.TooLarge, "A person is at most 1 MiB of JSON."))
-		return store.ImportRow{}, "", false
-	} else if err != nil {
-		a.answerErr(w, r, domain.Errorf(domain.Invalid, "The body must be a JSON person: %v.", err))
+	} else if err := decodePerson(w, r, &in); err != nil {
+		a.answerErr(w, r, err)
 		return store.ImportRow{}, "", false
 	}
 	var keepCountry, keepActor, keepEmail bool

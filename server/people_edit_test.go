@@ -317,3 +317,38 @@ func TestAStaleEditOfAPersonIsRefused(t *testing.T) {
 		t.Fatalf("Pia is %+v (%v)", p, err)
 	}
 }
+
+// TestABadPersonBodyChangesNothing: a JSON person with a key that is not
+// a field (a misspelling an edit would take as a field left out, and
+// clear), with more after the object, or sent as another media type is
+// refused as invalid, and nothing is added or changed.
+func TestABadPersonBodyChangesNothing(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	p, _ := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Pia", Organisation: "Poliisi"}, domain.RoleObserver, 0)
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "police")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	people := f.srv.URL + "/api/events/" + f.event.Slug + "/people"
+	for _, c := range []struct{ what, url, ctype, body string }{
+		{"an edit with a misspelt field", fmt.Sprintf("%s/%d", people, p.ID), "application/json", `{"name":"Pia","organization":"Poliisi","role":"observer"}`},
+		{"an edit with more after it", fmt.Sprintf("%s/%d", people, p.ID), "application/json", `{"name":"Pia","role":"observer"} {"organisation":""}`},
+		{"an add with garbage after it", people, "application/json", `{"name":"Trailing","role":"observer"} not json {`},
+		{"an add as text", people, "text/plain", `{"name":"Trailing","role":"observer"}`},
+	} {
+		status, body := postAs(t, org.http, c.url, c.ctype, c.body, csrf)
+		if status != http.StatusBadRequest || !strings.Contains(string(body), `"code":"invalid"`) {
+			t.Errorf("%s: %d %s, want 400 invalid", c.what, status, body)
+		}
+	}
+	if got, err := f.store.Person(ctx, p.ID); err != nil || got.Organisation != "Poliisi" || got.Name != "Pia" {
+		t.Errorf("after the refused edits: %+v (%v), want Pia of Poliisi", got, err)
+	}
+	var n int
+	if err := f.store.DB().NewRaw("SELECT count(*) FROM people WHERE name = 'Trailing'").Scan(ctx, &n); err != nil || n != 0 {
+		t.Errorf("%d people added by refused adds (%v), want none", n, err)
+	}
+	// A good one still goes through.
+	if status, body := postAs(t, org.http, people, "application/json; charset=utf-8", `{"name":"Good","role":"observer"}`, csrf); status != http.StatusCreated {
+		t.Errorf("a good add: %d %s", status, body)
+	}
+}
