@@ -44,6 +44,9 @@ type problem struct {
 
 // asDomain turns errors of the auth package into the application's Error.
 func asDomain(err error) error {
+	if _, ok := err.(*domain.Error); ok {
+		return err // said already: the auth error it may wrap is its cause, for the log
+	}
 	var ae *auth.AuthError
 	if errors.As(err, &ae) {
 		code := domain.Unauthorized

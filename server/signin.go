@@ -95,22 +95,60 @@ func (c *authConfig) check() error {
 // staff sign-in instead of stopping the server.
 type oidcClient struct {
 	cfg auth.OIDCConfig
-	mu  sync.Mutex
-	o   *auth.OIDC
+
+	mu       sync.Mutex
+	o        *auth.OIDC
+	finding  chan struct{} // closed when the discovery under way ends; nil when none is
+	err      error         // the last discovery's failure
+	failedAt time.Time
 }
 
-// get returns the client, discovering the provider if not done yet.
+// oidcRetry is how long a failed discovery is answered from memory: while
+// the provider is down, requests are told so at once, not each made to
+// wait for a discovery of its own.
+const oidcRetry = 5 * time.Second
+
+// get returns the client, discovering the provider if not done yet. One
+// discovery runs at a time, in the request that began it; the others
+// wait for its outcome, as long as their own requests last.
 func (c *oidcClient) get(ctx context.Context) (*auth.OIDC, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.o != nil {
+	switch {
+	case c.o != nil:
+		defer c.mu.Unlock()
 		return c.o, nil
+	case c.finding != nil:
+		wait := c.finding
+		c.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, &domain.Error{Code: domain.Unavailable, Message: "Staff sign-in is unavailable right now: the sign-in provider is slow to answer. Try again in a minute.", Err: ctx.Err()}
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.o != nil {
+			return c.o, nil
+		}
+		return nil, c.err
+	case c.err != nil && time.Since(c.failedAt) < oidcRetry:
+		defer c.mu.Unlock()
+		return nil, c.err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	done := make(chan struct{})
+	c.finding = done
+	c.mu.Unlock()
+	defer close(done)
+	// Not the request's context: the others wait for this discovery too.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	o, err := auth.NewOIDC(ctx, c.cfg, &http.Client{Timeout: 10 * time.Second})
+	o, err := auth.NewOIDC(dctx, c.cfg, &http.Client{Timeout: 10 * time.Second})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.finding = nil
 	if err != nil {
-		return nil, &domain.Error{Code: domain.Unavailable, Message: "Staff sign-in is unavailable right now: the sign-in provider cannot be reached. Try again in a minute.", Err: err}
+		c.err, c.failedAt = &domain.Error{Code: domain.Unavailable, Message: "Staff sign-in is unavailable right now: the sign-in provider cannot be reached. Try again in a minute.", Err: err}, time.Now()
+		return nil, c.err
 	}
 	c.o = o
 	return o, nil

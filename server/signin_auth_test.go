@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -443,6 +444,58 @@ func TestNoOIDCConfiguredIsNotOffered(t *testing.T) {
 	}
 	if _, body := b.get(t, s.URL+"/"); strings.Contains(body, "/auth/login") {
 		t.Error("the home page offers staff sign-in without OIDC configured")
+	}
+}
+
+// TestAProviderThatDoesNotAnswerKeepsNoQueue: while the provider takes
+// its requests and never answers, sign-in requests share one discovery
+// (not each waiting for all the others before it), and for some seconds
+// after it failed they are told at once.
+func TestAProviderThatDoesNotAnswerKeepsNoQueue(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		var held []net.Conn // taken, never answered
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+	s := MustStart(t, map[string]string{"DATABASE_URL": pg.NewDB(t), "OIDC_ISSUER": "http://" + ln.Addr().String(), "OIDC_CLIENT_ID": "x"})
+	login := func() (int, time.Duration) {
+		start := time.Now()
+		status, _ := newBrowser().get(t, s.URL+"/auth/login")
+		return status, time.Since(start)
+	}
+	var wg sync.WaitGroup
+	took := make([]time.Duration, 3)
+	for i := range took {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var status int
+			if status, took[i] = login(); status != http.StatusServiceUnavailable {
+				t.Errorf("sign-in with the provider silent: %d, want 503", status)
+			}
+		}()
+	}
+	wg.Wait()
+	if slices.Max(took) > 15*time.Second {
+		t.Fatalf("3 sign-ins at once took %v: they waited for each other's discovery", took)
+	}
+	if status, d := login(); status != http.StatusServiceUnavailable || d > 2*time.Second {
+		t.Fatalf("a sign-in right after the discovery failed: %d in %v, want 503 at once", status, d)
 	}
 }
 

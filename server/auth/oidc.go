@@ -380,11 +380,18 @@ func oneLine(s string) string {
 	return strings.TrimSpace(s)
 }
 
+// maxLocalPath is the longest path LocalPath keeps: a search page's
+// address with many filters still fits, and 10,000 sign-in attempts
+// (see Begin) keep at most some 40 MB of them.
+const maxLocalPath = 4096
+
 // LocalPath returns p if it is a safe same-site path ("/x", not "//host"
-// nor "/\host" nor a URL with a scheme), otherwise "/". Use it for every
-// return-to value so sign-in cannot become an open redirect.
+// nor "/\host" nor a URL with a scheme) of at most maxLocalPath bytes,
+// otherwise "/". Use it for every return-to value so sign-in cannot
+// become an open redirect, nor a signed-out visitor's way to store a
+// megabyte with each sign-in attempt.
 func LocalPath(p string) string {
-	if p == "" || p[0] != '/' || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+	if p == "" || len(p) > maxLocalPath || p[0] != '/' || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
 		return "/"
 	}
 	u, err := url.Parse(p)

@@ -553,6 +553,7 @@ func TestLocalPath(t *testing.T) {
 	for in, want := range map[string]string{
 		"/events/1?x=2#a": "/events/1?x=2#a", "": "/", "events": "/", "//evil.example": "/",
 		"/\\evil.example": "/", "https://evil.example/": "/", "javascript:alert(1)": "/", "/a\r\nSet-Cookie: x": "/",
+		"/" + strings.Repeat("a", maxLocalPath-1): "/" + strings.Repeat("a", maxLocalPath-1), "/" + strings.Repeat("a", maxLocalPath): "/",
 	} {
 		if got := LocalPath(in); got != want {
 			t.Errorf("LocalPath(%q) = %q, want %q", in, got, want)
