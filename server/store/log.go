@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/uptrace/bun"
@@ -70,8 +71,11 @@ func (s *Store) Queued(room string) int { return s.com.queued(room) }
 // checkOpID checks that an op id has 1 to 100 characters, counted as the
 // hub and the log's CHECK count them (not bytes).
 func checkOpID(opID string) error {
-	if opID == "" || utf8.RuneCountInString(opID) > 100 {
-		return domain.Errorf(domain.Invalid, "An op id of 1 to 100 characters is required.")
+	// A control character could not be told apart once stored: the
+	// database drops a NUL, so "a\x00b" would be logged as "ab", another
+	// op's id.
+	if opID == "" || utf8.RuneCountInString(opID) > 100 || strings.ContainsFunc(opID, unicode.IsControl) || !utf8.ValidString(opID) {
+		return domain.Errorf(domain.Invalid, "An op id of 1 to 100 characters, none of them a control character, is required.")
 	}
 	return nil
 }

@@ -1969,6 +1969,39 @@ func TestOpIDIsCountedInCharacters(t *testing.T) {
 	}
 }
 
+// TestNULsNameNothing: the database drops a NUL from a string, so an op
+// id or event slug with one would be another's; both are refused.
+func TestNULsNameNothing(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	p := mustPerson(t, s)
+	for _, apply := range []func(opID string) error{
+		func(opID string) error {
+			_, err := s.CreateFinding(ctx, &p, ws[0].ID, opID, store.FindingInput{Title: "With a NUL in its op id"})
+			return err
+		},
+		func(opID string) error {
+			_, err := s.SetKeyMessages(store.WithCurateRight(ctx), &p, ws[0].ID, opID, 0, "Key messages")
+			return err
+		},
+	} {
+		if err := apply("a\x00b"); domain.ErrorCode(err) != domain.Invalid {
+			t.Errorf("op id with a NUL: %v, want invalid", err)
+		}
+	}
+	var n int
+	if err := s.DB().NewRaw("SELECT count(*) FROM log_entries WHERE op_id = 'ab'").Scan(ctx, &n); err != nil || n != 0 {
+		t.Errorf("%d entries logged as op ab (%v), want none", n, err)
+	}
+	evs, err := s.Events(ctx)
+	if err != nil || len(evs) == 0 {
+		t.Fatal(err)
+	}
+	if _, err := s.EventBySlug(ctx, evs[0].Slug+"\x00"); domain.ErrorCode(err) != domain.NotFound {
+		t.Errorf("the slug with a NUL after it: %v, want not found", err)
+	}
+}
+
 // TestBatchKeepsEachPersonsOrder: a shared transaction writes new creates
 // first, but a person's create sent after another op of theirs keeps its
 // place after it; another person's create may go first.
