@@ -53,6 +53,11 @@ func (a *app) routes() http.Handler {
 	mux.Handle("GET /ws", a.guard(public(), http.HandlerFunc(a.handleWS))) // Origin and session checked there, every join and op by the hub Backend
 	mux.Handle("GET /static/", a.guard(public(), a.handleStatic()))
 	mux.Handle("GET /sw.js", a.guard(public(), http.HandlerFunc(handleServiceWorker))) // at the root: its scope is the whole site
+	// Any other path, or a page's path with another method: a page that
+	// says so (not the mux's plain-text 404 or 405).
+	mux.Handle("/", a.guard(public(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.message(w, r, domain.Errorf(domain.NotFound, "There is no page %s %s.", r.Method, r.URL.Path))
+	})))
 
 	headers, err := auth.SecurityHeadersFor(a.baseURL)
 	if err != nil { // BASE_URL is checked by parseConfig; this is a fallback
