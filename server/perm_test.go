@@ -217,6 +217,7 @@ func httpPermCases() []httpPermCase {
 		get("GET /api/search", "search (filtered per viewer)", fixed("/api/search?q=x"), everyone()),
 		get("GET /api/search.csv", "search export (filtered per viewer)", fixed("/api/search.csv?q=x"), everyone()),
 		{route: "/api/", name: "unknown API route", method: "GET", path: fixed("/api/nothing"), allowed: everyone(), okStatus: 404},
+		{route: "/", name: "unknown page", method: "GET", path: fixed("/nothing"), allowed: everyone(), okStatus: 404},
 		get("GET /{$}", "home", fixed("/"), everyone()),
 		get("GET /events/{slug}", "programme", page(""), everyone()),
 		get("GET /events/{slug}/search", "search page", page("/search"), everyone()),
