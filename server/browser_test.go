@@ -2661,6 +2661,10 @@ func TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved(t *testing.T) {
 		waitText("#status", "Live"),
 		waitText(item(key.ID)+" .state", "key finding"),
 		evalJS(`window.confirm = () => true`),
+		// Changes typed in the finding's form go with the delete.
+		tap(item(gone.ID)+" button.edit"),
+		waitText("#form-title", "Edit"),
+		chromedp.SendKeys(chromedp.CSS(`textarea[name=what_done]`), " Typed before the delete."),
 	)
 	if err != nil {
 		t.Fatal(err)
@@ -2706,6 +2710,66 @@ func TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved(t *testing.T) {
 	}
 	if f, err := st.Finding(ctx, key.ID); err != nil || !f.IsKey {
 		t.Fatalf("the key finding unmarked over the other's mark: %+v, %v; want it key", f, err)
+	}
+	// The delete refused, the form's changes come back, beside the
+	// other's results.
+	err = chromedp.Do(tb.browser,
+		tap(`#findings li.failed button.edit`),
+		waitText("#form-title", "Edit"),
+		waitText("#new-finding .theirs", "Results the other wrote"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := chromedp.Run(tb.browser, chromedp.Value(chromedp.CSS(`textarea[name=what_done]`))); err != nil || !strings.HasSuffix(v, " Typed before the delete.") {
+		t.Fatalf("the form after Edit again holds %q (%v), want the text typed before the delete", v, err)
+	}
+}
+
+// TestTabletDeleteAsksWithAllTheFindingHolds: the question before a
+// delete shows every field of the finding as the room's entries left it
+// on the tablet, including one the list does not show that someone else
+// just changed: the delete, which names that version, deletes nothing
+// unseen.
+func TestTabletDeleteAsksWithAllTheFindingHolds(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
+	ctx, st := context.Background(), tb.f.store
+	fs, err := st.WorkshopFindings(ctx, tb.w.ID)
+	if err != nil || len(fs) == 0 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	gone := fs[0]
+	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	item := fmt.Sprintf(`#findings li[data-id="%d"]`, gone.ID)
+	err = chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		waitText(item, gone.Title),
+		evalJS(`window.asked = []; window.confirm = (m) => { window.asked.push(m); return true; }`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := st.UpdateFinding(ctx, &other.id, tb.w.ID, "other results", gone.ID, gone.Version,
+		map[string]json.RawMessage{"results": json.RawMessage(`"Results the other wrote"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(tb.browser,
+		pollAcross(fmt.Sprintf(`Object.keys(localStorage).some(k => k.endsWith(":state2") && JSON.parse(localStorage[k]).seq >= %d)`, a.Entry.Seq), "the other's entry"),
+		tap(item+" button.delete"),
+		waitNone(item),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked, err := chromedp.Run(tb.browser, chromedp.Evaluate[string](`window.asked.join("|")`))
+	if err != nil || !strings.Contains(asked, "Results or evidence: Results the other wrote") || !strings.Contains(asked, "What was done: ") {
+		t.Fatalf("the delete asked %q (%v), want every field, the other's results among them", asked, err)
+	}
+	if _, err := st.Finding(ctx, gone.ID); domain.ErrorCode(err) != domain.NotFound {
+		t.Fatalf("after the delete: %v, want not found", err)
 	}
 }
 

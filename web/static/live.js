@@ -653,10 +653,15 @@
       var locked = f.release_state === "released" && !release;
       if (!locked) li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
       if (!locked && (curate || (!f.is_key && f.release_state !== "shared"))) li.appendChild(button("Delete", "delete", function () {
-        var drop = editing && editing.id === f.id && formDirty() ? " Your changes in the form go too." : "";
-        if (!window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?" + drop)) return;
-        if (editing && editing.id === f.id) stopEdit(); // what the form held goes with it
-        enqueue({ kind: "finding.delete", base: seenVersion(f.id), body: { id: f.id }, title: f.title || "" });
+        var mine = editing && editing.id === f.id ? changedFields(formBody()) : null;
+        var drop = mine ? " Your changes in the form go too." : "";
+        // The question shows all the finding holds, as the room's entries
+        // left it here: the delete names that version, so a change someone
+        // else makes after it is not deleted unseen (a conflict instead).
+        var seen = state.findings[f.id], base = seenVersion(f.id);
+        if (!window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?" + drop + contentOf(seen))) return;
+        if (editing && editing.id === f.id) stopEdit(); // the form's changes go with it, kept with the delete should it be refused
+        enqueue({ kind: "finding.delete", base: base, body: { id: f.id }, title: f.title || "", changes: mine || undefined });
       }));
     }
     return li;
@@ -735,10 +740,14 @@
       li.appendChild(button("Edit again", "edit", function () { if (startEdit(now.id, op.body.fields, op.current, op.conflict)) forget(op); }));
     } else if (op.kind === "finding.update" && op.draft) {
       li.appendChild(button("Save as new finding", "edit", function () { if (intoForm(op.draft, null)) forget(op); }));
+    } else if (op.kind === "finding.delete" && now && op.changes) {
+      // The form's changes, set aside by the delete: the finding stays,
+      // so they go back to its form.
+      li.appendChild(button("Edit again", "edit", function () { if (startEdit(now.id, op.changes, op.current, op.conflict)) forget(op); }));
     }
     var title = li.querySelector("h3").textContent;
     var ask = op.kind === "finding.create" ? "Discard \u201c" + title + "\u201d? It was not saved." :
-      op.kind === "finding.update" ? "Discard your changes to \u201c" + title + "\u201d? They were not saved." :
+      op.kind === "finding.update" || (op.kind === "finding.delete" && op.changes) ? "Discard your changes to \u201c" + (op.title || title) + "\u201d? They were not saved." :
       op.kind === "keymessages.set" ? "Discard the key messages you wrote? They were not saved." : "";
     li.appendChild(button("Discard", "discard", function () {
       if (!ask || window.confirm(ask)) forget(op);
@@ -1057,6 +1066,20 @@
     return n ? out : null;
   }
 
+  // contentOf is what finding f holds, field by field, for a question
+  // about it (each field cut at 300 characters).
+  var contentNames = { what_done: "What was done", results: "Results or evidence", transferability: "Could another country adopt it?",
+    nordic_proposal: "Nordic proposal", countries: "Countries", themes: "Themes", ps: "The 4 Ps", forms: "Forms of exploitation",
+    victim_groups: "Victim groups", actor_types: "Actor types" };
+  function contentOf(f) {
+    if (!f) return "";
+    var out = "";
+    Object.keys(contentNames).forEach(function (k) {
+      var v = Array.isArray(f[k]) ? f[k].join(", ") : f[k] ? String(f[k]) : "";
+      if (v) out += "\n\n" + contentNames[k] + ": " + (v.length > 300 ? v.slice(0, 300) + "\u2026" : v);
+    });
+    return out;
+  }
   // seenVersion is the version of a finding as the room's entries left
   // it here: a delete or key change sent with it is refused as a conflict
   // if someone else changed the finding (or its key state) since, unseen.
