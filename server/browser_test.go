@@ -2664,9 +2664,18 @@ func TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved(t *testing.T) {
 		// Changes typed in the finding's form go with the delete.
 		tap(item(gone.ID)+" button.edit"),
 		waitText("#form-title", "Edit"),
-		chromedp.SendKeys(chromedp.CSS(`textarea[name=what_done]`), " Typed before the delete."),
+		chromedp.SendKeys(chromedp.CSS(`textarea[name=results]`), " Typed before the delete."),
 	)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Someone else's results come while the form is open: the delete's
+	// question shows them, its base has them; the form's base does not.
+	a, err := st.UpdateFinding(ctx, &other.id, tb.w.ID, "other results", gone.ID, gone.Version, map[string]json.RawMessage{"results": json.RawMessage(`"Results the other wrote"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(tb.browser, pollAcross(fmt.Sprintf(`Object.keys(localStorage).some(k => k.endsWith(":state2") && JSON.parse(localStorage[k]).seq >= %d)`, a.Entry.Seq), "the other's results")); err != nil {
 		t.Fatal(err)
 	}
 	tb.f.srv.Stop(t)
@@ -2680,13 +2689,9 @@ func TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Meanwhile, someone else: new results; the key finding unmarked and
-	// marked again (by the server: no person is the tablet's).
-	now, err := st.Finding(ctx, gone.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.UpdateFinding(ctx, &other.id, tb.w.ID, "other results", gone.ID, now.Version, map[string]json.RawMessage{"results": json.RawMessage(`"Results the other wrote"`)}); err != nil {
+	// Meanwhile, someone else: what was done; the key finding unmarked
+	// and marked again (by the server: no person is the tablet's).
+	if _, err := st.UpdateFinding(ctx, &other.id, tb.w.ID, "other what", gone.ID, gone.Version+1, map[string]json.RawMessage{"what_done": json.RawMessage(`"Done, says the other"`)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.UnmarkKey(ctx, nil, tb.w.ID, "other unmark", key.ID, 0); err != nil {
@@ -2697,7 +2702,7 @@ func TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved(t *testing.T) {
 	}
 	MustStart(t, tb.env)
 	err = chromedp.Do(tb.browser,
-		waitText("#findings li.failed", "Not saved: Someone else changed results since version"),
+		waitText("#findings li.failed", "Not saved: Someone else changed what_done since version"),
 		waitText("#findings li.failed", "Not saved: Someone else made this finding a key finding since version"),
 		waitText(item(gone.ID)+".saved", gone.Title),
 		waitText(item(key.ID)+" .state", "key finding"),
@@ -2705,24 +2710,70 @@ func TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f, err := st.Finding(ctx, gone.ID); err != nil || f.Results != "Results the other wrote" {
-		t.Fatalf("the finding deleted over the other's results: %+v, %v; want it kept with them", f, err)
+	if f, err := st.Finding(ctx, gone.ID); err != nil || f.WhatDone != "Done, says the other" {
+		t.Fatalf("the finding deleted over the other's text: %+v, %v; want it kept with it", f, err)
 	}
 	if f, err := st.Finding(ctx, key.ID); err != nil || !f.IsKey {
 		t.Fatalf("the key finding unmarked over the other's mark: %+v, %v; want it key", f, err)
 	}
-	// The delete refused, the form's changes come back, beside the
-	// other's results.
+	// The delete refused, the form's changes come back as the form had
+	// them, on the version it was opened at: saved, they are a conflict
+	// with the other's results, not written over them.
 	err = chromedp.Do(tb.browser,
 		tap(`#findings li.failed button.edit`),
 		waitText("#form-title", "Edit"),
-		waitText("#new-finding .theirs", "Results the other wrote"),
 	)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, err := chromedp.Run(tb.browser, chromedp.Value(chromedp.CSS(`textarea[name=what_done]`))); err != nil || !strings.HasSuffix(v, " Typed before the delete.") {
+	if v, err := chromedp.Run(tb.browser, chromedp.Value(chromedp.CSS(`textarea[name=results]`))); err != nil || !strings.HasSuffix(v, " Typed before the delete.") {
 		t.Fatalf("the form after Edit again holds %q (%v), want the text typed before the delete", v, err)
+	}
+	err = chromedp.Do(tb.browser,
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.failed", "Not saved: Someone else changed results since version"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := st.Finding(ctx, gone.ID); err != nil || f.Results != "Results the other wrote" {
+		t.Fatalf("after saving the form again: results %q (%v), want the other's", f.Results, err)
+	}
+}
+
+// TestTabletDeleteNotKeptLeavesTheForm: a delete the device cannot keep
+// (its storage full) is not sent, and the changes typed in the finding's
+// form stay in the form, as the page says.
+func TestTabletDeleteNotKeptLeavesTheForm(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
+	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil || len(fs) == 0 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	item := fmt.Sprintf(`#findings li[data-id="%d"]`, fs[0].ID)
+	err = chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		evalJS(`window.confirm = () => true`),
+		tap(item+" button.edit"),
+		waitText("#form-title", "Edit"),
+		chromedp.SendKeys(chromedp.CSS(`textarea[name=results]`), " TYPED"),
+		evalJS(`const put = Storage.prototype.setItem;
+			Storage.prototype.setItem = function (k, v) {
+				if (k.endsWith(":queue")) throw new DOMException("full", "QuotaExceededError");
+				return put.call(this, k, v);
+			}`),
+		tap(item+" button.delete"),
+		waitText("#form-error", "Your text is still here"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := chromedp.Run(tb.browser, chromedp.Value(chromedp.CSS(`textarea[name=results]`))); err != nil || !strings.HasSuffix(v, " TYPED") {
+		t.Fatalf("the form holds %q (%v), want the typed changes", v, err)
+	}
+	if _, err := tb.f.store.Finding(context.Background(), fs[0].ID); err != nil {
+		t.Fatalf("the finding after a delete not kept: %v, want it there", err)
 	}
 }
 

@@ -94,7 +94,8 @@ func (c *authConfig) check() error {
 // a provider that starts after the server (or is briefly down) only delays
 // staff sign-in instead of stopping the server.
 type oidcClient struct {
-	cfg auth.OIDCConfig
+	cfg      auth.OIDCConfig
+	discover func(context.Context, auth.OIDCConfig) (*auth.OIDC, error) // auth.NewOIDC with its HTTP client
 
 	mu       sync.Mutex
 	o        *auth.OIDC
@@ -111,7 +112,7 @@ const oidcRetry = 5 * time.Second
 // get returns the client, discovering the provider if not done yet. One
 // discovery runs at a time, in the request that began it; the others
 // wait for its outcome, as long as their own requests last.
-func (c *oidcClient) get(ctx context.Context) (*auth.OIDC, error) {
+func (c *oidcClient) get(ctx context.Context) (o *auth.OIDC, err error) {
 	c.mu.Lock()
 	switch {
 	case c.o != nil:
@@ -138,20 +139,27 @@ func (c *oidcClient) get(ctx context.Context) (*auth.OIDC, error) {
 	done := make(chan struct{})
 	c.finding = done
 	c.mu.Unlock()
-	defer close(done)
+	// Whatever becomes of the discovery (a panic too: o and err are then
+	// nil), its outcome is kept and the requests waiting for it go on.
+	defer func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		defer close(done)
+		c.finding = nil
+		if o != nil {
+			c.o = o
+			return
+		}
+		if err == nil {
+			err = errors.New("the provider's discovery ended without an answer")
+		}
+		c.err, c.failedAt = &domain.Error{Code: domain.Unavailable, Message: "Staff sign-in is unavailable right now: the sign-in provider cannot be reached. Try again in a minute.", Err: err}, time.Now()
+		err = c.err
+	}()
 	// Not the request's context: the others wait for this discovery too.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	o, err := auth.NewOIDC(dctx, c.cfg, &http.Client{Timeout: 10 * time.Second})
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.finding = nil
-	if err != nil {
-		c.err, c.failedAt = &domain.Error{Code: domain.Unavailable, Message: "Staff sign-in is unavailable right now: the sign-in provider cannot be reached. Try again in a minute.", Err: err}, time.Now()
-		return nil, c.err
-	}
-	c.o = o
-	return o, nil
+	return c.discover(dctx, c.cfg)
 }
 
 // newOIDCClient returns the staff sign-in client, or nil when OIDC is not configured.
@@ -166,6 +174,8 @@ func newOIDCClient(c authConfig, baseURL string, attempts auth.AttemptStore) *oi
 	return &oidcClient{cfg: auth.OIDCConfig{
 		Issuer: c.Issuer, ClientID: c.ClientID, ClientSecret: c.ClientSecret,
 		RedirectURL: baseURL + "/auth/callback", Scopes: scopes, RolesClaim: c.RolesClaim, Attempts: attempts,
+	}, discover: func(ctx context.Context, cfg auth.OIDCConfig) (*auth.OIDC, error) {
+		return auth.NewOIDC(ctx, cfg, &http.Client{Timeout: 10 * time.Second})
 	}}
 }
 

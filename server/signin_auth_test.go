@@ -25,6 +25,7 @@ import (
 	"github.com/rapporteur/rapporteur/hub"
 	"github.com/rapporteur/rapporteur/server/auth"
 	"github.com/rapporteur/rapporteur/server/demo"
+	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 	"github.com/rapporteur/rapporteur/web"
 )
@@ -791,5 +792,28 @@ func TestSignInAttemptsAreBounded(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusFound || count() != 1 {
 		t.Errorf("a sign-in after the others expired: %d, %d kept", resp.StatusCode, count())
+	}
+}
+
+// TestAPanickedDiscoveryIsAFailure: a discovery that panics is kept as a
+// failure, as one that returns an error is: the requests after it are
+// told the provider cannot be reached, not handed a client of nil.
+func TestAPanickedDiscoveryIsAFailure(t *testing.T) {
+	calls := 0
+	c := &oidcClient{discover: func(context.Context, auth.OIDCConfig) (*auth.OIDC, error) {
+		calls++
+		panic("discovery")
+	}}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the discovery's panic was swallowed")
+			}
+		}()
+		c.get(context.Background())
+	}()
+	o, err := c.get(context.Background())
+	if o != nil || domain.ErrorCode(err) != domain.Unavailable || calls != 1 {
+		t.Fatalf("after a panicked discovery: %v, %v (%d discoveries), want unavailable from memory", o, err, calls)
 	}
 }

@@ -653,15 +653,18 @@
       var locked = f.release_state === "released" && !release;
       if (!locked) li.appendChild(button("Edit", "edit", function () { startEdit(f.id, null); }));
       if (!locked && (curate || (!f.is_key && f.release_state !== "shared"))) li.appendChild(button("Delete", "delete", function () {
-        var mine = editing && editing.id === f.id ? changedFields(formBody()) : null;
+        var inForm = editing && editing.id === f.id, mine = inForm && changedFields(formBody()) !== null;
         var drop = mine ? " Your changes in the form go too." : "";
         // The question shows all the finding holds, as the room's entries
         // left it here: the delete names that version, so a change someone
         // else makes after it is not deleted unseen (a conflict instead).
         var seen = state.findings[f.id], base = seenVersion(f.id);
         if (!window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?" + drop + contentOf(seen))) return;
-        if (editing && editing.id === f.id) stopEdit(); // the form's changes go with it, kept with the delete should it be refused
-        enqueue({ kind: "finding.delete", base: base, body: { id: f.id }, title: f.title || "", changes: mine || undefined });
+        // The form's changes go with the delete, kept with it as the form
+        // had them (its base too) should the delete be refused.
+        var op = { kind: "finding.delete", base: base, body: { id: f.id }, title: f.title || "" };
+        if (mine) { op.edit = editing; op.draft = formBody(); }
+        if (enqueue(op) && inForm) stopEdit();
       }));
     }
     return li;
@@ -740,14 +743,16 @@
       li.appendChild(button("Edit again", "edit", function () { if (startEdit(now.id, op.body.fields, op.current, op.conflict)) forget(op); }));
     } else if (op.kind === "finding.update" && op.draft) {
       li.appendChild(button("Save as new finding", "edit", function () { if (intoForm(op.draft, null)) forget(op); }));
-    } else if (op.kind === "finding.delete" && now && op.changes) {
-      // The form's changes, set aside by the delete: the finding stays,
-      // so they go back to its form.
-      li.appendChild(button("Edit again", "edit", function () { if (startEdit(now.id, op.changes, op.current, op.conflict)) forget(op); }));
+    } else if (op.kind === "finding.delete" && op.edit && op.draft) {
+      // The form's changes, set aside by the delete, go back to the form
+      // as it was (its base too, so that saving them is judged against
+      // what the person had seen); or, the finding gone, into a new one.
+      li.appendChild(now ? button("Edit again", "edit", function () { if (intoForm(op.draft, op.edit)) forget(op); }) :
+        button("Save as new finding", "edit", function () { if (intoForm(op.draft, null)) forget(op); }));
     }
     var title = li.querySelector("h3").textContent;
     var ask = op.kind === "finding.create" ? "Discard \u201c" + title + "\u201d? It was not saved." :
-      op.kind === "finding.update" || (op.kind === "finding.delete" && op.changes) ? "Discard your changes to \u201c" + (op.title || title) + "\u201d? They were not saved." :
+      op.kind === "finding.update" || (op.kind === "finding.delete" && op.draft) ? "Discard your changes to \u201c" + (op.title || title) + "\u201d? They were not saved." :
       op.kind === "keymessages.set" ? "Discard the key messages you wrote? They were not saved." : "";
     li.appendChild(button("Discard", "discard", function () {
       if (!ask || window.confirm(ask)) forget(op);
@@ -1066,17 +1071,17 @@
     return n ? out : null;
   }
 
-  // contentOf is what finding f holds, field by field, for a question
-  // about it (each field cut at 300 characters).
+  // contentOf is what finding f holds, every field of it the room's
+  // entries carry, for a question about it.
   var contentNames = { what_done: "What was done", results: "Results or evidence", transferability: "Could another country adopt it?",
     nordic_proposal: "Nordic proposal", countries: "Countries", themes: "Themes", ps: "The 4 Ps", forms: "Forms of exploitation",
-    victim_groups: "Victim groups", actor_types: "Actor types" };
+    victim_groups: "Victim groups", actor_types: "Actor types", language: "Language", attribution: "Credit" };
   function contentOf(f) {
     if (!f) return "";
     var out = "";
     Object.keys(contentNames).forEach(function (k) {
       var v = Array.isArray(f[k]) ? f[k].join(", ") : f[k] ? String(f[k]) : "";
-      if (v) out += "\n\n" + contentNames[k] + ": " + (v.length > 300 ? v.slice(0, 300) + "\u2026" : v);
+      if (v) out += "\n\n" + contentNames[k] + ": " + v;
     });
     return out;
   }
