@@ -2822,6 +2822,41 @@ func TestTabletDeleteAsksWithAllTheFindingHolds(t *testing.T) {
 	if _, err := st.Finding(ctx, gone.ID); domain.ErrorCode(err) != domain.NotFound {
 		t.Fatalf("after the delete: %v, want not found", err)
 	}
+
+	// The question is about the version the delete names: a title this
+	// device saved and has not sent yet is not in it, the room's is; and
+	// a contact someone gave since, never carried, is said to be there.
+	next := fs[1]
+	item = fmt.Sprintf(`#findings li[data-id="%d"]`, next.ID)
+	err = chromedp.Do(tb.browser,
+		evalJS(`window.asked = [];
+			const send = WebSocket.prototype.send; // an update held on the way, as on a slow link
+			WebSocket.prototype.send = function (d) { if (String(d).includes('"finding.update"')) return; return send.call(this, d); }`),
+		tap(item+" button.edit"),
+		waitText("#form-title", "Edit"),
+		evalJS(`document.querySelector("#new-finding input[name=title]").value = "Mine, not sent"`),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText(item, "Mine, not sent"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err = st.UpdateFinding(ctx, &other.id, tb.w.ID, "other title and contact", next.ID, next.Version, map[string]json.RawMessage{
+		"title": json.RawMessage(`"Theirs"`), "contact_consent": json.RawMessage(`true`), "contact_name": json.RawMessage(`"Anna Contact"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(tb.browser,
+		pollAcross(fmt.Sprintf(`Object.keys(localStorage).some(k => k.endsWith(":state2") && JSON.parse(localStorage[k]).seq >= %d)`, a.Entry.Seq), "the other's title"),
+		tap(item+" button.delete"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked, err = chromedp.Run(tb.browser, chromedp.Evaluate[string](`window.asked.join("|")`))
+	if err != nil || !strings.Contains(asked, "Delete \u201cTheirs\u201d") || !strings.Contains(asked, "A contact is given") {
+		t.Fatalf("the delete asked %q (%v), want the room's title and the contact", asked, err)
+	}
 }
 
 // TestRapporteurPicksAndOrdersKeyFindings: on the rapporteur's tablet,

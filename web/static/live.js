@@ -659,7 +659,7 @@
         // left it here: the delete names that version, so a change someone
         // else makes after it is not deleted unseen (a conflict instead).
         var seen = state.findings[f.id], base = seenVersion(f.id);
-        if (!window.confirm("Delete \u201c" + (f.title || "") + "\u201d for the whole group?" + drop + contentOf(seen))) return;
+        if (!window.confirm("Delete \u201c" + ((seen || f).title || "") + "\u201d for the whole group?" + drop + contentOf(seen))) return;
         // The form's changes go with the delete, kept with it as the form
         // had them (its base too) should the delete be refused.
         var op = { kind: "finding.delete", base: base, body: { id: f.id }, title: f.title || "" };
@@ -1072,7 +1072,9 @@
   }
 
   // contentOf is what finding f holds, every field of it the room's
-  // entries carry, for a question about it.
+  // entries carry, for a question about it. (This device's own changes
+  // not saved yet are not in it: the question is about the version the
+  // op names. A contact is never carried; that there is one is.)
   var contentNames = { what_done: "What was done", results: "Results or evidence", transferability: "Could another country adopt it?",
     nordic_proposal: "Nordic proposal", countries: "Countries", themes: "Themes", ps: "The 4 Ps", forms: "Forms of exploitation",
     victim_groups: "Victim groups", actor_types: "Actor types", language: "Language", attribution: "Credit" };
@@ -1083,6 +1085,7 @@
       var v = Array.isArray(f[k]) ? f[k].join(", ") : f[k] ? String(f[k]) : "";
       if (v) out += "\n\n" + contentNames[k] + ": " + v;
     });
+    if (f.contact_consent) out += "\n\nA contact is given (only organizers and report authors see it).";
     return out;
   }
   // seenVersion is the version of a finding as the room's entries left
