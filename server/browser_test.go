@@ -2702,7 +2702,7 @@ func TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved(t *testing.T) {
 	}
 	MustStart(t, tb.env)
 	err = chromedp.Do(tb.browser,
-		waitText("#findings li.failed", "Not saved: Someone else changed what_done since version"),
+		waitText("#findings li.failed", "Not saved: Someone else changed what was done since version"),
 		waitText("#findings li.failed", "Not saved: Someone else made this finding a key finding since version"),
 		waitText(item(gone.ID)+".saved", gone.Title),
 		waitText(item(key.ID)+" .state", "key finding"),
@@ -2731,7 +2731,7 @@ func TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved(t *testing.T) {
 	}
 	err = chromedp.Do(tb.browser,
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
-		waitText("#findings li.failed", "Not saved: Someone else changed results since version"),
+		waitText("#findings li.failed", "Not saved: Someone else changed the results since version"),
 	)
 	if err != nil {
 		t.Fatal(err)

@@ -721,12 +721,62 @@ func checkBase(f domain.Finding, base int) error {
 }
 
 // findingConflict is the Conflict of an op over base when someone else
-// changed the fields of f since; message has a %s for the fields and a
-// %d for base.
+// changed the fields of f since; message has a %s for the fields (named
+// for people) and a %d for base. Detail names them as the protocol does.
 func findingConflict(f domain.Finding, fields []string, message string, base int) error {
 	slices.Sort(fields)
-	return &domain.Error{Code: domain.Conflict, Message: fmt.Sprintf(message, strings.Join(fields, ", "), base),
+	labels := make([]string, len(fields))
+	for i, name := range fields {
+		labels[i] = fieldLabel(name)
+	}
+	said := strings.Join(labels, ", ")
+	if n := len(labels); n > 1 {
+		said = strings.Join(labels[:n-1], ", ") + " and " + labels[n-1]
+	}
+	return &domain.Error{Code: domain.Conflict, Message: fmt.Sprintf(message, said, base),
 		Detail: ConflictDetail{Fields: fields, Current: f}}
+}
+
+// fieldLabel names a finding's field in a message for people, as the
+// pages do; a name it does not know is said as it is.
+func fieldLabel(name string) string {
+	switch name {
+	case "title":
+		return "the title"
+	case "what_done":
+		return "what was done"
+	case "results":
+		return "the results"
+	case "transferability":
+		return "whether another country could adopt it"
+	case "nordic_proposal":
+		return "the Nordic proposal"
+	case "countries":
+		return "the countries"
+	case "themes":
+		return "the themes"
+	case "ps":
+		return "the 4 Ps"
+	case "forms":
+		return "the forms of exploitation"
+	case "victim_groups":
+		return "the victim groups"
+	case "actor_types":
+		return "the actor types"
+	case "language":
+		return "the language"
+	case "attribution":
+		return "the credit"
+	case "contact_name":
+		return "the contact's name"
+	case "contact_email":
+		return "the contact's email"
+	case "contact_consent":
+		return "the contact's consent"
+	case "is_key":
+		return "whether it is a key finding"
+	}
+	return name
 }
 
 // fieldPtr returns a pointer to the finding field a client may update by name.

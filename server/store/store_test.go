@@ -1571,6 +1571,9 @@ func TestAContactChangedSinceBaseIsAConflict(t *testing.T) {
 	}
 	_, err := upd(a, "a withdraws", id, 1, `{"contact_consent": false}`)()
 	wantConflict(err, "contact_email", "contact_name")
+	if want := "Someone else changed the contact's email and the contact's name since version 1;"; !strings.Contains(domain.ErrorMessage(err), want) {
+		t.Errorf("message %q, want it to say %q (fields named for people)", domain.ErrorMessage(err), want)
+	}
 	if got, want := contact(id), "true New <new@example.org> v2"; got != want {
 		t.Fatalf("after the refused withdrawal: %s, want %s", got, want)
 	}
