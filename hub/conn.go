@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -360,6 +361,12 @@ func (c *conn) readPump() {
 			c.bad(Frame{}, badFrame("frames must be text (JSON)"))
 			continue
 		}
+		if !utf8.Valid(data) {
+			// Decoding would take the bad bytes as U+FFFD, changing what
+			// the sender wrote, and echoing a field would send them back.
+			c.bad(Frame{}, badFrame("the frame is not UTF-8 text"))
+			continue
+		}
 		f, oe := DecodeFrame(data)
 		if oe != nil {
 			c.bad(f, oe)
@@ -517,8 +524,14 @@ func (c *conn) rateLimit() *OpError {
 	return &OpError{
 		Code:    CodeRateLimited,
 		Message: "too many operations; slow down",
-		Detail:  map[string]int64{"retry_after_ms": max(wait.Milliseconds(), 1)},
+		Detail:  map[string]int64{"retry_after_ms": retryAfterMS(wait)},
 	}
+}
+
+// retryAfterMS is a wait in whole milliseconds, rounded up (at least 1):
+// a client that waits that long, as PROTOCOL.md says, is not too early.
+func retryAfterMS(wait time.Duration) int64 {
+	return max((wait + time.Millisecond - 1).Milliseconds(), 1)
 }
 
 // orderHold bounds how long a connection's ops wait for the resend of an
@@ -546,7 +559,7 @@ func (c *conn) holdOrder(opID string) *OpError {
 				return &OpError{
 					Code:    CodeRateLimited,
 					Message: "an earlier operation was refused for the rate; send it again first, then this one",
-					Detail:  map[string]any{"retry_after_ms": max(c.ops.wait(now).Milliseconds(), 1), "held_back": true},
+					Detail:  map[string]any{"retry_after_ms": retryAfterMS(c.ops.wait(now)), "held_back": true},
 				}
 			}
 			return &OpError{Code: CodeUnavailable, Message: "an earlier operation failed; send it again first, then this one",

@@ -1612,3 +1612,55 @@ func TestAnAppliedEntryWithoutARoomNamesTheOpsRoom(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryAfterIsLongEnough: an op sent again after exactly the
+// retry_after_ms of its rate_limited answer is applied: the wait is
+// rounded up, not down to an early resend.
+func TestRetryAfterIsLongEnough(t *testing.T) {
+	th := newTestHub(t, hub.Config{OpsPerSecond: 20, OpsBurst: 1})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	again := 0
+	for i := range 20 {
+		id := fmt.Sprintf("op%d", i)
+		c.op(room, id, "vote", `{}`)
+		for f := c.answer(id); f.Type == "error" && f.Code == hub.CodeRateLimited; {
+			var d struct {
+				RetryAfterMS int64 `json:"retry_after_ms"`
+			}
+			if err := json.Unmarshal(f.Detail, &d); err != nil || d.RetryAfterMS < 1 {
+				t.Fatalf("rate_limited detail %s (%v)", f.Detail, err)
+			}
+			time.Sleep(time.Duration(d.RetryAfterMS) * time.Millisecond)
+			c.op(room, id, "vote", `{}`)
+			if f = c.answer(id); f.Type == "error" {
+				again++
+			}
+		}
+	}
+	if again > 0 {
+		t.Errorf("%d of 20 ops sent again after exactly retry_after_ms were refused again", again)
+	}
+}
+
+// TestAFrameNotUTF8IsABadFrame: a text frame that is not UTF-8 is
+// refused as bad_frame, not decoded with its bytes replaced (and applied)
+// nor echoed back as a text frame that is not UTF-8; the connection stays.
+func TestAFrameNotUTF8IsABadFrame(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	c.sendRaw("{\"type\":\"ping\",\"t\":\"\xff\xfe\"}")
+	if f := c.next(); f.Type != "error" || f.Code != hub.CodeBadFrame {
+		t.Fatalf("a ping that is not UTF-8: %+v, want bad_frame", f)
+	}
+	c.sendRaw("{\"type\":\"op\",\"room\":\"" + room + "\",\"op_id\":\"u1\",\"kind\":\"vote\",\"body\":{\"title\":\"bad \xff\"}}")
+	if f := c.next(); f.Type != "error" || f.Code != hub.CodeBadFrame {
+		t.Fatalf("an op that is not UTF-8: %+v, want bad_frame", f)
+	}
+	c.op(room, "ok", "vote", `{}`)
+	if f := c.answer("ok"); f.Type != "ack" {
+		t.Fatalf("the next op: %+v, want an ack on the same connection", f)
+	}
+	th.b.mustLog(t, room, "ok")
+}
