@@ -936,6 +936,9 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		{"unknown op kind", `{"type":"op","room":"` + room + `","op_id":"x6","kind":"finding.explode","body":{}}`, "invalid"},
 		{"comment without its finding", `{"type":"op","room":"` + room + `","op_id":"x7","kind":"comment","body":{"text":"c"}}`, "invalid"},
 		{"update to a blank title", `{"type":"op","room":"` + room + `","op_id":"x8","kind":"finding.update","base":1,"body":{"id":` + fmt.Sprint(mine) + `,"fields":{"title":"   "}}}`, "invalid"},
+		{"update with a number for a title", `{"type":"op","room":"` + room + `","op_id":"x8b","kind":"finding.update","base":1,"body":{"id":` + fmt.Sprint(mine) + `,"fields":{"title":5}}}`, "invalid"},
+		{"update with text for a list", `{"type":"op","room":"` + room + `","op_id":"x8c","kind":"finding.update","base":1,"body":{"id":` + fmt.Sprint(mine) + `,"fields":{"countries":"FI"}}}`, "invalid"},
+		{"a text that is not UTF-8", "{\"type\":\"op\",\"room\":\"" + room + "\",\"op_id\":\"x8d\",\"kind\":\"finding.create\",\"body\":{\"title\":\"bad \xff\"}}", "bad_frame"},
 		{"oversized frame", `{"type":"op","room":"` + room + `","op_id":"x9","kind":"finding.create","body":{"title":"t","results":"` + strings.Repeat("x", 70000) + `"}}`, "too_large"},
 	}
 	// What a person is told of a body of the wrong shape.
@@ -945,6 +948,9 @@ func TestBadOpsGetErrorFramesAndWriteNothing(t *testing.T) {
 		"terms that are not a list of text": `"countries" must be a list of strings`,
 		"an id beyond 64 bits":              `"id" is out of range`,
 		"the finding named twice":           `not both`,
+		"update with a number for a title":  `title must be a string`,
+		"update with text for a list":       `countries must be a list of strings`,
+		"a text that is not UTF-8":          `not UTF-8`,
 	}
 	for _, tc := range cases {
 		c.mu.Lock()

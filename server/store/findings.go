@@ -541,7 +541,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 			field := reflect.ValueOf(ptr).Elem()
 			after := reflect.New(field.Type())
 			if err := strictUnmarshal(raw, after.Interface()); err != nil {
-				return "", nil, domain.Errorf(domain.Invalid, "The value of %s has the wrong type: %v.", name, err)
+				return "", nil, domain.Errorf(domain.Invalid, "The value of %s must be %s.", name, jsonKindOf(field.Type()))
 			}
 			if name == "title" { // as a create trims it
 				after.Elem().SetString(strings.TrimSpace(after.Elem().String()))
@@ -777,6 +777,18 @@ func fieldLabel(name string) string {
 		return "whether it is a key finding"
 	}
 	return name
+}
+
+// jsonKindOf says, for people, what JSON a finding field a client may
+// update takes (see fieldPtr: strings, lists of strings, a bool).
+func jsonKindOf(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice:
+		return "a list of strings"
+	}
+	return "a string"
 }
 
 // fieldPtr returns a pointer to the finding field a client may update by name.
