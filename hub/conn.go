@@ -547,14 +547,14 @@ const orderHold = 10 * time.Second
 // had refilled was applied first: a vote refused, then an unvote applied,
 // then the vote resent, left the finding voted. An op that never comes
 // again holds the others for orderHold at most.
-func (c *conn) holdOrder(opID string) *OpError {
+func (c *conn) holdOrder(key string) *OpError {
 	if broken, _, _ := c.chain.brokenBy(); broken != "" {
 		// The ops sent before the broken one may fail yet: wait for them
 		// (rarely more than a moment), then look again.
 		c.flightWG.Wait()
 		broken, code, at := c.chain.brokenBy()
 		now := time.Now()
-		if broken != "" && opID != broken && now.Before(at.Add(orderHold)) {
+		if broken != "" && key != broken && now.Before(at.Add(orderHold)) {
 			if code == CodeRateLimited {
 				return &OpError{
 					Code:    CodeRateLimited,
@@ -568,7 +568,7 @@ func (c *conn) holdOrder(opID string) *OpError {
 		c.chain = &opChain{}
 	}
 	if oe := c.rateLimit(); oe != nil {
-		c.chain.place(opID).breakAs(CodeRateLimited)
+		c.chain.place(key).breakAs(CodeRateLimited)
 		return oe
 	}
 	return nil
@@ -603,7 +603,10 @@ func (c *conn) op(f Frame) error {
 	if m == nil {
 		return c.sendError(f, &OpError{Code: CodeNotJoined, Message: "room not joined"})
 	}
-	if oe := c.holdOrder(f.OpID); oe != nil {
+	// An op is known in the connection's order by room and op id: op ids
+	// are unique per room only (and hold no control character).
+	key := f.Room + "\x00" + f.OpID
+	if oe := c.holdOrder(key); oe != nil {
 		return c.sendError(f, oe)
 	}
 	if f.Room != c.flightRoom {
@@ -619,7 +622,7 @@ func (c *conn) op(f Frame) error {
 	var once sync.Once
 	op := Op{Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Body: f.Body,
 		Queued: func() { once.Do(func() { close(queued) }) }, Committed: m.r.offer,
-		Order: c.chain.place(f.OpID)}
+		Order: c.chain.place(key)}
 	c.flightWG.Add(1)
 	c.h.ops.run(func() {
 		defer c.flightWG.Done()

@@ -1664,3 +1664,25 @@ func TestAFrameNotUTF8IsABadFrame(t *testing.T) {
 	}
 	th.b.mustLog(t, room, "ok")
 }
+
+// TestAHeldBackOpIsKnownByRoomAndID: after an op is refused for the rate,
+// an op of another room with the same op id (op ids are unique per room
+// only) is not that op come again: it is held back too.
+func TestAHeldBackOpIsKnownByRoomAndID(t *testing.T) {
+	th := newTestHub(t, hub.Config{OpsPerSecond: 1, OpsBurst: 2})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	const other = "workshop:other"
+	c.join(other, 0)
+	// The joins spent the bucket: the first op is refused for the rate.
+	c.op(room, "x", "vote", `{}`)
+	if f := c.answer("x"); f.Type != "error" || f.Code != hub.CodeRateLimited {
+		t.Fatalf("first op: %+v, want rate_limited", f)
+	}
+	time.Sleep(1100 * time.Millisecond) // the bucket has a token again
+	c.op(other, "x", "vote", `{}`)
+	if f := c.answer("x"); f.Type != "error" || f.Code != hub.CodeRateLimited || !strings.Contains(string(f.Detail), "held_back") {
+		t.Fatalf("op x of another room: %+v, want it held back behind room %s's op x", f, room)
+	}
+	th.b.mustLog(t, other)
+}

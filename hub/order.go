@@ -79,7 +79,8 @@ func (o *OpOrder) Mend() {
 	}
 }
 
-// place gives the op opID the chain's next place; read pump only.
+// place gives the op opID (its room and op id: see conn.op) the chain's
+// next place; read pump only.
 func (ch *opChain) place(opID string) *OpOrder {
 	ch.next++
 	return &OpOrder{c: ch, n: ch.next, opID: opID}
