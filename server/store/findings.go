@@ -497,10 +497,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		if len(changes) == 0 {
 			return "", nil, domain.Errorf(domain.Invalid, "An update needs at least one changed field.")
 		}
-		if base < 1 {
-			return "", nil, domain.Errorf(domain.Invalid, "Base version %d is not a version of finding %d (now at %d).", base, id, f.Version)
-		}
-		if err := checkBase(f, base); err != nil {
+		if err := checkBase(f, base, 1); err != nil {
 			return "", nil, err
 		}
 		// Terms are checked against the taxonomy only when they change.
@@ -522,10 +519,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		// base, so that a change of it now would go over theirs unseen;
 		// such a field is counted among the conflicts.
 		inConflict := func(name string) (bool, error) {
-			if f.FieldVersions[name] <= base {
-				return false, nil
-			}
-			other, err := changedByOthers(ctx, tx, WorkshopRoom(workshopID), id, base, name, actor)
+			other, err := fieldChangedByOthers(ctx, tx, WorkshopRoom(workshopID), f, base, name, actor)
 			if other {
 				conflicts = append(conflicts, name)
 			}
@@ -695,6 +689,16 @@ func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base
 	return other, nil
 }
 
+// fieldChangedByOthers says whether someone other than actor changed the
+// field of f since base (see changedByOthers); a field whose version is
+// not above base is not read about.
+func fieldChangedByOthers(ctx context.Context, tx bun.Tx, room string, f domain.Finding, base int, field string, actor *int64) (bool, error) {
+	if f.FieldVersions[field] <= base {
+		return false, nil
+	}
+	return changedByOthers(ctx, tx, room, f.ID, base, field, actor)
+}
+
 // keyBy is the field_versions key of who last marked or unmarked a
 // finding as key ("is_key" holds the version they did it at). It is kept
 // there, not in a column of its own, so that a server process of an
@@ -712,9 +716,10 @@ func keyChangedByOthers(f domain.Finding, base int, actor *int64) bool {
 	return actor == nil || by == 0 || int64(by) != *actor
 }
 
-// checkBase refuses a base version the finding never had.
-func checkBase(f domain.Finding, base int) error {
-	if base > f.Version {
+// checkBase refuses a base version the finding never had, or below least
+// (1 where a base is required, 0 where none is).
+func checkBase(f domain.Finding, base, least int) error {
+	if base < least || base > f.Version {
 		return domain.Errorf(domain.Invalid, "Base version %d is not a version of finding %d (now at %d).", base, f.ID, f.Version)
 	}
 	return nil
@@ -859,15 +864,15 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 		if base > 0 {
 			// Nor is someone else's newer text, or key choice, deleted
 			// unseen by one who saw the finding at base.
-			if err := checkBase(f, base); err != nil {
+			if err := checkBase(f, base, 0); err != nil {
 				return "", nil, err
 			}
 			var others []string
-			for name, v := range f.FieldVersions {
-				if v <= base || name == "is_key" || name == keyBy {
+			for name := range f.FieldVersions {
+				if name == "is_key" || name == keyBy {
 					continue
 				}
-				other, err := changedByOthers(ctx, tx, room, id, base, name, actor)
+				other, err := fieldChangedByOthers(ctx, tx, room, f, base, name, actor)
 				if err != nil {
 					return "", nil, err
 				}

@@ -144,23 +144,23 @@ func (s *Store) UnmarkKey(ctx context.Context, actor *int64, workshopID int64, o
 // is left as it is, and answered as applied. A change records its
 // version and actor in field_versions (see keyBy).
 func (s *Store) setKey(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64, base int, key bool) (Applied, error) {
-	kind := map[bool]string{true: "key.mark", false: "key.unmark"}[key]
+	kind, msg := "key.mark", "Someone else took this finding out of the key findings since version %d; mark it again if it should be one."
+	if !key {
+		kind, msg = "key.unmark", "Someone else made this finding a key finding since version %d; unmark it again if it should not be one."
+	}
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := findingInRoom(ctx, tx, workshopID, findingID)
 		if err != nil {
 			return "", nil, err
 		}
-		if err := checkBase(f, base); err != nil {
+		if err := checkBase(f, base, 0); err != nil {
 			return "", nil, err
 		}
 		if f.IsKey != key {
 			if base > 0 && keyChangedByOthers(f, base, actor) {
 				f.Votes = batchVotes(ctx, f.ID, f.Votes)
-				msg := "Someone else took this finding out of the key findings since version %[2]d; mark it again if it should be one."
-				if !key {
-					msg = "Someone else made this finding a key finding since version %[2]d; unmark it again if it should not be one."
-				}
-				return "", nil, findingConflict(f, []string{"is_key"}, msg, base)
+				return "", nil, &domain.Error{Code: domain.Conflict, Message: fmt.Sprintf(msg, base),
+					Detail: ConflictDetail{Fields: []string{"is_key"}, Current: f}}
 			}
 			position := "NULL"
 			if key {
