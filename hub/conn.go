@@ -358,7 +358,7 @@ func (c *conn) readPump() {
 			continue
 		}
 		if mt != websocket.TextMessage {
-			c.bad(Frame{}, badFrame("frames must be text (JSON)"))
+			c.bad(envelopeOf(data), badFrame("frames must be text (JSON)"))
 			continue
 		}
 		if !utf8.Valid(data) {

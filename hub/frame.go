@@ -84,7 +84,9 @@ func DecodeFrame(data []byte) (Frame, *OpError) {
 			}
 			return f, badFrame("%s: must be of type %s", te.Field, kindOf(te.Type.Kind().String()))
 		}
-		return f, badFrame("malformed JSON")
+		// A syntax error leaves w empty: read the envelope as an oversized
+		// frame's is read, so that the error names the op it refuses.
+		return envelopeOf(data), badFrame("malformed JSON")
 	}
 	if w.Type == nil {
 		return f, badFrame("type: required")

@@ -569,6 +569,43 @@ func TestBadFramesGetErrorFramesAndConnectionStaysUsable(t *testing.T) {
 	}
 }
 
+// TestUndecodableFramesNameTheirOp: a frame that cannot be decoded (bad
+// JSON, nesting deeper than the decoder goes, a binary frame) is answered
+// with an error that names its op, room and type when it has them, so a
+// client can tell which of its ops was refused; an op_id that is not UTF-8
+// is not echoed.
+func TestUndecodableFramesNameTheirOp(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	c := th.dial(t, "anna")
+	c.join(room, 0)
+	deep := strings.Repeat("[", 10001) + strings.Repeat("]", 10001)
+	for _, tc := range []struct {
+		name, frame   string
+		binary        bool
+		opID, replyTo string
+	}{
+		{"malformed body", `{"type":"op","room":"` + room + `","op_id":"m1","kind":"vote","body":{"x":}}`, false, "m1", "op"},
+		{"op_id after the fault", `{"type":"op","room":"` + room + `","body":{"x" 1},"op_id":"m2"}`, false, "m2", "op"},
+		{"too deep", `{"type":"op","room":"` + room + `","op_id":"d1","kind":"vote","body":{"x":` + deep + `}}`, false, "d1", "op"},
+		{"binary", `{"type":"op","room":"` + room + `","op_id":"b1","kind":"vote","body":{}}`, true, "b1", "op"},
+		{"binary, op_id not UTF-8", "{\"type\":\"op\",\"room\":\"" + room + "\",\"op_id\":\"b\xff2\"}", true, "", "op"},
+	} {
+		mt := websocket.TextMessage
+		if tc.binary {
+			mt = websocket.BinaryMessage
+		}
+		c.ws.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		if err := c.ws.WriteMessage(mt, []byte(tc.frame)); err != nil {
+			t.Fatalf("%s: write: %v", tc.name, err)
+		}
+		f := c.nextOf("error")
+		if f.Code != hub.CodeBadFrame || f.OpID != tc.opID || f.Room != room || f.ReplyTo != tc.replyTo {
+			t.Errorf("%s: got %+v, want bad_frame for op %q in %s, reply_to %q", tc.name, f, tc.opID, room, tc.replyTo)
+		}
+	}
+	th.b.mustLog(t, room)
+}
+
 func TestRepeatedBadFramesClose4002(t *testing.T) {
 	th := newTestHub(t, hub.Config{})
 	c := th.dial(t, "mallory")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"strconv"
+	"unicode/utf8"
 )
 
 // A frame over Config.MaxFrameBytes is answered with a too_large error
@@ -188,11 +189,20 @@ func envelopeField(raw []byte) int {
 	return -1
 }
 
-// frame is the envelope found, each field kept only when valid.
+// envelopeOf is the envelope of a frame that cannot be decoded (malformed
+// JSON, a binary frame), each field kept only when valid.
+func envelopeOf(data []byte) Frame {
+	s := newEnvelopeScanner()
+	s.feed(data)
+	return s.frame()
+}
+
+// frame is the envelope found, each field kept only when valid. A field
+// that is not UTF-8 is not kept: decoded, it would not be what was sent.
 func (s *envelopeScanner) frame() Frame {
 	var v [3]string
 	for i := range v {
-		if s.ok[i] {
+		if s.ok[i] && utf8.Valid(s.raw[i]) {
 			json.Unmarshal(append(append([]byte{'"'}, s.raw[i]...), '"'), &v[i])
 		}
 	}
