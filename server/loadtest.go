@@ -762,8 +762,12 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 	plain := (before + after) / 2
 	rate := float64(acked.Load()) / lt.cfg.Duration.Seconds()
 	fmt.Fprintf(lt.out, "durable ops/s over %d rooms, %d clients, %d ops in flight each: %.0f acked/s (%d clients dropped)\n", len(wids), len(clients), lt.cfg.Window, rate, dropped.Load())
-	fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, %d writers: %.0f/s (%.0f before, %.0f after, once the server was quiet: %s)\nratio: %.2f\n",
-		writers, plain, before, after, quiet.Round(100*time.Millisecond), rate/plain)
+	who := fmt.Sprintf("%d writers", writers)
+	if writers == 1 {
+		who = "1 writer"
+	}
+	fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, %s: %.0f/s (%.0f before, %.0f after, once the server was quiet: %s)\nratio: %.2f\n",
+		who, plain, before, after, quiet.Round(100*time.Millisecond), rate/plain)
 	if cpuErr != nil {
 		fmt.Fprintf(lt.out, "(no CPU split: %v)\n", cpuErr)
 		return nil
