@@ -121,8 +121,9 @@ const (
 
 // Rewinder is a Backend told when a room finds its log below what it sent
 // (a database restored from a backup): what the Backend keeps of the
-// room's log above head is another log's. Rewound is called with the
-// room's lock held: it must not call the Hub.
+// room's log above head is another log's, and the other processes serving
+// the room should hear of it (see Hub.Restored). Rewound is called with
+// the room's lock held: it must not call the Hub.
 type Rewinder interface {
 	Rewound(room string, head int64)
 }
@@ -399,6 +400,24 @@ func (h *Hub) Notify(room string, seq int64) {
 		return
 	}
 	r.wake()
+}
+
+// Restored handles a restore of room's log found by another process, whose
+// log head was head then (the Backend heard it from that process's
+// Rewinder): if this process sent the room's members entries past head,
+// they came from the log that was replaced, and the members are closed to
+// join again with a snapshot, as when the restore is found here. The
+// Backend, which passed this on, is not told back.
+func (h *Hub) Restored(room string, head int64) {
+	r := h.room(room)
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.closed && head < r.lastSeq {
+		r.rewoundLocked(head, nil, false)
+	}
 }
 
 // EndSession closes every connection opened in the sign-in session

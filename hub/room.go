@@ -229,7 +229,7 @@ func (r *room) checkHead(from, rewinds int64) {
 // held.
 func (r *room) rewindBelowLocked(head, before, rewinds int64, keep *member) {
 	if head < before && r.rewinds == rewinds && head < r.lastSeq && !r.closed {
-		r.rewoundLocked(head, keep)
+		r.rewoundLocked(head, keep, true)
 	}
 }
 
@@ -238,16 +238,18 @@ func (r *room) rewindBelowLocked(head, before, rewinds int64, keep *member) {
 // from the other log, so each is closed with CloseLogRestored, to join again
 // with a snapshot, except keep (a join that found it, going on to a snapshot
 // of this log); the room goes on from head, and the Backend, when it is a
-// Rewinder, is told. (A log restored and grown to or past what was sent
-// before it is found is not told from the one it replaced.) Call with r.mu
-// held.
-func (r *room) rewoundLocked(head int64, keep *member) {
+// Rewinder, is told if tell is set. (A log restored and grown to or past
+// what was sent before it is found is not told from the one it replaced.)
+// Call with r.mu held.
+func (r *room) rewoundLocked(head int64, keep *member, tell bool) {
 	r.h.log.Warn("hub: the room's log is below what was sent (a restored database?): members join again", "room", r.name, "head", head, "sent", r.lastSeq)
 	r.rewinds++
 	r.lastSeq = head
 	r.broadcast.Store(head)
 	r.staged = nil
-	r.h.b.Rewound(r.name, head)
+	if tell {
+		r.h.b.Rewound(r.name, head)
+	}
 	// Entries committed to this log since head was read were not
 	// offered nor announced (at or below the old lastSeq): read them.
 	r.wake()

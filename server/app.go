@@ -26,6 +26,7 @@ type appDeps struct {
 	baseURL string
 	pages   *web.Pages
 	hub     *hub.Hub
+	live    *live      // the hub's Backend (nil: none to tell of a restore)
 	search  *indexer   // the search index, fed from the log
 	auth    authConfig // staff OIDC and invite settings (server/signin.go)
 	proc    string     // this process's name in what it tells the others ("": a new one)
@@ -101,6 +102,11 @@ func (a *app) onAccess(from, kind, id string) {
 		a.hub.EndSession(id)
 	case store.AccessPerson:
 		a.hub.Reauthorize(id)
+	case store.AccessRestored:
+		if room, head, ok := store.ParseRestored(id); ok && a.live != nil {
+			a.live.recent.forget(room) // entries of the log replaced
+			a.hub.Restored(room, head)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
 	"slices"
 	"strconv"
@@ -76,6 +77,10 @@ type live struct {
 	eventOf sync.Map
 	// recent caches the entries read last, for resuming clients.
 	recent recentEntries
+	// proc names this process to the others, to which a restore found
+	// here is announced (none when empty); logger reports a failed one.
+	proc   string
+	logger *slog.Logger
 }
 
 // roomRef is a parsed room name: "workshop:12", "event:3", "plenary:3".
@@ -668,8 +673,23 @@ func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int6
 }
 
 // Rewound forgets the room's cached entries: the hub found its log below
-// what it sent, so they may be another log's (see hub.Rewinder).
-func (l *live) Rewound(room string, _ int64) { l.recent.forget(room) }
+// what it sent, so they may be another log's (see hub.Rewinder). It tells
+// the other processes, whose members may hold that log's entries too and
+// whose own check may come too late: by then the room's new entries may
+// have passed what they sent (see app.onAccess).
+func (l *live) Rewound(room string, head int64) {
+	l.recent.forget(room)
+	if l.proc == "" {
+		return
+	}
+	go func() { // the hub holds the room's lock
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := l.store.AnnounceAccess(ctx, l.proc, store.AccessRestored, store.RestoredID(room, head)); err != nil {
+			l.logger.Warn("tell the other processes of a restored log", "room", room, "err", err)
+		}
+	}()
+}
 
 func (l *live) Head(ctx context.Context, room string) (int64, int64, error) {
 	before := l.recent.last(room) // read from the log before head is: at or below it

@@ -1334,6 +1334,48 @@ func TestARestoredDatabaseUnderTheServer(t *testing.T) {
 	}
 }
 
+// TestARestoreFoundByOneProcessReachesTheOther: process A finds a restore
+// of the room's log (a join from the old head) and its room goes on
+// writing past the old head. Process B's member, holding the replaced
+// log's entries, is closed to join again with a snapshot, and a join on B
+// from the restored head gets the new log's entries, not the replaced
+// ones B had cached. Before, B was never told: its own poll looks only
+// while nothing new comes, so it sent the new log's entries on top of the
+// old one's, and its clients kept a state the database does not have.
+func TestARestoreFoundByOneProcessReachesTheOther(t *testing.T) {
+	f, other, w, room := twoProcesses(t)
+	am := f.MustMember(t, domain.RoleParticipant, w, "FI", "police")
+	bm := f.MustMember(t, domain.RoleParticipant, w, "FI", "ngo")
+	a := am.Dial(t, f.srv.URL)
+	s0 := a.join(t, room, 0).Seq
+	b := bm.Dial(t, other.URL)
+	if j := b.join(t, room, s0); j.Seq != s0 {
+		t.Fatalf("b joined at %d, want %d", j.Seq, s0)
+	}
+	made := a.createAll(t, room, "before", 6)
+	for i := range 6 { // B reads them, and caches them
+		b.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == fmt.Sprintf("before-%d", i+1) })
+	}
+	keep := s0 + 2
+	restoreRoom(t, f, room, keep, made[2:])
+	c := am.Dial(t, f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": s0 + 6})
+	if fr := c.next(t, func(f frame) bool { return f.Type != "presence" }); fr.Type != "snapshot" || fr.Seq != keep {
+		t.Fatalf("join on A from the old head: %s at %d, want a snapshot at %d", fr.Type, fr.Seq, keep)
+	}
+	c.next(t, ofType("joined"))
+	c.createAll(t, room, "after", 6) // past the old head
+	b.mustCloseWith(t, hub.CloseLogRestored, 10*time.Second, "B's member holding the replaced log")
+	b = bm.Dial(t, other.URL)
+	b.send(t, map[string]any{"type": "join", "room": room, "since": keep})
+	for i := range 6 {
+		fr := b.next(t, func(f frame) bool { return f.Type == "entry" || f.Type == "snapshot" || f.Type == "joined" })
+		if fr.Type != "entry" || fr.Seq != keep+int64(i)+1 || fr.OpID != fmt.Sprintf("after-%d", i+1) {
+			t.Fatalf("join on B from the restored head, frame %d: %s %d %q, want the entry of after-%d", i, fr.Type, fr.Seq, fr.OpID, i+1)
+		}
+	}
+}
+
 // TestARestoreFoundByThePollDropsTheCache: the server's cache holds the
 // room's entries up to some seq, the room sent more (offered, not read),
 // and the restored log grows past the cache's newest before anyone joins.

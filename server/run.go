@@ -115,13 +115,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	proc := rand.Text() // this process, in what it tells the others
-	lv := &live{store: st}
+	lv := &live{store: st, proc: proc, logger: logger}
 	h := hub.New(lv, hub.Config{Logger: logger, OpsPerSecond: cfg.HubRate, OpsBurst: max(100, int(cfg.HubRate)), PollInterval: 5 * time.Second,
 		CountOnly: plenaryRoom, SeesNames: lv.seesNames, SharePresence: presenceSharer(st, proc, logger)})
 	idx := newIndexer(st, searchDir(cfg), search.Options{Async: true}, logger)
 	idx.start()
 	defer idx.stop()
-	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages, hub: h, search: idx, auth: cfg.Auth, proc: proc})
+	app := newApp(appDeps{store: st, logger: logger, baseURL: baseURL, pages: pages, hub: h, live: lv, search: idx, auth: cfg.Auth, proc: proc})
 	followCtx, stopFollow := context.WithCancel(context.Background())
 	defer stopFollow()
 	listening := make(chan struct{})

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -16,6 +17,9 @@ const AccessChannel = "rapporteur_access"
 const (
 	AccessSession = "session" // the id is a session's: close its connections
 	AccessPerson  = "person"  // the id is a person's: their connections reconnect, to be checked against the new roles
+	// AccessRestored: a process found a room's log restored from a backup
+	// (see RestoredID); the others' members of the room join again.
+	AccessRestored = "restored"
 	// accessListening is a process's note to itself that it listens
 	// (see Follow); the others pass over it.
 	accessListening = "listening"
@@ -49,6 +53,22 @@ func (s *Store) AnnouncePresence(ctx context.Context, note string) error {
 		return fmt.Errorf("announce presence: %w", err)
 	}
 	return nil
+}
+
+// RestoredID is the id of an AccessRestored announcement: room, whose log
+// had head head when its restore was found. Room names hold no space.
+func RestoredID(room string, head int64) string {
+	return room + "@" + strconv.FormatInt(head, 10)
+}
+
+// ParseRestored reads a RestoredID.
+func ParseRestored(id string) (room string, head int64, ok bool) {
+	i := strings.LastIndexByte(id, '@')
+	if i <= 0 {
+		return "", 0, false
+	}
+	head, err := strconv.ParseInt(id[i+1:], 10, 64)
+	return id[:i], head, err == nil && head >= 0
 }
 
 // parseAccess reads an AccessChannel payload.
