@@ -78,8 +78,18 @@ func (a *app) endSessions(ctx context.Context, ids ...string) {
 // announcement is lost: see keepAccess).
 func (a *app) reauthorize(ctx context.Context, personID int64) {
 	id := strconv.FormatInt(personID, 10)
-	a.hub.Reauthorize(id)
+	a.personChanged(id)
 	a.announce(ctx, store.AccessPerson, id)
+}
+
+// personChanged makes the person's connections here reconnect, and drops
+// the cached entries, whose actor labels may carry their old country or
+// actor type (PROTOCOL.md: an entry's actor is the one when it is sent).
+func (a *app) personChanged(id string) {
+	if a.live != nil {
+		a.live.recent.forgetAll()
+	}
+	a.hub.Reauthorize(id)
 }
 
 func (a *app) announce(ctx context.Context, kind, id string) {
@@ -101,7 +111,7 @@ func (a *app) onAccess(from, kind, id string) {
 	case store.AccessSession:
 		a.hub.EndSession(id)
 	case store.AccessPerson:
-		a.hub.Reauthorize(id)
+		a.personChanged(id)
 	case store.AccessRestored:
 		if room, head, ok := store.ParseRestored(id); ok && a.live != nil {
 			a.live.recent.forget(room) // entries of the log replaced

@@ -593,6 +593,17 @@ func (r *recentEntries) forget(room string) {
 	delete(r.size, room)
 }
 
+// forgetAll forgets every room's entries: their actor labels are a
+// person's country and actor type as they were read, and one changed.
+func (r *recentEntries) forgetAll() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.forgets++
+	clear(r.rooms)
+	clear(r.size)
+	r.total = 0
+}
+
 // epoch tells, taken before a read of the log, whether the cache forgot
 // entries since (see add).
 func (r *recentEntries) epoch() uint64 {

@@ -145,6 +145,53 @@ func TestOrganizerEditsAPerson(t *testing.T) {
 // shown in every event they are in, so only an organizer of all of them
 // may change those; an organizer of this event may still change their
 // role here.
+// TestACatchUpCarriesTheActorAsItIsNow: after an organizer changes a
+// person's country and actor type, a catch-up sends the person's entries
+// with the new label (PROTOCOL.md: the actor is the one when the entry is
+// sent), on this process and on another. Before, the entries cached since
+// they were first read kept the old label, which may be the one that told
+// who the person was.
+func TestACatchUpCarriesTheActorAsItIsNow(t *testing.T) {
+	f, other, w, room := twoProcesses(t)
+	ctx := context.Background()
+	p, _ := mustInvite(t, f.store, f.event.ID, store.PersonInput{Name: "Relabelled", Email: "relabelled@example.fi", Country: "FI", ActorType: "police"}, domain.RoleParticipant, w.ID)
+	if _, err := f.store.CreateFinding(ctx, &p.ID, w.ID, "labelled", store.FindingInput{Title: "Labelled"}); err != nil {
+		t.Fatal(err)
+	}
+	reader := f.MustMember(t, domain.RoleParticipant, w, "SE", "ngo")
+	here, there := reader.Dial(t, f.srv.URL), reader.Dial(t, other.URL)
+	actorOn := func(c *client) string { // as a catch-up from the start sends it
+		t.Helper()
+		c.send(t, map[string]any{"type": "join", "room": room, "since": 0})
+		a := c.next(t, func(fr frame) bool { return fr.Type == "entry" && fr.OpID == "labelled" }).Actor
+		c.next(t, ofType("joined"))
+		c.send(t, map[string]any{"type": "leave", "room": room})
+		c.next(t, ofType("left"))
+		return a
+	}
+	for _, c := range []*client{here, there} { // now in each process's cache
+		if a := actorOn(c); a != "FI · police" {
+			t.Fatalf("actor before the change: %q", a)
+		}
+	}
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	if status, body := postAs(t, org.http, fmt.Sprintf("%s/api/events/%s/people/%d", f.srv.URL, f.event.Slug, p.ID), "application/json",
+		`{"name":"Relabelled","email":"relabelled@example.fi","country":"DK","actor_type":"ngo","workshop":"`+fmt.Sprint(w.ID)+`","role":"participant"}`, csrf); status != http.StatusOK {
+		t.Fatalf("edit: %d %s", status, body)
+	}
+	if a := actorOn(here); a != "DK · ngo" {
+		t.Errorf("actor in a catch-up on the process that made the change: %q, want DK · ngo", a)
+	}
+	deadline := time.Now().Add(5 * time.Second) // the other process hears of it through Postgres
+	for a := actorOn(there); a != "DK · ngo"; a = actorOn(there) {
+		if time.Now().After(deadline) {
+			t.Fatalf("actor in a catch-up on the other process: %q, want DK · ngo", a)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 func TestEditingAPersonOfAnotherEvent(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	ctx := context.Background()
