@@ -374,17 +374,20 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 	if v == nil || !auth.Allowed(v.principal(eventID), action, workshopID) {
 		// A resend of an op applied before the role changed (its ack lost)
 		// is answered as applied, as every repeated op is: it was. When
-		// the log cannot say, the op is not refused: forbidden would
-		// tell the client to drop an op that may be saved.
+		// the log cannot say yet (its first copy still on its way in), the
+		// op is not refused: forbidden would tell the client to drop an
+		// op that may be saved.
 		if v != nil {
-			seq, err := l.store.OpSeq(ctx, op.Room, op.OpID)
+			seq, err := l.store.OpSeqSettled(ctx, op.Room, op.OpID)
 			if err == nil {
 				var es []domain.LogEntry
 				if es, err = l.store.EntriesAfter(ctx, op.Room, seq-1, 1); err == nil && len(es) == 1 {
 					return replayOf(es[0], v.Person.ID)
 				}
 			}
-			if err != nil && domain.ErrorCode(err) != domain.NotFound {
+			if c := domain.ErrorCode(err); c == domain.Unavailable {
+				return hub.Entry{}, toOpError(err)
+			} else if err != nil && c != domain.NotFound {
 				return hub.Entry{}, &hub.OpError{Code: hub.CodeUnavailable, Message: "Could not check whether this op was saved before; send it again."}
 			}
 		}

@@ -770,6 +770,91 @@ func TestRetriedOpIsAppliedOnce(t *testing.T) {
 	}
 }
 
+// TestAResendWhileItsFirstCopyIsOnItsWayIsNotRefused: a rapporteur's
+// share waits for the room's lock when the connection drops; the role is
+// then taken back, and the client resends the share. While the first copy
+// can still be applied, the resend is not answered forbidden (which tells
+// the client to drop an op as not saved): on the same process it is
+// unavailable, to be sent again; on another process the answer waits for
+// the first copy's transaction. Once it is applied, the resend is acked
+// with its seq. Before, the resend was refused and the first copy then
+// saved the share.
+func TestAResendWhileItsFirstCopyIsOnItsWayIsNotRefused(t *testing.T) {
+	f, other, w, room := twoProcesses(t)
+	ctx := context.Background()
+	m := f.MustMember(t, domain.RoleRapporteur, w, "SE", "ngo")
+	lockWaiters := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			var waiting int
+			if err := f.store.DB().NewRaw("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(ctx, &waiting); err != nil {
+				t.Fatal(err)
+			}
+			if waiting >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiting for a lock, want %d", waiting, n)
+			}
+		}
+	}
+	setRole := func(role string) {
+		t.Helper()
+		if _, err := f.store.DB().ExecContext(ctx, "UPDATE memberships SET role = ? WHERE person_id = ? AND workshop_id = ?", role, m.id, w.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, resendOn := range []string{f.srv.URL, other.URL} {
+		setRole(domain.RoleRapporteur)
+		a, err := f.store.CreateFinding(ctx, &m.id, w.ID, fmt.Sprintf("to-share-%d", i), store.FindingInput{Title: "Shared on its way"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fnd domain.Finding
+		json.Unmarshal(a.Entry.Payload, &fnd)
+		share := op(room, fmt.Sprintf("share-%d", i), "finding.share", 0, map[string]any{"finding_id": fnd.ID})
+		c := m.Dial(t, f.srv.URL)
+		c.join(t, room, 0)
+		tx, err := f.store.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE rooms SET seq = seq WHERE id = ?", room); err != nil { // the room's lock
+			t.Fatal(err)
+		}
+		c.send(t, share)
+		lockWaiters(1)
+		c.ws.Close() // dropped before its ack
+		setRole(domain.RoleParticipant)
+		again := m.Dial(t, resendOn)
+		again.join(t, room, 0)
+		again.send(t, share)
+		if resendOn == f.srv.URL {
+			if fr := again.next(t, answerTo(share["op_id"].(string))); fr.Code != hub.CodeUnavailable {
+				t.Fatalf("a resend on the process where its first copy waits: %+v, want unavailable", fr)
+			}
+			again.send(t, share)
+			tx.Rollback()
+		} else {
+			lockWaiters(2) // the resend's lookup waits too
+			tx.Rollback()
+		}
+		fr := again.next(t, answerTo(share["op_id"].(string)))
+		for deadline := time.Now().Add(5 * time.Second); fr.Code == hub.CodeUnavailable && time.Now().Before(deadline); {
+			time.Sleep(20 * time.Millisecond) // as a client waits before sending again
+			again.send(t, share)
+			fr = again.next(t, answerTo(share["op_id"].(string)))
+		}
+		seq, err := f.store.OpSeq(ctx, room, share["op_id"].(string))
+		if err != nil {
+			t.Fatalf("the first copy was not applied: %v", err)
+		}
+		if fr.Type != "ack" || fr.Seq != seq {
+			t.Fatalf("resend on %s once the first copy is applied: %+v, want its ack at %d", resendOn, fr, seq)
+		}
+	}
+}
+
 // TestOpResentAfterItsRoleWentIsAcked: an op applied, whose ack was lost,
 // is resent after the person lost the role that allowed it (a rapporteur
 // made a participant). It was applied, so it is acked with its seq, not

@@ -36,8 +36,14 @@ type committer struct {
 	s     *Store
 	mu    sync.Mutex
 	rooms map[string]*roomQueue
-	wg    sync.WaitGroup
+	// inFlight counts the ops submitted and not yet through their
+	// transaction, by room and op id (see OpSeqSettled).
+	inFlight map[flight]int
+	wg       sync.WaitGroup
 }
+
+// flight is an op's key in committer.inFlight: op ids are unique per room.
+type flight struct{ room, opID string }
 
 // roomQueue is one room's waiting ops; running tells that a goroutine is
 // draining it.
@@ -83,7 +89,7 @@ type pendingOp struct {
 }
 
 func newCommitter(s *Store) *committer {
-	return &committer{s: s, rooms: map[string]*roomQueue{}}
+	return &committer{s: s, rooms: map[string]*roomQueue{}, inFlight: map[flight]int{}}
 }
 
 // submit queues op for room and waits for its outcome. When ctx ends first
@@ -102,6 +108,7 @@ func (c *committer) submit(ctx context.Context, room string, op *pendingOp) (App
 		c.rooms[room] = q
 	}
 	q.pending = append(q.pending, op)
+	c.inFlight[flight{room, op.opID}]++
 	start := !q.running
 	if start {
 		q.running = true
@@ -288,7 +295,23 @@ func (c *committer) drain(room string, q *roomQueue) {
 		}
 		c.mu.Unlock()
 		c.s.runBatch(room, batch)
+		c.mu.Lock()
+		for _, op := range batch {
+			k := flight{room, op.opID}
+			if c.inFlight[k]--; c.inFlight[k] <= 0 {
+				delete(c.inFlight, k)
+			}
+		}
+		c.mu.Unlock()
 	}
+}
+
+// flying tells whether an op of room with op id opID waits for or is in
+// its transaction.
+func (c *committer) flying(room, opID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.inFlight[flight{room, opID}] > 0
 }
 
 // runBatch applies ops in one transaction and tells each its outcome.

@@ -247,6 +247,30 @@ func (s *Store) OpSeq(ctx context.Context, room, opID string) (int64, error) {
 	return seq, nil
 }
 
+// OpSeqSettled is OpSeq for a resend that is to be refused unless its
+// op was applied before: it answers once no copy of the op can still be
+// applied. A copy waiting in this process's queue, or in its transaction,
+// makes it Unavailable (ask again later); a room transaction under way on
+// another process is waited for. (A copy queued on another process and
+// not yet in its transaction is not seen.)
+func (s *Store) OpSeqSettled(ctx context.Context, room, opID string) (int64, error) {
+	if s.com.flying(room, opID) {
+		return 0, domain.Errorf(domain.Unavailable, "Op %s is still being saved; send it again shortly.", opID)
+	}
+	var seq int64
+	err := s.inTx(ctx, func(tx bun.Tx) error {
+		// The lock every room transaction holds to its commit.
+		if _, err := tx.ExecContext(ctx, "SELECT 1 FROM rooms WHERE id = ? FOR SHARE", room); err != nil {
+			return fmt.Errorf("wait for the transactions of %s: %w", room, err)
+		}
+		return tx.NewRaw("SELECT seq FROM log_entries WHERE room = ? AND op_id = ?", room, opID).Scan(ctx, &seq)
+	})
+	if err != nil {
+		return 0, notFound(err, "Op %s was not applied in %s.", opID, room)
+	}
+	return seq, nil
+}
+
 // EntriesAfter returns the room's entries with seq > after, in order, at most limit.
 func (s *Store) EntriesAfter(ctx context.Context, room string, after int64, limit int) ([]domain.LogEntry, error) {
 	var es []domain.LogEntry
