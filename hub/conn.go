@@ -41,10 +41,11 @@ type (
 		Count  int      `json:"count"`
 	}
 	ackOut struct {
-		Type string `json:"type"`
-		OpID string `json:"op_id"`
-		Room string `json:"room"`
-		Seq  int64  `json:"seq"`
+		Type   string          `json:"type"`
+		OpID   string          `json:"op_id"`
+		Room   string          `json:"room"`
+		Seq    int64           `json:"seq"`
+		Result json.RawMessage `json:"result,omitempty"`
 	}
 	errorOut struct {
 		Type    string `json:"type"`
@@ -660,7 +661,7 @@ func (c *conn) op(f Frame) error {
 		} else {
 			c.h.log.Error("hub: backend applied op to another room", "room", f.Room, "entry_room", e.Room, "op_id", f.OpID)
 		}
-		c.send(ackOut{Type: "ack", OpID: f.OpID, Room: f.Room, Seq: e.Seq})
+		c.send(ackOut{Type: "ack", OpID: f.OpID, Room: f.Room, Seq: e.Seq, Result: e.Result})
 	})
 	select {
 	case <-queued:

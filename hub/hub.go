@@ -32,6 +32,10 @@ type Entry struct {
 	// carried (a deleted finding's): a catch-up is not sent across it
 	// (see Backend.Head). It is not sent to clients.
 	Withdraws bool `json:"-"`
+	// Result, set by Backend.Apply on the entry of the op it applied, is
+	// what the op's ack carries as "result" (a JSON value; nil for none).
+	// It is not sent in entry frames.
+	Result json.RawMessage `json:"-"`
 }
 
 // Identity is the signed-in person behind a connection, as the server's auth decided.

@@ -348,7 +348,42 @@ func (f findingRef) target() (int64, error) {
 	return id, nil
 }
 
+// Apply applies op (see apply); the ack of a create carries the id of the
+// finding it made, as {"id":N}: a client whose resume is answered with a
+// snapshot never gets the create's entry, and a snapshot's findings carry
+// no op id.
 func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry, error) {
+	e, err := l.apply(ctx, id, op)
+	if err == nil && op.Kind == "finding.create" {
+		e.Result = createdResult(e.Payload)
+	}
+	return e, err
+}
+
+// createdResult is the ack result of the create whose entry's payload is
+// payload: {"id":N}, or nil when payload names no id.
+func createdResult(payload json.RawMessage) json.RawMessage {
+	// A payload read back from Postgres is jsonb's text, whose keys come
+	// shortest first: "id" leads. Otherwise it is decoded.
+	if rest, ok := bytes.CutPrefix(payload, []byte(`{"id": `)); ok {
+		if i := bytes.IndexAny(rest, ",}"); i > 0 {
+			if n, err := strconv.ParseInt(string(rest[:i]), 10, 64); err == nil && n > 0 {
+				return append(strconv.AppendInt([]byte(`{"id":`), n, 10), '}')
+			}
+		}
+	}
+	var f struct {
+		ID int64 `json:"id"`
+	}
+	if json.Unmarshal(payload, &f) != nil || f.ID <= 0 {
+		return nil
+	}
+	return append(strconv.AppendInt([]byte(`{"id":`), f.ID, 10), '}')
+}
+
+// apply validates, authorizes and applies op in one transaction with its
+// log entry.
+func (l *live) apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry, error) {
 	// Every op below makes exactly one store call, whose place in the room's
 	// queue is the op's place.
 	ctx = store.WithQueued(ctx, op.Queued)

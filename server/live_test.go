@@ -43,6 +43,7 @@ type frame struct {
 	People   json.RawMessage `json:"people"`
 	Presence json.RawMessage `json:"presence"`
 	Count    int             `json:"count"`
+	Result   json.RawMessage `json:"result"`
 }
 
 // client is a test's WebSocket client, signed in as one person.
@@ -767,6 +768,90 @@ func TestRetriedOpIsAppliedOnce(t *testing.T) {
 	}
 	if count != 1 {
 		t.Fatalf("%d findings, want 1", count)
+	}
+}
+
+// TestACreateIsAckedWithItsFinding: the ack of a create names the finding
+// it made, also when the create is resent after its ack was lost and the
+// client's resume was answered with a snapshot (a deletion since), in
+// which the create's entry never comes and the findings carry no op id.
+// Before, such a client could not tell which finding it had made.
+func TestACreateIsAckedWithItsFinding(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[2]
+	room := store.WorkshopRoom(w.ID)
+	m := f.MustMember(t, domain.RoleParticipant, w, "DK", "ngo")
+	ctx := context.Background()
+	idOf := func(raw json.RawMessage) int64 {
+		t.Helper()
+		var r struct {
+			ID int64 `json:"id"`
+		}
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatalf("result %s: %v", raw, err)
+		}
+		return r.ID
+	}
+	c := m.Dial(t, f.srv.URL)
+	since := c.join(t, room, 0).Seq
+	c.send(t, op(room, "online", "finding.create", 0, map[string]any{"title": "Made online"}))
+	var ack frame
+	var fnd domain.Finding
+	for ack.Type == "" || fnd.ID == 0 { // the entry may come first
+		switch fr := c.next(t, func(fr frame) bool { return fr.OpID == "online" }); fr.Type {
+		case "entry":
+			json.Unmarshal(fr.Payload, &fnd)
+		default:
+			ack = fr
+		}
+	}
+	if ack.Type != "ack" || idOf(ack.Result) != fnd.ID {
+		t.Fatalf("ack of a create: %+v (result %s), want the id of finding %d", ack, ack.Result, fnd.ID)
+	}
+	since++
+	c.ws.Close()
+	// The next create was applied, its ack lost with the connection.
+	made, err := f.store.CreateFinding(ctx, &m.id, w.ID, "offline", store.FindingInput{Title: "Made offline"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mine domain.Finding
+	json.Unmarshal(made.Entry.Payload, &mine)
+	gone, err := f.store.CreateFinding(ctx, nil, w.ID, "gone", store.FindingInput{Title: "Gone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g domain.Finding
+	json.Unmarshal(gone.Entry.Payload, &g)
+	if _, err := f.store.DeleteFinding(ctx, nil, w.ID, "gone-deleted", g.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	c = m.Dial(t, f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": since})
+	if fr := c.next(t, func(fr frame) bool { return fr.Type == "snapshot" || fr.Type == "entry" }); fr.Type != "snapshot" {
+		t.Fatalf("resume across a deletion: %s, want a snapshot", fr.Type)
+	}
+	c.next(t, ofType("joined"))
+	c.send(t, op(room, "offline", "finding.create", 0, map[string]any{"title": "Made offline"}))
+	if ack := c.next(t, answerTo("offline")); ack.Type != "ack" || ack.Seq != made.Entry.Seq || idOf(ack.Result) != mine.ID {
+		t.Fatalf("ack of the resent create: %+v (result %s), want seq %d and finding %d", ack, ack.Result, made.Entry.Seq, mine.ID)
+	}
+}
+
+// TestCreatedResult: the id is read from jsonb's text, and from any other
+// JSON of a finding.
+func TestCreatedResult(t *testing.T) {
+	for _, tc := range []struct{ payload, want string }{
+		{`{"id": 31, "ps": [], "title": "x"}`, `{"id":31}`},
+		{`{"id": 7}`, `{"id":7}`},
+		{`{"title":"x","id":12}`, `{"id":12}`},
+		{`{"title": "x"}`, ``},
+		{`{"id": -3, "x": 1}`, ``},
+		{`not json`, ``},
+	} {
+		if got := string(createdResult(json.RawMessage(tc.payload))); got != tc.want {
+			t.Errorf("createdResult(%s) = %s, want %s", tc.payload, got, tc.want)
+		}
 	}
 }
 
