@@ -855,15 +855,16 @@ func TestCreatedResult(t *testing.T) {
 	}
 }
 
-// TestAResendWhileItsFirstCopyIsOnItsWayIsNotRefused: a rapporteur's
-// share waits for the room's lock when the connection drops; the role is
-// then taken back, and the client resends the share. While the first copy
-// can still be applied, the resend is not answered forbidden (which tells
-// the client to drop an op as not saved): on the same process it is
-// unavailable, to be sent again; on another process the answer waits for
-// the first copy's transaction. Once it is applied, the resend is acked
-// with its seq. Before, the resend was refused and the first copy then
-// saved the share.
+// TestAResendWhileItsFirstCopyIsOnItsWayIsNotRefused: a rapporteur's op
+// is on its way in when the connection drops; the role is then taken
+// back, and the client resends the op. While the first copy can still be
+// applied, the resend is not answered forbidden (which tells the client
+// to drop an op as not saved). On the process where the first copy waits
+// for its turn, the resend is unavailable, to be sent again. On another
+// process, a first copy already in its transaction is waited for, even
+// one that is making the room's row. Once the first copy is applied, the
+// resend is acked with its seq. Before, the resend was refused and the
+// first copy then saved the op.
 func TestAResendWhileItsFirstCopyIsOnItsWayIsNotRefused(t *testing.T) {
 	f, other, w, room := twoProcesses(t)
 	ctx := context.Background()
@@ -883,61 +884,94 @@ func TestAResendWhileItsFirstCopyIsOnItsWayIsNotRefused(t *testing.T) {
 			}
 		}
 	}
-	setRole := func(role string) {
+	exec := func(db bun.IDB, q string, args ...any) {
 		t.Helper()
-		if _, err := f.store.DB().ExecContext(ctx, "UPDATE memberships SET role = ? WHERE person_id = ? AND workshop_id = ?", role, m.id, w.ID); err != nil {
+		if _, err := db.ExecContext(ctx, q, args...); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for i, resendOn := range []string{f.srv.URL, other.URL} {
-		setRole(domain.RoleRapporteur)
-		a, err := f.store.CreateFinding(ctx, &m.id, w.ID, fmt.Sprintf("to-share-%d", i), store.FindingInput{Title: "Shared on its way"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var fnd domain.Finding
-		json.Unmarshal(a.Entry.Payload, &fnd)
-		share := op(room, fmt.Sprintf("share-%d", i), "finding.share", 0, map[string]any{"finding_id": fnd.ID})
-		c := m.Dial(t, f.srv.URL)
-		c.join(t, room, 0)
-		tx, err := f.store.DB().BeginTx(ctx, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.ExecContext(ctx, "UPDATE rooms SET seq = seq WHERE id = ?", room); err != nil { // the room's lock
-			t.Fatal(err)
-		}
-		c.send(t, share)
-		lockWaiters(1)
-		c.ws.Close() // dropped before its ack
-		setRole(domain.RoleParticipant)
-		again := m.Dial(t, resendOn)
-		again.join(t, room, 0)
-		again.send(t, share)
-		if resendOn == f.srv.URL {
-			if fr := again.next(t, answerTo(share["op_id"].(string))); fr.Code != hub.CodeUnavailable {
-				t.Fatalf("a resend on the process where its first copy waits: %+v, want unavailable", fr)
-			}
-			again.send(t, share)
-			tx.Rollback()
-		} else {
-			lockWaiters(2) // the resend's lookup waits too
-			tx.Rollback()
-		}
-		fr := again.next(t, answerTo(share["op_id"].(string)))
+	setRole := func(role string) {
+		exec(f.store.DB(), "UPDATE memberships SET role = ? WHERE person_id = ? AND workshop_id = ?", role, m.id, w.ID)
+	}
+	answer := func(c *client, o map[string]any) frame {
+		t.Helper()
+		return c.next(t, answerTo(o["op_id"].(string)))
+	}
+	acked := func(c *client, o map[string]any, fr frame) {
+		t.Helper()
 		for deadline := time.Now().Add(5 * time.Second); fr.Code == hub.CodeUnavailable && time.Now().Before(deadline); {
 			time.Sleep(20 * time.Millisecond) // as a client waits before sending again
-			again.send(t, share)
-			fr = again.next(t, answerTo(share["op_id"].(string)))
+			c.send(t, o)
+			fr = answer(c, o)
 		}
-		seq, err := f.store.OpSeq(ctx, room, share["op_id"].(string))
+		seq, err := f.store.OpSeq(ctx, room, o["op_id"].(string))
 		if err != nil {
-			t.Fatalf("the first copy was not applied: %v", err)
+			t.Fatalf("the first copy was not applied (%v); the resend was answered %+v", err, fr)
 		}
 		if fr.Type != "ack" || fr.Seq != seq {
-			t.Fatalf("resend on %s once the first copy is applied: %+v, want its ack at %d", resendOn, fr, seq)
+			t.Fatalf("resend once the first copy is applied: %+v, want its ack at %d", fr, seq)
 		}
 	}
+
+	// On the same process: the first copy waits for the room, which
+	// another transaction holds.
+	a, err := f.store.CreateFinding(ctx, &m.id, w.ID, "to-share", store.FindingInput{Title: "Shared on its way"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fnd domain.Finding
+	json.Unmarshal(a.Entry.Payload, &fnd)
+	share := op(room, "share", "finding.share", 0, map[string]any{"finding_id": fnd.ID})
+	c := m.Dial(t, f.srv.URL)
+	c.join(t, room, 0)
+	tx, err := f.store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec(tx, "UPDATE rooms SET seq = seq WHERE id = ?", room)
+	c.send(t, share)
+	lockWaiters(1)
+	c.ws.Close() // dropped before its ack
+	setRole(domain.RoleParticipant)
+	again := m.Dial(t, f.srv.URL)
+	again.join(t, room, 0)
+	again.send(t, share)
+	if fr := answer(again, share); fr.Code != hub.CodeUnavailable {
+		t.Fatalf("a resend on the process where its first copy waits: %+v, want unavailable", fr)
+	}
+	tx.Rollback()
+	again.send(t, share)
+	acked(again, share, answer(again, share))
+
+	// On another process: the first copy is in its transaction, which
+	// makes the room's row (as if nothing was written in it yet), and
+	// waits for the workshop's row, which an organizer's edit holds.
+	setRole(domain.RoleRapporteur)
+	exec(f.store.DB(), "DELETE FROM log_entries WHERE room = ?", room)
+	exec(f.store.DB(), "DELETE FROM rooms WHERE id = ?", room)
+	var version int64
+	if err := f.store.DB().NewRaw("SELECT key_messages_version FROM workshops WHERE id = ?", w.ID).Scan(ctx, &version); err != nil {
+		t.Fatal(err)
+	}
+	set := op(room, "key-messages", "keymessages.set", version, map[string]any{"text": "Saved on its way"})
+	c = m.Dial(t, f.srv.URL)
+	c.join(t, room, 0)
+	tx, err = f.store.DB().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	exec(tx, "SELECT 1 FROM workshops WHERE id = ? FOR UPDATE", w.ID)
+	c.send(t, set)
+	lockWaiters(1)
+	c.ws.Close()
+	setRole(domain.RoleParticipant)
+	again = m.Dial(t, other.URL)
+	again.join(t, room, 0)
+	again.send(t, set)
+	lockWaiters(2) // the resend's look-up waits for the first copy
+	tx.Rollback()
+	acked(again, set, answer(again, set))
 }
 
 // TestOpResentAfterItsRoleWentIsAcked: an op applied, whose ack was lost,

@@ -141,10 +141,6 @@ func TestOrganizerEditsAPerson(t *testing.T) {
 	}
 }
 
-// TestEditingAPersonOfAnotherEvent: a person's name and details are
-// shown in every event they are in, so only an organizer of all of them
-// may change those; an organizer of this event may still change their
-// role here.
 // TestACatchUpCarriesTheActorAsItIsNow: after an organizer changes a
 // person's country and actor type, a catch-up sends the person's entries
 // with the new label (PROTOCOL.md: the actor is the one when the entry is
@@ -192,6 +188,10 @@ func TestACatchUpCarriesTheActorAsItIsNow(t *testing.T) {
 	}
 }
 
+// TestEditingAPersonOfAnotherEvent: a person's name and details are
+// shown in every event they are in, so only an organizer of all of them
+// may change those; an organizer of this event may still change their
+// role here.
 func TestEditingAPersonOfAnotherEvent(t *testing.T) {
 	f := MustFixture(t, map[string]string{})
 	ctx := context.Background()

@@ -409,7 +409,7 @@ func (a *app) keepAccess(ctx context.Context) {
 		v, ok := id.Data.(*viewer)
 		if ok && !stale[id.ID] && !v.holds(people[v.Person.ID], memberships[v.Person.ID]) {
 			stale[id.ID] = true
-			a.hub.Reauthorize(id.ID)
+			a.personChanged(id.ID) // as when the change was announced
 		}
 	}
 }

@@ -252,15 +252,22 @@ func (s *Store) OpSeq(ctx context.Context, room, opID string) (int64, error) {
 // applied. A copy waiting in this process's queue, or in its transaction,
 // makes it Unavailable (ask again later); a room transaction under way on
 // another process is waited for. (A copy queued on another process and
-// not yet in its transaction is not seen.)
+// not yet in its transaction is not seen: see PROTOCOL.md.)
 func (s *Store) OpSeqSettled(ctx context.Context, room, opID string) (int64, error) {
 	if s.com.flying(room, opID) {
 		return 0, domain.Errorf(domain.Unavailable, "Op %s is still being saved; send it again shortly.", opID)
 	}
 	var seq int64
 	err := s.inTx(ctx, func(tx bun.Tx) error {
-		// The lock every room transaction holds to its commit.
-		if _, err := tx.ExecContext(ctx, "SELECT 1 FROM rooms WHERE id = ? FOR SHARE", room); err != nil {
+		// The lock every room transaction takes first and holds to its
+		// commit, taken as they take it: this also waits for one that is
+		// making the room's row.
+		lock, err := s.txStmt(ctx, tx, lockRoomSQL)
+		if err == nil {
+			var head int64
+			err = lock.QueryRowContext(ctx, room).Scan(&head)
+		}
+		if err != nil {
 			return fmt.Errorf("wait for the transactions of %s: %w", room, err)
 		}
 		return tx.NewRaw("SELECT seq FROM log_entries WHERE room = ? AND op_id = ?", room, opID).Scan(ctx, &seq)
