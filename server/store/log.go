@@ -139,10 +139,11 @@ func newAnnouncer(db *bun.DB) *announcer {
 }
 
 // add queues "room has entries up to seq" for announcement; seq 0 stands
-// for the room's head as the log has it when announced (addHead).
+// for the room's head as the log has it when announced (addHead), which
+// covers every seq added before.
 func (a *announcer) add(room string, seq int64) {
 	a.mu.Lock()
-	if seq > a.pending[room] {
+	if cur, ok := a.pending[room]; !ok || cur != 0 && seq > cur {
 		a.pending[room] = seq
 	}
 	a.mu.Unlock()
@@ -157,9 +158,7 @@ func (a *announcer) add(room string, seq int64) {
 // the room's queue of ops.
 func (a *announcer) addHead(room string) {
 	a.mu.Lock()
-	if _, ok := a.pending[room]; !ok {
-		a.pending[room] = 0
-	}
+	a.pending[room] = 0
 	a.mu.Unlock()
 	select {
 	case a.wake <- struct{}{}:
