@@ -502,10 +502,16 @@ const lockRoomSQL = `INSERT INTO rooms (id, seq) VALUES ($1, 0)
 // batch's fixed statements cost Postgres more to plan at every run than
 // to run. Only statements whose plan cannot go stale as tables grow are
 // fit for it (their plan is made once, while the tables may be small).
+// The query must have been prepared (see prepared) before tx began:
+// preparing takes a connection of its own, and transactions that each
+// hold one while they wait for another can take the whole pool and wait
+// for ever.
 func (s *Store) txStmt(ctx context.Context, tx bun.Tx, query string) (*sql.Stmt, error) {
-	st, err := s.prepared(ctx, query)
-	if err != nil {
-		return nil, err
+	s.stmtMu.Lock()
+	st, ok := s.stmts[query]
+	s.stmtMu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("statement not prepared before its transaction: %.40s", query)
 	}
 	return tx.StmtContext(ctx, st), nil
 }
@@ -548,6 +554,15 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 	errs := make([]error, len(ops))
 	var head int64
 	var broke []*pendingOp // ops that broke their order in the transaction
+	// Prepared before the transaction (see txStmt).
+	if _, err := s.prepared(ctx, lockRoomSQL); err != nil {
+		return 0, err
+	}
+	if slices.ContainsFunc(ops, func(op *pendingOp) bool { return op.create != nil }) {
+		if _, err := s.prepared(ctx, createFindingsSQL); err != nil {
+			return 0, err
+		}
+	}
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		broke = broke[:0]
 		// The room row's lock, held to commit, as nextSeq takes it.

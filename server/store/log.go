@@ -256,6 +256,10 @@ func (s *Store) OpSeqSettled(ctx context.Context, room, opID string) (int64, err
 	if s.com.flying(room, opID) {
 		return 0, domain.Errorf(domain.Unavailable, "Op %s is still being saved; send it again shortly.", opID)
 	}
+	// Prepared before the transaction (see txStmt).
+	if _, err := s.prepared(ctx, lockRoomSQL); err != nil {
+		return 0, err
+	}
 	var seq int64
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		// The lock every room transaction takes first and holds to its
