@@ -3,9 +3,6 @@ package store
 import (
 	"context"
 	"fmt"
-	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/rapporteur/rapporteur/server/domain"
 )
@@ -32,8 +29,7 @@ func (s *Store) FirstEvent(ctx context.Context) (domain.Event, error) {
 // EventBySlug returns the event with slug.
 func (s *Store) EventBySlug(ctx context.Context, slug string) (domain.Event, error) {
 	var e domain.Event
-	// The database drops a NUL from a string: "slug\x00" would be slug.
-	if strings.ContainsFunc(slug, unicode.IsControl) || !utf8.ValidString(slug) {
+	if !storable(slug) { // "slug\x00" would be slug
 		return e, domain.Errorf(domain.NotFound, "There is no event %q.", slug)
 	}
 	err := s.db.NewSelect().Model(&e).Where("slug = ?", slug).Scan(ctx)

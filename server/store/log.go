@@ -68,13 +68,18 @@ func (s *Store) applyFindingWrite(ctx context.Context, room, opID string, actor 
 // Queued returns how many ops of room wait for its next transaction.
 func (s *Store) Queued(room string) int { return s.com.queued(room) }
 
+// storable tells whether s is UTF-8 with no control character: a string
+// that the database keeps as it was sent, told apart from every other
+// (it drops a NUL, so "a\x00b" would be stored as "ab").
+func storable(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
 // checkOpID checks that an op id has 1 to 100 characters, counted as the
 // hub and the log's CHECK count them (not bytes).
 func checkOpID(opID string) error {
-	// A control character could not be told apart once stored: the
-	// database drops a NUL, so "a\x00b" would be logged as "ab", another
-	// op's id.
-	if opID == "" || utf8.RuneCountInString(opID) > 100 || strings.ContainsFunc(opID, unicode.IsControl) || !utf8.ValidString(opID) {
+	// One that is not storable could be taken for another op's id.
+	if opID == "" || utf8.RuneCountInString(opID) > 100 || !storable(opID) {
 		return domain.Errorf(domain.Invalid, "An op id of 1 to 100 characters, none of them a control character, is required.")
 	}
 	return nil

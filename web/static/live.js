@@ -1075,8 +1075,8 @@
   // entries carry, for a question about it. (This device's own changes
   // not saved yet are not in it: the question is about the version the
   // op names. A contact is never carried; that there is one is.)
-  var contentNames = { what_done: "What was done", results: "Results or evidence", transferability: "Could another country adopt it?",
-    nordic_proposal: "Nordic proposal", countries: "Countries", themes: "Themes", ps: "The 4 Ps", forms: "Forms of exploitation",
+  var contentNames = { what_done: fieldNames.what_done, results: fieldNames.results, transferability: fieldNames.transferability,
+    nordic_proposal: "Nordic proposal", countries: fieldNames.countries, themes: fieldNames.themes, ps: "The 4 Ps", forms: "Forms of exploitation",
     victim_groups: "Victim groups", actor_types: "Actor types", language: "Language", attribution: "Credit" };
   function contentOf(f) {
     if (!f) return "";
