@@ -501,7 +501,7 @@ func (c *conn) handle(f Frame) error {
 		m.r.mu.Lock()
 		// A count-only room shows no one's editing: a change is no change.
 		if m.editing != f.Editing && !m.r.countOnly {
-			m.editing = f.Editing
+			m.editing, m.editAt = f.Editing, time.Now()
 			m.r.presenceChangedLocked()
 		}
 		m.r.mu.Unlock()
@@ -744,7 +744,7 @@ func (c *conn) join(f Frame) error {
 			continue
 		}
 		if len(m.pending) == 0 {
-			m.live, m.sent = true, sent // listed in its own presence
+			m.live, m.sent, m.editAt = true, sent, time.Now() // listed in its own presence
 			people, n := r.peopleLocked()
 			if m.noNames {
 				people = []Person{}

@@ -964,6 +964,38 @@ func TestPresence(t *testing.T) {
 	a.presenceUntil([]personFrame{{"anna", "Name anna", ""}})
 }
 
+// TestPresenceOfOnePersonsTabsIsTheLastChanged: of one person's tabs, the
+// one that changed last says what they edit. A tablet whose Wi-Fi dropped
+// silently stays a member until its pong deadline; what it edited then
+// must not be shown over what its reconnected tab does.
+func TestPresenceOfOnePersonsTabsIsTheLastChanged(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	bo := th.dial(t, "bo")
+	bo.join(room, 0)
+	dead := th.dial(t, "anna") // stands for the tab whose link dropped
+	dead.join(room, 0)
+	dead.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: "f-5"})
+	bo.presenceUntil([]personFrame{{"anna", "Name anna", "f-5"}, {"bo", "Name bo", ""}})
+	again := th.dial(t, "anna") // the same tablet, joined again
+	again.join(room, 0)
+	bo.presenceUntil([]personFrame{{"anna", "Name anna", ""}, {"bo", "Name bo", ""}})
+	again.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: "f-7"})
+	bo.presenceUntil([]personFrame{{"anna", "Name anna", "f-7"}, {"bo", "Name bo", ""}})
+	dead.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: "f-1"})
+	bo.presenceUntil([]personFrame{{"anna", "Name anna", "f-1"}, {"bo", "Name bo", ""}})
+}
+
+// TestPresenceSortsNamesIgnoringCase: a name in lower case is not listed
+// after every capital.
+func TestPresenceSortsNamesIgnoringCase(t *testing.T) {
+	th := newTestHub(t, hub.Config{})
+	a := th.dial(t, "anna")
+	a.join(room, 0)
+	b := th.dial(t, "Bo")
+	b.join(room, 0)
+	a.presenceUntil([]personFrame{{"anna", "Name anna", ""}, {"Bo", "Name Bo", ""}})
+}
+
 // TestPresenceWithoutNames: someone the server says sees no names in a
 // room (Config.SeesNames) is told how many are there, never who or what
 // they edit; the others see everyone, them included.

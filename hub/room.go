@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,11 @@ type member struct {
 	// droppedTo is the highest seq an overflow of pending dropped.
 	droppedTo int64
 	editing   string // presence
-	noNames   bool   // sees how many are in the room, not who (Config.SeesNames)
+	// editAt is when editing last changed, or the member went live: of a
+	// person's tabs in this process, the one that changed last says what
+	// they edit.
+	editAt  time.Time
+	noNames bool // sees how many are in the room, not who (Config.SeesNames)
 }
 
 // frame is an encoded entry frame, shared by every connection it goes to.
@@ -376,24 +381,39 @@ type Person struct {
 }
 
 // localPeopleLocked lists the live members in this process, one per
-// identity, sorted by name then id.
+// identity, sorted by name then id. Of several tabs of one person, the one
+// whose editing changed last (or that joined last) says what they edit: a
+// tablet whose Wi-Fi dropped silently stays a member until its pong
+// deadline, and its stale editing must not outweigh its reconnected tab.
 func (r *room) localPeopleLocked() []Person {
 	ps := make([]Person, 0, len(r.members))
+	at := make([]time.Time, 0, len(r.members))
+	byID := make(map[string]int, len(r.members))
 	for c, m := range r.members {
-		if m.live {
-			ps = append(ps, Person{ID: c.id.ID, Name: c.id.Name, Editing: m.editing})
+		if !m.live {
+			continue
+		}
+		p := Person{ID: c.id.ID, Name: c.id.Name, Editing: m.editing}
+		if i, ok := byID[p.ID]; !ok {
+			byID[p.ID] = len(ps)
+			ps, at = append(ps, p), append(at, m.editAt)
+		} else if m.editAt.After(at[i]) || m.editAt.Equal(at[i]) && p.Editing != "" && (ps[i].Editing == "" || p.Editing < ps[i].Editing) {
+			// (The same instant, which a coarse clock can give, is
+			// settled as across processes, so the order of the members'
+			// map does not decide.)
+			ps[i], at[i] = p, m.editAt
 		}
 	}
 	// Sorted: the members' map gives another order each time, and the
 	// other processes take a share in another order for a change, which
 	// they broadcast to every screen.
-	ps = mergePeople(ps)
 	sortPeople(ps)
 	return ps
 }
 
-// mergePeople keeps one entry per identity (of several tabs or processes),
-// editing what any of them edits, the least id when several edit.
+// mergePeople keeps one entry per identity of lists from several
+// processes, editing what any of them edits, the least id when several
+// edit.
 func mergePeople(ps []Person) []Person {
 	byID := make(map[string]int, len(ps))
 	out := ps[:0]
@@ -411,11 +431,23 @@ func mergePeople(ps []Person) []Person {
 	return out
 }
 
-// sortPeople sorts a presence list by name, then id.
+// sortPeople sorts a presence list by name, ignoring case, then id: every
+// process sorts the same way, so their lists agree.
 func sortPeople(ps []Person) {
-	slices.SortFunc(ps, func(a, b Person) int {
-		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	type keyed struct {
+		fold string
+		p    Person
+	}
+	ks := make([]keyed, len(ps))
+	for i, p := range ps {
+		ks[i] = keyed{strings.ToLower(p.Name), p}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(a.fold, b.fold), cmp.Compare(a.p.Name, b.p.Name), cmp.Compare(a.p.ID, b.p.ID))
 	})
+	for i, k := range ks {
+		ps[i] = k.p
+	}
 }
 
 // peopleLocked lists the people in the room, in this process and (as they
