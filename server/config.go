@@ -26,7 +26,11 @@ type config struct {
 	HubRate      float64 // HUB_OPS_PER_SECOND: ops a connection may send per second
 	DebugAddr    string  // DEBUG_ADDR: where to serve Go's profiler (off when empty)
 	ShutdownWait time.Duration
-	Auth         authConfig // OIDC_* and INVITE_GRACE: sign-in (server/signin.go)
+	// ReadTimeout (HTTP_READ_TIMEOUT) bounds reading one request, body
+	// included, and writing its answer: a client that trickles a body or
+	// never reads holds a connection no longer. A WebSocket is not bound.
+	ReadTimeout time.Duration
+	Auth        authConfig // OIDC_* and INVITE_GRACE: sign-in (server/signin.go)
 }
 
 // withSecretFiles returns getenv with the secret settings (DATABASE_URL,
@@ -85,6 +89,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return cfg, fmt.Errorf("HUB_OPS_PER_SECOND %q must be a positive number", getenv("HUB_OPS_PER_SECOND"))
 	}
 	fs.Float64Var(&cfg.HubRate, "hub-ops-per-second", hubRate, "ops a connection may send per second (HUB_OPS_PER_SECOND)")
+	readTimeout, err := time.ParseDuration(env("HTTP_READ_TIMEOUT", "2m"))
+	if err != nil || readTimeout <= 0 {
+		return cfg, fmt.Errorf("HTTP_READ_TIMEOUT %q must be a positive duration such as 2m or 90s", getenv("HTTP_READ_TIMEOUT"))
+	}
+	fs.DurationVar(&cfg.ReadTimeout, "http-read-timeout", readTimeout, "longest time to read one HTTP request, body included, and to write its answer; WebSockets are not bound (HTTP_READ_TIMEOUT)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "address for Go's profiler at /debug/pprof/, e.g. 127.0.0.1:6060; keep it private (DEBUG_ADDR; off when empty)")
 	fs.BoolVar(&cfg.NoDemo, "no-demo", env("NO_DEMO", "") != "", "do not load the demo event on first start (NO_DEMO)")
 	authFlags(fs, env, &cfg.Auth)
@@ -109,6 +118,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if !(cfg.HubRate > 0) || math.IsInf(cfg.HubRate, 0) {
 		return cfg, fmt.Errorf("-hub-ops-per-second %v must be a positive number", cfg.HubRate)
+	}
+	if cfg.ReadTimeout <= 0 {
+		return cfg, fmt.Errorf("-http-read-timeout %v must be positive", cfg.ReadTimeout)
 	}
 	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil {
 		return cfg, fmt.Errorf("ADDR %q is not host:port (e.g. :8080 or 127.0.0.1:8080)", cfg.Addr)

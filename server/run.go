@@ -155,8 +155,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := &http.Server{
 		Handler:           app.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       5 * time.Minute, // a kept-alive connection that sends nothing more (above proxies' own, often 1–2 min)
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// Set on the connection when a request begins; the WebSocket
+		// upgrade clears both deadlines (gorilla's Upgrade does).
+		ReadTimeout:  cfg.ReadTimeout,
+		WriteTimeout: cfg.ReadTimeout,
+		IdleTimeout:  5 * time.Minute, // a kept-alive connection that sends nothing more (above proxies' own, often 1–2 min)
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

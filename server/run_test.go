@@ -289,6 +289,8 @@ func TestBadConfigurationSaysWhatToDo(t *testing.T) {
 		{"BASE_URL with a path", map[string]string{"BASE_URL": "https://example.org/app"}, "no path"},
 		{"DEBUG_ADDR in use", map[string]string{"DEBUG_ADDR": busy.Addr().String(), "DATABASE_URL": "postgres://u@localhost/db"}, "DEBUG_ADDR"},
 		{"HUB_OPS_PER_SECOND not a number", map[string]string{"HUB_OPS_PER_SECOND": "NaN"}, "positive number"},
+		{"HTTP_READ_TIMEOUT not a duration", map[string]string{"HTTP_READ_TIMEOUT": "soon"}, "HTTP_READ_TIMEOUT \"soon\" must be a positive duration"},
+		{"HTTP_READ_TIMEOUT zero", map[string]string{"HTTP_READ_TIMEOUT": "0s"}, "HTTP_READ_TIMEOUT \"0s\" must be a positive duration"},
 		{"OIDC_TRUST_EMAIL not a boolean", map[string]string{"OIDC_TRUST_EMAIL": "yes please"}, "OIDC_TRUST_EMAIL must be true or false"},
 		{"unwritable data folder with DATABASE_URL", map[string]string{"DATA_DIR": filepath.Join(file, "data"), "DATABASE_URL": "postgres://u@localhost/db"}, "DATA_DIR"},
 		{"DATABASE_URL and its file", map[string]string{"DATABASE_URL": "postgres://u@localhost/db", "DATABASE_URL_FILE": file}, "DATABASE_URL or DATABASE_URL_FILE, not both"},
@@ -587,4 +589,39 @@ func TestSecretsFromFiles(t *testing.T) {
 	}
 	s := MustStart(t, env) // the database of the file
 	MustGetJSON(t, s.URL+"/readyz", 200, new(map[string]string))
+}
+
+// TestATrickledRequestIsCutButAWebSocketIsNot: a request whose body comes
+// a byte at a time, or never, holds its connection no longer than
+// HTTP_READ_TIMEOUT; a WebSocket, upgraded from such a connection, lives
+// on past it.
+func TestATrickledRequestIsCutButAWebSocketIsNot(t *testing.T) {
+	f := MustFixture(t, map[string]string{"HTTP_READ_TIMEOUT": "1s"})
+	m := f.MustMember(t, domain.RoleParticipant, &f.ws[0], "FI", "police")
+	c := m.Dial(t, f.srv.URL)
+	u, _ := url.Parse(f.srv.URL)
+	var cookie []string
+	for _, ck := range m.http.Jar.Cookies(u) {
+		cookie = append(cookie, ck.Name+"="+ck.Value)
+	}
+	conn, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Signed in, so the guard reads the form for its CSRF token.
+	fmt.Fprintf(conn, "POST /auth/logout HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nc", u.Host, strings.Join(cookie, "; "))
+	start := time.Now()
+	conn.SetReadDeadline(start.Add(10 * time.Second))
+	_, err = io.ReadAll(conn)
+	if err != nil {
+		t.Fatalf("a request whose body never came still held its connection after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("a request whose body never came was cut after %v, want about 1 s", took)
+	}
+	// The WebSocket dialled before is older than the timeout by now.
+	if j := c.join(t, store.WorkshopRoom(f.ws[0].ID), 0); j.Type != "joined" {
+		t.Fatalf("a WebSocket older than HTTP_READ_TIMEOUT: %+v, want joined", j)
+	}
 }
