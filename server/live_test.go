@@ -1970,3 +1970,65 @@ func TestReportAuthorsSeeNoNamesInAWorkshop(t *testing.T) {
 		t.Errorf("presence to a report author: %s, %d; want no one listed, 3 counted", fr.People, fr.Count)
 	}
 }
+
+// TestReleasedKeyMessagesAreChangedOnlyByAnOrganizer: once a workshop is
+// released its key messages are public (the workshops route, search). A
+// rapporteur's new text would go out without the review a release is:
+// it is refused and changes nothing; an organizer's is applied.
+func TestReleasedKeyMessagesAreChangedOnlyByAnOrganizer(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	ctx := context.Background()
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	if _, err := f.store.SetKeyMessages(ctx, nil, w.ID, "km-1", 0, "Reviewed key messages"); err != nil {
+		t.Fatal(err)
+	}
+	// Released by an organizer (no route does it yet).
+	if _, err := f.store.DB().ExecContext(ctx, "UPDATE workshops SET release_state = 'released' WHERE id = ?", w.ID); err != nil {
+		t.Fatal(err)
+	}
+	public := func() string {
+		t.Helper()
+		resp, err := http.Get(f.srv.URL + "/api/events/" + f.event.Slug + "/workshops")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ws []domain.Workshop
+		if err := json.NewDecoder(resp.Body).Decode(&ws); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range ws {
+			if x.ID == w.ID {
+				return x.KeyMessages
+			}
+		}
+		t.Fatalf("workshop %d not listed", w.ID)
+		return ""
+	}
+	if got := public(); got != "Reviewed key messages" {
+		t.Fatalf("released key messages to the public: %q", got)
+	}
+	rap := f.MustMember(t, domain.RoleRapporteur, w, "SE", "ngo").Dial(t, f.srv.URL)
+	rap.join(t, room, 0)
+	head, _ := f.store.Head(ctx, room)
+	rap.send(t, op(room, "km-2", "keymessages.set", 1, map[string]any{"text": "Unreviewed text"}))
+	if fr := rap.next(t, answerTo("km-2")); fr.Type != "error" || fr.Code != "forbidden" {
+		t.Errorf("a rapporteur's keymessages.set of a released workshop: %+v, want forbidden", fr)
+	}
+	if got := public(); got != "Reviewed key messages" {
+		t.Errorf("after a rapporteur's refused change the public key messages are %q", got)
+	}
+	if now, _ := f.store.Head(ctx, room); now != head {
+		t.Errorf("a refused change logged entries: head %d → %d", head, now)
+	}
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "DK", "coordinator").Dial(t, f.srv.URL)
+	org.join(t, room, 0)
+	org.send(t, op(room, "km-3", "keymessages.set", 1, map[string]any{"text": "Corrected by an organizer"}))
+	if fr := org.next(t, answerTo("km-3")); fr.Type != "ack" {
+		t.Fatalf("an organizer's keymessages.set of a released workshop: %+v, want ack", fr)
+	}
+	if got := public(); got != "Corrected by an organizer" {
+		t.Errorf("after an organizer's change the public key messages are %q", got)
+	}
+}

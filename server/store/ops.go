@@ -228,10 +228,16 @@ func (s *Store) SetKeyMessages(ctx context.Context, actor *int64, workshopID int
 	if err := checkText("key messages' text", text, maxText); err != nil {
 		return Applied{}, err
 	}
+	right := hasRight(ctx, releaseRight)
 	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		var w domain.Workshop
 		if err := tx.NewSelect().Model(&w).Where("id = ?", workshopID).For("UPDATE").Scan(ctx); err != nil {
 			return "", nil, notFound(err, "There is no workshop %d.", workshopID)
+		}
+		// A released workshop's key messages are public: a new text would
+		// go out without the review a release is, as a released finding's.
+		if w.ReleaseState == domain.Released && !right {
+			return "", nil, domain.Errorf(domain.Forbidden, "The key messages of %s are released and may be public; only an organizer can change them now.", w.Name)
 		}
 		if base > w.KeyMessagesVersion {
 			return "", nil, domain.Errorf(domain.Invalid, "The key messages have no version %d: they are at version %d.", base, w.KeyMessagesVersion)
