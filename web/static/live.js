@@ -44,6 +44,9 @@
     transferability: "Could another country adopt it?", countries: "Countries", themes: "Themes" };
 
   var maxFrame = 64 * 1024; // the server's frame limit (bytes)
+  // The server's limits of a text, in characters (hub/PROTOCOL.md). The
+  // fields have no maxlength: a browser cuts a paste to it without a word.
+  var maxChars = { title: 300, what_done: 20000, results: 20000, transferability: 20000, text: 20000 };
   var maxInFlight = 16;     // unacked ops on the wire (PROTOCOL.md, Resume)
   var maxDone = 1000;       // settled op ids kept for the other tabs (see merge)
   var refusedCodes = { bad_frame: 1, unknown_type: 1, too_large: 1, invalid: 1, forbidden: 1, not_found: 1, conflict: 1 };
@@ -1637,10 +1640,31 @@
     (ev === "visibilitychange" || ev === "resume" ? document : window).addEventListener(ev, function () { if (!document.hidden) beAlive(); });
   });
 
+  // tooLong says which of body's texts is over the server's limit, and by
+  // how much; "" when none is.
+  function tooLong(body) {
+    for (var k in maxChars) {
+      var n = typeof body[k] === "string" ? Array.from(body[k]).length : 0;
+      if (n > maxChars[k]) {
+        return (k === "text" ? "The key messages" : "\u201c" + fieldNames[k] + "\u201d") + " is " + n.toLocaleString("en") +
+          " characters long; at most " + maxChars[k].toLocaleString("en") + " can be saved. Please shorten it.";
+      }
+    }
+    return "";
+  }
+  // sayLength shows in el whether body is too long to save, and clears
+  // el's earlier word of it (and only that) once it is not.
+  function sayLength(el, body) {
+    var msg = tooLong(body);
+    if (msg) el.textContent = msg;
+    else if (el.dataset.length && el.textContent === el.dataset.length) el.textContent = "";
+    el.dataset.length = msg;
+    return msg;
+  }
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var body = formBody();
-    if (!body.title) return;
+    if (!body.title || sayLength(formError, body)) return;
     if (editing) {
       // draft and title stay on the device (not sent): what to show, and
       // what can be saved as new, should the finding be gone.
@@ -1668,11 +1692,13 @@
     }
     kmDraft.text = kmBox.value;
     kmError.textContent = keepKmDraft() ? "" : "This device's storage is full: the key messages typed here may be lost if the page closes.";
+    if (!kmError.textContent) sayLength(kmError, { text: kmBox.value });
     renderKeyMessages();
     setStatus();
   });
   kmForm.addEventListener("submit", function (ev) {
     ev.preventDefault();
+    if (sayLength(kmError, { text: kmBox.value })) return;
     if (kmPending()) {
       // One save at a time: a second over the same version would be
       // refused as a conflict with the first, and an op once kept is never
@@ -1691,7 +1717,7 @@
     }
   });
   // The status also says whether the form holds text not yet saved.
-  var onFormEdit = function () { saveDraft(); setStatus(); };
+  var onFormEdit = function () { saveDraft(); setStatus(); sayLength(formError, formBody()); };
   form.addEventListener("input", onFormEdit);
   form.addEventListener("change", onFormEdit);
 
