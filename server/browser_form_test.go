@@ -2,12 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
 )
 
 // paste inserts text at the focused field, as a paste does.
@@ -59,4 +65,196 @@ func TestALongPasteIsKeptWholeAndSaidTooLong(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb.mustBeSavedOnce(t, "A long account")
+}
+
+// TestAReopenedPageOffersTheFormOfATabJustClosed: a tab closed by mistake
+// with a finding typed in it, and the page opened again at once in a new
+// tab. The text is offered there within seconds, not after 20 s of the
+// closed tab's silence (an empty form and "every change is saved" the
+// while, and the person typing it again).
+func TestAReopenedPageOffersTheFormOfATabJustClosed(t *testing.T) {
+	tb := MustTablet(t)
+	a, closeA := chromedp.NewContext(tb.browser)
+	err := chromedp.Do(a,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Typed before the tab was closed"),
+		waitText("#status", "kept on this device"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Cancel(a); err != nil { // closed, pagehide and all
+		t.Fatal(err)
+	}
+	closeA()
+	b, closeB := chromedp.NewContext(tb.browser)
+	defer closeB()
+	ctx, cancel := context.WithTimeout(b, 8*time.Second)
+	defer cancel()
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#findings li.failed", "Typed before the tab was closed"),
+		waitText("#status", "1 change not saved"),
+	)
+	if err != nil {
+		t.Fatalf("the form of a tab just closed, within 8 s of opening the page again: %v", err)
+	}
+}
+
+// TestATabEndedWithoutAWordGetsItsFormBack: a tablet ends a sleeping
+// tab's page without a pagehide (to free memory); when the person comes
+// back the tab loads the page again. What was typed comes back into the
+// form, not into an empty form with "every change is saved".
+func TestATabEndedWithoutAWordGetsItsFormBack(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding textarea[name=what_done]`), "Typed before the tablet slept"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Asleep"),
+		waitText("#status", "kept on this device"),
+		// Nothing the page does as it goes reaches the storage, as when
+		// the system ends it: no hand-over, no last word.
+		evalJS(`Storage.prototype.setItem = function () {}; Storage.prototype.removeItem = function () {}`),
+		chromedp.Reload(),
+		waitText("#status", "Live"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	err = chromedp.Do(wait,
+		pollAcross(`document.querySelector("#new-finding textarea[name=what_done]").value === "Typed before the tablet slept" &&
+			document.querySelector("#new-finding input[name=title]").value === "Asleep"`, "the form typed before to come back"),
+		waitText("#status", "the form's text is kept on this device"))
+	if err != nil {
+		status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status")))
+		t.Fatalf("%v; status %q", err, status)
+	}
+	// Saved from there, once.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)), waitText("#status", "every change is saved")); err != nil {
+		t.Fatal(err)
+	}
+	tb.mustBeSavedOnce(t, "Asleep")
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.failed").length`)); err != nil || n != 0 {
+		t.Errorf("%d changes listed as not saved after the form came back and was saved (%v)", n, err)
+	}
+}
+
+// TestATabThatAnswersIsNotTakenForGone: a page in a hidden tab beats
+// rarely (its timers are slowed), but it is there, with its form: another
+// tab asks, hears it, and does not offer that form as a tab gone's.
+func TestATabThatAnswersIsNotTakenForGone(t *testing.T) {
+	tb := MustTablet(t)
+	a, b := tb.twoTabs(t)
+	err := chromedp.Do(a,
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Typed in a hidden tab"),
+		waitText("#status", "kept on this device"),
+		// Its timers slowed: it beats no more.
+		evalJS(`window.setInterval = function () { return 0; }`),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := tb.storeKey("draft:")
+	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
+	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
+		t.Fatalf("tab A's kept form: %q (%v), want one", tabA, err)
+	}
+	// A's last beat made old, as 20 s of slowed timers would; B looks.
+	err = chromedp.Do(b, evalJS(fmt.Sprintf(`localStorage.setItem(%q, "0"); window.dispatchEvent(new Event("focus"))`, tb.storeKey("alive:"+tabA))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if n, err := chromedp.Run(b, chromedp.Evaluate[int](`document.querySelectorAll("#findings li.failed").length`)); err != nil || n != 0 {
+		t.Errorf("tab B offers %d forms of tabs gone, want none: tab A is there (%v)", n, err)
+	}
+	if v, err := chromedp.Run(a, chromedp.Value(chromedp.CSS(`#new-finding input[name=title]`))); err != nil || v != "Typed in a hidden tab" {
+		t.Errorf("tab A's form holds %q (%v)", v, err)
+	}
+}
+
+// TestADeviceWhoseStorageTakesNothingStillSaves: where the device's
+// storage takes nothing (full, or a private window without any), a change
+// made online is sent all the same, kept by the page until saved, and the
+// page says that it is not kept on the device. Refused, as before, nothing
+// could ever be saved from that device.
+func TestADeviceWhoseStorageTakesNothingStillSaves(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		evalJS(`Storage.prototype.setItem = function (k) {
+			if (this === window.localStorage) throw new DOMException("quota 0", "QuotaExceededError");
+		}`),
+		typeFinding("Typed with no storage"),
+		waitText("#form-error", "not kept on it: it is being sent now"),
+		waitText("#findings li.saved", "Typed with no storage"),
+		waitText("#status", "storage is full: changes from now on are sent but not kept on it"),
+	)
+	if err != nil {
+		status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status")))
+		t.Fatalf("%v; status %q", err, status)
+	}
+	tb.mustBeSavedOnce(t, "Typed with no storage")
+}
+
+// TestAnEditInAnotherTabIsNotOverwrittenUnseen: one person has a finding
+// open for editing in two tabs (or on a tablet and a laptop). Tab A saves
+// a new text; tab B, whose form still holds the old one, saves its own.
+// The server takes both for one person's changes, no conflict: tab B
+// shows both values instead, and saves nothing until asked again.
+func TestAnEditInAnotherTabIsNotOverwrittenUnseen(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	created, err := tb.f.store.CreateFinding(bg, &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: "Shared title", WhatDone: "Old text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed domain.Finding
+	if err := json.Unmarshal(created.Entry.Payload, &seed); err != nil {
+		t.Fatal(err)
+	}
+	a, b := tb.twoTabs(t)
+	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
+	setWhat := func(s string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			evalJS(`document.querySelector("#new-finding textarea[name=what_done]").value = ""`),
+			chromedp.SendKeys(chromedp.CSS(`#new-finding textarea[name=what_done]`), s))
+	}
+	for _, tab := range []context.Context{a, b} {
+		if err := chromedp.Do(tab, waitText(mine+".saved", "Shared title"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err = chromedp.Do(a, setWhat("Written in tab A"), chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#status", "every change is saved"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, waitText(mine+".saved", "Written in tab A")); err != nil { // tab A's entry
+		t.Fatal(err)
+	}
+	err = chromedp.Do(b, setWhat("Written in tab B"), chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#form-error", "Changed meanwhile"),
+		waitText(`#new-finding .theirs[data-field=what_done]`, "Written in tab A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tb.f.store.Finding(bg, seed.ID); err != nil || got.WhatDone != "Written in tab A" {
+		t.Fatalf("what was done: %q (%v), want tab A's kept", got.WhatDone, err)
+	}
+	// Saved again, knowingly: tab B's text.
+	err = chromedp.Do(b, chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)), waitText("#status", "every change is saved"), waitNone("#new-finding .theirs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tb.f.store.Finding(bg, seed.ID); err != nil || got.WhatDone != "Written in tab B" {
+		t.Fatalf("saved again: what was done %q (%v), want tab B's", got.WhatDone, err)
+	}
 }

@@ -6,7 +6,9 @@
 // shown as not saved, until the person edits it again or discards it.
 // A saved finding can be edited (an update based on the version shown,
 // so that a change someone else made meanwhile is a conflict the person
-// sees, never overwritten unseen) or deleted; who else is in the room,
+// sees, never overwritten unseen; one made in another tab, which the
+// server takes for this person's own, is shown before anything is sent)
+// or deleted; who else is in the room,
 // and what they are editing, is shown as the server's presence says.
 (function () {
   "use strict";
@@ -89,18 +91,35 @@
   // This tab's form is kept under a key of its own (two tabs would write
   // over each other's), with a sign of life beside it: the form of a tab
   // closed, or killed, with text in it is offered to the others (orphans).
-  // The id is taken out of sessionStorage while the page is open and put
-  // back as it goes, with a hand-over mark in localStorage (see handOver):
-  // a reload keeps it, and so does a page of another room opened in the
-  // tab meanwhile. A duplicated tab copies sessionStorage, not the mark:
-  // of the two pages given one id, the first takes it with the mark and
-  // the other makes its own (sharing it, one page emptying its form would
-  // empty the other's, and the text would be nowhere).
+  // The id is kept in sessionStorage, and as the page goes a hand-over
+  // mark is put in localStorage (see handOver): a reload keeps the id,
+  // and so does a page of another room opened in the tab meanwhile. A
+  // duplicated tab copies sessionStorage, not the mark: a page that finds
+  // an id without its mark makes its own (sharing it, one page emptying
+  // its form would empty the other's, and the text would be nowhere).
+  // The page of that id is then asked whether it lives (in the tab it was
+  // duplicated from); if not, it ended without a word, and its form comes
+  // back here (see lookAgain).
   var draftPrefix = storeKey + ":draft:", alivePrefix = storeKey + ":alive:", kmKeyPrefix = storeKey + ":km:";
   var handPrefix = "rapporteur:hand:"; // the tab's, whatever the room or person
-  var tabID = sessionStorage.getItem("rapporteur:tab");
-  sessionStorage.removeItem("rapporteur:tab");
-  if (!tabID || !takeHandOver(tabID)) tabID = opID();
+  var tabID = null, formerTab = "";
+  try { tabID = sessionStorage.getItem("rapporteur:tab"); } catch (e) {}
+  if (!tabID || !takeHandOver(tabID)) { formerTab = tabID || ""; tabID = opID(); }
+  keepTabID();
+  // Pages of the device ask each other, by id, whether they are still
+  // there: a page that does not answer within probeWait, and has not
+  // shown a sign of life since it was asked, is gone. Without a channel,
+  // only the sign of life tells (20 s of silence).
+  var probeWait = 1000, tabsChannel = null, asked = {}, answered = {}, probeTimer = null;
+  try { if (window.BroadcastChannel) tabsChannel = new BroadcastChannel("rapporteur:tabs"); } catch (e) {}
+  if (tabsChannel) tabsChannel.onmessage = function (e) {
+    var m = e.data || {};
+    if (m.ask === tabID) tabsChannel.postMessage({ here: tabID });
+    else if (typeof m.here === "string") {
+      answered[m.here] = Date.now();
+      if (m.here === formerTab) formerTab = ""; // a tab duplicated from this one: it lives
+    }
+  };
   var lastBeat = 0;
   var orphans = [];   // {key, tab, draft} of tabs gone
   var sent = {};   // op ids sent on this connection and not answered yet
@@ -314,7 +333,10 @@
     }
     if (!storageFull && !draftFull && !signedOut && formDirty()) text += " · the form's text is kept on this device until you save it";
     if (!storageFull && !signedOut && kmDraft && curate) text += kmFull ? " · This device's storage is full: the key messages typed may be lost if the page closes." : " · the key messages typed are kept on this device until you save them";
-    if (storageFull || draftFull) {
+    if (storageFull && n === 0 && !draftFull) {
+      text += " · This device's storage is full: changes from now on are sent but not kept on it: keep the page open until they are saved.";
+      cls = "offline";
+    } else if (storageFull || draftFull) {
       text += " · This device's storage is full: " + (storageFull ? "changes not saved yet" : "the form's text") + " may be lost if the page closes.";
       cls = "offline";
     }
@@ -553,7 +575,7 @@
         var key = localStorage.key(i);
         if (!key || key.indexOf(kmKeyPrefix) !== 0 || key === kmKeyPrefix + tabID) continue;
         var tab = key.slice(kmKeyPrefix.length);
-        if (Date.now() - Number(localStorage.getItem(alivePrefix + tab) || 0) < 20000) continue; // alive
+        if (!gone(tab, true)) continue; // alive, or not known yet
         var d = JSON.parse(localStorage.getItem(key));
         if (d && typeof d.text === "string") {
           kmDraft = d;
@@ -786,7 +808,7 @@
     var d = null;
     try {
       var v = localStorage.getItem(o.key);
-      if (v !== null && Date.now() - Number(localStorage.getItem(alivePrefix + o.tab) || 0) >= 20000) d = JSON.parse(v);
+      if (v !== null && gone(o.tab)) d = JSON.parse(v);
     } catch (e) {}
     if (!d || !d.body) {
       orphans = orphans.filter(function (x) { return x.key !== o.key; });
@@ -819,7 +841,7 @@
         if (key && key.indexOf(handPrefix) === 0 && now - Number(localStorage.getItem(key)) > 86400000) localStorage.removeItem(key);
         if (!key || key.indexOf(draftPrefix) !== 0) return;
         var tab = key.slice(draftPrefix.length);
-        if (tab === tabID || now - Number(localStorage.getItem(alivePrefix + tab) || 0) < 20000) return;
+        if (tab === tabID || !gone(tab)) return;
         var d = JSON.parse(localStorage.getItem(key));
         if (d && d.body && untouched(d)) { // nothing typed: no one's to keep
           localStorage.removeItem(key);
@@ -832,6 +854,60 @@
     var before = orphans.map(function (o) { return o.key; }).join(" ");
     orphans = found;
     return found.map(function (o) { return o.key; }).join(" ") !== before;
+  }
+  // gone tells whether the page of another tab, with id tab, has gone: it
+  // was silent for 20 s, or is this tab's page before (formerTab, ended
+  // without a word), or, unless sure, left (a hand-over mark no page took
+  // for a second: it may yet come back from the page cache); and, where
+  // pages can be asked, it did not answer. A page not asked lately is
+  // asked, and the forms are looked at again once it could answer. (A
+  // page in a hidden tab beats rarely, as timers are slowed there, but
+  // answers.) What is only offered to the person needs no more; what is
+  // taken in by itself (key messages) needs sure.
+  function gone(tab, sure) {
+    var now = Date.now(), beat = 0, mark = 0;
+    try {
+      beat = Number(localStorage.getItem(alivePrefix + tab) || 0);
+      mark = Number(localStorage.getItem(handPrefix + tab) || 0);
+    } catch (e) { return false; }
+    var silent = now - beat >= 20000;
+    var marked = !sure && mark > 0 && mark >= beat && now - mark >= 1000;
+    // Without a channel, this tab's page before cannot be told from a
+    // duplicate of it that lives: only silence tells.
+    if (!tabsChannel) return silent || marked;
+    if (!silent && !marked && tab !== formerTab) return false;
+    var at = asked[tab] || 0;
+    if (at && beat < at && !(answered[tab] >= at)) return now - at >= probeWait; // no word since asked
+    if (!at || now - at >= 5000) { // asked again now and then: a page may go at any time
+      asked[tab] = now;
+      try { tabsChannel.postMessage({ ask: tab }); } catch (e) { return false; }
+      if (probeTimer === null) probeTimer = setTimeout(function () { probeTimer = null; lookAgain(); }, probeWait + 50);
+    }
+    return false;
+  }
+  // lookAgain looks for the forms of tabs gone once the pages asked could
+  // answer; the form of this tab's page before (ended without a word)
+  // comes back into the form, when that is empty.
+  function lookAgain() {
+    var changed = findOrphans(), adopted = false;
+    if (!kmDraft) {
+      adoptKmDraft();
+      if (kmDraft) { kmBox.value = kmDraft.text; adopted = true; }
+    }
+    var mine = orphans.filter(function (o) { return o.tab === formerTab; })[0];
+    if (mine && !editing && !formDirty()) {
+      var now = freshOrphan(mine);
+      if (now) {
+        var edit = now.editing && state.findings[now.editing.id] ? now.editing : null;
+        if (intoForm(now.body, edit)) dropOrphan(mine);
+        changed = true;
+      }
+    }
+    if (changed || adopted) render();
+  }
+  // keepTabID keeps this page's id in its tab's sessionStorage (see tabID).
+  function keepTabID() {
+    try { sessionStorage.setItem("rapporteur:tab", tabID); } catch (e) {}
   }
   // untouched tells whether a kept form is an edit form opened and left
   // unchanged: nothing was typed in it. A form it cannot read was typed in.
@@ -983,7 +1059,7 @@
       var p = document.createElement("p");
       p.className = "theirs";
       p.dataset.field = k;
-      p.textContent = "Someone else changed this meanwhile to: " + shown(editing.theirs[k]) + " ";
+      p.textContent = "Changed meanwhile (by someone else, or in another tab or window) to: " + shown(editing.theirs[k]) + " ";
       p.appendChild(button("Use theirs", "use-theirs", function () {
         var body = formBody();
         body[k] = editing.theirs[k];
@@ -1120,11 +1196,17 @@
     errorEl.textContent = "";
     queue.push(op);
     if (!save()) {
-      // Not kept on the device: the text stays where it is (the form).
-      queue = queue.filter(function (o) { return o !== op; });
-      errorEl.textContent = "This device's storage is full, so this cannot be kept until it is saved. Your text is still here; free some space (or go online) and try again.";
-      render();
-      return false;
+      if (!live || !ws || ws.readyState !== WebSocket.OPEN) {
+        // Not kept on the device, nor sent: the text stays where it is (the form).
+        queue = queue.filter(function (o) { return o !== op; });
+        errorEl.textContent = "This device's storage is full, so this cannot be kept until it is saved. Your text is still here; free some space (or go online) and try again.";
+        render();
+        return false;
+      }
+      // Live: sent all the same, and kept by this page alone until saved
+      // (the status says so). Refused, nothing could ever be saved from a
+      // device whose storage takes nothing.
+      errorEl.textContent = "This device's storage is full, so this is not kept on it: it is being sent now. Keep this page open until it is saved.";
     }
     render();
     pump();
@@ -1615,7 +1697,6 @@
     if (!editing && !formDirty() && !kmDraft) { try { localStorage.removeItem(alivePrefix + tabID); } catch (e) {} }
   });
   window.addEventListener("pageshow", function (e) {
-    sessionStorage.removeItem("rapporteur:tab");
     if (!e.persisted) return;
     // Back from the page cache: a page loaded in this tab meanwhile had its
     // id, and its form and key messages, which the device keeps. They are
@@ -1624,6 +1705,7 @@
     // When the hand-over mark is gone, a page of another tab (duplicated
     // from this one) holds the id and the form: this page makes its own.
     if (!takeHandOver(tabID)) tabID = opID();
+    keepTabID();
     editing = null;
     clearForm();
     restoreDraft();
@@ -1669,6 +1751,7 @@
       // draft and title stay on the device (not sent): what to show, and
       // what can be saved as new, should the finding be gone.
       var fields = changedFields(body);
+      if (fields && changedMeanwhile(fields)) return;
       if (!fields || enqueue({ kind: "finding.update", base: editing.base, body: { id: editing.id, fields: fields }, draft: body, title: editing.title })) stopEdit();
       return;
     }
@@ -1677,6 +1760,38 @@
       saveDraft();
     }
   });
+  // changedMeanwhile tells whether a field that fields change was changed
+  // since the form was opened, to another value, by another tab or window
+  // of this device (which the server takes for this person's own change,
+  // no conflict) or by someone else. The form then shows both values, as
+  // after a conflict, based on the version now: saving again is a choice
+  // made in sight of them, never an overwrite unseen.
+  function changedMeanwhile(fields) {
+    var f = view(editing.id);
+    if (!f || !state.findings[editing.id]) return false; // gone: see render
+    var now = fieldsOf(f), over = Object.keys(fields).filter(function (k) {
+      return k in now && changesOf(pick(now, k), pick(editing.orig, k)) && changesOf(pick(now, k), pick(fields, k));
+    });
+    if (!over.length) return false;
+    var theirs = {}, body = fieldsOf(f);
+    over.forEach(function (k) { theirs[k] = now[k]; });
+    Object.keys(fields).forEach(function (k) { body[k] = fields[k]; });
+    editing = { id: editing.id, base: state.findings[editing.id].version, orig: now, title: f.title || "", theirs: theirs };
+    fillForm(body);
+    setFormMode();
+    saveDraft();
+    formError.textContent = "Changed meanwhile, in another tab or window or by someone else: see each field below, then save again.";
+    return true;
+  }
+  // pick is the fields of o (a form's) with only k's value from o: a
+  // one-field form body for changesOf.
+  function pick(o, k) {
+    var out = {};
+    textFields.forEach(function (t) { out[t] = ""; });
+    listFields.forEach(function (l) { out[l] = []; });
+    out[k] = o[k] === undefined ? out[k] : o[k];
+    return out;
+  }
   cancelButton.addEventListener("click", function () {
     if (!formDirty() || window.confirm("Discard your changes? They are not saved.")) stopEdit();
   });
