@@ -744,7 +744,7 @@ func (c *conn) join(f Frame) error {
 			continue
 		}
 		if len(m.pending) == 0 {
-			m.live, m.sent, m.editAt = true, sent, time.Now() // listed in its own presence
+			m.live, m.sent = true, sent // listed in its own presence
 			people, n := r.peopleLocked()
 			if m.noNames {
 				people = []Person{}

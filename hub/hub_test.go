@@ -965,9 +965,11 @@ func TestPresence(t *testing.T) {
 }
 
 // TestPresenceOfOnePersonsTabsIsTheLastChanged: of one person's tabs, the
-// one that changed last says what they edit. A tablet whose Wi-Fi dropped
-// silently stays a member until its pong deadline; what it edited then
-// must not be shown over what its reconnected tab does.
+// one that edits something and changed last says what they edit. A
+// tablet whose Wi-Fi dropped silently stays a member until its pong
+// deadline; what it edited then must not be shown over what its
+// reconnected tab edits now. A tab that edits nothing (a second one just
+// opened) hides nothing.
 func TestPresenceOfOnePersonsTabsIsTheLastChanged(t *testing.T) {
 	th := newTestHub(t, hub.Config{})
 	bo := th.dial(t, "bo")
@@ -976,13 +978,16 @@ func TestPresenceOfOnePersonsTabsIsTheLastChanged(t *testing.T) {
 	dead.join(room, 0)
 	dead.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: "f-5"})
 	bo.presenceUntil([]personFrame{{"anna", "Name anna", "f-5"}, {"bo", "Name bo", ""}})
-	again := th.dial(t, "anna") // the same tablet, joined again
+	again := th.dial(t, "anna") // the same tablet joined again, or a second tab
 	again.join(room, 0)
-	bo.presenceUntil([]personFrame{{"anna", "Name anna", ""}, {"bo", "Name bo", ""}})
+	// The join's presence (its own, then bo's) still says f-5.
+	bo.presenceUntil([]personFrame{{"anna", "Name anna", "f-5"}, {"bo", "Name bo", ""}})
 	again.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: "f-7"})
 	bo.presenceUntil([]personFrame{{"anna", "Name anna", "f-7"}, {"bo", "Name bo", ""}})
 	dead.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: "f-1"})
 	bo.presenceUntil([]personFrame{{"anna", "Name anna", "f-1"}, {"bo", "Name bo", ""}})
+	dead.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: ""})
+	bo.presenceUntil([]personFrame{{"anna", "Name anna", "f-7"}, {"bo", "Name bo", ""}})
 }
 
 // TestPresenceSortsNamesIgnoringCase: a name in lower case is not listed

@@ -55,9 +55,8 @@ type member struct {
 	// droppedTo is the highest seq an overflow of pending dropped.
 	droppedTo int64
 	editing   string // presence
-	// editAt is when editing last changed, or the member went live: of a
-	// person's tabs in this process, the one that changed last says what
-	// they edit.
+	// editAt is when editing last changed: of a person's tabs in this
+	// process that edit something, the one that changed last says what.
 	editAt  time.Time
 	noNames bool // sees how many are in the room, not who (Config.SeesNames)
 }
@@ -381,10 +380,12 @@ type Person struct {
 }
 
 // localPeopleLocked lists the live members in this process, one per
-// identity, sorted by name then id. Of several tabs of one person, the one
-// whose editing changed last (or that joined last) says what they edit: a
-// tablet whose Wi-Fi dropped silently stays a member until its pong
-// deadline, and its stale editing must not outweigh its reconnected tab.
+// identity, sorted by name then id. Of several tabs of one person, what
+// any edits (one editing nothing, such as a second tab just opened, hides
+// nothing), and of those that edit something, the one that changed last:
+// a tablet whose Wi-Fi dropped silently stays a member until its pong
+// deadline, and its stale editing must not outweigh what its reconnected
+// tab edits now.
 func (r *room) localPeopleLocked() []Person {
 	ps := make([]Person, 0, len(r.members))
 	at := make([]time.Time, 0, len(r.members))
@@ -394,10 +395,14 @@ func (r *room) localPeopleLocked() []Person {
 			continue
 		}
 		p := Person{ID: c.id.ID, Name: c.id.Name, Editing: m.editing}
-		if i, ok := byID[p.ID]; !ok {
+		i, ok := byID[p.ID]
+		switch {
+		case !ok:
 			byID[p.ID] = len(ps)
 			ps, at = append(ps, p), append(at, m.editAt)
-		} else if m.editAt.After(at[i]) || m.editAt.Equal(at[i]) && p.Editing != "" && (ps[i].Editing == "" || p.Editing < ps[i].Editing) {
+		case p.Editing == "":
+		case ps[i].Editing == "" || m.editAt.After(at[i]) ||
+			m.editAt.Equal(at[i]) && p.Editing < ps[i].Editing:
 			// (The same instant, which a coarse clock can give, is
 			// settled as across processes, so the order of the members'
 			// map does not decide.)
