@@ -27,8 +27,8 @@ type config struct {
 	DebugAddr    string  // DEBUG_ADDR: where to serve Go's profiler (off when empty)
 	ShutdownWait time.Duration
 	// ReadTimeout (HTTP_READ_TIMEOUT) bounds reading one request, body
-	// included, and writing its answer: a client that trickles a body or
-	// never reads holds a connection no longer. A WebSocket is not bound.
+	// included: a client that trickles a body holds a connection no
+	// longer. A WebSocket is not bound.
 	ReadTimeout time.Duration
 	Auth        authConfig // OIDC_* and INVITE_GRACE: sign-in (server/signin.go)
 }
@@ -93,7 +93,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err != nil || readTimeout <= 0 {
 		return cfg, fmt.Errorf("HTTP_READ_TIMEOUT %q must be a positive duration such as 2m or 90s", getenv("HTTP_READ_TIMEOUT"))
 	}
-	fs.DurationVar(&cfg.ReadTimeout, "http-read-timeout", readTimeout, "longest time to read one HTTP request, body included, and to write its answer; WebSockets are not bound (HTTP_READ_TIMEOUT)")
+	fs.DurationVar(&cfg.ReadTimeout, "http-read-timeout", readTimeout, "longest time to read one HTTP request, body included; WebSockets are not bound (HTTP_READ_TIMEOUT)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("DEBUG_ADDR", ""), "address for Go's profiler at /debug/pprof/, e.g. 127.0.0.1:6060; keep it private (DEBUG_ADDR; off when empty)")
 	fs.BoolVar(&cfg.NoDemo, "no-demo", env("NO_DEMO", "") != "", "do not load the demo event on first start (NO_DEMO)")
 	authFlags(fs, env, &cfg.Auth)

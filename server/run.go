@@ -156,11 +156,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Handler:           app.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		// Set on the connection when a request begins; the WebSocket
-		// upgrade clears both deadlines (gorilla's Upgrade does).
-		ReadTimeout:  cfg.ReadTimeout,
-		WriteTimeout: cfg.ReadTimeout,
-		IdleTimeout:  5 * time.Minute, // a kept-alive connection that sends nothing more (above proxies' own, often 1–2 min)
-		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		// upgrade clears it (gorilla's Upgrade does). No WriteTimeout: it
+		// is one deadline for a whole answer, and would cut a long one
+		// (the cards of thousands of people, which revoke the old ones)
+		// read steadily over a slow link.
+		ReadTimeout: cfg.ReadTimeout,
+		IdleTimeout: 5 * time.Minute, // a kept-alive connection that sends nothing more (above proxies' own, often 1–2 min)
+		ErrorLog:    slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

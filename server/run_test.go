@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -623,5 +624,59 @@ func TestATrickledRequestIsCutButAWebSocketIsNot(t *testing.T) {
 	// The WebSocket dialled before is older than the timeout by now.
 	if j := c.join(t, store.WorkshopRoom(f.ws[0].ID), 0); j.Type != "joined" {
 		t.Fatalf("a WebSocket older than HTTP_READ_TIMEOUT: %+v, want joined", j)
+	}
+}
+
+// TestALongAnswerReadSlowlyIsNotCut: HTTP_READ_TIMEOUT bounds reading a
+// request, not writing its answer. The cards of a thousand people (some
+// 4 MB, and printing them revokes the old cards) read steadily over a
+// slow link take longer than the timeout, and come whole.
+func TestALongAnswerReadSlowlyIsNotCut(t *testing.T) {
+	f := MustFixture(t, map[string]string{"HTTP_READ_TIMEOUT": "1s"})
+	org := f.MustMember(t, domain.RoleOrganizer, nil, "FI", "coordinator")
+	csrf := csrfToken(t, org.http, f.srv.URL+"/events/"+f.event.Slug+"/people")
+	var csv strings.Builder
+	csv.WriteString("name,country,workshop,role\n")
+	for i := range 1000 {
+		fmt.Fprintf(&csv, "Participant number %d with a longer name,FI,%s,participant\n", i, f.ws[0].Name)
+	}
+	if status, body := postAs(t, org.http, f.srv.URL+"/api/events/"+f.event.Slug+"/people/import", "text/csv", csv.String(), csrf); status != http.StatusOK {
+		t.Fatalf("import: %d %.300s", status, body)
+	}
+	u, _ := url.Parse(f.srv.URL)
+	var cookie []string
+	for _, ck := range org.http.Jar.Cookies(u) {
+		cookie = append(cookie, ck.Name+"="+ck.Value)
+	}
+	form := url.Values{"csrf_token": {csrf}}.Encode()
+	// A small receive buffer, read 64 KiB every 50 ms: about 1.3 MB/s.
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
+	conn, err := d.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /events/%s/cards HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		f.event.Slug, u.Host, strings.Join(cookie, "; "), len(form), form)
+	resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 4096), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start, n := time.Now(), 0
+	buf := make([]byte, 64<<10)
+	for done := false; !done; time.Sleep(50 * time.Millisecond) {
+		for got := 0; got < len(buf) && !done; {
+			m, err := resp.Body.Read(buf[got:]) // io.EOF only at the answer's end
+			got, n = got+m, n+m
+			done = err == io.EOF
+			if err != nil && !done {
+				t.Fatalf("the cards, read steadily, were cut after %d bytes and %v: %v", n, time.Since(start).Round(time.Millisecond), err)
+			}
+		}
+	}
+	if took := time.Since(start); resp.StatusCode != http.StatusOK || took < 2*time.Second {
+		t.Fatalf("cards: %d, %d bytes in %v; want 200, read over more than twice the timeout", resp.StatusCode, n, took)
 	}
 }
