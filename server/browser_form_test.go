@@ -258,3 +258,55 @@ func TestAnEditInAnotherTabIsNotOverwrittenUnseen(t *testing.T) {
 		t.Fatalf("saved again: what was done %q (%v), want tab B's", got.WhatDone, err)
 	}
 }
+
+// TestReleasedKeyMessagesAreReadOnlyForTheRapporteur: once the workshop
+// is released its key messages are public, and the server takes a change
+// of them from an organizer only. The rapporteur's page shows them read
+// only, and says why, instead of a box whose every save is refused; an
+// organizer's page still writes them.
+func TestReleasedKeyMessagesAreReadOnlyForTheRapporteur(t *testing.T) {
+	for _, role := range []string{domain.RoleRapporteur, domain.RoleOrganizer} {
+		t.Run(role, func(t *testing.T) {
+			tb := mustTabletAs(t, nil, role)
+			bg := context.Background()
+			if _, err := tb.f.store.SetKeyMessages(bg, nil, tb.w.ID, "km-before", 0, "Reviewed key messages"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tb.f.store.DB().ExecContext(bg, "UPDATE workshops SET release_state = 'released' WHERE id = ?", tb.w.ID); err != nil {
+				t.Fatal(err)
+			}
+			ctx := tb.browser
+			if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#km-shown", "Reviewed key messages")); err != nil {
+				t.Fatal(err)
+			}
+			locked, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const f = document.getElementById("km-form");
+				return !f.hidden && f.elements.text.readOnly && f.querySelector("button[type=submit]").disabled; })()`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if role == domain.RoleRapporteur {
+				if !locked {
+					t.Fatal("a rapporteur on a released workshop is offered the key messages to write")
+				}
+				if err := chromedp.Do(ctx, waitText("#km-state", "only an organizer can change the key messages now")); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if locked {
+				t.Fatal("an organizer on a released workshop is not offered the key messages to write")
+			}
+			err = chromedp.Do(ctx,
+				chromedp.SendKeys(chromedp.CSS(`#km-form textarea`), " Corrected."),
+				tap(`#km-form button[type=submit]`),
+				waitText("#km-state", "Saved"),
+				waitText("#status", "every change is saved"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, err := tb.f.store.Workshop(bg, tb.w.ID); err != nil || w.KeyMessages != "Reviewed key messages Corrected." {
+				t.Fatalf("key messages after the organizer's save: %q (%v)", w.KeyMessages, err)
+			}
+		})
+	}
+}

@@ -54,9 +54,11 @@ func (a *app) handleWorkshopPage(w http.ResponseWriter, r *http.Request) {
 	// Release: only organizers change a released finding.
 	curate := auth.Allowed(v.principal(sc.event.ID), auth.ActKeyCurate, ws.ID)
 	release := auth.Allowed(v.principal(sc.event.ID), auth.ActReleaseManage, ws.ID)
+	// KMLocked: a released workshop's key messages are public; only
+	// organizers change them (store.SetKeyMessages).
 	a.page(w, r, http.StatusOK, "workshop.html", map[string]any{
 		"Event": sc.event, "Workshop": ws, "Room": store.WorkshopRoom(ws.ID), "Taxonomy": tax, "Person": person,
-		"Curate": curate, "Release": release,
+		"Curate": curate, "Release": release, "KMLocked": ws.ReleaseState == domain.Released && !release,
 	})
 }
 

@@ -40,6 +40,9 @@
   var curate = root.dataset.curate === "1";
   // Only organizers change a released finding (it may be public).
   var release = root.dataset.release === "1";
+  // The workshop is released and this person no organizer: its key
+  // messages are public, and only an organizer changes them now.
+  var kmLocked = root.dataset.kmLocked === "1";
   var textFields = ["title", "what_done", "results", "transferability"];
   var listFields = ["countries", "themes"];
   var fieldNames = { title: "Title", what_done: "What was done", results: "Results or evidence",
@@ -538,8 +541,11 @@
     if (keySection.hidden && text) keySection.hidden = false;
     kmForm.hidden = !curate;
     if (!curate) return;
+    kmBox.readOnly = kmLocked; // its text can still be read and copied
+    kmForm.querySelector("button[type=submit]").disabled = kmLocked;
     var refused = failed.some(function (op) { return op.kind === "keymessages.set"; });
-    kmState.textContent = unsent ? "On this device · not saved yet" : kmDraft ? "Written here · not saved: Save key messages keeps them" :
+    kmState.textContent = kmLocked ? "Released: only an organizer can change the key messages now" + (kmDraft ? " · the text written here is not saved" : "") :
+      unsent ? "On this device · not saved yet" : kmDraft ? "Written here · not saved: Save key messages keeps them" :
       refused ? "Your last save was not saved: see below" : mine || state.km.version > 0 ? "Saved" : "";
     if (!kmDraft && (mine || state.km.version >= 0) && kmBox.value !== text) kmBox.value = text; // nothing typed: the box shows the group's
   }
@@ -741,7 +747,7 @@
       c.className = "conflict";
       c.appendChild(document.createElement("p")).textContent = "Now: " + (curKm.version < 0 ? "(not known on this device yet)" : curKm.text || "(empty)");
       c.appendChild(document.createElement("p")).textContent = "Yours (not saved): " + (op.body.text || "(empty)");
-      if (curate && !signedOut) {
+      if (curate && !kmLocked && !signedOut) {
         li.appendChild(button("Edit again", "edit", function () {
           if (kmDraft && kmDraft.text !== op.body.text && !window.confirm("Replace the key messages typed in the box with these? The box's text is not saved.")) return;
           // Written over the version now saved: saving keeps this text,
@@ -1458,6 +1464,7 @@
       case "snapshot":
         var shop = (f.state && f.state.workshop) || {};
         state = { seq: f.seq, findings: {}, voted: state.voted, km: { text: shop.key_messages || "", version: shop.key_messages_version || 0 } };
+        if (shop.release_state) kmLocked = shop.release_state === "released" && !release;
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
         break;
       case "entry":
@@ -1813,6 +1820,7 @@
   });
   kmForm.addEventListener("submit", function (ev) {
     ev.preventDefault();
+    if (kmLocked) return;
     if (sayLength(kmError, { text: kmBox.value })) return;
     if (kmPending()) {
       // One save at a time: a second over the same version would be
