@@ -86,6 +86,7 @@
   // saved. Kept on the device with the room's copy: a page loaded before
   // the entry comes (a reload, offline) shows them saved too.
   var acked = [];
+  var tookSnapshot = false; // the room's copy came from a snapshot since last kept (see save)
   adoptAcked();
   var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
   var people = [];    // the room's presence list
@@ -115,9 +116,12 @@
   // only the sign of life tells (20 s of silence).
   var probeWait = 1000, tabsChannel = null, asked = {}, answered = {}, probeTimer = null;
   try { if (window.BroadcastChannel) tabsChannel = new BroadcastChannel("rapporteur:tabs"); } catch (e) {}
+  // A page answers for its id in its own room and person only (storeKey):
+  // a tab that moved on to another room has left its form in this one.
   if (tabsChannel) tabsChannel.onmessage = function (e) {
     var m = e.data || {};
-    if (m.ask === tabID) tabsChannel.postMessage({ here: tabID });
+    if (m.key !== storeKey) return;
+    if (m.ask === tabID) tabsChannel.postMessage({ here: tabID, key: storeKey });
     else if (typeof m.here === "string") {
       answered[m.here] = Date.now();
       if (m.here === formerTab) formerTab = ""; // a tab duplicated from this one: it lives
@@ -245,7 +249,9 @@
         return false;
       }
     };
-    var dropState = function () { try { localStorage.removeItem(storeKey + ":state2"); localStorage.removeItem(storeKey + ":acked"); } catch (e) {} };
+    var dropState = function () {
+      try { localStorage.removeItem(storeKey + ":state2"); localStorage.removeItem(storeKey + ":state2seq"); localStorage.removeItem(storeKey + ":acked"); } catch (e) {}
+    };
     if (!write()) {
       if (!dropOtherStates() || !write()) {
         dropState();
@@ -266,7 +272,19 @@
       dropState();
       return true;
     }
-    try { localStorage.setItem(storeKey + ":state2", JSON.stringify(state)); } catch (e) { dropState(); return true; }
+    // The newest copy of the room is kept: a tab that lags (its link
+    // slow) does not write its older copy over one another tab kept,
+    // which an edit is judged against (see changedMeanwhile). A snapshot
+    // is the room as it is now, whatever was kept (a database restored
+    // from a backup numbers its entries lower).
+    try {
+      var keptSeq = Number(localStorage.getItem(storeKey + ":state2seq") || -1);
+      if (state.seq >= keptSeq || tookSnapshot) {
+        localStorage.setItem(storeKey + ":state2", JSON.stringify(state));
+        localStorage.setItem(storeKey + ":state2seq", String(state.seq));
+        tookSnapshot = false;
+      }
+    } catch (e) { dropState(); return true; }
     // Acked ops of every tab of the device whose entry the copy lacks.
     var seen = {}, keep = acked.concat(load(":acked", [])).filter(function (a) {
       return isAcked(a) && a.seq > state.seq && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
@@ -298,7 +316,7 @@
   // on their next visit. Unsent and refused changes are never dropped. It
   // reports whether it dropped any.
   function dropOtherStates() {
-    return dropStates(function (k) { return k === storeKey + ":state2" || k === storeKey + ":acked"; });
+    return dropStates(function (k) { return k === storeKey + ":state2" || k === storeKey + ":state2seq" || k === storeKey + ":acked"; });
   }
   // dropStates drops the copies of rooms kept on this device, but those
   // keep accepts, and reports whether it dropped any.
@@ -307,7 +325,7 @@
     try {
       for (var i = 0; i < localStorage.length; i++) {
         var k = localStorage.key(i);
-        if (k && k.indexOf("rapporteur:") === 0 && /:(state2?|acked)$/.test(k) && !keep(k)) keys.push(k);
+        if (k && k.indexOf("rapporteur:") === 0 && /:(state2?|state2seq|acked)$/.test(k) && !keep(k)) keys.push(k);
       }
       keys.forEach(function (k) { localStorage.removeItem(k); });
     } catch (e) {}
@@ -336,7 +354,7 @@
     }
     if (!storageFull && !draftFull && !signedOut && formDirty()) text += " · the form's text is kept on this device until you save it";
     if (!storageFull && !signedOut && kmDraft && curate) text += kmFull ? " · This device's storage is full: the key messages typed may be lost if the page closes." : " · the key messages typed are kept on this device until you save them";
-    if (storageFull && n === 0 && !draftFull) {
+    if (storageFull && live && n === 0 && !failed.length && !draftFull) {
       text += " · This device's storage is full: changes from now on are sent but not kept on it: keep the page open until they are saved.";
       cls = "offline";
     } else if (storageFull || draftFull) {
@@ -883,10 +901,12 @@
     if (!tabsChannel) return silent || marked;
     if (!silent && !marked && tab !== formerTab) return false;
     var at = asked[tab] || 0;
-    if (at && beat < at && !(answered[tab] >= at)) return now - at >= probeWait; // no word since asked
+    // No word since asked: gone once it could have answered; what is
+    // taken in by itself waits longer, for a page busy for a while.
+    if (at && beat < at && !(answered[tab] >= at)) return now - at >= (sure ? 3 : 1) * probeWait;
     if (!at || now - at >= 5000) { // asked again now and then: a page may go at any time
       asked[tab] = now;
-      try { tabsChannel.postMessage({ ask: tab }); } catch (e) { return false; }
+      try { tabsChannel.postMessage({ ask: tab, key: storeKey }); } catch (e) { return false; }
       if (probeTimer === null) probeTimer = setTimeout(function () { probeTimer = null; lookAgain(); }, probeWait + 50);
     }
     return false;
@@ -902,10 +922,14 @@
     }
     var mine = orphans.filter(function (o) { return o.tab === formerTab; })[0];
     if (mine && !editing && !formDirty()) {
-      var now = freshOrphan(mine);
-      if (now) {
-        var edit = now.editing && state.findings[now.editing.id] ? now.editing : null;
-        if (intoForm(now.body, edit)) dropOrphan(mine);
+      if (!gone(mine.tab, true)) {
+        setTimeout(lookAgain, probeWait); // not sure yet: it may be busy
+      } else {
+        var now = freshOrphan(mine);
+        // An edit stays one, as after a reload (see restoreDraft): the
+        // room may not be known yet; a finding deleted meanwhile is
+        // said once it is (see render).
+        if (now && intoForm(now.body, now.editing || null)) dropOrphan(mine);
         changed = true;
       }
     }
@@ -925,11 +949,11 @@
   // mark, the next page would make a new id and find this page's form
   // only as a tab gone's. A full storage gives up copies of rooms for it.
   function handOver() {
-    sessionStorage.setItem("rapporteur:tab", tabID);
+    keepTabID();
     var put = function () { localStorage.setItem(handPrefix + tabID, String(Date.now())); };
     try { put(); } catch (e) {
       try { dropOtherStates(); put(); } catch (e2) {
-        try { localStorage.removeItem(storeKey + ":state2"); put(); } catch (e3) {}
+        try { localStorage.removeItem(storeKey + ":state2"); localStorage.removeItem(storeKey + ":state2seq"); put(); } catch (e3) {}
       }
     }
   }
@@ -1465,6 +1489,7 @@
         var shop = (f.state && f.state.workshop) || {};
         state = { seq: f.seq, findings: {}, voted: state.voted, km: { text: shop.key_messages || "", version: shop.key_messages_version || 0 } };
         if (shop.release_state) kmLocked = shop.release_state === "released" && !release;
+        tookSnapshot = true;
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
         break;
       case "entry":
@@ -1774,30 +1799,45 @@
   // after a conflict, based on the version now: saving again is a choice
   // made in sight of them, never an overwrite unseen.
   function changedMeanwhile(fields) {
-    var f = view(editing.id);
-    if (!f || !state.findings[editing.id]) return false; // gone: see render
+    var id = editing.id, base = state.findings[id];
+    if (!base) return false; // gone: see render
+    // Another tab of the device may have heard more of the room than this
+    // one (its link lags): the copy it kept is newer then.
+    var kept = load(":state2", null);
+    if (kept && typeof kept.seq === "number" && kept.seq > state.seq && kept.findings && kept.findings[id] &&
+        kept.findings[id].version > base.version) base = kept.findings[id];
+    // A form based on a version newer than any known here (a conflict's
+    // copy, its entry late) is judged by the server alone.
+    if (base.version < editing.base) return false;
+    var f = base;
+    acked.forEach(function (a) { f = overlay(f, a.op); });
+    queue.forEach(function (op) { f = overlay(f, op); });
+    if (f.gone) return false;
     var now = fieldsOf(f), over = Object.keys(fields).filter(function (k) {
-      return k in now && changesOf(pick(now, k), pick(editing.orig, k)) && changesOf(pick(now, k), pick(fields, k));
+      return k in now && differs(now, editing.orig, k) && differs(now, fields, k);
     });
     if (!over.length) return false;
     var theirs = {}, body = fieldsOf(f);
     over.forEach(function (k) { theirs[k] = now[k]; });
     Object.keys(fields).forEach(function (k) { body[k] = fields[k]; });
-    editing = { id: editing.id, base: state.findings[editing.id].version, orig: now, title: f.title || "", theirs: theirs };
+    editing = { id: id, base: base.version, orig: now, title: f.title || "", theirs: theirs };
     fillForm(body);
     setFormMode();
     saveDraft();
     formError.textContent = "Changed meanwhile, in another tab or window or by someone else: see each field below, then save again.";
     return true;
   }
-  // pick is the fields of o (a form's) with only k's value from o: a
-  // one-field form body for changesOf.
-  function pick(o, k) {
-    var out = {};
-    textFields.forEach(function (t) { out[t] = ""; });
-    listFields.forEach(function (l) { out[l] = []; });
-    out[k] = o[k] === undefined ? out[k] : o[k];
-    return out;
+  // differs tells whether field k of two forms' fields differs, as the
+  // server compares them (a title trimmed, terms as a set).
+  function differs(a, b, k) {
+    var one = function (o) {
+      var out = {};
+      textFields.forEach(function (t) { out[t] = ""; });
+      listFields.forEach(function (l) { out[l] = []; });
+      if (o[k] !== undefined && o[k] !== null) out[k] = k === "title" ? String(o[k]).trim() : o[k];
+      return out;
+    };
+    return !!changesOf(one(a), one(b));
   }
   cancelButton.addEventListener("click", function () {
     if (!formDirty() || window.confirm("Discard your changes? They are not saved.")) stopEdit();

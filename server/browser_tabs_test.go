@@ -1,0 +1,354 @@
+package main
+
+// Tests of the tablet page's tabs: forms that come back, tabs that ask
+// each other, edits in another tab, a device whose storage is full.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// TestEditFormEndedWithoutAWordComesBackAsAnEdit: the tab's page,
+// with changes to a saved finding in its form, is ended without a word;
+// the tab loads the page again over a slow link, and the device holds no
+// copy of the room (storage nearly full drops it first: see save). The
+// form comes back by itself after ~1 s (lookAgain), before the room is
+// known: it must come back as the edit it was, not as a new finding
+// (saving which would record the finding twice and leave it unchanged).
+func TestEditFormEndedWithoutAWordComesBackAsAnEdit(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	created, err := tb.f.store.CreateFinding(bg, &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: "Edited finding", WhatDone: "Old text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed domain.Finding
+	if err := json.Unmarshal(created.Entry.Payload, &seed); err != nil {
+		t.Fatal(err)
+	}
+	ctx := tb.browser
+	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		tap(mine+` button.edit`), waitText("#form-title", "Edit"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding textarea[name=what_done]`), ", and more"),
+		waitText("#status", "kept on this device"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A slow link: every message comes 3 s late.
+	err = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `const d = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+			Object.defineProperty(WebSocket.prototype, "onmessage", { configurable: true, get() { return d.get.call(this); },
+				set(fn) { d.set.call(this, e => setTimeout(() => fn(e), 3000)); } })`})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		evalJS(fmt.Sprintf(`localStorage.removeItem(%q); localStorage.removeItem(%q)`, tb.storeKey("state2"), tb.storeKey("acked"))),
+		evalJS(`Storage.prototype.setItem = function () {}; Storage.prototype.removeItem = function () {}`),
+		chromedp.Reload(),
+		pollAcross(`document.querySelector("#new-finding textarea[name=what_done]").value.includes("and more")`, "the form to come back"),
+		waitText("#status", "Live"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	title, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#form-title")))
+	if title != `Edit “Edited finding”` {
+		t.Fatalf("the edit form came back as %q: saving it would record the finding anew", title)
+	}
+}
+
+// TestAnEditInAnotherTabIsNotOverwrittenWhileThisTabLags: as
+// TestAnEditInAnotherTabIsNotOverwrittenUnseen, but tab B's link lags
+// (tab A's entry has not reached it yet, as for a tab whose connection is
+// down and waiting to reconnect). Tab A's change was known on the device
+// (its queue, then its settled ops); tab B must still not save over it
+// unseen.
+func TestAnEditInAnotherTabIsNotOverwrittenWhileThisTabLags(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	created, err := tb.f.store.CreateFinding(bg, &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: "Shared title", WhatDone: "Old text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed domain.Finding
+	if err := json.Unmarshal(created.Entry.Payload, &seed); err != nil {
+		t.Fatal(err)
+	}
+	a, b := tb.twoTabs(t)
+	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
+	setWhat := func(s string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			evalJS(`document.querySelector("#new-finding textarea[name=what_done]").value = ""`),
+			chromedp.SendKeys(chromedp.CSS(`#new-finding textarea[name=what_done]`), s))
+	}
+	for _, tab := range []context.Context{a, b} {
+		if err := chromedp.Do(tab, waitText(mine+".saved", "Shared title"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Tab A hears of its change by its entry, the ack still on its way
+	// (the entry proves the op committed: see handle).
+	if err := chromedp.Do(a, evalJS(`const data0 = Object.getOwnPropertyDescriptor(MessageEvent.prototype, "data");
+		Object.defineProperty(MessageEvent.prototype, "data", { configurable: true, get() {
+			const v = data0.get.call(this);
+			if (typeof v !== "string") return v;
+			const lines = v.split("\n").filter(l => !l.includes('"type":"ack"'));
+			return lines.length ? lines.join("\n") : '{"type":"pong"}';
+		} })`)); err != nil {
+		t.Fatal(err)
+	}
+	// Tab B's link lags both ways: it neither sends tab A's op (kept on
+	// the device for both tabs) nor hears of its entry.
+	if err := chromedp.Do(b, withholdEntries("Written in tab A"), evalJS(`const s0 = WebSocket.prototype.send;
+		window.holdOps = true;
+		WebSocket.prototype.send = function (d) { if (window.holdOps && String(d).includes('"type":"op"')) return; return s0.call(this, d); }`), evalJS(`window.heard = []; window.addEventListener("storage", e => window.heard.push(e.key))`)); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(a, setWhat("Written in tab A"), chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#status", "every change is saved"), evalJS(`localStorage.setItem("test:last", String(Date.now()))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, pollAcross(`window.heard.includes("test:last")`, "tab B to hear of tab A's lists")); err != nil {
+		t.Fatal(err)
+	}
+	shown, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS(mine)))
+	t.Logf("tab B shows the finding as: %q", shown)
+	err = chromedp.Do(b, evalJS(`window.holdOps = false`), setWhat("Written in tab B"), chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	msg, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS("#form-error")))
+	if got, err := tb.f.store.Finding(bg, seed.ID); err != nil || got.WhatDone != "Written in tab A" {
+		t.Fatalf("tab B saved over tab A's newer text unseen: what was done %q (%v); tab B's form says %q", got.WhatDone, err, msg)
+	}
+}
+
+// TestOwnTrimmedEditIsNoChangeMeanwhile: offline, the person edits a
+// finding's title (a tablet keyboard leaves a trailing space), saves, and
+// opens the finding again to go on. Back online, the server saves the
+// title trimmed. Saving the form again must not say "Changed meanwhile
+// (by someone else, or in another tab or window)": no one else changed it.
+func TestOwnTrimmedEditIsNoChangeMeanwhile(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	created, err := tb.f.store.CreateFinding(bg, &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: "Shared title", WhatDone: "Old text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed domain.Finding
+	if err := json.Unmarshal(created.Entry.Payload, &seed); err != nil {
+		t.Fatal(err)
+	}
+	ctx := tb.browser
+	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
+	setTitle := func(s string) chromedp.Action[chromedp.Void] {
+		return chromedp.Steps(
+			evalJS(`document.querySelector("#new-finding input[name=title]").value = ""`),
+			chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), s))
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(ctx,
+		waitText("#status", "Offline"),
+		tap(mine+` button.edit`), waitText("#form-title", "Edit"),
+		setTitle("Shared title, edited "),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#status", "1 change kept on this device"),
+		tap(mine+` button.edit`), waitText("#form-title", "Edit"),
+		setTitle("Shared title, edited twice"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	err = chromedp.Do(ctx, waitText("#status", "every change is saved"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#form-title", "Record a best practice"))
+	if err != nil {
+		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#form-error")))
+		theirs, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#new-finding .theirs")).map(e => e.textContent).join(" | ")`))
+		t.Fatalf("%v; form says %q; shown as theirs: %q", err, msg, theirs)
+	}
+}
+
+// TestEditAgainAfterAConflictSavesWhileTheEntryIsLate: someone else
+// changed the title; the tablet, not having its entry yet (it waits on
+// another server process), saves its own title: a conflict, with the
+// finding now. "Edit again" puts the tablet's text over the finding now;
+// Save must send it (based on the version the conflict showed), not show
+// the title the tablet had before as "changed meanwhile".
+func TestEditAgainAfterAConflictSavesWhileTheEntryIsLate(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	created, err := tb.f.store.CreateFinding(bg, &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: "Seed title", WhatDone: "Old text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seed domain.Finding
+	if err := json.Unmarshal(created.Entry.Payload, &seed); err != nil {
+		t.Fatal(err)
+	}
+	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	ctx := tb.browser
+	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
+	err = chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Seed title"),
+		withholdEntries("Title by the other"),
+		tap(mine+` button.edit`), waitText("#form-title", "Edit"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal("Title by the other")
+	if _, err := tb.f.store.UpdateFinding(bg, &other.id, tb.w.ID, "other", seed.ID, 1, map[string]json.RawMessage{"title": raw}); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		evalJS(`document.querySelector("#new-finding input[name=title]").value = ""`),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Title by the tablet"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.failed", "Now: Title by the other"),
+		tap(`#findings li.failed button.edit`),
+		waitText(`#new-finding .theirs[data-field=title]`, "Title by the other"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#form-title", "Record a best practice"),
+	)
+	if err != nil {
+		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#form-error")))
+		theirs, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#new-finding .theirs")).map(e => e.textContent).join(" | ")`))
+		t.Fatalf("%v; form says %q; shown as theirs: %q", err, msg, theirs)
+	}
+}
+
+// TestReloadWithoutSessionStorageKeepsTheForm: a browser that gives the
+// page no sessionStorage (it throws, as when site data is restricted) but
+// a localStorage. A reload does not leave the form typed before empty,
+// with "every change is saved", for 20 s: the hand-over mark and the last
+// save are left as the page goes all the same.
+func TestReloadWithoutSessionStorageKeepsTheForm(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `Object.defineProperty(window, "sessionStorage", { configurable: true, get() { throw new DOMException("denied", "SecurityError"); } })`})
+		return err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Typed before the reload"),
+		waitText("#status", "kept on this device"),
+		chromedp.Reload(),
+		waitText("#status", "Live"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	err = chromedp.Do(wait, pollAcross(`document.querySelector("#new-finding input[name=title]").value === "Typed before the reload" ||
+		Array.from(document.querySelectorAll("#findings li.failed")).some(e => e.textContent.includes("Typed before the reload"))`, "the form typed before the reload"))
+	if err != nil {
+		status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status")))
+		t.Fatalf("8 s after a reload without sessionStorage the form typed before is neither back nor offered: %v; status %q", err, status)
+	}
+}
+
+// TestRefusedChangeWithStorageFullIsSaidToBeAtRisk: the device's
+// storage takes nothing; a finding made online is sent, and the server
+// refuses it. It is now kept only by the page: the status must say it may
+// be lost if the page closes, not only that changes from now on are sent.
+func TestRefusedChangeWithStorageFullIsSaidToBeAtRisk(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		evalJS(`Storage.prototype.setItem = function (k) {
+			if (this === window.localStorage) throw new DOMException("quota 0", "QuotaExceededError");
+		}`),
+		addGoneCountry,
+		typeFinding("Refused with no storage"),
+		waitText("#findings li.failed", "Refused with no storage"),
+		waitText("#status", "1 change not saved"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := tb.stored(t, ctx, "failed"); q != "" && q != "[]" {
+		t.Logf("kept on the device: %s", q)
+	}
+	const want = "may be lost if the page closes"
+	if !strings.Contains(status, want) {
+		t.Fatalf("the refused change is kept by the page alone; status %q does not say %q", status, want)
+	}
+}
+
+// TestFormLeftInARoomIsOfferedWhileItsTabIsElsewhere: tab A has a
+// finding typed in room 1's form, then opens room 2's page (same tab, same
+// tab id). Room 1's page is gone; its form is kept under room 1, and
+// another tab on room 1 offers it: room 2's page answers for the tab id
+// in room 2 only.
+func TestFormLeftInARoomIsOfferedWhileItsTabIsElsewhere(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleOrganizer)
+	a := tb.browser
+	other := fmt.Sprintf("%s/events/%s/workshops/%d", tb.f.srv.URL, tb.f.event.Slug, tb.f.ws[1].ID)
+	err := chromedp.Do(a,
+		chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Typed in room 1"),
+		waitText("#status", "kept on this device"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := tb.storeKey("draft:")
+	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
+	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
+		t.Fatalf("tab A's kept form: %q (%v), want one", tabA, err)
+	}
+	if err := chromedp.Do(a, chromedp.Navigate(other), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	defer closeB()
+	// Room 1's page in tab A has been silent for 20 s (its last beat made old).
+	err = chromedp.Do(b, chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		evalJS(fmt.Sprintf(`localStorage.setItem(%q, "0"); window.dispatchEvent(new Event("focus"))`, tb.storeKey("alive:"+tabA))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(b, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wait, waitText("#findings li.failed", "Typed in room 1")); err != nil {
+		status, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS("#status")))
+		t.Fatalf("room 1's form, typed in a tab now in room 2, is not offered in room 1's other tab: %v; status %q", err, status)
+	}
+}
