@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -13,7 +12,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/rapporteur/rapporteur/server/domain"
-	"github.com/rapporteur/rapporteur/server/store"
 )
 
 // paste inserts text at the focused field, as a paste does.
@@ -212,27 +210,15 @@ func TestADeviceWhoseStorageTakesNothingStillSaves(t *testing.T) {
 func TestAnEditInAnotherTabIsNotOverwrittenUnseen(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	created, err := tb.f.store.CreateFinding(bg, &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: "Shared title", WhatDone: "Old text"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seed domain.Finding
-	if err := json.Unmarshal(created.Entry.Payload, &seed); err != nil {
-		t.Fatal(err)
-	}
+	seed, mine := tb.ownFinding(t, "Shared title")
 	a, b := tb.twoTabs(t)
-	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
-	setWhat := func(s string) chromedp.Action[chromedp.Void] {
-		return chromedp.Steps(
-			evalJS(`document.querySelector("#new-finding textarea[name=what_done]").value = ""`),
-			chromedp.SendKeys(chromedp.CSS(`#new-finding textarea[name=what_done]`), s))
-	}
+	setWhat := func(s string) chromedp.Action[chromedp.Void] { return setField("textarea[name=what_done]", s) }
 	for _, tab := range []context.Context{a, b} {
 		if err := chromedp.Do(tab, waitText(mine+".saved", "Shared title"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err = chromedp.Do(a, setWhat("Written in tab A"), chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+	err := chromedp.Do(a, setWhat("Written in tab A"), chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
 		waitText("#status", "every change is saved"))
 	if err != nil {
 		t.Fatal(err)

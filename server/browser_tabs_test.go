@@ -28,18 +28,9 @@ import (
 // (saving which would record the finding twice and leave it unchanged).
 func TestEditFormEndedWithoutAWordComesBackAsAnEdit(t *testing.T) {
 	tb := MustTablet(t)
-	bg := context.Background()
-	created, err := tb.f.store.CreateFinding(bg, &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: "Edited finding", WhatDone: "Old text"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seed domain.Finding
-	if err := json.Unmarshal(created.Entry.Payload, &seed); err != nil {
-		t.Fatal(err)
-	}
+	_, mine := tb.ownFinding(t, "Edited finding")
 	ctx := tb.browser
-	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		chromedp.Navigate(tb.page), waitText("#status", "Live"),
 		tap(mine+` button.edit`), waitText("#form-title", "Edit"),
 		chromedp.SendKeys(chromedp.CSS(`#new-finding textarea[name=what_done]`), ", and more"),
@@ -85,21 +76,9 @@ func TestEditFormEndedWithoutAWordComesBackAsAnEdit(t *testing.T) {
 func TestAnEditInAnotherTabIsNotOverwrittenWhileThisTabLags(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	created, err := tb.f.store.CreateFinding(bg, &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: "Shared title", WhatDone: "Old text"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seed domain.Finding
-	if err := json.Unmarshal(created.Entry.Payload, &seed); err != nil {
-		t.Fatal(err)
-	}
+	seed, mine := tb.ownFinding(t, "Shared title")
 	a, b := tb.twoTabs(t)
-	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
-	setWhat := func(s string) chromedp.Action[chromedp.Void] {
-		return chromedp.Steps(
-			evalJS(`document.querySelector("#new-finding textarea[name=what_done]").value = ""`),
-			chromedp.SendKeys(chromedp.CSS(`#new-finding textarea[name=what_done]`), s))
-	}
+	setWhat := func(s string) chromedp.Action[chromedp.Void] { return setField("textarea[name=what_done]", s) }
 	for _, tab := range []context.Context{a, b} {
 		if err := chromedp.Do(tab, waitText(mine+".saved", "Shared title"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
 			t.Fatal(err)
@@ -123,7 +102,7 @@ func TestAnEditInAnotherTabIsNotOverwrittenWhileThisTabLags(t *testing.T) {
 		WebSocket.prototype.send = function (d) { if (window.holdOps && String(d).includes('"type":"op"')) return; return s0.call(this, d); }`), evalJS(`window.heard = []; window.addEventListener("storage", e => window.heard.push(e.key))`)); err != nil {
 		t.Fatal(err)
 	}
-	err = chromedp.Do(a, setWhat("Written in tab A"), chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+	err := chromedp.Do(a, setWhat("Written in tab A"), chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
 		waitText("#status", "every change is saved"), evalJS(`localStorage.setItem("test:last", String(Date.now()))`))
 	if err != nil {
 		t.Fatal(err)
@@ -151,27 +130,14 @@ func TestAnEditInAnotherTabIsNotOverwrittenWhileThisTabLags(t *testing.T) {
 // (by someone else, or in another tab or window)": no one else changed it.
 func TestOwnTrimmedEditIsNoChangeMeanwhile(t *testing.T) {
 	tb := MustTablet(t)
-	bg := context.Background()
-	created, err := tb.f.store.CreateFinding(bg, &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: "Shared title", WhatDone: "Old text"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seed domain.Finding
-	if err := json.Unmarshal(created.Entry.Payload, &seed); err != nil {
-		t.Fatal(err)
-	}
+	_, mine := tb.ownFinding(t, "Shared title")
 	ctx := tb.browser
-	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
-	setTitle := func(s string) chromedp.Action[chromedp.Void] {
-		return chromedp.Steps(
-			evalJS(`document.querySelector("#new-finding input[name=title]").value = ""`),
-			chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), s))
-	}
+	setTitle := func(s string) chromedp.Action[chromedp.Void] { return setField("input[name=title]", s) }
 	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
 		t.Fatal(err)
 	}
 	tb.f.srv.Stop(t)
-	err = chromedp.Do(ctx,
+	err := chromedp.Do(ctx,
 		waitText("#status", "Offline"),
 		tap(mine+` button.edit`), waitText("#form-title", "Edit"),
 		setTitle("Shared title, edited "),
@@ -188,9 +154,7 @@ func TestOwnTrimmedEditIsNoChangeMeanwhile(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
 		waitText("#form-title", "Record a best practice"))
 	if err != nil {
-		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#form-error")))
-		theirs, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#new-finding .theirs")).map(e => e.textContent).join(" | ")`))
-		t.Fatalf("%v; form says %q; shown as theirs: %q", err, msg, theirs)
+		t.Fatalf("%v; %s", err, formSays(ctx))
 	}
 }
 
@@ -203,18 +167,10 @@ func TestOwnTrimmedEditIsNoChangeMeanwhile(t *testing.T) {
 func TestEditAgainAfterAConflictSavesWhileTheEntryIsLate(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	created, err := tb.f.store.CreateFinding(bg, &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: "Seed title", WhatDone: "Old text"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var seed domain.Finding
-	if err := json.Unmarshal(created.Entry.Payload, &seed); err != nil {
-		t.Fatal(err)
-	}
+	seed, mine := tb.ownFinding(t, "Seed title")
 	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
 	ctx := tb.browser
-	mine := fmt.Sprintf(`#findings li[data-id="%d"]`, seed.ID)
-	err = chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Seed title"),
+	err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Seed title"),
 		withholdEntries("Title by the other"),
 		tap(mine+` button.edit`), waitText("#form-title", "Edit"))
 	if err != nil {
@@ -235,9 +191,7 @@ func TestEditAgainAfterAConflictSavesWhileTheEntryIsLate(t *testing.T) {
 		waitText("#form-title", "Record a best practice"),
 	)
 	if err != nil {
-		msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#form-error")))
-		theirs, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#new-finding .theirs")).map(e => e.textContent).join(" | ")`))
-		t.Fatalf("%v; form says %q; shown as theirs: %q", err, msg, theirs)
+		t.Fatalf("%v; %s", err, formSays(ctx))
 	}
 }
 
@@ -351,4 +305,34 @@ func TestFormLeftInARoomIsOfferedWhileItsTabIsElsewhere(t *testing.T) {
 		status, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS("#status")))
 		t.Fatalf("room 1's form, typed in a tab now in room 2, is not offered in room 1's other tab: %v; status %q", err, status)
 	}
+}
+
+// ownFinding makes a finding of the tablet's person, titled title, and
+// returns it with the selector of its item in the page's list.
+func (tb *tablet) ownFinding(t *testing.T, title string) (domain.Finding, string) {
+	t.Helper()
+	created, err := tb.f.store.CreateFinding(context.Background(), &tb.person.ID, tb.w.ID, "seed-own", store.FindingInput{Title: title, WhatDone: "Old text"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f domain.Finding
+	if err := json.Unmarshal(created.Entry.Payload, &f); err != nil {
+		t.Fatal(err)
+	}
+	return f, fmt.Sprintf(`#findings li[data-id="%d"]`, f.ID)
+}
+
+// setField empties the form's field sel (a CSS selector within it) and
+// types s there.
+func setField(sel, s string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		evalJS(fmt.Sprintf(`document.querySelector(%q).value = ""`, "#new-finding "+sel)),
+		chromedp.SendKeys(chromedp.CSS("#new-finding "+sel), s))
+}
+
+// formSays is what the form says of a refused save, for a failure's message.
+func formSays(ctx context.Context) string {
+	msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#form-error")))
+	theirs, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#new-finding .theirs")).map(e => e.textContent).join(" | ")`))
+	return fmt.Sprintf("form says %q; shown as theirs: %q", msg, theirs)
 }
