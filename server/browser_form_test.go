@@ -296,3 +296,43 @@ func TestReleasedKeyMessagesAreReadOnlyForTheRapporteur(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyMessagesTypedBeforeTheReleaseAreNotPromisedASave: the
+// rapporteur types key messages (kept on the device, not saved yet); the
+// organizers release the workshop; the page is loaded again. The box is
+// read only and Save disabled now: the status line does not go on saying
+// the text is kept "until you save them", and the text can be let go of.
+func TestKeyMessagesTypedBeforeTheReleaseAreNotPromisedASave(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
+	ctx := tb.browser
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		chromedp.SendKeys(chromedp.CSS(`#km-form textarea`), "Typed before the release"),
+		waitText("#status", "key messages typed are kept on this device")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.f.store.DB().ExecContext(context.Background(), "UPDATE workshops SET release_state = 'released' WHERE id = ?", tb.w.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Reload(), waitText("#status", "Live"), waitText("#km-state", "only an organizer can change")); err != nil {
+		t.Fatal(err)
+	}
+	status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status")))
+	state, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#km-state")))
+	disabled, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#km-form button[type=submit]").disabled`))
+	hasDiscard, _ := chromedp.Run(ctx, chromedp.Evaluate[bool](`Array.from(document.querySelectorAll("#key-section button")).some(b => /discard/i.test(b.textContent))`))
+	if !disabled || strings.Contains(status, "until you save them") || !hasDiscard {
+		t.Fatalf("status %q, key messages %q: save disabled %v, a discard offered %v", status, state, disabled, hasDiscard)
+	}
+	err := chromedp.Do(ctx, evalJS(`window.confirm = () => true`), tap(`#km-discard`),
+		pollAcross(`document.querySelector("#km-form textarea").value === ""`, "the box to show the group's (none)"),
+		waitNone(`#km-discard:not([hidden])`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status"))); strings.Contains(status, "key messages typed") {
+		t.Fatalf("after the discard the status says %q", status)
+	}
+	if s := tb.stored(t, ctx, "km:"); s != "" {
+		t.Logf("kept: %q", s)
+	}
+}

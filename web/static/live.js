@@ -86,7 +86,6 @@
   // saved. Kept on the device with the room's copy: a page loaded before
   // the entry comes (a reload, offline) shows them saved too.
   var acked = [];
-  var tookSnapshot = false; // the room's copy came from a snapshot since last kept (see save)
   adoptAcked();
   var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
   var people = [];    // the room's presence list
@@ -249,9 +248,7 @@
         return false;
       }
     };
-    var dropState = function () {
-      try { localStorage.removeItem(storeKey + ":state2"); localStorage.removeItem(storeKey + ":state2seq"); localStorage.removeItem(storeKey + ":acked"); } catch (e) {}
-    };
+    var dropState = function () { try { localStorage.removeItem(storeKey + ":state2"); localStorage.removeItem(storeKey + ":acked"); } catch (e) {} };
     if (!write()) {
       if (!dropOtherStates() || !write()) {
         dropState();
@@ -272,19 +269,7 @@
       dropState();
       return true;
     }
-    // The newest copy of the room is kept: a tab that lags (its link
-    // slow) does not write its older copy over one another tab kept,
-    // which an edit is judged against (see changedMeanwhile). A snapshot
-    // is the room as it is now, whatever was kept (a database restored
-    // from a backup numbers its entries lower).
-    try {
-      var keptSeq = Number(localStorage.getItem(storeKey + ":state2seq") || -1);
-      if (state.seq >= keptSeq || tookSnapshot) {
-        localStorage.setItem(storeKey + ":state2", JSON.stringify(state));
-        localStorage.setItem(storeKey + ":state2seq", String(state.seq));
-        tookSnapshot = false;
-      }
-    } catch (e) { dropState(); return true; }
+    try { localStorage.setItem(storeKey + ":state2", JSON.stringify(state)); } catch (e) { dropState(); return true; }
     // Acked ops of every tab of the device whose entry the copy lacks.
     var seen = {}, keep = acked.concat(load(":acked", [])).filter(function (a) {
       return isAcked(a) && a.seq > state.seq && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
@@ -316,7 +301,7 @@
   // on their next visit. Unsent and refused changes are never dropped. It
   // reports whether it dropped any.
   function dropOtherStates() {
-    return dropStates(function (k) { return k === storeKey + ":state2" || k === storeKey + ":state2seq" || k === storeKey + ":acked"; });
+    return dropStates(function (k) { return k === storeKey + ":state2" || k === storeKey + ":acked"; });
   }
   // dropStates drops the copies of rooms kept on this device, but those
   // keep accepts, and reports whether it dropped any.
@@ -325,7 +310,7 @@
     try {
       for (var i = 0; i < localStorage.length; i++) {
         var k = localStorage.key(i);
-        if (k && k.indexOf("rapporteur:") === 0 && /:(state2?|state2seq|acked)$/.test(k) && !keep(k)) keys.push(k);
+        if (k && k.indexOf("rapporteur:") === 0 && /:(state2?|acked)$/.test(k) && !keep(k)) keys.push(k);
       }
       keys.forEach(function (k) { localStorage.removeItem(k); });
     } catch (e) {}
@@ -353,7 +338,8 @@
       if (cls === "live") cls = "saving";
     }
     if (!storageFull && !draftFull && !signedOut && formDirty()) text += " · the form's text is kept on this device until you save it";
-    if (!storageFull && !signedOut && kmDraft && curate) text += kmFull ? " · This device's storage is full: the key messages typed may be lost if the page closes." : " · the key messages typed are kept on this device until you save them";
+    if (!storageFull && !signedOut && kmDraft && curate) text += kmLocked ? " · the key messages typed here cannot be saved: the workshop is released" :
+      kmFull ? " · This device's storage is full: the key messages typed may be lost if the page closes." : " · the key messages typed are kept on this device until you save them";
     if (storageFull && live && n === 0 && !failed.length && !draftFull) {
       text += " · This device's storage is full: changes from now on are sent but not kept on it: keep the page open until they are saved.";
       cls = "offline";
@@ -561,6 +547,20 @@
     if (!curate) return;
     kmBox.readOnly = kmLocked; // its text can still be read and copied
     kmForm.querySelector("button[type=submit]").disabled = kmLocked;
+    // Text typed before the release can no longer be saved here: it can
+    // be copied (to an organizer), then let go of.
+    var drop = document.getElementById("km-discard");
+    if (!drop && kmLocked && kmDraft) {
+      drop = kmForm.appendChild(button("Discard the text written here", "discard", function () {
+        if (!kmDraft || !window.confirm("Discard the key messages written here? They were not saved, and only an organizer can change the key messages now.")) return;
+        kmDraft = null;
+        keepKmDraft();
+        kmBox.value = "";
+        render();
+      }));
+      drop.id = "km-discard";
+    }
+    if (drop) drop.hidden = !(kmLocked && kmDraft);
     var refused = failed.some(function (op) { return op.kind === "keymessages.set"; });
     kmState.textContent = kmLocked ? "Released: only an organizer can change the key messages now" + (kmDraft ? " · the text written here is not saved" : "") :
       unsent ? "On this device · not saved yet" : kmDraft ? "Written here · not saved: Save key messages keeps them" :
@@ -953,7 +953,7 @@
     var put = function () { localStorage.setItem(handPrefix + tabID, String(Date.now())); };
     try { put(); } catch (e) {
       try { dropOtherStates(); put(); } catch (e2) {
-        try { localStorage.removeItem(storeKey + ":state2"); localStorage.removeItem(storeKey + ":state2seq"); put(); } catch (e3) {}
+        try { localStorage.removeItem(storeKey + ":state2"); put(); } catch (e3) {}
       }
     }
   }
@@ -1489,7 +1489,6 @@
         var shop = (f.state && f.state.workshop) || {};
         state = { seq: f.seq, findings: {}, voted: state.voted, km: { text: shop.key_messages || "", version: shop.key_messages_version || 0 } };
         if (shop.release_state) kmLocked = shop.release_state === "released" && !release;
-        tookSnapshot = true;
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
         break;
       case "entry":
@@ -1799,18 +1798,18 @@
   // after a conflict, based on the version now: saving again is a choice
   // made in sight of them, never an overwrite unseen.
   function changedMeanwhile(fields) {
-    var id = editing.id, base = state.findings[id];
+    var id = editing.id, base = state.findings[id], baseSeq = state.seq;
     if (!base) return false; // gone: see render
     // Another tab of the device may have heard more of the room than this
-    // one (its link lags): the copy it kept is newer then.
+    // one (its link lags): the copy it kept last may be newer then.
     var kept = load(":state2", null);
     if (kept && typeof kept.seq === "number" && kept.seq > state.seq && kept.findings && kept.findings[id] &&
-        kept.findings[id].version > base.version) base = kept.findings[id];
+        kept.findings[id].version > base.version) { base = kept.findings[id]; baseSeq = kept.seq; }
     // A form based on a version newer than any known here (a conflict's
     // copy, its entry late) is judged by the server alone.
     if (base.version < editing.base) return false;
     var f = base;
-    acked.forEach(function (a) { f = overlay(f, a.op); });
+    acked.forEach(function (a) { if (a.seq > baseSeq) f = overlay(f, a.op); }); // not those the copy has
     queue.forEach(function (op) { f = overlay(f, op); });
     if (f.gone) return false;
     var now = fieldsOf(f), over = Object.keys(fields).filter(function (k) {

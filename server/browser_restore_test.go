@@ -1,0 +1,174 @@
+package main
+
+// Tests of the tablet page across a database restored from a backup.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/rapporteur/rapporteur/server/domain"
+	"github.com/rapporteur/rapporteur/server/store"
+)
+
+// seedFindings creates n findings in the tablet's workshop through the
+// store, and returns their ids and the seq of each one's entry.
+func (tb *tablet) seedFindings(t *testing.T, prefix string, n int) (ids, seqs []int64) {
+	t.Helper()
+	for i := 1; i <= n; i++ {
+		a, err := tb.f.store.CreateFinding(context.Background(), &tb.person.ID, tb.w.ID, fmt.Sprintf("%s-%d-%d", prefix, i, time.Now().UnixNano()), store.FindingInput{Title: fmt.Sprintf("%s %d", prefix, i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var f domain.Finding
+		if err := json.Unmarshal(a.Entry.Payload, &f); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, f.ID)
+		seqs = append(seqs, a.Entry.Seq)
+	}
+	return ids, seqs
+}
+
+// deadSocketsFromNowOn makes every WebSocket the page opens from now on
+// go to a port no one listens on (the tablet's link went right after).
+const deadSocketsFromNowOn = `(() => {
+	const W = window.WebSocket;
+	const D = function (u) { return new W("ws://127.0.0.1:9/ws"); };
+	D.prototype = W.prototype; D.CONNECTING = 0; D.OPEN = 1; D.CLOSING = 2; D.CLOSED = 3;
+	window.WebSocket = D;
+})()`
+
+// TestAReloadAfterARestoreShowsTheRestoredLog: the database is restored
+// from a backup while the page is live; the server closes the page with
+// 4009 (join again with a snapshot). The page's link goes right after
+// (it cannot rejoin), while the group goes on writing in the restored log
+// past the old head. The tablet then reloads the page: it shows the room
+// as it is, not the findings the restore took away as saved (the copy is
+// kept with seq -1 at the 4009, so the next join takes a snapshot).
+func TestAReloadAfterARestoreShowsTheRestoredLog(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	room := store.WorkshopRoom(tb.w.ID)
+	ids, seqs := tb.seedFindings(t, "Before the backup", 8)
+	oldHead := seqs[len(seqs)-1]
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 8"),
+		pollAcross(fmt.Sprintf(`JSON.parse(localStorage.getItem(%q) || "{}").seq === %d`, tb.storeKey("state2"), oldHead), "the copy at the old head")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, evalJS(deadSocketsFromNowOn)); err != nil {
+		t.Fatal(err)
+	}
+	// The backup was taken after the first two findings.
+	keep := seqs[1]
+	restoreRoom(t, tb.f, room, keep, ids[2:])
+	// Someone joins from the old head: the server finds the restore and
+	// closes the members holding the other log (4009).
+	c := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "FI", "ngo").Dial(t, tb.f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": oldHead})
+	c.next(t, ofType("joined"))
+	if err := chromedp.Do(ctx, waitText("#status", "Offline")); err != nil {
+		t.Fatal(err)
+	}
+	kept := tb.stored(t, ctx, "state2")
+	var k struct{ Seq int64 }
+	_ = json.Unmarshal([]byte(kept), &k)
+	t.Logf("after 4009, the kept copy's seq is %d (old head %d, restored to %d)", k.Seq, oldHead, keep)
+	// The restored log grows past the old head.
+	tb.seedFindings(t, "After the restore", int(oldHead-keep)+2)
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "After the restore")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li h3"), h => h.textContent).join(" | ")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i <= 8; i++ {
+		if strings.Contains(shown, fmt.Sprintf("Before the backup %d", i)) {
+			t.Fatalf("after the reload the page shows findings the restore took away as saved: %s", shown)
+		}
+	}
+}
+
+// deafLink makes a page's WebSockets hear nothing while window.deaf is
+// set: no message, no close (a dead link, not noticed yet).
+const deafLink = `window.deaf = false;
+	for (const ev of ["onclose", "onmessage"]) {
+		const d = Object.getOwnPropertyDescriptor(WebSocket.prototype, ev);
+		Object.defineProperty(WebSocket.prototype, ev, { configurable: true, get() { return d.get.call(this); },
+			set(fn) { d.set.call(this, e => { if (!window.deaf) fn(e); }); } });
+	}`
+
+// TestATabOnTheReplacedLogDoesNotHideAFindingSavedAfterTheRestore: the
+// database is restored from a backup while two tabs of the tablet are
+// open. Tab A hears the 4009 and joins again with a snapshot. Tab B's
+// link is dead (not noticed yet): it still holds the replaced log's copy,
+// at a seq above the restored head, and keeps it as it goes to the
+// background. The person records a finding in tab A: saved. The Wi-Fi
+// goes, the person reloads tab A: the finding just saved is there, and
+// not the findings the restore took away (tab A's copy is kept, whatever
+// seq another tab's had).
+func TestATabOnTheReplacedLogDoesNotHideAFindingSavedAfterTheRestore(t *testing.T) {
+	tb := MustTablet(t)
+	room := store.WorkshopRoom(tb.w.ID)
+	ids, seqs := tb.seedFindings(t, "Before the backup", 8)
+	oldHead := seqs[len(seqs)-1]
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 8")); err != nil {
+		t.Fatal(err)
+	}
+	mustKeepPage(t, a)
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	err := chromedp.Do(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: deafLink})
+		return err
+	}), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 8"), evalJS(`window.deaf = true`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := seqs[1]
+	restoreRoom(t, tb.f, room, keep, ids[2:])
+	c := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "FI", "ngo").Dial(t, tb.f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": oldHead})
+	c.next(t, ofType("joined"))
+	// Tab A joins again with a snapshot of the restored log.
+	if err := chromedp.Do(a, pollAcross(`!document.querySelector("#findings").textContent.includes("Before the backup 8")`, "tab A to show the restored room"),
+		waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	// The person switches from tab B to tab A: tab B goes to the background.
+	if err := chromedp.Do(b, evalJS(`Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+		document.dispatchEvent(new Event("visibilitychange"))`)); err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(a, typeFinding("Typed after the restore"), waitText("#findings li.saved", "Typed after the restore"),
+		waitText("#status", "every change is saved"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.mustBeSavedOnce(t, "Typed after the restore")
+	time.Sleep(time.Second)
+	t.Logf("kept copy: %.200s", tb.stored(t, a, "state2"))
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(a, chromedp.Reload(), waitText("#status", "Offline"), waitText("#findings", "Before the backup 2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown, err := chromedp.Run(a, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li h3"), h => h.textContent).join(" | ")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(shown, "Typed after the restore") || strings.Contains(shown, "Before the backup 8") {
+		t.Fatalf("reloaded offline, tab A shows: %s; want the finding saved after the restore, and none the restore took away", shown)
+	}
+	_ = fmt.Sprint
+}
