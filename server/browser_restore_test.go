@@ -172,3 +172,76 @@ func TestATabOnTheReplacedLogDoesNotHideAFindingSavedAfterTheRestore(t *testing.
 	}
 	_ = fmt.Sprint
 }
+
+// TestARestoredFindingIsNotChangedMeanwhileByTheReplacedLog: a finding
+// was edited after the backup ("Taken away by the restore"); the database is
+// restored. Tab A rejoins with a snapshot (the finding as the backup has it);
+// tab B's link is dead (not noticed yet) and keeps its replaced-log copy
+// (higher seq) as it goes to the background. The person edits the finding's
+// "what was done" in tab A: it must save, not say "Changed meanwhile" with
+// the text the restore took away as someone else's.
+func TestARestoredFindingIsNotChangedMeanwhileByTheReplacedLog(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	room := store.WorkshopRoom(tb.w.ID)
+	seed, mine := tb.ownFinding(t, "Shared title")
+	var keep int64
+	if err := tb.f.store.DB().NewRaw("SELECT seq FROM rooms WHERE id = ?", room).Scan(bg, &keep); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.f.store.UpdateFinding(bg, &tb.person.ID, tb.w.ID, "op-taken-away", seed.ID, seed.Version,
+		map[string]json.RawMessage{"what_done": json.RawMessage(`"Taken away by the restore"`)}); err != nil {
+		t.Fatal(err)
+	}
+	ids, seqs := tb.seedFindings(t, "Before the backup", 3)
+	oldHead := seqs[len(seqs)-1]
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Taken away by the restore")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	err := chromedp.Do(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: deafLink})
+		return err
+	}), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 3"), evalJS(`window.deaf = true`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreRoom(t, tb.f, room, keep, ids)
+	if _, err := tb.f.store.DB().ExecContext(bg, "UPDATE findings SET what_done = 'Old text', version = ? WHERE id = ?", seed.Version, seed.ID); err != nil {
+		t.Fatal(err)
+	}
+	c := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "FI", "ngo").Dial(t, tb.f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": oldHead})
+	c.next(t, ofType("joined"))
+	if err := chromedp.Do(a, pollAcross(`!document.querySelector("#findings").textContent.includes("Before the backup 3")`, "tab A to show the restored room"),
+		waitText("#status", "Live"), waitText(mine, "Old text")); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kept copy: %.120s", tb.stored(t, a, "state2"))
+	// The person opens the finding in tab A, looks at tab B a moment, and
+	// comes back to tab A (tab B goes to the background).
+	err = chromedp.Do(a, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
+		setField("textarea[name=what_done]", "Written after the restore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := chromedp.Do(b, evalJS(`Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+		document.dispatchEvent(new Event("visibilitychange"))`)); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("kept before the save: %.40s", tb.stored(t, a, "state2"))
+	err = chromedp.Do(a, chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("keep %d oldHead %d; after submit kept: %.60s", keep, oldHead, tb.stored(t, a, "state2"))
+	time.Sleep(3 * time.Second)
+	got, err := tb.f.store.Finding(bg, seed.ID)
+	if err != nil || got.WhatDone != "Written after the restore" || strings.Contains(formSays(a), "Changed meanwhile") {
+		t.Fatalf("what was done %q (%v); %s", got.WhatDone, err, formSays(a))
+	}
+	_ = fmt.Sprint
+}

@@ -1798,20 +1798,17 @@
   // after a conflict, based on the version now: saving again is a choice
   // made in sight of them, never an overwrite unseen.
   function changedMeanwhile(fields) {
-    var id = editing.id, base = state.findings[id], baseSeq = state.seq;
+    // Judged against this page's copy of the room: the one another tab
+    // kept may be of the log a restore replaced. (A tab whose link lags
+    // learns of another tab's edit only by its entry, or while it is on
+    // the device's queue.)
+    var id = editing.id, base = state.findings[id];
     if (!base) return false; // gone: see render
-    // Another tab of the device may have heard more of the room than this
-    // one (its link lags): the copy it kept last may be newer then.
-    var kept = load(":state2", null);
-    if (kept && typeof kept.seq === "number" && kept.seq > state.seq && kept.findings && kept.findings[id] &&
-        kept.findings[id].version > base.version) { base = kept.findings[id]; baseSeq = kept.seq; }
     // A form based on a version newer than any known here (a conflict's
     // copy, its entry late) is judged by the server alone.
     if (base.version < editing.base) return false;
-    var f = base;
-    acked.forEach(function (a) { if (a.seq > baseSeq) f = overlay(f, a.op); }); // not those the copy has
-    queue.forEach(function (op) { f = overlay(f, op); });
-    if (f.gone) return false;
+    var f = view(id);
+    if (!f) return false;
     var now = fieldsOf(f), over = Object.keys(fields).filter(function (k) {
       return k in now && differs(now, editing.orig, k) && differs(now, fields, k);
     });
