@@ -157,11 +157,7 @@ func TestATabThatAnswersIsNotTakenForGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := tb.storeKey("draft:")
-	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
-	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
-		t.Fatalf("tab A's kept form: %q (%v), want one", tabA, err)
-	}
+	tabA := tb.keptBy(t, a, "draft")
 	// A's last beat made old, as 20 s of slowed timers would; B looks.
 	err = chromedp.Do(b, evalJS(fmt.Sprintf(`localStorage.setItem(%q, "0"); window.dispatchEvent(new Event("focus"))`, tb.storeKey("alive:"+tabA))))
 	if err != nil {
@@ -176,6 +172,13 @@ func TestATabThatAnswersIsNotTakenForGone(t *testing.T) {
 	}
 }
 
+// localStorageTakesNothing makes the page's localStorage refuse every
+// write from then on, as a full device's (or a private window's without
+// any) does.
+const localStorageTakesNothing = `Storage.prototype.setItem = function (k) {
+	if (this === window.localStorage) throw new DOMException("quota 0", "QuotaExceededError");
+}`
+
 // TestADeviceWhoseStorageTakesNothingStillSaves: where the device's
 // storage takes nothing (full, or a private window without any), a change
 // made online is sent all the same, kept by the page until saved, and the
@@ -187,9 +190,7 @@ func TestADeviceWhoseStorageTakesNothingStillSaves(t *testing.T) {
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
-		evalJS(`Storage.prototype.setItem = function (k) {
-			if (this === window.localStorage) throw new DOMException("quota 0", "QuotaExceededError");
-		}`),
+		evalJS(localStorageTakesNothing),
 		typeFinding("Typed with no storage"),
 		waitText("#form-error", "not kept on it: it is being sent now"),
 		waitText("#findings li.saved", "Typed with no storage"),

@@ -186,9 +186,7 @@ func TestRefusedChangeWithStorageFullIsSaidToBeAtRisk(t *testing.T) {
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(tb.page),
 		waitText("#status", "Live"),
-		evalJS(`Storage.prototype.setItem = function (k) {
-			if (this === window.localStorage) throw new DOMException("quota 0", "QuotaExceededError");
-		}`),
+		evalJS(localStorageTakesNothing),
 		addGoneCountry,
 		typeFinding("Refused with no storage"),
 		waitText("#findings li.failed", "Refused with no storage"),
@@ -227,11 +225,7 @@ func TestFormLeftInARoomIsOfferedWhileItsTabIsElsewhere(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := tb.storeKey("draft:")
-	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
-	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
-		t.Fatalf("tab A's kept form: %q (%v), want one", tabA, err)
-	}
+	tabA := tb.keptBy(t, a, "draft")
 	if err := chromedp.Do(a, chromedp.Navigate(other), waitText("#status", "Live")); err != nil {
 		t.Fatal(err)
 	}

@@ -181,6 +181,19 @@ func (tb *tablet) stored(t *testing.T, ctx context.Context, key string) string {
 	return v
 }
 
+// keptBy returns the id of the one tab whose kind of text ("draft", the
+// finding form; "km", the key messages) the device keeps for the room,
+// as ctx's page sees it.
+func (tb *tablet) keptBy(t *testing.T, ctx context.Context, kind string) string {
+	t.Helper()
+	prefix := tb.storeKey(kind + ":")
+	tab, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
+	if err != nil || tab == "" || strings.Contains(tab, " ") {
+		t.Fatalf("the tab whose %s the device keeps: %q (%v), want one", kind, tab, err)
+	}
+	return tab
+}
+
 // mustBeSavedOnce fails unless exactly one finding titled title is in the database.
 func (tb *tablet) mustBeSavedOnce(t *testing.T, title string) {
 	t.Helper()
@@ -1320,10 +1333,7 @@ func TestTabletAsleepKeepsItsUntouchedEditForm(t *testing.T) {
 		t.Fatal(err)
 	}
 	prefix := tb.storeKey("draft:")
-	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
-	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
-		t.Fatalf("tab A's kept form: %q (%v), want one", tabA, err)
-	}
+	tabA := tb.keptBy(t, a, "draft")
 	// Tab A asleep, as a tablet suspends a page in the background: it
 	// answers no other page's question (a frozen page still would) and
 	// beats no more, and its last beat is made old. Tab B looks at once (shown again), and
@@ -1413,11 +1423,7 @@ func TestTabletDuplicatedTabKeepsItsOwnForm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("rapporteur:%d:%s:draft:", tb.person.ID, store.WorkshopRoom(tb.w.ID))
-	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
-	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
-		t.Fatalf("tab A's kept form: %q (%v), want one", tabA, err)
-	}
+	tabA := tb.keptBy(t, a, "draft")
 	b, closeB := chromedp.NewContext(a)
 	defer closeB()
 	err = chromedp.Do(b,
@@ -3266,11 +3272,7 @@ func TestTabletKeepsKeyMessagesOfAClosedTab(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prefix := fmt.Sprintf("rapporteur:%d:%s:km:", tb.person.ID, store.WorkshopRoom(tb.w.ID))
-	tabA, err := chromedp.Run(a, chromedp.Evaluate[string](fmt.Sprintf(`Object.keys(localStorage).filter(k => k.startsWith(%q)).map(k => k.slice(%d)).join(" ")`, prefix, len(prefix))))
-	if err != nil || tabA == "" || strings.Contains(tabA, " ") {
-		t.Fatalf("tab A's kept key messages: %q (%v), want one", tabA, err)
-	}
+	tabA := tb.keptBy(t, a, "km")
 	// Tab B, open meanwhile, types its own: A's text stays kept.
 	b, closeB := chromedp.NewContext(a)
 	defer closeB()

@@ -363,22 +363,27 @@ func (l *live) Apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 // createdResult is the ack result of the create whose entry's payload is
 // payload: {"id":N}, or nil when payload names no id.
 func createdResult(payload json.RawMessage) json.RawMessage {
+	var id int64
 	// A payload read back from Postgres is jsonb's text, whose keys come
 	// shortest first: "id" leads. Otherwise it is decoded.
 	if rest, ok := bytes.CutPrefix(payload, []byte(`{"id": `)); ok {
 		if i := bytes.IndexAny(rest, ",}"); i > 0 {
-			if n, err := strconv.ParseInt(string(rest[:i]), 10, 64); err == nil && n > 0 {
-				return append(strconv.AppendInt([]byte(`{"id":`), n, 10), '}')
-			}
+			id, _ = strconv.ParseInt(string(rest[:i]), 10, 64)
 		}
 	}
-	var f struct {
-		ID int64 `json:"id"`
+	if id <= 0 {
+		var f struct {
+			ID int64 `json:"id"`
+		}
+		if json.Unmarshal(payload, &f) != nil {
+			return nil
+		}
+		id = f.ID
 	}
-	if json.Unmarshal(payload, &f) != nil || f.ID <= 0 {
+	if id <= 0 {
 		return nil
 	}
-	return append(strconv.AppendInt([]byte(`{"id":`), f.ID, 10), '}')
+	return append(strconv.AppendInt([]byte(`{"id":`), id, 10), '}')
 }
 
 // apply validates, authorizes and applies op in one transaction with its
