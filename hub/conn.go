@@ -621,7 +621,7 @@ func (c *conn) op(f Frame) error {
 	}
 	queued, done := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	op := Op{Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Body: f.Body,
+	op := Op{Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Client: f.Client, Body: f.Body,
 		Queued: func() { once.Do(func() { close(queued) }) }, Committed: m.r.offer,
 		Order: c.chain.place(key)}
 	c.flightWG.Add(1)

@@ -24,6 +24,7 @@ const (
 	MaxOpIDLen    = 100
 	MaxKindLen    = 64
 	MaxEditingLen = 200
+	MaxClientLen  = 64
 	MaxPingToken  = 256 // bytes of the compact JSON "t" value
 )
 
@@ -36,6 +37,7 @@ type Frame struct {
 	OpID    string          // op: id made on the device, 1..MaxOpIDLen characters
 	Kind    string          // op: e.g. "finding.update"
 	Base    int64           // op: version the change is based on; 0 when not given
+	Client  string          // op: the client it comes from (see PROTOCOL.md), "" when not given
 	Body    json.RawMessage // op: compact JSON object, nil when absent
 	Editing string          // presence: id of what the person is editing, "" for nothing
 	T       json.RawMessage // ping: compact JSON value echoed in the pong, nil when absent
@@ -49,6 +51,7 @@ type wireFrame struct {
 	OpID    *string         `json:"op_id"`
 	Kind    *string         `json:"kind"`
 	Base    *int64          `json:"base"`
+	Client  *string         `json:"client"`
 	Body    json.RawMessage `json:"body"`
 	Editing *string         `json:"editing"`
 	T       json.RawMessage `json:"t"`
@@ -133,6 +136,12 @@ func DecodeFrame(data []byte) (Frame, *OpError) {
 			}
 			out.Base = *w.Base
 		}
+		if w.Client != nil && *w.Client != "" {
+			if !validText(*w.Client, MaxClientLen) {
+				return f, badFrame("client: at most %d characters, no control characters", MaxClientLen)
+			}
+			out.Client = *w.Client
+		}
 		body, e := compactJSON(w.Body)
 		if e != nil {
 			return f, badFrame("body: %s", e)
@@ -211,10 +220,11 @@ func (f Frame) MarshalJSON() ([]byte, error) {
 		OpID    string          `json:"op_id,omitempty"`
 		Kind    string          `json:"kind,omitempty"`
 		Base    int64           `json:"base,omitempty"`
+		Client  string          `json:"client,omitempty"`
 		Body    json.RawMessage `json:"body,omitempty"`
 		Editing *string         `json:"editing,omitempty"`
 		T       json.RawMessage `json:"t,omitempty"`
-	}{Type: f.Type, Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Body: f.Body, T: f.T}
+	}{Type: f.Type, Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Client: f.Client, Body: f.Body, T: f.T}
 	if f.Type == TypeJoin {
 		w.Since = &f.Since
 	}

@@ -58,7 +58,10 @@ type Op struct {
 	OpID string
 	Kind string
 	Base int64 // version the update is based on; 0 when not given
-	Body json.RawMessage
+	// Client names the client the op comes from (one browser of a
+	// device, say), "" when not given: the Backend judges conflicts by it.
+	Client string
+	Body   json.RawMessage
 	// Queued, when the Backend calls it, tells the hub that the op's place
 	// in its room's order is fixed (e.g. it waits in the room's commit
 	// queue): any op the connection sends after it will be applied after

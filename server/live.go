@@ -395,6 +395,7 @@ func (l *live) apply(ctx context.Context, id hub.Identity, op hub.Op) (hub.Entry
 	if op.Order != nil {
 		ctx = store.WithOrder(ctx, op.Order)
 	}
+	ctx = store.WithClient(ctx, op.Client)
 	r, err := parseRoom(op.Room)
 	if err != nil {
 		return hub.Entry{}, err

@@ -1281,6 +1281,58 @@ func TestConflictingEditsAreNotOverwritten(t *testing.T) {
 	}
 }
 
+// One person on two devices: the tablet, whose copy is behind, does not
+// save over the title they wrote since on the laptop. Each device names
+// its client in its ops; the laptop's own later save of the field, based
+// on the same version, is no conflict. The entries never carry a client.
+func TestAStaleDeviceOfThePersonDoesNotSaveOverTheirNewerText(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	m := f.MustMember(t, domain.RoleParticipant, w, "FI", "police")
+	laptop, tablet := m.Dial(t, f.srv.URL), m.Dial(t, f.srv.URL)
+	laptop.join(t, room, 0)
+	tablet.join(t, room, 0)
+	from := func(client, id string, base int64, title string, fid int64) map[string]any {
+		o := op(room, id, "finding.update", base, map[string]any{"id": fid, "fields": map[string]any{"title": title}})
+		o["client"] = client
+		return o
+	}
+	laptop.send(t, op(room, "new", "finding.create", 0, map[string]any{"title": "Draft"}))
+	_, fnd := laptop.created(t, "new")
+	laptop.send(t, from("laptop", "l1", 1, "Written on the laptop", fnd.ID))
+	if fr := laptop.next(t, answerTo("l1")); fr.Type != "ack" {
+		t.Fatalf("the laptop's save: %+v", fr)
+	}
+	laptop.send(t, from("laptop", "l2", 1, "Written on the laptop, again", fnd.ID))
+	if fr := laptop.next(t, answerTo("l2")); fr.Type != "ack" {
+		t.Fatalf("the laptop's second save on version 1: %+v, want its own", fr)
+	}
+	// (The tablet's page would have had it by now; its save was queued
+	// before, based on version 1.)
+	e := tablet.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "l2" })
+	if strings.Contains(string(e.Payload), `"client"`) {
+		t.Fatalf("an entry names its client: %s", e.Payload)
+	}
+	tablet.send(t, from("tablet", "t1", 1, "Typed on the tablet offline", fnd.ID))
+	fr := tablet.next(t, answerTo("t1"))
+	if fr.Type != "error" || fr.Code != "conflict" || !strings.Contains(string(fr.Detail), "Written on the laptop, again") {
+		t.Fatalf("the tablet's stale save: %+v, want a conflict carrying the laptop's title", fr)
+	}
+	if got, _ := f.store.Finding(context.Background(), fnd.ID); got.Title != "Written on the laptop, again" {
+		t.Fatalf("title %q, want the laptop's", got.Title)
+	}
+	// A bad name is the frame's error, and the connection goes on.
+	tablet.send(t, from("tab\tlet", "t2", 1, "x", fnd.ID))
+	if fr := tablet.next(t, answerTo("t2")); fr.Type != "error" || fr.Code != "bad_frame" || !strings.Contains(fr.Message, "client") {
+		t.Fatalf("a client with a tab: %+v, want bad_frame naming client", fr)
+	}
+	tablet.send(t, from("tablet", "t3", 3, "Typed on the tablet, seen the laptop's", fnd.ID))
+	if fr := tablet.next(t, answerTo("t3")); fr.Type != "ack" {
+		t.Fatalf("the tablet's save over the version it has seen: %+v", fr)
+	}
+}
+
 // A save that fails on a database error holds back the ops sent after it
 // until it is sent again: two saves of one title, the first failing, end
 // with the second, not with the first applied last on its resend.

@@ -10,8 +10,10 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -79,6 +81,8 @@ type pendingOp struct {
 	committed func(e domain.LogEntry, more bool)
 	// order, if set, is the op's place among its client's ops (see WithOrder).
 	order Order
+	// client names the client the op came from (see WithClient), "" for none.
+	client string
 	// handed tells that committed was called (see handOver).
 	handed bool
 
@@ -96,6 +100,12 @@ func newCommitter(s *Store) *committer {
 // the op may still be applied; a retry with the same op id is answered
 // with its entry.
 func (c *committer) submit(ctx context.Context, room string, op *pendingOp) (Applied, error) {
+	op.client = clientOf(ctx)
+	if op.client != "" {
+		if err := checkClient(op.client); err != nil {
+			return Applied{}, err
+		}
+	}
 	op.done = make(chan struct{})
 	op.queued = time.Now()
 	op.committed, _ = ctx.Value(committedKey{}).(func(domain.LogEntry, bool))
@@ -176,6 +186,41 @@ func WithCurateRight(ctx context.Context) context.Context { return withRight(ctx
 func checkNotReleased(f domain.Finding, right bool) error {
 	if f.ReleaseState == domain.Released && !right {
 		return domain.Errorf(domain.Forbidden, "Finding %d is released and may be public; only an organizer can change it now.", f.ID)
+	}
+	return nil
+}
+
+type clientKey struct{}
+
+// maxClientLen is the most characters a client's name may have (see
+// WithClient), as log_clients keeps it.
+const maxClientLen = 64
+
+// WithClient returns ctx naming the client (one browser of a device, say)
+// that an op submitted with it comes from. Of a finding update, the log
+// keeps it (in log_clients, never sent); an update or delete that names
+// a client is a conflict with a change of the same person since its base
+// made from another client, or from none named, as with anyone else's.
+// Without it, every change of the same person is the op's own. An empty
+// name names none.
+func WithClient(ctx context.Context, client string) context.Context {
+	if client == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, clientKey{}, client)
+}
+
+// clientOf is the client ctx names (see WithClient), "" for none.
+func clientOf(ctx context.Context) string {
+	c, _ := ctx.Value(clientKey{}).(string)
+	return c
+}
+
+// checkClient checks a client's name as log_clients keeps it: one that
+// is not storable could be taken for another.
+func checkClient(client string) error {
+	if utf8.RuneCountInString(client) > maxClientLen || !storable(client) {
+		return domain.Errorf(domain.Invalid, "A client name of 1 to %d characters, none of them a control character, is required.", maxClientLen)
 	}
 	return nil
 }
@@ -365,7 +410,7 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 			ok = ok || op.err != nil
 		}
 		if !ok {
-			op.res, op.err = s.applyOne(ctx, room, op.opID, op.actor, op.change)
+			op.res, op.err = s.applyOne(ctx, room, op, op.change)
 		}
 		breakOrder(op, op.err)
 		if op.err == nil && !op.res.Replayed {
@@ -389,7 +434,7 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 				if ctx.Err() != nil {
 					op.res, op.err = Applied{}, err
 				} else {
-					op.res, op.err = s.applyOne(ctx, room, op.opID, op.actor, op.change)
+					op.res, op.err = s.applyOne(ctx, room, op, op.change)
 				}
 				breakOrder(op, op.err)
 				if op.err == nil && !op.res.Replayed {
@@ -459,8 +504,9 @@ func handOverRecovering(ops []*pendingOp) {
 	}
 }
 
-// applyOne runs one op in its own transaction.
-func (s *Store) applyOne(ctx context.Context, room, opID string, actor *int64, change Change) (Applied, error) {
+// applyOne runs one op in its own transaction, with change for its body.
+func (s *Store) applyOne(ctx context.Context, room string, op *pendingOp, change Change) (Applied, error) {
+	opID, actor := op.opID, op.actor
 	var out Applied
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		seq, err := nextSeq(ctx, tx, room)
@@ -482,6 +528,9 @@ func (s *Store) applyOne(ctx context.Context, room, opID string, actor *int64, c
 		}
 		e, err := insertEntry(ctx, tx, room, seq, opID, actor, kind, payload)
 		out = Applied{Entry: e}
+		if err == nil && keepsClient(kind, op.client) {
+			err = logClients(ctx, tx, room, []int64{seq}, []string{op.client})
+		}
 		return err
 	})
 	if err == errReplayed {
@@ -491,6 +540,23 @@ func (s *Store) applyOne(ctx context.Context, room, opID string, actor *int64, c
 		return Applied{}, err
 	}
 	return out, nil
+}
+
+// keepsClient tells whether an entry of kind logs the client it came
+// from: only an update's is read (see changedByOthers).
+func keepsClient(kind, client string) bool { return client != "" && kind == "finding.update" }
+
+// logClients keeps, in log_clients, the client of each of room's entries
+// seqs (after those entries are written).
+func logClients(ctx context.Context, tx bun.Tx, room string, seqs []int64, clients []string) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	if _, err := tx.NewRaw("INSERT INTO log_clients (room, seq, client) SELECT ?, unnest(?::bigint[]), unnest(?::text[])",
+		room, pgdialect.Array(seqs), pgdialect.Array(clients)).Exec(ctx); err != nil {
+		return fmt.Errorf("log the clients of entries: %w", err)
+	}
+	return nil
 }
 
 // lockRoomSQL takes the room row's lock, held to commit, as nextSeq does,
@@ -751,6 +817,16 @@ func (s *Store) applyBatch(ctx context.Context, room string, ops []*pendingOp, l
 		// The entries and the room's new head in one statement.
 		if _, err := tx.NewInsert().With("advance", advance).Model(&entries).Returning("at").Exec(ctx); err != nil {
 			return fmt.Errorf("append log entries: %w", err)
+		}
+		var seqs []int64
+		var clients []string
+		for k, i := range entryOf {
+			if keepsClient(entries[k].Kind, ops[i].client) {
+				seqs, clients = append(seqs, entries[k].Seq), append(clients, ops[i].client)
+			}
+		}
+		if err := logClients(ctx, tx, room, seqs, clients); err != nil {
+			return err
 		}
 		for k, i := range entryOf {
 			res[i].Entry.At = entries[k].At

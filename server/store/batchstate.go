@@ -34,11 +34,13 @@ type batchState struct {
 	updated map[int64][]fieldChange
 }
 
-// fieldChange is one field of a finding changed by actor, making version.
+// fieldChange is one field of a finding changed by actor from client
+// ("" for none named; see WithClient), making version.
 type fieldChange struct {
 	field   string
 	actor   *int64
 	version int
+	client  string
 }
 
 // voteSet is who votes for a finding: as stored, and as the batch leaves it.

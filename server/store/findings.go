@@ -484,7 +484,7 @@ type ConflictDetail struct {
 // with a Conflict carrying the current finding.
 func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int, changes map[string]json.RawMessage) (Applied, error) {
 	// It reads, checks, then writes once at the end.
-	right := hasRight(ctx, releaseRight)
+	right, client := hasRight(ctx, releaseRight), clientOf(ctx)
 	return s.applyFindingWrite(ctx, WorkshopRoom(workshopID), opID, actor, id, heldUpdate, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := lockedFindingInRoom(ctx, tx, workshopID, id)
 		if err != nil {
@@ -514,16 +514,18 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		next.Countries, next.Themes, next.Ps = slices.Clone(f.Countries), slices.Clone(f.Themes), slices.Clone(f.Ps)
 		next.Forms, next.VictimGroups, next.ActorTypes = slices.Clone(f.Forms), slices.Clone(f.VictimGroups), slices.Clone(f.ActorTypes)
 		var conflicts []string
+		var by changedBy // the most of whose changes the conflicts are
 		changed := []string{}
 		// inConflict says whether someone else changed the field since
 		// base, so that a change of it now would go over theirs unseen;
 		// such a field is counted among the conflicts.
 		inConflict := func(name string) (bool, error) {
-			other, err := fieldChangedByOthers(ctx, tx, WorkshopRoom(workshopID), f, base, name, actor)
-			if other {
+			who, err := fieldChangedByOthers(ctx, tx, WorkshopRoom(workshopID), f, base, name, actor, client)
+			if who != byNone {
 				conflicts = append(conflicts, name)
+				by = max(by, who)
 			}
-			return other, err
+			return who != byNone, err
 		}
 		for name, raw := range changes {
 			ptr, err := fieldPtr(&next, name)
@@ -582,7 +584,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		// A conflict is answered first: the sender reviews the current
 		// finding before anything else it sent is judged.
 		if len(conflicts) > 0 {
-			return "", nil, findingConflict(f, conflicts, "Someone else changed %s since version %d; review the current text.", base)
+			return "", nil, findingConflict(f, conflicts, conflictsBy(by)+" changed %s since version %d; review the current text.", base)
 		}
 		if err := validateFinding(&next, tax); err != nil {
 			return "", nil, err
@@ -619,7 +621,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		}
 		if bs := batchStateOf(ctx); bs != nil {
 			for _, name := range changed {
-				bs.updated[id] = append(bs.updated[id], fieldChange{name, actor, next.Version})
+				bs.updated[id] = append(bs.updated[id], fieldChange{name, actor, next.Version, client})
 			}
 		}
 		return updateEntry(next, changed)
@@ -658,45 +660,83 @@ func updateEntry(f domain.Finding, changed []string) (string, any, error) {
 const touchUpdatedAt = "updated_at = greatest(clock_timestamp(), updated_at)"
 
 // changedByOthers tells whether field of finding id was changed since
-// version base by anyone but actor: only then is a stale update of it a
-// conflict. A person's own later edits (two saves of one field sent
-// before the first was acked, say) are no conflict. Changes without a
-// known actor count as others'. It reads the log, and in a batch the
-// batch's own changes, whose entries are written at its end.
-func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base int, field string, actor *int64) (bool, error) {
+// version base by anyone but actor from client: only then is a stale
+// update of it a conflict. A person's own later edits (two saves of one
+// field sent before the first was acked, say) are no conflict; but when
+// the op names its client (see WithClient), the same person's change
+// from another client, or from none named, is: that client may not have
+// seen it. Changes without a known actor count as others'. It reads the
+// log, and in a batch the batch's own changes, whose entries are written
+// at its end.
+func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base int, field string, actor *int64, client string) (changedBy, error) {
 	if actor == nil {
-		return true, nil
+		return byOthers, nil
 	}
+	by := byNone
 	if u := batchChangesOf(ctx); u != nil {
 		for _, c := range u[id] {
-			if c.field == field && c.version > base && (c.actor == nil || *c.actor != *actor) {
-				return true, nil
+			if c.field != field || c.version <= base {
+				continue
+			}
+			if c.actor == nil || *c.actor != *actor {
+				return byOthers, nil
+			}
+			if client != "" && c.client != client {
+				by = bySelfElsewhere
 			}
 		}
 	}
-	var other bool
+	var other, elsewhere bool
 	// The finding's update entries only, by log_entries_finding_update2_idx.
 	// They carry what changed; a process of the older version, during an
-	// upgrade, logs the whole finding (with its id and version) instead.
-	err := tx.NewRaw(`SELECT EXISTS (SELECT 1 FROM log_entries e
-		WHERE e.room = ? AND e.kind = 'finding.update' AND (coalesce(e.payload->>'id', e.payload->'finding'->>'id'))::bigint = ?
-		  AND (coalesce(e.payload->>'version', e.payload->'finding'->>'version'))::int > ?
-		  AND e.payload->'fields' @> jsonb_build_array(?::text) AND e.actor_id IS DISTINCT FROM ?)`,
-		room, id, base, field, *actor).Scan(ctx, &other)
-	if err != nil {
-		return false, fmt.Errorf("read the changes of finding %d: %w", id, err)
+	// upgrade, logs the whole finding (with its id and version) instead,
+	// and no client.
+	err := tx.NewRaw(`SELECT coalesce(bool_or(e.actor_id IS DISTINCT FROM ?4), false),
+		       coalesce(bool_or(?5 <> '' AND NOT EXISTS (
+		           SELECT 1 FROM log_clients c WHERE c.room = e.room AND c.seq = e.seq AND c.client = ?5)), false)
+		FROM log_entries e
+		WHERE e.room = ?0 AND e.kind = 'finding.update' AND (coalesce(e.payload->>'id', e.payload->'finding'->>'id'))::bigint = ?1
+		  AND (coalesce(e.payload->>'version', e.payload->'finding'->>'version'))::int > ?2
+		  AND e.payload->'fields' @> jsonb_build_array(?3::text)`,
+		room, id, base, field, *actor, client).Scan(ctx, &other, &elsewhere)
+	switch {
+	case err != nil:
+		return byNone, fmt.Errorf("read the changes of finding %d: %w", id, err)
+	case other:
+		return byOthers, nil
+	case elsewhere:
+		return bySelfElsewhere, nil
 	}
-	return other, nil
+	return by, nil
 }
 
-// fieldChangedByOthers says whether someone other than actor changed the
-// field of f since base (see changedByOthers); a field whose version is
-// not above base is not read about.
-func fieldChangedByOthers(ctx context.Context, tx bun.Tx, room string, f domain.Finding, base int, field string, actor *int64) (bool, error) {
-	if f.FieldVersions[field] <= base {
-		return false, nil
+// changedBy is whose change of a field since a base makes a conflict
+// (see changedByOthers).
+type changedBy int
+
+const (
+	byNone          changedBy = iota // nobody's: no conflict
+	bySelfElsewhere                  // the person's own, from another client
+	byOthers                         // someone else's
+)
+
+// conflictsBy names, for a conflict's message, who changed the fields:
+// "Someone else", unless all were the person's own from another client.
+func conflictsBy(by changedBy) string {
+	if by == bySelfElsewhere {
+		return "You (on another device or browser)"
 	}
-	return changedByOthers(ctx, tx, room, f.ID, base, field, actor)
+	return "Someone else"
+}
+
+// fieldChangedByOthers says whether someone other than actor from client
+// changed the field of f since base (see changedByOthers); a field whose
+// version is not above base is not read about.
+func fieldChangedByOthers(ctx context.Context, tx bun.Tx, room string, f domain.Finding, base int, field string, actor *int64, client string) (changedBy, error) {
+	if f.FieldVersions[field] <= base {
+		return byNone, nil
+	}
+	return changedByOthers(ctx, tx, room, f.ID, base, field, actor, client)
 }
 
 // keyBy is the field_versions key of who last marked or unmarked a
@@ -847,7 +887,7 @@ func strictUnmarshal(raw json.RawMessage, ptr any) error {
 // 0, is the version the sender saw: if someone else changed its fields
 // or key state since, it is a Conflict carrying the finding.
 func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int64, opID string, id int64, base int) (Applied, error) {
-	right, curate := hasRight(ctx, releaseRight), hasRight(ctx, curateRight)
+	right, curate, client := hasRight(ctx, releaseRight), hasRight(ctx, curateRight), clientOf(ctx)
 	room := WorkshopRoom(workshopID)
 	return s.Apply(ctx, room, opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := getFindingOf(ctx, tx, workshopID, id, true)
@@ -868,24 +908,26 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 				return "", nil, err
 			}
 			var others []string
+			var by changedBy // the most of whose changes the conflicts are
 			for name := range f.FieldVersions {
 				if name == "is_key" || name == keyBy {
 					continue
 				}
-				other, err := fieldChangedByOthers(ctx, tx, room, f, base, name, actor)
+				who, err := fieldChangedByOthers(ctx, tx, room, f, base, name, actor, client)
 				if err != nil {
 					return "", nil, err
 				}
-				if other {
+				if who != byNone {
 					others = append(others, name)
+					by = max(by, who)
 				}
 			}
 			if keyChangedByOthers(f, base, actor) {
-				others = append(others, "is_key")
+				others, by = append(others, "is_key"), byOthers
 			}
 			if len(others) > 0 {
 				f.Votes = batchVotes(ctx, f.ID, f.Votes)
-				return "", nil, findingConflict(f, others, "Someone else changed %s since version %d; look at the finding again before deleting it.", base)
+				return "", nil, findingConflict(f, others, conflictsBy(by)+" changed %s since version %d; look at the finding again before deleting it.", base)
 			}
 		}
 		if _, err := tx.NewUpdate().Model((*domain.Finding)(nil)).Set("deleted_at = now(), version = version + 1").

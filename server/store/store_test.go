@@ -1518,6 +1518,100 @@ func TestOwnEarlierEditsAreNoConflict(t *testing.T) {
 	}
 }
 
+// A person's stale copy on one device does not save over what they wrote
+// since on another: an update or delete that names its client conflicts
+// with the same person's change from another client, or from none named;
+// alone and in a batch. Its own client's changes are its own, and an op
+// that names no client takes every change of its person for its own.
+func TestAChangeFromAnotherClientOfThePersonIsAConflict(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[4]
+	id := mustNewFinding(t, s, w.ID, "c", "Start")
+	p := mustPerson(t, s)
+	from := func(client string) context.Context { return store.WithClient(ctx, client) }
+	upd := func(client, opID string, base int, field, value string) func() (store.Applied, error) {
+		return func() (store.Applied, error) {
+			v, _ := json.Marshal(value)
+			return s.UpdateFinding(from(client), &p, w.ID, opID, id, base, map[string]json.RawMessage{field: v})
+		}
+	}
+	steps := []struct {
+		op       func() (store.Applied, error)
+		conflict bool
+	}{
+		{upd("laptop", "laptop title", 1, "title", "L1"), false},
+		{upd("laptop", "laptop title again", 1, "title", "L2"), false}, // its own
+		{upd("tablet", "tablet title", 1, "title", "T"), true},         // the laptop's since 1
+		{upd("tablet", "tablet results", 1, "results", "R"), false},    // another field: merges
+		{upd("", "no client title", 1, "title", "N1"), false},          // names none: the person's own
+		{upd("laptop", "laptop stale title", 3, "title", "L3"), true},  // since 3 by no client named
+		{upd("laptop", "laptop title at 5", 5, "title", "L4"), false},  // nobody changed it since 5
+		{upd("tablet", "tablet results again", 1, "results", "R2"), false},
+	}
+	for i, st := range steps {
+		_, err := st.op()
+		if got := domain.ErrorCode(err) == domain.Conflict; got != st.conflict || (!st.conflict && err != nil) {
+			t.Fatalf("step %d: %v, want conflict %v", i, err, st.conflict)
+		}
+	}
+	f, _ := s.Finding(ctx, id)
+	if f.Title != "L4" || f.Results != "R2" || f.Version != 7 {
+		t.Fatalf("after the steps: title %q, results %q, version %d; want L4, R2, 7", f.Title, f.Results, f.Version)
+	}
+	// The conflict says whose change it is.
+	_, err := upd("tablet", "tablet title, later", 1, "title", "T")()
+	if want := "You (on another device or browser) changed the title since version 1;"; !strings.Contains(domain.ErrorMessage(err), want) {
+		t.Fatalf("the tablet's stale title: %v, want %q", err, want)
+	}
+	// A delete based on a version the laptop wrote over since.
+	_, err = s.DeleteFinding(from("tablet"), &p, w.ID, "tablet delete", id, 3)
+	if want := "You (on another device or browser) changed the title since version 3;"; !strings.Contains(domain.ErrorMessage(err), want) {
+		t.Fatalf("a stale delete from the tablet: %v, want %q", err, want)
+	}
+	res := queueBehindBusyRoom(t, s, store.WorkshopRoom(w.ID), []func() (store.Applied, error){
+		upd("laptop", "b laptop", 7, "title", "L5"),
+		upd("tablet", "b tablet", 7, "title", "T2"),       // the laptop's, earlier in the batch
+		upd("laptop", "b laptop again", 7, "title", "L6"), // its own
+	})
+	if res[0].err != nil || domain.ErrorCode(res[1].err) != domain.Conflict || res[2].err != nil {
+		t.Fatalf("in a batch: %v, %v, %v; want ok, conflict, ok", res[0].err, res[1].err, res[2].err)
+	}
+	// Someone else's change among the person's own is someone else's.
+	other := mustPerson(t, s)
+	if _, err := s.UpdateFinding(ctx, &other, w.ID, "other results", id, 9, map[string]json.RawMessage{"results": json.RawMessage(`"O"`)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.UpdateFinding(from("tablet"), &p, w.ID, "tablet both", id, 7, map[string]json.RawMessage{"title": json.RawMessage(`"T"`), "results": json.RawMessage(`"T"`)})
+	if want := "Someone else changed "; !strings.HasPrefix(domain.ErrorMessage(err), want) {
+		t.Fatalf("a stale update over the laptop's title and another's results: %v, want %q", err, want)
+	}
+	// After the batch, from the log: the batch's entries name their client.
+	if _, err := upd("tablet", "tablet after the batch", 7, "title", "T3")(); domain.ErrorCode(err) != domain.Conflict {
+		t.Fatalf("a stale update after the batch: %v, want a conflict", err)
+	}
+	if _, err := upd("laptop", "laptop after the batch", 7, "title", "L7")(); err != nil {
+		t.Fatalf("the laptop's own after the batch: %v", err)
+	}
+	if f, _ := s.Finding(ctx, id); f.Title != "L7" || f.Version != 11 {
+		t.Fatalf("at the end: title %q, version %d; want L7, 11", f.Title, f.Version)
+	}
+	// A name the log could not keep is refused, and writes nothing.
+	if _, err := upd(strings.Repeat("x", 65), "too long a client", 11, "title", "X")(); domain.ErrorCode(err) != domain.Invalid {
+		t.Fatalf("a client of 65 characters: %v, want invalid", err)
+	}
+	if _, err := upd("a\x00b", "a client with a NUL", 11, "title", "X")(); domain.ErrorCode(err) != domain.Invalid {
+		t.Fatalf("a client with a NUL: %v, want invalid", err)
+	}
+	if f, _ := s.Finding(ctx, id); f.Title != "L7" || f.Version != 11 {
+		t.Fatalf("after the refused names: title %q, version %d; want L7, 11", f.Title, f.Version)
+	}
+	var n int
+	if err := s.DB().NewRaw("SELECT count(*) FROM log_clients").Scan(ctx, &n); err != nil || n != 8 {
+		t.Fatalf("clients logged: %d (%v), want the 8 updates that named one and applied", n, err)
+	}
+}
+
 // TestAContactChangedSinceBaseIsAConflict: consent taken back clears the
 // contact, but not one someone else gave since the sender's base; and a
 // stale change of a contact someone else cleared is a conflict, not a

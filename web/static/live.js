@@ -6,8 +6,9 @@
 // shown as not saved, until the person edits it again or discards it.
 // A saved finding can be edited (an update based on the version shown,
 // so that a change someone else made meanwhile is a conflict the person
-// sees, never overwritten unseen; one made in another tab, which the
-// server takes for this person's own, is shown before anything is sent)
+// sees, never overwritten unseen; one made in another tab of this
+// browser, which the server takes for this person's own, is shown before
+// anything is sent; one the person made on another device is a conflict)
 // or deleted; who else is in the room,
 // and what they are editing, is shown as the server's presence says.
 (function () {
@@ -321,6 +322,23 @@
     crypto.getRandomValues(b);
     return Array.prototype.map.call(b, function (x) { return ("0" + x.toString(16)).slice(-2); }).join("");
   }
+  // client names this browser of the device in every op (see PROTOCOL.md):
+  // the server then takes a change this person made on another device
+  // for someone else's, so that a tablet whose copy is behind cannot save
+  // over what they wrote since on their laptop. Kept on the device; a
+  // browser that keeps nothing names each page anew.
+  var client = (function () {
+    try {
+      var c = localStorage.getItem("rapporteur:client");
+      if (!c) {
+        c = opID();
+        localStorage.setItem("rapporteur:client", c);
+      }
+      return c;
+    } catch (e) {
+      return opID();
+    }
+  })();
   function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
 
   function setStatus() {
@@ -1207,6 +1225,7 @@
   function frameOf(op) {
     var f = { type: "op", room: room, op_id: op.op_id, kind: op.kind, body: op.body };
     if (op.base) f.base = op.base;
+    if (op.client) f.client = op.client;
     return JSON.stringify(f);
   }
   function bytes(s) { return new TextEncoder().encode(s).length; }
@@ -1218,6 +1237,7 @@
   function enqueue(op, errEl) {
     var errorEl = errEl || formError;
     op.op_id = opID();
+    op.client = client;
     var n = bytes(frameOf(op));
     if (n > maxFrame) {
       errorEl.textContent = "Too long to send: " + Math.ceil(n / 1024) + " KiB, at most " + Math.floor(maxFrame / 1024) + " KiB. Please shorten it.";
