@@ -410,7 +410,7 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 			ok = ok || op.err != nil
 		}
 		if !ok {
-			op.res, op.err = s.applyOne(ctx, room, op, op.change)
+			op.res, op.err = s.applyOne(ctx, room, op)
 		}
 		breakOrder(op, op.err)
 		if op.err == nil && !op.res.Replayed {
@@ -434,7 +434,7 @@ func (s *Store) runBatch(room string, all []*pendingOp) {
 				if ctx.Err() != nil {
 					op.res, op.err = Applied{}, err
 				} else {
-					op.res, op.err = s.applyOne(ctx, room, op, op.change)
+					op.res, op.err = s.applyOne(ctx, room, op)
 				}
 				breakOrder(op, op.err)
 				if op.err == nil && !op.res.Replayed {
@@ -504,9 +504,9 @@ func handOverRecovering(ops []*pendingOp) {
 	}
 }
 
-// applyOne runs one op in its own transaction, with change for its body.
-func (s *Store) applyOne(ctx context.Context, room string, op *pendingOp, change Change) (Applied, error) {
-	opID, actor := op.opID, op.actor
+// applyOne runs one op in its own transaction.
+func (s *Store) applyOne(ctx context.Context, room string, op *pendingOp) (Applied, error) {
+	opID, actor, change := op.opID, op.actor, op.change
 	var out Applied
 	err := s.inTx(ctx, func(tx bun.Tx) error {
 		seq, err := nextSeq(ctx, tx, room)
