@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -335,5 +336,73 @@ func TestKeyMessagesTypedBeforeTheReleaseAreNotPromisedASave(t *testing.T) {
 	}
 	if s := tb.stored(t, ctx, "km:"); s != "" {
 		t.Logf("kept: %q", s)
+	}
+}
+
+// TestAPageWhoseTextIsNotKeptAsksBeforeItCloses: where the device's
+// storage takes nothing, the text typed in the form is not kept on the
+// device, and the page says it may be lost if the page closes. The
+// browser then asks before the page goes; with the text kept on the
+// device, it does not.
+func TestAPageWhoseTextIsNotKeptAsksBeforeItCloses(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	dialogs := make(chan string, 4)
+	opening := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for ev, err := range opening {
+			if err != nil {
+				return
+			}
+			dialogs <- string(ev.Type)
+			// Leave the page all the same, from another goroutine than the
+			// one that receives the events.
+			go chromedp.Run(ctx, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+				_, err := cdp.Call(ctx, t, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+				return err
+			}))
+		}
+	}()
+	typed := func() chromedp.Action[chromedp.Void] {
+		// Typed: the browser asks only of a page the person has used.
+		return chromedp.SendKeys(chromedp.CSS(`#new-finding input[name=title]`), "Typed, not saved")
+	}
+	// Kept on the device: the page goes without a question.
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		typed(),
+		waitText("#status", "the form's text is kept on this device until you save it"),
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-dialogs:
+		t.Fatalf("a %s dialog, with the form's text kept on the device", d)
+	default:
+	}
+	// Not kept: the browser asks.
+	err = chromedp.Do(ctx,
+		evalJS(localStorageTakesNothing),
+		setField("input[name=title]", "Typed where nothing is kept"),
+		waitText("#status", "may be lost if the page closes"),
+	)
+	if err != nil {
+		status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status")))
+		t.Fatalf("%v; status %q", err, status)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-dialogs:
+		if d != "beforeunload" {
+			t.Fatalf("a %s dialog, want beforeunload", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the page went without asking, its form's text not kept on the device")
 	}
 }

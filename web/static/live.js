@@ -1741,6 +1741,15 @@
       render();
     }
   });
+  // Text the page says may be lost if it closes (the device's storage
+  // full: see setStatus) makes the browser ask before it goes: a change
+  // sent but not saved yet, or refused; the form's text; the key messages
+  // typed. Kept on the device, nothing is at risk, and nothing is asked.
+  window.addEventListener("beforeunload", function (e) {
+    if (!(storageFull && (queue.length || failed.length) || draftFull && formDirty() || kmFull && kmDraft)) return;
+    e.preventDefault();
+    e.returnValue = ""; // what older browsers need to ask
+  });
   window.addEventListener("pagehide", function () {
     handOver();
     save();
