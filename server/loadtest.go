@@ -679,6 +679,17 @@ func (lt *loadRun) idle(ctx context.Context) error {
 // how much).
 func (lt *loadRun) throughput(ctx context.Context) error {
 	writers := cmp.Or(lt.cfg.Writers, min(lt.cfg.Clients, 32))
+	// Unless told the writers, the one-writer rate is measured too: each
+	// commit waited for alone, the rate that committing several ops in one
+	// transaction is to beat; many writers let Postgres group their commits.
+	alone := lt.cfg.Writers == 0 && writers > 1
+	var aloneBefore, aloneAfter float64
+	var err error
+	if alone {
+		if aloneBefore, err = plainInsertRate(ctx, lt.st, 1, lt.cfg.Duration/4); err != nil {
+			return err
+		}
+	}
 	cpu0, cpuErr := readProcTimes()
 	before, err := plainInsertRate(ctx, lt.st, writers, lt.cfg.Duration/4)
 	if err != nil {
@@ -759,6 +770,11 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 		return err
 	}
 	cpu5, _ := readProcTimes()
+	if alone {
+		if aloneAfter, err = plainInsertRate(ctx, lt.st, 1, lt.cfg.Duration/4); err != nil {
+			return err
+		}
+	}
 	plain := (before + after) / 2
 	rate := float64(acked.Load()) / lt.cfg.Duration.Seconds()
 	fmt.Fprintf(lt.out, "durable ops/s over %d rooms, %d clients, %d ops in flight each: %.0f acked/s (%d clients dropped)\n", len(wids), len(clients), lt.cfg.Window, rate, dropped.Load())
@@ -768,6 +784,11 @@ func (lt *loadRun) throughput(ctx context.Context) error {
 	}
 	fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, %s: %.0f/s (%.0f before, %.0f after, once the server was quiet: %s)\nratio: %.2f\n",
 		who, plain, before, after, quiet.Round(100*time.Millisecond), rate/plain)
+	if alone {
+		one := (aloneBefore + aloneAfter) / 2
+		fmt.Fprintf(lt.out, "plain one-row INSERT per transaction, 1 writer: %.0f/s (%.0f before, %.0f after)\nratio against 1 writer: %.2f\n",
+			one, aloneBefore, aloneAfter, rate/one)
+	}
 	if cpuErr != nil {
 		fmt.Fprintf(lt.out, "(no CPU split: %v)\n", cpuErr)
 		return nil

@@ -109,6 +109,10 @@ func TestLoadtestServe(t *testing.T) {
 	if m == nil || cpu == nil || string(cpu[1]) == "0" || string(cpu[2]) == "0" {
 		t.Fatalf("loadtest -serve output lacks the server, the figure or its CPU split:\n%s", b)
 	}
+	// Without -writers, beside the default writers' rate, the one writer's.
+	if !regexp.MustCompile(`\nplain one-row INSERT per transaction, 4 writers: \d+/s .*\nratio: \d+\.\d\d\n(.*\n)*plain one-row INSERT per transaction, 1 writer: [1-9]\d*/s \(\d+ before, \d+ after\)\nratio against 1 writer: \d+\.\d\d\n`).Match(b) {
+		t.Errorf("loadtest -serve output lacks the two plain rates and ratios:\n%s", b)
+	}
 	if _, err := os.Stat(string(m[2])); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the data folder %s is still there (%v)", m[2], err)
 	}
