@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rapporteur/rapporteur/server/store"
@@ -71,5 +75,142 @@ func TestATabletBehindDoesNotSaveOverItsPersonsNewerText(t *testing.T) {
 	v, err := chromedp.Run(tb.browser, chromedp.Value(chromedp.CSS(`#new-finding input[name=title]`)))
 	if err != nil || !strings.Contains(v, "Typed on the tablet offline") {
 		t.Fatalf("the form after Edit again holds %q (%v), want the tablet's text; %s", v, err, formSays(tb.browser))
+	}
+}
+
+// TestOwnEditsConflictNotWhenTheNameWasNotKeptAtFirst: a device whose
+// storage is full when it first opens the page (copies of other rooms kept
+// on it) cannot keep the browser's name at once; the page's first save
+// frees space. Offline, the person edits a title, reloads, and edits the
+// same title again. Back online both apply, in order: one person in one
+// browser, who had seen the first edit, is no conflict with it.
+func TestOwnEditsConflictNotWhenTheNameWasNotKeptAtFirst(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	f, item := tb.ownFinding(t, "Start title")
+	// Fill the origin's localStorage with this person's copies of other rooms.
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`(() => {
+		let i = 0, size = 1 << 20;
+		while (size >= 1) {
+			try { localStorage.setItem("rapporteur:%d:workshop:" + (900000 + i) + ":state2", "x".repeat(size)); i++; }
+			catch (e) { size = Math.floor(size / 2); }
+		}
+		return i;
+	})()`, tb.person.ID)))
+	if err != nil || n == 0 {
+		t.Fatalf("fill the storage: %d keys (%v)", n, err)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		waitText(item+".saved", "Start title"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("rapporteur:client") || ""`))
+	t.Logf("client kept after the first load: %q", first)
+	mustKeepPage(t, ctx)
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(ctx,
+		waitText("#status", "Offline"),
+		tap(item+" button.edit"),
+		waitText("#form-title", "Edit"),
+		setField("input[name=title]", "First offline edit"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#status", "kept on this device"),
+		chromedp.Reload(),
+		waitText("#status", "Offline"),
+		waitText(item, "First offline edit"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("rapporteur:client") || ""`))
+	queue, _ := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`localStorage.getItem(%q) || ""`, tb.storeKey("queue"))))
+	t.Logf("client kept after the reload: %q; queue: %s", second, queue)
+	err = chromedp.Do(ctx,
+		tap(item+" button.edit"),
+		waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Second offline edit"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#status", "kept on this device"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = chromedp.Do(wait, pollAcross(`document.getElementById("status").textContent.includes("every change is saved") ||
+		document.querySelectorAll("#findings li.failed").length > 0`, "the queue settled"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li.failed")).map(e => e.textContent).join(" | ")`))
+	got, _ := tb.f.store.Finding(context.Background(), f.ID)
+	if failed != "" || got.Title != "Second offline edit" {
+		t.Fatalf("the person's second edit in the same browser: title saved %q; failed: %q", got.Title, failed)
+	}
+}
+
+// TestAnOpKeptByTheOlderPageIsThisBrowsers: across the upgrade, a tablet
+// offline keeps an edit typed on the page of the older version (its kept
+// op names no client). The page of the new version (reloaded, offline)
+// lets the person edit the same title again, based on the server's
+// version. Back online, both apply, in order: the kept op is sent with
+// this browser's name, and the next edit is no conflict with it.
+func TestAnOpKeptByTheOlderPageIsThisBrowsers(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	f, item := tb.ownFinding(t, "Start title")
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		waitText(item+".saved", "Start title"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustKeepPage(t, ctx)
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(ctx,
+		waitText("#status", "Offline"),
+		tap(item+" button.edit"),
+		waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Typed on the older page"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#status", "kept on this device"),
+		// The queue as the page of the older version kept it: no client.
+		// (Done as the next page starts: this page writes its lists back as it goes.)
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+				Source: fmt.Sprintf(`(() => { const k = %q; const v = localStorage.getItem(k); if (!v) return; const q = JSON.parse(v); q.forEach(op => delete op.client); localStorage.setItem(k, JSON.stringify(q)); })()`, tb.storeKey("queue"))})
+			return err
+		}),
+		chromedp.Reload(),
+		waitText("#status", "Offline"),
+		waitText(item, "Typed on the older page"),
+		tap(item+" button.edit"),
+		waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Typed on the new page"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#status", "kept on this device"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	err = chromedp.Do(wait, pollAcross(`document.getElementById("status").textContent.includes("every change is saved") ||
+		document.querySelectorAll("#findings li.failed").length > 0`, "the queue settled"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li.failed")).map(e => e.textContent).join(" | ")`))
+	got, _ := tb.f.store.Finding(context.Background(), f.ID)
+	if failed != "" || got.Title != "Typed on the new page" {
+		t.Fatalf("the person's next edit in the same browser: title saved %q; failed: %q", got.Title, failed)
 	}
 }

@@ -543,8 +543,11 @@ func (s *Store) applyOne(ctx context.Context, room string, op *pendingOp) (Appli
 }
 
 // keepsClient tells whether an entry of kind logs the client it came
-// from: only an update's is read (see changedByOthers).
-func keepsClient(kind, client string) bool { return client != "" && kind == "finding.update" }
+// from: only an update's, a mark's and an unmark's are read (see
+// changedByOthers, keyChangedBy).
+func keepsClient(kind, client string) bool {
+	return client != "" && (kind == "finding.update" || kind == "key.mark" || kind == "key.unmark")
+}
 
 // logClients keeps, in log_clients, the client of each of room's entries
 // seqs (after those entries are written).

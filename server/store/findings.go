@@ -745,15 +745,49 @@ func fieldChangedByOthers(ctx context.Context, tx bun.Tx, room string, f domain.
 // older version reads the findings table as before.
 const keyBy = "is_key_by"
 
-// keyChangedByOthers says whether someone other than actor marked or
-// unmarked f as key since base. Only the last to do so is kept: whoever
-// changed it last owns the key state, having seen any change before.
-func keyChangedByOthers(f domain.Finding, base int, actor *int64) bool {
-	if f.FieldVersions["is_key"] <= base {
-		return false
+// keyChangedBy says whose was the last change of f's key state (a mark
+// or unmark) since base, of room's finding f: someone else's, the
+// person's own from another client than the op's (when it names one; see
+// WithClient), or none to count. Only the last to change it is kept:
+// whoever changed it last owns the key state, having seen any change
+// before. In a batch it reads the batch's own key changes, whose entries
+// are written at its end.
+func keyChangedBy(ctx context.Context, tx bun.Tx, room string, f domain.Finding, base int, actor *int64, client string) (changedBy, error) {
+	last := f.FieldVersions["is_key"]
+	if last <= base {
+		return byNone, nil
 	}
-	by := f.FieldVersions[keyBy]
-	return actor == nil || by == 0 || int64(by) != *actor
+	if by := f.FieldVersions[keyBy]; actor == nil || by == 0 || int64(by) != *actor {
+		return byOthers, nil
+	}
+	if client == "" {
+		return byNone, nil
+	}
+	if u := batchChangesOf(ctx); u != nil {
+		for _, c := range u[f.ID] {
+			if c.field == "is_key" && c.version == last {
+				if c.client == client {
+					return byNone, nil
+				}
+				return bySelfElsewhere, nil
+			}
+		}
+	}
+	// The entry that made the change is the first of its version (a mark
+	// of a key finding changes nothing, and logs the version it found).
+	var own bool
+	err := tx.NewRaw(`SELECT coalesce((SELECT c.client = ?3 FROM log_entries e
+		LEFT JOIN log_clients c ON c.room = e.room AND c.seq = e.seq
+		WHERE e.room = ?0 AND e.kind IN ('key.mark', 'key.unmark')
+		  AND (e.payload->>'finding_id')::bigint = ?1 AND (e.payload->>'version')::int = ?2
+		ORDER BY e.seq LIMIT 1), false)`, room, f.ID, last, client).Scan(ctx, &own)
+	if err != nil {
+		return byNone, fmt.Errorf("read the key changes of finding %d: %w", f.ID, err)
+	}
+	if own {
+		return byNone, nil
+	}
+	return bySelfElsewhere, nil
 }
 
 // checkBase refuses a base version the finding never had, or below least
@@ -922,8 +956,12 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 					by = max(by, who)
 				}
 			}
-			if keyChangedByOthers(f, base, actor) {
-				others, by = append(others, "is_key"), byOthers
+			who, err := keyChangedBy(ctx, tx, room, f, base, actor, client)
+			if err != nil {
+				return "", nil, err
+			}
+			if who != byNone {
+				others, by = append(others, "is_key"), max(by, who)
 			}
 			if len(others) > 0 {
 				f.Votes = batchVotes(ctx, f.ID, f.Votes)

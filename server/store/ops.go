@@ -144,11 +144,12 @@ func (s *Store) UnmarkKey(ctx context.Context, actor *int64, workshopID int64, o
 // is left as it is, and answered as applied. A change records its
 // version and actor in field_versions (see keyBy).
 func (s *Store) setKey(ctx context.Context, actor *int64, workshopID int64, opID string, findingID int64, base int, key bool) (Applied, error) {
-	kind, msg := "key.mark", "Someone else took this finding out of the key findings since version %d; mark it again if it should be one."
+	kind, msg := "key.mark", "%s took this finding out of the key findings since version %d; mark it again if it should be one."
 	if !key {
-		kind, msg = "key.unmark", "Someone else made this finding a key finding since version %d; unmark it again if it should not be one."
+		kind, msg = "key.unmark", "%s made this finding a key finding since version %d; unmark it again if it should not be one."
 	}
-	return s.Apply(ctx, WorkshopRoom(workshopID), opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
+	client, room := clientOf(ctx), WorkshopRoom(workshopID)
+	return s.Apply(ctx, room, opID, actor, func(ctx context.Context, tx bun.Tx) (string, any, error) {
 		f, err := findingInRoom(ctx, tx, workshopID, findingID)
 		if err != nil {
 			return "", nil, err
@@ -156,11 +157,18 @@ func (s *Store) setKey(ctx context.Context, actor *int64, workshopID int64, opID
 		if err := checkBase(f, base, 0); err != nil {
 			return "", nil, err
 		}
-		if f.IsKey != key {
-			if base > 0 && keyChangedByOthers(f, base, actor) {
-				f.Votes = batchVotes(ctx, f.ID, f.Votes)
-				return "", nil, &domain.Error{Code: domain.Conflict, Message: fmt.Sprintf(msg, base),
-					Detail: ConflictDetail{Fields: []string{"is_key"}, Current: f}}
+		changed := f.IsKey != key
+		if changed {
+			if base > 0 {
+				who, err := keyChangedBy(ctx, tx, room, f, base, actor, client)
+				if err != nil {
+					return "", nil, err
+				}
+				if who != byNone {
+					f.Votes = batchVotes(ctx, f.ID, f.Votes)
+					return "", nil, &domain.Error{Code: domain.Conflict, Message: fmt.Sprintf(msg, conflictsBy(who), base),
+						Detail: ConflictDetail{Fields: []string{"is_key"}, Current: f}}
+				}
 			}
 			position := "NULL"
 			if key {
@@ -171,9 +179,16 @@ func (s *Store) setKey(ctx context.Context, actor *int64, workshopID int64, opID
 				WHERE id = ?2 RETURNING version, updated_at`, key, workshopID, findingID, actor).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
 				return "", nil, fmt.Errorf("%s: %w", kind, err)
 			}
+			changed = true
 		}
 		order, err := keyOrder(ctx, tx, workshopID)
-		return kind, map[string]any{"finding_id": findingID, "order": order, "version": f.Version, "updated_at": f.UpdatedAt}, err
+		if err != nil {
+			return "", nil, err
+		}
+		if u := batchChangesOf(ctx); changed && u != nil { // see keyChangedBy
+			u[findingID] = append(u[findingID], fieldChange{"is_key", actor, f.Version, client})
+		}
+		return kind, map[string]any{"finding_id": findingID, "order": order, "version": f.Version, "updated_at": f.UpdatedAt}, nil
 	})
 }
 

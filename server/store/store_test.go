@@ -1612,6 +1612,61 @@ func TestAChangeFromAnotherClientOfThePersonIsAConflict(t *testing.T) {
 	}
 }
 
+// The key state, too: a stale delete, mark or unmark from one client of
+// the person conflicts with their key change from another client, or from
+// none named (judged by the change itself, not by a later mark that
+// changed nothing); alone and in a batch.
+func TestAKeyChangeFromAnotherClientOfThePersonIsAConflict(t *testing.T) {
+	ctx := store.WithCurateRight(context.Background())
+	s, ws := MustDemoWorkshops(t)
+	w := ws[4]
+	p := mustPerson(t, s)
+	from := func(client string) context.Context { return store.WithClient(ctx, client) }
+	id := mustNewFinding(t, s, w.ID, "c", "Start")
+	steps := []struct {
+		op   func() (store.Applied, error)
+		want string // the conflict's message begins so; "" for none
+	}{
+		{func() (store.Applied, error) { return s.MarkKey(from("laptop"), &p, w.ID, "laptop mark", id, 1) }, ""},
+		{func() (store.Applied, error) {
+			return s.DeleteFinding(from("tablet"), &p, w.ID, "tablet delete", id, 1)
+		},
+			"You (on another device or browser) changed whether it is a key finding since version 1"},
+		{func() (store.Applied, error) { return s.UnmarkKey(from("tablet"), &p, w.ID, "tablet unmark", id, 1) },
+			"You (on another device or browser) made this finding a key finding since version 1"},
+		{func() (store.Applied, error) { return s.UnmarkKey(from("laptop"), &p, w.ID, "laptop unmark", id, 1) }, ""}, // its own
+		{func() (store.Applied, error) { return s.MarkKey(from("tablet"), &p, w.ID, "tablet mark", id, 1) },
+			"You (on another device or browser) took this finding out of the key findings since version 1"},
+		{func() (store.Applied, error) { return s.MarkKey(ctx, &p, w.ID, "mark, no client", id, 1) }, ""},              // names none: all its person's
+		{func() (store.Applied, error) { return s.MarkKey(from("tablet"), &p, w.ID, "tablet mark again", id, 4) }, ""}, // changes nothing
+		{func() (store.Applied, error) {
+			return s.UnmarkKey(from("tablet"), &p, w.ID, "tablet stale unmark", id, 3)
+		},
+			"You (on another device or browser) made this finding a key finding since version 3"},
+	}
+	for i, st := range steps {
+		_, err := st.op()
+		if msg := domain.ErrorMessage(err); st.want == "" && err != nil || st.want != "" && (domain.ErrorCode(err) != domain.Conflict || !strings.HasPrefix(msg, st.want)) {
+			t.Fatalf("step %d: %v, want %q", i, err, st.want)
+		}
+	}
+	if f, _ := s.Finding(ctx, id); !f.IsKey || f.Version != 4 {
+		t.Fatalf("after the steps: key %v, version %d; want key at 4", f.IsKey, f.Version)
+	}
+	res := queueBehindBusyRoom(t, s, store.WorkshopRoom(w.ID), []func() (store.Applied, error){
+		func() (store.Applied, error) { return s.UnmarkKey(from("laptop"), &p, w.ID, "b laptop unmark", id, 4) },
+		func() (store.Applied, error) { return s.MarkKey(from("tablet"), &p, w.ID, "b tablet mark", id, 4) },      // the laptop's, earlier in the batch
+		func() (store.Applied, error) { return s.MarkKey(from("laptop"), &p, w.ID, "b laptop mark", id, 4) },      // its own
+		func() (store.Applied, error) { return s.DeleteFinding(from("tablet"), &p, w.ID, "b tablet del", id, 4) }, // the laptop's
+	})
+	if res[0].err != nil || domain.ErrorCode(res[1].err) != domain.Conflict || res[2].err != nil || domain.ErrorCode(res[3].err) != domain.Conflict {
+		t.Fatalf("in a batch: %v, %v, %v, %v; want ok, conflict, ok, conflict", res[0].err, res[1].err, res[2].err, res[3].err)
+	}
+	if f, err := s.Finding(ctx, id); err != nil || !f.IsKey || f.Version != 6 {
+		t.Fatalf("after the batch: %+v (%v); want key at 6", f, err)
+	}
+}
+
 // TestAContactChangedSinceBaseIsAConflict: consent taken back clears the
 // contact, but not one someone else gave since the sender's base; and a
 // stale change of a contact someone else cleared is a conflict, not a

@@ -260,6 +260,7 @@
       }
     }
     storageFull = false;
+    if (!clientKept) keepClient();
     // Signed out, the room's copy is no one's to keep: a shared device
     // goes on to another person. A sign-out in any page of the device
     // (see signout.js) since this page loaded or last joined counts, and
@@ -322,23 +323,25 @@
     crypto.getRandomValues(b);
     return Array.prototype.map.call(b, function (x) { return ("0" + x.toString(16)).slice(-2); }).join("");
   }
-  // client names this browser of the device in every op (see PROTOCOL.md):
-  // the server then takes a change this person made on another device
-  // for someone else's, so that a tablet whose copy is behind cannot save
-  // over what they wrote since on their laptop. Kept on the device; a
-  // browser that keeps nothing names each page anew.
-  var client = (function () {
+  // client names this browser of the device in every op it sends (see
+  // PROTOCOL.md): the server then takes a change this person made on
+  // another device for someone else's, so that a tablet whose copy is
+  // behind cannot save over what they wrote since on their laptop. Kept on
+  // the device. An op kept on it is sent with the name of the page that
+  // sends it, not of the one that made it: the device's ops are all this
+  // browser's (an older page's named none; a page that could not keep its
+  // name made one of its own). Where the storage took no name yet, the
+  // page keeps trying (see keepClient).
+  var client = opID(), clientKept = false;
+  function keepClient() {
     try {
       var c = localStorage.getItem("rapporteur:client");
-      if (!c) {
-        c = opID();
-        localStorage.setItem("rapporteur:client", c);
-      }
-      return c;
-    } catch (e) {
-      return opID();
-    }
-  })();
+      if (c) client = c;
+      else localStorage.setItem("rapporteur:client", client);
+      clientKept = true;
+    } catch (e) {}
+  }
+  keepClient();
   function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
 
   function setStatus() {
@@ -1225,7 +1228,7 @@
   function frameOf(op) {
     var f = { type: "op", room: room, op_id: op.op_id, kind: op.kind, body: op.body };
     if (op.base) f.base = op.base;
-    if (op.client) f.client = op.client;
+    f.client = client;
     return JSON.stringify(f);
   }
   function bytes(s) { return new TextEncoder().encode(s).length; }
@@ -1237,7 +1240,6 @@
   function enqueue(op, errEl) {
     var errorEl = errEl || formError;
     op.op_id = opID();
-    op.client = client;
     var n = bytes(frameOf(op));
     if (n > maxFrame) {
       errorEl.textContent = "Too long to send: " + Math.ceil(n / 1024) + " KiB, at most " + Math.floor(maxFrame / 1024) + " KiB. Please shorten it.";
