@@ -53,6 +53,7 @@ func TestATabletBehindDoesNotSaveOverItsPersonsNewerText(t *testing.T) {
 	MustStart(t, tb.env)
 	err = chromedp.Do(tb.browser,
 		waitText("#findings li.failed", "Not saved: You (on another device or browser) changed the title since version"),
+		waitText("#findings li.failed .conflict", "changed meanwhile, by you on another device or browser"),
 		waitText(item+".saved", "Written on the laptop"),
 	)
 	if err != nil {

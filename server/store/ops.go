@@ -179,7 +179,6 @@ func (s *Store) setKey(ctx context.Context, actor *int64, workshopID int64, opID
 				WHERE id = ?2 RETURNING version, updated_at`, key, workshopID, findingID, actor).Scan(ctx, &f.Version, &f.UpdatedAt); err != nil {
 				return "", nil, fmt.Errorf("%s: %w", kind, err)
 			}
-			changed = true
 		}
 		order, err := keyOrder(ctx, tx, workshopID)
 		if err != nil {

@@ -773,7 +773,7 @@
       op.conflict.forEach(function (k) {
         var c = document.createElement("div");
         c.className = "conflict";
-        c.appendChild(document.createElement("strong")).textContent = fieldNames[k] + " was changed by someone else meanwhile.";
+        c.appendChild(document.createElement("strong")).textContent = fieldNames[k] + " was changed meanwhile" + (/^You /.test(op.error) ? ", by you on another device or browser." : " by someone else.");
         c.appendChild(document.createElement("p")).textContent = "Now: " + shown(cur[k]);
         c.appendChild(document.createElement("p")).textContent = "Yours (not saved): " + shown(op.body.fields[k]);
         li.appendChild(c);
