@@ -130,29 +130,7 @@ func TestOwnEditsConflictNotWhenTheNameWasNotKeptAtFirst(t *testing.T) {
 	second, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("rapporteur:client") || ""`))
 	queue, _ := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`localStorage.getItem(%q) || ""`, tb.storeKey("queue"))))
 	t.Logf("client kept after the reload: %q; queue: %s", second, queue)
-	err = chromedp.Do(ctx,
-		tap(item+" button.edit"),
-		waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Second offline edit"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
-		waitText("#status", "kept on this device"),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	MustStart(t, tb.env)
-	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	err = chromedp.Do(wait, pollAcross(`document.getElementById("status").textContent.includes("every change is saved") ||
-		document.querySelectorAll("#findings li.failed").length > 0`, "the queue settled"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	failed, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li.failed")).map(e => e.textContent).join(" | ")`))
-	got, _ := tb.f.store.Finding(context.Background(), f.ID)
-	if failed != "" || got.Title != "Second offline edit" {
-		t.Fatalf("the person's second edit in the same browser: title saved %q; failed: %q", got.Title, failed)
-	}
+	tb.mustSaveAnotherEditOffline(t, f.ID, item, "Second offline edit")
 }
 
 // TestAnOpKeptByTheOlderPageIsThisBrowsers: across the upgrade, a tablet
@@ -192,9 +170,23 @@ func TestAnOpKeptByTheOlderPageIsThisBrowsers(t *testing.T) {
 		chromedp.Reload(),
 		waitText("#status", "Offline"),
 		waitText(item, "Typed on the older page"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.mustSaveAnotherEditOffline(t, f.ID, item, "Typed on the new page")
+}
+
+// mustSaveAnotherEditOffline edits the title of finding id (its item's
+// selector item) to title on the tablet, offline, then starts the server
+// again: the edit must be saved, and nothing refused.
+func (tb *tablet) mustSaveAnotherEditOffline(t *testing.T, id int64, item, title string) {
+	t.Helper()
+	ctx := tb.browser
+	err := chromedp.Do(ctx,
 		tap(item+" button.edit"),
 		waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Typed on the new page"),
+		setField("input[name=title]", title),
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
 		waitText("#status", "kept on this device"),
 	)
@@ -210,8 +202,8 @@ func TestAnOpKeptByTheOlderPageIsThisBrowsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	failed, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li.failed")).map(e => e.textContent).join(" | ")`))
-	got, _ := tb.f.store.Finding(context.Background(), f.ID)
-	if failed != "" || got.Title != "Typed on the new page" {
-		t.Fatalf("the person's next edit in the same browser: title saved %q; failed: %q", got.Title, failed)
+	got, _ := tb.f.store.Finding(context.Background(), id)
+	if failed != "" || got.Title != title {
+		t.Fatalf("the person's next edit in the same browser: title saved %q; refused: %q", got.Title, failed)
 	}
 }
