@@ -30,6 +30,8 @@ func TestDecodeFrame(t *testing.T) {
 		{`{"type":"op","room":"r","op_id":"u1","kind":"k","client":"a\u0000b"}`, hub.Frame{}, hub.CodeBadFrame},
 		{`{"type":"op","room":"r","op_id":"u1","kind":"k","client":7}`, hub.Frame{}, hub.CodeBadFrame},
 		{`{"type":"join","room":"r","client":"x"}`, hub.Frame{Type: "join", Room: "r"}, ""},
+		// Typed in every frame, as the other known fields (PROTOCOL.md).
+		{`{"type":"ping","client":7}`, hub.Frame{}, hub.CodeBadFrame},
 		{`{"type":"presence","room":"r","editing":"f1","extra":1}`, hub.Frame{Type: "presence", Room: "r", Editing: "f1"}, ""},
 		{`{"type":"ping"}`, hub.Frame{Type: "ping"}, ""},
 		{`{"type":"leave","room":"r"}`, hub.Frame{Type: "leave", Room: "r"}, ""},
