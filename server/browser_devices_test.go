@@ -207,3 +207,29 @@ func (tb *tablet) mustSaveAnotherEditOffline(t *testing.T, id int64, item, title
 		t.Fatalf("the person's next edit in the same browser: title saved %q; refused: %q", got.Title, failed)
 	}
 }
+
+// TestANameTheServerWouldRefuseIsNotKept: a name kept on the device that
+// is not one the page makes (another program's, or one changed by hand)
+// would get every op refused as bad_frame: the page makes a new one.
+func TestANameTheServerWouldRefuseIsNotKept(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	err := chromedp.Do(ctx,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		evalJS(`localStorage.setItem("rapporteur:client", "x".repeat(100))`),
+		chromedp.Reload(),
+		waitText("#status", "Live"),
+		typeFinding("Saved with a bad name kept"),
+		waitText("#findings li.saved", "Saved with a bad name kept"),
+		waitText("#status", "every change is saved"),
+	)
+	if err != nil {
+		status, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status")))
+		t.Fatalf("%v; status %q", err, status)
+	}
+	tb.mustBeSavedOnce(t, "Saved with a bad name kept")
+	if name, err := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("rapporteur:client")`)); err != nil || len(name) != 32 {
+		t.Fatalf("the name kept now: %q (%v), want one the page made", name, err)
+	}
+}

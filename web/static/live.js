@@ -19,6 +19,17 @@
   // Per person and room: on a shared tablet, one person's unsent changes
   // are never sent under another person's session.
   var storeKey = "rapporteur:" + (root.dataset.person || "") + ":" + room;
+  // client names this browser of the device in every op it sends (see
+  // PROTOCOL.md): the server then takes a change this person made on
+  // another device for someone else's, so that a tablet whose copy is
+  // behind cannot save over what they wrote since on their laptop. Kept on
+  // the device. An op kept on it is sent with the name of the page that
+  // sends it, not of the one that made it: the device's ops are all this
+  // browser's (an older page's named none; a page that could not keep its
+  // name made one of its own). Where the storage took no name yet, the
+  // page keeps trying (see keepClient, save).
+  var client = opID(), clientKept = false;
+  keepClient();
   var statusEl = document.getElementById("status");
   var listEl = document.getElementById("findings");
   var form = document.getElementById("new-finding");
@@ -323,25 +334,16 @@
     crypto.getRandomValues(b);
     return Array.prototype.map.call(b, function (x) { return ("0" + x.toString(16)).slice(-2); }).join("");
   }
-  // client names this browser of the device in every op it sends (see
-  // PROTOCOL.md): the server then takes a change this person made on
-  // another device for someone else's, so that a tablet whose copy is
-  // behind cannot save over what they wrote since on their laptop. Kept on
-  // the device. An op kept on it is sent with the name of the page that
-  // sends it, not of the one that made it: the device's ops are all this
-  // browser's (an older page's named none; a page that could not keep its
-  // name made one of its own). Where the storage took no name yet, the
-  // page keeps trying (see keepClient).
-  var client = opID(), clientKept = false;
+  // keepClient keeps this page's name (see client) on the device, or takes
+  // the one kept there; it tells whether it could.
   function keepClient() {
     try {
       var c = localStorage.getItem("rapporteur:client");
-      if (c) client = c;
+      if (/^[0-9a-f]{32}$/.test(c || "")) client = c; // one of ours (the server refuses a bad name's every op)
       else localStorage.setItem("rapporteur:client", client);
       clientKept = true;
     } catch (e) {}
   }
-  keepClient();
   function plural(n, word) { return n + " " + word + (n === 1 ? "" : "s"); }
 
   function setStatus() {
