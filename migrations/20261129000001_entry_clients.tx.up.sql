@@ -1,8 +1,8 @@
 -- The client (one browser of a device, say) that sent a finding update,
--- when the op named one. A field changed since an update's base by the
--- same person from another client is a conflict, as anyone else's change
--- is: a person's stale tablet must not save over what they wrote since on
--- their laptop. Never sent to anyone. A table of its own, not a column of
+-- mark or unmark, when the op named one. A field (or the key state)
+-- changed since an op's base by the same person from another client is a
+-- conflict, as anyone else's change is: a person's stale tablet must not
+-- save over what they wrote since on their laptop. Never sent to anyone. A table of its own, not a column of
 -- log_entries: a process of the older version reads entries with
 -- "SELECT *", which an unknown column would break during an upgrade.
 CREATE TABLE log_clients (

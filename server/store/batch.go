@@ -197,12 +197,12 @@ type clientKey struct{}
 const maxClientLen = 64
 
 // WithClient returns ctx naming the client (one browser of a device, say)
-// that an op submitted with it comes from. Of a finding update, the log
-// keeps it (in log_clients, never sent); an update or delete that names
-// a client is a conflict with a change of the same person since its base
-// made from another client, or from none named, as with anyone else's.
-// Without it, every change of the same person is the op's own. An empty
-// name names none.
+// that an op submitted with it comes from. Of a finding update, mark or
+// unmark, the log keeps it (in log_clients, never sent); an update,
+// delete, mark or unmark that names a client is a conflict with a change
+// of the same person since its base made from another client, or from
+// none named, as with anyone else's. Without it, every change of the same
+// person is the op's own. An empty name names none.
 func WithClient(ctx context.Context, client string) context.Context {
 	if client == "" {
 		return ctx
