@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rapporteur/rapporteur/server/store"
@@ -36,10 +34,7 @@ func TestATabletBehindDoesNotSaveOverItsPersonsNewerText(t *testing.T) {
 	tb.f.srv.Stop(t)
 	err = chromedp.Do(tb.browser,
 		waitText("#status", "Offline"),
-		tap(item+" button.edit"),
-		waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Typed on the tablet offline"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		editTitle(item, "Typed on the tablet offline"),
 		waitText("#status", "kept on this device"),
 	)
 	if err != nil {
@@ -115,10 +110,7 @@ func TestOwnEditsConflictNotWhenTheNameWasNotKeptAtFirst(t *testing.T) {
 	tb.f.srv.Stop(t)
 	err = chromedp.Do(ctx,
 		waitText("#status", "Offline"),
-		tap(item+" button.edit"),
-		waitText("#form-title", "Edit"),
-		setField("input[name=title]", "First offline edit"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		editTitle(item, "First offline edit"),
 		waitText("#status", "kept on this device"),
 		chromedp.Reload(),
 		waitText("#status", "Offline"),
@@ -155,18 +147,11 @@ func TestAnOpKeptByTheOlderPageIsThisBrowsers(t *testing.T) {
 	tb.f.srv.Stop(t)
 	err = chromedp.Do(ctx,
 		waitText("#status", "Offline"),
-		tap(item+" button.edit"),
-		waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Typed on the older page"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		editTitle(item, "Typed on the older page"),
 		waitText("#status", "kept on this device"),
 		// The queue as the page of the older version kept it: no client.
 		// (Done as the next page starts: this page writes its lists back as it goes.)
-		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
-				Source: fmt.Sprintf(`(() => { const k = %q; const v = localStorage.getItem(k); if (!v) return; const q = JSON.parse(v); q.forEach(op => delete op.client); localStorage.setItem(k, JSON.stringify(q)); })()`, tb.storeKey("queue"))})
-			return err
-		}),
+		onEveryPage(fmt.Sprintf(`(() => { const k = %q; const v = localStorage.getItem(k); if (!v) return; const q = JSON.parse(v); q.forEach(op => delete op.client); localStorage.setItem(k, JSON.stringify(q)); })()`, tb.storeKey("queue"))),
 		chromedp.Reload(),
 		waitText("#status", "Offline"),
 		waitText(item, "Typed on the older page"),
@@ -184,10 +169,7 @@ func (tb *tablet) mustSaveAnotherEditOffline(t *testing.T, id int64, item, title
 	t.Helper()
 	ctx := tb.browser
 	err := chromedp.Do(ctx,
-		tap(item+" button.edit"),
-		waitText("#form-title", "Edit"),
-		setField("input[name=title]", title),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		editTitle(item, title),
 		waitText("#status", "kept on this device"),
 	)
 	if err != nil {
@@ -232,4 +214,14 @@ func TestANameTheServerWouldRefuseIsNotKept(t *testing.T) {
 	if name, err := chromedp.Run(ctx, chromedp.Evaluate[string](`localStorage.getItem("rapporteur:client")`)); err != nil || len(name) != 32 {
 		t.Fatalf("the name kept now: %q (%v), want one the page made", name, err)
 	}
+}
+
+// editTitle edits the title of the finding whose item is item to title,
+// and saves it.
+func editTitle(item, title string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		tap(item+" button.edit"),
+		waitText("#form-title", "Edit"),
+		setField("input[name=title]", title),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)))
 }

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -71,9 +69,7 @@ func TestAReloadAfterARestoreShowsTheRestoredLog(t *testing.T) {
 	restoreRoom(t, tb.f, room, keep, ids[2:])
 	// Someone joins from the old head: the server finds the restore and
 	// closes the members holding the other log (4009).
-	c := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "FI", "ngo").Dial(t, tb.f.srv.URL)
-	c.send(t, map[string]any{"type": "join", "room": room, "since": oldHead})
-	c.next(t, ofType("joined"))
+	tb.joinFrom(t, room, oldHead)
 	if err := chromedp.Do(ctx, waitText("#status", "Offline")); err != nil {
 		t.Fatal(err)
 	}
@@ -128,18 +124,13 @@ func TestATabOnTheReplacedLogDoesNotHideAFindingSavedAfterTheRestore(t *testing.
 	mustKeepPage(t, a)
 	b, closeB := chromedp.NewContext(a)
 	t.Cleanup(closeB)
-	err := chromedp.Do(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: deafLink})
-		return err
-	}), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 8"), evalJS(`window.deaf = true`))
+	err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 8"), evalJS(`window.deaf = true`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	keep := seqs[1]
 	restoreRoom(t, tb.f, room, keep, ids[2:])
-	c := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "FI", "ngo").Dial(t, tb.f.srv.URL)
-	c.send(t, map[string]any{"type": "join", "room": room, "since": oldHead})
-	c.next(t, ofType("joined"))
+	tb.joinFrom(t, room, oldHead)
 	// Tab A joins again with a snapshot of the restored log.
 	if err := chromedp.Do(a, pollAcross(`!document.querySelector("#findings").textContent.includes("Before the backup 8")`, "tab A to show the restored room"),
 		waitText("#status", "Live")); err != nil {
@@ -201,10 +192,7 @@ func TestARestoredFindingIsNotChangedMeanwhileByTheReplacedLog(t *testing.T) {
 	}
 	b, closeB := chromedp.NewContext(a)
 	t.Cleanup(closeB)
-	err := chromedp.Do(b, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: deafLink})
-		return err
-	}), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 3"), evalJS(`window.deaf = true`))
+	err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 3"), evalJS(`window.deaf = true`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,9 +200,7 @@ func TestARestoredFindingIsNotChangedMeanwhileByTheReplacedLog(t *testing.T) {
 	if _, err := tb.f.store.DB().ExecContext(bg, "UPDATE findings SET what_done = 'Old text', version = ? WHERE id = ?", seed.Version, seed.ID); err != nil {
 		t.Fatal(err)
 	}
-	c := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "FI", "ngo").Dial(t, tb.f.srv.URL)
-	c.send(t, map[string]any{"type": "join", "room": room, "since": oldHead})
-	c.next(t, ofType("joined"))
+	tb.joinFrom(t, room, oldHead)
 	if err := chromedp.Do(a, pollAcross(`!document.querySelector("#findings").textContent.includes("Before the backup 3")`, "tab A to show the restored room"),
 		waitText("#status", "Live"), waitText(mine, "Old text")); err != nil {
 		t.Fatal(err)
@@ -244,4 +230,14 @@ func TestARestoredFindingIsNotChangedMeanwhileByTheReplacedLog(t *testing.T) {
 		t.Fatalf("what was done %q (%v); %s", got.WhatDone, err, formSays(a))
 	}
 	_ = fmt.Sprint
+}
+
+// joinFrom has someone join room from seq since, the head before a
+// restore: the server then finds the restore and closes the members
+// holding the other log (4009).
+func (tb *tablet) joinFrom(t *testing.T, room string, since int64) {
+	t.Helper()
+	c := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "FI", "ngo").Dial(t, tb.f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": since})
+	c.next(t, ofType("joined"))
 }

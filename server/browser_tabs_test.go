@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/rapporteur/rapporteur/server/domain"
@@ -40,13 +38,9 @@ func TestEditFormEndedWithoutAWordComesBackAsAnEdit(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A slow link: every message comes 3 s late.
-	err = chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
-			Source: `const d = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+	err = chromedp.Do(ctx, onEveryPage(`const d = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
 			Object.defineProperty(WebSocket.prototype, "onmessage", { configurable: true, get() { return d.get.call(this); },
-				set(fn) { d.set.call(this, e => setTimeout(() => fn(e), 3000)); } })`})
-		return err
-	}))
+				set(fn) { d.set.call(this, e => setTimeout(() => fn(e), 3000)); } })`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,11 +141,7 @@ func TestEditAgainAfterAConflictSavesWhileTheEntryIsLate(t *testing.T) {
 func TestReloadWithoutSessionStorageKeepsTheForm(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
-	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
-			Source: `Object.defineProperty(window, "sessionStorage", { configurable: true, get() { throw new DOMException("denied", "SecurityError"); } })`})
-		return err
-	}))
+	err := chromedp.Do(ctx, onEveryPage(`Object.defineProperty(window, "sessionStorage", { configurable: true, get() { throw new DOMException("denied", "SecurityError"); } })`))
 	if err != nil {
 		t.Fatal(err)
 	}

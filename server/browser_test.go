@@ -310,6 +310,15 @@ func evalJS(js string) chromedp.Action[chromedp.Void] {
 	})
 }
 
+// onEveryPage runs js in every page the tab loads from now on, before the
+// page's own scripts, for a test's setup.
+func onEveryPage(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js})
+		return err
+	})
+}
+
 // waitNone waits until no element matches the CSS selector sel.
 func waitNone(sel string) chromedp.Action[chromedp.Void] {
 	return pollAcross(fmt.Sprintf(`document.querySelectorAll(%q).length === 0`, sel), "no "+sel)
@@ -755,10 +764,7 @@ func TestTabletGivesUpAHandshakeNoOneAnswers(t *testing.T) {
 func TestTabletJoinsOverALinkSlowerThanItsPatience(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
-	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: slowJoinFastClock(10, 5000)})
-		return err
-	}), chromedp.Navigate(tb.page), typeFinding("Typed while the join is slow"))
+	err := chromedp.Do(ctx, onEveryPage(slowJoinFastClock(10, 5000)), chromedp.Navigate(tb.page), typeFinding("Typed while the join is slow"))
 	if err != nil {
 		t.Fatal(err)
 	}
