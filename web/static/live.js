@@ -1716,7 +1716,23 @@
     if (ws && ws.readyState === WebSocket.CONNECTING) abandon();
     if (!ws && timer !== null) { clearTimeout(timer); timer = null; retry = 500; connect(); }
   });
+  // voteSeen holds the ids of the votes and unvotes another tab put in the
+  // device's queue, as its writes' events told them. A tab busy meanwhile
+  // (or whose copy of the storage lags) may read the queue only once such
+  // a vote is settled, or write its older lists over the device's first:
+  // the events still say that a vote came and was settled (see merge).
+  var voteSeen = {};
   window.addEventListener("storage", function (e) {
+    if ((e.key === storeKey + ":queue" || e.key === storeKey + ":done") && e.newValue) {
+      try {
+        var list = JSON.parse(e.newValue), theirs = false;
+        list.forEach(function (x) {
+          if (x && (x.kind === "vote" || x.kind === "unvote")) voteSeen[x.op_id] = true;
+          if (typeof x === "string" && voteSeen[x]) { theirs = true; delete voteSeen[x]; }
+        });
+        if (theirs && live) fetchVotes();
+      } catch (err) {}
+    }
     // Signed out in another page of the device: so is this one, unless it
     // has another session by now (see probeSignIn).
     if (e.key === "rapporteur:signedout") probeSignIn();
