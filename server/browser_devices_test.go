@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/rapporteur/rapporteur/server/domain"
 	"github.com/rapporteur/rapporteur/server/store"
 )
 
@@ -71,6 +73,64 @@ func TestATabletBehindDoesNotSaveOverItsPersonsNewerText(t *testing.T) {
 	v, err := chromedp.Run(tb.browser, chromedp.Value(chromedp.CSS(`#new-finding input[name=title]`)))
 	if err != nil || !strings.Contains(v, "Typed on the tablet offline") {
 		t.Fatalf("the form after Edit again holds %q (%v), want the tablet's text; %s", v, err, formSays(tb.browser))
+	}
+}
+
+// TestAConflictSaysWhoChangedEachField: the tablet, offline, edits the
+// title and the results. Meanwhile the same person changes the title on
+// their laptop, and someone else changes the results. Back online, the
+// refusal names each field's changer: the person for the title, someone
+// else for the results.
+func TestAConflictSaysWhoChangedEachField(t *testing.T) {
+	tb := MustTablet(t)
+	ctx, st := context.Background(), tb.f.store
+	f, item := tb.ownFinding(t, "Start title")
+	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
+	err := chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		waitText(item+".saved", "Start title"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(tb.browser,
+		waitText("#status", "Offline"),
+		tap(item+" button.edit"),
+		waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title typed on the tablet"),
+		setField("textarea[name=results]", "Results typed on the tablet"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#status", "kept on this device"),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateFinding(store.WithClient(ctx, "the laptop's browser"), &tb.person.ID, tb.w.ID, "laptop title", f.ID, f.Version,
+		map[string]json.RawMessage{"title": json.RawMessage(`"Title written on the laptop"`)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateFinding(ctx, &other.id, tb.w.ID, "other's results", f.ID, f.Version+1,
+		map[string]json.RawMessage{"results": json.RawMessage(`"Results of someone else"`)}); err != nil {
+		t.Fatal(err)
+	}
+	MustStart(t, tb.env)
+	err = chromedp.Do(tb.browser,
+		waitText("#findings li.failed", "Not saved: Someone else changed the results, and you (on another device or browser) the title, since version"),
+		waitText(item+".saved", "Title written on the laptop"),
+	)
+	if err != nil {
+		got, _ := st.Finding(ctx, f.ID)
+		t.Fatalf("%v; saved: title %q, results %q", err, got.Title, got.Results)
+	}
+	said, err := chromedp.Run(tb.browser, chromedp.Evaluate[[]string](
+		`[...document.querySelectorAll("#findings li.failed .conflict strong")].map(e => e.textContent)`))
+	want := []string{"Title was changed meanwhile, by you on another device or browser.", "Results or evidence was changed meanwhile by someone else."}
+	slices.Sort(said)
+	slices.Sort(want)
+	if err != nil || !slices.Equal(said, want) {
+		t.Fatalf("the conflict's fields say %q (%v), want %q", said, err, want)
 	}
 }
 

@@ -469,10 +469,13 @@ func (s *Store) WorkshopFindings(ctx context.Context, workshopID int64) ([]domai
 }
 
 // ConflictDetail is the Detail of a Conflict error from UpdateFinding: the
-// fields someone else changed since the update's base version, and the
-// finding as it is now.
+// fields changed since the update's base version by someone else, or by
+// the person from another client; those of Fields that only the person
+// changed (Yours), so that a page says who changed each; and the finding
+// as it is now.
 type ConflictDetail struct {
 	Fields  []string       `json:"fields"`
+	Yours   []string       `json:"yours,omitempty"`
 	Current domain.Finding `json:"current"`
 }
 
@@ -513,18 +516,14 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		next := f // fields are replaced below; validateFinding sorts the lists in place:
 		next.Countries, next.Themes, next.Ps = slices.Clone(f.Countries), slices.Clone(f.Themes), slices.Clone(f.Ps)
 		next.Forms, next.VictimGroups, next.ActorTypes = slices.Clone(f.Forms), slices.Clone(f.VictimGroups), slices.Clone(f.ActorTypes)
-		var conflicts []string
-		var by changedBy // the most of whose changes the conflicts are
+		var conflicts conflictFields
 		changed := []string{}
 		// inConflict says whether someone else changed the field since
 		// base, so that a change of it now would go over theirs unseen;
 		// such a field is counted among the conflicts.
 		inConflict := func(name string) (bool, error) {
 			who, err := fieldChangedByOthers(ctx, tx, WorkshopRoom(workshopID), f, base, name, actor, client)
-			if who != byNone {
-				conflicts = append(conflicts, name)
-				by = max(by, who)
-			}
+			conflicts.add(name, who)
 			return who != byNone, err
 		}
 		for name, raw := range changes {
@@ -583,8 +582,8 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 		}
 		// A conflict is answered first: the sender reviews the current
 		// finding before anything else it sent is judged.
-		if len(conflicts) > 0 {
-			return "", nil, findingConflict(f, conflicts, conflictsBy(by)+" changed %s since version %d; review the current text.", base)
+		if conflicts.any() {
+			return "", nil, findingConflict(f, conflicts, "review the current text.", base)
 		}
 		if err := validateFinding(&next, tax); err != nil {
 			return "", nil, err
@@ -799,21 +798,55 @@ func checkBase(f domain.Finding, base, least int) error {
 	return nil
 }
 
-// findingConflict is the Conflict of an op over base when someone else
-// changed the fields of f since; message has a %s for the fields (named
-// for people) and a %d for base. Detail names them as the protocol does.
-func findingConflict(f domain.Finding, fields []string, message string, base int) error {
-	slices.Sort(fields)
+// conflictFields are the fields of a conflict: those someone else
+// changed, and those only the person changed, from another client.
+type conflictFields struct {
+	theirs, yours []string
+}
+
+// add counts field among the conflicts, as who changed it (none: not).
+func (c *conflictFields) add(field string, who changedBy) {
+	switch who {
+	case byOthers:
+		c.theirs = append(c.theirs, field)
+	case bySelfElsewhere:
+		c.yours = append(c.yours, field)
+	}
+}
+
+// any tells whether there is a conflict.
+func (c *conflictFields) any() bool { return len(c.theirs)+len(c.yours) > 0 }
+
+// findingConflict is the Conflict of an op over base when someone else,
+// or the person from another client, changed c's fields of f since; its
+// message says who changed which (named for people) and ends with then,
+// what to do. Detail names them as the protocol does.
+func findingConflict(f domain.Finding, c conflictFields, then string, base int) error {
+	theirs, yours := slices.Sorted(slices.Values(c.theirs)), slices.Sorted(slices.Values(c.yours))
+	var message string
+	switch {
+	case len(theirs) == 0:
+		message = fmt.Sprintf("%s changed %s since version %d; %s", conflictsBy(bySelfElsewhere), saidFields(yours), base, then)
+	case len(yours) == 0:
+		message = fmt.Sprintf("%s changed %s since version %d; %s", conflictsBy(byOthers), saidFields(theirs), base, then)
+	default:
+		message = fmt.Sprintf("%s changed %s, and you (on another device or browser) %s, since version %d; %s",
+			conflictsBy(byOthers), saidFields(theirs), saidFields(yours), base, then)
+	}
+	return &domain.Error{Code: domain.Conflict, Message: message,
+		Detail: ConflictDetail{Fields: slices.Sorted(slices.Values(append(theirs, yours...))), Yours: yours, Current: f}}
+}
+
+// saidFields names fields for people: "the title, the results and the countries".
+func saidFields(fields []string) string {
 	labels := make([]string, len(fields))
 	for i, name := range fields {
 		labels[i] = fieldLabel(name)
 	}
-	said := strings.Join(labels, ", ")
 	if n := len(labels); n > 1 {
-		said = strings.Join(labels[:n-1], ", ") + " and " + labels[n-1]
+		return strings.Join(labels[:n-1], ", ") + " and " + labels[n-1]
 	}
-	return &domain.Error{Code: domain.Conflict, Message: fmt.Sprintf(message, said, base),
-		Detail: ConflictDetail{Fields: fields, Current: f}}
+	return strings.Join(labels, ", ")
 }
 
 // fieldLabel names a finding's field in a message for people, as the
@@ -941,8 +974,7 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 			if err := checkBase(f, base, 0); err != nil {
 				return "", nil, err
 			}
-			var others []string
-			var by changedBy // the most of whose changes the conflicts are
+			var others conflictFields
 			for name := range f.FieldVersions {
 				if name == "is_key" || name == keyBy {
 					continue
@@ -951,21 +983,16 @@ func (s *Store) DeleteFinding(ctx context.Context, actor *int64, workshopID int6
 				if err != nil {
 					return "", nil, err
 				}
-				if who != byNone {
-					others = append(others, name)
-					by = max(by, who)
-				}
+				others.add(name, who)
 			}
 			who, err := keyChangedBy(ctx, tx, room, f, base, actor, client)
 			if err != nil {
 				return "", nil, err
 			}
-			if who != byNone {
-				others, by = append(others, "is_key"), max(by, who)
-			}
-			if len(others) > 0 {
+			others.add("is_key", who)
+			if others.any() {
 				f.Votes = batchVotes(ctx, f.ID, f.Votes)
-				return "", nil, findingConflict(f, others, conflictsBy(by)+" changed %s since version %d; look at the finding again before deleting it.", base)
+				return "", nil, findingConflict(f, others, "look at the finding again before deleting it.", base)
 			}
 		}
 		if _, err := tx.NewUpdate().Model((*domain.Finding)(nil)).Set("deleted_at = now(), version = version + 1").

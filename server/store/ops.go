@@ -166,8 +166,12 @@ func (s *Store) setKey(ctx context.Context, actor *int64, workshopID int64, opID
 				}
 				if who != byNone {
 					f.Votes = batchVotes(ctx, f.ID, f.Votes)
+					var yours []string
+					if who == bySelfElsewhere {
+						yours = []string{"is_key"}
+					}
 					return "", nil, &domain.Error{Code: domain.Conflict, Message: fmt.Sprintf(msg, conflictsBy(who), base),
-						Detail: ConflictDetail{Fields: []string{"is_key"}, Current: f}}
+						Detail: ConflictDetail{Fields: []string{"is_key"}, Yours: yours, Current: f}}
 				}
 			}
 			position := "NULL"

@@ -1583,8 +1583,16 @@ func TestAChangeFromAnotherClientOfThePersonIsAConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = s.UpdateFinding(from("tablet"), &p, w.ID, "tablet both", id, 7, map[string]json.RawMessage{"title": json.RawMessage(`"T"`), "results": json.RawMessage(`"T"`)})
-	if want := "Someone else changed "; !strings.HasPrefix(domain.ErrorMessage(err), want) {
+	// It says who changed which field.
+	if want := "Someone else changed the results, and you (on another device or browser) the title, since version 7;"; !strings.HasPrefix(domain.ErrorMessage(err), want) {
 		t.Fatalf("a stale update over the laptop's title and another's results: %v, want %q", err, want)
+	}
+	var de *domain.Error
+	if !errors.As(err, &de) {
+		t.Fatalf("a stale update over the laptop's title and another's results: %v, want a domain error", err)
+	}
+	if d, ok := de.Detail.(store.ConflictDetail); !ok || !slices.Equal(d.Fields, []string{"results", "title"}) || !slices.Equal(d.Yours, []string{"title"}) {
+		t.Fatalf("the conflict's detail: %#v, want fields [results title], yours [title]", de.Detail)
 	}
 	// After the batch, from the log: the batch's entries name their client.
 	if _, err := upd("tablet", "tablet after the batch", 7, "title", "T3")(); domain.ErrorCode(err) != domain.Conflict {
@@ -1648,6 +1656,12 @@ func TestAKeyChangeFromAnotherClientOfThePersonIsAConflict(t *testing.T) {
 		_, err := st.op()
 		if msg := domain.ErrorMessage(err); st.want == "" && err != nil || st.want != "" && (domain.ErrorCode(err) != domain.Conflict || !strings.HasPrefix(msg, st.want)) {
 			t.Fatalf("step %d: %v, want %q", i, err, st.want)
+		}
+		var de *domain.Error
+		if st.want != "" && errors.As(err, &de) {
+			if d, _ := de.Detail.(store.ConflictDetail); !slices.Equal(d.Yours, []string{"is_key"}) {
+				t.Fatalf("step %d: detail %#v, want the key state among the person's own changes", i, de.Detail)
+			}
 		}
 	}
 	if f, _ := s.Finding(ctx, id); !f.IsKey || f.Version != 4 {

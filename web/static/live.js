@@ -775,7 +775,8 @@
       op.conflict.forEach(function (k) {
         var c = document.createElement("div");
         c.className = "conflict";
-        c.appendChild(document.createElement("strong")).textContent = fieldNames[k] + " was changed meanwhile" + (/^You /.test(op.error) ? ", by you on another device or browser." : " by someone else.");
+        c.appendChild(document.createElement("strong")).textContent = fieldNames[k] + " was changed meanwhile" +
+          ((op.yours ? op.yours.indexOf(k) >= 0 : /^You /.test(op.error)) ? ", by you on another device or browser." : " by someone else.");
         c.appendChild(document.createElement("p")).textContent = "Now: " + shown(cur[k]);
         c.appendChild(document.createElement("p")).textContent = "Yours (not saved): " + shown(op.body.fields[k]);
         li.appendChild(c);
@@ -1597,6 +1598,7 @@
       if (f.code === "conflict" && f.detail && f.detail.current) {
         op.current = f.detail.current;
         op.conflict = (f.detail.fields || []).filter(function (k) { return k in fieldNames; });
+        op.yours = f.detail.yours || []; // those only this person changed, elsewhere
       }
       refuse(op, f.message || f.code);
     } else if (f.code === "rate_limited") {
