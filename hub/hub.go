@@ -148,7 +148,9 @@ type Backend interface {
 	Apply(ctx context.Context, id Identity, op Op) (Entry, error)
 	// After returns the entries of room with seq > after, ascending, at
 	// most limit; fewer only when there are no more (a room's follower
-	// takes a short page as the end, until its next wake-up).
+	// takes a short page as the end, until its next wake-up). An entry's
+	// At is the same however it is read: a room's follower tells a
+	// restored log from the one it sent by the At of its last entry.
 	After(ctx context.Context, room string, after int64, limit int) ([]Entry, error)
 	// Snapshot returns the current state of room and the seq it reflects,
 	// read consistently.

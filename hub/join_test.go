@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/rapporteur/rapporteur/hub"
 )
 
@@ -288,6 +290,43 @@ func TestTheRoomsPollFindsARestoredLog(t *testing.T) {
 			}
 			break
 		}
+	}
+}
+
+// A restored log that has grown past what the room sent before the room
+// reads it again (this process was not told, and did not poll meanwhile)
+// is told from the one the room sent by the entry the room sent last: the
+// member is closed to join again, and is sent none of the new log's
+// entries on top of the old one's.
+func TestARestoredLogGrownPastWhatWasSentIsFound(t *testing.T) {
+	th := newTestHub(t, hub.Config{PollInterval: time.Hour})
+	const room = "workshop:1"
+	a := restoredRoom(t, th, room) // restored to 3; the room sent 10
+	var e hub.Entry
+	for i := 0; i < 9; i++ {
+		e = th.b.Append(room, "x", "after the restore")
+	}
+	th.Notify(room, e.Seq) // 12, past the 10 sent
+	for {
+		f, err := a.read(5 * time.Second)
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code == hub.CloseLogRestored {
+			break
+		} else if err != nil {
+			t.Fatalf("the member holding the replaced log: %v, want closed with %d", err, hub.CloseLogRestored)
+		}
+		if f.Type == "entry" {
+			t.Fatalf("the member holding entries 1–10 of the replaced log was sent entry %d of the new one", f.Seq)
+		}
+	}
+	b := th.dial(t, "b")
+	if cu, joined := b.join(room, -1); len(cu) != 1 || cu[0].Type != "snapshot" || joined.Seq != 12 {
+		t.Fatalf("joining with a snapshot: %+v, joined at %d; want a snapshot at 12", cu, joined.Seq)
+	}
+	e = th.b.Append(room, "x", "next")
+	th.Notify(room, e.Seq)
+	if f := b.next(); f.Type != "entry" || f.Seq != 13 {
+		t.Fatalf("after the snapshot the room sent %+v, want entry 13", f)
 	}
 }
 

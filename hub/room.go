@@ -23,10 +23,11 @@ type room struct {
 
 	mu      sync.Mutex
 	members map[*conn]*member
-	lastSeq int64   // last seq fanned out; guarded by mu
-	staged  []frame // offered entries waiting for the rest of their commit; guarded by mu
-	closed  bool    // no members left; removed from Hub.rooms
-	rewinds int64   // rewoundLocked calls: a head read before one is not compared after it; guarded by mu
+	lastSeq int64     // last seq fanned out; guarded by mu
+	lastAt  time.Time // the At of that entry, zero when not known (see catchUp); guarded by mu
+	staged  []frame   // offered entries waiting for the rest of their commit; guarded by mu
+	closed  bool      // no members left; removed from Hub.rooms
+	rewinds int64     // rewoundLocked calls: a head read before one is not compared after it; guarded by mu
 
 	presenceAt    time.Time   // when presence was last broadcast; guarded by mu
 	presenceTimer *time.Timer // pending throttled presence broadcast; guarded by mu
@@ -64,6 +65,7 @@ type member struct {
 // frame is an encoded entry frame, shared by every connection it goes to.
 type frame struct {
 	seq       int64
+	at        time.Time // the entry's At
 	b         []byte
 	withdraws bool // the entry's Withdraws
 }
@@ -168,23 +170,48 @@ func (r *room) follow() {
 
 // catchUp reads and fans out every entry after lastSeq. With check set (the
 // slow poll), when nothing new is there it also reads the head of the log,
-// to find a log that went below what was sent (see rewoundLocked).
+// to find a log that went below what was sent (see rewoundLocked). When
+// the time of the last entry sent is known, the read starts with that
+// entry: a log that has another one there is another log (restored from a
+// backup, and grown past what was sent before this process heard of it),
+// and is handled as rewound too.
 func (r *room) catchUp(check bool) {
 	for {
 		r.mu.Lock()
-		from, closed, rewinds := r.lastSeq, r.closed, r.rewinds
+		from, at, closed, rewinds := r.lastSeq, r.lastAt, r.closed, r.rewinds
 		r.mu.Unlock()
 		if closed {
 			return
 		}
+		after := from
+		if from > 0 && !at.IsZero() {
+			after = from - 1
+		}
 		ctx, cancel := context.WithTimeout(r.h.ctx, r.h.cfg.BackendTimeout)
-		es, err := r.h.b.After(ctx, r.name, from, followBatch)
+		es, err := r.h.b.After(ctx, r.name, after, followBatch)
 		cancel()
 		if err != nil {
 			if r.h.ctx.Err() == nil {
-				r.h.log.Warn("hub: reading room log", "room", r.name, "after", from, "err", err)
+				r.h.log.Warn("hub: reading room log", "room", r.name, "after", after, "err", err)
 			}
 			return // the next wake-up or poll retries
+		}
+		read := len(es)
+		if after < from {
+			if len(es) == 0 {
+				r.checkHead(from, rewinds) // the entry sent last is gone
+				return
+			}
+			if es[0].Seq != from || !es[0].At.Equal(at) {
+				r.mu.Lock()
+				if r.rewinds == rewinds && r.lastSeq == from && !r.closed {
+					r.h.log.Warn("hub: the room's log has another entry where one was sent (a restored database?)", "room", r.name, "seq", from)
+					r.rewoundLocked(from-1, nil, true)
+				}
+				r.mu.Unlock()
+				continue
+			}
+			es = es[1:]
 		}
 		if len(es) == 0 {
 			if check {
@@ -205,7 +232,7 @@ func (r *room) catchUp(check bool) {
 		}
 		r.fanOutLocked(fs)
 		r.mu.Unlock()
-		if len(es) < followBatch {
+		if read < followBatch {
 			return
 		}
 	}
@@ -237,18 +264,17 @@ func (r *room) rewindBelowLocked(head, before, rewinds int64, keep *member) {
 	}
 }
 
-// rewoundLocked handles a log found below what the room sent: the database
-// was restored from a backup under this process. What the members hold came
+// rewoundLocked handles a log found below what the room sent, or with
+// another entry where one was sent (see catchUp): the database was
+// restored from a backup under this process. What the members hold came
 // from the other log, so each is closed with CloseLogRestored, to join again
 // with a snapshot, except keep (a join that found it, going on to a snapshot
 // of this log); the room goes on from head, and the Backend, when it is a
-// Rewinder, is told if tell is set. (A log restored and grown to or past
-// what was sent before it is found is not told from the one it replaced.)
-// Call with r.mu held.
+// Rewinder, is told if tell is set. Call with r.mu held.
 func (r *room) rewoundLocked(head int64, keep *member, tell bool) {
 	r.h.log.Warn("hub: the room's log is below what was sent (a restored database?): members join again", "room", r.name, "head", head, "sent", r.lastSeq)
 	r.rewinds++
-	r.lastSeq = head
+	r.lastSeq, r.lastAt = head, time.Time{}
 	r.broadcast.Store(head)
 	r.staged = nil
 	if tell {
@@ -320,7 +346,7 @@ func (r *room) fanOutLocked(fs []frame) {
 	if len(fs) == 0 {
 		return
 	}
-	r.lastSeq = fs[len(fs)-1].seq
+	r.lastSeq, r.lastAt = fs[len(fs)-1].seq, fs[len(fs)-1].at
 	r.broadcast.Store(r.lastSeq)
 	r.h.entries.Add(int64(len(fs)))
 	bs := make([][]byte, 0, len(fs))
@@ -577,5 +603,5 @@ func (h *Hub) encodeEntry(e Entry) frame {
 		e.Payload = nil
 		b, _ = appendEntryFrame(b[:0], e)
 	}
-	return frame{seq: e.Seq, b: b, withdraws: e.Withdraws}
+	return frame{seq: e.Seq, at: e.At, b: b, withdraws: e.Withdraws}
 }

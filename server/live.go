@@ -568,9 +568,32 @@ func (l *live) After(ctx context.Context, room string, after int64, limit int) (
 	if len(out) == limit {
 		return out, nil
 	}
-	es, err := l.store.EntriesAfter(ctx, room, from, limit-len(out))
+	// What is read must be of the log the cache was read from: when the
+	// cache has the entry at from, the read starts with it, to compare. A
+	// database restored from a backup has another entry there, or none,
+	// and the cache is then forgotten and the log read alone.
+	at, joins := l.recent.at(room, from)
+	readAfter, n := from, limit-len(out)
+	if joins {
+		readAfter, n = from-1, n+1
+	}
+	es, err := l.store.EntriesAfter(ctx, room, readAfter, n)
 	if err != nil {
 		return nil, toOpError(err)
+	}
+	if joins {
+		if len(es) > 0 && es[0].Seq == from && es[0].At.Equal(at) {
+			es = es[1:]
+		} else {
+			if l.logger != nil {
+				l.logger.Warn("the log has another entry where one was cached (a restored database?): its cached entries are forgotten", "room", room, "seq", from)
+			}
+			l.recent.forget(room)
+			epoch, out, from = l.recent.epoch(), nil, after
+			if es, err = l.store.EntriesAfter(ctx, room, after, limit); err != nil {
+				return nil, toOpError(err)
+			}
+		}
 	}
 	read := make([]hub.Entry, len(es))
 	for i, e := range es {
@@ -615,6 +638,17 @@ func (r *recentEntries) get(room string, after int64, limit int) []hub.Entry {
 	}
 	i := int(after - es[0].Seq + 1)
 	return append([]hub.Entry(nil), es[i:min(len(es), i+limit)]...)
+}
+
+// at returns the At of room's cached entry at seq, if it is cached.
+func (r *recentEntries) at(room string, seq int64) (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	es := r.rooms[room]
+	if len(es) == 0 || seq < es[0].Seq || seq > es[len(es)-1].Seq {
+		return time.Time{}, false
+	}
+	return es[seq-es[0].Seq].At, true
 }
 
 // last returns the seq of room's newest cached entry, 0 when none.
