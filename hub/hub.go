@@ -560,11 +560,47 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 		h.cancel()
 		return nil
 	case <-ctx.Done():
+		h.shareNoOne(time.Second)
 		h.cancel()
 		for _, c := range cs {
 			c.ws.Close()
 		}
 		return ctx.Err()
+	}
+}
+
+// shareNoOne tells the other processes, when a shutdown runs out of time
+// with connections left, that no one is here now in each room they heard
+// of, waiting for it at most wait: they would otherwise list the people
+// here until three heartbeats went unsaid.
+func (h *Hub) shareNoOne(wait time.Duration) {
+	if h.shares == nil {
+		return
+	}
+	h.mu.RLock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	h.mu.RUnlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		if r.shared {
+			r.shared = false
+			h.shares.put(Presence{Room: r.name})
+		}
+		r.mu.Unlock()
+	}
+	ended := make(chan struct{})
+	go func() {
+		h.shares.end()
+		close(ended)
+	}()
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ended:
+	case <-t.C:
 	}
 }
 

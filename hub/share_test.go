@@ -278,3 +278,27 @@ func TestSlowHeadHoldsNoOneElse(t *testing.T) {
 		}
 	}
 }
+
+// A shutdown that runs out of time (an op that will not end holds a
+// connection open) still tells the other processes that no one is here
+// now, rather than leave them to find it three heartbeats later. (Found
+// by a review: a person stayed listed on the other process for 30 s after
+// a deploy.)
+func TestAShutdownOutOfTimeStillSaysNoOneIsHere(t *testing.T) {
+	_, a, b := newProcesses(t, time.Hour)
+	a.b.started = make(chan string, 1)
+	a.b.hold = make(chan struct{})
+	defer close(a.b.hold)
+	ca, cb := a.dial(t, "anna"), b.dial(t, "bo")
+	ca.join(room, 0)
+	cb.join(room, 0)
+	cb.presenceOf(room, 2, anna, bo)
+	ca.op(room, "held-1", "held", `{}`)
+	<-a.b.started
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := a.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown ended in time, with an op that never ends in flight")
+	}
+	cb.presenceOf(room, 1, bo)
+}
