@@ -430,6 +430,45 @@ func TestJoinWhileEntriesArrive(t *testing.T) {
 	wg.Wait()
 }
 
+// A burst of big entries fanned out at once (a transaction of many big
+// ops; or, as here, entries of another process read in one go) makes more
+// bytes than a send queue holds. A member that reads as fast as it can is
+// not too slow for it; one that stops reading is dropped at the next.
+// (Found by a review: every member was closed with 4008, the fastest too.)
+func TestABurstOverTheQueueDropsOnlyTheSlow(t *testing.T) {
+	th := newTestHubOn(t, hub.Config{PollInterval: time.Hour, SendQueueBytes: 256 << 10}, true)
+	fast, stalled := th.dial(t, "fast"), th.dial(t, "stalled")
+	fast.join(room, 0)
+	stalled.join(room, 0)
+	burst := func(n int) int64 {
+		var e hub.Entry
+		for i := 0; i < n; i++ {
+			e = th.b.Append(room, "finding.create", map[string]any{"i": i, "title": strings.Repeat("x", 60_000)})
+		}
+		th.Notify(room, e.Seq)
+		return e.Seq
+	}
+	read := func(to int64) {
+		for {
+			f, err := fast.read(5 * time.Second)
+			if err != nil {
+				t.Fatalf("the member reading as fast as it can: %v (Stats %+v)", err, th.Stats())
+			}
+			if f.Type == "entry" && f.Seq == to {
+				return
+			}
+		}
+	}
+	read(burst(20)) // 1.2 MB at once, in a queue of 256 KiB
+	if s := th.Stats(); s.DroppedSlow != 0 {
+		t.Fatalf("after one burst: %+v, want no one dropped", s)
+	}
+	read(burst(20))
+	if code := stalled.closeCode(5 * time.Second); code != hub.CloseTooSlow {
+		t.Fatalf("the member that never read closed with %d, want %d", code, hub.CloseTooSlow)
+	}
+}
+
 func TestSlowClientIsDroppedWithoutSlowingOthers(t *testing.T) {
 	th := newTestHubOn(t, hub.Config{SendQueueBytes: 64 << 10, WriteWait: 3 * time.Second}, true)
 	slow := th.dial(t, "slow")

@@ -16,7 +16,6 @@ type sendQueue struct {
 	mu      sync.Mutex
 	frames  [][]byte
 	bytes   int // queued plus taken but not yet written
-	over    int // the part of bytes in big frames (over half the limit: big snapshots)
 	limit   int
 	closed  bool
 	discard bool          // drop what is queued instead of flushing it
@@ -24,6 +23,12 @@ type sendQueue struct {
 	reason  string        // close reason
 	ready   chan struct{} // cap 1: something to write or closed
 	space   chan struct{} // cap 1: bytes were released or closed
+
+	// The frames that do not count against the limit (see fits and
+	// pushAll) are the bytes from exFrom to exTo of all ever queued (added),
+	// in order; released counts those written (or dropped) so far. At most
+	// one such run is queued at a time.
+	added, released, exFrom, exTo int
 }
 
 func newSendQueue(limit int) *sendQueue {
@@ -44,7 +49,7 @@ func signal(c chan struct{}) {
 // a busy room on a slow link may never leave.)
 func (q *sendQueue) fits(b []byte) bool {
 	if q.big(b) {
-		return q.over == 0
+		return q.over() == 0
 	}
 	return q.room(len(b))
 }
@@ -53,43 +58,78 @@ func (q *sendQueue) fits(b []byte) bool {
 // (see pushWaitSpare) no room to spare, so it is kept apart as above.
 func (q *sendQueue) big(b []byte) bool { return len(b) > q.limit/2 }
 
+// over is the part of bytes that does not count against the limit: what
+// is left unwritten of the frames queued apart (see fits and pushAll).
+func (q *sendQueue) over() int {
+	return max(q.exTo-max(q.released, q.exFrom), 0)
+}
+
 // room tells whether n more bytes fit under the limit (which frames over
 // it do not count against); the caller holds mu.
 func (q *sendQueue) room(n int) bool {
-	used := q.bytes - q.over
+	used := q.bytes - q.over()
 	return used == 0 || used+n <= q.limit
 }
 
-// add queues b; the caller holds mu and checked fits.
-func (q *sendQueue) add(b []byte) {
+// add queues b, apart from the limit when apart is set; the caller holds
+// mu and checked that it may.
+func (q *sendQueue) add(b []byte, apart bool) {
+	if apart {
+		if q.over() == 0 {
+			q.exFrom = q.added
+		}
+		q.exTo = q.added + len(b)
+	}
 	q.frames = append(q.frames, b)
 	q.bytes += len(b)
-	if q.big(b) {
-		q.over += len(b)
-	}
+	q.added += len(b)
 }
 
 // push adds b unless that would overflow the queue; it reports false on
 // overflow. A closed queue swallows b.
 func (q *sendQueue) push(b []byte) bool {
-	return q.pushAll([][]byte{b})
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return true
+	}
+	if !q.fits(b) {
+		q.mu.Unlock()
+		return false
+	}
+	q.add(b, q.big(b))
+	q.mu.Unlock()
+	signal(q.ready)
+	return true
 }
 
-// pushAll adds the frames bs together, waking the write pump once, unless
-// that would overflow the queue; it reports false on overflow. A closed
-// queue swallows them.
+// pushAll adds the frames bs together (one fan-out: a transaction's
+// entries, or a read of the log), waking the write pump once; it reports
+// false, adding none, when the connection is too slow for them. A burst
+// bigger than the room left (many big entries at once) is not judged by
+// its own size: a connection that keeps up (what it has not written yet
+// is within the limit) takes it whole, apart from the limit as a big
+// frame is, when no such frame or burst is queued. A closed queue
+// swallows them.
 func (q *sendQueue) pushAll(bs [][]byte) bool {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		return true
 	}
+	n, big := 0, false
 	for _, b := range bs {
-		if !q.fits(b) {
-			q.mu.Unlock()
-			return false
-		}
-		q.add(b)
+		n += len(b)
+		big = big || q.big(b)
+	}
+	used := q.bytes - q.over()
+	apart := big || (used > 0 && used+n > q.limit) || n > q.limit
+	if apart && (q.over() > 0 || used > q.limit) {
+		q.mu.Unlock()
+		return false
+	}
+	for _, b := range bs {
+		q.add(b, apart)
 	}
 	q.mu.Unlock()
 	signal(q.ready)
@@ -113,7 +153,7 @@ func (q *sendQueue) pushWaitSpare(b []byte, spare int) error {
 			return errClosed
 		}
 		if q.fits(b) && (q.big(b) || q.room(len(b)+spare)) {
-			q.add(b)
+			q.add(b, q.big(b))
 			q.mu.Unlock()
 			signal(q.ready)
 			return nil
@@ -189,9 +229,7 @@ func (q *sendQueue) written(frames [][]byte) (stop bool) {
 	q.mu.Lock()
 	for _, b := range frames {
 		q.bytes = max(q.bytes-len(b), 0)
-		if q.big(b) {
-			q.over = max(q.over-len(b), 0)
-		}
+		q.released += len(b)
 	}
 	stop = q.closed && q.discard
 	q.mu.Unlock()

@@ -29,8 +29,8 @@ func TestBigFrameDoesNotCrowdOutLiveFrames(t *testing.T) {
 		t.Fatalf("took %d frames, want 3", len(batch))
 	}
 	q.written(batch[:1]) // the snapshot is out
-	if q.bytes != 80 || q.over != 0 {
-		t.Fatalf("after writing the big frame: bytes %d, over %d; want 80, 0", q.bytes, q.over)
+	if q.bytes != 80 || q.over() != 0 {
+		t.Fatalf("after writing the big frame: bytes %d, over %d; want 80, 0", q.bytes, q.over())
 	}
 	if q.push(small) {
 		t.Fatal("live frames beyond the limit were queued after the big frame")
@@ -78,5 +78,39 @@ func mustQueueSoon(t *testing.T, q *sendQueue, push func() error, what string) {
 	case <-time.After(5 * time.Second):
 		q.close(0, "", true)
 		t.Fatalf("%s waits for the frames queued before it to be written", what)
+	}
+}
+
+// TestABurstGoesInApart: a fan-out bigger than the room left goes in
+// whole, apart from the limit, when the connection keeps up; frames go
+// on queueing behind it within the limit; a second such burst while the
+// first is unwritten is refused (the connection is too slow), and one
+// after it is written goes in.
+func TestABurstGoesInApart(t *testing.T) {
+	q := newSendQueue(100)
+	small := make([]byte, 30)
+	if !q.push(small) {
+		t.Fatal("a small frame was refused")
+	}
+	burst := [][]byte{make([]byte, 40), make([]byte, 40), make([]byte, 40)}
+	if !q.pushAll(burst) {
+		t.Fatal("a burst over the room left was refused by a queue that keeps up")
+	}
+	if q.over() != 120 {
+		t.Fatalf("over %d, want the burst's 120", q.over())
+	}
+	if !q.push(small) || !q.push(small) {
+		t.Fatal("frames within the limit were refused behind the burst")
+	}
+	if q.pushAll(burst) {
+		t.Fatal("a second burst went in while the first was unwritten")
+	}
+	batch, _, _, _ := q.take()
+	q.written(batch[:4]) // the first frame and the burst
+	if q.over() != 0 || q.bytes != 60 {
+		t.Fatalf("after writing the burst: over %d, bytes %d; want 0, 60", q.over(), q.bytes)
+	}
+	if !q.pushAll(burst) || q.over() != 120 {
+		t.Fatalf("a burst after the first was written: over %d, want 120", q.over())
 	}
 }

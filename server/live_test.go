@@ -2084,3 +2084,46 @@ func TestReleasedKeyMessagesAreChangedOnlyByAnOrganizer(t *testing.T) {
 		t.Errorf("after an organizer's change the public key messages are %q", got)
 	}
 }
+
+// TestABurstOfBigEditsDropsNoOne: one person sends eight long edits at
+// once (each well within the frame limit). The store commits them in one
+// transaction, whose entries the hub fans out together: over a megabyte,
+// more than a connection's send queue holds. A member reading as fast as
+// it can gets them all. (Found by a review: every member, the sender too,
+// was closed with 4008; text with "<" made entries six times the bytes
+// sent.)
+func TestABurstOfBigEditsDropsNoOne(t *testing.T) {
+	f := MustFixture(t, map[string]string{})
+	w := &f.ws[0]
+	room := store.WorkshopRoom(w.ID)
+	sender := f.mustJoined(t, w, "FI", "police")
+	watcher := f.mustJoined(t, w, "SE", "ngo")
+	sender.send(t, op(room, "c1", "finding.create", 0, map[string]any{"title": "t"}))
+	_, fnd := sender.created(t, "c1")
+	watcher.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == "c1" })
+	long := strings.Repeat("<", 15000)
+	const n = 8
+	for i := range n {
+		// Sent as written: WriteJSON would escape "<" itself.
+		raw := fmt.Sprintf(`{"type":"op","room":%q,"op_id":"big%d","kind":"finding.update","base":%d,"body":{"id":%d,"fields":{"what_done":"%s","results":"%s","transferability":"%s","nordic_proposal":"%s"}}}`,
+			room, i, fnd.Version, fnd.ID, long[i:], long[i:], long[i:], long[i:])
+		if err := sender.ws.WriteMessage(websocket.TextMessage, []byte(raw)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []*client{watcher, sender} {
+		for got := 0; got < n; {
+			select {
+			case fr, ok := <-c.frames:
+				if !ok {
+					t.Fatalf("a member reading as fast as it can was closed after %d of %d entries: %v", got, n, <-c.closed)
+				}
+				if fr.Type == "entry" && strings.HasPrefix(fr.OpID, "big") {
+					got++
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%d of %d entries in 10 s", got, n)
+			}
+		}
+	}
+}
