@@ -273,7 +273,7 @@ func newCreateRow(actor *int64, workshopID int64, opID string, in FindingInput) 
 		return nil, err
 	}
 	f.WorkshopID, f.AuthorID = &workshopID, actor
-	payload, err := json.Marshal(f)
+	payload, err := marshalEntry(f)
 	if err != nil {
 		return nil, fmt.Errorf("encode finding: %w", err)
 	}
@@ -633,7 +633,7 @@ func (s *Store) UpdateFinding(ctx context.Context, actor *int64, workshopID int6
 // small entry. A field an entry never carries (a contact) is named, not
 // given.
 func updateEntry(f domain.Finding, changed []string) (string, any, error) {
-	b, err := json.Marshal(f)
+	b, err := marshalEntry(f)
 	if err != nil {
 		return "", nil, fmt.Errorf("encode finding: %w", err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -108,11 +109,25 @@ func insertEntry(ctx context.Context, tx bun.Tx, room string, seq int64, opID st
 
 // newEntry makes the log entry of an op, to be inserted.
 func newEntry(room string, seq int64, opID string, actor *int64, kind string, payload any) (domain.LogEntry, error) {
-	raw, err := json.Marshal(payload)
+	raw, err := marshalEntry(payload)
 	if err != nil {
 		return domain.LogEntry{}, fmt.Errorf("encode %s payload: %w", kind, err)
 	}
 	return domain.LogEntry{Room: room, Seq: seq, OpID: opID, ActorID: actor, Kind: kind, Payload: raw}, nil
+}
+
+// marshalEntry is json.Marshal for what goes in entries, without its
+// escapes of "<", ">" and "&" (for HTML, which entries are not put in
+// unescaped): each made six bytes of one, and a text full of them an
+// entry six times the op that sent it, to every member of the room.
+func marshalEntry(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // NotifyChannel is the Postgres channel on which "room seq" is announced

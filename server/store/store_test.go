@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -3022,5 +3023,40 @@ func TestAnOpOfUnknownOutcomeAnnouncesTheHead(t *testing.T) {
 		case <-deadline:
 			t.Fatalf("no wake-up at %d after an op of unknown outcome", head+1)
 		}
+	}
+}
+
+// TestEntriesKeepTextAsWritten: an entry carries "<", ">" and "&" as
+// they are, not as JSON's HTML escapes, six bytes each: a text full of
+// them made entries six times the op that sent them, to every member of
+// the room.
+func TestEntriesKeepTextAsWritten(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[1]
+	p := mustPerson(t, s)
+	text := strings.Repeat("<a & b>", 1000)
+	raw, _ := json.Marshal(text)
+	c, err := s.CreateFinding(ctx, &p, w.ID, "escapes create", store.FindingInput{Title: "Escapes", WhatDone: text})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := mustFindingID(t, c)
+	u, err := s.UpdateFinding(ctx, &p, w.ID, "escapes update", id, 1, map[string]json.RawMessage{"results": raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []domain.LogEntry{c.Entry, u.Entry} {
+		if bytes.Contains(e.Payload, []byte(`\u003c`)) || !bytes.Contains(e.Payload, []byte(text)) || len(e.Payload) > len(text)+2000 {
+			t.Errorf("%s entry of %d bytes for a text of %d: %.120s", e.Kind, len(e.Payload), len(text), e.Payload)
+		}
+	}
+	es, err := s.EntriesAfter(ctx, store.WorkshopRoom(w.ID), u.Entry.Seq-1, 1)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("the update's entry from the log: %v, %v", es, err)
+	}
+	var logged, offered map[string]any
+	if json.Unmarshal(es[0].Payload, &logged) != nil || json.Unmarshal(u.Entry.Payload, &offered) != nil || !reflect.DeepEqual(logged, offered) {
+		t.Fatalf("the entry offered and the one logged differ:\n%s\n%s", u.Entry.Payload, es[0].Payload)
 	}
 }
