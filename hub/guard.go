@@ -53,14 +53,14 @@ func (g guarded) Head(ctx context.Context, room string) (head, withdrawn int64, 
 }
 
 // Rewound tells the Backend of a rewound room when it is a Rewinder.
-func (g guarded) Rewound(room string, head int64) {
+func (g guarded) Rewound(room string, head int64, announce bool) {
 	rw, ok := g.b.(Rewinder)
 	if !ok {
 		return
 	}
 	var err error
 	defer g.recovered("Rewound", &err)
-	rw.Rewound(room, head)
+	rw.Rewound(room, head, announce)
 }
 
 // guardConfig wraps cfg's functions likewise; a panic answers with the

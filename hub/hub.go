@@ -126,13 +126,17 @@ const (
 	CloseLogRestored     = 4009                         // the room's log is below what was sent (a restored database): join again with a snapshot
 )
 
-// Rewinder is a Backend told when a room finds its log below what it sent
-// (a database restored from a backup): what the Backend keeps of the
-// room's log above head is another log's, and the other processes serving
-// the room should hear of it (see Hub.Restored). Rewound is called with
-// the room's lock held: it must not call the Hub.
+// Rewinder is a Backend told when a room finds its log is not the one it
+// sent (a database restored from a backup): what the Backend keeps of the
+// room's log above head is another log's. With announce set the log went
+// below what was sent, and the other processes serving the room should
+// hear of it (see Hub.Restored): one that sent past head holds the other
+// log. Without it the log has another entry at head+1, and a head tells
+// the others nothing of which log they hold (each finds it by the entry
+// it sent last). Rewound is called with the room's lock held: it must not
+// call the Hub.
 type Rewinder interface {
-	Rewound(room string, head int64)
+	Rewound(room string, head int64, announce bool)
 }
 
 // Backend is what the server plugs in: store, auth and the log.
@@ -425,7 +429,7 @@ func (h *Hub) Restored(room string, head int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if !r.closed && head < r.lastSeq {
-		r.rewoundLocked(head, nil, false)
+		r.rewoundLocked(head, nil, false, false)
 	}
 }
 

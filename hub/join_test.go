@@ -330,6 +330,105 @@ func TestARestoredLogGrownPastWhatWasSentIsFound(t *testing.T) {
 	}
 }
 
+// A room whose member joined with a catch-up (the room made by the join:
+// it fanned out nothing yet) learns from that catch-up which entry it sent
+// last, and tells a log restored and grown past it from the one it sent.
+// (Found by a review.)
+func TestARestoreGrownPastAJoinsCatchUpIsFound(t *testing.T) {
+	th := newTestHub(t, hub.Config{PollInterval: time.Hour})
+	const room = "workshop:1"
+	for i := 0; i < 10; i++ {
+		th.b.Append(room, "x", i)
+	}
+	a := th.dial(t, "a")
+	if _, joined := a.join(room, 0); joined.Seq != 10 {
+		t.Fatalf("joined at %d, want 10", joined.Seq)
+	}
+	th.b.restore(room, 3)
+	var e hub.Entry
+	for i := 0; i < 9; i++ {
+		e = th.b.Append(room, "x", "after the restore")
+	}
+	th.Notify(room, e.Seq) // 12
+	for {
+		f, err := a.read(3 * time.Second)
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code == hub.CloseLogRestored {
+			return
+		} else if err != nil {
+			t.Fatalf("the member holding the replaced log: %v, want closed with %d", err, hub.CloseLogRestored)
+		}
+		if f.Type == "entry" {
+			t.Fatalf("the member holding entries 1–10 of the replaced log was sent entry %d of the new one", f.Seq)
+		}
+	}
+}
+
+// relayBackend is a memBackend whose announced rewinds reach another
+// process's Hub.Restored, as the server's do through Postgres.
+type relayBackend struct {
+	*memBackend
+	to *atomic.Pointer[testHub]
+}
+
+func (r relayBackend) Rewound(room string, head int64, announce bool) {
+	if th := r.to.Load(); th != nil && announce {
+		go th.Restored(room, head) // the hub holds the room's lock
+	}
+}
+
+// A process that tells a restored log by another entry where it sent one
+// does not announce a head: the log never went below it, and a process
+// that sent the new log past it would close its members for nothing.
+// (Found by a review.)
+func TestARestoreFoundByItsEntriesIsNotAnnouncedAsAHead(t *testing.T) {
+	b := newMemBackend()
+	var pa, pb atomic.Pointer[testHub]
+	a := serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, relayBackend{b, &pb}, b)
+	bh := serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, relayBackend{b, &pa}, b)
+	pa.Store(a)
+	pb.Store(bh)
+	const room = "workshop:1"
+	ca := a.dial(t, "a")
+	ca.join(room, 0)
+	for i := 0; i < 10; i++ {
+		b.Append(room, "x", i)
+	}
+	a.Notify(room, 10)
+	for i := 1; i <= 10; i++ {
+		if f := ca.next(); f.Type != "entry" || f.Seq != int64(i) {
+			t.Fatalf("A sent %+v, want entry %d", f, i)
+		}
+	}
+	b.restore(room, 3)
+	cb := bh.dial(t, "b")
+	if _, joined := cb.join(room, 0); joined.Seq != 3 {
+		t.Fatalf("B joined at %d, want 3", joined.Seq)
+	}
+	var e hub.Entry
+	for i := 0; i < 9; i++ {
+		e = b.Append(room, "x", "new log")
+	}
+	bh.Notify(room, e.Seq)
+	for i := 4; i <= 12; i++ {
+		if f := cb.next(); f.Type != "entry" || f.Seq != int64(i) {
+			t.Fatalf("B sent %+v, want entry %d", f, i)
+		}
+	}
+	a.Notify(room, e.Seq) // A finds that entry 10 is another one
+	if code := ca.closeCode(5 * time.Second); code != hub.CloseLogRestored {
+		t.Fatalf("A's member (the replaced log) closed with %d, want %d", code, hub.CloseLogRestored)
+	}
+	f, err := cb.read(2 * time.Second)
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		t.Fatalf("B's member, which holds entries 1–12 of the new log, was closed with %d", ce.Code)
+	}
+	if err == nil {
+		t.Fatalf("B's member was sent %+v", f)
+	}
+}
+
 // A join that read its head before another join found the restore is
 // not taken for a second restore once the room has gone on: the member
 // that holds the restored log stays. (Found by a review: it was closed

@@ -55,7 +55,11 @@ type member struct {
 	covered int64
 	// droppedTo is the highest seq an overflow of pending dropped.
 	droppedTo int64
-	editing   string // presence
+	// sentAt is the At of the entry at the seq the catch-up sent last,
+	// when it read one from the log (zero after a snapshot): the room
+	// learns from it what its log held there (see catchUp).
+	sentAt  time.Time
+	editing string // presence
 	// editAt is when editing last changed: of a person's tabs in this
 	// process that edit something, the one that changed last says what.
 	editAt  time.Time
@@ -206,7 +210,7 @@ func (r *room) catchUp(check bool) {
 				r.mu.Lock()
 				if r.rewinds == rewinds && r.lastSeq == from && !r.closed {
 					r.h.log.Warn("hub: the room's log has another entry where one was sent (a restored database?)", "room", r.name, "seq", from)
-					r.rewoundLocked(from-1, nil, true)
+					r.rewoundLocked(from-1, nil, true, false)
 				}
 				r.mu.Unlock()
 				continue
@@ -260,7 +264,7 @@ func (r *room) checkHead(from, rewinds int64) {
 // held.
 func (r *room) rewindBelowLocked(head, before, rewinds int64, keep *member) {
 	if head < before && r.rewinds == rewinds && head < r.lastSeq && !r.closed {
-		r.rewoundLocked(head, keep, true)
+		r.rewoundLocked(head, keep, true, true)
 	}
 }
 
@@ -270,15 +274,16 @@ func (r *room) rewindBelowLocked(head, before, rewinds int64, keep *member) {
 // from the other log, so each is closed with CloseLogRestored, to join again
 // with a snapshot, except keep (a join that found it, going on to a snapshot
 // of this log); the room goes on from head, and the Backend, when it is a
-// Rewinder, is told if tell is set. Call with r.mu held.
-func (r *room) rewoundLocked(head int64, keep *member, tell bool) {
+// Rewinder, is told if tell is set, to announce it if announce is (see
+// Rewinder). Call with r.mu held.
+func (r *room) rewoundLocked(head int64, keep *member, tell, announce bool) {
 	r.h.log.Warn("hub: the room's log is below what was sent (a restored database?): members join again", "room", r.name, "head", head, "sent", r.lastSeq)
 	r.rewinds++
 	r.lastSeq, r.lastAt = head, time.Time{}
 	r.broadcast.Store(head)
 	r.staged = nil
 	if tell {
-		r.h.b.Rewound(r.name, head)
+		r.h.b.Rewound(r.name, head, announce)
 	}
 	// Entries committed to this log since head was read were not
 	// offered nor announced (at or below the old lastSeq): read them.

@@ -761,14 +761,14 @@ func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int6
 	return raw, seq, err
 }
 
-// Rewound forgets the room's cached entries: the hub found its log below
-// what it sent, so they may be another log's (see hub.Rewinder). It tells
-// the other processes, whose members may hold that log's entries too and
-// whose own check may come too late: by then the room's new entries may
-// have passed what they sent (see app.onAccess).
-func (l *live) Rewound(room string, head int64) {
+// Rewound forgets the room's cached entries: the hub found its log is not
+// the one it sent, so they may be another log's (see hub.Rewinder). When
+// told to announce (the log went below what was sent), it tells the other
+// processes, whose members may hold that log's entries too and whose own
+// check may come later (see app.onAccess).
+func (l *live) Rewound(room string, head int64, announce bool) {
 	l.recent.forget(room)
-	if l.proc == "" {
+	if l.proc == "" || !announce {
 		return
 	}
 	go func() { // the hub holds the room's lock
