@@ -294,6 +294,9 @@ type Hub struct {
 	// shares is this process's presence waiting for Config.SharePresence;
 	// nil when that is not set.
 	shares *shareQueue
+	// sharedLast is set once a shutdown out of time said no one is here
+	// (see shareNoOne): nothing is shared after that.
+	sharedLast atomic.Bool
 }
 
 // Stats is a point-in-time view of a Hub, for tests and metrics.
@@ -581,6 +584,7 @@ func (h *Hub) shareNoOne(wait time.Duration) {
 	if h.shares == nil {
 		return
 	}
+	h.sharedLast.Store(true) // a member leaving meanwhile must not say otherwise
 	h.mu.RLock()
 	rooms := make([]*room, 0, len(h.rooms))
 	for _, r := range h.rooms {

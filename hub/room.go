@@ -575,7 +575,7 @@ func (r *room) presenceLocked() {
 // shareLocked queues this process's presence in the room for the other
 // processes (see Config.SharePresence).
 func (r *room) shareLocked() {
-	if r.h.shares == nil {
+	if r.h.shares == nil || r.h.sharedLast.Load() {
 		return
 	}
 	p := Presence{Room: r.name}

@@ -302,3 +302,49 @@ func TestAShutdownOutOfTimeStillSaysNoOneIsHere(t *testing.T) {
 	}
 	cb.presenceOf(room, 1, bo)
 }
+
+// What a shutdown out of time says last is that no one is here: a member
+// who leaves while the sharer is still busy with an earlier share does not
+// replace it with the people left. (Found by a review.)
+func TestNoOneHereIsTheLastWordOfAShutdown(t *testing.T) {
+	var toB atomic.Pointer[testHub]
+	var blockNext atomic.Bool
+	blocked, gate := make(chan struct{}), make(chan struct{})
+	sayA := func(_ context.Context, p hub.Presence) {
+		if blockNext.CompareAndSwap(true, false) {
+			close(blocked)
+			<-gate
+		}
+		if th := toB.Load(); th != nil {
+			th.RemotePresence("A", p)
+		}
+	}
+	a := newTestHub(t, hub.Config{SharePresence: sayA, PresenceEvery: time.Hour})
+	b := newTestHub(t, hub.Config{SharePresence: func(context.Context, hub.Presence) {}, PresenceEvery: time.Hour})
+	toB.Store(b)
+	a.b.started = make(chan string, 1)
+	a.b.hold = make(chan struct{})
+	defer close(a.b.hold)
+	ca, cc, cb := a.dial(t, "anna"), a.dial(t, "carl"), b.dial(t, "bo")
+	ca.join(room, 0)
+	cc.join(room, 0)
+	cb.join(room, 0)
+	cb.presenceOf(room, 3, anna, bo, personFrame{"carl", "Name carl", ""})
+	ca.op(room, "held-1", "held", `{}`) // anna's op never ends: the shutdown runs out of time
+	<-a.b.started
+	blockNext.Store(true)
+	cc.send(hub.Frame{Type: hub.TypePresence, Room: room, Editing: "f-1"}) // a share the sharer is busy with
+	<-blocked
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		done <- a.Shutdown(ctx)
+	}()
+	time.Sleep(250 * time.Millisecond) // "no one here" is queued; the sharer is still busy
+	cc.ws.Close()                      // carl leaves meanwhile
+	time.Sleep(300 * time.Millisecond)
+	close(gate)
+	<-done
+	cb.presenceOf(room, 1, bo)
+}
