@@ -1598,7 +1598,7 @@
       if (f.code === "conflict" && f.detail && f.detail.current) {
         op.current = f.detail.current;
         op.conflict = (f.detail.fields || []).filter(function (k) { return k in fieldNames; });
-        op.yours = f.detail.yours || []; // those only this person changed, elsewhere
+        op.yours = f.detail.yours; // those only this person changed, elsewhere (absent: none, or an older server's message says)
       }
       refuse(op, f.message || f.code);
     } else if (f.code === "rate_limited") {
