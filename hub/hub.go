@@ -576,6 +576,18 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 }
 
+// roomList returns the rooms open now, to visit each under its own lock
+// (which comes before Hub.mu).
+func (h *Hub) roomList() []*room {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	rooms := make([]*room, 0, len(h.rooms))
+	for _, r := range h.rooms {
+		rooms = append(rooms, r)
+	}
+	return rooms
+}
+
 // shareNoOne tells the other processes, when a shutdown runs out of time
 // with connections left, that no one is here now in each room they heard
 // of, waiting for it at most wait: they would otherwise list the people
@@ -585,13 +597,7 @@ func (h *Hub) shareNoOne(wait time.Duration) {
 		return
 	}
 	h.sharedLast.Store(true) // a member leaving meanwhile must not say otherwise
-	h.mu.RLock()
-	rooms := make([]*room, 0, len(h.rooms))
-	for _, r := range h.rooms {
-		rooms = append(rooms, r)
-	}
-	h.mu.RUnlock()
-	for _, r := range rooms {
+	for _, r := range h.roomList() {
 		r.mu.Lock()
 		if r.shared {
 			r.shared = false

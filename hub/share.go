@@ -168,13 +168,7 @@ func (h *Hub) share() {
 				h.remoteChanged(name, false)
 			}
 		case <-t.C:
-			h.mu.RLock()
-			rooms := make([]*room, 0, len(h.rooms))
-			for _, r := range h.rooms {
-				rooms = append(rooms, r)
-			}
-			h.mu.RUnlock()
-			for _, r := range rooms {
+			for _, r := range h.roomList() {
 				r.mu.Lock()
 				if !r.closed && r.shared {
 					r.shareLocked()

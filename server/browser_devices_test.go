@@ -25,30 +25,14 @@ func TestATabletBehindDoesNotSaveOverItsPersonsNewerText(t *testing.T) {
 	tb := MustTablet(t)
 	ctx, st := context.Background(), tb.f.store
 	f, item := tb.ownFinding(t, "Start title")
-	err := chromedp.Do(tb.browser,
-		chromedp.Navigate(tb.page),
-		waitText("#status", "Live"),
-		waitText(item+".saved", "Start title"),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb.f.srv.Stop(t)
-	err = chromedp.Do(tb.browser,
-		waitText("#status", "Offline"),
-		editTitle(item, "Typed on the tablet offline"),
-		waitText("#status", "kept on this device"),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb.editOffline(t, item, editTitle(item, "Typed on the tablet offline"))
 	// The laptop: the same person, another browser.
 	if _, err := st.UpdateFinding(store.WithClient(ctx, "the laptop's browser"), &tb.person.ID, tb.w.ID, "laptop title", f.ID, f.Version,
 		map[string]json.RawMessage{"title": json.RawMessage(`"Written on the laptop"`)}); err != nil {
 		t.Fatal(err)
 	}
 	MustStart(t, tb.env)
-	err = chromedp.Do(tb.browser,
+	err := chromedp.Do(tb.browser,
 		waitText("#findings li.failed", "Not saved: You (on another device or browser) changed the title since version"),
 		waitText("#findings li.failed .conflict", "changed meanwhile, by you on another device or browser"),
 		waitText(item+".saved", "Written on the laptop"),
@@ -86,27 +70,13 @@ func TestAConflictSaysWhoChangedEachField(t *testing.T) {
 	ctx, st := context.Background(), tb.f.store
 	f, item := tb.ownFinding(t, "Start title")
 	other := tb.f.MustMember(t, domain.RoleParticipant, &tb.w, "SE", "ngo")
-	err := chromedp.Do(tb.browser,
-		chromedp.Navigate(tb.page),
-		waitText("#status", "Live"),
-		waitText(item+".saved", "Start title"),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb.f.srv.Stop(t)
-	err = chromedp.Do(tb.browser,
-		waitText("#status", "Offline"),
+	tb.editOffline(t, item, chromedp.Steps(
 		tap(item+" button.edit"),
 		waitText("#form-title", "Edit"),
 		setField("input[name=title]", "Title typed on the tablet"),
 		setField("textarea[name=results]", "Results typed on the tablet"),
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
-		waitText("#status", "kept on this device"),
-	)
-	if err != nil {
-		t.Fatal(err)
-	}
+	))
 	if _, err := st.UpdateFinding(store.WithClient(ctx, "the laptop's browser"), &tb.person.ID, tb.w.ID, "laptop title", f.ID, f.Version,
 		map[string]json.RawMessage{"title": json.RawMessage(`"Title written on the laptop"`)}); err != nil {
 		t.Fatal(err)
@@ -116,7 +86,7 @@ func TestAConflictSaysWhoChangedEachField(t *testing.T) {
 		t.Fatal(err)
 	}
 	MustStart(t, tb.env)
-	err = chromedp.Do(tb.browser,
+	err := chromedp.Do(tb.browser,
 		waitText("#findings li.failed", "Not saved: Someone else changed the results, and you (on another device or browser) the title, since version"),
 		waitText(item+".saved", "Title written on the laptop"),
 	)
@@ -278,6 +248,28 @@ func TestANameTheServerWouldRefuseIsNotKept(t *testing.T) {
 
 // editTitle edits the title of the finding whose item is item to title,
 // and saves it.
+// editOffline opens the page with the finding at item saved as "Start
+// title", takes the server down, and makes edit offline, which the page
+// keeps on the device.
+func (tb *tablet) editOffline(t *testing.T, item string, edit chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(tb.browser,
+		chromedp.Navigate(tb.page),
+		waitText("#status", "Live"),
+		waitText(item+".saved", "Start title"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	if err := chromedp.Do(tb.browser,
+		waitText("#status", "Offline"),
+		edit,
+		waitText("#status", "kept on this device"),
+	); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func editTitle(item, title string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		tap(item+" button.edit"),

@@ -1612,15 +1612,7 @@ func TestARestoreFoundByOneProcessReachesTheOther(t *testing.T) {
 	for i := range 6 { // B reads them, and caches them
 		b.next(t, func(f frame) bool { return f.Type == "entry" && f.OpID == fmt.Sprintf("before-%d", i+1) })
 	}
-	keep := s0 + 2
-	restoreRoom(t, f, room, keep, made[2:])
-	c := am.Dial(t, f.srv.URL)
-	c.send(t, map[string]any{"type": "join", "room": room, "since": s0 + 6})
-	if fr := c.next(t, func(f frame) bool { return f.Type != "presence" }); fr.Type != "snapshot" || fr.Seq != keep {
-		t.Fatalf("join on A from the old head: %s at %d, want a snapshot at %d", fr.Type, fr.Seq, keep)
-	}
-	c.next(t, ofType("joined"))
-	c.createAll(t, room, "after", 6) // past the old head
+	keep := restoreAndGoOn(t, f, am, room, s0, made)
 	b.mustCloseWith(t, hub.CloseLogRestored, 10*time.Second, "B's member holding the replaced log")
 	b = bm.Dial(t, other.URL)
 	b.send(t, map[string]any{"type": "join", "room": room, "since": keep})
@@ -1630,6 +1622,25 @@ func TestARestoreFoundByOneProcessReachesTheOther(t *testing.T) {
 			t.Fatalf("join on B from the restored head, frame %d: %s %d %q, want the entry of after-%d", i, fr.Type, fr.Seq, fr.OpID, i+1)
 		}
 	}
+}
+
+// restoreAndGoOn restores room's log, whose six entries made after s0 a
+// member on another process read, to the second of them (see
+// restoreRoom); a client of am on f's process finds it, joining from the
+// old head, and writes six entries past that head ("after-1"…). It
+// returns the restored head.
+func restoreAndGoOn(t *testing.T, f *fixture, am member, room string, s0 int64, made []int64) (keep int64) {
+	t.Helper()
+	keep = s0 + 2
+	restoreRoom(t, f, room, keep, made[2:])
+	c := am.Dial(t, f.srv.URL)
+	c.send(t, map[string]any{"type": "join", "room": room, "since": s0 + 6})
+	if fr := c.next(t, func(f frame) bool { return f.Type != "presence" }); fr.Type != "snapshot" || fr.Seq != keep {
+		t.Fatalf("join on A from the old head: %s at %d, want a snapshot at %d", fr.Type, fr.Seq, keep)
+	}
+	c.next(t, ofType("joined"))
+	c.createAll(t, room, "after", 6) // past the old head
+	return keep
 }
 
 // TestARestoreFoundByThePollDropsTheCache: the server's cache holds the

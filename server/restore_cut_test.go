@@ -106,16 +106,8 @@ func restoreWhileCutOff(t *testing.T, before func(b *client)) (f *fixture, other
 	}
 	before(b)
 	px.setCut(true)
-	keep = s0 + 2
-	restoreRoom(t, f, room, keep, made[2:])
-	c := am.Dial(t, f.srv.URL)
-	c.send(t, map[string]any{"type": "join", "room": room, "since": s0 + 6})
-	if fr := c.next(t, func(f frame) bool { return f.Type != "presence" }); fr.Type != "snapshot" || fr.Seq != keep {
-		t.Fatalf("join on A from the old head: %s at %d, want a snapshot at %d", fr.Type, fr.Seq, keep)
-	}
-	c.next(t, ofType("joined"))
-	c.createAll(t, room, "after", 6) // the new log passes the old head
-	time.Sleep(time.Second)          // A's announcement is long gone
+	keep = restoreAndGoOn(t, f, am, room, s0, made)
+	time.Sleep(time.Second) // A's announcement is long gone
 	px.setCut(false)
 	return f, other, bm, b, room, keep
 }
