@@ -745,9 +745,6 @@ func (c *conn) join(f Frame) error {
 		}
 		if len(m.pending) == 0 {
 			m.live, m.sent = true, sent // listed in its own presence
-			if r.lastAt.IsZero() && r.lastSeq == sent {
-				r.lastAt = m.sentAt // what the room sent last is what its log gave this member (see catchUp)
-			}
 			people, n := r.peopleLocked()
 			if m.noNames {
 				people = []Person{}
@@ -849,7 +846,6 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	b := c.h.b
 	m.r.mu.Lock()
 	before, rewinds := m.r.lastSeq, m.r.rewinds // committed before Head is read: at or below its head
-	m.sentAt = time.Time{}
 	m.r.mu.Unlock()
 	ctx, cancel := c.backendCtx()
 	head, withdrawn, err := b.Head(ctx, f.Room)
@@ -885,7 +881,6 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	// A short page is no end before head (After promises at most limit).
 	// What was committed after Head is the pending list's (see join).
 	sent, limit := f.Since, catchUpFirst
-	var at time.Time // the At of the entry at sent, once one is read
 	for sent < head {
 		ctx, cancel := c.backendCtx()
 		es, err := b.After(ctx, f.Room, sent, limit)
@@ -909,7 +904,7 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 			if err := c.pushCatchUp(c.h.encodeEntry(e).b); err != nil {
 				return 0, err
 			}
-			sent, at = e.Seq, e.At
+			sent = e.Seq
 		}
 		if len(es) == 0 {
 			// The log ends below the head it gave: not the log the
@@ -941,9 +936,6 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 		if withdrawn > sent {
 			return c.snapshot(f.Room)
 		}
-		m.r.mu.Lock()
-		m.sentAt = at
-		m.r.mu.Unlock()
 	}
 	return sent, nil
 }

@@ -429,6 +429,59 @@ func TestARestoreFoundByItsEntriesIsNotAnnouncedAsAHead(t *testing.T) {
 	}
 }
 
+// A process whose room began with a snapshot join, and so never fanned
+// out the entry it stands at, learns that entry's time at its first read:
+// when another process finds the log restored by its entries (and
+// announces nothing), this one finds it too. (Found by a review.)
+func TestAProcessWhoseRoomBeganWithASnapshotFindsARestore(t *testing.T) {
+	b := newMemBackend()
+	var pa, pb atomic.Pointer[testHub]
+	a := serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, relayBackend{b, &pb}, b)
+	bh := serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, relayBackend{b, &pa}, b)
+	pa.Store(a)
+	pb.Store(bh)
+	const room = "workshop:1"
+	ca := a.dial(t, "a")
+	ca.join(room, 0)
+	for i := 0; i < 10; i++ {
+		b.Append(room, "x", i)
+	}
+	a.Notify(room, 10)
+	for i := 1; i <= 10; i++ {
+		if f := ca.next(); f.Type != "entry" || f.Seq != int64(i) {
+			t.Fatalf("A sent %+v, want entry %d", f, i)
+		}
+	}
+	cb := bh.dial(t, "b")
+	if cu, joined := cb.join(room, -1); len(cu) != 1 || cu[0].Type != "snapshot" || joined.Seq != 10 {
+		t.Fatalf("B: %+v at %d, want a snapshot at 10", cu, joined.Seq)
+	}
+	b.restore(room, 3)
+	var e hub.Entry
+	for i := 0; i < 9; i++ {
+		e = b.Append(room, "x", "new log")
+	}
+	a.Notify(room, e.Seq) // A finds that entry 10 is another one
+	if code := ca.closeCode(5 * time.Second); code != hub.CloseLogRestored {
+		t.Fatalf("A's member closed with %d, want %d", code, hub.CloseLogRestored)
+	}
+	time.Sleep(100 * time.Millisecond)
+	bh.Notify(room, e.Seq)
+	for {
+		f, err := cb.read(3 * time.Second)
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code == hub.CloseLogRestored {
+			return
+		}
+		if err != nil {
+			t.Fatalf("B's member: %v, want closed with %d", err, hub.CloseLogRestored)
+		}
+		if f.Type == "entry" {
+			t.Fatalf("B's member, holding a snapshot of the old log at 10, was sent entry %d of the new log", f.Seq)
+		}
+	}
+}
+
 // A join that read its head before another join found the restore is
 // not taken for a second restore once the room has gone on: the member
 // that holds the restored log stays. (Found by a review: it was closed

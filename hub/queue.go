@@ -26,8 +26,8 @@ type sendQueue struct {
 
 	// The frames that do not count against the limit (see fits and
 	// pushAll) are the bytes from exFrom to exTo of all ever queued (added),
-	// in order; released counts those written (or dropped) so far. At most
-	// one such run is queued at a time.
+	// in order; released counts those written (or dropped) so far. A run
+	// queued apart behind another joins it (with any frames between).
 	added, released, exFrom, exTo int
 }
 
@@ -105,12 +105,14 @@ func (q *sendQueue) push(b []byte) bool {
 
 // pushAll adds the frames bs together (one fan-out: a transaction's
 // entries, or a read of the log), waking the write pump once; it reports
-// false, adding none, when the connection is too slow for them. A burst
-// bigger than the room left (many big entries at once) is not judged by
-// its own size: a connection that keeps up (what it has not written yet
-// is within the limit) takes it whole, apart from the limit as a big
-// frame is, when no such frame or burst is queued. A closed queue
-// swallows them.
+// false, adding none, when the connection is too slow for them. Within the
+// room left under the limit they queue as single frames do. A burst bigger
+// than that (big entries at once) is not judged by its own size: it goes
+// in apart from the limit, as a big frame does, behind what is queued
+// apart already (a burst before it, a snapshot), up to apartBursts times
+// the limit apart in all. Those are frames shared with the room's other
+// members: a connection that stops reading holds them until its write
+// fails or the next burst finds no room. A closed queue swallows them.
 func (q *sendQueue) pushAll(bs [][]byte) bool {
 	q.mu.Lock()
 	if q.closed {
@@ -124,7 +126,7 @@ func (q *sendQueue) pushAll(bs [][]byte) bool {
 	}
 	used := q.bytes - q.over()
 	apart := big || (used > 0 && used+n > q.limit) || n > q.limit
-	if apart && (q.over() > 0 || used > q.limit) {
+	if apart && q.over()+n > apartBursts*q.limit {
 		q.mu.Unlock()
 		return false
 	}
@@ -135,6 +137,10 @@ func (q *sendQueue) pushAll(bs [][]byte) bool {
 	signal(q.ready)
 	return true
 }
+
+// apartBursts bounds the bursts queued apart from a send queue's limit, in
+// limits (see pushAll).
+const apartBursts = 16
 
 // pushWait adds b, waiting for room in the queue while it is full. It returns
 // errClosed when the queue is or gets closed.

@@ -55,11 +55,7 @@ type member struct {
 	covered int64
 	// droppedTo is the highest seq an overflow of pending dropped.
 	droppedTo int64
-	// sentAt is the At of the entry at the seq the catch-up sent last,
-	// when it read one from the log (zero after a snapshot): the room
-	// learns from it what its log held there (see catchUp).
-	sentAt  time.Time
-	editing string // presence
+	editing   string // presence
 	// editAt is when editing last changed: of a person's tabs in this
 	// process that edit something, the one that changed last says what.
 	editAt  time.Time
@@ -174,11 +170,12 @@ func (r *room) follow() {
 
 // catchUp reads and fans out every entry after lastSeq. With check set (the
 // slow poll), when nothing new is there it also reads the head of the log,
-// to find a log that went below what was sent (see rewoundLocked). When
-// the time of the last entry sent is known, the read starts with that
-// entry: a log that has another one there is another log (restored from a
-// backup, and grown past what was sent before this process heard of it),
-// and is handled as rewound too.
+// to find a log that went below what was sent (see rewoundLocked). The
+// read starts with the entry at lastSeq: the room learns its time when it
+// does not know it (a new room, at its first read; after a rewind), and
+// compares it when it does. A log with another entry there is another log
+// (restored from a backup, and grown past what was sent before this
+// process heard of it), and is handled as rewound too.
 func (r *room) catchUp(check bool) {
 	for {
 		r.mu.Lock()
@@ -187,10 +184,7 @@ func (r *room) catchUp(check bool) {
 		if closed {
 			return
 		}
-		after := from
-		if from > 0 && !at.IsZero() {
-			after = from - 1
-		}
+		after := max(from-1, 0)
 		ctx, cancel := context.WithTimeout(r.h.ctx, r.h.cfg.BackendTimeout)
 		es, err := r.h.b.After(ctx, r.name, after, followBatch)
 		cancel()
@@ -202,19 +196,22 @@ func (r *room) catchUp(check bool) {
 		}
 		read := len(es)
 		if after < from {
-			if len(es) == 0 {
+			if len(es) == 0 || es[0].Seq != from {
 				r.checkHead(from, rewinds) // the entry sent last is gone
 				return
 			}
-			if es[0].Seq != from || !es[0].At.Equal(at) {
-				r.mu.Lock()
-				if r.rewinds == rewinds && r.lastSeq == from && !r.closed {
-					r.h.log.Warn("hub: the room's log has another entry where one was sent (a restored database?)", "room", r.name, "seq", from)
-					r.rewoundLocked(from-1, nil, true, false)
-				}
+			r.mu.Lock()
+			switch {
+			case r.rewinds != rewinds || r.lastSeq != from || r.closed:
+			case at.IsZero():
+				r.lastAt = es[0].At
+			case !es[0].At.Equal(at):
+				r.h.log.Warn("hub: the room's log has another entry where one was sent (a restored database?)", "room", r.name, "seq", from)
+				r.rewoundLocked(from-1, nil, true, false)
 				r.mu.Unlock()
 				continue
 			}
+			r.mu.Unlock()
 			es = es[1:]
 		}
 		if len(es) == 0 {
