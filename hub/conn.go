@@ -875,6 +875,20 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	if f.Since < 0 || f.Since > head || head-f.Since > int64(c.h.cfg.HistoryLimit) || f.Since < withdrawn {
 		return c.snapshot(f.Room)
 	}
+	if f.Since > 0 && !f.SinceAt.IsZero() {
+		// The client's copy ends with an entry of another log when the
+		// log's entry there has another time (a database restored from a
+		// backup, and grown past it): a snapshot of this one instead.
+		ctx, cancel := c.backendCtx()
+		es, err := b.After(ctx, f.Room, f.Since-1, 1)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		if len(es) == 0 || es[0].Seq != f.Since || !es[0].At.Equal(f.SinceAt) {
+			return c.snapshot(f.Room)
+		}
+	}
 	// Each read is held while the client reads it: it is sized to about
 	// catchUpBytes by the size of the entries read before, so a join
 	// behind entries of big findings holds little more than that.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -34,6 +35,7 @@ type Frame struct {
 	Type    string          // one of the Type* constants
 	Room    string          // join, leave, op, presence
 	Since   int64           // join: last seq the client holds for Room (0: none; negative: send a snapshot)
+	SinceAt time.Time       // join: the at of the entry at Since as the client got it; zero when not given
 	OpID    string          // op: id made on the device, 1..MaxOpIDLen characters
 	Kind    string          // op: e.g. "finding.update"
 	Base    int64           // op: version the change is based on; 0 when not given
@@ -52,6 +54,7 @@ type wireFrame struct {
 	Kind    *string         `json:"kind"`
 	Base    *int64          `json:"base"`
 	Client  *string         `json:"client"`
+	At      *string         `json:"at"`
 	Body    json.RawMessage `json:"body"`
 	Editing *string         `json:"editing"`
 	T       json.RawMessage `json:"t"`
@@ -121,6 +124,13 @@ func DecodeFrame(data []byte) (Frame, *OpError) {
 	case TypeJoin:
 		if w.Since != nil {
 			out.Since = *w.Since
+		}
+		if w.At != nil && *w.At != "" {
+			at, err := time.Parse(time.RFC3339Nano, *w.At)
+			if err != nil || len(*w.At) > 64 {
+				return f, badFrame("at: must be the at of the entry at since, as the server sent it")
+			}
+			out.SinceAt = at.UTC()
 		}
 	case TypeOp:
 		if e := requireText("op_id", w.OpID, MaxOpIDLen); e != nil {
@@ -221,12 +231,16 @@ func (f Frame) MarshalJSON() ([]byte, error) {
 		Kind    string          `json:"kind,omitempty"`
 		Base    int64           `json:"base,omitempty"`
 		Client  string          `json:"client,omitempty"`
+		At      string          `json:"at,omitempty"`
 		Body    json.RawMessage `json:"body,omitempty"`
 		Editing *string         `json:"editing,omitempty"`
 		T       json.RawMessage `json:"t,omitempty"`
 	}{Type: f.Type, Room: f.Room, OpID: f.OpID, Kind: f.Kind, Base: f.Base, Client: f.Client, Body: f.Body, T: f.T}
 	if f.Type == TypeJoin {
 		w.Since = &f.Since
+		if !f.SinceAt.IsZero() {
+			w.At = f.SinceAt.Format(time.RFC3339Nano)
+		}
 	}
 	if f.Type == TypePresence {
 		w.Editing = &f.Editing

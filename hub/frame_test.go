@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rapporteur/rapporteur/hub"
 )
@@ -30,6 +31,16 @@ func TestDecodeFrame(t *testing.T) {
 		{`{"type":"op","room":"r","op_id":"u1","kind":"k","client":"a\u0000b"}`, hub.Frame{}, hub.CodeBadFrame},
 		{`{"type":"op","room":"r","op_id":"u1","kind":"k","client":7}`, hub.Frame{}, hub.CodeBadFrame},
 		{`{"type":"join","room":"r","client":"x"}`, hub.Frame{Type: "join", Room: "r"}, ""},
+		// at: optional on a join, the at of the entry at since as sent.
+		{`{"type":"join","room":"r","since":7,"at":"2026-11-29T10:41:28.899377Z"}`,
+			hub.Frame{Type: "join", Room: "r", Since: 7, SinceAt: time.Date(2026, 11, 29, 10, 41, 28, 899377000, time.UTC)}, ""},
+		{`{"type":"join","room":"r","since":7,"at":"2026-11-29T12:41:28+02:00"}`,
+			hub.Frame{Type: "join", Room: "r", Since: 7, SinceAt: time.Date(2026, 11, 29, 10, 41, 28, 0, time.UTC)}, ""},
+		{`{"type":"join","room":"r","since":7,"at":""}`, hub.Frame{Type: "join", Room: "r", Since: 7}, ""},
+		{`{"type":"join","room":"r","since":7,"at":"yesterday"}`, hub.Frame{}, hub.CodeBadFrame},
+		{`{"type":"join","room":"r","since":7,"at":7}`, hub.Frame{}, hub.CodeBadFrame},
+		{`{"type":"ping","at":7}`, hub.Frame{}, hub.CodeBadFrame},
+		{`{"type":"op","room":"r","op_id":"u1","kind":"k","at":"2026-11-29T10:41:28Z"}`, hub.Frame{Type: "op", Room: "r", OpID: "u1", Kind: "k"}, ""},
 		// Typed in every frame, as the other known fields (PROTOCOL.md).
 		{`{"type":"ping","client":7}`, hub.Frame{}, hub.CodeBadFrame},
 		{`{"type":"presence","room":"r","editing":"f1","extra":1}`, hub.Frame{Type: "presence", Room: "r", Editing: "f1"}, ""},

@@ -312,6 +312,7 @@ type srvFrame struct {
 	Actor    string          `json:"actor"`
 	Kind     string          `json:"kind"`
 	Payload  json.RawMessage `json:"payload"`
+	At       time.Time       `json:"at"`
 	State    json.RawMessage `json:"state"`
 	ReplyTo  string          `json:"reply_to"`
 	Code     string          `json:"code"`

@@ -1898,3 +1898,32 @@ func TestAJoinDoesNotMakeTheRoomTakeItsLogForAnother(t *testing.T) {
 		}
 	}
 }
+
+// A member that stops reading, in a room that commits one 1 KiB entry at a
+// time (no burst), is dropped once about the 64 KiB send queue (plus
+// socket buffers) is unwritten, not after 16 times that. (Found by a
+// review.)
+func TestAStalledMemberOfSingleEntriesIsDroppedNearTheLimit(t *testing.T) {
+	th := newTestHubOn(t, hub.Config{PollInterval: time.Hour, SendQueueBytes: 64 << 10, WriteWait: time.Minute}, true)
+	stalled := th.dial(t, "stalled")
+	stalled.join(room, 0)
+	fast := th.dial(t, "fast")
+	fast.skipPresence = true
+	fast.join(room, 0)
+	pad := strings.Repeat("x", 1<<10)
+	for i := 1; i <= 600; i++ { // 600 KiB, one entry per fan-out
+		e := th.b.Append(room, "note", map[string]any{"i": i, "pad": pad})
+		th.Notify(room, e.Seq)
+		for {
+			f := fast.next()
+			if f.Type == "entry" && f.Seq == e.Seq {
+				break
+			}
+		}
+		if th.Stats().DroppedSlow > 0 {
+			t.Logf("stalled member dropped after %d KiB of single entries", i)
+			return
+		}
+	}
+	t.Fatalf("a member that never reads still held after 600 KiB of single 1 KiB entries with a 64 KiB send queue (Stats %+v)", th.Stats())
+}

@@ -46,12 +46,16 @@ func (b *joinReads) Head(ctx context.Context, room string) (int64, int64, error)
 }
 
 // inCatchUp tells whether the caller runs inside a join's catch-up.
-func inCatchUp() bool {
+func inCatchUp() bool { return calledFrom("(*conn).catchUp") }
+
+// calledFrom tells whether a function whose name contains name is among
+// the callers.
+func calledFrom(name string) bool {
 	pc := make([]uintptr, 32)
-	fr := runtime.CallersFrames(pc[:runtime.Callers(2, pc)])
+	fr := runtime.CallersFrames(pc[:runtime.Callers(3, pc)])
 	for {
 		f, more := fr.Next()
-		if strings.Contains(f.Function, "(*conn).catchUp") {
+		if strings.Contains(f.Function, name) {
 			return true
 		}
 		if !more {
@@ -480,6 +484,119 @@ func TestAProcessWhoseRoomBeganWithASnapshotFindsARestore(t *testing.T) {
 			t.Fatalf("B's member, holding a snapshot of the old log at 10, was sent entry %d of the new log", f.Seq)
 		}
 	}
+}
+
+// A client that was away while the log was restored and grew past what it
+// holds joins with its last seq and that entry's at: the log has another
+// entry there, so it gets a snapshot, not the new log's entries on top of
+// the old one's. With the at of the log's own entry it is sent the entries
+// after it; a join without at is taken at its word.
+func TestAJoinWithTheAtOfAnotherLogGetsASnapshot(t *testing.T) {
+	th := newTestHub(t, hub.Config{PollInterval: time.Hour})
+	const room = "workshop:1"
+	for i := 0; i < 10; i++ {
+		th.b.Append(room, "x", i)
+	}
+	a := th.dial(t, "a")
+	cu, _ := a.join(room, 0)
+	held := cu[9] // entry 10 of the log that will be replaced
+	if held.Seq != 10 || held.At.IsZero() {
+		t.Fatalf("entry 10 was sent as %+v, with its at", held)
+	}
+	b := th.dial(t, "b")
+	b.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: 8, SinceAt: cu[7].At})
+	if f := b.next(); f.Type != "entry" || f.Seq != 9 {
+		t.Fatalf("a join with the log's own at of entry 8: %+v, want entry 9", f)
+	}
+	th.b.restore(room, 3)
+	var e hub.Entry
+	for i := 0; i < 9; i++ {
+		e = th.b.Append(room, "x", "after the restore")
+	}
+	c := th.dial(t, "c")
+	c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: 10, SinceAt: held.At})
+	if f := c.next(); f.Type != "snapshot" || f.Seq != e.Seq {
+		t.Fatalf("a join from entry 10 of the replaced log: %+v, want a snapshot at %d", f, e.Seq)
+	}
+	d := th.dial(t, "d")
+	d.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: 10})
+	if f := d.next(); f.Type != "entry" || f.Seq != 11 {
+		t.Fatalf("a join from 10 without at: %+v, want entry 11", f)
+	}
+}
+
+// firstFollowerRead is memBackend whose room follower's first After call
+// (not a join's catch-up, nor the room's making) waits for release, then fails when fail is set
+// (a database timeout) or reads the log.
+type firstFollowerRead struct {
+	*memBackend
+	seen    atomic.Bool
+	release chan struct{}
+	fail    bool
+}
+
+func (b *firstFollowerRead) After(ctx context.Context, room string, after int64, limit int) ([]hub.Entry, error) {
+	if !inCatchUp() && !calledFrom("acquireRoom") && b.seen.CompareAndSwap(false, true) {
+		<-b.release
+		if b.fail {
+			return nil, errors.New("database timeout")
+		}
+	}
+	return b.memBackend.After(ctx, room, after, limit)
+}
+
+func restoreBeforeTheFollowersFirstRead(t *testing.T, fail bool) {
+	mb := newMemBackend()
+	for i := 0; i < 10; i++ {
+		mb.Append(room, "x", "old log")
+	}
+	be := &firstFollowerRead{memBackend: mb, release: make(chan struct{}), fail: fail}
+	th := serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, be, mb)
+	c := th.dial(t, "c")
+	c.skipPresence = true
+	if cu, joined := c.join(room, -1); len(cu) != 1 || cu[0].Type != "snapshot" || joined.Seq != 10 {
+		t.Fatalf("%+v at %d, want a snapshot of the old log at 10", cu, joined.Seq)
+	}
+	if fail {
+		close(be.release) // the first read fails; the room waits for the next wake-up
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Millisecond)
+	mb.restore(room, 3) // the database is restored from a backup...
+	var e hub.Entry
+	for i := 0; i < 9; i++ {
+		e = mb.Append(room, "x", "new log") // ...and grows past 10
+	}
+	if !fail {
+		close(be.release) // the room's first read comes now
+	}
+	th.Notify(room, e.Seq)
+	for {
+		f, err := c.read(2 * time.Second)
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && ce.Code == hub.CloseLogRestored {
+			return
+		}
+		if err != nil {
+			t.Fatalf("member: %v, want closed with %d", err, hub.CloseLogRestored)
+		}
+		if f.Type == "entry" {
+			t.Fatalf("a member holding a snapshot of the old log at 10 was sent entry %d of the restored log", f.Seq)
+		}
+	}
+}
+
+// A restore between a room's making and its follower's first read of the
+// log is found: the room knows from its making which entry it stands at.
+// (Found by a review: the room took the time of whatever log it read
+// first.)
+func TestARestoreBeforeTheRoomsFirstReadIsFound(t *testing.T) {
+	restoreBeforeTheFollowersFirstRead(t, false)
+}
+
+// The same when that first read failed (a database timeout).
+func TestARestoreAfterTheRoomsFirstReadFailedIsFound(t *testing.T) {
+	restoreBeforeTheFollowersFirstRead(t, true)
 }
 
 // A join that read its head before another join found the restore is

@@ -25,10 +25,11 @@ type sendQueue struct {
 	space   chan struct{} // cap 1: bytes were released or closed
 
 	// The frames that do not count against the limit (see fits and
-	// pushAll) are the bytes from exFrom to exTo of all ever queued (added),
-	// in order; released counts those written (or dropped) so far. A run
-	// queued apart behind another joins it (with any frames between).
-	added, released, exFrom, exTo int
+	// pushAll) are runs of bytes [from, to) of all ever queued (added), in
+	// order; released counts those written (or dropped) so far, and runs
+	// wholly released are dropped.
+	added, released int
+	runs            [][2]int
 }
 
 func newSendQueue(limit int) *sendQueue {
@@ -61,7 +62,11 @@ func (q *sendQueue) big(b []byte) bool { return len(b) > q.limit/2 }
 // over is the part of bytes that does not count against the limit: what
 // is left unwritten of the frames queued apart (see fits and pushAll).
 func (q *sendQueue) over() int {
-	return max(q.exTo-max(q.released, q.exFrom), 0)
+	n := 0
+	for _, r := range q.runs {
+		n += r[1] - max(q.released, r[0])
+	}
+	return n
 }
 
 // room tells whether n more bytes fit under the limit (which frames over
@@ -75,10 +80,11 @@ func (q *sendQueue) room(n int) bool {
 // mu and checked that it may.
 func (q *sendQueue) add(b []byte, apart bool) {
 	if apart {
-		if q.over() == 0 {
-			q.exFrom = q.added
+		if k := len(q.runs) - 1; k >= 0 && q.runs[k][1] == q.added {
+			q.runs[k][1] += len(b)
+		} else {
+			q.runs = append(q.runs, [2]int{q.added, q.added + len(b)})
 		}
-		q.exTo = q.added + len(b)
 	}
 	q.frames = append(q.frames, b)
 	q.bytes += len(b)
@@ -106,13 +112,14 @@ func (q *sendQueue) push(b []byte) bool {
 // pushAll adds the frames bs together (one fan-out: a transaction's
 // entries, or a read of the log), waking the write pump once; it reports
 // false, adding none, when the connection is too slow for them. Within the
-// room left under the limit they queue as single frames do. A burst bigger
-// than that (big entries at once) is not judged by its own size: it goes
-// in apart from the limit, as a big frame does, behind what is queued
-// apart already (a burst before it, a snapshot), up to apartBursts times
-// the limit apart in all. Those are frames shared with the room's other
-// members: a connection that stops reading holds them until its write
-// fails or the next burst finds no room. A closed queue swallows them.
+// room left under the limit they queue as single frames do. A burst of
+// over half the limit (big entries at once) that does not fit is not
+// judged by its own size: it goes in apart from the limit, as a big frame
+// does, behind what is queued apart already (a burst before it, a
+// snapshot), up to apartBursts times the limit apart in all. Those are
+// frames shared with the room's other members: a connection that stops
+// reading holds them until its write fails or the next fan-out finds no
+// room. A closed queue swallows them.
 func (q *sendQueue) pushAll(bs [][]byte) bool {
 	q.mu.Lock()
 	if q.closed {
@@ -125,8 +132,10 @@ func (q *sendQueue) pushAll(bs [][]byte) bool {
 		big = big || q.big(b)
 	}
 	used := q.bytes - q.over()
-	apart := big || (used > 0 && used+n > q.limit) || n > q.limit
-	if apart && q.over()+n > apartBursts*q.limit {
+	apart := big || n > q.limit/2
+	if !big && (used+n <= q.limit || used == 0 && !apart) {
+		apart = false // it fits
+	} else if !apart || q.over()+n > apartBursts*q.limit {
 		q.mu.Unlock()
 		return false
 	}
@@ -236,6 +245,9 @@ func (q *sendQueue) written(frames [][]byte) (stop bool) {
 	for _, b := range frames {
 		q.bytes = max(q.bytes-len(b), 0)
 		q.released += len(b)
+	}
+	for len(q.runs) > 0 && q.runs[0][1] <= q.released {
+		q.runs = q.runs[1:]
 	}
 	stop = q.closed && q.discard
 	q.mu.Unlock()

@@ -106,8 +106,7 @@ func TestABurstGoesInApart(t *testing.T) {
 	for q.pushAll(burst) {
 		n++
 	}
-	// The two small frames between the first burst and the next are in the run.
-	if want := (apartBursts*100 - 60) / 120; n != want {
+	if want := apartBursts * 100 / 120; n != want {
 		t.Fatalf("%d bursts of 120 went in apart, want %d", n, want)
 	}
 	batch, _, _, _ := q.take()
@@ -117,5 +116,37 @@ func TestABurstGoesInApart(t *testing.T) {
 	}
 	if !q.pushAll(burst) || q.over() != 120 {
 		t.Fatalf("a burst after the others were written: over %d, want 120", q.over())
+	}
+}
+
+// A connection that stops reading, sent one small entry per fan-out (the
+// ordinary case, no burst at all), is refused once its queue holds the
+// limit: only bursts go apart from it. (Found by a review.)
+func TestASlowReaderOfSingleEntriesIsRefusedNearTheLimit(t *testing.T) {
+	q := newSendQueue(100)
+	n := 0
+	for n < 1000 && q.pushAll([][]byte{make([]byte, 10)}) {
+		n++
+	}
+	if q.bytes > 2*q.limit {
+		t.Fatalf("a reader that never reads holds %d bytes of single 10-byte entries (%d accepted, over()=%d) under a limit of %d",
+			q.bytes, n, q.over(), q.limit)
+	}
+}
+
+// Regular frames queued between two bursts count against the limit: they
+// are not taken into the bursts' run. (Found by a review.)
+func TestRegularFramesBetweenBurstsStayUnderTheLimit(t *testing.T) {
+	q := newSendQueue(100)
+	q.pushAll([][]byte{make([]byte, 60), make([]byte, 60)}) // burst 1, apart
+	for q.push(make([]byte, 10)) {                          // regular frames up to the limit
+	}
+	regular := q.bytes - 120
+	q.pushAll([][]byte{make([]byte, 60), make([]byte, 60)}) // burst 2 joins the run, with the regular frames between
+	for q.push(make([]byte, 10)) {
+		regular += 10
+	}
+	if regular > q.limit {
+		t.Fatalf("%d bytes of regular (non-burst) frames queued unwritten, limit %d (over()=%d, bytes=%d)", regular, q.limit, q.over(), q.bytes)
 	}
 }

@@ -83,6 +83,7 @@ func (r *room) wake() {
 // the presence and wake-ups of others behind a room that is not yet ready.
 func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
 	var head int64
+	var at time.Time // the At of the entry at head
 	headRead := false
 	for {
 		h.mu.Lock()
@@ -96,6 +97,18 @@ func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
 			var err error
 			if head, _, err = h.b.Head(ctx, name); err != nil {
 				return nil, err
+			}
+			if head > 0 {
+				// The room knows from the start which log it follows (see
+				// catchUp): a restore after this, before its first read,
+				// is not taken for the log its members got.
+				es, err := h.b.After(ctx, name, head-1, 1)
+				if err != nil {
+					return nil, err
+				}
+				if len(es) > 0 && es[0].Seq == head {
+					at = es[0].At
+				}
 			}
 			headRead = true
 			continue // someone may have made the room meanwhile
@@ -111,6 +124,7 @@ func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
 				wakeC:     make(chan struct{}, 1),
 				done:      make(chan struct{}),
 				lastSeq:   head,
+				lastAt:    at,
 			}
 			r.broadcast.Store(head)
 			r.mu.Lock() // r is not yet visible: no one else can hold it
@@ -172,8 +186,8 @@ func (r *room) follow() {
 // slow poll), when nothing new is there it also reads the head of the log,
 // to find a log that went below what was sent (see rewoundLocked). The
 // read starts with the entry at lastSeq: the room learns its time when it
-// does not know it (a new room, at its first read; after a rewind), and
-// compares it when it does. A log with another entry there is another log
+// does not know it (after a rewind; a new room knows it from the start),
+// and compares it when it does. A log with another entry there is another log
 // (restored from a backup, and grown past what was sent before this
 // process heard of it), and is handled as rewound too.
 func (r *room) catchUp(check bool) {
