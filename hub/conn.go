@@ -23,6 +23,7 @@ type (
 		Type  string          `json:"type"`
 		Room  string          `json:"room"`
 		Seq   int64           `json:"seq"`
+		At    *time.Time      `json:"at,omitempty"`
 		State json.RawMessage `json:"state"`
 	}
 	joinedOut struct {
@@ -965,7 +966,21 @@ func (c *conn) snapshot(room string) (int64, error) {
 	if len(state) == 0 {
 		state = json.RawMessage("null")
 	}
-	b, err := json.Marshal(snapshotOut{Type: "snapshot", Room: room, Seq: seq, State: state})
+	out := snapshotOut{Type: "snapshot", Room: room, Seq: seq, State: state}
+	if seq > 0 {
+		// The at of the entry at seq, for the client's next join (see
+		// Frame.SinceAt).
+		ctx, cancel := c.backendCtx()
+		es, err := c.h.b.After(ctx, room, seq-1, 1)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		if len(es) > 0 && es[0].Seq == seq && !es[0].At.IsZero() {
+			out.At = &es[0].At
+		}
+	}
+	b, err := json.Marshal(out)
 	if err != nil {
 		return 0, err
 	}

@@ -515,8 +515,8 @@ func TestAJoinWithTheAtOfAnotherLogGetsASnapshot(t *testing.T) {
 	}
 	c := th.dial(t, "c")
 	c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: 10, SinceAt: held.At})
-	if f := c.next(); f.Type != "snapshot" || f.Seq != e.Seq {
-		t.Fatalf("a join from entry 10 of the replaced log: %+v, want a snapshot at %d", f, e.Seq)
+	if f := c.next(); f.Type != "snapshot" || f.Seq != e.Seq || !f.At.Equal(e.At) {
+		t.Fatalf("a join from entry 10 of the replaced log: %+v, want a snapshot at %d with the at of that entry", f, e.Seq)
 	}
 	d := th.dial(t, "d")
 	d.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: 10})

@@ -241,3 +241,40 @@ func (tb *tablet) joinFrom(t *testing.T, room string, since int64) {
 	c.send(t, map[string]any{"type": "join", "room": room, "since": since})
 	c.next(t, ofType("joined"))
 }
+
+// TestAPageAwayDuringARestoreGetsTheRestoredLog: the server goes down with
+// the page open; meanwhile the database is restored from a backup and the
+// group writes past the old head in the restored log. The page comes back
+// with its last seq and that entry's at: the log has another entry there,
+// so it gets a snapshot, and shows the room as it is, not the findings the
+// restore took away among the new ones.
+func TestAPageAwayDuringARestoreGetsTheRestoredLog(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	room := store.WorkshopRoom(tb.w.ID)
+	ids, seqs := tb.seedFindings(t, "Before the backup", 8)
+	oldHead := seqs[len(seqs)-1]
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 8"),
+		pollAcross(fmt.Sprintf(`JSON.parse(localStorage.getItem(%q) || "{}").seq === %d`, tb.storeKey("state2"), oldHead), "the copy at the old head")); err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	if err := chromedp.Do(ctx, waitText("#status", "Offline")); err != nil {
+		t.Fatal(err)
+	}
+	restoreRoom(t, tb.f, room, seqs[1], ids[2:]) // the backup was taken after the first two
+	tb.seedFindings(t, "After the restore", int(oldHead-seqs[1])+2)
+	MustStart(t, tb.env)
+	if err := chromedp.Do(ctx, waitText("#status", "Live"), waitText("#findings", "After the restore 8")); err != nil {
+		t.Fatal(err)
+	}
+	shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li h3"), h => h.textContent).join(" | ")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i <= 8; i++ {
+		if strings.Contains(shown, fmt.Sprintf("Before the backup %d", i)) {
+			t.Fatalf("back after the restore, the page shows findings the restore took away: %s", shown)
+		}
+	}
+}

@@ -420,6 +420,7 @@
       changed.updated_at = p.updated_at;
     }
     state.seq = e.seq;
+    state.at = e.at; // sent in joins: the server tells this log's entry from another's
   }
 
   function render() {
@@ -1392,7 +1393,7 @@
       lastHeard = performance.now();
       pingedAt = -1;
       joinAsked = lastHeard;
-      sock.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
+      sock.send(JSON.stringify({ type: "join", room: room, since: state.seq, at: state.seq > 0 && state.at || "" }));
     };
     sock.onmessage = function (m) {
       if (ws !== sock) return; // given up (see closed)
@@ -1512,7 +1513,7 @@
     switch (f.type) {
       case "snapshot":
         var shop = (f.state && f.state.workshop) || {};
-        state = { seq: f.seq, findings: {}, voted: state.voted, km: { text: shop.key_messages || "", version: shop.key_messages_version || 0 } };
+        state = { seq: f.seq, at: f.at, findings: {}, voted: state.voted, km: { text: shop.key_messages || "", version: shop.key_messages_version || 0 } };
         if (shop.release_state) kmLocked = shop.release_state === "released" && !release;
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
         break;
@@ -1663,7 +1664,7 @@
     live = false;
     sent = {};
     joinAsked = performance.now();
-    ws.send(JSON.stringify({ type: "join", room: room, since: state.seq }));
+    ws.send(JSON.stringify({ type: "join", room: room, since: state.seq, at: state.seq > 0 && state.at || "" }));
   }
 
   // The watchdog of a dead link (see patience). ping sends a ping
