@@ -958,7 +958,7 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 // snapshot sends the room's state as a join's catch-up and returns its seq.
 func (c *conn) snapshot(room string) (int64, error) {
 	ctx, cancel := c.backendCtx()
-	state, seq, err := c.h.b.Snapshot(ctx, room)
+	state, seq, at, err := c.h.b.Snapshot(ctx, room)
 	cancel()
 	if err != nil {
 		return 0, err
@@ -967,18 +967,8 @@ func (c *conn) snapshot(room string) (int64, error) {
 		state = json.RawMessage("null")
 	}
 	out := snapshotOut{Type: "snapshot", Room: room, Seq: seq, State: state}
-	if seq > 0 {
-		// The at of the entry at seq, for the client's next join (see
-		// Frame.SinceAt).
-		ctx, cancel := c.backendCtx()
-		es, err := c.h.b.After(ctx, room, seq-1, 1)
-		cancel()
-		if err != nil {
-			return 0, err
-		}
-		if len(es) > 0 && es[0].Seq == seq && !es[0].At.IsZero() {
-			out.At = &es[0].At
-		}
+	if !at.IsZero() {
+		out.At = &at // for the client's next join (see Frame.SinceAt)
 	}
 	b, err := json.Marshal(out)
 	if err != nil {

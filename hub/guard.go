@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"time"
 )
 
 // guarded is the Backend and the Config functions as the hub calls them:
@@ -42,7 +43,7 @@ func (g guarded) After(ctx context.Context, room string, after int64, limit int)
 	return g.b.After(ctx, room, after, limit)
 }
 
-func (g guarded) Snapshot(ctx context.Context, room string) (state json.RawMessage, seq int64, err error) {
+func (g guarded) Snapshot(ctx context.Context, room string) (state json.RawMessage, seq int64, at time.Time, err error) {
 	defer g.recovered("Snapshot", &err)
 	return g.b.Snapshot(ctx, room)
 }

@@ -211,15 +211,19 @@ func (b *memBackend) After(ctx context.Context, room string, after int64, limit 
 	return append([]hub.Entry(nil), es...), nil
 }
 
-func (b *memBackend) Snapshot(_ context.Context, room string) (json.RawMessage, int64, error) {
+func (b *memBackend) Snapshot(_ context.Context, room string) (json.RawMessage, int64, time.Time, error) {
 	b.maybePanic("Snapshot")
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	r := b.roomLocked(room)
-	if b.snapshotPad > 0 {
-		return json.RawMessage(fmt.Sprintf(`{"entries":%d,"pad":%q}`, len(r.entries), strings.Repeat("x", b.snapshotPad))), int64(len(r.entries)), nil
+	var at time.Time
+	if n := len(r.entries); n > 0 {
+		at = r.entries[n-1].At
 	}
-	return json.RawMessage(fmt.Sprintf(`{"entries":%d}`, len(r.entries))), int64(len(r.entries)), nil
+	if b.snapshotPad > 0 {
+		return json.RawMessage(fmt.Sprintf(`{"entries":%d,"pad":%q}`, len(r.entries), strings.Repeat("x", b.snapshotPad))), int64(len(r.entries)), at, nil
+	}
+	return json.RawMessage(fmt.Sprintf(`{"entries":%d}`, len(r.entries))), int64(len(r.entries)), at, nil
 }
 
 // Head counts an entry of kind "withdraw" as one that withdrew what

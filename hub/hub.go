@@ -157,8 +157,9 @@ type Backend interface {
 	// restored log from the one it sent by the At of its last entry.
 	After(ctx context.Context, room string, after int64, limit int) ([]Entry, error)
 	// Snapshot returns the current state of room and the seq it reflects,
-	// read consistently.
-	Snapshot(ctx context.Context, room string) (state json.RawMessage, seq int64, err error)
+	// read consistently, with the At of the entry at seq when it is known
+	// from the same read (zero otherwise).
+	Snapshot(ctx context.Context, room string) (state json.RawMessage, seq int64, at time.Time, err error)
 	// Head returns the latest seq of room (0 if none), and the seq of its
 	// newest entry that withdrew what earlier ones carried (0 if none),
 	// such as a deleted finding's: a join from before that one gets a

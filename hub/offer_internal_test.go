@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"testing"
+	"time"
 )
 
 // nopBackend serves an empty log; the offer test never reads it.
@@ -14,8 +15,8 @@ func (nopBackend) Apply(context.Context, Identity, Op) (Entry, error) {
 	return Entry{}, nil
 }
 func (nopBackend) After(context.Context, string, int64, int) ([]Entry, error) { return nil, nil }
-func (nopBackend) Snapshot(context.Context, string) (json.RawMessage, int64, error) {
-	return nil, 0, nil
+func (nopBackend) Snapshot(context.Context, string) (json.RawMessage, int64, time.Time, error) {
+	return nil, 0, time.Time{}, nil
 }
 func (nopBackend) Head(context.Context, string) (int64, int64, error) { return 0, 0, nil }
 

@@ -740,25 +740,28 @@ func (r *recentEntries) add(epoch uint64, room string, from int64, read []hub.En
 	}
 }
 
-func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int64, error) {
+func (l *live) Snapshot(ctx context.Context, room string) (json.RawMessage, int64, time.Time, error) {
 	r, err := parseRoom(room)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, time.Time{}, err
 	}
 	var state any
 	var seq int64
+	var at time.Time
 	switch r.kind {
 	case "workshop":
-		state, seq, err = l.store.WorkshopSnapshot(ctx, r.id)
+		var st store.WorkshopState
+		st, seq, err = l.store.WorkshopSnapshot(ctx, r.id)
+		state, at = st, st.At
 	default:
 		seq, err = l.store.Head(ctx, room)
 		state = map[string]any{}
 	}
 	if err != nil {
-		return nil, 0, toOpError(err)
+		return nil, 0, time.Time{}, toOpError(err)
 	}
 	raw, err := json.Marshal(state)
-	return raw, seq, err
+	return raw, seq, at, err
 }
 
 // Rewound forgets the room's cached entries: the hub found its log is not

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/uptrace/bun"
 
@@ -321,6 +322,10 @@ type WorkshopState struct {
 	Workshop domain.Workshop  `json:"workshop"`
 	Findings []domain.Finding `json:"findings"`
 	Comments []CommentState   `json:"comments"`
+	// At is the at of the entry at the snapshot's seq, read with the rest
+	// (zero when the room has none): a client names it when it joins
+	// again, to tell this log from another.
+	At time.Time `json:"-"`
 }
 
 // CommentState is a comment in a snapshot, as its "comment" entry has it.
@@ -350,7 +355,16 @@ func (s *Store) WorkshopSnapshot(ctx context.Context, workshopID int64) (Worksho
 			WHERE f.workshop_id = ? AND f.deleted_at IS NULL AND c.deleted_at IS NULL ORDER BY c.id`, workshopID).Scan(ctx, &st.Comments); err != nil {
 			return fmt.Errorf("read comments: %w", err)
 		}
-		return tx.NewRaw("SELECT coalesce((SELECT seq FROM rooms WHERE id = ?), 0)", WorkshopRoom(workshopID)).Scan(ctx, &seq)
+		var at *time.Time
+		if err := tx.NewRaw(`SELECT coalesce(r.seq, 0), e.at FROM (SELECT 1) AS one
+			LEFT JOIN rooms r ON r.id = ?0 LEFT JOIN log_entries e ON e.room = ?0 AND e.seq = r.seq`,
+			WorkshopRoom(workshopID)).Scan(ctx, &seq, &at); err != nil {
+			return err
+		}
+		if at != nil {
+			st.At = *at
+		}
+		return nil
 	})
 	return st, seq, err
 }

@@ -3060,3 +3060,28 @@ func TestEntriesKeepTextAsWritten(t *testing.T) {
 		t.Fatalf("the entry offered and the one logged differ:\n%s\n%s", u.Entry.Payload, es[0].Payload)
 	}
 }
+
+// TestASnapshotKnowsTheAtOfItsEntry: a workshop's snapshot carries, from
+// the same read as its state, the at of the entry at its seq, which a
+// client names when it joins again (none for a room without entries).
+func TestASnapshotKnowsTheAtOfItsEntry(t *testing.T) {
+	ctx := context.Background()
+	s, ws := MustDemoWorkshops(t)
+	w := ws[2]
+	p := mustPerson(t, s)
+	st, seq, err := s.WorkshopSnapshot(ctx, w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq == 0 && !st.At.IsZero() {
+		t.Fatalf("a room without entries: at %v, want none", st.At)
+	}
+	a, err := s.CreateFinding(ctx, &p, w.ID, "snapshot at", store.FindingInput{Title: "Snapshot at"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, seq, err = s.WorkshopSnapshot(ctx, w.ID)
+	if err != nil || seq != a.Entry.Seq || !st.At.Equal(a.Entry.At) {
+		t.Fatalf("snapshot at seq %d with at %v (%v), want seq %d with at %v", seq, st.At, err, a.Entry.Seq, a.Entry.At)
+	}
+}
