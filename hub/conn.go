@@ -881,12 +881,12 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 		// log's entry there has another time (a database restored from a
 		// backup, and grown past it): a snapshot of this one instead.
 		ctx, cancel := c.backendCtx()
-		es, err := b.After(ctx, f.Room, f.Since-1, 1)
+		at, err := c.h.entryAt(ctx, f.Room, f.Since)
 		cancel()
 		if err != nil {
 			return 0, err
 		}
-		if len(es) == 0 || es[0].Seq != f.Since || !es[0].At.Equal(f.SinceAt) {
+		if !at.Equal(f.SinceAt) {
 			return c.snapshot(f.Room)
 		}
 	}

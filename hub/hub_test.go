@@ -430,6 +430,17 @@ func TestJoinWhileEntriesArrive(t *testing.T) {
 	wg.Wait()
 }
 
+// burst commits n entries of 60 KB to room at once, as another process's
+// transaction would, and returns the last one's seq.
+func (th *testHub) burst(n int) int64 {
+	var e hub.Entry
+	for i := 0; i < n; i++ {
+		e = th.b.Append(room, "finding.create", map[string]any{"i": i, "title": strings.Repeat("x", 60_000)})
+	}
+	th.Notify(room, e.Seq)
+	return e.Seq
+}
+
 // A burst of big entries fanned out at once (a transaction of many big
 // ops; or, as here, entries of another process read in one go) makes more
 // bytes than a send queue holds. A member that reads as fast as it can is
@@ -440,14 +451,6 @@ func TestABurstOverTheQueueDropsOnlyTheSlow(t *testing.T) {
 	fast, stalled := th.dial(t, "fast"), th.dial(t, "stalled")
 	fast.join(room, 0)
 	stalled.join(room, 0)
-	burst := func(n int) int64 {
-		var e hub.Entry
-		for i := 0; i < n; i++ {
-			e = th.b.Append(room, "finding.create", map[string]any{"i": i, "title": strings.Repeat("x", 60_000)})
-		}
-		th.Notify(room, e.Seq)
-		return e.Seq
-	}
 	read := func(to int64) {
 		for {
 			f, err := fast.read(5 * time.Second)
@@ -459,12 +462,12 @@ func TestABurstOverTheQueueDropsOnlyTheSlow(t *testing.T) {
 			}
 		}
 	}
-	read(burst(20)) // 1.2 MB at once, in a queue of 256 KiB
+	read(th.burst(20)) // 1.2 MB at once, in a queue of 256 KiB
 	if s := th.Stats(); s.DroppedSlow != 0 {
 		t.Fatalf("after one burst: %+v, want no one dropped", s)
 	}
 	for range 3 { // past the 4 MiB of bursts a connection may hold unwritten
-		read(burst(20))
+		read(th.burst(20))
 	}
 	if code := stalled.closeCode(5 * time.Second); code != hub.CloseTooSlow {
 		t.Fatalf("the member that never read closed with %d, want %d", code, hub.CloseTooSlow)
@@ -478,15 +481,7 @@ func TestBackToBackBurstsDropNoFastReader(t *testing.T) {
 	th := newTestHubOn(t, hub.Config{PollInterval: time.Hour, SendQueueBytes: 256 << 10}, true)
 	fast := th.dial(t, "fast")
 	fast.join(room, 0)
-	burst := func(n int) int64 {
-		var e hub.Entry
-		for i := 0; i < n; i++ {
-			e = th.b.Append(room, "finding.create", map[string]any{"i": i, "title": strings.Repeat("x", 60_000)})
-		}
-		th.Notify(room, e.Seq)
-		return e.Seq
-	}
-	first := burst(20)
+	first := th.burst(20)
 	// the fast reader starts reading the first burst at once
 	for {
 		f, err := fast.read(5 * time.Second)
@@ -497,7 +492,7 @@ func TestBackToBackBurstsDropNoFastReader(t *testing.T) {
 			break
 		}
 	}
-	last := burst(20) // the next transaction, committed while the first is being read
+	last := th.burst(20) // the next transaction, committed while the first is being read
 	for {
 		f, err := fast.read(5 * time.Second)
 		if err != nil {

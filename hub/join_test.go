@@ -311,18 +311,7 @@ func TestARestoredLogGrownPastWhatWasSentIsFound(t *testing.T) {
 		e = th.b.Append(room, "x", "after the restore")
 	}
 	th.Notify(room, e.Seq) // 12, past the 10 sent
-	for {
-		f, err := a.read(5 * time.Second)
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) && ce.Code == hub.CloseLogRestored {
-			break
-		} else if err != nil {
-			t.Fatalf("the member holding the replaced log: %v, want closed with %d", err, hub.CloseLogRestored)
-		}
-		if f.Type == "entry" {
-			t.Fatalf("the member holding entries 1–10 of the replaced log was sent entry %d of the new one", f.Seq)
-		}
-	}
+	mustBeToldOfTheRestore(t, a, 5*time.Second, "the member holding entries 1–10 of the replaced log")
 	b := th.dial(t, "b")
 	if cu, joined := b.join(room, -1); len(cu) != 1 || cu[0].Type != "snapshot" || joined.Seq != 12 {
 		t.Fatalf("joining with a snapshot: %+v, joined at %d; want a snapshot at 12", cu, joined.Seq)
@@ -348,22 +337,38 @@ func TestARestoreGrownPastAJoinsCatchUpIsFound(t *testing.T) {
 	if _, joined := a.join(room, 0); joined.Seq != 10 {
 		t.Fatalf("joined at %d, want 10", joined.Seq)
 	}
-	th.b.restore(room, 3)
+	th.Notify(room, restoreAndGrow(th.b, room).Seq) // 12
+	mustBeToldOfTheRestore(t, a, 3*time.Second, "the member holding entries 1–10 of the replaced log")
+}
+
+// restoreAndGrow restores room's log in b to its first 3 entries, as a
+// backup taken then would leave it, and has it grow 9 entries past that:
+// past the 10 the tests' members hold. It returns the last.
+func restoreAndGrow(b *memBackend, room string) hub.Entry {
+	b.restore(room, 3)
 	var e hub.Entry
 	for i := 0; i < 9; i++ {
-		e = th.b.Append(room, "x", "after the restore")
+		e = b.Append(room, "x", "after the restore")
 	}
-	th.Notify(room, e.Seq) // 12
+	return e
+}
+
+// mustBeToldOfTheRestore reads c's frames until it is closed with
+// CloseLogRestored; an entry before (one of the new log on top of the old
+// one's) or another end fails the test. what names the member.
+func mustBeToldOfTheRestore(t *testing.T, c *client, within time.Duration, what string) {
+	t.Helper()
 	for {
-		f, err := a.read(3 * time.Second)
+		f, err := c.read(within)
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) && ce.Code == hub.CloseLogRestored {
 			return
-		} else if err != nil {
-			t.Fatalf("the member holding the replaced log: %v, want closed with %d", err, hub.CloseLogRestored)
+		}
+		if err != nil {
+			t.Fatalf("%s: %v, want closed with %d", what, err, hub.CloseLogRestored)
 		}
 		if f.Type == "entry" {
-			t.Fatalf("the member holding entries 1–10 of the replaced log was sent entry %d of the new one", f.Seq)
+			t.Fatalf("%s was sent entry %d of the new log", what, f.Seq)
 		}
 	}
 }
@@ -381,19 +386,18 @@ func (r relayBackend) Rewound(room string, head int64, announce bool) {
 	}
 }
 
-// A process that tells a restored log by another entry where it sent one
-// does not announce a head: the log never went below it, and a process
-// that sent the new log past it would close its members for nothing.
-// (Found by a review.)
-func TestARestoreFoundByItsEntriesIsNotAnnouncedAsAHead(t *testing.T) {
-	b := newMemBackend()
+// relayedHubs serves two hubs (processes A and B) on one log b, whose
+// announced rewinds reach each other; ca, on A, has read entries 1–10 of
+// room, fanned out by A.
+func relayedHubs(t *testing.T, room string) (b *memBackend, a, bh *testHub, ca *client) {
+	t.Helper()
+	b = newMemBackend()
 	var pa, pb atomic.Pointer[testHub]
-	a := serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, relayBackend{b, &pb}, b)
-	bh := serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, relayBackend{b, &pa}, b)
+	a = serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, relayBackend{b, &pb}, b)
+	bh = serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, relayBackend{b, &pa}, b)
 	pa.Store(a)
 	pb.Store(bh)
-	const room = "workshop:1"
-	ca := a.dial(t, "a")
+	ca = a.dial(t, "a")
 	ca.join(room, 0)
 	for i := 0; i < 10; i++ {
 		b.Append(room, "x", i)
@@ -404,6 +408,16 @@ func TestARestoreFoundByItsEntriesIsNotAnnouncedAsAHead(t *testing.T) {
 			t.Fatalf("A sent %+v, want entry %d", f, i)
 		}
 	}
+	return b, a, bh, ca
+}
+
+// A process that tells a restored log by another entry where it sent one
+// does not announce a head: the log never went below it, and a process
+// that sent the new log past it would close its members for nothing.
+// (Found by a review.)
+func TestARestoreFoundByItsEntriesIsNotAnnouncedAsAHead(t *testing.T) {
+	const room = "workshop:1"
+	b, a, bh, ca := relayedHubs(t, room)
 	b.restore(room, 3)
 	cb := bh.dial(t, "b")
 	if _, joined := cb.join(room, 0); joined.Seq != 3 {
@@ -438,52 +452,20 @@ func TestARestoreFoundByItsEntriesIsNotAnnouncedAsAHead(t *testing.T) {
 // when another process finds the log restored by its entries (and
 // announces nothing), this one finds it too. (Found by a review.)
 func TestAProcessWhoseRoomBeganWithASnapshotFindsARestore(t *testing.T) {
-	b := newMemBackend()
-	var pa, pb atomic.Pointer[testHub]
-	a := serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, relayBackend{b, &pb}, b)
-	bh := serveTestHub(t, hub.Config{PollInterval: time.Hour}, false, relayBackend{b, &pa}, b)
-	pa.Store(a)
-	pb.Store(bh)
 	const room = "workshop:1"
-	ca := a.dial(t, "a")
-	ca.join(room, 0)
-	for i := 0; i < 10; i++ {
-		b.Append(room, "x", i)
-	}
-	a.Notify(room, 10)
-	for i := 1; i <= 10; i++ {
-		if f := ca.next(); f.Type != "entry" || f.Seq != int64(i) {
-			t.Fatalf("A sent %+v, want entry %d", f, i)
-		}
-	}
+	b, a, bh, ca := relayedHubs(t, room)
 	cb := bh.dial(t, "b")
 	if cu, joined := cb.join(room, -1); len(cu) != 1 || cu[0].Type != "snapshot" || joined.Seq != 10 {
 		t.Fatalf("B: %+v at %d, want a snapshot at 10", cu, joined.Seq)
 	}
-	b.restore(room, 3)
-	var e hub.Entry
-	for i := 0; i < 9; i++ {
-		e = b.Append(room, "x", "new log")
-	}
+	e := restoreAndGrow(b, room)
 	a.Notify(room, e.Seq) // A finds that entry 10 is another one
 	if code := ca.closeCode(5 * time.Second); code != hub.CloseLogRestored {
 		t.Fatalf("A's member closed with %d, want %d", code, hub.CloseLogRestored)
 	}
 	time.Sleep(100 * time.Millisecond)
 	bh.Notify(room, e.Seq)
-	for {
-		f, err := cb.read(3 * time.Second)
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) && ce.Code == hub.CloseLogRestored {
-			return
-		}
-		if err != nil {
-			t.Fatalf("B's member: %v, want closed with %d", err, hub.CloseLogRestored)
-		}
-		if f.Type == "entry" {
-			t.Fatalf("B's member, holding a snapshot of the old log at 10, was sent entry %d of the new log", f.Seq)
-		}
-	}
+	mustBeToldOfTheRestore(t, cb, 3*time.Second, "B's member, holding a snapshot of the old log at 10,")
 }
 
 // A client that was away while the log was restored and grew past what it
@@ -508,11 +490,7 @@ func TestAJoinWithTheAtOfAnotherLogGetsASnapshot(t *testing.T) {
 	if f := b.next(); f.Type != "entry" || f.Seq != 9 {
 		t.Fatalf("a join with the log's own at of entry 8: %+v, want entry 9", f)
 	}
-	th.b.restore(room, 3)
-	var e hub.Entry
-	for i := 0; i < 9; i++ {
-		e = th.b.Append(room, "x", "after the restore")
-	}
+	e := restoreAndGrow(th.b, room)
 	c := th.dial(t, "c")
 	c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: 10, SinceAt: held.At})
 	if f := c.next(); f.Type != "snapshot" || f.Seq != e.Seq || !f.At.Equal(e.At) {
@@ -562,28 +540,12 @@ func restoreBeforeTheFollowersFirstRead(t *testing.T, fail bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(2 * time.Millisecond)
-	mb.restore(room, 3) // the database is restored from a backup...
-	var e hub.Entry
-	for i := 0; i < 9; i++ {
-		e = mb.Append(room, "x", "new log") // ...and grows past 10
-	}
+	e := restoreAndGrow(mb, room) // the database is restored from a backup, and grows past 10
 	if !fail {
 		close(be.release) // the room's first read comes now
 	}
 	th.Notify(room, e.Seq)
-	for {
-		f, err := c.read(2 * time.Second)
-		var ce *websocket.CloseError
-		if errors.As(err, &ce) && ce.Code == hub.CloseLogRestored {
-			return
-		}
-		if err != nil {
-			t.Fatalf("member: %v, want closed with %d", err, hub.CloseLogRestored)
-		}
-		if f.Type == "entry" {
-			t.Fatalf("a member holding a snapshot of the old log at 10 was sent entry %d of the restored log", f.Seq)
-		}
-	}
+	mustBeToldOfTheRestore(t, c, 2*time.Second, "a member holding a snapshot of the old log at 10")
 }
 
 // A restore between a room's making and its follower's first read of the

@@ -98,17 +98,11 @@ func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
 			if head, _, err = h.b.Head(ctx, name); err != nil {
 				return nil, err
 			}
-			if head > 0 {
-				// The room knows from the start which log it follows (see
-				// catchUp): a restore after this, before its first read,
-				// is not taken for the log its members got.
-				es, err := h.b.After(ctx, name, head-1, 1)
-				if err != nil {
-					return nil, err
-				}
-				if len(es) > 0 && es[0].Seq == head {
-					at = es[0].At
-				}
+			// The room knows from the start which log it follows (see
+			// catchUp): a restore after this, before its first read, is
+			// not taken for the log its members got.
+			if at, err = h.entryAt(ctx, name, head); err != nil {
+				return nil, err
 			}
 			headRead = true
 			continue // someone may have made the room meanwhile
@@ -141,6 +135,19 @@ func (h *Hub) acquireRoom(ctx context.Context, name string) (*room, error) {
 		}
 		r.mu.Unlock() // lost a race with the last member leaving; retry
 	}
+}
+
+// entryAt returns the At of room's entry at seq, zero when there is none
+// (or seq is not above 0).
+func (h *Hub) entryAt(ctx context.Context, room string, seq int64) (time.Time, error) {
+	if seq <= 0 {
+		return time.Time{}, nil
+	}
+	es, err := h.b.After(ctx, room, seq-1, 1)
+	if err != nil || len(es) == 0 || es[0].Seq != seq {
+		return time.Time{}, err
+	}
+	return es[0].At, nil
 }
 
 // closeLocked marks r closed and removes it from the hub. Call with r.mu held.

@@ -35,6 +35,34 @@ func (tb *tablet) seedFindings(t *testing.T, prefix string, n int) (ids, seqs []
 	return ids, seqs
 }
 
+// openBeforeTheBackup seeds eight findings ("Before the backup 1"…), opens
+// the page, and waits until its copy on the device is at their head.
+func (tb *tablet) openBeforeTheBackup(t *testing.T) (ids, seqs []int64) {
+	t.Helper()
+	ids, seqs = tb.seedFindings(t, "Before the backup", 8)
+	if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 8"),
+		pollAcross(fmt.Sprintf(`JSON.parse(localStorage.getItem(%q) || "{}").seq === %d`, tb.storeKey("state2"), seqs[len(seqs)-1]), "the copy at the old head")); err != nil {
+		t.Fatal(err)
+	}
+	return ids, seqs
+}
+
+// mustNotShowTheTakenAway fails the test, saying what, when the page lists
+// any of "Before the backup 3" to 8: the findings a restore to the second
+// took away (see openBeforeTheBackup).
+func (tb *tablet) mustNotShowTheTakenAway(t *testing.T, what string) {
+	t.Helper()
+	shown, err := chromedp.Run(tb.browser, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li h3"), h => h.textContent).join(" | ")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i <= 8; i++ {
+		if strings.Contains(shown, fmt.Sprintf("Before the backup %d", i)) {
+			t.Fatalf("%s: %s", what, shown)
+		}
+	}
+}
+
 // deadSocketsFromNowOn makes every WebSocket the page opens from now on
 // go to a port no one listens on (the tablet's link went right after).
 const deadSocketsFromNowOn = `(() => {
@@ -55,12 +83,8 @@ func TestAReloadAfterARestoreShowsTheRestoredLog(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
 	room := store.WorkshopRoom(tb.w.ID)
-	ids, seqs := tb.seedFindings(t, "Before the backup", 8)
+	ids, seqs := tb.openBeforeTheBackup(t)
 	oldHead := seqs[len(seqs)-1]
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 8"),
-		pollAcross(fmt.Sprintf(`JSON.parse(localStorage.getItem(%q) || "{}").seq === %d`, tb.storeKey("state2"), oldHead), "the copy at the old head")); err != nil {
-		t.Fatal(err)
-	}
 	if err := chromedp.Do(ctx, evalJS(deadSocketsFromNowOn)); err != nil {
 		t.Fatal(err)
 	}
@@ -83,15 +107,7 @@ func TestAReloadAfterARestoreShowsTheRestoredLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li h3"), h => h.textContent).join(" | ")`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 3; i <= 8; i++ {
-		if strings.Contains(shown, fmt.Sprintf("Before the backup %d", i)) {
-			t.Fatalf("after the reload the page shows findings the restore took away as saved: %s", shown)
-		}
-	}
+	tb.mustNotShowTheTakenAway(t, "after the reload the page shows findings the restore took away as saved")
 }
 
 // deafLink makes a page's WebSockets hear nothing while window.deaf is
@@ -252,12 +268,8 @@ func TestAPageAwayDuringARestoreGetsTheRestoredLog(t *testing.T) {
 	tb := MustTablet(t)
 	ctx := tb.browser
 	room := store.WorkshopRoom(tb.w.ID)
-	ids, seqs := tb.seedFindings(t, "Before the backup", 8)
+	ids, seqs := tb.openBeforeTheBackup(t)
 	oldHead := seqs[len(seqs)-1]
-	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 8"),
-		pollAcross(fmt.Sprintf(`JSON.parse(localStorage.getItem(%q) || "{}").seq === %d`, tb.storeKey("state2"), oldHead), "the copy at the old head")); err != nil {
-		t.Fatal(err)
-	}
 	tb.f.srv.Stop(t)
 	if err := chromedp.Do(ctx, waitText("#status", "Offline")); err != nil {
 		t.Fatal(err)
@@ -268,13 +280,5 @@ func TestAPageAwayDuringARestoreGetsTheRestoredLog(t *testing.T) {
 	if err := chromedp.Do(ctx, waitText("#status", "Live"), waitText("#findings", "After the restore 8")); err != nil {
 		t.Fatal(err)
 	}
-	shown, err := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li h3"), h => h.textContent).join(" | ")`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 3; i <= 8; i++ {
-		if strings.Contains(shown, fmt.Sprintf("Before the backup %d", i)) {
-			t.Fatalf("back after the restore, the page shows findings the restore took away: %s", shown)
-		}
-	}
+	tb.mustNotShowTheTakenAway(t, "back after the restore, the page shows findings the restore took away")
 }

@@ -152,6 +152,17 @@ func (tb *tablet) twoTabs(t *testing.T) (a, b context.Context) {
 	return a, b
 }
 
+// demoFinding is the first of the demo's findings in the tablet's
+// workshop, and the selector of its item in the page's list.
+func (tb *tablet) demoFinding(t *testing.T) (domain.Finding, string) {
+	t.Helper()
+	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil || len(fs) == 0 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	return fs[0], fmt.Sprintf(`#findings li[data-id="%d"]`, fs[0].ID)
+}
+
 // openWithSaved opens the workshop page and saves a finding with title.
 func (tb *tablet) openWithSaved(t *testing.T, title string) {
 	t.Helper()
@@ -2555,11 +2566,7 @@ func TestTabletShowsWhatThePersonSupports(t *testing.T) {
 // away is shown as kept on this device, not as saved, until it is.
 func TestTabletSaysASupportIsNotSavedYet(t *testing.T) {
 	tb := MustTablet(t)
-	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
-	if err != nil || len(fs) == 0 {
-		t.Fatalf("demo findings: %v, %d", err, len(fs))
-	}
-	item := fmt.Sprintf(`#findings li[data-id="%d"]`, fs[0].ID)
+	demo, item := tb.demoFinding(t)
 	if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
 		t.Fatal(err)
 	}
@@ -2576,7 +2583,7 @@ func TestTabletSaysASupportIsNotSavedYet(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int
-	if err := tb.f.store.DB().NewRaw("SELECT count(*) FROM votes WHERE finding_id = ? AND person_id = ?", fs[0].ID, tb.person.ID).Scan(context.Background(), &n); err != nil || n != 1 {
+	if err := tb.f.store.DB().NewRaw("SELECT count(*) FROM votes WHERE finding_id = ? AND person_id = ?", demo.ID, tb.person.ID).Scan(context.Background(), &n); err != nil || n != 1 {
 		t.Fatalf("%d votes of the person (%v), want 1", n, err)
 	}
 }
@@ -2589,13 +2596,9 @@ func TestTabletSaysASupportIsNotSavedYet(t *testing.T) {
 // settled. (A CI run failed so, the other tab slow on a loaded machine.)
 func TestTabletShowsASupportAnotherTabSavedWhileItWasBusy(t *testing.T) {
 	tb := MustTablet(t)
-	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
-	if err != nil || len(fs) == 0 {
-		t.Fatalf("demo findings: %v", err)
-	}
-	item := fmt.Sprintf(`#findings li[data-id="%d"]`, fs[0].ID)
+	_, item := tb.demoFinding(t)
 	a, b := tb.twoTabs(t)
-	err = chromedp.Do(b, withholdEntries(`"kind":"vote"`), waitText(item+" button.vote", "Support"),
+	err := chromedp.Do(b, withholdEntries(`"kind":"vote"`), waitText(item+" button.vote", "Support"),
 		evalJS(`setTimeout(() => { const t = Date.now(); while (Date.now() - t < 3000) {} }, 0)`))
 	if err != nil {
 		t.Fatal(err)
@@ -2618,13 +2621,9 @@ func TestTabletShowsASupportAnotherTabSavedWhileItWasBusy(t *testing.T) {
 // as saved, as the server says, not the Support button of before.
 func TestTabletShowsASupportAnotherTabSaved(t *testing.T) {
 	tb := MustTablet(t)
-	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
-	if err != nil || len(fs) == 0 {
-		t.Fatalf("demo findings: %v", err)
-	}
-	item := fmt.Sprintf(`#findings li[data-id="%d"]`, fs[0].ID)
+	_, item := tb.demoFinding(t)
 	a, b := tb.twoTabs(t)
-	err = chromedp.Do(b, withholdEntries(`"kind":"vote"`),
+	err := chromedp.Do(b, withholdEntries(`"kind":"vote"`),
 		evalJS(`const send = WebSocket.prototype.send;
 			WebSocket.prototype.send = function (d) { if (!String(d).includes('"type":"op"')) send.call(this, d); }`),
 		waitText(item+" button.vote", "Support"))
@@ -2821,16 +2820,12 @@ func TestTabletDeleteOrKeyChangeOverANewerEditIsNotSaved(t *testing.T) {
 // by the page alone: see TestADeviceWhoseStorageTakesNothingStillSaves.)
 func TestTabletDeleteNotKeptLeavesTheForm(t *testing.T) {
 	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
-	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
-	if err != nil || len(fs) == 0 {
-		t.Fatalf("demo findings: %v, %d", err, len(fs))
-	}
-	item := fmt.Sprintf(`#findings li[data-id="%d"]`, fs[0].ID)
+	demo, item := tb.demoFinding(t)
 	if err := chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
 		t.Fatal(err)
 	}
 	tb.f.srv.Stop(t)
-	err = chromedp.Do(tb.browser,
+	err := chromedp.Do(tb.browser,
 		waitText("#status", "Offline"),
 		evalJS(`window.confirm = () => true`),
 		tap(item+" button.edit"),
@@ -2850,7 +2845,7 @@ func TestTabletDeleteNotKeptLeavesTheForm(t *testing.T) {
 	if v, err := chromedp.Run(tb.browser, chromedp.Value(chromedp.CSS(`textarea[name=results]`))); err != nil || !strings.HasSuffix(v, " TYPED") {
 		t.Fatalf("the form holds %q (%v), want the typed changes", v, err)
 	}
-	if _, err := tb.f.store.Finding(context.Background(), fs[0].ID); err != nil {
+	if _, err := tb.f.store.Finding(context.Background(), demo.ID); err != nil {
 		t.Fatalf("the finding after a delete not kept: %v, want it there", err)
 	}
 }
@@ -3426,11 +3421,8 @@ func TestReportAuthorsTabletSaysHowManyAreHere(t *testing.T) {
 // typed and not yet saved stays, to be sent once its person is back.
 func TestSigningOutForgetsTheRoomsCopy(t *testing.T) {
 	tb := MustTablet(t)
-	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
-	if err != nil || len(fs) == 0 {
-		t.Fatalf("demo findings: %v, %d", err, len(fs))
-	}
-	draft := fs[0].Title
+	f, _ := tb.demoFinding(t)
+	draft := f.Title
 	a, b := tb.twoTabs(t)
 	if err := chromedp.Do(a, waitText("#findings", draft)); err != nil {
 		t.Fatal(err)
