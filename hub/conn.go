@@ -978,9 +978,11 @@ func (c *conn) snapshot(room string) (int64, error) {
 }
 
 // A join's catch-up reads catchUpFirst entries, then as many as come to
-// about catchUpBytes (catchUpLeast to followBatch).
+// about catchUpBytes (catchUpLeast to followBatch). The first read knows
+// no sizes yet: catchUpFirst entries of the biggest kind (a finding of
+// about a frame, 64 KiB) come to about catchUpBytes.
 const (
-	catchUpFirst = 64
+	catchUpFirst = 16
 	catchUpLeast = 8
 	catchUpBytes = 1 << 20
 )
