@@ -3565,3 +3565,68 @@ func TestAPageLeftOpenByTheLastPersonKeepsNoCopy(t *testing.T) {
 		t.Errorf("the last person's page keeps its copy of the room again (%v)", err)
 	}
 }
+
+// TestTheFormIsNotSentAwayWhileItsScriptIsOnItsWay: the server is
+// upgraded while a tablet keeps its page; the new page comes over a link
+// too slow for its new script (as in TestTabletKeepsAPageOnlyWithItsFiles,
+// whose page then stays at "Connecting…"). The form is on the screen and
+// takes text meanwhile: a participant types a finding and taps "Save
+// finding". What they typed must not be lost: it stays in the form (or is
+// kept on the device), not sent off as a plain GET to the address bar and
+// replaced by an empty form.
+func TestTheFormIsNotSentAwayWhileItsScriptIsOnItsWay(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	tb.openWithSaved(t, "Saved before the upgrade")
+	mustKeepPage(t, ctx)
+	path := strings.TrimPrefix(tb.page, tb.f.srv.URL)
+	html, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`caches.match(%q).then(r => r ? r.text() : "")`, path), chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := regexp.MustCompile(`/static/live\.js\?v=[0-9a-f]+`)
+	upgraded := script.ReplaceAllString(html, "/static/live.js?v=0123456789abcdef")
+	upgraded = strings.Replace(upgraded, "<main>", `<main><p id="upgraded">The next version</p>`, 1)
+	tb.f.srv.Stop(t)
+	l, err := net.Listen("tcp", tb.env["ADDR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan string, 10)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == path {
+			if r.URL.RawQuery != "" {
+				asked <- r.URL.RawQuery
+			}
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, upgraded)
+			return
+		}
+		<-r.Context().Done() // the new script (and the rest) never comes
+	})}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	err = chromedp.Do(ctx, evalJS("location.reload()"), waitText("#upgraded", "The next version"),
+		chromedp.SendKeys(chromedp.CSS(`input[name=title]`), "Typed while the script was on its way"),
+		evalJS(`document.querySelector("#new-finding button[type=submit]").click()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	title, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector("input[name=title]") || {}).value || ""`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`Object.keys(localStorage).some(k => (localStorage.getItem(k) || "").includes("Typed while the script was on its way"))`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sentAway := ""
+	select {
+	case sentAway = <-asked:
+	default:
+	}
+	if title == "" && !kept {
+		t.Fatalf("the finding typed is gone: the form is empty, the device keeps nothing of it; the form was sent as GET %s?%s", path, sentAway)
+	}
+}

@@ -36,6 +36,9 @@
   var formError = document.getElementById("form-error");
   var formTitle = document.getElementById("form-title");
   var submitButton = form.querySelector("button[type=submit]");
+  // The page comes with it disabled: a form saved before this script runs
+  // (a new script slow to come) would go off as a plain GET, its text lost.
+  submitButton.disabled = false;
   var cancelButton = document.getElementById("cancel-edit");
   var presenceEl = document.getElementById("presence");
   var keySection = document.getElementById("key-section");
