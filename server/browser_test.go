@@ -3630,3 +3630,41 @@ func TestTheFormIsNotSentAwayWhileItsScriptIsOnItsWay(t *testing.T) {
 		t.Fatalf("the finding typed is gone: the form is empty, the device keeps nothing of it; the form was sent as GET %s?%s", path, sentAway)
 	}
 }
+
+// TestTheKeyListDoesNotCallAnUnsentTitleSaved: on the rapporteur's
+// tablet a key finding's title is edited while the server is away. The
+// findings list says the edit is "On this device · not saved yet"; the key
+// findings list above it shows the same new title, and must not label it
+// "Saved".
+func TestTheKeyListDoesNotCallAnUnsentTitleSaved(t *testing.T) {
+	tb := mustTabletAs(t, nil, domain.RoleRapporteur)
+	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil || len(fs) == 0 {
+		t.Fatalf("demo findings: %v, %d", err, len(fs))
+	}
+	f := fs[0]
+	item := fmt.Sprintf(`#findings li[data-id="%d"]`, f.ID)
+	err = chromedp.Do(tb.browser, chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		tap(item+" button.mark-key"), waitText(keyItem(f.ID)+" .state", "Saved"), waitText("#status", "every change is saved"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	err = chromedp.Do(tb.browser, waitText("#status", "Offline"),
+		tap(item+" button.edit"), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Retitled offline"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#status", "kept on this device"),
+		waitText(item+".pending", "not saved yet"),
+		waitText(keyItem(f.ID), "Retitled offline"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := chromedp.Run(tb.browser, chromedp.Text(chromedp.CSS(keyItem(f.ID))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(key, "Retitled offline") && strings.Contains(key, "Saved") {
+		t.Fatalf("the key findings list shows the unsent title as saved: %q", key)
+	}
+}

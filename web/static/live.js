@@ -504,6 +504,7 @@
       var before = ids.slice(), id = op.body && op.body.finding_id;
       step(op);
       if (op.kind === "key.mark" || op.kind === "key.unmark") pending[id] = true;
+      else if (op.kind === "finding.update" && op.body) pending[op.body.id] = true; // its title, as shown, not saved yet
       else if (op.kind === "key.reorder") ids.forEach(function (x, i) { if (before[i] !== x) pending[x] = true; });
     });
     return { order: ids, pending: pending };
