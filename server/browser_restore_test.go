@@ -282,3 +282,61 @@ func TestAPageAwayDuringARestoreGetsTheRestoredLog(t *testing.T) {
 	}
 	tb.mustNotShowTheTakenAway(t, "back after the restore, the page shows findings the restore took away")
 }
+
+// TestAFindingSavedBeforeARestoreIsNotShownSavedAfterIt: the page keeps
+// the ops it saved lately on the device a while, for its other tabs. One
+// saved just before the database is restored to a backup taken before it
+// (the server down meanwhile, the restored log not grown past it) is not
+// laid over the restored room as saved, neither when the page comes back
+// nor after a reload.
+func TestAFindingSavedBeforeARestoreIsNotShownSavedAfterIt(t *testing.T) {
+	tb := MustTablet(t)
+	ctx := tb.browser
+	room := store.WorkshopRoom(tb.w.ID)
+	ids, seqs := tb.openBeforeTheBackup(t)
+	err := chromedp.Do(ctx, setField("input[name=title]", "Typed before the restore"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings", "Typed before the restore"), waitText("#status", "every change is saved"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := ids[2:] // the backup was taken after the first two
+	for _, f := range fs {
+		if f.Title == "Typed before the restore" {
+			taken = append(taken, f.ID)
+		}
+	}
+	if len(taken) != len(ids)-1 {
+		t.Fatalf("the finding typed is not in the database: %d taken", len(taken))
+	}
+	tb.f.srv.Stop(t)
+	if err := chromedp.Do(ctx, waitText("#status", "Offline")); err != nil {
+		t.Fatal(err)
+	}
+	restoreRoom(t, tb.f, room, seqs[1], taken)
+	MustStart(t, tb.env)
+	notShown := func(when string) {
+		t.Helper()
+		shown, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#findings")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(shown, "Typed before the restore") {
+			t.Fatalf("%s, the page shows the finding the restore took away: %q", when, shown)
+		}
+		tb.mustNotShowTheTakenAway(t, when+", the page shows findings the restore took away")
+	}
+	if err := chromedp.Do(ctx, waitText("#status", "Live"), pollAcross(fmt.Sprintf(`JSON.parse(localStorage.getItem(%q) || "{}").seq === %d`, tb.storeKey("state2"), seqs[1]), "the copy at the restored head")); err != nil {
+		t.Fatal(err)
+	}
+	notShown("back after the restore")
+	if err := chromedp.Do(ctx, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 2")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	notShown("after a reload")
+}

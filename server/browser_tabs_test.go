@@ -264,3 +264,63 @@ func formSays(ctx context.Context) string {
 	theirs, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#new-finding .theirs")).map(e => e.textContent).join(" | ")`))
 	return fmt.Sprintf("form says %q; shown as theirs: %q", msg, theirs)
 }
+
+// TestALaggingTabDoesNotSaveOverTheOtherTabsEdit: one person, two
+// tabs of one browser, both with the finding open in the edit form. Tab
+// B's link went dead unnoticed (a tablet that woke up on another access
+// point: it hears nothing, its sends still go out). In tab A the person
+// saves a new title: saved. In tab B, whose form and list still show the
+// old title, they then save another title. The server takes both for the
+// same client's changes (no conflict); live.js promises that a change made
+// in another tab of this browser "is shown before anything is sent". Tab
+// B must show "Changed meanwhile" (tab A's title beside its own) and not
+// save over tab A's title unseen.
+func TestALaggingTabDoesNotSaveOverTheOtherTabsEdit(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText(mine+".saved", "Shared title"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		evalJS(`window.deaf = true`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tab A: the title changed and saved.
+	err = chromedp.Do(a, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title typed in tab A"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText(mine+".saved", "Title typed in tab A"), waitText("#status", "every change is saved"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := tb.f.store.Finding(bg, seed.ID); err != nil || got.Title != "Title typed in tab A" {
+		t.Fatalf("title after tab A: %q (%v)", got.Title, err)
+	}
+	time.Sleep(time.Second)
+	shownInB, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS(mine)))
+	t.Logf("tab B lists the finding as: %q", shownInB)
+	// Tab B: the person types over the title its form still holds.
+	err = chromedp.Do(b, setField("input[name=title]", "Title typed in tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	got, err := tb.f.store.Finding(bg, seed.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Title != "Title typed in tab A" {
+		t.Fatalf("tab B saved its title over tab A's, unseen: the title is now %q (tab A's %q lost); tab B %s",
+			got.Title, "Title typed in tab A", formSays(b))
+	}
+	if says := formSays(b); !strings.Contains(says, "Changed meanwhile") || !strings.Contains(says, "Title typed in tab A") {
+		t.Fatalf("tab B does not show tab A's title beside its own: %s", says)
+	}
+}

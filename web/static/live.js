@@ -69,6 +69,8 @@
   var maxChars = { title: 300, what_done: 20000, results: 20000, transferability: 20000, text: 20000 };
   var maxInFlight = 16;     // unacked ops on the wire (PROTOCOL.md, Resume)
   var maxDone = 1000;       // settled op ids kept for the other tabs (see merge)
+  var keepSaved = 32;       // this device's ops kept a while after their entry came (see savedHere)
+  var keepSavedMS = 30 * 60 * 1000; // ... and for how long
   var refusedCodes = { bad_frame: 1, unknown_type: 1, too_large: 1, invalid: 1, forbidden: 1, not_found: 1, conflict: 1 };
 
   // Kept in localStorage: the room's seq and findings as last seen, the
@@ -101,6 +103,12 @@
   // saved. Kept on the device with the room's copy: a page loaded before
   // the entry comes (a reload, offline) shows them saved too.
   var acked = [];
+  // This tab's ops acked lately ({op, seq, t}), kept on the device with
+  // the acked ones a while after their entry came (see save): a tab whose
+  // link lags, unnoticed, shows them then, and its form's save of a field
+  // one of them changed is stopped (see changedMeanwhile), where the
+  // server, taking both for this browser's, would let it save over it.
+  var savedHere = [];
   adoptAcked();
   var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
   var people = [];    // the room's presence list
@@ -286,15 +294,42 @@
       return true;
     }
     try { localStorage.setItem(storeKey + ":state2", JSON.stringify(state)); } catch (e) { dropState(); return true; }
-    // Acked ops of every tab of the device whose entry the copy lacks.
-    var seen = {}, keep = acked.concat(load(":acked", [])).filter(function (a) {
-      return isAcked(a) && a.seq > state.seq && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
+    // Acked ops of every tab of the device whose entry the copy lacks,
+    // and the lately saved ones (see savedHere), the newest few.
+    var now = Date.now(), lately = function (a) { return typeof a.t === "number" && a.t <= now && now - a.t < keepSavedMS; };
+    savedHere = savedHere.filter(lately).slice(-keepSaved);
+    var seen = {}, keep = acked.concat(savedHere, load(":acked", [])).filter(function (a) {
+      return isAcked(a) && (a.seq > state.seq || lately(a)) && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
     }).sort(bySeq);
+    var old = keep.filter(function (a) { return a.seq <= state.seq; });
+    if (old.length > keepSaved) {
+      var drop = {};
+      old.slice(0, old.length - keepSaved).forEach(function (a) { drop[a.op.op_id] = true; });
+      keep = keep.filter(function (a) { return !drop[a.op.op_id]; });
+    }
+    var needed = keep.filter(function (a) { return a.seq > state.seq; });
+    [keep, needed].some(function (list) { // the lately saved go first when the storage is full
+      try {
+        if (list.length) localStorage.setItem(storeKey + ":acked", JSON.stringify(list));
+        else localStorage.removeItem(storeKey + ":acked");
+        return true;
+      } catch (e) { return false; }
+    });
+    return true;
+  }
+  // forgetSavedLately lets go of the device's lately saved ops (see
+  // savedHere) once a snapshot has the room as it is: they are there, or
+  // of a log a restore replaced, and are not to be laid over it.
+  function forgetSavedLately() {
+    var lately = function (a) { return a && typeof a.t === "number"; };
+    savedHere = [];
+    acked = acked.filter(function (a) { return !lately(a); });
     try {
-      if (keep.length) localStorage.setItem(storeKey + ":acked", JSON.stringify(keep));
+      var kept = load(":acked", []), left = kept.filter(function (a) { return !lately(a); });
+      if (left.length === kept.length) return;
+      if (left.length) localStorage.setItem(storeKey + ":acked", JSON.stringify(left));
       else localStorage.removeItem(storeKey + ":acked");
     } catch (e) {}
-    return true;
   }
   function isAcked(a) { return !!a && !!a.op && typeof a.op.op_id === "string" && typeof a.seq === "number"; }
   // bySeq orders acked ops as the log applied them: they are laid over the
@@ -1445,8 +1480,13 @@
     if (sock.joinedAt && performance.now() - sock.joinedAt >= resumeCalm) resumeWait = 0;
     if (code === 4009) {
       // The room's log was restored from a backup: what this page holds
-      // of it is another log's. The next join takes a snapshot.
+      // of it is another log's, and so are the ops acked before (what
+      // the restored log has of them, the snapshot has). The next join
+      // takes a snapshot.
       state.seq = -1;
+      acked = [];
+      savedHere = [];
+      try { localStorage.removeItem(storeKey + ":acked"); } catch (e) {}
       save();
     }
     if (code === 4003 || code === 4008 || code === 4009) { // roles changed, too slow, log restored: resume soon
@@ -1520,6 +1560,7 @@
         state = { seq: f.seq, at: f.at, findings: {}, voted: state.voted, km: { text: shop.key_messages || "", version: shop.key_messages_version || 0 } };
         if (shop.release_state) kmLocked = shop.release_state === "released" && !release;
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
+        forgetSavedLately();
         break;
       case "entry":
         if (f.seq > state.seq + 1) {
@@ -1530,7 +1571,10 @@
         }
         apply(f);
         // The entry proves the op committed, even if its ack is still on the way.
-        if (f.op_id) settle(f.op_id);
+        if (f.op_id) {
+          queue.forEach(function (op) { if (op.op_id === f.op_id) savedHere.push({ op: op, seq: f.seq, t: Date.now() }); });
+          settle(f.op_id);
+        }
         break;
       case "joined":
         if (f.me && me && me !== "0" && f.me !== me) { notMine(); return; }
@@ -1566,6 +1610,7 @@
       case "ack":
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
         if (op && f.seq > state.seq) { acked.push({ op: op, seq: f.seq }); acked.sort(bySeq); }
+        if (op) savedHere.push({ op: op, seq: f.seq, t: Date.now() });
         // A key messages save is applied only over the version it names:
         // text typed after it builds on the next one.
         if (op && op.kind === "keymessages.set" && kmDraft && kmDraft.after === op.op_id) { kmDraft.base = op.base + 1; kmDraft.after = ""; keepKmDraft(); }
@@ -1838,6 +1883,7 @@
       // draft and title stay on the device (not sent): what to show, and
       // what can be saved as new, should the finding be gone.
       var fields = changedFields(body);
+      adoptAcked(); // what another tab saved, should its word be late
       if (fields && changedMeanwhile(fields)) return;
       if (!fields || enqueue({ kind: "finding.update", base: editing.base, body: { id: editing.id, fields: fields }, draft: body, title: editing.title })) stopEdit();
       return;
@@ -1855,9 +1901,10 @@
   // made in sight of them, never an overwrite unseen.
   function changedMeanwhile(fields) {
     // Judged against this page's copy of the room: the one another tab
-    // kept may be of the log a restore replaced. (A tab whose link lags
-    // learns of another tab's edit only by its entry, or while it is on
-    // the device's queue.)
+    // kept may be of the log a restore replaced. A tab whose link lags
+    // learns of another tab's edit by its entry, while it is on the
+    // device's queue, or as one of the device's lately saved (see
+    // savedHere).
     var id = editing.id, base = state.findings[id];
     if (!base) return false; // gone: see render
     // A form based on a version newer than any known here (a conflict's
