@@ -686,21 +686,28 @@ func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base
 		}
 	}
 	var other, elsewhere bool
-	// The finding's update entries only, by log_entries_finding_update2_idx.
+	var read int
+	// The finding's update entries after base, oldest first, by
+	// log_entries_finding_update3_idx, at most maxChangesRead+1 of them.
 	// They carry what changed; a process of the older version, during an
 	// upgrade, logs the whole finding (with its id and version) instead,
 	// and no client.
-	err := tx.NewRaw(`SELECT coalesce(bool_or(e.actor_id IS DISTINCT FROM ?4), false),
-		       coalesce(bool_or(?5 <> '' AND NOT EXISTS (
-		           SELECT 1 FROM log_clients c WHERE c.room = e.room AND c.seq = e.seq AND c.client = ?5)), false)
-		FROM log_entries e
-		WHERE e.room = ?0 AND e.kind = 'finding.update' AND (coalesce(e.payload->>'id', e.payload->'finding'->>'id'))::bigint = ?1
-		  AND (coalesce(e.payload->>'version', e.payload->'finding'->>'version'))::int > ?2
-		  AND e.payload->'fields' @> jsonb_build_array(?3::text)`,
-		room, id, base, field, *actor, client).Scan(ctx, &other, &elsewhere)
+	err := tx.NewRaw(`SELECT coalesce(bool_or(e.touches AND e.actor_id IS DISTINCT FROM ?4), false),
+		       coalesce(bool_or(e.touches AND ?5 <> '' AND NOT EXISTS (
+		           SELECT 1 FROM log_clients c WHERE c.room = e.room AND c.seq = e.seq AND c.client = ?5)), false),
+		       count(*)
+		FROM (SELECT l.room, l.seq, l.actor_id, l.payload->'fields' @> jsonb_build_array(?3::text) AS touches
+		      FROM log_entries l
+		      WHERE l.room = ?0 AND l.kind = 'finding.update' AND (coalesce(l.payload->>'id', l.payload->'finding'->>'id'))::bigint = ?1
+		        AND (coalesce(l.payload->>'version', l.payload->'finding'->>'version'))::int > ?2
+		      ORDER BY (coalesce(l.payload->>'version', l.payload->'finding'->>'version'))::int
+		      LIMIT ?6) e`,
+		room, id, base, field, *actor, client, maxChangesRead+1).Scan(ctx, &other, &elsewhere, &read)
 	switch {
 	case err != nil:
 		return byNone, fmt.Errorf("read the changes of finding %d: %w", id, err)
+	case read > maxChangesRead:
+		return byMany, nil
 	case other:
 		return byOthers, nil
 	case elsewhere:
@@ -708,6 +715,15 @@ func changedByOthers(ctx context.Context, tx bun.Tx, room string, id int64, base
 	}
 	return by, nil
 }
+
+// maxChangesRead is how many of a finding's updates since an op's base
+// the check of a field reads (see changedByOthers). An op based on a
+// version further back is a conflict for every field changed since,
+// whoever changed it: as a join too far behind gets a snapshot, a client
+// that far behind gets the finding as it is. Without the bound a finding
+// edited thousands of times made each update of it from an early base
+// read them all, inside the room's transaction.
+const maxChangesRead = 64
 
 // changedBy is whose change of a field since a base makes a conflict
 // (see changedByOthers).
@@ -717,13 +733,17 @@ const (
 	byNone          changedBy = iota // nobody's: no conflict
 	bySelfElsewhere                  // the person's own, from another client
 	byOthers                         // someone else's
+	byMany                           // more changes than read (see maxChangesRead): anyone's
 )
 
 // conflictsBy names, for a conflict's message, who changed the fields:
 // "Someone else", unless all were the person's own from another client.
 func conflictsBy(by changedBy) string {
-	if by == bySelfElsewhere {
+	switch by {
+	case bySelfElsewhere:
 		return "You (on another device or browser)"
+	case byMany:
+		return "Someone"
 	}
 	return "Someone else"
 }
@@ -802,11 +822,15 @@ func checkBase(f domain.Finding, base, least int) error {
 // changed, and those only the person changed, from another client.
 type conflictFields struct {
 	theirs, yours []string
+	many          bool // some of theirs may be the person's own (byMany)
 }
 
 // add counts field among the conflicts, as who changed it (none: not).
 func (c *conflictFields) add(field string, who changedBy) {
 	switch who {
+	case byMany:
+		c.many = true
+		c.theirs = append(c.theirs, field)
 	case byOthers:
 		c.theirs = append(c.theirs, field)
 	case bySelfElsewhere:
@@ -823,15 +847,19 @@ func (c *conflictFields) any() bool { return len(c.theirs)+len(c.yours) > 0 }
 // what to do. Detail names them as the protocol does.
 func findingConflict(f domain.Finding, c conflictFields, then string, base int) error {
 	theirs, yours := slices.Sorted(slices.Values(c.theirs)), slices.Sorted(slices.Values(c.yours))
+	who := byOthers
+	if c.many {
+		who = byMany
+	}
 	var message string
 	switch {
 	case len(theirs) == 0:
 		message = fmt.Sprintf("%s changed %s since version %d; %s", conflictsBy(bySelfElsewhere), saidFields(yours), base, then)
 	case len(yours) == 0:
-		message = fmt.Sprintf("%s changed %s since version %d; %s", conflictsBy(byOthers), saidFields(theirs), base, then)
+		message = fmt.Sprintf("%s changed %s since version %d; %s", conflictsBy(who), saidFields(theirs), base, then)
 	default:
 		message = fmt.Sprintf("%s changed %s, and you (on another device or browser) %s, since version %d; %s",
-			conflictsBy(byOthers), saidFields(theirs), saidFields(yours), base, then)
+			conflictsBy(who), saidFields(theirs), saidFields(yours), base, then)
 	}
 	return &domain.Error{Code: domain.Conflict, Message: message,
 		Detail: ConflictDetail{Fields: slices.Sorted(slices.Values(append(theirs, yours...))), Yours: yours, Current: f}}

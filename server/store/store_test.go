@@ -3085,3 +3085,46 @@ func TestASnapshotKnowsTheAtOfItsEntry(t *testing.T) {
 		t.Fatalf("snapshot at seq %d with at %v (%v), want seq %d with at %v", seq, st.At, err, a.Entry.Seq, a.Entry.At)
 	}
 }
+
+// TestAnUpdateFarBehindTheFindingIsAConflict: the conflict check reads at
+// most 64 of a finding's updates since an op's base. Within them a
+// person's own saves from one client still apply in order (an offline
+// tablet's queue); further back, a field changed since is a conflict,
+// said to be "Someone"'s, for it cannot tell whose. Other fields merge
+// as ever.
+func TestAnUpdateFarBehindTheFindingIsAConflict(t *testing.T) {
+	ctx := store.WithClient(context.Background(), "tablet")
+	s, ws := MustDemoWorkshops(t)
+	w := ws[4]
+	id := mustNewFinding(t, s, w.ID, "far", "Start")
+	p := mustPerson(t, s)
+	upd := func(opID string, base int, field, value string) error {
+		v, _ := json.Marshal(value)
+		_, err := s.UpdateFinding(ctx, &p, w.ID, opID, id, base, map[string]json.RawMessage{field: v})
+		return err
+	}
+	// Version 1, then 70 saves of the title, each from the one before.
+	for i := range 70 {
+		if err := upd(fmt.Sprintf("own %d", i), i+1, "title", fmt.Sprintf("T%d", i)); err != nil {
+			t.Fatalf("own save %d from base %d: %v", i, i+1, err)
+		}
+	}
+	// 71 now: 64 updates after base 7.
+	if err := upd("within", 7, "title", "Within"); err != nil {
+		t.Fatalf("own save from 64 updates back: %v", err)
+	}
+	err := upd("beyond", 7, "title", "Beyond") // 65 updates back now
+	if domain.ErrorCode(err) != domain.Conflict || !strings.HasPrefix(domain.ErrorMessage(err), "Someone changed the title since version 7;") {
+		t.Fatalf("own save from 65 updates back: %v, want a conflict of Someone", err)
+	}
+	if err := upd("results", 1, "results", "R"); err != nil {
+		t.Fatalf("another field from base 1: %v", err)
+	}
+	f, err := s.Finding(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Title != "Within" || f.Results != "R" || f.Version != 73 {
+		t.Fatalf("title %q, results %q, version %d; want Within, R, 73", f.Title, f.Results, f.Version)
+	}
+}
