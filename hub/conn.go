@@ -80,9 +80,10 @@ type conn struct {
 	cancel context.CancelFunc
 
 	// Used by the read pump only.
-	rooms map[string]*member
-	ops   bucket
-	abuse bucket
+	rooms  map[string]*member
+	ops    bucket
+	abuse  bucket
+	frames bucket // every frame read (see framesPerOp)
 	// owed is what the connection's applied ops owe the ops bucket for
 	// their entries' size (see entryBytesPerOp); the read pump takes it.
 	owed atomic.Int64
@@ -176,6 +177,7 @@ func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
 		chain:      &opChain{},
 		ops:        newBucket(h.cfg.OpsPerSecond, h.cfg.OpsBurst),
 		abuse:      newBucket(abuseRate, abuseBurst),
+		frames:     newBucket(framesPerOp*h.cfg.OpsPerSecond, framesPerOp*h.cfg.OpsBurst),
 		flight:     make(chan struct{}, maxInFlight),
 		readDone:   make(chan struct{}),
 		writerDone: make(chan struct{}),
@@ -353,6 +355,13 @@ func (c *conn) readPump() {
 		}
 		c.alive.heardNow()
 		if c.q.isClosed() {
+			continue
+		}
+		if ok, _ := c.frames.take(time.Now()); !ok {
+			// Pings and leaves cost the server an answer each, and are no
+			// ops: a client sending them without end is closed.
+			c.h.log.Info("hub: closing connection for protocol abuse", "identity", c.id.ID, "why", "too many frames")
+			c.q.close(CloseProtocolAbuse, "too many frames", false)
 			continue
 		}
 		if over {
@@ -784,7 +793,7 @@ func (c *conn) join(f Frame) error {
 		// withdrew, as in catchUp.
 		if slices.ContainsFunc(pending, func(p frame) bool { return p.withdraws && p.seq > sent }) {
 			before := sent // at or past the head covered (checkCovered)
-			if sent, err = c.snapshot(f.Room); err == nil && sent < before {
+			if sent, err = c.snapshot(r); err == nil && sent < before {
 				// Below what was sent (a restored log): what the client
 				// replaces would not come again.
 				err = fmt.Errorf("room %s: snapshot at %d below the %d sent", f.Room, sent, before)
@@ -874,7 +883,7 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 	}
 	m.r.mu.Unlock()
 	if f.Since < 0 || f.Since > head || head-f.Since > int64(c.h.cfg.HistoryLimit) || f.Since < withdrawn {
-		return c.snapshot(f.Room)
+		return c.snapshot(m.r)
 	}
 	if f.Since > 0 && !f.SinceAt.IsZero() {
 		// The client's copy ends with an entry of another log when the
@@ -887,7 +896,7 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 			return 0, err
 		}
 		if !at.Equal(f.SinceAt) {
-			return c.snapshot(f.Room)
+			return c.snapshot(m.r)
 		}
 	}
 	// Each read is held while the client reads it: it is sized to about
@@ -908,7 +917,7 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 		// this page). After a long catch-up's first pages, the client
 		// replaces what they gave it.
 		if slices.ContainsFunc(es, func(e Entry) bool { return e.Withdraws && e.Seq > sent }) {
-			return c.snapshot(f.Room)
+			return c.snapshot(m.r)
 		}
 		size := 0
 		for _, e := range es {
@@ -924,7 +933,7 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 		if len(es) == 0 {
 			// The log ends below the head it gave: not the log the
 			// client's copy came from (a restore).
-			return c.snapshot(f.Room)
+			return c.snapshot(m.r)
 		}
 		if again {
 			m.r.mu.Lock()
@@ -949,32 +958,40 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 			return 0, err
 		}
 		if withdrawn > sent {
-			return c.snapshot(f.Room)
+			return c.snapshot(m.r)
 		}
 	}
 	return sent, nil
 }
 
-// snapshot sends the room's state as a join's catch-up and returns its seq.
-func (c *conn) snapshot(room string) (int64, error) {
+// snapshot sends r's state as a join's catch-up and returns its seq. It
+// waits, first, for the identity's budget of snapshot bytes (see
+// Config.SnapshotBytesPerSecond), and charges it once read.
+func (c *conn) snapshot(r *room) (int64, error) {
+	done, err := c.h.awaitSnapshot(c.ctx, c.id.ID)
+	if err != nil {
+		return 0, err
+	}
 	ctx, cancel := c.backendCtx()
-	state, seq, at, err := c.h.b.Snapshot(ctx, room)
+	state, seq, at, err := c.h.b.Snapshot(ctx, r.name)
 	cancel()
 	if err != nil {
+		done(0)
 		return 0, err
 	}
 	if len(state) == 0 {
 		state = json.RawMessage("null")
 	}
-	out := snapshotOut{Type: "snapshot", Room: room, Seq: seq, State: state}
+	out := snapshotOut{Type: "snapshot", Room: r.name, Seq: seq, State: state}
 	if !at.IsZero() {
 		out.At = &at // for the client's next join (see Frame.SinceAt)
 	}
 	b, err := json.Marshal(out)
+	done(len(b))
 	if err != nil {
 		return 0, err
 	}
-	return seq, c.pushCatchUp(b)
+	return seq, c.pushCatchUp(r.shareSnapshot(b))
 }
 
 // A join's catch-up reads catchUpFirst entries, then as many as come to

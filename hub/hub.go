@@ -173,7 +173,7 @@ type Config struct {
 	MaxFrameBytes   int64         // largest client frame (64 KiB)
 	SendQueueBytes  int           // per connection; overflow closes it with 4008 (1 MiB)
 	OpsPerSecond    float64       // per connection token bucket rate, ops, joins and presence frames (20)
-	OpsBurst        int           // per connection token bucket size (100)
+	OpsBurst        int           // per connection token bucket size (100); every frame, pings too, counts against framesPerOp times both (else 4002)
 	MaxRoomsPerConn int           // (8)
 	ConnsPerID      int           // open connections of one identity; more are refused with HTTP 429 (32)
 	PingInterval    time.Duration // (25 s; kept below PongWait)
@@ -181,6 +181,15 @@ type Config struct {
 	WriteWait       time.Duration // deadline of one write (10 s), plus a second per 64 KiB of it
 	PollInterval    time.Duration // slow safety poll of the log of each room with members (15 s)
 	BackendTimeout  time.Duration // one Backend call (15 s); a join's catch-up gives each of its calls this long
+	// The snapshots sent to one identity's joins, all its connections
+	// together, are paid at SnapshotBytesPerSecond (1 MiB) beyond
+	// SnapshotBurstBytes (16 MiB); a join past that waits for its
+	// snapshot. Each is a read of a room's whole state, made and sent for
+	// one join: one person's joins asking for them one after another, on
+	// all their connections, would take the database and the process
+	// from everyone else.
+	SnapshotBytesPerSecond int
+	SnapshotBurstBytes     int
 	// CountOnly tells whether the presence of room lists only how many
 	// are there, not who (for a room where names are not for everyone,
 	// such as a plenary anyone may watch). Nil: every room lists people.
@@ -219,6 +228,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxRoomsPerConn <= 0 {
 		c.MaxRoomsPerConn = 8
+	}
+	if c.SnapshotBytesPerSecond <= 0 {
+		c.SnapshotBytesPerSecond = 1 << 20
+	}
+	if c.SnapshotBurstBytes <= 0 {
+		c.SnapshotBurstBytes = 16 << 20
 	}
 	if c.ConnsPerID <= 0 {
 		c.ConnsPerID = 32
@@ -260,6 +275,10 @@ const (
 	maxPresence      = 200 // people listed in a presence frame; "count" has the total
 	abuseBurst       = 20  // bad frames tolerated in a burst before 4002
 	abuseRate        = 0.5 // bad frames per second tolerated in the long run
+	framesPerOp      = 4   // frames of any kind per op allowed (see Config.OpsBurst)
+	// snapBudgets is how many identities' snapshot budgets are kept
+	// before those paid up are let go of (a new one is full).
+	snapBudgets = 256
 )
 
 // Hub owns the rooms and connections of one server process.
@@ -271,11 +290,15 @@ type Hub struct {
 	ctx    context.Context // canceled when Shutdown gives up waiting
 	cancel context.CancelFunc
 
-	mu      sync.RWMutex
-	rooms   map[string]*room
-	conns   map[*conn]struct{}
-	perID   map[string]int // open connections (and upgrades under way) by identity
-	closing bool
+	mu    sync.RWMutex
+	rooms map[string]*room
+	conns map[*conn]struct{}
+	perID map[string]int // open connections (and upgrades under way) by identity
+	// snapBudget is each identity's budget of snapshot bytes (see
+	// awaitSnapshot); guarded by snapMu.
+	snapMu     sync.Mutex
+	snapBudget map[string]*snapBudget
+	closing    bool
 	// revoked holds when each identity ("p:" ID) was last reauthorized and
 	// each session ("s:" ID) ended, for revokedMemory (see Identity.Since).
 	revoked map[string]time.Time
@@ -323,8 +346,10 @@ func New(b Backend, cfg Config) *Hub {
 		conns:   make(map[*conn]struct{}),
 		perID:   make(map[string]int),
 		revoked: make(map[string]time.Time),
-		packs:   sync.Pool{New: func() any { return new([]byte) }},
-		remote:  &remotePresence{ttl: 3 * cfg.PresenceEvery, rooms: make(map[string]map[string]heard)},
+
+		snapBudget: make(map[string]*snapBudget),
+		packs:      sync.Pool{New: func() any { return new([]byte) }},
+		remote:     &remotePresence{ttl: 3 * cfg.PresenceEvery, rooms: make(map[string]map[string]heard)},
 	}
 	if cfg.SharePresence != nil {
 		h.shares = newShareQueue()
@@ -628,5 +653,68 @@ func (h *Hub) Stats() Stats {
 		Connections: len(h.conns),
 		DroppedSlow: h.dropped.Load(),
 		Broadcast:   h.entries.Load(),
+	}
+}
+
+// snapBudget is one identity's budget of snapshot bytes (see
+// Config.SnapshotBytesPerSecond).
+type snapBudget struct {
+	bytes bucket        // guarded by Hub.snapMu
+	users int           // joins holding or awaiting it; guarded by Hub.snapMu
+	turn  chan struct{} // cap 1: held by the join whose snapshot is read
+}
+
+// awaitSnapshot waits until identity id may be sent another snapshot (see
+// Config.SnapshotBytesPerSecond), or ctx ends. A person's snapshots are
+// read one at a time: each is charged once its size is known, and joins
+// waiting together would otherwise all go at once. The join calls done
+// with the bytes it sent (0 for none) when it has read its snapshot.
+func (h *Hub) awaitSnapshot(ctx context.Context, id string) (done func(n int), err error) {
+	h.snapMu.Lock()
+	s := h.snapBudget[id]
+	if s == nil {
+		if len(h.snapBudget) >= snapBudgets {
+			now := time.Now()
+			for k, o := range h.snapBudget {
+				if o.bytes.wait(now); o.users == 0 && o.bytes.tokens >= o.bytes.size {
+					delete(h.snapBudget, k) // paid up: as a new one
+				}
+			}
+		}
+		s = &snapBudget{bytes: newBucket(float64(h.cfg.SnapshotBytesPerSecond), h.cfg.SnapshotBurstBytes), turn: make(chan struct{}, 1)}
+		h.snapBudget[id] = s
+	}
+	s.users++
+	h.snapMu.Unlock()
+	leave := func(n int, held bool) {
+		h.snapMu.Lock()
+		s.bytes.tokens -= float64(n)
+		s.users--
+		h.snapMu.Unlock()
+		if held {
+			<-s.turn
+		}
+	}
+	select {
+	case s.turn <- struct{}{}:
+	case <-ctx.Done():
+		leave(0, false)
+		return nil, ctx.Err()
+	}
+	for {
+		h.snapMu.Lock()
+		wait := s.bytes.wait(time.Now())
+		h.snapMu.Unlock()
+		if wait == 0 {
+			return func(n int) { leave(n, true) }, nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			leave(0, true)
+			return nil, ctx.Err()
+		case <-t.C:
+		}
 	}
 }

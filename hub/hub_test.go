@@ -1922,3 +1922,70 @@ func TestAStalledMemberOfSingleEntriesIsDroppedNearTheLimit(t *testing.T) {
 	}
 	t.Fatalf("a member that never reads still held after 600 KiB of single 1 KiB entries with a 64 KiB send queue (Stats %+v)", th.Stats())
 }
+
+// TestFramesWithoutEndCloseTheConnection: pings are answered and count
+// against no op rate, but every frame counts against four times the ops'
+// rate and burst: a client that pings without end (each ping costs the
+// server a pong) is closed with 4002. One that pings now and then is not.
+func TestFramesWithoutEndCloseTheConnection(t *testing.T) {
+	th := newTestHub(t, hub.Config{OpsPerSecond: 5, OpsBurst: 5}) // frames: 20 a second, bursts of 20
+	calm := th.dial(t, "anna")
+	for range 10 {
+		calm.send(hub.Frame{Type: hub.TypePing})
+		if f := calm.next(); f.Type != "pong" {
+			t.Fatalf("a ping now and then: %+v, want pong", f)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	flood := th.dial(t, "bo")
+	for range 200 {
+		flood.sendRaw(`{"type":"ping"}`)
+	}
+	if code := flood.closeCode(5 * time.Second); code != hub.CloseProtocolAbuse {
+		t.Fatalf("200 pings at once: closed with %d, want %d", code, hub.CloseProtocolAbuse)
+	}
+	calm.send(hub.Frame{Type: hub.TypePing})
+	if f := calm.next(); f.Type != "pong" {
+		t.Fatalf("the calm client after the flood: %+v, want pong", f)
+	}
+}
+
+// TestSnapshotsOfOnePersonArePaidFor: the snapshots sent to one person's
+// joins, all their connections together, are paid at the budget's rate
+// beyond its burst; the joins past it wait. Another person's snapshot
+// does not wait for theirs.
+func TestSnapshotsOfOnePersonArePaidFor(t *testing.T) {
+	th := newTestHub(t, hub.Config{SnapshotBytesPerSecond: 100 << 10, SnapshotBurstBytes: 200 << 10})
+	th.b.snapshotPad = 100 << 10 // each snapshot about 100 KiB
+	start := time.Now()
+	var wg sync.WaitGroup
+	for k := range 2 {
+		c := th.dial(t, "anna")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 3 {
+				got, _ := c.join(fmt.Sprintf("workshop:%d-%d", k, i), -1)
+				if len(got) != 1 || got[0].Type != "snapshot" {
+					t.Errorf("join %d-%d: %d frames, want a snapshot", k, i, len(got))
+				}
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond)
+	bo := th.dial(t, "bo")
+	boStart := time.Now()
+	if got, _ := bo.join("workshop:bo", -1); len(got) != 1 || got[0].Type != "snapshot" {
+		t.Fatalf("another person's join: %d frames, want a snapshot", len(got))
+	}
+	boTook := time.Since(boStart)
+	wg.Wait()
+	// 600 KiB of snapshots, 200 KiB at once and 100 KiB a second: the
+	// last can start 3 s in, once 300 KiB more are paid.
+	if took := time.Since(start); took < 2500*time.Millisecond {
+		t.Errorf("six snapshots of 100 KiB for one person took %v, want about 3 s (the budget's rate)", took)
+	}
+	if boTook > time.Second {
+		t.Errorf("another person's snapshot took %v: it waited for the first person's budget", boTook)
+	}
+}

@@ -150,3 +150,25 @@ func TestRegularFramesBetweenBurstsStayUnderTheLimit(t *testing.T) {
 		t.Fatalf("%d bytes of regular (non-burst) frames queued unwritten, limit %d (over()=%d, bytes=%d)", regular, q.limit, q.over(), q.bytes)
 	}
 }
+
+// TestSnapshotsOfARoomShareOneFrame: a snapshot the same as the room's
+// last is sent in that one's frame (one copy held among the joins that
+// get it); another replaces it.
+func TestSnapshotsOfARoomShareOneFrame(t *testing.T) {
+	r := &room{}
+	first := []byte(`{"type":"snapshot","seq":3}`)
+	if got := r.shareSnapshot(first); &got[0] != &first[0] {
+		t.Fatal("the room's first snapshot is not sent as made")
+	}
+	same := []byte(`{"type":"snapshot","seq":3}`)
+	if got := r.shareSnapshot(same); &got[0] != &first[0] {
+		t.Fatal("a snapshot the same as the last is sent in a frame of its own")
+	}
+	other := []byte(`{"type":"snapshot","seq":4}`)
+	if got := r.shareSnapshot(other); &got[0] != &other[0] {
+		t.Fatal("another snapshot is sent in the last one's frame")
+	}
+	if got := r.shareSnapshot([]byte(`{"type":"snapshot","seq":4}`)); &got[0] != &other[0] {
+		t.Fatal("the next snapshot the same as the new last is not shared")
+	}
+}

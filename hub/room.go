@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -33,6 +34,10 @@ type room struct {
 	presenceTimer *time.Timer // pending throttled presence broadcast; guarded by mu
 	unshared      bool        // presence here changed since last shared; guarded by mu
 	shared        bool        // the other processes were told of people here; guarded by mu
+
+	// snap is the last snapshot frame a join of the room was sent (see
+	// shareSnapshot); guarded by mu.
+	snap []byte
 
 	broadcast atomic.Int64  // mirror of lastSeq for Notify's fast check
 	wakeC     chan struct{} // cap 1: coalesced wake-ups for the follower
@@ -627,4 +632,22 @@ func (h *Hub) encodeEntry(e Entry) frame {
 		b, _ = appendEntryFrame(b[:0], e)
 	}
 	return frame{seq: e.Seq, at: e.At, b: b, withdraws: e.Withdraws}
+}
+
+// shareSnapshot returns the frame the room's last snapshot was sent in
+// when b is the same, else b, kept as the last: joins that ask for the
+// room's state while it does not change (a reconnect storm, or one person
+// asking again and again on slow links) then hold one copy of it among
+// them, not one each. Compared outside the lock: a snapshot can be MBs.
+func (r *room) shareSnapshot(b []byte) []byte {
+	r.mu.Lock()
+	last := r.snap
+	r.mu.Unlock()
+	if bytes.Equal(last, b) {
+		return last
+	}
+	r.mu.Lock()
+	r.snap = b
+	r.mu.Unlock()
+	return b
 }
