@@ -338,6 +338,20 @@ func (c *conn) readPump() {
 		c.alive.heardNow()
 		return nil
 	})
+	// WebSocket pings are frames the server answers too (see framesPerOp);
+	// otherwise answered as gorilla/websocket's own handler does.
+	c.ws.SetPingHandler(func(data string) error {
+		if ok, _ := c.frames.take(time.Now()); !ok {
+			c.tooManyFrames()
+			return nil
+		}
+		err := c.ws.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+		var ne net.Error
+		if err == nil || errors.Is(err, websocket.ErrCloseSent) || errors.As(err, &ne) {
+			return nil
+		}
+		return err
+	})
 	for {
 		mt, r, err := c.ws.NextReader()
 		var data []byte
@@ -358,10 +372,7 @@ func (c *conn) readPump() {
 			continue
 		}
 		if ok, _ := c.frames.take(time.Now()); !ok {
-			// Pings and leaves cost the server an answer each, and are no
-			// ops: a client sending them without end is closed.
-			c.h.log.Info("hub: closing connection for protocol abuse", "identity", c.id.ID, "why", "too many frames")
-			c.q.close(CloseProtocolAbuse, "too many frames", false)
+			c.tooManyFrames()
 			continue
 		}
 		if over {
@@ -391,6 +402,17 @@ func (c *conn) readPump() {
 			c.alive.heardNow()
 		}
 	}
+}
+
+// tooManyFrames closes the connection of a client over its frames' rate
+// (see framesPerOp): pings and leaves cost the server an answer each, and
+// are no ops, so a client sending them without end is closed.
+func (c *conn) tooManyFrames() {
+	if c.q.isClosed() {
+		return
+	}
+	c.h.log.Info("hub: closing connection for protocol abuse", "identity", c.id.ID, "why", "too many frames")
+	c.q.close(CloseProtocolAbuse, "too many frames", false)
 }
 
 // drain reads and drops what the client still sends for a moment, after

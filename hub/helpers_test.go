@@ -43,6 +43,9 @@ type memBackend struct {
 	hold    chan struct{}
 	// snapshotPad is how many bytes of padding a snapshot's state has.
 	snapshotPad int
+	// snapshots counts Snapshot calls (each a read of a room's whole
+	// state, in the server).
+	snapshots atomic.Int64
 	// panicked is the context of the last op of kind "panic".
 	panicked atomic.Pointer[context.Context]
 	// mostRead is the most payload bytes one After call returned.
@@ -212,6 +215,7 @@ func (b *memBackend) After(ctx context.Context, room string, after int64, limit 
 }
 
 func (b *memBackend) Snapshot(_ context.Context, room string) (json.RawMessage, int64, time.Time, error) {
+	b.snapshots.Add(1)
 	b.maybePanic("Snapshot")
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -183,8 +183,8 @@ type Config struct {
 	BackendTimeout  time.Duration // one Backend call (15 s); a join's catch-up gives each of its calls this long
 	// The snapshots sent to one identity's joins, all its connections
 	// together, are paid at SnapshotBytesPerSecond (1 MiB) beyond
-	// SnapshotBurstBytes (16 MiB); a join past that waits for its
-	// snapshot. Each is a read of a room's whole state, made and sent for
+	// SnapshotBurstBytes (16 MiB); a join past that is refused with
+	// rate_limited. Each is a read of a room's whole state, made and sent for
 	// one join: one person's joins asking for them one after another, on
 	// all their connections, would take the database and the process
 	// from everyone else.
@@ -664,11 +664,14 @@ type snapBudget struct {
 	turn  chan struct{} // cap 1: held by the join whose snapshot is read
 }
 
-// awaitSnapshot waits until identity id may be sent another snapshot (see
-// Config.SnapshotBytesPerSecond), or ctx ends. A person's snapshots are
-// read one at a time: each is charged once its size is known, and joins
-// waiting together would otherwise all go at once. The join calls done
-// with the bytes it sent (0 for none) when it has read its snapshot.
+// awaitSnapshot takes identity id's turn to be read a snapshot, or
+// refuses it as rate_limited (with retry_after_ms) while the snapshots it
+// was sent are not paid for (see Config.SnapshotBytesPerSecond). A
+// person's snapshots are read one at a time: each is charged once its
+// size is known, and joins asking together would otherwise all go at
+// once. The join calls done with the bytes it sent (0 for none) once it
+// has read its snapshot. A join past the budget is refused, not held: it
+// waits on the read pump, where nothing would notice its client leave.
 func (h *Hub) awaitSnapshot(ctx context.Context, id string) (done func(n int), err error) {
 	h.snapMu.Lock()
 	s := h.snapBudget[id]
@@ -696,25 +699,22 @@ func (h *Hub) awaitSnapshot(ctx context.Context, id string) (done func(n int), e
 		}
 	}
 	select {
-	case s.turn <- struct{}{}:
+	case s.turn <- struct{}{}: // another join's snapshot read, at most
 	case <-ctx.Done():
 		leave(0, false)
 		return nil, ctx.Err()
 	}
-	for {
-		h.snapMu.Lock()
-		wait := s.bytes.wait(time.Now())
-		h.snapMu.Unlock()
-		if wait == 0 {
-			return func(n int) { leave(n, true) }, nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			leave(0, true)
-			return nil, ctx.Err()
-		case <-t.C:
-		}
+	if err := ctx.Err(); err != nil {
+		leave(0, true)
+		return nil, err
 	}
+	h.snapMu.Lock()
+	wait := s.bytes.wait(time.Now())
+	h.snapMu.Unlock()
+	if wait > 0 {
+		leave(0, true)
+		return nil, &OpError{Code: CodeRateLimited, Message: "too many snapshots of rooms sent to you lately; join again later",
+			Detail: map[string]int64{"retry_after_ms": retryAfterMS(wait)}}
+	}
+	return func(n int) { leave(n, true) }, nil
 }

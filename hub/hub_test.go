@@ -1952,40 +1952,82 @@ func TestFramesWithoutEndCloseTheConnection(t *testing.T) {
 
 // TestSnapshotsOfOnePersonArePaidFor: the snapshots sent to one person's
 // joins, all their connections together, are paid at the budget's rate
-// beyond its burst; the joins past it wait. Another person's snapshot
-// does not wait for theirs.
+// beyond its burst. A join past it is refused as rate_limited, with the
+// time to wait, and reads nothing (held instead, on the read pump, a join
+// the client gave up would still be read and paid for); once paid, it is
+// sent. Another person's join is not held back by theirs.
 func TestSnapshotsOfOnePersonArePaidFor(t *testing.T) {
 	th := newTestHub(t, hub.Config{SnapshotBytesPerSecond: 100 << 10, SnapshotBurstBytes: 200 << 10})
-	th.b.snapshotPad = 100 << 10 // each snapshot about 100 KiB
-	start := time.Now()
-	var wg sync.WaitGroup
-	for k := range 2 {
-		c := th.dial(t, "anna")
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 3 {
-				got, _ := c.join(fmt.Sprintf("workshop:%d-%d", k, i), -1)
-				if len(got) != 1 || got[0].Type != "snapshot" {
-					t.Errorf("join %d-%d: %d frames, want a snapshot", k, i, len(got))
-				}
-			}
-		}()
+	th.b.snapshotPad = 120 << 10 // two snapshots spend the burst and 40 KiB more
+	one, two := th.dial(t, "anna"), th.dial(t, "anna")
+	for _, c := range []*client{one, two} {
+		if got, _ := c.join(fmt.Sprintf("workshop:%p", c), -1); len(got) != 1 || got[0].Type != "snapshot" {
+			t.Fatalf("a join within the burst: %+v, want a snapshot", got)
+		}
 	}
-	time.Sleep(200 * time.Millisecond)
+	read := th.b.snapshots.Load()
+	refused := func(c *client, room string) time.Duration {
+		t.Helper()
+		c.send(hub.Frame{Type: hub.TypeJoin, Room: room, Since: -1})
+		f := c.nextOf("error")
+		var d struct {
+			RetryAfterMS int64 `json:"retry_after_ms"`
+		}
+		if f.Code != hub.CodeRateLimited || f.ReplyTo != "join" || json.Unmarshal(f.Detail, &d) != nil || d.RetryAfterMS <= 0 {
+			t.Fatalf("a join past the budget: %+v, want rate_limited with retry_after_ms", f)
+		}
+		return time.Duration(d.RetryAfterMS) * time.Millisecond
+	}
+	refused(one, "workshop:late")
+	wait := refused(two, "workshop:late") // all the person's connections together
+	if n := th.b.snapshots.Load(); n != read {
+		t.Fatalf("refused joins read %d snapshots", n-read)
+	}
+	if wait < 200*time.Millisecond || wait > 600*time.Millisecond {
+		t.Fatalf("retry after %v, want about 0.4 s (40 KiB owed at 100 KiB a second)", wait)
+	}
 	bo := th.dial(t, "bo")
-	boStart := time.Now()
 	if got, _ := bo.join("workshop:bo", -1); len(got) != 1 || got[0].Type != "snapshot" {
-		t.Fatalf("another person's join: %d frames, want a snapshot", len(got))
+		t.Fatalf("another person's join: %+v, want a snapshot", got)
 	}
-	boTook := time.Since(boStart)
-	wg.Wait()
-	// 600 KiB of snapshots, 200 KiB at once and 100 KiB a second: the
-	// last can start 3 s in, once 300 KiB more are paid.
-	if took := time.Since(start); took < 2500*time.Millisecond {
-		t.Errorf("six snapshots of 100 KiB for one person took %v, want about 3 s (the budget's rate)", took)
+	time.Sleep(wait)
+	if got, _ := one.join("workshop:late", -1); len(got) != 1 || got[0].Type != "snapshot" {
+		t.Fatalf("the join again once paid: %+v, want a snapshot", got)
 	}
-	if boTook > time.Second {
-		t.Errorf("another person's snapshot took %v: it waited for the first person's budget", boTook)
+}
+
+// TestWebSocketPingsCountAsFrames: a WebSocket ping is answered (a pong)
+// like the protocol's own, and counts against the frames' rate the same:
+// 2000 of them at once close the connection with 4002.
+func TestWebSocketPingsCountAsFrames(t *testing.T) {
+	th := newTestHub(t, hub.Config{OpsPerSecond: 5, OpsBurst: 5}) // frames: 20 a second, bursts of 20
+	c := th.dial(t, "anna")
+	pongs := make(chan struct{}, 1)
+	c.ws.SetPongHandler(func(string) error {
+		select {
+		case pongs <- struct{}{}:
+		default:
+		}
+		return nil
+	})
+	if err := c.ws.WriteControl(websocket.PingMessage, []byte("one"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	c.send(hub.Frame{Type: hub.TypePing})
+	if f := c.next(); f.Type != "pong" {
+		t.Fatalf("after a WebSocket ping: %+v, want the protocol's pong", f)
+	}
+	select {
+	case <-pongs:
+	default:
+		t.Fatal("a WebSocket ping was not answered")
+	}
+	for range 2000 {
+		if err := c.ws.WriteControl(websocket.PingMessage, []byte("0123456789"), time.Now().Add(time.Second)); err != nil {
+			break // closed meanwhile
+		}
+	}
+	if code := c.closeCode(5 * time.Second); code != hub.CloseProtocolAbuse {
+		t.Fatalf("2000 WebSocket pings at once: closed with %d, want %d", code, hub.CloseProtocolAbuse)
 	}
 }
