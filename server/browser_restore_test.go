@@ -340,3 +340,91 @@ func TestAFindingSavedBeforeARestoreIsNotShownSavedAfterIt(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	notShown("after a reload")
 }
+
+// TestALaggingTabDoesNotKeepAFindingTheRestoreTookAway: two tabs of one
+// tablet. Tab B's link is dead, unnoticed, at the room's head H. In tab A
+// a finding is saved (seq H+1): tab B shows it as saved too (the device's
+// lately saved ops). Tab A goes elsewhere; the server goes down; the
+// database is restored from a backup taken at H, before that finding; the
+// server comes back. Tab B's copy ends at H, an entry the restored log
+// has as it was: a plain resume, no snapshot. Its join's head is below
+// the lately saved op it holds, so that op is of another log: tab B lets
+// go of it, and tab A, opened again, does not take it from the device.
+// (Review: both listed the finding as saved until the group wrote again.)
+func TestALaggingTabDoesNotKeepAFindingTheRestoreTookAway(t *testing.T) {
+	tb := MustTablet(t)
+	room := store.WorkshopRoom(tb.w.ID)
+	_, seqs := tb.seedFindings(t, "Before the backup", 2)
+	keep := seqs[len(seqs)-1]
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 2")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	if err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText("#findings", "Before the backup 2"), evalJS(`window.deaf = true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(a, typeFinding("Saved after the backup"), waitText("#findings li.saved", "Saved after the backup"),
+		waitText("#status", "every change is saved")); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var taken []int64
+	for _, f := range fs {
+		if f.Title == "Saved after the backup" {
+			taken = append(taken, f.ID)
+		}
+	}
+	if len(taken) != 1 {
+		t.Fatalf("the finding saved in tab A: %d in the database", len(taken))
+	}
+	wait, cancel := context.WithTimeout(b, 5*time.Second)
+	if err := chromedp.Do(wait, waitText("#findings li.saved", "Saved after the backup")); err != nil {
+		t.Logf("tab B does not show tab A's finding before the restore: %v", err)
+	}
+	cancel()
+	// Tab A goes elsewhere (no tab that comes back takes a snapshot);
+	// tab B's link comes back just as the server goes down for the restore.
+	if err := chromedp.Do(a, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, evalJS(`window.deaf = false`)); err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	restoreRoom(t, tb.f, room, keep, taken)
+	MustStart(t, tb.env)
+	if err := chromedp.Do(b, waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	n, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range n {
+		if f.Title == "Saved after the backup" {
+			t.Fatal("the restore did not take the finding away")
+		}
+	}
+	for _, tab := range []struct {
+		name string
+		ctx  context.Context
+	}{{"B", b}, {"A", a}} {
+		saved, _ := chromedp.Run(tab.ctx, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li.saved h3"), h => h.textContent).join(" | ")`))
+		status, _ := chromedp.Run(tab.ctx, chromedp.Text(chromedp.CSS("#status")))
+		t.Logf("tab %s: saved %q; status %q", tab.name, saved, status)
+		if strings.Contains(saved, "Saved after the backup") {
+			t.Errorf("after the restore, tab %s lists the finding the restore took away as saved (status %q); the database has no such finding", tab.name, status)
+		}
+	}
+}

@@ -99,9 +99,9 @@
   var queue = load(":queue", []);
   var failed = load(":failed", []);
   var done = load(":done", []); // op ids applied or discarded, newest last (see merge)
-  // Acked ops ({op, seq}) whose entry is still on the way: shown as
-  // saved. Kept on the device with the room's copy: a page loaded before
-  // the entry comes (a reload, offline) shows them saved too.
+  // Acked ops ({op, seq, t: when}) whose entry is still on the way: shown
+  // as saved. Kept on the device with the room's copy: a page loaded
+  // before the entry comes (a reload, offline) shows them saved too.
   var acked = [];
   // This tab's ops acked lately ({op, seq, t}), kept on the device with
   // the acked ones a while after their entry came (see save): a tab whose
@@ -296,11 +296,14 @@
     try { localStorage.setItem(storeKey + ":state2", JSON.stringify(state)); } catch (e) { dropState(); return true; }
     // Acked ops of every tab of the device whose entry the copy lacks,
     // and the lately saved ones (see savedHere), the newest few.
+    // None from before the device last let go of them (see forgetAcked).
     var now = Date.now(), lately = function (a) { return typeof a.t === "number" && a.t <= now && now - a.t < keepSavedMS; };
     savedHere = savedHere.filter(lately).slice(-keepSaved);
     var seen = {}, keep = acked.concat(savedHere, load(":acked", [])).filter(function (a) {
-      return isAcked(a) && (a.seq > state.seq || lately(a)) && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
-    }).sort(bySeq);
+      return isAcked(a) && notForgotten(a) && (a.seq > state.seq || lately(a)) && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
+    }).sort(bySeq).map(function (a) { // what is laid over the room; not the form's draft
+      return { op: { op_id: a.op.op_id, kind: a.op.kind, base: a.op.base, body: a.op.body }, seq: a.seq, t: a.t };
+    });
     var old = keep.filter(function (a) { return a.seq <= state.seq; });
     if (old.length > keepSaved) {
       var drop = {};
@@ -317,19 +320,26 @@
     });
     return true;
   }
-  // forgetSavedLately lets go of the device's lately saved ops (see
-  // savedHere) once a snapshot has the room as it is: they are there, or
-  // of a log a restore replaced, and are not to be laid over it.
-  function forgetSavedLately() {
-    var lately = function (a) { return a && typeof a.t === "number"; };
+  // forgetAcked lets go of the acked ops of every tab of the device
+  // (see savedHere), once this page knows the room as it is: after a
+  // snapshot, or a join whose head is below one of them, they are there,
+  // or of a log a restore replaced, and are not to be laid over it. The
+  // device keeps when, for its other tabs (notForgotten), so that a tab
+  // that holds them still does not write them back.
+  function forgetAcked() {
+    acked = [];
     savedHere = [];
-    acked = acked.filter(function (a) { return !lately(a); });
     try {
-      var kept = load(":acked", []), left = kept.filter(function (a) { return !lately(a); });
-      if (left.length === kept.length) return;
-      if (left.length) localStorage.setItem(storeKey + ":acked", JSON.stringify(left));
-      else localStorage.removeItem(storeKey + ":acked");
+      localStorage.setItem(storeKey + ":forgot", String(Date.now()));
+      localStorage.removeItem(storeKey + ":acked");
     } catch (e) {}
+  }
+  // notForgotten tells whether acked op a is of after the device last let
+  // go of them (see forgetAcked).
+  function notForgotten(a) {
+    var at = 0;
+    try { at = Number(localStorage.getItem(storeKey + ":forgot")) || 0; } catch (e) {}
+    return !at || (typeof a.t === "number" && a.t > at);
   }
   function isAcked(a) { return !!a && !!a.op && typeof a.op.op_id === "string" && typeof a.seq === "number"; }
   // bySeq orders acked ops as the log applied them: they are laid over the
@@ -342,7 +352,7 @@
     var have = {}, n = acked.length;
     acked.forEach(function (a) { have[a.op.op_id] = true; });
     load(":acked", []).forEach(function (a) {
-      if (isAcked(a) && a.seq > state.seq && !have[a.op.op_id]) { have[a.op.op_id] = true; acked.push(a); }
+      if (isAcked(a) && notForgotten(a) && a.seq > state.seq && !have[a.op.op_id]) { have[a.op.op_id] = true; acked.push(a); }
     });
     acked.sort(bySeq);
     return acked.length > n;
@@ -1484,9 +1494,7 @@
       // the restored log has of them, the snapshot has). The next join
       // takes a snapshot.
       state.seq = -1;
-      acked = [];
-      savedHere = [];
-      try { localStorage.removeItem(storeKey + ":acked"); } catch (e) {}
+      forgetAcked();
       save();
     }
     if (code === 4003 || code === 4008 || code === 4009) { // roles changed, too slow, log restored: resume soon
@@ -1560,7 +1568,7 @@
         state = { seq: f.seq, at: f.at, findings: {}, voted: state.voted, km: { text: shop.key_messages || "", version: shop.key_messages_version || 0 } };
         if (shop.release_state) kmLocked = shop.release_state === "released" && !release;
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
-        forgetSavedLately();
+        forgetAcked();
         break;
       case "entry":
         if (f.seq > state.seq + 1) {
@@ -1585,6 +1593,9 @@
           return;
         }
         if (ws) markSeen = ws.mark; // joined as this page's person, signed in since the mark it saw
+        // An acked op above the head the server gave is of another log (a
+        // restore); what it has of them, this page has now.
+        if (f.room === room && acked.some(function (a) { return a.seq > f.seq; })) forgetAcked();
         joins++;
         try { localStorage.setItem("rapporteur:person", me); } catch (e) {}
         live = true;
@@ -1609,7 +1620,7 @@
         break;
       case "ack":
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
-        if (op && f.seq > state.seq) { acked.push({ op: op, seq: f.seq }); acked.sort(bySeq); }
+        if (op && f.seq > state.seq) { acked.push({ op: op, seq: f.seq, t: Date.now() }); acked.sort(bySeq); }
         if (op) savedHere.push({ op: op, seq: f.seq, t: Date.now() });
         // A key messages save is applied only over the version it names:
         // text typed after it builds on the next one.
@@ -1796,6 +1807,11 @@
       pump();
     }
     if (e.key === storeKey + ":acked" && adoptAcked()) render();
+    if (e.key === storeKey + ":forgot") {
+      acked = acked.filter(notForgotten);
+      savedHere = savedHere.filter(notForgotten);
+      render();
+    }
     if (e.key === draftPrefix + tabID && e.newValue === null && editing && !formDirty()) {
       // Another tab cleared this form as a tab gone's, nothing typed in it
       // (see findOrphans): this tab keeps it still, and says it is here.
