@@ -343,14 +343,14 @@ func TestAFindingSavedBeforeARestoreIsNotShownSavedAfterIt(t *testing.T) {
 
 // TestALaggingTabDoesNotKeepAFindingTheRestoreTookAway: two tabs of one
 // tablet. Tab B's link is dead, unnoticed, at the room's head H. In tab A
-// a finding is saved (seq H+1): tab B shows it as saved too (the device's
-// lately saved ops). Tab A goes elsewhere; the server goes down; the
-// database is restored from a backup taken at H, before that finding; the
-// server comes back. Tab B's copy ends at H, an entry the restored log
-// has as it was: a plain resume, no snapshot. Its join's head is below
-// the lately saved op it holds, so that op is of another log: tab B lets
-// go of it, and tab A, opened again, does not take it from the device.
-// (Review: both listed the finding as saved until the group wrote again.)
+// a finding is saved (seq H+1); the device keeps it among its lately
+// saved ops, for tab B's form (not shown as saved there: tab B cannot
+// tell whether it is of the log it will come back to). Tab A goes
+// elsewhere; the server goes down; the database is restored from a
+// backup taken at H, before that finding; the server comes back. Tab B
+// resumes from H, which the restored log has as it was, and tab A is
+// opened again: neither lists the finding as saved. (Review: when the
+// lately saved ops were shown, both did, until the group wrote again.)
 func TestALaggingTabDoesNotKeepAFindingTheRestoreTookAway(t *testing.T) {
 	tb := MustTablet(t)
 	room := store.WorkshopRoom(tb.w.ID)
@@ -383,11 +383,9 @@ func TestALaggingTabDoesNotKeepAFindingTheRestoreTookAway(t *testing.T) {
 	if len(taken) != 1 {
 		t.Fatalf("the finding saved in tab A: %d in the database", len(taken))
 	}
-	wait, cancel := context.WithTimeout(b, 5*time.Second)
-	if err := chromedp.Do(wait, waitText("#findings li.saved", "Saved after the backup")); err != nil {
-		t.Logf("tab B does not show tab A's finding before the restore: %v", err)
+	if !strings.Contains(tb.stored(t, a, "saved"), "Saved after the backup") {
+		t.Fatal("the device does not keep the finding among its lately saved ops")
 	}
-	cancel()
 	// Tab A goes elsewhere (no tab that comes back takes a snapshot);
 	// tab B's link comes back just as the server goes down for the restore.
 	if err := chromedp.Do(a, chromedp.Navigate("about:blank")); err != nil {
@@ -426,5 +424,57 @@ func TestALaggingTabDoesNotKeepAFindingTheRestoreTookAway(t *testing.T) {
 		if strings.Contains(saved, "Saved after the backup") {
 			t.Errorf("after the restore, tab %s lists the finding the restore took away as saved (status %q); the database has no such finding", tab.name, status)
 		}
+	}
+}
+
+// TestAnAckedFindingTheRestoreTookAwayIsNotShownSaved: a finding is saved
+// and acked, and the link dies before its entry comes; the page shows it
+// saved, from its ack. The database is then restored from a backup taken
+// before it, the server down meanwhile. The page's copy ends at the entry
+// before the finding's, which the restored log has as it was: it resumes
+// from there, and the join's head is below the ack's seq. That ack is of
+// the replaced log: the page no longer shows the finding as saved.
+func TestAnAckedFindingTheRestoreTookAwayIsNotShownSaved(t *testing.T) {
+	tb := MustTablet(t)
+	room := store.WorkshopRoom(tb.w.ID)
+	_, seqs := tb.seedFindings(t, "Before the backup", 2)
+	a := tb.browser
+	if err := chromedp.Do(a, onEveryPage(deafAfterAck), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Before the backup 2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(a, evalJS(`window.deafAfterAck = true`), typeFinding("Acked before the restore"),
+		waitText("#findings li.saved", "Acked before the restore"), pollAcross(`window.deaf`, "the link to die after the ack")); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var taken []int64
+	for _, f := range fs {
+		if f.Title == "Acked before the restore" {
+			taken = append(taken, f.ID)
+		}
+	}
+	if len(taken) != 1 {
+		t.Fatalf("the finding acked: %d in the database", len(taken))
+	}
+	// The link comes back as the server goes down for the restore.
+	if err := chromedp.Do(a, evalJS(`window.deafAfterAck = false; window.deaf = false`)); err != nil {
+		t.Fatal(err)
+	}
+	tb.f.srv.Stop(t)
+	restoreRoom(t, tb.f, room, seqs[len(seqs)-1], taken)
+	MustStart(t, tb.env)
+	if err := chromedp.Do(a, waitText("#status", "Live")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	shown, err := chromedp.Run(a, chromedp.Text(chromedp.CSS("#findings")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(shown, "Acked before the restore") {
+		t.Fatalf("back after the restore, the page shows the finding the restore took away: %q", shown)
 	}
 }

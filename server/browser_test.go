@@ -3629,3 +3629,93 @@ func TestTheKeyListDoesNotCallAnUnsentTitleSaved(t *testing.T) {
 		t.Fatalf("the key findings list shows the unsent title as saved: %q", key)
 	}
 }
+
+// countSockets counts the WebSockets the page opens, and the joins the
+// server refuses as rate_limited, with when (performance.now()).
+const countSockets = `window.wsLog = [];
+	(() => {
+		const W = window.WebSocket;
+		const C = function (u, p) {
+			const s = p === undefined ? new W(u) : new W(u, p);
+			window.wsLog.push({ open: performance.now() });
+			s.addEventListener("message", e => String(e.data).split("\n").forEach(l => {
+				if (l.includes('"code":"rate_limited"')) window.wsLog.push({ refused: performance.now(), line: l });
+			}));
+			return s;
+		};
+		C.prototype = W.prototype; C.CONNECTING = 0; C.OPEN = 1; C.CLOSING = 2; C.CLOSED = 3;
+		window.WebSocket = C;
+	})()`
+
+// TestAJoinRefusedForTheSnapshotBudgetWaitsAsTold: the person's snapshot
+// budget is in debt (big room, several snapshot joins of theirs). The page
+// joins with a snapshot: refused as rate_limited with retry_after_ms. The
+// page must not join again before that wait (PROTOCOL.md: "join again
+// after the wait"); each early join is one more refused connection. It
+// says the server is busy meanwhile (not "Offline"), and joins on the
+// same connection once the wait is over.
+func TestAJoinRefusedForTheSnapshotBudgetWaitsAsTold(t *testing.T) {
+	tb := MustTablet(t)
+	room := store.WorkshopRoom(tb.w.ID)
+	long := strings.Repeat("x", 19000)
+	for i := 0; i < 150; i++ {
+		if _, err := tb.f.store.CreateFinding(context.Background(), &tb.person.ID, tb.w.ID, fmt.Sprintf("big-%d-%d", i, time.Now().UnixNano()),
+			store.FindingInput{Title: fmt.Sprintf("Big %d", i), WhatDone: long, Results: long, Transferability: long, NordicProposal: long}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText("#findings", "Big 149")); err != nil {
+		t.Fatal(err)
+	}
+	// The person's other snapshot joins (another tab, another device).
+	spend := fmt.Sprintf(`window.spent = [];
+		(async () => {
+			for (let i = 0; i < 3; i++) {
+				await new Promise(res => {
+					const s = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+					s.onopen = () => s.send(JSON.stringify({ type: "join", room: %q, since: -1 }));
+					s.onmessage = e => { const d = String(e.data);
+						if (d.includes('"type":"joined"') || d.includes('"type":"error"')) { window.spent.push(d.slice(0, 160)); s.close(); res(); } };
+				});
+			}
+			window.spentDone = true;
+		})()`, room)
+	if err := chromedp.Do(a, evalJS(spend), pollAcross(`window.spentDone === true`, "the other joins")); err != nil {
+		t.Fatal(err)
+	}
+	spent, _ := chromedp.Run(a, chromedp.Evaluate[string](`JSON.stringify(window.spent)`))
+	t.Logf("other joins: %s", spent)
+	// The page is loaded again without its copy: its join needs a snapshot.
+	drop := fmt.Sprintf(`localStorage.removeItem(%q)`, tb.storeKey("state2"))
+	if err := chromedp.Do(a, onEveryPage(drop), onEveryPage(countSockets), chromedp.Navigate(tb.page),
+		pollAcross(`window.wsLog && window.wsLog.some(x => x.refused)`, "a refused join")); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := chromedp.Run(a, chromedp.Evaluate[string](`window.wsLog.find(x => x.refused).line`))
+	var f struct {
+		Detail struct {
+			RetryAfterMS int64 `json:"retry_after_ms"`
+		} `json:"detail"`
+	}
+	_ = json.Unmarshal([]byte(line), &f)
+	t.Logf("refused: %s", line)
+	wait := time.Duration(f.Detail.RetryAfterMS) * time.Millisecond
+	if wait < 2*time.Second {
+		t.Fatalf("retry after %v: the budget is not in debt enough for this test", wait)
+	}
+	time.Sleep(wait - 500*time.Millisecond)
+	status, _ := chromedp.Run(a, chromedp.Text(chromedp.CSS("#status")))
+	log, _ := chromedp.Run(a, chromedp.Evaluate[string](`(() => { const r = window.wsLog.find(x => x.refused).refused;
+		return JSON.stringify(window.wsLog.map(x => x.open !== undefined ? "open@" + Math.round(x.open - r) : "refused@" + Math.round(x.refused - r))); })()`))
+	opens, _ := chromedp.Run(a, chromedp.Evaluate[int](`(() => { const r = window.wsLog.find(x => x.refused).refused; return window.wsLog.filter(x => x.open > r).length; })()`))
+	if opens > 0 {
+		t.Fatalf("told to wait %v, the page opened %d connections (and joined) within it (ms from the first refusal): %s", wait, opens, log)
+	}
+	if !strings.Contains(status, "The server is busy") {
+		t.Fatalf("while its join waits as told, the status says %q", status)
+	}
+	if err := chromedp.Do(a, waitText("#status", "Live"), waitText("#findings", "Big 149")); err != nil {
+		t.Fatalf("the join again after the wait: %v", err)
+	}
+}

@@ -99,15 +99,16 @@
   var queue = load(":queue", []);
   var failed = load(":failed", []);
   var done = load(":done", []); // op ids applied or discarded, newest last (see merge)
-  // Acked ops ({op, seq, t: when}) whose entry is still on the way: shown
-  // as saved. Kept on the device with the room's copy: a page loaded
-  // before the entry comes (a reload, offline) shows them saved too.
+  // Acked ops ({op, seq}) whose entry is still on the way: shown as
+  // saved. Kept on the device with the room's copy: a page loaded before
+  // the entry comes (a reload, offline) shows them saved too.
   var acked = [];
-  // This tab's ops acked lately ({op, seq, t}), kept on the device with
-  // the acked ones a while after their entry came (see save): a tab whose
-  // link lags, unnoticed, shows them then, and its form's save of a field
-  // one of them changed is stopped (see changedMeanwhile), where the
-  // server, taking both for this browser's, would let it save over it.
+  // This tab's ops saved lately ({op, seq, t}), kept on the device a while
+  // under ":saved" (see save) for its other tabs: a tab whose link lags,
+  // unnoticed, does not show them (it cannot tell whether they are of the
+  // log it will come back to), but its form's save of a field one of them
+  // changed is stopped (see changedMeanwhile), where the server, taking
+  // both tabs for this browser, would let it save over it unseen.
   var savedHere = [];
   adoptAcked();
   var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
@@ -173,7 +174,7 @@
     try { return localStorage.getItem("rapporteur:person"); } catch (e) { return me; }
   };
   var joins = 0; // rooms joined: a probe answered after a join is stale (see probeSignIn)
-  var signedOut = false, blocked = "", trouble = "", storageFull = false, draftFull = false, lastHeard = 0;
+  var signedOut = false, blocked = "", busy = "", trouble = "", storageFull = false, draftFull = false, lastHeard = 0;
   var foreign = false; // this page is kept for another person than the one signed in (see joined)
   var rejoining = false, internalWait = 2000;
   // A dead link (a tablet that slept, another access point) can look
@@ -271,7 +272,7 @@
         return false;
       }
     };
-    var dropState = function () { try { localStorage.removeItem(storeKey + ":state2"); localStorage.removeItem(storeKey + ":acked"); } catch (e) {} };
+    var dropState = function () { try { [":state2", ":acked", ":saved"].forEach(function (k) { localStorage.removeItem(storeKey + k); }); } catch (e) {} };
     if (!write()) {
       if (!dropOtherStates() || !write()) {
         dropState();
@@ -294,52 +295,52 @@
       return true;
     }
     try { localStorage.setItem(storeKey + ":state2", JSON.stringify(state)); } catch (e) { dropState(); return true; }
-    // Acked ops of every tab of the device whose entry the copy lacks,
-    // and the lately saved ones (see savedHere), the newest few.
-    // None from before the device last let go of them (see forgetAcked).
-    var now = Date.now(), lately = function (a) { return typeof a.t === "number" && a.t <= now && now - a.t < keepSavedMS; };
+    // Acked ops of every tab of the device whose entry the copy lacks;
+    // what is laid over the room of them, not the form's draft.
+    var lean = function (a) { return { op: { op_id: a.op.op_id, kind: a.op.kind, base: a.op.base, body: a.op.body }, seq: a.seq }; };
+    var seen = {}, keep = acked.concat(load(":acked", [])).filter(function (a) {
+      return isAcked(a) && a.seq > state.seq && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
+    }).sort(bySeq).map(lean);
+    try {
+      if (keep.length) localStorage.setItem(storeKey + ":acked", JSON.stringify(keep));
+      else localStorage.removeItem(storeKey + ":acked");
+    } catch (e) {}
+    // The device's lately saved ops (see savedHere), the newest few: a
+    // hint for the other tabs, given up first when the storage is full.
     savedHere = savedHere.filter(lately).slice(-keepSaved);
-    var seen = {}, keep = acked.concat(savedHere, load(":acked", [])).filter(function (a) {
-      return isAcked(a) && notForgotten(a) && (a.seq > state.seq || lately(a)) && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
-    }).sort(bySeq).map(function (a) { // what is laid over the room; not the form's draft
-      return { op: { op_id: a.op.op_id, kind: a.op.kind, base: a.op.base, body: a.op.body }, seq: a.seq, t: a.t };
-    });
-    var old = keep.filter(function (a) { return a.seq <= state.seq; });
-    if (old.length > keepSaved) {
-      var drop = {};
-      old.slice(0, old.length - keepSaved).forEach(function (a) { drop[a.op.op_id] = true; });
-      keep = keep.filter(function (a) { return !drop[a.op.op_id]; });
+    var had = {}, recent = savedHere.concat(load(":saved", [])).filter(function (a) {
+      return isAcked(a) && lately(a) && !had[a.op.op_id] && (had[a.op.op_id] = true);
+    }).sort(bySeq).slice(-keepSaved).map(function (a) { var l = lean(a); l.t = a.t; return l; });
+    try {
+      if (recent.length) localStorage.setItem(storeKey + ":saved", JSON.stringify(recent));
+      else localStorage.removeItem(storeKey + ":saved");
+    } catch (e) {
+      try { localStorage.removeItem(storeKey + ":saved"); } catch (e2) {}
     }
-    var needed = keep.filter(function (a) { return a.seq > state.seq; });
-    [keep, needed].some(function (list) { // the lately saved go first when the storage is full
-      try {
-        if (list.length) localStorage.setItem(storeKey + ":acked", JSON.stringify(list));
-        else localStorage.removeItem(storeKey + ":acked");
-        return true;
-      } catch (e) { return false; }
-    });
     return true;
   }
-  // forgetAcked lets go of the acked ops of every tab of the device
-  // (see savedHere), once this page knows the room as it is: after a
-  // snapshot, or a join whose head is below one of them, they are there,
-  // or of a log a restore replaced, and are not to be laid over it. The
-  // device keeps when, for its other tabs (notForgotten), so that a tab
-  // that holds them still does not write them back.
-  function forgetAcked() {
-    acked = [];
-    savedHere = [];
-    try {
-      localStorage.setItem(storeKey + ":forgot", String(Date.now()));
-      localStorage.removeItem(storeKey + ":acked");
-    } catch (e) {}
+  // lately tells whether a (of savedHere) was saved within keepSavedMS.
+  function lately(a) {
+    var now = Date.now();
+    return !!a && typeof a.t === "number" && a.t <= now && now - a.t < keepSavedMS;
   }
-  // notForgotten tells whether acked op a is of after the device last let
-  // go of them (see forgetAcked).
-  function notForgotten(a) {
-    var at = 0;
-    try { at = Number(localStorage.getItem(storeKey + ":forgot")) || 0; } catch (e) {}
-    return !at || (typeof a.t === "number" && a.t > at);
+  // dropAbove lets go of the acked and lately saved ops, of this page and
+  // of the device, whose seq is above head: the log the page just joined
+  // ends below them, so they are of another (a restore). Of this log they
+  // are not: an op acked before the join was committed before its head
+  // was read.
+  function dropAbove(head) {
+    var below = function (a) { return !a || typeof a.seq !== "number" || a.seq <= head; };
+    if (acked.every(below) && savedHere.every(below) && load(":acked", []).every(below) && load(":saved", []).every(below)) return;
+    acked = acked.filter(below);
+    savedHere = savedHere.filter(below);
+    [":acked", ":saved"].forEach(function (k) {
+      try {
+        var left = load(k, []).filter(below);
+        if (left.length) localStorage.setItem(storeKey + k, JSON.stringify(left));
+        else localStorage.removeItem(storeKey + k);
+      } catch (e) {}
+    });
   }
   function isAcked(a) { return !!a && !!a.op && typeof a.op.op_id === "string" && typeof a.seq === "number"; }
   // bySeq orders acked ops as the log applied them: they are laid over the
@@ -352,7 +353,7 @@
     var have = {}, n = acked.length;
     acked.forEach(function (a) { have[a.op.op_id] = true; });
     load(":acked", []).forEach(function (a) {
-      if (isAcked(a) && notForgotten(a) && a.seq > state.seq && !have[a.op.op_id]) { have[a.op.op_id] = true; acked.push(a); }
+      if (isAcked(a) && a.seq > state.seq && !have[a.op.op_id]) { have[a.op.op_id] = true; acked.push(a); }
     });
     acked.sort(bySeq);
     return acked.length > n;
@@ -362,7 +363,7 @@
   // on their next visit. Unsent and refused changes are never dropped. It
   // reports whether it dropped any.
   function dropOtherStates() {
-    return dropStates(function (k) { return k === storeKey + ":state2" || k === storeKey + ":acked"; });
+    return dropStates(function (k) { return k === storeKey + ":state2" || k === storeKey + ":acked" || k === storeKey + ":saved"; });
   }
   // dropStates drops the copies of rooms kept on this device, but those
   // keep accepts, and reports whether it dropped any.
@@ -371,7 +372,7 @@
     try {
       for (var i = 0; i < localStorage.length; i++) {
         var k = localStorage.key(i);
-        if (k && k.indexOf("rapporteur:") === 0 && /:(state2?|acked)$/.test(k) && !keep(k)) keys.push(k);
+        if (k && k.indexOf("rapporteur:") === 0 && /:(state2?|acked|saved)$/.test(k) && !keep(k)) keys.push(k);
       }
       keys.forEach(function (k) { localStorage.removeItem(k); });
     } catch (e) {}
@@ -399,6 +400,7 @@
     var kept = plural(n, "change") + " kept on this device, not saved yet";
     if (signedOut) { text = "Signed out" + (n ? " · " + kept + "; sign in again on this device to send them" : " · sign in again on this device"); cls = "offline"; }
     else if (blocked) { text = blocked + (n ? " · " + kept : ""); cls = "offline"; }
+    else if (busy && !live) { text = busy + (n ? " · " + kept : ""); cls = "offline"; }
     else if (live && n === 0) { text = failed.length ? "Live" : "Live · every change is saved"; cls = "live"; }
     else if (live) { text = "Saving " + plural(n, "change") + "…" + (trouble ? " The server has trouble (" + trouble + "); still trying." : ""); cls = "saving"; }
     else if (n > 0) { text = "Offline · " + kept + "; they will be sent when the connection is back"; cls = "offline"; }
@@ -1470,6 +1472,7 @@
     live = false;
     ws = null;
     rejoining = false;
+    busy = "";
     if (code === 4001) { // session ended: only a new sign-in helps
       forgetRoom();
     } else if (code === 1009) { // a frame over the limit (enqueue checks, so an old page's op)
@@ -1494,7 +1497,7 @@
       // the restored log has of them, the snapshot has). The next join
       // takes a snapshot.
       state.seq = -1;
-      forgetAcked();
+      dropAbove(-1);
       save();
     }
     if (code === 4003 || code === 4008 || code === 4009) { // roles changed, too slow, log restored: resume soon
@@ -1568,7 +1571,6 @@
         state = { seq: f.seq, at: f.at, findings: {}, voted: state.voted, km: { text: shop.key_messages || "", version: shop.key_messages_version || 0 } };
         if (shop.release_state) kmLocked = shop.release_state === "released" && !release;
         ((f.state && f.state.findings) || []).forEach(function (x) { state.findings[x.id] = x; });
-        forgetAcked();
         break;
       case "entry":
         if (f.seq > state.seq + 1) {
@@ -1593,14 +1595,13 @@
           return;
         }
         if (ws) markSeen = ws.mark; // joined as this page's person, signed in since the mark it saw
-        // An acked op above the head the server gave is of another log (a
-        // restore); what it has of them, this page has now.
-        if (f.room === room && acked.some(function (a) { return a.seq > f.seq; })) forgetAcked();
+        if (f.room === room) dropAbove(f.seq);
         joins++;
         try { localStorage.setItem("rapporteur:person", me); } catch (e) {}
         live = true;
         rejoining = false;
         blocked = "";
+        busy = "";
         retry = 500;
         joinPatience = Math.min(200000, Math.max(25000, 2 * (performance.now() - joinAsked)));
         if (ws && !ws.joinedAt) ws.joinedAt = performance.now();
@@ -1620,7 +1621,7 @@
         break;
       case "ack":
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
-        if (op && f.seq > state.seq) { acked.push({ op: op, seq: f.seq, t: Date.now() }); acked.sort(bySeq); }
+        if (op && f.seq > state.seq) { acked.push({ op: op, seq: f.seq }); acked.sort(bySeq); }
         if (op) savedHere.push({ op: op, seq: f.seq, t: Date.now() });
         // A key messages save is applied only over the version it names:
         // text typed after it builds on the next one.
@@ -1646,6 +1647,15 @@
         return;
       }
       if (f.op_id || f.room !== room || f.reply_to !== "join") return;
+      if (f.code === "rate_limited") {
+        // Too many joins, or snapshots, lately: the same connection joins
+        // again when told (a new one would only be refused again).
+        var sock = ws, wait = Math.max(50, (f.detail && f.detail.retry_after_ms) || 1000) * (1 + Math.random() / 4);
+        busy = "The server is busy; joining again in " + Math.ceil(wait / 1000) + " s";
+        setStatus();
+        setTimeout(function () { if (ws === sock && sock.readyState === WebSocket.OPEN && !live) rejoin(); }, wait);
+        return;
+      }
       // The join failed. Refused: say so and try again later (a role may
       // come back); anything else: reconnect with backoff.
       if (f.code === "forbidden" || f.code === "not_found") blocked = "Cannot write in this room: " + f.message;
@@ -1807,11 +1817,6 @@
       pump();
     }
     if (e.key === storeKey + ":acked" && adoptAcked()) render();
-    if (e.key === storeKey + ":forgot") {
-      acked = acked.filter(notForgotten);
-      savedHere = savedHere.filter(notForgotten);
-      render();
-    }
     if (e.key === draftPrefix + tabID && e.newValue === null && editing && !formDirty()) {
       // Another tab cleared this form as a tab gone's, nothing typed in it
       // (see findOrphans): this tab keeps it still, and says it is here.
@@ -1928,6 +1933,12 @@
     if (base.version < editing.base) return false;
     var f = view(id);
     if (!f) return false;
+    // And what another tab of the device saved lately, its entry not here.
+    var have = {};
+    acked.forEach(function (a) { have[a.op.op_id] = true; });
+    load(":saved", []).filter(function (a) {
+      return isAcked(a) && lately(a) && a.seq > state.seq && !have[a.op.op_id] && a.op.kind === "finding.update" && a.op.body && a.op.body.id === id;
+    }).sort(bySeq).forEach(function (a) { f = overlay(f, a.op); });
     var now = fieldsOf(f), over = Object.keys(fields).filter(function (k) {
       return k in now && differs(now, editing.orig, k) && differs(now, fields, k);
     });

@@ -17,7 +17,7 @@ document.addEventListener("submit", function (e) {
     var keys = [];
     for (var i = 0; i < localStorage.length; i++) {
       var k = localStorage.key(i);
-      if (k && k.indexOf("rapporteur:") === 0 && /:(state2?|acked)$/.test(k)) keys.push(k);
+      if (k && k.indexOf("rapporteur:") === 0 && /:(state2?|acked|saved)$/.test(k)) keys.push(k);
     }
     keys.forEach(function (k) { localStorage.removeItem(k); });
   } catch (err) {}
