@@ -343,14 +343,12 @@ func TestAFindingSavedBeforeARestoreIsNotShownSavedAfterIt(t *testing.T) {
 
 // TestALaggingTabDoesNotKeepAFindingTheRestoreTookAway: two tabs of one
 // tablet. Tab B's link is dead, unnoticed, at the room's head H. In tab A
-// a finding is saved (seq H+1); the device keeps it among its lately
-// saved ops, for tab B's form (not shown as saved there: tab B cannot
-// tell whether it is of the log it will come back to). Tab A goes
-// elsewhere; the server goes down; the database is restored from a
-// backup taken at H, before that finding; the server comes back. Tab B
-// resumes from H, which the restored log has as it was, and tab A is
-// opened again: neither lists the finding as saved. (Review: when the
-// lately saved ops were shown, both did, until the group wrote again.)
+// a finding is saved (seq H+1). Tab A goes elsewhere; the server goes
+// down; the database is restored from a backup taken at H, before that
+// finding; the server comes back. Tab B resumes from H, which the
+// restored log has as it was, and tab A is opened again: neither lists
+// the finding as saved. (Review: when a tab showed the device's lately
+// saved ops, both did, until the group wrote again.)
 func TestALaggingTabDoesNotKeepAFindingTheRestoreTookAway(t *testing.T) {
 	tb := MustTablet(t)
 	room := store.WorkshopRoom(tb.w.ID)
@@ -382,9 +380,6 @@ func TestALaggingTabDoesNotKeepAFindingTheRestoreTookAway(t *testing.T) {
 	}
 	if len(taken) != 1 {
 		t.Fatalf("the finding saved in tab A: %d in the database", len(taken))
-	}
-	if !strings.Contains(tb.stored(t, a, "saved"), "Saved after the backup") {
-		t.Fatal("the device does not keep the finding among its lately saved ops")
 	}
 	// Tab A goes elsewhere (no tab that comes back takes a snapshot);
 	// tab B's link comes back just as the server goes down for the restore.

@@ -386,3 +386,194 @@ func TestATabsSavedFindingStaysWhenAnotherTabTakesASnapshot(t *testing.T) {
 		t.Fatalf("after tab B's snapshot, tab A no longer shows the finding it saved: %q; status %q", shown, status)
 	}
 }
+
+// TestALaggingTabsOwnLaterSaveIsNotAConflictWithTheOtherTabsOlder: tab A
+// saves title Y (seq H+1); tab B, its link lagging (entries lost), sees
+// "Changed meanwhile" for its title Z (right), saves Z anyway (acked, seq
+// H+2, its entry not come). B then edits again: Z -> W. Nothing changed
+// since Z (B's own save, after A's): no conflict is due. changedMeanwhile
+// lays A's older op (H+1) over B's newer acked one (H+2) and says
+// "Changed meanwhile", offering A's stale title as "theirs".
+func TestALaggingTabsOwnLaterSaveIsNotAConflictWithTheOtherTabsOlder(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	err := chromedp.Do(b, onEveryPage(deafAfterAck), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText(mine+".saved", "Shared title"), evalJS(`window.deaf = true`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(a, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title Y from tab A"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText(mine+".saved", "Title Y from tab A"), waitText("#status", "every change is saved"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Tab B (which also sent tab A's op from the device's queue, its
+	// answer lost) hears again, but no entry: its link lags.
+	time.Sleep(time.Second)
+	if err := chromedp.Do(b, evalJS(`window.deafAfterAck = true; window.deaf = false`)); err != nil {
+		t.Fatal(err)
+	}
+	// Tab B: Z over the old title: caught (right).
+	err = chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title Z from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)), waitText("#form-error", "Changed meanwhile"))
+	if err != nil {
+		got, _ := tb.f.store.Finding(bg, seed.ID)
+		saved := tb.stored(t, b, "saved")
+		st, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS("#status")))
+		t.Fatalf("tab B's first save not caught: %v; %s; title in db %q; :saved %s; status %q", err, formSays(b), got.Title, saved, st)
+	}
+	// The person keeps Z and saves again: sent, acked.
+	err = chromedp.Do(b, chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		pollAcross(`window.deaf`, "tab B's ack"), waitText(mine+".saved", "Title Z from tab B"))
+	if err != nil {
+		t.Fatalf("tab B's second save: %v; %s", err, formSays(b))
+	}
+	if got, _ := tb.f.store.Finding(bg, seed.ID); got.Title != "Title Z from tab B" {
+		t.Fatalf("title now %q", got.Title)
+	}
+	// Tab B edits its own title again.
+	err = chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title W from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	says := formSays(b)
+	got, _ := tb.f.store.Finding(bg, seed.ID)
+	if strings.Contains(says, "Changed meanwhile") || got.Title != "Title W from tab B" {
+		t.Fatalf("tab B's edit of its own newest title was stopped as a conflict: title in the database %q; tab B %s", got.Title, says)
+	}
+}
+
+// TestALaggingTabCatchesTheOtherTabsEditAfterItsNewFindings: as
+// TestALaggingTabDoesNotSaveOverTheOtherTabsEdit, but tab A, after saving
+// its title, records 32 new findings (a note-taker's morning) before tab
+// B's save. The device's lately saved ops keep 32 ops of any kind, and
+// changedMeanwhile reads only updates: the creates push tab A's title
+// out, and tab B saves over it unseen.
+func TestALaggingTabCatchesTheOtherTabsEditAfterItsNewFindings(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText(mine+".saved", "Shared title"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		evalJS(`window.deaf = true`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = chromedp.Do(a, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title typed in tab A"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText(mine+".saved", "Title typed in tab A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i := 0; i < 32; i++ {
+		if err := chromedp.Do(a, typeFinding(fmt.Sprintf("New finding %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Do(a, waitText("#findings li.saved", "New finding 31"), waitText("#status", "every change is saved")); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("32 findings in %v", time.Since(start))
+	err = chromedp.Do(b, setField("input[name=title]", "Title typed in tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	got, _ := tb.f.store.Finding(bg, seed.ID)
+	if got.Title != "Title typed in tab A" {
+		t.Fatalf("tab B saved over tab A's title unseen: now %q; tab B %s", got.Title, formSays(b))
+	}
+}
+
+// noEntries makes the page's WebSockets drop every entry frame while
+// window.noEntries is set (its link lags behind the room's entries; acks,
+// errors and pongs still come).
+const noEntries = `window.noEntries = false;
+	(() => {
+		const d = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+		Object.defineProperty(WebSocket.prototype, "onmessage", { configurable: true, get() { return d.get.call(this); },
+			set(fn) { d.set.call(this, e => {
+				if (!window.noEntries) return fn(e);
+				const lines = String(e.data).split("\n").filter(l => !l.includes('"type":"entry"'));
+				if (lines.length) fn({ data: lines.join("\n") });
+			}); } });
+	})()`
+
+// TestALaggingTabsEditAgainAfterAConflictCatchesTheOtherTabsEdit: tab B
+// lags (no entries). Someone else changes the title (P); tab B's save of
+// Z is refused as a conflict, with P's copy. Then, in tab A, the person
+// saves title Y. In tab B they press "Edit again" and save Z: the form's
+// base is P's version, newer than tab B's copy, so changedMeanwhile leaves
+// it to the server, which takes tab A's Y for this client's own: Z is
+// saved over Y, which tab B never showed.
+func TestALaggingTabsEditAgainAfterAConflictCatchesTheOtherTabsEdit(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	room := store.WorkshopRoom(tb.w.ID)
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	if err := chromedp.Do(b, onEveryPage(noEntries), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText(mine+".saved", "Shared title"), evalJS(`window.noEntries = true`)); err != nil {
+		t.Fatal(err)
+	}
+	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
+	other.send(t, op(room, "other-upd", "finding.update", int64(seed.Version), map[string]any{"id": seed.ID, "fields": map[string]any{"title": "Title P by someone else"}}))
+	if f := other.next(t, answerTo("other-upd")); f.Type != "ack" {
+		t.Fatalf("other's update: %+v", f)
+	}
+	// Tab B: Z, refused as a conflict with P.
+	if err := chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title Z from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.failed", "Title Z from tab B")); err != nil {
+		t.Fatalf("tab B's conflict: %v", err)
+	}
+	// Tab A (live, shows P): Y.
+	if err := chromedp.Do(a, waitText(mine, "Title P by someone else"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title Y from tab A"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText(mine+".saved", "Title Y from tab A")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := tb.f.store.Finding(bg, seed.ID); got.Title != "Title Y from tab A" {
+		t.Fatalf("tab A's save: %q", got.Title)
+	}
+	time.Sleep(500 * time.Millisecond)
+	// Tab B: Edit again, save.
+	if err := chromedp.Do(b, tap(`#findings li.failed button.edit`), waitText("#form-title", "Edit"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	got, _ := tb.f.store.Finding(bg, seed.ID)
+	if got.Title != "Title Y from tab A" {
+		t.Fatalf("after Edit again, tab B saved over tab A's title unseen: now %q; tab B %s", got.Title, formSays(b))
+	}
+}

@@ -69,7 +69,7 @@
   var maxChars = { title: 300, what_done: 20000, results: 20000, transferability: 20000, text: 20000 };
   var maxInFlight = 16;     // unacked ops on the wire (PROTOCOL.md, Resume)
   var maxDone = 1000;       // settled op ids kept for the other tabs (see merge)
-  var keepSaved = 32;       // this device's ops kept a while after their entry came (see savedHere)
+  var keepSaved = 256 * 1024;       // characters of the updates this device saved lately, kept for its tabs (see savedHere)
   var keepSavedMS = 30 * 60 * 1000; // ... and for how long
   var refusedCodes = { bad_frame: 1, unknown_type: 1, too_large: 1, invalid: 1, forbidden: 1, not_found: 1, conflict: 1 };
 
@@ -103,8 +103,8 @@
   // saved. Kept on the device with the room's copy: a page loaded before
   // the entry comes (a reload, offline) shows them saved too.
   var acked = [];
-  // This tab's ops saved lately ({op, seq, t}), kept on the device a while
-  // under ":saved" (see save) for its other tabs: a tab whose link lags,
+  // This tab's finding updates saved lately ({op, seq, t}), kept on the
+  // device a while under ":saved" (see save) for its other tabs: a tab whose link lags,
   // unnoticed, does not show them (it cannot tell whether they are of the
   // log it will come back to), but its form's save of a field one of them
   // changed is stopped (see changedMeanwhile), where the server, taking
@@ -305,12 +305,20 @@
       if (keep.length) localStorage.setItem(storeKey + ":acked", JSON.stringify(keep));
       else localStorage.removeItem(storeKey + ":acked");
     } catch (e) {}
-    // The device's lately saved ops (see savedHere), the newest few: a
-    // hint for the other tabs, given up first when the storage is full.
-    savedHere = savedHere.filter(lately).slice(-keepSaved);
-    var had = {}, recent = savedHere.concat(load(":saved", [])).filter(function (a) {
-      return isAcked(a) && lately(a) && !had[a.op.op_id] && (had[a.op.op_id] = true);
-    }).sort(bySeq).slice(-keepSaved).map(function (a) { var l = lean(a); l.t = a.t; return l; });
+    // The device's lately saved updates (see savedHere), the newest up to
+    // keepSaved characters: a hint for the other tabs, given up first
+    // when the storage is full.
+    savedHere = savedHere.filter(lately);
+    var had = {}, recent = [], size = 0;
+    savedHere.concat(load(":saved", [])).filter(function (a) {
+      return isAcked(a) && a.op.kind === "finding.update" && lately(a) && !had[a.op.op_id] && (had[a.op.op_id] = true);
+    }).sort(bySeq).reverse().some(function (a) {
+      var l = lean(a);
+      l.t = a.t;
+      if ((size += JSON.stringify(l).length) > keepSaved) return true;
+      recent.unshift(l);
+      return false;
+    });
     try {
       if (recent.length) localStorage.setItem(storeKey + ":saved", JSON.stringify(recent));
       else localStorage.removeItem(storeKey + ":saved");
@@ -363,7 +371,7 @@
   // on their next visit. Unsent and refused changes are never dropped. It
   // reports whether it dropped any.
   function dropOtherStates() {
-    return dropStates(function (k) { return k === storeKey + ":state2" || k === storeKey + ":acked" || k === storeKey + ":saved"; });
+    return dropStates(function (k) { return k === storeKey + ":state2" || k === storeKey + ":acked"; }); // this room's ":saved" too: a hint
   }
   // dropStates drops the copies of rooms kept on this device, but those
   // keep accepts, and reports whether it dropped any.
@@ -1532,6 +1540,7 @@
       var sock = ws;
       ws = null;
       live = false;
+      busy = "";
       rejoining = false;
       sock.close();
     }
@@ -1582,7 +1591,7 @@
         apply(f);
         // The entry proves the op committed, even if its ack is still on the way.
         if (f.op_id) {
-          queue.forEach(function (op) { if (op.op_id === f.op_id) savedHere.push({ op: op, seq: f.seq, t: Date.now() }); });
+          queue.forEach(function (op) { if (op.op_id === f.op_id && op.kind === "finding.update") savedHere.push({ op: op, seq: f.seq, t: Date.now() }); });
           settle(f.op_id);
         }
         break;
@@ -1622,7 +1631,7 @@
       case "ack":
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
         if (op && f.seq > state.seq) { acked.push({ op: op, seq: f.seq }); acked.sort(bySeq); }
-        if (op) savedHere.push({ op: op, seq: f.seq, t: Date.now() });
+        if (op && op.kind === "finding.update") savedHere.push({ op: op, seq: f.seq, t: Date.now() });
         // A key messages save is applied only over the version it names:
         // text typed after it builds on the next one.
         if (op && op.kind === "keymessages.set" && kmDraft && kmDraft.after === op.op_id) { kmDraft.base = op.base + 1; kmDraft.after = ""; keepKmDraft(); }
@@ -1653,7 +1662,12 @@
         var sock = ws, wait = Math.max(50, (f.detail && f.detail.retry_after_ms) || 1000) * (1 + Math.random() / 4);
         busy = "The server is busy; joining again in " + Math.ceil(wait / 1000) + " s";
         setStatus();
-        setTimeout(function () { if (ws === sock && sock.readyState === WebSocket.OPEN && !live) rejoin(); }, wait);
+        setTimeout(function () {
+          if (ws !== sock || sock.readyState !== WebSocket.OPEN || live) return;
+          busy = "";
+          setStatus();
+          rejoin();
+        }, wait);
         return;
       }
       // The join failed. Refused: say so and try again later (a role may
@@ -1716,6 +1730,7 @@
   function notMine() {
     foreign = true;
     live = false;
+    busy = "";
     var sock = ws;
     ws = null;
     if (sock) sock.close();
@@ -1924,21 +1939,34 @@
     // Judged against this page's copy of the room: the one another tab
     // kept may be of the log a restore replaced. A tab whose link lags
     // learns of another tab's edit by its entry, while it is on the
-    // device's queue, or as one of the device's lately saved (see
-    // savedHere).
+    // device's queue, or as one of the device's lately saved updates
+    // (see savedHere).
     var id = editing.id, base = state.findings[id];
     if (!base) return false; // gone: see render
-    // A form based on a version newer than any known here (a conflict's
-    // copy, its entry late) is judged by the server alone.
-    if (base.version < editing.base) return false;
-    var f = view(id);
-    if (!f) return false;
-    // And what another tab of the device saved lately, its entry not here.
     var have = {};
     acked.forEach(function (a) { have[a.op.op_id] = true; });
-    load(":saved", []).filter(function (a) {
+    var saved = load(":saved", []).filter(function (a) {
       return isAcked(a) && lately(a) && a.seq > state.seq && !have[a.op.op_id] && a.op.kind === "finding.update" && a.op.body && a.op.body.id === id;
-    }).sort(bySeq).forEach(function (a) { f = overlay(f, a.op); });
+    });
+    var f;
+    if (base.version < editing.base) {
+      // The form is based on a version newer than any known here (a
+      // conflict's copy, its entry late): judged against that copy and
+      // the updates acked or saved lately on it since.
+      f = { id: id };
+      Object.keys(editing.orig).forEach(function (k) { f[k] = editing.orig[k]; });
+      acked.concat(saved).filter(function (a) {
+        return a.op.kind === "finding.update" && a.op.body && a.op.body.id === id && (a.op.base || 0) >= editing.base;
+      }).sort(bySeq).forEach(function (a) { f = overlay(f, a.op); });
+    } else {
+      // This page's copy, with the acked ops of the device and the
+      // lately saved updates in the order the log applied them, and
+      // then its changes not saved yet.
+      f = base;
+      acked.concat(saved).sort(bySeq).forEach(function (a) { f = overlay(f, a.op); });
+      queue.forEach(function (op) { f = overlay(f, op); });
+      if (f.gone) return false;
+    }
     var now = fieldsOf(f), over = Object.keys(fields).filter(function (k) {
       return k in now && differs(now, editing.orig, k) && differs(now, fields, k);
     });
@@ -1946,7 +1974,7 @@
     var theirs = {}, body = fieldsOf(f);
     over.forEach(function (k) { theirs[k] = now[k]; });
     Object.keys(fields).forEach(function (k) { body[k] = fields[k]; });
-    editing = { id: id, base: base.version, orig: now, title: f.title || "", theirs: theirs };
+    editing = { id: id, base: Math.max(base.version, editing.base), orig: now, title: f.title || "", theirs: theirs };
     fillForm(body);
     setFormMode();
     saveDraft();
