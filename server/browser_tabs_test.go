@@ -387,13 +387,13 @@ func TestATabsSavedFindingStaysWhenAnotherTabTakesASnapshot(t *testing.T) {
 	}
 }
 
-// TestALaggingTabsOwnLaterSaveIsNotAConflictWithTheOtherTabsOlder: tab A
-// saves title Y (seq H+1); tab B, its link lagging (entries lost), sees
-// "Changed meanwhile" for its title Z (right), saves Z anyway (acked, seq
-// H+2, its entry not come). B then edits again: Z -> W. Nothing changed
-// since Z (B's own save, after A's): no conflict is due. changedMeanwhile
-// lays A's older op (H+1) over B's newer acked one (H+2) and says
-// "Changed meanwhile", offering A's stale title as "theirs".
+// TestALaggingTabsOwnLaterSaveIsNotAConflictWithTheOtherTabsOlder: tab B
+// has the finding open in its form; tab A saves title Y (seq H+1). Tab B,
+// its link lagging (entries lost), sees "Changed meanwhile" for its title
+// Z (right), saves Z anyway (acked, seq H+2, its entry not come). B then
+// edits again: Z -> W. Nothing changed since Z (B's own save, after A's):
+// no conflict is due. (Review: the check laid A's older op over B's newer
+// acked one, and offered A's stale title as "theirs".)
 func TestALaggingTabsOwnLaterSaveIsNotAConflictWithTheOtherTabsOlder(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
@@ -405,7 +405,8 @@ func TestALaggingTabsOwnLaterSaveIsNotAConflictWithTheOtherTabsOlder(t *testing.
 	b, closeB := chromedp.NewContext(a)
 	t.Cleanup(closeB)
 	err := chromedp.Do(b, onEveryPage(deafAfterAck), chromedp.Navigate(tb.page), waitText("#status", "Live"),
-		waitText(mine+".saved", "Shared title"), evalJS(`window.deaf = true`))
+		waitText(mine+".saved", "Shared title"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		evalJS(`window.deaf = true`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -422,9 +423,8 @@ func TestALaggingTabsOwnLaterSaveIsNotAConflictWithTheOtherTabsOlder(t *testing.
 	if err := chromedp.Do(b, evalJS(`window.deafAfterAck = true; window.deaf = false`)); err != nil {
 		t.Fatal(err)
 	}
-	// Tab B: Z over the old title: caught (right).
-	err = chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title Z from tab B"),
+	// Tab B: Z over the old title in its form: caught (right).
+	err = chromedp.Do(b, setField("input[name=title]", "Title Z from tab B"),
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)), waitText("#form-error", "Changed meanwhile"))
 	if err != nil {
 		got, _ := tb.f.store.Finding(bg, seed.ID)
@@ -575,5 +575,177 @@ func TestALaggingTabsEditAgainAfterAConflictCatchesTheOtherTabsEdit(t *testing.T
 	got, _ := tb.f.store.Finding(bg, seed.ID)
 	if got.Title != "Title Y from tab A" {
 		t.Fatalf("after Edit again, tab B saved over tab A's title unseen: now %q; tab B %s", got.Title, formSays(b))
+	}
+}
+
+// TestEditAgainCatchesTheOtherTabsSaveOnAnOlderBase: tab A has the
+// finding open in its form (base v1). Tab B lags (no entries). Someone
+// else changes the title (v2). Tab B's title change is refused as a
+// conflict (copy v2). Tab A then saves "What was done" from its form,
+// still based on v1: the server applies it (v3; nobody else touched that
+// field). In tab B, Edit again (base v2), the person changes "What was
+// done" too: changedMeanwhile lays only ops whose base >= v2, so tab A's
+// (base v1, applied after v2) is left out and tab B saves over it unseen.
+func TestEditAgainCatchesTheOtherTabsSaveOnAnOlderBase(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	room := store.WorkshopRoom(tb.w.ID)
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title"),
+		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	if err := chromedp.Do(b, onEveryPage(noEntries), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText(mine+".saved", "Shared title"), evalJS(`window.noEntries = true`)); err != nil {
+		t.Fatal(err)
+	}
+	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
+	other.send(t, op(room, "other-upd", "finding.update", int64(seed.Version), map[string]any{"id": seed.ID, "fields": map[string]any{"title": "Title P by someone else"}}))
+	if f := other.next(t, answerTo("other-upd")); f.Type != "ack" {
+		t.Fatalf("other's update: %+v", f)
+	}
+	if err := chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title Z from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.failed", "Title Z from tab B")); err != nil {
+		t.Fatalf("tab B's conflict: %v", err)
+	}
+	// Tab A, its form opened before P's change: What was done.
+	if err := chromedp.Do(a, waitText(mine, "Title P by someone else"),
+		setField("textarea[name=what_done]", "Done as typed in tab A"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText(mine+".saved", "Done as typed in tab A")); err != nil {
+		t.Fatalf("tab A: %v; %s", err, formSays(a))
+	}
+	for i := 0; ; i++ {
+		got, _ := tb.f.store.Finding(bg, seed.ID)
+		if got.WhatDone == "Done as typed in tab A" {
+			break
+		}
+		if i > 50 {
+			t.Fatalf("tab A's save: %q", got.WhatDone)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := chromedp.Do(b, tap(`#findings li.failed button.edit`), waitText("#form-title", "Edit"),
+		setField("textarea[name=what_done]", "Done as typed in tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	got, _ := tb.f.store.Finding(bg, seed.ID)
+	if got.WhatDone != "Done as typed in tab A" {
+		t.Fatalf("after Edit again, tab B saved over tab A's What was done unseen: now %q; tab B %s", got.WhatDone, formSays(b))
+	}
+	if says := formSays(b); !strings.Contains(says, "Changed meanwhile") || !strings.Contains(says, "Done as typed in tab A") {
+		t.Errorf("after Edit again, tab B does not show tab A's What was done beside its own: %s", says)
+	}
+}
+
+// TestALaggingTabsNextEditAfterEditAgainIsNotAConflict: tab B lags
+// (no entries). Someone else changes the title (P, v2); tab B's save of Z
+// is refused as a conflict; Edit again, save: Z is saved (v3, acked, its
+// entry not come). Tab B then edits its own title again, W: nothing
+// changed since Z, yet the form is based on the tab's copy (v1), and the
+// server refuses W as a conflict with P's title.
+func TestALaggingTabsNextEditAfterEditAgainIsNotAConflict(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	room := store.WorkshopRoom(tb.w.ID)
+	seed, mine := tb.ownFinding(t, "Shared title")
+	b := tb.browser
+	if err := chromedp.Do(b, onEveryPage(noEntries), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText(mine+".saved", "Shared title"), evalJS(`window.noEntries = true`)); err != nil {
+		t.Fatal(err)
+	}
+	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
+	other.send(t, op(room, "other-upd", "finding.update", int64(seed.Version), map[string]any{"id": seed.ID, "fields": map[string]any{"title": "Title P by someone else"}}))
+	if f := other.next(t, answerTo("other-upd")); f.Type != "ack" {
+		t.Fatalf("other's update: %+v", f)
+	}
+	if err := chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title Z from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.failed", "Title Z from tab B")); err != nil {
+		t.Fatalf("tab B's conflict: %v", err)
+	}
+	if err := chromedp.Do(b, tap(`#findings li.failed button.edit`), waitText("#form-title", "Edit"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText(mine+".saved", "Title Z from tab B")); err != nil {
+		t.Fatalf("Edit again: %v; %s", err, formSays(b))
+	}
+	time.Sleep(time.Second)
+	if got, _ := tb.f.store.Finding(bg, seed.ID); got.Title != "Title Z from tab B" {
+		t.Fatalf("after Edit again: %q", got.Title)
+	}
+	if err := chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title W from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	got, _ := tb.f.store.Finding(bg, seed.ID)
+	failed, _ := chromedp.Run(b, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li.failed")).map(e => e.textContent).join(" | ")`))
+	if got.Title != "Title W from tab B" {
+		t.Fatalf("tab B's edit of its own newest title was refused: title in the database %q; %s; failed items %q", got.Title, formSays(b), failed)
+	}
+}
+
+// TestADeafTabKeepsShowingItsOwnSave: tab B's link is dead, not
+// noticed yet (its sends go out, nothing comes in); tab A is live. In tab
+// B the person saves a new title: the op goes out on both tabs' links and
+// is saved; tab A settles it on the device. Tab B should still show the
+// title the person just saved there, and their next edit of it in tab B
+// should not be stopped as "Changed meanwhile" with their own title.
+func TestADeafTabKeepsShowingItsOwnSave(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	if err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText(mine+".saved", "Shared title"), evalJS(`window.deaf = true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title Z from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		got, _ := tb.f.store.Finding(bg, seed.ID)
+		if got.Title == "Title Z from tab B" {
+			break
+		}
+		if i > 40 {
+			t.Fatalf("tab B's save: %q", got.Title)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := chromedp.Do(a, waitText(mine+".saved", "Title Z from tab B")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	shown, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS(mine)))
+	status, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS("#status")))
+	if !strings.Contains(shown, "Title Z from tab B") {
+		t.Errorf("tab B no longer shows the title saved in it: %q; status %q", shown, status)
+	}
+	if err := chromedp.Do(b, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title W from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if says := formSays(b); strings.Contains(says, "Changed meanwhile") {
+		t.Fatalf("tab B's next edit of its own title stopped: %s", says)
 	}
 }

@@ -110,6 +110,15 @@
   // changed is stopped (see changedMeanwhile), where the server, taking
   // both tabs for this browser, would let it save over it unseen.
   var savedHere = [];
+  // Ops of the device's queue this tab settled by their entry since it
+  // last saved ({op, seq}): written once among the acked ones (see save),
+  // for a tab whose link lags, which sent or showed them, to show them
+  // saved (it drops them from its queue as done).
+  var settledHere = [];
+  // A conflict's copy of a finding, by id, newer than the room's copy
+  // here (its entries not come yet): what the person was shown, and so
+  // what their next edit of it is based on (see startEdit).
+  var newer = {};
   adoptAcked();
   var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
   var people = [];    // the room's presence list
@@ -298,9 +307,12 @@
     // Acked ops of every tab of the device whose entry the copy lacks;
     // what is laid over the room of them, not the form's draft.
     var lean = function (a) { return { op: { op_id: a.op.op_id, kind: a.op.kind, base: a.op.base, body: a.op.body }, seq: a.seq }; };
-    var seen = {}, keep = acked.concat(load(":acked", [])).filter(function (a) {
-      return isAcked(a) && a.seq > state.seq && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
+    var justSettled = {};
+    settledHere.forEach(function (a) { justSettled[a.op.op_id] = true; });
+    var seen = {}, keep = acked.concat(settledHere, load(":acked", [])).filter(function (a) {
+      return isAcked(a) && (a.seq > state.seq || justSettled[a.op.op_id]) && !seen[a.op.op_id] && (seen[a.op.op_id] = true);
     }).sort(bySeq).map(lean);
+    settledHere = [];
     try {
       if (keep.length) localStorage.setItem(storeKey + ":acked", JSON.stringify(keep));
       else localStorage.removeItem(storeKey + ":acked");
@@ -355,12 +367,15 @@
   // room's state in that order, and acks may come in another (PROTOCOL.md).
   function bySeq(a, b) { return a.seq - b.seq; }
   // adoptAcked takes in the acked ops the device keeps (of this tab before
-  // a reload, or of another tab) whose entry the room lacks, and reports
-  // whether there were new ones.
-  function adoptAcked() {
-    var have = {}, n = acked.length;
+  // a reload, or of another tab) whose entry the room lacks, and those of
+  // written, the list another tab just wrote (it may have written another
+  // since: one it settled is kept there only once, see settledHere); it
+  // reports whether there were new ones.
+  function adoptAcked(written) {
+    var have = {}, n = acked.length, also = [];
     acked.forEach(function (a) { have[a.op.op_id] = true; });
-    load(":acked", []).forEach(function (a) {
+    try { also = written ? JSON.parse(written) : []; } catch (e) {}
+    load(":acked", []).concat(Array.isArray(also) ? also : []).forEach(function (a) {
       if (isAcked(a) && a.seq > state.seq && !have[a.op.op_id]) { have[a.op.op_id] = true; acked.push(a); }
     });
     acked.sort(bySeq);
@@ -873,7 +888,7 @@
     } else if (op.kind === "finding.update" && now) {
       // Based on the finding as it is now: what someone else changed is
       // on screen, and saving again keeps what the form then says.
-      li.appendChild(button("Edit again", "edit", function () { if (startEdit(now.id, op.body.fields, op.current, op.conflict)) forget(op); }));
+      li.appendChild(button("Edit again", "edit", function () { if (startEdit(now.id, op.body.fields, op.current, op.conflict, op.conflictAt)) forget(op); }));
     } else if (op.kind === "finding.update" && op.draft) {
       li.appendChild(button("Save as new finding", "edit", function () { if (intoForm(op.draft, null)) forget(op); }));
     } else if (op.kind === "finding.delete" && op.edit && op.draft) {
@@ -1140,11 +1155,17 @@
   // or current's, a conflict's newer copy. It reports whether it did.
   // After a conflict, conflict names the fields someone else changed: the
   // form then shows their value beside each (see showTheirs).
-  function startEdit(id, changes, current, conflict) {
-    var f = view(id);
-    if (!f) return false;
-    var base = state.findings[id].version;
-    if (current && current.id === id && current.version > base) { f = current; base = current.version; }
+  function startEdit(id, changes, current, conflict, at) {
+    if (!view(id)) return false;
+    // From this device's copy, or a conflict's newer one (its entry not
+    // here yet), with this device's changes on top.
+    var f = state.findings[id];
+    if (newer[id] && newer[id].version > f.version) f = newer[id];
+    var base = f.version, since = 0;
+    acked.forEach(function (a) { f = overlay(f, a.op); });
+    queue.forEach(function (op) { f = overlay(f, op); });
+    if (f.gone) return false;
+    if (current && current.id === id && current.version >= base) { f = current; base = current.version; since = at || 0; }
     var body = fieldsOf(f), theirs = null, orig = fieldsOf(f);
     Object.keys(changes || {}).forEach(function (k) { body[k] = changes[k]; });
     (conflict || []).forEach(function (k) {
@@ -1152,7 +1173,7 @@
       theirs = theirs || {};
       theirs[k] = orig[k];
     });
-    return intoForm(body, { id: id, base: base, orig: orig, title: f.title || "", theirs: theirs });
+    return intoForm(body, { id: id, base: base, orig: orig, title: f.title || "", theirs: theirs, at: since });
   }
   // shown is a field's value as text, for people.
   function shown(v) {
@@ -1506,6 +1527,7 @@
       // takes a snapshot.
       state.seq = -1;
       dropAbove(-1);
+      newer = {};
       save();
     }
     if (code === 4003 || code === 4008 || code === 4009) { // roles changed, too slow, log restored: resume soon
@@ -1591,7 +1613,11 @@
         apply(f);
         // The entry proves the op committed, even if its ack is still on the way.
         if (f.op_id) {
-          queue.forEach(function (op) { if (op.op_id === f.op_id && op.kind === "finding.update") savedHere.push({ op: op, seq: f.seq, t: Date.now() }); });
+          queue.forEach(function (op) {
+            if (op.op_id !== f.op_id) return;
+            settledHere.push({ op: op, seq: f.seq });
+            if (op.kind === "finding.update") savedHere.push({ op: op, seq: f.seq, t: Date.now() });
+          });
           settle(f.op_id);
         }
         break;
@@ -1604,7 +1630,10 @@
           return;
         }
         if (ws) markSeen = ws.mark; // joined as this page's person, signed in since the mark it saw
-        if (f.room === room) dropAbove(f.seq);
+        if (f.room === room) {
+          dropAbove(f.seq);
+          newer = {}; // the copy has caught up with them
+        }
         joins++;
         try { localStorage.setItem("rapporteur:person", me); } catch (e) {}
         live = true;
@@ -1682,6 +1711,9 @@
     } else if (refusedCodes[f.code]) {
       if (f.code === "conflict" && f.detail && f.detail.current) {
         op.current = f.detail.current;
+        op.conflictAt = Date.now(); // what the device saved after it is newer than current (see changedMeanwhile)
+        var known = state.findings[op.current.id];
+        if (known && op.current.version > known.version) newer[op.current.id] = op.current;
         op.conflict = (f.detail.fields || []).filter(function (k) { return k in fieldNames; });
         op.yours = f.detail.yours; // those only this person changed, elsewhere (absent: none, or an older server's message says)
       }
@@ -1831,7 +1863,7 @@
       render();
       pump();
     }
-    if (e.key === storeKey + ":acked" && adoptAcked()) render();
+    if (e.key === storeKey + ":acked" && adoptAcked(e.newValue)) render();
     if (e.key === draftPrefix + tabID && e.newValue === null && editing && !formDirty()) {
       // Another tab cleared this form as a tab gone's, nothing typed in it
       // (see findOrphans): this tab keeps it still, and says it is here.
@@ -1943,10 +1975,12 @@
     // (see savedHere).
     var id = editing.id, base = state.findings[id];
     if (!base) return false; // gone: see render
-    var have = {};
+    var have = {}, savedAt = {};
     acked.forEach(function (a) { have[a.op.op_id] = true; });
     var saved = load(":saved", []).filter(function (a) {
-      return isAcked(a) && lately(a) && a.seq > state.seq && !have[a.op.op_id] && a.op.kind === "finding.update" && a.op.body && a.op.body.id === id;
+      if (!isAcked(a) || !lately(a) || a.op.kind !== "finding.update" || !a.op.body || a.op.body.id !== id) return false;
+      savedAt[a.op.op_id] = a.t;
+      return a.seq > state.seq && !have[a.op.op_id];
     });
     var f;
     if (base.version < editing.base) {
@@ -1955,8 +1989,11 @@
       // the updates acked or saved lately on it since.
       f = { id: id };
       Object.keys(editing.orig).forEach(function (k) { f[k] = editing.orig[k]; });
+      // An update based on an older version counts when it was saved
+      // after that copy came (a conflict's; see onError).
       acked.concat(saved).filter(function (a) {
-        return a.op.kind === "finding.update" && a.op.body && a.op.body.id === id && (a.op.base || 0) >= editing.base;
+        return a.op.kind === "finding.update" && a.op.body && a.op.body.id === id &&
+          ((a.op.base || 0) >= editing.base || (editing.at > 0 && (savedAt[a.op.op_id] || 0) > editing.at));
       }).sort(bySeq).forEach(function (a) { f = overlay(f, a.op); });
     } else {
       // This page's copy, with the acked ops of the device and the
@@ -1974,7 +2011,7 @@
     var theirs = {}, body = fieldsOf(f);
     over.forEach(function (k) { theirs[k] = now[k]; });
     Object.keys(fields).forEach(function (k) { body[k] = fields[k]; });
-    editing = { id: id, base: Math.max(base.version, editing.base), orig: now, title: f.title || "", theirs: theirs };
+    editing = { id: id, base: Math.max(base.version, editing.base), orig: now, title: f.title || "", theirs: theirs, at: editing.at };
     fillForm(body);
     setFormMode();
     saveDraft();
