@@ -246,8 +246,6 @@ func TestANameTheServerWouldRefuseIsNotKept(t *testing.T) {
 	}
 }
 
-// editTitle edits the title of the finding whose item is item to title,
-// and saves it.
 // editOffline opens the page with the finding at item saved as "Start
 // title", takes the server down, and makes edit offline, which the page
 // keeps on the device.
@@ -270,6 +268,8 @@ func (tb *tablet) editOffline(t *testing.T, item string, edit chromedp.Action[ch
 	}
 }
 
+// editTitle edits the title of the finding whose item is item to title,
+// and saves it.
 func editTitle(item, title string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
 		tap(item+" button.edit"),

@@ -368,16 +368,7 @@ func TestALaggingTabDoesNotKeepAFindingTheRestoreTookAway(t *testing.T) {
 		waitText("#status", "every change is saved")); err != nil {
 		t.Fatal(err)
 	}
-	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var taken []int64
-	for _, f := range fs {
-		if f.Title == "Saved after the backup" {
-			taken = append(taken, f.ID)
-		}
-	}
+	taken := tb.findingsTitled(t, "Saved after the backup")
 	if len(taken) != 1 {
 		t.Fatalf("the finding saved in tab A: %d in the database", len(taken))
 	}
@@ -441,16 +432,7 @@ func TestAnAckedFindingTheRestoreTookAwayIsNotShownSaved(t *testing.T) {
 		waitText("#findings li.saved", "Acked before the restore"), pollAcross(`window.deaf`, "the link to die after the ack")); err != nil {
 		t.Fatal(err)
 	}
-	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var taken []int64
-	for _, f := range fs {
-		if f.Title == "Acked before the restore" {
-			taken = append(taken, f.ID)
-		}
-	}
+	taken := tb.findingsTitled(t, "Acked before the restore")
 	if len(taken) != 1 {
 		t.Fatalf("the finding acked: %d in the database", len(taken))
 	}
@@ -472,4 +454,20 @@ func TestAnAckedFindingTheRestoreTookAwayIsNotShownSaved(t *testing.T) {
 	if strings.Contains(shown, "Acked before the restore") {
 		t.Fatalf("back after the restore, the page shows the finding the restore took away: %q", shown)
 	}
+}
+
+// findingsTitled is the ids of the tablet's workshop's findings titled title.
+func (tb *tablet) findingsTitled(t *testing.T, title string) []int64 {
+	t.Helper()
+	fs, err := tb.f.store.WorkshopFindings(context.Background(), tb.w.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, f := range fs {
+		if f.Title == title {
+			ids = append(ids, f.ID)
+		}
+	}
+	return ids
 }

@@ -258,6 +258,61 @@ func setField(sel, s string) chromedp.Action[chromedp.Void] {
 		chromedp.SendKeys(chromedp.CSS("#new-finding "+sel), s))
 }
 
+// ownInTwoTabs makes the person's own finding "Shared title" and opens
+// the page in tab A and, with script (see secondTab), in tab B, which
+// opens the finding's edit form when form is set, and then runs js.
+func (tb *tablet) ownInTwoTabs(t *testing.T, script string, form bool, js string) (seed domain.Finding, mine string, a, b context.Context) {
+	t.Helper()
+	seed, mine = tb.ownFinding(t, "Shared title")
+	a = tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	var then []chromedp.Action[chromedp.Void]
+	if form {
+		then = append(then, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"))
+	}
+	return seed, mine, a, tb.secondTab(t, a, script, mine, "Shared title", append(then, evalJS(js))...)
+}
+
+// secondTab opens the page in a second tab of ctx's browser, with script
+// run in every page before its own (a WebSocket filter: deafLink,
+// deafAfterAck, noEntries), once it is live and lists item saved as
+// title; then it does then there.
+func (tb *tablet) secondTab(t *testing.T, ctx context.Context, script, item, title string, then ...chromedp.Action[chromedp.Void]) context.Context {
+	t.Helper()
+	b, closeB := chromedp.NewContext(ctx)
+	t.Cleanup(closeB)
+	steps := append([]chromedp.Action[chromedp.Void]{onEveryPage(script), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(item+".saved", title)}, then...)
+	if err := chromedp.Do(b, steps...); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// editSavedTitle is editTitle of item as listed saved (not a refused
+// change of it, listed apart).
+func editSavedTitle(item, title string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(tap(item+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", title), chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)))
+}
+
+// retitledBySomeoneElse has another member of the room set the title of
+// finding f, at its version, to title.
+func (tb *tablet) retitledBySomeoneElse(t *testing.T, f domain.Finding, title string) {
+	t.Helper()
+	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
+	other.send(t, op(store.WorkshopRoom(tb.w.ID), "other-upd", "finding.update", int64(f.Version), map[string]any{"id": f.ID, "fields": map[string]any{"title": title}}))
+	if fr := other.next(t, answerTo("other-upd")); fr.Type != "ack" {
+		t.Fatalf("someone else's update: %+v", fr)
+	}
+}
+
+// saveSavedTitle is editSavedTitle, waiting until it is saved.
+func saveSavedTitle(item, title string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(editSavedTitle(item, title), waitText(item+".saved", title), waitText("#status", "every change is saved"))
+}
+
 // formSays is what the form says of a refused save, for a failure's message.
 func formSays(ctx context.Context) string {
 	msg, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#form-error")))
@@ -278,24 +333,9 @@ func formSays(ctx context.Context) string {
 func TestALaggingTabDoesNotSaveOverTheOtherTabsEdit(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	seed, mine := tb.ownFinding(t, "Shared title")
-	a := tb.browser
-	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
-		t.Fatal(err)
-	}
-	b, closeB := chromedp.NewContext(a)
-	t.Cleanup(closeB)
-	err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
-		waitText(mine+".saved", "Shared title"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		evalJS(`window.deaf = true`))
-	if err != nil {
-		t.Fatal(err)
-	}
+	seed, mine, a, b := tb.ownInTwoTabs(t, deafLink, true, `window.deaf = true`)
 	// Tab A: the title changed and saved.
-	err = chromedp.Do(a, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title typed in tab A"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
-		waitText(mine+".saved", "Title typed in tab A"), waitText("#status", "every change is saved"))
+	err := chromedp.Do(a, saveSavedTitle(mine, "Title typed in tab A"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,23 +437,8 @@ func TestATabsSavedFindingStaysWhenAnotherTabTakesASnapshot(t *testing.T) {
 func TestALaggingTabsOwnLaterSaveIsNotAConflictWithTheOtherTabsOlder(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	seed, mine := tb.ownFinding(t, "Shared title")
-	a := tb.browser
-	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
-		t.Fatal(err)
-	}
-	b, closeB := chromedp.NewContext(a)
-	t.Cleanup(closeB)
-	err := chromedp.Do(b, onEveryPage(deafAfterAck), chromedp.Navigate(tb.page), waitText("#status", "Live"),
-		waitText(mine+".saved", "Shared title"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		evalJS(`window.deaf = true`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = chromedp.Do(a, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title Y from tab A"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
-		waitText(mine+".saved", "Title Y from tab A"), waitText("#status", "every change is saved"))
+	seed, mine, a, b := tb.ownInTwoTabs(t, deafAfterAck, true, `window.deaf = true`)
+	err := chromedp.Do(a, saveSavedTitle(mine, "Title Y from tab A"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,9 +467,7 @@ func TestALaggingTabsOwnLaterSaveIsNotAConflictWithTheOtherTabsOlder(t *testing.
 		t.Fatalf("title now %q", got.Title)
 	}
 	// Tab B edits its own title again.
-	err = chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title W from tab B"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)))
+	err = chromedp.Do(b, editSavedTitle(mine, "Title W from tab B"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,22 +488,8 @@ func TestALaggingTabsOwnLaterSaveIsNotAConflictWithTheOtherTabsOlder(t *testing.
 func TestALaggingTabCatchesTheOtherTabsEditAfterItsNewFindings(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	seed, mine := tb.ownFinding(t, "Shared title")
-	a := tb.browser
-	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
-		t.Fatal(err)
-	}
-	b, closeB := chromedp.NewContext(a)
-	t.Cleanup(closeB)
-	err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
-		waitText(mine+".saved", "Shared title"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		evalJS(`window.deaf = true`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = chromedp.Do(a, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title typed in tab A"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+	seed, mine, a, b := tb.ownInTwoTabs(t, deafLink, true, `window.deaf = true`)
+	err := chromedp.Do(a, editSavedTitle(mine, "Title typed in tab A"),
 		waitText(mine+".saved", "Title typed in tab A"))
 	if err != nil {
 		t.Fatal(err)
@@ -531,34 +540,15 @@ const noEntries = `window.noEntries = false;
 func TestALaggingTabsEditAgainAfterAConflictCatchesTheOtherTabsEdit(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	room := store.WorkshopRoom(tb.w.ID)
-	seed, mine := tb.ownFinding(t, "Shared title")
-	a := tb.browser
-	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
-		t.Fatal(err)
-	}
-	b, closeB := chromedp.NewContext(a)
-	t.Cleanup(closeB)
-	if err := chromedp.Do(b, onEveryPage(noEntries), chromedp.Navigate(tb.page), waitText("#status", "Live"),
-		waitText(mine+".saved", "Shared title"), evalJS(`window.noEntries = true`)); err != nil {
-		t.Fatal(err)
-	}
-	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
-	other.send(t, op(room, "other-upd", "finding.update", int64(seed.Version), map[string]any{"id": seed.ID, "fields": map[string]any{"title": "Title P by someone else"}}))
-	if f := other.next(t, answerTo("other-upd")); f.Type != "ack" {
-		t.Fatalf("other's update: %+v", f)
-	}
+	seed, mine, a, b := tb.ownInTwoTabs(t, noEntries, false, `window.noEntries = true`)
+	tb.retitledBySomeoneElse(t, seed, "Title P by someone else")
 	// Tab B: Z, refused as a conflict with P.
-	if err := chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title Z from tab B"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+	if err := chromedp.Do(b, editSavedTitle(mine, "Title Z from tab B"),
 		waitText("#findings li.failed", "Title Z from tab B")); err != nil {
 		t.Fatalf("tab B's conflict: %v", err)
 	}
 	// Tab A (live, shows P): Y.
-	if err := chromedp.Do(a, waitText(mine, "Title P by someone else"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title Y from tab A"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+	if err := chromedp.Do(a, waitText(mine, "Title P by someone else"), editSavedTitle(mine, "Title Y from tab A"),
 		waitText(mine+".saved", "Title Y from tab A")); err != nil {
 		t.Fatal(err)
 	}
@@ -589,27 +579,15 @@ func TestALaggingTabsEditAgainAfterAConflictCatchesTheOtherTabsEdit(t *testing.T
 func TestEditAgainCatchesTheOtherTabsSaveOnAnOlderBase(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	room := store.WorkshopRoom(tb.w.ID)
 	seed, mine := tb.ownFinding(t, "Shared title")
 	a := tb.browser
 	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title"),
 		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
 		t.Fatal(err)
 	}
-	b, closeB := chromedp.NewContext(a)
-	t.Cleanup(closeB)
-	if err := chromedp.Do(b, onEveryPage(noEntries), chromedp.Navigate(tb.page), waitText("#status", "Live"),
-		waitText(mine+".saved", "Shared title"), evalJS(`window.noEntries = true`)); err != nil {
-		t.Fatal(err)
-	}
-	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
-	other.send(t, op(room, "other-upd", "finding.update", int64(seed.Version), map[string]any{"id": seed.ID, "fields": map[string]any{"title": "Title P by someone else"}}))
-	if f := other.next(t, answerTo("other-upd")); f.Type != "ack" {
-		t.Fatalf("other's update: %+v", f)
-	}
-	if err := chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title Z from tab B"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+	b := tb.secondTab(t, a, noEntries, mine, "Shared title", evalJS(`window.noEntries = true`))
+	tb.retitledBySomeoneElse(t, seed, "Title P by someone else")
+	if err := chromedp.Do(b, editSavedTitle(mine, "Title Z from tab B"),
 		waitText("#findings li.failed", "Title Z from tab B")); err != nil {
 		t.Fatalf("tab B's conflict: %v", err)
 	}
@@ -655,21 +633,14 @@ func TestEditAgainCatchesTheOtherTabsSaveOnAnOlderBase(t *testing.T) {
 func TestALaggingTabsNextEditAfterEditAgainIsNotAConflict(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	room := store.WorkshopRoom(tb.w.ID)
 	seed, mine := tb.ownFinding(t, "Shared title")
 	b := tb.browser
 	if err := chromedp.Do(b, onEveryPage(noEntries), chromedp.Navigate(tb.page), waitText("#status", "Live"),
 		waitText(mine+".saved", "Shared title"), evalJS(`window.noEntries = true`)); err != nil {
 		t.Fatal(err)
 	}
-	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
-	other.send(t, op(room, "other-upd", "finding.update", int64(seed.Version), map[string]any{"id": seed.ID, "fields": map[string]any{"title": "Title P by someone else"}}))
-	if f := other.next(t, answerTo("other-upd")); f.Type != "ack" {
-		t.Fatalf("other's update: %+v", f)
-	}
-	if err := chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title Z from tab B"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+	tb.retitledBySomeoneElse(t, seed, "Title P by someone else")
+	if err := chromedp.Do(b, editSavedTitle(mine, "Title Z from tab B"),
 		waitText("#findings li.failed", "Title Z from tab B")); err != nil {
 		t.Fatalf("tab B's conflict: %v", err)
 	}
@@ -682,9 +653,7 @@ func TestALaggingTabsNextEditAfterEditAgainIsNotAConflict(t *testing.T) {
 	if got, _ := tb.f.store.Finding(bg, seed.ID); got.Title != "Title Z from tab B" {
 		t.Fatalf("after Edit again: %q", got.Title)
 	}
-	if err := chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title W from tab B"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+	if err := chromedp.Do(b, editSavedTitle(mine, "Title W from tab B")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(2 * time.Second)
@@ -704,17 +673,7 @@ func TestALaggingTabsNextEditAfterEditAgainIsNotAConflict(t *testing.T) {
 func TestADeafTabKeepsShowingItsOwnSave(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	seed, mine := tb.ownFinding(t, "Shared title")
-	a := tb.browser
-	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
-		t.Fatal(err)
-	}
-	b, closeB := chromedp.NewContext(a)
-	t.Cleanup(closeB)
-	if err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
-		waitText(mine+".saved", "Shared title"), evalJS(`window.deaf = true`)); err != nil {
-		t.Fatal(err)
-	}
+	seed, mine, a, b := tb.ownInTwoTabs(t, deafLink, false, `window.deaf = true`)
 	if err := chromedp.Do(b, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
 		setField("input[name=title]", "Title Z from tab B"),
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
