@@ -708,3 +708,199 @@ func TestADeafTabKeepsShowingItsOwnSave(t *testing.T) {
 		t.Fatalf("tab B's next edit of its own title stopped: %s", says)
 	}
 }
+
+// TestALaggingTabsEditAfterAConflictDoesNotBringBackItsOlderSave: tab B
+// lags (no entries). B saves title Z (acked, v2). Someone else then sets
+// title P and what_done X (v3). B changes what_done: refused as a
+// conflict on what_done (copy v3, title P); newer[id] = v3. The person
+// then taps Edit on the finding: the form should start from the newest
+// known title (P), or its base should make the server stop a title change;
+// it shows Z (the tab's acked op, older than v3, laid over the v3 copy)
+// with base v3, so a title change saves over P, never shown in tab B.
+func TestALaggingTabsEditAfterAConflictDoesNotBringBackItsOlderSave(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	room := store.WorkshopRoom(tb.w.ID)
+	seed, mine := tb.ownFinding(t, "Shared title")
+	b := tb.browser
+	if err := chromedp.Do(b, onEveryPage(noEntries), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText(mine+".saved", "Shared title"), evalJS(`window.noEntries = true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title Z from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	var v int64
+	for i := 0; ; i++ {
+		got, _ := tb.f.store.Finding(bg, seed.ID)
+		if got.Title == "Title Z from tab B" {
+			v = int64(got.Version)
+			break
+		}
+		if i > 50 {
+			t.Fatalf("tab B's save: %q", got.Title)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
+	other.send(t, op(room, "other-upd", "finding.update", v, map[string]any{"id": seed.ID, "fields": map[string]any{"title": "Title P by someone else", "what_done": "Done by someone else"}}))
+	if f := other.next(t, answerTo("other-upd")); f.Type != "ack" {
+		t.Fatalf("other's update: %+v", f)
+	}
+	if err := chromedp.Do(b, tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("textarea[name=what_done]", "Done by tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.failed", "Done by tab B")); err != nil {
+		t.Fatalf("tab B's conflict: %v; %s", err, formSays(b))
+	}
+	// The person discards the refused change and opens the finding again.
+	if err := chromedp.Do(b, evalJS(`window.confirm = () => true`), tap(`#findings li.failed button.discard`),
+		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
+		t.Fatal(err)
+	}
+	formTitle, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector("#new-finding input[name=title]").value`))
+	if err := chromedp.Do(b, setField("input[name=title]", "Title W from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	got, _ := tb.f.store.Finding(bg, seed.ID)
+	page, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS("#findings")))
+	if got.Title == "Title W from tab B" && !strings.Contains(formTitle, "Title P") && !strings.Contains(page, "Title P") {
+		t.Fatalf("tab B's form opened with title %q (its own older save, over the v3 copy) and saved W over someone else's title P, never shown: database %q; %s", formTitle, got.Title, formSays(b))
+	}
+}
+
+// TestTheDevicesAckedListEmptiesOnceBothTabsCatchUp: tab B deaf saves a
+// title; tab A settles it by its entry and writes it among the acked
+// ones. Once tab B hears again and joins, and both tabs hold the entry,
+// the device's ":acked" list should be empty.
+func TestTheDevicesAckedListEmptiesOnceBothTabsCatchUp(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	if err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText(mine+".saved", "Shared title"), evalJS(`window.deaf = true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title Z from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		got, _ := tb.f.store.Finding(bg, seed.ID)
+		if got.Title == "Title Z from tab B" {
+			break
+		}
+		if i > 40 {
+			t.Fatalf("tab B's save: %q", got.Title)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := chromedp.Do(a, waitText(mine+".saved", "Title Z from tab B")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	t.Logf(":acked while B is deaf: %s", tb.stored(t, b, "acked"))
+	// B hears again; it notices the dead link (no pong) and joins again.
+	if err := chromedp.Do(b, evalJS(`window.deaf = false`)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		st, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS("#status")))
+		acked := tb.stored(t, b, "acked")
+		if acked == "" && strings.Contains(st, "Live") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the device still keeps acked ops once both tabs are live: %s; B's status %q", acked, st)
+		}
+		// A's next save rewrites the lists: any message does (presence, pings).
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// deadLink: while window.deaf is set, the page's WebSockets hear nothing
+// and what it sends goes nowhere (a dead link, not noticed yet).
+const deadLink = deafLink + `;
+	(() => {
+		const send = WebSocket.prototype.send;
+		WebSocket.prototype.send = function (d) { if (!window.deaf) return send.call(this, d); };
+	})()`
+
+// packAcks puts a message's acks before its other frames: the server
+// packs the frames queued for a connection into one message, and the
+// sender may get an op's entry before or after its ack (PROTOCOL.md).
+const packAcks = `window.packLog = [];
+	(() => {
+		const d = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+		Object.defineProperty(WebSocket.prototype, "onmessage", { configurable: true, get() { return d.get.call(this); },
+			set(fn) { d.set.call(this, e => {
+				const lines = String(e.data).split("\n");
+				const acks = lines.filter(l => l.includes('"type":"ack"')), rest = lines.filter(l => !l.includes('"type":"ack"'));
+				window.packLog.push(acks.concat(rest).map(l => l.slice(0, 30)).join(" / "));
+				return fn({ data: acks.concat(rest).join("\n") });
+			}); } });
+	})()`
+
+// TestADeadTabShowsItsSaveAckedInOneMessageWithItsEntry: tab B's link is
+// dead (nothing in or out, not noticed). The person saves a title there;
+// tab A sends it from the device's queue and gets its ack and its entry in
+// one message. Tab B should show the title saved (as when tab A gets the
+// entry first: TestADeafTabKeepsShowingItsOwnSave), not go back to the
+// old one under "every change is saved".
+func TestADeadTabShowsItsSaveAckedInOneMessageWithItsEntry(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, onEveryPage(packAcks), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	b, closeB := chromedp.NewContext(a)
+	t.Cleanup(closeB)
+	if err := chromedp.Do(b, onEveryPage(deadLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
+		waitText(mine+".saved", "Shared title"), evalJS(`window.deaf = true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
+		setField("input[name=title]", "Title Z from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		got, _ := tb.f.store.Finding(bg, seed.ID)
+		if got.Title == "Title Z from tab B" {
+			break
+		}
+		if i > 40 {
+			t.Fatalf("tab B's save: %q", got.Title)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := chromedp.Do(a, waitText(mine+".saved", "Title Z from tab B")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	shown, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS(mine)))
+	status, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS("#status")))
+	plog, _ := chromedp.Run(a, chromedp.Evaluate[string](`JSON.stringify(window.packLog)`))
+	t.Logf("A got: %s", plog)
+	t.Logf("B shows %q", shown)
+	sendSrc, _ := chromedp.Run(b, chromedp.Evaluate[string](`WebSocket.prototype.send.toString() + " deaf=" + window.deaf`))
+	t.Logf("B's send: %s", sendSrc)
+	if !strings.Contains(shown, "Title Z from tab B") {
+		t.Errorf("tab B no longer shows the title saved in it: %q; status %q", shown, status)
+	}
+}

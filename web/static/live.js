@@ -1162,7 +1162,12 @@
     var f = state.findings[id];
     if (newer[id] && newer[id].version > f.version) f = newer[id];
     var base = f.version, since = 0;
-    acked.forEach(function (a) { f = overlay(f, a.op); });
+    acked.forEach(function (a) {
+      // Of this tab's acked ops on a conflict's copy, those made on it
+      // (an older one is in it, or was saved over since).
+      if (f !== state.findings[id] && (a.op.base || 0) < base) return;
+      f = overlay(f, a.op);
+    });
     queue.forEach(function (op) { f = overlay(f, op); });
     if (f.gone) return false;
     if (current && current.id === id && current.version >= base) { f = current; base = current.version; since = at || 0; }
@@ -1660,6 +1665,7 @@
       case "ack":
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
         if (op && f.seq > state.seq) { acked.push({ op: op, seq: f.seq }); acked.sort(bySeq); }
+        if (op) settledHere.push({ op: op, seq: f.seq }); // its entry may come in this same message
         if (op && op.kind === "finding.update") savedHere.push({ op: op, seq: f.seq, t: Date.now() });
         // A key messages save is applied only over the version it names:
         // text typed after it builds on the next one.
