@@ -904,3 +904,110 @@ func TestADeadTabShowsItsSaveAckedInOneMessageWithItsEntry(t *testing.T) {
 		t.Errorf("tab B no longer shows the title saved in it: %q; status %q", shown, status)
 	}
 }
+
+// TestAnEditFromAConflictsCopyShowsTheOtherTabsLaterSave: tab A
+// has the finding open (base v1). Tab B lags. Someone else retitles (v2).
+// Tab B's title change: conflict, newer = v2 copy. Tab A saves What was
+// done from its v1 form (v3, base v1). Tab B discards its refused change
+// and taps Edit: the form should show tab A's What was done (the list
+// does), or stop a save of it; startEdit skips tab A's op (base 1 < 2).
+func TestAnEditFromAConflictsCopyShowsTheOtherTabsLaterSave(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title"),
+		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
+		t.Fatal(err)
+	}
+	b := tb.secondTab(t, a, noEntries, mine, "Shared title", evalJS(`window.noEntries = true`))
+	tb.retitledBySomeoneElse(t, seed, "Title P by someone else")
+	if err := chromedp.Do(b, editSavedTitle(mine, "Title Z from tab B"),
+		waitText("#findings li.failed", "Title Z from tab B")); err != nil {
+		t.Fatalf("tab B's conflict: %v", err)
+	}
+	if err := chromedp.Do(a, waitText(mine, "Title P by someone else"),
+		setField("textarea[name=what_done]", "Done as typed in tab A"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText(mine+".saved", "Done as typed in tab A")); err != nil {
+		t.Fatalf("tab A: %v; %s", err, formSays(a))
+	}
+	for i := 0; ; i++ {
+		got, _ := tb.f.store.Finding(bg, seed.ID)
+		if got.WhatDone == "Done as typed in tab A" {
+			break
+		}
+		if i > 50 {
+			t.Fatalf("tab A's save: %q", got.WhatDone)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := chromedp.Do(b, evalJS(`window.confirm = () => true`), tap(`#findings li.failed button.discard`),
+		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
+		t.Fatal(err)
+	}
+	formDone, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector("#new-finding textarea[name=what_done]").value`))
+	listB, _ := chromedp.Run(b, chromedp.Text(chromedp.CSS(mine)))
+	t.Logf("tab B's list: %q; form's what_done: %q", listB, formDone)
+	if err := chromedp.Do(b, setField("textarea[name=what_done]", formDone+", and more from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	got, _ := tb.f.store.Finding(bg, seed.ID)
+	if !strings.Contains(got.WhatDone, "Done as typed in tab A") {
+		t.Fatalf("tab B's form opened with What was done %q (not tab A's later save, which its list shows) and saved over it unseen: database %q; %s", formDone, got.WhatDone, formSays(b))
+	}
+}
+
+// TestAnEditWithoutAConflictShowsTheNewestTitle: no conflict at all.
+// Tab A lags from v1; tab B from v2 (someone else's What was done). Tab A
+// saves title T1, then T2 (both base v1, v3 and v4). Tab B lists T2; its
+// Edit form should show T2 too. startEdit lays T1 over B's copy, and then,
+// f being no longer the copy, skips T2 (base 1 < 2).
+func TestAnEditWithoutAConflictShowsTheNewestTitle(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, onEveryPage(noEntries), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	b := tb.secondTab(t, a, noEntries, mine, "Shared title")
+	if err := chromedp.Do(a, evalJS(`window.noEntries = true`)); err != nil {
+		t.Fatal(err)
+	}
+	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
+	other.send(t, op(store.WorkshopRoom(tb.w.ID), "other-upd", "finding.update", int64(seed.Version), map[string]any{"id": seed.ID, "fields": map[string]any{"what_done": "Done by someone else"}}))
+	if fr := other.next(t, answerTo("other-upd")); fr.Type != "ack" {
+		t.Fatalf("someone else's update: %+v", fr)
+	}
+	if err := chromedp.Do(b, waitText(mine, "Done by someone else"), evalJS(`window.noEntries = true`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, title := range []string{"Title T1 from tab A", "Title T2 from tab A"} {
+		if err := chromedp.Do(a, editSavedTitle(mine, title)); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; ; i++ {
+			got, _ := tb.f.store.Finding(bg, seed.ID)
+			if got.Title == title {
+				break
+			}
+			if i > 50 {
+				t.Fatalf("tab A's save of %q: %q; %s", title, got.Title, formSays(a))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if err := chromedp.Do(b, waitText(mine+".saved", "Title T2 from tab A"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
+		t.Fatal(err)
+	}
+	formTitle, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector("#new-finding input[name=title]").value`))
+	t.Logf(":acked %s", tb.stored(t, b, "acked"))
+	if formTitle != "Title T2 from tab A" {
+		t.Fatalf("tab B lists title T2 but its Edit form opened with %q", formTitle)
+	}
+}

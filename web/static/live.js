@@ -118,7 +118,7 @@
   // A conflict's copy of a finding, by id, newer than the room's copy
   // here (its entries not come yet): what the person was shown, and so
   // what their next edit of it is based on (see startEdit).
-  var newer = {};
+  var newer = {}, newerAt = {}; // newerAt: when it came (Date.now())
   adoptAcked();
   var editing = null; // the saved finding in the form: {id, base (the version edited), orig (its fields as shown), title}
   var people = [];    // the room's presence list
@@ -306,7 +306,7 @@
     try { localStorage.setItem(storeKey + ":state2", JSON.stringify(state)); } catch (e) { dropState(); return true; }
     // Acked ops of every tab of the device whose entry the copy lacks;
     // what is laid over the room of them, not the form's draft.
-    var lean = function (a) { return { op: { op_id: a.op.op_id, kind: a.op.kind, base: a.op.base, body: a.op.body }, seq: a.seq }; };
+    var lean = function (a) { return { op: { op_id: a.op.op_id, kind: a.op.kind, base: a.op.base, body: a.op.body }, seq: a.seq, t: a.t }; };
     var justSettled = {};
     settledHere.forEach(function (a) { justSettled[a.op.op_id] = true; });
     var seen = {}, keep = acked.concat(settledHere, load(":acked", [])).filter(function (a) {
@@ -326,7 +326,6 @@
       return isAcked(a) && a.op.kind === "finding.update" && lately(a) && !had[a.op.op_id] && (had[a.op.op_id] = true);
     }).sort(bySeq).reverse().some(function (a) {
       var l = lean(a);
-      l.t = a.t;
       if ((size += JSON.stringify(l).length) > keepSaved) return true;
       recent.unshift(l);
       return false;
@@ -1159,13 +1158,13 @@
     if (!view(id)) return false;
     // From this device's copy, or a conflict's newer one (its entry not
     // here yet), with this device's changes on top.
-    var f = state.findings[id];
-    if (newer[id] && newer[id].version > f.version) f = newer[id];
-    var base = f.version, since = 0;
+    var copy = state.findings[id], fromNewer = !!newer[id] && newer[id].version > copy.version;
+    var f = fromNewer ? newer[id] : copy, base = f.version, since = fromNewer ? newerAt[id] || 0 : 0;
     acked.forEach(function (a) {
-      // Of this tab's acked ops on a conflict's copy, those made on it
-      // (an older one is in it, or was saved over since).
-      if (f !== state.findings[id] && (a.op.base || 0) < base) return;
+      // On a conflict's copy, the acked ops from after it came (one from
+      // before is in it, or was saved over since; one of an older page,
+      // with no time, counts when made on it).
+      if (fromNewer && (typeof a.t === "number" ? a.t <= since : (a.op.base || 0) < base)) return;
       f = overlay(f, a.op);
     });
     queue.forEach(function (op) { f = overlay(f, op); });
@@ -1533,6 +1532,7 @@
       state.seq = -1;
       dropAbove(-1);
       newer = {};
+      newerAt = {};
       save();
     }
     if (code === 4003 || code === 4008 || code === 4009) { // roles changed, too slow, log restored: resume soon
@@ -1620,7 +1620,7 @@
         if (f.op_id) {
           queue.forEach(function (op) {
             if (op.op_id !== f.op_id) return;
-            settledHere.push({ op: op, seq: f.seq });
+            settledHere.push({ op: op, seq: f.seq, t: Date.now() });
             if (op.kind === "finding.update") savedHere.push({ op: op, seq: f.seq, t: Date.now() });
           });
           settle(f.op_id);
@@ -1638,6 +1638,7 @@
         if (f.room === room) {
           dropAbove(f.seq);
           newer = {}; // the copy has caught up with them
+          newerAt = {};
         }
         joins++;
         try { localStorage.setItem("rapporteur:person", me); } catch (e) {}
@@ -1664,8 +1665,8 @@
         break;
       case "ack":
         var op = queue.filter(function (o) { return o.op_id === f.op_id; })[0];
-        if (op && f.seq > state.seq) { acked.push({ op: op, seq: f.seq }); acked.sort(bySeq); }
-        if (op) settledHere.push({ op: op, seq: f.seq }); // its entry may come in this same message
+        if (op && f.seq > state.seq) { acked.push({ op: op, seq: f.seq, t: Date.now() }); acked.sort(bySeq); }
+        if (op) settledHere.push({ op: op, seq: f.seq, t: Date.now() }); // its entry may come in this same message
         if (op && op.kind === "finding.update") savedHere.push({ op: op, seq: f.seq, t: Date.now() });
         // A key messages save is applied only over the version it names:
         // text typed after it builds on the next one.
@@ -1719,7 +1720,10 @@
         op.current = f.detail.current;
         op.conflictAt = Date.now(); // what the device saved after it is newer than current (see changedMeanwhile)
         var known = state.findings[op.current.id];
-        if (known && op.current.version > known.version) newer[op.current.id] = op.current;
+        if (known && op.current.version > known.version) {
+          newer[op.current.id] = op.current;
+          newerAt[op.current.id] = op.conflictAt;
+        }
         op.conflict = (f.detail.fields || []).filter(function (k) { return k in fieldNames; });
         op.yours = f.detail.yours; // those only this person changed, elsewhere (absent: none, or an older server's message says)
       }
@@ -1999,7 +2003,7 @@
       // after that copy came (a conflict's; see onError).
       acked.concat(saved).filter(function (a) {
         return a.op.kind === "finding.update" && a.op.body && a.op.body.id === id &&
-          ((a.op.base || 0) >= editing.base || (editing.at > 0 && (savedAt[a.op.op_id] || 0) > editing.at));
+          ((a.op.base || 0) >= editing.base || (editing.at > 0 && (savedAt[a.op.op_id] || a.t || 0) > editing.at));
       }).sort(bySeq).forEach(function (a) { f = overlay(f, a.op); });
     } else {
       // This page's copy, with the acked ops of the device and the
