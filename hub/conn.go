@@ -987,8 +987,8 @@ func (c *conn) catchUp(f Frame, m *member, again bool) (int64, error) {
 }
 
 // snapshot sends r's state as a join's catch-up and returns its seq. It
-// waits, first, for the identity's budget of snapshot bytes (see
-// Config.SnapshotBytesPerSecond), and charges it once read.
+// takes the identity's turn for a snapshot first, refused past its budget
+// of snapshot bytes (see awaitSnapshot), and charges the budget once read.
 func (c *conn) snapshot(r *room) (int64, error) {
 	done, err := c.h.awaitSnapshot(c.ctx, c.id.ID)
 	if err != nil {

@@ -670,8 +670,9 @@ type snapBudget struct {
 // person's snapshots are read one at a time: each is charged once its
 // size is known, and joins asking together would otherwise all go at
 // once. The join calls done with the bytes it sent (0 for none) once it
-// has read its snapshot. A join past the budget is refused, not held: it
-// waits on the read pump, where nothing would notice its client leave.
+// has read its snapshot. A join past the budget is refused, not held:
+// held, it would wait on the read pump, where nothing notices its client
+// leave.
 func (h *Hub) awaitSnapshot(ctx context.Context, id string) (done func(n int), err error) {
 	h.snapMu.Lock()
 	s := h.snapBudget[id]
