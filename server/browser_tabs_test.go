@@ -905,13 +905,13 @@ func TestADeadTabShowsItsSaveAckedInOneMessageWithItsEntry(t *testing.T) {
 	}
 }
 
-// TestAnEditFromAConflictsCopyShowsTheOtherTabsLaterSave: tab A
+// TestAnEditFromAConflictsCopyDoesNotSaveOverTheOtherTabsLaterSave: tab A
 // has the finding open (base v1). Tab B lags. Someone else retitles (v2).
 // Tab B's title change: conflict, newer = v2 copy. Tab A saves What was
 // done from its v1 form (v3, base v1). Tab B discards its refused change
 // and taps Edit: the form should show tab A's What was done (the list
 // does), or stop a save of it; startEdit skips tab A's op (base 1 < 2).
-func TestAnEditFromAConflictsCopyShowsTheOtherTabsLaterSave(t *testing.T) {
+func TestAnEditFromAConflictsCopyDoesNotSaveOverTheOtherTabsLaterSave(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
 	seed, mine := tb.ownFinding(t, "Shared title")
@@ -1009,5 +1009,150 @@ func TestAnEditWithoutAConflictShowsTheNewestTitle(t *testing.T) {
 	t.Logf(":acked %s", tb.stored(t, b, "acked"))
 	if formTitle != "Title T2 from tab A" {
 		t.Fatalf("tab B lists title T2 but its Edit form opened with %q", formTitle)
+	}
+}
+
+// holdLink drops entries while window.noEntries, and holds the other
+// frames while window.hold, delivering them at window.release().
+const holdLink = `window.noEntries = false; window.deaf = false; window.hold = false; window.held = [];
+	(() => {
+		const d = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+		Object.defineProperty(WebSocket.prototype, "onmessage", { configurable: true, get() { return d.get.call(this); },
+			set(fn) { d.set.call(this, e => {
+				if (window.deaf) return;
+				let data = String(e.data);
+				if (window.noEntries) data = data.split("\n").filter(l => !l.includes('"type":"entry"')).join("\n");
+				if (!data) return;
+				if (window.hold) { const f = () => fn({ data }); f.data = data; window.held.push(f); return; }
+				fn({ data });
+			}); } });
+		window.release = () => { window.hold = false; const h = window.held; window.held = []; h.forEach(f => f()); };
+	})()`
+
+// TestALateAckIsNotLaidOverTheConflictsCopy: tab A's what_done save commits
+// (v2) but its ack reaches tab A late; someone else then changes
+// what_done (v3); tab B (lagging at v1) gets a conflict with v3's copy;
+// then tab A's ack comes (t after B's conflict). Tab B's Edit form lays
+// tab A's op (already in v3, and overwritten there) over v3's copy.
+func TestALateAckIsNotLaidOverTheConflictsCopy(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, onEveryPage(holdLink), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title"),
+		evalJS(`window.noEntries = true`)); err != nil {
+		t.Fatal(err)
+	}
+	b := tb.secondTab(t, a, holdLink, mine, "Shared title", evalJS(`window.noEntries = true; window.deaf = true`))
+	// Tab A saves What was done; its ack is held.
+	if err := chromedp.Do(a, evalJS(`window.hold = true`), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit"),
+		setField("textarea[name=what_done]", "Done in tab A"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	v2 := seed.Version
+	for i := 0; ; i++ {
+		got, _ := tb.f.store.Finding(bg, seed.ID)
+		if got.WhatDone == "Done in tab A" {
+			v2 = got.Version
+			break
+		}
+		if i > 50 {
+			t.Fatalf("tab A's save: %q", got.WhatDone)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Someone else changes What was done on v2 (v3).
+	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
+	other.send(t, op(store.WorkshopRoom(tb.w.ID), "other-upd", "finding.update", int64(v2), map[string]any{"id": seed.ID, "fields": map[string]any{"what_done": "Done by someone else"}}))
+	if fr := other.next(t, answerTo("other-upd")); fr.Type != "ack" {
+		t.Fatalf("someone else's update: %+v", fr)
+	}
+	cls, _ := chromedp.Run(b, chromedp.Evaluate[string](`Array.from(document.querySelectorAll("#findings li")).map(l => l.className + ":" + l.textContent.slice(0,80)).join(" | ")`))
+	t.Logf("B list: %s", cls)
+	// Tab B, at v1, saves What was done: conflict, with v3's copy.
+	if err := chromedp.Do(b, evalJS(`window.deaf = false`), tap(mine+` button.edit`), waitText("#form-title", "Edit"),
+		setField("textarea[name=what_done]", "Done in tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText("#findings li.failed", "Done in tab B")); err != nil {
+		t.Fatalf("tab B's conflict: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	// Now tab A's ack comes.
+	heldN, _ := chromedp.Run(a, chromedp.Evaluate[string](`window.held.map(f => f.data).join(" || ")`))
+	nowB, _ := chromedp.Run(b, chromedp.Evaluate[float64](`Date.now()`))
+	t.Logf("held in A: %s; B now %v", heldN, nowB)
+	if err := chromedp.Do(a, evalJS(`window.release()`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	t.Logf(":acked %s", tb.stored(t, b, "acked"))
+	if err := chromedp.Do(b, evalJS(`window.confirm = () => true`), tap(`#findings li.failed button.discard`),
+		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
+		t.Fatal(err)
+	}
+	formDone, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector("#new-finding textarea[name=what_done]").value`))
+	t.Logf("tab B's form what_done: %q", formDone)
+	if err := chromedp.Do(b, setField("textarea[name=what_done]", formDone+", and more from tab B"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	got, _ := tb.f.store.Finding(bg, seed.ID)
+	if formDone != "Done by someone else" || !strings.Contains(got.WhatDone, "Done by someone else") {
+		t.Fatalf("tab B's form opened with %q (the copy says %q); database now %q; %s", formDone, "Done by someone else", got.WhatDone, formSays(b))
+	}
+}
+
+// TestAnEarlyAckOfALaterCommitIsShownOnTheConflictsCopy: B's conflict (copy v2) reaches
+// B after tab A's op on v2 (v3) was acked: B's form skips tab A's op.
+func TestAnEarlyAckOfALaterCommitIsShownOnTheConflictsCopy(t *testing.T) {
+	tb := MustTablet(t)
+	bg := context.Background()
+	seed, mine := tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, onEveryPage(holdLink), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
+		t.Fatal(err)
+	}
+	b := tb.secondTab(t, a, holdLink, mine, "Shared title", evalJS(`window.noEntries = true`))
+	tb.retitledBySomeoneElse(t, seed, "Title P by someone else")
+	if err := chromedp.Do(a, waitText(mine, "Title P by someone else"), evalJS(`window.hold = true`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(b, evalJS(`window.hold = true`), editSavedTitle(mine, "Title Z from tab B")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := chromedp.Do(a, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
+		setField("textarea[name=what_done]", "Done in tab A"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		got, _ := tb.f.store.Finding(bg, seed.ID)
+		if got.WhatDone == "Done in tab A" {
+			break
+		}
+		if i > 50 {
+			t.Fatalf("tab A's save: %q", got.WhatDone)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := chromedp.Do(a, evalJS(`window.release()`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if err := chromedp.Do(b, evalJS(`window.release()`), waitText("#findings li.failed", "Title Z from tab B")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	t.Logf(":acked %s", tb.stored(t, b, "acked"))
+	if err := chromedp.Do(b, evalJS(`window.confirm = () => true`), tap(`#findings li.failed button.discard`),
+		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
+		t.Fatal(err)
+	}
+	formDone, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.querySelector("#new-finding textarea[name=what_done]").value`))
+	if formDone != "Done in tab A" {
+		t.Fatalf("tab B's form opened with What was done %q, not tab A's later save", formDone)
 	}
 }

@@ -1161,10 +1161,12 @@
     var copy = state.findings[id], fromNewer = !!newer[id] && newer[id].version > copy.version;
     var f = fromNewer ? newer[id] : copy, base = f.version, since = fromNewer ? newerAt[id] || 0 : 0;
     acked.forEach(function (a) {
-      // On a conflict's copy, the acked ops from after it came (one from
-      // before is in it, or was saved over since; one of an older page,
-      // with no time, counts when made on it).
-      if (fromNewer && (typeof a.t === "number" ? a.t <= since : (a.op.base || 0) < base)) return;
+      // On a conflict's copy, the acked ops made on it. One made on an
+      // older version may be in it, or saved over since: this device's
+      // clock cannot tell (an ack can come late), so the form shows the
+      // copy, and the check before saving stops a save over such an op
+      // acked after the conflict came (see changedMeanwhile).
+      if (fromNewer && (a.op.base || 0) < base) return;
       f = overlay(f, a.op);
     });
     queue.forEach(function (op) { f = overlay(f, op); });
