@@ -308,6 +308,54 @@ func (tb *tablet) retitledBySomeoneElse(t *testing.T, f domain.Finding, title st
 	}
 }
 
+// conflictThenTabASavesWhatDone sets up the person's own finding in two
+// tabs: tab A with its edit form open at version 1, tab B losing every
+// entry. Someone else retitles the finding (v2); tab B's title change is
+// refused as a conflict with that copy; then tab A saves What was done
+// from its v1 form (v3).
+func (tb *tablet) conflictThenTabASavesWhatDone(t *testing.T) (seed domain.Finding, mine string, b context.Context) {
+	t.Helper()
+	seed, mine = tb.ownFinding(t, "Shared title")
+	a := tb.browser
+	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title"),
+		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
+		t.Fatal(err)
+	}
+	b = tb.secondTab(t, a, noEntries, mine, "Shared title", evalJS(`window.noEntries = true`))
+	tb.retitledBySomeoneElse(t, seed, "Title P by someone else")
+	if err := chromedp.Do(b, editSavedTitle(mine, "Title Z from tab B"),
+		waitText("#findings li.failed", "Title Z from tab B")); err != nil {
+		t.Fatalf("tab B's conflict: %v", err)
+	}
+	// Tab A, its form opened before the retitle: What was done.
+	if err := chromedp.Do(a, waitText(mine, "Title P by someone else"),
+		setField("textarea[name=what_done]", "Done as typed in tab A"),
+		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
+		waitText(mine+".saved", "Done as typed in tab A")); err != nil {
+		t.Fatalf("tab A: %v; %s", err, formSays(a))
+	}
+	tb.mustStore(t, seed.ID, "tab A's save", func(f domain.Finding) bool { return f.WhatDone == "Done as typed in tab A" })
+	return seed, mine, b
+}
+
+// mustStore waits, for up to 5 s, until the database's finding id is as
+// ok says, and returns it; else it fails the test, saying what it waited
+// for.
+func (tb *tablet) mustStore(t *testing.T, id int64, what string, ok func(domain.Finding) bool) domain.Finding {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f, err := tb.f.store.Finding(context.Background(), id)
+		if err == nil && ok(f) {
+			return f
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the database has title %q, what was done %q (%v)", what, f.Title, f.WhatDone, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // saveSavedTitle is editSavedTitle, waiting until it is saved.
 func saveSavedTitle(item, title string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(editSavedTitle(item, title), waitText(item+".saved", title), waitText("#status", "every change is saved"))
@@ -579,35 +627,7 @@ func TestALaggingTabsEditAgainAfterAConflictCatchesTheOtherTabsEdit(t *testing.T
 func TestEditAgainCatchesTheOtherTabsSaveOnAnOlderBase(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	seed, mine := tb.ownFinding(t, "Shared title")
-	a := tb.browser
-	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title"),
-		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
-		t.Fatal(err)
-	}
-	b := tb.secondTab(t, a, noEntries, mine, "Shared title", evalJS(`window.noEntries = true`))
-	tb.retitledBySomeoneElse(t, seed, "Title P by someone else")
-	if err := chromedp.Do(b, editSavedTitle(mine, "Title Z from tab B"),
-		waitText("#findings li.failed", "Title Z from tab B")); err != nil {
-		t.Fatalf("tab B's conflict: %v", err)
-	}
-	// Tab A, its form opened before P's change: What was done.
-	if err := chromedp.Do(a, waitText(mine, "Title P by someone else"),
-		setField("textarea[name=what_done]", "Done as typed in tab A"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
-		waitText(mine+".saved", "Done as typed in tab A")); err != nil {
-		t.Fatalf("tab A: %v; %s", err, formSays(a))
-	}
-	for i := 0; ; i++ {
-		got, _ := tb.f.store.Finding(bg, seed.ID)
-		if got.WhatDone == "Done as typed in tab A" {
-			break
-		}
-		if i > 50 {
-			t.Fatalf("tab A's save: %q", got.WhatDone)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	seed, _, b := tb.conflictThenTabASavesWhatDone(t)
 	time.Sleep(500 * time.Millisecond)
 	if err := chromedp.Do(b, tap(`#findings li.failed button.edit`), waitText("#form-title", "Edit"),
 		setField("textarea[name=what_done]", "Done as typed in tab B"),
@@ -672,23 +692,11 @@ func TestALaggingTabsNextEditAfterEditAgainIsNotAConflict(t *testing.T) {
 // should not be stopped as "Changed meanwhile" with their own title.
 func TestADeafTabKeepsShowingItsOwnSave(t *testing.T) {
 	tb := MustTablet(t)
-	bg := context.Background()
 	seed, mine, a, b := tb.ownInTwoTabs(t, deafLink, false, `window.deaf = true`)
-	if err := chromedp.Do(b, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title Z from tab B"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+	if err := chromedp.Do(b, editTitle(mine, "Title Z from tab B")); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		got, _ := tb.f.store.Finding(bg, seed.ID)
-		if got.Title == "Title Z from tab B" {
-			break
-		}
-		if i > 40 {
-			t.Fatalf("tab B's save: %q", got.Title)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	tb.mustStore(t, seed.ID, "tab B's save", func(f domain.Finding) bool { return f.Title == "Title Z from tab B" })
 	if err := chromedp.Do(a, waitText(mine+".saved", "Title Z from tab B")); err != nil {
 		t.Fatal(err)
 	}
@@ -698,9 +706,7 @@ func TestADeafTabKeepsShowingItsOwnSave(t *testing.T) {
 	if !strings.Contains(shown, "Title Z from tab B") {
 		t.Errorf("tab B no longer shows the title saved in it: %q; status %q", shown, status)
 	}
-	if err := chromedp.Do(b, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title W from tab B"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
+	if err := chromedp.Do(b, editTitle(mine, "Title W from tab B")); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
@@ -732,18 +738,7 @@ func TestALaggingTabsEditAfterAConflictDoesNotBringBackItsOlderSave(t *testing.T
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
 		t.Fatal(err)
 	}
-	var v int64
-	for i := 0; ; i++ {
-		got, _ := tb.f.store.Finding(bg, seed.ID)
-		if got.Title == "Title Z from tab B" {
-			v = int64(got.Version)
-			break
-		}
-		if i > 50 {
-			t.Fatalf("tab B's save: %q", got.Title)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	v := int64(tb.mustStore(t, seed.ID, "tab B's save", func(f domain.Finding) bool { return f.Title == "Title Z from tab B" }).Version)
 	time.Sleep(300 * time.Millisecond)
 	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
 	other.send(t, op(room, "other-upd", "finding.update", v, map[string]any{"id": seed.ID, "fields": map[string]any{"title": "Title P by someone else", "what_done": "Done by someone else"}}))
@@ -780,33 +775,16 @@ func TestALaggingTabsEditAfterAConflictDoesNotBringBackItsOlderSave(t *testing.T
 // the device's ":acked" list should be empty.
 func TestTheDevicesAckedListEmptiesOnceBothTabsCatchUp(t *testing.T) {
 	tb := MustTablet(t)
-	bg := context.Background()
 	seed, mine := tb.ownFinding(t, "Shared title")
 	a := tb.browser
 	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
 		t.Fatal(err)
 	}
-	b, closeB := chromedp.NewContext(a)
-	t.Cleanup(closeB)
-	if err := chromedp.Do(b, onEveryPage(deafLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
-		waitText(mine+".saved", "Shared title"), evalJS(`window.deaf = true`)); err != nil {
+	b := tb.secondTab(t, a, deafLink, mine, "Shared title", evalJS(`window.deaf = true`))
+	if err := chromedp.Do(b, editTitle(mine, "Title Z from tab B")); err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(b, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title Z from tab B"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		got, _ := tb.f.store.Finding(bg, seed.ID)
-		if got.Title == "Title Z from tab B" {
-			break
-		}
-		if i > 40 {
-			t.Fatalf("tab B's save: %q", got.Title)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	tb.mustStore(t, seed.ID, "tab B's save", func(f domain.Finding) bool { return f.Title == "Title Z from tab B" })
 	if err := chromedp.Do(a, waitText(mine+".saved", "Title Z from tab B")); err != nil {
 		t.Fatal(err)
 	}
@@ -862,33 +840,16 @@ const packAcks = `window.packLog = [];
 // old one under "every change is saved".
 func TestADeadTabShowsItsSaveAckedInOneMessageWithItsEntry(t *testing.T) {
 	tb := MustTablet(t)
-	bg := context.Background()
 	seed, mine := tb.ownFinding(t, "Shared title")
 	a := tb.browser
 	if err := chromedp.Do(a, onEveryPage(packAcks), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
 		t.Fatal(err)
 	}
-	b, closeB := chromedp.NewContext(a)
-	t.Cleanup(closeB)
-	if err := chromedp.Do(b, onEveryPage(deadLink), chromedp.Navigate(tb.page), waitText("#status", "Live"),
-		waitText(mine+".saved", "Shared title"), evalJS(`window.deaf = true`)); err != nil {
+	b := tb.secondTab(t, a, deadLink, mine, "Shared title", evalJS(`window.deaf = true`))
+	if err := chromedp.Do(b, editTitle(mine, "Title Z from tab B")); err != nil {
 		t.Fatal(err)
 	}
-	if err := chromedp.Do(b, tap(mine+` button.edit`), waitText("#form-title", "Edit"),
-		setField("input[name=title]", "Title Z from tab B"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; ; i++ {
-		got, _ := tb.f.store.Finding(bg, seed.ID)
-		if got.Title == "Title Z from tab B" {
-			break
-		}
-		if i > 40 {
-			t.Fatalf("tab B's save: %q", got.Title)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	tb.mustStore(t, seed.ID, "tab B's save", func(f domain.Finding) bool { return f.Title == "Title Z from tab B" })
 	if err := chromedp.Do(a, waitText(mine+".saved", "Title Z from tab B")); err != nil {
 		t.Fatal(err)
 	}
@@ -914,34 +875,7 @@ func TestADeadTabShowsItsSaveAckedInOneMessageWithItsEntry(t *testing.T) {
 func TestAnEditFromAConflictsCopyDoesNotSaveOverTheOtherTabsLaterSave(t *testing.T) {
 	tb := MustTablet(t)
 	bg := context.Background()
-	seed, mine := tb.ownFinding(t, "Shared title")
-	a := tb.browser
-	if err := chromedp.Do(a, chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title"),
-		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
-		t.Fatal(err)
-	}
-	b := tb.secondTab(t, a, noEntries, mine, "Shared title", evalJS(`window.noEntries = true`))
-	tb.retitledBySomeoneElse(t, seed, "Title P by someone else")
-	if err := chromedp.Do(b, editSavedTitle(mine, "Title Z from tab B"),
-		waitText("#findings li.failed", "Title Z from tab B")); err != nil {
-		t.Fatalf("tab B's conflict: %v", err)
-	}
-	if err := chromedp.Do(a, waitText(mine, "Title P by someone else"),
-		setField("textarea[name=what_done]", "Done as typed in tab A"),
-		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`)),
-		waitText(mine+".saved", "Done as typed in tab A")); err != nil {
-		t.Fatalf("tab A: %v; %s", err, formSays(a))
-	}
-	for i := 0; ; i++ {
-		got, _ := tb.f.store.Finding(bg, seed.ID)
-		if got.WhatDone == "Done as typed in tab A" {
-			break
-		}
-		if i > 50 {
-			t.Fatalf("tab A's save: %q", got.WhatDone)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	seed, mine, b := tb.conflictThenTabASavesWhatDone(t)
 	time.Sleep(500 * time.Millisecond)
 	if err := chromedp.Do(b, evalJS(`window.confirm = () => true`), tap(`#findings li.failed button.discard`),
 		tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
@@ -968,7 +902,6 @@ func TestAnEditFromAConflictsCopyDoesNotSaveOverTheOtherTabsLaterSave(t *testing
 // f being no longer the copy, skips T2 (base 1 < 2).
 func TestAnEditWithoutAConflictShowsTheNewestTitle(t *testing.T) {
 	tb := MustTablet(t)
-	bg := context.Background()
 	seed, mine := tb.ownFinding(t, "Shared title")
 	a := tb.browser
 	if err := chromedp.Do(a, onEveryPage(noEntries), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
@@ -990,16 +923,7 @@ func TestAnEditWithoutAConflictShowsTheNewestTitle(t *testing.T) {
 		if err := chromedp.Do(a, editSavedTitle(mine, title)); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; ; i++ {
-			got, _ := tb.f.store.Finding(bg, seed.ID)
-			if got.Title == title {
-				break
-			}
-			if i > 50 {
-				t.Fatalf("tab A's save of %q: %q; %s", title, got.Title, formSays(a))
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		tb.mustStore(t, seed.ID, "tab A's save of "+title, func(f domain.Finding) bool { return f.Title == title })
 		time.Sleep(300 * time.Millisecond)
 	}
 	if err := chromedp.Do(b, waitText(mine+".saved", "Title T2 from tab A"), tap(mine+`.saved button.edit`), waitText("#form-title", "Edit")); err != nil {
@@ -1050,18 +974,7 @@ func TestALateAckIsNotLaidOverTheConflictsCopy(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
 		t.Fatal(err)
 	}
-	v2 := seed.Version
-	for i := 0; ; i++ {
-		got, _ := tb.f.store.Finding(bg, seed.ID)
-		if got.WhatDone == "Done in tab A" {
-			v2 = got.Version
-			break
-		}
-		if i > 50 {
-			t.Fatalf("tab A's save: %q", got.WhatDone)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	v2 := tb.mustStore(t, seed.ID, "tab A's save", func(f domain.Finding) bool { return f.WhatDone == "Done in tab A" }).Version
 	// Someone else changes What was done on v2 (v3).
 	other := tb.f.mustJoined(t, &tb.w, "SE", "ngo")
 	other.send(t, op(store.WorkshopRoom(tb.w.ID), "other-upd", "finding.update", int64(v2), map[string]any{"id": seed.ID, "fields": map[string]any{"what_done": "Done by someone else"}}))
@@ -1108,7 +1021,6 @@ func TestALateAckIsNotLaidOverTheConflictsCopy(t *testing.T) {
 // B after tab A's op on v2 (v3) was acked: B's form skips tab A's op.
 func TestAnEarlyAckOfALaterCommitIsShownOnTheConflictsCopy(t *testing.T) {
 	tb := MustTablet(t)
-	bg := context.Background()
 	seed, mine := tb.ownFinding(t, "Shared title")
 	a := tb.browser
 	if err := chromedp.Do(a, onEveryPage(holdLink), chromedp.Navigate(tb.page), waitText("#status", "Live"), waitText(mine, "Shared title")); err != nil {
@@ -1128,16 +1040,7 @@ func TestAnEarlyAckOfALaterCommitIsShownOnTheConflictsCopy(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#new-finding button[type=submit]`))); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; ; i++ {
-		got, _ := tb.f.store.Finding(bg, seed.ID)
-		if got.WhatDone == "Done in tab A" {
-			break
-		}
-		if i > 50 {
-			t.Fatalf("tab A's save: %q", got.WhatDone)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	tb.mustStore(t, seed.ID, "tab A's save", func(f domain.Finding) bool { return f.WhatDone == "Done in tab A" })
 	if err := chromedp.Do(a, evalJS(`window.release()`)); err != nil {
 		t.Fatal(err)
 	}
